@@ -1,0 +1,197 @@
+//! Running cargo and reading what it built from its JSON messages, shared by every backend.
+
+pub mod local;
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cargo_metadata::Message;
+
+use crate::error::{Error, Result};
+use crate::plan::Invocation;
+use crate::report::Reporter;
+use crate::signal::Interrupt;
+
+/// What cargo built for the selected binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Built {
+    pub executable: PathBuf,
+    /// cargo reused the executable from an earlier build.
+    pub fresh: bool,
+}
+
+/// Picks the executable of `bin` in the package at `manifest` from cargo's messages. Paths are
+/// never guessed: cargo knows where `--target`, `--profile` and `build.target-dir` put them.
+pub fn find_executable(
+    messages: impl IntoIterator<Item = Message>,
+    manifest: &Path,
+    bin: &str,
+) -> Option<Built> {
+    messages.into_iter().find_map(|message| match message {
+        Message::CompilerArtifact(artifact)
+            if artifact.target.is_bin()
+                && artifact.target.name == bin
+                && artifact.manifest_path.as_std_path() == manifest =>
+        {
+            artifact.executable.map(|exe| Built {
+                executable: exe.into(),
+                fresh: artifact.fresh,
+            })
+        }
+        _ => None,
+    })
+}
+
+/// Runs `cargo build --message-format=json-render-diagnostics`: stdout (JSON) is parsed here,
+/// stderr (status lines, rendered diagnostics) is passed to the user line by line on its own
+/// thread, so neither pipe can fill up and stall cargo.
+pub fn run_cargo(
+    invocation: &Invocation,
+    manifest: &Path,
+    bin: &str,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Built> {
+    reporter.command(invocation);
+    let mut child = invocation
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: invocation.program.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let child = Arc::new(Mutex::new(child));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
+
+    reporter.start_progress();
+    let built = std::thread::scope(|scope| {
+        scope.spawn(|| forward_lines(stderr, reporter));
+        let mut built = None;
+        for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
+            if let Message::CompilerArtifact(artifact) = &message {
+                reporter.progress_crate(&artifact.target.name);
+            }
+            if built.is_none() {
+                built = find_executable([message], manifest, bin);
+            }
+        }
+        built
+    });
+    reporter.finish_progress();
+    done.store(true, Ordering::SeqCst);
+    let status = child
+        .lock()
+        .map_err(|_| anyhow::anyhow!("cargo's process handle was poisoned"))?
+        .wait()
+        .map_err(|e| anyhow::anyhow!("cannot wait for cargo: {e}"))?;
+    drop(watcher);
+    interrupt.check()?;
+    if !status.success() {
+        return Err(Error::Cargo {
+            status,
+            code: status.code(),
+        });
+    }
+    built.ok_or_else(|| Error::NoArtifact(bin.to_string()))
+}
+
+fn forward_lines(stream: impl Read, reporter: &Reporter) {
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+        let text = String::from_utf8_lossy(&line);
+        reporter.cargo_line(text.trim_end_matches(['\n', '\r']));
+        line.clear();
+    }
+}
+
+/// Passes a signal this process received on to cargo (a terminal's Ctrl-C reaches cargo by
+/// itself; a `kill` or a CI runner's SIGTERM reaches only this process).
+fn watch_for_interrupt(
+    child: Arc<Mutex<Child>>,
+    done: Arc<AtomicBool>,
+    interrupt: Interrupt,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !done.load(Ordering::SeqCst) {
+            if let Some(signal) = interrupt.signal() {
+                if let Ok(child) = child.try_lock() {
+                    // SAFETY: kill(2) with a pid this process spawned and has not reaped yet
+                    // (the lock is held, so `wait` has not run).
+                    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+                }
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(lines: &str) -> Vec<Message> {
+        Message::parse_stream(lines.as_bytes()).flatten().collect()
+    }
+
+    fn artifact(name: &str, kind: &str, manifest: &str, exe: Option<&str>) -> String {
+        serde_json::json!({
+            "reason": "compiler-artifact",
+            "package_id": "path+file:///p#0.1.0",
+            "manifest_path": manifest,
+            "target": { "name": name, "kind": [kind], "crate_types": [kind], "src_path": "/p/src/main.rs",
+                        "edition": "2021", "doctest": false, "test": true, "doc": true },
+            "profile": { "opt_level": "3", "debuginfo": 0, "debug_assertions": false,
+                         "overflow_checks": false, "test": false },
+            "features": [],
+            "filenames": [exe.unwrap_or("/t/libx.rlib")],
+            "executable": exe,
+            "fresh": true,
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn the_executable_comes_from_cargo_messages() {
+        let stream = [
+            artifact("serde", "lib", "/reg/serde/Cargo.toml", None),
+            // Same binary name in another package of the workspace.
+            artifact("api", "bin", "/ws/other/Cargo.toml", Some("/t/other-api")),
+            artifact(
+                "api",
+                "bin",
+                "/ws/api/Cargo.toml",
+                Some("/t/x86_64-unknown-linux-gnu/release/api"),
+            ),
+            r#"{"reason":"build-finished","success":true}"#.to_string(),
+        ]
+        .join("\n");
+        let built =
+            find_executable(parse(&stream), Path::new("/ws/api/Cargo.toml"), "api").unwrap();
+        assert_eq!(
+            built.executable,
+            Path::new("/t/x86_64-unknown-linux-gnu/release/api")
+        );
+        assert!(built.fresh);
+    }
+
+    #[test]
+    fn no_artifact_for_the_binary_is_none() {
+        let stream = artifact("serde", "lib", "/reg/serde/Cargo.toml", None);
+        assert_eq!(
+            find_executable(parse(&stream), Path::new("/ws/api/Cargo.toml"), "api"),
+            None
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The command line, shaped like cargo's own: `cargo lambda-build ...` and
+//! `cargo-lambda-build lambda-build ...` both parse, cargo's flags sit under cargo's headings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, ValueEnum};
+
+/// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
+/// subcommand name is the first argument either way.
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
+pub enum Cli {
+    LambdaBuild(BuildArgs),
+}
+
+const LONG_ABOUT: &str = "\
+Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-only runtime \
+`provided.al2023`.
+
+The binary is built for x86_64 (Lambda's default architecture) in the release profile, checked \
+against what provided.al2023 can run (architecture, glibc 2.34, shared libraries) and packaged \
+reproducibly: the same binary always gives the same zip bytes.";
+
+#[derive(Debug, Clone, Args)]
+#[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
+#[command(
+    after_help = "Deploy with: aws lambda create-function --runtime provided.al2023 \
+--handler bootstrap --architectures x86_64 --zip-file fileb://lambda.zip ..."
+)]
+pub struct BuildArgs {
+    /// Write `<outdir>/lambda.zip` with `bootstrap` at its root (without it, `<outdir>/bootstrap`)
+    #[arg(short = 'z', long)]
+    pub zip: bool,
+
+    /// Directory that receives lambda.zip or bootstrap [default: the current directory]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub outdir: Option<PathBuf>,
+
+    /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
+    /// libraries); the failures are printed as warnings
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// Use verbose output (-vv very verbose): prints the commands that are run
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = COMMON)]
+    pub verbose: u8,
+
+    /// Do not print status lines or progress
+    #[arg(short = 'q', long, conflicts_with = "verbose", help_heading = COMMON)]
+    pub quiet: bool,
+
+    /// Coloring
+    #[arg(long, value_enum, value_name = "WHEN", help_heading = COMMON)]
+    pub color: Option<ColorChoice>,
+
+    /// Package with the function's binary
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "SPEC",
+        help_heading = "Package Selection"
+    )]
+    pub package: Option<String>,
+
+    /// The binary to deploy, when the package has several
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
+    pub bin: Option<String>,
+
+    #[command(flatten, next_help_heading = "Feature Selection")]
+    pub features: clap_cargo::Features,
+
+    /// Build artifacts with the specified profile
+    #[arg(long, value_name = "PROFILE-NAME", default_value = "release", help_heading = COMPILATION)]
+    pub profile: String,
+
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY", env = "CARGO_TARGET_DIR", help_heading = COMPILATION)]
+    pub target_dir: Option<PathBuf>,
+
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH", help_heading = MANIFEST)]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long, help_heading = MANIFEST)]
+    pub locked: bool,
+
+    /// Run without accessing the network
+    #[arg(long, help_heading = MANIFEST)]
+    pub offline: bool,
+
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long, help_heading = MANIFEST)]
+    pub frozen: bool,
+}
+
+const COMMON: &str = "Options";
+const COMPILATION: &str = "Compilation Options";
+const MANIFEST: &str = "Manifest Options";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Whether to color stderr: the flag, else whether stderr is a terminal.
+    pub fn resolve(choice: Option<ColorChoice>, stderr_is_terminal: bool) -> bool {
+        match choice {
+            Some(ColorChoice::Always) => true,
+            Some(ColorChoice::Never) => false,
+            Some(ColorChoice::Auto) | None => stderr_is_terminal,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> BuildArgs {
+        let Cli::LambdaBuild(args) = Cli::try_parse_from(args).expect("parses");
+        args
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_as_cargo_subcommand_and_directly() {
+        let via_cargo = parse(&["cargo", "lambda-build", "--zip", "-o", "dist"]);
+        assert!(via_cargo.zip);
+        assert_eq!(via_cargo.outdir, Some(PathBuf::from("dist")));
+        // Cargo execs `cargo-lambda-build lambda-build ...`.
+        let direct = parse(&["cargo-lambda-build", "lambda-build", "-z"]);
+        assert!(direct.zip);
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let args = parse(&["cargo", "lambda-build"]);
+        assert_eq!(args.profile, "release");
+        assert!(!args.zip && !args.no_verify);
+        assert_eq!(args.outdir, None);
+    }
+
+    #[test]
+    fn cargo_flags_are_accepted() {
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "-p",
+            "api",
+            "--bin",
+            "handler",
+            "-F",
+            "a b",
+            "--no-default-features",
+            "--profile",
+            "dev",
+            "--locked",
+            "--offline",
+            "--frozen",
+            "-vv",
+            "--color",
+            "never",
+            "--manifest-path",
+            "x/Cargo.toml",
+        ]);
+        assert_eq!(args.package.as_deref(), Some("api"));
+        assert_eq!(args.bin.as_deref(), Some("handler"));
+        assert_eq!(args.features.features, ["a", "b"]);
+        assert!(args.features.no_default_features);
+        assert_eq!(args.verbose, 2);
+        assert_eq!(args.color, Some(ColorChoice::Never));
+    }
+
+    #[test]
+    fn quiet_and_verbose_conflict() {
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "-q", "-v"]).is_err());
+    }
+}

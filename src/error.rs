@@ -1,0 +1,137 @@
+//! The failures a user can meet, each with its exit code and, where there is one, the fix.
+
+use std::path::PathBuf;
+use std::process::ExitStatus;
+
+use crate::inspect::{InspectError, Problem};
+use crate::package::PackageError;
+
+/// Exit codes, as documented in the README.
+pub mod exit {
+    /// The tool refused or failed: bad input, a failed check, a missing tool.
+    pub const FAILURE: i32 = 1;
+    /// The compiler failed; cargo uses 101 too.
+    pub const COMPILE: i32 = 101;
+    /// Interrupted by SIGINT (128 + 2), as shells report it.
+    pub const SIGINT: i32 = 130;
+    /// Terminated by SIGTERM (128 + 15).
+    pub const SIGTERM: i32 = 143;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not find `Cargo.toml` in `{}` or any parent directory", .0.display())]
+    NoManifest(PathBuf),
+
+    #[error("`--manifest-path` `{}` does not exist", .0.display())]
+    ManifestMissing(PathBuf),
+
+    #[error("cargo could not read the project: {0}")]
+    Metadata(String),
+
+    #[error("package `{0}` has no binary target to deploy")]
+    NoBinary(String),
+
+    #[error("package `{package}` has several binaries ({}); choose one with `--bin`", .names.join(", "))]
+    SeveralBinaries { package: String, names: Vec<String> },
+
+    #[error("package `{package}` has no binary named `{name}`; it has: {}", .names.join(", "))]
+    UnknownBinary {
+        package: String,
+        name: String,
+        names: Vec<String>,
+    },
+
+    #[error("package `{name}` is not in the workspace; it has: {}", .names.join(", "))]
+    UnknownPackage { name: String, names: Vec<String> },
+
+    #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
+    SeveralPackages(Vec<String>),
+
+    #[error("`--outdir` `{}` is a file, not a directory", .0.display())]
+    OutdirIsFile(PathBuf),
+
+    #[error("cannot create `--outdir` `{}`: {source}", .path.display())]
+    CreateOutdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+
+    #[error("`cargo build` failed ({status})")]
+    Cargo {
+        status: ExitStatus,
+        code: Option<i32>,
+    },
+
+    #[error("cargo reported no executable for binary `{0}`")]
+    NoArtifact(String),
+
+    #[error("cannot use `{}` as `bootstrap`: {source}", .path.display())]
+    Inspect { path: PathBuf, source: InspectError },
+
+    /// Every check that failed, so that one run shows all of them.
+    #[error("`{}` would not run on provided.al2023: {}", .path.display(),
+        .problems.iter().map(Problem::message).collect::<Vec<_>>().join("; "))]
+    Incompatible {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+
+    #[error(transparent)]
+    Package(#[from] PackageError),
+
+    #[error("interrupted by {}", if *.0 == exit::SIGTERM { "SIGTERM" } else { "SIGINT" })]
+    Interrupted(i32),
+
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            // cargo's own exit code, 101 for a compile error.
+            Error::Cargo { code, .. } => code.unwrap_or(exit::COMPILE),
+            Error::Interrupted(code) => *code,
+            _ => exit::FAILURE,
+        }
+    }
+
+    /// What to do about it, when the tool knows: one line per fix.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            Error::NoManifest(_) => {
+                "run in your function's crate, or pass `--manifest-path path/to/Cargo.toml`".into()
+            }
+            Error::ManifestMissing(_) => "point `--manifest-path` at an existing Cargo.toml".into(),
+            Error::NoBinary(_) => {
+                "a Lambda function is a binary: add `src/main.rs` or a `[[bin]]` target".into()
+            }
+            Error::SeveralBinaries { names, .. } => format!("for example `--bin {}`", names[0]),
+            Error::UnknownBinary { names, .. } => format!("for example `--bin {}`", names[0]),
+            Error::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
+            Error::SeveralPackages(names) => format!("for example `-p {}`", names[0]),
+            Error::OutdirIsFile(_) => "pass a directory to `--outdir`, or remove the file".into(),
+            Error::Spawn { program, .. } if program.contains("cargo") => {
+                "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"
+                    .into()
+            }
+            Error::Incompatible { problems, .. } => {
+                let mut lines: Vec<String> = problems.iter().map(Problem::help).collect();
+                lines.push("to package it anyway, pass `--no-verify`".into());
+                lines.join("\n")
+            }
+            Error::Inspect { source, .. } => return source.help(),
+            Error::Package(e) => return e.help(),
+            _ => return None,
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

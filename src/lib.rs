@@ -1,0 +1,130 @@
+//! `cargo lambda-build`: a pipeline of stages, one module each.
+//!
+//! config -> project -> plan -> build -> inspect -> package -> report
+
+pub mod arch;
+pub mod build;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod inspect;
+pub mod package;
+pub mod plan;
+pub mod project;
+pub mod report;
+pub mod signal;
+
+use std::path::Path;
+
+use crate::cli::BuildArgs;
+use crate::config::{BuildConfig, Env};
+use crate::error::{Error, Result};
+use crate::package::ZipEntry;
+use crate::plan::Output;
+use crate::report::{Reporter, Summary};
+use crate::signal::Interrupt;
+
+/// Runs one build. Errors are returned, never printed or exited on, so destructors run
+/// (temporary files go away) and `main` alone chooses the exit code.
+pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
+    let interrupt = Interrupt::register()?;
+    let config = BuildConfig::resolve(args, env);
+    let reporter = &Reporter::new(&config);
+
+    // Refuse a bad outdir before spending minutes compiling.
+    if config.outdir.is_file() {
+        return Err(Error::OutdirIsFile(config.outdir.clone()));
+    }
+    let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+
+    let manifest = project::locate_manifest(config.manifest_path.as_deref(), &env.cwd)?;
+    let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
+    let project = project::select(
+        &metadata,
+        &manifest,
+        config.package.as_deref(),
+        config.bin.as_deref(),
+    )?;
+    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd);
+
+    let built = build::local::build(&plan, reporter, &interrupt)?;
+
+    let elf = inspect::inspect(&built.executable).map_err(|source| Error::Inspect {
+        path: built.executable.clone(),
+        source,
+    })?;
+    let problems = inspect::check(&elf, plan.arch);
+    reporter.status(
+        "Checked",
+        format!(
+            "`{}`: {}, glibc {}",
+            project.bin,
+            plan.arch,
+            report::glibc_text(&elf)
+        ),
+    );
+    if !problems.is_empty() {
+        if plan.verify {
+            return Err(Error::Incompatible {
+                path: built.executable,
+                problems,
+            });
+        }
+        for problem in &problems {
+            reporter.warn(format!(
+                "{} (packaged anyway: --no-verify)",
+                problem.message()
+            ));
+        }
+    }
+    interrupt.check()?;
+
+    let staged = package::stage_bootstrap(&built.executable, &plan.staging_dir)?;
+    create_outdir(&config.outdir)?;
+    let artifact = match &plan.output {
+        Output::Zip(path) => {
+            let entries = [ZipEntry {
+                name: "bootstrap".into(),
+                source: staged,
+                mode: 0o755,
+            }];
+            package::write_zip(path, &entries, timestamp)?
+        }
+        Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
+    };
+    if artifact.exceeds_direct_upload() {
+        reporter.warn(format!(
+            "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
+             with `--code S3Bucket=...,S3Key=...`",
+            artifact.path.display(),
+            report::human_size(artifact.size)
+        ));
+    }
+    reporter.status(
+        "Packaged",
+        format!(
+            "{} ({})",
+            plan.output.path().display(),
+            report::human_size(artifact.size)
+        ),
+    );
+
+    let summary = Summary {
+        output: &plan.output,
+        artifact: &artifact,
+        arch: plan.arch,
+        function: &project.bin,
+        package: &project.package,
+        elf: &elf,
+    };
+    report::print_summary(&mut std::io::stdout().lock(), &summary)
+        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    interrupt.check()
+}
+
+fn create_outdir(outdir: &Path) -> Result<()> {
+    std::fs::create_dir_all(outdir).map_err(|source| Error::CreateOutdir {
+        path: outdir.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,984 @@
+//! Packaging: the staged `bootstrap`, the reproducible `lambda.zip`, checksums and Lambda's size
+//! limits.
+//!
+//! Every final artifact is written to a temporary file beside it and renamed into place: a failed
+//! or interrupted run leaves the previous artifact intact, never a half-written one.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+use tempfile::NamedTempFile;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, DateTime, System, ZipWriter};
+
+/// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has to
+/// go through S3, so the caller warns.
+pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
+
+/// Lambda refuses a function whose code, layers included, is over 250 MB (262,144,000 bytes)
+/// unzipped.
+pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
+
+/// Lambda runs the executable named `bootstrap` at the root of `/var/task` on `provided.al2023`.
+const BOOTSTRAP: &str = "bootstrap";
+
+/// The reproducible-builds.org convention for a build's fixed clock.
+const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
+
+/// Deflate level pinned so a change of the `zip` crate's default cannot change the bytes.
+const DEFLATE_LEVEL: i64 = 6;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PackageError {
+    #[error("cannot read `{}`: {}", .path.display(), describe(.error))]
+    Read { path: PathBuf, error: io::Error },
+
+    #[error("cannot write `{}`: {}", .path.display(), describe(.error))]
+    Write { path: PathBuf, error: io::Error },
+
+    #[error("cannot write `{}`: {message}", .path.display())]
+    Zip { path: PathBuf, message: String },
+
+    #[error("cannot package `{}`: not a regular file", .path.display())]
+    NotAFile { path: PathBuf },
+
+    #[error("cannot package `{name}` in the zip: {reason}")]
+    InvalidEntry { name: String, reason: &'static str },
+
+    #[error(
+        "the function is {} unzipped ({size} bytes), over Lambda's limit of {} ({limit} bytes) \
+         for a function and its layers",
+        mb(*.size),
+        mb(*.limit)
+    )]
+    TooLarge { size: u64, limit: u64 },
+
+    #[error(
+        "`{SOURCE_DATE_EPOCH}` must be a whole number of seconds since 1970-01-01 UTC, not `{value}`"
+    )]
+    InvalidSourceDateEpoch { value: String },
+}
+
+impl PackageError {
+    /// A one-line fix, for the caller to print after "help: ".
+    #[must_use]
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Self::Write { path, error } if error.kind() == io::ErrorKind::PermissionDenied => {
+                Some(format!(
+                    "make `{}` writable, or choose another directory with `--outdir`",
+                    parent_dir(path).display()
+                ))
+            }
+            Self::Write { error, .. } if error.kind() == io::ErrorKind::StorageFull => {
+                Some("free some disk space and run again".to_owned())
+            }
+            Self::TooLarge { .. } => Some(
+                "shrink the binary (`strip = true` and `lto = true` under `[profile.release]`), \
+                 or deploy a container image instead, which Lambda allows up to 10 GB"
+                    .to_owned(),
+            ),
+            Self::InvalidSourceDateEpoch { .. } => Some(format!(
+                "set it with `export {SOURCE_DATE_EPOCH}=$(git log -1 --format=%ct)`, or unset it"
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// One file for the zip. `name` is a relative path with '/' separators.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipEntry {
+    pub name: String,
+    pub source: PathBuf,
+    /// Permission bits: Lambda wants 755 for executables, 644 for other files.
+    pub mode: u32,
+}
+
+/// A final artifact as written: what to report and to compare with Lambda's `CodeSha256`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Artifact {
+    pub path: PathBuf,
+    pub size: u64,
+    pub unzipped_size: u64,
+    pub sha256: [u8; 32],
+}
+
+impl Artifact {
+    #[must_use]
+    pub fn sha256_hex(&self) -> String {
+        use std::fmt::Write as _;
+        self.sha256
+            .iter()
+            .fold(String::with_capacity(64), |mut hex, byte| {
+                let _ = write!(hex, "{byte:02x}");
+                hex
+            })
+    }
+
+    /// Lambda reports a function's `CodeSha256` as the base64 of the zip's SHA-256.
+    #[must_use]
+    pub fn code_sha256(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.sha256)
+    }
+
+    /// Over 50 MB the zip must be uploaded through S3.
+    #[must_use]
+    pub fn exceeds_direct_upload(&self) -> bool {
+        self.size > DIRECT_UPLOAD_LIMIT
+    }
+}
+
+/// The one timestamp of every zip entry, so that the same input gives the same bytes: from
+/// `SOURCE_DATE_EPOCH` when set, else 1980-01-01 00:00:00, the earliest date a zip can hold.
+pub fn zip_timestamp_from_env() -> Result<DateTime, PackageError> {
+    match std::env::var(SOURCE_DATE_EPOCH) {
+        Ok(value) => zip_timestamp_from(Some(&value)),
+        Err(std::env::VarError::NotPresent) => zip_timestamp_from(None),
+        Err(std::env::VarError::NotUnicode(value)) => Err(PackageError::InvalidSourceDateEpoch {
+            value: value.to_string_lossy().into_owned(),
+        }),
+    }
+}
+
+/// The timestamp for a `SOURCE_DATE_EPOCH` value read by the caller; empty counts as unset, as CI
+/// systems often export the variable empty, and a negative value is clamped to 1980.
+pub fn zip_timestamp_from(value: Option<&str>) -> Result<DateTime, PackageError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(DateTime::DEFAULT);
+    };
+    let seconds: i128 = value
+        .parse()
+        .map_err(|_| PackageError::InvalidSourceDateEpoch {
+            value: value.to_owned(),
+        })?;
+    Ok(zip_timestamp(
+        u64::try_from(seconds.max(0)).unwrap_or(u64::MAX),
+    ))
+}
+
+/// A zip (DOS) timestamp holds 1980-01-01 to 2107-12-31 in two-second steps, with no time zone:
+/// the time is taken as UTC, clamped to that range and rounded down to an even second.
+#[must_use]
+pub fn zip_timestamp(epoch_seconds: u64) -> DateTime {
+    let (year, month, day) = civil_from_days(epoch_seconds / 86_400);
+    let secs = epoch_seconds % 86_400;
+    let (hour, minute, second) = (
+        (secs / 3600) as u8,
+        (secs / 60 % 60) as u8,
+        (secs % 60) as u8,
+    );
+    let (year, month, day, hour, minute, second) = match year {
+        ..1980 => return DateTime::DEFAULT,
+        1980..=2107 => (year as u16, month, day, hour, minute, second),
+        _ => (2107, 12, 31, 23, 59, 58),
+    };
+    DateTime::from_date_and_time(year, month, day, hour, minute, second)
+        .unwrap_or(DateTime::DEFAULT)
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(days: u64) -> (u64, u8, u8) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u8;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u8;
+    (yoe + era * 400 + u64::from(month <= 2), month, day)
+}
+
+/// Copies the built executable to `staging_dir/bootstrap`, executable (755) as Lambda requires.
+pub fn stage_bootstrap(executable: &Path, staging_dir: &Path) -> Result<PathBuf, PackageError> {
+    write_file(&staging_dir.join(BOOTSTRAP), executable, 0o755).map(|artifact| artifact.path)
+}
+
+/// Copies `source` to `dest` with `mode`, atomically; creates `dest`'s directory.
+pub fn write_file(dest: &Path, source: &Path, mode: u32) -> Result<Artifact, PackageError> {
+    let mut input = open(source)?;
+    let mut tmp = temp_beside(dest)?;
+    let mut hasher = Sha256::new();
+    let size = copy(
+        &mut input,
+        source,
+        tmp.as_file_mut(),
+        dest,
+        Some(&mut hasher),
+    )?;
+    persist(tmp, dest, mode)?;
+    Ok(Artifact {
+        path: dest.to_path_buf(),
+        size,
+        unzipped_size: size,
+        sha256: hasher.finalize().into(),
+    })
+}
+
+/// Writes a zip that Lambda can run and that depends only on the entries' names, modes and
+/// contents: `bootstrap` first, the rest sorted, Unix modes, deflate, one timestamp, no extra
+/// fields (no on-disk mtimes, uids or gids). Creates `dest`'s directory.
+pub fn write_zip(
+    dest: &Path,
+    entries: &[ZipEntry],
+    timestamp: DateTime,
+) -> Result<Artifact, PackageError> {
+    let entries = ordered(entries)?;
+    let mut declared = 0u64;
+    for entry in &entries {
+        let metadata = fs::metadata(&entry.source).map_err(|e| read_error(&entry.source, e))?;
+        if !metadata.is_file() {
+            return Err(PackageError::NotAFile {
+                path: entry.source.clone(),
+            });
+        }
+        declared = declared.saturating_add(metadata.len());
+    }
+    check_unzipped_size(declared)?;
+
+    let mut tmp = temp_beside(dest)?;
+    let options = SimpleFileOptions::default()
+        .compression_method(CompressionMethod::Deflated)
+        .compression_level(Some(DEFLATE_LEVEL))
+        .system(System::Unix)
+        .last_modified_time(timestamp);
+    let mut zip = ZipWriter::new(BufWriter::new(tmp.as_file_mut()));
+    let mut unzipped_size = 0u64;
+    for entry in &entries {
+        let mut input = open(&entry.source)?;
+        zip.start_file(entry.name.as_str(), options.unix_permissions(entry.mode))
+            .map_err(|e| zip_error(dest, e))?;
+        unzipped_size += copy(&mut input, &entry.source, &mut zip, dest, None)?;
+    }
+    zip.finish()
+        .map_err(|e| zip_error(dest, e))?
+        .flush()
+        .map_err(|e| write_error(dest, e))?;
+    // A file that grew after the first check must not slip past the limit.
+    check_unzipped_size(unzipped_size)?;
+
+    let file = tmp.as_file_mut();
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| write_error(dest, e))?;
+    let mut hasher = Sha256::new();
+    let size = copy(file, dest, &mut io::sink(), dest, Some(&mut hasher))?;
+    persist(tmp, dest, 0o644)?;
+    Ok(Artifact {
+        path: dest.to_path_buf(),
+        size,
+        unzipped_size,
+        sha256: hasher.finalize().into(),
+    })
+}
+
+/// Validates names and orders entries: `bootstrap` first, then by name.
+fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
+    let invalid = |entry: &ZipEntry, reason| PackageError::InvalidEntry {
+        name: entry.name.clone(),
+        reason,
+    };
+    let mut sorted: Vec<&ZipEntry> = entries.iter().collect();
+    sorted.sort_by(|a, b| (a.name != BOOTSTRAP, &a.name).cmp(&(b.name != BOOTSTRAP, &b.name)));
+    for entry in &sorted {
+        if entry.name.contains('\\')
+            || entry
+                .name
+                .split('/')
+                .any(|part| matches!(part, "" | "." | ".."))
+        {
+            return Err(invalid(
+                entry,
+                "names must be relative paths with `/` separators and no `.` or `..` parts, \
+                 as Lambda extracts the zip into /var/task",
+            ));
+        }
+        if entry.name == BOOTSTRAP && entry.mode & 0o111 == 0 {
+            return Err(invalid(
+                entry,
+                "Lambda only starts an executable `bootstrap` (mode 755)",
+            ));
+        }
+    }
+    if let Some(pair) = sorted.windows(2).find(|pair| pair[0].name == pair[1].name) {
+        return Err(invalid(pair[0], "two entries have this name"));
+    }
+    Ok(sorted)
+}
+
+fn check_unzipped_size(size: u64) -> Result<(), PackageError> {
+    if size > UNZIPPED_LIMIT {
+        return Err(PackageError::TooLarge {
+            size,
+            limit: UNZIPPED_LIMIT,
+        });
+    }
+    Ok(())
+}
+
+fn open(path: &Path) -> Result<File, PackageError> {
+    File::open(path).map_err(|e| read_error(path, e))
+}
+
+/// Copies `input` to `output`, hashing what passes through; errors name the side that failed.
+fn copy(
+    input: &mut impl Read,
+    input_path: &Path,
+    output: &mut impl Write,
+    output_path: &Path,
+    mut hasher: Option<&mut Sha256>,
+) -> Result<u64, PackageError> {
+    let mut buf = vec![0; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_error(input_path, e)),
+        };
+        if let Some(hasher) = hasher.as_deref_mut() {
+            hasher.update(&buf[..n]);
+        }
+        output
+            .write_all(&buf[..n])
+            .map_err(|e| write_error(output_path, e))?;
+        total += n as u64;
+    }
+}
+
+/// The temporary file lives beside `dest` so that the final rename stays within one file system,
+/// where it is atomic. Dropping it removes it.
+fn temp_beside(dest: &Path) -> Result<NamedTempFile, PackageError> {
+    let dir = parent_dir(dest);
+    fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| write_error(dest, e))
+}
+
+/// Makes the content durable before it becomes visible under `dest`, in one rename.
+fn persist(tmp: NamedTempFile, dest: &Path, mode: u32) -> Result<(), PackageError> {
+    set_mode(tmp.as_file(), mode).map_err(|e| write_error(dest, e))?;
+    tmp.as_file().sync_all().map_err(|e| write_error(dest, e))?;
+    // On failure the temporary file comes back inside the error and is removed on drop.
+    tmp.persist(dest).map_err(|e| write_error(dest, e.error))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_mode(file: &File, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(fs::Permissions::from_mode(mode))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &File, _: u32) -> io::Result<()> {
+    Ok(())
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+fn read_error(path: &Path, error: io::Error) -> PackageError {
+    PackageError::Read {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn write_error(path: &Path, error: io::Error) -> PackageError {
+    PackageError::Write {
+        path: path.to_path_buf(),
+        error,
+    }
+}
+
+fn zip_error(path: &Path, error: zip::result::ZipError) -> PackageError {
+    match error {
+        zip::result::ZipError::Io(error) => write_error(path, error),
+        other => PackageError::Zip {
+            path: path.to_path_buf(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// "Permission denied (os error 13)" -> "permission denied".
+fn describe(error: &io::Error) -> String {
+    let text = error.to_string();
+    let text = text.split(" (os error").next().unwrap_or_default();
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|first| first.to_lowercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// Sizes as AWS states its limits: 1 MB = 1,048,576 bytes.
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::process::{Command, Stdio};
+
+    /// 2023-11-14 22:13:20 UTC.
+    const EPOCH: u64 = 1_700_000_000;
+
+    fn dt(y: u16, mo: u8, d: u8, h: u8, mi: u8, s: u8) -> DateTime {
+        DateTime::from_date_and_time(y, mo, d, h, mi, s).unwrap()
+    }
+
+    fn bootstrap_bytes() -> Vec<u8> {
+        let mut bytes = b"\x7fELF\x02\x01\x01".to_vec();
+        bytes.extend((0..100_000u32).map(|i| (i % 251) as u8));
+        bytes
+    }
+
+    /// Sources in `dir/src`, listed out of order, with modes on disk unlike the ones requested.
+    fn fixture(dir: &Path) -> Vec<ZipEntry> {
+        let src = dir.join("src");
+        fs::create_dir_all(src.join("lib")).unwrap();
+        let files: [(&str, &[u8], u32); 4] = [
+            ("lib/libfoo.so", b"not really a library", 0o755),
+            ("config/app.json", b"{\"a\": 1}\n", 0o644),
+            ("bootstrap", &bootstrap_bytes(), 0o755),
+            ("VERSION", b"1.2.3\n", 0o644),
+        ];
+        files
+            .into_iter()
+            .map(|(name, content, mode)| {
+                let source = src.join(name.replace('/', "_"));
+                fs::write(&source, content).unwrap();
+                ZipEntry {
+                    name: name.to_owned(),
+                    source,
+                    mode,
+                }
+            })
+            .collect()
+    }
+
+    const EXPECTED: [(&str, u32); 4] = [
+        ("bootstrap", 0o100_755),
+        ("VERSION", 0o100_644),
+        ("config/app.json", 0o100_644),
+        ("lib/libfoo.so", 0o100_755),
+    ];
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn u16_at(b: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([b[at], b[at + 1]])
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// Walks the central directory and each local header by hand.
+    struct RawEntry {
+        name: String,
+        made_by_system: u8,
+        flags: u16,
+        method: u16,
+        time: u16,
+        date: u16,
+        external: u32,
+        central_extra: u16,
+        local_extra: u16,
+    }
+
+    fn raw_entries(bytes: &[u8]) -> Vec<RawEntry> {
+        let eocd = bytes.len() - 22;
+        assert_eq!(
+            u32_at(bytes, eocd),
+            0x0605_4b50,
+            "no archive comment expected"
+        );
+        assert_ne!(u32_at(bytes, eocd - 20), 0x0706_4b50, "no zip64 locator");
+        let count = u16_at(bytes, eocd + 10) as usize;
+        let mut at = u32_at(bytes, eocd + 16) as usize;
+        (0..count)
+            .map(|_| {
+                assert_eq!(u32_at(bytes, at), 0x0201_4b50);
+                let name_len = u16_at(bytes, at + 28) as usize;
+                let central_extra = u16_at(bytes, at + 30);
+                let comment_len = u16_at(bytes, at + 32) as usize;
+                let local = u32_at(bytes, at + 42) as usize;
+                assert_eq!(u32_at(bytes, local), 0x0403_4b50);
+                let entry = RawEntry {
+                    name: String::from_utf8(bytes[at + 46..at + 46 + name_len].to_vec()).unwrap(),
+                    made_by_system: bytes[at + 5],
+                    flags: u16_at(bytes, at + 8),
+                    method: u16_at(bytes, at + 10),
+                    time: u16_at(bytes, at + 12),
+                    date: u16_at(bytes, at + 14),
+                    external: u32_at(bytes, at + 38),
+                    central_extra,
+                    local_extra: u16_at(bytes, local + 28),
+                };
+                assert_eq!(u16_at(bytes, local + 10), entry.time);
+                assert_eq!(u16_at(bytes, local + 12), entry.date);
+                at += 46 + name_len + central_extra as usize + comment_len;
+                entry
+            })
+            .collect()
+    }
+
+    /// Whether `tool` runs; when it does not, fails under LAMBDA_BUILD_TEST_REQUIRE_ALL=1.
+    fn have(tool: &str, probe: &str) -> bool {
+        let found = Command::new(tool)
+            .arg(probe)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok();
+        if !found {
+            let required =
+                std::env::var_os("LAMBDA_BUILD_TEST_REQUIRE_ALL").is_some_and(|v| v == "1");
+            assert!(
+                !required,
+                "`{tool}` is required (LAMBDA_BUILD_TEST_REQUIRE_ALL=1)"
+            );
+            eprintln!(
+                "skipped: `{tool}` not found; set LAMBDA_BUILD_TEST_REQUIRE_ALL=1 to fail instead"
+            );
+        }
+        found
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn zip_layout_names_modes_order_timestamp_method() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let dest = dir.path().join("out/lambda.zip");
+        let artifact = write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+
+        let mut archive = zip::ZipArchive::new(File::open(&dest).unwrap()).unwrap();
+        let mut unzipped = 0;
+        for (i, (name, mode)) in EXPECTED.into_iter().enumerate() {
+            let mut file = archive.by_index(i).unwrap();
+            assert_eq!(file.name().unwrap(), name);
+            assert_eq!(file.unix_mode(), Some(mode), "{name}");
+            assert_eq!(file.last_modified(), Some(dt(2023, 11, 14, 22, 13, 20)));
+            assert_eq!(file.compression(), CompressionMethod::Deflated);
+            let mut content = Vec::new();
+            file.read_to_end(&mut content).unwrap();
+            let source = &entries.iter().find(|e| e.name == name).unwrap().source;
+            assert_eq!(content, fs::read(source).unwrap(), "{name}");
+            unzipped += content.len() as u64;
+        }
+        assert_eq!(archive.len(), EXPECTED.len());
+
+        let bytes = fs::read(&dest).unwrap();
+        assert_eq!(artifact.path, dest);
+        assert_eq!(artifact.size, bytes.len() as u64);
+        assert_eq!(artifact.unzipped_size, unzipped);
+        assert_eq!(artifact.sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        assert!(!artifact.exceeds_direct_upload());
+        assert_eq!(mode_of(&dest), 0o644);
+        assert_eq!(listing(dest.parent().unwrap()), ["lambda.zip"]);
+    }
+
+    #[test]
+    fn zip_has_no_extra_fields_and_unix_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("lambda.zip");
+        write_zip(&dest, &fixture(dir.path()), zip_timestamp(EPOCH)).unwrap();
+        let raw = raw_entries(&fs::read(&dest).unwrap());
+        let stamp = zip_timestamp(EPOCH);
+        let names: Vec<_> = raw.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, EXPECTED.map(|(name, _)| name));
+        for (entry, (_, mode)) in raw.iter().zip(EXPECTED) {
+            assert_eq!(
+                (entry.central_extra, entry.local_extra),
+                (0, 0),
+                "{}",
+                entry.name
+            );
+            assert_eq!(entry.made_by_system, 3, "made by Unix");
+            assert_eq!(entry.flags & 0x8, 0, "no data descriptor");
+            assert_eq!(entry.method, 8, "deflate");
+            assert_eq!(
+                (entry.date, entry.time),
+                (stamp.datepart(), stamp.timepart())
+            );
+            assert_eq!(entry.external >> 16, mode);
+        }
+    }
+
+    #[test]
+    fn zip_is_deterministic_whatever_the_files_on_disk_say() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let first = dir.path().join("a/lambda.zip");
+        let second = dir.path().join("b/lambda.zip");
+        let a = write_zip(&first, &entries, zip_timestamp(EPOCH)).unwrap();
+        let b = write_zip(&second, &entries, zip_timestamp(EPOCH)).unwrap();
+        assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
+        assert_eq!(a.sha256, b.sha256);
+
+        // Touch and chmod the sources, reorder the list: same bytes.
+        for entry in &entries {
+            let file = File::options().write(true).open(&entry.source).unwrap();
+            file.set_modified(
+                std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_234_567_890),
+            )
+            .unwrap();
+            set_mode(&file, 0o600).unwrap();
+        }
+        let reversed: Vec<ZipEntry> = entries.iter().rev().cloned().collect();
+        let c = write_zip(&second, &reversed, zip_timestamp(EPOCH)).unwrap();
+        assert_eq!(fs::read(&first).unwrap(), fs::read(&second).unwrap());
+        assert_eq!(a.code_sha256(), c.code_sha256());
+
+        // The timestamp is part of the bytes.
+        let d = write_zip(&second, &entries, zip_timestamp(EPOCH + 2)).unwrap();
+        assert_ne!(a.sha256, d.sha256);
+    }
+
+    #[test]
+    fn python_zipfile_reads_it_back() {
+        if !have("python3", "--version") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("lambda.zip");
+        write_zip(&dest, &fixture(dir.path()), zip_timestamp(EPOCH)).unwrap();
+        let script = "import json, sys, zipfile\n\
+            with zipfile.ZipFile(sys.argv[1]) as z:\n\
+            \x20   print(json.dumps({'entries': [[i.filename, i.external_attr >> 16, list(i.date_time), \
+            i.compress_type, len(i.extra)] for i in z.infolist()], 'bad': z.testzip()}))\n";
+        let output = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&dest)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let got: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let expected: Vec<_> = EXPECTED
+            .iter()
+            .map(|(name, mode)| serde_json::json!([name, mode, [2023, 11, 14, 22, 13, 20], 8, 0]))
+            .collect();
+        assert_eq!(got, serde_json::json!({ "entries": expected, "bad": null }));
+    }
+
+    #[test]
+    fn info_zip_unzip_tests_and_extracts_an_executable_bootstrap() {
+        if !have("unzip", "-v") {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("lambda.zip");
+        write_zip(&dest, &fixture(dir.path()), zip_timestamp(EPOCH)).unwrap();
+        let output = Command::new("unzip").arg("-t").arg(&dest).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("No errors detected"), "{stdout}");
+
+        let task = dir.path().join("task");
+        let status = Command::new("unzip")
+            .arg("-q")
+            .arg(&dest)
+            .arg("-d")
+            .arg(&task)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(mode_of(&task.join("bootstrap")), 0o755);
+        assert_eq!(mode_of(&task.join("VERSION")), 0o644);
+        assert_eq!(fs::read(task.join("bootstrap")).unwrap(), bootstrap_bytes());
+    }
+
+    #[test]
+    fn failed_write_keeps_the_previous_zip_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        let dest = out.join("lambda.zip");
+        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let before = fs::read(&dest).unwrap();
+
+        let missing = dir.path().join("src/missing");
+        entries.push(ZipEntry {
+            name: "missing".into(),
+            source: missing.clone(),
+            mode: 0o644,
+        });
+        let err = write_zip(&dest, &entries, DateTime::DEFAULT).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read `{}`: no such file or directory",
+                missing.display()
+            )
+        );
+        assert_eq!(fs::read(&dest).unwrap(), before);
+        assert_eq!(listing(&out), ["lambda.zip"]);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn read_failure_mid_zip_keeps_the_previous_zip_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = fixture(dir.path());
+        let dest = dir.path().join("out/lambda.zip");
+        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let before = fs::read(&dest).unwrap();
+
+        // A regular file by its metadata whose first read fails (EIO), after `bootstrap` is written.
+        entries.push(ZipEntry {
+            name: "zz".into(),
+            source: "/proc/self/mem".into(),
+            mode: 0o644,
+        });
+        let err = write_zip(&dest, &entries, DateTime::DEFAULT).unwrap_err();
+        assert!(
+            matches!(err, PackageError::Read { ref path, .. } if path == Path::new("/proc/self/mem")),
+            "{err}"
+        );
+        assert_eq!(fs::read(&dest).unwrap(), before);
+        assert_eq!(listing(dest.parent().unwrap()), ["lambda.zip"]);
+    }
+
+    #[test]
+    fn failed_rename_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        let dest = out.join("lambda.zip");
+        fs::create_dir_all(dest.join("occupied")).unwrap();
+        let err = write_zip(&dest, &entries, DateTime::DEFAULT).unwrap_err();
+        assert!(
+            matches!(err, PackageError::Write { ref path, .. } if *path == dest),
+            "{err}"
+        );
+        assert_eq!(listing(&out), ["lambda.zip"]);
+        assert_eq!(listing(&dest), ["occupied"]);
+    }
+
+    #[test]
+    fn over_the_unzipped_limit_is_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        let dest = out.join("lambda.zip");
+        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let before = fs::read(&dest).unwrap();
+
+        let big = dir.path().join("src/big");
+        File::create(&big).unwrap().set_len(UNZIPPED_LIMIT).unwrap(); // sparse
+        entries.push(ZipEntry {
+            name: "big".into(),
+            source: big,
+            mode: 0o644,
+        });
+        let err = write_zip(&dest, &entries, DateTime::DEFAULT).unwrap_err();
+        let PackageError::TooLarge { size, limit } = err else {
+            panic!("{err}")
+        };
+        assert_eq!(limit, 262_144_000);
+        assert!(size > limit);
+        let message = err.to_string();
+        assert!(
+            message.contains("250.0 MB") && message.contains("262144000 bytes"),
+            "{message}"
+        );
+        assert!(err.help().unwrap().contains("strip = true"));
+        assert_eq!(fs::read(&dest).unwrap(), before);
+        assert_eq!(listing(&out), ["lambda.zip"]);
+
+        // Nothing at all when there was no previous zip.
+        let fresh = dir.path().join("fresh/lambda.zip");
+        assert!(write_zip(&fresh, &entries, DateTime::DEFAULT).is_err());
+        assert!(!fresh.parent().unwrap().exists());
+    }
+
+    #[test]
+    fn limits_are_lambdas() {
+        assert!(check_unzipped_size(UNZIPPED_LIMIT).is_ok());
+        assert!(check_unzipped_size(UNZIPPED_LIMIT + 1).is_err());
+        let artifact = |size| Artifact {
+            path: PathBuf::new(),
+            size,
+            unzipped_size: size,
+            sha256: [0; 32],
+        };
+        assert!(!artifact(52_428_800).exceeds_direct_upload());
+        assert!(artifact(52_428_801).exceeds_direct_upload());
+    }
+
+    #[test]
+    fn invalid_entries_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out/lambda.zip");
+        let source = dir.path().join("f");
+        fs::write(&source, b"x").unwrap();
+        let entry = |name: &str, mode| ZipEntry {
+            name: name.into(),
+            source: source.clone(),
+            mode,
+        };
+        for name in ["", "/abs", "../up", "a/../b", "./a", "a//b", "a/", "a\\b"] {
+            let err = write_zip(&dest, &[entry(name, 0o644)], DateTime::DEFAULT).unwrap_err();
+            assert!(
+                matches!(err, PackageError::InvalidEntry { .. }),
+                "{name:?}: {err}"
+            );
+        }
+        let twice = [entry("a", 0o644), entry("a", 0o755)];
+        assert!(matches!(
+            write_zip(&dest, &twice, DateTime::DEFAULT),
+            Err(PackageError::InvalidEntry { .. })
+        ));
+        let err = write_zip(&dest, &[entry("bootstrap", 0o644)], DateTime::DEFAULT).unwrap_err();
+        assert!(err.to_string().contains("executable `bootstrap`"), "{err}");
+        assert!(!dest.parent().unwrap().exists());
+
+        let err = write_zip(
+            &dest,
+            &[entry("dir", 0o644)].map(|e| ZipEntry {
+                source: dir.path().into(),
+                ..e
+            }),
+            DateTime::DEFAULT,
+        )
+        .unwrap_err();
+        assert!(matches!(err, PackageError::NotAFile { .. }), "{err}");
+    }
+
+    #[test]
+    fn zip_timestamp_converts_and_clamps() {
+        assert_eq!(zip_timestamp(0), DateTime::DEFAULT);
+        assert_eq!(zip_timestamp(315_532_799), DateTime::DEFAULT);
+        assert_eq!(zip_timestamp(315_532_800), dt(1980, 1, 1, 0, 0, 0));
+        assert_eq!(zip_timestamp(EPOCH), dt(2023, 11, 14, 22, 13, 20));
+        assert_eq!(
+            zip_timestamp(EPOCH + 1),
+            dt(2023, 11, 14, 22, 13, 20),
+            "two-second steps"
+        );
+        assert_eq!(zip_timestamp(951_782_400), dt(2000, 2, 29, 0, 0, 0));
+        assert_eq!(zip_timestamp(4_354_819_199), dt(2107, 12, 31, 23, 59, 58));
+        assert_eq!(zip_timestamp(4_354_819_200), dt(2107, 12, 31, 23, 59, 58));
+        assert_eq!(zip_timestamp(u64::MAX), dt(2107, 12, 31, 23, 59, 58));
+    }
+
+    #[test]
+    fn source_date_epoch_parsing() {
+        assert_eq!(zip_timestamp_from(None).unwrap(), DateTime::DEFAULT);
+        assert_eq!(zip_timestamp_from(Some("")).unwrap(), DateTime::DEFAULT);
+        assert_eq!(
+            zip_timestamp_from(Some("1700000000")).unwrap(),
+            zip_timestamp(EPOCH)
+        );
+        assert_eq!(
+            zip_timestamp_from(Some(" 1700000000\n")).unwrap(),
+            zip_timestamp(EPOCH)
+        );
+        assert_eq!(zip_timestamp_from(Some("-5")).unwrap(), DateTime::DEFAULT);
+        assert_eq!(
+            zip_timestamp_from(Some("99999999999999999999999")).unwrap(),
+            zip_timestamp(u64::MAX)
+        );
+        for bad in ["abc", "1.5", "17e8", "0x10"] {
+            let err = zip_timestamp_from(Some(bad)).unwrap_err();
+            assert!(
+                err.to_string().starts_with("`SOURCE_DATE_EPOCH` must be"),
+                "{err}"
+            );
+            assert!(err.to_string().contains(bad), "{err}");
+            assert!(err.help().is_some());
+        }
+    }
+
+    #[test]
+    fn stage_bootstrap_is_an_executable_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let executable = dir.path().join("my-function");
+        fs::write(&executable, bootstrap_bytes()).unwrap();
+        set_mode(&File::open(&executable).unwrap(), 0o644).unwrap();
+        let staging = dir.path().join("target/lambda/x86_64");
+        for _ in 0..2 {
+            let staged = stage_bootstrap(&executable, &staging).unwrap();
+            assert_eq!(staged, staging.join("bootstrap"));
+            assert_eq!(mode_of(&staged), 0o755);
+            assert_eq!(fs::read(&staged).unwrap(), bootstrap_bytes());
+            assert_eq!(listing(&staging), ["bootstrap"]);
+        }
+    }
+
+    #[test]
+    fn write_file_describes_what_it_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("empty");
+        fs::write(&source, b"").unwrap();
+        let dest = dir.path().join("out/bootstrap");
+        let artifact = write_file(&dest, &source, 0o755).unwrap();
+        assert_eq!((artifact.size, artifact.unzipped_size), (0, 0));
+        assert_eq!(
+            artifact.sha256_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            artifact.code_sha256(),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+        assert_eq!(mode_of(&dest), 0o755);
+
+        let err = write_file(&dest, &dir.path().join("nope"), 0o755).unwrap_err();
+        assert!(
+            err.to_string().ends_with("`: no such file or directory"),
+            "{err}"
+        );
+        assert_eq!(listing(dest.parent().unwrap()), ["bootstrap"]);
+    }
+
+    #[test]
+    fn error_messages_are_lower_case_and_help_where_it_can() {
+        let err = write_error(Path::new("/x/lambda.zip"), io::Error::from_raw_os_error(13));
+        assert_eq!(
+            err.to_string(),
+            "cannot write `/x/lambda.zip`: permission denied"
+        );
+        assert_eq!(
+            err.help().unwrap(),
+            "make `/x` writable, or choose another directory with `--outdir`"
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Stdout carries the result; stderr carries status lines (cargo's style: the verb right-aligned
+//! to 12 columns), cargo's own output, warnings and the progress display.
+
+use std::fmt::Display;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::arch::Arch;
+use crate::config::{BuildConfig, Verbosity};
+use crate::error::Error;
+use crate::inspect::ElfReport;
+use crate::package::Artifact;
+use crate::plan::{Invocation, Output};
+
+const GREEN_BOLD: &str = "\x1b[1;32m";
+const CYAN_BOLD: &str = "\x1b[1;36m";
+const YELLOW_BOLD: &str = "\x1b[1;33m";
+const RED_BOLD: &str = "\x1b[1;31m";
+const RESET: &str = "\x1b[0m";
+
+pub struct Reporter {
+    verbosity: Verbosity,
+    color: bool,
+    progress_enabled: bool,
+    /// While cargo compiles, lines go above the bar so it is not torn.
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Reporter {
+    pub fn new(config: &BuildConfig) -> Reporter {
+        Reporter {
+            verbosity: config.verbosity,
+            color: config.color,
+            progress_enabled: config.progress,
+            bar: Mutex::new(None),
+        }
+    }
+
+    fn paint(&self, style: &str, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    }
+
+    /// Writes one line to stderr, above the progress bar when there is one.
+    fn line(&self, text: &str) {
+        match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(bar) => bar.println(text),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
+        }
+    }
+
+    pub fn status(&self, verb: &str, message: impl Display) {
+        if self.verbosity != Verbosity::Quiet {
+            self.line(&format!(
+                "{} {message}",
+                self.paint(GREEN_BOLD, &format!("{verb:>12}"))
+            ));
+        }
+    }
+
+    pub fn warn(&self, message: impl Display) {
+        self.line(&format!(
+            "{}: {message}",
+            self.paint(YELLOW_BOLD, "warning")
+        ));
+    }
+
+    /// `-v` shows every command as shell words, ready to copy.
+    pub fn command(&self, invocation: &Invocation) {
+        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+            self.line(&format!(
+                "{} `{invocation}`",
+                self.paint(CYAN_BOLD, &format!("{:>12}", "Running"))
+            ));
+        }
+    }
+
+    /// A line cargo wrote to its stderr (status lines and rendered diagnostics), passed on as is.
+    pub fn cargo_line(&self, line: &str) {
+        self.line(line);
+    }
+
+    /// A spinner counting the crates built so far; nothing when stderr is not a terminal or in CI.
+    pub fn start_progress(&self) {
+        if !self.progress_enabled {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>12.cyan.bold} {spinner} {pos} crates compiled {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix("Building");
+        bar.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    pub fn progress_crate(&self, name: &str) {
+        if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            bar.inc(1);
+            bar.set_message(name.to_string());
+        }
+    }
+
+    pub fn finish_progress(&self) {
+        if let Some(bar) = self.bar.lock().ok().and_then(|mut slot| slot.take()) {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// `error: ...` and one `help: ...` line per fix, as cargo prints them.
+pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io::Result<()> {
+    let paint = |style: &str, text: &str| {
+        if color {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    };
+    writeln!(out, "{}: {error}", paint(RED_BOLD, "error"))?;
+    for line in error.help().iter().flat_map(|help| help.lines()) {
+        writeln!(out, "{}: {line}", paint(CYAN_BOLD, "help"))?;
+    }
+    Ok(())
+}
+
+/// What was produced, for the summary on stdout.
+pub struct Summary<'a> {
+    pub output: &'a Output,
+    pub artifact: &'a Artifact,
+    pub arch: Arch,
+    pub function: &'a str,
+    pub package: &'a str,
+    pub elf: &'a ElfReport,
+}
+
+pub fn glibc_text(elf: &ElfReport) -> String {
+    match (&elf.glibc, elf.static_linked) {
+        (_, true) => "none (statically linked)".to_string(),
+        (Some(version), false) => format!("{version} (provided.al2023 has 2.34)"),
+        (None, false) => "no versioned symbols".to_string(),
+    }
+}
+
+pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+    let artifact = summary.artifact;
+    writeln!(out, "{}", summary.output.path().display())?;
+    writeln!(
+        out,
+        "  function      {} (package {})",
+        summary.function, summary.package
+    )?;
+    writeln!(out, "  architecture  {}", summary.arch)?;
+    match summary.output {
+        Output::Zip(_) => writeln!(
+            out,
+            "  size          {} zipped, {} unzipped",
+            human_size(artifact.size),
+            human_size(artifact.unzipped_size)
+        )?,
+        Output::Bootstrap(_) => writeln!(out, "  size          {}", human_size(artifact.size))?,
+    }
+    writeln!(out, "  glibc         {}", glibc_text(summary.elf))?;
+    writeln!(out, "  sha256        {}", artifact.sha256_hex())?;
+    writeln!(out, "  CodeSha256    {}", artifact.code_sha256())?;
+    Ok(())
+}
+
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_cargo() {
+        assert_eq!(human_size(999), "999 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(585 * 1024), "585.0 KiB");
+        assert_eq!(human_size(52_428_800), "50.0 MiB");
+    }
+}

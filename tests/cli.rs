@@ -1,0 +1,283 @@
+//! The real binary on small throwaway crates (no dependencies, so they build in a second or two):
+//! what a user sees on bad input, and what a good build leaves on disk.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+
+/// One target dir for every crate of this file, so the std-only builds stay quick.
+fn target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-target")
+}
+
+fn lambda_build(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("lambda-build")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts the exit code and that stderr carries the message and a `help:` line, and no panic.
+fn assert_fails(output: &Output, code: i32, message: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
+    assert!(err.contains(message), "expected `{message}` in:\n{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+}
+
+fn assert_has_help(output: &Output) {
+    assert!(
+        stderr(output).contains("\nhelp: "),
+        "no help line in:\n{}",
+        stderr(output)
+    );
+}
+
+/// A crate named `name` with the given files (path, content) and Cargo.toml extra lines.
+fn crate_with(name: &str, files: &[(&str, &str)], manifest_extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("lambda build ü ")
+        .tempdir()
+        .unwrap();
+    fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{manifest_extra}\n[workspace]\n"
+        ),
+    )
+    .unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+const MAIN: &str = "fn main() { println!(\"hello from bootstrap\"); }\n";
+
+fn read_zip(path: &Path) -> zip::ZipArchive<fs::File> {
+    zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap()
+}
+
+#[test]
+fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
+    let project = crate_with("hello", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    let zip_path = project.path().join("lambda.zip");
+    let mut zip = read_zip(&zip_path);
+    assert_eq!(zip.len(), 1);
+    let entry = zip.by_index(0).unwrap();
+    assert_eq!(entry.name().unwrap(), "bootstrap");
+    assert_eq!(entry.unix_mode(), Some(0o100755));
+
+    // The summary names the artifact and Lambda's CodeSha256 of the file on disk.
+    use base64::Engine;
+    use sha2::Digest;
+    let code_sha256 = base64::engine::general_purpose::STANDARD
+        .encode(sha2::Sha256::digest(fs::read(&zip_path).unwrap()));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!("CodeSha256    {code_sha256}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("architecture  x86_64"), "{stdout}");
+    // Status lines go to stderr, not stdout.
+    assert!(stderr(&output).contains("Packaged"), "{}", stderr(&output));
+    assert!(!stdout.contains("Packaged") && !stdout.contains("Compiling"));
+
+    // The bootstrap that was zipped is the program that was built.
+    let extracted = project.path().join("extracted");
+    read_zip(&zip_path).extract(&extracted).unwrap();
+    let ran = Command::new(extracted.join("bootstrap")).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "hello from bootstrap\n"
+    );
+}
+
+#[test]
+fn without_zip_outdir_receives_bootstrap() {
+    use std::os::unix::fs::PermissionsExt;
+    let project = crate_with("plain", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--outdir", "out/nested"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bootstrap = project.path().join("out/nested/bootstrap");
+    let mode = fs::metadata(&bootstrap).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    assert!(!project.path().join("lambda.zip").exists());
+}
+
+#[test]
+fn clean_rebuilds_give_byte_identical_zips() {
+    let project = crate_with("same", &[("src/main.rs", MAIN)], "");
+    let mut zips = Vec::new();
+    for round in ["a", "b"] {
+        // A fresh target dir each time: a clean rebuild, not a reused artifact.
+        let target = tempfile::tempdir().unwrap();
+        let out = format!("out-{round}");
+        let output = Command::new(BIN)
+            .args(["lambda-build", "--zip", "--outdir", &out])
+            .current_dir(project.path())
+            .env("CARGO_TARGET_DIR", target.path())
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+        zips.push(fs::read(project.path().join(out).join("lambda.zip")).unwrap());
+    }
+    assert!(zips[0] == zips[1], "two clean builds gave different zips");
+}
+
+#[test]
+fn not_in_a_cargo_project() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lambda_build(dir.path(), &["--zip"]);
+    assert_fails(&output, 1, "could not find `Cargo.toml`");
+    assert_has_help(&output);
+}
+
+#[test]
+fn manifest_path_to_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lambda_build(dir.path(), &["--manifest-path", "nope/Cargo.toml"]);
+    assert_fails(&output, 1, "does not exist");
+}
+
+#[test]
+fn malformed_cargo_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("Cargo.toml"), "[package\nname = ").unwrap();
+    let output = lambda_build(dir.path(), &[]);
+    assert_fails(&output, 1, "cargo could not read the project");
+    assert!(
+        stderr(&output).contains("Cargo.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn library_only_package() {
+    let project = crate_with("util", &[("src/lib.rs", "pub fn f() {}\n")], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert_fails(&output, 1, "package `util` has no binary target to deploy");
+    assert_has_help(&output);
+}
+
+#[test]
+fn several_binaries_without_bin() {
+    let project = crate_with(
+        "multi",
+        &[("src/bin/first.rs", MAIN), ("src/bin/second.rs", MAIN)],
+        "",
+    );
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert_fails(&output, 1, "several binaries (first, second)");
+    assert!(stderr(&output).contains("help: for example `--bin first`"));
+
+    let output = lambda_build(project.path(), &["--zip", "--bin", "third"]);
+    assert_fails(&output, 1, "no binary named `third`; it has: first, second");
+}
+
+#[test]
+fn unknown_package() {
+    let project = crate_with("known", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["-p", "unknown"]);
+    assert_fails(
+        &output,
+        1,
+        "package `unknown` is not in the workspace; it has: known",
+    );
+}
+
+#[test]
+fn outdir_that_is_a_file() {
+    let project = crate_with("outfile", &[("src/main.rs", MAIN)], "");
+    fs::write(project.path().join("dist"), "not a dir").unwrap();
+    let output = lambda_build(project.path(), &["--zip", "--outdir", "dist"]);
+    assert_fails(&output, 1, "is a file, not a directory");
+    assert_has_help(&output);
+    assert_eq!(fs::read(project.path().join("dist")).unwrap(), b"not a dir");
+}
+
+#[test]
+fn compile_error_keeps_the_previous_zip() {
+    let project = crate_with("broken", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let zip = project.path().join("lambda.zip");
+    let before = fs::read(&zip).unwrap();
+
+    fs::write(
+        project.path().join("src/main.rs"),
+        "fn main() { let x: u32 = \"no\"; }\n",
+    )
+    .unwrap();
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert_fails(&output, 101, "`cargo build` failed");
+    // cargo's own diagnostic reaches the user.
+    assert!(
+        stderr(&output).contains("mismatched types"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        fs::read(&zip).unwrap(),
+        before,
+        "the previous lambda.zip changed"
+    );
+    let leftovers: Vec<_> = fs::read_dir(project.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') && name != ".")
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = lambda_build(dir.path(), &["--no-such-flag"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn help_lists_the_flags_users_need() {
+    let output = Command::new(BIN)
+        .args(["lambda-build", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--zip",
+        "--outdir",
+        "--no-verify",
+        "--manifest-path",
+        "--bin",
+        "--features",
+        "--profile",
+        "--locked",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
+    }
+    assert!(
+        help.contains("x86_64"),
+        "the default architecture is stated:\n{help}"
+    );
+}
