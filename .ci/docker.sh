@@ -1,0 +1,88 @@
+# Sourced by .ci/run (`. .ci/docker.sh`): makes a Docker engine answer, builds the test base image,
+# and creates the non-root user the ownership test runs the tool as. Idempotent: an engine that
+# already answers is used as is, a base image that exists is kept, the debootstrap tree is cached
+# in /var/cache/cargo-lambda-build.
+#
+# Exports:
+#   DOCKER_HOST                    the engine the tests use
+#   LAMBDA_BUILD_TEST_BASE_IMAGE   the image the tests' lambda.Dockerfile starts FROM
+#   LAMBDA_BUILD_TEST_USER         a non-root user with access to the engine
+# Runs as root (CI does). It sets no shell options, so it does not change those of .ci/run.
+
+lambda_build_docker_setup() (
+  set -euo pipefail
+  local repo cache run_dir sock user sysroot
+  repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+  cache=/var/cache/cargo-lambda-build
+  run_dir=/run/cargo-lambda-build
+  sock="$run_dir/docker.sock"
+  user=lambda-build-test
+
+  local missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  command -v setfacl >/dev/null || missing+=(acl)
+  command -v setpriv >/dev/null || missing+=(util-linux)
+  command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
+  [ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-arm64-cross)
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "docker.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+  rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
+
+  answers() { DOCKER_HOST="$1" timeout 10 docker version >/dev/null 2>&1; }
+  local host=""
+  for candidate in ${DOCKER_HOST:-} "unix://$sock" unix:///var/run/docker.sock; do
+    if answers "$candidate"; then host=$candidate; break; fi
+  done
+  if [ -z "$host" ]; then
+    echo "docker.sh: starting dockerd on $sock"
+    mkdir -p "$run_dir" "$cache" /var/lib/cargo-lambda-build/docker
+    getent group lambda-build-docker >/dev/null || groupadd --system lambda-build-docker
+    # Its own data root (images survive between runs) and exec root (no clash with another
+    # engine on the machine).
+    nohup dockerd --data-root /var/lib/cargo-lambda-build/docker --exec-root "$run_dir/exec" \
+      --pidfile "$run_dir/docker.pid" -H "unix://$sock" --group lambda-build-docker \
+      >"$cache/dockerd.log" 2>&1 &
+    for _ in $(seq 60); do
+      answers "unix://$sock" && break
+      sleep 0.5
+    done
+    answers "unix://$sock" || { tail -20 "$cache/dockerd.log" >&2; echo "docker.sh: dockerd did not start" >&2; exit 1; }
+    host="unix://$sock"
+  fi
+  echo "docker.sh: engine $host ($(DOCKER_HOST=$host docker version --format '{{.Server.Version}}'))"
+
+  # A non-root user who may talk to the engine and run the host toolchain.
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user"
+  case "$host" in
+    unix://*) setfacl -m "u:$user:rw" "${host#unix://}" ;;
+  esac
+  sysroot=$(rustc --print sysroot)
+  # The toolchain and this checkout usually live under /root (mode 700): let the user traverse.
+  for path in "$sysroot" "$repo"; do
+    while [ "$path" != / ]; do
+      path=$(dirname "$path")
+      [ -x "$path" ] && su -s /bin/sh "$user" -c "test -x '$path'" 2>/dev/null || chmod o+x "$path"
+    done
+  done
+
+  local image
+  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)"
+  DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
+  {
+    echo "export DOCKER_HOST=$host"
+    echo "export LAMBDA_BUILD_TEST_BASE_IMAGE=$image"
+    echo "export LAMBDA_BUILD_TEST_USER=$user"
+  } >"$cache/env.sh"
+)
+
+if lambda_build_docker_setup; then
+  . /var/cache/cargo-lambda-build/env.sh
+  echo "docker.sh: DOCKER_HOST=$DOCKER_HOST LAMBDA_BUILD_TEST_BASE_IMAGE=$LAMBDA_BUILD_TEST_BASE_IMAGE LAMBDA_BUILD_TEST_USER=$LAMBDA_BUILD_TEST_USER"
+else
+  echo "docker.sh: setup failed" >&2
+  false
+fi
