@@ -64,16 +64,17 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     let glibc_too_new = problems
         .iter()
         .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
-    if linker == Linker::Host && glibc_too_new {
-        if let Some(zig) = build::zig::find() {
-            let linker = Linker::Zig(zig);
-            reporter.status(
-                "Relinking",
-                format!("`{}` with {}", project.bin, linker.describe()),
-            );
-            built = local::build(&plan, &linker, reporter, &interrupt)?;
-            (elf, problems) = inspect_built(&built, plan.arch)?;
-        }
+    if linker == Linker::Host
+        && glibc_too_new
+        && let Some(zig) = build::zig::find()
+    {
+        let linker = Linker::Zig(zig);
+        reporter.status(
+            "Relinking",
+            format!("`{}` with {}", project.bin, linker.describe()),
+        );
+        built = local::build(&plan, &linker, reporter, &interrupt)?;
+        (elf, problems) = inspect_built(&built, plan.arch)?;
     }
     reporter.status(
         "Checked",
