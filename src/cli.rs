@@ -43,6 +43,19 @@ pub struct BuildArgs {
     #[arg(short = 'a', long, value_enum, default_value_t = Arch::X86_64, value_name = "ARCH")]
     pub arch: Arch,
 
+    /// Build inside an Amazon Linux 2023 container through the Docker Engine API (`DOCKER_HOST`);
+    /// a `lambda.Dockerfile` in the package or workspace root replaces the bundled image
+    #[arg(long)]
+    pub docker: bool,
+
+    /// Build the container image from this Dockerfile instead (implies --docker)
+    #[arg(long, value_name = "PATH", conflicts_with = "docker_image")]
+    pub dockerfile: Option<PathBuf>,
+
+    /// Build in this existing image; no image is built (implies --docker)
+    #[arg(long, value_name = "NAME")]
+    pub docker_image: Option<String>,
+
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
     #[arg(long)]
@@ -155,6 +168,15 @@ mod tests {
         assert!(!args.zip && !args.no_verify);
         assert_eq!(args.outdir, None);
         assert_eq!(args.arch, Arch::X86_64);
+        assert!(!args.docker && args.dockerfile.is_none() && args.docker_image.is_none());
+    }
+
+    #[test]
+    fn dockerfile_and_docker_image_exclude_each_other() {
+        let args = parse(&["cargo", "lambda-build", "--dockerfile", "ci/lambda.Dockerfile"]);
+        assert_eq!(args.dockerfile, Some(PathBuf::from("ci/lambda.Dockerfile")));
+        let both = ["cargo", "lambda-build", "--dockerfile", "D", "--docker-image", "img"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

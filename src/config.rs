@@ -44,6 +44,16 @@ pub enum Verbosity {
     VeryVerbose,
 }
 
+/// `--docker` and its companions. Where the Dockerfile is found depends on the project, so the
+/// choice is made when planning (see `build::docker::image::choose`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DockerConfig {
+    /// `--dockerfile`, absolute.
+    pub dockerfile: Option<PathBuf>,
+    /// `--docker-image`: use this image as it is.
+    pub image: Option<String>,
+}
+
 /// Everything the later stages need to know about what the user asked for.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
@@ -68,6 +78,8 @@ pub struct BuildConfig {
     /// An animated progress display on stderr.
     pub progress: bool,
     pub source_date_epoch: Option<String>,
+    /// Build in a container: `--docker`, `--dockerfile` or `--docker-image`.
+    pub docker: Option<DockerConfig>,
 }
 
 impl BuildConfig {
@@ -97,6 +109,11 @@ impl BuildConfig {
             color,
             progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
             source_date_epoch: env.source_date_epoch.clone(),
+            docker: (args.docker || args.dockerfile.is_some() || args.docker_image.is_some())
+                .then(|| DockerConfig {
+                    dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
+                    image: args.docker_image,
+                }),
         }
     }
 }
@@ -143,6 +160,27 @@ mod tests {
         assert!(!config(&[], &env(true, true)).progress);
         assert!(!config(&[], &env(false, false)).progress);
         assert!(!config(&["-q"], &env(true, false)).progress);
+    }
+
+    #[test]
+    fn dockerfile_and_image_imply_docker() {
+        let e = env(false, false);
+        assert_eq!(config(&[], &e).docker, None);
+        assert_eq!(config(&["--docker"], &e).docker, Some(DockerConfig::default()));
+        assert_eq!(
+            config(&["--dockerfile", "ci/lambda.Dockerfile"], &e).docker,
+            Some(DockerConfig {
+                dockerfile: Some("/home/me/fn/ci/lambda.Dockerfile".into()),
+                image: None
+            })
+        );
+        assert_eq!(
+            config(&["--docker-image", "mine:1"], &e).docker,
+            Some(DockerConfig {
+                dockerfile: None,
+                image: Some("mine:1".into())
+            })
+        );
     }
 
     #[test]

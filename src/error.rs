@@ -77,6 +77,33 @@ pub enum Error {
         code: Option<i32>,
     },
 
+    #[error("cannot reach the Docker engine at {tried}: {reason}")]
+    DockerUnavailable { tried: String, reason: String },
+
+    #[error("the Docker engine could not {action}: {message}")]
+    Docker { action: String, message: String },
+
+    #[error("cannot read the Dockerfile `{}`: {source}", .path.display())]
+    DockerfileRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("building the image from {source_name} failed: {message}")]
+    ImageBuild {
+        source_name: String,
+        message: String,
+    },
+
+    #[error("the Docker image `{0}` does not exist on this engine")]
+    DockerImageMissing(String),
+
+    #[error("`cargo fetch` failed on the host{}", .code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
+    Fetch { code: Option<i32> },
+
+    #[error("`cargo build` failed in the container (exit code {code})")]
+    ContainerBuild { code: i64, image: String },
+
     #[error("cargo reported no executable for binary `{0}`")]
     NoArtifact(String),
 
@@ -107,6 +134,9 @@ impl Error {
             // cargo's own exit code, 101 for a compile error.
             Error::Cargo { code, .. } => code.unwrap_or(exit::COMPILE),
             Error::Interrupted(code) => *code,
+            Error::Fetch { code } => code.unwrap_or(exit::COMPILE),
+            // cargo's 101 is a compile error; anything else is the container's or the image's.
+            Error::ContainerBuild { code, .. } if *code == i64::from(exit::COMPILE) => exit::COMPILE,
             _ => exit::FAILURE,
         }
     }
@@ -150,6 +180,62 @@ impl Error {
             Error::OutdirIsFile(_) => "pass a directory to `--outdir`, or remove the file".into(),
             Error::Spawn { program, .. } if program.contains("cargo") => {
                 "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"
+                    .into()
+            }
+            Error::DockerUnavailable { reason, .. } => {
+                let mut lines = Vec::new();
+                if reason.contains("ermission denied") {
+                    lines.push(
+                        "your user may not use the engine's socket: add it to the `docker` group \
+                         (`sudo usermod -aG docker $USER`, then log in again)"
+                            .to_string(),
+                    );
+                }
+                lines.push(
+                    "start the engine (Docker Desktop, or `sudo systemctl start docker`), or point \
+                     `DOCKER_HOST` at a running one: `unix:///path/to/docker.sock` or \
+                     `tcp://host:2375`"
+                        .into(),
+                );
+                lines.push(
+                    "with a `docker context`, use its address: \
+                     `export DOCKER_HOST=$(docker context inspect --format '{{.Endpoints.docker.Host}}')`"
+                        .into(),
+                );
+                lines.push("or build on the host: leave out `--docker`".into());
+                lines.join("\n")
+            }
+            Error::ImageBuild { source_name, .. } if source_name.starts_with("the bundled") => {
+                "the bundled image downloads Amazon Linux 2023 and rustup: check that the engine \
+                 reaches the internet, or bring your own `lambda.Dockerfile` (README: \
+                 \"The image contract\")"
+                    .into()
+            }
+            Error::ImageBuild { .. } => {
+                "Docker's output is above: fix the Dockerfile and run again".into()
+            }
+            Error::DockerfileRead { .. } => {
+                "point `--dockerfile` at a readable file, or leave it out to use the project's \
+                 `lambda.Dockerfile` or the bundled one"
+                    .into()
+            }
+            Error::DockerImageMissing(name) => format!(
+                "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \
+                 build the image from `lambda.Dockerfile` or the bundled one"
+            ),
+            Error::Fetch { .. } => {
+                "the container builds offline, so dependencies are fetched on the host first: \
+                 fix what cargo says above (network, registry access), then run again"
+                    .into()
+            }
+            Error::ContainerBuild { code: 126 | 127, .. } => {
+                "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
+                 README"
+                    .into()
+            }
+            Error::ContainerBuild { code: 137, .. } => {
+                "the container was killed, perhaps out of memory: give the engine more memory, \
+                 or set `CARGO_BUILD_JOBS=1`"
                     .into()
             }
             Error::Incompatible { problems, .. } => {

@@ -49,33 +49,14 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     )?;
     let plan = plan::plan(&config, &project, &env.cargo, &env.cwd);
 
-    let host = HostFacts::discover(plan.arch);
-    let linker = local::choose(plan.arch, &host)?;
-    match linker {
-        Linker::Host => reporter.detail("Linker", linker.describe()),
-        _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
-    }
-    local::ensure_target(plan.arch, &env.cwd, reporter)?;
-
-    let mut built = local::build(&plan, &linker, reporter, &interrupt)?;
-    let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;
-    // The host toolchain links against the host's glibc; when that gives a binary AL2023
-    // cannot load and zig is there, relink against glibc 2.34 rather than fail.
-    let glibc_too_new = problems
-        .iter()
-        .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
-    if linker == Linker::Host
-        && glibc_too_new
-        && let Some(zig) = build::zig::find()
-    {
-        let linker = Linker::Zig(zig);
-        reporter.status(
-            "Relinking",
-            format!("`{}` with {}", project.bin, linker.describe()),
-        );
-        built = local::build(&plan, &linker, reporter, &interrupt)?;
-        (elf, problems) = inspect_built(&built, plan.arch)?;
-    }
+    let (built, elf, problems) = match &config.docker {
+        Some(docker) => {
+            let built = build::docker::build(&plan, docker, env, reporter, &interrupt)?;
+            let (elf, problems) = inspect_built(&built, plan.arch)?;
+            (built, elf, problems)
+        }
+        None => build_on_host(&plan, env, reporter, &interrupt)?,
+    };
     reporter.status(
         "Checked",
         format!(
@@ -142,6 +123,44 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     report::print_summary(&mut std::io::stdout().lock(), &summary)
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
     interrupt.check()
+}
+
+/// The local backend: a linker for the target, then cargo; relinked with zig when the host's
+/// glibc made a binary AL2023 cannot load.
+fn build_on_host(
+    plan: &plan::BuildPlan,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<(build::Built, inspect::ElfReport, Vec<Problem>)> {
+    let host = HostFacts::discover(plan.arch);
+    let linker = local::choose(plan.arch, &host)?;
+    match linker {
+        Linker::Host => reporter.detail("Linker", linker.describe()),
+        _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
+    }
+    local::ensure_target(plan.arch, &env.cwd, reporter)?;
+
+    let mut built = local::build(&plan, &linker, reporter, interrupt)?;
+    let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;
+    // The host toolchain links against the host's glibc; when that gives a binary AL2023
+    // cannot load and zig is there, relink against glibc 2.34 rather than fail.
+    let glibc_too_new = problems
+        .iter()
+        .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
+    if linker == Linker::Host
+        && glibc_too_new
+        && let Some(zig) = build::zig::find()
+    {
+        let linker = Linker::Zig(zig);
+        reporter.status(
+            "Relinking",
+            format!("`{}` with {}", plan.project.bin, linker.describe()),
+        );
+        built = local::build(&plan, &linker, reporter, interrupt)?;
+        (elf, problems) = inspect_built(&built, plan.arch)?;
+    }
+    Ok((built, elf, problems))
 }
 
 fn inspect_built(

@@ -114,6 +114,46 @@ impl Reporter {
         }
     }
 
+    /// A spinner with a message that changes (the image build's current step); nothing when
+    /// stderr is not a terminal or in CI.
+    pub fn start_spinner(&self, prefix: &str, message: &str) {
+        if !self.progress_enabled {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12.cyan.bold} {spinner} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(prefix.to_string());
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        if let Ok(mut slot) = self.bar.lock() {
+            *slot = Some(bar);
+        }
+    }
+
+    /// The spinner's message; without a spinner (CI, no terminal), the line itself unless quiet.
+    pub fn spinner_message(&self, message: &str) {
+        match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(bar) => bar.set_message(message.to_string()),
+            None if self.verbosity == Verbosity::Normal => self.line(message),
+            None => {}
+        }
+    }
+
+    /// `-v` or `-vv`.
+    pub fn verbose(&self) -> bool {
+        matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose)
+    }
+
+    /// A line of a tool's output shown only at `-v`.
+    pub fn detail_line(&self, line: &str) {
+        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+            self.line(line);
+        }
+    }
+
     pub fn progress_crate(&self, name: &str) {
         if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
             bar.inc(1);

@@ -1,5 +1,6 @@
 //! Running cargo and reading what it built from its JSON messages, shared by every backend.
 
+pub mod docker;
 pub mod local;
 pub mod zig;
 
@@ -106,7 +107,7 @@ pub fn run_cargo(
     built.ok_or_else(|| Error::NoArtifact(bin.to_string()))
 }
 
-fn forward_lines(stream: impl Read, reporter: &Reporter) {
+pub(crate) fn forward_lines(stream: impl Read, reporter: &Reporter) {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
     while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
@@ -118,7 +119,7 @@ fn forward_lines(stream: impl Read, reporter: &Reporter) {
 
 /// Passes a signal this process received on to cargo (a terminal's Ctrl-C reaches cargo by
 /// itself; a `kill` or a CI runner's SIGTERM reaches only this process).
-fn watch_for_interrupt(
+pub(crate) fn watch_for_interrupt(
     child: Arc<Mutex<Child>>,
     done: Arc<AtomicBool>,
     interrupt: Interrupt,

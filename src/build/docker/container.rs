@@ -1,0 +1,702 @@
+//! The build container: what it mounts, which environment and user it gets, and the cargo
+//! command it runs, decided as data ([`ContainerSpec`]); then creating it, streaming its output,
+//! and removing it whatever happens.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType};
+use bollard::query_parameters::{
+    AttachContainerOptions, CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions,
+};
+use cargo_metadata::Message;
+use futures_util::StreamExt;
+
+use crate::build::{Built, find_executable};
+use crate::error::{Error, Result};
+use crate::plan::Invocation;
+use crate::report::Reporter;
+use crate::signal::Interrupt;
+
+use super::image::LABEL;
+
+/// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
+/// has no home in the image.
+pub const CONTAINER_HOME: &str = "/lambda-build/home";
+/// `CARGO_HOME` inside: a writable tmpfs (cargo takes its package-cache lock there) with the
+/// host's registry and git caches mounted in it.
+pub const CONTAINER_CARGO_HOME: &str = "/lambda-build/cargo";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSpec {
+    /// A host directory at the same path inside, so that the paths in Cargo.lock, in cargo's
+    /// messages and in the binary's panic locations are the host's.
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        read_only: bool,
+    },
+    /// An empty directory in memory that anyone may write to.
+    Tmpfs { target: PathBuf },
+}
+
+/// Everything about the build container, decided before it is created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerSpec {
+    pub name: String,
+    pub image: String,
+    /// `uid:gid`, or `None` to keep the image's user (root, which a rootless engine maps to the
+    /// host user).
+    pub user: Option<String>,
+    pub mounts: Vec<MountSpec>,
+    pub env: Vec<(String, String)>,
+    pub workdir: PathBuf,
+    /// `cargo build ...`, offline.
+    pub command: Vec<String>,
+}
+
+/// What the spec is made from: the plan's facts plus what was found on the host.
+#[derive(Debug, Clone)]
+pub struct ContainerInputs<'a> {
+    pub name: String,
+    pub image: String,
+    pub workspace_root: &'a Path,
+    /// `<target-dir>/lambda-build/docker/<arch>`.
+    pub target_dir: &'a Path,
+    /// The host's `CARGO_HOME`.
+    pub cargo_home: &'a Path,
+    /// Directories outside the workspace that the build reads (path dependencies).
+    pub read_only: &'a [PathBuf],
+    /// The host's uid and gid, when the container should run as them.
+    pub user: Option<(u32, u32)>,
+    /// The host process's environment, filtered by [`passthrough_env`].
+    pub host_env: &'a [(String, String)],
+    /// The host's current directory.
+    pub cwd: &'a Path,
+    /// The plan's cargo command (`build --message-format ... --target ...`).
+    pub cargo: &'a Invocation,
+}
+
+pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
+    let bind = |source: &Path, target: &Path, read_only| MountSpec::Bind {
+        source: source.to_path_buf(),
+        target: target.to_path_buf(),
+        read_only,
+    };
+    let cargo_home = Path::new(CONTAINER_CARGO_HOME);
+    let mut mounts = vec![
+        bind(inputs.workspace_root, inputs.workspace_root, false),
+        bind(inputs.target_dir, inputs.target_dir, false),
+        MountSpec::Tmpfs {
+            target: CONTAINER_HOME.into(),
+        },
+        MountSpec::Tmpfs {
+            target: cargo_home.into(),
+        },
+        // Writable: cargo unpacks `.crate` files into registry/src during the build.
+        bind(
+            &inputs.cargo_home.join("registry"),
+            &cargo_home.join("registry"),
+            false,
+        ),
+        bind(&inputs.cargo_home.join("git"), &cargo_home.join("git"), false),
+    ];
+    mounts.extend(
+        inputs
+            .read_only
+            .iter()
+            .filter(|dir| !dir.starts_with(inputs.workspace_root))
+            .map(|dir| bind(dir, dir, true)),
+    );
+
+    let mut env = vec![
+        ("HOME".to_string(), CONTAINER_HOME.to_string()),
+        ("CARGO_HOME".to_string(), CONTAINER_CARGO_HOME.to_string()),
+    ];
+    env.extend(passthrough_env(inputs.host_env.iter().cloned()));
+    env.extend(inputs.cargo.env.iter().map(|(k, v)| {
+        (
+            k.to_string_lossy().into_owned(),
+            v.to_string_lossy().into_owned(),
+        )
+    }));
+
+    // cargo reads `.cargo/config.toml` from the current directory upwards: keep the host's when
+    // the container has it.
+    let workdir = if inputs.cwd.starts_with(inputs.workspace_root) {
+        inputs.cwd.to_path_buf()
+    } else {
+        inputs.workspace_root.to_path_buf()
+    };
+
+    ContainerSpec {
+        name: inputs.name.clone(),
+        image: inputs.image.clone(),
+        user: inputs.user.map(|(uid, gid)| format!("{uid}:{gid}")),
+        mounts,
+        env,
+        workdir,
+        command: std::iter::once("cargo".to_string())
+            .chain(container_args(&inputs.cargo.args, inputs.target_dir))
+            .collect(),
+    }
+}
+
+/// The plan's cargo arguments with the container's own target directory, offline: the
+/// dependencies were fetched on the host, and the container has no network.
+pub fn container_args(args: &[OsString], target_dir: &Path) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 3);
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg == "--target-dir" {
+            args.next();
+        } else if arg.starts_with("--target-dir=") || arg == "--offline" {
+            // Dropped; set below.
+        } else {
+            out.push(arg);
+        }
+    }
+    out.extend([
+        "--target-dir".to_string(),
+        target_dir.to_string_lossy().into_owned(),
+        "--offline".to_string(),
+    ]);
+    out
+}
+
+/// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
+/// Not passed: host paths (`CARGO_HOME`, `CARGO_TARGET_DIR`, `RUSTC`, wrappers), linkers (the
+/// image provides its own), registry credentials and network settings (the build is offline),
+/// and the variables cargo sets for the programs it runs (`CARGO_PKG_*`, ...).
+pub fn passthrough_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    const FLAGS: &[&str] = &[
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "RUSTC_BOOTSTRAP",
+        "RUST_BACKTRACE",
+        "SOURCE_DATE_EPOCH",
+    ];
+    const HOST_ONLY: &[&str] = &[
+        "CARGO",
+        "CARGO_HOME",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTC",
+        "CARGO_BUILD_RUSTC_WRAPPER",
+        "CARGO_BUILD_RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_RUSTDOC",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "CARGO_MAKEFLAGS",
+    ];
+    const HOST_ONLY_PREFIXES: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_CFG_",
+        "CARGO_FEATURE_",
+        "CARGO_REGISTRY_",
+        "CARGO_REGISTRIES_",
+        "CARGO_HTTP_",
+        "CARGO_NET_",
+        "CARGO_SOURCE_",
+        "CARGO_INSTALL_",
+        "CARGO_ALIAS_",
+    ];
+    let secret = |name: &str| {
+        ["TOKEN", "CREDENTIAL", "SECRET", "PASSWORD"]
+            .iter()
+            .any(|word| name.contains(word))
+    };
+    // `CARGO_TARGET_<TRIPLE>_LINKER` / `_RUNNER` / `_AR` name host programs.
+    let host_tool = |name: &str| {
+        name.starts_with("CARGO_TARGET_")
+            && ["_LINKER", "_RUNNER", "_AR"]
+                .iter()
+                .any(|suffix| name.ends_with(suffix))
+    };
+    let mut kept: Vec<(String, String)> = vars
+        .into_iter()
+        .filter(|(name, _)| {
+            if secret(name) {
+                return false;
+            }
+            FLAGS.contains(&name.as_str())
+                || (name.starts_with("CARGO_")
+                    && !HOST_ONLY.contains(&name.as_str())
+                    && !HOST_ONLY_PREFIXES.iter().any(|p| name.starts_with(p))
+                    && !host_tool(name))
+        })
+        .collect();
+    kept.sort();
+    kept
+}
+
+impl ContainerSpec {
+    /// The same container as a `docker run` command, for `-v` (and to reproduce a build by hand).
+    pub fn as_docker_run(&self) -> Invocation {
+        let mut args: Vec<OsString> = vec![
+            "run".into(),
+            "--rm".into(),
+            "--name".into(),
+            self.name.clone().into(),
+            "--label".into(),
+            format!("{LABEL}=build").into(),
+            "--network".into(),
+            "none".into(),
+        ];
+        if let Some(user) = &self.user {
+            args.extend(["--user".into(), user.clone().into()]);
+        }
+        for mount in &self.mounts {
+            let text = match mount {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => format!(
+                    "type=bind,source={},target={}{}",
+                    source.display(),
+                    target.display(),
+                    if *read_only { ",readonly" } else { "" }
+                ),
+                MountSpec::Tmpfs { target } => {
+                    format!("type=tmpfs,target={},tmpfs-mode=1777", target.display())
+                }
+            };
+            args.extend(["--mount".into(), text.into()]);
+        }
+        for (name, value) in &self.env {
+            args.extend(["--env".into(), format!("{name}={value}").into()]);
+        }
+        args.extend(["--workdir".into(), self.workdir.clone().into()]);
+        args.push(self.image.clone().into());
+        args.extend(self.command.iter().map(OsString::from));
+        Invocation {
+            program: "docker".into(),
+            args,
+            env: Vec::new(),
+            cwd: self.workdir.clone(),
+        }
+    }
+
+    fn create_body(&self) -> ContainerCreateBody {
+        let mounts = self
+            .mounts
+            .iter()
+            .map(|mount| match mount {
+                MountSpec::Bind {
+                    source,
+                    target,
+                    read_only,
+                } => Mount {
+                    typ: Some(MountType::BIND),
+                    source: Some(source.to_string_lossy().into_owned()),
+                    target: Some(target.to_string_lossy().into_owned()),
+                    read_only: Some(*read_only),
+                    ..Default::default()
+                },
+                MountSpec::Tmpfs { target } => Mount {
+                    typ: Some(MountType::TMPFS),
+                    target: Some(target.to_string_lossy().into_owned()),
+                    tmpfs_options: Some(MountTmpfsOptions {
+                        mode: Some(0o1777),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            })
+            .collect();
+        ContainerCreateBody {
+            image: Some(self.image.clone()),
+            cmd: Some(self.command.clone()),
+            // The image's entrypoint (if any) would wrap cargo in something else.
+            entrypoint: Some(Vec::new()),
+            env: Some(self.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            user: self.user.clone(),
+            working_dir: Some(self.workdir.to_string_lossy().into_owned()),
+            labels: Some(HashMap::from([(LABEL.to_string(), "build".to_string())])),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                mounts: Some(mounts),
+                network_mode: Some("none".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Creates the container, streams its output, waits for it, and removes it: after success,
+/// failure or an interrupt alike.
+pub async fn run(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    manifest: &Path,
+    bin: &str,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Built> {
+    let options = CreateContainerOptions {
+        name: Some(spec.name.clone()),
+        ..Default::default()
+    };
+    docker
+        .create_container(Some(options), spec.create_body())
+        .await
+        .map_err(|e| Error::Docker {
+            action: format!("create the build container from image `{}`", spec.image),
+            message: super::image::engine_message(&e),
+        })?;
+    let result = attach_start_and_wait(docker, spec, manifest, bin, reporter, interrupt).await;
+    reporter.finish_progress();
+    let removed = remove(docker, &spec.name).await;
+    match (result, removed) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(built), Ok(())) => Ok(built),
+    }
+}
+
+/// Force-removes (kills first when it runs). A container that is already gone is fine.
+pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
+    let options = RemoveContainerOptions {
+        force: true,
+        v: true,
+        ..Default::default()
+    };
+    // Retried briefly: an engine can answer 409 while the container is still being stopped.
+    let mut last = None;
+    for _ in 0..20 {
+        match docker.remove_container(name, Some(options.clone())).await {
+            Ok(()) => return Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Err(Error::Docker {
+        action: format!("remove the build container `{name}`"),
+        message: last.map(|e| e.to_string()).unwrap_or_default(),
+    })
+}
+
+async fn attach_start_and_wait(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    manifest: &Path,
+    bin: &str,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Built> {
+    let engine_error = |action: &str| {
+        let action = action.to_string();
+        move |e: bollard::errors::Error| Error::Docker {
+            action,
+            message: super::image::engine_message(&e),
+        }
+    };
+    // Attached before the start, so no line of output is missed.
+    let attach = AttachContainerOptions {
+        stream: true,
+        stdout: true,
+        stderr: true,
+        logs: true,
+        ..Default::default()
+    };
+    let mut output = docker
+        .attach_container(&spec.name, Some(attach))
+        .await
+        .map_err(engine_error("attach to the build container"))?
+        .output;
+    interrupt.check()?;
+    docker
+        .start_container(&spec.name, None)
+        .await
+        .map_err(engine_error("start the build container"))?;
+
+    reporter.start_progress();
+    let mut stdout = Lines::default();
+    let mut stderr = Lines::default();
+    let mut built = None;
+    let mut on_stdout = |line: &str| {
+        for message in Message::parse_stream(line.as_bytes()).flatten() {
+            if let Message::CompilerArtifact(artifact) = &message {
+                reporter.progress_crate(&artifact.target.name);
+            }
+            if built.is_none() {
+                built = find_executable([message], manifest, bin);
+            }
+        }
+    };
+    loop {
+        interrupt.check()?;
+        let chunk = match tokio::time::timeout(Duration::from_millis(100), output.next()).await {
+            Err(_elapsed) => continue,
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(engine_error("read the build container's output"))?,
+        };
+        use bollard::container::LogOutput;
+        match chunk {
+            LogOutput::StdOut { message } => stdout.push(&message, &mut on_stdout),
+            LogOutput::StdErr { message } | LogOutput::Console { message } => {
+                stderr.push(&message, &mut |line| reporter.cargo_line(line))
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    stdout.finish(&mut on_stdout);
+    stderr.finish(&mut |line| reporter.cargo_line(line));
+    reporter.finish_progress();
+
+    let wait = WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    let mut waiting = docker.wait_container(&spec.name, Some(wait));
+    let code = loop {
+        interrupt.check()?;
+        match tokio::time::timeout(Duration::from_millis(100), waiting.next()).await {
+            Err(_elapsed) => continue,
+            Ok(Some(Ok(response))) => break response.status_code,
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                break code;
+            }
+            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e)),
+            Ok(None) => {
+                return Err(Error::Docker {
+                    action: "wait for the build container".into(),
+                    message: "the engine closed the connection".into(),
+                });
+            }
+        }
+    };
+    interrupt.check()?;
+    if code != 0 {
+        return Err(Error::ContainerBuild {
+            code,
+            image: spec.image.clone(),
+        });
+    }
+    built.ok_or_else(|| Error::NoArtifact(bin.to_string()))
+}
+
+/// Splits a byte stream into lines; the engine's chunks do not end on line boundaries.
+#[derive(Default)]
+struct Lines {
+    pending: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, bytes: &[u8], each: &mut impl FnMut(&str)) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(end) = self.pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            let text = String::from_utf8_lossy(&line);
+            each(text.trim_end_matches(['\n', '\r']));
+        }
+    }
+
+    fn finish(&mut self, each: &mut impl FnMut(&str)) {
+        if !self.pending.is_empty() {
+            let text = String::from_utf8_lossy(&self.pending).into_owned();
+            self.pending.clear();
+            each(text.trim_end_matches('\r'));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cargo() -> Invocation {
+        Invocation {
+            program: "/home/me/.cargo/bin/cargo".into(),
+            args: [
+                "build",
+                "--message-format",
+                "json-render-diagnostics",
+                "--target",
+                "aarch64-unknown-linux-gnu",
+                "--target-dir",
+                "/home/me/fn/t",
+                "--color",
+                "never",
+            ]
+            .iter()
+            .map(OsString::from)
+            .collect(),
+            env: Vec::new(),
+            cwd: "/home/me/fn".into(),
+        }
+    }
+
+    fn inputs<'a>(
+        cargo: &'a Invocation,
+        read_only: &'a [PathBuf],
+        host_env: &'a [(String, String)],
+    ) -> ContainerInputs<'a> {
+        ContainerInputs {
+            name: "cargo-lambda-build-1-abc".into(),
+            image: "cargo-lambda-build:0123456789abcdef".into(),
+            workspace_root: Path::new("/home/me/fn"),
+            target_dir: Path::new("/home/me/fn/t/lambda-build/docker/arm64"),
+            cargo_home: Path::new("/home/me/.cargo"),
+            read_only,
+            user: Some((1000, 1000)),
+            host_env,
+            cwd: Path::new("/home/me/fn/src"),
+            cargo,
+        }
+    }
+
+    #[test]
+    fn the_container_mounts_the_project_caches_and_outside_path_dependencies() {
+        let cargo = cargo();
+        let outside = [PathBuf::from("/home/me/shared/util"), "/home/me/fn/inner".into()];
+        let spec = spec(&inputs(&cargo, &outside, &[]));
+        let bind = |s: &str, t: &str, ro| MountSpec::Bind {
+            source: s.into(),
+            target: t.into(),
+            read_only: ro,
+        };
+        assert_eq!(
+            spec.mounts,
+            [
+                bind("/home/me/fn", "/home/me/fn", false),
+                bind(
+                    "/home/me/fn/t/lambda-build/docker/arm64",
+                    "/home/me/fn/t/lambda-build/docker/arm64",
+                    false
+                ),
+                MountSpec::Tmpfs {
+                    target: "/lambda-build/home".into()
+                },
+                MountSpec::Tmpfs {
+                    target: "/lambda-build/cargo".into()
+                },
+                bind(
+                    "/home/me/.cargo/registry",
+                    "/lambda-build/cargo/registry",
+                    false
+                ),
+                bind("/home/me/.cargo/git", "/lambda-build/cargo/git", false),
+                // Inside the workspace already: not mounted twice.
+                bind("/home/me/shared/util", "/home/me/shared/util", true),
+            ]
+        );
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.workdir, Path::new("/home/me/fn/src"));
+    }
+
+    #[test]
+    fn cargo_builds_offline_into_the_container_target_dir() {
+        let cargo = cargo();
+        let spec = spec(&inputs(&cargo, &[], &[]));
+        assert_eq!(
+            spec.command.join(" "),
+            "cargo build --message-format json-render-diagnostics \
+             --target aarch64-unknown-linux-gnu --color never \
+             --target-dir /home/me/fn/t/lambda-build/docker/arm64 --offline"
+        );
+        assert_eq!(
+            container_args(&["--offline".into(), "--target-dir=/x".into()], Path::new("/t")),
+            ["--target-dir", "/t", "--offline"]
+        );
+    }
+
+    #[test]
+    fn only_build_settings_reach_the_container() {
+        let host: Vec<(String, String)> = [
+            ("RUSTFLAGS", "-C debuginfo=1"),
+            ("CARGO_PROFILE_RELEASE_LTO", "true"),
+            ("CARGO_BUILD_JOBS", "2"),
+            ("CARGO_INCREMENTAL", "0"),
+            ("PATH", "/usr/bin"),
+            ("HOME", "/home/me"),
+            ("CARGO", "/home/me/.cargo/bin/cargo"),
+            ("CARGO_HOME", "/home/me/.cargo"),
+            ("CARGO_TARGET_DIR", "/home/me/t"),
+            ("CARGO_REGISTRY_TOKEN", "secret"),
+            ("CARGO_REGISTRIES_CORP_TOKEN", "secret"),
+            ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "/usr/bin/zig-cc"),
+            ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C x"),
+            ("CARGO_PKG_NAME", "cargo-lambda-build"),
+            ("CARGO_MANIFEST_DIR", "/src"),
+            ("RUSTC_WRAPPER", "sccache"),
+            ("AWS_SECRET_ACCESS_KEY", "secret"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let names: Vec<String> = passthrough_env(host).into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            [
+                "CARGO_BUILD_JOBS",
+                "CARGO_INCREMENTAL",
+                "CARGO_PROFILE_RELEASE_LTO",
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS",
+                "RUSTFLAGS"
+            ]
+        );
+        let cargo = cargo();
+        let host = [("RUSTFLAGS".to_string(), "-C debuginfo=1".to_string())];
+        let spec = spec(&inputs(&cargo, &[], &host));
+        assert_eq!(
+            spec.env,
+            [
+                ("HOME".to_string(), "/lambda-build/home".to_string()),
+                ("CARGO_HOME".to_string(), "/lambda-build/cargo".to_string()),
+                ("RUSTFLAGS".to_string(), "-C debuginfo=1".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn verbose_output_shows_an_equivalent_docker_run() {
+        let cargo = cargo();
+        let mut inputs = inputs(&cargo, &[], &[]);
+        inputs.user = None;
+        let shown = spec(&inputs).as_docker_run().to_string();
+        assert!(
+            shown.starts_with(
+                "docker run --rm --name cargo-lambda-build-1-abc --label 'cargo-lambda-build=build' \
+                 --network none --mount 'type=bind,source=/home/me/fn,target=/home/me/fn' "
+            ),
+            "{shown}"
+        );
+        assert!(!shown.contains("--user"), "{shown}");
+        assert!(
+            shown.contains("--mount 'type=tmpfs,target=/lambda-build/cargo,tmpfs-mode=1777'"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "--workdir /home/me/fn/src cargo-lambda-build:0123456789abcdef cargo build "
+            ),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn output_is_split_into_whole_lines() {
+        let mut lines = Lines::default();
+        let mut seen = Vec::new();
+        lines.push(b"one\ntw", &mut |l| seen.push(l.to_string()));
+        lines.push(b"o\r\nthree", &mut |l| seen.push(l.to_string()));
+        lines.finish(&mut |l| seen.push(l.to_string()));
+        assert_eq!(seen, ["one", "two", "three"]);
+    }
+}

@@ -1,0 +1,433 @@
+//! The build image: which Dockerfile defines it, the tag that names it, and building it when the
+//! engine does not have that tag yet.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bollard::Docker;
+use bollard::query_parameters::BuildImageOptions;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::report::Reporter;
+use crate::signal::Interrupt;
+
+/// The bundled default image (Amazon Linux 2023), embedded so that an installed binary needs
+/// nothing beside it.
+pub const BUNDLED_DOCKERFILE: &str = include_str!("../../../lambda.Dockerfile");
+
+/// The file name a project uses to bring its own image.
+pub const PROJECT_DOCKERFILE: &str = "lambda.Dockerfile";
+
+/// The repository part of the tags this tool gives the images it builds.
+pub const REPOSITORY: &str = "cargo-lambda-build";
+
+/// Label on every image and container this tool creates (`docker ps -a --filter label=...`).
+pub const LABEL: &str = "cargo-lambda-build";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DockerfileSource {
+    /// `--dockerfile`, or a project's `lambda.Dockerfile`.
+    File(PathBuf),
+    /// [`BUNDLED_DOCKERFILE`].
+    Bundled,
+}
+
+impl fmt::Display for DockerfileSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DockerfileSource::File(path) => write!(f, "{}", path.display()),
+            DockerfileSource::Bundled => f.write_str("the bundled Amazon Linux 2023 Dockerfile"),
+        }
+    }
+}
+
+/// What the container runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ImageChoice {
+    /// `--docker-image NAME`: used as it is, never built.
+    Existing(String),
+    Build(DockerfileSource),
+}
+
+/// `--docker-image`, else `--dockerfile` (what is typed on the command line wins over what is
+/// found), else `lambda.Dockerfile` in the package root, else in the workspace root, else the
+/// bundled Dockerfile.
+pub fn choose(
+    image: Option<&str>,
+    dockerfile: Option<&Path>,
+    package_root: &Path,
+    workspace_root: &Path,
+    is_file: impl Fn(&Path) -> bool,
+) -> ImageChoice {
+    if let Some(image) = image {
+        return ImageChoice::Existing(image.to_string());
+    }
+    if let Some(path) = dockerfile {
+        return ImageChoice::Build(DockerfileSource::File(path.to_path_buf()));
+    }
+    let found = [package_root, workspace_root]
+        .into_iter()
+        .map(|dir| dir.join(PROJECT_DOCKERFILE))
+        .find(|path| is_file(path));
+    ImageChoice::Build(found.map_or(DockerfileSource::Bundled, DockerfileSource::File))
+}
+
+/// A Dockerfile read and ready to build: its text, the build arguments, and the tag both give.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecipe {
+    pub source: DockerfileSource,
+    pub dockerfile: String,
+    /// Sorted by name, so the tag does not depend on an order.
+    pub build_args: Vec<(String, String)>,
+    pub tag: String,
+}
+
+impl ImageRecipe {
+    pub fn new(
+        source: DockerfileSource,
+        dockerfile: String,
+        mut build_args: Vec<(String, String)>,
+    ) -> ImageRecipe {
+        build_args.sort();
+        let tag = tag_for(&dockerfile, &build_args);
+        ImageRecipe {
+            source,
+            dockerfile,
+            build_args,
+            tag,
+        }
+    }
+
+    /// Reads the Dockerfile of `source`.
+    pub fn load(source: DockerfileSource, build_args: Vec<(String, String)>) -> Result<Self> {
+        let text = match &source {
+            DockerfileSource::Bundled => BUNDLED_DOCKERFILE.to_string(),
+            DockerfileSource::File(path) => {
+                std::fs::read_to_string(path).map_err(|source| Error::DockerfileRead {
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
+        Ok(ImageRecipe::new(source, text, build_args))
+    }
+
+    /// The build context: a tar holding only the Dockerfile, never the project or `target/`
+    /// (sending gigabytes of `target/` to the engine is what makes naive Docker builds slow).
+    pub fn context(&self) -> Result<Vec<u8>> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(self.dockerfile.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "Dockerfile", self.dockerfile.as_bytes())
+            .and_then(|()| builder.into_inner())
+            .map_err(|e| anyhow::anyhow!("cannot make the image build context: {e}").into())
+    }
+}
+
+/// `cargo-lambda-build:<16 hex digits of SHA-256>` over the Dockerfile and the build arguments:
+/// the same inputs give the same tag, so an image that exists is reused instead of rebuilt.
+pub fn tag_for(dockerfile: &str, build_args: &[(String, String)]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"cargo-lambda-build image 1\0");
+    hash.update(dockerfile.as_bytes());
+    for (name, value) in build_args {
+        hash.update(b"\0");
+        hash.update(name.as_bytes());
+        hash.update(b"=");
+        hash.update(value.as_bytes());
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{REPOSITORY}:{hex}")
+}
+
+/// The `RUST_VERSION` build argument from `cargo -V` (`cargo 1.95.0 (f2d3ce0bd 2026-03-21)`):
+/// `1.95.0` for a stable toolchain, the channel name for a beta or nightly one (rustup installs
+/// those by channel; pin a dated nightly in your own `lambda.Dockerfile`).
+pub fn rust_version_from(cargo_version: &str) -> Option<String> {
+    let version = cargo_version.split_whitespace().nth(1)?;
+    match version.split_once('-') {
+        Some((_, pre)) => {
+            let channel = pre.split('.').next().unwrap_or(pre);
+            Some(channel.to_string())
+        }
+        None => Some(version.to_string()),
+    }
+}
+
+/// Whether the engine has `name`.
+pub async fn exists(docker: &Docker, name: &str) -> Result<bool> {
+    match docker.inspect_image(name).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(Error::Docker {
+            action: format!("inspect image `{name}`"),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Builds the image unless its tag exists. Progress goes to the reporter: the current step on a
+/// spinner (every line of output at `-v`); on failure, the error carries Docker's message and the
+/// last lines of output.
+pub async fn ensure(
+    docker: &Docker,
+    recipe: &ImageRecipe,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    if exists(docker, &recipe.tag).await? {
+        reporter.status("Reusing", format!("image {} ({})", recipe.tag, recipe.source));
+        return Ok(());
+    }
+    reporter.status("Building", format!("image {} from {}", recipe.tag, recipe.source));
+    let options = BuildImageOptions {
+        dockerfile: "Dockerfile".into(),
+        t: Some(recipe.tag.clone()),
+        rm: true,
+        forcerm: true,
+        buildargs: Some(recipe.build_args.iter().cloned().collect()),
+        labels: Some(HashMap::from([
+            (LABEL.to_string(), "image".to_string()),
+            (format!("{LABEL}.dockerfile"), recipe.source.to_string()),
+        ])),
+        ..Default::default()
+    };
+    let body = bollard::body_full(recipe.context()?.into());
+    let mut stream = docker.build_image(options, None, Some(body));
+    let mut tail = Tail::new(40);
+    reporter.start_spinner("Building", "image");
+    let result = loop {
+        if let Err(e) = interrupt.check() {
+            // Dropping the stream closes the connection, and the engine cancels the build.
+            break Err(e);
+        }
+        let item = match tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
+            Err(_elapsed) => continue,
+            Ok(None) => break Ok(()),
+            Ok(Some(item)) => item,
+        };
+        match item {
+            Ok(info) => {
+                if let Some(text) = &info.stream {
+                    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+                        tail.push(line);
+                        if line.starts_with("Step ") {
+                            reporter.spinner_message(line);
+                        }
+                        reporter.detail_line(line);
+                    }
+                }
+                if let Some(status) = &info.status {
+                    tail.push(status);
+                }
+                if let Some(message) = info.error_detail.and_then(|detail| detail.message) {
+                    break Err(image_build_error(recipe, message));
+                }
+            }
+            Err(e) => break Err(image_build_error(recipe, engine_message(&e))),
+        }
+    };
+    reporter.finish_progress();
+    if let Err(e @ Error::ImageBuild { .. }) = result {
+        // At `-v` every line was shown already.
+        if !reporter.verbose() {
+            for line in &tail.lines {
+                reporter.cargo_line(line);
+            }
+        }
+        return Err(e);
+    }
+    result?;
+    // Some engines end the stream without an error although the build did not tag anything.
+    if !exists(docker, &recipe.tag).await? {
+        return Err(image_build_error(
+            recipe,
+            "the engine reported no error but the image does not exist".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn image_build_error(recipe: &ImageRecipe, message: String) -> Error {
+    Error::ImageBuild {
+        source_name: recipe.source.to_string(),
+        message: message.trim().to_string(),
+    }
+}
+
+/// The text of an engine error without bollard's own wording around it.
+pub fn engine_message(error: &bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The last lines of the image build's output, for the error.
+struct Tail {
+    lines: Vec<String>,
+    keep: usize,
+}
+
+impl Tail {
+    fn new(keep: usize) -> Tail {
+        Tail {
+            lines: Vec::new(),
+            keep,
+        }
+    }
+
+    fn push(&mut self, line: &str) {
+        if self.lines.len() == self.keep {
+            self.lines.remove(0);
+        }
+        self.lines.push(line.trim_end().to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flag_wins_then_the_package_then_the_workspace_then_the_bundled_file() {
+        let pkg = Path::new("/ws/api");
+        let ws = Path::new("/ws");
+        let everywhere = |_: &Path| true;
+        let nowhere = |_: &Path| false;
+        assert_eq!(
+            choose(Some("img:1"), Some(Path::new("/x")), pkg, ws, everywhere),
+            ImageChoice::Existing("img:1".into())
+        );
+        assert_eq!(
+            choose(None, Some(Path::new("/ci/D")), pkg, ws, everywhere),
+            ImageChoice::Build(DockerfileSource::File("/ci/D".into()))
+        );
+        assert_eq!(
+            choose(None, None, pkg, ws, everywhere),
+            ImageChoice::Build(DockerfileSource::File("/ws/api/lambda.Dockerfile".into()))
+        );
+        assert_eq!(
+            choose(None, None, pkg, ws, |p: &Path| p == Path::new("/ws/lambda.Dockerfile")),
+            ImageChoice::Build(DockerfileSource::File("/ws/lambda.Dockerfile".into()))
+        );
+        assert_eq!(
+            choose(None, None, pkg, ws, nowhere),
+            ImageChoice::Build(DockerfileSource::Bundled)
+        );
+    }
+
+    #[test]
+    fn the_tag_depends_on_the_dockerfile_and_the_arguments_only() {
+        let args = |v: &str| vec![("RUST_VERSION".to_string(), v.to_string())];
+        let a = ImageRecipe::new(DockerfileSource::Bundled, "FROM x\n".into(), args("1.95.0"));
+        let same = ImageRecipe::new(
+            DockerfileSource::File("/elsewhere".into()),
+            "FROM x\n".into(),
+            args("1.95.0"),
+        );
+        assert_eq!(a.tag, same.tag);
+        assert!(a.tag.starts_with("cargo-lambda-build:"), "{}", a.tag);
+        assert_eq!(a.tag.len(), "cargo-lambda-build:".len() + 16);
+        let other_file = ImageRecipe::new(DockerfileSource::Bundled, "FROM y\n".into(), args("1.95.0"));
+        let other_rust = ImageRecipe::new(DockerfileSource::Bundled, "FROM x\n".into(), args("1.96.0"));
+        assert_ne!(a.tag, other_file.tag);
+        assert_ne!(a.tag, other_rust.tag);
+        // Argument order does not matter.
+        let two = |first: (&str, &str), second: (&str, &str)| {
+            ImageRecipe::new(
+                DockerfileSource::Bundled,
+                "FROM x\n".into(),
+                [first, second]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )
+            .tag
+        };
+        assert_eq!(two(("A", "1"), ("B", "2")), two(("B", "2"), ("A", "1")));
+    }
+
+    #[test]
+    fn the_context_holds_the_dockerfile_alone() {
+        let recipe = ImageRecipe::new(DockerfileSource::Bundled, "FROM scratch\n".into(), vec![]);
+        let bytes = recipe.context().unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let entries: Vec<(String, String)> = archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+                (entry.path().unwrap().display().to_string(), text)
+            })
+            .collect();
+        assert_eq!(entries, [("Dockerfile".to_string(), "FROM scratch\n".to_string())]);
+        // The same recipe gives the same bytes.
+        assert_eq!(bytes, recipe.context().unwrap());
+    }
+
+    #[test]
+    fn rust_version_comes_from_cargo_version() {
+        assert_eq!(
+            rust_version_from("cargo 1.95.0 (f2d3ce0bd 2026-03-21)").as_deref(),
+            Some("1.95.0")
+        );
+        assert_eq!(
+            rust_version_from("cargo 1.97.0-nightly (abc 2026-05-01)").as_deref(),
+            Some("nightly")
+        );
+        assert_eq!(
+            rust_version_from("cargo 1.96.0-beta.3 (abc 2026-05-01)").as_deref(),
+            Some("beta")
+        );
+        assert_eq!(rust_version_from("garbage"), None);
+    }
+
+    /// The bundled image cannot be built here (nothing can be pulled), so its content is checked.
+    #[test]
+    fn the_bundled_dockerfile_is_amazon_linux_2023_with_rust_for_both_targets() {
+        let text = BUNDLED_DOCKERFILE;
+        let from: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
+        assert_eq!(from, ["FROM public.ecr.aws/amazonlinux/amazonlinux:2023"]);
+        assert!(text.contains("ARG RUST_VERSION"), "no RUST_VERSION argument");
+        assert!(text.contains("--default-toolchain \"${RUST_VERSION}\""));
+        for needed in [
+            "x86_64-unknown-linux-gnu",
+            "aarch64-unknown-linux-gnu",
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=",
+            "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER=",
+            "CC_aarch64_unknown_linux_gnu=",
+            "linux-gnu.2.34",
+            "chmod -R a+rX",
+        ] {
+            assert!(text.contains(needed), "`{needed}` missing from lambda.Dockerfile");
+        }
+        // Every instruction line is one Docker knows (a typo would only show on a real engine).
+        let known = [
+            "FROM", "ARG", "RUN", "ENV", "LABEL", "COPY", "WORKDIR", "USER", "CMD", "SHELL",
+        ];
+        let mut continued = false;
+        for line in text.lines() {
+            let trimmed = line.trim();
+            if !continued && !trimmed.is_empty() && !trimmed.starts_with('#') {
+                let word = trimmed.split_whitespace().next().unwrap();
+                assert!(known.contains(&word), "unknown instruction `{word}` in: {line}");
+            }
+            continued = trimmed.ends_with('\\');
+        }
+    }
+}

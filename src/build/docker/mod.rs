@@ -1,0 +1,444 @@
+//! The Docker backend: cargo runs inside a container of an Amazon Linux 2023 image (or the
+//! project's own `lambda.Dockerfile`), through the Docker Engine API, so the build does not
+//! depend on what the host has installed.
+//!
+//! In order:
+//! 1. reach the engine (`DOCKER_HOST`, else the default socket) and fail within seconds if it
+//!    does not answer;
+//! 2. make sure the image exists: built from the Dockerfile alone (the build context holds
+//!    nothing else) and tagged by a hash of it and its build arguments, so it is built once;
+//! 3. `cargo fetch` on the host, where the user's credentials, proxies and certificates apply;
+//! 4. `cargo build --offline` in a container without network, as the host user, with the
+//!    workspace, a per-architecture target directory, the cargo caches and outside path
+//!    dependencies mounted at the host's paths; its output streams live;
+//! 5. remove the container, whatever happened, Ctrl-C included.
+//!
+//! The executable's path comes from cargo's JSON messages and is a host path (the mounts keep
+//! paths unchanged), so inspection and packaging are the local build's.
+//!
+//! bollard is asynchronous: a current-thread tokio runtime lives for one build and nothing else
+//! in the tool needs one.
+
+pub mod container;
+pub mod engine;
+pub mod image;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cargo_metadata::Metadata;
+
+use crate::arch::Arch;
+use crate::build::{Built, forward_lines, watch_for_interrupt};
+use crate::config::{DockerConfig, Env};
+use crate::error::{Error, Result};
+use crate::plan::{BuildPlan, Invocation};
+use crate::report::Reporter;
+use crate::signal::Interrupt;
+
+use self::container::ContainerInputs;
+use self::engine::EngineAddress;
+use self::image::{ImageChoice, ImageRecipe};
+
+/// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
+/// per architecture and apart from the host's, so host and container artifacts never mix.
+pub fn container_target_dir(target_dir: &Path, arch: Arch) -> PathBuf {
+    target_dir
+        .join("lambda-build")
+        .join("docker")
+        .join(arch.lambda_name())
+}
+
+pub fn build(
+    plan: &BuildPlan,
+    config: &DockerConfig,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Built> {
+    let package_root = plan
+        .project
+        .manifest_path
+        .parent()
+        .unwrap_or(&plan.project.workspace_root);
+    let choice = image::choose(
+        config.image.as_deref(),
+        config.dockerfile.as_deref(),
+        package_root,
+        &plan.project.workspace_root,
+        Path::is_file,
+    );
+    let recipe = match &choice {
+        ImageChoice::Existing(_) => None,
+        ImageChoice::Build(source) => {
+            let rust = host_rust_version(&env.cargo, &env.cwd)?;
+            Some(ImageRecipe::load(
+                source.clone(),
+                vec![("RUST_VERSION".into(), rust)],
+            )?)
+        }
+    };
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start an async runtime for Docker: {e}"))?;
+    let address = EngineAddress::from_env(std::env::var("DOCKER_HOST").ok().as_deref());
+    let docker = runtime.block_on(engine::connect(&address))?;
+    reporter.detail("Docker", format!("engine at {}", address.host));
+
+    let image = match (&choice, &recipe) {
+        (ImageChoice::Existing(name), _) => {
+            if !runtime.block_on(image::exists(&docker, name))? {
+                return Err(Error::DockerImageMissing(name.clone()));
+            }
+            reporter.status("Using", format!("image {name}"));
+            name.clone()
+        }
+        (ImageChoice::Build(_), Some(recipe)) => {
+            runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?;
+            recipe.tag.clone()
+        }
+        (ImageChoice::Build(_), None) => unreachable!("a recipe is loaded for every build"),
+    };
+    interrupt.check()?;
+
+    run_fetch(&fetch_invocation(plan), reporter, interrupt)?;
+    let outside = outside_path_roots(plan, &env.cargo)?;
+
+    let target_dir = container_target_dir(&plan.target_dir, plan.arch);
+    let cargo_home = host_cargo_home(&env.cwd)?;
+    // Bind mounts need their source: created here, as the user, rather than by the engine as
+    // root.
+    for dir in [
+        &target_dir,
+        &cargo_home.join("registry"),
+        &cargo_home.join("git"),
+    ] {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", dir.display()))?;
+    }
+
+    let rootless = runtime.block_on(engine::is_rootless(&docker))?;
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let user = (!rootless && uid != 0).then_some((uid, gid));
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let spec = container::spec(&ContainerInputs {
+        name: container_name(),
+        image: image.clone(),
+        workspace_root: &plan.project.workspace_root,
+        target_dir: &target_dir,
+        cargo_home: &cargo_home,
+        read_only: &outside,
+        user,
+        host_env: &host_env,
+        cwd: &env.cwd,
+        cargo: &plan.cargo,
+    });
+    reporter.status(
+        "Container",
+        format!(
+            "`{}` for {} in {image}, offline",
+            plan.project.bin, plan.arch
+        ),
+    );
+    reporter.command(&spec.as_docker_run());
+    interrupt.check()?;
+    runtime.block_on(container::run(
+        &docker,
+        &spec,
+        &plan.project.manifest_path,
+        &plan.project.bin,
+        reporter,
+        interrupt,
+    ))
+}
+
+/// A unique name: the process id and the time, so concurrent builds never collide.
+fn container_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("cargo-lambda-build-{}-{:x}", std::process::id(), nanos)
+}
+
+/// The `RUST_VERSION` build argument: the version of the cargo that runs the build.
+fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
+    let output = Command::new(cargo)
+        .arg("-V")
+        .current_dir(cwd)
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: cargo.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    image::rust_version_from(&text)
+        .ok_or_else(|| anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into())
+}
+
+/// cargo's home on the host: `CARGO_HOME`, else `~/.cargo`.
+fn host_cargo_home(cwd: &Path) -> Result<PathBuf> {
+    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
+        return Ok(cwd.join(home));
+    }
+    std::env::var_os("HOME")
+        .filter(|h| !h.is_empty())
+        .map(|home| PathBuf::from(home).join(".cargo"))
+        .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set").into())
+}
+
+/// `cargo fetch` for both Linux targets (the container compiles build scripts for its own
+/// architecture, which may be either), with the user's `--locked` / `--offline` / `--frozen`.
+pub fn fetch_invocation(plan: &BuildPlan) -> Invocation {
+    let mut args: Vec<OsString> = vec![
+        "fetch".into(),
+        "--manifest-path".into(),
+        plan.project.manifest_path.clone().into(),
+    ];
+    for arch in Arch::ALL {
+        args.extend(["--target".into(), arch.triple().into()]);
+    }
+    let mut cargo_args = plan.cargo.args.iter();
+    while let Some(arg) = cargo_args.next() {
+        if ["--locked", "--offline", "--frozen", "--quiet"]
+            .iter()
+            .any(|flag| arg == flag)
+        {
+            args.push(arg.clone());
+        } else if arg == "--color" {
+            args.push(arg.clone());
+            args.extend(cargo_args.next().cloned());
+        }
+    }
+    Invocation {
+        program: plan.cargo.program.clone(),
+        args,
+        env: plan.cargo.env.clone(),
+        cwd: plan.cargo.cwd.clone(),
+    }
+}
+
+/// Runs `cargo fetch`, its output passed to the user, a signal passed on to it.
+fn run_fetch(invocation: &Invocation, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
+    reporter.command(invocation);
+    let mut child = invocation
+        .command()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| Error::Spawn {
+            program: invocation.program.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let child = Arc::new(Mutex::new(child));
+    let done = Arc::new(AtomicBool::new(false));
+    let watcher = watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
+    forward_lines(stderr, reporter);
+    done.store(true, Ordering::SeqCst);
+    let status = child
+        .lock()
+        .map_err(|_| anyhow::anyhow!("cargo's process handle was poisoned"))?
+        .wait()
+        .map_err(|e| anyhow::anyhow!("cannot wait for cargo: {e}"))?;
+    let _ = watcher.join();
+    interrupt.check()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Fetch {
+            code: status.code(),
+        })
+    }
+}
+
+/// The directories outside the workspace that the build reads: path dependencies (each one's
+/// own workspace root when it has one, since its manifest may inherit from there).
+fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>> {
+    let mut command = Command::new(cargo);
+    command
+        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .arg(&plan.project.manifest_path)
+        .current_dir(&plan.cargo.cwd);
+    if plan.cargo.args.iter().any(|a| a == "--locked" || a == "--frozen") {
+        command.arg("--locked");
+    }
+    let output = command.output().map_err(|source| Error::Spawn {
+        program: cargo.to_string_lossy().into_owned(),
+        source,
+    })?;
+    if !output.status.success() {
+        return Err(Error::Metadata(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    let metadata = cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&output.stdout))
+        .map_err(|e| Error::Metadata(e.to_string()))?;
+    let dirs = outside_path_packages(&metadata, &plan.project.workspace_root)
+        .into_iter()
+        .map(|dir| enclosing_workspace(&dir).unwrap_or(dir))
+        .collect();
+    Ok(outermost(dirs))
+}
+
+/// The directories of the path packages (no registry or git source) outside the workspace.
+pub fn outside_path_packages(metadata: &Metadata, workspace_root: &Path) -> Vec<PathBuf> {
+    metadata
+        .packages
+        .iter()
+        .filter(|package| package.source.is_none())
+        .filter_map(|package| package.manifest_path.parent())
+        .map(|dir| dir.as_std_path().to_path_buf())
+        .filter(|dir| !dir.starts_with(workspace_root))
+        .collect()
+}
+
+/// The nearest ancestor of `dir` whose Cargo.toml has a `[workspace]` table, as cargo finds it.
+fn enclosing_workspace(dir: &Path) -> Option<PathBuf> {
+    dir.ancestors().find_map(|candidate| {
+        let text = std::fs::read_to_string(candidate.join("Cargo.toml")).ok()?;
+        text.lines()
+            .map(str::trim)
+            .any(|line| line == "[workspace]" || line.starts_with("[workspace."))
+            .then(|| candidate.to_path_buf())
+    })
+}
+
+/// Sorted, without the directories that another one contains.
+fn outermost(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
+    dirs.sort();
+    dirs.dedup();
+    let mut kept: Vec<PathBuf> = Vec::new();
+    for dir in dirs {
+        if !kept.iter().any(|outer| dir.starts_with(outer)) {
+            kept.push(dir);
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::project::Project;
+
+    fn plan(extra: &[&str]) -> BuildPlan {
+        let mut args: Vec<OsString> = ["build", "--target", "aarch64-unknown-linux-gnu"]
+            .iter()
+            .chain(extra)
+            .map(OsString::from)
+            .collect();
+        args.extend(["--color".into(), "always".into()]);
+        BuildPlan {
+            project: Project {
+                workspace_root: "/ws".into(),
+                target_dir: "/ws/target".into(),
+                package: "api".into(),
+                manifest_path: "/ws/api/Cargo.toml".into(),
+                bin: "api".into(),
+            },
+            arch: Arch::Arm64,
+            cargo: Invocation {
+                program: "/bin/cargo".into(),
+                args,
+                env: Vec::new(),
+                cwd: "/ws/api".into(),
+            },
+            target_dir: "/ws/target".into(),
+            staging_dir: "/ws/target/lambda-build/arm64/api".into(),
+            output: crate::plan::Output::Zip("/ws/api/lambda.zip".into()),
+            verify: true,
+        }
+    }
+
+    #[test]
+    fn fetch_covers_both_targets_and_keeps_the_users_lock_flags() {
+        let shown = fetch_invocation(&plan(&["--locked", "--features", "x"])).to_string();
+        assert_eq!(
+            shown,
+            "/bin/cargo fetch --manifest-path /ws/api/Cargo.toml \
+             --target x86_64-unknown-linux-gnu --target aarch64-unknown-linux-gnu \
+             --locked --color always"
+        );
+    }
+
+    #[test]
+    fn container_artifacts_have_their_own_directory_per_architecture() {
+        assert_eq!(
+            container_target_dir(Path::new("/ws/target"), Arch::Arm64),
+            Path::new("/ws/target/lambda-build/docker/arm64")
+        );
+        assert_ne!(
+            container_target_dir(Path::new("/t"), Arch::X86_64),
+            container_target_dir(Path::new("/t"), Arch::Arm64)
+        );
+    }
+
+    #[test]
+    fn only_path_packages_outside_the_workspace_are_mounted() {
+        let package = |name: &str, dir: &str, source: Option<&str>| {
+            serde_json::json!({
+                "name": name, "version": "0.1.0", "id": format!("{name} 0.1.0"),
+                "source": source, "dependencies": [], "targets": [], "features": {},
+                "manifest_path": format!("{dir}/Cargo.toml"), "edition": "2021",
+                "metadata": null, "publish": null, "authors": [], "categories": [],
+                "keywords": [], "readme": null, "repository": null, "homepage": null,
+                "documentation": null, "license": null, "license_file": null,
+                "description": null, "links": null, "default_run": null, "rust_version": null,
+            })
+        };
+        let json = serde_json::json!({
+            "packages": [
+                package("api", "/ws/api", None),
+                package("util", "/shared/util", None),
+                package("serde", "/home/me/.cargo/registry/src/x/serde-1.0.0",
+                        Some("registry+https://github.com/rust-lang/crates.io-index")),
+            ],
+            "workspace_members": ["api 0.1.0"], "workspace_default_members": ["api 0.1.0"],
+            "resolve": null, "workspace_root": "/ws", "target_directory": "/ws/target",
+            "version": 1, "metadata": null,
+        });
+        let metadata = cargo_metadata::MetadataCommand::parse(json.to_string()).unwrap();
+        assert_eq!(
+            outside_path_packages(&metadata, Path::new("/ws")),
+            [PathBuf::from("/shared/util")]
+        );
+    }
+
+    #[test]
+    fn nested_mounts_are_dropped() {
+        assert_eq!(
+            outermost(vec![
+                "/a/b/c".into(),
+                "/a/b".into(),
+                "/z".into(),
+                "/a/b".into(),
+                "/a/bc".into()
+            ]),
+            [
+                PathBuf::from("/a/b"),
+                PathBuf::from("/a/bc"),
+                PathBuf::from("/z")
+            ]
+        );
+    }
+
+    #[test]
+    fn a_path_dependency_in_another_workspace_brings_that_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let member = dir.path().join("crates/util");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::write(member.join("Cargo.toml"), "[package]\nversion.workspace = true\n").unwrap();
+        assert_eq!(enclosing_workspace(&member), None);
+        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = [\"crates/*\"]\n")
+            .unwrap();
+        assert_eq!(enclosing_workspace(&member), Some(dir.path().to_path_buf()));
+    }
+}
