@@ -25,6 +25,7 @@ lambda_build_docker_setup() (
   command -v setpriv >/dev/null || missing+=(util-linux)
   command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
   [ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-arm64-cross)
+  command -v chroot >/dev/null || missing+=(coreutils)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "docker.sh: installing ${missing[*]}"
     apt-get update -qq
@@ -70,7 +71,8 @@ lambda_build_docker_setup() (
   done
 
   local image
-  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)"
+  # Named by the toolchain and a hash of the recipe, so a changed recipe makes a new image.
+  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
   DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
   {
     echo "export DOCKER_HOST=$host"
