@@ -173,9 +173,21 @@ mod tests {
 
     #[test]
     fn dockerfile_and_docker_image_exclude_each_other() {
-        let args = parse(&["cargo", "lambda-build", "--dockerfile", "ci/lambda.Dockerfile"]);
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "--dockerfile",
+            "ci/lambda.Dockerfile",
+        ]);
         assert_eq!(args.dockerfile, Some(PathBuf::from("ci/lambda.Dockerfile")));
-        let both = ["cargo", "lambda-build", "--dockerfile", "D", "--docker-image", "img"];
+        let both = [
+            "cargo",
+            "lambda-build",
+            "--dockerfile",
+            "D",
+            "--docker-image",
+            "img",
+        ];
         assert!(Cli::try_parse_from(both).is_err());
     }
 

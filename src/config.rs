@@ -109,11 +109,12 @@ impl BuildConfig {
             color,
             progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
             source_date_epoch: env.source_date_epoch.clone(),
-            docker: (args.docker || args.dockerfile.is_some() || args.docker_image.is_some())
-                .then(|| DockerConfig {
+            docker: (args.docker || args.dockerfile.is_some() || args.docker_image.is_some()).then(
+                || DockerConfig {
                     dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
                     image: args.docker_image,
-                }),
+                },
+            ),
         }
     }
 }
@@ -166,7 +167,10 @@ mod tests {
     fn dockerfile_and_image_imply_docker() {
         let e = env(false, false);
         assert_eq!(config(&[], &e).docker, None);
-        assert_eq!(config(&["--docker"], &e).docker, Some(DockerConfig::default()));
+        assert_eq!(
+            config(&["--docker"], &e).docker,
+            Some(DockerConfig::default())
+        );
         assert_eq!(
             config(&["--dockerfile", "ci/lambda.Dockerfile"], &e).docker,
             Some(DockerConfig {

@@ -136,7 +136,9 @@ impl Error {
             Error::Interrupted(code) => *code,
             Error::Fetch { code } => code.unwrap_or(exit::COMPILE),
             // cargo's 101 is a compile error; anything else is the container's or the image's.
-            Error::ContainerBuild { code, .. } if *code == i64::from(exit::COMPILE) => exit::COMPILE,
+            Error::ContainerBuild { code, .. } if *code == i64::from(exit::COMPILE) => {
+                exit::COMPILE
+            }
             _ => exit::FAILURE,
         }
     }
@@ -228,11 +230,11 @@ impl Error {
                  fix what cargo says above (network, registry access), then run again"
                     .into()
             }
-            Error::ContainerBuild { code: 126 | 127, .. } => {
-                "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
+            Error::ContainerBuild {
+                code: 126 | 127, ..
+            } => "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
                  README"
-                    .into()
-            }
+                .into(),
             Error::ContainerBuild { code: 137, .. } => {
                 "the container was killed, perhaps out of memory: give the engine more memory, \
                  or set `CARGO_BUILD_JOBS=1`"

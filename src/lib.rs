@@ -146,7 +146,7 @@ fn build_on_host(
         reporter,
     )?;
 
-    let mut built = local::build(&plan, &linker, reporter, interrupt)?;
+    let mut built = local::build(plan, &linker, reporter, interrupt)?;
     let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;
     // The host toolchain links against the host's glibc; when that gives a binary AL2023
     // cannot load and zig is there, relink against glibc 2.34 rather than fail.
@@ -162,7 +162,7 @@ fn build_on_host(
             "Relinking",
             format!("`{}` with {}", plan.project.bin, linker.describe()),
         );
-        built = local::build(&plan, &linker, reporter, interrupt)?;
+        built = local::build(plan, &linker, reporter, interrupt)?;
         (elf, problems) = inspect_built(&built, plan.arch)?;
     }
     Ok((built, elf, problems))

@@ -135,7 +135,9 @@ impl Reporter {
 
     /// The spinner's message; without a spinner (CI, no terminal), the line itself unless quiet.
     pub fn spinner_message(&self, message: &str) {
-        match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+        // The guard is dropped before `line`, which takes the lock again.
+        let bar = self.bar.lock().ok().and_then(|slot| slot.clone());
+        match bar {
             Some(bar) => bar.set_message(message.to_string()),
             None if self.verbosity == Verbosity::Normal => self.line(message),
             None => {}
@@ -244,6 +246,25 @@ pub fn human_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_lines_without_a_spinner_are_printed_not_deadlocked() {
+        use clap::Parser;
+        let crate::cli::Cli::LambdaBuild(args) =
+            crate::cli::Cli::try_parse_from(["cargo", "lambda-build"]).unwrap();
+        let env = crate::config::Env {
+            cargo: "cargo".into(),
+            cwd: "/".into(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+        };
+        let reporter = Reporter::new(&BuildConfig::resolve(args, &env));
+        reporter.start_spinner("Building", "image");
+        // Returns: the lock is not held while the line is written.
+        reporter.spinner_message("Step 1/2 : FROM x");
+        reporter.finish_progress();
+    }
 
     #[test]
     fn sizes_read_like_cargo() {

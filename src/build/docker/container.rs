@@ -102,7 +102,11 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
             &cargo_home.join("registry"),
             false,
         ),
-        bind(&inputs.cargo_home.join("git"), &cargo_home.join("git"), false),
+        bind(
+            &inputs.cargo_home.join("git"),
+            &cargo_home.join("git"),
+            false,
+        ),
     ];
     mounts.extend(
         inputs
@@ -564,7 +568,10 @@ mod tests {
     #[test]
     fn the_container_mounts_the_project_caches_and_outside_path_dependencies() {
         let cargo = cargo();
-        let outside = [PathBuf::from("/home/me/shared/util"), "/home/me/fn/inner".into()];
+        let outside = [
+            PathBuf::from("/home/me/shared/util"),
+            "/home/me/fn/inner".into(),
+        ];
         let spec = spec(&inputs(&cargo, &outside, &[]));
         let bind = |s: &str, t: &str, ro| MountSpec::Bind {
             source: s.into(),
@@ -611,7 +618,10 @@ mod tests {
              --target-dir /home/me/fn/t/lambda-build/docker/arm64 --offline"
         );
         assert_eq!(
-            container_args(&["--offline".into(), "--target-dir=/x".into()], Path::new("/t")),
+            container_args(
+                &["--offline".into(), "--target-dir=/x".into()],
+                Path::new("/t")
+            ),
             ["--target-dir", "/t", "--offline"]
         );
     }
@@ -630,7 +640,10 @@ mod tests {
             ("CARGO_TARGET_DIR", "/home/me/t"),
             ("CARGO_REGISTRY_TOKEN", "secret"),
             ("CARGO_REGISTRIES_CORP_TOKEN", "secret"),
-            ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER", "/usr/bin/zig-cc"),
+            (
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                "/usr/bin/zig-cc",
+            ),
             ("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C x"),
             ("CARGO_PKG_NAME", "cargo-lambda-build"),
             ("CARGO_MANIFEST_DIR", "/src"),

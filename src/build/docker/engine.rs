@@ -152,7 +152,10 @@ mod tests {
         let started = std::time::Instant::now();
         let err = runtime().block_on(connect(&address)).unwrap_err();
         assert!(started.elapsed() < Duration::from_secs(6));
-        assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+        assert!(
+            err.to_string().contains(&format!("127.0.0.1:{port}")),
+            "{err}"
+        );
     }
 
     #[test]

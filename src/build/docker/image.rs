@@ -187,10 +187,16 @@ pub async fn ensure(
     interrupt: &Interrupt,
 ) -> Result<()> {
     if exists(docker, &recipe.tag).await? {
-        reporter.status("Reusing", format!("image {} ({})", recipe.tag, recipe.source));
+        reporter.status(
+            "Reusing",
+            format!("image {} ({})", recipe.tag, recipe.source),
+        );
         return Ok(());
     }
-    reporter.status("Building", format!("image {} from {}", recipe.tag, recipe.source));
+    reporter.status(
+        "Building",
+        format!("image {} from {}", recipe.tag, recipe.source),
+    );
     let options = BuildImageOptions {
         dockerfile: "Dockerfile".into(),
         t: Some(recipe.tag.clone()),
@@ -320,7 +326,8 @@ mod tests {
             ImageChoice::Build(DockerfileSource::File("/ws/api/lambda.Dockerfile".into()))
         );
         assert_eq!(
-            choose(None, None, pkg, ws, |p: &Path| p == Path::new("/ws/lambda.Dockerfile")),
+            choose(None, None, pkg, ws, |p: &Path| p
+                == Path::new("/ws/lambda.Dockerfile")),
             ImageChoice::Build(DockerfileSource::File("/ws/lambda.Dockerfile".into()))
         );
         assert_eq!(
@@ -341,8 +348,10 @@ mod tests {
         assert_eq!(a.tag, same.tag);
         assert!(a.tag.starts_with("cargo-lambda-build:"), "{}", a.tag);
         assert_eq!(a.tag.len(), "cargo-lambda-build:".len() + 16);
-        let other_file = ImageRecipe::new(DockerfileSource::Bundled, "FROM y\n".into(), args("1.95.0"));
-        let other_rust = ImageRecipe::new(DockerfileSource::Bundled, "FROM x\n".into(), args("1.96.0"));
+        let other_file =
+            ImageRecipe::new(DockerfileSource::Bundled, "FROM y\n".into(), args("1.95.0"));
+        let other_rust =
+            ImageRecipe::new(DockerfileSource::Bundled, "FROM x\n".into(), args("1.96.0"));
         assert_ne!(a.tag, other_file.tag);
         assert_ne!(a.tag, other_rust.tag);
         // Argument order does not matter.
@@ -375,7 +384,10 @@ mod tests {
                 (entry.path().unwrap().display().to_string(), text)
             })
             .collect();
-        assert_eq!(entries, [("Dockerfile".to_string(), "FROM scratch\n".to_string())]);
+        assert_eq!(
+            entries,
+            [("Dockerfile".to_string(), "FROM scratch\n".to_string())]
+        );
         // The same recipe gives the same bytes.
         assert_eq!(bytes, recipe.context().unwrap());
     }
@@ -403,7 +415,10 @@ mod tests {
         let text = BUNDLED_DOCKERFILE;
         let from: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
         assert_eq!(from, ["FROM public.ecr.aws/amazonlinux/amazonlinux:2023"]);
-        assert!(text.contains("ARG RUST_VERSION"), "no RUST_VERSION argument");
+        assert!(
+            text.contains("ARG RUST_VERSION"),
+            "no RUST_VERSION argument"
+        );
         assert!(text.contains("--default-toolchain \"${RUST_VERSION}\""));
         for needed in [
             "x86_64-unknown-linux-gnu",
@@ -414,7 +429,10 @@ mod tests {
             "linux-gnu.2.34",
             "chmod -R a+rX",
         ] {
-            assert!(text.contains(needed), "`{needed}` missing from lambda.Dockerfile");
+            assert!(
+                text.contains(needed),
+                "`{needed}` missing from lambda.Dockerfile"
+            );
         }
         // Every instruction line is one Docker knows (a typo would only show on a real engine).
         let known = [
@@ -425,7 +443,10 @@ mod tests {
             let trimmed = line.trim();
             if !continued && !trimmed.is_empty() && !trimmed.starts_with('#') {
                 let word = trimmed.split_whitespace().next().unwrap();
-                assert!(known.contains(&word), "unknown instruction `{word}` in: {line}");
+                assert!(
+                    known.contains(&word),
+                    "unknown instruction `{word}` in: {line}"
+                );
             }
             continued = trimmed.ends_with('\\');
         }

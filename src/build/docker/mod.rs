@@ -178,8 +178,9 @@ fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
             source,
         })?;
     let text = String::from_utf8_lossy(&output.stdout);
-    image::rust_version_from(&text)
-        .ok_or_else(|| anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into())
+    image::rust_version_from(&text).ok_or_else(|| {
+        anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into()
+    })
 }
 
 /// cargo's home on the host: `CARGO_HOME`, else `~/.cargo`.
@@ -264,10 +265,26 @@ fn run_fetch(invocation: &Invocation, reporter: &Reporter, interrupt: &Interrupt
 fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>> {
     let mut command = Command::new(cargo);
     command
-        .args(["metadata", "--format-version", "1", "--offline", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--manifest-path",
+        ])
         .arg(&plan.project.manifest_path)
         .current_dir(&plan.cargo.cwd);
-    if plan.cargo.args.iter().any(|a| a == "--locked" || a == "--frozen") {
+    // The platforms `cargo fetch` fetched for: without a filter, cargo wants every package of
+    // every platform, which were not downloaded.
+    for arch in Arch::ALL {
+        command.args(["--filter-platform", arch.triple()]);
+    }
+    if plan
+        .cargo
+        .args
+        .iter()
+        .any(|a| a == "--locked" || a == "--frozen")
+    {
         command.arg("--locked");
     }
     let output = command.output().map_err(|source| Error::Spawn {
@@ -435,10 +452,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let member = dir.path().join("crates/util");
         std::fs::create_dir_all(&member).unwrap();
-        std::fs::write(member.join("Cargo.toml"), "[package]\nversion.workspace = true\n").unwrap();
+        std::fs::write(
+            member.join("Cargo.toml"),
+            "[package]\nversion.workspace = true\n",
+        )
+        .unwrap();
         assert_eq!(enclosing_workspace(&member), None);
-        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = [\"crates/*\"]\n")
-            .unwrap();
+        std::fs::write(
+            dir.path().join("Cargo.toml"),
+            "[workspace]\nmembers = [\"crates/*\"]\n",
+        )
+        .unwrap();
         assert_eq!(enclosing_workspace(&member), Some(dir.path().to_path_buf()));
     }
 }
