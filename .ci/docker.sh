@@ -73,7 +73,15 @@ lambda_build_docker_setup() (
   local image
   # Named by the toolchain and a hash of the recipe, so a changed recipe makes a new image.
   image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
-  DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
+  if ! DOCKER_HOST=$host docker image inspect "$image" >/dev/null 2>&1; then
+    DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
+    # Older base images, and the images the tests built from them, are not used any more.
+    DOCKER_HOST=$host docker images --format '{{.Repository}}:{{.Tag}}' \
+      | grep -E '^(lambda-build-test-base|cargo-lambda-build):' | grep -vxF "$image" \
+      | xargs -r env DOCKER_HOST="$host" docker rmi >/dev/null 2>&1 || true
+  else
+    echo "docker.sh: test base image $image exists"
+  fi
   {
     echo "export DOCKER_HOST=$host"
     echo "export LAMBDA_BUILD_TEST_BASE_IMAGE=$image"
@@ -81,10 +89,7 @@ lambda_build_docker_setup() (
   } >"$cache/env.sh"
 )
 
-if lambda_build_docker_setup; then
-  . /var/cache/cargo-lambda-build/env.sh
-  echo "docker.sh: DOCKER_HOST=$DOCKER_HOST LAMBDA_BUILD_TEST_BASE_IMAGE=$LAMBDA_BUILD_TEST_BASE_IMAGE LAMBDA_BUILD_TEST_USER=$LAMBDA_BUILD_TEST_USER"
-else
-  echo "docker.sh: setup failed" >&2
-  false
-fi
+# Called as a plain statement: inside `if` or `&&`, bash would ignore the function's `set -e`.
+lambda_build_docker_setup
+. /var/cache/cargo-lambda-build/env.sh
+echo "docker.sh: DOCKER_HOST=$DOCKER_HOST LAMBDA_BUILD_TEST_BASE_IMAGE=$LAMBDA_BUILD_TEST_BASE_IMAGE LAMBDA_BUILD_TEST_USER=$LAMBDA_BUILD_TEST_USER"

@@ -30,6 +30,10 @@ pub const CONTAINER_HOME: &str = "/lambda-build/home";
 /// host's registry and git caches mounted in it.
 pub const CONTAINER_CARGO_HOME: &str = "/lambda-build/cargo";
 
+/// The lock files in `CARGO_HOME` that guard the registry caches (`.package-cache-mutate` since
+/// cargo 1.74).
+pub const PACKAGE_CACHE_LOCKS: [&str; 2] = [".package-cache", ".package-cache-mutate"];
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
     /// A host directory at the same path inside, so that the paths in Cargo.lock, in cargo's
@@ -108,6 +112,13 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
             false,
         ),
     ];
+    // cargo's package-cache locks (flock), shared with the host's cargo and other containers,
+    // so two builds never unpack the same crate at once.
+    mounts.extend(
+        PACKAGE_CACHE_LOCKS
+            .iter()
+            .map(|lock| bind(&inputs.cargo_home.join(lock), &cargo_home.join(lock), false)),
+    );
     mounts.extend(
         inputs
             .read_only
@@ -599,6 +610,16 @@ mod tests {
                     false
                 ),
                 bind("/home/me/.cargo/git", "/lambda-build/cargo/git", false),
+                bind(
+                    "/home/me/.cargo/.package-cache",
+                    "/lambda-build/cargo/.package-cache",
+                    false
+                ),
+                bind(
+                    "/home/me/.cargo/.package-cache-mutate",
+                    "/lambda-build/cargo/.package-cache-mutate",
+                    false
+                ),
                 // Inside the workspace already: not mounted twice.
                 bind("/home/me/shared/util", "/home/me/shared/util", true),
             ]

@@ -121,6 +121,14 @@ pub fn build(
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", dir.display()))?;
     }
+    for lock in container::PACKAGE_CACHE_LOCKS {
+        let path = cargo_home.join(lock);
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
+    }
 
     let rootless = runtime.block_on(engine::is_rootless(&docker))?;
     // SAFETY: getuid and getgid cannot fail.
