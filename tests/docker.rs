@@ -27,6 +27,13 @@ static ENGINE: Mutex<()> = Mutex::new(());
 /// them in `bootstrap` proves that the project's Dockerfile, not the bundled one, made the build.
 const OVERRIDE_MARK: &[u8] = b"lambda.Dockerfile";
 
+/// A measurement for the CI log: written to the real stderr, which the test harness does not
+/// capture (`eprintln!` output is shown only for failing tests).
+fn report_time(what: &str, elapsed: Duration) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "timing: {what}: {elapsed:.1?}");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -304,7 +311,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let started = Instant::now();
     let (output, pid) = run_with_pid(runner, dir, &["--docker", "--zip"]);
     assert_success(&output);
-    eprintln!("x86_64 container build: {:.1?}", started.elapsed());
+    report_time("x86_64 --docker build", started.elapsed());
     let err = stderr(&output);
     let dockerfile = dir.join("lambda.Dockerfile");
     assert!(
@@ -336,7 +343,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let output = runner.run(dir, &["--docker", "--zip"]);
     let elapsed = started.elapsed();
     assert_success(&output);
-    eprintln!("no-op container rebuild: {elapsed:.1?}");
+    report_time("no-op --docker rebuild", elapsed);
     let err = stderr(&output);
     assert!(err.contains("Reusing image"), "{err}");
     assert!(!err.contains("Building image"), "{err}");
@@ -354,7 +361,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
         &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
     );
     assert_success(&output);
-    eprintln!("arm64 container build: {:.1?}", started.elapsed());
+    report_time("arm64 --docker build", started.elapsed());
     assert!(
         containers_of(pid).is_empty(),
         "left: {:?}",
@@ -464,7 +471,7 @@ fn sigint_during_the_container_build_exits_130_and_removes_the_container() {
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
     let status = child.wait().unwrap();
     let err = forward.join().unwrap();
-    eprintln!("exit after SIGINT: {:.1?}", signalled.elapsed());
+    report_time("exit after SIGINT", signalled.elapsed());
     assert_eq!(status.code(), Some(130), "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
     assert!(
@@ -565,4 +572,27 @@ fn no_engine_is_a_clear_error_within_seconds() {
         assert!(elapsed < Duration::from_secs(8), "{host}: took {elapsed:?}");
         assert!(!project.path().join("lambda.zip").exists());
     }
+}
+
+/// Needs no engine: the Dockerfile is read before the engine is contacted.
+#[test]
+fn a_missing_dockerfile_is_named() {
+    let project = common::copy_fixture("echo");
+    let output = Command::new(BIN)
+        .args(["lambda-build", "--dockerfile", "ci/none.Dockerfile"])
+        .current_dir(project.path())
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let path = project.path().join("ci/none.Dockerfile");
+    assert!(
+        err.contains(&format!("cannot read the Dockerfile `{}`", path.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("help: point `--dockerfile` at a readable file"),
+        "{err}"
+    );
 }
