@@ -89,7 +89,8 @@ impl PackageError {
     }
 }
 
-/// One file for the zip. `name` is a relative path with '/' separators.
+/// One file for the zip. `name` is a relative path with '/' separators; a name that ends with
+/// '/' is a directory entry (as in the zip format itself), whose `source` is not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
     pub name: String,
@@ -229,7 +230,7 @@ pub fn write_zip(
 ) -> Result<Artifact, PackageError> {
     let entries = ordered(entries)?;
     let mut declared = 0u64;
-    for entry in &entries {
+    for entry in entries.iter().filter(|e| !e.is_dir()) {
         let metadata = fs::metadata(&entry.source).map_err(|e| read_error(&entry.source, e))?;
         if !metadata.is_file() {
             return Err(PackageError::NotAFile {
@@ -249,6 +250,11 @@ pub fn write_zip(
     let mut zip = ZipWriter::new(BufWriter::new(tmp.as_file_mut()));
     let mut unzipped_size = 0u64;
     for entry in &entries {
+        if entry.is_dir() {
+            zip.add_directory(entry.name.as_str(), options.unix_permissions(entry.mode))
+                .map_err(|e| zip_error(dest, e))?;
+            continue;
+        }
         let mut input = open(&entry.source)?;
         zip.start_file(entry.name.as_str(), options.unix_permissions(entry.mode))
             .map_err(|e| zip_error(dest, e))?;
@@ -284,11 +290,8 @@ fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
     let mut sorted: Vec<&ZipEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| (a.name != BOOTSTRAP, &a.name).cmp(&(b.name != BOOTSTRAP, &b.name)));
     for entry in &sorted {
-        if entry.name.contains('\\')
-            || entry
-                .name
-                .split('/')
-                .any(|part| matches!(part, "" | "." | ".."))
+        let path = entry.name.strip_suffix('/').unwrap_or(&entry.name);
+        if entry.name.contains('\\') || path.split('/').any(|part| matches!(part, "" | "." | ".."))
         {
             return Err(invalid(
                 entry,
@@ -307,6 +310,14 @@ fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
         return Err(invalid(pair[0], "two entries have this name"));
     }
     Ok(sorted)
+}
+
+impl ZipEntry {
+    /// A directory entry: its name ends with '/'.
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        self.name.ends_with('/')
+    }
 }
 
 fn check_unzipped_size(size: u64) -> Result<(), PackageError> {
@@ -854,7 +865,9 @@ mod tests {
             source: source.clone(),
             mode,
         };
-        for name in ["", "/abs", "../up", "a/../b", "./a", "a//b", "a/", "a\\b"] {
+        for name in [
+            "", "/abs", "../up", "a/../b", "./a", "a//b", "a//", "/", "a\\b",
+        ] {
             let err = write_zip(&dest, &[entry(name, 0o644)], DateTime::DEFAULT).unwrap_err();
             assert!(
                 matches!(err, PackageError::InvalidEntry { .. }),

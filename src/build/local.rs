@@ -113,13 +113,14 @@ pub fn linker_env(
         .collect()
 }
 
-/// Builds with the plan's cargo command plus the chosen linker's environment.
+/// Builds with the plan's cargo command plus the chosen linker's environment; one [`Built`] per
+/// function of the plan, in its order.
 pub fn build(
     plan: &BuildPlan,
     linker: &Linker,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
+) -> Result<Vec<Built>> {
     let wrappers = match linker {
         Linker::Zig(zig_path) => Some(zig::Wrappers::write(
             &plan.target_dir.join("lambda-build").join("zig"),
@@ -134,13 +135,12 @@ pub fn build(
         .extend(linker_env(plan.arch, linker, wrappers.as_ref(), |name| {
             std::env::var_os(name).is_some()
         }));
-    run_cargo(
-        &invocation,
-        &plan.project.manifest_path,
-        &plan.project.bin,
-        reporter,
-        interrupt,
-    )
+    let wanted: Vec<(&Path, &str)> = plan
+        .functions
+        .iter()
+        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+        .collect();
+    run_cargo(&invocation, &wanted, reporter, interrupt)
 }
 
 /// Makes sure the Rust standard library for `target` is installed: `rustup target add` when
