@@ -351,3 +351,50 @@ fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
     assert!(err.contains("undefined symbol: arc4random"), "{err}");
     assert!(!project.path().join("lambda.zip").exists());
 }
+
+/// A build script that takes long enough for a signal to arrive mid-compile.
+const SLOW_BUILD_RS: &str =
+    "fn main() { std::thread::sleep(std::time::Duration::from_secs(20)); }\n";
+
+#[test]
+fn interrupted_build_exits_130_or_143_and_keeps_the_previous_zip() {
+    let project = crate_with("slow", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let zip = project.path().join("lambda.zip");
+    let before = fs::read(&zip).unwrap();
+
+    fs::write(project.path().join("build.rs"), SLOW_BUILD_RS).unwrap();
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let child = Command::new(BIN)
+            .args(["lambda-build", "--zip"])
+            .current_dir(project.path())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Give cargo time to start the build script, then signal this tool only (a CI runner's
+        // SIGTERM does not reach cargo by itself).
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) on the child this test spawned and has not waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "took {:?} to stop",
+            started.elapsed()
+        );
+        assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("error: interrupted"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(
+            fs::read(&zip).unwrap(),
+            before,
+            "the previous lambda.zip changed"
+        );
+    }
+}
