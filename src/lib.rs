@@ -9,12 +9,14 @@ pub mod config;
 pub mod error;
 pub mod include;
 pub mod inspect;
+pub mod new;
 pub mod package;
 pub mod plan;
 pub mod project;
 pub mod report;
 pub mod signal;
 
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::build::local::{self, HostFacts, Linker};
@@ -162,7 +164,16 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     }
 
     let stdout = &mut std::io::stdout().lock();
-    for ((function, artifact), (elf, _)) in plan.functions.iter().zip(&artifacts).zip(&checked) {
+    for (i, ((function, artifact), (elf, _))) in plan
+        .functions
+        .iter()
+        .zip(&artifacts)
+        .zip(&checked)
+        .enumerate()
+    {
+        if i > 0 && config.message_format == MessageFormat::Human {
+            writeln!(stdout).map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+        }
         let summary = Summary {
             output: &function.output,
             artifact,

@@ -128,6 +128,21 @@ impl Reporter {
     }
 }
 
+/// A status line outside a build (`new`): the verb right-aligned to 12 columns, as cargo's.
+pub fn print_status(
+    out: &mut impl Write,
+    verb: &str,
+    message: impl Display,
+    color: bool,
+) -> std::io::Result<()> {
+    let verb = format!("{verb:>12}");
+    if color {
+        writeln!(out, "{GREEN_BOLD}{verb}{RESET} {message}")
+    } else {
+        writeln!(out, "{verb} {message}")
+    }
+}
+
 /// `error: ...` and one `help: ...` line per fix, as cargo prints them.
 pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io::Result<()> {
     let paint = |style: &str, text: &str| {
