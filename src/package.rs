@@ -618,6 +618,49 @@ mod tests {
     }
 
     #[test]
+    fn directory_entries_are_stored_with_their_mode_and_no_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = fixture(dir.path());
+        for name in ["lib/", "config/"] {
+            entries.push(ZipEntry {
+                name: name.into(),
+                source: dir.path().join("does-not-exist"),
+                mode: 0o755,
+            });
+        }
+        let dest = dir.path().join("lambda.zip");
+        let artifact = write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let raw = raw_entries(&fs::read(&dest).unwrap());
+        let got: Vec<(&str, u32)> = raw
+            .iter()
+            .map(|e| (e.name.as_str(), e.external >> 16))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bootstrap", 0o100_755),
+                ("VERSION", 0o100_644),
+                ("config/", 0o40_755),
+                ("config/app.json", 0o100_644),
+                ("lib/", 0o40_755),
+                ("lib/libfoo.so", 0o100_755),
+            ]
+        );
+        for entry in &raw {
+            assert_eq!(
+                (entry.central_extra, entry.local_extra),
+                (0, 0),
+                "{}",
+                entry.name
+            );
+        }
+        let without: Vec<ZipEntry> = entries.iter().filter(|e| !e.is_dir()).cloned().collect();
+        let files_only =
+            write_zip(&dir.path().join("b.zip"), &without, zip_timestamp(EPOCH)).unwrap();
+        assert_eq!(artifact.unzipped_size, files_only.unzipped_size);
+    }
+
+    #[test]
     fn zip_has_no_extra_fields_and_unix_attributes() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("lambda.zip");

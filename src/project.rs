@@ -447,6 +447,193 @@ mod tests {
         assert!(matches!(err, Error::SeveralPackages(_)), "{err}");
     }
 
+    fn select_with(meta: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
+        select(meta, manifest, selection)
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn several_packages_and_binaries_each_become_a_function() {
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let meta = workspace(
+            ROOT,
+            &[
+                ("api", &["api"], None),
+                ("jobs", &["hourly", "nightly"], None),
+                ("util", &[], None),
+            ],
+        );
+        let bins = strings(&["nightly", "api"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("jobs".into(), "nightly".into()),
+                ("api".into(), "api".into())
+            ]
+        );
+
+        let packages = strings(&["api", "jobs", "api"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::SeveralBinaries { ref package, .. } if package == "jobs"),
+            "{err}"
+        );
+        let bins = strings(&["api", "hourly", "api"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("api".into(), "api".into()),
+                ("jobs".into(), "hourly".into())
+            ]
+        );
+
+        let bins = strings(&["nope"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no selected package has a binary named `nope`; the packages are: api, jobs"
+        );
+    }
+
+    #[test]
+    fn workspace_takes_every_binary_less_the_excluded_packages() {
+        let meta = workspace(
+            ROOT,
+            &[
+                ("api", &["api"], None),
+                ("jobs", &["hourly", "nightly"], None),
+                ("util", &[], None),
+            ],
+        );
+        let project = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("api".into(), "api".into()),
+                ("jobs".into(), "hourly".into()),
+                ("jobs".into(), "nightly".into())
+            ]
+        );
+        let exclude = strings(&["jobs"]);
+        let project = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&project), [("api".into(), "api".into())]);
+        let exclude = strings(&["api", "jobs"]);
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::NoBinary(_)), "{err}");
+        let exclude = strings(&["ghost"]);
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::UnknownPackage { .. }), "{err}");
+    }
+
+    #[test]
+    fn one_binary_name_in_two_packages_is_refused_naming_both() {
+        let meta = workspace(
+            ROOT,
+            &[("api", &["handler"], None), ("admin", &["handler"], None)],
+        );
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "two selected binaries are named `handler`: one in package `api`, one in package `admin`"
+        );
+        assert!(err.help().unwrap().contains("--exclude admin"));
+        // By name, the same clash.
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let bins = strings(&["handler"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::DuplicateBinary { .. }), "{err}");
+    }
+
     #[test]
     fn manifest_is_found_upwards_or_refused() {
         let dir = tempfile::tempdir().unwrap();
