@@ -22,7 +22,11 @@ Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-on
 The binary is built for x86_64 (Lambda's default architecture; `--arch arm64` for Graviton) in the \
 release profile, cross-compiling when the host differs, checked against what provided.al2023 can \
 run (architecture, glibc 2.34, shared libraries) and packaged reproducibly: the same binary always \
-gives the same zip bytes.";
+gives the same zip bytes.
+
+Several binaries (`--bin`, `-p`, `--workspace`) build in one run, one function each. Settings can \
+also come from `CARGO_LAMBDA_BUILD_*` variables and from `[package.metadata.lambda-build]` or \
+`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both.";
 
 #[derive(Debug, Clone, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -56,7 +60,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub extension: bool,
 
-    /// `human` (default) or `json`: one JSON object per artifact on stdout, for scripts
+    /// How results are printed on stdout: `json` prints one object per artifact, for scripts
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 
