@@ -64,6 +64,11 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 
+    /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
+    /// builds, about half the zip); panics still unwind
+    #[arg(long)]
+    pub small: bool,
+
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
     #[arg(long)]

@@ -77,6 +77,8 @@ pub enum Verbosity {
 pub struct BuildConfig {
     /// One cargo invocation builds every function: one architecture, one profile.
     pub arch: Arch,
+    /// `--small`: the size-optimised settings override the profile's.
+    pub small: bool,
     pub profile: String,
     /// The features of every layer, package-qualified (`pkg/feature`) when they come from a
     /// package's table and several packages are built.
@@ -125,6 +127,7 @@ pub struct Layer {
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
     pub profile: Option<String>,
+    pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
 }
@@ -139,6 +142,7 @@ impl Layer {
             outdir: self.outdir.or_else(|| lower.outdir.clone()),
             include: self.include.or_else(|| lower.include.clone()),
             profile: self.profile.or_else(|| lower.profile.clone()),
+            small: self.small.or(lower.small),
             features: self.features.or_else(|| lower.features.clone()),
             extension: self.extension.or(lower.extension),
         }
@@ -152,6 +156,7 @@ impl Layer {
             outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
             include: (!args.include.is_empty()).then(|| args.include.clone()),
             profile: args.profile.clone(),
+            small: args.small.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
         }
@@ -198,6 +203,7 @@ impl Layer {
             outdir: get("OUTDIR").map(|(_, value)| cwd.join(value)),
             include: get("INCLUDE").map(|(_, value)| list(value)),
             profile: get("PROFILE").map(|(_, value)| value.to_string()),
+            small: bool_var("SMALL")?,
             features: get("FEATURES").map(|(_, value)| {
                 value
                     .split([',', ' '])
@@ -233,6 +239,7 @@ pub struct Table {
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
     pub profile: Option<String>,
+    pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
     /// Per-binary tables (package tables only).
@@ -252,7 +259,8 @@ pub struct BinTable {
 }
 
 /// The keys of [`Table`], for the warning about an unknown one.
-const TABLE_KEYS: &str = "arch, zip, outdir, include, profile, features, extension, bin.NAME";
+const TABLE_KEYS: &str =
+    "arch, zip, outdir, include, profile, small, features, extension, bin.NAME";
 const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
@@ -302,6 +310,7 @@ impl Table {
             outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
             include: self.include.clone(),
             profile: self.profile.clone(),
+            small: self.small,
             features: self.features.clone(),
             extension: self.extension,
         }
@@ -379,6 +388,7 @@ impl BuildConfig {
         let mut functions = Vec::new();
         let mut arch: Option<(Arch, &Function)> = None;
         let mut profile: Option<(String, &Function)> = None;
+        let mut small: Option<(bool, &Function)> = None;
         let mut features: Vec<String> = Vec::new();
         for function in &project.functions {
             let root = function.package_root();
@@ -407,6 +417,14 @@ impl BuildConfig {
                 }
                 Some(_) => {}
                 None => profile = Some((this_profile, function)),
+            }
+            let this_small = merged.small.unwrap_or(false);
+            match &small {
+                Some((seen, other)) if *seen != this_small => {
+                    return Err(conflict("small", other, function, seen, this_small));
+                }
+                Some(_) => {}
+                None => small = Some((this_small, function)),
             }
             // A package's own features name its features: with several packages in one
             // invocation, cargo needs them qualified as `package/feature`.
@@ -444,6 +462,7 @@ impl BuildConfig {
             functions,
             message_format: args.message_format,
             verify: !args.no_verify,
+            small: small.map(|(small, _)| small).unwrap_or(false),
             target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
             manifest_path: args.manifest_path.map(|path| env.cwd.join(path)),
             locked: args.locked,
@@ -732,6 +751,16 @@ mod tests {
                 false
             ))
         );
+    }
+
+    #[test]
+    fn small_is_a_layered_key_too() {
+        let p = project(&[("api", "api", json!({ "small": true }))], Value::Null);
+        assert!(resolve(&[], &env(false, false), &p).unwrap().small);
+        let off = env_with(&[("CARGO_LAMBDA_BUILD_SMALL", "false")]);
+        assert!(!resolve(&[], &off, &p).unwrap().small);
+        assert!(resolve(&["--small"], &off, &p).unwrap().small);
+        assert!(!resolve(&[], &env(false, false), &one()).unwrap().small);
     }
 
     #[test]

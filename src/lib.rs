@@ -52,7 +52,11 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     for warning in &config.warnings {
         reporter.warn(warning);
     }
-    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd);
+    let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
+    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| {
+        std::env::var_os(name).is_some()
+    });
+    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
 
     // Refuse bad input before spending minutes compiling.
     for function in &config.functions {
@@ -142,7 +146,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 
     let mut artifacts = Vec::new();
     for ((function, built), includes) in plan.functions.iter().zip(&built).zip(includes) {
-        let artifact = package_function(function, built, includes, timestamp)?;
+        let (artifact, fresh) = package_function(function, built, includes, timestamp)?;
         if artifact.exceeds_direct_upload() {
             reporter.warn(format!(
                 "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
@@ -151,14 +155,18 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
                 report::human_size(artifact.size)
             ));
         }
-        reporter.status(
-            "Packaged",
-            format!(
-                "{} ({})",
-                function.output.path().display(),
-                report::human_size(artifact.size)
-            ),
-        );
+        if fresh {
+            reporter.status("Fresh", function.output.path().display());
+        } else {
+            reporter.status(
+                "Packaged",
+                format!(
+                    "{} ({})",
+                    function.output.path().display(),
+                    report::human_size(artifact.size)
+                ),
+            );
+        }
         artifacts.push(artifact);
         interrupt.check()?;
     }
@@ -192,38 +200,52 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     interrupt.check()
 }
 
-/// Stages the executable and writes the function's zip, or its executable alone.
+/// Writes the function's zip, or its executable alone, from the executable cargo built and the
+/// includes. When nothing changed since the run that wrote it (same contents, same output), the
+/// file is kept as it is and the result says so (`true`).
 fn package_function(
     function: &FunctionPlan,
     built: &build::Built,
     includes: Vec<ZipEntry>,
     timestamp: zip::DateTime,
-) -> Result<package::Artifact> {
+) -> Result<(package::Artifact, bool)> {
+    let zip = matches!(function.output, Output::Zip(_));
+    let mut entries = if zip { includes } else { Vec::new() };
+    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
+    // entry (mode 755) unless an include brought it.
+    if zip && function.extension && !entries.iter().any(|e| e.name == "extensions/") {
+        entries.push(ZipEntry {
+            name: "extensions/".into(),
+            source: function.staging_dir.clone(),
+            mode: 0o755,
+        });
+    }
+    entries.push(ZipEntry {
+        name: function.entry_name.clone(),
+        source: built.executable.clone(),
+        mode: 0o755,
+    });
+    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
+    let stamp = function.staging_dir.join("package-stamp.json");
+    if let Some(artifact) = package::reuse(&stamp, &fingerprint, function.output.path()) {
+        return Ok((artifact, true));
+    }
+
     let staged = package::stage_bootstrap(&built.executable, &function.staging_dir)?;
     if let Some(dir) = function.output.path().parent() {
         create_outdir(dir)?;
     }
-    Ok(match &function.output {
+    let artifact = match &function.output {
         Output::Zip(path) => {
-            let mut entries = includes;
-            // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its
-            // own entry (mode 755) unless an include brought it.
-            if function.extension && !entries.iter().any(|e| e.name == "extensions/") {
-                entries.push(ZipEntry {
-                    name: "extensions/".into(),
-                    source: function.staging_dir.clone(),
-                    mode: 0o755,
-                });
+            if let Some(executable) = entries.last_mut() {
+                executable.source = staged;
             }
-            entries.push(ZipEntry {
-                name: function.entry_name.clone(),
-                source: staged,
-                mode: 0o755,
-            });
             package::write_zip(path, &entries, timestamp)?
         }
         Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
-    })
+    };
+    package::record(&stamp, &fingerprint, &artifact)?;
+    Ok((artifact, false))
 }
 
 fn inspect_all(

@@ -106,11 +106,41 @@ pub struct BuildPlan {
     pub verify: bool,
 }
 
+/// Profile settings through cargo's `CARGO_PROFILE_<NAME>_<KEY>` variables. By default only
+/// `strip = "symbols"`, and only when the profile says nothing about stripping or debug info:
+/// symbols are a third of a release binary and Lambda has no use for them (a panic message
+/// still names its file and line). `--small` trades build time for size and overrides the
+/// profile. A variable the user already set wins.
+pub fn profile_env(
+    config: &BuildConfig,
+    profile_sets_strip: bool,
+    already_set: impl Fn(&str) -> bool,
+) -> Vec<(OsString, OsString)> {
+    let prefix = format!(
+        "CARGO_PROFILE_{}_",
+        config.profile.to_uppercase().replace('-', "_")
+    );
+    let mut settings = Vec::new();
+    if config.small {
+        settings.extend([("OPT_LEVEL", "s"), ("LTO", "fat"), ("CODEGEN_UNITS", "1")]);
+    }
+    if config.small || !profile_sets_strip {
+        settings.push(("STRIP", "symbols"));
+    }
+    settings
+        .into_iter()
+        .map(|(key, value)| (format!("{prefix}{key}"), value))
+        .filter(|(name, _)| !already_set(name))
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect()
+}
+
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
     cargo: &OsString,
     cwd: &std::path::Path,
+    profile_env: Vec<(OsString, OsString)>,
 ) -> BuildPlan {
     let target_dir = config
         .target_dir
@@ -212,7 +242,7 @@ pub fn plan(
         cargo: Invocation {
             program: cargo.clone(),
             args,
-            env: Vec::new(),
+            env: profile_env,
             cwd: cwd.to_path_buf(),
         },
         target_dir,
@@ -268,7 +298,22 @@ mod tests {
             config_vars: Vec::new(),
         };
         let config = BuildConfig::resolve(args, &env, project).unwrap();
-        plan(&config, project, &env.cargo, &env.cwd)
+        let profile_env = profile_env(&config, false, |_| false);
+        plan(&config, project, &env.cargo, &env.cwd, profile_env)
+    }
+
+    fn config(args: &[&str]) -> BuildConfig {
+        let Cli::LambdaBuild(args) =
+            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
+        let env = Env {
+            cargo: "/bin/cargo".into(),
+            cwd: "/src/ws/api".into(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+            config_vars: Vec::new(),
+        };
+        BuildConfig::resolve(args, &env, &project()).unwrap()
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {
@@ -284,7 +329,8 @@ mod tests {
         let plan = plan_for(&[]);
         assert_eq!(
             plan.cargo.to_string(),
-            "/bin/cargo build --message-format json-render-diagnostics \
+            "CARGO_PROFILE_RELEASE_STRIP=symbols /bin/cargo build \
+             --message-format json-render-diagnostics \
              --target x86_64-unknown-linux-gnu --profile release \
              --manifest-path /src/ws/api/Cargo.toml -p api --bin handler --color never"
         );
@@ -339,6 +385,45 @@ mod tests {
         assert_eq!(
             plan.functions[0].staging_dir,
             Path::new("/tmp/t/lambda-build/x86_64/handler")
+        );
+    }
+
+    fn names(env: &[(OsString, OsString)]) -> Vec<String> {
+        env.iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect()
+    }
+
+    #[test]
+    fn symbols_are_stripped_unless_the_profile_or_the_user_decides() {
+        let release = config(&[]);
+        assert_eq!(
+            names(&profile_env(&release, false, |_| false)),
+            ["CARGO_PROFILE_RELEASE_STRIP=symbols"]
+        );
+        assert!(profile_env(&release, true, |_| false).is_empty());
+        assert!(
+            profile_env(&release, false, |name| name
+                == "CARGO_PROFILE_RELEASE_STRIP")
+            .is_empty()
+        );
+        let custom = config(&["--profile", "lambda-fast"]);
+        assert_eq!(
+            names(&profile_env(&custom, false, |_| false)),
+            ["CARGO_PROFILE_LAMBDA_FAST_STRIP=symbols"]
+        );
+    }
+
+    #[test]
+    fn small_overrides_the_profile_but_not_the_user() {
+        let small = config(&["--small"]);
+        assert_eq!(
+            names(&profile_env(&small, true, |name| name == "CARGO_PROFILE_RELEASE_LTO")),
+            [
+                "CARGO_PROFILE_RELEASE_OPT_LEVEL=s",
+                "CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1",
+                "CARGO_PROFILE_RELEASE_STRIP=symbols"
+            ]
         );
     }
 
@@ -405,7 +490,7 @@ mod tests {
     #[test]
     fn printed_command_quotes_what_needs_quoting() {
         let mut plan = plan_for(&[]);
-        plan.cargo.env.push(("CC".into(), "zig cc".into()));
+        plan.cargo.env = vec![("CC".into(), "zig cc".into())];
         plan.cargo.args.push("a b".into());
         let shown = plan.cargo.to_string();
         assert!(shown.starts_with("CC='zig cc' /bin/cargo build"), "{shown}");

@@ -99,13 +99,30 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
     let workspace = common::copy_fixture("workspace");
     let root = workspace.path();
 
-    // An earlier build leaves every binary of the workspace in the target dir, `migrate`
-    // included: only what this run selects and builds may be packaged.
-    let stale = common::cargo_build_fixture(root, "x86_64-unknown-linux-gnu", "migrate");
-    assert!(stale.is_file());
+    // --workspace: all three binaries; `migrate` as an extension, from its bin table. This is
+    // also the earlier build that leaves every binary in the target dir for the next run.
+    let output = succeeded(lambda_build(root, &["--workspace", "-o", "all"]));
+    assert_eq!(
+        files_under(&root.join("all")),
+        ["alpha/lambda.zip", "beta/lambda.zip", "migrate/lambda.zip"]
+    );
+    let extension = zip_modes(&root.join("all/migrate/lambda.zip"));
+    assert_eq!(
+        extension.into_iter().collect::<Vec<_>>(),
+        [
+            ("extensions/".to_string(), 0o40755),
+            ("extensions/migrate".to_string(), 0o100755)
+        ]
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("extension     migrate (package tools)"),
+        "{stdout}"
+    );
 
     // Two functions by name, from the workspace root (a virtual manifest). `zip = true` comes
-    // from [workspace.metadata.lambda-build], alpha's includes from its package table.
+    // from [workspace.metadata.lambda-build], alpha's includes from its package table. `migrate`,
+    // left in the target dir by the run above, is not packaged.
     let output = succeeded(lambda_build(
         root,
         &[
@@ -198,25 +215,6 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         );
     }
 
-    // --workspace: all three binaries; `migrate` as an extension, from its bin table.
-    let output = succeeded(lambda_build(root, &["--workspace", "-o", "all"]));
-    assert_eq!(
-        files_under(&root.join("all")),
-        ["alpha/lambda.zip", "beta/lambda.zip", "migrate/lambda.zip"]
-    );
-    let extension = zip_modes(&root.join("all/migrate/lambda.zip"));
-    assert_eq!(
-        extension.into_iter().collect::<Vec<_>>(),
-        [
-            ("extensions/".to_string(), 0o40755),
-            ("extensions/migrate".to_string(), 0o100755)
-        ]
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        stdout.contains("extension     migrate (package tools)"),
-        "{stdout}"
-    );
     // The same inputs give the same bytes.
     assert_eq!(
         fs::read(root.join("all/alpha/lambda.zip")).unwrap(),
