@@ -186,6 +186,8 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
     let status = Command::new(&rustup)
         .args(["target", "add", target.triple()])
         .current_dir(cwd)
+        // Stdout is for results (`--message-format json` promises nothing else there).
+        .stdout(std::io::stderr())
         .status()
         .map_err(|source| Error::Spawn {
             program: "rustup".into(),
