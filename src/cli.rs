@@ -153,6 +153,10 @@ pub struct NewArgs {
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
 
+    /// Create a Lambda extension, packaged as a layer (`extensions/<name>`), instead of a function
+    #[arg(long)]
+    pub extension: bool,
+
     /// Also write `.github/workflows/lambda.yml`, a CI workflow that builds both architectures
     #[arg(long)]
     pub ci: bool,

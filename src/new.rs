@@ -14,30 +14,56 @@ use crate::config::Env;
 use crate::error::{Error, Result};
 use crate::report;
 
-const CARGO_TOML: &str = include_str!("../templates/new/Cargo.toml");
-const CARGO_LOCK: &str = include_str!("../templates/new/Cargo.lock");
-const MAIN_RS: &str = include_str!("../templates/new/src/main.rs");
-const README: &str = include_str!("../templates/new/README.md");
+/// The files that make one kind of crate.
+struct Template {
+    cargo_toml: &'static str,
+    cargo_lock: &'static str,
+    main_rs: &'static str,
+    readme: &'static str,
+    /// AWS SAM / CloudFormation, written as `template.yaml`.
+    sam: &'static str,
+}
+
+/// A `lambda_runtime` function; its SAM template has `Runtime: provided.al2023`,
+/// `Handler: bootstrap` and `CodeUri: lambda.zip`.
+const FUNCTION: Template = Template {
+    cargo_toml: include_str!("../templates/new/function/Cargo.toml"),
+    cargo_lock: include_str!("../templates/new/function/Cargo.lock"),
+    main_rs: include_str!("../templates/new/function/src/main.rs"),
+    readme: include_str!("../templates/new/function/README.md"),
+    sam: include_str!("../templates/deploy/function.yaml"),
+};
+
+/// A `lambda-extension` extension, packaged as a layer; its SAM template declares the layer
+/// with `ContentUri: lambda.zip`.
+const EXTENSION: Template = Template {
+    cargo_toml: include_str!("../templates/new/extension/Cargo.toml"),
+    cargo_lock: include_str!("../templates/new/extension/Cargo.lock"),
+    main_rs: include_str!("../templates/new/extension/src/main.rs"),
+    readme: include_str!("../templates/new/extension/README.md"),
+    sam: include_str!("../templates/deploy/layer.yaml"),
+};
+
 const GITIGNORE: &str = include_str!("../templates/new/gitignore");
-/// AWS SAM / CloudFormation: `provided.al2023`, `Handler: bootstrap`, `CodeUri: lambda.zip`.
-pub const SAM_TEMPLATE: &str = include_str!("../templates/deploy/template.yaml");
 /// GitHub Actions: both architectures, the zips kept as artifacts.
-pub const CI_WORKFLOW: &str = include_str!("../templates/deploy/github-workflow.yml");
+const CI_WORKFLOW: &str = include_str!("../templates/deploy/github-workflow.yml");
 
 /// The placeholder every template uses for the crate's name.
 const NAME: &str = "{{name}}";
 
-/// The files of a new crate named `name`: (path relative to the crate, content).
-pub fn files(name: &str, ci: bool) -> Vec<(&'static str, String)> {
-    let fill = |template: &str| template.replace(NAME, name);
+/// The files of a new crate named `name`, a function or an extension: (path relative to the
+/// crate, content).
+pub fn files(name: &str, extension: bool, ci: bool) -> Vec<(&'static str, String)> {
+    let template = if extension { &EXTENSION } else { &FUNCTION };
+    let fill = |text: &str| text.replace(NAME, name);
     let mut files = vec![
-        ("Cargo.toml", fill(CARGO_TOML)),
-        ("src/main.rs", fill(MAIN_RS)),
-        ("README.md", fill(README)),
+        ("Cargo.toml", fill(template.cargo_toml)),
+        ("src/main.rs", fill(template.main_rs)),
+        ("README.md", fill(template.readme)),
         (".gitignore", GITIGNORE.to_string()),
-        ("template.yaml", fill(SAM_TEMPLATE)),
+        ("template.yaml", fill(template.sam)),
     ];
-    if let Some(lock) = lock_file(name) {
+    if let Some(lock) = lock_file(template.cargo_lock, name) {
         files.push(("Cargo.lock", lock));
     }
     if ci {
@@ -56,7 +82,14 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
     let _ = report::print_status(
         stderr,
         "Created",
-        format!("Lambda function `{name}` in `{shown}`"),
+        format!(
+            "Lambda {} `{name}` in `{shown}`",
+            if args.extension {
+                "extension"
+            } else {
+                "function"
+            }
+        ),
         color,
     );
     let _ = report::print_status(
@@ -92,7 +125,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         .prefix(&format!(".{name}."))
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
-    for (path, content) in files(&name, args.ci) {
+    for (path, content) in files(&name, args.extension, args.ci) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -139,11 +172,11 @@ fn check_name(name: &str) -> Result<()> {
     Ok(())
 }
 
-/// The template's Cargo.lock for a crate named `name`, its `[[package]]` entries in cargo's
+/// A template's Cargo.lock for a crate named `name`, its `[[package]]` entries in cargo's
 /// order (by name, then version). `None` when `name` is also the name of a locked dependency:
 /// cargo would then write the lock differently, and it is left to cargo.
-fn lock_file(name: &str) -> Option<String> {
-    let mut blocks = CARGO_LOCK.split("\n[[package]]\n");
+fn lock_file(template: &str, name: &str) -> Option<String> {
+    let mut blocks = template.split("\n[[package]]\n");
     let header = blocks.next()?;
     let mut packages: Vec<String> = blocks
         .map(|block| block.replace(NAME, name).trim_end().to_string())
@@ -182,6 +215,7 @@ mod tests {
         NewArgs {
             path: path.into(),
             ci,
+            extension: false,
         }
     }
 
@@ -190,7 +224,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let created = create(&new_args("fns/my-fn", true), dir.path()).unwrap();
         assert_eq!(created, dir.path().join("fns/my-fn"));
-        for (path, _) in files("my-fn", true) {
+        for (path, _) in files("my-fn", false, true) {
             let content = fs::read_to_string(created.join(path)).unwrap();
             assert!(!content.contains(NAME), "{path} keeps a placeholder");
         }
@@ -225,9 +259,13 @@ mod tests {
     #[test]
     fn the_lock_is_the_echo_fixtures() {
         let echo = include_str!("../tests/fixtures/echo/Cargo.lock");
-        assert_eq!(lock_file("echo").as_deref(), Some(echo));
+        assert_eq!(
+            lock_file(FUNCTION.cargo_lock, "echo").as_deref(),
+            Some(echo)
+        );
         let manifest = include_str!("../tests/fixtures/echo/Cargo.toml");
-        for line in CARGO_TOML
+        for line in FUNCTION
+            .cargo_toml
             .lines()
             .filter(|l| l.contains("version = \"") && !l.starts_with("version"))
         {
@@ -240,7 +278,26 @@ mod tests {
 
     #[test]
     fn the_lock_lists_the_crate_in_cargos_order() {
-        let lock = lock_file("my-fn").unwrap();
+        for template in [&FUNCTION, &EXTENSION] {
+            let lock = lock_file(template.cargo_lock, "my-fn").unwrap();
+            assert_sorted_with(&lock, "my-fn");
+            // Named like a dependency: cargo writes the lock.
+            assert_eq!(lock_file(template.cargo_lock, "tokio"), None);
+        }
+        let last = lock_file(FUNCTION.cargo_lock, "zzz").unwrap();
+        assert!(last.trim_end().ends_with(']'));
+    }
+
+    #[test]
+    fn an_extension_is_packaged_as_one_by_its_cargo_toml() {
+        let files = files("my-ext", true, false);
+        let manifest = &files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1;
+        assert!(manifest.contains("extension = true"), "{manifest}");
+        let sam = &files.iter().find(|(p, _)| *p == "template.yaml").unwrap().1;
+        assert!(sam.contains("AWS::Serverless::LayerVersion"), "{sam}");
+    }
+
+    fn assert_sorted_with(lock: &str, name: &str) {
         let names: Vec<&str> = lock
             .lines()
             .filter_map(|l| l.strip_prefix("name = "))
@@ -248,10 +305,7 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(names, sorted);
-        assert!(names.contains(&"\"my-fn\""));
+        assert!(names.contains(&format!("\"{name}\"").as_str()));
         assert!(lock.starts_with("# This file is automatically @generated by Cargo."));
-        // Named like a dependency: cargo writes the lock.
-        assert_eq!(lock_file("tokio"), None);
-        assert!(lock_file("zzz").unwrap().trim_end().ends_with(']'));
     }
 }

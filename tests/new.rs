@@ -106,26 +106,94 @@ fn new_then_build_gives_a_checked_zip_that_the_sam_template_points_at() {
         "{steps}"
     );
 
-    // Its unit test passes (release and the same target as the build: nothing to recompile but
-    // the crate itself).
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    assert_unit_tests_pass(&dir, "greets_by_name_or_the_world");
+}
+
+/// The crate's own unit test passes (release and the same target as the build, with the tool's
+/// strip setting: nothing to recompile but the crate itself).
+fn assert_unit_tests_pass(dir: &Path, test_name: &str) {
+    let target_dir = common::fixture_target_dir();
     let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let test = Command::new(cargo)
-        .args(["test", "--release", "--locked", "--target", &host])
-        .args(["--target-dir", target])
-        .current_dir(&dir)
+        .args([
+            "test",
+            "--release",
+            "--locked",
+            "--target",
+            &host,
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
-        // As the tool builds (it strips symbols when the profile does not decide), so the
-        // dependencies it compiled are reused rather than built again.
         .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
         .output()
         .unwrap();
     let test_out = String::from_utf8_lossy(&test.stdout);
     assert!(
-        test.status.success() && test_out.contains("greets_by_name_or_the_world ... ok"),
+        test.status.success() && test_out.contains(&format!("{test_name} ... ok")),
         "{test_out}{}",
         String::from_utf8_lossy(&test.stderr)
     );
+}
+
+#[test]
+fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
+    let scratch = tempfile::tempdir().unwrap();
+    run(scratch.path(), &["new", "--extension", "my-ext"]);
+    let dir = scratch.path().join("my-ext");
+    let target_dir = common::fixture_target_dir();
+    let target = target_dir.to_str().unwrap();
+    let output = run(
+        &dir,
+        &[
+            "--zip",
+            "--locked",
+            "--target-dir",
+            target,
+            "--message-format",
+            "json",
+        ],
+    );
+    let artifact: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    assert_eq!(artifact["extension"], true, "{artifact}");
+    assert_eq!(artifact["glibc"], "2.34", "{artifact}");
+    let zip = dir.join("lambda.zip");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let names: Vec<(String, Option<u32>)> = (0..archive.len())
+        .map(|i| {
+            let entry = archive.by_index(i).unwrap();
+            (entry.name().unwrap().to_string(), entry.unix_mode())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("extensions/".to_string(), Some(0o40755)),
+            ("extensions/my-ext".to_string(), Some(0o100755))
+        ]
+    );
+
+    let template = yaml(&dir.join("template.yaml"));
+    let layer = &template["Resources"]["Extension"];
+    assert_eq!(
+        layer["Type"].as_str(),
+        Some("AWS::Serverless::LayerVersion")
+    );
+    let properties = &layer["Properties"];
+    assert_eq!(dir.join(properties["ContentUri"].as_str().unwrap()), zip);
+    assert_eq!(
+        properties["CompatibleArchitectures"][0].as_str(),
+        artifact["arch"].as_str()
+    );
+    assert_eq!(
+        properties["CompatibleRuntimes"][0].as_str(),
+        Some("provided.al2023")
+    );
+
+    assert_unit_tests_pass(&dir, "describes_invocations_and_shutdowns");
 }
 
 #[test]
