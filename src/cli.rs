@@ -96,7 +96,7 @@ pub struct BuildArgs {
     pub package: Vec<String>,
 
     /// Every binary of every workspace member, each as its own function
-    #[arg(long, help_heading = "Package Selection")]
+    #[arg(long, conflicts_with = "package", help_heading = "Package Selection")]
     pub workspace: bool,
 
     /// Leave this package out of `--workspace`; repeatable
@@ -307,6 +307,7 @@ mod tests {
         assert_eq!(args.exclude, ["tools"]);
         // As cargo: `--exclude` only makes sense with `--workspace`.
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_err());
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--workspace", "-p", "x"]).is_err());
     }
 
     #[test]

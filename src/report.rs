@@ -212,7 +212,8 @@ pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result
 pub fn print_json(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
     let artifact = summary.artifact;
     let line = serde_json::json!({
-        "path": summary.output.path(),
+        // Lossy rather than a failure: a zip path that is not UTF-8 is rare and still shown.
+        "path": summary.output.path().to_string_lossy(),
         "function": summary.function,
         "package": summary.package,
         "extension": summary.extension,
