@@ -53,7 +53,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     });
     let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
 
-    let host = HostFacts::discover(plan.arch);
+    let host = HostFacts::discover(plan.arch, &plan.target_dir.join("lambda-build"));
     let linker = local::choose(plan.arch, &host)?;
     match linker {
         Linker::Host => reporter.detail("Linker", linker.describe()),
