@@ -76,7 +76,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         includes.push(include::collect(&function.package_root, &function.include)?);
     }
 
-    let host = HostFacts::discover(plan.arch);
+    let host = HostFacts::discover(plan.arch, &plan.target_dir.join("lambda-build"));
     let linker = local::choose(plan.arch, &host)?;
     match linker {
         Linker::Host => reporter.detail("Linker", linker.describe()),

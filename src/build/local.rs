@@ -52,7 +52,8 @@ pub struct HostFacts {
 
 impl HostFacts {
     /// Looks for tools only when the build crosses architectures: a native build needs none.
-    pub fn discover(target: Arch) -> HostFacts {
+    /// `cache_dir` keeps what is slow to find (zig inside Python's ziglang).
+    pub fn discover(target: Arch, cache_dir: &Path) -> HostFacts {
         let arch = Arch::host();
         if arch == Some(target) {
             return HostFacts {
@@ -62,7 +63,7 @@ impl HostFacts {
         }
         HostFacts {
             arch,
-            zig: zig::find(),
+            zig: zig::find_cached(&cache_dir.join("zig").join("zig-path")),
             cross_gcc: which::which(format!("{}gcc", target.gnu_prefix())).ok(),
         }
     }
