@@ -356,11 +356,10 @@ impl ContainerSpec {
 pub async fn run(
     docker: &Docker,
     spec: &ContainerSpec,
-    manifest: &Path,
-    bin: &str,
+    wanted: &[(&Path, &str)],
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
+) -> Result<Vec<Built>> {
     let options = CreateContainerOptions {
         name: Some(spec.name.clone()),
         ..Default::default()
@@ -372,7 +371,7 @@ pub async fn run(
             action: format!("create the build container from image `{}`", spec.image),
             message: super::image::engine_message(&e),
         })?;
-    let result = attach_start_and_wait(docker, spec, manifest, bin, reporter, interrupt).await;
+    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
     reporter.finish_progress();
     let removed = remove(docker, &spec.name).await;
     match (result, removed) {
@@ -410,11 +409,10 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
 async fn attach_start_and_wait(
     docker: &Docker,
     spec: &ContainerSpec,
-    manifest: &Path,
-    bin: &str,
+    wanted: &[(&Path, &str)],
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
+) -> Result<Vec<Built>> {
     let engine_error = |action: &str| {
         let action = action.to_string();
         move |e: bollard::errors::Error| Error::Docker {
@@ -444,14 +442,17 @@ async fn attach_start_and_wait(
     reporter.start_progress();
     let mut stdout = Lines::default();
     let mut stderr = Lines::default();
-    let mut built = None;
+    let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
     let mut on_stdout = |line: &str| {
         for message in Message::parse_stream(line.as_bytes()).flatten() {
-            if let Message::CompilerArtifact(artifact) = &message {
-                reporter.progress_crate(&artifact.target.name);
-            }
-            if built.is_none() {
-                built = find_executable([message], manifest, bin);
+            let Message::CompilerArtifact(artifact) = &message else {
+                continue;
+            };
+            reporter.progress_crate(&artifact.target.name);
+            for (slot, (manifest, bin)) in built.iter_mut().zip(wanted) {
+                if slot.is_none() {
+                    *slot = find_executable([message.clone()], manifest, bin);
+                }
             }
         }
     };
@@ -503,7 +504,11 @@ async fn attach_start_and_wait(
             image: spec.image.clone(),
         });
     }
-    built.ok_or_else(|| Error::NoArtifact(bin.to_string()))
+    built
+        .into_iter()
+        .zip(wanted)
+        .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
+        .collect()
 }
 
 /// Splits a byte stream into lines; the engine's chunks do not end on line boundaries.

@@ -58,12 +58,19 @@ pub fn build(
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
-    let package_root = plan
-        .project
-        .manifest_path
-        .parent()
-        .unwrap_or(&plan.project.workspace_root);
+) -> Result<Vec<Built>> {
+    // One container builds every function: a package's own `lambda.Dockerfile` counts when
+    // they all come from that package.
+    let mut package_roots: Vec<&Path> = plan
+        .functions
+        .iter()
+        .map(|f| f.package_root.as_path())
+        .collect();
+    package_roots.dedup();
+    let package_root = match package_roots.as_slice() {
+        [only] => *only,
+        _ => plan.project.workspace_root.as_path(),
+    };
     let choice = image::choose(
         config.image.as_deref(),
         config.dockerfile.as_deref(),
@@ -147,23 +154,23 @@ pub fn build(
         cwd: &env.cwd,
         cargo: &plan.cargo,
     });
+    let bins: Vec<String> = plan
+        .functions
+        .iter()
+        .map(|f| format!("`{}`", f.bin))
+        .collect();
     reporter.status(
         "Container",
-        format!(
-            "`{}` for {} in {image}, offline",
-            plan.project.bin, plan.arch
-        ),
+        format!("{} for {} in {image}, offline", bins.join(", "), plan.arch),
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    runtime.block_on(container::run(
-        &docker,
-        &spec,
-        &plan.project.manifest_path,
-        &plan.project.bin,
-        reporter,
-        interrupt,
-    ))
+    let wanted: Vec<(&Path, &str)> = plan
+        .functions
+        .iter()
+        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+        .collect();
+    runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
@@ -208,7 +215,7 @@ pub fn fetch_invocation(plan: &BuildPlan) -> Invocation {
     let mut args: Vec<OsString> = vec![
         "fetch".into(),
         "--manifest-path".into(),
-        plan.project.manifest_path.clone().into(),
+        manifest_path(plan).into(),
     ];
     for arch in Arch::ALL {
         args.extend(["--target".into(), arch.triple().into()]);
@@ -231,6 +238,16 @@ pub fn fetch_invocation(plan: &BuildPlan) -> Invocation {
         env: plan.cargo.env.clone(),
         cwd: plan.cargo.cwd.clone(),
     }
+}
+
+/// The manifest the plan's cargo command builds from.
+fn manifest_path(plan: &BuildPlan) -> PathBuf {
+    let args = &plan.cargo.args;
+    args.iter()
+        .position(|a| a == "--manifest-path")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| plan.project.workspace_root.join("Cargo.toml"))
 }
 
 /// Runs `cargo fetch`, its output passed to the user, a signal passed on to it.
@@ -280,7 +297,7 @@ fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>
             "--offline",
             "--manifest-path",
         ])
-        .arg(&plan.project.manifest_path)
+        .arg(manifest_path(plan))
         .current_dir(&plan.cargo.cwd);
     // The platforms `cargo fetch` fetched for: without a filter, cargo wants every package of
     // every platform, which were not downloaded.
@@ -354,43 +371,45 @@ mod tests {
     use super::*;
     use crate::project::Project;
 
-    fn plan(extra: &[&str]) -> BuildPlan {
-        let mut args: Vec<OsString> = ["build", "--target", "aarch64-unknown-linux-gnu"]
-            .iter()
-            .chain(extra)
-            .map(OsString::from)
-            .collect();
-        args.extend(["--color".into(), "always".into()]);
-        BuildPlan {
-            project: Project {
-                workspace_root: "/ws".into(),
-                target_dir: "/ws/target".into(),
+    fn plan(args: &[&str]) -> BuildPlan {
+        use crate::cli::Cli;
+        use crate::config::BuildConfig;
+        use clap::Parser;
+        let project = Project {
+            workspace_root: "/ws".into(),
+            target_dir: "/ws/target".into(),
+            workspace_config: serde_json::Value::Null,
+            functions: vec![crate::project::Function {
                 package: "api".into(),
                 manifest_path: "/ws/api/Cargo.toml".into(),
                 bin: "api".into(),
-            },
-            arch: Arch::Arm64,
-            cargo: Invocation {
-                program: "/bin/cargo".into(),
-                args,
-                env: Vec::new(),
-                cwd: "/ws/api".into(),
-            },
-            target_dir: "/ws/target".into(),
-            staging_dir: "/ws/target/lambda-build/arm64/api".into(),
-            output: crate::plan::Output::Zip("/ws/api/lambda.zip".into()),
-            verify: true,
-        }
+                package_config: serde_json::Value::Null,
+            }],
+        };
+        let Cli::LambdaBuild(args) =
+            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
+        let env = Env {
+            cargo: "/bin/cargo".into(),
+            cwd: "/ws/api".into(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+            config_vars: Vec::new(),
+        };
+        let config = BuildConfig::resolve(args, &env, &project).unwrap();
+        crate::plan::plan(&config, &project, &env.cargo, &env.cwd, Vec::new())
     }
 
     #[test]
     fn fetch_covers_both_targets_and_keeps_the_users_lock_flags() {
-        let shown = fetch_invocation(&plan(&["--locked", "--features", "x"])).to_string();
+        let plan = plan(&["--docker", "--arch", "arm64", "--locked", "-F", "x"]);
+        assert_eq!(manifest_path(&plan), Path::new("/ws/api/Cargo.toml"));
+        let shown = fetch_invocation(&plan).to_string();
         assert_eq!(
             shown,
             "/bin/cargo fetch --manifest-path /ws/api/Cargo.toml \
              --target x86_64-unknown-linux-gnu --target aarch64-unknown-linux-gnu \
-             --locked --color always"
+             --locked --color never"
         );
     }
 
