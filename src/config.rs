@@ -68,6 +68,8 @@ pub struct BuildConfig {
     /// An animated progress display on stderr.
     pub progress: bool,
     pub source_date_epoch: Option<String>,
+    /// `--invoke-with`: events to run the result on after packaging. Absolute.
+    pub invoke_with: Option<PathBuf>,
 }
 
 impl BuildConfig {
@@ -97,6 +99,7 @@ impl BuildConfig {
             color,
             progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
             source_date_epoch: env.source_date_epoch.clone(),
+            invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
         }
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 
 use crate::inspect::{InspectError, Problem};
+use crate::invoke::InvokeError;
 use crate::package::PackageError;
 
 /// Exit codes, as documented in the README.
@@ -86,6 +87,9 @@ pub enum Error {
     #[error(transparent)]
     Package(#[from] PackageError),
 
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
+
     #[error("interrupted by {}", if *.0 == exit::SIGTERM { "SIGTERM" } else { "SIGINT" })]
     Interrupted(i32),
 
@@ -129,6 +133,7 @@ impl Error {
             }
             Error::Inspect { source, .. } => return source.help(),
             Error::Package(e) => return e.help(),
+            Error::Invoke(e) => return e.help(),
             _ => return None,
         })
     }

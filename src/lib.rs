@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod inspect;
+pub mod invoke;
 pub mod package;
 pub mod plan;
 pub mod project;
@@ -16,13 +17,21 @@ pub mod signal;
 
 use std::path::Path;
 
-use crate::cli::BuildArgs;
+use crate::cli::{BuildArgs, Command};
 use crate::config::{BuildConfig, Env};
 use crate::error::{Error, Result};
 use crate::package::ZipEntry;
 use crate::plan::Output;
 use crate::report::{Reporter, Summary};
 use crate::signal::Interrupt;
+
+/// What `cargo lambda-build` runs: the subcommand the user named, else a build.
+pub fn dispatch(mut args: BuildArgs, env: &Env) -> Result<()> {
+    match args.command.take() {
+        Some(Command::Invoke(invoke)) => invoke::run(invoke, env),
+        None => run(args, env),
+    }
+}
 
 /// Runs one build. Errors are returned, never printed or exited on, so destructors run
 /// (temporary files go away) and `main` alone chooses the exit code.
@@ -119,7 +128,23 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     };
     report::print_summary(&mut std::io::stdout().lock(), &summary)
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
-    interrupt.check()
+    interrupt.check()?;
+
+    if let Some(events_file) = &config.invoke_with {
+        // A smoke test of what was just written: the same bytes that will be deployed.
+        let events = invoke::read_events(&invoke::EventSource::File(events_file.clone()))?;
+        let function = invoke::default_function(&project.bin, &invoke::process_var);
+        invoke::invoke(
+            plan.output.path(),
+            &events,
+            &function,
+            reporter,
+            config.verbosity,
+            &interrupt,
+        )?
+        .into_result()?;
+    }
+    Ok(())
 }
 
 fn create_outdir(outdir: &Path) -> Result<()> {

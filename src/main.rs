@@ -4,13 +4,13 @@ use clap::Parser;
 
 use cargo_lambda_build::cli::{Cli, ColorChoice};
 use cargo_lambda_build::config::Env;
-use cargo_lambda_build::{report, run};
+use cargo_lambda_build::{dispatch, report};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
     let Cli::LambdaBuild(args) = Cli::parse();
-    let color = ColorChoice::resolve(args.color, std::io::stderr().is_terminal());
-    let code = match Env::from_process().and_then(|env| run(args, &env)) {
+    let color = ColorChoice::resolve(args.color_choice(), std::io::stderr().is_terminal());
+    let code = match Env::from_process().and_then(|env| dispatch(args, &env)) {
         Ok(()) => 0,
         Err(error) => {
             let _ = report::print_error(&mut std::io::stderr().lock(), &error, color);
