@@ -2,13 +2,16 @@
 
 use std::fmt;
 
-/// An architecture Lambda runs functions on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+/// An architecture Lambda runs functions on. The aliases are the names Docker, Debian and
+/// Rust give them, so whichever a user types works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
 pub enum Arch {
     /// Lambda's default architecture.
     #[default]
+    #[value(name = "x86_64", alias = "amd64", alias = "x86-64")]
     X86_64,
     /// Graviton.
+    #[value(name = "arm64", alias = "aarch64")]
     Arm64,
 }
 
@@ -28,6 +31,22 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// zig's target for this architecture, pinned to AL2023's glibc 2.34.
+    pub fn zig_target(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu.2.34",
+            Arch::Arm64 => "aarch64-linux-gnu.2.34",
+        }
+    }
+
+    /// The prefix of Debian's (and most distributions') GNU cross toolchain for this target.
+    pub fn gnu_prefix(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64-linux-gnu-",
+            Arch::Arm64 => "aarch64-linux-gnu-",
         }
     }
 
@@ -71,5 +90,20 @@ mod tests {
         assert_eq!(Arch::from_elf_machine(object::elf::EM_386.0), None);
         assert_eq!(Arch::X86_64.triple(), "x86_64-unknown-linux-gnu");
         assert_eq!(Arch::Arm64.lambda_name(), "arm64");
+    }
+
+    #[test]
+    fn aliases_parse() {
+        use clap::ValueEnum;
+        for (name, arch) in [
+            ("x86_64", Arch::X86_64),
+            ("amd64", Arch::X86_64),
+            ("x86-64", Arch::X86_64),
+            ("arm64", Arch::Arm64),
+            ("aarch64", Arch::Arm64),
+        ] {
+            assert_eq!(Arch::from_str(name, false), Ok(arch), "{name}");
+        }
+        assert!(Arch::from_str("i686", false).is_err());
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::arch::Arch;
+
 /// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
 /// subcommand name is the first argument either way.
 #[derive(Debug, Parser)]
@@ -17,9 +19,10 @@ const LONG_ABOUT: &str = "\
 Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-only runtime \
 `provided.al2023`.
 
-The binary is built for x86_64 (Lambda's default architecture) in the release profile, checked \
-against what provided.al2023 can run (architecture, glibc 2.34, shared libraries) and packaged \
-reproducibly: the same binary always gives the same zip bytes.";
+The binary is built for x86_64 (Lambda's default architecture; `--arch arm64` for Graviton) in the \
+release profile, cross-compiling when the host differs, checked against what provided.al2023 can \
+run (architecture, glibc 2.34, shared libraries) and packaged reproducibly: the same binary always \
+gives the same zip bytes.";
 
 #[derive(Debug, Clone, Args)]
 #[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
@@ -40,6 +43,10 @@ pub struct BuildArgs {
     /// Directory that receives lambda.zip or bootstrap [default: the current directory]
     #[arg(short = 'o', long, value_name = "DIR")]
     pub outdir: Option<PathBuf>,
+
+    /// Lambda architecture to build for
+    #[arg(short = 'a', long, value_enum, default_value_t = Arch::X86_64, value_name = "ARCH")]
+    pub arch: Arch,
 
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
@@ -241,6 +248,22 @@ mod tests {
         assert_eq!(args.profile, "release");
         assert!(!args.zip && !args.no_verify);
         assert_eq!(args.outdir, None);
+        assert_eq!(args.arch, Arch::X86_64);
+    }
+
+    #[test]
+    fn arch_accepts_aliases_and_lists_choices_otherwise() {
+        assert_eq!(
+            parse(&["cargo", "lambda-build", "-a", "aarch64"]).arch,
+            Arch::Arm64
+        );
+        assert_eq!(
+            parse(&["cargo", "lambda-build", "--arch", "amd64"]).arch,
+            Arch::X86_64
+        );
+        let err = Cli::try_parse_from(["cargo", "lambda-build", "--arch", "mips"]).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("x86_64") && text.contains("arm64"), "{text}");
     }
 
     #[test]

@@ -82,7 +82,7 @@ impl BuildConfig {
         };
         let color = ColorChoice::resolve(args.color, env.stderr_is_terminal);
         BuildConfig {
-            arch: Arch::X86_64,
+            arch: args.arch,
             zip: args.zip,
             outdir: env.cwd.join(args.outdir.unwrap_or_default()),
             verify: !args.no_verify,

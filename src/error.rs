@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitStatus;
 
+use crate::arch::Arch;
 use crate::inspect::{InspectError, Problem};
 use crate::invoke::InvokeError;
 use crate::package::PackageError;
@@ -57,6 +58,13 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    #[error("no linker for {target} is installed: a cross build needs zig or a GNU cross gcc")]
+    NoCrossLinker { target: Arch },
+
+    #[error("the Rust standard library for `{}` is not installed{}", .target.triple(),
+        if *.rustup { " and `rustup target add` failed" } else { "" })]
+    MissingRustTarget { target: Arch, rustup: bool },
 
     #[error("could not run `{program}`: {source}")]
     Spawn {
@@ -121,6 +129,28 @@ impl Error {
             Error::UnknownBinary { names, .. } => format!("for example `--bin {}`", names[0]),
             Error::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
             Error::SeveralPackages(names) => format!("for example `-p {}`", names[0]),
+            Error::NoCrossLinker { target } => format!(
+                "install zig with `pip install ziglang`, or your distribution's cross gcc \
+                 (Debian: `apt-get install gcc-{}`), or build in a container with `--docker`",
+                target.gnu_prefix().trim_end_matches('-')
+            ),
+            Error::MissingRustTarget {
+                target,
+                rustup: true,
+            } => {
+                format!(
+                    "run `rustup target add {}` and look at what it says",
+                    target.triple()
+                )
+            }
+            Error::MissingRustTarget {
+                target,
+                rustup: false,
+            } => format!(
+                "install the `{}` standard library with your Rust distribution, or install Rust \
+                 with rustup (https://rustup.rs)",
+                target.triple()
+            ),
             Error::OutdirIsFile(_) => "pass a directory to `--outdir`, or remove the file".into(),
             Error::Spawn { program, .. } if program.contains("cargo") => {
                 "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"

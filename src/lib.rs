@@ -17,9 +17,11 @@ pub mod signal;
 
 use std::path::Path;
 
+use crate::build::local::{self, HostFacts, Linker};
 use crate::cli::{BuildArgs, Command};
 use crate::config::{BuildConfig, Env};
 use crate::error::{Error, Result};
+use crate::inspect::Problem;
 use crate::package::ZipEntry;
 use crate::plan::Output;
 use crate::report::{Reporter, Summary};
@@ -56,13 +58,33 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     )?;
     let plan = plan::plan(&config, &project, &env.cargo, &env.cwd);
 
-    let built = build::local::build(&plan, reporter, &interrupt)?;
+    let host = HostFacts::discover(plan.arch);
+    let linker = local::choose(plan.arch, &host)?;
+    match linker {
+        Linker::Host => reporter.detail("Linker", linker.describe()),
+        _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
+    }
+    local::ensure_target(plan.arch, &env.cwd, reporter)?;
 
-    let elf = inspect::inspect(&built.executable).map_err(|source| Error::Inspect {
-        path: built.executable.clone(),
-        source,
-    })?;
-    let problems = inspect::check(&elf, plan.arch);
+    let mut built = local::build(&plan, &linker, reporter, &interrupt)?;
+    let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;
+    // The host toolchain links against the host's glibc; when that gives a binary AL2023
+    // cannot load and zig is there, relink against glibc 2.34 rather than fail.
+    let glibc_too_new = problems
+        .iter()
+        .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
+    if linker == Linker::Host
+        && glibc_too_new
+        && let Some(zig) = build::zig::find()
+    {
+        let linker = Linker::Zig(zig);
+        reporter.status(
+            "Relinking",
+            format!("`{}` with {}", project.bin, linker.describe()),
+        );
+        built = local::build(&plan, &linker, reporter, &interrupt)?;
+        (elf, problems) = inspect_built(&built, plan.arch)?;
+    }
     reporter.status(
         "Checked",
         format!(
@@ -145,6 +167,18 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         .into_result()?;
     }
     Ok(())
+}
+
+fn inspect_built(
+    built: &build::Built,
+    arch: arch::Arch,
+) -> Result<(inspect::ElfReport, Vec<Problem>)> {
+    let elf = inspect::inspect(&built.executable).map_err(|source| Error::Inspect {
+        path: built.executable.clone(),
+        source,
+    })?;
+    let problems = inspect::check(&elf, arch);
+    Ok((elf, problems))
 }
 
 fn create_outdir(outdir: &Path) -> Result<()> {

@@ -2,12 +2,18 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 
+use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, ColorChoice};
 use cargo_lambda_build::config::Env;
 use cargo_lambda_build::{dispatch, report};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
+    // Cross builds run this binary as zig's compiler driver (see build::zig).
+    let args: Vec<_> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|mode| mode == zig::COMPILER_MODE) {
+        std::process::exit(zig::run_compiler(&args[2..]));
+    }
     let Cli::LambdaBuild(args) = Cli::parse();
     let color = ColorChoice::resolve(args.color_choice(), std::io::stderr().is_terminal());
     let code = match Env::from_process().and_then(|env| dispatch(args, &env)) {

@@ -78,6 +78,8 @@ pub struct BuildPlan {
     pub project: Project,
     pub arch: Arch,
     pub cargo: Invocation,
+    /// cargo's target directory: `--target-dir`, else what `cargo metadata` reported.
+    pub target_dir: PathBuf,
     /// `<target>/lambda-build/<arch>/<bin>/`: per architecture, so x86_64 and arm64 builds of one
     /// project never overwrite each other.
     pub staging_dir: PathBuf,
@@ -154,6 +156,7 @@ pub fn plan(
             .join("lambda-build")
             .join(config.arch.lambda_name())
             .join(&project.bin),
+        target_dir,
         output,
         verify: config.verify,
     }

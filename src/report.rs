@@ -76,6 +76,13 @@ impl Reporter {
         }
     }
 
+    /// A status line shown only at `-v`.
+    pub fn detail(&self, verb: &str, message: impl Display) {
+        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+            self.status(verb, message);
+        }
+    }
+
     pub fn warn(&self, message: impl Display) {
         self.line(&format!(
             "{}: {message}",

@@ -1,17 +1,316 @@
-//! The local backend: the host's cargo builds for the target triple.
+//! The local backend: the host's cargo builds for the target triple, with a linker chosen so the
+//! result runs on provided.al2023 (glibc 2.34) whatever the host is.
+//!
+//! The choice, made per build from facts about the host (see [`choose`]):
+//! 1. host and target match: the host's own toolchain; the result is checked, and when it needs a
+//!    glibc newer than 2.34 and zig is there, it is relinked with zig;
+//! 2. cross builds: zig, targeting `<arch>-linux-gnu.2.34`, for Rust's link and for C code built
+//!    by build scripts (the `cc` crate's `CC_<triple>`, `CXX_<triple>`, `AR_<triple>`);
+//! 3. no zig: a GNU cross gcc (`aarch64-linux-gnu-gcc`), with the result checked;
+//! 4. nothing: fail before compiling, naming the three ways out.
 
-use crate::build::{Built, run_cargo};
-use crate::error::Result;
-use crate::plan::BuildPlan;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::arch::Arch;
+use crate::build::{Built, run_cargo, zig};
+use crate::error::{Error, Result};
+use crate::plan::{BuildPlan, Invocation};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
-pub fn build(plan: &BuildPlan, reporter: &Reporter, interrupt: &Interrupt) -> Result<Built> {
+/// How the final link (and C code) is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Linker {
+    /// Whatever cargo uses by default on this host.
+    Host,
+    /// `zig cc -target <arch>-linux-gnu.2.34`, through this tool's argument filter.
+    Zig(PathBuf),
+    /// A GNU cross compiler driver, e.g. `/usr/bin/aarch64-linux-gnu-gcc`.
+    CrossGcc(PathBuf),
+}
+
+impl Linker {
+    pub fn describe(&self) -> String {
+        match self {
+            Linker::Host => "the host toolchain".into(),
+            Linker::Zig(zig) => format!("zig ({}) targeting glibc 2.34", zig.display()),
+            Linker::CrossGcc(gcc) => format!("GNU cross gcc ({})", gcc.display()),
+        }
+    }
+}
+
+/// What the strategy depends on, gathered once so that [`choose`] is a pure function.
+#[derive(Debug, Clone, Default)]
+pub struct HostFacts {
+    pub arch: Option<Arch>,
+    pub zig: Option<PathBuf>,
+    /// `<prefix>gcc` for the target, when installed.
+    pub cross_gcc: Option<PathBuf>,
+}
+
+impl HostFacts {
+    /// Looks for tools only when the build crosses architectures: a native build needs none.
+    pub fn discover(target: Arch) -> HostFacts {
+        let arch = Arch::host();
+        if arch == Some(target) {
+            return HostFacts {
+                arch,
+                ..HostFacts::default()
+            };
+        }
+        HostFacts {
+            arch,
+            zig: zig::find(),
+            cross_gcc: which::which(format!("{}gcc", target.gnu_prefix())).ok(),
+        }
+    }
+}
+
+pub fn choose(target: Arch, host: &HostFacts) -> Result<Linker> {
+    if host.arch == Some(target) {
+        return Ok(Linker::Host);
+    }
+    if let Some(zig) = &host.zig {
+        return Ok(Linker::Zig(zig.clone()));
+    }
+    if let Some(gcc) = &host.cross_gcc {
+        return Ok(Linker::CrossGcc(gcc.clone()));
+    }
+    Err(Error::NoCrossLinker { target })
+}
+
+/// The environment a strategy adds to cargo's. A variable the user already set wins: it is
+/// left out here, so the inherited value stays.
+pub fn linker_env(
+    target: Arch,
+    linker: &Linker,
+    wrappers: Option<&zig::Wrappers>,
+    already_set: impl Fn(&str) -> bool,
+) -> Vec<(OsString, OsString)> {
+    let triple_env = target.triple().replace('-', "_");
+    let cargo_linker = format!("CARGO_TARGET_{}_LINKER", triple_env.to_uppercase());
+    let (cc, cxx, ar): (PathBuf, Option<PathBuf>, Option<PathBuf>) = match (linker, wrappers) {
+        (Linker::Host, _) => return Vec::new(),
+        (Linker::Zig(_), Some(w)) => (w.cc.clone(), Some(w.cxx.clone()), Some(w.ar.clone())),
+        (Linker::Zig(_), None) => return Vec::new(),
+        (Linker::CrossGcc(gcc), _) => {
+            let sibling = |tool: &str| {
+                let name = format!("{}{tool}", target.gnu_prefix());
+                let path = gcc.with_file_name(&name);
+                path.is_file().then_some(path)
+            };
+            (gcc.clone(), sibling("g++"), sibling("ar"))
+        }
+    };
+    let mut vars = vec![(cargo_linker, cc.clone()), (format!("CC_{triple_env}"), cc)];
+    vars.extend(cxx.map(|cxx| (format!("CXX_{triple_env}"), cxx)));
+    vars.extend(ar.map(|ar| (format!("AR_{triple_env}"), ar)));
+    vars.into_iter()
+        .filter(|(name, _)| !already_set(name))
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect()
+}
+
+/// Builds with the plan's cargo command plus the chosen linker's environment.
+pub fn build(
+    plan: &BuildPlan,
+    linker: &Linker,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Built> {
+    let wrappers = match linker {
+        Linker::Zig(zig_path) => Some(zig::Wrappers::write(
+            &plan.target_dir.join("lambda-build").join("zig"),
+            plan.arch,
+            zig_path,
+        )?),
+        _ => None,
+    };
+    let mut invocation: Invocation = plan.cargo.clone();
+    invocation
+        .env
+        .extend(linker_env(plan.arch, linker, wrappers.as_ref(), |name| {
+            std::env::var_os(name).is_some()
+        }));
     run_cargo(
-        &plan.cargo,
+        &invocation,
         &plan.project.manifest_path,
         &plan.project.bin,
         reporter,
         interrupt,
     )
+}
+
+/// Makes sure the Rust standard library for `target` is installed: `rustup target add` when
+/// rustup manages the toolchain, else an error saying what to install.
+pub fn ensure_target(target: Arch, cwd: &Path, reporter: &Reporter) -> Result<()> {
+    if Arch::host() == Some(target) {
+        return Ok(());
+    }
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(cwd)
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: rustc.to_string_lossy().into_owned(),
+            source,
+        })?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot
+        .join("lib/rustlib")
+        .join(target.triple())
+        .join("lib")
+        .is_dir()
+    {
+        return Ok(());
+    }
+    let Ok(rustup) = which::which("rustup") else {
+        return Err(Error::MissingRustTarget {
+            target,
+            rustup: false,
+        });
+    };
+    reporter.status(
+        "Installing",
+        format!(
+            "the Rust standard library for {} (rustup target add)",
+            target.triple()
+        ),
+    );
+    let status = Command::new(&rustup)
+        .args(["target", "add", target.triple()])
+        .current_dir(cwd)
+        .status()
+        .map_err(|source| Error::Spawn {
+            program: "rustup".into(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::MissingRustTarget {
+            target,
+            rustup: true,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(arch: Arch, zig: bool, gcc: bool) -> HostFacts {
+        HostFacts {
+            arch: Some(arch),
+            zig: zig.then(|| PathBuf::from("/opt/zig/zig")),
+            cross_gcc: gcc.then(|| PathBuf::from("/usr/bin/aarch64-linux-gnu-gcc")),
+        }
+    }
+
+    #[test]
+    fn native_builds_use_the_host_toolchain() {
+        assert_eq!(
+            choose(Arch::X86_64, &facts(Arch::X86_64, true, true)).unwrap(),
+            Linker::Host
+        );
+        assert_eq!(
+            choose(Arch::Arm64, &facts(Arch::Arm64, false, false)).unwrap(),
+            Linker::Host
+        );
+    }
+
+    #[test]
+    fn cross_builds_prefer_zig_then_gnu_gcc() {
+        let zig = choose(Arch::Arm64, &facts(Arch::X86_64, true, true)).unwrap();
+        assert_eq!(zig, Linker::Zig("/opt/zig/zig".into()));
+        let gcc = choose(Arch::Arm64, &facts(Arch::X86_64, false, true)).unwrap();
+        assert_eq!(
+            gcc,
+            Linker::CrossGcc("/usr/bin/aarch64-linux-gnu-gcc".into())
+        );
+        // From an arm64 host (Apple-silicon-like), x86_64 is the cross build.
+        assert!(matches!(
+            choose(Arch::X86_64, &facts(Arch::Arm64, true, false)),
+            Ok(Linker::Zig(_))
+        ));
+    }
+
+    #[test]
+    fn nothing_to_cross_link_with_is_an_error_before_compiling() {
+        let err = choose(Arch::Arm64, &facts(Arch::X86_64, false, false)).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::NoCrossLinker {
+                target: Arch::Arm64
+            }
+        ));
+        let help = err.help().unwrap();
+        for way in ["pip install ziglang", "gcc-aarch64-linux-gnu", "--docker"] {
+            assert!(help.contains(way), "{way} missing from: {help}");
+        }
+    }
+
+    #[test]
+    fn gnu_gcc_sets_linker_and_cc_for_the_target_only() {
+        let linker = Linker::CrossGcc("/nonexistent/aarch64-linux-gnu-gcc".into());
+        let env = linker_env(Arch::Arm64, &linker, None, |_| false);
+        let names: Vec<_> = env
+            .iter()
+            .map(|(k, _)| k.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+                "CC_aarch64_unknown_linux_gnu"
+            ]
+        );
+        assert!(
+            env.iter()
+                .all(|(_, v)| v == "/nonexistent/aarch64-linux-gnu-gcc")
+        );
+    }
+
+    #[test]
+    fn zig_sets_cc_cxx_ar_and_the_user_wins() {
+        let wrappers = zig::Wrappers {
+            cc: "/t/zig/aarch64-cc".into(),
+            cxx: "/t/zig/aarch64-c++".into(),
+            ar: "/t/zig/aarch64-ar".into(),
+        };
+        let linker = Linker::Zig("/opt/zig/zig".into());
+        let env = linker_env(Arch::Arm64, &linker, Some(&wrappers), |name| {
+            name == "CC_aarch64_unknown_linux_gnu"
+        });
+        let env: Vec<(String, String)> = env
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            env,
+            [
+                (
+                    "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER".into(),
+                    "/t/zig/aarch64-cc".into()
+                ),
+                (
+                    "CXX_aarch64_unknown_linux_gnu".into(),
+                    "/t/zig/aarch64-c++".into()
+                ),
+                (
+                    "AR_aarch64_unknown_linux_gnu".into(),
+                    "/t/zig/aarch64-ar".into()
+                ),
+            ]
+        );
+        assert!(linker_env(Arch::Arm64, &Linker::Host, None, |_| false).is_empty());
+    }
 }

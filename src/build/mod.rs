@@ -1,6 +1,7 @@
 //! Running cargo and reading what it built from its JSON messages, shared by every backend.
 
 pub mod local;
+pub mod zig;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
