@@ -254,8 +254,8 @@ impl<'a> Instance<'a> {
         }
     }
 
-    fn peak_memory(&self) -> Option<u64> {
-        self.process.as_ref().and_then(Process::peak_memory_kib)
+    fn peak_memory(&mut self) -> Option<u64> {
+        self.process.as_mut().and_then(Process::peak_memory_kib)
     }
 
     fn init(&mut self, request_id: &str) -> Result<Init> {
@@ -368,6 +368,7 @@ impl<'a> Instance<'a> {
                 .as_mut()
                 .expect("waiting needs a running process");
             process.forward_output(self.log, false);
+            process.sample_memory();
             if let Some(request) = self.api.try_recv() {
                 return Ok(Happening::Request(Box::new(request)));
             }
@@ -461,13 +462,15 @@ impl<R: Read + AsRawFd> OutputPipe<R> {
 
 struct Process {
     pid: libc::pid_t,
-    /// Kept for its pipes; never waited on through `std`, which would race with `wait4`.
+    /// Kept for its pipes; never waited on through `std`, which would race with `waitpid`.
     _child: Child,
     stdout: OutputPipe<ChildStdout>,
     stderr: OutputPipe<ChildStderr>,
-    /// Set once reaped: how it ended and its peak resident memory (KiB).
+    /// Set once reaped.
     exit: Option<ExitStatus>,
-    max_rss_kib: Option<u64>,
+    /// The highest VmHWM read while it ran (KiB). Not wait4's ru_maxrss: that counts the
+    /// memory of this tool, which the child shared between fork and exec.
+    peak_kib: Option<u64>,
     /// The runtime's `GET next`, held until there is an event for it.
     next: Option<ApiRequest>,
 }
@@ -491,7 +494,7 @@ impl Process {
             stdout,
             stderr,
             exit: None,
-            max_rss_kib: None,
+            peak_kib: None,
             next: None,
         })
     }
@@ -517,24 +520,22 @@ impl Process {
         if self.exit.is_some() {
             return true;
         }
-        self.wait4(libc::WNOHANG)
+        self.waitpid(libc::WNOHANG)
     }
 
-    fn wait4(&mut self, options: libc::c_int) -> bool {
+    fn waitpid(&mut self, options: libc::c_int) -> bool {
+        // Last look before the process (and its /proc entry) is gone.
+        self.sample_memory();
         let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain data that wait4 fills in.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         loop {
-            // SAFETY: valid pointers to locals; `pid` is our own unreaped child.
-            let reaped = unsafe { libc::wait4(self.pid, &mut status, options, &mut usage) };
+            // SAFETY: a valid pointer to a local; `pid` is our own unreaped child.
+            let reaped = unsafe { libc::waitpid(self.pid, &mut status, options) };
             if reaped == self.pid {
                 self.exit = Some(if libc::WIFSIGNALED(status) {
                     ExitStatus::Signal(libc::WTERMSIG(status))
                 } else {
                     ExitStatus::Code(libc::WEXITSTATUS(status))
                 });
-                // ru_maxrss is in KiB on Linux.
-                self.max_rss_kib = u64::try_from(usage.ru_maxrss).ok();
                 return true;
             }
             if reaped < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
@@ -552,21 +553,32 @@ impl Process {
             unsafe {
                 libc::kill(-self.pid, libc::SIGKILL);
             }
-            self.wait4(0);
+            self.waitpid(0);
         }
         self.next = None;
     }
 
-    /// VmHWM while it runs, the rusage once it has ended.
-    fn peak_memory_kib(&self) -> Option<u64> {
+    /// Reads the kernel's high-water mark of the process's resident memory.
+    fn sample_memory(&mut self) {
         if self.exit.is_some() {
-            return self.max_rss_kib;
+            return;
         }
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmHWM:"))
-            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        let hwm = std::fs::read_to_string(format!("/proc/{}/status", self.pid))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmHWM:"))
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            });
+        if let Some(hwm) = hwm {
+            self.peak_kib = Some(self.peak_kib.map_or(hwm, |peak: u64| peak.max(hwm)));
+        }
+    }
+
+    fn peak_memory_kib(&mut self) -> Option<u64> {
+        self.sample_memory();
+        self.peak_kib
     }
 }
 
