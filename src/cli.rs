@@ -157,13 +157,14 @@ pub struct InvokeArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 
-    /// Seconds each invocation may run, 1 to 900 (Lambda's default: 3)
+    /// Seconds each invocation may run, 1 to 900, as on Lambda (the init phase gets Lambda's
+    /// 10 s besides)
     #[arg(long, value_name = "SECONDS", default_value_t = 3,
         value_parser = clap::value_parser!(u32).range(1..=900))]
     pub timeout: u32,
 
-    /// The function's memory in MB, 128 to 10240, reported against its peak memory (Lambda's
-    /// default: 128)
+    /// The function's memory in MB, 128 to 10240, as on Lambda; the peak memory is reported
+    /// against it
     #[arg(long, value_name = "MB", default_value_t = 128,
         value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub memory: u32,

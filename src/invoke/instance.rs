@@ -16,6 +16,9 @@ use super::server::{ApiRequest, Body, Route, RuntimeApi, set_nonblocking};
 use crate::error::Result;
 use crate::signal::Interrupt;
 
+/// How long a runtime that reported an init error gets to exit by itself.
+const EXIT_GRACE: Duration = Duration::from_millis(500);
+
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -309,7 +312,9 @@ impl<'a> Instance<'a> {
                             Body::TooLarge(size) => Failure::response_too_large(size),
                         };
                         request.accepted();
-                        // Lambda resets the environment after an init error.
+                        // Runtimes exit after reporting an init error; a moment to do so keeps
+                        // their last words, then Lambda resets the environment.
+                        self.wait_for_exit(Instant::now() + EXIT_GRACE)?;
                         self.kill();
                         return Ok(Init::Failed(
                             self.init_failure(request_id, failure, started),
@@ -357,6 +362,21 @@ impl<'a> Instance<'a> {
             init_duration: None,
             max_memory_kib,
             started: false,
+        }
+    }
+
+    /// Waits for the process to end by itself, answering what it still asks as Lambda would
+    /// after an init error.
+    fn wait_for_exit(&mut self, until: Instant) -> Result<()> {
+        loop {
+            match self.wait(until)? {
+                Happening::Request(request) => match request.route {
+                    Route::Next => self.hold_next(*request),
+                    Route::Unknown => request.not_found(),
+                    _ => request.invalid_state("InitError", "InitError"),
+                },
+                Happening::Exited | Happening::Deadline => return Ok(()),
+            }
         }
     }
 

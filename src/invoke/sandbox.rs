@@ -61,7 +61,7 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
         .map_err(InvokeError::TaskRoot)?;
     let unzipped_size = if is_zip {
-        extract_zip(artifact, dir.path())?
+        extract_zip(artifact, dir.path(), UNZIPPED_LIMIT)?
     } else {
         let dest = dir.path().join(BOOTSTRAP);
         fs::copy(artifact, &dest).map_err(InvokeError::TaskRoot)?;
@@ -78,7 +78,7 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
 /// Extracts every entry with its Unix mode (0644 when the zip records none, as for zips made
 /// on Windows: such a `bootstrap` is not executable on Lambda either). Symlinks are created
 /// last, so that no file is ever written through one.
-fn extract_zip(path: &Path, root: &Path) -> Result<u64, InvokeError> {
+fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError> {
     let bad_zip = |e: zip::result::ZipError| InvokeError::BadZip {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -101,7 +101,7 @@ fn extract_zip(path: &Path, root: &Path) -> Result<u64, InvokeError> {
             .ok_or_else(|| InvokeError::UnsafeEntry(name.clone()))?;
         let dest = root.join(&relative);
         total = total.saturating_add(entry.size());
-        if total > UNZIPPED_LIMIT {
+        if total > limit {
             return Err(InvokeError::TooLargeUnzipped(total));
         }
         let mode = entry.unix_mode().map(|m| m & 0o777);
@@ -399,12 +399,23 @@ impl Launch {
     }
 }
 
+/// Variables whose values `-v` does not print.
+const SECRETS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// As shell words, secrets masked: what `-v` prints.
 impl fmt::Display for Launch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let words = self
             .env
             .iter()
-            .map(|(k, v)| format!("{k}={}", shell_words::quote(v)))
+            .map(|(k, v)| {
+                let v = if SECRETS.contains(&k.as_str()) {
+                    "***"
+                } else {
+                    v
+                };
+                format!("{k}={}", shell_words::quote(v))
+            })
             .chain(std::iter::once(
                 shell_words::quote(&self.program.to_string_lossy()).into_owned(),
             ))
@@ -548,10 +559,15 @@ mod tests {
         .unwrap();
         assert_eq!(static_arm.sysroot, None);
 
-        let launch = launch(Path::new("/t"), Some(arm), Vec::new());
+        let env = vec![
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t".to_owned()),
+            ("A".to_owned(), "x y".to_owned()),
+        ];
+        let launch = launch(Path::new("/t"), Some(arm), env);
         assert_eq!(
             launch.to_string(),
-            "/usr/bin/qemu-aarch64-static -L /usr/aarch64-linux-gnu /t/bootstrap"
+            "AWS_SECRET_ACCESS_KEY='***' A='x y' /usr/bin/qemu-aarch64-static \
+             -L /usr/aarch64-linux-gnu /t/bootstrap"
         );
     }
 
@@ -645,6 +661,19 @@ mod tests {
         let root = prepare(&exe).unwrap();
         assert_eq!(fs::read(root.bootstrap()).unwrap(), b"#!/bin/sh\necho hi\n");
         assert_eq!(mode(&root.bootstrap()), 0o750);
+    }
+
+    #[test]
+    fn more_than_lambdas_unzipped_limit_is_refused() {
+        let zip = zip_with(&[("bootstrap", 0o755, b"12345"), ("data", 0o644, b"123456")]);
+        let root = tempfile::tempdir().unwrap();
+        let err = extract_zip(zip.path(), root.path(), 10).unwrap_err();
+        assert!(matches!(err, InvokeError::TooLargeUnzipped(11)), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("Unzipped size must be smaller than 262144000 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
