@@ -64,7 +64,12 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         Linker::Host => reporter.detail("Linker", linker.describe()),
         _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
     }
-    local::ensure_target(plan.arch, &env.cwd, reporter)?;
+    local::ensure_target(
+        plan.arch,
+        &env.cwd,
+        &plan.target_dir.join("lambda-build"),
+        reporter,
+    )?;
 
     let mut built = local::build(&plan, &linker, reporter, &interrupt)?;
     let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;

@@ -281,3 +281,120 @@ fn help_lists_the_flags_users_need() {
         "the default architecture is stated:\n{help}"
     );
 }
+
+/// A program that calls `arc4random`, which glibc added in 2.36 (this test's host has 2.36 or
+/// newer; provided.al2023 has 2.34).
+const NEEDS_GLIBC_2_36: &str = "unsafe extern \"C\" { fn arc4random() -> u32; }\n\
+    fn main() { println!(\"{}\", unsafe { arc4random() } % 2); }\n";
+
+/// PATH with cargo's directory and a C compiler for linking, but no zig (nor python3).
+fn path_without_zig(scratch: &Path) -> std::ffi::OsString {
+    let cc = which::which("cc").expect("a C compiler (cc) links host builds");
+    let bin = scratch.join("only-cc");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(cc, bin.join("cc")).unwrap();
+    let cargo = which::which("cargo").expect("cargo on PATH");
+    std::env::join_paths([cargo.parent().unwrap(), &bin]).unwrap()
+}
+
+#[test]
+fn too_new_glibc_is_refused_unless_no_verify() {
+    let project = crate_with("newglibc", &[("src/main.rs", NEEDS_GLIBC_2_36)], "");
+    let scratch = tempfile::tempdir().unwrap();
+    let path = path_without_zig(scratch.path());
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("lambda-build")
+            .args(args)
+            .current_dir(project.path())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["--zip"]);
+    assert_fails(
+        &output,
+        1,
+        "requires glibc 2.36, but provided.al2023 has glibc 2.34",
+    );
+    assert!(
+        stderr(&output).contains("pip install ziglang"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!project.path().join("lambda.zip").exists());
+
+    let output = run(&["--zip", "--no-verify"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("warning: "), "{}", stderr(&output));
+    assert!(project.path().join("lambda.zip").exists());
+}
+
+#[test]
+fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
+    if cargo_lambda_build::build::zig::find().is_none() {
+        assert!(
+            std::env::var("LAMBDA_BUILD_TEST_REQUIRE_ALL").as_deref() != Ok("1"),
+            "zig is required: .ci/run installs it with `python3 -m pip install ziglang`"
+        );
+        eprintln!("skipped: zig not installed");
+        return;
+    }
+    let project = crate_with("relink", &[("src/main.rs", NEEDS_GLIBC_2_36)], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    // zig links against glibc 2.34, where arc4random does not exist: the build fails at the
+    // link, naming the symbol, instead of shipping a binary that fails at start-up.
+    assert_fails(&output, 101, "`cargo build` failed");
+    let err = stderr(&output);
+    assert!(err.contains("Relinking `relink` with zig"), "{err}");
+    assert!(err.contains("undefined symbol: arc4random"), "{err}");
+    assert!(!project.path().join("lambda.zip").exists());
+}
+
+/// A build script that takes long enough for a signal to arrive mid-compile.
+const SLOW_BUILD_RS: &str =
+    "fn main() { std::thread::sleep(std::time::Duration::from_secs(20)); }\n";
+
+#[test]
+fn interrupted_build_exits_130_or_143_and_keeps_the_previous_zip() {
+    let project = crate_with("slow", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let zip = project.path().join("lambda.zip");
+    let before = fs::read(&zip).unwrap();
+
+    fs::write(project.path().join("build.rs"), SLOW_BUILD_RS).unwrap();
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let child = Command::new(BIN)
+            .args(["lambda-build", "--zip"])
+            .current_dir(project.path())
+            .env("CARGO_TARGET_DIR", target_dir())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Give cargo time to start the build script, then signal this tool only (a CI runner's
+        // SIGTERM does not reach cargo by itself).
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let started = std::time::Instant::now();
+        // SAFETY: kill(2) on the child this test spawned and has not waited for.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            started.elapsed().as_secs() < 15,
+            "took {:?} to stop",
+            started.elapsed()
+        );
+        assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
+        assert!(
+            stderr(&output).contains("error: interrupted"),
+            "{}",
+            stderr(&output)
+        );
+        assert_eq!(
+            fs::read(&zip).unwrap(),
+            before,
+            "the previous lambda.zip changed"
+        );
+    }
+}

@@ -144,8 +144,9 @@ pub fn build(
 }
 
 /// Makes sure the Rust standard library for `target` is installed: `rustup target add` when
-/// rustup manages the toolchain, else an error saying what to install.
-pub fn ensure_target(target: Arch, cwd: &Path, reporter: &Reporter) -> Result<()> {
+/// rustup manages the toolchain, else an error saying what to install. Concurrent builds take
+/// turns through a lock file in `lock_dir`, so two of them never run rustup at once.
+pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Reporter) -> Result<()> {
     if Arch::host() == Some(target) {
         return Ok(());
     }
@@ -158,13 +159,11 @@ pub fn ensure_target(target: Arch, cwd: &Path, reporter: &Reporter) -> Result<()
             program: rustc.to_string_lossy().into_owned(),
             source,
         })?;
-    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
-    if sysroot
+    let std_dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
         .join("lib/rustlib")
         .join(target.triple())
-        .join("lib")
-        .is_dir()
-    {
+        .join("lib");
+    if std_dir.is_dir() {
         return Ok(());
     }
     let Ok(rustup) = which::which("rustup") else {
@@ -173,6 +172,10 @@ pub fn ensure_target(target: Arch, cwd: &Path, reporter: &Reporter) -> Result<()
             rustup: false,
         });
     };
+    let _lock = FileLock::acquire(&lock_dir.join("rustup.lock"))?;
+    if std_dir.is_dir() {
+        return Ok(());
+    }
     reporter.status(
         "Installing",
         format!(
@@ -195,6 +198,28 @@ pub fn ensure_target(target: Arch, cwd: &Path, reporter: &Reporter) -> Result<()
             target,
             rustup: true,
         })
+    }
+}
+
+/// An exclusive lock on a file, held until dropped (closing the file releases it).
+struct FileLock {
+    _file: std::fs::File,
+}
+
+impl FileLock {
+    fn acquire(path: &Path) -> Result<FileLock> {
+        let failed = |e: std::io::Error| anyhow::anyhow!("cannot lock `{}`: {e}", path.display());
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(failed)?;
+        file.lock().map_err(failed)?;
+        Ok(FileLock { _file: file })
     }
 }
 

@@ -1,0 +1,139 @@
+//! Fixture crates under tests/fixtures/: copies, a shared target dir, plain cargo builds, and
+//! extraction of a produced lambda.zip.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `tests/fixtures/<name>` in the source tree (never build in it: use [`copy_fixture`]).
+pub fn fixture_dir(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    assert!(
+        dir.join("Cargo.toml").is_file(),
+        "no fixture crate at {}",
+        dir.display()
+    );
+    dir
+}
+
+/// One target dir shared by every fixture build of the test run, so the lambda_runtime
+/// dependency tree compiles once (cargo's build-directory lock serialises concurrent builds).
+/// Pass it as `--target-dir` (or `CARGO_TARGET_DIR`).
+pub fn fixture_target_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/fixtures"))
+}
+
+/// A fresh copy of `tests/fixtures/<name>` (without its `target/`) in a temporary directory
+/// outside the repository, deleted when the returned value is dropped. The fixture is its own
+/// workspace root (empty `[workspace]` table) and keeps its Cargo.lock, so `--locked` works.
+pub fn copy_fixture(name: &str) -> tempfile::TempDir {
+    let src = fixture_dir(name);
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("fixture-{name}-"))
+        .tempdir()
+        .expect("create a temporary directory for the fixture");
+    copy_tree(&src, tmp.path(), true);
+    tmp
+}
+
+fn copy_tree(src: &Path, dst: &Path, top: bool) {
+    for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
+        let entry = entry.expect("read a fixture directory entry");
+        let name = entry.file_name();
+        if top && name == "target" {
+            continue;
+        }
+        let (from, to) = (entry.path(), dst.join(&name));
+        let kind = entry.file_type().expect("file type of a fixture entry");
+        if kind.is_dir() {
+            fs::create_dir(&to).unwrap_or_else(|e| panic!("mkdir {}: {e}", to.display()));
+            copy_tree(&from, &to, false);
+        } else {
+            // fs::copy follows symlinks and keeps permissions.
+            fs::copy(&from, &to)
+                .unwrap_or_else(|e| panic!("copy {} -> {}: {e}", from.display(), to.display()));
+        }
+    }
+}
+
+/// Build the fixture crate at `dir` with plain cargo (`build --release --locked --target
+/// <triple>`) into [`fixture_target_dir`], and return the path of binary `bin`. For tests that
+/// need a reference binary built without the tool.
+pub fn cargo_build_fixture(dir: &Path, triple: &str, bin: &str) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target_dir = fixture_target_dir();
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            triple,
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(dir)
+        // Do not let the outer `cargo test` leak settings into the fixture's build.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("run cargo build for the fixture");
+    assert!(
+        status.success(),
+        "cargo build of fixture {} failed: {status}",
+        dir.display()
+    );
+    let exe = target_dir.join(triple).join("release").join(bin);
+    assert!(
+        exe.is_file(),
+        "cargo build succeeded but {} does not exist",
+        exe.display()
+    );
+    exe
+}
+
+/// Extract `zip` (a produced lambda.zip) into the directory `into` with Info-ZIP `unzip`, which
+/// restores Unix modes as Lambda does, and return the path of `bootstrap` at its root after
+/// checking that it is an executable regular file. Requires `unzip`: check it first with
+/// `require_tool("unzip")`.
+pub fn extract_bootstrap(zip: &Path, into: &Path) -> PathBuf {
+    assert!(
+        super::find_tool("unzip").is_some(),
+        "extract_bootstrap needs `unzip` on PATH (call require_tool(\"unzip\") first)"
+    );
+    fs::create_dir_all(into).unwrap_or_else(|e| panic!("mkdir {}: {e}", into.display()));
+    let out = Command::new("unzip")
+        .args(["-o", "-q"])
+        .arg(zip)
+        .arg("-d")
+        .arg(into)
+        .output()
+        .expect("run unzip");
+    assert!(
+        out.status.success(),
+        "unzip {} failed ({}): {}{}",
+        zip.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bootstrap = into.join("bootstrap");
+    let meta = fs::symlink_metadata(&bootstrap)
+        .unwrap_or_else(|e| panic!("{} has no `bootstrap` at its root: {e}", zip.display()));
+    assert!(
+        meta.is_file(),
+        "`bootstrap` in {} is not a regular file",
+        zip.display()
+    );
+    let mode = meta.permissions().mode() & 0o7777;
+    assert!(
+        mode & 0o111 == 0o111,
+        "`bootstrap` in {} has mode {mode:o}, not executable",
+        zip.display()
+    );
+    bootstrap
+}

@@ -1,0 +1,27 @@
+//! Shared helpers for the integration tests (each `tests/*.rs` declares `mod common;`).
+//!
+//! - [`Emulator`]: cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`),
+//!   started per test on a free loopback port; [`Emulator::run_bootstrap`] starts a `bootstrap`
+//!   against it (optionally under a wrapper such as qemu-user) and [`Emulator::invoke`] sends it
+//!   an event. Everything started is killed on drop.
+//! - [`require_tool`]: skip a test when an external tool is missing, or fail it when
+//!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
+//! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
+//! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
+//!   independent of the `zip` crate that wrote it, and check that `bootstrap` is executable.
+//!
+//! Every helper panics with an explanation when something it needs goes wrong: a test should
+//! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
+
+// Each test file uses a different subset of these helpers.
+#![allow(dead_code, unused_imports)]
+
+mod emulator;
+mod fixtures;
+mod tools;
+
+pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
+pub use fixtures::{
+    cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir, fixture_target_dir,
+};
+pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools};

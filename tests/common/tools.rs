@@ -1,0 +1,69 @@
+//! External tools the tests need: find them on PATH, skip or fail when one is missing.
+
+use std::path::PathBuf;
+
+/// When this environment variable is `1`, a missing tool fails the test instead of skipping it.
+/// `.ci/run` sets it after installing everything, so CI cannot go green by skipping.
+pub const REQUIRE_ALL_ENV: &str = "LAMBDA_BUILD_TEST_REQUIRE_ALL";
+
+/// How `.ci/run` provides each tool the tests may ask for.
+fn install_hint(tool: &str) -> &'static str {
+    match tool {
+        "cargo-lambda" => {
+            "`python3 -m pip install --no-deps cargo-lambda` (its Runtime API emulator)"
+        }
+        "unzip" => "`apt-get install -y unzip`",
+        "bsdtar" => "`apt-get install -y libarchive-tools`",
+        "qemu-aarch64-static" | "qemu-aarch64" => "`apt-get install -y qemu-user-static`",
+        "aarch64-linux-gnu-gcc" => "`apt-get install -y gcc-aarch64-linux-gnu`",
+        "python3" => "nothing: python3 is expected on the CI machine",
+        "docker" => "nothing: the Docker client is expected on the CI machine",
+        _ => "nothing: add it to .ci/run",
+    }
+}
+
+/// The path of an executable `name` found on PATH (or `name` itself when it is a path).
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exe = |p: &std::path::Path| {
+        p.metadata()
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return is_exe(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| is_exe(p))
+}
+
+/// True when `name` is on PATH. When it is not: panics if `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`
+/// (saying how `.ci/run` installs it), else prints `skipped: <name> not installed` and returns
+/// false, and the caller returns early:
+///
+/// ```ignore
+/// if !common::require_tool("unzip") { return; }
+/// ```
+pub fn require_tool(name: &str) -> bool {
+    if find_tool(name).is_some() {
+        return true;
+    }
+    if std::env::var(REQUIRE_ALL_ENV).as_deref() == Ok("1") {
+        panic!(
+            "required tool `{name}` is not installed ({REQUIRE_ALL_ENV}=1 forbids skipping); \
+             .ci/run installs it with {}",
+            install_hint(name)
+        );
+    }
+    eprintln!("skipped: {name} not installed");
+    false
+}
+
+/// [`require_tool`] for each name (all are checked, so every missing one is reported).
+pub fn require_tools(names: &[&str]) -> bool {
+    // Not `all`: it would stop at the first missing tool.
+    names.iter().filter(|name| !require_tool(name)).count() == 0
+}

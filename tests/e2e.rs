@@ -1,0 +1,219 @@
+//! End to end: the tool builds a real `lambda_runtime` function, and the `bootstrap` taken out of
+//! the zip it wrote answers invocations under cargo-lambda's Runtime API emulator, for x86_64
+//! natively and for arm64 under qemu-user.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+
+fn lambda_build(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("lambda-build")
+        .args(args)
+        .args(["--locked", "--target-dir"])
+        .arg(common::fixture_target_dir())
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "cargo-lambda-build failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Unzips `zip` and returns its `bootstrap` (checked executable by the helper).
+fn bootstrap_of(zip: &Path, scratch: &Path) -> PathBuf {
+    common::extract_bootstrap(zip, &scratch.join(format!("unzipped-{}", zip_label(zip))))
+}
+
+fn zip_label(zip: &Path) -> String {
+    zip.parent()
+        .and_then(Path::file_name)
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn wrapper(arch: &str) -> Option<&'static [&'static str]> {
+    (arch == "arm64").then_some(&QEMU[..])
+}
+
+/// The ELF machine of a file: 62 is x86-64, 183 is AArch64.
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// One successful invocation and one handler error, both checked on the body.
+fn assert_echo_answers(bootstrap: &Path, arch: &str) {
+    let Some(emulator) = common::Emulator::start() else {
+        return;
+    };
+    let function = emulator.run_bootstrap(bootstrap, wrapper(arch));
+    let (status, body) = emulator.invoke(r#"{"name": "Ferris"}"#);
+    assert_eq!(status, 200, "{body}\n{}", function.output());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer, serde_json::json!({"message": "hello, Ferris"}));
+
+    let (status, body) = emulator.invoke(r#"{"fail": true}"#);
+    assert_eq!(
+        status, 500,
+        "the emulator reports a handler error as 500: {body}"
+    );
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["errorType"], "EchoError", "{body}");
+    assert_eq!(error["errorMessage"], "echo was asked to fail", "{body}");
+}
+
+#[test]
+fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
+    if !common::require_tools(&["cargo-lambda", "unzip"]) {
+        return;
+    }
+    let project = common::copy_fixture("echo");
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert_success(&output);
+    let zip = project.path().join("lambda.zip");
+    let first = std::fs::read(&zip).unwrap();
+
+    let bootstrap = bootstrap_of(&zip, project.path());
+    assert_eq!(elf_machine(&bootstrap), 62);
+    assert_echo_answers(&bootstrap, "x86_64");
+
+    // A second run with nothing changed writes the same bytes.
+    assert_success(&lambda_build(project.path(), &["--zip"]));
+    assert!(
+        std::fs::read(&zip).unwrap() == first,
+        "the rebuilt zip differs"
+    );
+}
+
+#[test]
+fn arm64_zip_answers_invocations_under_qemu() {
+    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+        return;
+    }
+    let project = common::copy_fixture("echo");
+    let output = lambda_build(project.path(), &["--zip", "--arch", "arm64", "-o", "arm64"]);
+    assert_success(&output);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("architecture  arm64"), "{stdout}");
+
+    let bootstrap = bootstrap_of(&project.path().join("arm64/lambda.zip"), project.path());
+    assert_eq!(elf_machine(&bootstrap), 183);
+    assert_echo_answers(&bootstrap, "arm64");
+}
+
+#[test]
+fn c_dependencies_cross_compile_for_both_architectures() {
+    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+        return;
+    }
+    let project = common::copy_fixture("digest");
+    for arch in ["x86_64", "arm64"] {
+        let output = lambda_build(project.path(), &["--zip", "--arch", arch, "-o", arch]);
+        assert_success(&output);
+        let bootstrap = bootstrap_of(
+            &project.path().join(arch).join("lambda.zip"),
+            project.path(),
+        );
+
+        let Some(emulator) = common::Emulator::start() else {
+            return;
+        };
+        let function = emulator.run_bootstrap(&bootstrap, wrapper(arch));
+        let (status, body) = emulator.invoke(r#"{"text": "abc"}"#);
+        assert_eq!(status, 200, "{arch}: {body}\n{}", function.output());
+        // SHA-256("abc") from FIPS 180-2, computed by ring's C/assembly code for this arch.
+        assert_eq!(
+            body,
+            r#"{"sha256":"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"}"#,
+            "{arch}"
+        );
+    }
+}
+
+#[test]
+fn both_architectures_built_at_the_same_time_stay_apart() {
+    if !common::require_tools(&["unzip"]) {
+        return;
+    }
+    let project = common::copy_fixture("echo");
+    let spawn = |arch: &str| {
+        Command::new(BIN)
+            .args([
+                "lambda-build",
+                "--zip",
+                "--locked",
+                "--arch",
+                arch,
+                "-o",
+                arch,
+                "--target-dir",
+            ])
+            .arg(common::fixture_target_dir())
+            .current_dir(project.path())
+            .env_remove("CARGO_TARGET_DIR")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (x86, arm) = (spawn("x86_64"), spawn("arm64"));
+    assert_success(&x86.wait_with_output().unwrap());
+    assert_success(&arm.wait_with_output().unwrap());
+
+    for (arch, machine) in [("x86_64", 62), ("arm64", 183)] {
+        let bootstrap = bootstrap_of(
+            &project.path().join(arch).join("lambda.zip"),
+            project.path(),
+        );
+        assert_eq!(elf_machine(&bootstrap), machine, "{arch}");
+        // Staging is per architecture too.
+        let staged = common::fixture_target_dir()
+            .join("lambda-build")
+            .join(arch)
+            .join("echo/bootstrap");
+        assert_eq!(elf_machine(&staged), machine, "{}", staged.display());
+    }
+}
+
+#[test]
+fn no_cross_linker_fails_before_compiling() {
+    let project = common::copy_fixture("echo");
+    // Only cargo's own directory: no zig, no python3, no cross gcc.
+    let cargo = common::find_tool("cargo").expect("cargo on PATH");
+    let output = Command::new(BIN)
+        .args(["lambda-build", "--zip", "--arch", "arm64"])
+        .current_dir(project.path())
+        .env("PATH", cargo.parent().unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: no linker for arm64 is installed"),
+        "{stderr}"
+    );
+    for way in [
+        "pip install ziglang",
+        "apt-get install gcc-aarch64-linux-gnu",
+        "--docker",
+    ] {
+        assert!(stderr.contains(way), "`{way}` missing from:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("Compiling"),
+        "it compiled before failing:\n{stderr}"
+    );
+    assert!(!project.path().join("lambda.zip").exists());
+}
