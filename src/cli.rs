@@ -153,7 +153,7 @@ pub struct InvokeArgs {
     pub data: Option<String>,
 
     /// A file of events, JSON values one after another: each is invoked in order on the same
-    /// warm process
+    /// warm process (`-` for stdin)
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 

@@ -51,6 +51,17 @@ fn misbehave_zip() -> &'static Path {
     ZIP.get_or_init(|| build_zip("misbehave", "x86_64"))
 }
 
+/// misbehave for arm64, `None` (the test skips) without qemu-user or the cross gcc.
+fn misbehave_arm64_zip() -> Option<&'static Path> {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    if !common::require_tools(&[QEMU, "aarch64-linux-gnu-gcc"]) {
+        return None;
+    }
+    Some(ZIP.get_or_init(|| build_zip("misbehave", "arm64")))
+}
+
+const QEMU: &str = "qemu-aarch64-static";
+
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
 fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = Command::new(BIN)
@@ -610,12 +621,11 @@ fn ctrl_c_stops_the_function_and_exits_130() {
 
 #[test]
 fn arm64_zips_run_under_qemu_user() {
-    if !common::require_tools(&["qemu-aarch64-static", "aarch64-linux-gnu-gcc"]) {
+    let Some(zip) = misbehave_arm64_zip() else {
         return;
-    }
-    let zip = build_zip("misbehave", "arm64");
+    };
     let output = invoke_with_stdin(
-        &[zip_arg(&zip), "-e", "GREETING=hi"],
+        &[zip_arg(zip), "-e", "GREETING=hi"],
         br#"{"action":"greet","name":"graviton"}{"action":"count"}{"action":"fail"}"#,
     );
     assert_exit(&output, 1);
@@ -639,9 +649,17 @@ fn payloads_match_cargo_lambdas_emulator() {
     if !common::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
-    let cases: [(&Path, &[&str], &[&str]); 2] = [
+    let misbehave_events: &[&str] = &[
+        r#"{"action":"greet","name":"y"}"#,
+        r#"{"action":"fail"}"#,
+        r#"{"action":"panic"}"#,
+        r#"{"action":"big","bytes":100000}"#,
+        r#"{"action":"greet","name":"after"}"#,
+    ];
+    let mut cases: Vec<(&Path, &[&str], &[&str], &[&str])> = vec![
         (
             echo_zip(),
+            &[],
             &[],
             &[
                 r#"{"name":"x"}"#,
@@ -649,19 +667,13 @@ fn payloads_match_cargo_lambdas_emulator() {
                 r#"{"name":"ü \"quoted\""}"#,
             ],
         ),
-        (
-            misbehave_zip(),
-            &["GREETING=hey"],
-            &[
-                r#"{"action":"greet","name":"y"}"#,
-                r#"{"action":"fail"}"#,
-                r#"{"action":"panic"}"#,
-                r#"{"action":"big","bytes":100000}"#,
-                r#"{"action":"greet","name":"after"}"#,
-            ],
-        ),
+        (misbehave_zip(), &["GREETING=hey"], &[], misbehave_events),
     ];
-    for (zip, env, events) in cases {
+    if let Some(zip) = misbehave_arm64_zip() {
+        let qemu: &[&str] = &[QEMU, "-L", "/usr/aarch64-linux-gnu"];
+        cases.push((zip, &["GREETING=hey"], qemu, misbehave_events));
+    }
+    for (zip, env, emulation, events) in cases {
         let mut args = vec![zip_arg(zip)];
         for var in env {
             args.extend(["-e", var]);
@@ -675,15 +687,21 @@ fn payloads_match_cargo_lambdas_emulator() {
         let Some(emulator) = common::Emulator::start() else {
             return;
         };
-        let wrapper: Vec<&str> = std::iter::once("env").chain(env.iter().copied()).collect();
+        // `env VAR=... [qemu ...] bootstrap`: the function's settings, and its architecture.
+        let wrapper: Vec<&str> = std::iter::once("env")
+            .chain(env.iter().copied())
+            .chain(emulation.iter().copied())
+            .collect();
         let _function = emulator.run_bootstrap(&bootstrap, Some(&wrapper));
         for (event, our_payload) in events.iter().zip(&ours) {
             let (status, body) = emulator.invoke(event);
             let theirs: Value = serde_json::from_str(&body)
                 .unwrap_or_else(|e| panic!("emulator answered {status} {body:?}: {e}"));
             assert_eq!(
-                our_payload, &theirs,
-                "event {event}: invoke and cargo-lambda's emulator disagree"
+                our_payload,
+                &theirs,
+                "{} event {event}: invoke and cargo-lambda's emulator disagree",
+                zip.display()
             );
         }
     }

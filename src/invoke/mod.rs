@@ -86,6 +86,7 @@ impl InvokeConfig {
         };
         let events = match (args.data, args.data_file) {
             (Some(data), _) => EventSource::Data(data),
+            (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
@@ -513,6 +514,8 @@ mod tests {
         );
         assert_eq!(f.variables, [("A".to_owned(), "1".to_owned())]);
         assert_eq!(config.events, EventSource::File("/w/ev.json".into()));
+        let config = resolve(&["x.zip", "-f", "-"], Path::new("/w"), &[]).unwrap();
+        assert_eq!(config.events, EventSource::Stdin);
     }
 
     #[test]
