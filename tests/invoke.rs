@@ -649,31 +649,53 @@ fn payloads_match_cargo_lambdas_emulator() {
     if !common::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
-    let misbehave_events: &[&str] = &[
+    const MISBEHAVE_EVENTS: &[&str] = &[
         r#"{"action":"greet","name":"y"}"#,
         r#"{"action":"fail"}"#,
         r#"{"action":"panic"}"#,
         r#"{"action":"big","bytes":100000}"#,
         r#"{"action":"greet","name":"after"}"#,
     ];
-    let mut cases: Vec<(&Path, &[&str], &[&str], &[&str])> = vec![
-        (
-            echo_zip(),
-            &[],
-            &[],
-            &[
+    /// A zip, the function's settings, how the emulator runs its bootstrap, and the events.
+    struct Case {
+        zip: &'static Path,
+        env: &'static [&'static str],
+        emulation: &'static [&'static str],
+        events: &'static [&'static str],
+    }
+    let mut cases = vec![
+        Case {
+            zip: echo_zip(),
+            env: &[],
+            emulation: &[],
+            events: &[
                 r#"{"name":"x"}"#,
                 r#"{"fail":true}"#,
                 r#"{"name":"ü \"quoted\""}"#,
             ],
-        ),
-        (misbehave_zip(), &["GREETING=hey"], &[], misbehave_events),
+        },
+        Case {
+            zip: misbehave_zip(),
+            env: &["GREETING=hey"],
+            emulation: &[],
+            events: MISBEHAVE_EVENTS,
+        },
     ];
     if let Some(zip) = misbehave_arm64_zip() {
-        let qemu: &[&str] = &[QEMU, "-L", "/usr/aarch64-linux-gnu"];
-        cases.push((zip, &["GREETING=hey"], qemu, misbehave_events));
+        cases.push(Case {
+            zip,
+            env: &["GREETING=hey"],
+            emulation: &[QEMU, "-L", "/usr/aarch64-linux-gnu"],
+            events: MISBEHAVE_EVENTS,
+        });
     }
-    for (zip, env, emulation, events) in cases {
+    for Case {
+        zip,
+        env,
+        emulation,
+        events,
+    } in cases
+    {
         let mut args = vec![zip_arg(zip)];
         for var in env {
             args.extend(["-e", var]);
