@@ -291,15 +291,10 @@ fn an_init_error_posted_by_the_runtime_is_passed_through() {
 
 #[test]
 fn a_timeout_kills_the_process_and_the_next_event_starts_cold() {
+    let zip = misbehave_zip();
     let started = Instant::now();
     let output = invoke_with_stdin(
-        &[
-            zip_arg(misbehave_zip()),
-            "-e",
-            "GREETING=hi",
-            "--timeout",
-            "1",
-        ],
+        &[zip_arg(zip), "-e", "GREETING=hi", "--timeout", "1"],
         br#"{"action":"count"}{"action":"sleep","ms":5000}{"action":"count"}"#,
     );
     let elapsed = started.elapsed();
