@@ -48,6 +48,11 @@ pub struct BuildArgs {
     #[arg(short = 'a', long, value_enum, default_value_t = Arch::X86_64, value_name = "ARCH")]
     pub arch: Arch,
 
+    /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
+    /// builds, about half the zip); panics still unwind
+    #[arg(long)]
+    pub small: bool,
+
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
     #[arg(long)]

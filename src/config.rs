@@ -52,6 +52,8 @@ pub struct BuildConfig {
     /// Absolute.
     pub outdir: PathBuf,
     pub verify: bool,
+    /// `--small`: the size-optimised settings override the profile's.
+    pub small: bool,
     pub profile: String,
     pub package: Option<String>,
     pub bin: Option<String>,
@@ -86,6 +88,7 @@ impl BuildConfig {
             zip: args.zip,
             outdir: env.cwd.join(args.outdir.unwrap_or_default()),
             verify: !args.no_verify,
+            small: args.small,
             profile: args.profile,
             package: args.package,
             bin: args.bin,

@@ -47,6 +47,12 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         return Err(Error::OutdirIsFile(config.outdir.clone()));
     }
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+    // The same for `--invoke-with`'s events: read and checked first.
+    let smoke_events = config
+        .invoke_with
+        .as_ref()
+        .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
+        .transpose()?;
 
     let manifest = project::locate_manifest(config.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
@@ -56,7 +62,11 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         config.package.as_deref(),
         config.bin.as_deref(),
     )?;
-    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd);
+    let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
+    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| {
+        std::env::var_os(name).is_some()
+    });
+    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
 
     let host = HostFacts::discover(plan.arch);
     let linker = local::choose(plan.arch, &host)?;
@@ -115,18 +125,44 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     }
     interrupt.check()?;
 
-    let staged = package::stage_bootstrap(&built.executable, &plan.staging_dir)?;
-    create_outdir(&config.outdir)?;
-    let artifact = match &plan.output {
-        Output::Zip(path) => {
-            let entries = [ZipEntry {
-                name: "bootstrap".into(),
-                source: staged,
-                mode: 0o755,
-            }];
-            package::write_zip(path, &entries, timestamp)?
+    // Nothing changed since the last run (same binary, same output): keep the file it wrote.
+    let entries = [ZipEntry {
+        name: "bootstrap".into(),
+        source: built.executable.clone(),
+        mode: 0o755,
+    }];
+    let zip = matches!(plan.output, Output::Zip(_));
+    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
+    let stamp = plan.staging_dir.join("package-stamp.json");
+    let artifact = match package::reuse(&stamp, &fingerprint, plan.output.path()) {
+        Some(artifact) => {
+            reporter.status("Fresh", plan.output.path().display());
+            artifact
         }
-        Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
+        None => {
+            let staged = package::stage_bootstrap(&built.executable, &plan.staging_dir)?;
+            create_outdir(&config.outdir)?;
+            let artifact = match &plan.output {
+                Output::Zip(path) => {
+                    let entries = [ZipEntry {
+                        source: staged,
+                        ..entries[0].clone()
+                    }];
+                    package::write_zip(path, &entries, timestamp)?
+                }
+                Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
+            };
+            package::record(&stamp, &fingerprint, &artifact)?;
+            reporter.status(
+                "Packaged",
+                format!(
+                    "{} ({})",
+                    plan.output.path().display(),
+                    report::human_size(artifact.size)
+                ),
+            );
+            artifact
+        }
     };
     if artifact.exceeds_direct_upload() {
         reporter.warn(format!(
@@ -136,14 +172,6 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
             report::human_size(artifact.size)
         ));
     }
-    reporter.status(
-        "Packaged",
-        format!(
-            "{} ({})",
-            plan.output.path().display(),
-            report::human_size(artifact.size)
-        ),
-    );
 
     let summary = Summary {
         output: &plan.output,
@@ -157,9 +185,8 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
     interrupt.check()?;
 
-    if let Some(events_file) = &config.invoke_with {
+    if let Some(events) = smoke_events {
         // A smoke test of what was just written: the same bytes that will be deployed.
-        let events = invoke::read_events(&invoke::EventSource::File(events_file.clone()))?;
         let function = invoke::default_function(&project.bin, &invoke::process_var);
         invoke::invoke(
             plan.output.path(),

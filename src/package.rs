@@ -110,13 +110,7 @@ pub struct Artifact {
 impl Artifact {
     #[must_use]
     pub fn sha256_hex(&self) -> String {
-        use std::fmt::Write as _;
-        self.sha256
-            .iter()
-            .fold(String::with_capacity(64), |mut hex, byte| {
-                let _ = write!(hex, "{byte:02x}");
-                hex
-            })
+        hex(&self.sha256)
     }
 
     /// Lambda reports a function's `CodeSha256` as the base64 of the zip's SHA-256.
@@ -428,6 +422,95 @@ fn describe(error: &io::Error) -> String {
 /// Sizes as AWS states its limits: 1 MB = 1,048,576 bytes.
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// What an artifact was made from: entry names, modes and contents, the output kind and the
+/// timestamp. Equal fingerprints give equal bytes, which is what lets a rerun with nothing
+/// changed keep the file it wrote last time (see [`reuse`]).
+pub fn fingerprint(
+    entries: &[ZipEntry],
+    zip: bool,
+    timestamp: DateTime,
+) -> Result<String, PackageError> {
+    let mut hasher = Sha256::new();
+    hasher.update(format!("v1 zip={zip} time={timestamp:?}\n"));
+    for entry in entries {
+        hasher.update(format!("{} {:o} ", entry.name, entry.mode));
+        let mut input = open(&entry.source)?;
+        copy(
+            &mut input,
+            &entry.source,
+            &mut io::sink(),
+            &entry.source,
+            Some(&mut hasher),
+        )?;
+        hasher.update(b"\n");
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stamp {
+    fingerprint: String,
+    path: PathBuf,
+    size: u64,
+    unzipped_size: u64,
+    sha256: String,
+}
+
+/// The artifact recorded in `stamp` when it was made from `fingerprint` and `dest` still holds
+/// exactly those bytes (size and SHA-256 checked, so an edited or truncated file is rewritten).
+pub fn reuse(stamp: &Path, fingerprint: &str, dest: &Path) -> Option<Artifact> {
+    let recorded: Stamp = serde_json::from_slice(&fs::read(stamp).ok()?).ok()?;
+    if recorded.fingerprint != fingerprint || recorded.path != dest {
+        return None;
+    }
+    if fs::metadata(dest).ok()?.len() != recorded.size {
+        return None;
+    }
+    let mut hasher = Sha256::new();
+    copy(
+        &mut open(dest).ok()?,
+        dest,
+        &mut io::sink(),
+        dest,
+        Some(&mut hasher),
+    )
+    .ok()?;
+    let sha256: [u8; 32] = hasher.finalize().into();
+    (hex(&sha256) == recorded.sha256).then(|| Artifact {
+        path: dest.to_path_buf(),
+        size: recorded.size,
+        unzipped_size: recorded.unzipped_size,
+        sha256,
+    })
+}
+
+/// Records what `artifact` was made from, for [`reuse`]. Written beside and renamed, so a
+/// concurrent run reads either the old stamp or the new one.
+pub fn record(stamp: &Path, fingerprint: &str, artifact: &Artifact) -> Result<(), PackageError> {
+    let recorded = Stamp {
+        fingerprint: fingerprint.to_string(),
+        path: artifact.path.clone(),
+        size: artifact.size,
+        unzipped_size: artifact.unzipped_size,
+        sha256: artifact.sha256_hex(),
+    };
+    let mut tmp = temp_beside(stamp)?;
+    let json =
+        serde_json::to_vec(&recorded).map_err(|e| write_error(stamp, io::Error::other(e)))?;
+    tmp.write_all(&json).map_err(|e| write_error(stamp, e))?;
+    persist(tmp, stamp, 0o644)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 #[cfg(test)]

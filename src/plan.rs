@@ -87,11 +87,41 @@ pub struct BuildPlan {
     pub verify: bool,
 }
 
+/// Profile settings through cargo's `CARGO_PROFILE_<NAME>_<KEY>` variables. By default only
+/// `strip = "symbols"`, and only when the profile says nothing about stripping or debug info:
+/// symbols are a third of a release binary and Lambda has no use for them (a panic message
+/// still names its file and line). `--small` trades build time for size and overrides the
+/// profile. A variable the user already set wins.
+pub fn profile_env(
+    config: &BuildConfig,
+    profile_sets_strip: bool,
+    already_set: impl Fn(&str) -> bool,
+) -> Vec<(OsString, OsString)> {
+    let prefix = format!(
+        "CARGO_PROFILE_{}_",
+        config.profile.to_uppercase().replace('-', "_")
+    );
+    let mut settings = Vec::new();
+    if config.small {
+        settings.extend([("OPT_LEVEL", "s"), ("LTO", "fat"), ("CODEGEN_UNITS", "1")]);
+    }
+    if config.small || !profile_sets_strip {
+        settings.push(("STRIP", "symbols"));
+    }
+    settings
+        .into_iter()
+        .map(|(key, value)| (format!("{prefix}{key}"), value))
+        .filter(|(name, _)| !already_set(name))
+        .map(|(name, value)| (name.into(), value.into()))
+        .collect()
+}
+
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
     cargo: &OsString,
     cwd: &std::path::Path,
+    profile_env: Vec<(OsString, OsString)>,
 ) -> BuildPlan {
     let target_dir = config
         .target_dir
@@ -149,7 +179,7 @@ pub fn plan(
         cargo: Invocation {
             program: cargo.clone(),
             args,
-            env: Vec::new(),
+            env: profile_env,
             cwd: cwd.to_path_buf(),
         },
         staging_dir: target_dir
@@ -191,7 +221,8 @@ mod tests {
             source_date_epoch: None,
         };
         let config = BuildConfig::resolve(args, &env);
-        plan(&config, &project(), &env.cargo, &env.cwd)
+        let profile_env = profile_env(&config, false, |_| false);
+        plan(&config, &project(), &env.cargo, &env.cwd, profile_env)
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {
@@ -207,7 +238,8 @@ mod tests {
         let plan = plan_for(&[]);
         assert_eq!(
             plan.cargo.to_string(),
-            "/bin/cargo build --message-format json-render-diagnostics \
+            "CARGO_PROFILE_RELEASE_STRIP=symbols /bin/cargo build \
+             --message-format json-render-diagnostics \
              --target x86_64-unknown-linux-gnu --profile release \
              --manifest-path /src/ws/api/Cargo.toml --bin handler --color never"
         );
@@ -264,6 +296,58 @@ mod tests {
         );
     }
 
+    fn config(args: &[&str]) -> BuildConfig {
+        let Cli::LambdaBuild(args) =
+            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
+        let env = Env {
+            cargo: "cargo".into(),
+            cwd: "/".into(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+        };
+        BuildConfig::resolve(args, &env)
+    }
+
+    fn names(env: &[(OsString, OsString)]) -> Vec<String> {
+        env.iter()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect()
+    }
+
+    #[test]
+    fn symbols_are_stripped_unless_the_profile_or_the_user_decides() {
+        let release = config(&[]);
+        assert_eq!(
+            names(&profile_env(&release, false, |_| false)),
+            ["CARGO_PROFILE_RELEASE_STRIP=symbols"]
+        );
+        assert!(profile_env(&release, true, |_| false).is_empty());
+        assert!(
+            profile_env(&release, false, |name| name
+                == "CARGO_PROFILE_RELEASE_STRIP")
+            .is_empty()
+        );
+        let custom = config(&["--profile", "lambda-fast"]);
+        assert_eq!(
+            names(&profile_env(&custom, false, |_| false)),
+            ["CARGO_PROFILE_LAMBDA_FAST_STRIP=symbols"]
+        );
+    }
+
+    #[test]
+    fn small_overrides_the_profile_but_not_the_user() {
+        let small = config(&["--small"]);
+        assert_eq!(
+            names(&profile_env(&small, true, |name| name == "CARGO_PROFILE_RELEASE_LTO")),
+            [
+                "CARGO_PROFILE_RELEASE_OPT_LEVEL=s",
+                "CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1",
+                "CARGO_PROFILE_RELEASE_STRIP=symbols"
+            ]
+        );
+    }
+
     #[test]
     fn zip_goes_to_outdir() {
         let plan = plan_for(&["--zip", "--outdir", "dist", "--no-verify"]);
@@ -283,7 +367,7 @@ mod tests {
     #[test]
     fn printed_command_quotes_what_needs_quoting() {
         let mut plan = plan_for(&[]);
-        plan.cargo.env.push(("CC".into(), "zig cc".into()));
+        plan.cargo.env = vec![("CC".into(), "zig cc".into())];
         plan.cargo.args.push("a b".into());
         let shown = plan.cargo.to_string();
         assert!(shown.starts_with("CC='zig cc' /bin/cargo build"), "{shown}");

@@ -171,6 +171,20 @@ pub fn select(
     })
 }
 
+/// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
+/// which case the tool leaves stripping to it.
+pub fn profile_sets_strip(workspace_root: &Path, profile: &str) -> bool {
+    let Ok(text) = std::fs::read_to_string(workspace_root.join("Cargo.toml")) else {
+        return false;
+    };
+    // cargo has already accepted this manifest; a parse failure here only means "not set".
+    let Ok(manifest) = text.parse::<toml::Table>() else {
+        return false;
+    };
+    let table = manifest.get("profile").and_then(|p| p.get(profile));
+    table.is_some_and(|t| t.get("strip").is_some() || t.get("debug").is_some())
+}
+
 fn binaries(package: &Package) -> Vec<String> {
     package
         .targets
@@ -332,6 +346,27 @@ mod tests {
         );
         let missing = locate_manifest(Some(Path::new("nope/Cargo.toml")), dir.path());
         assert!(matches!(missing, Err(Error::ManifestMissing(_))));
+    }
+
+    #[test]
+    fn profile_strip_settings_are_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("Cargo.toml");
+        assert!(!profile_sets_strip(dir.path(), "release"));
+        std::fs::write(
+            &manifest,
+            "[package]\nname = \"a\"\n[profile.release]\nlto = true\n",
+        )
+        .unwrap();
+        assert!(!profile_sets_strip(dir.path(), "release"));
+        std::fs::write(
+            &manifest,
+            "[profile.release]\nstrip = false\n[profile.fast]\ndebug = 1\n",
+        )
+        .unwrap();
+        assert!(profile_sets_strip(dir.path(), "release"));
+        assert!(profile_sets_strip(dir.path(), "fast"));
+        assert!(!profile_sets_strip(dir.path(), "dev"));
     }
 
     #[test]

@@ -403,3 +403,66 @@ fn interrupted_build_exits_130_or_143_and_keeps_the_previous_zip() {
         );
     }
 }
+
+#[test]
+fn unchanged_rerun_keeps_the_zip_and_a_damaged_zip_is_rewritten() {
+    let project = crate_with("fresh", &[("src/main.rs", MAIN)], "");
+    assert!(lambda_build(project.path(), &["--zip"]).status.success());
+    let zip = project.path().join("lambda.zip");
+    let good = fs::read(&zip).unwrap();
+    let modified = fs::metadata(&zip).unwrap().modified().unwrap();
+
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(stderr(&output).contains("Fresh"), "{}", stderr(&output));
+    assert_eq!(
+        fs::metadata(&zip).unwrap().modified().unwrap(),
+        modified,
+        "rewritten"
+    );
+
+    // Same size, other bytes: the check is on content, not only on size.
+    let mut damaged = good.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0xff;
+    fs::write(&zip, &damaged).unwrap();
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(stderr(&output).contains("Packaged"), "{}", stderr(&output));
+    assert_eq!(fs::read(&zip).unwrap(), good);
+
+    fs::remove_file(&zip).unwrap();
+    assert!(lambda_build(project.path(), &["--zip"]).status.success());
+    assert_eq!(fs::read(&zip).unwrap(), good);
+
+    // A changed program is packaged again.
+    fs::write(
+        project.path().join("src/main.rs"),
+        "fn main() { println!(\"v2\"); }\n",
+    )
+    .unwrap();
+    let output = lambda_build(project.path(), &["--zip"]);
+    assert!(stderr(&output).contains("Packaged"), "{}", stderr(&output));
+    assert_ne!(fs::read(&zip).unwrap(), good);
+}
+
+#[test]
+fn small_mode_gives_a_smaller_zip() {
+    let project = crate_with("tiny", &[("src/main.rs", MAIN)], "");
+    assert!(
+        lambda_build(project.path(), &["--zip", "-o", "default"])
+            .status
+            .success()
+    );
+    let output = lambda_build(project.path(), &["--zip", "--small", "-o", "small"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let size = |dir: &str| {
+        fs::metadata(project.path().join(dir).join("lambda.zip"))
+            .unwrap()
+            .len()
+    };
+    assert!(
+        size("small") < size("default"),
+        "{} >= {}",
+        size("small"),
+        size("default")
+    );
+}

@@ -589,6 +589,17 @@ fn build_then_invoke_with_events_for_a_ci_smoke_test() {
     let output = run(&events);
     assert_exit(&output, 1);
     assert!(stderr(&output).contains("1 of 2 invocations failed"));
+
+    // Bad events are refused before anything is compiled.
+    fs::write(&events, "{oops").unwrap();
+    let output = run(&events);
+    assert_exit(&output, 1);
+    assert!(stderr(&output).contains("is not a sequence of JSON values"));
+    assert!(
+        !stderr(&output).contains("Compiling"),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
