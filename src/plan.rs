@@ -210,7 +210,7 @@ mod tests {
         }
     }
 
-    fn plan_for(args: &[&str]) -> BuildPlan {
+    fn config(args: &[&str]) -> BuildConfig {
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
         let env = Env {
@@ -220,9 +220,14 @@ mod tests {
             stderr_is_terminal: false,
             source_date_epoch: None,
         };
-        let config = BuildConfig::resolve(args, &env);
+        BuildConfig::resolve(args, &env)
+    }
+
+    fn plan_for(args: &[&str]) -> BuildPlan {
+        let config = config(args);
         let profile_env = profile_env(&config, false, |_| false);
-        plan(&config, &project(), &env.cargo, &env.cwd, profile_env)
+        let cwd = Path::new("/src/ws/api");
+        plan(&config, &project(), &"/bin/cargo".into(), cwd, profile_env)
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {
@@ -294,19 +299,6 @@ mod tests {
             plan.staging_dir,
             Path::new("/tmp/t/lambda-build/x86_64/handler")
         );
-    }
-
-    fn config(args: &[&str]) -> BuildConfig {
-        let Cli::LambdaBuild(args) =
-            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        let env = Env {
-            cargo: "cargo".into(),
-            cwd: "/".into(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-        };
-        BuildConfig::resolve(args, &env)
     }
 
     fn names(env: &[(OsString, OsString)]) -> Vec<String> {

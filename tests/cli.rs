@@ -38,6 +38,13 @@ fn assert_fails(output: &Output, code: i32, message: &str) {
     );
 }
 
+fn assert_unchanged(zip: &Path, before: &[u8]) {
+    assert!(
+        fs::read(zip).unwrap() == before,
+        "the previous lambda.zip changed"
+    );
+}
+
 fn assert_has_help(output: &Output) {
     assert!(
         stderr(output).contains("\nhelp: "),
@@ -237,11 +244,7 @@ fn compile_error_keeps_the_previous_zip() {
         "{}",
         stderr(&output)
     );
-    assert_eq!(
-        fs::read(&zip).unwrap(),
-        before,
-        "the previous lambda.zip changed"
-    );
+    assert_unchanged(&zip, &before);
     let leftovers: Vec<_> = fs::read_dir(project.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -396,11 +399,7 @@ fn interrupted_build_exits_130_or_143_and_keeps_the_previous_zip() {
             "{}",
             stderr(&output)
         );
-        assert_eq!(
-            fs::read(&zip).unwrap(),
-            before,
-            "the previous lambda.zip changed"
-        );
+        assert_unchanged(&zip, &before);
     }
 }
 
