@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 use crate::arch::Arch;
 
@@ -22,17 +22,20 @@ Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-on
 The binary is built for x86_64 (Lambda's default architecture; `--arch arm64` for Graviton) in the \
 release profile, cross-compiling when the host differs, checked against what provided.al2023 can \
 run (architecture, glibc 2.34, shared libraries) and packaged reproducibly: the same binary always \
-gives the same zip bytes.";
+gives the same zip bytes.
+
+Several binaries (`--bin`, `-p`, `--workspace`) build in one run, one function each. Settings can \
+also come from `CARGO_LAMBDA_BUILD_*` variables and from `[package.metadata.lambda-build]` or \
+`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both.";
 
 #[derive(Debug, Clone, Args)]
-#[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
 #[command(args_conflicts_with_subcommands = true)]
+#[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
 #[command(
     after_help = "Deploy with: aws lambda create-function --runtime provided.al2023 \
 --handler bootstrap --architectures x86_64 --zip-file fileb://lambda.zip ..."
 )]
 pub struct BuildArgs {
-    /// `cargo lambda-build invoke ...`; without one, the build itself.
     #[command(subcommand)]
     pub command: Option<Command>,
 
@@ -44,9 +47,22 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR")]
     pub outdir: Option<PathBuf>,
 
-    /// Lambda architecture to build for
-    #[arg(short = 'a', long, value_enum, default_value_t = Arch::X86_64, value_name = "ARCH")]
-    pub arch: Arch,
+    /// Lambda architecture to build for [default: x86_64, Lambda's default]
+    #[arg(short = 'a', long, value_enum, value_name = "ARCH")]
+    pub arch: Option<Arch>,
+
+    /// A file or directory (glob patterns too), relative to the package root, to put in the zip
+    /// under the same relative path; repeatable
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<String>,
+
+    /// Package the binary as a Lambda extension: `extensions/<binary>` in the zip, no `bootstrap`
+    #[arg(long)]
+    pub extension: bool,
+
+    /// How results are printed on stdout: `json` prints one object per artifact, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
@@ -75,25 +91,38 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "WHEN", help_heading = COMMON)]
     pub color: Option<ColorChoice>,
 
-    /// Package with the function's binary
+    /// Package with a function's binary; repeatable
     #[arg(
         short = 'p',
         long,
         value_name = "SPEC",
         help_heading = "Package Selection"
     )]
-    pub package: Option<String>,
+    pub package: Vec<String>,
 
-    /// The binary to deploy, when the package has several
+    /// Every binary of every workspace member, each as its own function
+    #[arg(long, conflicts_with = "package", help_heading = "Package Selection")]
+    pub workspace: bool,
+
+    /// Leave this package out of `--workspace`; repeatable
+    #[arg(
+        long,
+        value_name = "SPEC",
+        requires = "workspace",
+        help_heading = "Package Selection"
+    )]
+    pub exclude: Vec<String>,
+
+    /// A binary to deploy, when the package has several; repeatable
     #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
-    pub bin: Option<String>,
+    pub bin: Vec<String>,
 
     #[command(flatten, next_help_heading = "Feature Selection")]
     pub features: clap_cargo::Features,
 
-    /// Build artifacts with the specified profile
-    #[arg(long, value_name = "PROFILE-NAME", default_value = "release", help_heading = COMPILATION)]
-    pub profile: String,
+    /// Build artifacts with the specified profile [default: release]
+    #[arg(long, value_name = "PROFILE-NAME", help_heading = COMPILATION)]
+    pub profile: Option<String>,
 
     /// Directory for all generated artifacts
     #[arg(long, value_name = "DIRECTORY", env = "CARGO_TARGET_DIR", help_heading = COMPILATION)]
@@ -116,14 +145,41 @@ pub struct BuildArgs {
     pub frozen: bool,
 }
 
+/// Subcommands of `cargo lambda-build`; without one, it builds.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Create a new Lambda function crate that builds with `cargo lambda-build --zip`
+    New(NewArgs),
+    Invoke(InvokeArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct NewArgs {
+    /// Directory to create; its last component names the crate and the function
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+
+    /// Create a Lambda extension, packaged as a layer (`extensions/<name>`), instead of a function
+    #[arg(long)]
+    pub extension: bool,
+
+    /// Also write `.github/workflows/lambda.yml`, a CI workflow that builds both architectures
+    #[arg(long)]
+    pub ci: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum MessageFormat {
+    /// A summary for people
+    #[default]
+    Human,
+    /// One JSON object per artifact, one per line
+    Json,
+}
+
 const COMMON: &str = "Options";
 const COMPILATION: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    Invoke(InvokeArgs),
-}
 
 const INVOKE_LONG_ABOUT: &str = "\
 Run a packaged function locally, the way Lambda runs it, before deploying it: the zip is extracted \
@@ -200,7 +256,7 @@ impl BuildArgs {
     pub fn color_choice(&self) -> Option<ColorChoice> {
         match &self.command {
             Some(Command::Invoke(invoke)) => invoke.color,
-            None => self.color,
+            Some(Command::New(_)) | None => self.color,
         }
     }
 }
@@ -251,21 +307,24 @@ mod tests {
     #[test]
     fn defaults_match_the_design() {
         let args = parse(&["cargo", "lambda-build"]);
-        assert_eq!(args.profile, "release");
-        assert!(!args.zip && !args.no_verify);
+        // Unset here: the defaults (release, x86_64) come last among the config layers.
+        assert_eq!(args.profile, None);
+        assert!(!args.zip && !args.no_verify && !args.extension);
         assert_eq!(args.outdir, None);
-        assert_eq!(args.arch, Arch::X86_64);
+        assert_eq!(args.arch, None);
+        assert_eq!(args.message_format, MessageFormat::Human);
+        assert!(args.command.is_none());
     }
 
     #[test]
     fn arch_accepts_aliases_and_lists_choices_otherwise() {
         assert_eq!(
             parse(&["cargo", "lambda-build", "-a", "aarch64"]).arch,
-            Arch::Arm64
+            Some(Arch::Arm64)
         );
         assert_eq!(
             parse(&["cargo", "lambda-build", "--arch", "amd64"]).arch,
-            Arch::X86_64
+            Some(Arch::X86_64)
         );
         let err = Cli::try_parse_from(["cargo", "lambda-build", "--arch", "mips"]).unwrap_err();
         let text = err.to_string();
@@ -295,12 +354,58 @@ mod tests {
             "--manifest-path",
             "x/Cargo.toml",
         ]);
-        assert_eq!(args.package.as_deref(), Some("api"));
-        assert_eq!(args.bin.as_deref(), Some("handler"));
+        assert_eq!(args.package, ["api"]);
+        assert_eq!(args.bin, ["handler"]);
         assert_eq!(args.features.features, ["a", "b"]);
         assert!(args.features.no_default_features);
         assert_eq!(args.verbose, 2);
         assert_eq!(args.color, Some(ColorChoice::Never));
+    }
+
+    #[test]
+    fn selection_flags_repeat() {
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "-p",
+            "a",
+            "-p",
+            "b",
+            "--bin",
+            "x",
+            "--bin",
+            "y",
+            "--include",
+            "config",
+            "--include",
+            "certs/*.pem",
+            "--extension",
+            "--message-format",
+            "json",
+        ]);
+        assert_eq!(args.package, ["a", "b"]);
+        assert_eq!(args.bin, ["x", "y"]);
+        assert_eq!(args.include, ["config", "certs/*.pem"]);
+        assert!(args.extension);
+        assert_eq!(args.message_format, MessageFormat::Json);
+        let args = parse(&["cargo", "lambda-build", "--workspace", "--exclude", "tools"]);
+        assert!(args.workspace);
+        assert_eq!(args.exclude, ["tools"]);
+        // As cargo: `--exclude` only makes sense with `--workspace`.
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_err());
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--workspace", "-p", "x"]).is_err());
+    }
+
+    #[test]
+    fn new_is_a_subcommand() {
+        let args = parse(&["cargo", "lambda-build", "new", "my-fn", "--ci"]);
+        let Some(Command::New(new)) = args.command else {
+            panic!("{args:?}")
+        };
+        assert_eq!(new.path, PathBuf::from("my-fn"));
+        assert!(new.ci);
+        // Build flags belong to the build, not to `new`.
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--zip", "new", "x"]).is_err());
     }
 
     #[test]

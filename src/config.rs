@@ -1,12 +1,31 @@
-//! One resolved `BuildConfig` from the command line and the environment. The facts about the
-//! process (terminal, CI, cwd) are read once here and passed down, so tests can set them.
+//! One resolved `BuildConfig` from layers of settings. For each key the highest layer that sets
+//! it wins:
+//!
+//! 1. the command line;
+//! 2. the environment (`CARGO_LAMBDA_BUILD_ARCH`, ...);
+//! 3. `[package.metadata.lambda-build.bin.NAME]` for binary NAME;
+//! 4. `[package.metadata.lambda-build]` of its package;
+//! 5. `[workspace.metadata.lambda-build]`;
+//! 6. the defaults.
+//!
+//! The Cargo.toml tables come from `cargo metadata` (no TOML parsing here), are read against a
+//! schema of `Option`s (never the clap struct), and every key the schema does not know becomes a
+//! warning naming it. The facts about the process (terminal, CI, cwd, variables) are read once
+//! into [`Env`] and passed down, so tests can set them.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
 
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, ColorChoice};
-use crate::error::Result;
+use crate::cli::{BuildArgs, ColorChoice, MessageFormat};
+use crate::error::{Error, Result};
+use crate::project::{Function, Project};
+
+/// The prefix of the environment layer's variables.
+pub const ENV_PREFIX: &str = "CARGO_LAMBDA_BUILD_";
 
 /// What the tool reads from its surroundings.
 #[derive(Debug, Clone)]
@@ -18,6 +37,8 @@ pub struct Env {
     pub ci: bool,
     pub stderr_is_terminal: bool,
     pub source_date_epoch: Option<String>,
+    /// Every `CARGO_LAMBDA_BUILD_*` variable, name and value.
+    pub config_vars: Vec<(String, String)>,
 }
 
 impl Env {
@@ -30,6 +51,13 @@ impl Env {
             ci: std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false"),
             stderr_is_terminal: std::io::stderr().is_terminal(),
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
+            config_vars: std::env::vars_os()
+                .filter_map(|(name, value)| {
+                    let name = name.into_string().ok()?;
+                    name.starts_with(ENV_PREFIX)
+                        .then(|| (name, value.to_string_lossy().into_owned()))
+                })
+                .collect(),
         })
     }
 }
@@ -47,17 +75,18 @@ pub enum Verbosity {
 /// Everything the later stages need to know about what the user asked for.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
+    /// One cargo invocation builds every function: one architecture, one profile.
     pub arch: Arch,
-    pub zip: bool,
-    /// Absolute.
-    pub outdir: PathBuf,
-    pub verify: bool,
     /// `--small`: the size-optimised settings override the profile's.
     pub small: bool,
     pub profile: String,
-    pub package: Option<String>,
-    pub bin: Option<String>,
+    /// The features of every layer, package-qualified (`pkg/feature`) when they come from a
+    /// package's table and several packages are built.
     pub features: clap_cargo::Features,
+    /// One per function of the project, in its order.
+    pub functions: Vec<FunctionConfig>,
+    pub message_format: MessageFormat,
+    pub verify: bool,
     /// Absolute, when given.
     pub target_dir: Option<PathBuf>,
     pub manifest_path: Option<PathBuf>,
@@ -70,12 +99,248 @@ pub struct BuildConfig {
     /// An animated progress display on stderr.
     pub progress: bool,
     pub source_date_epoch: Option<String>,
-    /// `--invoke-with`: events to run the result on after packaging. Absolute.
+    /// `--invoke-with`: events to run each function on after packaging. Absolute.
     pub invoke_with: Option<PathBuf>,
+    /// Unknown keys and the like: printed as warnings, never fatal.
+    pub warnings: Vec<String>,
+}
+
+/// The settings of one function (one binary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionConfig {
+    pub package: String,
+    pub bin: String,
+    pub zip: bool,
+    /// Absolute.
+    pub outdir: PathBuf,
+    /// Paths and glob patterns relative to the package root.
+    pub include: Vec<String>,
+    /// A Lambda extension (`extensions/<bin>`) rather than a function (`bootstrap`).
+    pub extension: bool,
+}
+
+/// One layer: every key optional. Paths are absolute (each layer resolves its own relative
+/// paths: the command line and the environment against the current directory, a Cargo.toml
+/// table against its manifest's directory).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Layer {
+    pub arch: Option<Arch>,
+    pub zip: Option<bool>,
+    pub outdir: Option<PathBuf>,
+    pub include: Option<Vec<String>>,
+    pub profile: Option<String>,
+    pub small: Option<bool>,
+    pub features: Option<Vec<String>>,
+    pub extension: Option<bool>,
+}
+
+impl Layer {
+    /// This layer over `lower`: each key from the first of the two that sets it.
+    #[must_use]
+    pub fn over(self, lower: &Layer) -> Layer {
+        Layer {
+            arch: self.arch.or(lower.arch),
+            zip: self.zip.or(lower.zip),
+            outdir: self.outdir.or_else(|| lower.outdir.clone()),
+            include: self.include.or_else(|| lower.include.clone()),
+            profile: self.profile.or_else(|| lower.profile.clone()),
+            small: self.small.or(lower.small),
+            features: self.features.or_else(|| lower.features.clone()),
+            extension: self.extension.or(lower.extension),
+        }
+    }
+
+    /// The command line: a flag that is absent sets nothing.
+    pub fn from_args(args: &BuildArgs, cwd: &Path) -> Layer {
+        Layer {
+            arch: args.arch,
+            zip: args.zip.then_some(true),
+            outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
+            include: (!args.include.is_empty()).then(|| args.include.clone()),
+            profile: args.profile.clone(),
+            small: args.small.then_some(true),
+            features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
+            extension: args.extension.then_some(true),
+        }
+    }
+
+    /// `CARGO_LAMBDA_BUILD_<KEY>` variables; an empty one counts as unset. Lists (`INCLUDE`,
+    /// `FEATURES`) are separated by commas.
+    pub fn from_env(vars: &[(String, String)], cwd: &Path) -> Result<Layer> {
+        let get = |key: &str| {
+            let name = format!("{ENV_PREFIX}{key}");
+            vars.iter()
+                .rev()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(|v| (name, v))
+        };
+        let invalid = |name: String, message: String| Error::InvalidConfig {
+            origin: format!("`{name}`"),
+            message,
+        };
+        let list = |value: &str| -> Vec<String> {
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+                .collect()
+        };
+        let bool_var = |key: &str| -> Result<Option<bool>> {
+            get(key)
+                .map(|(name, value)| {
+                    parse_bool(value).ok_or_else(|| invalid(name, format!(
+                    "`{value}` is not a boolean: use `true` or `false` (or 1, 0, yes, no)"
+                )))
+                })
+                .transpose()
+        };
+        Ok(Layer {
+            arch: get("ARCH")
+                .map(|(name, value)| parse_arch(value).map_err(|message| invalid(name, message)))
+                .transpose()?,
+            zip: bool_var("ZIP")?,
+            outdir: get("OUTDIR").map(|(_, value)| cwd.join(value)),
+            include: get("INCLUDE").map(|(_, value)| list(value)),
+            profile: get("PROFILE").map(|(_, value)| value.to_string()),
+            small: bool_var("SMALL")?,
+            features: get("FEATURES").map(|(_, value)| {
+                value
+                    .split([',', ' '])
+                    .filter(|f| !f.is_empty())
+                    .map(String::from)
+                    .collect()
+            }),
+            extension: bool_var("EXTENSION")?,
+        })
+    }
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Some(true),
+        "0" | "false" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+fn parse_arch(name: &str) -> Result<Arch, String> {
+    <Arch as clap::ValueEnum>::from_str(name, false)
+        .map_err(|_| format!("`{name}` is not a Lambda architecture: use `x86_64` or `arm64`"))
+}
+
+/// `[package.metadata.lambda-build]` and `[workspace.metadata.lambda-build]`, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Table {
+    #[serde(default, deserialize_with = "arch_value")]
+    pub arch: Option<Arch>,
+    pub zip: Option<bool>,
+    pub outdir: Option<PathBuf>,
+    pub include: Option<Vec<String>>,
+    pub profile: Option<String>,
+    pub small: Option<bool>,
+    pub features: Option<Vec<String>>,
+    pub extension: Option<bool>,
+    /// Per-binary tables (package tables only).
+    #[serde(default)]
+    pub bin: BTreeMap<String, BinTable>,
+}
+
+/// `[package.metadata.lambda-build.bin.NAME]`: what can differ between the binaries of one
+/// build. Architecture, profile and features cannot: one cargo invocation builds them all.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BinTable {
+    pub zip: Option<bool>,
+    pub outdir: Option<PathBuf>,
+    pub include: Option<Vec<String>>,
+    pub extension: Option<bool>,
+}
+
+/// The keys of [`Table`], for the warning about an unknown one.
+const TABLE_KEYS: &str =
+    "arch, zip, outdir, include, profile, small, features, extension, bin.NAME";
+const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
+
+fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
+    let name = String::deserialize(deserializer)?;
+    parse_arch(&name)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+impl Table {
+    /// Reads a table from `cargo metadata`'s JSON (`Null` when absent). Keys the schema does
+    /// not know are pushed to `warnings`, named as written; a bad value is an error.
+    pub fn parse(
+        value: &serde_json::Value,
+        origin: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<Table> {
+        if value.is_null() {
+            return Ok(Table::default());
+        }
+        let mut unknown = Vec::new();
+        let table: Table = serde_ignored::deserialize(value.clone(), |path| {
+            unknown.push(path.to_string());
+        })
+        .map_err(|e| Error::InvalidConfig {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        for key in unknown {
+            let known = if key.starts_with("bin.") {
+                BIN_TABLE_KEYS
+            } else {
+                TABLE_KEYS
+            };
+            warnings.push(format!(
+                "{origin}: unknown key `{key}` (ignored); the keys are: {known}"
+            ));
+        }
+        Ok(table)
+    }
+
+    /// The table's own keys as a layer, relative paths against `base`.
+    fn layer(&self, base: &Path) -> Layer {
+        Layer {
+            arch: self.arch,
+            zip: self.zip,
+            outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
+            include: self.include.clone(),
+            profile: self.profile.clone(),
+            small: self.small,
+            features: self.features.clone(),
+            extension: self.extension,
+        }
+    }
+}
+
+impl BinTable {
+    fn layer(&self, base: &Path) -> Layer {
+        Layer {
+            zip: self.zip,
+            outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
+            include: self.include.clone(),
+            extension: self.extension,
+            ..Layer::default()
+        }
+    }
+}
+
+/// Where a function's settings came from, highest first.
+struct Layers {
+    /// Command line over environment: the same for every function.
+    top: Layer,
+    workspace: Layer,
 }
 
 impl BuildConfig {
-    pub fn resolve(args: BuildArgs, env: &Env) -> BuildConfig {
+    /// Merges the command line, the environment and the project's Cargo.toml tables.
+    pub fn resolve(args: BuildArgs, env: &Env, project: &Project) -> Result<BuildConfig> {
         let verbosity = match (args.quiet, args.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -83,16 +348,123 @@ impl BuildConfig {
             (false, _) => Verbosity::VeryVerbose,
         };
         let color = ColorChoice::resolve(args.color, env.stderr_is_terminal);
-        BuildConfig {
-            arch: args.arch,
-            zip: args.zip,
-            outdir: env.cwd.join(args.outdir.unwrap_or_default()),
+        let mut warnings = Vec::new();
+
+        let workspace_manifest = project.workspace_root.join("Cargo.toml");
+        let workspace_table = Table::parse(
+            &project.workspace_config,
+            &format!(
+                "`[workspace.metadata.lambda-build]` in `{}`",
+                workspace_manifest.display()
+            ),
+            &mut warnings,
+        )?;
+        if !workspace_table.bin.is_empty() {
+            warnings.push(format!(
+                "`[workspace.metadata.lambda-build]` in `{}`: unknown key `bin` (ignored); \
+                 per-binary tables go in the package: `[package.metadata.lambda-build.bin.NAME]`",
+                workspace_manifest.display()
+            ));
+        }
+        let layers = Layers {
+            top: Layer::from_args(&args, &env.cwd)
+                .over(&Layer::from_env(&env.config_vars, &env.cwd)?),
+            workspace: workspace_table.layer(&project.workspace_root),
+        };
+
+        // Package tables are read once per package, however many of its binaries are built.
+        let mut package_tables: BTreeMap<&Path, Table> = BTreeMap::new();
+        for function in &project.functions {
+            if !package_tables.contains_key(function.manifest_path.as_path()) {
+                let origin = format!(
+                    "`[package.metadata.lambda-build]` of package `{}` (`{}`)",
+                    function.package,
+                    function.manifest_path.display()
+                );
+                let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
+                package_tables.insert(&function.manifest_path, table);
+            }
+        }
+        let several_packages = package_tables.len() > 1;
+
+        let mut functions = Vec::new();
+        let mut arch: Option<(Arch, &Function)> = None;
+        let mut profile: Option<(String, &Function)> = None;
+        let mut small: Option<(bool, &Function)> = None;
+        let mut features: Vec<String> = Vec::new();
+        for function in &project.functions {
+            let root = function.package_root();
+            let table = &package_tables[function.manifest_path.as_path()];
+            let package_layer = table.layer(root);
+            let bin_layer = table
+                .bin
+                .get(&function.bin)
+                .map(|bin| bin.layer(root))
+                .unwrap_or_default();
+            let below_env = bin_layer.over(&package_layer.clone().over(&layers.workspace));
+            let merged = layers.top.clone().over(&below_env);
+
+            let this_arch = merged.arch.unwrap_or_default();
+            match &arch {
+                Some((seen, other)) if *seen != this_arch => {
+                    return Err(conflict("arch", other, function, *seen, this_arch));
+                }
+                Some(_) => {}
+                None => arch = Some((this_arch, function)),
+            }
+            let this_profile = merged.profile.clone().unwrap_or_else(|| "release".into());
+            match &profile {
+                Some((seen, other)) if *seen != this_profile => {
+                    return Err(conflict("profile", other, function, seen, &this_profile));
+                }
+                Some(_) => {}
+                None => profile = Some((this_profile, function)),
+            }
+            let this_small = merged.small.unwrap_or(false);
+            match &small {
+                Some((seen, other)) if *seen != this_small => {
+                    return Err(conflict("small", other, function, seen, this_small));
+                }
+                Some(_) => {}
+                None => small = Some((this_small, function)),
+            }
+            // A package's own features name its features: with several packages in one
+            // invocation, cargo needs them qualified as `package/feature`.
+            let from_package = layers.top.features.is_none() && package_layer.features.is_some();
+            for feature in merged.features.iter().flatten() {
+                let feature = if from_package && several_packages && !feature.contains('/') {
+                    format!("{}/{feature}", function.package)
+                } else {
+                    feature.clone()
+                };
+                if !features.contains(&feature) {
+                    features.push(feature);
+                }
+            }
+
+            functions.push(FunctionConfig {
+                package: function.package.clone(),
+                bin: function.bin.clone(),
+                zip: merged.zip.unwrap_or(false),
+                // `mix lambda.build` writes into the current directory by default.
+                outdir: merged.outdir.unwrap_or_else(|| env.cwd.clone()),
+                include: merged.include.unwrap_or_default(),
+                extension: merged.extension.unwrap_or(false),
+            });
+        }
+
+        let mut cargo_features = args.features;
+        cargo_features.features = features;
+        Ok(BuildConfig {
+            arch: arch.map(|(arch, _)| arch).unwrap_or_default(),
+            profile: profile
+                .map(|(profile, _)| profile)
+                .unwrap_or_else(|| "release".into()),
+            features: cargo_features,
+            functions,
+            message_format: args.message_format,
             verify: !args.no_verify,
-            small: args.small,
-            profile: args.profile,
-            package: args.package,
-            bin: args.bin,
-            features: args.features,
+            small: small.map(|(small, _)| small).unwrap_or(false),
             target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
             manifest_path: args.manifest_path.map(|path| env.cwd.join(path)),
             locked: args.locked,
@@ -103,7 +475,22 @@ impl BuildConfig {
             progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
             source_date_epoch: env.source_date_epoch.clone(),
             invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
-        }
+            warnings,
+        })
+    }
+}
+
+fn conflict(
+    key: &'static str,
+    first: &Function,
+    second: &Function,
+    a: impl std::fmt::Display,
+    b: impl std::fmt::Display,
+) -> Error {
+    Error::ConfigConflict {
+        key,
+        packages: [first.package.clone(), second.package.clone()],
+        values: [a.to_string(), b.to_string()],
     }
 }
 
@@ -112,6 +499,7 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use clap::Parser;
+    use serde_json::{Value, json};
 
     fn env(terminal: bool, ci: bool) -> Env {
         Env {
@@ -120,27 +508,73 @@ mod tests {
             ci,
             stderr_is_terminal: terminal,
             source_date_epoch: None,
+            config_vars: Vec::new(),
         }
     }
 
-    fn config(args: &[&str], env: &Env) -> BuildConfig {
+    fn env_with(vars: &[(&str, &str)]) -> Env {
+        Env {
+            config_vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..env(false, false)
+        }
+    }
+
+    /// A workspace at /ws with one function per (package, bin, `[package.metadata.lambda-build]`).
+    fn project(functions: &[(&str, &str, Value)], workspace: Value) -> Project {
+        Project {
+            workspace_root: "/ws".into(),
+            target_dir: "/ws/target".into(),
+            workspace_config: workspace,
+            functions: functions
+                .iter()
+                .map(|(package, bin, config)| Function {
+                    package: package.to_string(),
+                    manifest_path: format!("/ws/{package}/Cargo.toml").into(),
+                    bin: bin.to_string(),
+                    package_config: config.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn one() -> Project {
+        project(&[("api", "api", Value::Null)], Value::Null)
+    }
+
+    fn resolve(args: &[&str], env: &Env, project: &Project) -> Result<BuildConfig> {
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        BuildConfig::resolve(args, env)
+        BuildConfig::resolve(args, env, project)
+    }
+
+    fn config(args: &[&str], env: &Env) -> BuildConfig {
+        resolve(args, env, &one()).unwrap()
     }
 
     #[test]
     fn paths_are_relative_to_the_current_directory() {
         let c = config(&["-o", "dist", "--target-dir", "t"], &env(false, false));
-        assert_eq!(c.outdir, PathBuf::from("/home/me/fn/dist"));
+        assert_eq!(c.functions[0].outdir, PathBuf::from("/home/me/fn/dist"));
         assert_eq!(c.target_dir, Some(PathBuf::from("/home/me/fn/t")));
         let c = config(&["-o", "/abs"], &env(false, false));
-        assert_eq!(c.outdir, PathBuf::from("/abs"));
+        assert_eq!(c.functions[0].outdir, PathBuf::from("/abs"));
         // `mix lambda.build` writes into the current directory by default.
         assert_eq!(
-            config(&[], &env(false, false)).outdir,
+            config(&[], &env(false, false)).functions[0].outdir,
             PathBuf::from("/home/me/fn")
         );
+    }
+
+    #[test]
+    fn defaults_are_the_designs() {
+        let c = config(&[], &env(false, false));
+        assert_eq!((c.arch, c.profile.as_str()), (Arch::X86_64, "release"));
+        let f = &c.functions[0];
+        assert_eq!((f.zip, f.extension, f.include.len()), (false, false, 0));
+        assert!(c.warnings.is_empty());
     }
 
     #[test]
@@ -156,5 +590,398 @@ mod tests {
         assert!(config(&[], &env(true, false)).color);
         assert!(!config(&["--color", "never"], &env(true, false)).color);
         assert!(config(&["--color", "always"], &env(false, false)).color);
+    }
+
+    /// Each layer sets every key; removing the layers one by one from the top shows the order:
+    /// command line > environment > bin table > package table > workspace table > defaults.
+    #[test]
+    fn precedence_command_line_env_bin_package_workspace_defaults() {
+        let workspace = json!({
+            "arch": "arm64", "zip": true, "outdir": "ws-out", "include": ["ws.txt"],
+            "profile": "ws-profile", "features": ["ws-feature"], "extension": true,
+        });
+        let package = json!({
+            "arch": "x86_64", "zip": false, "outdir": "pkg-out", "include": ["pkg.txt"],
+            "profile": "pkg-profile", "features": ["pkg-feature"], "extension": false,
+            "bin": { "api": { "zip": true, "outdir": "bin-out", "include": ["bin.txt"], "extension": true } },
+        });
+        let cli = [
+            "--arch",
+            "arm64",
+            "--zip",
+            "-o",
+            "cli-out",
+            "--include",
+            "cli.txt",
+            "--profile",
+            "cli-profile",
+            "-F",
+            "cli-feature",
+            "--extension",
+        ];
+        let env_vars = [
+            ("CARGO_LAMBDA_BUILD_ARCH", "x86_64"),
+            ("CARGO_LAMBDA_BUILD_ZIP", "false"),
+            ("CARGO_LAMBDA_BUILD_OUTDIR", "env-out"),
+            ("CARGO_LAMBDA_BUILD_INCLUDE", "env.txt, env2.txt"),
+            ("CARGO_LAMBDA_BUILD_PROFILE", "env-profile"),
+            ("CARGO_LAMBDA_BUILD_FEATURES", "env-feature"),
+            ("CARGO_LAMBDA_BUILD_EXTENSION", "no"),
+        ];
+        type Row<'a> = (
+            Arch,
+            bool,
+            &'a str,
+            Vec<&'a str>,
+            &'a str,
+            Vec<&'a str>,
+            bool,
+        );
+        let summary =
+            |c: &BuildConfig| -> (Arch, bool, String, Vec<String>, String, Vec<String>, bool) {
+                let f = &c.functions[0];
+                (
+                    c.arch,
+                    f.zip,
+                    f.outdir.display().to_string(),
+                    f.include.clone(),
+                    c.profile.clone(),
+                    c.features.features.clone(),
+                    f.extension,
+                )
+            };
+        let expect = |row: Row| {
+            (
+                row.0,
+                row.1,
+                row.2.to_string(),
+                row.3.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                row.4.to_string(),
+                row.5.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+                row.6,
+            )
+        };
+        let full = project(&[("api", "api", package.clone())], workspace.clone());
+        let c = resolve(&cli, &env_with(&env_vars), &full).unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::Arm64,
+                true,
+                "/home/me/fn/cli-out",
+                vec!["cli.txt"],
+                "cli-profile",
+                vec!["cli-feature"],
+                true
+            ))
+        );
+        let c = resolve(&[], &env_with(&env_vars), &full).unwrap();
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::X86_64,
+                false,
+                "/home/me/fn/env-out",
+                vec!["env.txt", "env2.txt"],
+                "env-profile",
+                vec!["env-feature"],
+                false
+            ))
+        );
+        // The bin table sets only what can differ per binary; the package table the rest.
+        let c = resolve(&[], &env(false, false), &full).unwrap();
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::X86_64,
+                true,
+                "/ws/api/bin-out",
+                vec!["bin.txt"],
+                "pkg-profile",
+                vec!["pkg-feature"],
+                true
+            ))
+        );
+        let mut package_only = package.clone();
+        package_only.as_object_mut().unwrap().remove("bin");
+        let c = resolve(
+            &[],
+            &env(false, false),
+            &project(&[("api", "api", package_only)], workspace.clone()),
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::X86_64,
+                false,
+                "/ws/api/pkg-out",
+                vec!["pkg.txt"],
+                "pkg-profile",
+                vec!["pkg-feature"],
+                false
+            ))
+        );
+        let c = resolve(
+            &[],
+            &env(false, false),
+            &project(&[("api", "api", Value::Null)], workspace),
+        )
+        .unwrap();
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::Arm64,
+                true,
+                "/ws/ws-out",
+                vec!["ws.txt"],
+                "ws-profile",
+                vec!["ws-feature"],
+                true
+            ))
+        );
+        let c = resolve(&[], &env(false, false), &one()).unwrap();
+        assert_eq!(
+            summary(&c),
+            expect((
+                Arch::X86_64,
+                false,
+                "/home/me/fn",
+                vec![],
+                "release",
+                vec![],
+                false
+            ))
+        );
+    }
+
+    #[test]
+    fn small_is_a_layered_key_too() {
+        let p = project(&[("api", "api", json!({ "small": true }))], Value::Null);
+        assert!(resolve(&[], &env(false, false), &p).unwrap().small);
+        let off = env_with(&[("CARGO_LAMBDA_BUILD_SMALL", "false")]);
+        assert!(!resolve(&[], &off, &p).unwrap().small);
+        assert!(resolve(&["--small"], &off, &p).unwrap().small);
+        assert!(!resolve(&[], &env(false, false), &one()).unwrap().small);
+    }
+
+    #[test]
+    fn a_bin_table_applies_to_its_binary_only() {
+        let package = json!({ "include": ["shared"], "bin": { "worker": { "extension": true } } });
+        let p = project(
+            &[("app", "api", package.clone()), ("app", "worker", package)],
+            Value::Null,
+        );
+        let c = resolve(&[], &env(false, false), &p).unwrap();
+        assert_eq!(
+            c.functions
+                .iter()
+                .map(|f| (f.bin.as_str(), f.extension))
+                .collect::<Vec<_>>(),
+            [("api", false), ("worker", true)]
+        );
+        assert!(c.functions.iter().all(|f| f.include == ["shared"]));
+    }
+
+    #[test]
+    fn unknown_keys_warn_and_name_the_key() {
+        let p = project(
+            &[(
+                "api",
+                "api",
+                json!({ "zipp": true, "bin": { "api": { "arch": "arm64" } } }),
+            )],
+            json!({ "docker-image": "x", "bin": {} }),
+        );
+        let c = resolve(&[], &env(false, false), &p).unwrap();
+        let warnings = c.warnings.join("\n");
+        for expected in [
+            "`[workspace.metadata.lambda-build]` in `/ws/Cargo.toml`: unknown key `docker-image`",
+            "of package `api` (`/ws/api/Cargo.toml`): unknown key `zipp` (ignored)",
+            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, extension",
+        ] {
+            assert!(
+                warnings.contains(expected),
+                "`{expected}` missing from:\n{warnings}"
+            );
+        }
+        assert_eq!(c.warnings.len(), 3, "{warnings}");
+        assert!(!c.functions[0].zip, "a misspelt key sets nothing");
+    }
+
+    #[test]
+    fn bad_values_are_errors_naming_where() {
+        let p = project(&[("api", "api", json!({ "zip": "yes" }))], Value::Null);
+        let err = resolve(&[], &env(false, false), &p).unwrap_err();
+        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert!(
+            err.to_string().contains("package `api`") && err.to_string().contains("boolean"),
+            "{err}"
+        );
+        assert!(err.help().is_some());
+
+        let p = project(&[("api", "api", Value::Null)], json!({ "arch": "mips" }));
+        let err = resolve(&[], &env(false, false), &p).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("`mips` is not a Lambda architecture"),
+            "{err}"
+        );
+
+        for (name, value) in [
+            ("CARGO_LAMBDA_BUILD_ARCH", "sparc"),
+            ("CARGO_LAMBDA_BUILD_ZIP", "maybe"),
+        ] {
+            let err = resolve(&[], &env_with(&[(name, value)]), &one()).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("`{name}`: `{value}`")),
+                "{err}"
+            );
+        }
+        // Empty counts as unset; booleans read as people write them.
+        let c = resolve(
+            &[],
+            &env_with(&[
+                ("CARGO_LAMBDA_BUILD_ARCH", ""),
+                ("CARGO_LAMBDA_BUILD_ZIP", "YES"),
+            ]),
+            &one(),
+        )
+        .unwrap();
+        assert_eq!((c.arch, c.functions[0].zip), (Arch::X86_64, true));
+    }
+
+    #[test]
+    fn packages_that_disagree_on_the_build_are_refused_unless_overridden() {
+        let p = project(
+            &[
+                ("a", "a", json!({ "arch": "arm64" })),
+                ("b", "b", json!({ "arch": "x86_64" })),
+            ],
+            Value::Null,
+        );
+        let err = resolve(&[], &env(false, false), &p).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "packages `a` and `b` set `arch` differently (`arm64` and `x86_64`), but one build has one arch"
+        );
+        assert!(err.help().unwrap().contains("CARGO_LAMBDA_BUILD_ARCH"));
+        assert_eq!(
+            resolve(&["--arch", "arm64"], &env(false, false), &p)
+                .unwrap()
+                .arch,
+            Arch::Arm64
+        );
+        let same = project(
+            &[
+                ("a", "a", json!({ "profile": "lambda" })),
+                ("b", "b", json!({ "profile": "lambda" })),
+            ],
+            Value::Null,
+        );
+        assert_eq!(
+            resolve(&[], &env(false, false), &same).unwrap().profile,
+            "lambda"
+        );
+    }
+
+    #[test]
+    fn package_features_are_qualified_when_several_packages_build() {
+        let p = project(
+            &[
+                ("a", "a", json!({ "features": ["fast"] })),
+                ("b", "b", Value::Null),
+            ],
+            json!({ "features": ["shared"] }),
+        );
+        let c = resolve(&[], &env(false, false), &p).unwrap();
+        assert_eq!(c.features.features, ["a/fast", "shared"]);
+        let single = project(&[("a", "a", json!({ "features": ["fast"] }))], Value::Null);
+        assert_eq!(
+            resolve(&[], &env(false, false), &single)
+                .unwrap()
+                .features
+                .features,
+            ["fast"]
+        );
+        let c = resolve(
+            &["-F", "x y", "--no-default-features"],
+            &env(false, false),
+            &p,
+        )
+        .unwrap();
+        assert_eq!(c.features.features, ["x", "y"]);
+        assert!(c.features.no_default_features);
+    }
+
+    /// The fenced blocks that follow a line `marker`.
+    fn readme_blocks(text: &str, marker: &str) -> Vec<String> {
+        let mut blocks = Vec::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.trim() != marker {
+                continue;
+            }
+            let mut block = String::new();
+            let mut started = false;
+            for line in lines.by_ref() {
+                if line.trim_start().starts_with("```") {
+                    if started {
+                        break;
+                    }
+                    started = true;
+                } else if started {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+            }
+            blocks.push(block);
+        }
+        blocks
+    }
+
+    /// The README's configuration examples, each put into a real Cargo.toml and read back
+    /// through `cargo metadata`, parse without a warning: the documentation cannot drift from
+    /// the schema.
+    #[test]
+    fn readme_config_examples_parse_without_warnings() {
+        let readme = include_str!("../README.md");
+        let examples = readme_blocks(readme, "<!-- config-example -->");
+        assert!(
+            examples.len() >= 2,
+            "no config examples found in the README"
+        );
+        for example in examples {
+            let dir = tempfile::tempdir().unwrap();
+            std::fs::create_dir_all(dir.path().join("src")).unwrap();
+            std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+            let manifest = dir.path().join("Cargo.toml");
+            let workspace = if example.contains("[workspace") {
+                ""
+            } else {
+                "[workspace]\n"
+            };
+            std::fs::write(
+                &manifest,
+                format!(
+                    "[package]\nname = \"api\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n{example}\n{workspace}"
+                ),
+            )
+            .unwrap();
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let metadata = crate::project::metadata(&cargo, &manifest, dir.path())
+                .unwrap_or_else(|e| panic!("{e}\n{example}"));
+            let selected =
+                crate::project::select(&metadata, &manifest, Default::default()).unwrap();
+            assert!(
+                !selected.functions[0].package_config.is_null()
+                    || !selected.workspace_config.is_null(),
+                "the example sets nothing:\n{example}"
+            );
+            let c = resolve(&[], &env(false, false), &selected)
+                .unwrap_or_else(|e| panic!("{e}\n{example}"));
+            assert!(c.warnings.is_empty(), "{:?}\n{example}", c.warnings);
+        }
     }
 }

@@ -47,8 +47,35 @@ pub enum Error {
     #[error("package `{name}` is not in the workspace; it has: {}", .names.join(", "))]
     UnknownPackage { name: String, names: Vec<String> },
 
+    #[error("no selected package has a binary named `{name}`; the packages are: {}", .packages.join(", "))]
+    NoSuchBinary { name: String, packages: Vec<String> },
+
+    #[error("two selected binaries are named `{name}`: one in package `{}`, one in package `{}`", .packages[0], .packages[1])]
+    DuplicateBinary { name: String, packages: [String; 2] },
+
     #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
     SeveralPackages(Vec<String>),
+
+    #[error("{origin}: {message}")]
+    InvalidConfig { origin: String, message: String },
+
+    /// Settings that apply to the one cargo invocation, set differently by two packages.
+    #[error("packages `{}` and `{}` set `{key}` differently (`{}` and `{}`), but one build has one {key}",
+        .packages[0], .packages[1], .values[0], .values[1])]
+    ConfigConflict {
+        key: &'static str,
+        packages: [String; 2],
+        values: [String; 2],
+    },
+
+    #[error(transparent)]
+    Include(#[from] crate::include::IncludeError),
+
+    #[error("`{}` already exists", .0.display())]
+    NewExists(PathBuf),
+
+    #[error("`{name}` cannot name a crate: {reason}")]
+    InvalidCrateName { name: String, reason: &'static str },
 
     #[error("`--outdir` `{}` is a file, not a directory", .0.display())]
     OutdirIsFile(PathBuf),
@@ -128,7 +155,32 @@ impl Error {
             Error::SeveralBinaries { names, .. } => format!("for example `--bin {}`", names[0]),
             Error::UnknownBinary { names, .. } => format!("for example `--bin {}`", names[0]),
             Error::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
-            Error::SeveralPackages(names) => format!("for example `-p {}`", names[0]),
+            Error::SeveralPackages(names) => format!(
+                "for example `-p {}`, or `--workspace` to build every function",
+                names[0]
+            ),
+            Error::NoSuchBinary { .. } => {
+                "list the package that has it with `-p`, or leave `--bin` out".into()
+            }
+            Error::DuplicateBinary { packages, .. } => format!(
+                "each function is named after its binary: select one of them with `-p {}`, or \
+                 leave one out with `--exclude {}`",
+                packages[0], packages[1]
+            ),
+            Error::InvalidConfig { .. } => {
+                "fix the value, or remove it (the README's \"Configuration\" lists every key)"
+                    .into()
+            }
+            Error::ConfigConflict { key, .. } => format!(
+                "set `{key}` once for the build: on the command line, in \
+                 `CARGO_LAMBDA_BUILD_{}`, or in `[workspace.metadata.lambda-build]`",
+                key.to_uppercase()
+            ),
+            Error::Include(e) => return e.help(),
+            Error::NewExists(_) => "choose another name, or remove it first".into(),
+            Error::InvalidCrateName { .. } => {
+                "use letters, digits, `-` and `_`, starting with a letter".into()
+            }
             Error::NoCrossLinker { target } => format!(
                 "install zig with `pip install ziglang`, or your distribution's cross gcc \
                  (Debian: `apt-get install gcc-{}`), or build in a container with `--docker`",

@@ -7,68 +7,82 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod include;
 pub mod inspect;
 pub mod invoke;
+pub mod new;
 pub mod package;
 pub mod plan;
 pub mod project;
 pub mod report;
 pub mod signal;
 
+use std::io::Write as _;
 use std::path::Path;
 
 use crate::build::local::{self, HostFacts, Linker};
-use crate::cli::{BuildArgs, Command};
+use crate::cli::{BuildArgs, MessageFormat};
 use crate::config::{BuildConfig, Env};
 use crate::error::{Error, Result};
 use crate::inspect::Problem;
 use crate::package::ZipEntry;
-use crate::plan::Output;
+use crate::plan::{FunctionPlan, Output};
+use crate::project::Selection;
 use crate::report::{Reporter, Summary};
 use crate::signal::Interrupt;
 
-/// What `cargo lambda-build` runs: the subcommand the user named, else a build.
-pub fn dispatch(mut args: BuildArgs, env: &Env) -> Result<()> {
-    match args.command.take() {
-        Some(Command::Invoke(invoke)) => invoke::run(invoke, env),
-        None => run(args, env),
-    }
-}
-
-/// Runs one build. Errors are returned, never printed or exited on, so destructors run
-/// (temporary files go away) and `main` alone chooses the exit code.
+/// Runs one build of every selected function. Errors are returned, never printed or exited on,
+/// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     let interrupt = Interrupt::register()?;
-    let config = BuildConfig::resolve(args, env);
-    let reporter = &Reporter::new(&config);
 
-    // Refuse a bad outdir before spending minutes compiling.
-    if config.outdir.is_file() {
-        return Err(Error::OutdirIsFile(config.outdir.clone()));
-    }
-    let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
-    // The same for `--invoke-with`'s events: read and checked first.
-    let smoke_events = config
-        .invoke_with
-        .as_ref()
-        .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
-        .transpose()?;
-
-    let manifest = project::locate_manifest(config.manifest_path.as_deref(), &env.cwd)?;
+    let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
     let project = project::select(
         &metadata,
         &manifest,
-        config.package.as_deref(),
-        config.bin.as_deref(),
+        Selection {
+            packages: &args.package,
+            workspace: args.workspace,
+            exclude: &args.exclude,
+            bins: &args.bin,
+        },
     )?;
+    let config = BuildConfig::resolve(args, env, &project)?;
+    let reporter = &Reporter::new(&config);
+    for warning in &config.warnings {
+        reporter.warn(warning);
+    }
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| {
         std::env::var_os(name).is_some()
     });
     let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
 
-    let host = HostFacts::discover(plan.arch);
+    // Refuse bad input before spending minutes compiling.
+    for function in &config.functions {
+        if function.outdir.is_file() {
+            return Err(Error::OutdirIsFile(function.outdir.clone()));
+        }
+    }
+    let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+    let smoke_events = config
+        .invoke_with
+        .as_ref()
+        .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
+        .transpose()?;
+    let mut includes = Vec::new();
+    for function in &plan.functions {
+        if !function.include.is_empty() && matches!(function.output, Output::Bootstrap(_)) {
+            reporter.warn(format!(
+                "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
+                function.bin
+            ));
+        }
+        includes.push(include::collect(&function.package_root, &function.include)?);
+    }
+
+    let host = HostFacts::discover(plan.arch, &plan.target_dir.join("lambda-build"));
     let linker = local::choose(plan.arch, &host)?;
     match linker {
         Linker::Host => reporter.detail("Linker", linker.describe()),
@@ -82,41 +96,52 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     )?;
 
     let mut built = local::build(&plan, &linker, reporter, &interrupt)?;
-    let (mut elf, mut problems) = inspect_built(&built, plan.arch)?;
+    let mut checked = inspect_all(&built, plan.arch)?;
     // The host toolchain links against the host's glibc; when that gives a binary AL2023
     // cannot load and zig is there, relink against glibc 2.34 rather than fail.
-    let glibc_too_new = problems
+    let glibc_too_new = checked
         .iter()
+        .flat_map(|(_, problems)| problems)
         .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
     if linker == Linker::Host
         && glibc_too_new
         && let Some(zig) = build::zig::find()
     {
         let linker = Linker::Zig(zig);
+        let bins: Vec<String> = plan
+            .functions
+            .iter()
+            .map(|f| format!("`{}`", f.bin))
+            .collect();
         reporter.status(
             "Relinking",
-            format!("`{}` with {}", project.bin, linker.describe()),
+            format!("{} with {}", bins.join(", "), linker.describe()),
         );
         built = local::build(&plan, &linker, reporter, &interrupt)?;
-        (elf, problems) = inspect_built(&built, plan.arch)?;
+        checked = inspect_all(&built, plan.arch)?;
     }
-    reporter.status(
-        "Checked",
-        format!(
-            "`{}`: {}, glibc {}",
-            project.bin,
-            plan.arch,
-            report::glibc_text(&elf)
-        ),
-    );
-    if !problems.is_empty() {
+    for (function, (elf, _)) in plan.functions.iter().zip(&checked) {
+        reporter.status(
+            "Checked",
+            format!(
+                "`{}`: {}, glibc {}",
+                function.bin,
+                plan.arch,
+                report::glibc_text(elf)
+            ),
+        );
+    }
+    for (built, (_, problems)) in built.iter().zip(&mut checked) {
+        if problems.is_empty() {
+            continue;
+        }
         if plan.verify {
             return Err(Error::Incompatible {
-                path: built.executable,
-                problems,
+                path: built.executable.clone(),
+                problems: std::mem::take(problems),
             });
         }
-        for problem in &problems {
+        for problem in problems.iter() {
             reporter.warn(format!(
                 "{} (packaged anyway: --no-verify)",
                 problem.message()
@@ -125,80 +150,148 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     }
     interrupt.check()?;
 
-    // Nothing changed since the last run (same binary, same output): keep the file it wrote.
-    let entries = [ZipEntry {
-        name: "bootstrap".into(),
-        source: built.executable.clone(),
-        mode: 0o755,
-    }];
-    let zip = matches!(plan.output, Output::Zip(_));
-    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
-    let stamp = plan.staging_dir.join("package-stamp.json");
-    let artifact = match package::reuse(&stamp, &fingerprint, plan.output.path()) {
-        Some(artifact) => {
-            reporter.status("Fresh", plan.output.path().display());
-            artifact
+    let mut artifacts = Vec::new();
+    for ((function, built), includes) in plan.functions.iter().zip(&built).zip(includes) {
+        let (artifact, fresh) = package_function(function, built, includes, timestamp)?;
+        if artifact.exceeds_direct_upload() {
+            reporter.warn(format!(
+                "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
+                 with `--code S3Bucket=...,S3Key=...`",
+                artifact.path.display(),
+                report::human_size(artifact.size)
+            ));
         }
-        None => {
-            let staged = package::stage_bootstrap(&built.executable, &plan.staging_dir)?;
-            create_outdir(&config.outdir)?;
-            let artifact = match &plan.output {
-                Output::Zip(path) => {
-                    let entries = [ZipEntry {
-                        source: staged,
-                        ..entries[0].clone()
-                    }];
-                    package::write_zip(path, &entries, timestamp)?
-                }
-                Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
-            };
-            package::record(&stamp, &fingerprint, &artifact)?;
+        if fresh {
+            reporter.status("Fresh", function.output.path().display());
+        } else {
             reporter.status(
                 "Packaged",
                 format!(
                     "{} ({})",
-                    plan.output.path().display(),
+                    function.output.path().display(),
                     report::human_size(artifact.size)
                 ),
             );
-            artifact
         }
-    };
-    if artifact.exceeds_direct_upload() {
-        reporter.warn(format!(
-            "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
-             with `--code S3Bucket=...,S3Key=...`",
-            artifact.path.display(),
-            report::human_size(artifact.size)
-        ));
+        artifacts.push(artifact);
+        interrupt.check()?;
     }
 
-    let summary = Summary {
-        output: &plan.output,
-        artifact: &artifact,
-        arch: plan.arch,
-        function: &project.bin,
-        package: &project.package,
-        elf: &elf,
-    };
-    report::print_summary(&mut std::io::stdout().lock(), &summary)
+    let stdout = &mut std::io::stdout().lock();
+    for (i, ((function, artifact), (elf, _))) in plan
+        .functions
+        .iter()
+        .zip(&artifacts)
+        .zip(&checked)
+        .enumerate()
+    {
+        if i > 0 && config.message_format == MessageFormat::Human {
+            writeln!(stdout).map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+        }
+        let summary = Summary {
+            output: &function.output,
+            artifact,
+            arch: plan.arch,
+            function: &function.bin,
+            package: &function.package,
+            elf,
+            extension: function.extension,
+        };
+        match config.message_format {
+            MessageFormat::Human => report::print_summary(stdout, &summary),
+            MessageFormat::Json => report::print_json(stdout, &summary),
+        }
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    }
     interrupt.check()?;
 
     if let Some(events) = smoke_events {
-        // A smoke test of what was just written: the same bytes that will be deployed.
-        let function = invoke::default_function(&project.bin, &invoke::process_var);
-        invoke::invoke(
-            plan.output.path(),
-            &events,
-            &function,
-            reporter,
-            config.verbosity,
-            &interrupt,
-        )?
-        .into_result()?;
+        smoke_test(&plan, &events, &config, reporter, &interrupt)?;
     }
     Ok(())
+}
+
+/// `--invoke-with`: each function just written runs the events, as `invoke` runs them: the
+/// bytes that will be deployed are the bytes that were tested. Extensions are not invocable.
+fn smoke_test(
+    plan: &plan::BuildPlan,
+    events: &[Vec<u8>],
+    config: &BuildConfig,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let mut failed = Vec::new();
+    for function in plan.functions.iter().filter(|f| !f.extension) {
+        let settings = invoke::default_function(&function.bin, &invoke::process_var);
+        let summary = invoke::invoke(
+            function.output.path(),
+            events,
+            &settings,
+            reporter,
+            config.verbosity,
+            interrupt,
+        )?;
+        if let Err(error) = summary.into_result() {
+            failed.push(error);
+        }
+    }
+    // The first failure stands for all: each was reported as it happened.
+    failed.into_iter().next().map_or(Ok(()), Err)
+}
+
+/// Writes the function's zip, or its executable alone, from the executable cargo built and the
+/// includes. When nothing changed since the run that wrote it (same contents, same output), the
+/// file is kept as it is and the result says so (`true`).
+fn package_function(
+    function: &FunctionPlan,
+    built: &build::Built,
+    includes: Vec<ZipEntry>,
+    timestamp: zip::DateTime,
+) -> Result<(package::Artifact, bool)> {
+    let zip = matches!(function.output, Output::Zip(_));
+    let mut entries = if zip { includes } else { Vec::new() };
+    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
+    // entry (mode 755) unless an include brought it.
+    if zip && function.extension && !entries.iter().any(|e| e.name == "extensions/") {
+        entries.push(ZipEntry {
+            name: "extensions/".into(),
+            source: function.staging_dir.clone(),
+            mode: 0o755,
+        });
+    }
+    entries.push(ZipEntry {
+        name: function.entry_name.clone(),
+        source: built.executable.clone(),
+        mode: 0o755,
+    });
+    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
+    let stamp = function.staging_dir.join("package-stamp.json");
+    if let Some(artifact) = package::reuse(&stamp, &fingerprint, function.output.path()) {
+        return Ok((artifact, true));
+    }
+
+    let staged = package::stage_bootstrap(&built.executable, &function.staging_dir)?;
+    if let Some(dir) = function.output.path().parent() {
+        create_outdir(dir)?;
+    }
+    let artifact = match &function.output {
+        Output::Zip(path) => {
+            if let Some(executable) = entries.last_mut() {
+                executable.source = staged;
+            }
+            package::write_zip(path, &entries, timestamp)?
+        }
+        Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
+    };
+    package::record(&stamp, &fingerprint, &artifact)?;
+    Ok((artifact, false))
+}
+
+fn inspect_all(
+    built: &[build::Built],
+    arch: arch::Arch,
+) -> Result<Vec<(inspect::ElfReport, Vec<Problem>)>> {
+    built.iter().map(|b| inspect_built(b, arch)).collect()
 }
 
 fn inspect_built(

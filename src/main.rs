@@ -3,9 +3,9 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, ColorChoice};
+use cargo_lambda_build::cli::{Cli, ColorChoice, Command};
 use cargo_lambda_build::config::Env;
-use cargo_lambda_build::{dispatch, report};
+use cargo_lambda_build::{invoke, new, report, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -14,9 +14,14 @@ fn main() {
     if args.get(1).is_some_and(|mode| mode == zig::COMPILER_MODE) {
         std::process::exit(zig::run_compiler(&args[2..]));
     }
-    let Cli::LambdaBuild(args) = Cli::parse();
+    let Cli::LambdaBuild(mut args) = Cli::parse();
     let color = ColorChoice::resolve(args.color_choice(), std::io::stderr().is_terminal());
-    let code = match Env::from_process().and_then(|env| dispatch(args, &env)) {
+    let result = Env::from_process().and_then(|env| match args.command.take() {
+        Some(Command::New(new)) => new::run(&new, &env, color),
+        Some(Command::Invoke(invoke_args)) => invoke::run(invoke_args, &env),
+        None => run(args, &env),
+    });
+    let code = match result {
         Ok(()) => 0,
         Err(error) => {
             let _ = report::print_error(&mut std::io::stderr().lock(), &error, color);

@@ -89,7 +89,8 @@ impl PackageError {
     }
 }
 
-/// One file for the zip. `name` is a relative path with '/' separators.
+/// One file for the zip. `name` is a relative path with '/' separators; a name that ends with
+/// '/' is a directory entry (as in the zip format itself), whose `source` is not read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
     pub name: String,
@@ -223,7 +224,7 @@ pub fn write_zip(
 ) -> Result<Artifact, PackageError> {
     let entries = ordered(entries)?;
     let mut declared = 0u64;
-    for entry in &entries {
+    for entry in entries.iter().filter(|e| !e.is_dir()) {
         let metadata = fs::metadata(&entry.source).map_err(|e| read_error(&entry.source, e))?;
         if !metadata.is_file() {
             return Err(PackageError::NotAFile {
@@ -243,6 +244,11 @@ pub fn write_zip(
     let mut zip = ZipWriter::new(BufWriter::new(tmp.as_file_mut()));
     let mut unzipped_size = 0u64;
     for entry in &entries {
+        if entry.is_dir() {
+            zip.add_directory(entry.name.as_str(), options.unix_permissions(entry.mode))
+                .map_err(|e| zip_error(dest, e))?;
+            continue;
+        }
         let mut input = open(&entry.source)?;
         zip.start_file(entry.name.as_str(), options.unix_permissions(entry.mode))
             .map_err(|e| zip_error(dest, e))?;
@@ -278,11 +284,8 @@ fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
     let mut sorted: Vec<&ZipEntry> = entries.iter().collect();
     sorted.sort_by(|a, b| (a.name != BOOTSTRAP, &a.name).cmp(&(b.name != BOOTSTRAP, &b.name)));
     for entry in &sorted {
-        if entry.name.contains('\\')
-            || entry
-                .name
-                .split('/')
-                .any(|part| matches!(part, "" | "." | ".."))
+        let path = entry.name.strip_suffix('/').unwrap_or(&entry.name);
+        if entry.name.contains('\\') || path.split('/').any(|part| matches!(part, "" | "." | ".."))
         {
             return Err(invalid(
                 entry,
@@ -301,6 +304,14 @@ fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
         return Err(invalid(pair[0], "two entries have this name"));
     }
     Ok(sorted)
+}
+
+impl ZipEntry {
+    /// A directory entry: its name ends with '/'.
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        self.name.ends_with('/')
+    }
 }
 
 fn check_unzipped_size(size: u64) -> Result<(), PackageError> {
@@ -436,6 +447,10 @@ pub fn fingerprint(
     hasher.update(format!("v1 zip={zip} time={timestamp:?}\n"));
     for entry in entries {
         hasher.update(format!("{} {:o} ", entry.name, entry.mode));
+        if entry.is_dir() {
+            hasher.update(b"\n");
+            continue;
+        }
         let mut input = open(&entry.source)?;
         copy(
             &mut input,
@@ -690,6 +705,49 @@ mod tests {
     }
 
     #[test]
+    fn directory_entries_are_stored_with_their_mode_and_no_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entries = fixture(dir.path());
+        for name in ["lib/", "config/"] {
+            entries.push(ZipEntry {
+                name: name.into(),
+                source: dir.path().join("does-not-exist"),
+                mode: 0o755,
+            });
+        }
+        let dest = dir.path().join("lambda.zip");
+        let artifact = write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let raw = raw_entries(&fs::read(&dest).unwrap());
+        let got: Vec<(&str, u32)> = raw
+            .iter()
+            .map(|e| (e.name.as_str(), e.external >> 16))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("bootstrap", 0o100_755),
+                ("VERSION", 0o100_644),
+                ("config/", 0o40_755),
+                ("config/app.json", 0o100_644),
+                ("lib/", 0o40_755),
+                ("lib/libfoo.so", 0o100_755),
+            ]
+        );
+        for entry in &raw {
+            assert_eq!(
+                (entry.central_extra, entry.local_extra),
+                (0, 0),
+                "{}",
+                entry.name
+            );
+        }
+        let without: Vec<ZipEntry> = entries.iter().filter(|e| !e.is_dir()).cloned().collect();
+        let files_only =
+            write_zip(&dir.path().join("b.zip"), &without, zip_timestamp(EPOCH)).unwrap();
+        assert_eq!(artifact.unzipped_size, files_only.unzipped_size);
+    }
+
+    #[test]
     fn zip_has_no_extra_fields_and_unix_attributes() {
         let dir = tempfile::tempdir().unwrap();
         let dest = dir.path().join("lambda.zip");
@@ -937,7 +995,9 @@ mod tests {
             source: source.clone(),
             mode,
         };
-        for name in ["", "/abs", "../up", "a/../b", "./a", "a//b", "a/", "a\\b"] {
+        for name in [
+            "", "/abs", "../up", "a/../b", "./a", "a//b", "a//", "/", "a\\b",
+        ] {
             let err = write_zip(&dest, &[entry(name, 0o644)], DateTime::DEFAULT).unwrap_err();
             assert!(
                 matches!(err, PackageError::InvalidEntry { .. }),

@@ -56,12 +56,13 @@ impl fmt::Display for Invocation {
     }
 }
 
-/// Where the result goes.
+/// Where a function's result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
-    /// `<outdir>/lambda.zip`, `bootstrap` at its root.
+    /// `<outdir>/lambda.zip`, with `bootstrap` (or `extensions/<bin>`) in it.
     Zip(PathBuf),
-    /// `<outdir>/bootstrap`.
+    /// The executable itself: `<outdir>/bootstrap`, or `<outdir>/extensions/<bin>` for an
+    /// extension (the layout of the zip, so the directory can serve as a layer).
     Bootstrap(PathBuf),
 }
 
@@ -73,17 +74,35 @@ impl Output {
     }
 }
 
+/// One binary, packaged as its own function (or extension).
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionPlan {
+    pub package: String,
+    pub bin: String,
+    pub manifest_path: PathBuf,
+    /// `<target>/lambda-build/<arch>/<bin>/`: per architecture, so x86_64 and arm64 builds of
+    /// one project never overwrite each other.
+    pub staging_dir: PathBuf,
+    pub output: Output,
+    /// The executable's name in the zip: `bootstrap`, where Lambda looks for a function, or
+    /// `extensions/<bin>`, where it looks for an extension in a layer.
+    pub entry_name: String,
+    pub extension: bool,
+    /// Patterns relative to `package_root`, for the zip.
+    pub include: Vec<String>,
+    pub package_root: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct BuildPlan {
     pub project: Project,
     pub arch: Arch,
+    /// One cargo invocation builds every function.
     pub cargo: Invocation,
     /// cargo's target directory: `--target-dir`, else what `cargo metadata` reported.
     pub target_dir: PathBuf,
-    /// `<target>/lambda-build/<arch>/<bin>/`: per architecture, so x86_64 and arm64 builds of one
-    /// project never overwrite each other.
-    pub staging_dir: PathBuf,
-    pub output: Output,
+    /// In the project's order.
+    pub functions: Vec<FunctionPlan>,
     pub verify: bool,
 }
 
@@ -136,10 +155,22 @@ pub fn plan(
         "--profile".into(),
         config.profile.clone().into(),
         "--manifest-path".into(),
-        project.manifest_path.clone().into(),
-        "--bin".into(),
-        project.bin.clone().into(),
+        project.functions[0].manifest_path.clone().into(),
     ];
+    let mut packages: Vec<&str> = Vec::new();
+    for function in &project.functions {
+        if !packages.contains(&function.package.as_str()) {
+            packages.push(&function.package);
+        }
+    }
+    for package in packages {
+        args.push("-p".into());
+        args.push(package.into());
+    }
+    for function in &project.functions {
+        args.push("--bin".into());
+        args.push(function.bin.clone().into());
+    }
     let features = &config.features;
     if !features.features.is_empty() {
         args.push("--features".into());
@@ -168,11 +199,43 @@ pub fn plan(
     args.push("--color".into());
     args.push(if config.color { "always" } else { "never" }.into());
 
-    let output = if config.zip {
-        Output::Zip(config.outdir.join("lambda.zip"))
-    } else {
-        Output::Bootstrap(config.outdir.join("bootstrap"))
-    };
+    let several = project.functions.len() > 1;
+    let functions = project
+        .functions
+        .iter()
+        .zip(&config.functions)
+        .map(|(function, settings)| {
+            // With several functions, each gets its own directory, named after its binary.
+            let dir = if several {
+                settings.outdir.join(&function.bin)
+            } else {
+                settings.outdir.clone()
+            };
+            let entry_name = if settings.extension {
+                format!("extensions/{}", function.bin)
+            } else {
+                "bootstrap".to_string()
+            };
+            FunctionPlan {
+                package: function.package.clone(),
+                bin: function.bin.clone(),
+                manifest_path: function.manifest_path.clone(),
+                staging_dir: target_dir
+                    .join("lambda-build")
+                    .join(config.arch.lambda_name())
+                    .join(&function.bin),
+                output: if settings.zip {
+                    Output::Zip(dir.join("lambda.zip"))
+                } else {
+                    Output::Bootstrap(dir.join(&entry_name))
+                },
+                entry_name,
+                extension: settings.extension,
+                include: settings.include.clone(),
+                package_root: function.package_root().to_path_buf(),
+            }
+        })
+        .collect();
     BuildPlan {
         project: project.clone(),
         arch: config.arch,
@@ -182,12 +245,8 @@ pub fn plan(
             env: profile_env,
             cwd: cwd.to_path_buf(),
         },
-        staging_dir: target_dir
-            .join("lambda-build")
-            .join(config.arch.lambda_name())
-            .join(&project.bin),
         target_dir,
-        output,
+        functions,
         verify: config.verify,
     }
 }
@@ -197,17 +256,50 @@ mod tests {
     use super::*;
     use crate::cli::Cli;
     use crate::config::Env;
+    use crate::project::Function;
     use clap::Parser;
     use std::path::Path;
 
+    fn function(package: &str, bin: &str) -> Function {
+        Function {
+            package: package.into(),
+            manifest_path: format!("/src/ws/{package}/Cargo.toml").into(),
+            bin: bin.into(),
+            package_config: serde_json::Value::Null,
+        }
+    }
+
     fn project() -> Project {
+        project_of(vec![function("api", "handler")])
+    }
+
+    fn project_of(functions: Vec<Function>) -> Project {
         Project {
             workspace_root: "/src/ws".into(),
             target_dir: "/src/ws/target".into(),
-            package: "api".into(),
-            manifest_path: "/src/ws/api/Cargo.toml".into(),
-            bin: "handler".into(),
+            workspace_config: serde_json::Value::Null,
+            functions,
         }
+    }
+
+    fn plan_for(args: &[&str]) -> BuildPlan {
+        plan_of(args, &project())
+    }
+
+    fn plan_of(args: &[&str], project: &Project) -> BuildPlan {
+        let Cli::LambdaBuild(args) =
+            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
+        let env = Env {
+            cargo: "/bin/cargo".into(),
+            cwd: "/src/ws/api".into(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+            config_vars: Vec::new(),
+        };
+        let config = BuildConfig::resolve(args, &env, project).unwrap();
+        let profile_env = profile_env(&config, false, |_| false);
+        plan(&config, project, &env.cargo, &env.cwd, profile_env)
     }
 
     fn config(args: &[&str]) -> BuildConfig {
@@ -219,15 +311,9 @@ mod tests {
             ci: true,
             stderr_is_terminal: false,
             source_date_epoch: None,
+            config_vars: Vec::new(),
         };
-        BuildConfig::resolve(args, &env)
-    }
-
-    fn plan_for(args: &[&str]) -> BuildPlan {
-        let config = config(args);
-        let profile_env = profile_env(&config, false, |_| false);
-        let cwd = Path::new("/src/ws/api");
-        plan(&config, &project(), &"/bin/cargo".into(), cwd, profile_env)
+        BuildConfig::resolve(args, &env, &project()).unwrap()
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {
@@ -246,14 +332,15 @@ mod tests {
             "CARGO_PROFILE_RELEASE_STRIP=symbols /bin/cargo build \
              --message-format json-render-diagnostics \
              --target x86_64-unknown-linux-gnu --profile release \
-             --manifest-path /src/ws/api/Cargo.toml --bin handler --color never"
+             --manifest-path /src/ws/api/Cargo.toml -p api --bin handler --color never"
         );
         assert_eq!(
-            plan.output,
+            plan.functions[0].output,
             Output::Bootstrap("/src/ws/api/bootstrap".into())
         );
+        assert_eq!(plan.functions[0].entry_name, "bootstrap");
         assert_eq!(
-            plan.staging_dir,
+            plan.functions[0].staging_dir,
             Path::new("/src/ws/target/lambda-build/x86_64/handler")
         );
         assert!(plan.verify);
@@ -296,7 +383,7 @@ mod tests {
         assert_eq!(after("--target-dir"), "/tmp/t");
         assert_eq!(after("--color"), "always");
         assert_eq!(
-            plan.staging_dir,
+            plan.functions[0].staging_dir,
             Path::new("/tmp/t/lambda-build/x86_64/handler")
         );
     }
@@ -344,11 +431,55 @@ mod tests {
     fn zip_goes_to_outdir() {
         let plan = plan_for(&["--zip", "--outdir", "dist", "--no-verify"]);
         assert_eq!(
-            plan.output,
+            plan.functions[0].output,
             Output::Zip("/src/ws/api/dist/lambda.zip".into())
         );
         assert!(!plan.verify);
         assert!(!args(&plan).contains(&"--quiet".to_string()));
+    }
+
+    #[test]
+    fn several_functions_build_in_one_invocation_into_one_directory_each() {
+        let project = project_of(vec![
+            function("api", "api"),
+            function("jobs", "nightly"),
+            function("jobs", "hourly"),
+        ]);
+        let plan = plan_of(&["--zip", "-o", "dist"], &project);
+        let shown = plan.cargo.to_string();
+        assert!(
+            shown.contains(
+                "--manifest-path /src/ws/api/Cargo.toml -p api -p jobs \
+                 --bin api --bin nightly --bin hourly"
+            ),
+            "{shown}"
+        );
+        let outputs: Vec<_> = plan.functions.iter().map(|f| f.output.clone()).collect();
+        assert_eq!(
+            outputs,
+            ["api", "nightly", "hourly"]
+                .map(|bin| Output::Zip(format!("/src/ws/api/dist/{bin}/lambda.zip").into()))
+        );
+        let plan = plan_of(&[], &project);
+        assert_eq!(
+            plan.functions[1].output,
+            Output::Bootstrap("/src/ws/api/nightly/bootstrap".into())
+        );
+    }
+
+    #[test]
+    fn an_extension_is_packaged_under_extensions() {
+        let plan = plan_for(&["--extension", "--zip"]);
+        assert_eq!(plan.functions[0].entry_name, "extensions/handler");
+        assert_eq!(
+            plan.functions[0].output,
+            Output::Zip("/src/ws/api/lambda.zip".into())
+        );
+        let plan = plan_for(&["--extension"]);
+        assert_eq!(
+            plan.functions[0].output,
+            Output::Bootstrap("/src/ws/api/extensions/handler".into())
+        );
     }
 
     #[test]

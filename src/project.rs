@@ -10,16 +10,47 @@ use cargo_metadata::{Metadata, Package};
 
 use crate::error::{Error, Result};
 
-/// The package and binary this run deploys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The workspace and the functions this run deploys.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Project {
     pub workspace_root: PathBuf,
     /// cargo's target directory (honours `CARGO_TARGET_DIR` and `.cargo/config.toml`).
     pub target_dir: PathBuf,
+    /// `[workspace.metadata.lambda-build]`, `Null` when absent.
+    pub workspace_config: serde_json::Value,
+    /// One per selected binary, in the order they were asked for (else cargo's order); never
+    /// empty, and no two share a binary name.
+    pub functions: Vec<Function>,
+}
+
+/// A binary deployed as its own function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Function {
     pub package: String,
     pub manifest_path: PathBuf,
     pub bin: String,
+    /// `[package.metadata.lambda-build]` of its package, `Null` when absent.
+    pub package_config: serde_json::Value,
 }
+
+impl Function {
+    /// The package root: includes are relative to it.
+    pub fn package_root(&self) -> &Path {
+        self.manifest_path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// What the command line selects: cargo's `-p`, `--workspace`, `--exclude` and `--bin`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Selection<'a> {
+    pub packages: &'a [String],
+    pub workspace: bool,
+    pub exclude: &'a [String],
+    pub bins: &'a [String],
+}
+
+/// The key of this tool's tables under `[package.metadata]` and `[workspace.metadata]`.
+pub const CONFIG_KEY: &str = "lambda-build";
 
 /// The Cargo.toml cargo would use: `--manifest-path`, else the nearest one at or above `cwd`.
 pub fn locate_manifest(manifest_path: Option<&Path>, cwd: &Path) -> Result<PathBuf> {
@@ -73,14 +104,11 @@ fn cargo_error_text(stderr: &[u8]) -> String {
     lines.join(": ").trim_start_matches("error: ").to_string()
 }
 
-/// Chooses the package (`-p`, else the one whose manifest was found, else the only workspace
-/// member with a binary) and its binary (`--bin`, else the only one, else `default-run`).
-pub fn select(
-    metadata: &Metadata,
-    manifest: &Path,
-    package: Option<&str>,
-    bin: Option<&str>,
-) -> Result<Project> {
+/// Chooses the functions: the packages (`--workspace` less `--exclude`, else each `-p`, else
+/// the one whose manifest was found, else the only workspace member with a binary), then their
+/// binaries (each `--bin`; else every binary with `--workspace`; else per package the only one,
+/// else `default-run`).
+pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
     let members = metadata.workspace_packages();
     let member_names = || {
         members
@@ -88,87 +116,164 @@ pub fn select(
             .map(|p| p.name.to_string())
             .collect::<Vec<_>>()
     };
-    let chosen: &Package = match package {
-        Some(spec) => {
-            // `-p name@version` names the same package as `-p name`.
-            let name = spec.split('@').next().unwrap_or(spec);
+    let find = |spec: &str| -> Result<&Package> {
+        // `-p name@version` names the same package as `-p name`.
+        let name = spec.split('@').next().unwrap_or(spec);
+        members
+            .iter()
+            .copied()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| Error::UnknownPackage {
+                name: name.to_string(),
+                names: member_names(),
+            })
+    };
+
+    let mut packages: Vec<&Package> = Vec::new();
+    if selection.workspace {
+        let excluded = selection
+            .exclude
+            .iter()
+            .map(|spec| find(spec))
+            .collect::<Result<Vec<_>>>()?;
+        packages.extend(
             members
                 .iter()
                 .copied()
-                .find(|p| p.name.as_str() == name)
-                .ok_or_else(|| Error::UnknownPackage {
-                    name: name.to_string(),
-                    names: member_names(),
-                })?
+                .filter(|p| !excluded.iter().any(|e| e.id == p.id)),
+        );
+    } else if !selection.packages.is_empty() {
+        for spec in selection.packages {
+            let package = find(spec)?;
+            if !packages.iter().any(|p| p.id == package.id) {
+                packages.push(package);
+            }
         }
-        None => {
-            let manifest = canonical(manifest);
-            match members
-                .iter()
-                .copied()
-                .find(|p| canonical(p.manifest_path.as_std_path()) == manifest)
-            {
-                Some(package) => package,
-                // A virtual manifest: the workspace root is not a package.
-                None => {
-                    let with_bins: Vec<&Package> = members
-                        .iter()
-                        .copied()
-                        .filter(|p| !binaries(p).is_empty())
-                        .collect();
-                    match with_bins.as_slice() {
-                        [only] => only,
-                        [] => {
-                            return Err(Error::NoBinary(
-                                metadata
-                                    .workspace_root
-                                    .file_name()
-                                    .unwrap_or("workspace")
-                                    .into(),
-                            ));
-                        }
-                        several => {
-                            return Err(Error::SeveralPackages(
-                                several.iter().map(|p| p.name.to_string()).collect(),
-                            ));
-                        }
+    } else {
+        let manifest = canonical(manifest);
+        match members
+            .iter()
+            .copied()
+            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest)
+        {
+            Some(package) => packages.push(package),
+            // A virtual manifest: the workspace root is not a package. `--bin` names are
+            // looked for in every member, as cargo does.
+            None if !selection.bins.is_empty() => packages.extend(members.iter().copied()),
+            None => {
+                let with_bins: Vec<&Package> = members
+                    .iter()
+                    .copied()
+                    .filter(|p| !binaries(p).is_empty())
+                    .collect();
+                match with_bins.as_slice() {
+                    [only] => packages.push(only),
+                    [] => return Err(Error::NoBinary(workspace_name(metadata))),
+                    several => {
+                        return Err(Error::SeveralPackages(
+                            several.iter().map(|p| p.name.to_string()).collect(),
+                        ));
                     }
                 }
             }
         }
-    };
+    }
 
-    let names = binaries(chosen);
-    let package_name = chosen.name.to_string();
-    let bin = match bin {
-        Some(name) if names.iter().any(|n| n == name) => name.to_string(),
-        Some(name) => {
-            return Err(Error::UnknownBinary {
-                package: package_name,
-                name: name.into(),
-                names,
+    let mut chosen: Vec<(&Package, String)> = Vec::new();
+    if !selection.bins.is_empty() {
+        for name in selection.bins {
+            let having: Vec<&Package> = packages
+                .iter()
+                .copied()
+                .filter(|p| binaries(p).iter().any(|b| b == name))
+                .collect();
+            match having.as_slice() {
+                [] => {
+                    return Err(match packages.as_slice() {
+                        [only] => Error::UnknownBinary {
+                            package: only.name.to_string(),
+                            name: name.clone(),
+                            names: binaries(only),
+                        },
+                        _ => Error::NoSuchBinary {
+                            name: name.clone(),
+                            packages: packages.iter().map(|p| p.name.to_string()).collect(),
+                        },
+                    });
+                }
+                [package, ..] => chosen.push((package, name.clone())),
+            }
+            // Several packages with this name: the duplicate check below names them.
+            chosen.extend(having.iter().skip(1).map(|p| (*p, name.clone())));
+        }
+    } else if selection.workspace {
+        for package in &packages {
+            chosen.extend(binaries(package).into_iter().map(|bin| (*package, bin)));
+        }
+        if chosen.is_empty() {
+            return Err(Error::NoBinary(workspace_name(metadata)));
+        }
+    } else {
+        for package in &packages {
+            let names = binaries(package);
+            let package_name = package.name.to_string();
+            let bin = match (names.as_slice(), &package.default_run) {
+                ([], _) => return Err(Error::NoBinary(package_name)),
+                ([only], _) => only.clone(),
+                (_, Some(default_run)) => default_run.clone(),
+                (_, None) => {
+                    return Err(Error::SeveralBinaries {
+                        package: package_name,
+                        names,
+                    });
+                }
+            };
+            chosen.push((package, bin));
+        }
+    }
+    let mut unique: Vec<(&Package, String)> = Vec::new();
+    for (package, bin) in chosen {
+        if !unique.iter().any(|(p, b)| p.id == package.id && *b == bin) {
+            unique.push((package, bin));
+        }
+    }
+    let chosen = unique;
+
+    // Each function's output is named after its binary, so two of one name cannot coexist.
+    for (i, (package, bin)) in chosen.iter().enumerate() {
+        if let Some((other, _)) = chosen[..i]
+            .iter()
+            .find(|(p, b)| b == bin && p.id != package.id)
+        {
+            return Err(Error::DuplicateBinary {
+                name: bin.clone(),
+                packages: [other.name.to_string(), package.name.to_string()],
             });
         }
-        None => match (names.as_slice(), &chosen.default_run) {
-            ([], _) => return Err(Error::NoBinary(package_name)),
-            ([only], _) => only.clone(),
-            (_, Some(default_run)) => default_run.clone(),
-            (_, None) => {
-                return Err(Error::SeveralBinaries {
-                    package: package_name,
-                    names,
-                });
-            }
-        },
-    };
+    }
 
     Ok(Project {
         workspace_root: metadata.workspace_root.clone().into(),
         target_dir: metadata.target_directory.clone().into(),
-        package: package_name,
-        manifest_path: chosen.manifest_path.clone().into(),
-        bin,
+        workspace_config: metadata.workspace_metadata[CONFIG_KEY].clone(),
+        functions: chosen
+            .into_iter()
+            .map(|(package, bin)| Function {
+                package: package.name.to_string(),
+                manifest_path: package.manifest_path.clone().into(),
+                bin,
+                package_config: package.metadata[CONFIG_KEY].clone(),
+            })
+            .collect(),
     })
+}
+
+fn workspace_name(metadata: &Metadata) -> String {
+    metadata
+        .workspace_root
+        .file_name()
+        .unwrap_or("workspace")
+        .into()
 }
 
 /// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
@@ -245,6 +350,33 @@ mod tests {
 
     const ROOT: &str = "/nonexistent/ws";
 
+    fn pick(
+        meta: &Metadata,
+        manifest: &Path,
+        package: Option<&str>,
+        bin: Option<&str>,
+    ) -> Result<Project> {
+        let packages: Vec<String> = package.into_iter().map(String::from).collect();
+        let bins: Vec<String> = bin.into_iter().map(String::from).collect();
+        select(
+            meta,
+            manifest,
+            Selection {
+                packages: &packages,
+                bins: &bins,
+                ..Selection::default()
+            },
+        )
+    }
+
+    fn names(project: &Project) -> Vec<(String, String)> {
+        project
+            .functions
+            .iter()
+            .map(|f| (f.package.clone(), f.bin.clone()))
+            .collect()
+    }
+
     fn manifest(package: &str) -> PathBuf {
         PathBuf::from(format!("{ROOT}/{package}/Cargo.toml"))
     }
@@ -252,32 +384,30 @@ mod tests {
     #[test]
     fn the_only_binary_of_the_package_in_the_current_directory() {
         let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
-        let project = select(&meta, &manifest("jobs"), None, None).unwrap();
-        assert_eq!(
-            (project.package.as_str(), project.bin.as_str()),
-            ("jobs", "jobs")
-        );
+        let project = pick(&meta, &manifest("jobs"), None, None).unwrap();
+        assert_eq!(names(&project), [("jobs".into(), "jobs".into())]);
         assert_eq!(project.target_dir, PathBuf::from("/nonexistent/ws/target"));
     }
 
     #[test]
     fn several_binaries_need_a_choice_unless_default_run() {
         let meta = workspace(ROOT, &[("api", &["a", "b"], None)]);
-        let err = select(&meta, &manifest("api"), None, None).unwrap_err();
+        let err = pick(&meta, &manifest("api"), None, None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "package `api` has several binaries (a, b); choose one with `--bin`"
         );
         assert_eq!(
-            select(&meta, &manifest("api"), None, Some("b"))
+            pick(&meta, &manifest("api"), None, Some("b"))
                 .unwrap()
+                .functions[0]
                 .bin,
             "b"
         );
 
         let meta = workspace(ROOT, &[("api", &["a", "b"], Some("b"))]);
         assert_eq!(
-            select(&meta, &manifest("api"), None, None).unwrap().bin,
+            pick(&meta, &manifest("api"), None, None).unwrap().functions[0].bin,
             "b"
         );
     }
@@ -285,12 +415,12 @@ mod tests {
     #[test]
     fn unknown_names_list_the_choices() {
         let meta = workspace(ROOT, &[("api", &["a", "b"], None)]);
-        let err = select(&meta, &manifest("api"), None, Some("c")).unwrap_err();
+        let err = pick(&meta, &manifest("api"), None, Some("c")).unwrap_err();
         assert_eq!(
             err.to_string(),
             "package `api` has no binary named `c`; it has: a, b"
         );
-        let err = select(&meta, &manifest("api"), Some("nope"), None).unwrap_err();
+        let err = pick(&meta, &manifest("api"), Some("nope"), None).unwrap_err();
         assert_eq!(
             err.to_string(),
             "package `nope` is not in the workspace; it has: api"
@@ -300,14 +430,14 @@ mod tests {
     #[test]
     fn package_flag_accepts_a_version_suffix() {
         let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
-        let project = select(&meta, &manifest("api"), Some("jobs@0.1.0"), None).unwrap();
-        assert_eq!(project.package, "jobs");
+        let project = pick(&meta, &manifest("api"), Some("jobs@0.1.0"), None).unwrap();
+        assert_eq!(project.functions[0].package, "jobs");
     }
 
     #[test]
     fn library_only_package_is_refused() {
         let meta = workspace(ROOT, &[("util", &[], None)]);
-        let err = select(&meta, &manifest("util"), None, None).unwrap_err();
+        let err = pick(&meta, &manifest("util"), None, None).unwrap_err();
         assert!(
             matches!(err, Error::NoBinary(ref name) if name == "util"),
             "{err}"
@@ -319,15 +449,203 @@ mod tests {
         let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
         let meta = workspace(ROOT, &[("util", &[], None), ("api", &["api"], None)]);
         assert_eq!(
-            select(&meta, &virtual_manifest, None, None)
+            pick(&meta, &virtual_manifest, None, None)
                 .unwrap()
+                .functions[0]
                 .package,
             "api"
         );
 
         let meta = workspace(ROOT, &[("jobs", &["jobs"], None), ("api", &["api"], None)]);
-        let err = select(&meta, &virtual_manifest, None, None).unwrap_err();
+        let err = pick(&meta, &virtual_manifest, None, None).unwrap_err();
         assert!(matches!(err, Error::SeveralPackages(_)), "{err}");
+    }
+
+    fn select_with(meta: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
+        select(meta, manifest, selection)
+    }
+
+    fn strings(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn several_packages_and_binaries_each_become_a_function() {
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let meta = workspace(
+            ROOT,
+            &[
+                ("api", &["api"], None),
+                ("jobs", &["hourly", "nightly"], None),
+                ("util", &[], None),
+            ],
+        );
+        let bins = strings(&["nightly", "api"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("jobs".into(), "nightly".into()),
+                ("api".into(), "api".into())
+            ]
+        );
+
+        let packages = strings(&["api", "jobs", "api"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::SeveralBinaries { ref package, .. } if package == "jobs"),
+            "{err}"
+        );
+        let bins = strings(&["api", "hourly", "api"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("api".into(), "api".into()),
+                ("jobs".into(), "hourly".into())
+            ]
+        );
+
+        let bins = strings(&["nope"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                packages: &packages,
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no selected package has a binary named `nope`; the packages are: api, jobs"
+        );
+    }
+
+    #[test]
+    fn workspace_takes_every_binary_less_the_excluded_packages() {
+        let meta = workspace(
+            ROOT,
+            &[
+                ("api", &["api"], None),
+                ("jobs", &["hourly", "nightly"], None),
+                ("util", &[], None),
+            ],
+        );
+        let project = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            names(&project),
+            [
+                ("api".into(), "api".into()),
+                ("jobs".into(), "hourly".into()),
+                ("jobs".into(), "nightly".into())
+            ]
+        );
+        let exclude = strings(&["jobs"]);
+        let project = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&project), [("api".into(), "api".into())]);
+        let exclude = strings(&["api", "jobs"]);
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::NoBinary(_)), "{err}");
+        let exclude = strings(&["ghost"]);
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::UnknownPackage { .. }), "{err}");
+    }
+
+    #[test]
+    fn one_binary_name_in_two_packages_is_refused_naming_both() {
+        let meta = workspace(
+            ROOT,
+            &[("api", &["handler"], None), ("admin", &["handler"], None)],
+        );
+        let err = select_with(
+            &meta,
+            &manifest("api"),
+            Selection {
+                workspace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "two selected binaries are named `handler`: one in package `api`, one in package `admin`"
+        );
+        assert!(err.help().unwrap().contains("--exclude admin"));
+        // By name, the same clash.
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let bins = strings(&["handler"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::DuplicateBinary { .. }), "{err}");
     }
 
     #[test]

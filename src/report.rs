@@ -138,6 +138,21 @@ impl Reporter {
     }
 }
 
+/// A status line outside a build (`new`): the verb right-aligned to 12 columns, as cargo's.
+pub fn print_status(
+    out: &mut impl Write,
+    verb: &str,
+    message: impl Display,
+    color: bool,
+) -> std::io::Result<()> {
+    let verb = format!("{verb:>12}");
+    if color {
+        writeln!(out, "{GREEN_BOLD}{verb}{RESET} {message}")
+    } else {
+        writeln!(out, "{verb} {message}")
+    }
+}
+
 /// `error: ...` and one `help: ...` line per fix, as cargo prints them.
 pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io::Result<()> {
     let paint = |style: &str, text: &str| {
@@ -154,7 +169,7 @@ pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io:
     Ok(())
 }
 
-/// What was produced, for the summary on stdout.
+/// What was produced for one function, for the summary on stdout.
 pub struct Summary<'a> {
     pub output: &'a Output,
     pub artifact: &'a Artifact,
@@ -162,6 +177,7 @@ pub struct Summary<'a> {
     pub function: &'a str,
     pub package: &'a str,
     pub elf: &'a ElfReport,
+    pub extension: bool,
 }
 
 pub fn glibc_text(elf: &ElfReport) -> String {
@@ -177,8 +193,14 @@ pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result
     writeln!(out, "{}", summary.output.path().display())?;
     writeln!(
         out,
-        "  function      {} (package {})",
-        summary.function, summary.package
+        "  {}{} (package {})",
+        if summary.extension {
+            "extension     "
+        } else {
+            "function      "
+        },
+        summary.function,
+        summary.package
     )?;
     writeln!(out, "  architecture  {}", summary.arch)?;
     match summary.output {
@@ -194,6 +216,26 @@ pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result
     writeln!(out, "  sha256        {}", artifact.sha256_hex())?;
     writeln!(out, "  CodeSha256    {}", artifact.code_sha256())?;
     Ok(())
+}
+
+/// One line of JSON per artifact: the interface for scripts (`--message-format json`).
+pub fn print_json(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+    let artifact = summary.artifact;
+    let line = serde_json::json!({
+        // Lossy rather than a failure: a zip path that is not UTF-8 is rare and still shown.
+        "path": summary.output.path().to_string_lossy(),
+        "function": summary.function,
+        "package": summary.package,
+        "extension": summary.extension,
+        "arch": summary.arch.lambda_name(),
+        "size": artifact.size,
+        "unzipped_size": artifact.unzipped_size,
+        "sha256": artifact.sha256_hex(),
+        "code_sha256": artifact.code_sha256(),
+        // The highest glibc version the binary requires; null when it requires none.
+        "glibc": summary.elf.glibc.as_ref().map(ToString::to_string),
+    });
+    writeln!(out, "{line}")
 }
 
 pub fn human_size(bytes: u64) -> String {

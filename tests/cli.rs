@@ -285,7 +285,7 @@ fn help_lists_the_flags_users_need() {
         "the default architecture is stated:\n{help}"
     );
     assert!(
-        help.contains("Commands:\n  invoke "),
+        help.contains("\n  invoke  Run a packaged"),
         "the invoke subcommand is listed:\n{help}"
     );
 }
@@ -401,6 +401,75 @@ fn interrupted_build_exits_130_or_143_and_keeps_the_previous_zip() {
         );
         assert_unchanged(&zip, &before);
     }
+}
+
+#[test]
+fn includes_outside_the_package_are_refused_before_compiling() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.pem"), "secret").unwrap();
+    let project = crate_with("escape", &[("src/main.rs", MAIN), ("ok.txt", "ok")], "");
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.pem"),
+        project.path().join("cert.pem"),
+    )
+    .unwrap();
+
+    let escape = lambda_build(project.path(), &["--zip", "--include", "../secret.pem"]);
+    assert_fails(
+        &escape,
+        1,
+        "include `../secret.pem` is outside the package root",
+    );
+    assert_has_help(&escape);
+    let link = lambda_build(
+        project.path(),
+        &["--zip", "--include", "ok.txt", "--include", "*.pem"],
+    );
+    assert_fails(&link, 1, "is a symbolic link to");
+    assert!(
+        stderr(&link).contains("outside the package root"),
+        "{}",
+        stderr(&link)
+    );
+    let missing = lambda_build(project.path(), &["--zip", "--include", "missing/*.json"]);
+    assert_fails(&missing, 1, "include `missing/*.json` matches nothing");
+    for output in [&escape, &link, &missing] {
+        assert!(!stderr(output).contains("Compiling"), "{}", stderr(output));
+    }
+    assert!(!project.path().join("lambda.zip").exists());
+}
+
+#[test]
+fn config_in_cargo_toml_applies_and_unknown_keys_warn_by_name() {
+    let project = crate_with(
+        "configured",
+        &[("src/main.rs", MAIN), ("data/v.txt", "1")],
+        "[package.metadata.lambda-build]\nzip = true\noutdir = \"dist\"\ninclude = [\"data\"]\nzipp = false\n",
+    );
+    let output = lambda_build(project.path(), &["--message-format", "json"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("unknown key `zipp` (ignored)"),
+        "{}",
+        stderr(&output)
+    );
+    let names: Vec<String> = {
+        let mut zip = read_zip(&project.path().join("dist/lambda.zip"));
+        (0..zip.len())
+            .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names, ["bootstrap", "data/", "data/v.txt"]);
+    // Only JSON on stdout.
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let line: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(line["function"], "configured");
+
+    // The command line over Cargo.toml.
+    let output = lambda_build(project.path(), &["-o", "cli"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(project.path().join("cli/lambda.zip").is_file());
 }
 
 #[test]

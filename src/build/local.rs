@@ -52,7 +52,8 @@ pub struct HostFacts {
 
 impl HostFacts {
     /// Looks for tools only when the build crosses architectures: a native build needs none.
-    pub fn discover(target: Arch) -> HostFacts {
+    /// `cache_dir` keeps what is slow to find (zig inside Python's ziglang).
+    pub fn discover(target: Arch, cache_dir: &Path) -> HostFacts {
         let arch = Arch::host();
         if arch == Some(target) {
             return HostFacts {
@@ -62,7 +63,7 @@ impl HostFacts {
         }
         HostFacts {
             arch,
-            zig: zig::find(),
+            zig: zig::find_cached(&cache_dir.join("zig").join("zig-path")),
             cross_gcc: which::which(format!("{}gcc", target.gnu_prefix())).ok(),
         }
     }
@@ -113,13 +114,14 @@ pub fn linker_env(
         .collect()
 }
 
-/// Builds with the plan's cargo command plus the chosen linker's environment.
+/// Builds with the plan's cargo command plus the chosen linker's environment; one [`Built`] per
+/// function of the plan, in its order.
 pub fn build(
     plan: &BuildPlan,
     linker: &Linker,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
+) -> Result<Vec<Built>> {
     let wrappers = match linker {
         Linker::Zig(zig_path) => Some(zig::Wrappers::write(
             &plan.target_dir.join("lambda-build").join("zig"),
@@ -134,13 +136,12 @@ pub fn build(
         .extend(linker_env(plan.arch, linker, wrappers.as_ref(), |name| {
             std::env::var_os(name).is_some()
         }));
-    run_cargo(
-        &invocation,
-        &plan.project.manifest_path,
-        &plan.project.bin,
-        reporter,
-        interrupt,
-    )
+    let wanted: Vec<(&Path, &str)> = plan
+        .functions
+        .iter()
+        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+        .collect();
+    run_cargo(&invocation, &wanted, reporter, interrupt)
 }
 
 /// Makes sure the Rust standard library for `target` is installed: `rustup target add` when
@@ -186,6 +187,8 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
     let status = Command::new(&rustup)
         .args(["target", "add", target.triple()])
         .current_dir(cwd)
+        // Stdout is for results (`--message-format json` promises nothing else there).
+        .stdout(std::io::stderr())
         .status()
         .map_err(|source| Error::Spawn {
             program: "rustup".into(),

@@ -50,13 +50,16 @@ pub fn find_executable(
 /// Runs `cargo build --message-format=json-render-diagnostics`: stdout (JSON) is parsed here,
 /// stderr (status lines, rendered diagnostics) is passed to the user line by line on its own
 /// thread, so neither pipe can fill up and stall cargo.
+///
+/// `wanted` lists each binary as (package manifest, binary name); the result has the executable
+/// of each, in the same order, taken from this run's messages only: a binary cargo did not
+/// report (say, one left by an earlier build) is never picked up.
 pub fn run_cargo(
     invocation: &Invocation,
-    manifest: &Path,
-    bin: &str,
+    wanted: &[(&Path, &str)],
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Built> {
+) -> Result<Vec<Built>> {
     reporter.command(invocation);
     let mut child = invocation
         .command()
@@ -77,13 +80,16 @@ pub fn run_cargo(
     reporter.start_progress();
     let built = std::thread::scope(|scope| {
         scope.spawn(|| forward_lines(stderr, reporter));
-        let mut built = None;
+        let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
         for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
-            if let Message::CompilerArtifact(artifact) = &message {
-                reporter.progress_crate(&artifact.target.name);
-            }
-            if built.is_none() {
-                built = find_executable([message], manifest, bin);
+            let Message::CompilerArtifact(artifact) = &message else {
+                continue;
+            };
+            reporter.progress_crate(&artifact.target.name);
+            for (slot, (manifest, bin)) in built.iter_mut().zip(wanted) {
+                if slot.is_none() {
+                    *slot = find_executable([message.clone()], manifest, bin);
+                }
             }
         }
         built
@@ -103,7 +109,11 @@ pub fn run_cargo(
             code: status.code(),
         });
     }
-    built.ok_or_else(|| Error::NoArtifact(bin.to_string()))
+    built
+        .into_iter()
+        .zip(wanted)
+        .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
+        .collect()
 }
 
 fn forward_lines(stream: impl Read, reporter: &Reporter) {

@@ -20,9 +20,32 @@ pub const COMPILER_MODE: &str = "__zig-cc";
 /// Finds zig: `zig` on PATH, else the binary inside Python's `ziglang` package
 /// (`pip install ziglang`), called directly so a link costs no Python start-up.
 pub fn find() -> Option<PathBuf> {
+    which::which("zig").ok().or_else(find_ziglang)
+}
+
+/// [`find`], remembering the `ziglang` answer in `cache`: asking Python costs a quarter of a
+/// second, more than the rest of a no-op build. A cached path is used only while it is still a
+/// file; `zig` on PATH still comes first.
+pub fn find_cached(cache: &Path) -> Option<PathBuf> {
     if let Ok(zig) = which::which("zig") {
         return Some(zig);
     }
+    if let Ok(cached) = std::fs::read_to_string(cache) {
+        let cached = PathBuf::from(cached.trim_end());
+        if cached.is_file() {
+            return Some(cached);
+        }
+    }
+    let zig = find_ziglang()?;
+    // Best effort: without the cache the next run asks Python again.
+    if let Some(dir) = cache.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = write_script(cache, &format!("{}\n", zig.display()));
+    Some(zig)
+}
+
+fn find_ziglang() -> Option<PathBuf> {
     let python = which::which("python3").ok()?;
     let output = Command::new(python)
         .args([
@@ -224,6 +247,20 @@ mod tests {
                 "-Wl,--no-whole-archive".into()
             ]
         );
+    }
+
+    #[test]
+    fn a_cached_zig_path_is_used_only_while_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("zig-path");
+        let zig = dir.path().join("zig");
+        std::fs::write(&zig, "").unwrap();
+        std::fs::write(&cache, format!("{}\n", zig.display())).unwrap();
+        if which::which("zig").is_err() {
+            assert_eq!(find_cached(&cache), Some(zig.clone()));
+            std::fs::remove_file(&zig).unwrap();
+            assert_ne!(find_cached(&cache), Some(zig));
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 pub use error::InvokeError;
 use instance::{Instance, Log, Outcome, Record, Status};
-pub use sandbox::FunctionConfig;
+pub use sandbox::FunctionSettings;
 use server::RuntimeApi;
 
 use crate::arch::Arch;
@@ -42,7 +42,7 @@ pub enum EventSource {
 pub struct InvokeConfig {
     pub artifact: PathBuf,
     pub events: EventSource,
-    pub function: FunctionConfig,
+    pub function: FunctionSettings,
     pub verbosity: Verbosity,
     pub color: bool,
 }
@@ -54,8 +54,8 @@ pub fn process_var(key: &str) -> Option<String> {
 
 /// The function's settings with Lambda's defaults (3 s, 128 MB), the region and credentials
 /// of this machine's environment.
-pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> FunctionConfig {
-    FunctionConfig {
+pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> FunctionSettings {
+    FunctionSettings {
         name: name.to_owned(),
         memory_mb: 128,
         timeout_secs: 3,
@@ -213,7 +213,7 @@ impl Summary {
 pub fn invoke(
     artifact: &Path,
     events: &[Vec<u8>],
-    function: &FunctionConfig,
+    function: &FunctionSettings,
     reporter: &Reporter,
     verbosity: Verbosity,
     interrupt: &Interrupt,
@@ -435,6 +435,7 @@ mod tests {
             ci: true,
             stderr_is_terminal: false,
             source_date_epoch: None,
+            config_vars: Vec::new(),
         }
     }
 

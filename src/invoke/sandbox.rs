@@ -245,7 +245,7 @@ pub fn emulation(
 
 /// The function's configuration, as Lambda holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionConfig {
+pub struct FunctionSettings {
     pub name: String,
     pub memory_mb: u32,
     pub timeout_secs: u32,
@@ -304,7 +304,7 @@ pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, Invok
 /// The function's variables come last and may override the non-reserved defaults (`TZ`,
 /// `PATH`, `LD_LIBRARY_PATH`, `LANG`), as on Lambda.
 pub fn environment(
-    config: &FunctionConfig,
+    config: &FunctionSettings,
     task_root: &Path,
     api: SocketAddr,
     log_stream: &str,
@@ -429,7 +429,7 @@ impl fmt::Display for Launch {
 }
 
 /// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
-pub fn arn(config: &FunctionConfig) -> String {
+pub fn arn(config: &FunctionSettings) -> String {
     lambda::function_arn(&config.region, &config.name)
 }
 
@@ -438,8 +438,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn config() -> FunctionConfig {
-        FunctionConfig {
+    fn config() -> FunctionSettings {
+        FunctionSettings {
             name: "orders".into(),
             memory_mb: 256,
             timeout_secs: 3,

@@ -1,0 +1,425 @@
+//! `--include`: files and directories from the package root, put in the zip under the same
+//! relative path. What is found becomes a list of [`ZipEntry`] that the zip writer sorts and
+//! stamps like `bootstrap`, so includes are as reproducible as the rest of the zip.
+//!
+//! Modes are normalised as Lambda expects them: 0755 for directories and for files with any
+//! execute bit, 0644 for other files. Nothing may come from outside the package root: a path
+//! that climbs out of it (`../secret`, `/etc/passwd`) or a symbolic link that resolves outside it
+//! is refused. A link that stays inside is followed, and its content is stored under the link's
+//! own name.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+use crate::package::ZipEntry;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IncludeError {
+    #[error("include `{pattern}` is outside the package root `{}`", .root.display())]
+    Escapes { pattern: String, root: PathBuf },
+
+    #[error("include `{}` is a symbolic link to `{}`, outside the package root `{}`",
+        .path.display(), .target.display(), .root.display())]
+    SymlinkOutside {
+        path: PathBuf,
+        target: PathBuf,
+        root: PathBuf,
+    },
+
+    #[error("include `{pattern}` matches nothing in `{}`", .root.display())]
+    NotFound { pattern: String, root: PathBuf },
+
+    #[error("include `{pattern}` is not a valid glob pattern: {message}")]
+    BadPattern { pattern: String, message: String },
+
+    #[error("include `{}` cannot be read: {error}", .path.display())]
+    Io { path: PathBuf, error: io::Error },
+
+    #[error("include `{}` has a name that is not UTF-8, which a zip entry cannot hold portably", .path.display())]
+    NotUtf8 { path: PathBuf },
+
+    #[error("include `{}` is a symbolic link into its own parent directory (a loop)", .path.display())]
+    SymlinkLoop { path: PathBuf },
+
+    #[error("include `{}` is neither a file nor a directory", .path.display())]
+    NotAFile { path: PathBuf },
+}
+
+impl IncludeError {
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            Self::Escapes { .. } | Self::SymlinkOutside { .. } => {
+                "copy the file into the package (Lambda gets what is under the package root, \
+                 nothing else), or build the zip from another package"
+                    .into()
+            }
+            Self::NotFound { .. } => "includes are relative to the package root (the directory \
+                 of its Cargo.toml); `*` does not match a leading `.`, write `.*` for that"
+                .into(),
+            Self::BadPattern { .. } => {
+                "patterns use `*`, `?`, `[abc]` and `**` for any number of directories".into()
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The zip entries for `patterns`, each a path or a glob relative to `root` (the package root):
+/// files, directories with everything under them, and the directories above each of them.
+pub fn collect(root: &Path, patterns: &[String]) -> Result<Vec<ZipEntry>, IncludeError> {
+    if patterns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let canonical_root = root.canonicalize().map_err(|error| IncludeError::Io {
+        path: root.to_path_buf(),
+        error,
+    })?;
+    let mut walk = Walk {
+        root,
+        canonical_root: &canonical_root,
+        entries: BTreeMap::new(),
+        stack: Vec::new(),
+    };
+    for pattern in patterns {
+        for relative in expand(root, pattern)? {
+            walk.add(&relative)?;
+        }
+    }
+    Ok(walk.entries.into_values().collect())
+}
+
+/// The relative paths a pattern names. A plain path must exist; a glob must match something.
+fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, IncludeError> {
+    let escapes = || IncludeError::Escapes {
+        pattern: pattern.to_string(),
+        root: root.to_path_buf(),
+    };
+    let mut relative = PathBuf::new();
+    for component in Path::new(pattern).components() {
+        match component {
+            Component::Normal(part) => relative.push(part),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !relative.pop() {
+                    return Err(escapes());
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return Err(escapes()),
+        }
+    }
+    let not_found = || IncludeError::NotFound {
+        pattern: pattern.to_string(),
+        root: root.to_path_buf(),
+    };
+    if !pattern.contains(['*', '?', '[']) {
+        fs::symlink_metadata(root.join(&relative)).map_err(|_| not_found())?;
+        return Ok(vec![relative]);
+    }
+
+    let root_text = root.to_str().ok_or_else(|| IncludeError::NotUtf8 {
+        path: root.to_path_buf(),
+    })?;
+    let relative_text = relative.to_str().ok_or_else(|| IncludeError::NotUtf8 {
+        path: relative.clone(),
+    })?;
+    let full = format!("{}/{relative_text}", glob::Pattern::escape(root_text));
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        // `*` stays within one directory, and does not pick up `.env` and friends by accident.
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    let paths = glob::glob_with(&full, options).map_err(|e| IncludeError::BadPattern {
+        pattern: pattern.to_string(),
+        message: e.msg.to_string(),
+    })?;
+    let mut found = Vec::new();
+    for path in paths {
+        let path = path.map_err(|e| IncludeError::Io {
+            path: e.path().to_path_buf(),
+            error: io::Error::new(e.error().kind(), e.error().to_string()),
+        })?;
+        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
+        found.push(relative);
+    }
+    if found.is_empty() {
+        return Err(not_found());
+    }
+    Ok(found)
+}
+
+struct Walk<'a> {
+    root: &'a Path,
+    canonical_root: &'a Path,
+    /// By zip name: one entry per name however many patterns reach it.
+    entries: BTreeMap<String, ZipEntry>,
+    /// The canonical directories being walked, to stop at a link into one of them.
+    stack: Vec<PathBuf>,
+}
+
+impl Walk<'_> {
+    fn add(&mut self, relative: &Path) -> Result<(), IncludeError> {
+        let path = self.root.join(relative);
+        let io_error = |error| IncludeError::Io {
+            path: path.clone(),
+            error,
+        };
+        let canonical = path.canonicalize().map_err(io_error)?;
+        if !canonical.starts_with(self.canonical_root) {
+            return Err(IncludeError::SymlinkOutside {
+                path: path.clone(),
+                target: canonical,
+                root: self.root.to_path_buf(),
+            });
+        }
+        let name = zip_name(relative)?;
+        // Following links: a link that stays inside is read as what it points at.
+        let metadata = fs::metadata(&path).map_err(io_error)?;
+        if metadata.is_dir() {
+            if self.stack.contains(&canonical) {
+                return Err(IncludeError::SymlinkLoop { path });
+            }
+            if !name.is_empty() {
+                self.add_parents(&name);
+                self.insert_dir(&name, &path);
+            }
+            let mut children: Vec<PathBuf> = fs::read_dir(&path)
+                .map_err(io_error)?
+                .map(|entry| entry.map(|e| relative.join(e.file_name())))
+                .collect::<Result<_, _>>()
+                .map_err(io_error)?;
+            children.sort();
+            self.stack.push(canonical);
+            for child in children {
+                self.add(&child)?;
+            }
+            self.stack.pop();
+            Ok(())
+        } else if metadata.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            self.add_parents(&name);
+            let executable = metadata.permissions().mode() & 0o111 != 0;
+            self.entries.insert(
+                name.clone(),
+                ZipEntry {
+                    name,
+                    source: path,
+                    mode: if executable { 0o755 } else { 0o644 },
+                },
+            );
+            Ok(())
+        } else {
+            Err(IncludeError::NotAFile { path })
+        }
+    }
+
+    /// The directories above `name`, so that every directory of the zip has its mode.
+    fn add_parents(&mut self, name: &str) {
+        let mut end = 0;
+        while let Some(slash) = name[end..].find('/') {
+            end += slash + 1;
+            let dir = &name[..end - 1];
+            self.insert_dir(dir, &self.root.join(dir));
+        }
+    }
+
+    fn insert_dir(&mut self, name: &str, path: &Path) {
+        let name = format!("{name}/");
+        self.entries.entry(name.clone()).or_insert(ZipEntry {
+            name,
+            source: path.to_path_buf(),
+            mode: 0o755,
+        });
+    }
+}
+
+/// `a/b/c` with `/` separators, UTF-8 only.
+fn zip_name(relative: &Path) -> Result<String, IncludeError> {
+    let parts: Option<Vec<&str>> = relative
+        .components()
+        .map(|c| c.as_os_str().to_str())
+        .collect();
+    parts
+        .map(|parts| parts.join("/"))
+        .ok_or_else(|| IncludeError::NotUtf8 {
+            path: relative.to_path_buf(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn package() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        for (path, content, mode) in [
+            ("Cargo.toml", "[package]\n", 0o644),
+            ("config/app.json", "{}\n", 0o600),
+            ("config/nested/extra.json", "[]\n", 0o664),
+            ("config/.hidden", "x\n", 0o644),
+            ("bin/tool.sh", "#!/bin/sh\n", 0o700),
+            ("certs/a.pem", "A\n", 0o644),
+            ("certs/b.pem", "B\n", 0o644),
+            ("certs/readme.txt", "r\n", 0o644),
+        ] {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, content).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        dir
+    }
+
+    fn names(entries: &[ZipEntry]) -> Vec<(String, u32)> {
+        entries.iter().map(|e| (e.name.clone(), e.mode)).collect()
+    }
+
+    fn strings(patterns: &[&str]) -> Vec<String> {
+        patterns.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn files_directories_and_globs_with_normalised_modes() {
+        let dir = package();
+        let entries = collect(
+            dir.path(),
+            &strings(&["config", "bin/tool.sh", "certs/*.pem", "./config/app.json"]),
+        )
+        .unwrap();
+        assert_eq!(
+            names(&entries),
+            [
+                ("bin/", 0o755),
+                ("bin/tool.sh", 0o755),
+                ("certs/", 0o755),
+                ("certs/a.pem", 0o644),
+                ("certs/b.pem", 0o644),
+                ("config/", 0o755),
+                ("config/.hidden", 0o644),
+                ("config/app.json", 0o644),
+                ("config/nested/", 0o755),
+                ("config/nested/extra.json", 0o644),
+            ]
+            .map(|(n, m)| (n.to_string(), m))
+        );
+        assert_eq!(
+            entries[1].source,
+            dir.path().join("bin/tool.sh"),
+            "sources are the files on disk"
+        );
+    }
+
+    #[test]
+    fn globs_stay_in_one_directory_skip_dotfiles_and_recurse_with_double_star() {
+        let dir = package();
+        let entries = collect(dir.path(), &strings(&["config/*"])).unwrap();
+        let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            got,
+            [
+                "config/",
+                "config/app.json",
+                "config/nested/",
+                "config/nested/extra.json"
+            ]
+        );
+        let entries = collect(dir.path(), &strings(&["**/*.json"])).unwrap();
+        let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            got,
+            [
+                "config/",
+                "config/app.json",
+                "config/nested/",
+                "config/nested/extra.json"
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_include_is_nothing() {
+        assert!(collect(Path::new("/nonexistent"), &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn missing_paths_and_empty_globs_are_errors() {
+        let dir = package();
+        for pattern in ["nope.json", "config/*.yaml"] {
+            let err = collect(dir.path(), &strings(&[pattern])).unwrap_err();
+            assert!(matches!(err, IncludeError::NotFound { .. }), "{err}");
+            assert!(err.to_string().contains(pattern), "{err}");
+            assert!(err.help().is_some());
+        }
+        let err = collect(dir.path(), &strings(&["[abc"])).unwrap_err();
+        assert!(matches!(err, IncludeError::BadPattern { .. }), "{err}");
+    }
+
+    #[test]
+    fn paths_outside_the_root_are_refused() {
+        let dir = package();
+        let root = dir.path().join("config");
+        for pattern in [
+            "../Cargo.toml",
+            "nested/../../Cargo.toml",
+            "/etc/passwd",
+            "../*",
+        ] {
+            let err = collect(&root, &strings(&[pattern])).unwrap_err();
+            assert!(
+                matches!(err, IncludeError::Escapes { .. }),
+                "{pattern}: {err}"
+            );
+            assert!(
+                err.to_string().contains("outside the package root"),
+                "{err}"
+            );
+        }
+        // Climbing out and back in is still inside.
+        let entries = collect(&root, &strings(&["nested/../app.json"])).unwrap();
+        assert_eq!(names(&entries), [("app.json".to_string(), 0o644)]);
+    }
+
+    #[test]
+    fn symlinks_inside_are_followed_and_outside_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s\n").unwrap();
+        let dir = package();
+        let root = dir.path();
+        symlink("config/app.json", root.join("app-link.json")).unwrap();
+        symlink("certs", root.join("certs-link")).unwrap();
+        let entries = collect(root, &strings(&["app-link.json", "certs-link"])).unwrap();
+        let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            got,
+            [
+                "app-link.json",
+                "certs-link/",
+                "certs-link/a.pem",
+                "certs-link/b.pem",
+                "certs-link/readme.txt"
+            ]
+        );
+
+        symlink(outside.path().join("secret"), root.join("config/secret")).unwrap();
+        for pattern in ["config", "config/secret", "config/*"] {
+            let err = collect(root, &strings(&[pattern])).unwrap_err();
+            assert!(
+                matches!(err, IncludeError::SymlinkOutside { .. }),
+                "{pattern}: {err}"
+            );
+        }
+        fs::remove_file(root.join("config/secret")).unwrap();
+        symlink(outside.path(), root.join("config/dir-out")).unwrap();
+        let err = collect(root, &strings(&["config"])).unwrap_err();
+        assert!(matches!(err, IncludeError::SymlinkOutside { .. }), "{err}");
+        fs::remove_file(root.join("config/dir-out")).unwrap();
+
+        symlink("..", root.join("config/loop")).unwrap();
+        let err = collect(root, &strings(&["config"])).unwrap_err();
+        assert!(matches!(err, IncludeError::SymlinkLoop { .. }), "{err}");
+    }
+}

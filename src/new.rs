@@ -1,0 +1,311 @@
+//! `cargo lambda-build new PATH`: a function crate that builds with `cargo lambda-build --zip` as
+//! it is, with a handler and its unit test, a README, an AWS SAM template pointing at the zip
+//! the tool writes, and on request a CI workflow. The files are embedded in the binary
+//! (`templates/`), so `new` needs no network; it does not run cargo either.
+//!
+//! The crate comes with a Cargo.lock: the versions the tool's own tests build (the test of
+//! `new` builds the generated crate with `--locked`, so the lock cannot go stale unnoticed).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::cli::NewArgs;
+use crate::config::Env;
+use crate::error::{Error, Result};
+use crate::report;
+
+/// The files that make one kind of crate.
+struct Template {
+    cargo_toml: &'static str,
+    cargo_lock: &'static str,
+    main_rs: &'static str,
+    readme: &'static str,
+    /// AWS SAM / CloudFormation, written as `template.yaml`.
+    sam: &'static str,
+}
+
+/// A `lambda_runtime` function; its SAM template has `Runtime: provided.al2023`,
+/// `Handler: bootstrap` and `CodeUri: lambda.zip`.
+const FUNCTION: Template = Template {
+    cargo_toml: include_str!("../templates/new/function/Cargo.toml"),
+    cargo_lock: include_str!("../templates/new/function/Cargo.lock"),
+    main_rs: include_str!("../templates/new/function/src/main.rs"),
+    readme: include_str!("../templates/new/function/README.md"),
+    sam: include_str!("../templates/deploy/function.yaml"),
+};
+
+/// A `lambda-extension` extension, packaged as a layer; its SAM template declares the layer
+/// with `ContentUri: lambda.zip`.
+const EXTENSION: Template = Template {
+    cargo_toml: include_str!("../templates/new/extension/Cargo.toml"),
+    cargo_lock: include_str!("../templates/new/extension/Cargo.lock"),
+    main_rs: include_str!("../templates/new/extension/src/main.rs"),
+    readme: include_str!("../templates/new/extension/README.md"),
+    sam: include_str!("../templates/deploy/layer.yaml"),
+};
+
+const GITIGNORE: &str = include_str!("../templates/new/gitignore");
+/// GitHub Actions: both architectures, the zips kept as artifacts.
+const CI_WORKFLOW: &str = include_str!("../templates/deploy/github-workflow.yml");
+
+/// The placeholder every template uses for the crate's name.
+const NAME: &str = "{{name}}";
+
+/// The files of a new crate named `name`, a function or an extension: (path relative to the
+/// crate, content).
+pub fn files(name: &str, extension: bool, ci: bool) -> Vec<(&'static str, String)> {
+    let template = if extension { &EXTENSION } else { &FUNCTION };
+    let fill = |text: &str| text.replace(NAME, name);
+    let mut files = vec![
+        ("Cargo.toml", fill(template.cargo_toml)),
+        ("src/main.rs", fill(template.main_rs)),
+        ("README.md", fill(template.readme)),
+        (".gitignore", GITIGNORE.to_string()),
+        ("template.yaml", fill(template.sam)),
+    ];
+    if let Some(lock) = lock_file(template.cargo_lock, name) {
+        files.push(("Cargo.lock", lock));
+    }
+    if ci {
+        files.push((".github/workflows/lambda.yml", fill(CI_WORKFLOW)));
+    }
+    files
+}
+
+/// `cargo lambda-build new`: creates the crate, then says what to run next (on stderr; stdout
+/// gets the crate's path, the result).
+pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
+    let dir = create(args, &env.cwd)?;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let shown = args.path.display();
+    let stderr = &mut std::io::stderr().lock();
+    let _ = report::print_status(
+        stderr,
+        "Created",
+        format!(
+            "Lambda {} `{name}` in `{shown}`",
+            if args.extension {
+                "extension"
+            } else {
+                "function"
+            }
+        ),
+        color,
+    );
+    let _ = report::print_status(
+        stderr,
+        "Next",
+        format!("cd {shown} && cargo lambda-build --zip   (then see its README.md to deploy)"),
+        color,
+    );
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{}", dir.display())
+        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    Ok(())
+}
+
+/// Creates the crate at `cwd/args.path` and returns its directory. The files are written into a
+/// temporary directory beside it, renamed into place at the end: no half-made crate is left.
+pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
+    let dir = cwd.join(&args.path);
+    let name = dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    check_name(&name)?;
+    if fs::symlink_metadata(&dir).is_ok() {
+        return Err(Error::NewExists(dir));
+    }
+    let parent = dir.parent().unwrap_or(cwd);
+    let failed =
+        |what: &Path, e: std::io::Error| anyhow::anyhow!("cannot write `{}`: {e}", what.display());
+    fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .tempdir_in(parent)
+        .map_err(|e| failed(parent, e))?;
+    for (path, content) in files(&name, args.extension, args.ci) {
+        let path = staging.path().join(path);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
+        }
+        fs::write(&path, content).map_err(|e| failed(&path, e))?;
+    }
+    // tempdir creates 0700; a crate directory is an ordinary one.
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
+        .map_err(|e| failed(&dir, e))?;
+    // `rename` would replace an empty directory that appeared meanwhile; refuse that too.
+    if fs::symlink_metadata(&dir).is_ok() {
+        return Err(Error::NewExists(dir));
+    }
+    fs::rename(staging.path(), &dir).map_err(|e| failed(&dir, e))?;
+    let _ = staging.keep();
+    Ok(dir)
+}
+
+/// The names cargo accepts for a package that is also a binary: ASCII letters, digits, `-`,
+/// `_`, starting with a letter, and not one that shadows a standard crate.
+fn check_name(name: &str) -> Result<()> {
+    let invalid = |reason| {
+        Err(Error::InvalidCrateName {
+            name: name.to_string(),
+            reason,
+        })
+    };
+    if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        return invalid("it must start with an ASCII letter");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return invalid("only ASCII letters, digits, `-` and `_` are allowed");
+    }
+    if matches!(
+        name,
+        "std" | "core" | "alloc" | "proc_macro" | "test" | "self" | "crate" | "super"
+    ) {
+        return invalid("it is the name of a standard crate or a keyword");
+    }
+    Ok(())
+}
+
+/// A template's Cargo.lock for a crate named `name`, its `[[package]]` entries in cargo's
+/// order (by name, then version). `None` when `name` is also the name of a locked dependency:
+/// cargo would then write the lock differently, and it is left to cargo.
+fn lock_file(template: &str, name: &str) -> Option<String> {
+    let mut blocks = template.split("\n[[package]]\n");
+    let header = blocks.next()?;
+    let mut packages: Vec<String> = blocks
+        .map(|block| block.replace(NAME, name).trim_end().to_string())
+        .collect();
+    let key = |block: &str| -> (String, semver::Version) {
+        let field = |prefix: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(prefix))
+                .map(|v| v.trim_matches('"').to_string())
+                .unwrap_or_default()
+        };
+        let version =
+            semver::Version::parse(&field("version = ")).unwrap_or(semver::Version::new(0, 0, 0));
+        (field("name = "), version)
+    };
+    let names: Vec<String> = packages.iter().map(|b| key(b).0).collect();
+    if names.iter().filter(|n| *n == name).count() != 1 {
+        return None;
+    }
+    packages.sort_by_cached_key(|b| key(b));
+    let mut lock = header.to_string();
+    for block in packages {
+        lock.push_str("\n[[package]]\n");
+        lock.push_str(&block);
+        lock.push('\n');
+    }
+    Some(lock)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_args(path: &str, ci: bool) -> NewArgs {
+        NewArgs {
+            path: path.into(),
+            ci,
+            extension: false,
+        }
+    }
+
+    #[test]
+    fn creates_the_crate_with_its_name_everywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let created = create(&new_args("fns/my-fn", true), dir.path()).unwrap();
+        assert_eq!(created, dir.path().join("fns/my-fn"));
+        for (path, _) in files("my-fn", false, true) {
+            let content = fs::read_to_string(created.join(path)).unwrap();
+            assert!(!content.contains(NAME), "{path} keeps a placeholder");
+        }
+        let manifest = fs::read_to_string(created.join("Cargo.toml")).unwrap();
+        assert!(manifest.contains("name = \"my-fn\""), "{manifest}");
+        assert!(created.join(".github/workflows/lambda.yml").is_file());
+        // Nothing else beside it: the staging directory was renamed, not left.
+        let beside: Vec<_> = fs::read_dir(dir.path().join("fns")).unwrap().collect();
+        assert_eq!(beside.len(), 1);
+
+        let err = create(&new_args("fns/my-fn", false), dir.path()).unwrap_err();
+        assert!(matches!(err, Error::NewExists(_)), "{err}");
+        let plain = create(&new_args("plain", false), dir.path()).unwrap();
+        assert!(!plain.join(".github").exists());
+    }
+
+    #[test]
+    fn bad_names_are_refused_before_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["1fn", "my fn", "é", "test", "-x"] {
+            let err = create(&new_args(&format!("sub/{name}"), false), dir.path()).unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidCrateName { .. } | Error::NewExists(_)),
+                "{name}: {err}"
+            );
+        }
+        assert!(!dir.path().join("sub").exists());
+    }
+
+    /// The template pins what the echo fixture pins, so the test of `new` reuses its compiled
+    /// dependencies; update both together.
+    #[test]
+    fn the_lock_is_the_echo_fixtures() {
+        let echo = include_str!("../tests/fixtures/echo/Cargo.lock");
+        assert_eq!(
+            lock_file(FUNCTION.cargo_lock, "echo").as_deref(),
+            Some(echo)
+        );
+        let manifest = include_str!("../tests/fixtures/echo/Cargo.toml");
+        for line in FUNCTION
+            .cargo_toml
+            .lines()
+            .filter(|l| l.contains("version = \"") && !l.starts_with("version"))
+        {
+            assert!(
+                manifest.contains(line),
+                "`{line}` differs from the echo fixture's"
+            );
+        }
+    }
+
+    #[test]
+    fn the_lock_lists_the_crate_in_cargos_order() {
+        for template in [&FUNCTION, &EXTENSION] {
+            let lock = lock_file(template.cargo_lock, "my-fn").unwrap();
+            assert_sorted_with(&lock, "my-fn");
+            // Named like a dependency: cargo writes the lock.
+            assert_eq!(lock_file(template.cargo_lock, "tokio"), None);
+        }
+        let last = lock_file(FUNCTION.cargo_lock, "zzz").unwrap();
+        assert!(last.trim_end().ends_with(']'));
+    }
+
+    #[test]
+    fn an_extension_is_packaged_as_one_by_its_cargo_toml() {
+        let files = files("my-ext", true, false);
+        let manifest = &files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1;
+        assert!(manifest.contains("extension = true"), "{manifest}");
+        let sam = &files.iter().find(|(p, _)| *p == "template.yaml").unwrap().1;
+        assert!(sam.contains("AWS::Serverless::LayerVersion"), "{sam}");
+    }
+
+    fn assert_sorted_with(lock: &str, name: &str) {
+        let names: Vec<&str> = lock
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = "))
+            .collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        assert_eq!(names, sorted);
+        assert!(names.contains(&format!("\"{name}\"").as_str()));
+        assert!(lock.starts_with("# This file is automatically @generated by Cargo."));
+    }
+}

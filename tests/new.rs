@@ -1,0 +1,215 @@
+//! `cargo lambda-build new NAME`, then `cargo lambda-build --zip` in it: two commands from
+//! nothing to a zip that passes the provided.al2023 checks, and a SAM template that points at it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+
+fn run(dir: &Path, args: &[&str]) -> Output {
+    let output = Command::new(BIN)
+        .arg("lambda-build")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("runs cargo-lambda-build");
+    assert!(
+        output.status.success(),
+        "`cargo lambda-build {}` failed ({}):\n{}",
+        args.join(" "),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn yaml(path: &Path) -> Yaml {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut docs = YamlLoader::load_from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}\n{text}", path.display()));
+    assert_eq!(docs.len(), 1, "{}", path.display());
+    docs.remove(0)
+}
+
+#[test]
+fn new_then_build_gives_a_checked_zip_that_the_sam_template_points_at() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = run(scratch.path(), &["new", "hello-fn", "--ci"]);
+    let dir = scratch.path().join("hello-fn");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        dir.display().to_string()
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cargo lambda-build --zip"), "{stderr}");
+
+    // The second command. The generated Cargo.lock must hold as it is (--locked); the shared
+    // target dir already has its dependencies from the other fixtures.
+    let target_dir = common::fixture_target_dir();
+    let target = target_dir.to_str().unwrap();
+    let output = run(
+        &dir,
+        &[
+            "--zip",
+            "--locked",
+            "--target-dir",
+            target,
+            "--message-format",
+            "json",
+        ],
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let artifact: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The build succeeded, so the ELF checks passed; their findings are in the JSON.
+    assert_eq!(artifact["function"], "hello-fn");
+    assert_eq!(artifact["glibc"], "2.34", "{artifact}");
+    let zip = dir.join("lambda.zip");
+    assert_eq!(Path::new(artifact["path"].as_str().unwrap()), zip);
+
+    // The SAM template: provided.al2023, bootstrap, the architecture built, CodeUri at the zip.
+    let template = yaml(&dir.join("template.yaml"));
+    let function = &template["Resources"]["Function"];
+    assert_eq!(function["Type"].as_str(), Some("AWS::Serverless::Function"));
+    let properties = &function["Properties"];
+    assert_eq!(properties["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(properties["Handler"].as_str(), Some("bootstrap"));
+    assert_eq!(
+        properties["Architectures"][0].as_str(),
+        artifact["arch"].as_str()
+    );
+    let code_uri = properties["CodeUri"].as_str().unwrap();
+    assert_eq!(
+        dir.join(code_uri),
+        zip,
+        "CodeUri is relative to template.yaml"
+    );
+
+    // The CI workflow builds both architectures and keeps each zip where the tool writes it.
+    let workflow = yaml(&dir.join(".github/workflows/lambda.yml"));
+    let job = &workflow["jobs"]["build"];
+    let arches: Vec<&str> = job["strategy"]["matrix"]["arch"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .filter_map(Yaml::as_str)
+        .collect();
+    assert_eq!(arches, ["x86_64", "arm64"]);
+    let steps = format!("{:?}", job["steps"]);
+    assert!(
+        steps.contains("--outdir dist/${{ matrix.arch }}")
+            && steps.contains("dist/${{ matrix.arch }}/lambda.zip"),
+        "{steps}"
+    );
+
+    assert_unit_tests_pass(&dir, "greets_by_name_or_the_world");
+}
+
+/// The crate's own unit test passes (release and the same target as the build, with the tool's
+/// strip setting: nothing to recompile but the crate itself).
+fn assert_unit_tests_pass(dir: &Path, test_name: &str) {
+    let target_dir = common::fixture_target_dir();
+    let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let test = Command::new(cargo)
+        .args([
+            "test",
+            "--release",
+            "--locked",
+            "--target",
+            &host,
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "symbols")
+        .output()
+        .unwrap();
+    let test_out = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success() && test_out.contains(&format!("{test_name} ... ok")),
+        "{test_out}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+}
+
+#[test]
+fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
+    let scratch = tempfile::tempdir().unwrap();
+    run(scratch.path(), &["new", "--extension", "my-ext"]);
+    let dir = scratch.path().join("my-ext");
+    let target_dir = common::fixture_target_dir();
+    let target = target_dir.to_str().unwrap();
+    let output = run(
+        &dir,
+        &[
+            "--zip",
+            "--locked",
+            "--target-dir",
+            target,
+            "--message-format",
+            "json",
+        ],
+    );
+    let artifact: serde_json::Value =
+        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    assert_eq!(artifact["extension"], true, "{artifact}");
+    assert_eq!(artifact["glibc"], "2.34", "{artifact}");
+    let zip = dir.join("lambda.zip");
+    let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
+    let names: Vec<(String, Option<u32>)> = (0..archive.len())
+        .map(|i| {
+            let entry = archive.by_index(i).unwrap();
+            (entry.name().unwrap().to_string(), entry.unix_mode())
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("extensions/".to_string(), Some(0o40755)),
+            ("extensions/my-ext".to_string(), Some(0o100755))
+        ]
+    );
+
+    let template = yaml(&dir.join("template.yaml"));
+    let layer = &template["Resources"]["Extension"];
+    assert_eq!(
+        layer["Type"].as_str(),
+        Some("AWS::Serverless::LayerVersion")
+    );
+    let properties = &layer["Properties"];
+    assert_eq!(dir.join(properties["ContentUri"].as_str().unwrap()), zip);
+    assert_eq!(
+        properties["CompatibleArchitectures"][0].as_str(),
+        artifact["arch"].as_str()
+    );
+    assert_eq!(
+        properties["CompatibleRuntimes"][0].as_str(),
+        Some("provided.al2023")
+    );
+
+    assert_unit_tests_pass(&dir, "describes_invocations_and_shutdowns");
+}
+
+#[test]
+fn new_refuses_an_existing_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::create_dir(scratch.path().join("taken")).unwrap();
+    let output = Command::new(BIN)
+        .args(["lambda-build", "new", "taken"])
+        .current_dir(scratch.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: `") && stderr.contains("taken` already exists"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("help: "), "{stderr}");
+}
