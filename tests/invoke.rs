@@ -819,3 +819,49 @@ req GET $base/invocation/next >/dev/null
     }
     assert!(err.contains("(not an ELF executable)"), "{err}");
 }
+
+#[test]
+fn invoke_with_runs_each_function_of_a_several_function_build() {
+    let project = common::copy_fixture("echo");
+    // A second function: the same code under another binary name.
+    let manifest = project.path().join("Cargo.toml");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let text = text.replace(
+        "[dependencies]",
+        "[[bin]]\nname = \"echo2\"\npath = \"src/main.rs\"\n\n[dependencies]",
+    );
+    fs::write(&manifest, text).unwrap();
+    let events = project.path().join("smoke.json");
+    fs::write(&events, r#"{"name":"both"}"#).unwrap();
+    let output = Command::new(BIN)
+        .args([
+            "lambda-build",
+            "--zip",
+            "--locked",
+            "--bin",
+            "echo",
+            "--bin",
+            "echo2",
+        ])
+        .args(["-o", "dist", "--invoke-with"])
+        .arg(&events)
+        .current_dir(project.path())
+        .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+        .output()
+        .unwrap();
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    assert_eq!(
+        out.matches("{\"message\":\"hello, both\"}").count(),
+        2,
+        "{out}"
+    );
+    let err = stderr(&output);
+    for bin in ["echo", "echo2"] {
+        let zip = project.path().join("dist").join(bin).join("lambda.zip");
+        assert!(
+            err.contains(&format!("Invoking {}", zip.display())),
+            "{bin} was not invoked:\n{err}"
+        );
+    }
+}
