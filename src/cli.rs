@@ -87,6 +87,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub no_verify: bool,
 
+    /// After packaging, run the result locally as Lambda would, on the events in FILE (as
+    /// `invoke --data-file FILE`); fails when an invocation fails
+    #[arg(long, value_name = "FILE")]
+    pub invoke_with: Option<PathBuf>,
+
     /// Use verbose output (-vv very verbose): prints the commands that are run
     #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = COMMON)]
     pub verbose: u8,
@@ -158,6 +163,7 @@ pub struct BuildArgs {
 pub enum Command {
     /// Create a new Lambda function crate that builds with `cargo lambda-build --zip`
     New(NewArgs),
+    Invoke(InvokeArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -187,6 +193,86 @@ pub enum MessageFormat {
 const COMMON: &str = "Options";
 const COMPILATION: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
+
+const INVOKE_LONG_ABOUT: &str = "\
+Run a packaged function locally, the way Lambda runs it, before deploying it: the zip is extracted \
+into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
+Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
+
+Each response payload is printed on stdout, one per line. The function's own output, and \
+START / END / REPORT lines with the init duration, each invocation's duration and the peak \
+memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
+
+/// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Run a packaged lambda.zip (or bootstrap) locally as Lambda would, without Docker",
+    long_about = INVOKE_LONG_ABOUT,
+    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
+cargo lambda-build invoke dist/lambda.zip --data-file events.json --timeout 10"
+)]
+pub struct InvokeArgs {
+    /// The lambda.zip, or a bare bootstrap, to run [default: <outdir>/lambda.zip, else
+    /// <outdir>/bootstrap, whichever the last build wrote]
+    #[arg(value_name = "ARTIFACT")]
+    pub artifact: Option<PathBuf>,
+
+    /// Where the last build wrote its artifact, when ARTIFACT is not given [default: the current
+    /// directory]
+    #[arg(short = 'o', long, value_name = "DIR", conflicts_with = "artifact")]
+    pub outdir: Option<PathBuf>,
+
+    /// The event, as JSON [default: events read from stdin]
+    #[arg(short = 'd', long, value_name = "JSON", conflicts_with = "data_file")]
+    pub data: Option<String>,
+
+    /// A file of events, JSON values one after another: each is invoked in order on the same
+    /// warm process (`-` for stdin)
+    #[arg(short = 'f', long, value_name = "FILE")]
+    pub data_file: Option<PathBuf>,
+
+    /// Seconds each invocation may run, 1 to 900, as on Lambda (the init phase gets Lambda's
+    /// 10 s besides)
+    #[arg(long, value_name = "SECONDS", default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=900))]
+    pub timeout: u32,
+
+    /// The function's memory in MB, 128 to 10240, as on Lambda; the peak memory is reported
+    /// against it
+    #[arg(long, value_name = "MB", default_value_t = 128,
+        value_parser = clap::value_parser!(u32).range(128..=10240))]
+    pub memory: u32,
+
+    /// An environment variable of the function (repeatable), as in the function's configuration
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+
+    /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
+    #[arg(long, value_name = "NAME", default_value = "function")]
+    pub function_name: String,
+
+    /// Use verbose output: prints the command and environment bootstrap runs with
+    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Do not print status lines, nor START / END / REPORT lines
+    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Coloring
+    #[arg(long, value_enum, value_name = "WHEN")]
+    pub color: Option<ColorChoice>,
+}
+
+impl BuildArgs {
+    /// The `--color` that applies: the subcommand's when one runs.
+    pub fn color_choice(&self) -> Option<ColorChoice> {
+        match &self.command {
+            Some(Command::Invoke(invoke)) => invoke.color,
+            Some(Command::New(_)) | None => self.color,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {

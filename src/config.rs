@@ -111,6 +111,8 @@ pub struct BuildConfig {
     pub source_date_epoch: Option<String>,
     /// Build in a container: `--docker`, `--dockerfile` or `--docker-image`.
     pub docker: Option<DockerConfig>,
+    /// `--invoke-with`: events to run each function on after packaging. Absolute.
+    pub invoke_with: Option<PathBuf>,
     /// Unknown keys and the like: printed as warnings, never fatal.
     pub warnings: Vec<String>,
 }
@@ -490,6 +492,7 @@ impl BuildConfig {
                     image: args.docker_image,
                 },
             ),
+            invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
         })
     }

@@ -5,6 +5,7 @@ use std::process::ExitStatus;
 
 use crate::arch::Arch;
 use crate::inspect::{InspectError, Problem};
+use crate::invoke::InvokeError;
 use crate::package::PackageError;
 
 /// Exit codes, as documented in the README.
@@ -147,6 +148,9 @@ pub enum Error {
 
     #[error(transparent)]
     Package(#[from] PackageError),
+
+    #[error(transparent)]
+    Invoke(#[from] InvokeError),
 
     #[error("interrupted by {}", if *.0 == exit::SIGTERM { "SIGTERM" } else { "SIGINT" })]
     Interrupted(i32),
@@ -299,6 +303,7 @@ impl Error {
             }
             Error::Inspect { source, .. } => return source.help(),
             Error::Package(e) => return e.help(),
+            Error::Invoke(e) => return e.help(),
             _ => return None,
         })
     }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod include;
 pub mod inspect;
+pub mod invoke;
 pub mod new;
 pub mod package;
 pub mod plan;
@@ -65,6 +66,11 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         }
     }
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+    let smoke_events = config
+        .invoke_with
+        .as_ref()
+        .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
+        .transpose()?;
     let mut includes = Vec::new();
     for function in &plan.functions {
         if !function.include.is_empty() && matches!(function.output, Output::Bootstrap(_)) {
@@ -167,7 +173,40 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         }
         .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
     }
-    interrupt.check()
+    interrupt.check()?;
+
+    if let Some(events) = smoke_events {
+        smoke_test(&plan, &events, &config, reporter, &interrupt)?;
+    }
+    Ok(())
+}
+
+/// `--invoke-with`: each function just written runs the events, as `invoke` runs them: the
+/// bytes that will be deployed are the bytes that were tested. Extensions are not invocable.
+fn smoke_test(
+    plan: &plan::BuildPlan,
+    events: &[Vec<u8>],
+    config: &BuildConfig,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let mut failed = Vec::new();
+    for function in plan.functions.iter().filter(|f| !f.extension) {
+        let settings = invoke::default_function(&function.bin, &invoke::process_var);
+        let summary = invoke::invoke(
+            function.output.path(),
+            events,
+            &settings,
+            reporter,
+            config.verbosity,
+            interrupt,
+        )?;
+        if let Err(error) = summary.into_result() {
+            failed.push(error);
+        }
+    }
+    // The first failure stands for all: each was reported as it happened.
+    failed.into_iter().next().map_or(Ok(()), Err)
 }
 
 /// The local backend: a linker for the target, then cargo; relinked with zig when the host's

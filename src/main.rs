@@ -5,7 +5,7 @@ use clap::Parser;
 use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, ColorChoice, Command};
 use cargo_lambda_build::config::Env;
-use cargo_lambda_build::{new, report, run};
+use cargo_lambda_build::{invoke, new, report, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -15,9 +15,10 @@ fn main() {
         std::process::exit(zig::run_compiler(&args[2..]));
     }
     let Cli::LambdaBuild(mut args) = Cli::parse();
-    let color = ColorChoice::resolve(args.color, std::io::stderr().is_terminal());
+    let color = ColorChoice::resolve(args.color_choice(), std::io::stderr().is_terminal());
     let result = Env::from_process().and_then(|env| match args.command.take() {
         Some(Command::New(new)) => new::run(&new, &env, color),
+        Some(Command::Invoke(invoke_args)) => invoke::run(invoke_args, &env),
         None => run(args, &env),
     });
     let code = match result {

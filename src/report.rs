@@ -39,6 +39,16 @@ impl Reporter {
         }
     }
 
+    /// For a command that builds nothing: status lines and warnings, no progress display.
+    pub fn plain(verbosity: Verbosity, color: bool) -> Reporter {
+        Reporter {
+            verbosity,
+            color,
+            progress_enabled: false,
+            bar: Mutex::new(None),
+        }
+    }
+
     fn paint(&self, style: &str, text: &str) -> String {
         if self.color {
             format!("{style}{text}{RESET}")

@@ -276,12 +276,17 @@ fn help_lists_the_flags_users_need() {
         "--features",
         "--profile",
         "--locked",
+        "--invoke-with",
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
     }
     assert!(
         help.contains("x86_64"),
         "the default architecture is stated:\n{help}"
+    );
+    assert!(
+        help.contains("\n  invoke  Run a packaged"),
+        "the invoke subcommand is listed:\n{help}"
     );
 }
 

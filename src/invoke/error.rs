@@ -1,0 +1,169 @@
+//! Why `invoke` could not run the function, or why the function failed, with the fix.
+
+use std::path::PathBuf;
+
+use super::lambda::FailureKind;
+use crate::arch::Arch;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
+    NoArtifact(PathBuf),
+
+    #[error("cannot read `{}`: {source}", .path.display())]
+    ReadArtifact {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("`{}` is not a readable zip: {reason}", .path.display())]
+    BadZip { path: PathBuf, reason: String },
+
+    #[error("the zip has an entry that would land outside the task root: `{0}`")]
+    UnsafeEntry(String),
+
+    /// Lambda's `InvalidParameterValueException` at upload.
+    #[error("Unzipped size must be smaller than 262144000 bytes (the zip holds {0} bytes)")]
+    TooLargeUnzipped(u64),
+
+    #[error("cannot prepare the task root: {0}")]
+    TaskRoot(std::io::Error),
+
+    #[error("{source_name} holds no event")]
+    NoEvent { source_name: String },
+
+    #[error("no event: stdin is a terminal")]
+    StdinIsTerminal,
+
+    #[error("`{source_name}` is not a sequence of JSON values: {reason}")]
+    InvalidEvent { source_name: String, reason: String },
+
+    /// Lambda's `RequestTooLargeException`.
+    #[error(
+        "{size} byte payload is too large for the RequestResponse invocation type (limit 6291456 bytes)"
+    )]
+    EventTooLarge { size: usize },
+
+    #[error("cannot read the events from `{}`: {source}", .path.display())]
+    ReadEvents {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    #[error("`--env {0}` is not KEY=VALUE")]
+    InvalidEnv(String),
+
+    /// Lambda's wording when a function's configuration sets a reserved variable.
+    #[error(
+        "Lambda was unable to configure your environment variables because the environment \
+         variables you have provided contains reserved keys that are currently not supported for \
+         modification. Reserved keys used in this request: {}", .0.join(", ")
+    )]
+    ReservedEnv(Vec<String>),
+
+    #[error(
+        "`bootstrap` is an {arch} executable and this machine is not; running it needs \
+         `{program}`, which is not installed"
+    )]
+    NoEmulator {
+        arch: Arch,
+        program: &'static str,
+        package: &'static str,
+    },
+
+    #[error(
+        "`bootstrap` is a dynamically linked {arch} executable; running it under qemu needs \
+         {arch}'s C library in `{}`, which is missing", .sysroot.display()
+    )]
+    NoSysroot {
+        arch: Arch,
+        sysroot: PathBuf,
+        package: &'static str,
+    },
+
+    #[error("cannot start the Runtime API on 127.0.0.1: {0}")]
+    Server(String),
+
+    #[error("could not run `{program}`: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+
+    #[error("{failed} of {total} invocations failed; the first with {error_type}: {message}")]
+    Failed {
+        failed: usize,
+        total: usize,
+        kind: FailureKind,
+        error_type: String,
+        message: String,
+    },
+}
+
+impl InvokeError {
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            InvokeError::NoArtifact(_) => {
+                "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
+            }
+            InvokeError::TooLargeUnzipped(_) => {
+                "Lambda refuses such a function at upload: strip the binary (`strip = true` in \
+                 the cargo profile) or move data to S3 or a layer"
+                    .into()
+            }
+            InvokeError::NoEvent { .. } | InvokeError::StdinIsTerminal => {
+                "pass `--data '{\"key\": \"value\"}'`, `--data-file events.json`, or pipe events \
+                 on stdin"
+                    .into()
+            }
+            InvokeError::EventTooLarge { .. } => {
+                "Lambda takes at most 6 MB in a synchronous invocation: put large inputs in S3 \
+                 and pass a reference"
+                    .into()
+            }
+            InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::ReservedEnv(_) => {
+                "Lambda sets these itself; a function cannot configure them".into()
+            }
+            InvokeError::NoEmulator {
+                program, package, ..
+            } => format!(
+                "install `{program}` (Debian and Ubuntu: `apt-get install {package}`), or run \
+                 the function on a machine of its architecture"
+            ),
+            InvokeError::NoSysroot { package, .. } => {
+                format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
+            }
+            InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
+            _ => return None,
+        })
+    }
+}
+
+fn failure_help(kind: FailureKind) -> &'static str {
+    match kind {
+        FailureKind::Handler => {
+            "the handler returned an error: its payload is on stdout, the function's output above"
+        }
+        FailureKind::InitError => {
+            "the function reported that it could not start: its payload is on stdout, the \
+             function's output above"
+        }
+        FailureKind::Exit => {
+            "the process ended before answering: the function's output above says why (a \
+             panic with `panic = \"abort\"`, a missing setting, `std::process::exit`)"
+        }
+        FailureKind::Timeout => {
+            "the function needs longer than `--timeout`: raise it (and the function's timeout \
+             on Lambda, at most 900 s), or find what blocks"
+        }
+        FailureKind::ResponseTooLarge => {
+            "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
+             and return a reference"
+        }
+        FailureKind::InvalidEntrypoint => {
+            "Lambda execs `bootstrap` at the zip's root, with mode 755, built for the \
+             function's architecture: `cargo lambda-build --zip` packages it so"
+        }
+    }
+}

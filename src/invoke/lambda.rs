@@ -1,0 +1,385 @@
+//! What Lambda says: its identifiers, its error payloads and their messages, as a function sees
+//! them on the real service.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The account in the function's ARN: AWS's documentation account, since there is no real one.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+/// `AWS_LAMBDA_FUNCTION_VERSION` and `START ... Version:` of an unpublished function.
+pub const VERSION: &str = "$LATEST";
+
+/// Lambda's limit on what the runtime may post as a response: 6 MiB + 100 bytes (rapid's
+/// `interop.MaxPayloadSize`, 6,291,556 bytes).
+pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+
+/// Lambda gives the init phase (start to the first `next`) 10 seconds.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where Lambda would have found `bootstrap`, for its `Runtime.InvalidEntrypoint` messages.
+pub const LAMBDA_BOOTSTRAP: &str = "/var/task/bootstrap";
+
+/// How an invocation ended when it did not return a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The handler returned an error (`POST .../error`).
+    Handler,
+    /// The runtime reported an init error (`POST /runtime/init/error`).
+    InitError,
+    /// The process ended before answering (`Runtime.ExitError`).
+    Exit,
+    /// `Sandbox.Timedout`.
+    Timeout,
+    /// `Function.ResponseSizeTooLarge`.
+    ResponseTooLarge,
+    /// `Runtime.InvalidEntrypoint`: no `bootstrap`, or not one that can be executed.
+    InvalidEntrypoint,
+}
+
+/// A failed invocation: the payload Lambda returns (with `X-Amz-Function-Error: Unhandled`), and
+/// the `errorType` and `errorMessage` read from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub kind: FailureKind,
+    pub error_type: String,
+    pub message: String,
+    pub payload: Vec<u8>,
+}
+
+impl Failure {
+    /// An error Lambda itself reports, in its `{"errorType", "errorMessage"}` shape.
+    pub fn lambda(kind: FailureKind, error_type: &str, message: String) -> Failure {
+        #[derive(serde::Serialize)]
+        struct Shape<'a> {
+            #[serde(rename = "errorType")]
+            error_type: &'a str,
+            #[serde(rename = "errorMessage")]
+            error_message: &'a str,
+        }
+        let payload = serde_json::to_vec(&Shape {
+            error_type,
+            error_message: &message,
+        })
+        .unwrap_or_default();
+        Failure {
+            kind,
+            error_type: error_type.to_owned(),
+            message,
+            payload,
+        }
+    }
+
+    /// An error the function posted: Lambda passes the payload through as it is; the type comes
+    /// from the payload, else from the `Lambda-Runtime-Function-Error-Type` header.
+    pub fn posted(kind: FailureKind, payload: Vec<u8>, header_type: Option<&str>) -> Failure {
+        #[derive(serde::Deserialize)]
+        struct Shape {
+            #[serde(rename = "errorType")]
+            error_type: Option<String>,
+            #[serde(rename = "errorMessage")]
+            error_message: Option<String>,
+        }
+        let shape = serde_json::from_slice::<Shape>(&payload).ok();
+        let error_type = shape
+            .as_ref()
+            .and_then(|s| s.error_type.clone())
+            .or_else(|| header_type.map(str::to_owned))
+            .unwrap_or_else(|| "Unhandled".to_owned());
+        let message = shape
+            .and_then(|s| s.error_message)
+            .unwrap_or_else(|| String::from_utf8_lossy(&payload).into_owned());
+        Failure {
+            kind,
+            error_type,
+            message,
+            payload,
+        }
+    }
+
+    pub fn timeout(request_id: &str, timeout: Duration) -> Failure {
+        Failure::lambda(
+            FailureKind::Timeout,
+            "Sandbox.Timedout",
+            format!(
+                "RequestId: {request_id} Error: Task timed out after {:.2} seconds",
+                timeout.as_secs_f64()
+            ),
+        )
+    }
+
+    pub fn exit(request_id: &str, status: ExitStatus) -> Failure {
+        let error = match status {
+            ExitStatus::Code(0) => "Runtime exited without providing a reason".to_owned(),
+            status => format!("Runtime exited with error: {status}"),
+        };
+        Failure::lambda(
+            FailureKind::Exit,
+            "Runtime.ExitError",
+            format!("RequestId: {request_id} Error: {error}"),
+        )
+    }
+
+    pub fn response_too_large(size: u64) -> Failure {
+        Failure::lambda(
+            FailureKind::ResponseTooLarge,
+            "Function.ResponseSizeTooLarge",
+            format!(
+                "Response payload size ({size} bytes) exceeded maximum allowed payload size \
+                 ({MAX_RESPONSE_BYTES} bytes)."
+            ),
+        )
+    }
+
+    pub fn no_bootstrap(request_id: &str) -> Failure {
+        Failure::lambda(
+            FailureKind::InvalidEntrypoint,
+            "Runtime.InvalidEntrypoint",
+            format!(
+                "RequestId: {request_id} Error: Couldn't find valid bootstrap(s): \
+                 [{LAMBDA_BOOTSTRAP} /opt/bootstrap]"
+            ),
+        )
+    }
+
+    /// `exec` of `bootstrap` failed with `errno`, worded as Lambda's Go runtime words it
+    /// (`fork/exec /var/task/bootstrap: permission denied`).
+    pub fn exec_failed(request_id: &str, errno: i32) -> Failure {
+        Failure::lambda(
+            FailureKind::InvalidEntrypoint,
+            "Runtime.InvalidEntrypoint",
+            format!(
+                "RequestId: {request_id} Error: fork/exec {LAMBDA_BOOTSTRAP}: {}",
+                errno_text(errno)
+            ),
+        )
+    }
+}
+
+/// How the process ended, printed as Go's `os.ProcessState` prints it (Lambda's runtime is Go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ExitStatus::Code(code) => write!(f, "exit status {code}"),
+            ExitStatus::Signal(signal) => match signal_name(signal) {
+                Some(name) => write!(f, "signal: {name}"),
+                None => write!(f, "signal: signal {signal}"),
+            },
+        }
+    }
+}
+
+/// Go's names of the signals a crashing function dies of.
+fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGABRT => "aborted",
+        libc::SIGBUS => "bus error",
+        libc::SIGFPE => "floating point exception",
+        libc::SIGILL => "illegal instruction",
+        libc::SIGINT => "interrupt",
+        libc::SIGKILL => "killed",
+        libc::SIGSEGV => "segmentation fault",
+        libc::SIGTERM => "terminated",
+        libc::SIGTRAP => "trace/breakpoint trap",
+        _ => return None,
+    })
+}
+
+/// `Permission denied (os error 13)` -> `permission denied`, as Go's syscall errors read.
+fn errno_text(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+/// Random bytes from the kernel.
+fn random<const N: usize>() -> [u8; N] {
+    let mut bytes = [0u8; N];
+    let mut filled = 0;
+    while filled < N {
+        // SAFETY: the pointer and length describe the unfilled part of `bytes`.
+        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
+        if n > 0 {
+            filled += n as usize;
+        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            // getrandom(2) cannot fail on Linux >= 3.17 once the pool is ready; fall back to the
+            // clock rather than panic: these ids only need to differ from each other.
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos()
+                .to_le_bytes();
+            for (i, byte) in bytes.iter_mut().enumerate().skip(filled) {
+                *byte = nanos[i % nanos.len()] ^ (i as u8).wrapping_mul(151);
+            }
+            break;
+        }
+    }
+    bytes
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A request id as Lambda makes them: a random (version 4) UUID.
+pub fn request_id() -> String {
+    let mut b = random::<16>();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex(&b[0..4]),
+        hex(&b[4..6]),
+        hex(&b[6..8]),
+        hex(&b[8..10]),
+        hex(&b[10..16])
+    )
+}
+
+/// An X-Ray trace header as Lambda passes it in `Lambda-Runtime-Trace-Id`: `Root=1-<epoch
+/// seconds in hex>-<96 random bits>;Parent=<64 random bits>;Sampled=0`.
+pub fn trace_id(now: SystemTime) -> String {
+    let seconds = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+    format!(
+        "Root=1-{:08x}-{};Parent={};Sampled=0",
+        seconds as u32,
+        hex(&random::<12>()),
+        hex(&random::<8>())
+    )
+}
+
+pub fn function_arn(region: &str, name: &str) -> String {
+    format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}")
+}
+
+/// `AWS_LAMBDA_LOG_STREAM_NAME`: `2024/05/01/[$LATEST]<32 hex digits>`.
+pub fn log_stream_name(now: SystemTime) -> String {
+    let days = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}/{month:02}/{day:02}/[{VERSION}]{}",
+        hex(&random::<16>())
+    )
+}
+
+/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// Epoch milliseconds, for `Lambda-Runtime-Deadline-Ms`.
+pub fn epoch_millis(time: SystemTime) -> u128 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_v4_uuids_and_differ() {
+        let id = request_id();
+        assert_eq!(id.len(), 36, "{id}");
+        let groups: Vec<&str> = id.split('-').collect();
+        assert_eq!(
+            groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(groups[2].starts_with('4'), "{id}");
+        assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'));
+        assert_ne!(request_id(), request_id());
+    }
+
+    #[test]
+    fn trace_ids_have_xrays_shape() {
+        let now = UNIX_EPOCH + Duration::from_secs(0x5bef4de7);
+        let trace = trace_id(now);
+        assert!(trace.starts_with("Root=1-5bef4de7-"), "{trace}");
+        let parts: Vec<&str> = trace.split(';').collect();
+        assert_eq!(parts[0].len(), "Root=1-5bef4de7-".len() + 24, "{trace}");
+        assert_eq!(parts[1].len(), "Parent=".len() + 16, "{trace}");
+        assert_eq!(parts[2], "Sampled=0");
+    }
+
+    #[test]
+    fn log_stream_names_carry_the_utc_date() {
+        // 2024-02-29T12:00:00Z
+        let name = log_stream_name(UNIX_EPOCH + Duration::from_secs(1_709_208_000));
+        assert!(name.starts_with("2024/02/29/[$LATEST]"), "{name}");
+        assert_eq!(name.len(), "2024/02/29/[$LATEST]".len() + 32);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+    }
+
+    #[test]
+    fn lambdas_own_errors_read_as_on_the_service() {
+        let timeout = Failure::timeout("id-1", Duration::from_secs(3));
+        assert_eq!(
+            String::from_utf8(timeout.payload).unwrap(),
+            r#"{"errorType":"Sandbox.Timedout","errorMessage":"RequestId: id-1 Error: Task timed out after 3.00 seconds"}"#
+        );
+        assert_eq!(
+            Failure::exit("id", ExitStatus::Code(101)).message,
+            "RequestId: id Error: Runtime exited with error: exit status 101"
+        );
+        assert_eq!(
+            Failure::exit("id", ExitStatus::Signal(libc::SIGABRT)).message,
+            "RequestId: id Error: Runtime exited with error: signal: aborted"
+        );
+        assert_eq!(
+            Failure::exit("id", ExitStatus::Code(0)).message,
+            "RequestId: id Error: Runtime exited without providing a reason"
+        );
+        assert_eq!(
+            Failure::exec_failed("id", libc::EACCES).message,
+            "RequestId: id Error: fork/exec /var/task/bootstrap: permission denied"
+        );
+        assert_eq!(
+            Failure::exec_failed("id", libc::ENOEXEC).message,
+            "RequestId: id Error: fork/exec /var/task/bootstrap: exec format error"
+        );
+        let big = Failure::response_too_large(7_000_000);
+        assert_eq!(big.error_type, "Function.ResponseSizeTooLarge");
+        assert_eq!(
+            big.message,
+            "Response payload size (7000000 bytes) exceeded maximum allowed payload size \
+             (6291556 bytes)."
+        );
+    }
+
+    #[test]
+    fn posted_errors_pass_through_and_name_their_type() {
+        let body = br#"{"errorType":"EchoError","errorMessage":"echo was asked to fail"}"#;
+        let failure = Failure::posted(FailureKind::Handler, body.to_vec(), None);
+        assert_eq!(failure.payload, body);
+        assert_eq!(failure.error_type, "EchoError");
+        assert_eq!(failure.message, "echo was asked to fail");
+
+        let failure = Failure::posted(FailureKind::Handler, b"oops".to_vec(), Some("Custom"));
+        assert_eq!(failure.error_type, "Custom");
+        assert_eq!(failure.message, "oops");
+        let failure = Failure::posted(FailureKind::InitError, Vec::new(), None);
+        assert_eq!(failure.error_type, "Unhandled");
+    }
+}

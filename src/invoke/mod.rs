@@ -1,0 +1,587 @@
+//! `cargo lambda-build invoke`: run the packaged artifact locally, exactly as Lambda would.
+//!
+//! artifact -> task root (sandbox) -> Runtime API (server) -> bootstrap process (instance) ->
+//! payloads on stdout, START / END / REPORT and the function's output on stderr.
+
+pub mod error;
+pub mod events;
+pub mod instance;
+pub mod lambda;
+pub mod sandbox;
+pub mod server;
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+pub use error::InvokeError;
+use instance::{Instance, Log, Outcome, Record, Status};
+pub use sandbox::FunctionSettings;
+use server::RuntimeApi;
+
+use crate::arch::Arch;
+use crate::cli::{ColorChoice, InvokeArgs};
+use crate::config::{Env, Verbosity};
+use crate::error::Result;
+use crate::report::Reporter;
+use crate::signal::Interrupt;
+
+/// Lambda's region when none is configured here.
+const DEFAULT_REGION: &str = "us-east-1";
+
+/// Where the events come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventSource {
+    Data(String),
+    File(PathBuf),
+    Stdin,
+}
+
+/// `invoke`'s settings, resolved from the command line and the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeConfig {
+    pub artifact: PathBuf,
+    pub events: EventSource,
+    pub function: FunctionSettings,
+    pub verbosity: Verbosity,
+    pub color: bool,
+}
+
+/// Reads a variable of this process, for the region and credentials the function gets.
+pub fn process_var(key: &str) -> Option<String> {
+    std::env::var(key).ok().filter(|v| !v.is_empty())
+}
+
+/// The function's settings with Lambda's defaults (3 s, 128 MB), the region and credentials
+/// of this machine's environment.
+pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> FunctionSettings {
+    FunctionSettings {
+        name: name.to_owned(),
+        memory_mb: 128,
+        timeout_secs: 3,
+        region: lookup("AWS_REGION")
+            .or_else(|| lookup("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+        variables: Vec::new(),
+        credentials: [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+        ]
+        .into_iter()
+        .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
+        .collect(),
+    }
+}
+
+impl InvokeConfig {
+    pub fn resolve(
+        args: InvokeArgs,
+        env: &Env,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<InvokeConfig, InvokeError> {
+        let artifact = match args.artifact {
+            Some(path) => env.cwd.join(path),
+            None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()))?,
+        };
+        let events = match (args.data, args.data_file) {
+            (Some(data), _) => EventSource::Data(data),
+            (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
+            (None, Some(file)) => EventSource::File(env.cwd.join(file)),
+            (None, None) => EventSource::Stdin,
+        };
+        let mut function = default_function(&args.function_name, lookup);
+        function.memory_mb = args.memory;
+        function.timeout_secs = args.timeout;
+        function.variables = sandbox::parse_variables(&args.env)?;
+        let verbosity = match (args.quiet, args.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, 1) => Verbosity::Verbose,
+            (false, _) => Verbosity::VeryVerbose,
+        };
+        Ok(InvokeConfig {
+            artifact,
+            events,
+            function,
+            verbosity,
+            color: ColorChoice::resolve(args.color, env.stderr_is_terminal),
+        })
+    }
+}
+
+/// `<outdir>/lambda.zip`, else `<outdir>/bootstrap`; the newer of the two when both are there,
+/// since that is what the last build wrote.
+fn last_artifact(outdir: &Path) -> Result<PathBuf, InvokeError> {
+    let candidates = ["lambda.zip", "bootstrap"].map(|name| outdir.join(name));
+    candidates
+        .into_iter()
+        .filter_map(|path| {
+            let modified = std::fs::metadata(&path)
+                .ok()
+                .filter(|m| m.is_file())?
+                .modified()
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            Some((modified, path))
+        })
+        // `max_by_key` keeps the last of equals; reversed, lambda.zip wins a tie.
+        .rev()
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, path)| path)
+        .ok_or_else(|| InvokeError::NoArtifact(outdir.to_path_buf()))
+}
+
+/// Reads and splits the events.
+pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
+    match source {
+        EventSource::Data(data) => events::parse(data.as_bytes(), "--data"),
+        EventSource::File(path) => {
+            let text = std::fs::read(path).map_err(|source| InvokeError::ReadEvents {
+                path: path.clone(),
+                source,
+            })?;
+            events::parse(&text, &path.display().to_string())
+        }
+        EventSource::Stdin => {
+            let mut stdin = std::io::stdin();
+            if stdin.is_terminal() {
+                return Err(InvokeError::StdinIsTerminal);
+            }
+            let mut text = Vec::new();
+            stdin
+                .read_to_end(&mut text)
+                .map_err(|source| InvokeError::ReadEvents {
+                    path: "stdin".into(),
+                    source,
+                })?;
+            events::parse(&text, "stdin")
+        }
+    }
+}
+
+/// `cargo lambda-build invoke`.
+pub fn run(args: InvokeArgs, env: &Env) -> Result<()> {
+    let interrupt = Interrupt::register()?;
+    let config = InvokeConfig::resolve(args, env, &process_var)?;
+    let reporter = Reporter::plain(config.verbosity, config.color);
+    let events = read_events(&config.events)?;
+    let summary = invoke(
+        &config.artifact,
+        &events,
+        &config.function,
+        &reporter,
+        config.verbosity,
+        &interrupt,
+    )?;
+    summary.into_result()
+}
+
+/// What a run of events gave.
+#[derive(Debug)]
+pub struct Summary {
+    pub records: Vec<Record>,
+    pub memory_mb: u32,
+}
+
+impl Summary {
+    pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
+        self.records.iter().filter_map(|r| match &r.outcome {
+            Outcome::Failed(failure) => Some(failure),
+            Outcome::Response(_) => None,
+        })
+    }
+
+    /// `Ok` when every invocation returned a response.
+    pub fn into_result(self) -> Result<()> {
+        let failed = self.failures().count();
+        match self.failures().next() {
+            None => Ok(()),
+            Some(first) => Err(InvokeError::Failed {
+                failed,
+                total: self.records.len(),
+                kind: first.kind,
+                error_type: first.error_type.clone(),
+                message: first.message.clone(),
+            }
+            .into()),
+        }
+    }
+}
+
+/// Runs `events` in order against the artifact on one warm process (a new one after a crash or
+/// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
+pub fn invoke(
+    artifact: &Path,
+    events: &[Vec<u8>],
+    function: &FunctionSettings,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<Summary> {
+    let task_root = sandbox::prepare(artifact)?;
+    let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
+    let emulator = sandbox::emulation(
+        elf.as_ref(),
+        Arch::host(),
+        |name| which::which(name).ok(),
+        Path::is_dir,
+    )?;
+    let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+    let env = sandbox::environment(
+        function,
+        task_root.path(),
+        api.addr,
+        &lambda::log_stream_name(SystemTime::now()),
+    );
+    let launch = sandbox::launch(task_root.path(), emulator, env);
+
+    let arch = match (&elf, &launch.emulator) {
+        (Some(elf), None) => elf.arch.to_string(),
+        (_, Some(emulator)) => format!(
+            "{} under {}",
+            emulator.arch,
+            emulator
+                .program
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+        ),
+        (None, None) => "not an ELF executable".to_owned(),
+    };
+    reporter.status(
+        "Invoking",
+        format!(
+            "{} ({arch}): {} event{}, timeout {} s, memory {} MB",
+            artifact.display(),
+            events.len(),
+            if events.len() == 1 { "" } else { "s" },
+            function.timeout_secs,
+            function.memory_mb
+        ),
+    );
+    if matches!(verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+        reporter.status("Running", format!("`{launch}`"));
+    }
+
+    let console = Console {
+        reporter,
+        lambda_lines: verbosity != Verbosity::Quiet,
+    };
+    let timeout = Duration::from_secs(u64::from(function.timeout_secs));
+    let mut instance = Instance::new(
+        &launch,
+        &api,
+        timeout,
+        sandbox::arn(function),
+        interrupt,
+        &console,
+    );
+    let mut records = Vec::new();
+    for event in events {
+        let record = instance.invoke(event)?;
+        let payload = match &record.outcome {
+            Outcome::Response(body) => body,
+            Outcome::Failed(failure) => &failure.payload,
+        };
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(payload)
+            .and_then(|()| stdout.write_all(b"\n"))
+            .and_then(|()| stdout.flush())
+            .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+        drop(stdout);
+        console.end(&record, function.memory_mb);
+        records.push(record);
+    }
+    instance.stop();
+    drop(instance);
+
+    let summary = Summary {
+        records,
+        memory_mb: function.memory_mb,
+    };
+    report_summary(&summary, reporter, launch.emulator.is_some());
+    interrupt.check()?;
+    Ok(summary)
+}
+
+fn report_summary(summary: &Summary, reporter: &Reporter, emulated: bool) {
+    let total = summary.records.len();
+    let failed = summary.failures().count();
+    let peak_mb = summary
+        .records
+        .iter()
+        .filter_map(|r| r.max_memory_kib)
+        .max()
+        .map(mb_of_kib);
+    let init = summary
+        .records
+        .iter()
+        .find_map(|r| r.init_duration)
+        .map(|d| format!("init {}, ", millis(d)))
+        .unwrap_or_default();
+    let peak = peak_mb
+        .map(|mb| format!("peak memory {mb} MB of {} MB", summary.memory_mb))
+        .unwrap_or_else(|| "peak memory unknown".to_owned());
+    reporter.status(
+        "Finished",
+        format!(
+            "{total} invocation{}, {failed} failed: {init}{peak}",
+            if total == 1 { "" } else { "s" }
+        ),
+    );
+    if let Some(peak_mb) = peak_mb.filter(|mb| *mb > u64::from(summary.memory_mb)) {
+        reporter.warn(format!(
+            "the function used up to {peak_mb} MB, more than its {} MB: on Lambda it would be \
+             stopped with Runtime.OutOfMemory; raise `--memory`{}",
+            summary.memory_mb,
+            if emulated {
+                " (under qemu the peak includes the emulator's own memory)"
+            } else {
+                ""
+            }
+        ));
+    }
+}
+
+/// Lambda reports memory in whole MB (MiB), rounded up.
+fn mb_of_kib(kib: u64) -> u64 {
+    kib.div_ceil(1024)
+}
+
+fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
+/// The REPORT line, tab-separated as in CloudWatch: `Status` only when the invocation timed
+/// out or the runtime failed, `Init Duration` only on a cold start.
+pub fn report_line(record: &Record, memory_mb: u32) -> String {
+    let mut fields = vec![
+        format!("REPORT RequestId: {}", record.request_id),
+        format!("Duration: {}", millis(record.duration)),
+        format!("Memory Size: {memory_mb} MB"),
+    ];
+    if let Some(kib) = record.max_memory_kib {
+        fields.push(format!("Max Memory Used: {} MB", mb_of_kib(kib)));
+    }
+    if let Some(init) = record.init_duration {
+        fields.push(format!("Init Duration: {}", millis(init)));
+    }
+    match &record.status {
+        None => {}
+        Some(Status::Timeout) => fields.push("Status: timeout".to_owned()),
+        Some(Status::Error(error_type)) => {
+            fields.push("Status: error".to_owned());
+            fields.push(format!("Error Type: {error_type}"));
+        }
+    }
+    fields.join("\t")
+}
+
+/// stderr, as CloudWatch would show the function's log stream.
+struct Console<'a> {
+    reporter: &'a Reporter,
+    /// START / END / REPORT, left out with `-q`.
+    lambda_lines: bool,
+}
+
+impl Console<'_> {
+    fn line(&self, line: &[u8]) {
+        let mut stderr = std::io::stderr().lock();
+        let _ = stderr.write_all(line);
+        let _ = stderr.write_all(b"\n");
+    }
+
+    fn end(&self, record: &Record, memory_mb: u32) {
+        if !self.lambda_lines {
+            return;
+        }
+        if !record.started {
+            self.start(&record.request_id);
+        }
+        self.line(format!("END RequestId: {}", record.request_id).as_bytes());
+        self.line(report_line(record, memory_mb).as_bytes());
+    }
+}
+
+impl Log for Console<'_> {
+    fn start(&self, request_id: &str) {
+        if self.lambda_lines {
+            self.line(
+                format!("START RequestId: {request_id} Version: {}", lambda::VERSION).as_bytes(),
+            );
+        }
+    }
+
+    fn output(&self, line: &[u8]) {
+        self.line(line);
+    }
+
+    fn warn(&self, message: &str) {
+        self.reporter.warn(message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
+
+    fn env(cwd: &Path) -> Env {
+        Env {
+            cargo: "cargo".into(),
+            cwd: cwd.to_path_buf(),
+            ci: true,
+            stderr_is_terminal: false,
+            source_date_epoch: None,
+            config_vars: Vec::new(),
+        }
+    }
+
+    fn resolve(
+        args: &[&str],
+        cwd: &Path,
+        vars: &[(&str, &str)],
+    ) -> Result<InvokeConfig, InvokeError> {
+        let Cli::LambdaBuild(build) =
+            Cli::try_parse_from(["cargo", "lambda-build", "invoke"].iter().chain(args)).unwrap();
+        let Some(Command::Invoke(invoke)) = build.command else {
+            panic!("not the invoke subcommand")
+        };
+        let lookup = |key: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        InvokeConfig::resolve(invoke, &env(cwd), &lookup)
+    }
+
+    #[test]
+    fn defaults_are_lambdas() {
+        let config = resolve(&["x.zip"], Path::new("/w"), &[]).unwrap();
+        assert_eq!(config.artifact, Path::new("/w/x.zip"));
+        assert_eq!(config.events, EventSource::Stdin);
+        let f = &config.function;
+        assert_eq!((f.timeout_secs, f.memory_mb), (3, 128));
+        assert_eq!(f.region, "us-east-1");
+        assert_eq!(f.name, "function");
+        assert!(f.credentials.is_empty());
+    }
+
+    #[test]
+    fn region_and_credentials_come_from_this_machine() {
+        let vars = [
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+        ];
+        let config = resolve(&["x.zip", "-d", "{}"], Path::new("/w"), &vars).unwrap();
+        assert_eq!(config.function.region, "eu-west-3");
+        assert_eq!(config.function.credentials.len(), 2);
+        assert_eq!(config.events, EventSource::Data("{}".into()));
+        let vars = [
+            ("AWS_REGION", "ap-south-1"),
+            ("AWS_DEFAULT_REGION", "eu-west-3"),
+        ];
+        let config = resolve(&["x.zip"], Path::new("/w"), &vars).unwrap();
+        assert_eq!(config.function.region, "ap-south-1");
+    }
+
+    #[test]
+    fn flags_set_the_function() {
+        let config = resolve(
+            &[
+                "x.zip",
+                "--timeout",
+                "10",
+                "--memory",
+                "512",
+                "-e",
+                "A=1",
+                "--function-name",
+                "f",
+                "-f",
+                "ev.json",
+            ],
+            Path::new("/w"),
+            &[],
+        )
+        .unwrap();
+        let f = &config.function;
+        assert_eq!(
+            (f.timeout_secs, f.memory_mb, f.name.as_str()),
+            (10, 512, "f")
+        );
+        assert_eq!(f.variables, [("A".to_owned(), "1".to_owned())]);
+        assert_eq!(config.events, EventSource::File("/w/ev.json".into()));
+        let config = resolve(&["x.zip", "-f", "-"], Path::new("/w"), &[]).unwrap();
+        assert_eq!(config.events, EventSource::Stdin);
+    }
+
+    #[test]
+    fn limits_are_lambdas() {
+        for bad in [
+            &["--timeout", "0"][..],
+            &["--timeout", "901"],
+            &["--memory", "127"],
+            &["--memory", "10241"],
+            &["-d", "{}", "-f", "x"],
+        ] {
+            let args = ["cargo", "lambda-build", "invoke"].iter().chain(bad);
+            assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_default_artifact_is_what_the_last_build_wrote() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = resolve(&[], dir.path(), &[]).unwrap_err();
+        assert!(matches!(err, InvokeError::NoArtifact(_)), "{err}");
+
+        let zip = dir.path().join("lambda.zip");
+        let bootstrap = dir.path().join("bootstrap");
+        std::fs::write(&bootstrap, "b").unwrap();
+        assert_eq!(resolve(&[], dir.path(), &[]).unwrap().artifact, bootstrap);
+        std::fs::write(&zip, "z").unwrap();
+        let old = SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&bootstrap)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert_eq!(resolve(&[], dir.path(), &[]).unwrap().artifact, zip);
+
+        let out = dir.path().join("dist");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("bootstrap"), "b").unwrap();
+        let config = resolve(&["-o", "dist"], dir.path(), &[]).unwrap();
+        assert_eq!(config.artifact, out.join("bootstrap"));
+    }
+
+    #[test]
+    fn report_lines_read_like_cloudwatch() {
+        let mut record = Record {
+            request_id: "id".into(),
+            outcome: Outcome::Response(b"{}".to_vec()),
+            duration: Duration::from_micros(1_234),
+            init_duration: Some(Duration::from_micros(25_500)),
+            max_memory_kib: Some(9 * 1024 + 1),
+            status: None,
+            started: true,
+        };
+        assert_eq!(
+            report_line(&record, 128),
+            "REPORT RequestId: id\tDuration: 1.23 ms\tMemory Size: 128 MB\t\
+             Max Memory Used: 10 MB\tInit Duration: 25.50 ms"
+        );
+        record.init_duration = None;
+        record.status = Some(Status::Error("Runtime.ExitError".into()));
+        assert!(
+            report_line(&record, 128).ends_with("\tStatus: error\tError Type: Runtime.ExitError")
+        );
+        record.status = Some(Status::Timeout);
+        assert!(report_line(&record, 128).ends_with("MB\tStatus: timeout"));
+    }
+}

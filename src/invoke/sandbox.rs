@@ -1,0 +1,687 @@
+//! The execution environment, decided before anything runs: a fresh task root with the zip
+//! extracted as Lambda extracts it (modes kept), the architecture and whether qemu-user is
+//! needed, Lambda's environment variables, and the command that starts `bootstrap`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use super::error::InvokeError;
+use super::lambda::{self, VERSION};
+use crate::arch::Arch;
+use crate::inspect::ElfReport;
+use crate::package::UNZIPPED_LIMIT;
+
+/// What Lambda starts: `bootstrap` at the root of the task root.
+pub const BOOTSTRAP: &str = "bootstrap";
+
+/// The function's code, extracted into a temporary directory that is removed on drop.
+#[derive(Debug)]
+pub struct TaskRoot {
+    dir: tempfile::TempDir,
+    pub unzipped_size: u64,
+}
+
+impl TaskRoot {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn bootstrap(&self) -> PathBuf {
+        self.dir.path().join(BOOTSTRAP)
+    }
+}
+
+/// Extracts a zip, or takes a bare executable as `bootstrap` (what `cargo lambda-build` writes
+/// without `--zip`), keeping its mode either way.
+pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
+    let read_error = |source| InvokeError::ReadArtifact {
+        path: artifact.to_path_buf(),
+        source,
+    };
+    let mut file = File::open(artifact).map_err(read_error)?;
+    let metadata = file.metadata().map_err(read_error)?;
+    if !metadata.is_file() {
+        return Err(read_error(io::Error::other("not a regular file")));
+    }
+    let mut magic = [0u8; 4];
+    let is_zip = file.read(&mut magic).map_err(read_error)? == 4
+        && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06");
+    let dir = tempfile::Builder::new()
+        .prefix("lambda-task-")
+        .tempdir()
+        .map_err(InvokeError::TaskRoot)?;
+    // Lambda's /var/task is 755 whatever the umask.
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+        .map_err(InvokeError::TaskRoot)?;
+    let unzipped_size = if is_zip {
+        extract_zip(artifact, dir.path(), UNZIPPED_LIMIT)?
+    } else {
+        let dest = dir.path().join(BOOTSTRAP);
+        fs::copy(artifact, &dest).map_err(InvokeError::TaskRoot)?;
+        fs::set_permissions(
+            &dest,
+            fs::Permissions::from_mode(metadata.permissions().mode() & 0o777),
+        )
+        .map_err(InvokeError::TaskRoot)?;
+        metadata.len()
+    };
+    Ok(TaskRoot { dir, unzipped_size })
+}
+
+/// Extracts every entry with its Unix mode (0644 when the zip records none, as for zips made
+/// on Windows: such a `bootstrap` is not executable on Lambda either). Symlinks are created
+/// last, so that no file is ever written through one.
+fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError> {
+    let bad_zip = |e: zip::result::ZipError| InvokeError::BadZip {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let file = File::open(path).map_err(|source| InvokeError::ReadArtifact {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut archive = zip::ZipArchive::new(file).map_err(bad_zip)?;
+    let mut total: u64 = 0;
+    let mut symlinks = Vec::new();
+    for index in 0..archive.len() {
+        let mut entry = archive.by_index(index).map_err(bad_zip)?;
+        let name = entry
+            .name()
+            .map(|n| n.into_owned())
+            .unwrap_or_else(|_| format!("entry #{index}"));
+        let relative = entry
+            .enclosed_name()
+            .ok_or_else(|| InvokeError::UnsafeEntry(name.clone()))?;
+        let dest = root.join(&relative);
+        total = total.saturating_add(entry.size());
+        if total > limit {
+            return Err(InvokeError::TooLargeUnzipped(total));
+        }
+        let mode = entry.unix_mode().map(|m| m & 0o777);
+        if entry.is_dir() {
+            create_dirs(root, &dest)?;
+            set_mode(&dest, mode.unwrap_or(0o755))?;
+        } else if entry.is_symlink() {
+            let mut target = String::new();
+            entry
+                .read_to_string(&mut target)
+                .map_err(|e| bad_zip(e.into()))?;
+            symlinks.push((dest, target));
+        } else {
+            if let Some(parent) = dest.parent() {
+                create_dirs(root, parent)?;
+            }
+            let mut out = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&dest)
+                .map_err(|e| {
+                    if e.kind() == io::ErrorKind::AlreadyExists {
+                        InvokeError::UnsafeEntry(name.clone())
+                    } else {
+                        InvokeError::TaskRoot(e)
+                    }
+                })?;
+            io::copy(&mut entry, &mut out).map_err(|e| InvokeError::BadZip {
+                path: path.to_path_buf(),
+                reason: format!("cannot extract `{name}`: {e}"),
+            })?;
+            set_mode(&dest, mode.unwrap_or(0o644))?;
+        }
+    }
+    for (dest, target) in symlinks {
+        if let Some(parent) = dest.parent() {
+            create_dirs(root, parent)?;
+        }
+        std::os::unix::fs::symlink(&target, &dest).map_err(InvokeError::TaskRoot)?;
+    }
+    Ok(total)
+}
+
+/// Creates the directories down to `dir`, refusing to go through anything but a real directory
+/// inside `root`.
+fn create_dirs(root: &Path, dir: &Path) -> Result<(), InvokeError> {
+    let relative = dir.strip_prefix(root).unwrap_or(dir);
+    let mut current = root.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(InvokeError::UnsafeEntry(
+                    relative.to_string_lossy().into_owned(),
+                ));
+            }
+            Err(_) => {
+                fs::create_dir(&current).map_err(InvokeError::TaskRoot)?;
+                set_mode(&current, 0o755)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), InvokeError> {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(InvokeError::TaskRoot)
+}
+
+/// How a foreign-architecture `bootstrap` runs here: under qemu-user, called directly (binfmt
+/// need not be set up), with the cross C library as its sysroot when it is dynamically linked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emulator {
+    pub arch: Arch,
+    pub program: PathBuf,
+    pub sysroot: Option<PathBuf>,
+}
+
+/// The qemu-user programs for `arch` (the static build first: it works without binfmt and in
+/// any sysroot), the Debian package that has them, and the cross C library's sysroot and
+/// package.
+fn qemu_for(arch: Arch) -> ([&'static str; 2], &'static str, &'static str, &'static str) {
+    match arch {
+        Arch::Arm64 => (
+            ["qemu-aarch64-static", "qemu-aarch64"],
+            "qemu-user-static",
+            "/usr/aarch64-linux-gnu",
+            "libc6-arm64-cross",
+        ),
+        Arch::X86_64 => (
+            ["qemu-x86_64-static", "qemu-x86_64"],
+            "qemu-user-static",
+            "/usr/x86_64-linux-gnu",
+            "libc6-amd64-cross",
+        ),
+    }
+}
+
+/// Decides whether `bootstrap` needs qemu: only when it is an ELF for Lambda's other
+/// architecture than this machine's. Anything else (a script, a broken file) is started as it
+/// is, so that it fails as it would on Lambda.
+pub fn emulation(
+    elf: Option<&ElfReport>,
+    host: Option<Arch>,
+    find_program: impl Fn(&str) -> Option<PathBuf>,
+    dir_exists: impl Fn(&Path) -> bool,
+) -> Result<Option<Emulator>, InvokeError> {
+    let Some(elf) = elf else { return Ok(None) };
+    if host.is_none_or(|host| host == elf.arch) {
+        return Ok(None);
+    }
+    let (programs, package, sysroot, libc_package) = qemu_for(elf.arch);
+    let program =
+        programs
+            .iter()
+            .find_map(|name| find_program(name))
+            .ok_or(InvokeError::NoEmulator {
+                arch: elf.arch,
+                program: programs[0],
+                package,
+            })?;
+    let sysroot = if elf.static_linked {
+        None
+    } else if dir_exists(Path::new(sysroot)) {
+        Some(PathBuf::from(sysroot))
+    } else {
+        return Err(InvokeError::NoSysroot {
+            arch: elf.arch,
+            sysroot: sysroot.into(),
+            package: libc_package,
+        });
+    };
+    Ok(Some(Emulator {
+        arch: elf.arch,
+        program,
+        sysroot,
+    }))
+}
+
+/// The function's configuration, as Lambda holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionSettings {
+    pub name: String,
+    pub memory_mb: u32,
+    pub timeout_secs: u32,
+    pub region: String,
+    /// The function's own variables (`--env`), checked against Lambda's reserved keys.
+    pub variables: Vec<(String, String)>,
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` from this machine: on
+    /// Lambda the function gets its role's credentials in these.
+    pub credentials: Vec<(String, String)>,
+}
+
+/// Variables Lambda sets itself and refuses in a function's configuration.
+pub const RESERVED: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// Parses `--env KEY=VALUE` values, refusing what Lambda refuses.
+pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, InvokeError> {
+    let mut variables = Vec::new();
+    for value in values {
+        let (key, val) = value
+            .split_once('=')
+            .filter(|(key, _)| !key.is_empty())
+            .ok_or_else(|| InvokeError::InvalidEnv(value.clone()))?;
+        variables.push((key.to_owned(), val.to_owned()));
+    }
+    let reserved: Vec<String> = variables
+        .iter()
+        .map(|(key, _)| key.clone())
+        .filter(|key| RESERVED.contains(&key.as_str()))
+        .collect();
+    if !reserved.is_empty() {
+        return Err(InvokeError::ReservedEnv(reserved));
+    }
+    Ok(variables)
+}
+
+/// Lambda's environment for `provided.al2023`, with the task root and Runtime API of this run.
+/// The function's variables come last and may override the non-reserved defaults (`TZ`,
+/// `PATH`, `LD_LIBRARY_PATH`, `LANG`), as on Lambda.
+pub fn environment(
+    config: &FunctionSettings,
+    task_root: &Path,
+    api: SocketAddr,
+    log_stream: &str,
+) -> Vec<(String, String)> {
+    let root = task_root.display().to_string();
+    let mut env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
+        (
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+            config.memory_mb.to_string(),
+        ),
+        ("AWS_LAMBDA_FUNCTION_VERSION", VERSION.to_owned()),
+        (
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            format!("/aws/lambda/{}", config.name),
+        ),
+        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
+        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
+        ("AWS_REGION", config.region.clone()),
+        ("AWS_DEFAULT_REGION", config.region.clone()),
+        ("LAMBDA_TASK_ROOT", root.clone()),
+        ("_HANDLER", BOOTSTRAP.to_owned()),
+        ("TZ", ":UTC".to_owned()),
+        ("LANG", "en_US.UTF-8".to_owned()),
+        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
+        ("LD_LIBRARY_PATH", format!("{root}:{root}/lib")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    env.extend(config.credentials.iter().cloned());
+    for (key, value) in &config.variables {
+        env.retain(|(k, _)| k != key);
+        env.push((key.clone(), value.clone()));
+    }
+    env
+}
+
+/// The command that starts `bootstrap`, as data: printed at `-v`, checked by tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Launch {
+    /// `bootstrap` in the task root.
+    pub bootstrap: PathBuf,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    /// The whole environment: nothing is inherited, as nothing is on Lambda.
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+    pub emulator: Option<Emulator>,
+}
+
+pub fn launch(task_root: &Path, emulator: Option<Emulator>, env: Vec<(String, String)>) -> Launch {
+    let bootstrap = task_root.join(BOOTSTRAP);
+    let (program, args) = match &emulator {
+        None => (bootstrap.clone(), Vec::new()),
+        Some(emulator) => {
+            let mut args: Vec<OsString> = Vec::new();
+            if let Some(sysroot) = &emulator.sysroot {
+                args.push("-L".into());
+                args.push(sysroot.into());
+            }
+            args.push(bootstrap.clone().into());
+            (emulator.program.clone(), args)
+        }
+    };
+    Launch {
+        bootstrap,
+        program,
+        args,
+        env,
+        cwd: task_root.to_path_buf(),
+        emulator,
+    }
+}
+
+impl Launch {
+    /// In its own process group, so that killing it takes whatever it started along, as
+    /// Lambda's sandbox reset does.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&self.cwd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        command
+    }
+}
+
+/// Variables whose values `-v` does not print.
+const SECRETS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
+
+/// As shell words, secrets masked: what `-v` prints.
+impl fmt::Display for Launch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let words = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                let v = if SECRETS.contains(&k.as_str()) {
+                    "***"
+                } else {
+                    v
+                };
+                format!("{k}={}", shell_words::quote(v))
+            })
+            .chain(std::iter::once(
+                shell_words::quote(&self.program.to_string_lossy()).into_owned(),
+            ))
+            .chain(
+                self.args
+                    .iter()
+                    .map(|a| shell_words::quote(&a.to_string_lossy()).into_owned()),
+            );
+        f.write_str(&words.collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
+pub fn arn(config: &FunctionSettings) -> String {
+    lambda::function_arn(&config.region, &config.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn config() -> FunctionSettings {
+        FunctionSettings {
+            name: "orders".into(),
+            memory_mb: 256,
+            timeout_secs: 3,
+            region: "eu-west-1".into(),
+            variables: vec![
+                ("TABLE".into(), "t".into()),
+                ("TZ".into(), "Europe/Paris".into()),
+            ],
+            credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
+        }
+    }
+
+    fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
+        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn environment_is_lambdas_with_this_task_root_and_api() {
+        let api: SocketAddr = "127.0.0.1:9001".parse().unwrap();
+        let env = environment(
+            &config(),
+            Path::new("/tmp/root"),
+            api,
+            "2024/01/01/[$LATEST]ab",
+        );
+        for (key, expected) in [
+            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/orders"),
+            ("AWS_REGION", "eu-west-1"),
+            ("LAMBDA_TASK_ROOT", "/tmp/root"),
+            ("_HANDLER", "bootstrap"),
+            ("LD_LIBRARY_PATH", "/tmp/root:/tmp/root/lib"),
+            ("TABLE", "t"),
+            ("AWS_ACCESS_KEY_ID", "AKIA"),
+        ] {
+            assert_eq!(value(&env, key), Some(expected), "{key}");
+        }
+        // A function may set TZ; it replaces Lambda's `:UTC` instead of adding a second one.
+        assert_eq!(value(&env, "TZ"), Some("Europe/Paris"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "TZ").count(), 1);
+    }
+
+    #[test]
+    fn reserved_variables_are_refused_like_lambda_does() {
+        let values = [
+            "A=1".to_owned(),
+            "AWS_REGION=x".to_owned(),
+            "_HANDLER=y".to_owned(),
+        ];
+        let err = parse_variables(&values).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("Reserved keys used in this request: AWS_REGION, _HANDLER"),
+            "{err}"
+        );
+        assert!(matches!(
+            parse_variables(&["NOEQUALS".to_owned()]),
+            Err(InvokeError::InvalidEnv(_))
+        ));
+        assert_eq!(
+            parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
+            [("K".into(), "a=b".into()), ("E".into(), String::new())]
+        );
+    }
+
+    fn elf(arch: Arch, static_linked: bool) -> ElfReport {
+        ElfReport {
+            arch,
+            static_linked,
+            interpreter: None,
+            glibc: None,
+            needed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn qemu_only_for_the_other_architecture() {
+        let found = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
+        let yes = |_: &Path| true;
+        assert_eq!(
+            emulation(
+                Some(&elf(Arch::X86_64, false)),
+                Some(Arch::X86_64),
+                found,
+                yes
+            )
+            .unwrap(),
+            None
+        );
+        assert_eq!(
+            emulation(None, Some(Arch::X86_64), found, yes).unwrap(),
+            None
+        );
+        let arm = emulation(
+            Some(&elf(Arch::Arm64, false)),
+            Some(Arch::X86_64),
+            found,
+            yes,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(arm.program, Path::new("/usr/bin/qemu-aarch64-static"));
+        assert_eq!(
+            arm.sysroot.as_deref(),
+            Some(Path::new("/usr/aarch64-linux-gnu"))
+        );
+        let static_arm = emulation(
+            Some(&elf(Arch::Arm64, true)),
+            Some(Arch::X86_64),
+            found,
+            |_| false,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(static_arm.sysroot, None);
+
+        let env = vec![
+            ("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t".to_owned()),
+            ("A".to_owned(), "x y".to_owned()),
+        ];
+        let launch = launch(Path::new("/t"), Some(arm), env);
+        assert_eq!(
+            launch.to_string(),
+            "AWS_SECRET_ACCESS_KEY='***' A='x y' /usr/bin/qemu-aarch64-static \
+             -L /usr/aarch64-linux-gnu /t/bootstrap"
+        );
+    }
+
+    #[test]
+    fn missing_qemu_or_sysroot_names_the_package() {
+        let none = |_: &str| None;
+        let err = emulation(
+            Some(&elf(Arch::Arm64, false)),
+            Some(Arch::X86_64),
+            none,
+            |_| true,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("`qemu-aarch64-static`"), "{err}");
+        assert!(
+            err.help()
+                .unwrap()
+                .contains("apt-get install qemu-user-static"),
+            "{:?}",
+            err.help()
+        );
+        let found = |name: &str| Some(PathBuf::from(name));
+        let err = emulation(
+            Some(&elf(Arch::Arm64, false)),
+            Some(Arch::X86_64),
+            found,
+            |_| false,
+        )
+        .unwrap_err();
+        assert!(
+            err.help()
+                .unwrap()
+                .contains("apt-get install libc6-arm64-cross"),
+            "{:?}",
+            err.help()
+        );
+    }
+
+    fn zip_with(entries: &[(&str, u32, &[u8])]) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
+        for (name, mode, data) in entries {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(*mode);
+            if name.ends_with('/') {
+                zip.add_directory(*name, options).unwrap();
+            } else {
+                zip.start_file(*name, options).unwrap();
+                zip.write_all(data).unwrap();
+            }
+        }
+        zip.finish().unwrap();
+        file
+    }
+
+    fn mode(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn zips_are_extracted_with_their_modes() {
+        let zip = zip_with(&[
+            ("bootstrap", 0o755, b"#!/bin/sh\n"),
+            ("lib/", 0o755, b""),
+            ("lib/libx.so", 0o644, b"x"),
+            ("data/deep/f.txt", 0o600, b"abc"),
+        ]);
+        let root = prepare(zip.path()).unwrap();
+        assert_eq!(mode(&root.bootstrap()), 0o755);
+        assert_eq!(mode(&root.path().join("lib/libx.so")), 0o644);
+        assert_eq!(mode(&root.path().join("data/deep/f.txt")), 0o600);
+        assert_eq!(mode(&root.path().join("data/deep")), 0o755);
+        assert_eq!(root.unzipped_size, 10 + 1 + 3);
+        let path = root.path().to_path_buf();
+        drop(root);
+        assert!(!path.exists(), "the task root is removed");
+    }
+
+    #[test]
+    fn a_non_executable_bootstrap_stays_non_executable() {
+        let zip = zip_with(&[("bootstrap", 0o644, b"\x7fELF")]);
+        let root = prepare(zip.path()).unwrap();
+        assert_eq!(mode(&root.bootstrap()), 0o644);
+    }
+
+    #[test]
+    fn a_bare_executable_becomes_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("my-fn");
+        fs::write(&exe, b"#!/bin/sh\necho hi\n").unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o750)).unwrap();
+        let root = prepare(&exe).unwrap();
+        assert_eq!(fs::read(root.bootstrap()).unwrap(), b"#!/bin/sh\necho hi\n");
+        assert_eq!(mode(&root.bootstrap()), 0o750);
+    }
+
+    #[test]
+    fn more_than_lambdas_unzipped_limit_is_refused() {
+        let zip = zip_with(&[("bootstrap", 0o755, b"12345"), ("data", 0o644, b"123456")]);
+        let root = tempfile::tempdir().unwrap();
+        let err = extract_zip(zip.path(), root.path(), 10).unwrap_err();
+        assert!(matches!(err, InvokeError::TooLargeUnzipped(11)), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("Unzipped size must be smaller than 262144000 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn entries_escaping_the_root_are_refused() {
+        let zip = zip_with(&[("../evil", 0o644, b"x")]);
+        assert!(matches!(
+            prepare(zip.path()),
+            Err(InvokeError::UnsafeEntry(name)) if name == "../evil"
+        ));
+    }
+}
