@@ -61,22 +61,9 @@ pub fn run_cargo(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<Built>> {
-    reporter.command(invocation);
-    let mut child = invocation
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: invocation.program.to_string_lossy().into_owned(),
-            source,
-        })?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let child = Arc::new(Mutex::new(child));
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
+    let mut watched = Watched::spawn(invocation, Stdio::piped(), reporter, interrupt)?;
+    let stdout = watched.child_stdout()?;
+    let stderr = watched.child_stderr()?;
 
     reporter.start_progress();
     let built = std::thread::scope(|scope| {
@@ -96,14 +83,7 @@ pub fn run_cargo(
         built
     });
     reporter.finish_progress();
-    done.store(true, Ordering::SeqCst);
-    let status = child
-        .lock()
-        .map_err(|_| anyhow::anyhow!("cargo's process handle was poisoned"))?
-        .wait()
-        .map_err(|e| anyhow::anyhow!("cannot wait for cargo: {e}"))?;
-    drop(watcher);
-    interrupt.check()?;
+    let status = watched.wait(interrupt)?;
     if !status.success() {
         return Err(Error::Cargo {
             status,
@@ -115,6 +95,64 @@ pub fn run_cargo(
         .zip(wanted)
         .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
         .collect()
+}
+
+/// A child cargo with its stderr piped, and this process's SIGINT/SIGTERM passed on to it.
+pub(crate) struct Watched {
+    child: Arc<Mutex<Child>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Watched {
+    /// Prints the command at `-v`, starts it, and starts the thread that forwards signals.
+    pub(crate) fn spawn(
+        invocation: &Invocation,
+        stdout: Stdio,
+        reporter: &Reporter,
+        interrupt: &Interrupt,
+    ) -> Result<Watched> {
+        reporter.command(invocation);
+        let child = invocation
+            .command()
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|source| Error::Spawn {
+                program: invocation.program.to_string_lossy().into_owned(),
+                source,
+            })?;
+        let child = Arc::new(Mutex::new(child));
+        let done = Arc::new(AtomicBool::new(false));
+        watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
+        Ok(Watched { child, done })
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Child>> {
+        Ok(self
+            .child
+            .lock()
+            .map_err(|_| anyhow::anyhow!("cargo's process handle was poisoned"))?)
+    }
+
+    pub(crate) fn child_stdout(&mut self) -> Result<std::process::ChildStdout> {
+        Ok(self.lock()?.stdout.take().expect("stdout is piped"))
+    }
+
+    pub(crate) fn child_stderr(&mut self) -> Result<std::process::ChildStderr> {
+        Ok(self.lock()?.stderr.take().expect("stderr is piped"))
+    }
+
+    /// Waits for the child; an interruption is reported as such, whatever cargo's status.
+    pub(crate) fn wait(self, interrupt: &Interrupt) -> Result<std::process::ExitStatus> {
+        self.done.store(true, Ordering::SeqCst);
+        let status = self
+            .lock()?
+            .wait()
+            .map_err(|e| anyhow::anyhow!("cannot wait for cargo: {e}"))?;
+        interrupt.check()?;
+        Ok(status)
+    }
 }
 
 pub(crate) fn forward_lines(stream: impl Read, reporter: &Reporter) {
@@ -129,7 +167,7 @@ pub(crate) fn forward_lines(stream: impl Read, reporter: &Reporter) {
 
 /// Passes a signal this process received on to cargo (a terminal's Ctrl-C reaches cargo by
 /// itself; a `kill` or a CI runner's SIGTERM reaches only this process).
-pub(crate) fn watch_for_interrupt(
+fn watch_for_interrupt(
     child: Arc<Mutex<Child>>,
     done: Arc<AtomicBool>,
     interrupt: Interrupt,

@@ -26,13 +26,11 @@ pub mod image;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use cargo_metadata::Metadata;
 
 use crate::arch::Arch;
-use crate::build::{Built, forward_lines, watch_for_interrupt};
+use crate::build::{Built, Watched, forward_lines};
 use crate::config::{DockerConfig, Env};
 use crate::error::{Error, Result};
 use crate::plan::{BuildPlan, Invocation};
@@ -252,30 +250,9 @@ fn manifest_path(plan: &BuildPlan) -> PathBuf {
 
 /// Runs `cargo fetch`, its output passed to the user, a signal passed on to it.
 fn run_fetch(invocation: &Invocation, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
-    reporter.command(invocation);
-    let mut child = invocation
-        .command()
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| Error::Spawn {
-            program: invocation.program.to_string_lossy().into_owned(),
-            source,
-        })?;
-    let stderr = child.stderr.take().expect("stderr is piped");
-    let child = Arc::new(Mutex::new(child));
-    let done = Arc::new(AtomicBool::new(false));
-    let watcher = watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
-    forward_lines(stderr, reporter);
-    done.store(true, Ordering::SeqCst);
-    let status = child
-        .lock()
-        .map_err(|_| anyhow::anyhow!("cargo's process handle was poisoned"))?
-        .wait()
-        .map_err(|e| anyhow::anyhow!("cannot wait for cargo: {e}"))?;
-    let _ = watcher.join();
-    interrupt.check()?;
+    let mut watched = Watched::spawn(invocation, Stdio::null(), reporter, interrupt)?;
+    forward_lines(watched.child_stderr()?, reporter);
+    let status = watched.wait(interrupt)?;
     if status.success() {
         Ok(())
     } else {
