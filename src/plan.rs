@@ -287,22 +287,17 @@ mod tests {
     }
 
     fn plan_of(args: &[&str], project: &Project) -> BuildPlan {
-        let Cli::LambdaBuild(args) =
-            Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        let env = Env {
-            cargo: "/bin/cargo".into(),
-            cwd: "/src/ws/api".into(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        };
-        let config = BuildConfig::resolve(args, &env, project).unwrap();
+        let config = config_of(args, project);
         let profile_env = profile_env(&config, false, |_| false);
-        plan(&config, project, &env.cargo, &env.cwd, profile_env)
+        let cwd = Path::new("/src/ws/api");
+        plan(&config, project, &"/bin/cargo".into(), cwd, profile_env)
     }
 
     fn config(args: &[&str]) -> BuildConfig {
+        config_of(args, &project())
+    }
+
+    fn config_of(args: &[&str], project: &Project) -> BuildConfig {
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
         let env = Env {
@@ -313,7 +308,7 @@ mod tests {
             source_date_epoch: None,
             config_vars: Vec::new(),
         };
-        BuildConfig::resolve(args, &env, &project()).unwrap()
+        BuildConfig::resolve(args, &env, project).unwrap()
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {

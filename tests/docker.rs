@@ -218,15 +218,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "cargo-lambda-build failed ({}):\n{}",
-        output.status,
-        stderr(output)
-    );
-}
-
 /// The build containers a tool process left behind (they are named after its pid).
 fn containers_of(pid: u32) -> Vec<String> {
     let output = Command::new("docker")
@@ -310,7 +301,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     // x86_64, in the project's image.
     let started = Instant::now();
     let (output, pid) = run_with_pid(runner, dir, &["--docker", "--zip"]);
-    assert_success(&output);
+    common::assert_success(&output);
     report_time("x86_64 --docker build", started.elapsed());
     let err = stderr(&output);
     let dockerfile = dir.join("lambda.Dockerfile");
@@ -342,7 +333,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let started = Instant::now();
     let output = runner.run(dir, &["--docker", "--zip"]);
     let elapsed = started.elapsed();
-    assert_success(&output);
+    common::assert_success(&output);
     report_time("no-op --docker rebuild", elapsed);
     let err = stderr(&output);
     assert!(err.contains("Reusing image"), "{err}");
@@ -360,7 +351,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
         dir,
         &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
     );
-    assert_success(&output);
+    common::assert_success(&output);
     report_time("arm64 --docker build", started.elapsed());
     assert!(
         containers_of(pid).is_empty(),

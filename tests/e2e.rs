@@ -5,31 +5,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
-
-fn lambda_build(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("lambda-build")
-        .args(args)
-        .args(["--locked", "--target-dir"])
-        .arg(common::fixture_target_dir())
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("runs cargo-lambda-build")
-}
-
-fn assert_success(output: &Output) {
-    assert!(
-        output.status.success(),
-        "cargo-lambda-build failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
 
 /// Unzips `zip` and returns its `bootstrap` (checked executable by the helper).
 fn bootstrap_of(zip: &Path, scratch: &Path) -> PathBuf {
@@ -80,8 +59,8 @@ fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
         return;
     }
     let project = common::copy_fixture("echo");
-    let output = lambda_build(project.path(), &["--zip"]);
-    assert_success(&output);
+    let output = common::lambda_build_fixture(project.path(), &["--zip"]);
+    common::assert_success(&output);
     let zip = project.path().join("lambda.zip");
     let first = std::fs::read(&zip).unwrap();
 
@@ -90,7 +69,7 @@ fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
     assert_echo_answers(&bootstrap, "x86_64");
 
     // A second run with nothing changed writes the same bytes.
-    assert_success(&lambda_build(project.path(), &["--zip"]));
+    common::assert_success(&common::lambda_build_fixture(project.path(), &["--zip"]));
     assert!(
         std::fs::read(&zip).unwrap() == first,
         "the rebuilt zip differs"
@@ -103,8 +82,9 @@ fn arm64_zip_answers_invocations_under_qemu() {
         return;
     }
     let project = common::copy_fixture("echo");
-    let output = lambda_build(project.path(), &["--zip", "--arch", "arm64", "-o", "arm64"]);
-    assert_success(&output);
+    let output =
+        common::lambda_build_fixture(project.path(), &["--zip", "--arch", "arm64", "-o", "arm64"]);
+    common::assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("architecture  arm64"), "{stdout}");
 
@@ -120,8 +100,9 @@ fn c_dependencies_cross_compile_for_both_architectures() {
     }
     let project = common::copy_fixture("digest");
     for arch in ["x86_64", "arm64"] {
-        let output = lambda_build(project.path(), &["--zip", "--arch", arch, "-o", arch]);
-        assert_success(&output);
+        let output =
+            common::lambda_build_fixture(project.path(), &["--zip", "--arch", arch, "-o", arch]);
+        common::assert_success(&output);
         let bootstrap = bootstrap_of(
             &project.path().join(arch).join("lambda.zip"),
             project.path(),
@@ -169,8 +150,8 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
             .unwrap()
     };
     let (x86, arm) = (spawn("x86_64"), spawn("arm64"));
-    assert_success(&x86.wait_with_output().unwrap());
-    assert_success(&arm.wait_with_output().unwrap());
+    common::assert_success(&x86.wait_with_output().unwrap());
+    common::assert_success(&arm.wait_with_output().unwrap());
 
     for (arch, machine) in [("x86_64", 62), ("arm64", 183)] {
         let bootstrap = bootstrap_of(

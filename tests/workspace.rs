@@ -15,19 +15,6 @@ use sha2::Digest as _;
 
 const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 
-fn lambda_build(dir: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("lambda-build")
-        .args(args)
-        .args(["--locked", "--target-dir"])
-        .arg(common::fixture_target_dir())
-        .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("runs cargo-lambda-build")
-}
-
 fn succeeded(output: Output) -> Output {
     assert!(
         output.status.success(),
@@ -101,7 +88,10 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
 
     // --workspace: all three binaries; `migrate` as an extension, from its bin table. This is
     // also the earlier build that leaves every binary in the target dir for the next run.
-    let output = succeeded(lambda_build(root, &["--workspace", "-o", "all"]));
+    let output = succeeded(common::lambda_build_fixture(
+        root,
+        &["--workspace", "-o", "all"],
+    ));
     assert_eq!(
         files_under(&root.join("all")),
         ["alpha/lambda.zip", "beta/lambda.zip", "migrate/lambda.zip"]
@@ -123,7 +113,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
     // Two functions by name, from the workspace root (a virtual manifest). `zip = true` comes
     // from [workspace.metadata.lambda-build], alpha's includes from its package table. `migrate`,
     // left in the target dir by the run above, is not packaged.
-    let output = succeeded(lambda_build(
+    let output = succeeded(common::lambda_build_fixture(
         root,
         &[
             "--bin",
@@ -223,7 +213,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
 
     // --exclude, and one function: the single-function layout, `--extension` from the command
     // line, command-line includes replacing the package's.
-    succeeded(lambda_build(
+    succeeded(common::lambda_build_fixture(
         root,
         &["--workspace", "--exclude", "tools", "-o", "ex"],
     ));
@@ -231,7 +221,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         files_under(&root.join("ex")),
         ["alpha/lambda.zip", "beta/lambda.zip"]
     );
-    succeeded(lambda_build(
+    succeeded(common::lambda_build_fixture(
         root,
         &["-p", "beta", "--extension", "-o", "one"],
     ));
@@ -241,7 +231,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
             .collect::<Vec<_>>(),
         ["extensions/", "extensions/beta"]
     );
-    succeeded(lambda_build(
+    succeeded(common::lambda_build_fixture(
         root,
         &["-p", "alpha", "--include", "static/*.txt", "-o", "inc"],
     ));

@@ -59,6 +59,31 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
     }
 }
 
+/// Runs `cargo-lambda-build lambda-build ARGS --locked --target-dir <shared>` in the fixture copy
+/// at `dir`, with no `CARGO_TARGET_DIR` or `SOURCE_DATE_EPOCH` leaking in from the test run.
+pub fn lambda_build_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_cargo-lambda-build"))
+        .arg("lambda-build")
+        .args(args)
+        .args(["--locked", "--target-dir"])
+        .arg(fixture_target_dir())
+        .current_dir(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("SOURCE_DATE_EPOCH")
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+/// Asserts that a run of the tool succeeded, quoting its stderr when not.
+pub fn assert_success(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "cargo-lambda-build failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// Build the fixture crate at `dir` with plain cargo (`build --release --locked --target
 /// <triple>`) into [`fixture_target_dir`], and return the path of binary `bin`. For tests that
 /// need a reference binary built without the tool.

@@ -22,6 +22,7 @@ mod tools;
 
 pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
 pub use fixtures::{
-    cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir, fixture_target_dir,
+    assert_success, cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir,
+    fixture_target_dir, lambda_build_fixture,
 };
 pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools};
