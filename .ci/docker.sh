@@ -62,11 +62,13 @@ lambda_build_docker_setup() (
     unix://*) setfacl -m "u:$user:rw" "${host#unix://}" ;;
   esac
   sysroot=$(rustc --print sysroot)
-  # The toolchain and this checkout usually live under /root (mode 700): let the user traverse.
+  # The toolchain and this checkout usually live under /root (mode 700), and a checkout made
+  # in a `mktemp -d` directory is itself 700: let the user traverse each of them and their
+  # parents.
   for path in "$sysroot" "$repo"; do
     while [ "$path" != / ]; do
+      su -s /bin/sh "$user" -c "test -x '$path'" 2>/dev/null || chmod o+x "$path"
       path=$(dirname "$path")
-      [ -x "$path" ] && su -s /bin/sh "$user" -c "test -x '$path'" 2>/dev/null || chmod o+x "$path"
     done
   done
 
