@@ -165,6 +165,7 @@ impl Error {
             // cargo's own exit code, 101 for a compile error.
             Error::Cargo { code, .. } => code.unwrap_or(exit::COMPILE),
             Error::Interrupted(code) => *code,
+            Error::Package(PackageError::Interrupted { code, .. }) => *code,
             Error::Fetch { code } => code.unwrap_or(exit::COMPILE),
             // cargo's 101 is a compile error; anything else is the container's or the image's.
             Error::ContainerBuild { code, .. } if *code == i64::from(exit::COMPILE) => {

@@ -122,7 +122,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 
     let mut artifacts = Vec::new();
     for ((function, built), includes) in plan.functions.iter().zip(&built).zip(includes) {
-        let (artifact, fresh) = package_function(function, built, includes, timestamp)?;
+        let (artifact, fresh) = package_function(function, built, includes, timestamp, &interrupt)?;
         if artifact.exceeds_direct_upload() {
             reporter.warn(format!(
                 "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
@@ -267,6 +267,7 @@ fn package_function(
     built: &build::Built,
     includes: Vec<ZipEntry>,
     timestamp: zip::DateTime,
+    interrupt: &Interrupt,
 ) -> Result<(package::Artifact, bool)> {
     let zip = matches!(function.output, Output::Zip(_));
     let mut entries = if zip { includes } else { Vec::new() };
@@ -290,7 +291,8 @@ fn package_function(
         return Ok((artifact, true));
     }
 
-    let staged = package::stage_bootstrap(&built.executable, &function.staging_dir)?;
+    let cancel = || interrupt.received();
+    let staged = package::stage_bootstrap(&built.executable, &function.staging_dir, &cancel)?;
     if let Some(dir) = function.output.path().parent() {
         create_outdir(dir)?;
     }
@@ -299,9 +301,9 @@ fn package_function(
             if let Some(executable) = entries.last_mut() {
                 executable.source = staged;
             }
-            package::write_zip(path, &entries, timestamp)?
+            package::write_zip_cancellable(path, &entries, timestamp, &cancel)?
         }
-        Output::Bootstrap(path) => package::write_file(path, &staged, 0o755)?,
+        Output::Bootstrap(path) => package::write_file_cancellable(path, &staged, 0o755, &cancel)?,
     };
     package::record(&stamp, &fingerprint, &artifact)?;
     Ok((artifact, false))

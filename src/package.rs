@@ -60,6 +60,19 @@ pub enum PackageError {
         "`{SOURCE_DATE_EPOCH}` must be a whole number of seconds since 1970-01-01 UTC, not `{value}`"
     )]
     InvalidSourceDateEpoch { value: String },
+
+    /// A signal came while writing: the temporary file is gone, the previous artifact stays.
+    /// Holds the exit code the signal asks for (130 or 143).
+    #[error("interrupted while writing `{}`", .path.display())]
+    Interrupted { path: PathBuf, code: i32 },
+}
+
+/// Asked between chunks of a write: `Some(exit code)` once a signal asks the run to stop.
+pub type Cancel<'a> = &'a dyn Fn() -> Option<i32>;
+
+/// For writes that nothing interrupts.
+fn never() -> Option<i32> {
+    None
 }
 
 impl PackageError {
@@ -189,22 +202,38 @@ fn civil_from_days(days: u64) -> (u64, u8, u8) {
 }
 
 /// Copies the built executable to `staging_dir/bootstrap`, executable (755) as Lambda requires.
-pub fn stage_bootstrap(executable: &Path, staging_dir: &Path) -> Result<PathBuf, PackageError> {
-    write_file(&staging_dir.join(BOOTSTRAP), executable, 0o755).map(|artifact| artifact.path)
+pub fn stage_bootstrap(
+    executable: &Path,
+    staging_dir: &Path,
+    cancel: Cancel,
+) -> Result<PathBuf, PackageError> {
+    write_file_cancellable(&staging_dir.join(BOOTSTRAP), executable, 0o755, cancel)
+        .map(|artifact| artifact.path)
 }
 
 /// Copies `source` to `dest` with `mode`, atomically; creates `dest`'s directory.
 pub fn write_file(dest: &Path, source: &Path, mode: u32) -> Result<Artifact, PackageError> {
+    write_file_cancellable(dest, source, mode, &never)
+}
+
+/// [`write_file`] that stops, leaving `dest` as it was, once `cancel` says so.
+pub fn write_file_cancellable(
+    dest: &Path,
+    source: &Path,
+    mode: u32,
+    cancel: Cancel,
+) -> Result<Artifact, PackageError> {
     let mut input = open(source)?;
     let mut tmp = temp_beside(dest)?;
     let mut hasher = Sha256::new();
     let size = copy(
         &mut input,
         source,
-        tmp.as_file_mut(),
+        &mut Checked::new(tmp.as_file_mut(), cancel),
         dest,
         Some(&mut hasher),
     )?;
+    checkpoint(dest, cancel)?;
     persist(tmp, dest, mode)?;
     Ok(Artifact {
         path: dest.to_path_buf(),
@@ -221,6 +250,17 @@ pub fn write_zip(
     dest: &Path,
     entries: &[ZipEntry],
     timestamp: DateTime,
+) -> Result<Artifact, PackageError> {
+    write_zip_cancellable(dest, entries, timestamp, &never)
+}
+
+/// [`write_zip`] that stops, leaving `dest` as it was, once `cancel` says so: it is asked after
+/// every chunk written, so a signal during a large zip takes effect at once.
+pub fn write_zip_cancellable(
+    dest: &Path,
+    entries: &[ZipEntry],
+    timestamp: DateTime,
+    cancel: Cancel,
 ) -> Result<Artifact, PackageError> {
     let entries = ordered(entries)?;
     let mut declared = 0u64;
@@ -241,7 +281,7 @@ pub fn write_zip(
         .compression_level(Some(DEFLATE_LEVEL))
         .system(System::Unix)
         .last_modified_time(timestamp);
-    let mut zip = ZipWriter::new(BufWriter::new(tmp.as_file_mut()));
+    let mut zip = ZipWriter::new(BufWriter::new(Checked::new(tmp.as_file_mut(), cancel)));
     let mut unzipped_size = 0u64;
     for entry in &entries {
         if entry.is_dir() {
@@ -266,6 +306,7 @@ pub fn write_zip(
         .map_err(|e| write_error(dest, e))?;
     let mut hasher = Sha256::new();
     let size = copy(file, dest, &mut io::sink(), dest, Some(&mut hasher))?;
+    checkpoint(dest, cancel)?;
     persist(tmp, dest, 0o644)?;
     Ok(Artifact {
         path: dest.to_path_buf(),
@@ -356,16 +397,115 @@ fn copy(
 }
 
 /// The temporary file lives beside `dest` so that the final rename stays within one file system,
-/// where it is atomic. Dropping it removes it.
+/// where it is atomic. Dropping it removes it. Its name carries this process's id
+/// (`.lambda.zip.<pid>.<random>.tmp`), so that the files of a run that was killed (SIGKILL, a
+/// power cut: no destructor ran) can be told apart from those of a run still writing, and removed.
 fn temp_beside(dest: &Path) -> Result<NamedTempFile, PackageError> {
     let dir = parent_dir(dest);
     fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    remove_stale_temps(dir, &name);
     tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
         .map_err(|e| write_error(dest, e))
+}
+
+/// Removes the temporary files for `name` in `dir` left by processes that no longer run. Best
+/// effort: a file that cannot be removed is left for the next run.
+fn remove_stale_temps(dir: &Path, name: &str) {
+    let Ok(read) = fs::read_dir(dir) else { return };
+    let prefix = format!(".{name}.");
+    for entry in read.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .filter(|rest| rest.ends_with(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !process_is_running(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+#[cfg(unix)]
+fn process_is_running(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: kill(2) with signal 0 sends nothing; it only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    // EPERM: it exists, owned by someone else.
+    alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_is_running(_: u32) -> bool {
+    true
+}
+
+/// Returns [`PackageError::Interrupted`] once `cancel` says so.
+fn checkpoint(dest: &Path, cancel: Cancel) -> Result<(), PackageError> {
+    match cancel() {
+        Some(code) => Err(PackageError::Interrupted {
+            path: dest.to_path_buf(),
+            code,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A writer that asks `cancel` before each write, so a long write stops soon after a signal.
+struct Checked<'a, W> {
+    inner: W,
+    cancel: Cancel<'a>,
+}
+
+impl<'a, W> Checked<'a, W> {
+    fn new(inner: W, cancel: Cancel<'a>) -> Self {
+        Checked { inner, cancel }
+    }
+}
+
+/// The marker inside the `io::Error` that carries an interruption through the zip writer.
+#[derive(Debug)]
+struct Cancelled(i32);
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+impl<W: Write> Write for Checked<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(code) = (self.cancel)() {
+            return Err(io::Error::other(Cancelled(code)));
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Seek> Seek for Checked<'_, W> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
 }
 
 /// Makes the content durable before it becomes visible under `dest`, in one rename.
@@ -403,6 +543,12 @@ fn read_error(path: &Path, error: io::Error) -> PackageError {
 }
 
 fn write_error(path: &Path, error: io::Error) -> PackageError {
+    if let Some(Cancelled(code)) = error.get_ref().and_then(|e| e.downcast_ref::<Cancelled>()) {
+        return PackageError::Interrupted {
+            path: path.to_path_buf(),
+            code: *code,
+        };
+    }
     PackageError::Write {
         path: path.to_path_buf(),
         error,
@@ -893,6 +1039,63 @@ mod tests {
         assert_eq!(listing(&out), ["lambda.zip"]);
     }
 
+    #[test]
+    fn a_signal_mid_write_keeps_the_previous_zip_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        let dest = out.join("lambda.zip");
+        // How often an uninterrupted write asks; the last question comes just before the rename.
+        let asked = std::cell::Cell::new(0usize);
+        let counting = || {
+            asked.set(asked.get() + 1);
+            None
+        };
+        write_zip_cancellable(&dest, &entries, zip_timestamp(EPOCH), &counting).unwrap();
+        let questions = asked.get();
+        assert!(questions > 2, "asked only {questions} times");
+        let before = fs::read(&dest).unwrap();
+
+        // The signal arrives at the first write, mid-way, and at the last moment.
+        for at in [1, questions / 2, questions] {
+            asked.set(0);
+            let cancel = || {
+                asked.set(asked.get() + 1);
+                (asked.get() >= at).then_some(143)
+            };
+            let err =
+                write_zip_cancellable(&dest, &entries, DateTime::DEFAULT, &cancel).unwrap_err();
+            assert!(
+                matches!(err, PackageError::Interrupted { code: 143, .. }),
+                "at {at}: {err}"
+            );
+            assert_eq!(fs::read(&dest).unwrap(), before, "at {at}");
+            assert_eq!(listing(&out), ["lambda.zip"], "at {at}");
+        }
+    }
+
+    #[test]
+    fn temp_files_of_dead_processes_are_removed_and_those_of_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        fs::create_dir_all(&out).unwrap();
+        // A process that has exited (its id is not reused this soon), and this live one.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = format!(".lambda.zip.{dead}.aB3dE9.tmp");
+        let live = format!(".lambda.zip.{}.zZ9yY8.tmp", std::process::id());
+        let other = format!(".other.zip.{dead}.aB3dE9.tmp");
+        for name in [&stale, &live, &other] {
+            fs::write(out.join(name), "partial").unwrap();
+        }
+        write_zip(&out.join("lambda.zip"), &entries, zip_timestamp(EPOCH)).unwrap();
+        let mut expected = vec![other, live, "lambda.zip".to_owned()];
+        expected.sort();
+        assert_eq!(listing(&out), expected);
+    }
+
     #[cfg(target_os = "linux")]
     #[test]
     fn read_failure_mid_zip_keeps_the_previous_zip_and_leaves_no_temp_file() {
@@ -1078,7 +1281,7 @@ mod tests {
         set_mode(&File::open(&executable).unwrap(), 0o644).unwrap();
         let staging = dir.path().join("target/lambda/x86_64");
         for _ in 0..2 {
-            let staged = stage_bootstrap(&executable, &staging).unwrap();
+            let staged = stage_bootstrap(&executable, &staging, &never).unwrap();
             assert_eq!(staged, staging.join("bootstrap"));
             assert_eq!(mode_of(&staged), 0o755);
             assert_eq!(fs::read(&staged).unwrap(), bootstrap_bytes());
