@@ -14,6 +14,7 @@ pub mod new;
 pub mod package;
 pub mod plan;
 pub mod project;
+pub mod redact;
 pub mod report;
 pub mod signal;
 

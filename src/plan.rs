@@ -30,29 +30,16 @@ impl Invocation {
     }
 }
 
-/// The command as shell words, the way `-v` prints it.
+/// The command as shell words, the way `-v` prints it: secret-looking values masked.
 impl fmt::Display for Invocation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let words = self
-            .env
-            .iter()
-            .map(|(k, v)| {
-                format!(
-                    "{}={}",
-                    k.to_string_lossy(),
-                    shell_words::quote(&v.to_string_lossy())
-                )
-            })
-            .chain(
-                std::iter::once(self.program.to_string_lossy().into_owned())
-                    .map(|p| shell_words::quote(&p).into_owned()),
-            )
-            .chain(
-                self.args
-                    .iter()
-                    .map(|a| shell_words::quote(&a.to_string_lossy()).into_owned()),
-            );
-        f.write_str(&words.collect::<Vec<_>>().join(" "))
+        f.write_str(&crate::redact::command_line(
+            self.env
+                .iter()
+                .map(|(k, v)| (k.to_string_lossy(), v.to_string_lossy())),
+            &self.program,
+            self.args.iter().map(OsString::as_os_str),
+        ))
     }
 }
 

@@ -399,32 +399,16 @@ impl Launch {
     }
 }
 
-/// Variables whose values `-v` does not print.
-const SECRETS: &[&str] = &["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"];
-
 /// As shell words, secrets masked: what `-v` prints.
 impl fmt::Display for Launch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let words = self
-            .env
-            .iter()
-            .map(|(k, v)| {
-                let v = if SECRETS.contains(&k.as_str()) {
-                    "***"
-                } else {
-                    v
-                };
-                format!("{k}={}", shell_words::quote(v))
-            })
-            .chain(std::iter::once(
-                shell_words::quote(&self.program.to_string_lossy()).into_owned(),
-            ))
-            .chain(
-                self.args
-                    .iter()
-                    .map(|a| shell_words::quote(&a.to_string_lossy()).into_owned()),
-            );
-        f.write_str(&words.collect::<Vec<_>>().join(" "))
+        f.write_str(&crate::redact::command_line(
+            self.env
+                .iter()
+                .map(|(k, v)| (k.as_str().into(), v.as_str().into())),
+            self.program.as_os_str(),
+            self.args.iter().map(OsString::as_os_str),
+        ))
     }
 }
 

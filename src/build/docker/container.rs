@@ -225,11 +225,7 @@ pub fn passthrough_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<
         "CARGO_INSTALL_",
         "CARGO_ALIAS_",
     ];
-    let secret = |name: &str| {
-        ["TOKEN", "CREDENTIAL", "SECRET", "PASSWORD"]
-            .iter()
-            .any(|word| name.contains(word))
-    };
+    let secret = crate::redact::is_secret_name;
     // `CARGO_TARGET_<TRIPLE>_LINKER` / `_RUNNER` / `_AR` name host programs.
     let host_tool = |name: &str| {
         name.starts_with("CARGO_TARGET_")
