@@ -28,6 +28,12 @@ pub enum Error {
     #[error("`--manifest-path` `{}` does not exist", .0.display())]
     ManifestMissing(PathBuf),
 
+    #[error("`--manifest-path` `{}` is a directory; it must name a Cargo.toml file", .0.display())]
+    ManifestIsDir(PathBuf),
+
+    #[error("`{}` is a directory, and the new artifact would have to replace it", .0.display())]
+    OutputIsDir(PathBuf),
+
     #[error("cargo could not read the project: {0}")]
     Metadata(String),
 
@@ -80,7 +86,7 @@ pub enum Error {
     #[error("`--outdir` `{}` is a file, not a directory", .0.display())]
     OutdirIsFile(PathBuf),
 
-    #[error("cannot create `--outdir` `{}`: {source}", .path.display())]
+    #[error("cannot write to `--outdir` `{}`: {}", .path.display(), crate::package::describe(.source))]
     CreateOutdir {
         path: PathBuf,
         source: std::io::Error,
@@ -182,6 +188,13 @@ impl Error {
                 "run in your function's crate, or pass `--manifest-path path/to/Cargo.toml`".into()
             }
             Error::ManifestMissing(_) => "point `--manifest-path` at an existing Cargo.toml".into(),
+            Error::ManifestIsDir(dir) => {
+                format!("use `--manifest-path {}`", dir.join("Cargo.toml").display())
+            }
+            Error::OutputIsDir(_) => {
+                "move that directory away, or choose another directory with `--outdir`".into()
+            }
+            Error::Cargo { .. } => "cargo says above what failed: fix it and run again".into(),
             Error::NoBinary(_) => {
                 "a Lambda function is a binary: add `src/main.rs` or a `[[bin]]` target".into()
             }
@@ -237,6 +250,29 @@ impl Error {
                 target.triple()
             ),
             Error::OutdirIsFile(_) => "pass a directory to `--outdir`, or remove the file".into(),
+            Error::CreateOutdir { source, .. }
+                if source.kind() == std::io::ErrorKind::StorageFull =>
+            {
+                "free some disk space and run again".into()
+            }
+            Error::CreateOutdir { path, source }
+                if source.raw_os_error() == Some(libc::ENOTDIR) =>
+            {
+                format!(
+                    "`{}` is a file: choose another directory with `--outdir`",
+                    path.ancestors()
+                        .find(|a| a.exists())
+                        .unwrap_or(path)
+                        .display()
+                )
+            }
+            Error::CreateOutdir { path, .. } => format!(
+                "choose a directory you can write with `--outdir`, or make `{}` writable",
+                path.ancestors()
+                    .find(|a| a.exists())
+                    .unwrap_or(path)
+                    .display()
+            ),
             Error::Spawn { program, .. } if program.contains("cargo") => {
                 "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"
                     .into()

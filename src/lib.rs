@@ -65,6 +65,15 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         if function.outdir.is_file() {
             return Err(Error::OutdirIsFile(function.outdir.clone()));
         }
+        package::check_writable(&function.outdir).map_err(|source| Error::CreateOutdir {
+            path: function.outdir.clone(),
+            source,
+        })?;
+    }
+    for function in &plan.functions {
+        if function.output.path().is_dir() {
+            return Err(Error::OutputIsDir(function.output.path().to_path_buf()));
+        }
     }
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
     let smoke_events = config

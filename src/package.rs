@@ -316,6 +316,40 @@ pub fn write_zip_cancellable(
     })
 }
 
+/// Whether this process may write into `dir`, or create it: asks the kernel about the directory,
+/// or its nearest existing ancestor, without writing anything, so a run can refuse before
+/// compiling for minutes. It answers for permissions and read-only file systems; a full disk
+/// shows only when the write fails (and the previous artifact stays).
+#[cfg(unix)]
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(existing) = dir.ancestors().find(|a| a.exists()) else {
+        return Ok(());
+    };
+    let existing = if existing.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        existing
+    };
+    if !existing.is_dir() {
+        // A file where a directory has to be.
+        return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
+    }
+    let path = std::ffi::CString::new(existing.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    if unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(unix))]
+pub fn check_writable(_: &Path) -> io::Result<()> {
+    Ok(())
+}
+
 /// Validates names and orders entries: `bootstrap` first, then by name.
 fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
     let invalid = |entry: &ZipEntry, reason| PackageError::InvalidEntry {
@@ -566,7 +600,7 @@ fn zip_error(path: &Path, error: zip::result::ZipError) -> PackageError {
 }
 
 /// "Permission denied (os error 13)" -> "permission denied".
-fn describe(error: &io::Error) -> String {
+pub fn describe(error: &io::Error) -> String {
     let text = error.to_string();
     let text = text.split(" (os error").next().unwrap_or_default();
     let mut chars = text.chars();

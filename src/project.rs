@@ -58,6 +58,8 @@ pub fn locate_manifest(manifest_path: Option<&Path>, cwd: &Path) -> Result<PathB
         let path = cwd.join(path);
         return if path.is_file() {
             Ok(path)
+        } else if path.is_dir() {
+            Err(Error::ManifestIsDir(path))
         } else {
             Err(Error::ManifestMissing(path))
         };

@@ -44,7 +44,7 @@ pub enum InvokeError {
     )]
     EventTooLarge { size: usize },
 
-    #[error("cannot read the events from `{}`: {source}", .path.display())]
+    #[error("cannot read the events from `{}`: {}", .path.display(), crate::package::describe(.source))]
     ReadEvents {
         path: PathBuf,
         source: std::io::Error,
@@ -122,6 +122,9 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::ReadEvents { .. } => {
+                "pass a readable file of one JSON event, or of several, one per line".into()
+            }
             InvokeError::ReservedEnv(_) => {
                 "Lambda sets these itself; a function cannot configure them".into()
             }
