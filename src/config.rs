@@ -296,12 +296,17 @@ impl Table {
             return Ok(Table::default());
         }
         let mut unknown = Vec::new();
-        let table: Table = serde_ignored::deserialize(value.clone(), |path| {
-            unknown.push(path.to_string());
-        })
+        // The error names the key that holds the bad value (`include`, `bin.api.zip`).
+        let table: Table = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+            value.clone(),
+            &mut |path: serde_ignored::Path| unknown.push(path.to_string()),
+        ))
         .map_err(|e| Error::InvalidConfig {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message: match e.path().to_string().as_str() {
+                "." => e.inner().to_string(),
+                key => format!("`{key}`: {}", e.inner()),
+            },
         })?;
         for key in unknown {
             let known = if key.starts_with("bin.") {

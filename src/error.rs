@@ -188,6 +188,10 @@ impl Error {
                 "run in your function's crate, or pass `--manifest-path path/to/Cargo.toml`".into()
             }
             Error::ManifestMissing(_) => "point `--manifest-path` at an existing Cargo.toml".into(),
+            Error::Metadata(_) => {
+                "fix what cargo says, then run again (`cargo metadata --no-deps` shows it in full)"
+                    .into()
+            }
             Error::ManifestIsDir(dir) => {
                 format!("use `--manifest-path {}`", dir.join("Cargo.toml").display())
             }

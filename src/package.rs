@@ -500,14 +500,31 @@ fn checkpoint(dest: &Path, cancel: Cancel) -> Result<(), PackageError> {
 }
 
 /// A writer that asks `cancel` before each write, so a long write stops soon after a signal.
+///
+/// After the first failed write (a signal, a full disk) it turns into a sink that keeps its
+/// position: the zip writer's `Drop` then finalises into nothing instead of failing again and
+/// printing its own message to stderr. The file is thrown away anyway.
 struct Checked<'a, W> {
     inner: W,
     cancel: Cancel<'a>,
+    /// `Some((position, length))` of the virtual file once a write failed.
+    sunk: Option<(u64, u64)>,
 }
 
-impl<'a, W> Checked<'a, W> {
+impl<'a, W: Seek> Checked<'a, W> {
     fn new(inner: W, cancel: Cancel<'a>) -> Self {
-        Checked { inner, cancel }
+        Checked {
+            inner,
+            cancel,
+            sunk: None,
+        }
+    }
+
+    fn fail(&mut self, error: io::Error) -> io::Error {
+        let position = self.inner.stream_position().unwrap_or(0);
+        let length = self.inner.seek(SeekFrom::End(0)).unwrap_or(position);
+        self.sunk = Some((position, length.max(position)));
+        error
     }
 }
 
@@ -523,22 +540,39 @@ impl std::fmt::Display for Cancelled {
 
 impl std::error::Error for Cancelled {}
 
-impl<W: Write> Write for Checked<'_, W> {
+impl<W: Write + Seek> Write for Checked<'_, W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(code) = (self.cancel)() {
-            return Err(io::Error::other(Cancelled(code)));
+        if let Some((position, length)) = &mut self.sunk {
+            *position += buf.len() as u64;
+            *length = (*length).max(*position);
+            return Ok(buf.len());
         }
-        self.inner.write(buf)
+        if let Some(code) = (self.cancel)() {
+            return Err(self.fail(io::Error::other(Cancelled(code))));
+        }
+        self.inner.write(buf).map_err(|e| self.fail(e))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
+        if self.sunk.is_some() {
+            return Ok(());
+        }
+        self.inner.flush().map_err(|e| self.fail(e))
     }
 }
 
 impl<W: Seek> Seek for Checked<'_, W> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        self.inner.seek(pos)
+        let Some((position, length)) = &mut self.sunk else {
+            return self.inner.seek(pos);
+        };
+        let target = match pos {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::Current(d) => position.checked_add_signed(d),
+            SeekFrom::End(d) => length.checked_add_signed(d),
+        };
+        *position = target.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+        Ok(*position)
     }
 }
 

@@ -98,12 +98,26 @@ pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> 
 /// Cargo's error without its own `error: ` prefix, as one line, so it reads after ours.
 fn cargo_error_text(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && *line != "Caused by:")
-        .collect();
-    lines.join(": ").trim_start_matches("error: ").to_string()
+    let mut parts: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if let Some(location) = line.strip_prefix("--> ") {
+            // A TOML error's place: said once, after the message.
+            if let Some(last) = parts.last_mut() {
+                last.push_str(&format!(" (at {location})"));
+            }
+            continue;
+        }
+        // The source snippet under it (`|`, `1 | [package`) reads badly on one line.
+        let snippet = line.starts_with('|')
+            || line
+                .split_once(" |")
+                .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
+        if line.is_empty() || line == "Caused by:" || snippet {
+            continue;
+        }
+        parts.push(line.trim_start_matches("error: ").to_string());
+    }
+    parts.join(": ")
 }
 
 /// Chooses the functions: the packages (`--workspace` less `--exclude`, else each `-p`, else
@@ -695,6 +709,11 @@ mod tests {
         assert_eq!(
             cargo_error_text(stderr),
             "failed to parse manifest at `/x/Cargo.toml`: TOML parse error"
+        );
+        let toml = b"error: unclosed table, expected `]`\n --> Cargo.toml:1:9\n  |\n1 | [package\n  |         ^\n";
+        assert_eq!(
+            cargo_error_text(toml),
+            "unclosed table, expected `]` (at Cargo.toml:1:9)"
         );
     }
 }

@@ -7,6 +7,8 @@
 //! - [`require_tool`]: skip a test when an external tool is missing, or fail it when
 //!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
 //! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
+//! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
+//!   ([`assert_fails`], [`assert_help`], [`assert_unchanged`], [`temp_files`]).
 //! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
 //!   independent of the `zip` crate that wrote it, and check that `bootstrap` is executable.
 //!
@@ -18,11 +20,18 @@
 
 mod emulator;
 mod fixtures;
+mod scratch;
 mod tools;
+mod user;
 
 pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
 pub use fixtures::{
     assert_success, cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir,
     fixture_target_dir, lambda_build_fixture,
 };
-pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools};
+pub use scratch::{
+    BIN, MAIN, assert_fails, assert_has_help, assert_help, assert_unchanged, crate_with,
+    lambda_build, lambda_build_command, read_zip, scratch_target_dir, stderr, temp_files,
+};
+pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools, skip_or_fail};
+pub use user::{Unprivileged, is_root};

@@ -62,6 +62,15 @@ pub fn require_tool(name: &str) -> bool {
     false
 }
 
+/// A test that cannot run here: panics when `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`, else prints
+/// `skipped: <reason>`; the caller then returns.
+pub fn skip_or_fail(reason: &str) {
+    if std::env::var(REQUIRE_ALL_ENV).as_deref() == Ok("1") {
+        panic!("{reason} ({REQUIRE_ALL_ENV}=1 forbids skipping; .ci/run provides it)");
+    }
+    eprintln!("skipped: {reason}");
+}
+
 /// [`require_tool`] for each name (all are checked, so every missing one is reported).
 pub fn require_tools(names: &[&str]) -> bool {
     // Not `all`: it would stop at the first missing tool.

@@ -1,0 +1,856 @@
+//! The bad-input table: every way a user can hand the tool something it cannot build, run on the
+//! real binary. Each case checks what the user sees and what stays on disk:
+//!
+//! - the exit code (1 for a refusal, 2 for a usage error, 101 for a compile error);
+//! - one `error: ` line naming the problem, and a `help: ` line with the fix;
+//! - no panic or backtrace of the tool's own;
+//! - the `lambda.zip` a previous run left is byte for byte the same, with no temporary file
+//!   beside it;
+//! - refusals that do not need the compiler come before it (no `Compiling` line).
+//!
+//! The Docker cases (engine absent, refusing or stopping, a failing `lambda.Dockerfile`, a
+//! missing `--docker-image`, an OOM-killed container) are in `tests/docker.rs`, which owns the
+//! engine.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{
+    MAIN, assert_fails, assert_help, assert_unchanged, crate_with, lambda_build,
+    lambda_build_command, stderr, temp_files,
+};
+
+/// What a previous successful run left: the case checks that it is still there, unchanged.
+const PREVIOUS: &[u8] = b"PK previous lambda.zip, which a failed run must not touch";
+
+/// One row of the table.
+struct Case<'a> {
+    /// The crate's name (each case its own, as they share one target dir).
+    name: &'a str,
+    files: &'a [(&'a str, &'a str)],
+    manifest: &'a str,
+    args: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+    /// Where the previous `lambda.zip` lies, relative to the project ("" for the project root).
+    outdir: &'a str,
+    code: i32,
+    message: &'a str,
+    help: &'a str,
+    /// The refusal comes before cargo compiles anything.
+    before_compiling: bool,
+}
+
+const CASE: Case<'static> = Case {
+    name: "bad",
+    files: &[("src/main.rs", MAIN)],
+    manifest: "",
+    args: &["--zip"],
+    env: &[],
+    outdir: "",
+    code: 1,
+    message: "",
+    help: "",
+    before_compiling: true,
+};
+
+impl Case<'_> {
+    fn project(&self) -> tempfile::TempDir {
+        let project = crate_with(self.name, self.files, self.manifest);
+        let outdir = project.path().join(self.outdir);
+        if fs::create_dir_all(&outdir).is_ok() {
+            fs::write(outdir.join("lambda.zip"), PREVIOUS).unwrap();
+        }
+        project
+    }
+
+    /// Runs the case in a fresh project.
+    fn check(&self) -> Output {
+        let project = self.project();
+        self.check_in(project.path())
+    }
+
+    /// Runs the case in `dir` (a project from [`Case::project`], perhaps changed further).
+    fn check_in(&self, dir: &Path) -> Output {
+        let output = lambda_build_command(dir, self.args)
+            .envs(self.env.iter().copied())
+            .output()
+            .expect("runs cargo-lambda-build");
+        self.assert(dir, &output);
+        output
+    }
+
+    fn assert(&self, dir: &Path, output: &Output) {
+        assert_fails(output, self.code, self.message);
+        assert_help(output, self.help);
+        let outdir = dir.join(self.outdir);
+        if outdir.join("lambda.zip").is_file() {
+            assert_unchanged(&outdir.join("lambda.zip"), PREVIOUS);
+        }
+        assert_eq!(temp_files(&outdir), Vec::<String>::new(), "temporary files");
+        if self.before_compiling {
+            assert!(!stderr(output).contains("Compiling"), "{}", stderr(output));
+        }
+    }
+}
+
+// The project itself.
+
+#[test]
+fn no_cargo_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lambda.zip"), PREVIOUS).unwrap();
+    Case {
+        message: "could not find `Cargo.toml`",
+        help: "--manifest-path path/to/Cargo.toml",
+        ..CASE
+    }
+    .check_in(dir.path());
+}
+
+#[test]
+fn manifest_path_to_nothing() {
+    Case {
+        args: &["--zip", "--manifest-path", "nope/Cargo.toml"],
+        message: "nope/Cargo.toml` does not exist",
+        help: "point `--manifest-path` at an existing Cargo.toml",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn manifest_path_to_a_directory() {
+    Case {
+        args: &["--zip", "--manifest-path", "src"],
+        message: "src` is a directory; it must name a Cargo.toml file",
+        help: "src/Cargo.toml`",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn malformed_cargo_toml() {
+    let case = Case {
+        message: "cargo could not read the project: unclosed table, expected `]` (at Cargo.toml:1:9)",
+        help: "fix what cargo says",
+        ..CASE
+    };
+    let project = case.project();
+    fs::write(project.path().join("Cargo.toml"), "[package\nname = ").unwrap();
+    case.check_in(project.path());
+}
+
+#[test]
+fn library_only_package() {
+    Case {
+        name: "util",
+        files: &[("src/lib.rs", "pub fn f() {}\n")],
+        message: "package `util` has no binary target to deploy",
+        help: "add `src/main.rs` or a `[[bin]]` target",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn unknown_package() {
+    Case {
+        name: "known",
+        args: &["--zip", "-p", "unknown"],
+        message: "package `unknown` is not in the workspace; it has: known",
+        help: "`-p known`",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn several_binaries_and_no_choice() {
+    Case {
+        name: "multi",
+        files: &[("src/bin/first.rs", MAIN), ("src/bin/second.rs", MAIN)],
+        message: "several binaries (first, second); choose one with `--bin`",
+        help: "for example `--bin first`",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn unknown_bin() {
+    Case {
+        name: "multi2",
+        files: &[("src/bin/first.rs", MAIN), ("src/bin/second.rs", MAIN)],
+        args: &["--zip", "--bin", "third"],
+        message: "no binary named `third`; it has: first, second",
+        help: "for example `--bin first`",
+        ..CASE
+    }
+    .check();
+}
+
+// Flags and configuration.
+
+#[test]
+fn bad_arch_flag() {
+    let output = Case {
+        args: &["--zip", "--arch", "sparc"],
+        code: 2,
+        message: "invalid value 'sparc' for '--arch <ARCH>'",
+        help: "",
+        ..CASE
+    };
+    // clap's usage errors list the values instead of a `help:` line.
+    let project = output.project();
+    let out = lambda_build(project.path(), output.args);
+    assert_fails(&out, 2, output.message);
+    assert!(
+        stderr(&out).contains("[possible values: x86_64, arm64]"),
+        "{}",
+        stderr(&out)
+    );
+    assert_unchanged(&project.path().join("lambda.zip"), PREVIOUS);
+}
+
+#[test]
+fn unknown_flag() {
+    let project = CASE.project();
+    let output = lambda_build(project.path(), &["--zip", "--ziip"]);
+    assert_fails(&output, 2, "unexpected argument '--ziip'");
+    assert!(
+        stderr(&output).contains("tip: a similar argument exists: '--zip'"),
+        "{}",
+        stderr(&output)
+    );
+    assert_unchanged(&project.path().join("lambda.zip"), PREVIOUS);
+}
+
+#[test]
+fn bad_arch_in_the_environment() {
+    Case {
+        env: &[("CARGO_LAMBDA_BUILD_ARCH", "sparc")],
+        message: "`CARGO_LAMBDA_BUILD_ARCH`: `sparc` is not a Lambda architecture: use `x86_64` or `arm64`",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn bad_boolean_in_the_environment() {
+    Case {
+        env: &[("CARGO_LAMBDA_BUILD_ZIP", "maybe")],
+        message: "`CARGO_LAMBDA_BUILD_ZIP`: `maybe` is not a boolean",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn bad_arch_in_cargo_toml() {
+    Case {
+        manifest: "[package.metadata.lambda-build]\narch = \"sparc\"\n",
+        message: "`sparc` is not a Lambda architecture",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn config_value_of_the_wrong_type() {
+    Case {
+        manifest: "[package.metadata.lambda-build]\nzip = \"yes\"\n",
+        message: "`zip`: invalid type: string \"yes\", expected a boolean",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn config_list_of_the_wrong_type() {
+    Case {
+        manifest: "[package.metadata.lambda-build]\ninclude = 3\n",
+        message: "`include`: invalid type: integer `3`, expected a sequence",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn config_table_of_the_wrong_type() {
+    Case {
+        manifest: "[package.metadata]\nlambda-build = \"zip\"\n",
+        message: "lambda-build",
+        help: "fix the value, or remove it",
+        ..CASE
+    }
+    .check();
+}
+
+/// cargo warns about keys it does not know and goes on; so does the tool, naming the key, and
+/// the build is the one the known keys ask for.
+#[test]
+fn unknown_config_key_warns_by_name_and_builds() {
+    let project = crate_with(
+        "unknownkey",
+        &[("src/main.rs", MAIN)],
+        "[package.metadata.lambda-build]\nzipp = true\noutdir = \"dist\"\n",
+    );
+    let output = lambda_build(project.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("unknown key `zipp` (ignored)")),
+        "{}",
+        stderr(&output)
+    );
+    // `zipp` did not turn `zip` on: the executable alone, in the outdir that was spelt right.
+    assert!(project.path().join("dist/bootstrap").is_file());
+    assert!(!project.path().join("dist/lambda.zip").exists());
+}
+
+#[test]
+fn invalid_source_date_epoch() {
+    Case {
+        env: &[("SOURCE_DATE_EPOCH", "yesterday")],
+        message: "`SOURCE_DATE_EPOCH` must be a whole number of seconds since 1970-01-01 UTC, not `yesterday`",
+        help: "export SOURCE_DATE_EPOCH=$(git log -1 --format=%ct)",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn invoke_with_a_missing_events_file() {
+    Case {
+        args: &["--zip", "--invoke-with", "events.json"],
+        message: "events.json`: no such file or directory",
+        help: "pass a readable file of one JSON event",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn unknown_feature() {
+    let output = Case {
+        name: "nofeature",
+        args: &["--zip", "--features", "nope"],
+        code: 101,
+        message: "`cargo build` failed",
+        help: "cargo says above what failed",
+        before_compiling: false,
+        ..CASE
+    }
+    .check();
+    assert!(
+        stderr(&output).contains("does not contain this feature: nope"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn unknown_profile() {
+    let output = Case {
+        name: "noprofile",
+        args: &["--zip", "--profile", "fast"],
+        code: 101,
+        message: "`cargo build` failed",
+        help: "cargo says above what failed",
+        before_compiling: false,
+        ..CASE
+    }
+    .check();
+    assert!(
+        stderr(&output).contains("profile `fast`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+// Where the artifact goes.
+
+#[test]
+fn outdir_that_is_a_file() {
+    let case = Case {
+        args: &["--zip", "--outdir", "dist"],
+        message: "`--outdir` `",
+        help: "pass a directory to `--outdir`, or remove the file",
+        ..CASE
+    };
+    let project = case.project();
+    fs::write(project.path().join("dist"), "not a dir").unwrap();
+    let output = case.check_in(project.path());
+    assert!(stderr(&output).contains("is a file, not a directory"));
+    assert_eq!(fs::read(project.path().join("dist")).unwrap(), b"not a dir");
+}
+
+#[test]
+fn outdir_below_a_file() {
+    let output = Case {
+        args: &["--zip", "--outdir", "src/main.rs/dist"],
+        message: "main.rs/dist`: not a directory",
+        help: "is a file: choose another directory with `--outdir`",
+        ..CASE
+    }
+    .check();
+    assert!(stderr(&output).contains("main.rs` is a file"));
+}
+
+#[test]
+fn a_directory_where_the_zip_goes() {
+    let case = Case {
+        args: &["--zip", "--outdir", "dist"],
+        message: "lambda.zip` is a directory",
+        help: "move that directory away",
+        ..CASE
+    };
+    let project = case.project();
+    fs::create_dir_all(project.path().join("dist/lambda.zip/inside")).unwrap();
+    case.check_in(project.path());
+    assert!(project.path().join("dist/lambda.zip/inside").is_dir());
+}
+
+/// Permissions mean nothing to root: the tool runs as a user without its powers.
+#[test]
+fn outdir_that_is_not_writable() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(user) = common::Unprivileged::find() else {
+        return;
+    };
+    let case = Case {
+        name: "readonly",
+        args: &["--zip", "--outdir", "locked"],
+        outdir: "locked",
+        message: "",
+        help: "make `",
+        ..CASE
+    };
+    let project = case.project();
+    user.give(project.path());
+    let locked = project.path().join("locked");
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
+    // And a not-yet-created outdir below it.
+    for args in [case.args, &["--zip", "--outdir", "locked/new/dir"]] {
+        let output = user
+            .command(common::BIN)
+            .arg("lambda-build")
+            .args(args)
+            .current_dir(project.path())
+            .env("CARGO_TARGET_DIR", project.path().join("target"))
+            .output()
+            .unwrap();
+        let message = format!("{}`: permission denied", args[2]);
+        Case {
+            args,
+            message: &message,
+            ..case
+        }
+        .assert(project.path(), &output);
+        assert_help(&output, "locked` writable");
+    }
+    assert!(!locked.join("new").exists());
+}
+
+/// A small tmpfs, filled up: the write fails with ENOSPC midway, and the previous zip stays.
+#[test]
+fn outdir_on_a_full_file_system() {
+    if !common::is_root() {
+        common::skip_or_fail("mounting a small tmpfs needs root");
+        return;
+    }
+    let case = Case {
+        name: "fullfs",
+        args: &["--zip", "--outdir", "full"],
+        outdir: "full",
+        message: "full/lambda.zip`: no space left on device",
+        help: "free some disk space and run again",
+        before_compiling: false,
+        ..CASE
+    };
+    let project = case.project();
+    let mount = Tmpfs::mount(&project.path().join("full"), "256k");
+    fs::write(mount.0.join("lambda.zip"), PREVIOUS).unwrap();
+    // Fill it, keeping a few blocks free so the write starts and fails partway.
+    let mut filler = fs::File::create(mount.0.join("filler")).unwrap();
+    use std::io::Write as _;
+    while filler.write_all(&[0u8; 4096]).is_ok() {}
+    drop(filler);
+    let size = fs::metadata(mount.0.join("filler")).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(mount.0.join("filler"))
+        .unwrap()
+        .set_len(size.saturating_sub(16 * 1024))
+        .unwrap();
+    let output = case.check_in(project.path());
+    // Only the tool's own words: the zip library has nothing to add.
+    assert!(
+        !stderr(&output).contains("ZipWriter"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(at).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount tmpfs at {}", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+// The build.
+
+#[test]
+fn compile_error() {
+    let output = Case {
+        name: "broken",
+        files: &[("src/main.rs", "fn main() { let x: u32 = \"no\"; }\n")],
+        code: 101,
+        message: "`cargo build` failed",
+        help: "cargo says above what failed",
+        before_compiling: false,
+        ..CASE
+    }
+    .check();
+    // cargo's own diagnostic reaches the user.
+    assert!(
+        stderr(&output).contains("mismatched types"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn build_script_that_panics() {
+    let output = Case {
+        name: "panicky",
+        files: &[
+            ("src/main.rs", MAIN),
+            (
+                "build.rs",
+                "fn main() { panic!(\"the build script gave up\"); }\n",
+            ),
+        ],
+        code: 101,
+        message: "`cargo build` failed",
+        help: "cargo says above what failed",
+        before_compiling: false,
+        ..CASE
+    }
+    .check();
+    assert!(
+        stderr(&output).contains("the build script gave up"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+/// A program that calls `arc4random`, which glibc added in 2.36 (this test's host has 2.36 or
+/// newer; provided.al2023 has 2.34).
+const NEEDS_GLIBC_2_36: &str = "unsafe extern \"C\" { fn arc4random() -> u32; }\n\
+    fn main() { println!(\"{}\", unsafe { arc4random() } % 2); }\n";
+
+/// PATH with cargo's directory and a C compiler for linking, but no zig (nor python3).
+fn path_without_zig(scratch: &Path) -> std::ffi::OsString {
+    let cc = which::which("cc").expect("a C compiler (cc) links host builds");
+    let bin = scratch.join("only-cc");
+    fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(cc, bin.join("cc")).unwrap();
+    let cargo = which::which("cargo").expect("cargo on PATH");
+    std::env::join_paths([cargo.parent().unwrap(), &bin]).unwrap()
+}
+
+#[test]
+fn too_new_glibc_without_zig() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = path_without_zig(scratch.path());
+    let case = Case {
+        name: "newglibc",
+        files: &[("src/main.rs", NEEDS_GLIBC_2_36)],
+        message: "requires glibc 2.36, but provided.al2023 has glibc 2.34",
+        help: "pip install ziglang",
+        before_compiling: false,
+        ..CASE
+    };
+    let project = case.project();
+    let output = lambda_build_command(project.path(), case.args)
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    case.assert(project.path(), &output);
+
+    // `--no-verify` packages it anyway, and says what it let through.
+    let output = lambda_build_command(project.path(), &["--zip", "--no-verify"])
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output)
+            .lines()
+            .any(|l| l.starts_with("warning: ") && l.contains("glibc 2.36")),
+        "{}",
+        stderr(&output)
+    );
+    assert_ne!(
+        fs::read(project.path().join("lambda.zip")).unwrap(),
+        PREVIOUS
+    );
+}
+
+#[test]
+fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
+    if cargo_lambda_build::build::zig::find().is_none() {
+        common::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
+        return;
+    }
+    let output = Case {
+        name: "relink",
+        files: &[("src/main.rs", NEEDS_GLIBC_2_36)],
+        code: 101,
+        message: "`cargo build` failed",
+        help: "cargo says above what failed",
+        before_compiling: false,
+        ..CASE
+    }
+    .check();
+    // zig links against glibc 2.34, where arc4random does not exist: the build fails at the
+    // link, naming the symbol, instead of shipping a binary that fails at start-up.
+    let err = stderr(&output);
+    assert!(err.contains("Relinking `relink` with zig"), "{err}");
+    assert!(err.contains("undefined symbol: arc4random"), "{err}");
+}
+
+/// A linker that links as asked, then puts `replacement` where the executable should be: how a
+/// broken toolchain or a `[[bin]]` that is not a program would look to the tool.
+fn linker_replacing_output_with(dir: &Path, replacement: &str) -> (String, String) {
+    let replacement = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/elf")
+        .join(replacement);
+    // Named like a gcc, so rustc passes it gcc's arguments.
+    let script = dir.join("replacing-gcc");
+    fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncc \"$@\" || exit 1\nprev=\nfor a in \"$@\"; do\n  \
+             [ \"$prev\" = -o ] && out=$a\n  prev=$a\ndone\ncp '{}' \"$out\"\n",
+            replacement.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    (
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER".to_owned(),
+        script.to_string_lossy().into_owned(),
+    )
+}
+
+fn check_with_replaced_binary(name: &str, replacement: &str, message: &str, help: &str) -> Output {
+    let case = Case {
+        name,
+        message,
+        help,
+        before_compiling: false,
+        ..CASE
+    };
+    let project = case.project();
+    let scratch = tempfile::tempdir().unwrap();
+    let (var, linker) = linker_replacing_output_with(scratch.path(), replacement);
+    let output = lambda_build_command(project.path(), case.args)
+        .env(var, linker)
+        .output()
+        .unwrap();
+    case.assert(project.path(), &output);
+    output
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn binary_that_is_a_shell_script() {
+    check_with_replaced_binary(
+        "scripted",
+        "script.sh",
+        "the file is a `#!` script (`#!/bin/sh`), not an ELF executable",
+        "package the compiled binary, not a wrapper script",
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn binary_that_is_a_shared_library() {
+    check_with_replaced_binary(
+        "shared",
+        "libfoo.so.1",
+        "the file is a shared library (libfoo.so.1), not an executable",
+        "not a `cdylib`/`dylib` library",
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn binary_that_needs_a_library_al2023_lacks() {
+    check_with_replaced_binary(
+        "needslib",
+        "needs-libfoo",
+        "needs the shared library libfoo.so.1, which is not on provided.al2023",
+        "link libfoo.so.1 statically",
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn binary_with_a_musl_loader() {
+    check_with_replaced_binary(
+        "muslish",
+        "musl-interp",
+        "program interpreter /lib/ld-musl-x86_64.so.1 does not exist on provided.al2023",
+        "build for `x86_64-unknown-linux-gnu`",
+    );
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn binary_for_the_other_architecture() {
+    check_with_replaced_binary(
+        "otherarch",
+        "hello-aarch64",
+        "the binary is built for arm64, but the function's architecture is x86_64",
+        "build with `--arch x86_64`",
+    );
+}
+
+// What goes into the zip.
+
+#[test]
+fn include_that_escapes_the_package() {
+    Case {
+        args: &["--zip", "--include", "../secret.pem"],
+        message: "include `../secret.pem` is outside the package root",
+        help: "",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn include_of_an_absolute_path() {
+    Case {
+        args: &["--zip", "--include", "/etc/passwd"],
+        message: "/etc/passwd",
+        help: "",
+        ..CASE
+    }
+    .check();
+}
+
+#[test]
+fn include_of_a_symlink_that_points_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("secret.pem"), "secret").unwrap();
+    let case = Case {
+        args: &["--zip", "--include", "ok.txt", "--include", "*.pem"],
+        message: "is a symbolic link to",
+        help: "",
+        ..CASE
+    };
+    let project = case.project();
+    fs::write(project.path().join("ok.txt"), "ok").unwrap();
+    std::os::unix::fs::symlink(
+        outside.path().join("secret.pem"),
+        project.path().join("cert.pem"),
+    )
+    .unwrap();
+    let output = case.check_in(project.path());
+    assert!(
+        stderr(&output).contains("outside the package root"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn include_of_a_directory_symlink_that_points_outside() {
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("id_rsa"), "secret").unwrap();
+    let case = Case {
+        args: &["--zip", "--include", "config"],
+        message: "is a symbolic link to",
+        help: "",
+        ..CASE
+    };
+    let project = case.project();
+    fs::create_dir_all(project.path().join("config")).unwrap();
+    fs::write(project.path().join("config/app.toml"), "x = 1").unwrap();
+    std::os::unix::fs::symlink(outside.path(), project.path().join("config/home")).unwrap();
+    case.check_in(project.path());
+}
+
+#[test]
+fn include_that_matches_nothing() {
+    Case {
+        args: &["--zip", "--include", "missing/*.json"],
+        message: "include `missing/*.json` matches nothing",
+        help: "",
+        ..CASE
+    }
+    .check();
+}
+
+// What must work.
+
+/// Spaces and non-ASCII letters in every path the tool touches: the project, `--manifest-path`
+/// from elsewhere, and `--outdir`.
+#[test]
+fn paths_with_spaces_and_non_ascii_letters_work() {
+    let project = crate_with("spaced", &[("src/main.rs", MAIN)], "");
+    assert!(project.path().to_string_lossy().contains(" ü "));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let manifest = project.path().join("Cargo.toml");
+    let outdir = project.path().join("dist ä/ß ø");
+    let output = lambda_build_command(
+        elsewhere.path(),
+        &[
+            "--zip",
+            "--manifest-path",
+            manifest.to_str().unwrap(),
+            "--outdir",
+            outdir.to_str().unwrap(),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut zip = common::read_zip(&outdir.join("lambda.zip"));
+    assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "bootstrap");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("dist ä/ß ø/lambda.zip"),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

@@ -1,0 +1,117 @@
+//! Small throwaway crates with no dependencies (they build in a second or two, in one shared
+//! target dir), the tool run on them, and what a user checks about a failed run.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+
+/// A `main` that prints a line.
+pub const MAIN: &str = "fn main() { println!(\"hello from bootstrap\"); }\n";
+
+/// One target dir for every scratch crate, so the std-only builds stay quick.
+pub fn scratch_target_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-target")
+}
+
+/// A crate named `name` with the given files (path, content) and Cargo.toml extra lines, in a
+/// directory whose name has spaces and a non-ASCII letter (so every test covers such paths).
+pub fn crate_with(name: &str, files: &[(&str, &str)], manifest_extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("lambda build ü ")
+        .tempdir()
+        .unwrap();
+    fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n{manifest_extra}\n[workspace]\n"
+        ),
+    )
+    .unwrap();
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+    dir
+}
+
+/// `cargo-lambda-build lambda-build ARGS` in `dir`, with the scratch target dir.
+pub fn lambda_build_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("lambda-build")
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", scratch_target_dir())
+        .env_remove("SOURCE_DATE_EPOCH");
+    command
+}
+
+pub fn lambda_build(dir: &Path, args: &[&str]) -> Output {
+    lambda_build_command(dir, args)
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The exit code, `message` on the line that starts with `error: `, and no panic or backtrace of
+/// the tool's own (a build script's panic is the project's, and cargo shows it, indented).
+pub fn assert_fails(output: &Output, code: i32, message: &str) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
+    assert!(
+        err.lines()
+            .any(|line| line.starts_with("error: ") && line.contains(message)),
+        "expected an `error: ` line with `{message}` in:\n{err}"
+    );
+    // cargo indents what a build script prints; the tool's own panic would start a line.
+    assert!(
+        !err.lines().any(
+            |line| (line.starts_with("thread '") && line.contains("panicked"))
+                || line.starts_with("stack backtrace")
+        ),
+        "{err}"
+    );
+}
+
+/// A `help: ` line that contains `fix`.
+pub fn assert_help(output: &Output, fix: &str) {
+    let err = stderr(output);
+    assert!(
+        err.lines()
+            .any(|line| line.starts_with("help: ") && line.contains(fix)),
+        "expected a `help: ` line with `{fix}` in:\n{err}"
+    );
+}
+
+pub fn assert_has_help(output: &Output) {
+    assert_help(output, "");
+}
+
+pub fn assert_unchanged(zip: &Path, before: &[u8]) {
+    assert!(
+        fs::read(zip).unwrap() == before,
+        "`{}` changed",
+        zip.display()
+    );
+}
+
+/// The temporary files a write leaves beside its artifact (`.lambda.zip.<pid>.<random>.tmp`).
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') && name.ends_with(".tmp"))
+        .collect()
+}
+
+pub fn read_zip(path: &Path) -> zip::ZipArchive<fs::File> {
+    zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap()
+}
