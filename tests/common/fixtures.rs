@@ -62,16 +62,23 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
 /// Runs `cargo-lambda-build lambda-build ARGS --locked --target-dir <shared>` in the fixture copy
 /// at `dir`, with no `CARGO_TARGET_DIR` or `SOURCE_DATE_EPOCH` leaking in from the test run.
 pub fn lambda_build_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_cargo-lambda-build"))
+    lambda_build_fixture_command(dir, args)
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+/// The command [`lambda_build_fixture`] runs, to add to.
+pub fn lambda_build_fixture_command(dir: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-lambda-build"));
+    command
         .arg("lambda-build")
         .args(args)
         .args(["--locked", "--target-dir"])
         .arg(fixture_target_dir())
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
-        .env_remove("SOURCE_DATE_EPOCH")
-        .output()
-        .expect("runs cargo-lambda-build")
+        .env_remove("SOURCE_DATE_EPOCH");
+    command
 }
 
 /// Asserts that a run of the tool succeeded, quoting its stderr when not.

@@ -27,7 +27,7 @@ mod user;
 pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
 pub use fixtures::{
     assert_success, cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir,
-    fixture_target_dir, lambda_build_fixture,
+    fixture_target_dir, lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
     BIN, MAIN, assert_fails, assert_has_help, assert_help, assert_unchanged, crate_with,
