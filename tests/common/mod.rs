@@ -7,6 +7,8 @@
 //! - [`require_tool`]: skip a test when an external tool is missing, or fail it when
 //!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
 //! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
+//! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
+//! - [`fake_engine`]: Docker engines that refuse, hang or stop mid-build, on a unix socket.
 //! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
 //!   independent of the `zip` crate that wrote it, and check that `bootstrap` is executable.
 //!
@@ -16,7 +18,9 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod docker;
 mod emulator;
+pub mod fake_engine;
 mod fixtures;
 mod tools;
 
