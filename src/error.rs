@@ -111,6 +111,10 @@ pub enum Error {
     #[error("the Docker engine could not {action}: {message}")]
     Docker { action: String, message: String },
 
+    /// The connection broke or the socket went away after the engine had answered.
+    #[error("the Docker engine stopped answering when asked to {action}: {reason}")]
+    DockerLost { action: String, reason: String },
+
     #[error("cannot read the Dockerfile `{}`: {source}", .path.display())]
     DockerfileRead {
         path: PathBuf,
@@ -262,6 +266,16 @@ impl Error {
                 );
                 lines.push("or build on the host: leave out `--docker`".into());
                 lines.join("\n")
+            }
+            Error::Docker { .. } => {
+                "that is the engine's own message: check the engine with `docker info`, then run \
+                 again"
+                    .into()
+            }
+            Error::DockerLost { .. } => {
+                "check that the engine still runs (`docker info`), restart it if it does not \
+                 (Docker Desktop, or `sudo systemctl restart docker`), then run again"
+                    .into()
             }
             Error::ImageBuild { source_name, .. } if source_name.starts_with("the bundled") => {
                 "the bundled image downloads Amazon Linux 2023 and rustup: check that the engine \

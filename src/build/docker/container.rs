@@ -21,6 +21,7 @@ use crate::plan::Invocation;
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
+use super::engine::failure;
 use super::image::LABEL;
 
 /// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
@@ -367,15 +368,25 @@ pub async fn run(
     docker
         .create_container(Some(options), spec.create_body())
         .await
-        .map_err(|e| Error::Docker {
-            action: format!("create the build container from image `{}`", spec.image),
-            message: super::image::engine_message(&e),
+        .map_err(|e| {
+            failure(
+                format!("create the build container from image `{}`", spec.image),
+                e,
+            )
         })?;
     let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
     reporter.finish_progress();
     let removed = remove(docker, &spec.name).await;
     match (result, removed) {
-        (Err(e), _) => Err(e),
+        (Err(e), Err(left)) => {
+            // The error says what went wrong; the user must still learn what stayed behind.
+            reporter.warn(format!(
+                "{left}; once the engine answers, remove it with `docker rm -f {}`",
+                spec.name
+            ));
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
         (Ok(_), Err(e)) => Err(e),
         (Ok(built), Ok(())) => Ok(built),
     }
@@ -400,9 +411,13 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(Error::Docker {
-        action: format!("remove the build container `{name}`"),
-        message: last.map(|e| e.to_string()).unwrap_or_default(),
+    let action = format!("remove the build container `{name}`");
+    Err(match last {
+        Some(e) => failure(action, e),
+        None => Error::Docker {
+            action,
+            message: String::new(),
+        },
     })
 }
 
@@ -415,10 +430,7 @@ async fn attach_start_and_wait(
 ) -> Result<Vec<Built>> {
     let engine_error = |action: &str| {
         let action = action.to_string();
-        move |e: bollard::errors::Error| Error::Docker {
-            action,
-            message: super::image::engine_message(&e),
-        }
+        move |e: bollard::errors::Error| failure(action, e)
     };
     // Attached before the start, so no line of output is missed.
     let attach = AttachContainerOptions {
@@ -490,9 +502,9 @@ async fn attach_start_and_wait(
             }
             Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e)),
             Ok(None) => {
-                return Err(Error::Docker {
+                return Err(Error::DockerLost {
                     action: "wait for the build container".into(),
-                    message: "the engine closed the connection".into(),
+                    reason: "the engine closed the connection".into(),
                 });
             }
         }

@@ -1,0 +1,169 @@
+//! `--docker` when things go wrong, against the real engine (and fake ones): an engine that
+//! refuses or stops mid-build, a missing image, a container killed for memory, SIGINT and
+//! SIGTERM during the image build and the container run, two builds at once, and a project that
+//! looks for secrets or the Docker socket from inside the container. Each failure must exit
+//! non-zero with one `error:` line and a `help:` line, leave no container, and leave the previous
+//! `lambda.zip` as it was.
+//!
+//! Same setup as tests/docker.rs (`. .ci/docker.sh`); the fake engines need no real one.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::docker::{
+    BIN, ENGINE, PreviousZip, Setup, assert_refused, containers_from, containers_of, project,
+    setup, stderr, wait_until,
+};
+use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
+
+/// The real engine's socket, for the proxy that plays a dying engine.
+fn real_socket() -> PathBuf {
+    let host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    match host.strip_prefix("unix://") {
+        Some(path) => path.into(),
+        None if host.is_empty() => "/var/run/docker.sock".into(),
+        None => panic!("the dying-engine proxy needs a unix socket, not DOCKER_HOST={host}"),
+    }
+}
+
+/// A tag no earlier run built: the image build really runs.
+fn nonce() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{}-{nanos}", std::process::id())
+}
+
+/// Needs no real engine: each fake one answers the first request wrongly, and the tool must say
+/// that the engine at that address cannot be used, within seconds.
+#[test]
+fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
+    let project = common::copy_fixture("echo");
+    let previous = PreviousZip::plant(project.path());
+    for how in [
+        Misbehaviour::Closes,
+        Misbehaviour::Fails,
+        Misbehaviour::Garbage,
+        Misbehaviour::Silent,
+    ] {
+        let engine = FakeEngine::start(how);
+        let started = Instant::now();
+        let output = Command::new(BIN)
+            .args(["lambda-build", "--docker", "--zip"])
+            .current_dir(project.path())
+            .env("DOCKER_HOST", engine.host())
+            .output()
+            .unwrap();
+        let elapsed = started.elapsed();
+        let err = assert_refused(
+            &output,
+            1,
+            &format!("cannot reach the Docker engine at `{}`", engine.host()),
+            "start the engine",
+        );
+        assert!(!err.contains("Compiling"), "{how:?}:\n{err}");
+        assert!(
+            elapsed < Duration::from_secs(30),
+            "{how:?}: took {elapsed:?}"
+        );
+        previous.assert_intact();
+    }
+}
+
+/// The engine goes away while it builds the image (a slow `RUN` step): the tool says the engine
+/// stopped answering, and the engine, seeing its client gone, cancels the build.
+#[test]
+fn an_engine_that_stops_during_the_image_build_is_a_clear_error() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    let project = project(&setup, &format!("RUN echo {} && sleep 30\n", nonce()));
+    let previous = PreviousZip::plant(project.path());
+    let engine = DyingEngine::start(&real_socket(), b"/build?", Duration::from_secs(3));
+    let output = setup
+        .runner
+        .command(project.path(), &["--docker", "--zip"])
+        .env("DOCKER_HOST", engine.host())
+        .output()
+        .unwrap();
+    assert!(
+        engine.died(),
+        "the build never reached the engine:\n{}",
+        stderr(&output)
+    );
+    assert_refused(
+        &output,
+        1,
+        "the Docker engine stopped answering",
+        "docker info",
+    );
+    previous.assert_intact();
+    assert!(
+        wait_until(Duration::from_secs(60), || containers_from(
+            &setup.base_image
+        )
+        .is_empty()),
+        "the cancelled build left {:?}",
+        containers_from(&setup.base_image)
+    );
+}
+
+/// The engine goes away while the container builds: the tool says so, and since it cannot remove
+/// the container any more, names it and says how to.
+#[test]
+fn an_engine_that_stops_during_the_container_run_is_a_clear_error() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    let project = slow_build_script(&setup);
+    let previous = PreviousZip::plant(project.path());
+    let engine = DyingEngine::start(&real_socket(), b"/start ", Duration::from_secs(3));
+    let child = setup
+        .runner
+        .command(project.path(), &["--docker", "--zip"])
+        .env("DOCKER_HOST", engine.host())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        engine.died(),
+        "the container never started:\n{}",
+        stderr(&output)
+    );
+    let left = containers_of(pid);
+    for name in &left {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    }
+    let err = assert_refused(
+        &output,
+        1,
+        "the Docker engine stopped answering",
+        "docker info",
+    );
+    assert_eq!(left.len(), 1, "{err}");
+    assert!(
+        err.contains(&format!("docker rm -f {}", left[0])),
+        "the container that could not be removed is not named:\n{err}"
+    );
+    previous.assert_intact();
+}
+
+/// The echo fixture with a build script that outlasts any test: the container is surely
+/// running when the test acts.
+fn slow_build_script(setup: &Setup) -> tempfile::TempDir {
+    let project = project(setup, "");
+    write_build_script(
+        project.path(),
+        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
+    );
+    project
+}
+
+fn write_build_script(dir: &Path, text: &str) {
+    std::fs::write(dir.join("build.rs"), text).unwrap();
+}
