@@ -136,6 +136,11 @@ pub enum Error {
     #[error("`cargo build` failed in the container (exit code {code})")]
     ContainerBuild { code: i64, image: String },
 
+    /// The engine killed a process of the build container for memory (`State.OOMKilled`).
+    #[error("the build container ran out of memory (OOM-killed){}",
+        .limit.map(|b| format!(" at its limit of {} MiB (`--docker-memory`)", b >> 20)).unwrap_or_default())]
+    ContainerOutOfMemory { limit: Option<u64> },
+
     #[error("cargo reported no executable for binary `{0}`")]
     NoArtifact(String),
 
@@ -305,6 +310,15 @@ impl Error {
             } => "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
                  README"
                 .into(),
+            Error::ContainerOutOfMemory { limit } => format!(
+                "give Docker more memory{}, or compile fewer crates at once: \
+                 `CARGO_BUILD_JOBS=1 cargo lambda-build --docker`",
+                if limit.is_some() {
+                    " (a larger `--docker-memory`)"
+                } else {
+                    " (Docker Desktop: Settings > Resources)"
+                }
+            ),
             Error::ContainerBuild { code: 137, .. } => {
                 "the container was killed, perhaps out of memory: give the engine more memory, \
                  or set `CARGO_BUILD_JOBS=1`"

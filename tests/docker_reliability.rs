@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::docker::{
     BIN, ENGINE, PreviousZip, Setup, assert_refused, containers_from, containers_of, project,
-    setup, stderr, wait_until,
+    run_with_pid, setup, stderr, wait_until,
 };
 use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
 
@@ -166,4 +166,44 @@ fn slow_build_script(setup: &Setup) -> tempfile::TempDir {
 
 fn write_build_script(dir: &Path, text: &str) {
     std::fs::write(dir.join("build.rs"), text).unwrap();
+}
+
+/// A build script that takes more memory than `--docker-memory` gives: the engine kills it, and
+/// the tool says that memory ran out (cargo alone would report a failed build script, exit 101).
+#[test]
+fn a_container_killed_for_memory_says_so() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    let project = project(&setup, "");
+    // 4 GiB, every page written, against a 512 MiB limit.
+    write_build_script(
+        project.path(),
+        "fn main() {\n\
+         \x20   let mut kept = Vec::new();\n\
+         \x20   for _ in 0..64 {\n\
+         \x20       kept.push(vec![1u8; 64 << 20]);\n\
+         \x20   }\n\
+         \x20   println!(\"cargo:warning=allocated {} chunks\", kept.len());\n\
+         }\n",
+    );
+    let previous = PreviousZip::plant(project.path());
+    let (output, pid) = run_with_pid(
+        &setup.runner,
+        project.path(),
+        &["--docker", "--docker-memory", "512m", "--zip"],
+    );
+    let err = assert_refused(
+        &output,
+        1,
+        "the build container ran out of memory (OOM-killed) at its limit of 512 MiB",
+        "give Docker more memory",
+    );
+    assert!(err.contains("CARGO_BUILD_JOBS=1"), "{err}");
+    assert!(!err.contains("allocated 64 chunks"), "{err}");
+    previous.assert_intact();
+    assert!(
+        containers_of(pid).is_empty(),
+        "left: {:?}",
+        containers_of(pid)
+    );
 }

@@ -344,21 +344,27 @@ impl PreviousZip {
     }
 }
 
-/// A refusal as users should see it: exit `code`, one `error:` line containing `problem`, a
-/// `help:` line containing `fix`, and no panic or backtrace. Returns stderr.
+/// A refusal as users should see it: exit `code`, and stderr ending in the tool's one `error:`
+/// line, containing `problem`, followed only by `help:` lines, one containing `fix`; no panic
+/// or backtrace. (cargo's own `error:` lines, passed on, come before.) Returns stderr.
 pub fn assert_refused(output: &Output, code: i32, problem: &str, fix: &str) -> String {
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(code), "{err}");
-    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "not one `error:` line:\n{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    let Some(at) = lines.iter().rposition(|l| l.starts_with("error:")) else {
+        panic!("no `error:` line:\n{err}");
+    };
     assert!(
-        errors[0].contains(problem),
+        lines[at].contains(problem),
         "`{problem}` is not said:\n{err}"
     );
+    let after = &lines[at + 1..];
     assert!(
-        err.lines()
-            .skip_while(|l| !l.starts_with("error:"))
-            .any(|l| l.starts_with("help:") && l.contains(fix)),
+        !after.is_empty() && after.iter().all(|l| l.starts_with("help: ")),
+        "the error is not one line followed by `help:` lines:\n{err}"
+    );
+    assert!(
+        after.iter().any(|l| l.contains(fix)),
         "no `help:` line with `{fix}`:\n{err}"
     );
     for sign in ["panicked", "stack backtrace", "RUST_BACKTRACE"] {
