@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::docker::{
-    BIN, ENGINE, PreviousZip, Setup, assert_refused, containers_from, containers_of, project,
-    run_with_pid, setup, stderr, wait_until,
+    BIN, ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
+    project, report_time, run_with_pid, setup, stderr, wait_until,
 };
 use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
 
@@ -205,5 +205,83 @@ fn a_container_killed_for_memory_says_so() {
         containers_of(pid).is_empty(),
         "left: {:?}",
         containers_of(pid)
+    );
+}
+
+/// SIGINT and SIGTERM, each during the image build (a slow `RUN` step) and during the container
+/// run (a build script that sleeps): exit 130 / 143 within seconds, no container left (the image
+/// build's own included), the previous lambda.zip intact with nothing beside it.
+#[test]
+fn sigint_and_sigterm_during_the_image_build_and_the_container_run_leave_nothing() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    for (signal, code, name) in [
+        (libc::SIGINT, 130, "SIGINT"),
+        (libc::SIGTERM, 143, "SIGTERM"),
+    ] {
+        // A new tag each time, so the image is really built.
+        let project = project(&setup, &format!("RUN echo {} && sleep 60\n", nonce()));
+        let previous = PreviousZip::plant(project.path());
+        let run = Watched::spawn(&setup.runner, project.path(), &["--docker", "--zip", "-v"]);
+        run.wait_for_line("&& sleep 60", Duration::from_secs(300));
+        assert!(
+            wait_until(Duration::from_secs(120), || !containers_from(
+                &setup.base_image
+            )
+            .is_empty()),
+            "the slow step's container never appeared"
+        );
+        let pid = run.pid();
+        assert_interrupted(run, signal, code, name, "the image build");
+        previous.assert_intact();
+        assert!(containers_of(pid).is_empty());
+        // The engine cancels the build when its client goes, and removes the step's container.
+        assert!(
+            wait_until(Duration::from_secs(60), || containers_from(
+                &setup.base_image
+            )
+            .is_empty()),
+            "{name} during the image build left {:?}",
+            containers_from(&setup.base_image)
+        );
+
+        let project = slow_build_script(&setup);
+        let previous = PreviousZip::plant(project.path());
+        let run = Watched::spawn(&setup.runner, project.path(), &["--docker", "--zip"]);
+        let pid = run.pid();
+        run.wait_for_line("Container `echo`", Duration::from_secs(300));
+        run.wait_for_line("Compiling echo", Duration::from_secs(300));
+        assert!(!containers_of(pid).is_empty(), "no build container");
+        assert_interrupted(run, signal, code, name, "the container run");
+        previous.assert_intact();
+        // Removed before the tool exits, not eventually.
+        assert!(
+            containers_of(pid).is_empty(),
+            "{name} during the container run left {:?}",
+            containers_of(pid)
+        );
+    }
+}
+
+/// Sends `signal` and checks the exit: `code`, said in one line, within seconds.
+fn assert_interrupted(run: Watched, signal: libc::c_int, code: i32, name: &str, during: &str) {
+    run.signal(signal);
+    let signalled = Instant::now();
+    let (status, err) = run.finish();
+    report_time(
+        &format!("exit after {name} during {during}"),
+        signalled.elapsed(),
+    );
+    assert_eq!(status.code(), Some(code), "{name} during {during}:\n{err}");
+    assert!(
+        err.lines()
+            .any(|l| l == format!("error: interrupted by {name}")),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(30),
+        "{name} during {during}: exit took {:?}",
+        signalled.elapsed()
     );
 }

@@ -372,3 +372,77 @@ pub fn assert_refused(output: &Output, code: i32, problem: &str, fix: &str) -> S
     }
     err
 }
+
+/// A run of the tool whose stderr is watched line by line while it runs, to act (send a signal)
+/// when it reaches a given point.
+pub struct Watched {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Watched {
+    pub fn spawn(runner: &Runner, dir: &Path, args: &[&str]) -> Watched {
+        use std::io::BufRead;
+        let mut child = runner
+            .command(dir, args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        let seen = std::sync::Arc::<std::sync::Mutex<String>>::default();
+        let reader = std::io::BufReader::new(child.stderr.take().unwrap());
+        let all = std::sync::Arc::clone(&seen);
+        let reader = std::thread::spawn(move || {
+            for line in reader.lines().map_while(Result::ok) {
+                let mut all = all.lock().unwrap();
+                all.push_str(&line);
+                all.push('\n');
+                let _ = tx.send(line);
+            }
+        });
+        Watched {
+            child,
+            lines,
+            seen,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (up to `limit`) for a line of stderr containing `text`; panics with what was seen.
+    pub fn wait_for_line(&self, text: &str, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "no line with `{text}` within {limit:?}:\n{}",
+                    self.seen.lock().unwrap()
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on the child this test spawned and has not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+
+    /// Waits for the exit; the status and all of stderr.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let status = self.child.wait().unwrap();
+        if let Some(reader) = self.reader.take() {
+            reader.join().unwrap();
+        }
+        let err = self.seen.lock().unwrap().clone();
+        (status, err)
+    }
+}
