@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::docker::{
     BIN, ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
-    project, report_time, run_with_pid, setup, stderr, wait_until,
+    elf_machine, project, report_time, run_with_pid, setup, stderr, wait_until,
 };
 use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
 
@@ -284,4 +284,73 @@ fn assert_interrupted(run: Watched, signal: libc::c_int, code: i32, name: &str, 
         "{name} during {during}: exit took {:?}",
         signalled.elapsed()
     );
+}
+
+/// Two builds of one project at once, twice: both x86_64 into the same outdir, then x86_64 and
+/// arm64. Each pair also builds the same new image at the same time. Both runs of each pair
+/// succeed, and each zip holds a `bootstrap` of the right architecture.
+#[test]
+fn two_docker_builds_at_once_both_succeed() {
+    if !common::require_tool("unzip") {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    let scratch = tempfile::tempdir().unwrap();
+    let pairs: [[(&str, &str, u16); 2]; 2] = [
+        [("x86_64", "out", 62), ("x86_64", "out", 62)],
+        [("x86_64", "x86_64", 62), ("arm64", "arm64", 183)],
+    ];
+    for (round, pair) in pairs.iter().enumerate() {
+        let project = project(&setup, &format!("RUN echo {}\n", nonce()));
+        let started = Instant::now();
+        let children: Vec<_> = pair
+            .iter()
+            .map(|(arch, outdir, _)| {
+                setup
+                    .runner
+                    .command(
+                        project.path(),
+                        &["--docker", "--zip", "--arch", arch, "-o", outdir],
+                    )
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+        let outputs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        report_time(
+            &format!(
+                "two concurrent --docker builds ({} + {})",
+                pair[0].0, pair[1].0
+            ),
+            started.elapsed(),
+        );
+        for ((output, pid), (arch, outdir, machine)) in outputs.iter().zip(&pids).zip(pair) {
+            common::assert_success(output);
+            assert!(
+                containers_of(*pid).is_empty(),
+                "{arch}: a container is left"
+            );
+            let zip = project.path().join(outdir).join("lambda.zip");
+            let into = scratch.path().join(format!("{round}-{pid}"));
+            let bootstrap = common::extract_bootstrap(&zip, &into);
+            assert_eq!(
+                elf_machine(&bootstrap),
+                *machine,
+                "{arch}: {}",
+                zip.display()
+            );
+        }
+        let left: Vec<_> = std::fs::read_dir(project.path().join(pair[0].1))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["lambda.zip"], "beside the zip");
+    }
 }
