@@ -354,3 +354,86 @@ fn two_docker_builds_at_once_both_succeed() {
         assert_eq!(left, ["lambda.zip"], "beside the zip");
     }
 }
+
+/// The host's secrets, each with a value that shows where it came from if it leaks.
+const SECRETS: [&str; 8] = [
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "GITHUB_TOKEN",
+    "CARGO_REGISTRY_TOKEN",
+    "CARGO_REGISTRIES_CORP_TOKEN",
+    "MY_PASSWORD",
+    "NPM_AUTH_SECRET",
+];
+
+fn secret_value(name: &str) -> String {
+    format!("leaked-{name}-5ec7e7")
+}
+
+/// A project whose build script, in the container, fails on any of the host's secrets or on a
+/// Docker socket (the default ones and the one `DOCKER_HOST` names): the build succeeds, and
+/// the script's all-clear shows it ran. At `-v`, the printed commands (the `docker run` one
+/// with its `--env` list included) show no secret's value either.
+#[test]
+fn the_container_sees_no_host_secret_and_no_docker_socket() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(setup) = setup() else { return };
+    let project = project(&setup, "");
+    let docker_host = std::env::var("DOCKER_HOST").unwrap_or_default();
+    let sockets = [
+        "/var/run/docker.sock",
+        "/run/docker.sock",
+        docker_host.trim_start_matches("unix://"),
+    ];
+    write_build_script(
+        project.path(),
+        &format!(
+            "use std::path::Path;\n\
+             fn main() {{\n\
+             \x20   assert!(Path::new(\"/.dockerenv\").exists(), \"not in a container\");\n\
+             \x20   let mut found = Vec::new();\n\
+             \x20   for (name, value) in std::env::vars() {{\n\
+             \x20       if {names:?}.contains(&name.as_str()) || value.contains(\"5ec7e7\") {{\n\
+             \x20           found.push(format!(\"variable {{name}}\"));\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             \x20   for socket in {sockets:?} {{\n\
+             \x20       if !socket.is_empty() && Path::new(socket).exists() {{\n\
+             \x20           found.push(format!(\"socket {{socket}}\"));\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             \x20   assert!(found.is_empty(), \"visible in the container: {{found:?}}\");\n\
+             \x20   println!(\"cargo:warning=no host secret and no Docker socket in the container\");\n\
+             }}\n",
+            names = [&SECRETS[..], &["DOCKER_HOST"]].concat(),
+        ),
+    );
+    let mut command = setup
+        .runner
+        .command(project.path(), &["--docker", "--zip", "-v"]);
+    for name in SECRETS {
+        command.env(name, secret_value(name));
+    }
+    // A build setting that does reach the container, so the `--env` list is not empty.
+    command.env("CARGO_BUILD_JOBS", "2");
+    let output = command.output().unwrap();
+    common::assert_success(&output);
+    let err = stderr(&output);
+    assert!(
+        err.contains("no host secret and no Docker socket in the container"),
+        "the build script's all-clear is missing:\n{err}"
+    );
+    let run_line = err
+        .lines()
+        .find(|l| l.contains("`docker run "))
+        .unwrap_or_else(|| panic!("`-v` printed no `docker run`:\n{err}"));
+    assert!(run_line.contains("--env 'CARGO_BUILD_JOBS=2'"), "{run_line}");
+    let everything = format!("{}{err}", String::from_utf8_lossy(&output.stdout));
+    for name in SECRETS {
+        assert!(
+            !everything.contains(&secret_value(name)),
+            "the value of {name} is printed:\n{everything}"
+        );
+    }
+}
