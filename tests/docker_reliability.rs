@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use common::docker::{
     BIN, ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
-    elf_machine, project, report_time, run_with_pid, setup, stderr, wait_until,
+    elf_machine, project, remove_built_images, report_time, run_with_pid, setup, stderr,
+    wait_until,
 };
 use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
 
@@ -347,6 +348,9 @@ fn two_docker_builds_at_once_both_succeed() {
                 zip.display()
             );
         }
+        for output in &outputs {
+            remove_built_images(&stderr(output));
+        }
         let left: Vec<_> = std::fs::read_dir(project.path().join(pair[0].1))
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -428,7 +432,10 @@ fn the_container_sees_no_host_secret_and_no_docker_socket() {
         .lines()
         .find(|l| l.contains("`docker run "))
         .unwrap_or_else(|| panic!("`-v` printed no `docker run`:\n{err}"));
-    assert!(run_line.contains("--env 'CARGO_BUILD_JOBS=2'"), "{run_line}");
+    assert!(
+        run_line.contains("--env 'CARGO_BUILD_JOBS=2'"),
+        "{run_line}"
+    );
     let everything = format!("{}{err}", String::from_utf8_lossy(&output.stdout));
     for name in SECRETS {
         assert!(

@@ -446,3 +446,26 @@ impl Watched {
         (status, err)
     }
 }
+
+/// Removes the images a run built (named in its `Building image TAG` line) and the tool's untagged
+/// ones: tests that build a new image each time would otherwise leave some per CI run.
+pub fn remove_built_images(stderr: &str) {
+    for line in stderr.lines() {
+        let Some((_, rest)) = line.split_once("Building image ") else {
+            continue;
+        };
+        if let Some(tag) = rest.split_whitespace().next() {
+            let _ = Command::new("docker").args(["rmi", tag]).output();
+        }
+    }
+    // Two runs that built one tag at once leave the first image untagged.
+    let _ = Command::new("docker")
+        .args([
+            "image",
+            "prune",
+            "--force",
+            "--filter",
+            "label=cargo-lambda-build=image",
+        ])
+        .output();
+}
