@@ -77,6 +77,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "NAME")]
     pub docker_image: Option<String>,
 
+    /// Memory limit of the build container, swap included: bytes, or with a k, m or g suffix
+    /// (`4g`) (implies --docker)
+    #[arg(long, value_name = "SIZE", value_parser = crate::build::docker::container::parse_memory)]
+    pub docker_memory: Option<u64>,
+
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
     #[arg(long)]

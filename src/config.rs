@@ -80,6 +80,8 @@ pub struct DockerConfig {
     pub dockerfile: Option<PathBuf>,
     /// `--docker-image`: use this image as it is.
     pub image: Option<String>,
+    /// `--docker-memory`, in bytes: the container's memory limit, swap included.
+    pub memory: Option<u64>,
 }
 
 /// Everything the later stages need to know about what the user asked for.
@@ -491,12 +493,15 @@ impl BuildConfig {
             color,
             progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
             source_date_epoch: env.source_date_epoch.clone(),
-            docker: (args.docker || args.dockerfile.is_some() || args.docker_image.is_some()).then(
-                || DockerConfig {
-                    dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
-                    image: args.docker_image,
-                },
-            ),
+            docker: (args.docker
+                || args.dockerfile.is_some()
+                || args.docker_image.is_some()
+                || args.docker_memory.is_some())
+            .then(|| DockerConfig {
+                dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
+                image: args.docker_image,
+                memory: args.docker_memory,
+            }),
             invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
         })
@@ -620,14 +625,21 @@ mod tests {
             config(&["--dockerfile", "ci/lambda.Dockerfile"], &e).docker,
             Some(DockerConfig {
                 dockerfile: Some("/home/me/fn/ci/lambda.Dockerfile".into()),
-                image: None
+                ..DockerConfig::default()
             })
         );
         assert_eq!(
             config(&["--docker-image", "mine:1"], &e).docker,
             Some(DockerConfig {
-                dockerfile: None,
-                image: Some("mine:1".into())
+                image: Some("mine:1".into()),
+                ..DockerConfig::default()
+            })
+        );
+        assert_eq!(
+            config(&["--docker-memory", "512m"], &e).docker,
+            Some(DockerConfig {
+                memory: Some(512 << 20),
+                ..DockerConfig::default()
             })
         );
     }

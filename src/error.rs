@@ -117,6 +117,10 @@ pub enum Error {
     #[error("the Docker engine could not {action}: {message}")]
     Docker { action: String, message: String },
 
+    /// The connection broke or the socket went away after the engine had answered.
+    #[error("the Docker engine stopped answering when asked to {action}: {reason}")]
+    DockerLost { action: String, reason: String },
+
     #[error("cannot read the Dockerfile `{}`: {source}", .path.display())]
     DockerfileRead {
         path: PathBuf,
@@ -137,6 +141,11 @@ pub enum Error {
 
     #[error("`cargo build` failed in the container (exit code {code})")]
     ContainerBuild { code: i64, image: String },
+
+    /// The engine killed a process of the build container for memory (`State.OOMKilled`).
+    #[error("the build container ran out of memory (OOM-killed){}",
+        .limit.map(|b| format!(" at its limit of {} MiB (`--docker-memory`)", b >> 20)).unwrap_or_default())]
+    ContainerOutOfMemory { limit: Option<u64> },
 
     #[error("cargo reported no executable for binary `{0}`")]
     NoArtifact(String),
@@ -304,6 +313,16 @@ impl Error {
                 lines.push("or build on the host: leave out `--docker`".into());
                 lines.join("\n")
             }
+            Error::Docker { .. } => {
+                "that is the engine's own message: check the engine with `docker info`, then run \
+                 again"
+                    .into()
+            }
+            Error::DockerLost { .. } => {
+                "check that the engine still runs (`docker info`), restart it if it does not \
+                 (Docker Desktop, or `sudo systemctl restart docker`), then run again"
+                    .into()
+            }
             Error::ImageBuild { source_name, .. } if source_name.starts_with("the bundled") => {
                 "the bundled image downloads Amazon Linux 2023 and rustup: check that the engine \
                  reaches the internet, or bring your own `lambda.Dockerfile` (README: \
@@ -332,6 +351,15 @@ impl Error {
             } => "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
                  README"
                 .into(),
+            Error::ContainerOutOfMemory { limit } => format!(
+                "give Docker more memory{}, or compile fewer crates at once: \
+                 `CARGO_BUILD_JOBS=1 cargo lambda-build --docker`",
+                if limit.is_some() {
+                    " (a larger `--docker-memory`)"
+                } else {
+                    " (Docker Desktop: Settings > Resources)"
+                }
+            ),
             Error::ContainerBuild { code: 137, .. } => {
                 "the container was killed, perhaps out of memory: give the engine more memory, \
                  or set `CARGO_BUILD_JOBS=1`"

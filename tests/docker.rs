@@ -1,8 +1,9 @@
 //! `--docker` against a real engine: the fixture is built in a container of the project's own
 //! `lambda.Dockerfile` (it starts `FROM` the test base image that `.ci/docker.sh` builds, since
 //! nothing can be pulled here), as a non-root user, and the zips answer invocations under the
-//! Runtime API emulator (arm64 under qemu-user). Also: cleanup after failures and Ctrl-C, the
-//! no-op rebuild time, and the errors for a missing engine and a broken Dockerfile.
+//! Runtime API emulator (arm64 under qemu-user). Also: cleanup after a failure, the
+//! no-op rebuild time, and the errors for a missing engine and a broken Dockerfile. Signals, OOM,
+//! concurrency and hostile projects: tests/docker_reliability.rs.
 //!
 //! Needs `DOCKER_HOST` (or the default socket) and `LAMBDA_BUILD_TEST_BASE_IMAGE`; when run as
 //! root, `LAMBDA_BUILD_TEST_USER` too (`. .ci/docker.sh` sets all three). Without them the tests
@@ -10,251 +11,18 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::Mutex;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+use common::docker::{
+    BIN, ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
+    elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup, stderr,
+    target_dir,
+};
+
 const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
-
-/// The Docker tests share one engine and one target dir, and a 2-core machine: one at a time.
-static ENGINE: Mutex<()> = Mutex::new(());
-
-/// `lambda.Dockerfile` as bytes of the GNU build-id the tests' image asks the linker for: finding
-/// them in `bootstrap` proves that the project's Dockerfile, not the bundled one, made the build.
-const OVERRIDE_MARK: &[u8] = b"lambda.Dockerfile";
-
-/// A measurement for the CI log: written to the real stderr, which the test harness does not
-/// capture (`eprintln!` output is shown only for failing tests).
-fn report_time(what: &str, elapsed: Duration) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "timing: {what}: {elapsed:.1?}");
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Who runs the tool: the invoking user, or the test user when the tests run as root.
-struct Runner {
-    uid: u32,
-    gid: u32,
-    /// `Some` when the tool runs as another user through `setpriv`.
-    switch: Option<SwitchTo>,
-}
-
-struct SwitchTo {
-    home: PathBuf,
-    sysroot: PathBuf,
-}
-
-struct Setup {
-    base_image: String,
-    runner: Runner,
-}
-
-fn skip_or_fail(reason: &str) -> Option<Setup> {
-    if std::env::var(common::REQUIRE_ALL_ENV).as_deref() == Ok("1") {
-        panic!(
-            "{reason} ({}=1 forbids skipping); `. .ci/docker.sh` starts an engine, builds the \
-             base image and creates the test user",
-            common::REQUIRE_ALL_ENV
-        );
-    }
-    eprintln!("skipped: {reason}");
-    None
-}
-
-fn setup() -> Option<Setup> {
-    if !common::require_tool("docker") {
-        return None;
-    }
-    let Ok(base_image) = std::env::var("LAMBDA_BUILD_TEST_BASE_IMAGE") else {
-        return skip_or_fail("LAMBDA_BUILD_TEST_BASE_IMAGE is not set");
-    };
-    let inspect = Command::new("docker")
-        .args(["image", "inspect", "--format", "{{.Id}}", &base_image])
-        .output()
-        .expect("runs docker");
-    if !inspect.status.success() {
-        return skip_or_fail(&format!(
-            "no Docker engine with the image `{base_image}`: {}",
-            String::from_utf8_lossy(&inspect.stderr).trim()
-        ));
-    }
-    // SAFETY: geteuid cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    let runner = if euid != 0 {
-        // SAFETY: getgid cannot fail.
-        Runner {
-            uid: euid,
-            gid: unsafe { libc::getgid() },
-            switch: None,
-        }
-    } else {
-        let Ok(name) = std::env::var("LAMBDA_BUILD_TEST_USER") else {
-            return skip_or_fail("running as root and LAMBDA_BUILD_TEST_USER is not set");
-        };
-        let passwd = Command::new("getent")
-            .args(["passwd", &name])
-            .output()
-            .unwrap();
-        let line = String::from_utf8_lossy(&passwd.stdout).into_owned();
-        let fields: Vec<&str> = line.trim().split(':').collect();
-        assert!(fields.len() >= 6, "no user `{name}`: {line}");
-        let sysroot = Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .output()
-            .unwrap();
-        Runner {
-            uid: fields[2].parse().unwrap(),
-            gid: fields[3].parse().unwrap(),
-            switch: Some(SwitchTo {
-                home: fields[5].into(),
-                sysroot: String::from_utf8_lossy(&sysroot.stdout).trim().into(),
-            }),
-        }
-    };
-    Some(Setup { base_image, runner })
-}
-
-impl Runner {
-    /// `cargo-lambda-build lambda-build ARGS` in `dir`, as the runner's user. The user gets the
-    /// host toolchain directly (rustup's proxies would look in the user's own ~/.rustup) and its
-    /// own `CARGO_HOME`, as a real user has.
-    fn command(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut command = match &self.switch {
-            None => Command::new(BIN),
-            Some(_) => {
-                let mut c = Command::new("setpriv");
-                c.args([
-                    "--reuid",
-                    &self.uid.to_string(),
-                    "--regid",
-                    &self.gid.to_string(),
-                    "--init-groups",
-                    BIN,
-                ]);
-                c
-            }
-        };
-        command
-            .arg("lambda-build")
-            .args(args)
-            .args(["--locked", "--target-dir"])
-            .arg(target_dir(self))
-            .current_dir(dir)
-            .env_remove("CARGO_TARGET_DIR")
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("SOURCE_DATE_EPOCH");
-        if let Some(switch) = &self.switch {
-            let bin = switch.sysroot.join("bin");
-            command
-                .env("HOME", &switch.home)
-                .env("CARGO", bin.join("cargo"))
-                .env(
-                    "PATH",
-                    format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
-                )
-                .env_remove("CARGO_HOME")
-                .env_remove("RUSTUP_HOME")
-                .env_remove("RUSTUP_TOOLCHAIN");
-        }
-        command
-    }
-
-    fn run(&self, dir: &Path, args: &[&str]) -> Output {
-        self.command(dir, args)
-            .output()
-            .expect("runs cargo-lambda-build")
-    }
-
-    fn give(&self, path: &Path) {
-        if self.switch.is_some() {
-            let status = Command::new("chown")
-                .arg("-R")
-                .arg(format!("{}:{}", self.uid, self.gid))
-                .arg(path)
-                .status()
-                .unwrap();
-            assert!(status.success(), "chown {}", path.display());
-        }
-    }
-}
-
-/// One target dir for every Docker test (per user), so dependencies are compiled once.
-fn target_dir(runner: &Runner) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("docker-target-{}", runner.uid))
-}
-
-/// The echo fixture with a `lambda.Dockerfile` that starts from the test base image, owned by
-/// the runner's user.
-fn project(setup: &Setup, dockerfile_extra: &str) -> tempfile::TempDir {
-    let project = common::copy_fixture("echo");
-    let dockerfile = format!(
-        "# The Docker tests' image: the base image from .ci/docker.sh, and a build-id that\n\
-         # shows in the binary that this file was used.\n\
-         FROM {}\n\
-         ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=\"-C link-arg=-Wl,--build-id=0x{}\"\n\
-         {dockerfile_extra}",
-        setup.base_image,
-        hex(OVERRIDE_MARK)
-    );
-    std::fs::write(project.path().join("lambda.Dockerfile"), dockerfile).unwrap();
-    setup.runner.give(project.path());
-    let target = target_dir(&setup.runner);
-    if !target.exists() {
-        std::fs::create_dir_all(&target).unwrap();
-        setup.runner.give(&target);
-    }
-    project
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// The build containers a tool process left behind (they are named after its pid).
-fn containers_of(pid: u32) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "--all",
-            "--filter",
-            "label=cargo-lambda-build",
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|name| name.starts_with(&format!("cargo-lambda-build-{pid}-")))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Runs the tool and returns its output and pid, to look for its containers afterwards.
-fn run_with_pid(runner: &Runner, dir: &Path, args: &[&str]) -> (Output, u32) {
-    let child = runner
-        .command(dir, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
-}
-
-fn elf_machine(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap();
-    u16::from_le_bytes([bytes[18], bytes[19]])
-}
 
 fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
     let Some(emulator) = common::Emulator::start() else {
@@ -371,8 +139,8 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     assert!(docker_target.join("x86_64").is_dir() && docker_target.join("arm64").is_dir());
     let mut foreign = not_owned_by(dir, runner.uid);
     foreign.extend(not_owned_by(&target_dir(runner), runner.uid));
-    if let Some(switch) = &runner.switch {
-        foreign.extend(not_owned_by(&switch.home.join(".cargo"), runner.uid));
+    if let Some(home) = runner.home() {
+        foreign.extend(not_owned_by(&home.join(".cargo"), runner.uid));
     }
     assert!(
         foreign.is_empty(),
@@ -413,84 +181,23 @@ fn a_compile_error_in_the_container_exits_101_and_leaves_no_container() {
 }
 
 #[test]
-fn sigint_during_the_container_build_exits_130_and_removes_the_container() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = setup() else { return };
-    let project = project(&setup, "");
-    // A build script that outlasts the test: the container is surely running when SIGINT comes.
-    std::fs::write(
-        project.path().join("build.rs"),
-        "fn main() { std::thread::sleep(std::time::Duration::from_secs(600)); }\n",
-    )
-    .unwrap();
-    let mut child = setup
-        .runner
-        .command(project.path(), &["--docker", "--zip"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let reader = BufReader::new(child.stderr.take().unwrap());
-    let forward = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in reader.lines().map_while(Result::ok) {
-            if line.contains("Container `echo`") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(600))
-        .expect("the container build did not start within 10 minutes");
-    // Until the container exists and the build script runs.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while containers_of(pid).is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    assert!(
-        !containers_of(pid).is_empty(),
-        "no build container appeared"
-    );
-    std::thread::sleep(Duration::from_secs(3));
-
-    let signalled = Instant::now();
-    // SAFETY: kill(2) on the child this test spawned and has not reaped.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGINT) };
-    let status = child.wait().unwrap();
-    let err = forward.join().unwrap();
-    report_time("exit after SIGINT", signalled.elapsed());
-    assert_eq!(status.code(), Some(130), "{err}");
-    assert!(err.contains("interrupted by SIGINT"), "{err}");
-    assert!(
-        signalled.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        signalled.elapsed()
-    );
-    assert!(
-        containers_of(pid).is_empty(),
-        "left: {:?}",
-        containers_of(pid)
-    );
-}
-
-#[test]
 fn a_broken_dockerfile_shows_dockers_message() {
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     // A failing step: Docker's message names the command and its exit code.
     let project = project(&setup, "RUN echo checking the toolchain && exit 3\n");
-    let output = setup.runner.run(project.path(), &["--docker"]);
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(err.contains("error: building the image from"), "{err}");
+    let previous = PreviousZip::plant(project.path());
+    let output = setup.runner.run(project.path(), &["--docker", "--zip"]);
+    let err = assert_refused(&output, 1, "building the image from", "fix the Dockerfile");
     assert!(err.contains("returned a non-zero code: 3"), "{err}");
     // The step's own output is shown too.
     assert!(err.contains("checking the toolchain"), "{err}");
-    assert!(err.contains("help: "), "{err}");
+    previous.assert_intact();
+    assert!(
+        containers_from(&setup.base_image).is_empty(),
+        "the failed step's container is left: {:?}",
+        containers_from(&setup.base_image)
+    );
 
     // An instruction Docker does not know.
     let project = project_with_dockerfile(&setup, "FROM scratch\nCOPYY a b\n");
@@ -503,34 +210,34 @@ fn a_broken_dockerfile_shows_dockers_message() {
     );
 }
 
-fn project_with_dockerfile(setup: &Setup, dockerfile: &str) -> tempfile::TempDir {
-    let project = project(setup, "");
-    std::fs::write(project.path().join("lambda.Dockerfile"), dockerfile).unwrap();
-    project
-}
-
 #[test]
 fn a_missing_docker_image_is_refused() {
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = project(&setup, "");
+    let previous = PreviousZip::plant(project.path());
     let output = setup.runner.run(
         project.path(),
-        &["--docker-image", "cargo-lambda-build-test:does-not-exist"],
+        &[
+            "--docker-image",
+            "cargo-lambda-build-test:does-not-exist",
+            "--zip",
+        ],
     );
-    let err = stderr(&output);
-    assert_eq!(output.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("the Docker image `cargo-lambda-build-test:does-not-exist` does not exist"),
-        "{err}"
+    assert_refused(
+        &output,
+        1,
+        "the Docker image `cargo-lambda-build-test:does-not-exist` does not exist",
+        "pull or build it first",
     );
-    assert!(err.contains("help: pull or build it first"), "{err}");
+    previous.assert_intact();
 }
 
 /// Needs no engine: the point is that there is none.
 #[test]
 fn no_engine_is_a_clear_error_within_seconds() {
     let project = common::copy_fixture("echo");
+    let previous = PreviousZip::plant(project.path());
     let free_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -551,17 +258,16 @@ fn no_engine_is_a_clear_error_within_seconds() {
             .output()
             .unwrap();
         let elapsed = started.elapsed();
-        let err = stderr(&output);
-        assert_eq!(output.status.code(), Some(1), "{err}");
-        assert!(
-            err.contains("error: cannot reach the Docker engine at"),
-            "{err}"
+        let err = assert_refused(
+            &output,
+            1,
+            "cannot reach the Docker engine at",
+            "start the engine",
         );
         assert!(err.contains(named) && err.contains(&host), "{err}");
-        assert!(err.contains("help: start the engine"), "{err}");
         assert!(!err.contains("Compiling"), "{err}");
         assert!(elapsed < Duration::from_secs(8), "{host}: took {elapsed:?}");
-        assert!(!project.path().join("lambda.zip").exists());
+        previous.assert_intact();
     }
 }
 

@@ -8,7 +8,9 @@
 //!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
 //! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
 //! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
-//!   ([`assert_fails`], [`assert_help`], [`assert_unchanged`], [`temp_files`]).
+//!   ([`assert_refused`], [`assert_unchanged`], [`temp_files`]).
+//! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
+//! - [`fake_engine`]: Docker engines that refuse, hang or stop mid-build, on a unix socket.
 //! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
 //!   independent of the `zip` crate that wrote it, and check that `bootstrap` is executable.
 //!
@@ -18,7 +20,9 @@
 // Each test file uses a different subset of these helpers.
 #![allow(dead_code, unused_imports)]
 
+pub mod docker;
 mod emulator;
+pub mod fake_engine;
 mod fixtures;
 mod scratch;
 mod tools;
@@ -30,8 +34,8 @@ pub use fixtures::{
     fixture_target_dir, lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
-    BIN, MAIN, assert_fails, assert_has_help, assert_help, assert_unchanged, crate_with,
-    lambda_build, lambda_build_command, read_zip, scratch_target_dir, stderr, temp_files,
+    BIN, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with, lambda_build,
+    lambda_build_command, read_zip, scratch_target_dir, stderr, temp_files,
 };
 pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools, skip_or_fail};
 pub use user::{Unprivileged, is_root};

@@ -79,18 +79,31 @@ pub fn assert_fails(output: &Output, code: i32, message: &str) {
     );
 }
 
-/// A `help: ` line that contains `fix`.
-pub fn assert_help(output: &Output, fix: &str) {
+/// A refusal as users should see it: exit `code`, and stderr ending in the tool's one `error:`
+/// line, containing `problem`, followed only by `help:` lines, one containing `fix`; no panic
+/// or backtrace. (cargo's own `error:` lines, passed on, come before.) Returns stderr.
+pub fn assert_refused(output: &Output, code: i32, problem: &str, fix: &str) -> String {
+    assert_fails(output, code, problem);
     let err = stderr(output);
+    let lines: Vec<&str> = err.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("error:"))
+        .unwrap_or_default();
     assert!(
-        err.lines()
-            .any(|line| line.starts_with("help: ") && line.contains(fix)),
-        "expected a `help: ` line with `{fix}` in:\n{err}"
+        lines[at].contains(problem),
+        "`{problem}` is not on the last `error:` line:\n{err}"
     );
-}
-
-pub fn assert_has_help(output: &Output) {
-    assert_help(output, "");
+    let after = &lines[at + 1..];
+    assert!(
+        !after.is_empty() && after.iter().all(|l| l.starts_with("help: ")),
+        "the error is not one line followed by `help:` lines:\n{err}"
+    );
+    assert!(
+        after.iter().any(|l| l.contains(fix)),
+        "no `help:` line with `{fix}`:\n{err}"
+    );
+    err
 }
 
 pub fn assert_unchanged(zip: &Path, before: &[u8]) {

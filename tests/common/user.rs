@@ -90,6 +90,11 @@ impl Unprivileged {
         command
     }
 
+    /// The user's home, when it is another user than the one running the tests.
+    pub fn home(&self) -> Option<&Path> {
+        self.switch.as_ref().map(|s| s.home.as_path())
+    }
+
     /// Makes `path` (recursively) this user's.
     pub fn give(&self, path: &Path) {
         if self.switch.is_some() {

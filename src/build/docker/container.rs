@@ -21,6 +21,7 @@ use crate::plan::Invocation;
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
+use super::engine::failure;
 use super::image::LABEL;
 
 /// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
@@ -60,6 +61,8 @@ pub struct ContainerSpec {
     pub workdir: PathBuf,
     /// `cargo build ...`, offline.
     pub command: Vec<String>,
+    /// The memory limit in bytes, swap included, when the user set one (`--docker-memory`).
+    pub memory: Option<u64>,
 }
 
 /// What the spec is made from: the plan's facts plus what was found on the host.
@@ -82,6 +85,7 @@ pub struct ContainerInputs<'a> {
     pub cwd: &'a Path,
     /// The plan's cargo command (`build --message-format ... --target ...`).
     pub cargo: &'a Invocation,
+    pub memory: Option<u64>,
 }
 
 pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
@@ -157,6 +161,7 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         command: std::iter::once("cargo".to_string())
             .chain(container_args(&inputs.cargo.args, inputs.target_dir))
             .collect(),
+        memory: inputs.memory,
     }
 }
 
@@ -266,6 +271,15 @@ impl ContainerSpec {
         if let Some(user) = &self.user {
             args.extend(["--user".into(), user.clone().into()]);
         }
+        if let Some(bytes) = self.memory {
+            let bytes = bytes.to_string();
+            args.extend([
+                "--memory".into(),
+                bytes.clone().into(),
+                "--memory-swap".into(),
+                bytes.into(),
+            ]);
+        }
         for mount in &self.mounts {
             let text = match mount {
                 MountSpec::Bind {
@@ -340,11 +354,58 @@ impl ContainerSpec {
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 network_mode: Some("none".into()),
+                // Swap equal to the limit: none on top, so the limit is what the build gets.
+                memory: self.memory.map(saturating_i64),
+                memory_swap: self.memory.map(saturating_i64),
                 ..Default::default()
             }),
             ..Default::default()
         }
     }
+}
+
+fn saturating_i64(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// `--docker-memory`: bytes, or a number with a `b`, `k`, `m` or `g` suffix (any case, an
+/// optional trailing `b` as in `512mb`), as `docker run --memory` takes it.
+pub fn parse_memory(text: &str) -> std::result::Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(unit_at);
+    let shift = match unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit)
+    {
+        "" | "b" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: use bytes or a number with k, m or g (`512m`, `4g`)"
+            ));
+        }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use a whole number (`512m`, `4g`)"))?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "`{text}` is below the engine's minimum of 6m for a container"
+        ));
+    }
+    Ok(bytes)
 }
 
 /// Creates the container, streams its output, waits for it, and removes it: after success,
@@ -363,15 +424,25 @@ pub async fn run(
     docker
         .create_container(Some(options), spec.create_body())
         .await
-        .map_err(|e| Error::Docker {
-            action: format!("create the build container from image `{}`", spec.image),
-            message: super::image::engine_message(&e),
+        .map_err(|e| {
+            failure(
+                format!("create the build container from image `{}`", spec.image),
+                e,
+            )
         })?;
     let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
     reporter.finish_progress();
     let removed = remove(docker, &spec.name).await;
     match (result, removed) {
-        (Err(e), _) => Err(e),
+        (Err(e), Err(left)) => {
+            // The error says what went wrong; the user must still learn what stayed behind.
+            reporter.warn(format!(
+                "{left}; once the engine answers, remove it with `docker rm -f {}`",
+                spec.name
+            ));
+            Err(e)
+        }
+        (Err(e), Ok(())) => Err(e),
         (Ok(_), Err(e)) => Err(e),
         (Ok(built), Ok(())) => Ok(built),
     }
@@ -396,9 +467,13 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(Error::Docker {
-        action: format!("remove the build container `{name}`"),
-        message: last.map(|e| e.to_string()).unwrap_or_default(),
+    let action = format!("remove the build container `{name}`");
+    Err(match last {
+        Some(e) => failure(action, e),
+        None => Error::Docker {
+            action,
+            message: String::new(),
+        },
     })
 }
 
@@ -411,10 +486,7 @@ async fn attach_start_and_wait(
 ) -> Result<Vec<Built>> {
     let engine_error = |action: &str| {
         let action = action.to_string();
-        move |e: bollard::errors::Error| Error::Docker {
-            action,
-            message: super::image::engine_message(&e),
-        }
+        move |e: bollard::errors::Error| failure(action, e)
     };
     // Attached before the start, so no line of output is missed.
     let attach = AttachContainerOptions {
@@ -486,15 +558,20 @@ async fn attach_start_and_wait(
             }
             Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e)),
             Ok(None) => {
-                return Err(Error::Docker {
+                return Err(Error::DockerLost {
                     action: "wait for the build container".into(),
-                    message: "the engine closed the connection".into(),
+                    reason: "the engine closed the connection".into(),
                 });
             }
         }
     };
     interrupt.check()?;
     if code != 0 {
+        // cargo may survive its build script or rustc being killed, and exit 101 as for a
+        // compile error: only the engine knows that memory ran out.
+        if oom_killed(docker, &spec.name).await {
+            return Err(Error::ContainerOutOfMemory { limit: spec.memory });
+        }
         return Err(Error::ContainerBuild {
             code,
             image: spec.image.clone(),
@@ -505,6 +582,18 @@ async fn attach_start_and_wait(
         .zip(wanted)
         .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
         .collect()
+}
+
+/// Whether the engine killed a process of the container for memory. An engine that does not say
+/// counts as no.
+async fn oom_killed(docker: &Docker, name: &str) -> bool {
+    docker
+        .inspect_container(name, None)
+        .await
+        .ok()
+        .and_then(|container| container.state)
+        .and_then(|state| state.oom_killed)
+        .unwrap_or(false)
 }
 
 /// Splits a byte stream into lines; the engine's chunks do not end on line boundaries.
@@ -574,6 +663,7 @@ mod tests {
             host_env,
             cwd: Path::new("/home/me/fn/src"),
             cargo,
+            memory: None,
         }
     }
 
@@ -722,6 +812,44 @@ mod tests {
                 "--workdir /home/me/fn/src cargo-lambda-build:0123456789abcdef cargo build "
             ),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_memory_limit_leaves_no_swap_on_top() {
+        let cargo = cargo();
+        let mut inputs = inputs(&cargo, &[], &[]);
+        assert_eq!(
+            spec(&inputs).create_body().host_config.unwrap().memory,
+            None
+        );
+        inputs.memory = Some(512 << 20);
+        let spec = spec(&inputs);
+        let host = spec.create_body().host_config.unwrap();
+        assert_eq!(host.memory, Some(536_870_912));
+        assert_eq!(host.memory_swap, Some(536_870_912));
+        let shown = spec.as_docker_run().to_string();
+        assert!(
+            shown.contains("--memory 536870912 --memory-swap 536870912"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn memory_sizes_read_as_docker_reads_them() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
+        assert_eq!(parse_memory("65536k"), Ok(64 << 20));
+        assert_eq!(parse_memory("104857600"), Ok(100 << 20));
+        for bad in ["", "m", "1.5g", "4t", "-1g", "lots"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert!(parse_memory("1m").unwrap_err().contains("minimum"));
+        assert!(
+            parse_memory("99999999999g")
+                .unwrap_err()
+                .contains("too large")
         );
     }
 

@@ -94,13 +94,34 @@ fn reason(error: &bollard::errors::Error) -> String {
     }
 }
 
+/// The error for a failed request: [`Error::DockerLost`] when the engine went away (the socket is
+/// gone, the connection broke or timed out), else the engine's own message.
+pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Error {
+    use bollard::errors::Error as E;
+    let action = action.into();
+    match &error {
+        E::SocketNotFoundError(_)
+        | E::IOError { .. }
+        | E::HyperResponseError { .. }
+        | E::HyperLegacyError { .. }
+        | E::RequestTimeoutError => Error::DockerLost {
+            action,
+            reason: reason(&error),
+        },
+        _ => Error::Docker {
+            action,
+            message: super::image::engine_message(&error),
+        },
+    }
+}
+
 /// Whether the engine runs without root (Docker rootless, Podman as a user): there, root in the
 /// container is the host user, and another uid would be a subordinate one.
 pub async fn is_rootless(docker: &Docker) -> Result<bool> {
-    let info = docker.info().await.map_err(|e| Error::Docker {
-        action: "read the engine's information".into(),
-        message: e.to_string(),
-    })?;
+    let info = docker
+        .info()
+        .await
+        .map_err(|e| failure("read the engine's information", e))?;
     Ok(info
         .security_options
         .unwrap_or_default()

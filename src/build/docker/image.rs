@@ -170,10 +170,7 @@ pub async fn exists(docker: &Docker, name: &str) -> Result<bool> {
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(false),
-        Err(e) => Err(Error::Docker {
-            action: format!("inspect image `{name}`"),
-            message: e.to_string(),
-        }),
+        Err(e) => Err(super::engine::failure(format!("inspect image `{name}`"), e)),
     }
 }
 
@@ -241,7 +238,12 @@ pub async fn ensure(
                     break Err(image_build_error(recipe, message));
                 }
             }
-            Err(e) => break Err(image_build_error(recipe, engine_message(&e))),
+            // A broken connection is the engine's failure, not the Dockerfile's.
+            Err(e @ bollard::errors::Error::DockerStreamError { .. })
+            | Err(e @ bollard::errors::Error::DockerResponseServerError { .. }) => {
+                break Err(image_build_error(recipe, engine_message(&e)));
+            }
+            Err(e) => break Err(super::engine::failure("build the image", e)),
         }
     };
     reporter.finish_progress();

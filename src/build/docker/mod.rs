@@ -151,6 +151,7 @@ pub fn build(
         host_env: &host_env,
         cwd: &env.cwd,
         cargo: &plan.cargo,
+        memory: config.memory,
     });
     let bins: Vec<String> = plan
         .functions
