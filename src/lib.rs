@@ -16,6 +16,7 @@ pub mod plan;
 pub mod project;
 pub mod report;
 pub mod signal;
+pub mod verify;
 
 use std::io::Write as _;
 use std::path::Path;
