@@ -14,6 +14,8 @@ use tempfile::NamedTempFile;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
+use crate::verify;
+
 /// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has to
 /// go through S3, so the caller warns.
 pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
@@ -56,6 +58,12 @@ pub enum PackageError {
     )]
     TooLarge { size: u64, limit: u64 },
 
+    #[error("`{}` did not pass its check before shipping: {source}", .path.display())]
+    Verify {
+        path: PathBuf,
+        source: crate::verify::VerifyError,
+    },
+
     #[error(
         "`{SOURCE_DATE_EPOCH}` must be a whole number of seconds since 1970-01-01 UTC, not `{value}`"
     )]
@@ -81,6 +89,7 @@ impl PackageError {
                  or deploy a container image instead, which Lambda allows up to 10 GB"
                     .to_owned(),
             ),
+            Self::Verify { source, .. } => Some(source.help()),
             Self::InvalidSourceDateEpoch { .. } => Some(format!(
                 "set it with `export {SOURCE_DATE_EPOCH}=$(git log -1 --format=%ct)`, or unset it"
             )),
@@ -262,6 +271,25 @@ pub fn write_zip(
     check_unzipped_size(unzipped_size)?;
 
     let file = tmp.as_file_mut();
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| write_error(dest, e))?;
+    // Read back as Lambda will read it, before it can replace the previous zip.
+    let verified = verify::verify(
+        io::BufReader::with_capacity(64 * 1024, &mut *file),
+        &verify::Rules::SHIP,
+    )
+    .map_err(|source| PackageError::Verify {
+        path: dest.to_path_buf(),
+        source,
+    })?;
+    if verified.unzipped_size != unzipped_size
+        || !verified.names.iter().eq(entries.iter().map(|e| &e.name))
+    {
+        return Err(PackageError::Zip {
+            path: dest.to_path_buf(),
+            message: "it does not read back as written".to_owned(),
+        });
+    }
     file.seek(SeekFrom::Start(0))
         .map_err(|e| write_error(dest, e))?;
     let mut hasher = Sha256::new();
@@ -915,6 +943,40 @@ mod tests {
         );
         assert_eq!(fs::read(&dest).unwrap(), before);
         assert_eq!(listing(dest.parent().unwrap()), ["lambda.zip"]);
+    }
+
+    #[test]
+    fn a_zip_that_fails_verification_never_replaces_the_previous_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries = fixture(dir.path());
+        let out = dir.path().join("out");
+        let dest = out.join("lambda.zip");
+        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let before = fs::read(&dest).unwrap();
+
+        // Nothing Lambda could start: written, read back, refused before the rename.
+        let data: Vec<ZipEntry> = entries
+            .into_iter()
+            .filter(|e| e.name != "bootstrap" && e.mode == 0o644)
+            .collect();
+        let err = write_zip(&dest, &data, DateTime::DEFAULT).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                PackageError::Verify {
+                    source: verify::VerifyError::NoEntrypoint,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().starts_with(&format!(
+            "`{}` did not pass its check before shipping: no `bootstrap`",
+            dest.display()
+        )));
+        assert!(err.help().unwrap().contains("cargo lambda-build --zip"));
+        assert_eq!(fs::read(&dest).unwrap(), before);
+        assert_eq!(listing(&out), ["lambda.zip"]);
     }
 
     #[test]
