@@ -81,11 +81,15 @@ impl Built {
             .1
     }
 
-    /// A fresh directory to extract into, inside the project copy (removed with it).
-    fn scratch(&self, reader: &str) -> PathBuf {
+    /// Extracts the zip with `reader` into a fresh directory inside the project copy (removed
+    /// with it), `args(dir)` then the zip on its command line, and checks what it extracted.
+    fn extract_with(&self, reader: &str, args: impl Fn(String) -> Vec<String>) {
         let dir = self.project.path().join(format!("extracted-{reader}"));
         fs::create_dir(&dir).unwrap();
-        dir
+        let args = args(dir.to_str().unwrap().to_owned());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(reader, &args, &self.zip);
+        self.assert_extracted(reader, &dir);
     }
 
     /// The extracted tree has exactly the expected entries, modes and contents.
@@ -235,16 +239,7 @@ fn info_zip_unzip_tests_lists_and_extracts_with_the_modes() {
         .collect();
     assert_eq!(listing, expected_listing());
 
-    let dir = built.scratch("unzip");
-    let output = Command::new("unzip")
-        .arg("-q")
-        .arg(&built.zip)
-        .arg("-d")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_ran("unzip", &output);
-    built.assert_extracted("unzip", &dir);
+    built.extract_with("unzip", |dir| vec!["-q".into(), "-d".into(), dir]);
 }
 
 #[test]
@@ -263,16 +258,7 @@ fn bsdtar_lists_and_extracts_with_the_modes() {
         .collect();
     assert_eq!(listing, expected_listing());
 
-    let dir = built.scratch("bsdtar");
-    let output = Command::new("bsdtar")
-        .arg("-xpf")
-        .arg(&built.zip)
-        .arg("-C")
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert_ran("bsdtar", &output);
-    built.assert_extracted("bsdtar", &dir);
+    built.extract_with("bsdtar", |dir| vec!["-C".into(), dir, "-xpf".into()]);
 }
 
 #[test]
@@ -314,15 +300,7 @@ fn seven_zip_tests_lists_and_extracts_with_the_modes() {
         .collect();
     assert_eq!(listing, expected_listing());
 
-    let dir = built.scratch("7z");
-    let output = Command::new("7z")
-        .arg("x")
-        .arg(format!("-o{}", dir.display()))
-        .arg(&built.zip)
-        .output()
-        .unwrap();
-    assert_ran("7z", &output);
-    built.assert_extracted("7z", &dir);
+    built.extract_with("7z", |dir| vec!["x".into(), format!("-o{dir}")]);
 }
 
 fn hex(bytes: &[u8]) -> String {
