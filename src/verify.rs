@@ -55,7 +55,8 @@ impl Rules {
 
     /// What `invoke` extracts: the same hostile entries refused, but a missing or
     /// non-executable `bootstrap` left for the run to report as Lambda does
-    /// (`Runtime.InvalidEntrypoint`), and links inside the task root kept, as Lambda keeps them.
+    /// (`Runtime.InvalidEntrypoint`), and links that stay inside the task root kept (zips from
+    /// other tools may hold them, `lib/libfoo.so -> libfoo.so.1` say).
     pub const EXTRACT: Rules = Rules {
         entrypoint: false,
         inner_symlinks: true,
