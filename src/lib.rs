@@ -17,6 +17,7 @@ pub mod project;
 pub mod redact;
 pub mod report;
 pub mod signal;
+pub mod verify;
 
 use std::io::Write as _;
 use std::path::Path;

@@ -17,6 +17,7 @@ use super::lambda::{self, VERSION};
 use crate::arch::Arch;
 use crate::inspect::ElfReport;
 use crate::package::UNZIPPED_LIMIT;
+use crate::verify::{self, VerifyError};
 
 /// What Lambda starts: `bootstrap` at the root of the task root.
 pub const BOOTSTRAP: &str = "bootstrap";
@@ -83,6 +84,28 @@ fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError>
         path: path.to_path_buf(),
         reason: e.to_string(),
     };
+    // The hostile entries that `cargo lambda-build` refuses to ship are refused here too, before
+    // anything is written; the checks below stay, as a second line.
+    let rules = verify::Rules {
+        limit,
+        ..verify::Rules::EXTRACT
+    };
+    verify::verify_file(path, &rules).map_err(|e| match e {
+        VerifyError::UnsafeName { name, .. }
+        | VerifyError::Symlink { name, .. }
+        | VerifyError::NotAFile { name, .. }
+        | VerifyError::FileIsDirectory { inside: name, .. }
+        | VerifyError::Duplicate(Some(name)) => InvokeError::UnsafeEntry(name),
+        VerifyError::TooLarge { size, .. } => InvokeError::TooLargeUnzipped(size),
+        VerifyError::Read(source) => InvokeError::ReadArtifact {
+            path: path.to_path_buf(),
+            source,
+        },
+        other => InvokeError::BadZip {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })?;
     let file = File::open(path).map_err(|source| InvokeError::ReadArtifact {
         path: path.to_path_buf(),
         source,
@@ -667,5 +690,31 @@ mod tests {
             prepare(zip.path()),
             Err(InvokeError::UnsafeEntry(name)) if name == "../evil"
         ));
+    }
+
+    #[test]
+    fn links_out_of_the_task_root_are_refused_and_links_inside_kept() {
+        let zip_with_link = |target: &str| {
+            let file = tempfile::NamedTempFile::new().unwrap();
+            let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+            zip.start_file("bootstrap", options).unwrap();
+            zip.write_all(b"#!/bin/sh\n").unwrap();
+            zip.add_symlink("lib/libx.so", target, options).unwrap();
+            zip.finish().unwrap();
+            file
+        };
+        for target in ["/etc/passwd", "../../etc/passwd", "a/../../x"] {
+            let zip = zip_with_link(target);
+            assert!(
+                matches!(prepare(zip.path()), Err(InvokeError::UnsafeEntry(name)) if name == "lib/libx.so"),
+                "{target}"
+            );
+        }
+        let root = prepare(zip_with_link("libx.so.1").path()).unwrap();
+        assert_eq!(
+            fs::read_link(root.path().join("lib/libx.so")).unwrap(),
+            Path::new("libx.so.1")
+        );
     }
 }

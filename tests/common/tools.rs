@@ -14,6 +14,7 @@ fn install_hint(tool: &str) -> &'static str {
         }
         "unzip" => "`apt-get install -y unzip`",
         "bsdtar" => "`apt-get install -y libarchive-tools`",
+        "7z" => "`apt-get install -y p7zip-full`",
         "qemu-aarch64-static" | "qemu-aarch64" => "`apt-get install -y qemu-user-static`",
         "aarch64-linux-gnu-gcc" => "`apt-get install -y gcc-aarch64-linux-gnu`",
         "python3" => "nothing: python3 is expected on the CI machine",
