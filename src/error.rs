@@ -111,7 +111,7 @@ pub enum Error {
         code: Option<i32>,
     },
 
-    #[error("cannot reach the Docker engine at {tried}: {reason}")]
+    #[error("cannot use the Docker engine at {tried}: {reason}")]
     DockerUnavailable { tried: String, reason: String },
 
     #[error("the Docker engine could not {action}: {message}")]

@@ -261,7 +261,7 @@ fn no_engine_is_a_clear_error_within_seconds() {
         let err = assert_refused(
             &output,
             1,
-            "cannot reach the Docker engine at",
+            "cannot use the Docker engine at",
             "start the engine",
         );
         assert!(err.contains(named) && err.contains(&host), "{err}");

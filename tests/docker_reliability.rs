@@ -63,7 +63,7 @@ fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
         let err = assert_refused(
             &output,
             1,
-            &format!("cannot reach the Docker engine at `{}`", engine.host()),
+            &format!("cannot use the Docker engine at `{}`", engine.host()),
             "start the engine",
         );
         assert!(!err.contains("Compiling"), "{how:?}:\n{err}");
