@@ -175,6 +175,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// For `map_err` on starting `program`: "could not run `program`: ...".
+    pub fn spawn(program: impl AsRef<std::ffi::OsStr>) -> impl FnOnce(std::io::Error) -> Error {
+        let program = program.as_ref().to_string_lossy().into_owned();
+        move |source| Error::Spawn { program, source }
+    }
+
     pub fn exit_code(&self) -> i32 {
         match self {
             // cargo's own exit code, 101 for a compile error.
@@ -268,24 +274,17 @@ impl Error {
             {
                 "free some disk space and run again".into()
             }
-            Error::CreateOutdir { path, source }
-                if source.raw_os_error() == Some(libc::ENOTDIR) =>
-            {
-                format!(
-                    "`{}` is a file: choose another directory with `--outdir`",
-                    path.ancestors()
-                        .find(|a| a.exists())
-                        .unwrap_or(path)
-                        .display()
-                )
+            Error::CreateOutdir { path, source } => {
+                let existing = crate::package::nearest_existing(path).display();
+                if source.raw_os_error() == Some(libc::ENOTDIR) {
+                    format!("`{existing}` is a file: choose another directory with `--outdir`")
+                } else {
+                    format!(
+                        "choose a directory you can write with `--outdir`, or make `{existing}` \
+                         writable"
+                    )
+                }
             }
-            Error::CreateOutdir { path, .. } => format!(
-                "choose a directory you can write with `--outdir`, or make `{}` writable",
-                path.ancestors()
-                    .find(|a| a.exists())
-                    .unwrap_or(path)
-                    .display()
-            ),
             Error::Spawn { program, .. } if program.contains("cargo") => {
                 "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"
                     .into()

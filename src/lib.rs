@@ -255,14 +255,9 @@ fn build_on_host(
         && let Some(zig) = build::zig::find()
     {
         let linker = Linker::Zig(zig);
-        let bins: Vec<String> = plan
-            .functions
-            .iter()
-            .map(|f| format!("`{}`", f.bin))
-            .collect();
         reporter.status(
             "Relinking",
-            format!("{} with {}", bins.join(", "), linker.describe()),
+            format!("{} with {}", plan.bin_list(), linker.describe()),
         );
         built = local::build(plan, &linker, reporter, interrupt)?;
         checked = inspect_all(&built, plan.arch)?;

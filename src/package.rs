@@ -344,6 +344,21 @@ pub fn write_zip_cancellable(
     })
 }
 
+/// `path` if it exists, else its nearest ancestor that does (`.` for a relative path none of
+/// whose parts exist): where creating `path` starts.
+pub fn nearest_existing(path: &Path) -> &Path {
+    path.ancestors()
+        .map(|a| {
+            if a.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                a
+            }
+        })
+        .find(|a| a.exists())
+        .unwrap_or(path)
+}
+
 /// Whether this process may write into `dir`, or create it: asks the kernel about the directory,
 /// or its nearest existing ancestor, without writing anything, so a run can refuse before
 /// compiling for minutes. It answers for permissions and read-only file systems; a full disk
@@ -351,14 +366,10 @@ pub fn write_zip_cancellable(
 #[cfg(unix)]
 pub fn check_writable(dir: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
-    let Some(existing) = dir.ancestors().find(|a| a.exists()) else {
+    let existing = nearest_existing(dir);
+    if !existing.exists() {
         return Ok(());
-    };
-    let existing = if existing.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        existing
-    };
+    }
     if !existing.is_dir() {
         // A file where a directory has to be.
         return Err(io::Error::from_raw_os_error(libc::ENOTDIR));
@@ -1083,6 +1094,18 @@ mod tests {
             assert_eq!(fs::read(&dest).unwrap(), before, "at {at}");
             assert_eq!(listing(&out), ["lambda.zip"], "at {at}");
         }
+    }
+
+    #[test]
+    fn the_nearest_existing_directory_is_where_creating_starts() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("a/b/c");
+        assert_eq!(nearest_existing(&missing), dir.path());
+        assert_eq!(nearest_existing(dir.path()), dir.path());
+        assert_eq!(
+            nearest_existing(Path::new("no-such-dir-here/x")),
+            Path::new(".")
+        );
     }
 
     #[test]

@@ -93,6 +93,17 @@ pub struct BuildPlan {
     pub verify: bool,
 }
 
+impl BuildPlan {
+    /// The functions' binaries for a status line: "`api`, `worker`".
+    pub fn bin_list(&self) -> String {
+        self.functions
+            .iter()
+            .map(|f| format!("`{}`", f.bin))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
 /// Profile settings through cargo's `CARGO_PROFILE_<NAME>_<KEY>` variables. By default only
 /// `strip = "symbols"`, and only when the profile says nothing about stripping or debug info:
 /// symbols are a third of a release binary and Lambda has no use for them (a panic message

@@ -83,10 +83,7 @@ pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> 
         .arg(manifest)
         .current_dir(cwd)
         .output()
-        .map_err(|source| Error::Spawn {
-            program: cargo.to_string_lossy().into_owned(),
-            source,
-        })?;
+        .map_err(Error::spawn(cargo))?;
     if !output.status.success() {
         return Err(Error::Metadata(cargo_error_text(&output.stderr)));
     }

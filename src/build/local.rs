@@ -156,10 +156,7 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
         .args(["--print", "sysroot"])
         .current_dir(cwd)
         .output()
-        .map_err(|source| Error::Spawn {
-            program: rustc.to_string_lossy().into_owned(),
-            source,
-        })?;
+        .map_err(Error::spawn(&rustc))?;
     let std_dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
         .join("lib/rustlib")
         .join(target.triple())
@@ -190,10 +187,7 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
         // Stdout is for results (`--message-format json` promises nothing else there).
         .stdout(std::io::stderr())
         .status()
-        .map_err(|source| Error::Spawn {
-            program: "rustup".into(),
-            source,
-        })?;
+        .map_err(Error::spawn("rustup"))?;
     if status.success() {
         Ok(())
     } else {

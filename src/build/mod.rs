@@ -118,10 +118,7 @@ impl Watched {
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(|source| Error::Spawn {
-                program: invocation.program.to_string_lossy().into_owned(),
-                source,
-            })?;
+            .map_err(Error::spawn(&invocation.program))?;
         let child = Arc::new(Mutex::new(child));
         let done = Arc::new(AtomicBool::new(false));
         watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());

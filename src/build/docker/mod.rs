@@ -153,14 +153,9 @@ pub fn build(
         cargo: &plan.cargo,
         memory: config.memory,
     });
-    let bins: Vec<String> = plan
-        .functions
-        .iter()
-        .map(|f| format!("`{}`", f.bin))
-        .collect();
     reporter.status(
         "Container",
-        format!("{} for {} in {image}, offline", bins.join(", "), plan.arch),
+        format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
@@ -187,10 +182,7 @@ fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
         .arg("-V")
         .current_dir(cwd)
         .output()
-        .map_err(|source| Error::Spawn {
-            program: cargo.to_string_lossy().into_owned(),
-            source,
-        })?;
+        .map_err(Error::spawn(cargo))?;
     let text = String::from_utf8_lossy(&output.stdout);
     image::rust_version_from(&text).ok_or_else(|| {
         anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into()
@@ -290,10 +282,7 @@ fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>
     {
         command.arg("--locked");
     }
-    let output = command.output().map_err(|source| Error::Spawn {
-        program: cargo.to_string_lossy().into_owned(),
-        source,
-    })?;
+    let output = command.output().map_err(Error::spawn(cargo))?;
     if !output.status.success() {
         return Err(Error::Metadata(
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
