@@ -8,7 +8,9 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{crate_with, lambda_build_command, read_zip, stderr, temp_files};
+use common::{
+    EM_AARCH64, EM_X86_64, crate_with, lambda_build_command, read_zip, stderr, temp_files,
+};
 
 /// Starts both commands before waiting for either.
 fn at_once(mut a: Command, mut b: Command) -> (Output, Output) {
@@ -38,8 +40,7 @@ fn zipped_machine(zip: &Path) -> u16 {
     assert_eq!(bootstrap.unix_mode().map(|m| m & 0o777), Some(0o755));
     let mut header = [0u8; 20];
     bootstrap.read_exact(&mut header).unwrap();
-    assert_eq!(&header[..4], b"\x7fELF");
-    u16::from_le_bytes([header[18], header[19]])
+    common::elf_machine_of(&header)
 }
 
 /// Whether arm64 can be linked here; skips (or fails in CI) when not.
@@ -53,9 +54,6 @@ fn arm64_linker() -> bool {
     }
     found
 }
-
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
 
 #[test]
 fn same_project_and_architecture_twice_at_once() {

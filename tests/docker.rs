@@ -87,7 +87,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let scratch = tempfile::tempdir().unwrap();
     let bootstrap =
         common::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("x86_64"));
-    assert_eq!(elf_machine(&bootstrap), 62);
+    assert_eq!(elf_machine(&bootstrap), common::EM_X86_64);
     let bytes = std::fs::read(&bootstrap).unwrap();
     assert!(
         bytes
@@ -130,7 +130,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     assert!(stdout.contains("architecture  arm64"), "{stdout}");
     let bootstrap =
         common::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
-    assert_eq!(elf_machine(&bootstrap), 183);
+    assert_eq!(elf_machine(&bootstrap), common::EM_AARCH64);
     assert_echo_answers(&bootstrap, Some(&QEMU));
 
     // Everything the builds left belongs to the user: the zips, the container's target dirs, the

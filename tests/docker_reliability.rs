@@ -19,6 +19,7 @@ use common::docker::{
     wait_until,
 };
 use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
+use common::{EM_AARCH64, EM_X86_64};
 
 /// The real engine's socket, for the proxy that plays a dying engine.
 fn real_socket() -> PathBuf {
@@ -299,8 +300,11 @@ fn two_docker_builds_at_once_both_succeed() {
     let Some(setup) = setup() else { return };
     let scratch = tempfile::tempdir().unwrap();
     let pairs: [[(&str, &str, u16); 2]; 2] = [
-        [("x86_64", "out", 62), ("x86_64", "out", 62)],
-        [("x86_64", "x86_64", 62), ("arm64", "arm64", 183)],
+        [("x86_64", "out", EM_X86_64), ("x86_64", "out", EM_X86_64)],
+        [
+            ("x86_64", "x86_64", EM_X86_64),
+            ("arm64", "arm64", EM_AARCH64),
+        ],
     ];
     for (round, pair) in pairs.iter().enumerate() {
         let project = project(&setup, &format!("RUN echo {}\n", nonce()));

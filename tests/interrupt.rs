@@ -11,13 +11,9 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{MAIN, assert_unchanged, crate_with, lambda_build_command, stderr, temp_files};
-
-/// A measurement for the CI log: written to the real stderr, which the harness does not capture.
-fn report(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "{line}");
-}
+use common::{
+    MAIN, assert_unchanged, crate_with, lambda_build_command, report, stderr, temp_files,
+};
 
 fn kill(child: &Child, signal: libc::c_int) {
     // SAFETY: kill(2) on a child this test spawned and has not waited for.

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
-pub use super::{assert_refused, stderr};
+pub use super::{assert_refused, elf_machine, report_time, stderr};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 /// The Docker tests share one engine and one target dir, and a 2-core machine: one at a time.
@@ -17,13 +17,6 @@ pub static ENGINE: Mutex<()> = Mutex::new(());
 /// `lambda.Dockerfile` as bytes of the GNU build-id the tests' image asks the linker for: finding
 /// them in `bootstrap` proves that the project's Dockerfile, not the bundled one, made the build.
 pub const OVERRIDE_MARK: &[u8] = b"lambda.Dockerfile";
-
-/// A measurement for the CI log: written to the real stderr, which the test harness does not
-/// capture (`eprintln!` output is shown only for failing tests).
-pub fn report_time(what: &str, elapsed: Duration) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "timing: {what}: {elapsed:.1?}");
-}
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -158,11 +151,6 @@ pub fn run_with_pid(runner: &Runner, dir: &Path, args: &[&str]) -> (Output, u32)
         .unwrap();
     let pid = child.id();
     (child.wait_with_output().unwrap(), pid)
-}
-
-pub fn elf_machine(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap();
-    u16::from_le_bytes([bytes[18], bytes[19]])
 }
 
 pub fn project_with_dockerfile(setup: &Setup, dockerfile: &str) -> tempfile::TempDir {

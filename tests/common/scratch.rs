@@ -128,3 +128,29 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
 pub fn read_zip(path: &Path) -> zip::ZipArchive<fs::File> {
     zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap()
 }
+
+/// A measurement for the CI log: written to the real stderr, which the test harness does not
+/// capture (`eprintln!` output is shown only for failing tests).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+pub fn report_time(what: &str, elapsed: std::time::Duration) {
+    report(&format!("timing: {what}: {elapsed:.1?}"));
+}
+
+/// `e_machine` values: what an ELF was built for.
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+
+/// The `e_machine` of the ELF file at `path`.
+pub fn elf_machine(path: &Path) -> u16 {
+    elf_machine_of(&fs::read(path).unwrap())
+}
+
+/// The `e_machine` of an ELF header (its first 20 bytes or more).
+pub fn elf_machine_of(header: &[u8]) -> u16 {
+    assert_eq!(&header[..4], b"\x7fELF", "not an ELF");
+    u16::from_le_bytes([header[18], header[19]])
+}
