@@ -485,6 +485,14 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile, PackageError> {
         .map_err(|e| write_error(dest, e))
 }
 
+/// Removes the temporary files beside `dest` that killed runs left (see [`temp_beside`]). Every
+/// run calls it, including one that keeps `dest` as it is because nothing changed: otherwise the
+/// files of a run killed after it had renamed its zip would stay until the input changed.
+pub fn remove_stale_temps_beside(dest: &Path) {
+    let name = dest.file_name().unwrap_or_default().to_string_lossy();
+    remove_stale_temps(parent_dir(dest), &name);
+}
+
 /// Removes the temporary files for `name` in `dir` left by processes that no longer run. Best
 /// effort: a file that cannot be removed is left for the next run.
 fn remove_stale_temps(dir: &Path, name: &str) {

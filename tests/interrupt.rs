@@ -215,3 +215,28 @@ fn sigkill_during_packaging_never_leaves_a_partial_zip() {
     assert!(fs::read(dir.join("lambda.zip")).unwrap() == zips[0]);
     assert_eq!(temp_files(dir), Vec::<String>::new());
 }
+
+/// A run killed after it renamed its zip leaves its temporary file behind (from an earlier
+/// write) while `lambda.zip` is already what the sources make: the next run, with nothing to
+/// package, must still remove it.
+#[test]
+fn a_run_with_nothing_to_package_removes_what_a_killed_run_left() {
+    let project = crate_with("stale", &[("src/main.rs", MAIN)], "");
+    let dir = project.path();
+    let output = common::lambda_build(dir, &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before = fs::read(dir.join("lambda.zip")).unwrap();
+
+    let mut gone = Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    let stale = format!(".lambda.zip.{dead}.Xy12Ab.tmp");
+    fs::write(dir.join(&stale), "half a zip").unwrap();
+    assert_eq!(temp_files(dir), vec![stale]);
+
+    let output = common::lambda_build(dir, &["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("Fresh"), "{}", stderr(&output));
+    assert_unchanged(&dir.join("lambda.zip"), &before);
+    assert_eq!(temp_files(dir), Vec::<String>::new());
+}
