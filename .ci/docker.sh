@@ -84,6 +84,13 @@ lambda_build_docker_setup() (
   else
     echo "docker.sh: test base image $image exists"
   fi
+  # Containers an aborted earlier run left (a cancelled CI job, a killed test) would fail the
+  # tests that check that none is left: the tool's build containers (its label) and the image
+  # builds' step containers (from the test base image) on this engine.
+  {
+    DOCKER_HOST=$host docker ps -aq --filter label=cargo-lambda-build
+    DOCKER_HOST=$host docker ps -aq --filter "ancestor=$image"
+  } | sort -u | xargs -r env DOCKER_HOST="$host" docker rm -f >/dev/null 2>&1 || true
   {
     echo "export DOCKER_HOST=$host"
     echo "export LAMBDA_BUILD_TEST_BASE_IMAGE=$image"

@@ -326,6 +326,28 @@ impl Watched {
     }
 }
 
+/// A run a failed assertion abandoned is stopped the way a user would (SIGINT, so it removes its
+/// container), then killed, and what it left on the engine removed: otherwise it would go on
+/// holding the shared target dir's lock and its container would fail the next tests' checks.
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if !matches!(self.child.try_wait(), Ok(None)) {
+            return;
+        }
+        self.signal(libc::SIGINT);
+        let stopped = wait_until(Duration::from_secs(30), || {
+            !matches!(self.child.try_wait(), Ok(None))
+        });
+        if !stopped {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for name in containers_of(self.child.id()) {
+            let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        }
+    }
+}
+
 /// Removes the images a run built (named in its `Building image TAG` line) and the tool's untagged
 /// ones: tests that build a new image each time would otherwise leave some per CI run.
 pub fn remove_built_images(stderr: &str) {
