@@ -40,7 +40,7 @@ fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
     // The bootstrap that was zipped is the program that was built.
     let extracted = project.path().join("extracted");
     read_zip(&zip_path).extract(&extracted).unwrap();
-    let ran = Command::new(extracted.join("bootstrap")).output().unwrap();
+    let ran = common::output_of_written(&extracted.join("bootstrap"));
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
         "hello from bootstrap\n"

@@ -73,9 +73,7 @@ fn same_project_and_architecture_twice_at_once() {
         // Whole, and the program of this round.
         let unpacked = tempfile::tempdir().unwrap();
         read_zip(&zip).extract(unpacked.path()).unwrap();
-        let ran = Command::new(unpacked.path().join("bootstrap"))
-            .output()
-            .unwrap();
+        let ran = common::output_of_written(&unpacked.path().join("bootstrap"));
         assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("{text}\n"));
         assert_eq!(
             fs::read_to_string(unpacked.path().join("notes.txt")).unwrap(),

@@ -35,8 +35,10 @@ pub use fixtures::{
 };
 pub use scratch::{
     BIN, EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
-    elf_machine, elf_machine_of, lambda_build, lambda_build_command, read_zip, report, report_time,
-    scratch_target_dir, stderr, temp_files,
+    elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
+    report, report_time, scratch_target_dir, stderr, temp_files,
 };
-pub use tools::{REQUIRE_ALL_ENV, find_tool, require_tool, require_tools, skip_or_fail};
+pub use tools::{
+    REQUIRE_ALL_ENV, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
+};
 pub use user::{Unprivileged, is_root};

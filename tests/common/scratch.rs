@@ -125,6 +125,21 @@ pub fn temp_files(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Runs a program this test process has just written (extracted from a zip). Another test thread
+/// that forks while the file is still open for writing holds it open until its own exec, and
+/// running the file then fails with ETXTBSY (rust-lang/rust#114554): that is retried.
+pub fn output_of_written(program: &Path) -> Output {
+    for _ in 0..50 {
+        match Command::new(program).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            ran => return ran.unwrap_or_else(|e| panic!("run {}: {e}", program.display())),
+        }
+    }
+    panic!("{} stayed busy for a second", program.display())
+}
+
 pub fn read_zip(path: &Path) -> zip::ZipArchive<fs::File> {
     zip::ZipArchive::new(fs::File::open(path).unwrap()).unwrap()
 }
