@@ -511,6 +511,12 @@ async fn attach_start_and_wait(
     let mut stdout = Lines::default();
     let mut stderr = Lines::default();
     let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
+    // cargo names the signal when a build script or rustc is killed: the OOM killer's mark.
+    let mut sigkill = false;
+    let mut on_stderr = |line: &str| {
+        sigkill |= line.contains("SIGKILL");
+        reporter.cargo_line(line);
+    };
     let mut on_stdout = |line: &str| {
         for message in Message::parse_stream(line.as_bytes()).flatten() {
             let Message::CompilerArtifact(artifact) = &message else {
@@ -535,13 +541,13 @@ async fn attach_start_and_wait(
         match chunk {
             LogOutput::StdOut { message } => stdout.push(&message, &mut on_stdout),
             LogOutput::StdErr { message } | LogOutput::Console { message } => {
-                stderr.push(&message, &mut |line| reporter.cargo_line(line))
+                stderr.push(&message, &mut on_stderr)
             }
             LogOutput::StdIn { .. } => {}
         }
     }
     stdout.finish(&mut on_stdout);
-    stderr.finish(&mut |line| reporter.cargo_line(line));
+    stderr.finish(&mut on_stderr);
     reporter.finish_progress();
 
     let wait = WaitContainerOptions {
@@ -569,7 +575,7 @@ async fn attach_start_and_wait(
     if code != 0 {
         // cargo may survive its build script or rustc being killed, and exit 101 as for a
         // compile error: only the engine knows that memory ran out.
-        if oom_killed(docker, &spec.name).await {
+        if oom_killed(docker, &spec.name, sigkill).await {
             return Err(Error::ContainerOutOfMemory { limit: spec.memory });
         }
         return Err(Error::ContainerBuild {
@@ -585,15 +591,27 @@ async fn attach_start_and_wait(
 }
 
 /// Whether the engine killed a process of the container for memory. An engine that does not say
-/// counts as no.
-async fn oom_killed(docker: &Docker, name: &str) -> bool {
-    docker
-        .inspect_container(name, None)
-        .await
-        .ok()
-        .and_then(|container| container.state)
-        .and_then(|state| state.oom_killed)
-        .unwrap_or(false)
+/// counts as no. The engine learns of the OOM kill from an event that can arrive after the one for
+/// the container's exit (moby#18510): when cargo saw a process die of SIGKILL, it is asked again
+/// for up to a second. Other failures (a compile error) are not slowed down.
+async fn oom_killed(docker: &Docker, name: &str, sigkill: bool) -> bool {
+    let asks = if sigkill { 10 } else { 1 };
+    for ask in 0..asks {
+        if ask > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let flagged = docker
+            .inspect_container(name, None)
+            .await
+            .ok()
+            .and_then(|container| container.state)
+            .and_then(|state| state.oom_killed)
+            .unwrap_or(false);
+        if flagged {
+            return true;
+        }
+    }
+    false
 }
 
 /// Splits a byte stream into lines; the engine's chunks do not end on line boundaries.
