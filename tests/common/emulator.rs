@@ -417,13 +417,23 @@ mod sys {
     }
 }
 
-/// A port that was free a moment ago (bound to port 0 by the kernel, then released).
+/// A port that was free a moment ago (bound to port 0 by the kernel, then released), and not
+/// handed to another emulator of this test process: tests start emulators in parallel, and one
+/// that is still starting does not hold its port yet.
 fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    listener
-        .local_addr()
-        .expect("local address of the port probe")
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+        let port = listener
+            .local_addr()
+            .expect("local address of the port probe")
+            .port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until `port` accepts TCP connections while `process` is alive (no HTTP: any request
