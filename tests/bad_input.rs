@@ -566,14 +566,9 @@ fn build_script_that_panics() {
 const NEEDS_GLIBC_2_36: &str = "unsafe extern \"C\" { fn arc4random() -> u32; }\n\
     fn main() { println!(\"{}\", unsafe { arc4random() } % 2); }\n";
 
-/// PATH with cargo's directory and a C compiler for linking, but no zig (nor python3).
+/// PATH with cargo, rustc and a C compiler for linking, but no zig (nor python3).
 fn path_without_zig(scratch: &Path) -> std::ffi::OsString {
-    let cc = which::which("cc").expect("a C compiler (cc) links host builds");
-    let bin = scratch.join("only-cc");
-    fs::create_dir_all(&bin).unwrap();
-    std::os::unix::fs::symlink(cc, bin.join("cc")).unwrap();
-    let cargo = which::which("cargo").expect("cargo on PATH");
-    std::env::join_paths([cargo.parent().unwrap(), &bin]).unwrap()
+    common::path_with_only(scratch, &["cargo", "rustc", "cc"])
 }
 
 #[test]

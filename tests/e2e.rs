@@ -171,12 +171,13 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
 #[test]
 fn no_cross_linker_fails_before_compiling() {
     let project = common::copy_fixture("echo");
-    // Only cargo's own directory: no zig, no python3, no cross gcc.
-    let cargo = common::find_tool("cargo").expect("cargo on PATH");
+    // cargo and rustc only: no zig, no python3, no cross gcc.
+    let scratch = tempfile::tempdir().unwrap();
+    let path = common::path_with_only(scratch.path(), &["cargo", "rustc"]);
     let output = Command::new(BIN)
         .args(["lambda-build", "--zip", "--arch", "arm64"])
         .current_dir(project.path())
-        .env("PATH", cargo.parent().unwrap())
+        .env("PATH", path)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -77,3 +77,16 @@ pub fn require_tools(names: &[&str]) -> bool {
     // Not `all`: it would stop at the first missing tool.
     names.iter().filter(|name| !require_tool(name)).count() == 0
 }
+
+/// A PATH of one directory, under `scratch`, holding links to these tools and nothing else: a run
+/// without zig, python3 or a cross gcc even where cargo's own directory has them (a distribution's
+/// cargo lives in /usr/bin).
+pub fn path_with_only(scratch: &std::path::Path, tools: &[&str]) -> std::ffi::OsString {
+    let bin = scratch.join("only-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for tool in tools {
+        let found = find_tool(tool).unwrap_or_else(|| panic!("`{tool}` on PATH"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    bin.into_os_string()
+}
