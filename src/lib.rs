@@ -293,7 +293,6 @@ fn package_function(
     });
     let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
     let stamp = function.staging_dir.join("package-stamp.json");
-    package::remove_stale_temps_beside(function.output.path());
     if let Some(artifact) = package::reuse(&stamp, &fingerprint, function.output.path()) {
         return Ok((artifact, true));
     }

@@ -476,8 +476,8 @@ fn copy(
 fn temp_beside(dest: &Path) -> Result<NamedTempFile, PackageError> {
     let dir = parent_dir(dest);
     fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
+    remove_stale_temps_beside(dest);
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    remove_stale_temps(dir, &name);
     tempfile::Builder::new()
         .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".tmp")
@@ -485,18 +485,15 @@ fn temp_beside(dest: &Path) -> Result<NamedTempFile, PackageError> {
         .map_err(|e| write_error(dest, e))
 }
 
-/// Removes the temporary files beside `dest` that killed runs left (see [`temp_beside`]). Every
-/// run calls it, including one that keeps `dest` as it is because nothing changed: otherwise the
-/// files of a run killed after it had renamed its zip would stay until the input changed.
-pub fn remove_stale_temps_beside(dest: &Path) {
+/// Removes the temporary files beside `dest` (see [`temp_beside`]) whose process no longer runs.
+/// Both ways a run settles `dest` call it: writing it anew, and [`reuse`] keeping it because
+/// nothing changed (else the file of a run killed after its rename would stay until the input
+/// changed). Best effort: a file that cannot be removed is left for the next run.
+fn remove_stale_temps_beside(dest: &Path) {
+    let Ok(read) = fs::read_dir(parent_dir(dest)) else {
+        return;
+    };
     let name = dest.file_name().unwrap_or_default().to_string_lossy();
-    remove_stale_temps(parent_dir(dest), &name);
-}
-
-/// Removes the temporary files for `name` in `dir` left by processes that no longer run. Best
-/// effort: a file that cannot be removed is left for the next run.
-fn remove_stale_temps(dir: &Path, name: &str) {
-    let Ok(read) = fs::read_dir(dir) else { return };
     let prefix = format!(".{name}.");
     for entry in read.flatten() {
         let file_name = entry.file_name();
@@ -736,7 +733,14 @@ struct Stamp {
 
 /// The artifact recorded in `stamp` when it was made from `fingerprint` and `dest` still holds
 /// exactly those bytes (size and SHA-256 checked, so an edited or truncated file is rewritten).
+/// Keeping `dest` removes killed runs' temporary files beside it, as writing it would.
 pub fn reuse(stamp: &Path, fingerprint: &str, dest: &Path) -> Option<Artifact> {
+    let artifact = recorded_artifact(stamp, fingerprint, dest)?;
+    remove_stale_temps_beside(dest);
+    Some(artifact)
+}
+
+fn recorded_artifact(stamp: &Path, fingerprint: &str, dest: &Path) -> Option<Artifact> {
     let recorded: Stamp = serde_json::from_slice(&fs::read(stamp).ok()?).ok()?;
     if recorded.fingerprint != fingerprint || recorded.path != dest {
         return None;
