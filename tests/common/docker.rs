@@ -122,23 +122,16 @@ pub fn project(setup: &Setup, dockerfile_extra: &str) -> tempfile::TempDir {
 
 /// The build containers a tool process left behind (they are named after its pid).
 pub fn containers_of(pid: u32) -> Vec<String> {
-    let output = Command::new("docker")
-        .args([
-            "ps",
-            "--all",
-            "--filter",
-            "label=cargo-lambda-build",
-            "--format",
-            "{{.Names}}",
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|name| name.starts_with(&format!("cargo-lambda-build-{pid}-")))
-        .map(str::to_string)
-        .collect()
+    try_containers_of(pid).unwrap_or_else(|err| panic!("{err}"))
+}
+
+fn try_containers_of(pid: u32) -> Result<Vec<String>, String> {
+    let prefix = format!("cargo-lambda-build-{pid}-");
+    let names = try_docker_ps(&["--filter", "label=cargo-lambda-build"])?;
+    Ok(names
+        .into_iter()
+        .filter(|name| name.starts_with(&prefix))
+        .collect())
 }
 
 /// Runs the tool and returns its output and pid, to look for its containers afterwards.
@@ -159,11 +152,6 @@ pub fn project_with_dockerfile(setup: &Setup, dockerfile: &str) -> tempfile::Tem
     project
 }
 
-/// Every container the tool created (they carry its label), whichever run made them.
-pub fn labelled_containers() -> Vec<String> {
-    docker_ps(&["--filter", "label=cargo-lambda-build"])
-}
-
 /// Containers made from the base image or an image built on it: the image builds' intermediate
 /// containers (which carry no label) as well as the build containers.
 pub fn containers_from(image: &str) -> Vec<String> {
@@ -171,16 +159,23 @@ pub fn containers_from(image: &str) -> Vec<String> {
 }
 
 fn docker_ps(filter: &[&str]) -> Vec<String> {
+    try_docker_ps(filter).unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// [`docker_ps`] for where a panic would abort the test binary (a `Drop` while unwinding).
+fn try_docker_ps(filter: &[&str]) -> Result<Vec<String>, String> {
     let output = Command::new("docker")
         .args(["ps", "--all", "--format", "{{.Names}}"])
         .args(filter)
         .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    String::from_utf8_lossy(&output.stdout)
+        .map_err(|e| format!("docker ps: {e}"))?;
+    if !output.status.success() {
+        return Err(stderr(&output));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
         .lines()
         .map(str::to_string)
-        .collect()
+        .collect())
 }
 
 /// Polls `done` every 200 ms until it holds or `limit` passes; whether it held. For what the
@@ -329,20 +324,19 @@ impl Watched {
 /// A run a failed assertion abandoned is stopped the way a user would (SIGINT, so it removes its
 /// container), then killed, and what it left on the engine removed: otherwise it would go on
 /// holding the shared target dir's lock and its container would fail the next tests' checks.
+/// Nothing in it may panic: it runs while a failed test unwinds.
 impl Drop for Watched {
     fn drop(&mut self) {
-        if !matches!(self.child.try_wait(), Ok(None)) {
+        let ended = |child: &mut std::process::Child| !matches!(child.try_wait(), Ok(None));
+        if ended(&mut self.child) {
             return;
         }
         self.signal(libc::SIGINT);
-        let stopped = wait_until(Duration::from_secs(30), || {
-            !matches!(self.child.try_wait(), Ok(None))
-        });
-        if !stopped {
+        if !wait_until(Duration::from_secs(30), || ended(&mut self.child)) {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        for name in containers_of(self.child.id()) {
+        for name in try_containers_of(self.child.id()).unwrap_or_default() {
             let _ = Command::new("docker").args(["rm", "-f", &name]).output();
         }
     }
