@@ -111,8 +111,8 @@ pub enum Error {
         code: Option<i32>,
     },
 
-    #[error("cannot use the Docker engine at {tried}: {reason}")]
-    DockerUnavailable { tried: String, reason: String },
+    #[error(transparent)]
+    Engine(#[from] crate::build::docker::engine::EngineError),
 
     #[error("the Docker engine could not {action}: {message}")]
     Docker { action: String, message: String },
@@ -289,29 +289,7 @@ impl Error {
                 "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path"
                     .into()
             }
-            Error::DockerUnavailable { reason, .. } => {
-                let mut lines = Vec::new();
-                if reason.contains("ermission denied") {
-                    lines.push(
-                        "your user may not use the engine's socket: add it to the `docker` group \
-                         (`sudo usermod -aG docker $USER`, then log in again)"
-                            .to_string(),
-                    );
-                }
-                lines.push(
-                    "start the engine (Docker Desktop, or `sudo systemctl start docker`), or point \
-                     `DOCKER_HOST` at a running one: `unix:///path/to/docker.sock` or \
-                     `tcp://host:2375`"
-                        .into(),
-                );
-                lines.push(
-                    "with a `docker context`, use its address: \
-                     `export DOCKER_HOST=$(docker context inspect --format '{{.Endpoints.docker.Host}}')`"
-                        .into(),
-                );
-                lines.push("or build on the host: leave out `--docker`".into());
-                lines.join("\n")
-            }
+            Error::Engine(e) => return e.help(),
             Error::Docker { .. } => {
                 "that is the engine's own message: check the engine with `docker info`, then run \
                  again"

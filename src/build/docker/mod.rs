@@ -3,8 +3,9 @@
 //! depend on what the host has installed.
 //!
 //! In order:
-//! 1. reach the engine (`DOCKER_HOST`, else the default socket) and fail within seconds if it
-//!    does not answer;
+//! 1. reach the engine where the `docker` CLI would (`DOCKER_HOST`, the current docker context,
+//!    else the default socket; unix, tcp, TLS or ssh) and fail within seconds if it does not
+//!    answer;
 //! 2. make sure the image exists: built from the Dockerfile alone (the build context holds
 //!    nothing else) and tagged by a hash of it and its build arguments, so it is built once;
 //! 3. `cargo fetch` on the host, where the user's credentials, proxies and certificates apply;
@@ -38,7 +39,6 @@ use crate::report::Reporter;
 use crate::signal::Interrupt;
 
 use self::container::ContainerInputs;
-use self::engine::EngineAddress;
 use self::image::{ImageChoice, ImageRecipe};
 
 /// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
@@ -91,9 +91,9 @@ pub fn build(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start an async runtime for Docker: {e}"))?;
-    let address = EngineAddress::from_env(std::env::var("DOCKER_HOST").ok().as_deref());
-    let docker = runtime.block_on(engine::connect(&address))?;
-    reporter.detail("Docker", format!("engine at {}", address.host));
+    let endpoint = engine::resolve(&engine::EngineEnv::from_process(), &engine::Disk)?;
+    let docker = runtime.block_on(engine::connect(&endpoint))?;
+    reporter.detail("Docker", format!("engine at {}", endpoint.describe()));
 
     let image = match (&choice, &recipe) {
         (ImageChoice::Existing(name), _) => {
