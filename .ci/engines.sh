@@ -31,35 +31,6 @@ lambda_build_engines_setup() (
   printf '[storage]\ndriver = "overlay"\n' >"$storage_conf"
   chmod 644 "$conf" "$storage_conf"
 
-  # The second dockerd, started here only to load the image into its data root; the tests
-  # start it again with TLS. No bridge or iptables: it must not touch the first engine's network.
-  local sock=$run_dir/second-docker-setup.sock
-  if [ ! -e "$second_root/.has-$image" ]; then
-    echo "engines.sh: loading $image into a second dockerd's data root"
-    mkdir -p "$second_root"
-    dockerd --data-root "$second_root" --exec-root "$run_dir/second-exec" \
-      --pidfile "$run_dir/second-docker-setup.pid" -H "unix://$sock" \
-      --bridge=none --iptables=false --ip-masq=false >"$cache/second-dockerd.log" 2>&1 &
-    local pid=$!
-    for _ in $(seq 60); do
-      DOCKER_HOST=unix://$sock docker version >/dev/null 2>&1 && break
-      sleep 0.5
-    done
-    docker save "$image" | DOCKER_HOST=unix://$sock docker load -q
-    kill "$pid"
-    wait "$pid" || true
-    touch "$second_root/.has-$image"
-  else
-    echo "engines.sh: the second dockerd's data root has $image"
-  fi
-
-  if CONTAINERS_CONF=$conf podman image exists "$image"; then
-    echo "engines.sh: rootful Podman has $image"
-  else
-    echo "engines.sh: loading $image into rootful Podman"
-    docker save "$image" | CONTAINERS_CONF=$conf podman load -q
-  fi
-
   local uid home xdg
   uid=$(id -u "$user")
   home=$(getent passwd "$user" | cut -d: -f6)
@@ -72,14 +43,64 @@ lambda_build_engines_setup() (
       env HOME="$home" XDG_RUNTIME_DIR="$xdg" CONTAINERS_CONF="$conf" \
       CONTAINERS_STORAGE_CONF="$storage_conf" "$@")
   }
+
+  # The image is saved once and loaded into each store at the same time: each load is mostly
+  # waiting on the disk.
+  local tar=$cache/base-image-for-engines.tar
+  local loads=()
+  saved() { [ -e "$tar" ] || docker save -o "$tar" "$image"; }
+
+  # The second dockerd, started here only to load the image into its data root; the tests
+  # start it again with TLS. No bridge or iptables: it must not touch the first engine's network.
+  if [ ! -e "$second_root/.has-$image" ]; then
+    echo "engines.sh: loading $image into a second dockerd's data root"
+    saved
+    mkdir -p "$second_root"
+    (
+      sock=$run_dir/second-docker-setup.sock
+      dockerd --data-root "$second_root" --exec-root "$run_dir/second-exec" \
+        --pidfile "$run_dir/second-docker-setup.pid" -H "unix://$sock" \
+        --bridge=none --iptables=false --ip-masq=false >"$cache/second-dockerd.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 60); do
+        DOCKER_HOST=unix://$sock docker version >/dev/null 2>&1 && break
+        sleep 0.5
+      done
+      DOCKER_HOST=unix://$sock docker load -q -i "$tar"
+      kill "$pid"
+      wait "$pid" || true
+      touch "$second_root/.has-$image"
+    ) &
+    loads+=($!)
+  else
+    echo "engines.sh: the second dockerd's data root has $image"
+  fi
+
+  if CONTAINERS_CONF=$conf podman image exists "$image"; then
+    echo "engines.sh: rootful Podman has $image"
+  else
+    echo "engines.sh: loading $image into rootful Podman"
+    saved
+    CONTAINERS_CONF=$conf podman load -q -i "$tar" &
+    loads+=($!)
+  fi
+
   if as_user podman image exists "$image"; then
     echo "engines.sh: rootless Podman ($user) has $image"
   else
     echo "engines.sh: loading $image into rootless Podman ($user)"
+    saved
+    chmod 644 "$tar"
     # A store made earlier with another driver would refuse the overlay one.
     as_user podman system reset --force >/dev/null 2>&1 || true
-    docker save "$image" | as_user podman load -q
+    as_user podman load -q -i "$tar" &
+    loads+=($!)
   fi
+  local load
+  for load in "${loads[@]}"; do
+    wait "$load"
+  done
+  rm -f "$tar"
 
   # `!` in the shadow file locks the account, and sshd then refuses even a key.
   if [ "$(getent shadow "$user" | cut -d: -f2)" = '!' ]; then

@@ -407,7 +407,10 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &borrow(&with(&wrong_ca)),
-        &format!("the Docker engine at `{host}` (DOCKER_HOST) over TLS refused the TLS connection"),
+        &format!(
+            "the Docker engine at `{host}` (DOCKER_HOST) over TLS refused the connection: its \
+             certificate is not signed by a trusted CA"
+        ),
         "the engine's certificate is not signed by",
     );
     assert!(err.contains("UnknownIssuer"), "{err}");
@@ -416,7 +419,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &borrow(&with(&no_client)),
-        "refused the TLS connection",
+        "refused the connection: it requires a client certificate, and none was sent",
         "the engine requires a client certificate and there is none",
     );
     report_error("no client certificate", &err);
@@ -424,7 +427,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &borrow(&with(&foreign_client)),
-        "refused the TLS connection",
+        "refused the connection: it did not accept the client certificate",
         "the engine did not accept the client certificate",
     );
     report_error("client certificate of another CA", &err);
@@ -432,7 +435,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &[("DOCKER_HOST", host.as_str())],
-        "over tcp without TLS",
+        "over tcp without TLS refused the connection: that port speaks TLS only",
         "that port wants TLS: set `DOCKER_TLS_VERIFY=1`",
     );
     report_error("TLS port without DOCKER_TLS_VERIFY", &err);
@@ -757,7 +760,10 @@ fn podman_builds(rootless: bool) {
         "rootful Podman"
     };
     let project = project(&setup, "");
-    assert_builds(&setup, project.path(), what, &[("DOCKER_HOST", &host)]);
+    let err = assert_builds(&setup, project.path(), what, &[("DOCKER_HOST", &host)]);
+    // Rootless, the container's root is the user; rootful, the container runs as the user.
+    let as_user = format!("--user {}:{}", setup.runner.uid, setup.runner.gid);
+    assert_eq!(err.contains(&as_user), !rootless, "{err}");
     common::report_time(&format!("{what} test in all"), started.elapsed());
 }
 

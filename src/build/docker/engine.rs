@@ -541,11 +541,11 @@ pub enum EngineError {
         reason: String,
     },
 
-    #[error("the Docker engine at {at} refused the TLS connection: {reason}")]
+    #[error("the Docker engine at {at} refused the connection: {reason}")]
     TlsRefused {
         at: String,
         problem: TlsProblem,
-        tls: Option<Tls>,
+        tls: Option<Box<Tls>>,
         reason: String,
     },
 
@@ -553,7 +553,7 @@ pub enum EngineError {
     Ssh {
         at: String,
         problem: SshProblem,
-        target: SshTarget,
+        target: Box<SshTarget>,
         reason: String,
     },
 
@@ -613,7 +613,7 @@ impl EngineError {
             EngineError::Unreachable {
                 endpoint, reason, ..
             } => unreachable_help(endpoint, reason),
-            EngineError::TlsRefused { problem, tls, .. } => tls_help(*problem, tls.as_ref()),
+            EngineError::TlsRefused { problem, tls, .. } => tls_help(*problem, tls.as_deref()),
             EngineError::Ssh {
                 problem, target, ..
             } => ssh_help(*problem, target),
@@ -836,7 +836,7 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
             Err(EngineError::Ssh {
                 at: endpoint.describe(),
                 problem,
-                target: target.clone(),
+                target: Box::new(target.clone()),
                 reason,
             })
         }
@@ -844,8 +844,8 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
             Some(problem) => Err(EngineError::TlsRefused {
                 at: endpoint.describe(),
                 problem,
-                tls: tls.clone(),
-                reason: text,
+                reason: tls_reason(problem, tls.as_ref(), &innermost(&error)),
+                tls: tls.clone().map(Box::new),
             }),
             None => Err(failed(text)),
         },
@@ -1004,6 +1004,30 @@ fn classify_tls(error: &bollard::errors::Error, text: &str, spoke_tls: bool) -> 
     } else {
         None
     }
+}
+
+/// The failure in words, then the TLS library's own (the last cause of the chain).
+fn tls_reason(problem: TlsProblem, tls: Option<&Tls>, cause: &str) -> String {
+    let words = match problem {
+        TlsProblem::EngineNotTrusted => "its certificate is not signed by a trusted CA",
+        TlsProblem::ClientCertificate if tls.is_some_and(|t| t.client.is_none()) => {
+            "it requires a client certificate, and none was sent"
+        }
+        TlsProblem::ClientCertificate => "it did not accept the client certificate",
+        TlsProblem::NotTls => "that port does not speak TLS",
+        TlsProblem::WantsTls => "that port speaks TLS only",
+        TlsProblem::Other => "the TLS handshake failed",
+    };
+    format!("{words} ({cause})")
+}
+
+/// The last error of the chain: hyper's wrappers say little, the TLS library says what failed.
+fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut last = error;
+    while let Some(source) = last.source() {
+        last = source;
+    }
+    last.to_string().trim().to_string()
 }
 
 /// What ssh said, sorted into what the user should check.
@@ -1214,19 +1238,120 @@ pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Erro
 
 /// Whether the engine runs without root (Docker rootless, Podman as a user): there, root in the
 /// container is the host user, and another uid would be a subordinate one.
-pub async fn is_rootless(docker: &Docker) -> Result<bool> {
-    let info = docker
-        .info()
+pub async fn is_rootless(endpoint: &Endpoint) -> Result<bool> {
+    let info = get_json(endpoint, "/info")
         .await
-        .map_err(|e| failure("read the engine's information", e))?;
-    Ok(rootless_in(&info.security_options.unwrap_or_default()))
+        .map_err(|reason| Error::DockerLost {
+            action: "read the engine's information".into(),
+            reason,
+        })?;
+    Ok(rootless_in(&info))
 }
 
-/// Docker rootless and Podman rootless both list `name=rootless` among the security options.
-fn rootless_in(security_options: &[String]) -> bool {
-    security_options
-        .iter()
-        .any(|option| option.split(',').any(|part| part == "name=rootless"))
+/// Docker rootless lists `name=rootless` among its security options; Podman 4 does not, and says
+/// `"Rootless": true` instead, a field bollard's `SystemInfo` leaves out.
+fn rootless_in(info: &serde_json::Value) -> bool {
+    let listed = info["SecurityOptions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|option| option.as_str())
+        .any(|option| option.split(',').any(|part| part == "name=rootless"));
+    listed || info["Rootless"].as_bool() == Some(true)
+}
+
+/// `GET path` as JSON on a connection of its own to the endpoint, for what bollard's types do
+/// not carry.
+async fn get_json(
+    endpoint: &Endpoint,
+    path: &str,
+) -> std::result::Result<serde_json::Value, String> {
+    use http_body_util::BodyExt;
+    use tower_service::Service;
+    let request = hyper::Request::get(path)
+        .header("host", "docker")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .map_err(|e| e.to_string())?;
+    let text = |e: &dyn std::fmt::Display| e.to_string();
+    let response = match &endpoint.transport {
+        Transport::Unix(socket) => {
+            let stream = tokio::net::UnixStream::connect(socket)
+                .await
+                .map_err(|e| text(&e))?;
+            send(hyper_util::rt::TokioIo::new(stream), request).await?
+        }
+        Transport::Tcp {
+            authority,
+            tls: None,
+        } => {
+            let stream = tokio::net::TcpStream::connect(authority.as_str())
+                .await
+                .map_err(|e| text(&e))?;
+            send(hyper_util::rt::TokioIo::new(stream), request).await?
+        }
+        Transport::Tcp {
+            authority,
+            tls: Some(tls),
+        } => {
+            let config =
+                tls_config(tls).map_err(|(path, e)| format!("`{}`: {e}", path.display()))?;
+            let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+            http.enforce_http(false);
+            let mut https = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(config)
+                .https_only()
+                .enable_http1()
+                .wrap_connector(http);
+            let uri: hyper::Uri = format!("https://{authority}")
+                .parse()
+                .map_err(|e| text(&e))?;
+            let stream = https.call(uri).await.map_err(|e| e.to_string())?;
+            send(stream, request).await?
+        }
+        Transport::Ssh(target) => {
+            let mut connector = SshConnector {
+                argv: Arc::new(target.argv()),
+                log: Arc::new(Mutex::new(SshLog::default())),
+            };
+            let stream = connector
+                .call(hyper::Uri::from_static("http://docker"))
+                .await
+                .map_err(|e| text(&e))?;
+            send(stream, request).await?
+        }
+        Transport::NamedPipe(_) => return Ok(serde_json::Value::Null),
+    };
+    let status = response.status();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| text(&e))?
+        .to_bytes();
+    if !status.is_success() {
+        return Err(format!(
+            "{status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        ));
+    }
+    serde_json::from_slice(&body).map_err(|e| format!("the answer to {path} is not JSON: {e}"))
+}
+
+async fn send<T>(
+    io: T,
+    request: hyper::Request<http_body_util::Empty<bytes::Bytes>>,
+) -> std::result::Result<hyper::Response<hyper::body::Incoming>, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -1620,14 +1745,26 @@ mod tests {
     }
 
     #[test]
-    fn rootless_engines_are_recognised_by_their_security_options() {
-        // Docker rootless and Podman rootless, then a rootful engine.
-        assert!(rootless_in(&[
-            "name=seccomp,profile=default".into(),
-            "name=rootless".into()
-        ]));
-        assert!(rootless_in(&["name=rootless,foo=bar".into()]));
-        assert!(!rootless_in(&["name=seccomp,profile=default".into()]));
+    fn rootless_engines_are_recognised_from_their_info() {
+        // Docker rootless, Podman 4.3 rootless (the field it adds), then rootful engines.
+        let docker_rootless = serde_json::json!({
+            "SecurityOptions": ["name=seccomp,profile=builtin", "name=rootless", "name=cgroupns"]
+        });
+        let podman_rootless = serde_json::json!({
+            "SecurityOptions": ["name=seccomp,profile=default"],
+            "Rootless": true,
+            "ServerVersion": "4.3.1"
+        });
+        let podman_rootful = serde_json::json!({
+            "SecurityOptions": ["name=seccomp,profile=default"],
+            "Rootless": false
+        });
+        let docker = serde_json::json!({"SecurityOptions": ["name=seccomp,profile=default"]});
+        assert!(rootless_in(&docker_rootless));
+        assert!(rootless_in(&podman_rootless));
+        assert!(!rootless_in(&podman_rootful));
+        assert!(!rootless_in(&docker));
+        assert!(!rootless_in(&serde_json::Value::Null));
     }
 
     fn runtime() -> tokio::runtime::Runtime {

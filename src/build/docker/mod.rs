@@ -135,7 +135,7 @@ pub fn build(
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
 
-    let rootless = runtime.block_on(engine::is_rootless(&docker))?;
+    let rootless = runtime.block_on(engine::is_rootless(&endpoint))?;
     // SAFETY: getuid and getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let user = (!rootless && uid != 0).then_some((uid, gid));
