@@ -11,49 +11,16 @@
 
 mod common;
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::docker::{
-    BIN, ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
-    elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup, stderr,
-    target_dir,
+    BIN, ENGINE, OVERRIDE_MARK, PreviousZip, assert_echo_answers, assert_refused, containers_from,
+    containers_of, elf_machine, not_owned_by, project, project_with_dockerfile, report_time,
+    run_with_pid, setup, stderr, target_dir,
 };
 
 const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
-
-fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
-    let Some(emulator) = common::Emulator::start() else {
-        return;
-    };
-    let function = emulator.run_bootstrap(bootstrap, wrapper);
-    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
-    assert_eq!(status, 200, "{body}\n{}", function.output());
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer, serde_json::json!({"message": "hello, Docker"}));
-}
-
-/// Files under `dir` that the user does not own.
-fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
-    let mut foreign = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.uid() != uid {
-            foreign.push(path.clone());
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap().flatten() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    foreign
-}
 
 #[test]
 fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() {

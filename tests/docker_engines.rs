@@ -24,7 +24,10 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::docker::{PreviousZip, Runner, Setup, assert_refused, project, setup, stderr};
+use common::docker::{
+    PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project, setup,
+    stderr,
+};
 
 /// The services these tests start share the machine's 2 cores and one target dir: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -93,39 +96,8 @@ fn assert_builds(setup: &Setup, dir: &Path, what: &str, vars: &[(&str, &str)]) -
     );
     let unzipped = tempfile::tempdir().unwrap();
     let bootstrap = common::extract_bootstrap(&zip, unzipped.path());
-    assert_echo_answers(&bootstrap);
+    assert_echo_answers(&bootstrap, None);
     stderr(&output)
-}
-
-fn assert_echo_answers(bootstrap: &Path) {
-    let Some(emulator) = common::Emulator::start() else {
-        return;
-    };
-    let function = emulator.run_bootstrap(bootstrap, None);
-    let (status, body) = emulator.invoke(r#"{"name": "engines"}"#);
-    assert_eq!(status, 200, "{body}\n{}", function.output());
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer, serde_json::json!({"message": "hello, engines"}));
-}
-
-/// Files under `dir` that the user does not own.
-fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
-    let mut foreign = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.uid() != uid {
-            foreign.push(path.clone());
-        }
-        if meta.is_dir() {
-            for entry in std::fs::read_dir(&path).unwrap().flatten() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    foreign
 }
 
 /// A refusal before anything is compiled, the previous zip untouched; returns stderr.

@@ -364,3 +364,36 @@ pub fn remove_built_images(stderr: &str) {
         ])
         .output();
 }
+
+/// The echo fixture's `bootstrap` answers an invocation under the Runtime API emulator
+/// (under `wrapper`, such as qemu-user, when given).
+pub fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
+    let Some(emulator) = super::Emulator::start() else {
+        return;
+    };
+    let function = emulator.run_bootstrap(bootstrap, wrapper);
+    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
+    assert_eq!(status, 200, "{body}\n{}", function.output());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer, serde_json::json!({"message": "hello, Docker"}));
+}
+
+/// Files under `dir` that the user does not own.
+pub fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
+    let mut foreign = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if std::os::unix::fs::MetadataExt::uid(&meta) != uid {
+            foreign.push(path.clone());
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    foreign
+}

@@ -654,8 +654,9 @@ fn unreachable_help(endpoint: &Endpoint, reason: &str) -> String {
              one: `docker context ls`, `docker context use default`"
         )),
         (_, Transport::Tcp { authority, .. }) => lines.push(format!(
-            "check that an engine listens on `{authority}` and that no firewall is in the way \
-             (`docker -H tcp://{authority} info`), or point DOCKER_HOST at a running one"
+            "start the engine that should listen on `{authority}` (check with `docker -H \
+             tcp://{authority} info`; a firewall may be in the way), or point DOCKER_HOST at a \
+             running one"
         )),
         _ => lines.push(
             "start the engine (Docker Desktop, `sudo systemctl start docker`, or Podman's \
