@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::Arch;
-use crate::error::Result;
+use crate::build::BuildError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 /// The first argument that makes this binary act as zig's compiler driver.
 pub const COMPILER_MODE: &str = "__zig-cc";
