@@ -10,6 +10,10 @@ use cargo_metadata::{Metadata, Package};
 
 type Result<T, E = ProjectError> = std::result::Result<T, E>;
 
+/// The help for a missing cargo or rustc.
+pub const INSTALL_RUST: &str =
+    "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path";
+
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
     #[error("could not find `Cargo.toml` in `{}` or any parent directory", .0.display())]
@@ -95,7 +99,7 @@ impl ProjectError {
                 "for example `-p {}`, or `--workspace` to build every function",
                 names[0]
             ),
-            ProjectError::RunCargo { .. } => crate::build::INSTALL_RUST.into(),
+            ProjectError::RunCargo { .. } => INSTALL_RUST.into(),
         })
     }
 }

@@ -8,9 +8,7 @@ use crate::build::docker::DockerError;
 use crate::inspect::CheckError;
 use crate::signal::Interrupted;
 
-/// The help for a missing cargo or rustc.
-pub const INSTALL_RUST: &str =
-    "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path";
+pub use crate::project::INSTALL_RUST;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

@@ -132,7 +132,7 @@ pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Dock
         },
         _ => DockerError::Engine {
             action,
-            message: super::image::engine_message(&error),
+            message: engine_message(&error),
         },
     }
 }
@@ -149,6 +149,15 @@ pub async fn is_rootless(docker: &Docker) -> Result<bool> {
         .unwrap_or_default()
         .iter()
         .any(|option| option.split(',').any(|part| part == "name=rootless")))
+}
+
+/// The text of an engine error without bollard's own wording around it.
+pub fn engine_message(error: &bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
 }
 
 #[cfg(test)]

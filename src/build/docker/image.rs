@@ -246,7 +246,7 @@ pub async fn ensure(
             // A broken connection is the engine's failure, not the Dockerfile's.
             Err(e @ bollard::errors::Error::DockerStreamError { .. })
             | Err(e @ bollard::errors::Error::DockerResponseServerError { .. }) => {
-                break Err(image_build_error(recipe, engine_message(&e)).into());
+                break Err(image_build_error(recipe, super::engine::engine_message(&e)).into());
             }
             Err(e) => break Err(super::engine::failure("build the image", e).into()),
         }
@@ -278,15 +278,6 @@ fn image_build_error(recipe: &ImageRecipe, message: String) -> DockerError {
         source_name: recipe.source.to_string(),
         message: message.trim().to_string(),
         bundled: recipe.source == DockerfileSource::Bundled,
-    }
-}
-
-/// The text of an engine error without bollard's own wording around it.
-pub fn engine_message(error: &bollard::errors::Error) -> String {
-    match error {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
     }
 }
 
