@@ -20,7 +20,10 @@ use hyper_util::client::legacy::connect::Connect;
 use hyper_util::rt::TokioExecutor;
 use sha2::Digest;
 
-use crate::error::{Error, Result};
+use super::DockerError;
+use crate::env::Env;
+
+type Result<T, E = DockerError> = std::result::Result<T, E>;
 
 /// The Docker CLI's variables and the directories they default to, read once.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -38,23 +41,19 @@ pub struct EngineEnv {
 }
 
 impl EngineEnv {
-    /// The one place that reads the Docker CLI's variables (to move into the process facts of
-    /// `src/env.rs`).
-    pub fn from_process() -> EngineEnv {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let path = |name: &str| {
-            std::env::var_os(name)
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-        };
+    /// The docker CLI's variables among the process facts (set and non-empty, as the CLI
+    /// tests them).
+    pub fn from_env(env: &Env) -> EngineEnv {
+        let text = |name: &str| env.var(name).map(str::to_owned);
+        let path = |name: &str| env.var_os(name).map(PathBuf::from);
         EngineEnv {
-            docker_host: var("DOCKER_HOST"),
-            docker_context: var("DOCKER_CONTEXT"),
+            docker_host: text("DOCKER_HOST"),
+            docker_context: text("DOCKER_CONTEXT"),
             docker_config: path("DOCKER_CONFIG"),
-            tls_verify: var("DOCKER_TLS_VERIFY").is_some(),
-            tls: var("DOCKER_TLS").is_some(),
+            tls_verify: env.var_os("DOCKER_TLS_VERIFY").is_some(),
+            tls: env.var_os("DOCKER_TLS").is_some(),
             cert_path: path("DOCKER_CERT_PATH"),
-            home: path("HOME"),
+            home: env.home(),
         }
     }
 
@@ -539,6 +538,8 @@ pub enum EngineError {
         at: String,
         endpoint: Box<Endpoint>,
         reason: String,
+        /// The socket exists but this user may not open it.
+        permission_denied: bool,
     },
 
     #[error("the Docker engine at {at} refused the connection: {reason}")]
@@ -611,8 +612,10 @@ impl EngineError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
             EngineError::Unreachable {
-                endpoint, reason, ..
-            } => unreachable_help(endpoint, reason),
+                endpoint,
+                permission_denied,
+                ..
+            } => unreachable_help(endpoint, *permission_denied),
             EngineError::TlsRefused { problem, tls, .. } => tls_help(*problem, tls.as_deref()),
             EngineError::Ssh {
                 problem, target, ..
@@ -639,9 +642,9 @@ impl EngineError {
     }
 }
 
-fn unreachable_help(endpoint: &Endpoint, reason: &str) -> String {
+fn unreachable_help(endpoint: &Endpoint, permission_denied: bool) -> String {
     let mut lines = Vec::new();
-    if reason.contains("ermission denied") {
+    if permission_denied {
         lines.push(
             "your user may not use the engine's socket: add it to the `docker` group \
              (`sudo usermod -aG docker $USER`, then log in again)"
@@ -813,20 +816,21 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
         Transport::Ssh(_) => SSH_CONNECT_TIMEOUT,
         _ => CONNECT_TIMEOUT,
     };
-    let failed = |reason: String| EngineError::Unreachable {
+    let failed = |reason: String, permission_denied: bool| EngineError::Unreachable {
         at: endpoint.describe(),
         endpoint: Box::new(endpoint.clone()),
         reason,
+        permission_denied,
     };
-    let docker = docker.map_err(|e| failed(reason(&e)))?;
+    let docker = docker.map_err(|e| failed(reason(&e), permission_denied(&e)))?;
     let error = match tokio::time::timeout(limit, docker.negotiate_version()).await {
         Ok(Ok(docker)) => return Ok(docker),
         Ok(Err(e)) => e,
         Err(_) => {
-            return Err(failed(format!(
-                "no answer within {} seconds",
-                limit.as_secs()
-            )));
+            return Err(failed(
+                format!("no answer within {} seconds", limit.as_secs()),
+                false,
+            ));
         }
     };
     let text = reason(&error);
@@ -848,9 +852,9 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
                 reason: tls_reason(problem, tls.as_ref(), &innermost(&error)),
                 tls: tls.clone().map(Box::new),
             }),
-            None => Err(failed(text)),
+            None => Err(failed(text, permission_denied(&error))),
         },
-        _ => Err(failed(text)),
+        _ => Err(failed(text, permission_denied(&error))),
     }
 }
 
@@ -1216,9 +1220,9 @@ fn reason(error: &bollard::errors::Error) -> String {
     }
 }
 
-/// The error for a failed request: [`Error::DockerLost`] when the engine went away (the socket is
-/// gone, the connection broke or timed out), else the engine's own message.
-pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Error {
+/// The error for a failed request: [`DockerError::Lost`] when the engine went away (the socket
+/// is gone, the connection broke or timed out), else the engine's own message.
+pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> DockerError {
     use bollard::errors::Error as E;
     let action = action.into();
     match &error {
@@ -1226,15 +1230,38 @@ pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Erro
         | E::IOError { .. }
         | E::HyperResponseError { .. }
         | E::HyperLegacyError { .. }
-        | E::RequestTimeoutError => Error::DockerLost {
+        | E::RequestTimeoutError => DockerError::Lost {
             action,
             reason: reason(&error),
         },
-        _ => Error::Docker {
+        _ => DockerError::Engine {
             action,
-            message: super::image::engine_message(&error),
+            message: engine_message(&error),
         },
     }
+}
+
+/// The text of an engine error without bollard's own wording around it.
+pub fn engine_message(error: &bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Whether an I/O error in the chain says this user may not open the socket.
+fn permission_denied(error: &bollard::errors::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// Whether the engine runs without root (Docker rootless, Podman as a user): there, root in the
@@ -1242,7 +1269,7 @@ pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Erro
 pub async fn is_rootless(endpoint: &Endpoint) -> Result<bool> {
     let info = get_json(endpoint, "/info")
         .await
-        .map_err(|reason| Error::DockerLost {
+        .map_err(|reason| DockerError::Lost {
             action: "read the engine's information".into(),
             reason,
         })?;
@@ -1791,8 +1818,11 @@ mod tests {
             "cannot use the Docker engine at `unix:///nonexistent/docker.sock` (DOCKER_HOST) \
              over a unix socket: the socket `/nonexistent/docker.sock` does not exist"
         );
-        assert_eq!(err.exit_code(), 1);
         assert!(err.help().unwrap().contains("start the engine"));
+        assert_eq!(
+            crate::error::Error::from(crate::build::BuildError::from(err)).exit_code(),
+            1
+        );
     }
 
     #[test]
