@@ -100,6 +100,27 @@ fn assert_builds(setup: &Setup, dir: &Path, what: &str, vars: &[(&str, &str)]) -
     stderr(&output)
 }
 
+/// One echo project for the TLS, ssh and context tests, compiled by whichever of them runs first:
+/// what they test is the way to the engine, and each still runs cargo in a container there (a
+/// no-op for cargo after the first), which keeps each test well under a minute. Podman's tests
+/// compile afresh: what a container writes there is what they check. Made again by each test
+/// process (the fixture may have changed), under the target dir rather than left in /tmp.
+fn shared_project(setup: &Setup) -> PathBuf {
+    static MADE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MADE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("docker-engines-echo");
+        let _ = std::fs::remove_dir_all(&dir);
+        let fresh = project(setup, "");
+        sh(
+            "cp -a",
+            Command::new("cp").arg("-a").arg(fresh.path()).arg(&dir),
+        );
+        setup.runner.give(&dir);
+        dir
+    })
+    .clone()
+}
+
 /// A refusal before anything is compiled, the previous zip untouched; returns stderr.
 fn assert_refused_at_once(
     setup: &Setup,
@@ -369,8 +390,8 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
         ]
     };
     let good_vars = with(&good);
-    let project = project(&setup, "");
-    let err = assert_builds(&setup, project.path(), "TLS", &borrow(&good_vars));
+    let project = shared_project(&setup);
+    let err = assert_builds(&setup, project.as_path(), "TLS", &borrow(&good_vars));
     assert!(
         err.contains(&format!("engine at `{host}` (DOCKER_HOST) over TLS")),
         "{err}"
@@ -380,7 +401,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
         &setup,
         &borrow(&with(&wrong_ca)),
         &format!(
-            "the Docker engine at `{host}` (DOCKER_HOST) over TLS refused the connection: its \
+            "cannot connect to the Docker engine at `{host}` (DOCKER_HOST) over TLS: its \
              certificate is not signed by a trusted CA"
         ),
         "the engine's certificate is not signed by",
@@ -391,7 +412,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &borrow(&with(&no_client)),
-        "refused the connection: it requires a client certificate, and none was sent",
+        "over TLS: it requires a client certificate, and none was sent",
         "the engine requires a client certificate and there is none",
     );
     report_error("no client certificate", &err);
@@ -399,7 +420,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &borrow(&with(&foreign_client)),
-        "refused the connection: it did not accept the client certificate",
+        "over TLS: it did not accept the client certificate",
         "the engine did not accept the client certificate",
     );
     report_error("client certificate of another CA", &err);
@@ -407,7 +428,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let err = assert_refused_at_once(
         &setup,
         &[("DOCKER_HOST", host.as_str())],
-        "over tcp without TLS refused the connection: that port speaks TLS only",
+        "over tcp without TLS: that port speaks TLS only",
         "that port wants TLS: set `DOCKER_TLS_VERIFY=1`",
     );
     report_error("TLS port without DOCKER_TLS_VERIFY", &err);
@@ -431,7 +452,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     let config_text = config.to_string_lossy().into_owned();
     let err = assert_builds(
         &setup,
-        project.path(),
+        project.as_path(),
         "TLS from a docker context",
         &[
             ("DOCKER_CONFIG", &config_text),
@@ -489,10 +510,10 @@ fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
     let config_text = config.to_string_lossy().into_owned();
     let cfg = ("DOCKER_CONFIG", config_text.as_str());
 
-    let project = project(&setup, "");
+    let project = shared_project(&setup);
     let err = assert_builds(
         &setup,
-        project.path(),
+        project.as_path(),
         "a docker context from DOCKER_CONTEXT",
         &[cfg, ("DOCKER_CONTEXT", "lambda-engine")],
     );
@@ -510,7 +531,12 @@ fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
     );
     setup.runner.give(&config);
     let config_json = config.join("config.json");
-    let err = assert_builds(&setup, project.path(), "the current docker context", &[cfg]);
+    let err = assert_builds(
+        &setup,
+        project.as_path(),
+        "the current docker context",
+        &[cfg],
+    );
     assert!(
         err.contains(&format!(
             "(docker context `lambda-engine`, the current one in `{}`)",
@@ -637,8 +663,13 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     });
 
     let address = format!("ssh://{user}@127.0.0.1:{port}");
-    let project = project(&setup, "");
-    let err = assert_builds(&setup, project.path(), "ssh", &[("DOCKER_HOST", &address)]);
+    let project = shared_project(&setup);
+    let err = assert_builds(
+        &setup,
+        project.as_path(),
+        "ssh",
+        &[("DOCKER_HOST", &address)],
+    );
     assert!(
         err.contains(&format!("engine at `{address}` (DOCKER_HOST) over ssh")),
         "{err}"

@@ -542,7 +542,7 @@ pub enum EngineError {
         permission_denied: bool,
     },
 
-    #[error("the Docker engine at {at} refused the connection: {reason}")]
+    #[error("cannot connect to the Docker engine at {at}: {reason}")]
     TlsRefused {
         at: String,
         problem: TlsProblem,
@@ -849,7 +849,7 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
             Some(problem) => Err(EngineError::TlsRefused {
                 at: endpoint.describe(),
                 problem,
-                reason: tls_reason(problem, tls.as_ref(), &innermost(&error)),
+                reason: tls_reason(problem, tls.as_ref(), &tls_cause(&error)),
                 tls: tls.clone().map(Box::new),
             }),
             None => Err(failed(text, permission_denied(&error))),
@@ -1026,9 +1026,13 @@ fn tls_reason(problem: TlsProblem, tls: Option<&Tls>, cause: &str) -> String {
     format!("{words} ({cause})")
 }
 
-/// The last error of the chain: hyper's wrappers say little, the TLS library says what failed.
-fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut last = error;
+/// The engine's answer, or the last error of the chain: hyper's wrappers say little, the TLS
+/// library says what failed.
+fn tls_cause(error: &bollard::errors::Error) -> String {
+    if let bollard::errors::Error::DockerResponseServerError { message, .. } = error {
+        return message.trim().to_string();
+    }
+    let mut last: &(dyn std::error::Error + 'static) = error;
     while let Some(source) = last.source() {
         last = source;
     }
