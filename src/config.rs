@@ -45,7 +45,7 @@ impl ConfigError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
             ConfigError::Invalid { .. } => {
-                "fix the value, or remove it (the README's \"Configuration\" lists every key)"
+                "fix the value, or remove it (docs/configuration.md lists every key)"
                     .into()
             }
             ConfigError::Conflict { key, .. } => format!(
