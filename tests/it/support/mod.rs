@@ -1,4 +1,4 @@
-//! Shared helpers for the integration tests (each `tests/*.rs` declares `mod common;`).
+//! Shared helpers for the integration tests (`tests/it/`).
 //!
 //! - [`Emulator`]: cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`),
 //!   started per test on a free loopback port; [`Emulator::run_bootstrap`] starts a `bootstrap`
@@ -17,8 +17,6 @@
 //! Every helper panics with an explanation when something it needs goes wrong: a test should
 //! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
 
-// Each test file uses a different subset of these helpers.
-#![allow(dead_code, unused_imports)]
 
 pub mod docker;
 mod emulator;

@@ -2,12 +2,12 @@
 //! what a good build leaves on disk. Bad input is in `tests/bad_input.rs`, signals in
 //! `tests/interrupt.rs`.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::process::Command;
 
-use common::{BIN, MAIN, crate_with, lambda_build, read_zip, stderr};
+use support::{BIN, MAIN, crate_with, lambda_build, read_zip, stderr};
 
 #[test]
 fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
@@ -40,7 +40,7 @@ fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
     // The bootstrap that was zipped is the program that was built.
     let extracted = project.path().join("extracted");
     read_zip(&zip_path).extract(&extracted).unwrap();
-    let ran = common::output_of_written(&extracted.join("bootstrap"));
+    let ran = support::output_of_written(&extracted.join("bootstrap"));
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
         "hello from bootstrap\n"

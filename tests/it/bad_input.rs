@@ -12,13 +12,13 @@
 //! missing `--docker-image`, an OOM-killed container) are in `tests/docker.rs`, which owns the
 //! engine.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{
+use support::{
     MAIN, assert_fails, assert_refused, assert_unchanged, crate_with, lambda_build,
     lambda_build_command, stderr, temp_files,
 };
@@ -417,7 +417,7 @@ fn a_directory_where_the_zip_goes() {
 #[test]
 fn outdir_that_is_not_writable() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(user) = common::Unprivileged::find() else {
+    let Some(user) = support::Unprivileged::find() else {
         return;
     };
     let case = Case {
@@ -435,7 +435,7 @@ fn outdir_that_is_not_writable() {
     // And a not-yet-created outdir below it.
     for args in [case.args, &["--zip", "--outdir", "locked/new/dir"]] {
         let output = user
-            .command(common::BIN)
+            .command(support::BIN)
             .arg("lambda-build")
             .args(args)
             .current_dir(project.path())
@@ -456,8 +456,8 @@ fn outdir_that_is_not_writable() {
 /// A small tmpfs, filled up: the write fails with ENOSPC midway, and the previous zip stays.
 #[test]
 fn outdir_on_a_full_file_system() {
-    if !common::is_root() {
-        common::skip_or_fail("mounting a small tmpfs needs root");
+    if !support::is_root() {
+        support::skip_or_fail("mounting a small tmpfs needs root");
         return;
     }
     let case = Case {
@@ -568,7 +568,7 @@ const NEEDS_GLIBC_2_36: &str = "unsafe extern \"C\" { fn arc4random() -> u32; }\
 
 /// PATH with cargo, rustc and a C compiler for linking, but no zig (nor python3).
 fn path_without_zig(scratch: &Path) -> std::ffi::OsString {
-    common::path_with_only(scratch, &["cargo", "rustc", "cc"])
+    support::path_with_only(scratch, &["cargo", "rustc", "cc"])
 }
 
 #[test]
@@ -612,7 +612,7 @@ fn too_new_glibc_without_zig() {
 #[test]
 fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
     if cargo_lambda_build::build::zig::find().is_none() {
-        common::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
+        support::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
         return;
     }
     let output = Case {
@@ -832,7 +832,7 @@ fn paths_with_spaces_and_non_ascii_letters_work() {
     .output()
     .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    let mut zip = common::read_zip(&outdir.join("lambda.zip"));
+    let mut zip = support::read_zip(&outdir.join("lambda.zip"));
     assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "bootstrap");
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("dist ä/ß ø/lambda.zip"),

@@ -3,7 +3,7 @@
 //! can end, checked against Lambda's payloads and, for the function's own answers, against
 //! cargo-lambda's independent Runtime API emulator.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::io::Write;
@@ -24,13 +24,13 @@ fn zips_dir() -> PathBuf {
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
 fn build_zip(fixture: &str, arch: &str) -> PathBuf {
-    let source = common::copy_fixture(fixture);
+    let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
     let output = Command::new(BIN)
         .args(["lambda-build", "--zip", "--locked", "--arch", arch, "-o"])
         .arg(&outdir)
         .current_dir(source.path())
-        .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .expect("run cargo-lambda-build");
     assert!(
@@ -54,7 +54,7 @@ fn misbehave_zip() -> &'static Path {
 /// misbehave for arm64, `None` (the test skips) without qemu-user or the cross gcc.
 fn misbehave_arm64_zip() -> Option<&'static Path> {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
-    if !common::require_tools(&[QEMU, "aarch64-linux-gnu-gcc"]) {
+    if !support::require_tools(&[QEMU, "aarch64-linux-gnu-gcc"]) {
         return None;
     }
     Some(ZIP.get_or_init(|| build_zip("misbehave", "arm64")))
@@ -573,7 +573,7 @@ fn bad_input_is_refused_before_running_anything() {
 
 #[test]
 fn build_then_invoke_with_events_for_a_ci_smoke_test() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let events = project.path().join("smoke.json");
     fs::write(&events, r#"{"name":"ci"}"#).unwrap();
     let run = |events: &Path| {
@@ -581,7 +581,7 @@ fn build_then_invoke_with_events_for_a_ci_smoke_test() {
             .args(["lambda-build", "--zip", "--locked", "--invoke-with"])
             .arg(events)
             .current_dir(project.path())
-            .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+            .env("CARGO_TARGET_DIR", support::fixture_target_dir())
             .output()
             .unwrap()
     };
@@ -660,7 +660,7 @@ fn arm64_zips_run_under_qemu_user() {
 /// code with this one).
 #[test]
 fn payloads_match_cargo_lambdas_emulator() {
-    if !common::require_tools(&["cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
     const MISBEHAVE_EVENTS: &[&str] = &[
@@ -719,8 +719,8 @@ fn payloads_match_cargo_lambdas_emulator() {
         assert_eq!(ours.len(), events.len());
 
         let dir = tempfile::tempdir().unwrap();
-        let bootstrap = common::extract_bootstrap(zip, dir.path());
-        let Some(emulator) = common::Emulator::start() else {
+        let bootstrap = support::extract_bootstrap(zip, dir.path());
+        let Some(emulator) = support::Emulator::start() else {
             return;
         };
         // `env VAR=... [qemu ...] bootstrap`: the function's settings, and its architecture.
@@ -779,7 +779,7 @@ fn help_shows_the_subcommand_and_its_flags() {
 /// request id, an init error after init, an unknown path, a second response.
 #[test]
 fn the_runtime_api_answers_misuse_as_lambda_does() {
-    if !common::require_tool("bash") {
+    if !support::require_tool("bash") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -830,7 +830,7 @@ req GET $base/invocation/next >/dev/null
 
 #[test]
 fn invoke_with_runs_each_function_of_a_several_function_build() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     // A second function: the same code under another binary name.
     let manifest = project.path().join("Cargo.toml");
     let text = fs::read_to_string(&manifest).unwrap();
@@ -854,7 +854,7 @@ fn invoke_with_runs_each_function_of_a_several_function_build() {
         .args(["-o", "dist", "--invoke-with"])
         .arg(&events)
         .current_dir(project.path())
-        .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .unwrap();
     assert_exit(&output, 0);
