@@ -434,9 +434,7 @@ fn outdir_that_is_not_writable() {
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
     // And a not-yet-created outdir below it.
     for args in [case.args, &["--zip", "--outdir", "locked/new/dir"]] {
-        let output = user
-            .command(support::BIN)
-            .arg("lambda-build")
+        let output = support::tool_as(&user)
             .args(args)
             .current_dir(project.path())
             .env("CARGO_TARGET_DIR", project.path().join("target"))

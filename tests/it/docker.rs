@@ -13,16 +13,13 @@ use crate::support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    BIN, ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
+    ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
     elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup, stderr,
     target_dir,
 };
-
-const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
 
 fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
     let Some(emulator) = support::Emulator::start() else {
@@ -131,7 +128,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let bootstrap =
         support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&QEMU));
+    assert_echo_answers(&bootstrap, Some(&support::QEMU));
 
     // Everything the builds left belongs to the user: the zips, the container's target dirs, the
     // crates cargo unpacked in the container.
@@ -251,8 +248,8 @@ fn no_engine_is_a_clear_error_within_seconds() {
         (format!("tcp://127.0.0.1:{free_port}"), "(DOCKER_HOST)"),
     ] {
         let started = Instant::now();
-        let output = Command::new(BIN)
-            .args(["lambda-build", "--docker", "--zip"])
+        let output = support::tool()
+            .args(["--docker", "--zip"])
             .current_dir(project.path())
             .env("DOCKER_HOST", &host)
             .output()
@@ -275,8 +272,8 @@ fn no_engine_is_a_clear_error_within_seconds() {
 #[test]
 fn a_missing_dockerfile_is_named() {
     let project = support::copy_fixture("echo");
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--dockerfile", "ci/none.Dockerfile"])
+    let output = support::tool()
+        .args(["--dockerfile", "ci/none.Dockerfile"])
         .current_dir(project.path())
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()

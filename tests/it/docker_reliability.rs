@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    BIN, ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
+    ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
     elf_machine, project, remove_built_images, report_time, run_with_pid, setup, stderr,
     wait_until,
 };
@@ -54,8 +54,8 @@ fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
     ] {
         let engine = FakeEngine::start(how);
         let started = Instant::now();
-        let output = Command::new(BIN)
-            .args(["lambda-build", "--docker", "--zip"])
+        let output = support::tool()
+            .args(["--docker", "--zip"])
             .current_dir(project.path())
             .env("DOCKER_HOST", engine.host())
             .output()

@@ -5,10 +5,8 @@
 use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+use support::{EM_AARCH64, EM_X86_64, elf_machine};
 
 /// Unzips `zip` and returns its `bootstrap` (checked executable by the helper).
 fn bootstrap_of(zip: &Path, scratch: &Path) -> PathBuf {
@@ -23,13 +21,7 @@ fn zip_label(zip: &Path) -> String {
 }
 
 fn wrapper(arch: &str) -> Option<&'static [&'static str]> {
-    (arch == "arm64").then_some(&QEMU[..])
-}
-
-/// The ELF machine of a file: 62 is x86-64, 183 is AArch64.
-fn elf_machine(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap();
-    u16::from_le_bytes([bytes[18], bytes[19]])
+    (arch == "arm64").then_some(&support::QEMU[..])
 }
 
 /// One successful invocation and one handler error, both checked on the body.
@@ -65,7 +57,7 @@ fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
     let first = std::fs::read(&zip).unwrap();
 
     let bootstrap = bootstrap_of(&zip, project.path());
-    assert_eq!(elf_machine(&bootstrap), 62);
+    assert_eq!(elf_machine(&bootstrap), EM_X86_64);
     assert_echo_answers(&bootstrap, "x86_64");
 
     // A second run with nothing changed writes the same bytes.
@@ -89,7 +81,7 @@ fn arm64_zip_answers_invocations_under_qemu() {
     assert!(stdout.contains("architecture  arm64"), "{stdout}");
 
     let bootstrap = bootstrap_of(&project.path().join("arm64/lambda.zip"), project.path());
-    assert_eq!(elf_machine(&bootstrap), 183);
+    assert_eq!(elf_machine(&bootstrap), EM_AARCH64);
     assert_echo_answers(&bootstrap, "arm64");
 }
 
@@ -130,9 +122,8 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
     }
     let project = support::copy_fixture("echo");
     let spawn = |arch: &str| {
-        Command::new(BIN)
+        support::tool()
             .args([
-                "lambda-build",
                 "--zip",
                 "--locked",
                 "--arch",
@@ -153,7 +144,7 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
     support::assert_success(&x86.wait_with_output().unwrap());
     support::assert_success(&arm.wait_with_output().unwrap());
 
-    for (arch, machine) in [("x86_64", 62), ("arm64", 183)] {
+    for (arch, machine) in [("x86_64", EM_X86_64), ("arm64", EM_AARCH64)] {
         let bootstrap = bootstrap_of(
             &project.path().join(arch).join("lambda.zip"),
             project.path(),
@@ -174,8 +165,8 @@ fn no_cross_linker_fails_before_compiling() {
     // cargo and rustc only: no zig, no python3, no cross gcc.
     let scratch = tempfile::tempdir().unwrap();
     let path = support::path_with_only(scratch.path(), &["cargo", "rustc"]);
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--zip", "--arch", "arm64"])
+    let output = support::tool()
+        .args(["--zip", "--arch", "arm64"])
         .current_dir(project.path())
         .env("PATH", path)
         .output()

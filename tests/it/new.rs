@@ -8,11 +8,8 @@ use std::process::{Command, Output};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(BIN)
-        .arg("lambda-build")
+    let output = support::tool()
         .args(args)
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
@@ -200,8 +197,8 @@ fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
 fn new_refuses_an_existing_directory() {
     let scratch = tempfile::tempdir().unwrap();
     std::fs::create_dir(scratch.path().join("taken")).unwrap();
-    let output = Command::new(BIN)
-        .args(["lambda-build", "new", "taken"])
+    let output = support::tool()
+        .args(["new", "taken"])
         .current_dir(scratch.path())
         .output()
         .unwrap();

@@ -8,12 +8,10 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use sha2::Digest as _;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 
 fn succeeded(output: Output) -> Output {
     assert!(
@@ -242,17 +240,8 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         ["bootstrap", "static/", "static/a.txt", "static/b.txt"]
     );
     // The environment over Cargo.toml: no zip, so the executables themselves.
-    let output = Command::new(BIN)
-        .args([
-            "lambda-build",
-            "--bin",
-            "alpha",
-            "--bin",
-            "beta",
-            "-o",
-            "plain",
-            "-q",
-        ])
+    let output = support::tool()
+        .args(["--bin", "alpha", "--bin", "beta", "-o", "plain", "-q"])
         .args(["--locked", "--target-dir"])
         .arg(support::fixture_target_dir())
         .current_dir(root)
@@ -292,8 +281,8 @@ fn a_binary_name_in_two_selected_packages_is_refused_naming_both() {
     )
     .unwrap();
 
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--workspace"])
+    let output = support::tool()
+        .args(["--workspace"])
         .current_dir(root)
         .env(
             "CARGO_TARGET_DIR",

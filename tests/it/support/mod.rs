@@ -17,26 +17,25 @@
 //! Every helper panics with an explanation when something it needs goes wrong: a test should
 //! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
 
-
 pub mod docker;
 mod emulator;
 pub mod fake_engine;
 mod fixtures;
 mod scratch;
+mod tool;
 mod tools;
 mod user;
 
-pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
+pub use emulator::Emulator;
 pub use fixtures::{
-    assert_success, cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir,
-    fixture_target_dir, lambda_build_fixture, lambda_build_fixture_command,
+    assert_success, copy_fixture, extract_bootstrap, fixture_target_dir, lambda_build_fixture,
+    lambda_build_fixture_command,
 };
 pub use scratch::{
-    BIN, EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
+    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
     elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
-    report, report_time, scratch_target_dir, stderr, temp_files,
+    report, report_time, temp_files,
 };
-pub use tools::{
-    REQUIRE_ALL_ENV, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
-};
+pub use tool::{stderr, stdout, tool, tool_as};
+pub use tools::{QEMU, find_tool, path_with_only, require_tool, require_tools, skip_or_fail};
 pub use user::{Unprivileged, is_root};

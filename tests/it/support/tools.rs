@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 /// When this environment variable is `1`, a missing tool fails the test instead of skipping it.
 /// `.ci/run` sets it after installing everything, so CI cannot go green by skipping.
-pub const REQUIRE_ALL_ENV: &str = "LAMBDA_BUILD_TEST_REQUIRE_ALL";
+const REQUIRE_ALL_ENV: &str = "LAMBDA_BUILD_TEST_REQUIRE_ALL";
+
+/// qemu-user with the arm64 libc (`libc6-arm64-cross`), to run an arm64 `bootstrap` here:
+/// put it before the program's path.
+pub const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
 
 /// How `.ci/run` provides each tool the tests may ask for.
 fn install_hint(tool: &str) -> &'static str {
