@@ -609,7 +609,7 @@ fn too_new_glibc_without_zig() {
 
 #[test]
 fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
-    if cargo_lambda_build::build::zig::find().is_none() {
+    if !support::zig_installed() {
         support::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
         return;
     }

@@ -45,8 +45,7 @@ fn zipped_machine(zip: &Path) -> u16 {
 
 /// Whether arm64 can be linked here; skips (or fails in CI) when not.
 fn arm64_linker() -> bool {
-    let found = cargo_lambda_build::build::zig::find().is_some()
-        || support::find_tool("aarch64-linux-gnu-gcc").is_some();
+    let found = support::zig_installed() || support::find_tool("aarch64-linux-gnu-gcc").is_some();
     if !found {
         support::skip_or_fail(
             "no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc",

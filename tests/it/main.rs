@@ -17,4 +17,5 @@ mod interrupt;
 mod invoke;
 mod new;
 mod readers;
+mod snapshots;
 mod workspace;

@@ -37,5 +37,7 @@ pub use scratch::{
     report, report_time, temp_files,
 };
 pub use tool::{stderr, stdout, tool, tool_as};
-pub use tools::{QEMU, find_tool, path_with_only, require_tool, require_tools, skip_or_fail};
+pub use tools::{
+    QEMU, find_tool, path_with_only, require_tool, require_tools, skip_or_fail, zig_installed,
+};
 pub use user::{Unprivileged, is_root};

@@ -76,6 +76,12 @@ pub fn skip_or_fail(reason: &str) {
     eprintln!("skipped: {reason}");
 }
 
+/// Whether the tool finds zig (on PATH or as `python3 -m ziglang`), asked of the tool's own
+/// lookup so that the tests and the tool never disagree. The one use of the crate's library here.
+pub fn zig_installed() -> bool {
+    cargo_lambda_build::build::zig::find().is_some()
+}
+
 /// [`require_tool`] for each name (all are checked, so every missing one is reported).
 pub fn require_tools(names: &[&str]) -> bool {
     // Not `all`: it would stop at the first missing tool.
