@@ -9,7 +9,7 @@
 //! - refusals that do not need the compiler come before it (no `Compiling` line).
 //!
 //! The Docker cases (engine absent, refusing or stopping, a failing `lambda.Dockerfile`, a
-//! missing `--docker-image`, an OOM-killed container) are in `tests/docker.rs`, which owns the
+//! missing `--docker-image`, an OOM-killed container) are in `docker.rs`, which owns the
 //! engine.
 
 use crate::support;

@@ -1,6 +1,6 @@
 //! The real binary on small throwaway crates (no dependencies, so they build in a second or two):
-//! what a good build leaves on disk. Bad input is in `tests/bad_input.rs`, signals in
-//! `tests/interrupt.rs`.
+//! what a good build leaves on disk. Bad input is in `bad_input.rs`, signals in
+//! `interrupt.rs`.
 
 use crate::support;
 

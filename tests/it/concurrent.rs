@@ -1,6 +1,6 @@
 //! Two runs of the tool on one project at the same time, as a CI runner with parallel jobs or a
 //! developer with a watch loop and a terminal does: both succeed, and each artifact is whole and
-//! right. (The `--docker` pairs are in `tests/docker.rs`.)
+//! right. (The `--docker` pairs are in `docker.rs`.)
 
 use crate::support;
 

@@ -3,7 +3,7 @@
 //! nothing can be pulled here), as a non-root user, and the zips answer invocations under the
 //! Runtime API emulator (arm64 under qemu-user). Also: cleanup after a failure, the
 //! no-op rebuild time, and the errors for a missing engine and a broken Dockerfile. Signals, OOM,
-//! concurrency and hostile projects: tests/docker_reliability.rs.
+//! concurrency and hostile projects: docker_reliability.rs.
 //!
 //! Needs `DOCKER_HOST` (or the default socket) and `LAMBDA_BUILD_TEST_BASE_IMAGE`; when run as
 //! root, `LAMBDA_BUILD_TEST_USER` too (`. .ci/docker.sh` sets all three). Without them the tests

@@ -5,7 +5,7 @@
 //! non-zero with one `error:` line and a `help:` line, leave no container, and leave the previous
 //! `lambda.zip` as it was.
 //!
-//! Same setup as tests/docker.rs (`. .ci/docker.sh`); the fake engines need no real one.
+//! Same setup as docker.rs (`. .ci/docker.sh`); the fake engines need no real one.
 
 use crate::support;
 

@@ -1,6 +1,6 @@
 //! Projects written carelessly or by someone else: what ends up in the zip stays inside the
 //! package, under relative names, and `-v` does not print the secrets in the environment. (The
-//! build container's environment and mounts are checked in `tests/docker.rs`.)
+//! build container's environment and mounts are checked in `docker.rs`.)
 
 use crate::support;
 

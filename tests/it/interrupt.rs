@@ -2,7 +2,7 @@
 //! with 130 / 143, the previous `lambda.zip` intact and no temporary file left; SIGKILL, which
 //! no program can catch, at many moments of packaging never leaves a partial `lambda.zip`
 //! either: it is always the previous zip or the new one, whole. (The Docker phases are in
-//! `tests/docker.rs`.)
+//! `docker.rs`.)
 
 use crate::support;
 

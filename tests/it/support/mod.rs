@@ -1,12 +1,14 @@
 //! Shared helpers for the integration tests (`tests/it/`).
 //!
+//! - [`tool`]: the one way to run `cargo-lambda-build` (a `Command` the test adds arguments,
+//!   directory and environment to); [`tool_as`] the same as an unprivileged user.
 //! - [`Emulator`]: cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`),
 //!   started per test on a free loopback port; [`Emulator::run_bootstrap`] starts a `bootstrap`
 //!   against it (optionally under a wrapper such as qemu-user) and [`Emulator::invoke`] sends it
 //!   an event. Everything started is killed on drop.
 //! - [`require_tool`]: skip a test when an external tool is missing, or fail it when
 //!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
-//! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
+//! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`lambda_build_fixture`].
 //! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
 //!   ([`assert_refused`], [`assert_unchanged`], [`temp_files`]).
 //! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
