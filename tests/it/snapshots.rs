@@ -46,8 +46,10 @@ fn refusal(dir: &Path, args: &[&str], path: Option<&std::ffi::OsStr>) -> String 
     shown(&output, stderr(&output), &[dir])
 }
 
-fn scratch_crate(manifest_extra: &str) -> tempfile::TempDir {
-    crate_with("snap", &[("src/main.rs", MAIN)], manifest_extra)
+/// [`refusal`] in a new scratch crate with these Cargo.toml lines.
+fn refused(manifest_extra: &str, args: &[&str]) -> String {
+    let project = crate_with("snap", &[("src/main.rs", MAIN)], manifest_extra);
+    refusal(project.path(), args, None)
 }
 
 #[test]
@@ -72,8 +74,7 @@ fn invoke_help() {
 
 #[test]
 fn unknown_package() {
-    let project = scratch_crate("");
-    let shown = refusal(project.path(), &["--zip", "-p", "unknown"], None);
+    let shown = refused("", &["--zip", "-p", "unknown"]);
     insta::assert_snapshot!("unknown_package", shown);
 }
 
@@ -85,34 +86,28 @@ fn no_cargo_toml() {
 
 #[test]
 fn bad_arch_argument() {
-    let project = scratch_crate("");
-    let shown = refusal(project.path(), &["--zip", "--arch", "sparc"], None);
+    let shown = refused("", &["--zip", "--arch", "sparc"]);
     insta::assert_snapshot!("bad_arch_argument", shown);
 }
 
 #[test]
 fn include_that_escapes_the_package() {
-    let project = scratch_crate("");
-    let shown = refusal(
-        project.path(),
-        &["--zip", "--include", "../secret.pem"],
-        None,
-    );
+    let shown = refused("", &["--zip", "--include", "../secret.pem"]);
     insta::assert_snapshot!("include_outside", shown);
 }
 
 #[test]
 fn bad_config_value() {
-    let project = scratch_crate("[package.metadata.lambda-build]\narch = \"sparc\"\n");
-    insta::assert_snapshot!(
-        "bad_config_value",
-        refusal(project.path(), &["--zip"], None)
+    let shown = refused(
+        "[package.metadata.lambda-build]\narch = \"sparc\"\n",
+        &["--zip"],
     );
+    insta::assert_snapshot!("bad_config_value", shown);
 }
 
 #[test]
 fn no_cross_linker() {
-    let project = scratch_crate("");
+    let project = crate_with("snap", &[("src/main.rs", MAIN)], "");
     // cargo and rustc only: no zig, no python3, no cross gcc.
     let path = support::path_with_only(project.path(), &["cargo", "rustc"]);
     let shown = refusal(
