@@ -75,7 +75,7 @@ pub enum Error {
     },
 
     #[error(transparent)]
-    Include(#[from] crate::include::IncludeError),
+    Include(#[from] crate::package::include::IncludeError),
 
     #[error("`{}` already exists", .0.display())]
     NewExists(PathBuf),

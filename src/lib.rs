@@ -7,7 +7,6 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod error;
-pub mod include;
 pub mod inspect;
 pub mod invoke;
 pub mod new;
@@ -20,15 +19,13 @@ pub mod signal;
 pub mod verify;
 
 use std::io::Write as _;
-use std::path::Path;
 
 use crate::build::local::{self, HostFacts, Linker};
 use crate::cli::{BuildArgs, MessageFormat};
 use crate::config::{BuildConfig, Env};
 use crate::error::{Error, Result};
 use crate::inspect::Problem;
-use crate::package::ZipEntry;
-use crate::plan::{FunctionPlan, Output};
+use crate::plan::Output;
 use crate::project::Selection;
 use crate::report::{Reporter, Summary};
 use crate::signal::Interrupt;
@@ -90,7 +87,10 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
                 function.bin
             ));
         }
-        includes.push(include::collect(&function.package_root, &function.include)?);
+        includes.push(package::include::collect(
+            &function.package_root,
+            &function.include,
+        )?);
     }
 
     let (built, mut checked) = match &config.docker {
@@ -133,7 +133,16 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 
     let mut artifacts = Vec::new();
     for ((function, built), includes) in plan.functions.iter().zip(&built).zip(includes) {
-        let (artifact, fresh) = package_function(function, built, includes, timestamp, &interrupt)?;
+        let files = package::FunctionFiles {
+            output: function.output.path(),
+            zip: matches!(function.output, Output::Zip(_)),
+            entry_name: &function.entry_name,
+            extension: function.extension,
+            staging_dir: &function.staging_dir,
+            executable: &built.executable,
+        };
+        let package::Packaged { artifact, fresh } =
+            package::package_function(&files, includes, timestamp, &|| interrupt.received())?;
         if artifact.exceeds_direct_upload() {
             reporter.warn(format!(
                 "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
@@ -265,56 +274,6 @@ fn build_on_host(
     Ok((built, checked))
 }
 
-/// Writes the function's zip, or its executable alone, from the executable cargo built and the
-/// includes. When nothing changed since the run that wrote it (same contents, same output), the
-/// file is kept as it is and the result says so (`true`).
-fn package_function(
-    function: &FunctionPlan,
-    built: &build::Built,
-    includes: Vec<ZipEntry>,
-    timestamp: zip::DateTime,
-    interrupt: &Interrupt,
-) -> Result<(package::Artifact, bool)> {
-    let zip = matches!(function.output, Output::Zip(_));
-    let mut entries = if zip { includes } else { Vec::new() };
-    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
-    // entry (mode 755) unless an include brought it.
-    if zip && function.extension && !entries.iter().any(|e| e.name == "extensions/") {
-        entries.push(ZipEntry {
-            name: "extensions/".into(),
-            source: function.staging_dir.clone(),
-            mode: 0o755,
-        });
-    }
-    entries.push(ZipEntry {
-        name: function.entry_name.clone(),
-        source: built.executable.clone(),
-        mode: 0o755,
-    });
-    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
-    let stamp = function.staging_dir.join("package-stamp.json");
-    if let Some(artifact) = package::reuse(&stamp, &fingerprint, function.output.path()) {
-        return Ok((artifact, true));
-    }
-
-    let cancel = || interrupt.received();
-    let staged = package::stage_bootstrap(&built.executable, &function.staging_dir, &cancel)?;
-    if let Some(dir) = function.output.path().parent() {
-        create_outdir(dir)?;
-    }
-    let artifact = match &function.output {
-        Output::Zip(path) => {
-            if let Some(executable) = entries.last_mut() {
-                executable.source = staged;
-            }
-            package::write_zip_cancellable(path, &entries, timestamp, &cancel)?
-        }
-        Output::Bootstrap(path) => package::write_file_cancellable(path, &staged, 0o755, &cancel)?,
-    };
-    package::record(&stamp, &fingerprint, &artifact)?;
-    Ok((artifact, false))
-}
-
 fn inspect_all(
     built: &[build::Built],
     arch: arch::Arch,
@@ -332,11 +291,4 @@ fn inspect_built(
     })?;
     let problems = inspect::check(&elf, arch);
     Ok((elf, problems))
-}
-
-fn create_outdir(outdir: &Path) -> Result<()> {
-    std::fs::create_dir_all(outdir).map_err(|source| Error::CreateOutdir {
-        path: outdir.to_path_buf(),
-        source,
-    })
 }

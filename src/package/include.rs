@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::package::ZipEntry;
+use super::ZipEntry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IncludeError {
