@@ -292,6 +292,15 @@ mod tests {
             .collect()
     }
 
+    /// A zip already at `<dir>/out/lambda.zip`, which a failed write must leave as it was.
+    fn previous_zip(dir: &Path) -> (Vec<ZipEntry>, PathBuf, Vec<u8>) {
+        let entries = fixture(dir);
+        let dest = dir.join("out/lambda.zip");
+        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
+        let before = fs::read(&dest).unwrap();
+        (entries, dest, before)
+    }
+
     #[test]
     fn zip_layout_names_modes_order_timestamp_method() {
         let dir = tempfile::tempdir().unwrap();
@@ -428,11 +437,8 @@ mod tests {
     #[test]
     fn failed_write_keeps_the_previous_zip_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut entries = fixture(dir.path());
-        let out = dir.path().join("out");
-        let dest = out.join("lambda.zip");
-        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
-        let before = fs::read(&dest).unwrap();
+        let (mut entries, dest, before) = previous_zip(dir.path());
+        let out = dest.parent().unwrap();
 
         let missing = dir.path().join("src/missing");
         entries.push(ZipEntry {
@@ -449,7 +455,7 @@ mod tests {
             )
         );
         assert_eq!(fs::read(&dest).unwrap(), before);
-        assert_eq!(listing(&out), ["lambda.zip"]);
+        assert_eq!(listing(out), ["lambda.zip"]);
     }
 
     #[test]
@@ -491,10 +497,7 @@ mod tests {
     #[test]
     fn read_failure_mid_zip_keeps_the_previous_zip_and_leaves_no_temp_file() {
         let dir = tempfile::tempdir().unwrap();
-        let mut entries = fixture(dir.path());
-        let dest = dir.path().join("out/lambda.zip");
-        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
-        let before = fs::read(&dest).unwrap();
+        let (mut entries, dest, before) = previous_zip(dir.path());
 
         // A regular file by its metadata whose first read fails (EIO), after `bootstrap` is written.
         entries.push(ZipEntry {
@@ -514,11 +517,8 @@ mod tests {
     #[test]
     fn a_zip_that_fails_verification_never_replaces_the_previous_one() {
         let dir = tempfile::tempdir().unwrap();
-        let entries = fixture(dir.path());
-        let out = dir.path().join("out");
-        let dest = out.join("lambda.zip");
-        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
-        let before = fs::read(&dest).unwrap();
+        let (entries, dest, before) = previous_zip(dir.path());
+        let out = dest.parent().unwrap();
 
         // Nothing Lambda could start: written, read back, refused before the rename.
         let data: Vec<ZipEntry> = entries
@@ -542,7 +542,7 @@ mod tests {
         )));
         assert!(err.help().unwrap().contains("cargo lambda-build --zip"));
         assert_eq!(fs::read(&dest).unwrap(), before);
-        assert_eq!(listing(&out), ["lambda.zip"]);
+        assert_eq!(listing(out), ["lambda.zip"]);
     }
 
     #[test]
@@ -564,11 +564,8 @@ mod tests {
     #[test]
     fn over_the_unzipped_limit_is_refused_before_writing() {
         let dir = tempfile::tempdir().unwrap();
-        let mut entries = fixture(dir.path());
-        let out = dir.path().join("out");
-        let dest = out.join("lambda.zip");
-        write_zip(&dest, &entries, zip_timestamp(EPOCH)).unwrap();
-        let before = fs::read(&dest).unwrap();
+        let (mut entries, dest, before) = previous_zip(dir.path());
+        let out = dest.parent().unwrap();
 
         let big = dir.path().join("src/big");
         File::create(&big).unwrap().set_len(UNZIPPED_LIMIT).unwrap(); // sparse
@@ -590,7 +587,7 @@ mod tests {
         );
         assert!(err.help().unwrap().contains("strip = true"));
         assert_eq!(fs::read(&dest).unwrap(), before);
-        assert_eq!(listing(&out), ["lambda.zip"]);
+        assert_eq!(listing(out), ["lambda.zip"]);
 
         // Nothing at all when there was no previous zip.
         let fresh = dir.path().join("fresh/lambda.zip");
