@@ -24,18 +24,9 @@ use sha2::{Digest, Sha256};
 pub use atomic::{check_writable, nearest_existing, write_file, write_file_cancellable};
 pub use zip::{ZipEntry, write_zip, write_zip_cancellable, zip_timestamp, zip_timestamp_from};
 
+use crate::lambda::{self, BOOTSTRAP, DIRECT_UPLOAD_LIMIT};
+use crate::plan::{FunctionPlan, Output};
 use atomic::{Cancelled, parent_dir};
-
-/// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has to
-/// go through S3, so the caller warns.
-pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
-
-/// Lambda refuses a function whose code, layers included, is over 250 MB (262,144,000 bytes)
-/// unzipped.
-pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
-
-/// Lambda runs the executable named `bootstrap` at the root of `/var/task` on `provided.al2023`.
-const BOOTSTRAP: &str = "bootstrap";
 
 /// The reproducible-builds.org convention for a build's fixed clock.
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -141,80 +132,59 @@ impl Artifact {
     }
 }
 
-/// Where the reuse stamp of a function lives, in its staging directory.
+/// The name of the stamp file in a function's staging directory (see [`stamp::reuse`]).
 const STAMP_FILE: &str = "package-stamp.json";
-
-/// The directory Lambda reads extensions from, `/opt/extensions/` once a layer is extracted.
-const EXTENSIONS_DIR: &str = "extensions/";
-
-/// One function to package, as the plan and the build describe it.
-#[derive(Debug, Clone, Copy)]
-pub struct FunctionFiles<'a> {
-    /// `<outdir>/lambda.zip` when `zip`, else where the executable itself goes.
-    pub output: &'a Path,
-    pub zip: bool,
-    /// The executable's name in the zip: `bootstrap`, or `extensions/<bin>` for an extension.
-    pub entry_name: &'a str,
-    pub extension: bool,
-    /// This function's own directory under the target dir: the staged `bootstrap`, the stamp.
-    pub staging_dir: &'a Path,
-    /// What cargo built in this run.
-    pub executable: &'a Path,
-}
-
-/// A function's artifact, and whether it was kept as the previous run left it (`fresh`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Packaged {
-    pub artifact: Artifact,
-    pub fresh: bool,
-}
 
 /// Writes the function's zip, or its executable alone, from the executable cargo built and the
 /// includes. When nothing changed since the run that wrote it (same contents, same output), the
-/// file is kept as it is and the result says it is fresh.
+/// file is kept as it is and the result says so (`true`).
 pub fn package_function(
-    function: &FunctionFiles,
+    function: &FunctionPlan,
+    executable: &Path,
     includes: Vec<ZipEntry>,
     timestamp: DateTime,
     cancel: Cancel,
-) -> Result<Packaged, PackageError> {
-    let mut entries = if function.zip { includes } else { Vec::new() };
-    // The extensions directory gets its own entry (mode 755) unless an include brought it.
-    if function.zip && function.extension && !entries.iter().any(|e| e.name == EXTENSIONS_DIR) {
+) -> Result<(Artifact, bool), PackageError> {
+    let zip = matches!(function.output, Output::Zip(_));
+    let mut entries = if zip { includes } else { Vec::new() };
+    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
+    // entry (mode 755) unless an include brought it.
+    if zip && function.extension && !entries.iter().any(|e| e.name == lambda::EXTENSIONS_DIR) {
         entries.push(ZipEntry {
-            name: EXTENSIONS_DIR.into(),
-            source: function.staging_dir.to_path_buf(),
+            name: lambda::EXTENSIONS_DIR.into(),
+            source: function.staging_dir.clone(),
             mode: 0o755,
         });
     }
     entries.push(ZipEntry {
-        name: function.entry_name.to_owned(),
-        source: function.executable.to_path_buf(),
+        name: function.entry_name.clone(),
+        source: executable.to_path_buf(),
         mode: 0o755,
     });
-    let fingerprint = stamp::fingerprint(&entries, function.zip, timestamp)?;
+    let fingerprint = stamp::fingerprint(&entries, zip, timestamp)?;
     let stamp = function.staging_dir.join(STAMP_FILE);
-    if let Some(artifact) = stamp::reuse(&stamp, &fingerprint, function.output) {
-        return Ok(Packaged {
-            artifact,
-            fresh: true,
-        });
+    if let Some(artifact) = stamp::reuse(&stamp, &fingerprint, function.output.path()) {
+        return Ok((artifact, true));
     }
 
-    let staged = stage_bootstrap(function.executable, function.staging_dir, cancel)?;
-    let artifact = if function.zip {
-        if let Some(executable) = entries.last_mut() {
-            executable.source = staged;
+    let staged = stage_bootstrap(executable, &function.staging_dir, cancel)?;
+    if let Some(dir) = function.output.path().parent() {
+        std::fs::create_dir_all(dir).map_err(|error| PackageError::Write {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    let artifact = match &function.output {
+        Output::Zip(path) => {
+            if let Some(executable) = entries.last_mut() {
+                executable.source = staged;
+            }
+            write_zip_cancellable(path, &entries, timestamp, cancel)?
         }
-        write_zip_cancellable(function.output, &entries, timestamp, cancel)?
-    } else {
-        write_file_cancellable(function.output, &staged, 0o755, cancel)?
+        Output::Executable(path) => write_file_cancellable(path, &staged, 0o755, cancel)?,
     };
     stamp::record(&stamp, &fingerprint, &artifact)?;
-    Ok(Packaged {
-        artifact,
-        fresh: false,
-    })
+    Ok((artifact, false))
 }
 
 /// Copies the built executable to `staging_dir/bootstrap`, executable (755) as Lambda requires.
@@ -301,6 +271,7 @@ mod tests {
     use super::atomic::{never, set_mode};
     use super::zip::check_unzipped_size;
     use super::*;
+    use crate::lambda::UNZIPPED_LIMIT;
 
     /// 2023-11-14 22:13:20 UTC.
     pub(super) const EPOCH: u64 = 1_700_000_000;
@@ -392,6 +363,12 @@ mod tests {
         );
     }
 
+    #[derive(Debug)]
+    struct Packaged {
+        artifact: Artifact,
+        fresh: bool,
+    }
+
     #[test]
     fn an_unchanged_function_is_kept_and_a_changed_one_rewritten() {
         let dir = tempfile::tempdir().unwrap();
@@ -399,17 +376,30 @@ mod tests {
         fs::write(&executable, bootstrap_bytes()).unwrap();
         let staging = dir.path().join("target/lambda/x86_64/my-extension");
         let output = dir.path().join("out/lambda.zip");
-        let files = FunctionFiles {
-            output: &output,
-            zip: true,
-            entry_name: "extensions/my-extension",
+        let function = FunctionPlan {
+            package: "my-extension".into(),
+            bin: "my-extension".into(),
+            manifest_path: dir.path().join("Cargo.toml"),
+            staging_dir: staging.clone(),
+            output: Output::Zip(output.clone()),
+            entry_name: "extensions/my-extension".into(),
             extension: true,
-            staging_dir: &staging,
-            executable: &executable,
+            include: Vec::new(),
+            package_root: dir.path().to_path_buf(),
         };
-        let package = |epoch| package_function(&files, Vec::new(), zip_timestamp(epoch), &never);
+        let package = |epoch| {
+            let (artifact, fresh) = package_function(
+                &function,
+                &executable,
+                Vec::new(),
+                zip_timestamp(epoch),
+                &never,
+            )
+            .unwrap();
+            Packaged { artifact, fresh }
+        };
 
-        let first = package(EPOCH).unwrap();
+        let first = package(EPOCH);
         assert!(!first.fresh);
         let mut archive = ::zip::ZipArchive::new(File::open(&output).unwrap()).unwrap();
         let names: Vec<String> = (0..archive.len())
@@ -418,18 +408,18 @@ mod tests {
         assert_eq!(names, ["extensions/", "extensions/my-extension"]);
         assert_eq!(listing(&staging), ["bootstrap", STAMP_FILE]);
 
-        let second = package(EPOCH).unwrap();
+        let second = package(EPOCH);
         assert!(second.fresh);
         assert_eq!(second.artifact, first.artifact);
 
         // Another timestamp is another zip.
-        let third = package(EPOCH + 2).unwrap();
+        let third = package(EPOCH + 2);
         assert!(!third.fresh);
         assert_ne!(third.artifact.sha256, first.artifact.sha256);
 
         // A zip changed behind the tool's back is written again, not trusted.
         fs::write(&output, b"edited").unwrap();
-        let fourth = package(EPOCH + 2).unwrap();
+        let fourth = package(EPOCH + 2);
         assert!(!fourth.fresh);
         assert_eq!(fourth.artifact, third.artifact);
         assert_eq!(listing(output.parent().unwrap()), ["lambda.zip"]);

@@ -11,9 +11,8 @@ use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
 use super::atomic::{Checked, checkpoint, never, persist, temp_beside};
-use super::{
-    Artifact, BOOTSTRAP, Cancel, PackageError, UNZIPPED_LIMIT, copy, open, read_error, write_error,
-};
+use super::{Artifact, Cancel, PackageError, copy, open, read_error, write_error};
+use crate::lambda::{BOOTSTRAP, UNZIPPED_LIMIT};
 use crate::verify;
 
 /// Deflate level pinned so a change of the `zip` crate's default cannot change the bytes.
