@@ -1,4 +1,4 @@
-# Sourced by .ci/run after .ci/docker.sh (`. .ci/engines.sh`): what tests/docker_engines.rs needs
+# Sourced by .ci/run after .ci/docker.sh (`. .ci/engines.sh`): what tests/it/docker_engines.rs needs
 # to reach engines the other ways the docker CLI does. The tests start the services themselves
 # (a TLS dockerd, sshd, `podman system service`) with certificates and keys they make; this only
 # prepares what is slow or needs root once:

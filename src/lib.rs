@@ -12,7 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod env;
 pub mod error;
-pub mod include;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
@@ -150,7 +149,10 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
                 function.bin
             ));
         }
-        includes.push(include::collect(&function.package_root, &function.include)?);
+        includes.push(package::include::collect(
+            &function.package_root,
+            &function.include,
+        )?);
     }
     Ok(Prepared {
         config,

@@ -16,7 +16,7 @@
 //! them the tests say `skipped`, unless `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`, which makes that a
 //! failure.
 
-mod common;
+use crate::support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::docker::{
+use support::docker::{
     PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project, setup,
     stderr,
 };
@@ -36,17 +36,17 @@ fn env_or_skip(name: &str, provides: &str) -> Option<String> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Some(value),
         _ => {
-            common::skip_or_fail(&format!("{name} is not set; {provides}"));
+            support::skip_or_fail(&format!("{name} is not set; {provides}"));
             None
         }
     }
 }
 
 fn root_or_skip(what: &str) -> bool {
-    if common::is_root() {
+    if support::is_root() {
         return true;
     }
-    common::skip_or_fail(&format!("{what} needs root"));
+    support::skip_or_fail(&format!("{what} needs root"));
     false
 }
 
@@ -79,15 +79,15 @@ fn run(mut command: Command) -> Output {
 fn assert_builds(setup: &Setup, dir: &Path, what: &str, vars: &[(&str, &str)]) -> String {
     let started = Instant::now();
     let output = run(tool(&setup.runner, dir, &["--docker", "--zip", "-v"], vars));
-    common::assert_success(&output);
-    common::report_time(&format!("--docker build over {what}"), started.elapsed());
+    support::assert_success(&output);
+    support::report_time(&format!("--docker build over {what}"), started.elapsed());
     let zip = dir.join("lambda.zip");
     assert_eq!(
         std::fs::metadata(&zip).unwrap().uid(),
         setup.runner.uid,
         "{what}: lambda.zip is not the user's"
     );
-    let target = common::docker::target_dir(&setup.runner).join("lambda-build/docker/x86_64");
+    let target = support::docker::target_dir(&setup.runner).join("lambda-build/docker/x86_64");
     let foreign = not_owned_by(&target, setup.runner.uid);
     assert!(
         foreign.is_empty(),
@@ -95,7 +95,7 @@ fn assert_builds(setup: &Setup, dir: &Path, what: &str, vars: &[(&str, &str)]) -
         &foreign[..foreign.len().min(5)]
     );
     let unzipped = tempfile::tempdir().unwrap();
-    let bootstrap = common::extract_bootstrap(&zip, unzipped.path());
+    let bootstrap = support::extract_bootstrap(&zip, unzipped.path());
     assert_echo_answers(&bootstrap, None);
     stderr(&output)
 }
@@ -346,7 +346,7 @@ fn start_tls_dockerd(data_root: &str, pki: &Pki, work: &Path) -> (Service, Strin
 
 #[test]
 fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_error() {
-    if !common::require_tools(&["docker", "dockerd", "openssl", "cargo-lambda", "unzip"])
+    if !support::require_tools(&["docker", "dockerd", "openssl", "cargo-lambda", "unzip"])
         || !root_or_skip("starting a second dockerd")
     {
         return;
@@ -380,7 +380,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     pki.cert_path(&foreign_client, Some(&other));
     setup.runner.give(work.path());
     let (_dockerd, host) = start_tls_dockerd(&data_root, &pki, work.path());
-    common::report_time("TLS dockerd start", started.elapsed());
+    support::report_time("TLS dockerd start", started.elapsed());
 
     let with = |dir: &Path| {
         vec![
@@ -463,7 +463,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
         err.contains("(docker context `tls-engine` from DOCKER_CONTEXT) over TLS"),
         "{err}"
     );
-    common::report_time("TLS test in all", started.elapsed());
+    support::report_time("TLS test in all", started.elapsed());
 }
 
 fn borrow<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -471,7 +471,7 @@ fn borrow<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)
 }
 
 fn report_error(case: &str, stderr: &str) {
-    common::report(&format!("error for {case}:\n{}", stderr.trim_end()));
+    support::report(&format!("error for {case}:\n{}", stderr.trim_end()));
 }
 
 /// The docker CLI with its own config directory (contexts live there).
@@ -486,7 +486,7 @@ fn docker_cli(config: &Path) -> Command {
 
 #[test]
 fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
-    if !common::require_tools(&["docker", "cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["docker", "cargo-lambda", "unzip"]) {
         return;
     }
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -575,7 +575,7 @@ fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
 
 #[test]
 fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
-    if !common::require_tools(&[
+    if !support::require_tools(&[
         "docker",
         "ssh",
         "ssh-keygen",
@@ -589,7 +589,7 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let Some(home) = setup.runner.home().map(Path::to_path_buf) else {
-        return common::skip_or_fail("the ssh test logs in as LAMBDA_BUILD_TEST_USER");
+        return support::skip_or_fail("the ssh test logs in as LAMBDA_BUILD_TEST_USER");
     };
     let user = std::env::var("LAMBDA_BUILD_TEST_USER").unwrap();
     let engine =
@@ -644,7 +644,7 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     std::fs::write(
         ssh_dir.join("config"),
         format!(
-            "# written by cargo-lambda-build's tests/docker_engines.rs\nHost 127.0.0.1\n  \
+            "# written by cargo-lambda-build's tests/it/docker_engines.rs\nHost 127.0.0.1\n  \
              IdentityFile {}\n  UserKnownHostsFile {}\n  IdentitiesOnly yes\n",
             dir.join("client_key").display(),
             dir.join("known_hosts").display()
@@ -684,7 +684,7 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     );
     assert!(err.contains("Permission denied"), "{err}");
     report_error("an ssh login that is refused", &err);
-    common::report_time("ssh test in all", started.elapsed());
+    support::report_time("ssh test in all", started.elapsed());
 }
 
 /// `podman system service` on a socket in `dir`, as root or (rootless) as the runner.
@@ -701,7 +701,7 @@ fn start_podman(setup: &Setup, dir: &Path, rootless: bool) -> Option<(Service, S
         )?;
         let mut command = setup.runner.0.command("podman");
         let xdg = PathBuf::from(format!("/run/cargo-lambda-build/xdg-{}", setup.runner.uid));
-        if common::is_root() {
+        if support::is_root() {
             std::fs::create_dir_all(&xdg).unwrap();
             setup.runner.give(&xdg);
             std::fs::set_permissions(&xdg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
@@ -738,7 +738,7 @@ fn start_podman(setup: &Setup, dir: &Path, rootless: bool) -> Option<(Service, S
 }
 
 fn podman_builds(rootless: bool) {
-    if !common::require_tools(&["podman", "cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["podman", "cargo-lambda", "unzip"]) {
         return;
     }
     if !rootless && !root_or_skip("rootful Podman") {
@@ -767,7 +767,7 @@ fn podman_builds(rootless: bool) {
     // Rootless, the container's root is the user; rootful, the container runs as the user.
     let as_user = format!("--user {}:{}", setup.runner.uid, setup.runner.gid);
     assert_eq!(err.contains(&as_user), !rootless, "{err}");
-    common::report_time(&format!("{what} test in all"), started.elapsed());
+    support::report_time(&format!("{what} test in all"), started.elapsed());
 }
 
 #[test]
