@@ -11,6 +11,9 @@
 //!
 //! Each build's zip answers an invocation under the Runtime API emulator.
 //!
+//! Each test holds `ENGINE`, as the other Docker tests do: their checks that nothing was left
+//! count every container on the first engine, and the machine has 2 cores.
+//!
 //! Needs what `. .ci/docker.sh` and `. .ci/engines.sh` provide (the base image in the second
 //! dockerd's data root and in Podman's stores, the test user) and root for the services; without
 //! them the tests say `skipped`, unless `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`, which makes that a
@@ -21,16 +24,12 @@ use crate::support;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project, setup,
-    stderr,
+    ENGINE, PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project,
+    setup, stderr,
 };
-
-/// The services these tests start share the machine's 2 cores and one target dir: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 fn env_or_skip(name: &str, provides: &str) -> Option<String> {
     match std::env::var(name) {
@@ -357,7 +356,7 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     ) else {
         return;
     };
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
@@ -489,7 +488,7 @@ fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
     if !support::require_tools(&["docker", "cargo-lambda", "unzip"]) {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let host =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
@@ -586,7 +585,7 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let Some(home) = setup.runner.home().map(Path::to_path_buf) else {
         return support::skip_or_fail("the ssh test logs in as LAMBDA_BUILD_TEST_USER");
@@ -744,7 +743,7 @@ fn podman_builds(rootless: bool) {
     if !rootless && !root_or_skip("rootful Podman") {
         return;
     }
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
