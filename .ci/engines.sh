@@ -31,6 +31,11 @@ lambda_build_engines_setup() (
   printf '[storage]\ndriver = "overlay"\n' >"$storage_conf"
   chmod 644 "$conf" "$storage_conf"
 
+  # Rootless Podman maps the container's other uids onto the user's subordinate ones.
+  if ! grep -q "^$user:" /etc/subuid 2>/dev/null || ! grep -q "^$user:" /etc/subgid 2>/dev/null; then
+    usermod --add-subuids 200000-265535 --add-subgids 200000-265535 "$user"
+  fi
+
   local uid home xdg
   uid=$(id -u "$user")
   home=$(getent passwd "$user" | cut -d: -f6)
