@@ -148,11 +148,14 @@ impl Layer {
     /// The command line: a flag that is absent sets nothing.
     pub fn from_args(args: &BuildArgs, cwd: &Path) -> Layer {
         Layer {
-            arch: args.arch,
-            zip: args.zip.then_some(true),
+            arch: args.arch.or(args.cargo_lambda.arch()),
+            zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
             outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
             include: (!args.include.is_empty()).then(|| args.include.clone()),
-            profile: args.profile.clone(),
+            profile: args
+                .profile
+                .clone()
+                .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
             small: args.small.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
@@ -524,6 +527,7 @@ mod tests {
                     package: package.to_string(),
                     manifest_path: format!("/ws/{package}/Cargo.toml").into(),
                     bin: bin.to_string(),
+                    kind: crate::project::TargetKind::Bin,
                     package_config: config.clone(),
                 })
                 .collect(),

@@ -115,6 +115,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
             workspace: args.workspace,
             exclude: &args.exclude,
             bins: &args.bin,
+            examples: &args.example,
         },
     )?;
     let mut config = BuildConfig::resolve(args, env, &project)?;

@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::config::{BuildConfig, DockerConfig};
 use crate::env::{Env, Verbosity};
 use crate::lambda;
-use crate::project::Project;
+use crate::project::{Project, TargetKind};
 
 /// A process to run, kept as data so it can be printed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +59,10 @@ pub struct CargoArgs {
     pub profile: String,
     /// `-p`, each once, in the project's order.
     pub packages: Vec<String>,
-    /// `--bin`, one per function.
+    /// `--bin`, one per function made of a binary.
     pub bins: Vec<String>,
+    /// `--example`, one per function made of an example.
+    pub examples: Vec<String>,
     pub features: Vec<String>,
     pub all_features: bool,
     pub no_default_features: bool,
@@ -101,6 +103,9 @@ impl CargoArgs {
         }
         for bin in &self.bins {
             args.extend(["--bin".into(), bin.into()]);
+        }
+        for example in &self.examples {
+            args.extend(["--example".into(), example.into()]);
         }
         if !self.features.is_empty() {
             args.extend(["--features".into(), self.features.join(",").into()]);
@@ -312,6 +317,15 @@ pub fn profile_env(
         .collect()
 }
 
+fn targets_of(project: &Project, kind: TargetKind) -> Vec<String> {
+    project
+        .functions
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(|f| f.bin.clone())
+        .collect()
+}
+
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
@@ -336,7 +350,8 @@ pub fn plan(
         target: config.arch,
         profile: config.profile.clone(),
         packages,
-        bins: project.functions.iter().map(|f| f.bin.clone()).collect(),
+        bins: targets_of(project, TargetKind::Bin),
+        examples: targets_of(project, TargetKind::Example),
         features: features.features.clone(),
         all_features: features.all_features,
         no_default_features: features.no_default_features,
@@ -414,6 +429,7 @@ mod tests {
             package: package.into(),
             manifest_path: format!("/src/ws/{package}/Cargo.toml").into(),
             bin: bin.into(),
+            kind: TargetKind::Bin,
             package_config: serde_json::Value::Null,
         }
     }

@@ -40,9 +40,10 @@ pub enum ProjectError {
     #[error("package `{package}` has several binaries ({}); choose one with `--bin`", .names.join(", "))]
     SeveralBinaries { package: String, names: Vec<String> },
 
-    #[error("package `{package}` has no binary named `{name}`; it has: {}", .names.join(", "))]
+    #[error("package `{package}` has no {kind} named `{name}`; it has: {}", list_or_none(.names))]
     UnknownBinary {
         package: String,
+        kind: TargetKind,
         name: String,
         names: Vec<String>,
     },
@@ -50,8 +51,12 @@ pub enum ProjectError {
     #[error("package `{name}` is not in the workspace; it has: {}", .names.join(", "))]
     UnknownPackage { name: String, names: Vec<String> },
 
-    #[error("no selected package has a binary named `{name}`; the packages are: {}", .packages.join(", "))]
-    NoSuchBinary { name: String, packages: Vec<String> },
+    #[error("no selected package has a {kind} named `{name}`; the packages are: {}", .packages.join(", "))]
+    NoSuchBinary {
+        kind: TargetKind,
+        name: String,
+        packages: Vec<String>,
+    },
 
     #[error("two selected binaries are named `{name}`: one in package `{}`, one in package `{}`", .packages[0], .packages[1])]
     DuplicateBinary { name: String, packages: [String; 2] },
@@ -83,13 +88,15 @@ impl ProjectError {
             ProjectError::SeveralBinaries { names, .. } => {
                 format!("for example `--bin {}`", names[0])
             }
-            ProjectError::UnknownBinary { names, .. } => {
-                format!("for example `--bin {}`", names[0])
-            }
+            ProjectError::UnknownBinary { names, kind, .. } => match names.first() {
+                Some(name) => format!("for example `{} {name}`", kind.flag()),
+                None => format!("choose a package that has one with `-p`, or leave `{}` out", kind.flag()),
+            },
             ProjectError::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
-            ProjectError::NoSuchBinary { .. } => {
-                "list the package that has it with `-p`, or leave `--bin` out".into()
-            }
+            ProjectError::NoSuchBinary { kind, .. } => format!(
+                "list the package that has it with `-p`, or leave `{}` out",
+                kind.flag()
+            ),
             ProjectError::DuplicateBinary { packages, .. } => format!(
                 "each function is named after its binary: select one of them with `-p {}`, or \
                  leave one out with `--exclude {}`",
@@ -117,12 +124,56 @@ pub struct Project {
     pub functions: Vec<Function>,
 }
 
-/// A binary deployed as its own function.
+/// The two kinds of cargo target that are executables a function can be made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Bin,
+    /// `examples/NAME.rs`: AWS's runtime repository keeps its functions there.
+    Example,
+}
+
+impl TargetKind {
+    /// cargo's flag that selects one by name.
+    pub fn flag(self) -> &'static str {
+        match self {
+            TargetKind::Bin => "--bin",
+            TargetKind::Example => "--example",
+        }
+    }
+
+    fn of(self, target: &cargo_metadata::Target) -> bool {
+        match self {
+            TargetKind::Bin => target.is_bin(),
+            TargetKind::Example => target.is_example(),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Bin => "binary",
+            TargetKind::Example => "example",
+        })
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A binary (or example) deployed as its own function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     pub package: String,
     pub manifest_path: PathBuf,
+    /// The target's name: a function is named after it.
     pub bin: String,
+    pub kind: TargetKind,
     /// `[package.metadata.lambda-build]` of its package, `Null` when absent.
     pub package_config: serde_json::Value,
 }
@@ -134,13 +185,23 @@ impl Function {
     }
 }
 
-/// What the command line selects: cargo's `-p`, `--workspace`, `--exclude` and `--bin`.
+/// What the command line selects: cargo's `-p`, `--workspace`, `--exclude`, `--bin` and
+/// `--example`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Selection<'a> {
     pub packages: &'a [String],
     pub workspace: bool,
     pub exclude: &'a [String],
     pub bins: &'a [String],
+    pub examples: &'a [String],
+}
+
+impl Selection<'_> {
+    /// Targets named on the command line, with their kind.
+    fn named(&self) -> impl Iterator<Item = (TargetKind, &String)> {
+        let bins = self.bins.iter().map(|b| (TargetKind::Bin, b));
+        bins.chain(self.examples.iter().map(|e| (TargetKind::Example, e)))
+    }
 }
 
 /// The key of this tool's tables under `[package.metadata]` and `[workspace.metadata]`.
@@ -269,7 +330,9 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             Some(package) => packages.push(package),
             // A virtual manifest: the workspace root is not a package. `--bin` names are
             // looked for in every member, as cargo does.
-            None if !selection.bins.is_empty() => packages.extend(members.iter().copied()),
+            None if selection.named().next().is_some() => {
+                packages.extend(members.iter().copied())
+            }
             None => {
                 let with_bins: Vec<&Package> = members
                     .iter()
@@ -289,36 +352,39 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         }
     }
 
-    let mut chosen: Vec<(&Package, String)> = Vec::new();
-    if !selection.bins.is_empty() {
-        for name in selection.bins {
+    let mut chosen: Vec<(&Package, String, TargetKind)> = Vec::new();
+    if selection.named().next().is_some() {
+        for (kind, name) in selection.named() {
             let having: Vec<&Package> = packages
                 .iter()
                 .copied()
-                .filter(|p| binaries(p).iter().any(|b| b == name))
+                .filter(|p| targets(p, kind).iter().any(|b| b == name))
                 .collect();
-            match having.as_slice() {
-                [] => {
-                    return Err(match packages.as_slice() {
-                        [only] => ProjectError::UnknownBinary {
-                            package: only.name.to_string(),
-                            name: name.clone(),
-                            names: binaries(only),
-                        },
-                        _ => ProjectError::NoSuchBinary {
-                            name: name.clone(),
-                            packages: packages.iter().map(|p| p.name.to_string()).collect(),
-                        },
-                    });
-                }
-                [package, ..] => chosen.push((package, name.clone())),
+            if having.is_empty() {
+                return Err(match packages.as_slice() {
+                    [only] => ProjectError::UnknownBinary {
+                        package: only.name.to_string(),
+                        kind,
+                        name: name.clone(),
+                        names: targets(only, kind),
+                    },
+                    _ => ProjectError::NoSuchBinary {
+                        kind,
+                        name: name.clone(),
+                        packages: packages.iter().map(|p| p.name.to_string()).collect(),
+                    },
+                });
             }
             // Several packages with this name: the duplicate check below names them.
-            chosen.extend(having.iter().skip(1).map(|p| (*p, name.clone())));
+            chosen.extend(having.iter().map(|p| (*p, name.clone(), kind)));
         }
     } else if selection.workspace {
         for package in &packages {
-            chosen.extend(binaries(package).into_iter().map(|bin| (*package, bin)));
+            chosen.extend(
+                binaries(package)
+                    .into_iter()
+                    .map(|bin| (*package, bin, TargetKind::Bin)),
+            );
         }
         if chosen.is_empty() {
             return Err(ProjectError::NoBinary(workspace_name(metadata)));
@@ -338,22 +404,25 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
                     });
                 }
             };
-            chosen.push((package, bin));
+            chosen.push((package, bin, TargetKind::Bin));
         }
     }
-    let mut unique: Vec<(&Package, String)> = Vec::new();
-    for (package, bin) in chosen {
-        if !unique.iter().any(|(p, b)| p.id == package.id && *b == bin) {
-            unique.push((package, bin));
+    let mut unique: Vec<(&Package, String, TargetKind)> = Vec::new();
+    for (package, bin, kind) in chosen {
+        if !unique
+            .iter()
+            .any(|(p, b, k)| p.id == package.id && *b == bin && *k == kind)
+        {
+            unique.push((package, bin, kind));
         }
     }
     let chosen = unique;
 
     // Each function's output is named after its binary, so two of one name cannot coexist.
-    for (i, (package, bin)) in chosen.iter().enumerate() {
-        if let Some((other, _)) = chosen[..i]
+    for (i, (package, bin, kind)) in chosen.iter().enumerate() {
+        if let Some((other, _, _)) = chosen[..i]
             .iter()
-            .find(|(p, b)| b == bin && p.id != package.id)
+            .find(|(p, b, k)| b == bin && (p.id != package.id || k != kind))
         {
             return Err(ProjectError::DuplicateBinary {
                 name: bin.clone(),
@@ -368,10 +437,11 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         workspace_config: metadata.workspace_metadata[CONFIG_KEY].clone(),
         functions: chosen
             .into_iter()
-            .map(|(package, bin)| Function {
+            .map(|(package, bin, kind)| Function {
                 package: package.name.to_string(),
                 manifest_path: package.manifest_path.clone().into(),
                 bin,
+                kind,
                 package_config: package.metadata[CONFIG_KEY].clone(),
             })
             .collect(),
@@ -401,10 +471,14 @@ pub fn profile_sets_strip(workspace_root: &Path, profile: &str) -> bool {
 }
 
 fn binaries(package: &Package) -> Vec<String> {
+    targets(package, TargetKind::Bin)
+}
+
+fn targets(package: &Package, kind: TargetKind) -> Vec<String> {
     package
         .targets
         .iter()
-        .filter(|t| t.is_bin())
+        .filter(|t| kind.of(t))
         .map(|t| t.name.clone())
         .collect()
 }

@@ -67,7 +67,7 @@ pub fn find_executable(
 ) -> Option<Built> {
     messages.into_iter().find_map(|message| match message {
         Message::CompilerArtifact(artifact)
-            if artifact.target.is_bin()
+            if (artifact.target.is_bin() || artifact.target.is_example())
                 && artifact.target.name == bin
                 && artifact.manifest_path.as_std_path() == manifest =>
         {

@@ -291,6 +291,7 @@ mod tests {
                 package: "api".into(),
                 manifest_path: "/ws/api/Cargo.toml".into(),
                 bin: "api".into(),
+                kind: crate::project::TargetKind::Bin,
                 package_config: serde_json::Value::Null,
             }],
         };

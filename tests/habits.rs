@@ -1,0 +1,143 @@
+//! What users bring from cargo-lambda and from real projects (issue 17): its command lines, its
+//! settings, and the output contracts a script relies on.
+
+mod common;
+
+use std::process::Command;
+
+use common::{BIN, EM_AARCH64, EM_X86_64, MAIN, crate_with, elf_machine, lambda_build, stderr};
+
+fn arm64_linker() -> bool {
+    let found = cargo_lambda_build::build::zig::find().is_some()
+        || common::find_tool("aarch64-linux-gnu-gcc").is_some();
+    if !found {
+        common::skip_or_fail(
+            "no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc",
+        );
+    }
+    found
+}
+
+fn bootstrap_of(zip: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
+    common::read_zip(zip).extract(into).unwrap();
+    into.join("bootstrap")
+}
+
+/// The command line of AWS's READMEs, `cargo lambda build --release --arm64 --output-format zip`,
+/// runs unchanged (with `lambda-build` for `lambda build`).
+#[test]
+fn cargo_lambda_command_line_builds_an_arm64_zip() {
+    if !arm64_linker() {
+        return;
+    }
+    let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(
+        project.path(),
+        &["--release", "--arm64", "--output-format", "zip"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bootstrap = bootstrap_of(
+        &project.path().join("lambda.zip"),
+        &project.path().join("x"),
+    );
+    assert_eq!(elf_machine(&bootstrap), EM_AARCH64);
+
+    // A target triple names the architecture, as cargo-lambda's `--target` does.
+    let output = lambda_build(
+        project.path(),
+        &[
+            "--target",
+            "x86_64-unknown-linux-gnu",
+            "--output-format",
+            "binary",
+            "--lambda-dir",
+            "out",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(elf_machine(&project.path().join("out/bootstrap")), EM_X86_64);
+}
+
+#[test]
+fn x86_64_flag_and_arm64_triple_choose_the_architecture() {
+    if !arm64_linker() {
+        return;
+    }
+    let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(
+        project.path(),
+        &["--target", "aarch64-unknown-linux-gnu", "-o", "arm"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        elf_machine(&project.path().join("arm/bootstrap")),
+        EM_AARCH64
+    );
+    let output = lambda_build(project.path(), &["--x86-64", "-o", "x86"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(elf_machine(&project.path().join("x86/bootstrap")), EM_X86_64);
+}
+
+#[test]
+fn a_musl_or_foreign_target_is_refused_with_the_arch_to_use() {
+    let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--target", "aarch64-unknown-linux-musl"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("--arch arm64"), "{err}");
+    assert!(!err.contains("--target-dir"), "{err}");
+}
+
+/// AWS's examples keep functions under `examples/`: `--example NAME` deploys one.
+#[test]
+fn an_example_is_built_as_a_function() {
+    let project = crate_with(
+        "examples-host",
+        &[
+            ("src/lib.rs", "pub fn greeting() -> &'static str { \"from an example\" }\n"),
+            (
+                "examples/basic.rs",
+                "fn main() { println!(\"{}\", examples_host::greeting()); }\n",
+            ),
+        ],
+        "",
+    );
+    let output = lambda_build(project.path(), &["--example", "basic", "--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let bootstrap = bootstrap_of(
+        &project.path().join("lambda.zip"),
+        &project.path().join("x"),
+    );
+    let ran = common::output_of_written(&bootstrap);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "from an example\n");
+
+    let output = lambda_build(project.path(), &["--example", "nope"]);
+    common::assert_refused(&output, 1, "no example named `nope`", "--example basic");
+}
+
+/// The cargo-lambda flags work but stay out of `-h`, which lists this tool's own; `--help`
+/// shows them.
+#[test]
+fn cargo_lambda_flags_are_in_long_help_only() {
+    let help = |flag: &str| {
+        let output = Command::new(BIN)
+            .args(["lambda-build", flag])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let short = help("-h");
+    let long = help("--help");
+    for flag in [
+        "--release",
+        "--arm64",
+        "--x86-64",
+        "--output-format",
+        "--target ",
+    ] {
+        assert!(!short.contains(flag), "{flag} in -h:\n{short}");
+        assert!(long.contains(flag), "{flag} missing from --help:\n{long}");
+    }
+    assert!(long.contains("--example"), "{long}");
+}
+
