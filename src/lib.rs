@@ -258,6 +258,10 @@ fn smoke_test(
             function.plan.output.path(),
             events,
             &settings,
+            match config.message_format {
+                MessageFormat::Human => invoke::Payloads::Raw,
+                MessageFormat::Json => invoke::Payloads::Json,
+            },
             reporter,
             config.ui.verbosity,
             interrupt,

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fs;
 use std::process::Command;
 
 use common::{BIN, EM_AARCH64, EM_X86_64, MAIN, crate_with, elf_machine, lambda_build, stderr};
@@ -141,3 +142,47 @@ fn cargo_lambda_flags_are_in_long_help_only() {
     assert!(long.contains("--example"), "{long}");
 }
 
+
+/// With `--message-format json`, stdout is JSON objects only, each with a `reason` a script
+/// selects on: the artifacts (`lambda-artifact`) and `--invoke-with`'s replies
+/// (`lambda-invocation`), so `jq 'select(.reason == "lambda-artifact")'` never sees a reply.
+#[test]
+fn json_stdout_tells_artifacts_and_replies_apart() {
+    let project = common::copy_fixture("echo");
+    let events = project.path().join("smoke.json");
+    fs::write(&events, r#"{"name":"ci"} {"name":"again"}"#).unwrap();
+    let output = common::lambda_build_fixture(
+        project.path(),
+        &[
+            "--zip",
+            "--message-format",
+            "json",
+            "--invoke-with",
+            "smoke.json",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let reasons: Vec<&str> = lines
+        .iter()
+        .map(|l| l["reason"].as_str().expect("every object has a reason"))
+        .collect();
+    assert_eq!(
+        reasons,
+        ["lambda-artifact", "lambda-invocation", "lambda-invocation"],
+        "{stdout}"
+    );
+    assert!(lines[0]["code_sha256"].is_string(), "{stdout}");
+    assert_eq!(lines[1]["function"], "echo", "{stdout}");
+    assert_eq!(lines[1]["outcome"], "response", "{stdout}");
+    assert_eq!(
+        lines[1]["payload"],
+        serde_json::json!({"message": "hello, ci"}),
+        "{stdout}"
+    );
+    assert_eq!(lines[2]["payload"]["message"], "hello, again", "{stdout}");
+}

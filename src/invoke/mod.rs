@@ -155,6 +155,7 @@ pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
         &config.artifact,
         &events,
         &config.function,
+        Payloads::Raw,
         &reporter,
         config.ui.verbosity,
         &interrupt,
@@ -193,12 +194,22 @@ impl Outcomes {
     }
 }
 
+/// How each payload is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payloads {
+    /// As the function returned it, one per line (`invoke`).
+    Raw,
+    /// One JSON object each, with a `reason`, among a build's `--message-format json` objects.
+    Json,
+}
+
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
 pub fn invoke(
     artifact: &Path,
     events: &[Vec<u8>],
     function: &FunctionSettings,
+    payloads: Payloads,
     reporter: &Reporter,
     verbosity: Verbosity,
     interrupt: &Interrupt,
@@ -264,15 +275,20 @@ pub fn invoke(
     let mut records = Vec::new();
     for event in events {
         let record = instance.invoke(event)?;
-        let payload = match &record.outcome {
-            Outcome::Response(body) => body,
-            Outcome::Failed(failure) => &failure.payload,
+        let (payload, failed) = match &record.outcome {
+            Outcome::Response(body) => (body, false),
+            Outcome::Failed(failure) => (&failure.payload, true),
         };
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(payload)
-            .and_then(|()| stdout.write_all(b"\n"))
-            .and_then(|()| stdout.flush())
+        match payloads {
+            Payloads::Raw => stdout
+                .write_all(payload)
+                .and_then(|()| stdout.write_all(b"\n")),
+            Payloads::Json => {
+                crate::report::print_invocation_json(&mut stdout, &function.name, failed, payload)
+            }
+        }
+        .and_then(|()| stdout.flush())
             .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
         drop(stdout);
         console.end(&record, function.memory_mb);
