@@ -194,7 +194,13 @@ pub struct CargoLambdaArgs {
     pub target: Option<Arch>,
 
     /// `zip` is `--zip`, `binary` writes `bootstrap` (cargo-lambda's `--output-format`)
-    #[arg(long, value_enum, value_name = "FORMAT", conflicts_with = "zip", hide_short_help = true)]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        conflicts_with = "zip",
+        hide_short_help = true
+    )]
     pub output_format: Option<OutputFormat>,
 }
 

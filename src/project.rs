@@ -90,7 +90,10 @@ impl ProjectError {
             }
             ProjectError::UnknownBinary { names, kind, .. } => match names.first() {
                 Some(name) => format!("for example `{} {name}`", kind.flag()),
-                None => format!("choose a package that has one with `-p`, or leave `{}` out", kind.flag()),
+                None => format!(
+                    "choose a package that has one with `-p`, or leave `{}` out",
+                    kind.flag()
+                ),
             },
             ProjectError::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
             ProjectError::NoSuchBinary { kind, .. } => format!(
@@ -330,9 +333,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             Some(package) => packages.push(package),
             // A virtual manifest: the workspace root is not a package. `--bin` names are
             // looked for in every member, as cargo does.
-            None if selection.named().next().is_some() => {
-                packages.extend(members.iter().copied())
-            }
+            None if selection.named().next().is_some() => packages.extend(members.iter().copied()),
             None => {
                 let with_bins: Vec<&Package> = members
                     .iter()

@@ -56,7 +56,10 @@ fn cargo_lambda_command_line_builds_an_arm64_zip() {
         ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(elf_machine(&project.path().join("out/bootstrap")), EM_X86_64);
+    assert_eq!(
+        elf_machine(&project.path().join("out/bootstrap")),
+        EM_X86_64
+    );
 }
 
 #[test]
@@ -76,7 +79,10 @@ fn x86_64_flag_and_arm64_triple_choose_the_architecture() {
     );
     let output = lambda_build(project.path(), &["--x86-64", "-o", "x86"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(elf_machine(&project.path().join("x86/bootstrap")), EM_X86_64);
+    assert_eq!(
+        elf_machine(&project.path().join("x86/bootstrap")),
+        EM_X86_64
+    );
 }
 
 #[test]
@@ -95,7 +101,10 @@ fn an_example_is_built_as_a_function() {
     let project = crate_with(
         "examples-host",
         &[
-            ("src/lib.rs", "pub fn greeting() -> &'static str { \"from an example\" }\n"),
+            (
+                "src/lib.rs",
+                "pub fn greeting() -> &'static str { \"from an example\" }\n",
+            ),
             (
                 "examples/basic.rs",
                 "fn main() { println!(\"{}\", examples_host::greeting()); }\n",
@@ -142,7 +151,6 @@ fn cargo_lambda_flags_are_in_long_help_only() {
     assert!(long.contains("--example"), "{long}");
 }
 
-
 /// With `--message-format json`, stdout is JSON objects only, each with a `reason` a script
 /// selects on: the artifacts (`lambda-artifact`) and `--invoke-with`'s replies
 /// (`lambda-invocation`), so `jq 'select(.reason == "lambda-artifact")'` never sees a reply.
@@ -185,4 +193,97 @@ fn json_stdout_tells_artifacts_and_replies_apart() {
         "{stdout}"
     );
     assert_eq!(lines[2]["payload"]["message"], "hello, again", "{stdout}");
+}
+
+fn zip_names(zip: &std::path::Path) -> Vec<String> {
+    let mut zip = common::read_zip(zip);
+    (0..zip.len())
+        .map(|i| zip.by_index(i).unwrap().name().unwrap().to_string())
+        .collect()
+}
+
+/// `**` means everything below, as in gitignore: `src/**` is the files of `src`, and `**` the
+/// package's, top-level files included.
+#[test]
+fn double_star_means_everything_below() {
+    let project = crate_with(
+        "globs",
+        &[("src/main.rs", MAIN), ("src/deep/x.txt", "x")],
+        "",
+    );
+    let output = lambda_build(project.path(), &["--zip", "--include", "src/**"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        zip_names(&project.path().join("lambda.zip")),
+        [
+            "bootstrap",
+            "src/",
+            "src/deep/",
+            "src/deep/x.txt",
+            "src/main.rs"
+        ]
+    );
+    let output = lambda_build(project.path(), &["--zip", "-o", "out", "--include", "**"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let names = zip_names(&project.path().join("out/lambda.zip"));
+    assert!(names.contains(&"Cargo.toml".to_string()), "{names:?}");
+    assert!(names.contains(&"src/main.rs".to_string()), "{names:?}");
+}
+
+/// A directory include never packs `.git`, a cargo target dir (this build's, or one an earlier
+/// build left) or the outdir with the previous zip in it, and says what it left out.
+#[test]
+fn directory_include_leaves_out_git_target_dirs_and_the_outdir() {
+    let project = crate_with(
+        "packs-dot",
+        &[
+            ("src/main.rs", MAIN),
+            ("assets/a.txt", "a"),
+            (".git/HEAD", "ref: refs/heads/main\n"),
+            (
+                "target/CACHEDIR.TAG",
+                "Signature: 8a477f597d28d172789f06886806bc55\n",
+            ),
+            ("target/release/old-binary", "old"),
+        ],
+        "",
+    );
+    let run = || {
+        common::lambda_build_command(
+            project.path(),
+            &[
+                "--zip",
+                "-o",
+                "dist",
+                "--include",
+                ".",
+                "--target-dir",
+                "tgt",
+            ],
+        )
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .unwrap()
+    };
+    // Twice: the second run finds this build's target dir and the first zip under the root.
+    assert!(run().status.success());
+    let output = run();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let names = zip_names(&project.path().join("dist/lambda.zip"));
+    for left_out in [".git/", "target/", "tgt/", "dist/"] {
+        assert!(
+            !names.iter().any(|n| n.starts_with(left_out)),
+            "{left_out} packed: {names:?}"
+        );
+    }
+    assert!(names.contains(&"assets/a.txt".to_string()), "{names:?}");
+    assert!(names.contains(&"Cargo.toml".to_string()), "{names:?}");
+    let err = stderr(&output);
+    for skipped in [".git", "target", "tgt", "dist"] {
+        assert!(
+            err.lines()
+                .any(|l| l.contains("not packed") && l.contains(&format!("`{skipped}`"))),
+            "no word about {skipped}:\n{err}"
+        );
+    }
 }

@@ -289,7 +289,7 @@ pub fn invoke(
             }
         }
         .and_then(|()| stdout.flush())
-            .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
+        .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
         drop(stdout);
         console.end(&record, function.memory_mb);
         records.push(record);
