@@ -194,6 +194,7 @@ fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) ->
                     problem.message()
                 ));
             }
+            continue;
         }
         reporter.status(
             "Checked",

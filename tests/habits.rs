@@ -287,3 +287,47 @@ fn directory_include_leaves_out_git_target_dirs_and_the_outdir() {
         );
     }
 }
+
+/// A linker (named like a gcc, so rustc passes it gcc's arguments) that links, then puts
+/// `tests/data/elf/<replacement>` where the executable goes.
+fn linker_replacing_output_with(dir: &std::path::Path, replacement: &str) -> (String, String) {
+    use std::os::unix::fs::PermissionsExt;
+    let replacement = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/elf")
+        .join(replacement);
+    let script = dir.join("replacing-gcc");
+    let text = format!(
+        "#!/bin/sh\ncc \"$@\" || exit 1\nprev=\nfor a in \"$@\"; do\n  \
+         [ \"$prev\" = -o ] && out=$a\n  prev=$a\ndone\ncp '{}' \"$out\"\n",
+        replacement.display()
+    );
+    fs::write(&script, text).unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    (
+        "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER".to_owned(),
+        script.to_string_lossy().into_owned(),
+    )
+}
+
+/// `Checked` means passed: a binary that needs a library provided.al2023 lacks gets no such
+/// line, whether it is refused or packaged anyway with `--no-verify`.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn checked_is_said_only_of_a_binary_that_passed() {
+    let project = crate_with("needslib", &[("src/main.rs", MAIN)], "");
+    let scratch = tempfile::tempdir().unwrap();
+    let (var, linker) = linker_replacing_output_with(scratch.path(), "needs-libfoo");
+    for (args, code) in [(&["--zip"][..], 1), (&["--zip", "--no-verify"][..], 0)] {
+        let output = common::lambda_build_command(project.path(), args)
+            .env(&var, &linker)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(code), "{args:?}: {err}");
+        assert!(err.contains("libfoo.so.1"), "{args:?}: {err}");
+        assert!(
+            !err.lines().any(|l| l.trim_start().starts_with("Checked")),
+            "{args:?}: a failed check is said to be checked:\n{err}"
+        );
+    }
+}
