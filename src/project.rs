@@ -253,29 +253,30 @@ pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> 
         .map_err(|e| ProjectError::Metadata(e.to_string()))
 }
 
-/// Cargo's error without its own `error: ` prefix, as one line, so it reads after ours.
+/// Cargo's error without its own `error: ` prefix, so it reads after ours, in cargo's lines: a
+/// list (the manifests of two packages of one name) or a `Caused by:` chain reads as cargo
+/// wrote it. Only a TOML error's source snippet is left out, its place said after the message.
 fn cargo_error_text(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let mut parts: Vec<String> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(location) = line.strip_prefix("--> ") {
-            // A TOML error's place: said once, after the message.
-            if let Some(last) = parts.last_mut() {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        let trimmed = line.trim_start();
+        if let Some(location) = trimmed.strip_prefix("--> ") {
+            if let Some(last) = lines.last_mut() {
                 last.push_str(&format!(" (at {location})"));
             }
             continue;
         }
-        // The source snippet under it (`|`, `1 | [package`) reads badly on one line.
-        let snippet = line.starts_with('|')
-            || line
+        let snippet = trimmed.starts_with('|')
+            || trimmed
                 .split_once(" |")
                 .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
-        if line.is_empty() || line == "Caused by:" || snippet {
+        if snippet {
             continue;
         }
-        parts.push(line.trim_start_matches("error: ").to_string());
+        lines.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
     }
-    parts.join(": ")
+    lines.join("\n").trim().to_string()
 }
 
 /// Chooses the functions: the packages (`--workspace` less `--exclude`, else each `-p`, else
@@ -873,11 +874,16 @@ mod tests {
     }
 
     #[test]
-    fn cargo_errors_read_as_one_line() {
+    fn cargo_errors_keep_cargos_lines() {
         let stderr = b"error: failed to parse manifest at `/x/Cargo.toml`\n\nCaused by:\n  TOML parse error\n";
         assert_eq!(
             cargo_error_text(stderr),
-            "failed to parse manifest at `/x/Cargo.toml`: TOML parse error"
+            "failed to parse manifest at `/x/Cargo.toml`\n\nCaused by:\n  TOML parse error"
+        );
+        let list = b"error: two packages named `same` in this workspace:\n- /w/a/Cargo.toml\n- /w/b/Cargo.toml\n";
+        assert_eq!(
+            cargo_error_text(list),
+            "two packages named `same` in this workspace:\n- /w/a/Cargo.toml\n- /w/b/Cargo.toml"
         );
         let toml = b"error: unclosed table, expected `]`\n --> Cargo.toml:1:9\n  |\n1 | [package\n  |         ^\n";
         assert_eq!(
