@@ -119,11 +119,12 @@ pub struct BuildArgs {
     #[arg(long, conflicts_with = "package", help_heading = "Package Selection")]
     pub workspace: bool,
 
-    /// Leave this package out of `--workspace`; repeatable
+    /// Leave this package out of `--workspace` (or of the members, at a workspace root that is
+    /// not itself a function); repeatable
     #[arg(
         long,
         value_name = "SPEC",
-        requires = "workspace",
+        conflicts_with = "package",
         help_heading = "Package Selection"
     )]
     pub exclude: Vec<String>,
@@ -556,8 +557,12 @@ mod tests {
         let args = parse(&["cargo", "lambda-build", "--workspace", "--exclude", "tools"]);
         assert!(args.workspace);
         assert_eq!(args.exclude, ["tools"]);
-        // As cargo: `--exclude` only makes sense with `--workspace`.
-        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_err());
+        // Unlike cargo, `--exclude` also narrows a workspace root's members; with `-p` it means
+        // nothing.
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["cargo", "lambda-build", "-p", "a", "--exclude", "x"]).is_err()
+        );
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "--workspace", "-p", "x"]).is_err());
     }
 

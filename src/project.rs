@@ -59,7 +59,19 @@ pub enum ProjectError {
     },
 
     #[error("two selected binaries are named `{name}`: one in package `{}`, one in package `{}`", .packages[0], .packages[1])]
-    DuplicateBinary { name: String, packages: [String; 2] },
+    DuplicateBinary {
+        name: String,
+        packages: [String; 2],
+        via: Via,
+    },
+
+    #[error("{}", no_function_text(.excluded))]
+    NoFunction { excluded: Vec<String> },
+
+    #[error(
+        "`--exclude` leaves packages out of the workspace's, but this run builds package `{0}` alone"
+    )]
+    ExcludeWithoutWorkspace(String),
 
     #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
     SeveralPackages(Vec<String>),
@@ -100,17 +112,67 @@ impl ProjectError {
                 "list the package that has it with `-p`, or leave `{}` out",
                 kind.flag()
             ),
-            ProjectError::DuplicateBinary { packages, .. } => format!(
-                "each function is named after its binary: select one of them with `-p {}`, or \
-                 leave one out with `--exclude {}`",
-                packages[0], packages[1]
-            ),
+            ProjectError::DuplicateBinary { packages, via, .. } => match via {
+                Via::Listed => format!(
+                    "each function is named after its binary: list one of the two packages, \
+                     `-p {}` or `-p {}`",
+                    packages[0], packages[1]
+                ),
+                Via::Members => format!(
+                    "each function is named after its binary: select one of them with `-p {}`, \
+                     or leave one out with `--exclude {}`",
+                    packages[0], packages[1]
+                ),
+                Via::Workspace => format!(
+                    "each function is named after its binary: leave one out with `--exclude {}`, \
+                     or build one package with `-p {}` in place of `--workspace`",
+                    packages[1], packages[0]
+                ),
+            },
+            ProjectError::NoFunction { excluded } if !excluded.is_empty() => {
+                "leave fewer packages out, or build one with `-p`".into()
+            }
+            ProjectError::NoFunction { .. } => "a Lambda function is a binary: add \
+                `src/main.rs` or a `[[bin]]` target to a member (or pick an example with \
+                `--example NAME`)"
+                .into(),
+            ProjectError::ExcludeWithoutWorkspace(_) => {
+                "add `--workspace` to build the workspace's functions less the excluded, or \
+                 leave `--exclude` out"
+                    .into()
+            }
             ProjectError::SeveralPackages(names) => format!(
                 "for example `-p {}`, or `--workspace` to build every function",
                 names[0]
             ),
             ProjectError::RunCargo { .. } => INSTALL_RUST.into(),
         })
+    }
+}
+
+/// How the packages were chosen, for advice that works with the command line as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `--workspace`.
+    Workspace,
+    /// Every member, at a workspace root that is not itself a function.
+    Members,
+    /// `-p`, or the package of the current directory.
+    Listed,
+}
+
+fn no_function_text(excluded: &[String]) -> String {
+    if excluded.is_empty() {
+        "no package of the workspace has a binary target to deploy".into()
+    } else {
+        format!(
+            "no package left has a binary to deploy: `--exclude` left out {}",
+            excluded
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -304,19 +366,24 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             })
     };
 
+    let excluded = selection
+        .exclude
+        .iter()
+        .map(|spec| find(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let candidates: Vec<&Package> = members
+        .iter()
+        .copied()
+        .filter(|p| !excluded.iter().any(|e| e.id == p.id))
+        .collect();
+    let no_function = || ProjectError::NoFunction {
+        excluded: excluded.iter().map(|p| p.name.to_string()).collect(),
+    };
     let mut packages: Vec<&Package> = Vec::new();
+    let mut via = Via::Listed;
     if selection.workspace {
-        let excluded = selection
-            .exclude
-            .iter()
-            .map(|spec| find(spec))
-            .collect::<Result<Vec<_>>>()?;
-        packages.extend(
-            members
-                .iter()
-                .copied()
-                .filter(|p| !excluded.iter().any(|e| e.id == p.id)),
-        );
+        via = Via::Workspace;
+        packages.extend(candidates.iter().copied());
     } else if !selection.packages.is_empty() {
         for spec in selection.packages {
             let package = find(spec)?;
@@ -326,24 +393,46 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         }
     } else {
         let manifest = canonical(manifest);
-        match members
+        let root = canonical(metadata.workspace_root.as_std_path());
+        let at_root = manifest.parent() == Some(root.as_path());
+        let own = members
             .iter()
             .copied()
-            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest)
-        {
-            Some(package) => packages.push(package),
+            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest);
+        let named = selection.named().next().is_some();
+        let members_have_functions = members.iter().any(|p| !binaries(p).is_empty());
+        match own {
+            // At a workspace root whose package has no binary, the members' functions are
+            // the only sensible reading, as at a virtual manifest.
+            Some(package)
+                if !(at_root
+                    && !named
+                    && members_have_functions
+                    && binaries(package).is_empty()) =>
+            {
+                if !excluded.is_empty() {
+                    return Err(ProjectError::ExcludeWithoutWorkspace(
+                        package.name.to_string(),
+                    ));
+                }
+                packages.push(package)
+            }
             // A virtual manifest: the workspace root is not a package. `--bin` names are
             // looked for in every member, as cargo does.
-            None if selection.named().next().is_some() => packages.extend(members.iter().copied()),
-            None => {
-                let with_bins: Vec<&Package> = members
+            _ if named => {
+                via = Via::Members;
+                packages.extend(candidates.iter().copied())
+            }
+            _ => {
+                via = Via::Members;
+                let with_bins: Vec<&Package> = candidates
                     .iter()
                     .copied()
                     .filter(|p| !binaries(p).is_empty())
                     .collect();
                 match with_bins.as_slice() {
                     [only] => packages.push(only),
-                    [] => return Err(ProjectError::NoBinary(workspace_name(metadata))),
+                    [] => return Err(no_function()),
                     several => {
                         return Err(ProjectError::SeveralPackages(
                             several.iter().map(|p| p.name.to_string()).collect(),
@@ -389,7 +478,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             );
         }
         if chosen.is_empty() {
-            return Err(ProjectError::NoBinary(workspace_name(metadata)));
+            return Err(no_function());
         }
     } else {
         for package in &packages {
@@ -429,6 +518,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             return Err(ProjectError::DuplicateBinary {
                 name: bin.clone(),
                 packages: [other.name.to_string(), package.name.to_string()],
+                via,
             });
         }
     }
@@ -448,14 +538,6 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             })
             .collect(),
     })
-}
-
-fn workspace_name(metadata: &Metadata) -> String {
-    metadata
-        .workspace_root
-        .file_name()
-        .unwrap_or("workspace")
-        .into()
 }
 
 /// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
@@ -516,7 +598,7 @@ mod tests {
                 serde_json::json!({
                     "name": name, "version": "0.1.0", "id": format!("path+file://{root}/{name}#0.1.0"),
                     "source": null, "dependencies": [], "targets": targets, "features": {},
-                    "manifest_path": format!("{root}/{name}/Cargo.toml"), "edition": "2021",
+                    "manifest_path": manifest_in(root, name), "edition": "2021",
                     "metadata": null, "publish": null, "authors": [], "categories": [],
                     "keywords": [], "readme": null, "repository": null, "homepage": null,
                     "documentation": null, "license": null, "license_file": null,
@@ -535,6 +617,15 @@ mod tests {
     }
 
     const ROOT: &str = "/nonexistent/ws";
+
+    /// A package's manifest; the package named `root` is the workspace root's own.
+    fn manifest_in(root: &str, package: &str) -> String {
+        if package == "root" {
+            format!("{root}/Cargo.toml")
+        } else {
+            format!("{root}/{package}/Cargo.toml")
+        }
+    }
 
     fn pick(
         meta: &Metadata,
@@ -564,7 +655,113 @@ mod tests {
     }
 
     fn manifest(package: &str) -> PathBuf {
-        PathBuf::from(format!("{ROOT}/{package}/Cargo.toml"))
+        PathBuf::from(manifest_in(ROOT, package))
+    }
+
+    /// Every suggested fix, run: it selects something (issue 17, item 4).
+    #[test]
+    fn the_advice_for_one_binary_name_in_two_packages_works() {
+        let meta = workspace(
+            ROOT,
+            &[("api", &["handler"], None), ("admin", &["handler"], None)],
+        );
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let bins = strings(&["handler"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let help = err.help().unwrap();
+        assert!(help.contains("`--exclude admin`"), "{help}");
+        let exclude = strings(&["admin"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&project), [("api".into(), "handler".into())]);
+        // Listing both with `-p`: the advice is to list one.
+        let packages = strings(&["api", "admin"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                packages: &packages,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let help = err.help().unwrap();
+        assert!(!help.contains("--exclude"), "{help}");
+        assert!(help.contains("`-p api`"), "{help}");
+    }
+
+    /// Item 5: excluding every function names what was excluded, not a package that does not
+    /// exist, and does not suggest `src/main.rs`.
+    #[test]
+    fn excluding_every_function_says_so() {
+        let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let exclude = strings(&["api", "jobs"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--exclude"), "{text}");
+        assert!(!text.contains("`ws`"), "{text}");
+        assert!(!err.help().unwrap().contains("src/main.rs"), "{err:?}");
+    }
+
+    /// Item 12: at a workspace root whose own package has no binary, the members' functions
+    /// are the only sensible reading.
+    #[test]
+    fn a_root_package_without_binary_builds_the_member_with_one() {
+        let meta = workspace(
+            ROOT,
+            &[
+                ("root", &[], None),
+                ("api", &["api"], None),
+                ("util", &[], None),
+            ],
+        );
+        let project = pick(&meta, &manifest("root"), None, None).unwrap();
+        assert_eq!(names(&project), [("api".into(), "api".into())]);
+
+        let meta = workspace(
+            ROOT,
+            &[
+                ("root", &[], None),
+                ("api", &["api"], None),
+                ("jobs", &["jobs"], None),
+            ],
+        );
+        let err = pick(&meta, &manifest("root"), None, None).unwrap_err();
+        let help = err.help().unwrap();
+        assert!(
+            help.contains("-p api") && help.contains("--workspace"),
+            "{help}"
+        );
+        // A library member asked for by name is still refused.
+        let err = pick(&meta, &manifest("root"), Some("root"), None).unwrap_err();
+        assert!(matches!(err, ProjectError::NoBinary(_)), "{err}");
     }
 
     #[test]
@@ -626,6 +823,13 @@ mod tests {
         let err = pick(&meta, &manifest("util"), None, None).unwrap_err();
         assert!(
             matches!(err, ProjectError::NoBinary(ref name) if name == "util"),
+            "{err}"
+        );
+        // The same at the workspace root: no member has a function either.
+        let meta = workspace(ROOT, &[("root", &[], None), ("util", &[], None)]);
+        let err = pick(&meta, &manifest("root"), None, None).unwrap_err();
+        assert!(
+            matches!(err, ProjectError::NoBinary(ref name) if name == "root"),
             "{err}"
         );
     }
@@ -784,7 +988,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, ProjectError::NoBinary(_)), "{err}");
+        assert!(matches!(err, ProjectError::NoFunction { .. }), "{err}");
         let exclude = strings(&["ghost"]);
         let err = select_with(
             &meta,

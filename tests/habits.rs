@@ -331,3 +331,50 @@ fn checked_is_said_only_of_a_binary_that_passed() {
         );
     }
 }
+
+/// A virtual workspace of members (name, binary) with `src/main.rs` each.
+fn virtual_workspace(members: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let names: Vec<String> = members.iter().map(|(m, _)| format!("\"{m}\"")).collect();
+    let root = format!(
+        "[workspace]\nresolver = \"2\"\nmembers = [{}]\n",
+        names.join(", ")
+    );
+    fs::write(dir.path().join("Cargo.toml"), root).unwrap();
+    for (member, bin) in members {
+        fs::create_dir_all(dir.path().join(member).join("src")).unwrap();
+        let manifest = format!(
+            "[package]\nname = \"{member}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+             [[bin]]\nname = \"{bin}\"\npath = \"src/main.rs\"\n"
+        );
+        fs::write(dir.path().join(member).join("Cargo.toml"), manifest).unwrap();
+        fs::write(dir.path().join(member).join("src/main.rs"), MAIN).unwrap();
+    }
+    dir
+}
+
+/// The help line's first suggested command, run as written: it works (issue 17, item 4).
+#[test]
+fn advice_for_a_shared_binary_name_is_a_command_that_works() {
+    let ws = virtual_workspace(&[("api", "handler"), ("admin", "handler")]);
+    let output = lambda_build(ws.path(), &["--bin", "handler"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let help = err.lines().find(|l| l.starts_with("help:")).expect(&err);
+    assert!(help.contains("`--exclude admin`"), "{help}");
+    let output = lambda_build(ws.path(), &["--bin", "handler", "--exclude", "admin"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(ws.path().join("bootstrap").is_file());
+
+    // Excluding every function says what was excluded.
+    let output = lambda_build(
+        ws.path(),
+        &["--workspace", "--exclude", "api", "--exclude", "admin"],
+    );
+    common::assert_refused(
+        &output,
+        1,
+        "`--exclude` left out `api`, `admin`",
+        "leave fewer",
+    );
+}
