@@ -378,3 +378,25 @@ fn advice_for_a_shared_binary_name_is_a_command_that_works() {
         "leave fewer",
     );
 }
+
+/// `invoke` on an extension's zip says what it is and what to do, not "not an ELF executable"
+/// with advice to build what was just built (issue 17, item 7).
+#[test]
+fn invoke_on_an_extension_layer_says_it_is_one() {
+    let project = crate_with("my-ext", &[("src/main.rs", MAIN)], "");
+    let output = lambda_build(project.path(), &["--zip", "--extension"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let output = Command::new(BIN)
+        .args(["lambda-build", "invoke", "--data", "{}"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let err = common::assert_refused(
+        &output,
+        1,
+        "is an extension layer (extensions/my-ext)",
+        "publish-layer-version",
+    );
+    assert!(!err.contains("not an ELF"), "{err}");
+    assert!(!err.contains("START RequestId"), "nothing was run:\n{err}");
+}
