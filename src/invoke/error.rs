@@ -18,6 +18,9 @@ pub enum InvokeError {
     #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
+    #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
+    ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
+
     #[error("cannot read `{}`: {source}", .path.display())]
     ReadArtifact {
         path: PathBuf,
@@ -122,6 +125,22 @@ impl InvokeError {
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }
+            InvokeError::ArtifactsBelow { found, .. } => format!(
+                "pass the one to run: `cargo lambda-build invoke {}`{}",
+                found[0].display(),
+                if found.len() > 1 {
+                    format!(
+                        " (the others: {})",
+                        found[1..]
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    String::new()
+                }
+            ),
             InvokeError::ExtensionLayer { path, .. } => format!(
                 "an extension runs beside a function, from a layer: publish it with `aws lambda \
                  publish-layer-version --layer-name NAME --zip-file fileb://{}` and add it to a \
