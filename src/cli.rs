@@ -234,7 +234,7 @@ pub enum OutputFormat {
 
 /// A Rust target triple that Lambda runs, read as the architecture; this tool always builds
 /// for glibc (provided.al2023's 2.34), so a musl or non-Linux triple is refused.
-fn parse_lambda_target(triple: &str) -> Result<Arch, String> {
+pub fn parse_lambda_target(triple: &str) -> Result<Arch, String> {
     if let Some(arch) = Arch::ALL.into_iter().find(|a| a.triple() == triple) {
         return Ok(arch);
     }

@@ -4,8 +4,10 @@
 //! 1. the command line;
 //! 2. the environment (`CARGO_LAMBDA_BUILD_ARCH`, ...);
 //! 3. `[package.metadata.lambda-build.bin.NAME]` for binary NAME;
-//! 4. `[package.metadata.lambda-build]` of its package;
-//! 5. `[workspace.metadata.lambda-build]`;
+//! 4. `[package.metadata.lambda-build]` of its package, then cargo-lambda's
+//!    `[package.metadata.lambda.build]`;
+//! 5. `[workspace.metadata.lambda-build]`, then cargo-lambda's `[workspace.metadata.lambda.build]`
+//!    and `CargoLambda.toml`'s `[build]` (see [`cargo_lambda_layer`]);
 //! 6. the defaults.
 //!
 //! The Cargo.toml tables come from `cargo metadata` (no TOML parsing here), are read against a
@@ -334,6 +336,80 @@ impl BinTable {
     }
 }
 
+/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`).
+const CARGO_LAMBDA_KEYS: &str = "include, arm64, x86_64, target, output_format, lambda_dir, extension, features, profile, release";
+
+/// A cargo-lambda build table (`[package.metadata.lambda.build]`, `[workspace.metadata.lambda.build]`,
+/// `CargoLambda.toml`'s `[build]`) as a layer: the keys that mean the same here are read with
+/// their meaning there; every other key is named in a warning, with what to do instead.
+pub fn cargo_lambda_layer(
+    value: &serde_json::Value,
+    origin: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Layer> {
+    let mut layer = Layer::default();
+    let Some(table) = value.as_object() else {
+        return Ok(layer);
+    };
+    let invalid = |key: &str, expected: &str| ConfigError::Invalid {
+        origin: origin.to_string(),
+        message: format!("`{key}`: expected {expected}"),
+    };
+    let strings = |key: &str, value: &serde_json::Value| -> Result<Vec<String>> {
+        value
+            .as_array()
+            .and_then(|items| items.iter().map(|i| i.as_str().map(String::from)).collect())
+            .ok_or_else(|| invalid(key, "a list of strings"))
+    };
+    for (key, value) in table {
+        let flag = || {
+            value
+                .as_bool()
+                .ok_or_else(|| invalid(key, "`true` or `false`"))
+        };
+        let text = || value.as_str().ok_or_else(|| invalid(key, "a string"));
+        match key.replace('-', "_").as_str() {
+            "include" => layer.include = Some(strings(key, value)?),
+            "features" => layer.features = Some(strings(key, value)?),
+            "arm64" if flag()? => layer.arch = Some(Arch::Arm64),
+            "x86_64" if flag()? => layer.arch = Some(Arch::X86_64),
+            "arm64" | "x86_64" => {}
+            "target" => {
+                let arch = crate::cli::parse_lambda_target(text()?).map_err(|message| {
+                    ConfigError::Invalid {
+                        origin: origin.to_string(),
+                        message: format!("`{key}`: {message}"),
+                    }
+                })?;
+                layer.arch = Some(arch);
+            }
+            "output_format" => {
+                layer.zip = Some(match text()?.to_ascii_lowercase().as_str() {
+                    "zip" => true,
+                    "binary" => false,
+                    _ => return Err(invalid(key, "`zip` or `binary`")),
+                })
+            }
+            "lambda_dir" => layer.outdir = Some(base.join(text()?)),
+            "extension" => layer.extension = Some(flag()?),
+            "profile" => layer.profile = Some(text()?.to_string()),
+            // The release profile is the default here.
+            "release" => {}
+            other => warnings.push(format!(
+                "{origin}: cargo-lambda's `{key}` has no equivalent here (ignored); {}",
+                match other {
+                    "compiler" => "cross builds use zig or a GNU cross gcc on the host, or \
+                        `--docker` for a container"
+                        .to_string(),
+                    _ => format!("the cargo-lambda keys read are: {CARGO_LAMBDA_KEYS}"),
+                }
+            )),
+        }
+    }
+    Ok(layer)
+}
+
 /// Where a function's settings came from, highest first.
 struct Layers {
     /// Command line over environment: the same for every function.
@@ -363,14 +439,21 @@ impl BuildConfig {
                 workspace_manifest.display()
             ));
         }
+        // cargo-lambda's tables sit under this tool's own at each level.
+        let mut workspace = workspace_table.layer(&project.workspace_root);
+        for (origin, table) in &project.cargo_lambda {
+            let layer = cargo_lambda_layer(table, origin, &project.workspace_root, &mut warnings)?;
+            workspace = workspace.over(&layer);
+        }
         let layers = Layers {
             top: Layer::from_args(&args, &env.cwd)
                 .over(&Layer::from_env(&env.config_vars(), &env.cwd)?),
-            workspace: workspace_table.layer(&project.workspace_root),
+            workspace,
         };
 
         // Package tables are read once per package, however many of its binaries are built.
         let mut package_tables: BTreeMap<&Path, Table> = BTreeMap::new();
+        let mut cargo_lambda_tables: BTreeMap<&Path, Layer> = BTreeMap::new();
         for function in &project.functions {
             if !package_tables.contains_key(function.manifest_path.as_path()) {
                 let origin = format!(
@@ -380,6 +463,18 @@ impl BuildConfig {
                 );
                 let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
                 package_tables.insert(&function.manifest_path, table);
+                let origin = format!(
+                    "`[package.metadata.lambda.build]` of package `{}` (`{}`)",
+                    function.package,
+                    function.manifest_path.display()
+                );
+                let layer = cargo_lambda_layer(
+                    &function.cargo_lambda_config,
+                    &origin,
+                    function.package_root(),
+                    &mut warnings,
+                )?;
+                cargo_lambda_tables.insert(&function.manifest_path, layer);
             }
         }
         let several_packages = package_tables.len() > 1;
@@ -392,7 +487,9 @@ impl BuildConfig {
         for function in &project.functions {
             let root = function.package_root();
             let table = &package_tables[function.manifest_path.as_path()];
-            let package_layer = table.layer(root);
+            let package_layer = table
+                .layer(root)
+                .over(&cargo_lambda_tables[function.manifest_path.as_path()]);
             let bin_layer = table
                 .bin
                 .get(&function.bin)
@@ -521,6 +618,7 @@ mod tests {
             workspace_root: "/ws".into(),
             target_dir: "/ws/target".into(),
             workspace_config: workspace,
+            cargo_lambda: Vec::new(),
             functions: functions
                 .iter()
                 .map(|(package, bin, config)| Function {
@@ -529,6 +627,7 @@ mod tests {
                     bin: bin.to_string(),
                     kind: crate::project::TargetKind::Bin,
                     package_config: config.clone(),
+                    cargo_lambda_config: Value::Null,
                 })
                 .collect(),
         }

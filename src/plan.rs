@@ -431,6 +431,7 @@ mod tests {
             bin: bin.into(),
             kind: TargetKind::Bin,
             package_config: serde_json::Value::Null,
+            cargo_lambda_config: serde_json::Value::Null,
         }
     }
 
@@ -443,6 +444,7 @@ mod tests {
             workspace_root: "/src/ws".into(),
             target_dir: "/src/ws/target".into(),
             workspace_config: serde_json::Value::Null,
+            cargo_lambda: Vec::new(),
             functions,
         }
     }

@@ -73,6 +73,9 @@ pub enum ProjectError {
     )]
     ExcludeWithoutWorkspace(String),
 
+    #[error("`{}` is not valid TOML: {message}", .path.display())]
+    CargoLambdaToml { path: PathBuf, message: String },
+
     #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
     SeveralPackages(Vec<String>),
 }
@@ -146,6 +149,10 @@ impl ProjectError {
                 names[0]
             ),
             ProjectError::RunCargo { .. } => INSTALL_RUST.into(),
+            ProjectError::CargoLambdaToml { .. } => {
+                "fix it, or remove it: its `[build]` settings are read as cargo-lambda reads them"
+                    .into()
+            }
         })
     }
 }
@@ -184,6 +191,9 @@ pub struct Project {
     pub target_dir: PathBuf,
     /// `[workspace.metadata.lambda-build]`, `Null` when absent.
     pub workspace_config: serde_json::Value,
+    /// cargo-lambda's workspace-wide build settings, highest first, each with where it was
+    /// written: `[workspace.metadata.lambda.build]`, then `CargoLambda.toml`'s `[build]`.
+    pub cargo_lambda: Vec<(String, serde_json::Value)>,
     /// One per selected binary, in the order they were asked for (else cargo's order); never
     /// empty, and no two share a binary name.
     pub functions: Vec<Function>,
@@ -241,6 +251,8 @@ pub struct Function {
     pub kind: TargetKind,
     /// `[package.metadata.lambda-build]` of its package, `Null` when absent.
     pub package_config: serde_json::Value,
+    /// cargo-lambda's `[package.metadata.lambda.build]` of its package, `Null` when absent.
+    pub cargo_lambda_config: serde_json::Value,
 }
 
 impl Function {
@@ -527,6 +539,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         workspace_root: metadata.workspace_root.clone().into(),
         target_dir: metadata.target_directory.clone().into(),
         workspace_config: metadata.workspace_metadata[CONFIG_KEY].clone(),
+        cargo_lambda: cargo_lambda_tables(metadata)?,
         functions: chosen
             .into_iter()
             .map(|(package, bin, kind)| Function {
@@ -535,10 +548,43 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
                 bin,
                 kind,
                 package_config: package.metadata[CONFIG_KEY].clone(),
+                cargo_lambda_config: package.metadata["lambda"]["build"].clone(),
             })
             .collect(),
     })
 }
+
+/// cargo-lambda's workspace-wide build tables that are present, highest first.
+fn cargo_lambda_tables(metadata: &Metadata) -> Result<Vec<(String, serde_json::Value)>> {
+    let root: &Path = metadata.workspace_root.as_std_path();
+    let mut tables = Vec::new();
+    let table = &metadata.workspace_metadata["lambda"]["build"];
+    if !table.is_null() {
+        let origin = format!(
+            "`[workspace.metadata.lambda.build]` in `{}`",
+            root.join("Cargo.toml").display()
+        );
+        tables.push((origin, table.clone()));
+    }
+    let file = root.join(CARGO_LAMBDA_TOML);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let invalid = |message: String| ProjectError::CargoLambdaToml {
+            path: file.clone(),
+            message,
+        };
+        let parsed: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        if let Some(build) = parsed.get("build") {
+            let value = serde_json::to_value(build).map_err(|e| invalid(e.to_string()))?;
+            tables.push((format!("`[build]` in `{}`", file.display()), value));
+        }
+    }
+    Ok(tables)
+}
+
+/// cargo-lambda's own configuration file, read for the build settings that mean the same here.
+pub const CARGO_LAMBDA_TOML: &str = "CargoLambda.toml";
 
 /// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
 /// which case the tool leaves stripping to it.

@@ -400,3 +400,43 @@ fn invoke_on_an_extension_layer_says_it_is_one() {
     assert!(!err.contains("not an ELF"), "{err}");
     assert!(!err.contains("START RequestId"), "nothing was run:\n{err}");
 }
+
+/// cargo-lambda's settings mean what they meant there; a key with no equivalent is named in a
+/// warning with what to write instead (issue 17, item 11).
+#[test]
+fn cargo_lambda_settings_are_read_and_the_rest_named() {
+    let project = crate_with(
+        "configured",
+        &[("src/main.rs", MAIN), ("data/v.txt", "1")],
+        "[package.metadata.lambda.build]\noutput_format = \"zip\"\ninclude = [\"data/v.txt\"]\n\
+         compiler = { type = \"cargo\" }\n",
+    );
+    let output = lambda_build(project.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        zip_names(&project.path().join("lambda.zip")),
+        ["bootstrap", "data/", "data/v.txt"]
+    );
+    let err = stderr(&output);
+    assert!(
+        err.lines().any(|l| l.starts_with("warning:")
+            && l.contains("`compiler`")
+            && l.contains("ignored")),
+        "{err}"
+    );
+
+    // CargoLambda.toml's [build], at the workspace root.
+    let project = crate_with("filed", &[("src/main.rs", MAIN)], "");
+    fs::write(
+        project.path().join("CargoLambda.toml"),
+        "[build]\noutput_format = \"zip\"\nlambda_dir = \"out\"\n",
+    )
+    .unwrap();
+    let output = lambda_build(project.path(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        project.path().join("out/lambda.zip").is_file(),
+        "{}",
+        stderr(&output)
+    );
+}
