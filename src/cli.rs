@@ -93,6 +93,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub small: bool,
 
+    /// Build each package in its own cargo run, so a function's binary is the one it has when
+    /// built alone (one run unifies the features of its packages); slower
+    #[arg(long)]
+    pub per_package: bool,
+
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
     #[arg(long)]

@@ -53,7 +53,7 @@ impl ConfigError {
             ConfigError::Conflict { key, .. } => format!(
                 "set `{key}` once for the build: on the command line, in \
                  `CARGO_LAMBDA_BUILD_{}`, or in `[workspace.metadata.lambda-build]`",
-                key.to_uppercase()
+                key.to_uppercase().replace('-', "_")
             ),
         })
     }
@@ -78,6 +78,9 @@ pub struct BuildConfig {
     pub arch: Arch,
     /// `--small`: the size-optimised settings override the profile's.
     pub small: bool,
+    /// `--per-package`: one cargo run per package, so that a function's binary does not
+    /// depend on which other packages are built with it (cargo unifies features in a run).
+    pub per_package: bool,
     pub profile: String,
     /// The features of every layer, package-qualified (`pkg/feature`) when they come from a
     /// package's table and several packages are built.
@@ -129,6 +132,7 @@ pub struct Layer {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    pub per_package: Option<bool>,
 }
 
 impl Layer {
@@ -142,6 +146,7 @@ impl Layer {
             include: self.include.or_else(|| lower.include.clone()),
             profile: self.profile.or_else(|| lower.profile.clone()),
             small: self.small.or(lower.small),
+            per_package: self.per_package.or(lower.per_package),
             features: self.features.or_else(|| lower.features.clone()),
             extension: self.extension.or(lower.extension),
         }
@@ -159,6 +164,7 @@ impl Layer {
                 .clone()
                 .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
             small: args.small.then_some(true),
+            per_package: args.per_package.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
         }
@@ -206,6 +212,7 @@ impl Layer {
             include: get("INCLUDE").map(|(_, value)| list(value)),
             profile: get("PROFILE").map(|(_, value)| value.to_string()),
             small: bool_var("SMALL")?,
+            per_package: bool_var("PER_PACKAGE")?,
             features: get("FEATURES").map(|(_, value)| {
                 value
                     .split([',', ' '])
@@ -244,6 +251,7 @@ pub struct Table {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    pub per_package: Option<bool>,
     /// Per-binary tables (package tables only).
     #[serde(default)]
     pub bin: BTreeMap<String, BinTable>,
@@ -262,7 +270,7 @@ pub struct BinTable {
 
 /// The keys of [`Table`], for the warning about an unknown one.
 const TABLE_KEYS: &str =
-    "arch, zip, outdir, include, profile, small, features, extension, bin.NAME";
+    "arch, zip, outdir, include, profile, small, features, extension, per-package, bin.NAME";
 const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
@@ -318,6 +326,7 @@ impl Table {
             include: self.include.clone(),
             profile: self.profile.clone(),
             small: self.small,
+            per_package: self.per_package,
             features: self.features.clone(),
             extension: self.extension,
         }
@@ -483,6 +492,7 @@ impl BuildConfig {
         let mut arch: Option<(Arch, &Function)> = None;
         let mut profile: Option<(String, &Function)> = None;
         let mut small: Option<(bool, &Function)> = None;
+        let mut per_package: Option<(bool, &Function)> = None;
         let mut features: Vec<String> = Vec::new();
         for function in &project.functions {
             let root = function.package_root();
@@ -522,6 +532,20 @@ impl BuildConfig {
                 Some(_) => {}
                 None => small = Some((this_small, function)),
             }
+            let this_per_package = merged.per_package.unwrap_or(false);
+            match &per_package {
+                Some((seen, other)) if *seen != this_per_package => {
+                    return Err(conflict(
+                        "per-package",
+                        other,
+                        function,
+                        seen,
+                        this_per_package,
+                    ));
+                }
+                Some(_) => {}
+                None => per_package = Some((this_per_package, function)),
+            }
             // A package's own features name its features: with several packages in one
             // invocation, cargo needs them qualified as `package/feature`.
             let from_package = layers.top.features.is_none() && package_layer.features.is_some();
@@ -559,6 +583,7 @@ impl BuildConfig {
             message_format: args.message_format,
             verify: !args.no_verify,
             small: small.map(|(small, _)| small).unwrap_or(false),
+            per_package: per_package.is_some_and(|(on, _)| on),
             target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
             locked: args.locked,
             offline: args.offline,

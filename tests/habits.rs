@@ -440,3 +440,74 @@ fn cargo_lambda_settings_are_read_and_the_rest_named() {
         stderr(&output)
     );
 }
+
+/// A workspace whose two functions use one library, `beta` with a feature `alpha` does not
+/// ask for: in one cargo run, cargo unifies the feature into `alpha` too.
+fn unified_features_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    };
+    write(
+        "Cargo.toml",
+        "[workspace]\nresolver = \"2\"\nmembers = [\"alpha\", \"beta\", \"shared\"]\n",
+    );
+    write(
+        "shared/Cargo.toml",
+        "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\n[features]\nloud = []\n",
+    );
+    write(
+        "shared/src/lib.rs",
+        "pub fn greeting() -> &'static str { if cfg!(feature = \"loud\") { \"HELLO\" } else { \"hello\" } }\n",
+    );
+    for (name, features) in [("alpha", ""), ("beta", ", features = [\"loud\"]")] {
+        write(
+            &format!("{name}/Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+                 [dependencies]\nshared = {{ path = \"../shared\"{features} }}\n"
+            ),
+        );
+        write(
+            &format!("{name}/src/main.rs"),
+            "fn main() { println!(\"{}\", shared::greeting()); }\n",
+        );
+    }
+    dir
+}
+
+/// `--per-package` builds each package in its own cargo run: a function's zip is the same
+/// bytes as when it is built alone, which one `--workspace` run does not give (issue 17,
+/// item 14).
+#[test]
+fn per_package_builds_give_the_bytes_of_a_build_alone() {
+    let ws = unified_features_workspace();
+    let build = |args: &[&str]| {
+        let output = common::lambda_build_command(ws.path(), args)
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    };
+    build(&["--zip", "-p", "alpha", "-o", "alone"]);
+    build(&["--zip", "--workspace", "-o", "together"]);
+    build(&["--zip", "--workspace", "--per-package", "-o", "each"]);
+    let alone = fs::read(ws.path().join("alone/lambda.zip")).unwrap();
+    let together = fs::read(ws.path().join("together/alpha/lambda.zip")).unwrap();
+    let each = fs::read(ws.path().join("each/alpha/lambda.zip")).unwrap();
+    // What the documentation warns about: cargo unified `loud` into alpha.
+    assert!(alone != together, "one run no longer unifies features");
+    assert!(
+        alone == each,
+        "--per-package gave other bytes than a build alone"
+    );
+    // beta keeps its feature.
+    let beta = bootstrap_of(
+        &ws.path().join("each/beta/lambda.zip"),
+        &ws.path().join("x-beta"),
+    );
+    let ran = common::output_of_written(&beta);
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "HELLO\n");
+}

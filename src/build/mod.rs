@@ -41,6 +41,40 @@ pub fn build(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<Checked>> {
+    let plans = plan.per_package_plans();
+    if plans.len() == 1 {
+        return build_one(plan, env, reporter, interrupt);
+    }
+    let mut checked = Vec::new();
+    for part in &plans {
+        let built = build_one(part, env, reporter, interrupt)?;
+        checked.extend(
+            part.functions
+                .iter()
+                .map(|f| (f.manifest_path.clone(), f.bin.clone()))
+                .zip(built),
+        );
+    }
+    // Back in the plan's order, which the later stages follow.
+    Ok(plan
+        .functions
+        .iter()
+        .map(|f| {
+            let at = checked
+                .iter()
+                .position(|((manifest, bin), _)| *manifest == f.manifest_path && *bin == f.bin)
+                .expect("every function is in one package's plan");
+            checked.swap_remove(at).1
+        })
+        .collect())
+}
+
+fn build_one(
+    plan: &BuildPlan,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Checked>> {
     match &plan.backend {
         Backend::Host => local::build(plan, env, reporter, interrupt),
         Backend::Docker(config) => {
