@@ -8,17 +8,6 @@ use std::process::Command;
 
 use common::{BIN, EM_AARCH64, EM_X86_64, MAIN, crate_with, elf_machine, lambda_build, stderr};
 
-fn arm64_linker() -> bool {
-    let found = cargo_lambda_build::build::zig::find().is_some()
-        || common::find_tool("aarch64-linux-gnu-gcc").is_some();
-    if !found {
-        common::skip_or_fail(
-            "no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc",
-        );
-    }
-    found
-}
-
 fn bootstrap_of(zip: &std::path::Path, into: &std::path::Path) -> std::path::PathBuf {
     common::read_zip(zip).extract(into).unwrap();
     into.join("bootstrap")
@@ -28,7 +17,7 @@ fn bootstrap_of(zip: &std::path::Path, into: &std::path::Path) -> std::path::Pat
 /// runs unchanged (with `lambda-build` for `lambda build`).
 #[test]
 fn cargo_lambda_command_line_builds_an_arm64_zip() {
-    if !arm64_linker() {
+    if !common::arm64_linker() {
         return;
     }
     let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
@@ -64,7 +53,7 @@ fn cargo_lambda_command_line_builds_an_arm64_zip() {
 
 #[test]
 fn x86_64_flag_and_arm64_triple_choose_the_architecture() {
-    if !arm64_linker() {
+    if !common::arm64_linker() {
         return;
     }
     let project = crate_with("habit", &[("src/main.rs", MAIN)], "");

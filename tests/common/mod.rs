@@ -39,6 +39,7 @@ pub use scratch::{
     report, report_time, scratch_target_dir, stderr, temp_files,
 };
 pub use tools::{
-    REQUIRE_ALL_ENV, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
+    REQUIRE_ALL_ENV, arm64_linker, find_tool, path_with_only, require_tool, require_tools,
+    skip_or_fail,
 };
 pub use user::{Unprivileged, is_root};
