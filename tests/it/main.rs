@@ -13,6 +13,7 @@ mod concurrent;
 mod docker;
 mod docker_reliability;
 mod e2e;
+mod habits;
 mod hostile;
 mod interrupt;
 mod invoke;
