@@ -114,6 +114,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
             workspace: args.workspace,
             exclude: &args.exclude,
             bins: &args.bin,
+            examples: &args.example,
         },
     )?;
     let mut config = BuildConfig::resolve(args, env, &project)?;
@@ -142,17 +143,28 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
     let mut includes = Vec::new();
-    for function in &plan.functions {
+    for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
                 "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
                 function.bin
             ));
         }
-        includes.push(package::include::collect(
-            &function.package_root,
-            &function.include,
-        )?);
+        let outputs = [
+            plan.target_dir.clone(),
+            settings.outdir.clone(),
+            function.output.path().to_path_buf(),
+        ];
+        let collected =
+            package::include::collect_except(&function.package_root, &function.include, &outputs)?;
+        for (path, why) in &collected.skipped {
+            config.warnings.push(format!(
+                "`{}`: `{}` not packed: it is {why}; include it by name to pack it anyway",
+                function.bin,
+                path.display()
+            ));
+        }
+        includes.push(collected.entries);
     }
     Ok(Prepared {
         config,
@@ -181,6 +193,7 @@ fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) ->
                     problem.message()
                 ));
             }
+            continue;
         }
         reporter.status(
             "Checked",
@@ -259,6 +272,10 @@ fn smoke_test(
             function.plan.output.path(),
             events,
             &settings,
+            match config.message_format {
+                MessageFormat::Human => invoke::Payloads::Raw,
+                MessageFormat::Json => invoke::Payloads::Json,
+            },
             reporter,
             config.ui.verbosity,
             interrupt,
