@@ -70,8 +70,9 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
     pub message_format: MessageFormat,
 
-    /// Build inside an Amazon Linux 2023 container through the Docker Engine API (`DOCKER_HOST`);
-    /// a `lambda.Dockerfile` in the package or workspace root replaces the bundled image
+    /// Build inside an Amazon Linux 2023 container, on any engine the docker CLI reaches
+    /// (`DOCKER_HOST`, the docker context, Podman); a `lambda.Dockerfile` in the package or
+    /// workspace root replaces the bundled image
     #[arg(long)]
     pub docker: bool,
 
