@@ -22,6 +22,7 @@
 pub mod container;
 pub mod engine;
 pub mod image;
+pub mod sync;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
