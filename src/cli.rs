@@ -82,6 +82,12 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE", value_parser = crate::build::docker::container::parse_memory)]
     pub docker_memory: Option<u64>,
 
+    /// How the engine gets the project's files: `bind` mounts them (an engine on this machine),
+    /// `copy` keeps them in volumes on the engine synced by content (a remote engine), `auto`
+    /// checks which works [default: auto] (implies --docker)
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub docker_files: Option<DockerFiles>,
+
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
     #[arg(long)]
@@ -275,6 +281,31 @@ impl BuildArgs {
         match &self.command {
             Some(Command::Invoke(invoke)) => invoke.color,
             Some(Command::New(_)) | None => self.color,
+        }
+    }
+}
+
+/// How `--docker` gives the engine the project's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerFiles {
+    /// Bind mounts when the engine sees this machine's files, else copies (checked once per
+    /// engine)
+    #[default]
+    Auto,
+    /// Bind-mount the host's paths: the engine runs on this machine
+    Bind,
+    /// Copy them into volumes on the engine, kept between runs and synced by content: an
+    /// engine elsewhere (CI's docker:dind, a build host)
+    Copy,
+}
+
+impl DockerFiles {
+    pub fn name(self) -> &'static str {
+        match self {
+            DockerFiles::Auto => "auto",
+            DockerFiles::Bind => "bind",
+            DockerFiles::Copy => "copy",
         }
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, ColorChoice, MessageFormat};
+use crate::cli::{BuildArgs, ColorChoice, DockerFiles, MessageFormat};
 use crate::error::{Error, Result};
 use crate::project::{Function, Project};
 
@@ -82,6 +82,10 @@ pub struct DockerConfig {
     pub image: Option<String>,
     /// `--docker-memory`, in bytes: the container's memory limit, swap included.
     pub memory: Option<u64>,
+    /// `--docker-files`: bind-mount the project, copy it into volumes, or find out.
+    pub files: DockerFiles,
+    /// Where `files` was set, for the error when a forced `bind` cannot work.
+    pub files_origin: Option<String>,
 }
 
 /// Everything the later stages need to know about what the user asked for.
@@ -146,6 +150,8 @@ pub struct Layer {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    /// With where it was set (`--docker-files`, the variable, the table).
+    pub docker_files: Option<(DockerFiles, String)>,
 }
 
 impl Layer {
@@ -161,6 +167,7 @@ impl Layer {
             small: self.small.or(lower.small),
             features: self.features.or_else(|| lower.features.clone()),
             extension: self.extension.or(lower.extension),
+            docker_files: self.docker_files.or_else(|| lower.docker_files.clone()),
         }
     }
 
@@ -175,6 +182,9 @@ impl Layer {
             small: args.small.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
+            docker_files: args
+                .docker_files
+                .map(|files| (files, "`--docker-files`".to_string())),
         }
     }
 
@@ -228,6 +238,18 @@ impl Layer {
                     .collect()
             }),
             extension: bool_var("EXTENSION")?,
+            docker_files: get("DOCKER_FILES")
+                .map(|(name, value)| {
+                    <DockerFiles as clap::ValueEnum>::from_str(value, false)
+                        .map(|files| (files, format!("`{name}`")))
+                        .map_err(|_| {
+                            invalid(
+                                name,
+                                format!("`{value}` is not a mode: use `auto`, `bind` or `copy`"),
+                            )
+                        })
+                })
+                .transpose()?,
         })
     }
 }
@@ -258,6 +280,7 @@ pub struct Table {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    pub docker_files: Option<DockerFiles>,
     /// Per-binary tables (package tables only).
     #[serde(default)]
     pub bin: BTreeMap<String, BinTable>,
@@ -276,7 +299,7 @@ pub struct BinTable {
 
 /// The keys of [`Table`], for the warning about an unknown one.
 const TABLE_KEYS: &str =
-    "arch, zip, outdir, include, profile, small, features, extension, bin.NAME";
+    "arch, zip, outdir, include, profile, small, features, extension, docker-files, bin.NAME";
 const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
@@ -323,8 +346,9 @@ impl Table {
         Ok(table)
     }
 
-    /// The table's own keys as a layer, relative paths against `base`.
-    fn layer(&self, base: &Path) -> Layer {
+    /// The table's own keys as a layer, relative paths against `base`; `origin` names the
+    /// table for the settings that say where they came from.
+    fn layer(&self, base: &Path, origin: &str) -> Layer {
         Layer {
             arch: self.arch,
             zip: self.zip,
@@ -334,6 +358,9 @@ impl Table {
             small: self.small,
             features: self.features.clone(),
             extension: self.extension,
+            docker_files: self
+                .docker_files
+                .map(|files| (files, format!("`docker-files` in {origin}"))),
         }
     }
 }
@@ -388,11 +415,17 @@ impl BuildConfig {
         let layers = Layers {
             top: Layer::from_args(&args, &env.cwd)
                 .over(&Layer::from_env(&env.config_vars, &env.cwd)?),
-            workspace: workspace_table.layer(&project.workspace_root),
+            workspace: workspace_table.layer(
+                &project.workspace_root,
+                &format!(
+                    "`[workspace.metadata.lambda-build]` in `{}`",
+                    workspace_manifest.display()
+                ),
+            ),
         };
 
         // Package tables are read once per package, however many of its binaries are built.
-        let mut package_tables: BTreeMap<&Path, Table> = BTreeMap::new();
+        let mut package_tables: BTreeMap<&Path, (Table, String)> = BTreeMap::new();
         for function in &project.functions {
             if !package_tables.contains_key(function.manifest_path.as_path()) {
                 let origin = format!(
@@ -401,7 +434,7 @@ impl BuildConfig {
                     function.manifest_path.display()
                 );
                 let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
-                package_tables.insert(&function.manifest_path, table);
+                package_tables.insert(&function.manifest_path, (table, origin));
             }
         }
         let several_packages = package_tables.len() > 1;
@@ -410,11 +443,12 @@ impl BuildConfig {
         let mut arch: Option<(Arch, &Function)> = None;
         let mut profile: Option<(String, &Function)> = None;
         let mut small: Option<(bool, &Function)> = None;
+        let mut docker_files: Option<((DockerFiles, Option<String>), &Function)> = None;
         let mut features: Vec<String> = Vec::new();
         for function in &project.functions {
             let root = function.package_root();
-            let table = &package_tables[function.manifest_path.as_path()];
-            let package_layer = table.layer(root);
+            let (table, origin) = &package_tables[function.manifest_path.as_path()];
+            let package_layer = table.layer(root, origin);
             let bin_layer = table
                 .bin
                 .get(&function.bin)
@@ -446,6 +480,25 @@ impl BuildConfig {
                 }
                 Some(_) => {}
                 None => small = Some((this_small, function)),
+            }
+            let this_files = merged
+                .docker_files
+                .clone()
+                .map_or((DockerFiles::Auto, None), |(files, origin)| {
+                    (files, Some(origin))
+                });
+            match &docker_files {
+                Some(((seen, _), other)) if *seen != this_files.0 => {
+                    return Err(conflict(
+                        "docker-files",
+                        other,
+                        function,
+                        seen.name(),
+                        this_files.0.name(),
+                    ));
+                }
+                Some(_) => {}
+                None => docker_files = Some((this_files, function)),
             }
             // A package's own features name its features: with several packages in one
             // invocation, cargo needs them qualified as `package/feature`.
@@ -496,11 +549,19 @@ impl BuildConfig {
             docker: (args.docker
                 || args.dockerfile.is_some()
                 || args.docker_image.is_some()
-                || args.docker_memory.is_some())
-            .then(|| DockerConfig {
-                dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
-                image: args.docker_image,
-                memory: args.docker_memory,
+                || args.docker_memory.is_some()
+                || args.docker_files.is_some())
+            .then(|| {
+                let (files, files_origin) = docker_files
+                    .map(|(files, _)| files)
+                    .unwrap_or((DockerFiles::Auto, None));
+                DockerConfig {
+                    dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
+                    image: args.docker_image,
+                    memory: args.docker_memory,
+                    files,
+                    files_origin,
+                }
             }),
             invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
             warnings,

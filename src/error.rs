@@ -136,6 +136,14 @@ pub enum Error {
     #[error("the Docker image `{0}` does not exist on this engine")]
     DockerImageMissing(String),
 
+    /// `docker-files = bind` was asked for, and the engine does not see the host's files.
+    #[error("{origin} asks to bind-mount the project, but the Docker engine at `{engine}` cannot see this machine's files (`{}` is not there)", .path.display())]
+    DockerFilesUnseen {
+        origin: String,
+        engine: String,
+        path: PathBuf,
+    },
+
     #[error("`cargo fetch` failed on the host{}", .code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Fetch { code: Option<i32> },
 
@@ -336,6 +344,10 @@ impl Error {
                  `lambda.Dockerfile` or the bundled one"
                     .into()
             }
+            Error::DockerFilesUnseen { origin, .. } => format!(
+                "the engine runs elsewhere (CI's docker:dind, a remote host): use \
+                 `--docker-files copy`, or `auto` to let the tool choose ({origin} set `bind`)"
+            ),
             Error::DockerImageMissing(name) => format!(
                 "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \
                  build the image from `lambda.Dockerfile` or the bundled one"

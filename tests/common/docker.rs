@@ -258,9 +258,13 @@ pub struct Watched {
 
 impl Watched {
     pub fn spawn(runner: &Runner, dir: &Path, args: &[&str]) -> Watched {
+        Watched::spawn_command(runner.command(dir, args))
+    }
+
+    /// [`Watched::spawn`] of a command the test made (another engine, another environment).
+    pub fn spawn_command(mut command: Command) -> Watched {
         use std::io::BufRead;
-        let mut child = runner
-            .command(dir, args)
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

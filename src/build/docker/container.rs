@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions,
+};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions,
 };
@@ -46,6 +48,8 @@ pub enum MountSpec {
     },
     /// An empty directory in memory that anyone may write to.
     Tmpfs { target: PathBuf },
+    /// A named volume on the engine, created with the tool's label when it does not exist.
+    Volume { name: String, target: PathBuf },
 }
 
 /// Everything about the build container, decided before it is created.
@@ -163,6 +167,49 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
             .collect(),
         memory: inputs.memory,
     }
+}
+
+/// The container for an engine that cannot see the host's files: the project, the crates and
+/// the target directory are the volumes `[src, registry, target]` (see `sync`), the host's
+/// paths live under `sync::SRC_ROOT`, and the deletions the last upload asked for happen before
+/// cargo starts.
+pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSpec {
+    use super::sync::{PRELUDE, REGISTRY_ROOT, SRC_ROOT, TARGET_ROOT, container_src};
+    let mut spec = spec(inputs);
+    let [src, registry, target] = volumes;
+    let volume = |name: &String, target: &str| MountSpec::Volume {
+        name: name.clone(),
+        target: target.into(),
+    };
+    spec.mounts = vec![
+        volume(src, SRC_ROOT),
+        volume(target, TARGET_ROOT),
+        MountSpec::Tmpfs {
+            target: CONTAINER_HOME.into(),
+        },
+        MountSpec::Tmpfs {
+            target: CONTAINER_CARGO_HOME.into(),
+        },
+        volume(registry, REGISTRY_ROOT),
+    ];
+    spec.workdir = container_src(&spec.workdir).into();
+    // The manifest path is the only host path among cargo's arguments.
+    let mut args: Vec<OsString> = Vec::with_capacity(inputs.cargo.args.len());
+    let mut given = inputs.cargo.args.iter();
+    while let Some(arg) = given.next() {
+        args.push(arg.clone());
+        if arg == "--manifest-path"
+            && let Some(path) = given.next()
+        {
+            args.push(container_src(Path::new(path)).into());
+        }
+    }
+    spec.command = ["sh", "-c", PRELUDE, "sh", "cargo"]
+        .into_iter()
+        .map(String::from)
+        .chain(container_args(&args, Path::new(TARGET_ROOT)))
+        .collect();
+    spec
 }
 
 /// The plan's cargo arguments with the container's own target directory, offline: the
@@ -295,6 +342,10 @@ impl ContainerSpec {
                 MountSpec::Tmpfs { target } => {
                     format!("type=tmpfs,target={},tmpfs-mode=1777", target.display())
                 }
+                MountSpec::Volume { name, target } => format!(
+                    "type=volume,source={name},target={},volume-label={LABEL}=volume",
+                    target.display()
+                ),
             };
             args.extend(["--mount".into(), text.into()]);
         }
@@ -333,6 +384,16 @@ impl ContainerSpec {
                     target: Some(target.to_string_lossy().into_owned()),
                     tmpfs_options: Some(MountTmpfsOptions {
                         mode: Some(0o1777),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                MountSpec::Volume { name, target } => Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(name.clone()),
+                    target: Some(target.to_string_lossy().into_owned()),
+                    volume_options: Some(MountVolumeOptions {
+                        labels: Some(HashMap::from([(LABEL.to_string(), "volume".to_string())])),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -417,6 +478,12 @@ pub async fn run(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<Built>> {
+    create(docker, spec).await?;
+    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
+    finish(docker, spec, result, reporter).await
+}
+
+pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
     let options = CreateContainerOptions {
         name: Some(spec.name.clone()),
         ..Default::default()
@@ -424,13 +491,22 @@ pub async fn run(
     docker
         .create_container(Some(options), spec.create_body())
         .await
+        .map(|_| ())
         .map_err(|e| {
             failure(
                 format!("create the build container from image `{}`", spec.image),
                 e,
             )
-        })?;
-    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
+        })
+}
+
+/// Removes the container after `result`, whatever it is; a container that stays is reported.
+pub async fn finish<T>(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    result: Result<T>,
+    reporter: &Reporter,
+) -> Result<T> {
     reporter.finish_progress();
     let removed = remove(docker, &spec.name).await;
     match (result, removed) {
@@ -477,7 +553,7 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
     })
 }
 
-async fn attach_start_and_wait(
+pub async fn attach_start_and_wait(
     docker: &Docker,
     spec: &ContainerSpec,
     wanted: &[(&Path, &str)],

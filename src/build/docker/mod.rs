@@ -20,7 +20,9 @@
 //! in the tool needs one.
 
 pub mod container;
+pub mod copy;
 pub mod engine;
+pub mod files;
 pub mod image;
 pub mod sync;
 
@@ -40,6 +42,7 @@ use crate::signal::Interrupt;
 
 use self::container::ContainerInputs;
 use self::engine::EngineAddress;
+use self::files::Files;
 use self::image::{ImageChoice, ImageRecipe};
 
 /// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
@@ -117,6 +120,35 @@ pub fn build(
 
     let target_dir = container_target_dir(&plan.target_dir, plan.arch);
     let cargo_home = host_cargo_home(&env.cwd)?;
+    let name = container_name();
+    let files = runtime.block_on(files::decide(
+        &docker,
+        config.files,
+        config.files_origin.as_deref(),
+        &address.host,
+        &image,
+        &plan.target_dir,
+        &format!("{name}-probe"),
+    ))?;
+    if files == Files::Copy {
+        return build_copy(CopyInputs {
+            plan,
+            config,
+            env,
+            docker: &docker,
+            runtime: &runtime,
+            image,
+            name,
+            outside,
+            cargo_home,
+            reporter,
+            interrupt,
+        });
+    }
+    reporter.detail(
+        "Docker",
+        "the engine sees this machine's files: bind mounts",
+    );
     // Bind mounts need their source: created here, as the user, rather than by the engine as
     // root.
     for dir in [
@@ -142,7 +174,7 @@ pub fn build(
     let user = (!rootless && uid != 0).then_some((uid, gid));
     let host_env: Vec<(String, String)> = std::env::vars().collect();
     let spec = container::spec(&ContainerInputs {
-        name: container_name(),
+        name,
         image: image.clone(),
         workspace_root: &plan.project.workspace_root,
         target_dir: &target_dir,
@@ -166,6 +198,98 @@ pub fn build(
         .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
         .collect();
     runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))
+}
+
+struct CopyInputs<'a> {
+    plan: &'a BuildPlan,
+    config: &'a DockerConfig,
+    env: &'a Env,
+    docker: &'a bollard::Docker,
+    runtime: &'a tokio::runtime::Runtime,
+    image: String,
+    name: String,
+    outside: Vec<PathBuf>,
+    cargo_home: PathBuf,
+    reporter: &'a Reporter,
+    interrupt: &'a Interrupt,
+}
+
+/// The build on an engine that cannot see the host's files: through volumes (see `sync`).
+fn build_copy(inputs: CopyInputs) -> Result<Vec<Built>> {
+    let CopyInputs {
+        plan,
+        config,
+        env,
+        docker,
+        runtime,
+        image,
+        name,
+        outside,
+        cargo_home,
+        reporter,
+        interrupt,
+    } = inputs;
+    let rootless = runtime.block_on(engine::is_rootless(docker))?;
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let user = (!rootless && uid != 0).then_some((uid, gid));
+    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let host_target = container_target_dir(&plan.target_dir, plan.arch);
+    let volumes = sync::volume_names(&plan.project.workspace_root, plan.arch.lambda_name());
+    let spec = container::copy_spec(
+        &ContainerInputs {
+            name,
+            image: image.clone(),
+            workspace_root: &plan.project.workspace_root,
+            target_dir: Path::new(sync::TARGET_ROOT),
+            cargo_home: &cargo_home,
+            read_only: &[],
+            user,
+            host_env: &host_env,
+            cwd: &env.cwd,
+            cargo: &plan.cargo,
+            memory: config.memory,
+        },
+        &volumes,
+    );
+    reporter.status(
+        "Container",
+        format!(
+            "{} for {} in {image}, offline, the project copied to the engine",
+            plan.bin_list(),
+            plan.arch
+        ),
+    );
+    reporter.command(&spec.as_docker_run());
+    interrupt.check()?;
+
+    let mut roots = vec![plan.project.workspace_root.clone()];
+    roots.extend(
+        outside
+            .into_iter()
+            .filter(|dir| !dir.starts_with(&plan.project.workspace_root)),
+    );
+    let mut skip = vec![plan.target_dir.clone()];
+    skip.extend(plan.functions.iter().map(|f| f.output.path().to_path_buf()));
+    let lock_file = plan.project.workspace_root.join("Cargo.lock");
+    let wanted: Vec<(&Path, &str)> = plan
+        .functions
+        .iter()
+        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+        .collect();
+    let build = copy::CopyBuild {
+        spec: &spec,
+        scan: sync::Inputs {
+            roots: &roots,
+            skip: &skip,
+            cargo_home: &cargo_home,
+            lock_file: &lock_file,
+        },
+        host_target: &host_target,
+        owner: user,
+        wanted: &wanted,
+    };
+    runtime.block_on(copy::run(docker, &build, reporter, interrupt))
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.

@@ -44,20 +44,23 @@ pub const REGISTRY_ROOT: &str = "/lambda-build/cargo/registry";
 pub const TARGET_ROOT: &str = "/lambda-build/target";
 /// The sync's own files, inside the source volume (no host path starts with `/.lambda-build`).
 pub const STATE_DIR: &str = "/lambda-build/src/.lambda-build";
-const MANIFEST: &str = "/lambda-build/src/.lambda-build/manifest.json";
-const MANIFEST_NEXT: &str = "/lambda-build/src/.lambda-build/manifest.next.json";
+const MANIFEST: &str = "/lambda-build/src/.lambda-build/manifest.json.gz";
+const MANIFEST_NEXT: &str = "/lambda-build/src/.lambda-build/manifest.next.json.gz";
 const DELETE_LIST: &str = "/lambda-build/src/.lambda-build/delete";
+/// The files an upload is writing, listed before any of them: until the finished manifest
+/// replaces the old one, their content there is unknown.
+const UNKNOWN_LIST: &str = "/lambda-build/src/.lambda-build/unknown";
 
 /// What the container runs before cargo (`sh -c SCRIPT sh cargo ARGS…`): the deletions the
 /// last upload asked for, then the finished manifest into place.
 pub const PRELUDE: &str = "set -e
-if [ -f /lambda-build/src/.lambda-build/delete ]; then
-  while IFS= read -r f; do rm -f -- \"$f\"; done < /lambda-build/src/.lambda-build/delete
-  rm -f /lambda-build/src/.lambda-build/delete
+cd /lambda-build/src/.lambda-build
+if [ -f manifest.next.json.gz ]; then
+  while IFS= read -r f; do rm -f -- \"$f\"; done < delete
+  mv -f manifest.next.json.gz manifest.json.gz
+  rm -f delete unknown
 fi
-if [ -f /lambda-build/src/.lambda-build/manifest.next.json ]; then
-  mv -f /lambda-build/src/.lambda-build/manifest.next.json /lambda-build/src/.lambda-build/manifest.json
-fi
+cd \"$OLDPWD\"
 exec \"$@\"";
 
 /// The hash of a file whose content is not known: it differs from every real one.
@@ -226,7 +229,7 @@ fn walk_sources(
             let entry = entry?;
             let path = entry.path();
             let Some(name) = path.to_str() else { continue };
-            if name.contains('\n') || entry.file_name() == ".git" || skip.contains(&path) {
+            if name.contains('\n') || entry.file_name() == ".git" || is_skipped(&path, skip) {
                 continue;
             }
             let file_type = entry.file_type()?;
@@ -241,9 +244,24 @@ fn walk_sources(
     Ok(())
 }
 
-/// The lock file's registry packages that the host's `cargo fetch` downloaded (the others are
-/// for platforms the build does not target): their `.crate` files and index entries, relative to
-/// cargo's `registry/` directory, in every registry directory that has them.
+/// A skipped path, or the temporary file a run writes beside a skipped output
+/// (`.lambda.zip.<pid>.XXXXXX`) before renaming it into place.
+fn is_skipped(path: &Path, skip: &[PathBuf]) -> bool {
+    skip.iter().any(|s| {
+        s == path
+            || (s.parent() == path.parent()
+                && s.file_name().zip(path.file_name()).is_some_and(|(s, p)| {
+                    p.to_string_lossy()
+                        .starts_with(&format!(".{}.", s.to_string_lossy()))
+                }))
+    })
+}
+
+/// The `.crate` files of the lock file's registry packages that the host's `cargo fetch`
+/// downloaded (the others are for platforms the build does not target), and the index entries
+/// of all of them (offline, cargo's resolver still reads the entry of an optional dependency no
+/// feature enables): relative to cargo's `registry/` directory, in every registry directory
+/// that has them.
 fn needed_registry_files(registry: &Path, lock_file: &Path) -> std::io::Result<Vec<PathBuf>> {
     let text = match std::fs::read_to_string(lock_file) {
         Ok(text) => text,
@@ -253,31 +271,35 @@ fn needed_registry_files(registry: &Path, lock_file: &Path) -> std::io::Result<V
     };
     let packages = registry_packages(&text);
     let mut files = Vec::new();
-    let Ok(caches) = std::fs::read_dir(registry.join("cache")) else {
-        return Ok(files);
-    };
-    for cache in caches.flatten() {
+    let mut used_registries = BTreeSet::new();
+    for cache in std::fs::read_dir(registry.join("cache"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let dir_name = PathBuf::from(cache.file_name());
-        let mut any = false;
         for (name, version) in &packages {
             let krate = Path::new("cache")
                 .join(&dir_name)
                 .join(format!("{name}-{version}.crate"));
             if registry.join(&krate).is_file() {
-                any = true;
+                used_registries.insert(dir_name.clone());
                 files.push(krate);
-                let entry = Path::new("index")
-                    .join(&dir_name)
-                    .join(".cache")
-                    .join(index_path(name));
-                if registry.join(&entry).is_file() {
-                    files.push(entry);
-                }
             }
         }
-        let config = Path::new("index").join(&dir_name).join("config.json");
-        if any && registry.join(&config).is_file() {
+    }
+    for dir_name in used_registries {
+        let index = Path::new("index").join(&dir_name);
+        let config = index.join("config.json");
+        if registry.join(&config).is_file() {
             files.push(config);
+        }
+        let names: BTreeSet<&str> = packages.iter().map(|(name, _)| name.as_str()).collect();
+        for name in names {
+            let entry = index.join(".cache").join(index_path(name));
+            if registry.join(&entry).is_file() {
+                files.push(entry);
+            }
         }
     }
     Ok(files)
@@ -356,30 +378,21 @@ pub fn manifest_of(local: &[Local]) -> Manifest {
     }
 }
 
-/// What the volume holds while an upload is under way: the files being written are unknown,
-/// and the ones to delete are still there.
-pub fn interim(remote: &Manifest, local: &[Local], changes: &Changes) -> Manifest {
-    let mut files = remote.files.clone();
-    for &i in &changes.upload {
-        let file = &local[i];
-        files.insert(
-            file.container.clone(),
-            FileEntry {
-                sha256: UNKNOWN.into(),
-                ..file.entry.clone()
-            },
-        );
+/// What the volume holds when an upload was cut short (the list of files it was writing is
+/// still there): those files are unknown, and the ones it was to delete are still there.
+pub fn with_unknown(mut manifest: Manifest, unknown: &str) -> Manifest {
+    for path in unknown.lines().filter(|line| !line.is_empty()) {
+        manifest.files.entry(path.to_string()).or_default().sha256 = UNKNOWN.into();
     }
-    Manifest { files }
+    manifest
 }
 
 /// The tar that makes the volumes match the host, extracted at `/` of the build container:
-/// the interim manifest first, then the changed files (with their parent directories, so they
-/// get the owner), then the finished manifest and the deletion list for [`PRELUDE`]. `owner` is
+/// the list of files it writes first, then those files (with their parent directories, so they
+/// get the owner), then the deletion list and the finished manifest for [`PRELUDE`]. `owner` is
 /// the uid and gid the build runs as (root when `None`); the volume roots get it too, so cargo
 /// can write its target directory and unpack crates.
 pub fn archive(
-    remote: &Manifest,
     local: &[Local],
     changes: &Changes,
     owner: Option<(u32, u32)>,
@@ -428,12 +441,12 @@ pub fn archive(
         add_dirs(&mut builder, &format!("{root}/x"))?;
     }
     add_dirs(&mut builder, MANIFEST)?;
-    let json = |m: &Manifest| serde_json::to_vec(m).map_err(std::io::Error::other);
-    add_bytes(
-        &mut builder,
-        MANIFEST,
-        &json(&interim(remote, local, changes))?,
-    )?;
+    let mut unknown = String::new();
+    for &i in &changes.upload {
+        unknown.push_str(&local[i].container);
+        unknown.push('\n');
+    }
+    add_bytes(&mut builder, UNKNOWN_LIST, unknown.as_bytes())?;
     for &i in &changes.upload {
         let file = &local[i];
         add_dirs(&mut builder, &file.container)?;
@@ -449,31 +462,60 @@ pub fn archive(
         header.set_size(content.len() as u64);
         builder.append_data(&mut header, &file.container[1..], content.as_slice())?;
     }
-    add_bytes(&mut builder, MANIFEST_NEXT, &json(&manifest_of(local))?)?;
     let mut list = String::new();
     for path in &changes.delete {
         list.push_str(path);
         list.push('\n');
     }
     add_bytes(&mut builder, DELETE_LIST, list.as_bytes())?;
+    // Last: its presence says that everything before it arrived.
+    add_bytes(&mut builder, MANIFEST_NEXT, &compress(&manifest_of(local))?)?;
     builder.into_inner()
 }
 
-/// The manifest the volume holds, from the tar the engine sends for [`MANIFEST`]; a volume
-/// without one (new, or emptied) holds nothing known.
-pub fn manifest_from_tar(tar_bytes: &[u8]) -> Manifest {
+/// The manifest, gzipped: the hashes are most of an edit's upload otherwise.
+fn compress(manifest: &Manifest) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(&serde_json::to_vec(manifest).map_err(std::io::Error::other)?)?;
+    encoder.finish()
+}
+
+/// What the volume holds, from the tar of [`STATE_DIR`] the engine sends: its manifest, with
+/// the files of an upload that never finished marked unknown. A volume without a manifest
+/// (new, or emptied) holds nothing known.
+pub fn state_from_tar(tar_bytes: &[u8]) -> Manifest {
+    let mut manifest = None;
+    let mut unknown = String::new();
     let mut archive = tar::Archive::new(tar_bytes);
-    let Ok(mut entries) = archive.entries() else {
+    let Ok(entries) = archive.entries() else {
         return Manifest::default();
     };
-    let Some(Ok(mut entry)) = entries.next() else {
-        return Manifest::default();
-    };
-    let mut text = Vec::new();
-    if entry.read_to_end(&mut text).is_err() {
-        return Manifest::default();
+    for entry in entries {
+        let Ok(mut entry) = entry else {
+            return Manifest::default();
+        };
+        let name = entry
+            .path()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()));
+        match name.as_deref() {
+            Some("manifest.json.gz") => {
+                let mut json = Vec::new();
+                let read = flate2::read::GzDecoder::new(&mut entry).read_to_end(&mut json);
+                manifest = read.ok().and_then(|_| serde_json::from_slice(&json).ok());
+                if manifest.is_none() {
+                    return Manifest::default();
+                }
+            }
+            Some("unknown") => {
+                let _ = entry.read_to_string(&mut unknown);
+            }
+            _ => {}
+        }
     }
-    serde_json::from_slice(&text).unwrap_or_default()
+    // The list without a manifest: a first upload cut short, everything unknown.
+    with_unknown(manifest.unwrap_or_default(), &unknown)
 }
 
 /// The only regular file of a tar the engine sent for one path.
@@ -490,11 +532,6 @@ pub fn file_from_tar(tar_bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Err(std::io::Error::other("the engine sent no file"))
 }
 
-/// The manifest path the engine is asked for.
-pub fn manifest_path() -> &'static str {
-    MANIFEST
-}
-
 /// The volume names of a project (its workspace root) and architecture: stable between runs,
 /// apart for projects and architectures.
 pub fn volume_names(workspace_root: &Path, arch: &str) -> [String; 3] {
@@ -508,8 +545,8 @@ const UPLOAD_CHUNK: usize = 1 << 20;
 
 /// The volume's manifest, read through the created (not started) build container.
 pub async fn read_manifest(docker: &Docker, container: &str) -> Result<Manifest> {
-    match download(docker, container, MANIFEST).await {
-        Ok(bytes) => Ok(manifest_from_tar(&bytes)),
+    match download(docker, container, STATE_DIR).await {
+        Ok(bytes) => Ok(state_from_tar(&bytes)),
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(Manifest::default()),
@@ -570,22 +607,21 @@ pub async fn download(
     Ok(bytes)
 }
 
+/// Whether `host` holds exactly the bytes whose hash is `known`.
+pub fn has_content(host: &Path, known: &str) -> bool {
+    entry_of(host, None).is_ok_and(|e| e.sha256 == known)
+}
+
 /// Copies a built executable out of the stopped container to `host` (written beside it and
-/// renamed, so an interrupted download never leaves half a binary), unless `host` already has
-/// exactly the bytes whose hash `known` gives. Returns the bytes' hash and how many came over.
+/// renamed, so an interrupted download never leaves half a binary). Returns the bytes' hash
+/// and how many came over.
 pub async fn fetch_executable(
     docker: &Docker,
     container: &str,
     path: &str,
     host: &Path,
-    known: Option<&str>,
     interrupt: &Interrupt,
 ) -> Result<(String, u64)> {
-    if let Some(known) = known
-        && entry_of(host, None).is_ok_and(|e| e.sha256 == known)
-    {
-        return Ok((known.to_string(), 0));
-    }
     let action = || format!("copy `{path}` out of the build container");
     let request = download(docker, container, path);
     tokio::pin!(request);
@@ -661,21 +697,81 @@ mod tests {
         assert_eq!(diff(&remote, &exec).upload, [2]);
     }
 
+    /// A tar of the state directory as the engine sends it, from the archive's entries under it
+    /// (the archive extracted, up to `upto` entries).
+    fn state_dir_after(archive_bytes: &[u8], before: &[(&str, Vec<u8>)], upto: usize) -> Vec<u8> {
+        let mut files: BTreeMap<String, Vec<u8>> = before
+            .iter()
+            .map(|(name, bytes)| (name.to_string(), bytes.clone()))
+            .collect();
+        let mut archive = tar::Archive::new(archive_bytes);
+        for entry in archive.entries().unwrap().take(upto) {
+            let mut entry = entry.unwrap();
+            let path = entry.path().unwrap().display().to_string();
+            if let Some(name) = path
+                .strip_prefix(&STATE_DIR[1..])
+                .and_then(|n| n.strip_prefix('/'))
+                && !name.is_empty()
+            {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).unwrap();
+                files.insert(name.to_string(), bytes);
+            }
+        }
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, bytes) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(bytes.len() as u64);
+            builder
+                .append_data(
+                    &mut header,
+                    format!(".lambda-build/{name}"),
+                    bytes.as_slice(),
+                )
+                .unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
     #[test]
     fn an_interrupted_upload_is_redone_and_its_deletions_kept() {
-        let before = [local("/p/a.rs", "1"), local("/p/c.rs", "3")];
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            Local {
+                container: container_src(&path),
+                entry: entry_of(&path, None).unwrap(),
+                host: path,
+            }
+        };
+        let before = [file("a.rs", "1"), file("c.rs", "3")];
         let remote = manifest_of(&before);
-        let after = [local("/p/a.rs", "11"), local("/p/n.rs", "5")];
+        let stored = vec![("manifest.json.gz", compress(&remote).unwrap())];
+        assert_eq!(state_from_tar(&state_dir_after(&[], &stored, 0)), remote);
+        let after = [file("a.rs", "11"), file("n.rs", "5")];
         let changes = diff(&remote, &after);
-        let cut_short = interim(&remote, &after, &changes);
+        let bytes = archive(&after, &changes, None).unwrap();
+        // Cut short after the list of files being written and one more entry.
+        let at = tar::Archive::new(bytes.as_slice())
+            .entries()
+            .unwrap()
+            .position(|e| e.unwrap().path().unwrap().ends_with("unknown"))
+            .unwrap();
+        let cut_short = state_from_tar(&state_dir_after(&bytes, &stored, at + 2));
         // The next run trusts nothing that was being written and still deletes c.rs, even when
         // the host went back to the old a.rs and dropped n.rs in between.
         let again = diff(&cut_short, &before[..1]);
         assert_eq!(again.upload, [0]);
         assert_eq!(
             again.delete,
-            ["/lambda-build/src/p/c.rs", "/lambda-build/src/p/n.rs"]
+            [before[1].container.clone(), after[1].container.clone()]
         );
+
+        // The whole archive arrived: the finished manifest is there for the prelude, and until
+        // it ran, reading the state still says the same.
+        let whole = state_dir_after(&bytes, &stored, usize::MAX);
+        assert_eq!(state_from_tar(&whole), cut_short);
     }
 
     #[test]
@@ -693,7 +789,7 @@ mod tests {
             .files
             .insert("/lambda-build/src/gone.rs".into(), FileEntry::default());
         let changes = diff(&remote, &scanned);
-        let bytes = archive(&remote, &scanned, &changes, Some((1000, 1001))).unwrap();
+        let bytes = archive(&scanned, &changes, Some((1000, 1001))).unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();
         let mut delete_list = String::new();
@@ -708,19 +804,17 @@ mod tests {
             names.push(name);
         }
         assert_eq!(delete_list, "/lambda-build/src/gone.rs\n");
-        let manifest = names
-            .iter()
-            .position(|n| n.ends_with("manifest.json"))
-            .unwrap();
+        let unknown = names.iter().position(|n| n.ends_with("/unknown")).unwrap();
         let source = names
             .iter()
             .position(|n| *n == container_src(&file)[1..])
             .unwrap();
         let next = names
             .iter()
-            .position(|n| n.ends_with("manifest.next.json"))
+            .position(|n| n.ends_with("manifest.next.json.gz"))
             .unwrap();
-        assert!(manifest < source && source < next, "{names:?}");
+        assert!(unknown < source && source < next, "{names:?}");
+        assert_eq!(next, names.len() - 1, "{names:?}");
         // The volume roots belong to the build's user.
         for root in [SRC_ROOT, REGISTRY_ROOT, TARGET_ROOT] {
             assert!(
@@ -760,6 +854,7 @@ mod tests {
             "target/release/app",
             "other-target/CACHEDIR.TAG",
             "lambda.zip",
+            ".lambda.zip.123.abcdef",
         ] {
             let path = root.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -820,7 +915,9 @@ source = "git+https://example.com/x#abc"
             "cache/index.crates.io-x/serde-1.0.0.crate",
             "cache/index.crates.io-x/unrelated-9.9.9.crate",
             "index/index.crates.io-x/.cache/se/rd/serde",
+            "index/index.crates.io-x/.cache/wa/sm/wasm-only",
             "index/index.crates.io-x/config.json",
+            "index/index.crates.io-x/.cache/un/re/unrelated",
             "cache/corp-y/ab-0.2.0.crate",
         ] {
             let path = registry.join(file);
@@ -835,13 +932,15 @@ source = "git+https://example.com/x#abc"
             .map(|p| p.display().to_string())
             .collect();
         files.sort();
-        // wasm-only was not fetched for the Linux targets: not on the host, not needed.
+        // wasm-only was not fetched for the Linux targets: its crate is not on the host and
+        // not needed, but the resolver reads its index entry.
         assert_eq!(
             files,
             [
                 "cache/corp-y/ab-0.2.0.crate",
                 "cache/index.crates.io-x/serde-1.0.0.crate",
                 "index/index.crates.io-x/.cache/se/rd/serde",
+                "index/index.crates.io-x/.cache/wa/sm/wasm-only",
                 "index/index.crates.io-x/config.json",
             ]
         );
@@ -879,16 +978,8 @@ source = "git+https://example.com/x#abc"
 
     #[test]
     fn a_missing_or_broken_manifest_means_nothing_is_known() {
-        assert_eq!(manifest_from_tar(b""), Manifest::default());
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_size(3);
-        builder
-            .append_data(&mut header, "manifest.json", &b"{x}"[..])
-            .unwrap();
-        assert_eq!(
-            manifest_from_tar(&builder.into_inner().unwrap()),
-            Manifest::default()
-        );
+        assert_eq!(state_from_tar(b""), Manifest::default());
+        let broken = state_dir_after(&[], &[("manifest.json.gz", b"{x}".to_vec())], 0);
+        assert_eq!(state_from_tar(&broken), Manifest::default());
     }
 }
