@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, ValueEnum};
 
 use crate::arch::Arch;
+pub use crate::env::ColorChoice;
 
 /// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
 /// subcommand name is the first argument either way.
@@ -79,7 +80,7 @@ pub struct BuildArgs {
 
     /// Memory limit of the build container, swap included: bytes, or with a k, m or g suffix
     /// (`4g`) (implies --docker)
-    #[arg(long, value_name = "SIZE", value_parser = crate::build::docker::container::parse_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub docker_memory: Option<u64>,
 
     /// How the engine gets the project's files: `bind` mounts them (an engine on this machine),
@@ -103,17 +104,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub invoke_with: Option<PathBuf>,
 
-    /// Use verbose output (-vv very verbose): prints the commands that are run
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = COMMON)]
-    pub verbose: u8,
-
-    /// Do not print status lines or progress
-    #[arg(short = 'q', long, conflicts_with = "verbose", help_heading = COMMON)]
-    pub quiet: bool,
-
-    /// Coloring
-    #[arg(long, value_enum, value_name = "WHEN", help_heading = COMMON)]
-    pub color: Option<ColorChoice>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Package with a function's binary; repeatable
     #[arg(
@@ -261,27 +253,29 @@ pub struct InvokeArgs {
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
+}
 
-    /// Use verbose output: prints the command and environment bootstrap runs with
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+/// `-v`, `-q` and `--color`, declared once for every subcommand (`global`), resolved once
+/// into [`crate::env::Ui`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Use verbose output (-vv very verbose): prints the commands that are run, and the
+    /// environment `bootstrap` runs with
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true, help_heading = COMMON)]
     pub verbose: u8,
 
-    /// Do not print status lines, nor START / END / REPORT lines
-    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    /// Do not print status lines or progress (nor invoke's START / END / REPORT lines)
+    #[arg(short = 'q', long, conflicts_with = "verbose", global = true, help_heading = COMMON)]
     pub quiet: bool,
 
     /// Coloring
-    #[arg(long, value_enum, value_name = "WHEN")]
+    #[arg(long, value_enum, value_name = "WHEN", global = true, help_heading = COMMON)]
     pub color: Option<ColorChoice>,
 }
 
-impl BuildArgs {
-    /// The `--color` that applies: the subcommand's when one runs.
-    pub fn color_choice(&self) -> Option<ColorChoice> {
-        match &self.command {
-            Some(Command::Invoke(invoke)) => invoke.color,
-            Some(Command::New(_)) | None => self.color,
-        }
+impl OutputArgs {
+    pub fn ui(&self, env: &crate::env::Env) -> crate::env::Ui {
+        crate::env::Ui::resolve(self.quiet, self.verbose, self.color, env)
     }
 }
 
@@ -310,26 +304,65 @@ impl DockerFiles {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
+/// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
+const MIN_MEMORY: u64 = 6 << 20;
 
-impl ColorChoice {
-    /// Whether to color stderr: the flag, else whether stderr is a terminal.
-    pub fn resolve(choice: Option<ColorChoice>, stderr_is_terminal: bool) -> bool {
-        match choice {
-            Some(ColorChoice::Always) => true,
-            Some(ColorChoice::Never) => false,
-            Some(ColorChoice::Auto) | None => stderr_is_terminal,
+/// A size as `docker run --memory` reads it: bytes, or a number with a `b`, `k`, `m` or `g`
+/// suffix (powers of 1024).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(unit_at);
+    let shift = match unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit)
+    {
+        "" | "b" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: use bytes or a number with k, m or g (`512m`, `4g`)"
+            ));
         }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use a whole number (`512m`, `4g`)"))?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "`{text}` is below the engine's minimum of 6m for a container"
+        ));
     }
+    Ok(bytes)
 }
-
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn memory_sizes_read_as_docker_reads_them() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
+        assert_eq!(parse_memory("65536k"), Ok(64 << 20));
+        assert_eq!(parse_memory("104857600"), Ok(100 << 20));
+        for bad in ["", "m", "1.5g", "4t", "-1g", "lots"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert!(parse_memory("1m").unwrap_err().contains("minimum"));
+        assert!(
+            parse_memory("99999999999g")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
     use super::*;
     use clap::CommandFactory;
 
@@ -428,8 +461,8 @@ mod tests {
         assert_eq!(args.bin, ["handler"]);
         assert_eq!(args.features.features, ["a", "b"]);
         assert!(args.features.no_default_features);
-        assert_eq!(args.verbose, 2);
-        assert_eq!(args.color, Some(ColorChoice::Never));
+        assert_eq!(args.output.verbose, 2);
+        assert_eq!(args.output.color, Some(ColorChoice::Never));
     }
 
     #[test]

@@ -17,11 +17,14 @@ use bollard::query_parameters::{
 use cargo_metadata::Message;
 use futures_util::StreamExt;
 
-use crate::build::{Built, find_executable};
-use crate::error::{Error, Result};
-use crate::plan::Invocation;
+use crate::build::{BuildError, Built, find_executable};
+use crate::plan::{CargoArgs, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+use super::DockerError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use super::engine::failure;
 use super::image::LABEL;
@@ -88,7 +91,7 @@ pub struct ContainerInputs<'a> {
     /// The host's current directory.
     pub cwd: &'a Path,
     /// The plan's cargo command (`build --message-format ... --target ...`).
-    pub cargo: &'a Invocation,
+    pub cargo: &'a CargoArgs,
     pub memory: Option<u64>,
 }
 
@@ -163,7 +166,14 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         env,
         workdir,
         command: std::iter::once("cargo".to_string())
-            .chain(container_args(&inputs.cargo.args, inputs.target_dir))
+            .chain(
+                inputs
+                    .cargo
+                    .in_container(inputs.target_dir)
+                    .build_args()
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned()),
+            )
             .collect(),
         memory: inputs.memory,
     }
@@ -193,45 +203,21 @@ pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSp
         volume(registry, REGISTRY_ROOT),
     ];
     spec.workdir = container_src(&spec.workdir).into();
-    // The manifest path is the only host path among cargo's arguments.
-    let mut args: Vec<OsString> = Vec::with_capacity(inputs.cargo.args.len());
-    let mut given = inputs.cargo.args.iter();
-    while let Some(arg) = given.next() {
-        args.push(arg.clone());
-        if arg == "--manifest-path"
-            && let Some(path) = given.next()
-        {
-            args.push(container_src(Path::new(path)).into());
-        }
-    }
+    let cargo = CargoArgs {
+        manifest_path: container_src(&inputs.cargo.manifest_path).into(),
+        ..inputs.cargo.in_container(Path::new(TARGET_ROOT))
+    };
     spec.command = ["sh", "-c", PRELUDE, "sh", "cargo"]
         .into_iter()
         .map(String::from)
-        .chain(container_args(&args, Path::new(TARGET_ROOT)))
+        .chain(
+            cargo
+                .build_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
         .collect();
     spec
-}
-
-/// The plan's cargo arguments with the container's own target directory, offline: the
-/// dependencies were fetched on the host, and the container has no network.
-pub fn container_args(args: &[OsString], target_dir: &Path) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len() + 3);
-    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        if arg == "--target-dir" {
-            args.next();
-        } else if arg.starts_with("--target-dir=") || arg == "--offline" {
-            // Dropped; set below.
-        } else {
-            out.push(arg);
-        }
-    }
-    out.extend([
-        "--target-dir".to_string(),
-        target_dir.to_string_lossy().into_owned(),
-        "--offline".to_string(),
-    ]);
-    out
 }
 
 /// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
@@ -304,7 +290,7 @@ pub fn passthrough_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<
 
 impl ContainerSpec {
     /// The same container as a `docker run` command, for `-v` (and to reproduce a build by hand).
-    pub fn as_docker_run(&self) -> Invocation {
+    pub fn as_docker_run(&self) -> Cmd {
         let mut args: Vec<OsString> = vec![
             "run".into(),
             "--rm".into(),
@@ -355,7 +341,7 @@ impl ContainerSpec {
         args.extend(["--workdir".into(), self.workdir.clone().into()]);
         args.push(self.image.clone().into());
         args.extend(self.command.iter().map(OsString::from));
-        Invocation {
+        Cmd {
             program: "docker".into(),
             args,
             env: Vec::new(),
@@ -429,46 +415,6 @@ fn saturating_i64(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
-/// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
-const MIN_MEMORY: u64 = 6 << 20;
-
-/// `--docker-memory`: bytes, or a number with a `b`, `k`, `m` or `g` suffix (any case, an
-/// optional trailing `b` as in `512mb`), as `docker run --memory` takes it.
-pub fn parse_memory(text: &str) -> std::result::Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let unit_at = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(unit_at);
-    let shift = match unit
-        .strip_suffix('b')
-        .filter(|u| !u.is_empty())
-        .unwrap_or(unit)
-    {
-        "" | "b" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size: use bytes or a number with k, m or g (`512m`, `4g`)"
-            ));
-        }
-    };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: use a whole number (`512m`, `4g`)"))?;
-    let bytes = number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if bytes < MIN_MEMORY {
-        return Err(format!(
-            "`{text}` is below the engine's minimum of 6m for a container"
-        ));
-    }
-    Ok(bytes)
-}
-
 /// Creates the container, streams its output, waits for it, and removes it: after success,
 /// failure or an interrupt alike.
 pub async fn run(
@@ -497,6 +443,7 @@ pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
                 format!("create the build container from image `{}`", spec.image),
                 e,
             )
+            .into()
         })
 }
 
@@ -546,11 +493,12 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
     let action = format!("remove the build container `{name}`");
     Err(match last {
         Some(e) => failure(action, e),
-        None => Error::Docker {
+        None => DockerError::Engine {
             action,
             message: String::new(),
         },
-    })
+    }
+    .into())
 }
 
 pub async fn attach_start_and_wait(
@@ -638,12 +586,13 @@ pub async fn attach_start_and_wait(
             Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
                 break code;
             }
-            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e)),
+            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e).into()),
             Ok(None) => {
-                return Err(Error::DockerLost {
+                return Err(DockerError::Lost {
                     action: "wait for the build container".into(),
                     reason: "the engine closed the connection".into(),
-                });
+                }
+                .into());
             }
         }
     };
@@ -652,17 +601,18 @@ pub async fn attach_start_and_wait(
         // cargo may survive its build script or rustc being killed, and exit 101 as for a
         // compile error: only the engine knows that memory ran out.
         if oom_killed(docker, &spec.name, sigkill).await {
-            return Err(Error::ContainerOutOfMemory { limit: spec.memory });
+            return Err(DockerError::OutOfMemory { limit: spec.memory }.into());
         }
-        return Err(Error::ContainerBuild {
+        return Err(DockerError::ContainerBuild {
             code,
             image: spec.image.clone(),
-        });
+        }
+        .into());
     }
     built
         .into_iter()
         .zip(wanted)
-        .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
+        .map(|(built, (_, bin))| built.ok_or_else(|| BuildError::NoArtifact(bin.to_string())))
         .collect()
 }
 
@@ -719,30 +669,30 @@ impl Lines {
 mod tests {
     use super::*;
 
-    fn cargo() -> Invocation {
-        Invocation {
+    fn cargo() -> CargoArgs {
+        CargoArgs {
             program: "/home/me/.cargo/bin/cargo".into(),
-            args: [
-                "build",
-                "--message-format",
-                "json-render-diagnostics",
-                "--target",
-                "aarch64-unknown-linux-gnu",
-                "--target-dir",
-                "/home/me/fn/t",
-                "--color",
-                "never",
-            ]
-            .iter()
-            .map(OsString::from)
-            .collect(),
-            env: Vec::new(),
             cwd: "/home/me/fn".into(),
+            manifest_path: "/home/me/fn/Cargo.toml".into(),
+            target: crate::arch::Arch::Arm64,
+            profile: "release".into(),
+            packages: vec!["fn".into()],
+            bins: vec!["fn".into()],
+            features: Vec::new(),
+            all_features: false,
+            no_default_features: false,
+            locked: false,
+            offline: false,
+            frozen: false,
+            target_dir: Some("/home/me/fn/t".into()),
+            verbosity: crate::env::Verbosity::Normal,
+            color: false,
+            env: Vec::new(),
         }
     }
 
     fn inputs<'a>(
-        cargo: &'a Invocation,
+        cargo: &'a CargoArgs,
         read_only: &'a [PathBuf],
         host_env: &'a [(String, String)],
     ) -> ContainerInputs<'a> {
@@ -759,6 +709,61 @@ mod tests {
             cargo,
             memory: None,
         }
+    }
+
+    #[test]
+    fn a_remote_build_reads_volumes_at_container_paths_and_deletes_first() {
+        let cargo = cargo();
+        let outside = [PathBuf::from("/home/me/shared/util")];
+        let volumes = ["v-src".to_string(), "v-registry".into(), "v-target".into()];
+        let spec = copy_spec(&inputs(&cargo, &outside, &[]), &volumes);
+        // No bind mount at all: the engine sees none of the host's paths.
+        assert!(
+            spec.mounts
+                .iter()
+                .all(|m| !matches!(m, MountSpec::Bind { .. })),
+            "{:?}",
+            spec.mounts
+        );
+        let volume = |name: &str, target: &str| MountSpec::Volume {
+            name: name.into(),
+            target: target.into(),
+        };
+        assert!(spec.mounts.contains(&volume("v-src", "/lambda-build/src")));
+        assert!(
+            spec.mounts
+                .contains(&volume("v-target", "/lambda-build/target"))
+        );
+        assert!(
+            spec.mounts
+                .contains(&volume("v-registry", "/lambda-build/cargo/registry"))
+        );
+        assert_eq!(spec.workdir, Path::new("/lambda-build/src/home/me/fn/src"));
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.command[..2], ["sh", "-c"]);
+        assert_eq!(spec.command[2], super::super::sync::PRELUDE);
+        assert_eq!(
+            spec.command[3..].join(" "),
+            "sh cargo build --message-format json-render-diagnostics \
+             --target aarch64-unknown-linux-gnu --profile release \
+             --manifest-path /lambda-build/src/home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --target-dir /lambda-build/target --color never"
+        );
+        let shown = spec.as_docker_run().to_string();
+        assert!(
+            shown.contains(
+                "--mount 'type=volume,source=v-src,target=/lambda-build/src,\
+                 volume-label=cargo-lambda-build=volume'"
+            ),
+            "{shown}"
+        );
+        let body = spec.create_body();
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let labels = mounts[0].volume_options.as_ref().unwrap().labels.as_ref();
+        assert_eq!(
+            labels.unwrap().get(LABEL).map(String::as_str),
+            Some("volume")
+        );
     }
 
     #[test]
@@ -820,15 +825,9 @@ mod tests {
         assert_eq!(
             spec.command.join(" "),
             "cargo build --message-format json-render-diagnostics \
-             --target aarch64-unknown-linux-gnu --color never \
-             --target-dir /home/me/fn/t/lambda-build/docker/arm64 --offline"
-        );
-        assert_eq!(
-            container_args(
-                &["--offline".into(), "--target-dir=/x".into()],
-                Path::new("/t")
-            ),
-            ["--target-dir", "/t", "--offline"]
+             --target aarch64-unknown-linux-gnu --profile release \
+             --manifest-path /home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --target-dir /home/me/fn/t/lambda-build/docker/arm64 --color never"
         );
     }
 
@@ -926,24 +925,6 @@ mod tests {
         assert!(
             shown.contains("--memory 536870912 --memory-swap 536870912"),
             "{shown}"
-        );
-    }
-
-    #[test]
-    fn memory_sizes_read_as_docker_reads_them() {
-        assert_eq!(parse_memory("512m"), Ok(512 << 20));
-        assert_eq!(parse_memory("4G"), Ok(4 << 30));
-        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
-        assert_eq!(parse_memory("65536k"), Ok(64 << 20));
-        assert_eq!(parse_memory("104857600"), Ok(100 << 20));
-        for bad in ["", "m", "1.5g", "4t", "-1g", "lots"] {
-            assert!(parse_memory(bad).is_err(), "{bad}");
-        }
-        assert!(parse_memory("1m").unwrap_err().contains("minimum"));
-        assert!(
-            parse_memory("99999999999g")
-                .unwrap_err()
-                .contains("too large")
         );
     }
 

@@ -10,8 +10,12 @@ use std::time::Duration;
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
+use crate::build::BuildError;
 use crate::build::Built;
-use crate::error::{Error, Result};
+
+use super::DockerError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -37,7 +41,15 @@ pub struct CopyBuild<'a> {
 struct HostState {
     manifest: Manifest,
     #[serde(default)]
-    downloads: BTreeMap<String, String>,
+    downloads: BTreeMap<String, Download>,
+}
+
+/// An executable that came over: the engine's size and mtime of it then, and the hash of the
+/// bytes written on the host.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Download {
+    engine_stat: String,
+    sha256: String,
 }
 
 fn state_path(host_target: &Path) -> PathBuf {
@@ -130,16 +142,16 @@ async fn sync_build_fetch(
         let inside = one.executable.to_string_lossy().into_owned();
         let host = sync::host_path(&one.executable, build.host_target)
             .filter(|_| one.executable.starts_with(sync::TARGET_ROOT))
-            .ok_or_else(|| Error::Docker {
+            .ok_or_else(|| DockerError::Engine {
                 action: "build into its target directory".into(),
                 message: format!("cargo reported the executable at `{inside}`, outside it"),
             })?;
-        // cargo reused it and the host still has what came over last time.
-        let have = one.fresh
-            && state
-                .downloads
-                .get(&inside)
-                .is_some_and(|known| sync::has_content(&host, known));
+        // The engine's file is the one that came over last time (cargo did not relink it), and
+        // the host still has those bytes.
+        let engine_stat = sync::stat(docker, name, &inside).await?;
+        let have = state.downloads.get(&inside).is_some_and(|known| {
+            known.engine_stat == engine_stat && sync::has_content(&host, &known.sha256)
+        });
         if have {
             reporter.detail("Fresh", format!("`{}`, not downloaded", host.display()));
         } else {
@@ -150,12 +162,15 @@ async fn sync_build_fetch(
                 "Downloaded",
                 format!("{bytes} bytes to `{}`", host.display()),
             );
-            state.downloads.insert(inside, hash);
+            state.downloads.insert(
+                inside,
+                Download {
+                    engine_stat,
+                    sha256: hash,
+                },
+            );
         }
-        fetched.push(Built {
-            executable: host,
-            fresh: one.fresh,
-        });
+        fetched.push(Built { executable: host });
     }
     write_state(build.host_target, &state);
     interrupt.check()?;

@@ -15,8 +15,12 @@ use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::CreateContainerOptions;
 use sha2::{Digest, Sha256};
 
+use crate::build::BuildError;
 use crate::cli::DockerFiles;
-use crate::error::{Error, Result};
+
+use super::DockerError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use super::engine::failure;
 use super::image::LABEL;
@@ -91,11 +95,12 @@ pub async fn decide(
         }
     };
     if setting == DockerFiles::Bind && found == Files::Copy {
-        return Err(Error::DockerFilesUnseen {
+        return Err(DockerError::FilesUnseen {
             origin: origin.unwrap_or("`--docker-files bind`").to_string(),
             engine: engine.to_string(),
             path: target_dir.to_path_buf(),
-        });
+        }
+        .into());
     }
     Ok(found)
 }
@@ -165,12 +170,12 @@ async fn probe_with(
             message,
         }) if message.contains("bind source path does not exist") => return Ok(Files::Copy),
         Err(e) => {
-            return Err(failure(
+            return Err(BuildError::from(failure(
                 format!(
                     "create a container from `{image}` to see whether it sees this machine's files"
                 ),
                 e,
-            ));
+            )));
         }
     }
     let inside = format!(
@@ -184,7 +189,7 @@ async fn probe_with(
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => None,
-        Err(e) => return Err(failure("read a file through a probe container", e)),
+        Err(e) => return Err(failure("read a file through a probe container", e).into()),
     };
     removed?;
     Ok(if seen.as_deref() == Some(marker.as_bytes()) {

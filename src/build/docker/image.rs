@@ -11,8 +11,10 @@ use bollard::query_parameters::BuildImageOptions;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::build::BuildError;
 use crate::report::Reporter;
+
+use super::DockerError;
 use crate::signal::Interrupt;
 
 /// The bundled default image (Amazon Linux 2023), embedded so that an installed binary needs
@@ -103,11 +105,14 @@ impl ImageRecipe {
     }
 
     /// Reads the Dockerfile of `source`.
-    pub fn load(source: DockerfileSource, build_args: Vec<(String, String)>) -> Result<Self> {
+    pub fn load(
+        source: DockerfileSource,
+        build_args: Vec<(String, String)>,
+    ) -> Result<Self, DockerError> {
         let text = match &source {
             DockerfileSource::Bundled => BUNDLED_DOCKERFILE.to_string(),
             DockerfileSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|source| Error::DockerfileRead {
+                std::fs::read_to_string(path).map_err(|source| DockerError::DockerfileRead {
                     path: path.clone(),
                     source,
                 })?
@@ -118,7 +123,7 @@ impl ImageRecipe {
 
     /// The build context: a tar holding only the Dockerfile, never the project or `target/`
     /// (sending gigabytes of `target/` to the engine is what makes naive Docker builds slow).
-    pub fn context(&self) -> Result<Vec<u8>> {
+    pub fn context(&self) -> Result<Vec<u8>, BuildError> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(self.dockerfile.len() as u64);
@@ -164,7 +169,7 @@ pub fn rust_version_from(cargo_version: &str) -> Option<String> {
 }
 
 /// Whether the engine has `name`.
-pub async fn exists(docker: &Docker, name: &str) -> Result<bool> {
+pub async fn exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
     match docker.inspect_image(name).await {
         Ok(_) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -182,7 +187,7 @@ pub async fn ensure(
     recipe: &ImageRecipe,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<()> {
+) -> Result<(), BuildError> {
     if exists(docker, &recipe.tag).await? {
         reporter.status(
             "Reusing",
@@ -213,7 +218,7 @@ pub async fn ensure(
     let result = loop {
         if let Err(e) = interrupt.check() {
             // Dropping the stream closes the connection, and the engine cancels the build.
-            break Err(e);
+            break Err(e.into());
         }
         let item = match tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
             Err(_elapsed) => continue,
@@ -235,19 +240,19 @@ pub async fn ensure(
                     tail.push(status);
                 }
                 if let Some(message) = info.error_detail.and_then(|detail| detail.message) {
-                    break Err(image_build_error(recipe, message));
+                    break Err(image_build_error(recipe, message).into());
                 }
             }
             // A broken connection is the engine's failure, not the Dockerfile's.
             Err(e @ bollard::errors::Error::DockerStreamError { .. })
             | Err(e @ bollard::errors::Error::DockerResponseServerError { .. }) => {
-                break Err(image_build_error(recipe, engine_message(&e)));
+                break Err(image_build_error(recipe, super::engine::engine_message(&e)).into());
             }
-            Err(e) => break Err(super::engine::failure("build the image", e)),
+            Err(e) => break Err(super::engine::failure("build the image", e).into()),
         }
     };
     reporter.finish_progress();
-    if let Err(e @ Error::ImageBuild { .. }) = result {
+    if let Err(e @ BuildError::Docker(DockerError::ImageBuild { .. })) = result {
         // At `-v` every line was shown already.
         if !reporter.verbose() {
             for line in &tail.lines {
@@ -262,24 +267,17 @@ pub async fn ensure(
         return Err(image_build_error(
             recipe,
             "the engine reported no error but the image does not exist".into(),
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
-fn image_build_error(recipe: &ImageRecipe, message: String) -> Error {
-    Error::ImageBuild {
+fn image_build_error(recipe: &ImageRecipe, message: String) -> DockerError {
+    DockerError::ImageBuild {
         source_name: recipe.source.to_string(),
         message: message.trim().to_string(),
-    }
-}
-
-/// The text of an engine error without bollard's own wording around it.
-pub fn engine_message(error: &bollard::errors::Error) -> String {
-    match error {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
+        bundled: recipe.source == DockerfileSource::Bundled,
     }
 }
 

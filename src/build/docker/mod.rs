@@ -22,9 +22,12 @@
 pub mod container;
 pub mod copy;
 pub mod engine;
+pub mod error;
 pub mod files;
 pub mod image;
 pub mod sync;
+
+pub use error::DockerError;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -33,12 +36,14 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Metadata;
 
 use crate::arch::Arch;
-use crate::build::{Built, Watched, forward_lines};
-use crate::config::{DockerConfig, Env};
-use crate::error::{Error, Result};
-use crate::plan::{BuildPlan, Invocation};
+use crate::build::{BuildError, Built, Watched, forward_lines};
+use crate::config::DockerConfig;
+use crate::env::Env;
+use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use self::container::ContainerInputs;
 use self::engine::EngineAddress;
@@ -95,14 +100,14 @@ pub fn build(
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start an async runtime for Docker: {e}"))?;
-    let address = EngineAddress::from_env(std::env::var("DOCKER_HOST").ok().as_deref());
+    let address = EngineAddress::from_env(env.var("DOCKER_HOST"));
     let docker = runtime.block_on(engine::connect(&address))?;
     reporter.detail("Docker", format!("engine at {}", address.host));
 
     let image = match (&choice, &recipe) {
         (ImageChoice::Existing(name), _) => {
             if !runtime.block_on(image::exists(&docker, name))? {
-                return Err(Error::DockerImageMissing(name.clone()));
+                return Err(DockerError::ImageMissing(name.clone()).into());
             }
             reporter.status("Using", format!("image {name}"));
             name.clone()
@@ -115,11 +120,13 @@ pub fn build(
     };
     interrupt.check()?;
 
-    run_fetch(&fetch_invocation(plan), reporter, interrupt)?;
-    let outside = outside_path_roots(plan, &env.cargo)?;
+    run_fetch(&plan.cargo.fetch(), reporter, interrupt)?;
+    let outside = outside_path_roots(plan)?;
 
     let target_dir = container_target_dir(&plan.target_dir, plan.arch);
-    let cargo_home = host_cargo_home(&env.cwd)?;
+    let cargo_home = env
+        .cargo_home()
+        .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set"))?;
     let name = container_name();
     let files = runtime.block_on(files::decide(
         &docker,
@@ -130,20 +137,34 @@ pub fn build(
         &plan.target_dir,
         &format!("{name}-probe"),
     ))?;
+    let rootless = runtime.block_on(engine::is_rootless(&docker))?;
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let user = (!rootless && uid != 0).then_some((uid, gid));
+    let host_env: Vec<(String, String)> = env
+        .vars()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .collect();
+    let inputs = ContainerInputs {
+        name,
+        image: image.clone(),
+        workspace_root: &plan.project.workspace_root,
+        target_dir: &target_dir,
+        cargo_home: &cargo_home,
+        read_only: &outside,
+        user,
+        host_env: &host_env,
+        cwd: &env.cwd,
+        cargo: &plan.cargo,
+        memory: config.memory,
+    };
     if files == Files::Copy {
-        return build_copy(CopyInputs {
+        let build = CopyInputs {
             plan,
-            config,
-            env,
+            inputs,
             docker: &docker,
-            runtime: &runtime,
-            image,
-            name,
-            outside,
-            cargo_home,
-            reporter,
-            interrupt,
-        });
+        };
+        return runtime.block_on(build_copy(build, reporter, interrupt));
     }
     reporter.detail(
         "Docker",
@@ -168,128 +189,79 @@ pub fn build(
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
 
-    let rootless = runtime.block_on(engine::is_rootless(&docker))?;
-    // SAFETY: getuid and getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let user = (!rootless && uid != 0).then_some((uid, gid));
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let spec = container::spec(&ContainerInputs {
-        name,
-        image: image.clone(),
-        workspace_root: &plan.project.workspace_root,
-        target_dir: &target_dir,
-        cargo_home: &cargo_home,
-        read_only: &outside,
-        user,
-        host_env: &host_env,
-        cwd: &env.cwd,
-        cargo: &plan.cargo,
-        memory: config.memory,
-    });
+    let spec = container::spec(&inputs);
     reporter.status(
         "Container",
         format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    let wanted: Vec<(&Path, &str)> = plan
-        .functions
-        .iter()
-        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
-        .collect();
-    runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))
+    runtime.block_on(container::run(
+        &docker,
+        &spec,
+        &plan.wanted(),
+        reporter,
+        interrupt,
+    ))
 }
 
 struct CopyInputs<'a> {
     plan: &'a BuildPlan,
-    config: &'a DockerConfig,
-    env: &'a Env,
+    inputs: ContainerInputs<'a>,
     docker: &'a bollard::Docker,
-    runtime: &'a tokio::runtime::Runtime,
-    image: String,
-    name: String,
-    outside: Vec<PathBuf>,
-    cargo_home: PathBuf,
-    reporter: &'a Reporter,
-    interrupt: &'a Interrupt,
 }
 
 /// The build on an engine that cannot see the host's files: through volumes (see `sync`).
-fn build_copy(inputs: CopyInputs) -> Result<Vec<Built>> {
+async fn build_copy(
+    build: CopyInputs<'_>,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Built>> {
     let CopyInputs {
         plan,
-        config,
-        env,
+        inputs,
         docker,
-        runtime,
-        image,
-        name,
-        outside,
-        cargo_home,
-        reporter,
-        interrupt,
-    } = inputs;
-    let rootless = runtime.block_on(engine::is_rootless(docker))?;
-    // SAFETY: getuid and getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let user = (!rootless && uid != 0).then_some((uid, gid));
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
-    let host_target = container_target_dir(&plan.target_dir, plan.arch);
+    } = build;
     let volumes = sync::volume_names(&plan.project.workspace_root, plan.arch.lambda_name());
-    let spec = container::copy_spec(
-        &ContainerInputs {
-            name,
-            image: image.clone(),
-            workspace_root: &plan.project.workspace_root,
-            target_dir: Path::new(sync::TARGET_ROOT),
-            cargo_home: &cargo_home,
-            read_only: &[],
-            user,
-            host_env: &host_env,
-            cwd: &env.cwd,
-            cargo: &plan.cargo,
-            memory: config.memory,
-        },
-        &volumes,
-    );
+    let spec = container::copy_spec(&inputs, &volumes);
     reporter.status(
         "Container",
         format!(
-            "{} for {} in {image}, offline, the project copied to the engine",
+            "{} for {} in {}, offline, the project copied to the engine",
             plan.bin_list(),
-            plan.arch
+            plan.arch,
+            inputs.image
         ),
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
 
-    let mut roots = vec![plan.project.workspace_root.clone()];
+    let workspace = &plan.project.workspace_root;
+    let mut roots = vec![workspace.clone()];
     roots.extend(
-        outside
-            .into_iter()
-            .filter(|dir| !dir.starts_with(&plan.project.workspace_root)),
+        inputs
+            .read_only
+            .iter()
+            .filter(|dir| !dir.starts_with(workspace))
+            .cloned(),
     );
     let mut skip = vec![plan.target_dir.clone()];
     skip.extend(plan.functions.iter().map(|f| f.output.path().to_path_buf()));
-    let lock_file = plan.project.workspace_root.join("Cargo.lock");
-    let wanted: Vec<(&Path, &str)> = plan
-        .functions
-        .iter()
-        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
-        .collect();
+    let lock_file = workspace.join("Cargo.lock");
+    let host_target = container_target_dir(&plan.target_dir, plan.arch);
     let build = copy::CopyBuild {
         spec: &spec,
         scan: sync::Inputs {
             roots: &roots,
             skip: &skip,
-            cargo_home: &cargo_home,
+            cargo_home: inputs.cargo_home,
             lock_file: &lock_file,
         },
         host_target: &host_target,
-        owner: user,
-        wanted: &wanted,
+        owner: inputs.user,
+        wanted: &plan.wanted(),
     };
-    runtime.block_on(copy::run(docker, &build, reporter, interrupt))
+    copy::run(docker, &build, reporter, interrupt).await
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
@@ -307,114 +279,44 @@ fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
         .arg("-V")
         .current_dir(cwd)
         .output()
-        .map_err(Error::spawn(cargo))?;
+        .map_err(BuildError::spawn_rust(cargo))?;
     let text = String::from_utf8_lossy(&output.stdout);
     image::rust_version_from(&text).ok_or_else(|| {
         anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into()
     })
 }
 
-/// cargo's home on the host: `CARGO_HOME`, else `~/.cargo`.
-fn host_cargo_home(cwd: &Path) -> Result<PathBuf> {
-    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
-        return Ok(cwd.join(home));
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|home| PathBuf::from(home).join(".cargo"))
-        .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set").into())
-}
-
-/// `cargo fetch` for both Linux targets (the container compiles build scripts for its own
-/// architecture, which may be either), with the user's `--locked` / `--offline` / `--frozen`.
-pub fn fetch_invocation(plan: &BuildPlan) -> Invocation {
-    let mut args: Vec<OsString> = vec![
-        "fetch".into(),
-        "--manifest-path".into(),
-        manifest_path(plan).into(),
-    ];
-    for arch in Arch::ALL {
-        args.extend(["--target".into(), arch.triple().into()]);
-    }
-    let mut cargo_args = plan.cargo.args.iter();
-    while let Some(arg) = cargo_args.next() {
-        if ["--locked", "--offline", "--frozen", "--quiet"]
-            .iter()
-            .any(|flag| arg == flag)
-        {
-            args.push(arg.clone());
-        } else if arg == "--color" {
-            args.push(arg.clone());
-            args.extend(cargo_args.next().cloned());
-        }
-    }
-    Invocation {
-        program: plan.cargo.program.clone(),
-        args,
-        env: plan.cargo.env.clone(),
-        cwd: plan.cargo.cwd.clone(),
-    }
-}
-
-/// The manifest the plan's cargo command builds from.
-fn manifest_path(plan: &BuildPlan) -> PathBuf {
-    let args = &plan.cargo.args;
-    args.iter()
-        .position(|a| a == "--manifest-path")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| plan.project.workspace_root.join("Cargo.toml"))
-}
-
 /// Runs `cargo fetch`, its output passed to the user, a signal passed on to it.
-fn run_fetch(invocation: &Invocation, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
+fn run_fetch(invocation: &Cmd, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
     let mut watched = Watched::spawn(invocation, Stdio::null(), reporter, interrupt)?;
     forward_lines(watched.child_stderr()?, reporter);
     let status = watched.wait(interrupt)?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::Fetch {
+        Err(DockerError::Fetch {
             code: status.code(),
-        })
+        }
+        .into())
     }
 }
 
 /// The directories outside the workspace that the build reads: path dependencies (each one's
 /// own workspace root when it has one, since its manifest may inherit from there).
-fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>> {
-    let mut command = Command::new(cargo);
-    command
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
-        .arg(manifest_path(plan))
-        .current_dir(&plan.cargo.cwd);
-    // The platforms `cargo fetch` fetched for: without a filter, cargo wants every package of
-    // every platform, which were not downloaded.
-    for arch in Arch::ALL {
-        command.args(["--filter-platform", arch.triple()]);
-    }
-    if plan
-        .cargo
-        .args
-        .iter()
-        .any(|a| a == "--locked" || a == "--frozen")
-    {
-        command.arg("--locked");
-    }
-    let output = command.output().map_err(Error::spawn(cargo))?;
+fn outside_path_roots(plan: &BuildPlan) -> Result<Vec<PathBuf>> {
+    let cmd = plan.cargo.metadata();
+    let output = cmd
+        .command()
+        .output()
+        .map_err(BuildError::spawn_rust(&cmd.program))?;
     if !output.status.success() {
-        return Err(Error::Metadata(
+        return Err(DockerError::Metadata(
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
+        )
+        .into());
     }
     let metadata = cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&output.stdout))
-        .map_err(|e| Error::Metadata(e.to_string()))?;
+        .map_err(|e| DockerError::Metadata(e.to_string()))?;
     let dirs = outside_path_packages(&metadata, &plan.project.workspace_root)
         .into_iter()
         .map(|dir| enclosing_workspace(&dir).unwrap_or(dir))
@@ -480,23 +382,20 @@ mod tests {
         };
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        let env = Env {
-            cargo: "/bin/cargo".into(),
-            cwd: "/ws/api".into(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        };
+        let env = Env::new(
+            "/ws/api".into(),
+            false,
+            [("CARGO", "/bin/cargo"), ("CI", "true")],
+        );
         let config = BuildConfig::resolve(args, &env, &project).unwrap();
-        crate::plan::plan(&config, &project, &env.cargo, &env.cwd, Vec::new())
+        crate::plan::plan(&config, &project, &env, Vec::new())
     }
 
     #[test]
     fn fetch_covers_both_targets_and_keeps_the_users_lock_flags() {
         let plan = plan(&["--docker", "--arch", "arm64", "--locked", "-F", "x"]);
-        assert_eq!(manifest_path(&plan), Path::new("/ws/api/Cargo.toml"));
-        let shown = fetch_invocation(&plan).to_string();
+        assert_eq!(plan.cargo.manifest_path, Path::new("/ws/api/Cargo.toml"));
+        let shown = plan.cargo.fetch().to_string();
         assert_eq!(
             shown,
             "/bin/cargo fetch --manifest-path /ws/api/Cargo.toml \

@@ -31,7 +31,11 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::build::BuildError;
+
+use super::DockerError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 use crate::signal::Interrupt;
 
 use super::engine::failure;
@@ -550,7 +554,7 @@ pub async fn read_manifest(docker: &Docker, container: &str) -> Result<Manifest>
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 404, ..
         }) => Ok(Manifest::default()),
-        Err(e) => Err(failure("read the build volumes' manifest", e)),
+        Err(e) => Err(failure("read the build volumes' manifest", e).into()),
     }
 }
 
@@ -586,7 +590,8 @@ pub async fn upload(
             Err(_elapsed) => continue,
             Ok(result) => {
                 interrupt.check()?;
-                return result.map_err(|e| failure("copy the project into the build volumes", e));
+                return result
+                    .map_err(|e| failure("copy the project into the build volumes", e).into());
             }
         }
     }
@@ -605,6 +610,20 @@ pub async fn download(
         bytes.extend_from_slice(&chunk?);
     }
     Ok(bytes)
+}
+
+/// The size and mtime of a file in the stopped container, as the engine states them.
+pub async fn stat(docker: &Docker, container: &str, path: &str) -> Result<String> {
+    let options = bollard::query_parameters::ContainerArchiveInfoOptions { path: path.into() };
+    let found = docker
+        .get_container_archive_info(container, Some(options))
+        .await
+        .map_err(|e| failure(format!("look at `{path}` in the build container"), e))?;
+    Ok(format!(
+        "{} {}",
+        found.size,
+        found.modification_time.unwrap_or_default()
+    ))
 }
 
 /// Whether `host` holds exactly the bytes whose hash is `known`.
@@ -633,7 +652,7 @@ pub async fn fetch_executable(
         }
     };
     interrupt.check()?;
-    let content = file_from_tar(&tar_bytes).map_err(|e| Error::Docker {
+    let content = file_from_tar(&tar_bytes).map_err(|e| DockerError::Engine {
         action: action(),
         message: e.to_string(),
     })?;
