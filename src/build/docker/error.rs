@@ -36,6 +36,12 @@ pub enum DockerError {
     #[error("the Docker image `{0}` does not exist on this engine")]
     ImageMissing(String),
 
+    #[error("the Docker engine at `{engine}` cannot see this machine's files, and git dependencies ({}) cannot be copied to it yet", .packages.join(", "))]
+    GitDependencyRemote {
+        engine: String,
+        packages: Vec<String>,
+    },
+
     /// `docker-files = bind` was asked for, and the engine does not see the host's files.
     #[error("{origin} asks to bind-mount the project, but the Docker engine at `{engine}` cannot see this machine's files (`{}` is not there)", .path.display())]
     FilesUnseen {
@@ -116,6 +122,11 @@ impl DockerError {
                 "the engine runs elsewhere (CI's docker:dind, a remote host): use \
                  `--docker-files copy`, or `auto` to let the tool choose ({origin} set `bind`)"
             ),
+            DockerError::GitDependencyRemote { .. } => {
+                "vendor them (`cargo vendor`, with the `[source]` table it prints in \
+                 `.cargo/config.toml` of the project), or build with an engine on this machine"
+                    .into()
+            }
             DockerError::ImageMissing(name) => format!(
                 "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \
                  build the image from `lambda.Dockerfile` or the bundled one"

@@ -159,6 +159,16 @@ pub fn build(
         memory: config.memory,
     };
     if files == Files::Copy {
+        let lock = std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock"))
+            .unwrap_or_default();
+        let git = sync::git_packages(&lock);
+        if !git.is_empty() {
+            return Err(DockerError::GitDependencyRemote {
+                engine: address.host.clone(),
+                packages: git,
+            }
+            .into());
+        }
         let build = CopyInputs {
             plan,
             inputs,

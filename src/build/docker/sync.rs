@@ -311,6 +311,21 @@ fn needed_registry_files(registry: &Path, lock_file: &Path) -> std::io::Result<V
 
 /// `(name, version)` of each package of `Cargo.lock` that comes from a registry.
 pub fn registry_packages(lock: &str) -> Vec<(String, String)> {
+    lock_packages(lock, |source| {
+        source.starts_with("registry+") || source.starts_with("sparse+")
+    })
+}
+
+/// The names of the packages of `Cargo.lock` that come from a git repository: the volumes do
+/// not carry cargo's git checkouts.
+pub fn git_packages(lock: &str) -> Vec<String> {
+    lock_packages(lock, |source| source.starts_with("git+"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+fn lock_packages(lock: &str, from: impl Fn(&str) -> bool) -> Vec<(String, String)> {
     #[derive(Deserialize)]
     struct Lock {
         #[serde(default)]
@@ -327,11 +342,7 @@ pub fn registry_packages(lock: &str) -> Vec<(String, String)> {
     };
     lock.package
         .into_iter()
-        .filter(|p| {
-            p.source
-                .as_deref()
-                .is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+"))
-        })
+        .filter(|p| p.source.as_deref().is_some_and(&from))
         .map(|p| (p.name, p.version))
         .collect()
 }
@@ -923,6 +934,7 @@ source = "git+https://example.com/x#abc"
                 ("wasm-only".to_string(), "1.0.0".to_string()),
             ]
         );
+        assert_eq!(git_packages(lock), ["gitdep"]);
         assert_eq!(index_path("Serde"), Path::new("se/rd/serde"));
         assert_eq!(index_path("ab"), Path::new("2/ab"));
         assert_eq!(index_path("syn"), Path::new("3/s/syn"));
