@@ -5,8 +5,9 @@
 //! cannot see the host's files; the others build through it: the project, the crates and the
 //! target directory live in volumes there, synced by content.
 //!
-//! The echo project sits at one path for every test here (under `CARGO_TARGET_TMPDIR`), so its
-//! volumes, and its compiled dependencies, serve them all: one cold build per architecture.
+//! One test builds the echo project cold on each architecture and runs every other check that
+//! needs its dependencies compiled (no-op, edit, deletion, Ctrl-C, concurrent runs) on the same
+//! volumes, so the suite pays for one cold build per architecture.
 
 mod common;
 
@@ -95,6 +96,38 @@ fn volumes_of(err: &str) -> String {
         .split_once(" bytes to volumes ")
         .unwrap_or_else(|| panic!("no volumes named:\n{err}"));
     rest.split('*').next().unwrap().to_string()
+}
+
+/// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
+fn greet(dir: &Path, word: &str) {
+    let pristine =
+        std::fs::read_to_string(common::fixture_dir("echo").join("src/main.rs")).unwrap();
+    assert!(pristine.contains("\"hello, {}\""), "the fixture changed");
+    let main = dir.join("src/main.rs");
+    std::fs::write(
+        &main,
+        pristine.replace("\"hello, {}\"", &format!("\"{word}, {{}}\"")),
+    )
+    .unwrap();
+}
+
+/// Removes the volumes a project's earlier runs left on the engine, so the next build is cold.
+fn remove_volumes(host: &str, workspace_root: &Path) {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(workspace_root.as_os_str().as_encoded_bytes());
+    let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let listed = docker(
+        host,
+        &["volume", "ls", "-q", "--filter", "label=cargo-lambda-build"],
+    );
+    let names = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for name in names
+        .lines()
+        .filter(|name| name.starts_with(&format!("cargo-lambda-build-{key}-")))
+    {
+        let removed = docker(host, &["volume", "rm", "-f", name]);
+        assert!(removed.status.success(), "{}", stderr(&removed));
+    }
 }
 
 /// The echo fixture with the tests' `lambda.Dockerfile`, always at the same path (so its
@@ -188,6 +221,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let runner = &setup.runner;
     let dir = stable_project(&setup, "echo");
     let scratch = tempfile::tempdir().unwrap();
+    remove_volumes(&host, &dir);
 
     // Cold: a new set of volumes, everything uploaded and compiled on the engine. `auto` finds
     // out that the engine cannot see the files.
@@ -225,10 +259,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     assert_eq!(std::fs::read(dir.join("lambda.zip")).unwrap(), cold_zip);
 
     // An edit: only that file goes over, only the function recompiles.
-    let main = dir.join("src/main.rs");
-    let source = std::fs::read_to_string(&main).unwrap();
-    assert!(source.contains("\"hello, {}\""), "the fixture changed");
-    std::fs::write(&main, source.replace("\"hello, {}\"", "\"hi, {}\"")).unwrap();
+    greet(&dir, "hi");
     let started = Instant::now();
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
     let edit = started.elapsed();
@@ -285,6 +316,9 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     common::assert_success(&output);
     assert!(!on_engine(), "{} is still in {volume}", extra.display());
 
+    ctrl_c_during_upload_build_and_download_leaves_nothing_behind(&host, &setup, &dir);
+    two_concurrent_runs_of_one_project_both_succeed(&host, &setup, &dir);
+
     // arm64: its own volumes, cross-compiled on the engine, run under qemu.
     let started = Instant::now();
     let output = run(
@@ -298,7 +332,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let bootstrap =
         common::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), common::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&QEMU), "hi");
+    assert_echo_answers(&bootstrap, Some(&QEMU), "both");
     let started = Instant::now();
     let output = run(
         runner,
@@ -461,23 +495,16 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
 /// Ctrl-C while the project goes over, while cargo compiles, and while the executable comes
 /// back: the run stops with 130, removes its container and leaves the previous zip as it was;
 /// the next run builds normally.
-#[test]
-fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((host, setup)) = remote() else {
-        return;
-    };
-    let dir = stable_project(&setup, "echo");
+fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind(
+    host: &str,
+    setup: &Setup,
+    dir: &Path,
+) {
     let runner = &setup.runner;
-    // A warm set of volumes (shared with the test above when it ran first).
-    common::assert_success(&run(runner, &host, &dir, &["--docker", "--zip"]));
-
-    let previous = PreviousZip::plant(&dir);
-    let main = dir.join("src/main.rs");
-    let source = std::fs::read_to_string(&main).unwrap();
+    let previous = PreviousZip::plant(dir);
     // Each stage waits on a line it prints: `Uploading`, `Compiling echo`, `Downloading`.
     // A big file to upload gives the signal time to land during the upload.
-    let big = dir.join("big.bin");
+    let big = dir.join("src/big.bin");
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     let noise: Vec<u8> = (0..64 << 20)
         .map(|_| {
@@ -494,17 +521,13 @@ fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind() {
         ("build", "Compiling echo", "build"),
         ("download", "Downloading", "download"),
     ] {
-        std::fs::write(
-            &main,
-            source.replace("\"hello, {}\"", &format!("\"{edit}, {{}}\"")),
-        )
-        .unwrap();
+        greet(dir, edit);
         if stage != "upload" {
             // The big file stays out of the later stages.
             let _ = std::fs::remove_file(&big);
         }
-        let mut command = runner.command(&dir, &["--docker", "--zip", "-v"]);
-        command.env("DOCKER_HOST", &host);
+        let mut command = runner.command(dir, &["--docker", "--zip", "-v"]);
+        command.env("DOCKER_HOST", host);
         let watched = Watched::spawn_command(command);
         watched.wait_for_line(line, Duration::from_secs(600));
         watched.signal(libc::SIGINT);
@@ -512,35 +535,29 @@ fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind() {
         assert_eq!(status.code(), Some(130), "{stage}:\n{err}");
         previous.assert_intact();
         assert!(
-            wait_until(Duration::from_secs(10), || containers(&host).is_empty()),
+            wait_until(Duration::from_secs(10), || containers(host).is_empty()),
             "{stage}: left {:?}",
-            containers(&host)
+            containers(host)
         );
     }
     std::fs::remove_file(&previous.path).unwrap();
-    std::fs::write(&main, source.replace("\"hello, {}\"", "\"after, {}\"")).unwrap();
-    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
+    greet(dir, "after");
+    let output = run(runner, host, dir, &["--docker", "--zip"]);
     common::assert_success(&output);
     let scratch = tempfile::tempdir().unwrap();
     let bootstrap = common::extract_bootstrap(&dir.join("lambda.zip"), scratch.path());
     assert_echo_answers(&bootstrap, None, "after");
 }
 
-#[test]
-fn two_concurrent_runs_of_one_project_both_succeed() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some((host, setup)) = remote() else {
-        return;
-    };
-    let dir = stable_project(&setup, "echo");
-    let main = dir.join("src/main.rs");
-    let source = std::fs::read_to_string(&main).unwrap();
-    std::fs::write(&main, source.replace("\"hello, {}\"", "\"both, {}\"")).unwrap();
+/// Two runs of one project at once: they take turns on its volumes, and both zips hold this
+/// source.
+fn two_concurrent_runs_of_one_project_both_succeed(host: &str, setup: &Setup, dir: &Path) {
+    greet(dir, "both");
     let spawn = |out: &str| {
         setup
             .runner
-            .command(&dir, &["--docker", "--zip", "-o", out])
-            .env("DOCKER_HOST", &host)
+            .command(dir, &["--docker", "--zip", "-o", out])
+            .env("DOCKER_HOST", host)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
@@ -548,7 +565,7 @@ fn two_concurrent_runs_of_one_project_both_succeed() {
     };
     std::fs::create_dir_all(dir.join("a")).unwrap();
     std::fs::create_dir_all(dir.join("b")).unwrap();
-    setup.runner.give(&dir);
+    setup.runner.give(dir);
     let (a, b) = (spawn("a"), spawn("b"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
     common::assert_success(&a);
@@ -563,9 +580,5 @@ fn two_concurrent_runs_of_one_project_both_succeed() {
             "{out}: not this source"
         );
     }
-    assert!(
-        containers(&host).is_empty(),
-        "left: {:?}",
-        containers(&host)
-    );
+    assert!(containers(host).is_empty(), "left: {:?}", containers(host));
 }
