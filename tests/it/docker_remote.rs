@@ -9,13 +9,13 @@
 //! needs its dependencies compiled (no-op, edit, deletion, Ctrl-C, concurrent runs) on the same
 //! volumes, so the suite pays for one cold build per architecture.
 
-mod common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::docker::{
+use support::docker::{
     ENGINE, PreviousZip, Runner, Setup, Watched, assert_refused, elf_machine, report_time, setup,
     stderr, wait_until,
 };
@@ -29,7 +29,7 @@ fn remote() -> Option<(String, Setup)> {
     match std::env::var(REMOTE_ENV) {
         Ok(host) if !host.is_empty() => Some((host, setup)),
         _ => {
-            common::skip_or_fail(&format!(
+            support::skip_or_fail(&format!(
                 "{REMOTE_ENV} is not set; `. .ci/remote-docker.sh` starts an engine that \
                  cannot see this machine's files"
             ));
@@ -101,7 +101,7 @@ fn volumes_of(err: &str) -> String {
 /// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
 fn greet(dir: &Path, word: &str) {
     let pristine =
-        std::fs::read_to_string(common::fixture_dir("echo").join("src/main.rs")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo/src/main.rs")).unwrap();
     assert!(pristine.contains("\"hello, {}\""), "the fixture changed");
     let main = dir.join("src/main.rs");
     std::fs::write(
@@ -133,7 +133,7 @@ fn remove_volumes(host: &str, workspace_root: &Path) {
 /// The echo fixture with the tests' `lambda.Dockerfile`, always at the same path (so its
 /// volumes on the engine are reused), freshly copied, owned by the runner.
 fn stable_project(setup: &Setup, name: &str) -> PathBuf {
-    let fresh = common::docker::project(setup, "");
+    let fresh = support::docker::project(setup, "");
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("remote-{name}"));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap();
@@ -150,7 +150,7 @@ fn stable_project(setup: &Setup, name: &str) -> PathBuf {
 }
 
 fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>, greeting: &str) {
-    let Some(emulator) = common::Emulator::start() else {
+    let Some(emulator) = support::Emulator::start() else {
         return;
     };
     let function = emulator.run_bootstrap(bootstrap, wrapper);
@@ -211,7 +211,7 @@ fn the_remote_engine_cannot_see_this_machines_files() {
 
 #[test]
 fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally() {
-    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
@@ -228,7 +228,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let started = Instant::now();
     let output = run(runner, &host, &dir, &["--docker", "--zip", "-v"]);
     let cold = started.elapsed();
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("remote x86_64 cold --docker build", cold);
     let err = stderr(&output);
     assert!(err.contains("the project copied to the engine"), "{err}");
@@ -242,8 +242,8 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
         containers(&host)
     );
     let bootstrap =
-        common::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("cold"));
-    assert_eq!(elf_machine(&bootstrap), common::EM_X86_64);
+        support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("cold"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_X86_64);
     assert_echo_answers(&bootstrap, None, "hello");
     let cold_zip = std::fs::read(dir.join("lambda.zip")).unwrap();
 
@@ -251,7 +251,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let started = Instant::now();
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
     let noop = started.elapsed();
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("remote x86_64 no-op --docker build", noop);
     let err = stderr(&output);
     assert_eq!(uploaded(&err), 0, "{err}");
@@ -263,7 +263,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let started = Instant::now();
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
     let edit = started.elapsed();
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("remote x86_64 edit-rebuild-zip --docker build", edit);
     let err = stderr(&output);
     let sent = uploaded(&err);
@@ -275,7 +275,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     assert!(!err.contains("Compiling tokio"), "not incremental:\n{err}");
     eprintln!("remote: cold {cold:.1?}, no-op {noop:.1?}, edit {edit:.1?} ({sent} bytes uploaded)");
     let bootstrap =
-        common::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("edit"));
+        support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("edit"));
     assert_echo_answers(&bootstrap, None, "hi");
 
     // A file removed on the host is removed on the engine (a stale `src/bin/*.rs` there would
@@ -284,7 +284,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     std::fs::write(&extra, "kept until removed\n").unwrap();
     setup.runner.give(&extra);
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     let volume = format!("{}src", volumes_of(&stderr(&output)));
     let on_engine = || {
         let inside = format!("/v{}", extra.display());
@@ -313,7 +313,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     );
     std::fs::remove_file(&extra).unwrap();
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     assert!(!on_engine(), "{} is still in {volume}", extra.display());
 
     ctrl_c_during_upload_build_and_download_leaves_nothing_behind(&host, &setup, &dir);
@@ -327,11 +327,11 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
         &dir,
         &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("remote arm64 cold --docker build", started.elapsed());
     let bootstrap =
-        common::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
-    assert_eq!(elf_machine(&bootstrap), common::EM_AARCH64);
+        support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
     assert_echo_answers(&bootstrap, Some(&QEMU), "both");
     let started = Instant::now();
     let output = run(
@@ -340,7 +340,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
         &dir,
         &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("remote arm64 no-op --docker build", started.elapsed());
     assert_eq!(uploaded(&stderr(&output)), 0, "{}", stderr(&output));
     assert!(
@@ -356,7 +356,7 @@ fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
     let Some((host, setup)) = remote() else {
         return;
     };
-    let project = common::docker::project(&setup, "");
+    let project = support::docker::project(&setup, "");
     let previous = PreviousZip::plant(project.path());
     let output = run(
         &setup.runner,
@@ -452,11 +452,11 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         &ws,
         &["--docker", "--workspace", "--zip", "-o", "out"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     let scratch = tempfile::tempdir().unwrap();
     for name in ["one", "two"] {
         let zip = ws.join("out").join(name).join("lambda.zip");
-        let bootstrap = common::extract_bootstrap(&zip, &scratch.path().join(name));
+        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(name));
         let ran = Command::new(&bootstrap).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&ran.stdout),
@@ -475,10 +475,10 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         &ws,
         &["--docker", "--workspace", "--zip", "-o", "out"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     for name in ["one", "two"] {
         let zip = ws.join("out").join(name).join("lambda.zip");
-        let bootstrap = common::extract_bootstrap(&zip, &scratch.path().join(format!("{name}2")));
+        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(format!("{name}2")));
         let ran = Command::new(&bootstrap).output().unwrap();
         assert_eq!(
             String::from_utf8_lossy(&ran.stdout),
@@ -543,9 +543,9 @@ fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind(
     std::fs::remove_file(&previous.path).unwrap();
     greet(dir, "after");
     let output = run(runner, host, dir, &["--docker", "--zip"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     let scratch = tempfile::tempdir().unwrap();
-    let bootstrap = common::extract_bootstrap(&dir.join("lambda.zip"), scratch.path());
+    let bootstrap = support::extract_bootstrap(&dir.join("lambda.zip"), scratch.path());
     assert_echo_answers(&bootstrap, None, "after");
 }
 
@@ -568,12 +568,12 @@ fn two_concurrent_runs_of_one_project_both_succeed(host: &str, setup: &Setup, di
     setup.runner.give(dir);
     let (a, b) = (spawn("a"), spawn("b"));
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
-    common::assert_success(&a);
-    common::assert_success(&b);
+    support::assert_success(&a);
+    support::assert_success(&b);
     let scratch = tempfile::tempdir().unwrap();
     for out in ["a", "b"] {
         let bootstrap =
-            common::extract_bootstrap(&dir.join(out).join("lambda.zip"), &scratch.path().join(out));
+            support::extract_bootstrap(&dir.join(out).join("lambda.zip"), &scratch.path().join(out));
         let bytes = std::fs::read(&bootstrap).unwrap();
         assert!(
             bytes.windows(4).any(|w| w == b"both"),
