@@ -16,21 +16,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
-    elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup, stderr,
-    target_dir,
+    ENGINE, OVERRIDE_MARK, PreviousZip, assert_echo_answers, assert_refused, containers_from,
+    containers_of, elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup,
+    stderr, target_dir,
 };
-
-fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
-    let Some(emulator) = support::Emulator::start() else {
-        return;
-    };
-    let function = emulator.run_bootstrap(bootstrap, wrapper);
-    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
-    assert_eq!(status, 200, "{body}\n{}", function.output());
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer, serde_json::json!({"message": "hello, Docker"}));
-}
 
 /// Files under `dir` that the user does not own.
 fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
@@ -92,7 +81,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
             .any(|w| w == OVERRIDE_MARK),
         "bootstrap lacks the build-id set by the project's lambda.Dockerfile"
     );
-    assert_echo_answers(&bootstrap, None);
+    assert_echo_answers(&bootstrap, None, "hello");
 
     // Nothing changed: no image build, no compilation, seconds.
     let started = Instant::now();
@@ -128,7 +117,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let bootstrap =
         support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&support::QEMU));
+    assert_echo_answers(&bootstrap, Some(&support::QEMU), "hello");
 
     // Everything the builds left belongs to the user: the zips, the container's target dirs, the
     // crates cargo unpacked in the container.

@@ -16,12 +16,11 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Runner, Setup, Watched, assert_refused, elf_machine, report_time, setup,
-    stderr, wait_until,
+    ENGINE, PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
+    report_time, setup, stderr, wait_until,
 };
 
 const REMOTE_ENV: &str = "LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST";
-const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
 
 /// The remote engine's address and the Docker tests' setup (base image, user), or a skip.
 fn remote() -> Option<(String, Setup)> {
@@ -100,8 +99,10 @@ fn volumes_of(err: &str) -> String {
 
 /// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
 fn greet(dir: &Path, word: &str) {
-    let pristine =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo/src/main.rs")).unwrap();
+    let pristine = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo/src/main.rs"),
+    )
+    .unwrap();
     assert!(pristine.contains("\"hello, {}\""), "the fixture changed");
     let main = dir.join("src/main.rs");
     std::fs::write(
@@ -147,20 +148,6 @@ fn stable_project(setup: &Setup, name: &str) -> PathBuf {
     assert!(status.success());
     setup.runner.give(&dir);
     dir
-}
-
-fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>, greeting: &str) {
-    let Some(emulator) = support::Emulator::start() else {
-        return;
-    };
-    let function = emulator.run_bootstrap(bootstrap, wrapper);
-    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
-    assert_eq!(status, 200, "{body}\n{}", function.output());
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        answer,
-        serde_json::json!({ "message": format!("{greeting}, Docker") })
-    );
 }
 
 #[test]
@@ -332,7 +319,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let bootstrap =
         support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&QEMU), "both");
+    assert_echo_answers(&bootstrap, Some(&support::QEMU), "both");
     let started = Instant::now();
     let output = run(
         runner,
@@ -358,37 +345,27 @@ fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
     };
     let project = support::docker::project(&setup, "");
     let previous = PreviousZip::plant(project.path());
-    let output = run(
-        &setup.runner,
-        &host,
-        project.path(),
-        &["--docker-files", "bind", "--zip"],
-    );
-    let err = assert_refused(
-        &output,
-        1,
-        "`--docker-files` asks to bind-mount the project, but the Docker engine at",
-        "use `--docker-files copy`",
-    );
-    assert!(err.contains(&host), "{err}");
-    assert!(!err.contains("Compiling"), "{err}");
-    previous.assert_intact();
-
-    // The same from the environment, named as such.
-    let output = setup
+    let from_flag = setup
         .runner
-        .command(project.path(), &["--docker", "--zip"])
-        .env("DOCKER_HOST", &host)
-        .env("CARGO_LAMBDA_BUILD_DOCKER_FILES", "bind")
-        .output()
-        .unwrap();
-    assert_refused(
-        &output,
-        1,
-        "`CARGO_LAMBDA_BUILD_DOCKER_FILES` asks to bind-mount the project",
-        "use `--docker-files copy`",
-    );
-    previous.assert_intact();
+        .command(project.path(), &["--docker-files", "bind", "--zip"]);
+    // The same from the environment, named as such.
+    let mut from_env = setup.runner.command(project.path(), &["--docker", "--zip"]);
+    from_env.env("CARGO_LAMBDA_BUILD_DOCKER_FILES", "bind");
+    for (mut command, origin) in [
+        (from_flag, "`--docker-files`"),
+        (from_env, "`CARGO_LAMBDA_BUILD_DOCKER_FILES`"),
+    ] {
+        let output = command.env("DOCKER_HOST", &host).output().unwrap();
+        let err = assert_refused(
+            &output,
+            1,
+            &format!("{origin} asks to bind-mount the project, but the Docker engine at"),
+            "use `--docker-files copy`",
+        );
+        assert!(err.contains(&host), "{err}");
+        assert!(!err.contains("Compiling"), "{err}");
+        previous.assert_intact();
+    }
     assert!(
         containers(&host).is_empty(),
         "left: {:?}",
@@ -572,8 +549,10 @@ fn two_concurrent_runs_of_one_project_both_succeed(host: &str, setup: &Setup, di
     support::assert_success(&b);
     let scratch = tempfile::tempdir().unwrap();
     for out in ["a", "b"] {
-        let bootstrap =
-            support::extract_bootstrap(&dir.join(out).join("lambda.zip"), &scratch.path().join(out));
+        let bootstrap = support::extract_bootstrap(
+            &dir.join(out).join("lambda.zip"),
+            &scratch.path().join(out),
+        );
         let bytes = std::fs::read(&bootstrap).unwrap();
         assert!(
             bytes.windows(4).any(|w| w == b"both"),

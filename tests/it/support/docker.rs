@@ -117,6 +117,22 @@ pub fn project(setup: &Setup, dockerfile_extra: &str) -> tempfile::TempDir {
     project
 }
 
+/// The echo function in `bootstrap` answers `{"message": "<greeting>, Docker"}` under the
+/// Runtime API emulator (with `wrapper`, such as qemu-user, in front).
+pub fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>, greeting: &str) {
+    let Some(emulator) = super::Emulator::start() else {
+        return;
+    };
+    let function = emulator.run_bootstrap(bootstrap, wrapper);
+    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
+    assert_eq!(status, 200, "{body}\n{}", function.output());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({ "message": format!("{greeting}, Docker") })
+    );
+}
+
 /// The build containers a tool process left behind (they are named after its pid).
 pub fn containers_of(pid: u32) -> Vec<String> {
     try_containers_of(pid).unwrap_or_else(|err| panic!("{err}"))
