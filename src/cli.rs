@@ -83,9 +83,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub docker_memory: Option<u64>,
 
-    /// How the engine gets the project's files: `bind` mounts them (an engine on this machine),
-    /// `copy` keeps them in volumes on the engine synced by content (a remote engine), `auto`
-    /// checks which works [default: auto] (implies --docker)
+    /// How the engine gets the project: `auto` (the default) finds out, `bind` mounts it (an
+    /// engine on this machine), `copy` syncs it into volumes (a remote engine) (implies --docker)
     #[arg(long, value_enum, value_name = "MODE")]
     pub docker_files: Option<DockerFiles>,
 
@@ -283,14 +282,12 @@ impl OutputArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DockerFiles {
-    /// Bind mounts when the engine sees this machine's files, else copies (checked once per
-    /// engine)
+    /// Mounts when the engine sees this machine's files, else copies (checked once per engine)
     #[default]
     Auto,
-    /// Bind-mount the host's paths: the engine runs on this machine
+    /// Mounts the host's paths: an engine on this machine
     Bind,
-    /// Copy them into volumes on the engine, kept between runs and synced by content: an
-    /// engine elsewhere (CI's docker:dind, a build host)
+    /// Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a host
     Copy,
 }
 

@@ -249,8 +249,13 @@ fn walk_sources(
 }
 
 /// A skipped path, or the temporary file a run writes beside a skipped output
-/// (`.lambda.zip.<pid>.XXXXXX`) before renaming it into place.
+/// (`.lambda.zip.<pid>.XXXXXX`) before renaming it into place, or a `lambda.zip` of another run
+/// (another `--outdir`, another architecture): no build reads one.
 fn is_skipped(path: &Path, skip: &[PathBuf]) -> bool {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if name == "lambda.zip" || name.starts_with(".lambda.zip.") {
+        return true;
+    }
     skip.iter().any(|s| {
         s == path
             || (s.parent() == path.parent()
@@ -885,12 +890,15 @@ mod tests {
             "other-target/CACHEDIR.TAG",
             "lambda.zip",
             ".lambda.zip.123.abcdef",
+            "dist/arm64/lambda.zip",
+            "out/bootstrap",
+            "out/.bootstrap.9.x",
         ] {
             let path = root.join(file);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, "x").unwrap();
         }
-        let skip = [root.join("lambda.zip")];
+        let skip = [root.join("out/bootstrap")];
         let mut found = Vec::new();
         walk_sources(root, &skip, &mut found).unwrap();
         let mut names: Vec<String> = found
