@@ -65,6 +65,12 @@ fn containers(host: &str) -> Vec<String> {
         .collect()
 }
 
+/// No build container of the tool is left on the engine.
+fn assert_no_containers(host: &str) {
+    let left = containers(host);
+    assert!(left.is_empty(), "left on {host}: {left:?}");
+}
+
 /// `cargo-lambda-build lambda-build ARGS` as the runner, against the remote engine.
 fn run(runner: &Runner, host: &str, dir: &Path, args: &[&str]) -> Output {
     runner
@@ -223,11 +229,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
         uploaded(&err) > 100_000,
         "the crates were not uploaded:\n{err}"
     );
-    assert!(
-        containers(&host).is_empty(),
-        "left: {:?}",
-        containers(&host)
-    );
+    assert_no_containers(&host);
     let bootstrap =
         support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("cold"));
     assert_eq!(elf_machine(&bootstrap), support::EM_X86_64);
@@ -330,11 +332,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     support::assert_success(&output);
     report_time("remote arm64 no-op --docker build", started.elapsed());
     assert_eq!(uploaded(&stderr(&output)), 0, "{}", stderr(&output));
-    assert!(
-        containers(&host).is_empty(),
-        "left: {:?}",
-        containers(&host)
-    );
+    assert_no_containers(&host);
 }
 
 #[test]
@@ -366,11 +364,7 @@ fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
         assert!(!err.contains("Compiling"), "{err}");
         previous.assert_intact();
     }
-    assert!(
-        containers(&host).is_empty(),
-        "left: {:?}",
-        containers(&host)
-    );
+    assert_no_containers(&host);
 }
 
 #[test]
@@ -462,11 +456,7 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
             format!("{name} edited outside\n")
         );
     }
-    assert!(
-        containers(&host).is_empty(),
-        "left: {:?}",
-        containers(&host)
-    );
+    assert_no_containers(&host);
 }
 
 /// Ctrl-C while the project goes over, while cargo compiles, and while the executable comes
@@ -559,5 +549,5 @@ fn two_concurrent_runs_of_one_project_both_succeed(host: &str, setup: &Setup, di
             "{out}: not this source"
         );
     }
-    assert!(containers(host).is_empty(), "left: {:?}", containers(host));
+    assert_no_containers(host);
 }
