@@ -89,6 +89,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub docker_memory: Option<u64>,
 
+    /// How the engine gets the project: `auto` (the default) finds out, `bind` mounts it (an
+    /// engine on this machine), `copy` syncs it into volumes (a remote engine) (implies --docker)
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub docker_files: Option<DockerFiles>,
+
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
     #[arg(long)]
@@ -369,6 +374,29 @@ pub struct OutputArgs {
 impl OutputArgs {
     pub fn ui(&self, env: &crate::env::Env) -> crate::env::Ui {
         crate::env::Ui::resolve(self.quiet, self.verbose, self.color, env)
+    }
+}
+
+/// How `--docker` gives the engine the project's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerFiles {
+    /// Mounts when the engine sees this machine's files, else copies (checked once per engine)
+    #[default]
+    Auto,
+    /// Mounts the host's paths: an engine on this machine
+    Bind,
+    /// Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a host
+    Copy,
+}
+
+impl DockerFiles {
+    pub fn name(self) -> &'static str {
+        match self {
+            DockerFiles::Auto => "auto",
+            DockerFiles::Bind => "bind",
+            DockerFiles::Copy => "copy",
+        }
     }
 }
 

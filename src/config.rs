@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Deserializer};
 
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, MessageFormat};
+use crate::cli::{BuildArgs, DockerFiles, MessageFormat};
 use crate::env::{Env, Ui};
 use crate::project::{Function, Project};
 
@@ -68,6 +68,10 @@ pub struct DockerConfig {
     pub image: Option<String>,
     /// `--docker-memory`, in bytes: the container's memory limit, swap included.
     pub memory: Option<u64>,
+    /// `--docker-files`: bind-mount the project, copy it into volumes, or find out.
+    pub files: DockerFiles,
+    /// Where `files` was set, for the error when a forced `bind` cannot work.
+    pub files_origin: Option<String>,
 }
 
 /// Everything the later stages need to know about what the user asked for.
@@ -132,6 +136,8 @@ pub struct Layer {
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
     pub per_package: Option<bool>,
+    /// With where it was set (`--docker-files`, the variable, the table).
+    pub docker_files: Option<(DockerFiles, String)>,
 }
 
 impl Layer {
@@ -148,6 +154,7 @@ impl Layer {
             per_package: self.per_package.or(lower.per_package),
             features: self.features.or_else(|| lower.features.clone()),
             extension: self.extension.or(lower.extension),
+            docker_files: self.docker_files.or_else(|| lower.docker_files.clone()),
         }
     }
 
@@ -166,6 +173,9 @@ impl Layer {
             per_package: args.per_package.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
+            docker_files: args
+                .docker_files
+                .map(|files| (files, "`--docker-files`".to_string())),
         }
     }
 
@@ -220,6 +230,18 @@ impl Layer {
                     .collect()
             }),
             extension: bool_var("EXTENSION")?,
+            docker_files: get("DOCKER_FILES")
+                .map(|(name, value)| {
+                    <DockerFiles as clap::ValueEnum>::from_str(value, false)
+                        .map(|files| (files, format!("`{name}`")))
+                        .map_err(|_| {
+                            invalid(
+                                name,
+                                format!("`{value}` is not a mode: use `auto`, `bind` or `copy`"),
+                            )
+                        })
+                })
+                .transpose()?,
         })
     }
 }
@@ -251,6 +273,7 @@ pub struct Table {
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
     pub per_package: Option<bool>,
+    pub docker_files: Option<DockerFiles>,
     /// Per-binary tables (package tables only).
     #[serde(default)]
     pub bin: BTreeMap<String, BinTable>,
@@ -268,8 +291,8 @@ pub struct BinTable {
 }
 
 /// The keys of [`Table`], for the warning about an unknown one.
-const TABLE_KEYS: &str =
-    "arch, zip, outdir, include, profile, small, features, extension, per-package, bin.NAME";
+const TABLE_KEYS: &str = "arch, zip, outdir, include, profile, small, features, extension, per-package, docker-files, \
+     bin.NAME";
 const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
@@ -316,8 +339,9 @@ impl Table {
         Ok(table)
     }
 
-    /// The table's own keys as a layer, relative paths against `base`.
-    fn layer(&self, base: &Path) -> Layer {
+    /// The table's own keys as a layer, relative paths against `base`; `origin` names the
+    /// table for the settings that say where they came from.
+    fn layer(&self, base: &Path, origin: &str) -> Layer {
         Layer {
             arch: self.arch,
             zip: self.zip,
@@ -328,6 +352,9 @@ impl Table {
             per_package: self.per_package,
             features: self.features.clone(),
             extension: self.extension,
+            docker_files: self
+                .docker_files
+                .map(|files| (files, format!("`docker-files` in {origin}"))),
         }
     }
 }
@@ -448,7 +475,13 @@ impl BuildConfig {
             ));
         }
         // cargo-lambda's tables sit under this tool's own at each level.
-        let mut workspace = workspace_table.layer(&project.workspace_root);
+        let mut workspace = workspace_table.layer(
+            &project.workspace_root,
+            &format!(
+                "`[workspace.metadata.lambda-build]` in `{}`",
+                workspace_manifest.display()
+            ),
+        );
         for (origin, table) in &project.cargo_lambda {
             let layer = cargo_lambda_layer(table, origin, &project.workspace_root, &mut warnings)?;
             workspace = workspace.over(&layer);
@@ -460,7 +493,7 @@ impl BuildConfig {
         };
 
         // Package tables are read once per package, however many of its binaries are built.
-        let mut package_tables: BTreeMap<&Path, Table> = BTreeMap::new();
+        let mut package_tables: BTreeMap<&Path, (Table, String)> = BTreeMap::new();
         let mut cargo_lambda_tables: BTreeMap<&Path, Layer> = BTreeMap::new();
         for function in &project.functions {
             if !package_tables.contains_key(function.manifest_path.as_path()) {
@@ -470,7 +503,7 @@ impl BuildConfig {
                     function.manifest_path.display()
                 );
                 let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
-                package_tables.insert(&function.manifest_path, table);
+                package_tables.insert(&function.manifest_path, (table, origin));
                 let origin = format!(
                     "`[package.metadata.lambda.build]` of package `{}` (`{}`)",
                     function.package,
@@ -492,12 +525,13 @@ impl BuildConfig {
         let mut profile: Option<(String, &Function)> = None;
         let mut small: Option<(bool, &Function)> = None;
         let mut per_package: Option<(bool, &Function)> = None;
+        let mut docker_files: Option<((DockerFiles, Option<String>), &Function)> = None;
         let mut features: Vec<String> = Vec::new();
         for function in &project.functions {
             let root = function.package_root();
-            let table = &package_tables[function.manifest_path.as_path()];
+            let (table, origin) = &package_tables[function.manifest_path.as_path()];
             let package_layer = table
-                .layer(root)
+                .layer(root, origin)
                 .over(&cargo_lambda_tables[function.manifest_path.as_path()]);
             let bin_layer = table
                 .bin
@@ -544,6 +578,25 @@ impl BuildConfig {
                 }
                 Some(_) => {}
                 None => per_package = Some((this_per_package, function)),
+            }
+            let this_files = merged
+                .docker_files
+                .clone()
+                .map_or((DockerFiles::Auto, None), |(files, origin)| {
+                    (files, Some(origin))
+                });
+            match &docker_files {
+                Some(((seen, _), other)) if *seen != this_files.0 => {
+                    return Err(conflict(
+                        "docker-files",
+                        other,
+                        function,
+                        seen.name(),
+                        this_files.0.name(),
+                    ));
+                }
+                Some(_) => {}
+                None => docker_files = Some((this_files, function)),
             }
             // A package's own features name its features: with several packages in one
             // invocation, cargo needs them qualified as `package/feature`.
@@ -594,11 +647,19 @@ impl BuildConfig {
             docker: (args.docker
                 || args.dockerfile.is_some()
                 || args.docker_image.is_some()
-                || args.docker_memory.is_some())
-            .then(|| DockerConfig {
-                dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
-                image: args.docker_image,
-                memory: args.docker_memory,
+                || args.docker_memory.is_some()
+                || args.docker_files.is_some())
+            .then(|| {
+                let (files, files_origin) = docker_files
+                    .map(|(files, _)| files)
+                    .unwrap_or((DockerFiles::Auto, None));
+                DockerConfig {
+                    dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
+                    image: args.docker_image,
+                    memory: args.docker_memory,
+                    files,
+                    files_origin,
+                }
             }),
             invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
@@ -901,6 +962,49 @@ mod tests {
                 vec![],
                 false
             ))
+        );
+    }
+
+    #[test]
+    fn docker_files_is_layered_and_remembers_where_it_was_set() {
+        let files = |args: &[&str], env: &Env, p: &Project| {
+            let docker = resolve(args, env, p).unwrap().docker.unwrap();
+            (docker.files, docker.files_origin)
+        };
+        let plain = env(false, false);
+        assert_eq!(
+            files(&["--docker"], &plain, &one()),
+            (DockerFiles::Auto, None)
+        );
+        // The flag alone means `--docker`.
+        assert_eq!(
+            files(&["--docker-files", "copy"], &plain, &one()),
+            (DockerFiles::Copy, Some("`--docker-files`".into()))
+        );
+        let table = project(
+            &[("api", "api", json!({ "docker-files": "bind" }))],
+            Value::Null,
+        );
+        let (mode, origin) = files(&["--docker"], &plain, &table);
+        assert_eq!(mode, DockerFiles::Bind);
+        assert!(
+            origin
+                .unwrap()
+                .starts_with("`docker-files` in `[package.metadata.lambda-build]`")
+        );
+        let var = env_with(&[("CARGO_LAMBDA_BUILD_DOCKER_FILES", "copy")]);
+        assert_eq!(
+            files(&["--docker"], &var, &table),
+            (
+                DockerFiles::Copy,
+                Some("`CARGO_LAMBDA_BUILD_DOCKER_FILES`".into())
+            )
+        );
+        let bad = env_with(&[("CARGO_LAMBDA_BUILD_DOCKER_FILES", "mount")]);
+        let err = resolve(&["--docker"], &bad, &one()).unwrap_err();
+        assert!(
+            err.to_string().contains("use `auto`, `bind` or `copy`"),
+            "{err}"
         );
     }
 

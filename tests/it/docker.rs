@@ -59,7 +59,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
             .any(|w| w == OVERRIDE_MARK),
         "bootstrap lacks the build-id set by the project's lambda.Dockerfile"
     );
-    assert_echo_answers(&bootstrap, None);
+    assert_echo_answers(&bootstrap, None, "hello");
 
     // Nothing changed: no image build, no compilation, seconds.
     let started = Instant::now();
@@ -95,7 +95,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let bootstrap =
         support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&support::QEMU));
+    assert_echo_answers(&bootstrap, Some(&support::QEMU), "hello");
 
     // Everything the builds left belongs to the user: the zips, the container's target dirs, the
     // crates cargo unpacked in the container.

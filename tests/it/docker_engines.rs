@@ -95,7 +95,7 @@ fn assert_builds(setup: &Setup, dir: &Path, what: &str, vars: &[(&str, &str)]) -
     );
     let unzipped = tempfile::tempdir().unwrap();
     let bootstrap = support::extract_bootstrap(&zip, unzipped.path());
-    assert_echo_answers(&bootstrap, None);
+    assert_echo_answers(&bootstrap, None, "hello");
     stderr(&output)
 }
 

@@ -13,6 +13,7 @@ mod concurrent;
 mod docker;
 mod docker_engines;
 mod docker_reliability;
+mod docker_remote;
 mod e2e;
 mod habits;
 mod hostile;

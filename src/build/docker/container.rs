@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions,
+};
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions,
 };
@@ -49,6 +51,8 @@ pub enum MountSpec {
     },
     /// An empty directory in memory that anyone may write to.
     Tmpfs { target: PathBuf },
+    /// A named volume on the engine, created with the tool's label when it does not exist.
+    Volume { name: String, target: PathBuf },
 }
 
 /// Everything about the build container, decided before it is created.
@@ -175,6 +179,47 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
     }
 }
 
+/// The container for an engine that cannot see the host's files: the project, the crates and
+/// the target directory are the volumes `[src, registry, target]` (see `sync`), the host's
+/// paths live under `sync::SRC_ROOT`, and the deletions the last upload asked for happen before
+/// cargo starts.
+pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSpec {
+    use super::sync::{PRELUDE, REGISTRY_ROOT, SRC_ROOT, TARGET_ROOT, container_src};
+    let mut spec = spec(inputs);
+    let [src, registry, target] = volumes;
+    let volume = |name: &String, target: &str| MountSpec::Volume {
+        name: name.clone(),
+        target: target.into(),
+    };
+    spec.mounts = vec![
+        volume(src, SRC_ROOT),
+        volume(target, TARGET_ROOT),
+        MountSpec::Tmpfs {
+            target: CONTAINER_HOME.into(),
+        },
+        MountSpec::Tmpfs {
+            target: CONTAINER_CARGO_HOME.into(),
+        },
+        volume(registry, REGISTRY_ROOT),
+    ];
+    spec.workdir = container_src(&spec.workdir).into();
+    let cargo = CargoArgs {
+        manifest_path: container_src(&inputs.cargo.manifest_path).into(),
+        ..inputs.cargo.in_container(Path::new(TARGET_ROOT))
+    };
+    spec.command = ["sh", "-c", PRELUDE, "sh", "cargo"]
+        .into_iter()
+        .map(String::from)
+        .chain(
+            cargo
+                .build_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
+    spec
+}
+
 /// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
 /// Not passed: host paths (`CARGO_HOME`, `CARGO_TARGET_DIR`, `RUSTC`, wrappers), linkers (the
 /// image provides its own), registry credentials and network settings (the build is offline),
@@ -283,6 +328,10 @@ impl ContainerSpec {
                 MountSpec::Tmpfs { target } => {
                     format!("type=tmpfs,target={},tmpfs-mode=1777", target.display())
                 }
+                MountSpec::Volume { name, target } => format!(
+                    "type=volume,source={name},target={},volume-label={LABEL}=volume",
+                    target.display()
+                ),
             };
             args.extend(["--mount".into(), text.into()]);
         }
@@ -321,6 +370,16 @@ impl ContainerSpec {
                     target: Some(target.to_string_lossy().into_owned()),
                     tmpfs_options: Some(MountTmpfsOptions {
                         mode: Some(0o1777),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                MountSpec::Volume { name, target } => Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(name.clone()),
+                    target: Some(target.to_string_lossy().into_owned()),
+                    volume_options: Some(MountVolumeOptions {
+                        labels: Some(HashMap::from([(LABEL.to_string(), "volume".to_string())])),
                         ..Default::default()
                     }),
                     ..Default::default()
@@ -365,6 +424,12 @@ pub async fn run(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<Built>> {
+    create(docker, spec).await?;
+    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
+    finish(docker, spec, result, reporter).await
+}
+
+pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
     let options = CreateContainerOptions {
         name: Some(spec.name.clone()),
         ..Default::default()
@@ -372,13 +437,23 @@ pub async fn run(
     docker
         .create_container(Some(options), spec.create_body())
         .await
+        .map(|_| ())
         .map_err(|e| {
             failure(
                 format!("create the build container from image `{}`", spec.image),
                 e,
             )
-        })?;
-    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
+            .into()
+        })
+}
+
+/// Removes the container after `result`, whatever it is; a container that stays is reported.
+pub async fn finish<T>(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    result: Result<T>,
+    reporter: &Reporter,
+) -> Result<T> {
     reporter.finish_progress();
     let removed = remove(docker, &spec.name).await;
     match (result, removed) {
@@ -426,7 +501,7 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
     .into())
 }
 
-async fn attach_start_and_wait(
+pub async fn attach_start_and_wait(
     docker: &Docker,
     spec: &ContainerSpec,
     wanted: &[(&Path, &str)],
@@ -635,6 +710,61 @@ mod tests {
             cargo,
             memory: None,
         }
+    }
+
+    #[test]
+    fn a_remote_build_reads_volumes_at_container_paths_and_deletes_first() {
+        let cargo = cargo();
+        let outside = [PathBuf::from("/home/me/shared/util")];
+        let volumes = ["v-src".to_string(), "v-registry".into(), "v-target".into()];
+        let spec = copy_spec(&inputs(&cargo, &outside, &[]), &volumes);
+        // No bind mount at all: the engine sees none of the host's paths.
+        assert!(
+            spec.mounts
+                .iter()
+                .all(|m| !matches!(m, MountSpec::Bind { .. })),
+            "{:?}",
+            spec.mounts
+        );
+        let volume = |name: &str, target: &str| MountSpec::Volume {
+            name: name.into(),
+            target: target.into(),
+        };
+        assert!(spec.mounts.contains(&volume("v-src", "/lambda-build/src")));
+        assert!(
+            spec.mounts
+                .contains(&volume("v-target", "/lambda-build/target"))
+        );
+        assert!(
+            spec.mounts
+                .contains(&volume("v-registry", "/lambda-build/cargo/registry"))
+        );
+        assert_eq!(spec.workdir, Path::new("/lambda-build/src/home/me/fn/src"));
+        assert_eq!(spec.user.as_deref(), Some("1000:1000"));
+        assert_eq!(spec.command[..2], ["sh", "-c"]);
+        assert_eq!(spec.command[2], super::super::sync::PRELUDE);
+        assert_eq!(
+            spec.command[3..].join(" "),
+            "sh cargo build --message-format json-render-diagnostics \
+             --target aarch64-unknown-linux-gnu --profile release \
+             --manifest-path /lambda-build/src/home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --target-dir /lambda-build/target --color never"
+        );
+        let shown = spec.as_docker_run().to_string();
+        assert!(
+            shown.contains(
+                "--mount 'type=volume,source=v-src,target=/lambda-build/src,\
+                 volume-label=cargo-lambda-build=volume'"
+            ),
+            "{shown}"
+        );
+        let body = spec.create_body();
+        let mounts = body.host_config.unwrap().mounts.unwrap();
+        let labels = mounts[0].volume_options.as_ref().unwrap().labels.as_ref();
+        assert_eq!(
+            labels.unwrap().get(LABEL).map(String::as_str),
+            Some("volume")
+        );
     }
 
     #[test]

@@ -32,6 +32,20 @@ pub enum DockerError {
     #[error("the Docker image `{0}` does not exist on this engine")]
     ImageMissing(String),
 
+    #[error("the Docker engine at `{engine}` cannot see this machine's files, and git dependencies ({}) cannot be copied to it yet", .packages.join(", "))]
+    GitDependencyRemote {
+        engine: String,
+        packages: Vec<String>,
+    },
+
+    /// `docker-files = bind` was asked for, and the engine does not see the host's files.
+    #[error("{origin} asks to bind-mount the project, but the Docker engine at `{engine}` cannot see this machine's files (`{}` is not there)", .path.display())]
+    FilesUnseen {
+        origin: String,
+        engine: String,
+        path: PathBuf,
+    },
+
     #[error("`cargo fetch` failed on the host{}", .code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Fetch { code: Option<i32> },
 
@@ -75,6 +89,15 @@ impl DockerError {
             }
             DockerError::ImageBuild { .. } => {
                 "Docker's output is above: fix the Dockerfile and run again".into()
+            }
+            DockerError::FilesUnseen { origin, .. } => format!(
+                "the engine runs elsewhere (CI's docker:dind, a remote host): use \
+                 `--docker-files copy`, or `auto` to let the tool choose ({origin} set `bind`)"
+            ),
+            DockerError::GitDependencyRemote { .. } => {
+                "vendor them (`cargo vendor`, with the `[source]` table it prints in \
+                 `.cargo/config.toml` of the project), or build with an engine on this machine"
+                    .into()
             }
             DockerError::ImageMissing(name) => format!(
                 "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \

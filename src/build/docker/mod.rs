@@ -21,9 +21,12 @@
 //! in the tool needs one.
 
 pub mod container;
+pub mod copy;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod image;
+pub mod sync;
 
 pub use error::DockerError;
 
@@ -44,6 +47,7 @@ use crate::signal::Interrupt;
 type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use self::container::ContainerInputs;
+use self::files::Files;
 use self::image::{ImageChoice, ImageRecipe};
 
 /// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
@@ -124,6 +128,59 @@ pub fn build(
     let cargo_home = env
         .cargo_home()
         .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set"))?;
+    let name = container_name();
+    let files = runtime.block_on(files::decide(
+        &docker,
+        config.files,
+        config.files_origin.as_deref(),
+        &endpoint.describe(),
+        &image,
+        &plan.target_dir,
+        &format!("{name}-probe"),
+    ))?;
+    let rootless = runtime.block_on(engine::is_rootless(&endpoint))?;
+    // SAFETY: getuid and getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let user = (!rootless && uid != 0).then_some((uid, gid));
+    let host_env: Vec<(String, String)> = env
+        .vars()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .collect();
+    let inputs = ContainerInputs {
+        name,
+        image: image.clone(),
+        workspace_root: &plan.project.workspace_root,
+        target_dir: &target_dir,
+        cargo_home: &cargo_home,
+        read_only: &outside,
+        user,
+        host_env: &host_env,
+        cwd: &env.cwd,
+        cargo: &plan.cargo,
+        memory: config.memory,
+    };
+    if files == Files::Copy {
+        let lock = std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock"))
+            .unwrap_or_default();
+        let git = sync::git_packages(&lock);
+        if !git.is_empty() {
+            return Err(DockerError::GitDependencyRemote {
+                engine: endpoint.describe(),
+                packages: git,
+            }
+            .into());
+        }
+        let build = CopyInputs {
+            plan,
+            inputs,
+            docker: &docker,
+        };
+        return runtime.block_on(build_copy(build, reporter, interrupt));
+    }
+    reporter.detail(
+        "Docker",
+        "the engine sees this machine's files: bind mounts",
+    );
     // Bind mounts need their source: created here, as the user, rather than by the engine as
     // root.
     for dir in [
@@ -143,27 +200,7 @@ pub fn build(
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
 
-    let rootless = runtime.block_on(engine::is_rootless(&endpoint))?;
-    // SAFETY: getuid and getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let user = (!rootless && uid != 0).then_some((uid, gid));
-    let host_env: Vec<(String, String)> = env
-        .vars()
-        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
-        .collect();
-    let spec = container::spec(&ContainerInputs {
-        name: container_name(),
-        image: image.clone(),
-        workspace_root: &plan.project.workspace_root,
-        target_dir: &target_dir,
-        cargo_home: &cargo_home,
-        read_only: &outside,
-        user,
-        host_env: &host_env,
-        cwd: &env.cwd,
-        cargo: &plan.cargo,
-        memory: config.memory,
-    });
+    let spec = container::spec(&inputs);
     reporter.status(
         "Container",
         format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
@@ -177,6 +214,65 @@ pub fn build(
         reporter,
         interrupt,
     ))
+}
+
+struct CopyInputs<'a> {
+    plan: &'a BuildPlan,
+    inputs: ContainerInputs<'a>,
+    docker: &'a bollard::Docker,
+}
+
+/// The build on an engine that cannot see the host's files: through volumes (see `sync`).
+async fn build_copy(
+    build: CopyInputs<'_>,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Built>> {
+    let CopyInputs {
+        plan,
+        inputs,
+        docker,
+    } = build;
+    let volumes = sync::volume_names(&plan.project.workspace_root, plan.arch.lambda_name());
+    let spec = container::copy_spec(&inputs, &volumes);
+    reporter.status(
+        "Container",
+        format!(
+            "{} for {} in {}, offline, the project copied to the engine",
+            plan.bin_list(),
+            plan.arch,
+            inputs.image
+        ),
+    );
+    reporter.command(&spec.as_docker_run());
+    interrupt.check()?;
+
+    let workspace = &plan.project.workspace_root;
+    let mut roots = vec![workspace.clone()];
+    roots.extend(
+        inputs
+            .read_only
+            .iter()
+            .filter(|dir| !dir.starts_with(workspace))
+            .cloned(),
+    );
+    let mut skip = vec![plan.target_dir.clone()];
+    skip.extend(plan.functions.iter().map(|f| f.output.path().to_path_buf()));
+    let lock_file = workspace.join("Cargo.lock");
+    let host_target = container_target_dir(&plan.target_dir, plan.arch);
+    let build = copy::CopyBuild {
+        spec: &spec,
+        scan: sync::Inputs {
+            roots: &roots,
+            skip: &skip,
+            cargo_home: inputs.cargo_home,
+            lock_file: &lock_file,
+        },
+        host_target: &host_target,
+        owner: inputs.user,
+        wanted: &plan.wanted(),
+    };
+    copy::run(docker, &build, reporter, interrupt).await
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.

@@ -117,6 +117,22 @@ pub fn project(setup: &Setup, dockerfile_extra: &str) -> tempfile::TempDir {
     project
 }
 
+/// The echo function in `bootstrap` answers `{"message": "<greeting>, Docker"}` under the
+/// Runtime API emulator (with `wrapper`, such as qemu-user, in front).
+pub fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>, greeting: &str) {
+    let Some(emulator) = super::Emulator::start() else {
+        return;
+    };
+    let function = emulator.run_bootstrap(bootstrap, wrapper);
+    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
+    assert_eq!(status, 200, "{body}\n{}", function.output());
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        answer,
+        serde_json::json!({ "message": format!("{greeting}, Docker") })
+    );
+}
+
 /// The build containers a tool process left behind (they are named after its pid).
 pub fn containers_of(pid: u32) -> Vec<String> {
     try_containers_of(pid).unwrap_or_else(|err| panic!("{err}"))
@@ -255,9 +271,13 @@ pub struct Watched {
 
 impl Watched {
     pub fn spawn(runner: &Runner, dir: &Path, args: &[&str]) -> Watched {
+        Watched::spawn_command(runner.command(dir, args))
+    }
+
+    /// [`Watched::spawn`] of a command the test made (another engine, another environment).
+    pub fn spawn_command(mut command: Command) -> Watched {
         use std::io::BufRead;
-        let mut child = runner
-            .command(dir, args)
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -360,19 +380,6 @@ pub fn remove_built_images(stderr: &str) {
             "label=cargo-lambda-build=image",
         ])
         .output();
-}
-
-/// The echo fixture's `bootstrap` answers an invocation under the Runtime API emulator
-/// (under `wrapper`, such as qemu-user, when given).
-pub fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
-    let Some(emulator) = super::Emulator::start() else {
-        return;
-    };
-    let function = emulator.run_bootstrap(bootstrap, wrapper);
-    let (status, body) = emulator.invoke(r#"{"name": "Docker"}"#);
-    assert_eq!(status, 200, "{body}\n{}", function.output());
-    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(answer, serde_json::json!({"message": "hello, Docker"}));
 }
 
 /// Files under `dir` that the user does not own.

@@ -1,0 +1,553 @@
+//! `--docker` on an engine that shares no file system with the tool, as GitLab's docker:dind,
+//! CircleCI's remote docker or a build host: `.ci/remote-docker.sh` starts a second dockerd in
+//! its own mount namespace, with an empty tmpfs over every directory these tests use, and
+//! exports its address as `LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST`. The first test proves that it
+//! cannot see the host's files; the others build through it: the project, the crates and the
+//! target directory live in volumes there, synced by content.
+//!
+//! One test builds the echo project cold on each architecture and runs every other check that
+//! needs its dependencies compiled (no-op, edit, deletion, Ctrl-C, concurrent runs) on the same
+//! volumes, so the suite pays for one cold build per architecture.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use support::docker::{
+    ENGINE, PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
+    report_time, setup, stderr, wait_until,
+};
+
+const REMOTE_ENV: &str = "LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST";
+
+/// The remote engine's address and the Docker tests' setup (base image, user), or a skip.
+fn remote() -> Option<(String, Setup)> {
+    let setup = setup()?;
+    match std::env::var(REMOTE_ENV) {
+        Ok(host) if !host.is_empty() => Some((host, setup)),
+        _ => {
+            support::skip_or_fail(&format!(
+                "{REMOTE_ENV} is not set; `. .ci/remote-docker.sh` starts an engine that \
+                 cannot see this machine's files"
+            ));
+            None
+        }
+    }
+}
+
+fn docker(host: &str, args: &[&str]) -> Output {
+    Command::new("docker")
+        .args(args)
+        .env("DOCKER_HOST", host)
+        .output()
+        .expect("runs docker")
+}
+
+/// The tool's containers on the engine (any that a run left behind).
+fn containers(host: &str) -> Vec<String> {
+    let output = docker(
+        host,
+        &[
+            "ps",
+            "--all",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            "label=cargo-lambda-build",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// No build container of the tool is left on the engine.
+fn assert_no_containers(host: &str) {
+    let left = containers(host);
+    assert!(left.is_empty(), "left on {host}: {left:?}");
+}
+
+/// `cargo-lambda-build lambda-build ARGS` as the runner, against the remote engine.
+fn run(runner: &Runner, host: &str, dir: &Path, args: &[&str]) -> Output {
+    runner
+        .command(dir, args)
+        .env("DOCKER_HOST", host)
+        .env_remove("CARGO_LAMBDA_BUILD_DOCKER_FILES")
+        .output()
+        .expect("runs cargo-lambda-build")
+}
+
+/// The bytes a run sent to the engine's volumes, from its `Uploading` line.
+fn uploaded(err: &str) -> u64 {
+    let line = err
+        .lines()
+        .find(|line| line.contains("Uploading") && line.contains(" bytes to volumes "))
+        .unwrap_or_else(|| panic!("no `Uploading` line:\n{err}"));
+    let before = line.split(" bytes to volumes ").next().unwrap();
+    before
+        .rsplit([' ', ':'])
+        .find(|word| !word.is_empty())
+        .and_then(|word| word.parse().ok())
+        .unwrap_or_else(|| panic!("no byte count in `{line}`"))
+}
+
+/// The volumes' common prefix (`cargo-lambda-build-<key>-<arch>-`), from the `Uploading` line.
+fn volumes_of(err: &str) -> String {
+    let (_, rest) = err
+        .split_once(" bytes to volumes ")
+        .unwrap_or_else(|| panic!("no volumes named:\n{err}"));
+    rest.split('*').next().unwrap().to_string()
+}
+
+/// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
+fn greet(dir: &Path, word: &str) {
+    let pristine = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/echo/src/main.rs"),
+    )
+    .unwrap();
+    assert!(pristine.contains("\"hello, {}\""), "the fixture changed");
+    let main = dir.join("src/main.rs");
+    std::fs::write(
+        &main,
+        pristine.replace("\"hello, {}\"", &format!("\"{word}, {{}}\"")),
+    )
+    .unwrap();
+}
+
+/// Removes the volumes a project's earlier runs left on the engine, so the next build is cold.
+fn remove_volumes(host: &str, workspace_root: &Path) {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(workspace_root.as_os_str().as_encoded_bytes());
+    let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let listed = docker(
+        host,
+        &["volume", "ls", "-q", "--filter", "label=cargo-lambda-build"],
+    );
+    let names = String::from_utf8_lossy(&listed.stdout).into_owned();
+    for name in names
+        .lines()
+        .filter(|name| name.starts_with(&format!("cargo-lambda-build-{key}-")))
+    {
+        let removed = docker(host, &["volume", "rm", "-f", name]);
+        assert!(removed.status.success(), "{}", stderr(&removed));
+    }
+}
+
+/// The echo fixture with the tests' `lambda.Dockerfile`, always at the same path (so its
+/// volumes on the engine are reused), freshly copied, owned by the runner.
+fn stable_project(setup: &Setup, name: &str) -> PathBuf {
+    let fresh = support::docker::project(setup, "");
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("remote-{name}"));
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(fresh.path())
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    setup.runner.give(&dir);
+    dir
+}
+
+#[test]
+fn the_remote_engine_cannot_see_this_machines_files() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((host, setup)) = remote() else {
+        return;
+    };
+    let marker = format!("marker-{}-{:?}", std::process::id(), Instant::now());
+    // Where the tests' files live: a temporary directory and the target dir in the checkout.
+    let temp = tempfile::tempdir().unwrap();
+    let in_target = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    for dir in [temp.path(), in_target.path()] {
+        std::fs::write(dir.join("marker"), &marker).unwrap();
+        let mount = format!("type=bind,source={},target=/seen", dir.display());
+        let look = |engine: &str| {
+            docker(
+                engine,
+                &[
+                    "run",
+                    "--rm",
+                    "--network",
+                    "none",
+                    "--mount",
+                    &mount,
+                    &setup.base_image,
+                    "cat",
+                    "/seen/marker",
+                ],
+            )
+        };
+        // The local engine sees it: the check below can tell.
+        let local = look(&std::env::var("DOCKER_HOST").unwrap_or_default());
+        assert_eq!(
+            String::from_utf8_lossy(&local.stdout),
+            marker,
+            "{}",
+            stderr(&local)
+        );
+        let far = look(&host);
+        assert!(
+            !String::from_utf8_lossy(&far.stdout).contains(&marker),
+            "the engine at {host} sees {}: it is not a remote engine",
+            dir.display()
+        );
+    }
+}
+
+#[test]
+fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally() {
+    if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+        return;
+    }
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((host, setup)) = remote() else {
+        return;
+    };
+    let runner = &setup.runner;
+    let dir = stable_project(&setup, "echo");
+    let scratch = tempfile::tempdir().unwrap();
+    remove_volumes(&host, &dir);
+
+    // Cold: a new set of volumes, everything uploaded and compiled on the engine. `auto` finds
+    // out that the engine cannot see the files.
+    let started = Instant::now();
+    let output = run(runner, &host, &dir, &["--docker", "--zip", "-v"]);
+    let cold = started.elapsed();
+    support::assert_success(&output);
+    report_time("remote x86_64 cold --docker build", cold);
+    let err = stderr(&output);
+    assert!(err.contains("the project copied to the engine"), "{err}");
+    assert!(
+        uploaded(&err) > 100_000,
+        "the crates were not uploaded:\n{err}"
+    );
+    assert_no_containers(&host);
+    let bootstrap =
+        support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("cold"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_X86_64);
+    assert_echo_answers(&bootstrap, None, "hello");
+    let cold_zip = std::fs::read(dir.join("lambda.zip")).unwrap();
+
+    // Nothing changed: nothing uploaded, nothing compiled.
+    let started = Instant::now();
+    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
+    let noop = started.elapsed();
+    support::assert_success(&output);
+    report_time("remote x86_64 no-op --docker build", noop);
+    let err = stderr(&output);
+    assert_eq!(uploaded(&err), 0, "{err}");
+    assert!(!err.contains("Compiling"), "{err}");
+    assert_eq!(std::fs::read(dir.join("lambda.zip")).unwrap(), cold_zip);
+
+    // An edit: only that file goes over, only the function recompiles.
+    greet(&dir, "hi");
+    let started = Instant::now();
+    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
+    let edit = started.elapsed();
+    support::assert_success(&output);
+    report_time("remote x86_64 edit-rebuild-zip --docker build", edit);
+    let err = stderr(&output);
+    let sent = uploaded(&err);
+    assert!(
+        sent > 0 && sent < 64 * 1024,
+        "an edit sent {sent} bytes:\n{err}"
+    );
+    assert!(err.contains("Compiling echo"), "{err}");
+    assert!(!err.contains("Compiling tokio"), "not incremental:\n{err}");
+    eprintln!("remote: cold {cold:.1?}, no-op {noop:.1?}, edit {edit:.1?} ({sent} bytes uploaded)");
+    let bootstrap =
+        support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("edit"));
+    assert_echo_answers(&bootstrap, None, "hi");
+
+    // A file removed on the host is removed on the engine (a stale `src/bin/*.rs` there would
+    // be a target of the package).
+    let extra = dir.join("notes.txt");
+    std::fs::write(&extra, "kept until removed\n").unwrap();
+    setup.runner.give(&extra);
+    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
+    support::assert_success(&output);
+    let volume = format!("{}src", volumes_of(&stderr(&output)));
+    let on_engine = || {
+        let inside = format!("/v{}", extra.display());
+        let mount = format!("type=volume,source={volume},target=/v");
+        let output = docker(
+            &host,
+            &[
+                "run",
+                "--rm",
+                "--network",
+                "none",
+                "--mount",
+                &mount,
+                &setup.base_image,
+                "test",
+                "-e",
+                &inside,
+            ],
+        );
+        output.status.success()
+    };
+    assert!(
+        on_engine(),
+        "{} was not uploaded to {volume}",
+        extra.display()
+    );
+    std::fs::remove_file(&extra).unwrap();
+    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
+    support::assert_success(&output);
+    assert!(!on_engine(), "{} is still in {volume}", extra.display());
+
+    ctrl_c_during_upload_build_and_download_leaves_nothing_behind(&host, &setup, &dir);
+    two_concurrent_runs_of_one_project_both_succeed(&host, &setup, &dir);
+
+    // arm64: its own volumes, cross-compiled on the engine, run under qemu.
+    let started = Instant::now();
+    let output = run(
+        runner,
+        &host,
+        &dir,
+        &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
+    );
+    support::assert_success(&output);
+    report_time("remote arm64 cold --docker build", started.elapsed());
+    let bootstrap =
+        support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
+    assert_echo_answers(&bootstrap, Some(&support::QEMU), "both");
+    let started = Instant::now();
+    let output = run(
+        runner,
+        &host,
+        &dir,
+        &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
+    );
+    support::assert_success(&output);
+    report_time("remote arm64 no-op --docker build", started.elapsed());
+    assert_eq!(uploaded(&stderr(&output)), 0, "{}", stderr(&output));
+    assert_no_containers(&host);
+}
+
+#[test]
+fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((host, setup)) = remote() else {
+        return;
+    };
+    let project = support::docker::project(&setup, "");
+    let previous = PreviousZip::plant(project.path());
+    let from_flag = setup
+        .runner
+        .command(project.path(), &["--docker-files", "bind", "--zip"]);
+    // The same from the environment, named as such.
+    let mut from_env = setup.runner.command(project.path(), &["--docker", "--zip"]);
+    from_env.env("CARGO_LAMBDA_BUILD_DOCKER_FILES", "bind");
+    for (mut command, origin) in [
+        (from_flag, "`--docker-files`"),
+        (from_env, "`CARGO_LAMBDA_BUILD_DOCKER_FILES`"),
+    ] {
+        let output = command.env("DOCKER_HOST", &host).output().unwrap();
+        let err = assert_refused(
+            &output,
+            1,
+            &format!("{origin} asks to bind-mount the project, but the Docker engine at"),
+            "use `--docker-files copy`",
+        );
+        assert!(err.contains(&host), "{err}");
+        assert!(!err.contains("Compiling"), "{err}");
+        previous.assert_intact();
+    }
+    assert_no_containers(&host);
+}
+
+#[test]
+fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
+    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let Some((host, setup)) = remote() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let write = |path: &str, text: &str| {
+        let path = root.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write(
+        "shared/Cargo.toml",
+        "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    );
+    write(
+        "shared/src/lib.rs",
+        "pub fn greeting() -> &'static str { \"from outside the workspace\" }\n",
+    );
+    write(
+        "ws/Cargo.toml",
+        "[workspace]\nmembers = [\"one\", \"two\"]\nresolver = \"2\"\n",
+    );
+    for name in ["one", "two"] {
+        write(
+            &format!("ws/{name}/Cargo.toml"),
+            &format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\nshared = {{ path = \"../../shared\" }}\n"
+            ),
+        );
+        write(
+            &format!("ws/{name}/src/main.rs"),
+            &format!("fn main() {{ println!(\"{name} {{}}\", shared::greeting()); }}\n"),
+        );
+    }
+    let ws = root.path().join("ws");
+    let lock = Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(&ws)
+        .output()
+        .unwrap();
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    write(
+        "ws/lambda.Dockerfile",
+        &format!("FROM {}\n", setup.base_image),
+    );
+    setup.runner.give(root.path());
+
+    let output = run(
+        &setup.runner,
+        &host,
+        &ws,
+        &["--docker", "--workspace", "--zip", "-o", "out"],
+    );
+    support::assert_success(&output);
+    let scratch = tempfile::tempdir().unwrap();
+    for name in ["one", "two"] {
+        let zip = ws.join("out").join(name).join("lambda.zip");
+        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(name));
+        let ran = Command::new(&bootstrap).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            format!("{name} from outside the workspace\n")
+        );
+    }
+
+    // An edit of the outside dependency reaches both functions.
+    write(
+        "shared/src/lib.rs",
+        "pub fn greeting() -> &'static str { \"edited outside\" }\n",
+    );
+    let output = run(
+        &setup.runner,
+        &host,
+        &ws,
+        &["--docker", "--workspace", "--zip", "-o", "out"],
+    );
+    support::assert_success(&output);
+    for name in ["one", "two"] {
+        let zip = ws.join("out").join(name).join("lambda.zip");
+        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(format!("{name}2")));
+        let ran = Command::new(&bootstrap).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&ran.stdout),
+            format!("{name} edited outside\n")
+        );
+    }
+    assert_no_containers(&host);
+}
+
+/// Ctrl-C while the project goes over, while cargo compiles, and while the executable comes
+/// back: the run stops with 130, removes its container and leaves the previous zip as it was;
+/// the next run builds normally.
+fn ctrl_c_during_upload_build_and_download_leaves_nothing_behind(
+    host: &str,
+    setup: &Setup,
+    dir: &Path,
+) {
+    let runner = &setup.runner;
+    let previous = PreviousZip::plant(dir);
+    // Each stage waits on a line it prints: `Uploading`, `Compiling echo`, `Downloading`.
+    // A big file to upload gives the signal time to land during the upload.
+    let big = dir.join("src/big.bin");
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let noise: Vec<u8> = (0..64 << 20)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    std::fs::write(&big, noise).unwrap();
+    setup.runner.give(&big);
+    for (stage, line, edit) in [
+        ("upload", "Uploading", "upload"),
+        ("build", "Compiling echo", "build"),
+        ("download", "Downloading", "download"),
+    ] {
+        greet(dir, edit);
+        if stage != "upload" {
+            // The big file stays out of the later stages.
+            let _ = std::fs::remove_file(&big);
+        }
+        let mut command = runner.command(dir, &["--docker", "--zip", "-v"]);
+        command.env("DOCKER_HOST", host);
+        let watched = Watched::spawn_command(command);
+        watched.wait_for_line(line, Duration::from_secs(600));
+        watched.signal(libc::SIGINT);
+        let (status, err) = watched.finish();
+        assert_eq!(status.code(), Some(130), "{stage}:\n{err}");
+        previous.assert_intact();
+        assert!(
+            wait_until(Duration::from_secs(10), || containers(host).is_empty()),
+            "{stage}: left {:?}",
+            containers(host)
+        );
+    }
+    std::fs::remove_file(&previous.path).unwrap();
+    greet(dir, "after");
+    let output = run(runner, host, dir, &["--docker", "--zip"]);
+    support::assert_success(&output);
+    let scratch = tempfile::tempdir().unwrap();
+    let bootstrap = support::extract_bootstrap(&dir.join("lambda.zip"), scratch.path());
+    assert_echo_answers(&bootstrap, None, "after");
+}
+
+/// Two runs of one project at once: they take turns on its volumes, and both zips hold this
+/// source.
+fn two_concurrent_runs_of_one_project_both_succeed(host: &str, setup: &Setup, dir: &Path) {
+    greet(dir, "both");
+    let spawn = |out: &str| {
+        setup
+            .runner
+            .command(dir, &["--docker", "--zip", "-o", out])
+            .env("DOCKER_HOST", host)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    std::fs::create_dir_all(dir.join("a")).unwrap();
+    std::fs::create_dir_all(dir.join("b")).unwrap();
+    setup.runner.give(dir);
+    let (a, b) = (spawn("a"), spawn("b"));
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    support::assert_success(&a);
+    support::assert_success(&b);
+    let scratch = tempfile::tempdir().unwrap();
+    for out in ["a", "b"] {
+        let bootstrap = support::extract_bootstrap(
+            &dir.join(out).join("lambda.zip"),
+            &scratch.path().join(out),
+        );
+        let bytes = std::fs::read(&bootstrap).unwrap();
+        assert!(
+            bytes.windows(4).any(|w| w == b"both"),
+            "{out}: not this source"
+        );
+    }
+    assert_no_containers(host);
+}
