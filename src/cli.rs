@@ -82,6 +82,17 @@ pub struct BuildArgs {
     #[arg(long, value_name = "SIZE", value_parser = crate::build::docker::container::parse_memory)]
     pub docker_memory: Option<u64>,
 
+    /// A build argument of the image, declared by its Dockerfile with `ARG` (repeatable); the
+    /// bundled Dockerfile takes `BASE_IMAGE`, for a mirror of Amazon Linux 2023 (implies --docker)
+    #[arg(long, value_name = "NAME=VALUE", conflicts_with = "docker_image",
+        value_parser = crate::build::docker::image::parse_build_arg)]
+    pub docker_build_arg: Vec<(String, String)>,
+
+    /// Print the name of the image a --docker build uses (a tag made from its Dockerfile and
+    /// build arguments: a key for a CI cache) and exit without building (implies --docker)
+    #[arg(long)]
+    pub print_image_tag: bool,
+
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
     #[arg(long)]
@@ -169,6 +180,36 @@ pub enum Command {
     /// Create a new Lambda function crate that builds with `cargo lambda-build --zip`
     New(NewArgs),
     Invoke(InvokeArgs),
+    /// Print the bundled lambda.Dockerfile, to commit, extend or pre-build it
+    /// (`cargo lambda-build dockerfile > lambda.Dockerfile`)
+    Dockerfile,
+    /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
+    #[command(subcommand)]
+    Docker(DockerCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DockerCommand {
+    /// List the images, volumes and leftover containers of cargo-lambda-build on the engine
+    /// (`DOCKER_HOST`), with their sizes
+    Ls(DockerLsArgs),
+    /// Remove the images, volumes and stopped containers of cargo-lambda-build from the engine,
+    /// printing each one removed
+    Clean(DockerCleanArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DockerLsArgs {
+    /// How the list is printed on stdout: `json` prints one object per line, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DockerCleanArgs {
+    /// Also remove running containers (a build in progress fails)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -181,9 +222,20 @@ pub struct NewArgs {
     #[arg(long)]
     pub extension: bool,
 
-    /// Also write `.github/workflows/lambda.yml`, a CI workflow that builds both architectures
-    #[arg(long)]
-    pub ci: bool,
+    /// Also write a CI file that builds both architectures with `--docker`, caching the builder
+    /// image and cargo's files: `.github/workflows/lambda.yml` (github, the default) or
+    /// `.gitlab-ci.yml` (gitlab)
+    #[arg(long, value_enum, value_name = "CI", num_args = 0..=1, default_missing_value = "github")]
+    pub ci: Option<Ci>,
+}
+
+/// The CI systems `new --ci` writes a file for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/lambda.yml`
+    Github,
+    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`
+    Gitlab,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -274,7 +326,7 @@ impl BuildArgs {
     pub fn color_choice(&self) -> Option<ColorChoice> {
         match &self.command {
             Some(Command::Invoke(invoke)) => invoke.color,
-            Some(Command::New(_)) | None => self.color,
+            Some(Command::New(_) | Command::Dockerfile | Command::Docker(_)) | None => self.color,
         }
     }
 }
@@ -442,7 +494,15 @@ mod tests {
             panic!("{args:?}")
         };
         assert_eq!(new.path, PathBuf::from("my-fn"));
-        assert!(new.ci);
+        assert_eq!(new.ci, Some(Ci::Github));
+        let args = parse(&["cargo", "lambda-build", "new", "my-fn", "--ci", "gitlab"]);
+        let Some(Command::New(new)) = args.command else {
+            panic!("{args:?}")
+        };
+        assert_eq!(new.ci, Some(Ci::Gitlab));
+        assert!(
+            Cli::try_parse_from(["cargo", "lambda-build", "new", "x", "--ci", "jenkins"]).is_err()
+        );
         // Build flags belong to the build, not to `new`.
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "--zip", "new", "x"]).is_err());
     }
@@ -450,5 +510,62 @@ mod tests {
     #[test]
     fn quiet_and_verbose_conflict() {
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn docker_subcommands_and_build_arguments() {
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "docker",
+            "ls",
+            "--message-format",
+            "json",
+        ]);
+        assert!(matches!(
+            args.command,
+            Some(Command::Docker(DockerCommand::Ls(DockerLsArgs {
+                message_format: MessageFormat::Json
+            })))
+        ));
+        let args = parse(&["cargo", "lambda-build", "docker", "clean"]);
+        assert!(matches!(
+            args.command,
+            Some(Command::Docker(DockerCommand::Clean(DockerCleanArgs {
+                force: false
+            })))
+        ));
+        assert!(matches!(
+            parse(&["cargo", "lambda-build", "dockerfile"]).command,
+            Some(Command::Dockerfile)
+        ));
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "--docker-build-arg",
+            "BASE_IMAGE=m/al:2023",
+            "--docker-build-arg",
+            "X=",
+        ]);
+        assert_eq!(
+            args.docker_build_arg,
+            [
+                ("BASE_IMAGE".to_string(), "m/al:2023".to_string()),
+                ("X".to_string(), String::new())
+            ]
+        );
+        for bad in [
+            &["cargo", "lambda-build", "--docker-build-arg", "NOVALUE"][..],
+            &[
+                "cargo",
+                "lambda-build",
+                "--docker-build-arg",
+                "A=1",
+                "--docker-image",
+                "i",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -133,6 +133,13 @@ pub enum Error {
         message: String,
     },
 
+    #[error("the build argument `{name}` (`--docker-build-arg`) is not declared in {dockerfile}")]
+    UndeclaredBuildArg {
+        name: String,
+        dockerfile: String,
+        declared: Vec<String>,
+    },
+
     #[error("the Docker image `{0}` does not exist on this engine")]
     DockerImageMissing(String),
 
@@ -336,6 +343,21 @@ impl Error {
                  `lambda.Dockerfile` or the bundled one"
                     .into()
             }
+            Error::UndeclaredBuildArg { name, declared, .. } => format!(
+                "declare it with `ARG {name}` in the Dockerfile, or leave it out{}",
+                if declared.is_empty() {
+                    " (the Dockerfile declares no argument)".to_string()
+                } else {
+                    format!(
+                        "; the Dockerfile declares {}",
+                        declared
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
+            ),
             Error::DockerImageMissing(name) => format!(
                 "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \
                  build the image from `lambda.Dockerfile` or the bundled one"

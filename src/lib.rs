@@ -6,6 +6,7 @@ pub mod arch;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod docker_cmd;
 pub mod error;
 pub mod include;
 pub mod inspect;
@@ -60,6 +61,12 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         std::env::var_os(name).is_some()
     });
     let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
+    if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
+        let image = build::docker::image_plan(&plan, docker, env)?;
+        writeln!(std::io::stdout().lock(), "{}", image.name())
+            .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+        return Ok(());
+    }
 
     // Refuse bad input before spending minutes compiling.
     for function in &config.functions {
@@ -93,11 +100,13 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         includes.push(include::collect(&function.package_root, &function.include)?);
     }
 
+    let mut docker_image = None;
     let (built, mut checked) = match &config.docker {
         Some(docker) => {
-            let built = build::docker::build(&plan, docker, env, reporter, &interrupt)?;
-            let checked = inspect_all(&built, plan.arch)?;
-            (built, checked)
+            let build = build::docker::build(&plan, docker, env, reporter, &interrupt)?;
+            let checked = inspect_all(&build.built, plan.arch)?;
+            docker_image = Some(build.image);
+            (build.built, checked)
         }
         None => build_on_host(&plan, env, reporter, &interrupt)?,
     };
@@ -177,6 +186,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
             package: &function.package,
             elf,
             extension: function.extension,
+            docker_image: docker_image.as_deref(),
         };
         match config.message_format {
             MessageFormat::Human => report::print_summary(stdout, &summary),

@@ -3,9 +3,9 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, ColorChoice, Command};
+use cargo_lambda_build::cli::{Cli, ColorChoice, Command, DockerCommand};
 use cargo_lambda_build::config::Env;
-use cargo_lambda_build::{invoke, new, report, run};
+use cargo_lambda_build::{docker_cmd, invoke, new, report, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -19,6 +19,9 @@ fn main() {
     let result = Env::from_process().and_then(|env| match args.command.take() {
         Some(Command::New(new)) => new::run(&new, &env, color),
         Some(Command::Invoke(invoke_args)) => invoke::run(invoke_args, &env),
+        Some(Command::Dockerfile) => docker_cmd::dockerfile(),
+        Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, color),
+        Some(Command::Docker(DockerCommand::Clean(clean))) => docker_cmd::clean(&clean, color),
         None => run(args, &env),
     });
     let code = match result {

@@ -22,6 +22,7 @@
 pub mod container;
 pub mod engine;
 pub mod image;
+pub mod inventory;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -50,13 +51,37 @@ pub fn container_target_dir(target_dir: &Path, arch: Arch) -> PathBuf {
         .join(arch.lambda_name())
 }
 
-pub fn build(
-    plan: &BuildPlan,
-    config: &DockerConfig,
-    env: &Env,
-    reporter: &Reporter,
-    interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+/// What a `--docker` build produced: the executables, and the image they were built in (for
+/// `--message-format json`, so CI can save that image under its name).
+#[derive(Debug)]
+pub struct DockerBuild {
+    pub built: Vec<Built>,
+    pub image: String,
+}
+
+/// The image a build runs in: an existing one (`--docker-image`), or one built from a Dockerfile
+/// with its build arguments, named by their hash.
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    pub choice: ImageChoice,
+    /// `Some` when the image is built.
+    pub recipe: Option<ImageRecipe>,
+}
+
+impl ImagePlan {
+    /// The name the container runs: `--docker-image`, or the recipe's tag.
+    pub fn name(&self) -> &str {
+        match (&self.choice, &self.recipe) {
+            (_, Some(recipe)) => &recipe.tag,
+            (ImageChoice::Existing(name), None) => name,
+            (ImageChoice::Build(_), None) => unreachable!("a recipe is loaded for every build"),
+        }
+    }
+}
+
+/// Which image the build uses, read from the project and the host's toolchain, without the
+/// engine: what `--print-image-tag` prints and the build then ensures.
+pub fn image_plan(plan: &BuildPlan, config: &DockerConfig, env: &Env) -> Result<ImagePlan> {
     // One container builds every function: a package's own `lambda.Dockerfile` counts when
     // they all come from that package.
     let mut package_roots: Vec<&Path> = plan
@@ -79,13 +104,30 @@ pub fn build(
     let recipe = match &choice {
         ImageChoice::Existing(_) => None,
         ImageChoice::Build(source) => {
+            let mut recipe = ImageRecipe::load(source.clone(), Vec::new())?;
             let rust = host_rust_version(&env.cargo, &env.cwd)?;
-            Some(ImageRecipe::load(
-                source.clone(),
+            let args = image::build_args(
+                source,
+                &recipe.dockerfile,
                 vec![("RUST_VERSION".into(), rust)],
-            )?)
+                &config.build_args,
+            )?;
+            recipe = ImageRecipe::new(recipe.source, recipe.dockerfile, args);
+            Some(recipe)
         }
     };
+    Ok(ImagePlan { choice, recipe })
+}
+
+pub fn build(
+    plan: &BuildPlan,
+    config: &DockerConfig,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<DockerBuild> {
+    let image_plan = image_plan(plan, config, env)?;
+    let recipe = &image_plan.recipe;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,20 +137,16 @@ pub fn build(
     let docker = runtime.block_on(engine::connect(&address))?;
     reporter.detail("Docker", format!("engine at {}", address.host));
 
-    let image = match (&choice, &recipe) {
-        (ImageChoice::Existing(name), _) => {
-            if !runtime.block_on(image::exists(&docker, name))? {
-                return Err(Error::DockerImageMissing(name.clone()));
+    let image = image_plan.name().to_string();
+    match recipe {
+        None => {
+            if !runtime.block_on(image::exists(&docker, &image))? {
+                return Err(Error::DockerImageMissing(image));
             }
-            reporter.status("Using", format!("image {name}"));
-            name.clone()
+            reporter.status("Using", format!("image {image}"));
         }
-        (ImageChoice::Build(_), Some(recipe)) => {
-            runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?;
-            recipe.tag.clone()
-        }
-        (ImageChoice::Build(_), None) => unreachable!("a recipe is loaded for every build"),
-    };
+        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
+    }
     interrupt.check()?;
 
     run_fetch(&fetch_invocation(plan), reporter, interrupt)?;
@@ -164,7 +202,8 @@ pub fn build(
         .iter()
         .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
         .collect();
-    runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))
+    let built = runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))?;
+    Ok(DockerBuild { built, image })
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
