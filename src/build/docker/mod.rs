@@ -23,6 +23,7 @@ pub mod container;
 pub mod engine;
 pub mod image;
 pub mod inventory;
+pub mod sccache;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -178,6 +179,24 @@ pub fn build(
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let user = (!rootless && uid != 0).then_some((uid, gid));
     let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let sccache = sccache::detect(&host_env, sccache::host_default_dir(&host_env));
+    if let Some(sccache) = &sccache {
+        if let Some(dir) = &sccache.dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display())
+            })?;
+        }
+        reporter.status(
+            "Sccache",
+            match (sccache.remote, &sccache.dir) {
+                (Some(backend), _) => format!(
+                    "RUSTC_WRAPPER: its {backend} cache, through the engine's default network"
+                ),
+                (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
+                (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
+            },
+        );
+    }
     let spec = container::spec(&ContainerInputs {
         name: container_name(),
         image: image.clone(),
@@ -190,6 +209,7 @@ pub fn build(
         cwd: &env.cwd,
         cargo: &plan.cargo,
         memory: config.memory,
+        sccache: sccache.as_ref(),
     });
     reporter.status(
         "Container",
