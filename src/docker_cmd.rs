@@ -144,6 +144,10 @@ pub fn clean(args: &DockerCleanArgs, color: bool) -> Result<()> {
                  docker clean --force` removes it too",
                 item.name
             )),
+            Outcome::KeptInUse => reporter.warn(format!(
+                "kept image {}: a running container uses it",
+                item.name
+            )),
             Outcome::Failed(message) => {
                 reporter.warn(format!(
                     "could not remove {} {}: {message}",
@@ -185,6 +189,7 @@ mod tests {
             size,
             running: false,
             note: String::new(),
+            image_id: None,
         }
     }
 

@@ -42,12 +42,14 @@ pub struct Item {
     pub name: String,
     pub id: String,
     /// Bytes: an image's size, a container's writable layer, a volume's content. `None` when
-    /// the engine does not say (volume sizes need API 1.42's `system df`).
+    /// it could not be learnt (a volume on an engine with no image of the tool's to measure it).
     pub size: Option<u64>,
     /// A container that runs: perhaps a build in progress.
     pub running: bool,
     /// The container's state, or what else is worth knowing.
     pub note: String,
+    /// A container's image (its id).
+    pub image_id: Option<String>,
 }
 
 fn label_filter() -> Option<HashMap<String, Vec<String>>> {
@@ -91,6 +93,7 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
             size: bytes(container.size_rw),
             running: matches!(state.as_str(), "running" | "restarting" | "paused"),
             note: state,
+            image_id: container.image_id,
         });
     }
 
@@ -117,6 +120,7 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
                 size,
                 running: false,
                 note: "untagged".into(),
+                image_id: None,
             });
         }
         for tag in ours {
@@ -131,6 +135,7 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
                     .get(&format!("{LABEL}.dockerfile"))
                     .cloned()
                     .unwrap_or_default(),
+                image_id: None,
             });
         }
     }
@@ -141,13 +146,22 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
         }))
         .await
         .map_err(|e| failure("list volumes", e))?;
-    let mut volumes = volumes.volumes.unwrap_or_default();
+    let volumes = volumes.volumes.unwrap_or_default();
+    let mut sizes: HashMap<String, u64> = HashMap::new();
     if !volumes.is_empty() {
-        let sizes = volume_sizes(docker).await;
-        for volume in &mut volumes {
-            if volume.usage_data.is_none() {
-                volume.usage_data = sizes.get(&volume.name).cloned();
-            }
+        sizes = volume_sizes(docker).await;
+        let unknown: Vec<&str> = volumes
+            .iter()
+            .filter(|v| v.usage_data.is_none() && !sizes.contains_key(&v.name))
+            .map(|v| v.name.as_str())
+            .collect();
+        // An image of the tool's has `du`; without one, the sizes stay unknown.
+        let image = items
+            .iter()
+            .find(|i| i.kind == Kind::Image)
+            .map(|i| i.id.clone());
+        if let (false, Some(image)) = (unknown.is_empty(), image) {
+            sizes.extend(measure_volumes(docker, &image, &unknown).await);
         }
     }
     for volume in volumes {
@@ -156,7 +170,8 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
             size: volume
                 .usage_data
                 .as_ref()
-                .and_then(|usage| u64::try_from(usage.size).ok()),
+                .and_then(|usage| u64::try_from(usage.size).ok())
+                .or_else(|| sizes.get(&volume.name).copied()),
             id: volume.name.clone(),
             note: volume
                 .labels
@@ -166,15 +181,16 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
                 .unwrap_or_default(),
             name: volume.name,
             running: false,
+            image_id: None,
         });
     }
     items.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     Ok(items)
 }
 
-/// Volume sizes from `system df`, when the engine's API has them in the shape this client reads
-/// (`VolumeUsage`, API 1.52); an older engine answers in another shape, and sizes stay unknown.
-async fn volume_sizes(docker: &Docker) -> HashMap<String, bollard::models::VolumeUsageData> {
+/// Volume sizes from `system df`, when the engine answers in the shape this client reads
+/// (`VolumeUsage`); older engines answer in another shape, and [`measure_volumes`] steps in.
+async fn volume_sizes(docker: &Docker) -> HashMap<String, u64> {
     let options = DataUsageOptions {
         _type: Some(vec!["volume".into()]),
         verbose: true,
@@ -188,8 +204,118 @@ async fn volume_sizes(docker: &Docker) -> HashMap<String, bollard::models::Volum
         .unwrap_or_default()
         .into_iter()
         .filter_map(|item| serde_json::from_value::<bollard::models::Volume>(item).ok())
-        .filter_map(|volume| Some((volume.name, volume.usage_data?)))
+        .filter_map(|volume| Some((volume.name, u64::try_from(volume.usage_data?.size).ok()?)))
         .collect()
+}
+
+/// Volume sizes measured by `du` in a short-lived container (offline, the volumes read-only,
+/// labelled like every container of the tool's), for engines whose `system df` this client cannot
+/// read. Any failure leaves the sizes unknown: a listing never fails for a size.
+async fn measure_volumes(docker: &Docker, image: &str, names: &[&str]) -> HashMap<String, u64> {
+    use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+    use bollard::query_parameters::{CreateContainerOptions, LogsOptions, WaitContainerOptions};
+    use futures_util::StreamExt;
+
+    let target = |i: usize| format!("/lambda-build-volumes/{i}");
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        entrypoint: Some(Vec::new()),
+        cmd: Some(
+            ["du", "-sk"]
+                .into_iter()
+                .map(String::from)
+                .chain((0..names.len()).map(target))
+                .collect(),
+        ),
+        user: Some("0".into()),
+        labels: Some(HashMap::from([(LABEL.to_string(), "ls".to_string())])),
+        host_config: Some(HostConfig {
+            network_mode: Some("none".into()),
+            mounts: Some(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, name)| Mount {
+                        typ: Some(MountType::VOLUME),
+                        source: Some(name.to_string()),
+                        target: Some(target(i)),
+                        read_only: Some(true),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let name = format!(
+        "{REPOSITORY}-du-{}-{:x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    );
+    let options = CreateContainerOptions {
+        name: Some(name.clone()),
+        ..Default::default()
+    };
+    if docker.create_container(Some(options), body).await.is_err() {
+        return HashMap::new();
+    }
+    let mut output = String::new();
+    if docker.start_container(&name, None).await.is_ok() {
+        let wait = WaitContainerOptions {
+            condition: "not-running".into(),
+        };
+        let mut waiting = docker.wait_container(&name, Some(wait));
+        while let Some(Ok(_)) = waiting.next().await {}
+        let logs = LogsOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        let mut lines = docker.logs(&name, Some(logs));
+        while let Some(Ok(chunk)) = lines.next().await {
+            output.push_str(&chunk.to_string());
+        }
+    }
+    let _ = super::container::remove(docker, &name).await;
+    parse_du(&output, names, target)
+}
+
+/// `du -sk` lines (`<KiB>\t<path>`) back to volume names and bytes.
+fn parse_du(
+    output: &str,
+    names: &[&str],
+    target: impl Fn(usize) -> String,
+) -> HashMap<String, u64> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let (kib, path) = line.split_once('\t')?;
+            let i = (0..names.len()).find(|&i| target(i) == path.trim())?;
+            Some((names[i].to_string(), kib.trim().parse::<u64>().ok()? * 1024))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn du_output_maps_back_to_volume_names() {
+        let target = |i: usize| format!("/v/{i}");
+        let sizes = parse_du(
+            "12\t/v/0\nnoise\n4\t/v/1\n8\t/elsewhere\n",
+            &["src", "target"],
+            target,
+        );
+        assert_eq!(
+            sizes,
+            HashMap::from([("src".to_string(), 12 * 1024), ("target".to_string(), 4096)])
+        );
+    }
 }
 
 /// What became of one item in `clean`.
@@ -198,6 +324,8 @@ pub enum Outcome {
     Removed,
     /// A running container, left alone without `--force`.
     KeptRunning,
+    /// The image of a container left running.
+    KeptInUse,
     Failed(String),
 }
 
@@ -208,10 +336,20 @@ pub async fn remove(docker: &Docker, items: &[Item], force: bool) -> Vec<(Item, 
     let mut outcomes = Vec::new();
     let mut ordered: Vec<&Item> = items.iter().collect();
     ordered.sort_by_key(|item| item.kind);
+    let kept = |item: &Item| item.kind == Kind::Container && item.running && !force;
+    let in_use: Vec<&str> = items
+        .iter()
+        .filter(|item| kept(item))
+        .filter_map(|item| item.image_id.as_deref())
+        .collect();
     for item in ordered {
         let result = match item.kind {
-            Kind::Container if item.running && !force => {
+            _ if kept(item) => {
                 outcomes.push((item.clone(), Outcome::KeptRunning));
+                continue;
+            }
+            Kind::Image if in_use.contains(&item.id.as_str()) => {
+                outcomes.push((item.clone(), Outcome::KeptInUse));
                 continue;
             }
             Kind::Container => docker
