@@ -34,14 +34,6 @@ impl Arch {
         }
     }
 
-    /// zig's target for this architecture, pinned to AL2023's glibc 2.34.
-    pub fn zig_target(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "x86_64-linux-gnu.2.34",
-            Arch::Arm64 => "aarch64-linux-gnu.2.34",
-        }
-    }
-
     /// The prefix of Debian's (and most distributions') GNU cross toolchain for this target.
     pub fn gnu_prefix(self) -> &'static str {
         match self {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, ValueEnum};
 
 use crate::arch::Arch;
+pub use crate::env::ColorChoice;
 
 /// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
 /// subcommand name is the first argument either way.
@@ -79,13 +80,13 @@ pub struct BuildArgs {
 
     /// Memory limit of the build container, swap included: bytes, or with a k, m or g suffix
     /// (`4g`) (implies --docker)
-    #[arg(long, value_name = "SIZE", value_parser = crate::build::docker::container::parse_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
     pub docker_memory: Option<u64>,
 
     /// A build argument of the image, declared by its Dockerfile with `ARG` (repeatable); the
     /// bundled Dockerfile takes `BASE_IMAGE`, for a mirror of Amazon Linux 2023 (implies --docker)
     #[arg(long, value_name = "NAME=VALUE", conflicts_with = "docker_image",
-        value_parser = crate::build::docker::image::parse_build_arg)]
+        value_parser = parse_build_arg)]
     pub docker_build_arg: Vec<(String, String)>,
 
     /// Print the name of the image a --docker build uses (a tag made from its Dockerfile and
@@ -108,17 +109,8 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub invoke_with: Option<PathBuf>,
 
-    /// Use verbose output (-vv very verbose): prints the commands that are run
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, help_heading = COMMON)]
-    pub verbose: u8,
-
-    /// Do not print status lines or progress
-    #[arg(short = 'q', long, conflicts_with = "verbose", help_heading = COMMON)]
-    pub quiet: bool,
-
-    /// Coloring
-    #[arg(long, value_enum, value_name = "WHEN", help_heading = COMMON)]
-    pub color: Option<ColorChoice>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 
     /// Package with a function's binary; repeatable
     #[arg(
@@ -181,7 +173,10 @@ pub enum Command {
     New(NewArgs),
     Invoke(InvokeArgs),
     /// Print the bundled lambda.Dockerfile, to commit, extend or pre-build it
-    /// (`cargo lambda-build dockerfile > lambda.Dockerfile`)
+    #[command(
+        after_help = "Example: cargo lambda-build dockerfile > lambda.Dockerfile (a project's \
+lambda.Dockerfile replaces the bundled one)"
+    )]
     Dockerfile,
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
@@ -307,50 +302,109 @@ pub struct InvokeArgs {
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
+}
 
-    /// Use verbose output: prints the command and environment bootstrap runs with
-    #[arg(short = 'v', long, action = clap::ArgAction::Count)]
+/// `-v`, `-q` and `--color`, declared once for every subcommand (`global`), resolved once
+/// into [`crate::env::Ui`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct OutputArgs {
+    /// Use verbose output (-vv very verbose): prints the commands that are run, and the
+    /// environment `bootstrap` runs with
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true, help_heading = COMMON)]
     pub verbose: u8,
 
-    /// Do not print status lines, nor START / END / REPORT lines
-    #[arg(short = 'q', long, conflicts_with = "verbose")]
+    /// Do not print status lines or progress (nor invoke's START / END / REPORT lines)
+    #[arg(short = 'q', long, conflicts_with = "verbose", global = true, help_heading = COMMON)]
     pub quiet: bool,
 
     /// Coloring
-    #[arg(long, value_enum, value_name = "WHEN")]
+    #[arg(long, value_enum, value_name = "WHEN", global = true, help_heading = COMMON)]
     pub color: Option<ColorChoice>,
 }
 
-impl BuildArgs {
-    /// The `--color` that applies: the subcommand's when one runs.
-    pub fn color_choice(&self) -> Option<ColorChoice> {
-        match &self.command {
-            Some(Command::Invoke(invoke)) => invoke.color,
-            Some(Command::New(_) | Command::Dockerfile | Command::Docker(_)) | None => self.color,
-        }
+impl OutputArgs {
+    pub fn ui(&self, env: &crate::env::Env) -> crate::env::Ui {
+        crate::env::Ui::resolve(self.quiet, self.verbose, self.color, env)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    Auto,
-    Always,
-    Never,
-}
-
-impl ColorChoice {
-    /// Whether to color stderr: the flag, else whether stderr is a terminal.
-    pub fn resolve(choice: Option<ColorChoice>, stderr_is_terminal: bool) -> bool {
-        match choice {
-            Some(ColorChoice::Always) => true,
-            Some(ColorChoice::Never) => false,
-            Some(ColorChoice::Auto) | None => stderr_is_terminal,
-        }
+/// `--docker-build-arg NAME=VALUE`: a name as Docker takes it, and a value (maybe empty).
+pub fn parse_build_arg(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not NAME=VALUE (for example `BASE_IMAGE=mirror.example/amazonlinux:2023`)"
+        ));
+    };
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a build argument name: letters, digits and `_`, not starting with a \
+             digit"
+        ));
     }
+    Ok((name.to_string(), value.to_string()))
 }
 
+/// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
+const MIN_MEMORY: u64 = 6 << 20;
+
+/// A size as `docker run --memory` reads it: bytes, or a number with a `b`, `k`, `m` or `g`
+/// suffix (powers of 1024).
+pub fn parse_memory(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    let unit_at = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(unit_at);
+    let shift = match unit
+        .strip_suffix('b')
+        .filter(|u| !u.is_empty())
+        .unwrap_or(unit)
+    {
+        "" | "b" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        _ => {
+            return Err(format!(
+                "`{text}` is not a size: use bytes or a number with k, m or g (`512m`, `4g`)"
+            ));
+        }
+    };
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use a whole number (`512m`, `4g`)"))?;
+    let bytes = number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes < MIN_MEMORY {
+        return Err(format!(
+            "`{text}` is below the engine's minimum of 6m for a container"
+        ));
+    }
+    Ok(bytes)
+}
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn memory_sizes_read_as_docker_reads_them() {
+        assert_eq!(parse_memory("512m"), Ok(512 << 20));
+        assert_eq!(parse_memory("4G"), Ok(4 << 30));
+        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
+        assert_eq!(parse_memory("65536k"), Ok(64 << 20));
+        assert_eq!(parse_memory("104857600"), Ok(100 << 20));
+        for bad in ["", "m", "1.5g", "4t", "-1g", "lots"] {
+            assert!(parse_memory(bad).is_err(), "{bad}");
+        }
+        assert!(parse_memory("1m").unwrap_err().contains("minimum"));
+        assert!(
+            parse_memory("99999999999g")
+                .unwrap_err()
+                .contains("too large")
+        );
+    }
+
     use super::*;
     use clap::CommandFactory;
 
@@ -449,8 +503,8 @@ mod tests {
         assert_eq!(args.bin, ["handler"]);
         assert_eq!(args.features.features, ["a", "b"]);
         assert!(args.features.no_default_features);
-        assert_eq!(args.verbose, 2);
-        assert_eq!(args.color, Some(ColorChoice::Never));
+        assert_eq!(args.output.verbose, 2);
+        assert_eq!(args.output.color, Some(ColorChoice::Never));
     }
 
     #[test]
@@ -528,13 +582,14 @@ mod tests {
                 message_format: MessageFormat::Json
             })))
         ));
-        let args = parse(&["cargo", "lambda-build", "docker", "clean"]);
+        let args = parse(&["cargo", "lambda-build", "docker", "clean", "-q"]);
         assert!(matches!(
             args.command,
             Some(Command::Docker(DockerCommand::Clean(DockerCleanArgs {
                 force: false
             })))
         ));
+        assert!(args.output.quiet, "-q is global");
         assert!(matches!(
             parse(&["cargo", "lambda-build", "dockerfile"]).command,
             Some(Command::Dockerfile)
@@ -566,6 +621,22 @@ mod tests {
             ],
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn build_arguments_parse_as_name_equals_value() {
+        assert_eq!(
+            parse_build_arg("BASE_IMAGE=r.example/al:2023"),
+            Ok(("BASE_IMAGE".into(), "r.example/al:2023".into()))
+        );
+        assert_eq!(
+            parse_build_arg("EMPTY="),
+            Ok(("EMPTY".into(), String::new()))
+        );
+        assert_eq!(parse_build_arg("A=b=c"), Ok(("A".into(), "b=c".into())));
+        for bad in ["BASE_IMAGE", "=x", "1A=x", "A-B=x"] {
+            assert!(parse_build_arg(bad).is_err(), "{bad}");
         }
     }
 }

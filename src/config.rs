@@ -14,62 +14,47 @@
 //! into [`Env`] and passed down, so tests can set them.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer};
 
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, ColorChoice, MessageFormat};
-use crate::error::{Error, Result};
+use crate::cli::{BuildArgs, MessageFormat};
+use crate::env::{Env, Ui};
 use crate::project::{Function, Project};
 
-/// The prefix of the environment layer's variables.
-pub const ENV_PREFIX: &str = "CARGO_LAMBDA_BUILD_";
+type Result<T, E = ConfigError> = std::result::Result<T, E>;
 
-/// What the tool reads from its surroundings.
-#[derive(Debug, Clone)]
-pub struct Env {
-    /// The cargo that invoked us (`$CARGO`), else `cargo` on PATH.
-    pub cargo: OsString,
-    pub cwd: PathBuf,
-    /// `CI` is set: no progress bars, whatever the terminal.
-    pub ci: bool,
-    pub stderr_is_terminal: bool,
-    pub source_date_epoch: Option<String>,
-    /// Every `CARGO_LAMBDA_BUILD_*` variable, name and value.
-    pub config_vars: Vec<(String, String)>,
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+
+    /// Settings that apply to the one cargo invocation, set differently by two packages.
+    #[error("packages `{}` and `{}` set `{key}` differently (`{}` and `{}`), but one build has one {key}",
+        .packages[0], .packages[1], .values[0], .values[1])]
+    Conflict {
+        key: &'static str,
+        packages: [String; 2],
+        values: [String; 2],
+    },
 }
 
-impl Env {
-    pub fn from_process() -> Result<Env> {
-        use std::io::IsTerminal;
-        Ok(Env {
-            cargo: std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()),
-            cwd: std::env::current_dir()
-                .map_err(|e| anyhow::anyhow!("cannot read the current directory: {e}"))?,
-            ci: std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false"),
-            stderr_is_terminal: std::io::stderr().is_terminal(),
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH").ok(),
-            config_vars: std::env::vars_os()
-                .filter_map(|(name, value)| {
-                    let name = name.into_string().ok()?;
-                    name.starts_with(ENV_PREFIX)
-                        .then(|| (name, value.to_string_lossy().into_owned()))
-                })
-                .collect(),
+impl ConfigError {
+    /// What to do about it, when the tool knows: one line per fix.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ConfigError::Invalid { .. } => {
+                "fix the value, or remove it (the README's \"Configuration\" lists every key)"
+                    .into()
+            }
+            ConfigError::Conflict { key, .. } => format!(
+                "set `{key}` once for the build: on the command line, in \
+                 `CARGO_LAMBDA_BUILD_{}`, or in `[workspace.metadata.lambda-build]`",
+                key.to_uppercase()
+            ),
         })
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verbosity {
-    Quiet,
-    Normal,
-    /// `-v`: the commands that are run.
-    Verbose,
-    /// `-vv`: cargo's verbose output too.
-    VeryVerbose,
 }
 
 /// `--docker` and its companions. Where the Dockerfile is found depends on the project, so the
@@ -105,15 +90,11 @@ pub struct BuildConfig {
     pub verify: bool,
     /// Absolute, when given.
     pub target_dir: Option<PathBuf>,
-    pub manifest_path: Option<PathBuf>,
     pub locked: bool,
     pub offline: bool,
     pub frozen: bool,
-    pub verbosity: Verbosity,
-    /// Colors on stderr.
-    pub color: bool,
-    /// An animated progress display on stderr.
-    pub progress: bool,
+    /// Verbosity, colour and progress display on stderr.
+    pub ui: Ui,
     pub source_date_epoch: Option<String>,
     /// Build in a container: `--docker`, `--dockerfile` or `--docker-image`.
     pub docker: Option<DockerConfig>,
@@ -186,7 +167,7 @@ impl Layer {
     /// `FEATURES`) are separated by commas.
     pub fn from_env(vars: &[(String, String)], cwd: &Path) -> Result<Layer> {
         let get = |key: &str| {
-            let name = format!("{ENV_PREFIX}{key}");
+            let name = format!("{}{key}", crate::env::CONFIG_PREFIX);
             vars.iter()
                 .rev()
                 .find(|(n, _)| *n == name)
@@ -194,7 +175,7 @@ impl Layer {
                 .filter(|v| !v.is_empty())
                 .map(|v| (name, v))
         };
-        let invalid = |name: String, message: String| Error::InvalidConfig {
+        let invalid = |name: String, message: String| ConfigError::Invalid {
             origin: format!("`{name}`"),
             message,
         };
@@ -307,7 +288,7 @@ impl Table {
             value.clone(),
             &mut |path: serde_ignored::Path| unknown.push(path.to_string()),
         ))
-        .map_err(|e| Error::InvalidConfig {
+        .map_err(|e| ConfigError::Invalid {
             origin: origin.to_string(),
             message: match e.path().to_string().as_str() {
                 "." => e.inner().to_string(),
@@ -364,13 +345,7 @@ struct Layers {
 impl BuildConfig {
     /// Merges the command line, the environment and the project's Cargo.toml tables.
     pub fn resolve(args: BuildArgs, env: &Env, project: &Project) -> Result<BuildConfig> {
-        let verbosity = match (args.quiet, args.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            (false, 1) => Verbosity::Verbose,
-            (false, _) => Verbosity::VeryVerbose,
-        };
-        let color = ColorChoice::resolve(args.color, env.stderr_is_terminal);
+        let ui = args.output.ui(env);
         let mut warnings = Vec::new();
 
         let workspace_manifest = project.workspace_root.join("Cargo.toml");
@@ -391,7 +366,7 @@ impl BuildConfig {
         }
         let layers = Layers {
             top: Layer::from_args(&args, &env.cwd)
-                .over(&Layer::from_env(&env.config_vars, &env.cwd)?),
+                .over(&Layer::from_env(&env.config_vars(), &env.cwd)?),
             workspace: workspace_table.layer(&project.workspace_root),
         };
 
@@ -489,14 +464,13 @@ impl BuildConfig {
             verify: !args.no_verify,
             small: small.map(|(small, _)| small).unwrap_or(false),
             target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
-            manifest_path: args.manifest_path.map(|path| env.cwd.join(path)),
             locked: args.locked,
             offline: args.offline,
             frozen: args.frozen,
-            verbosity,
-            color,
-            progress: env.stderr_is_terminal && !env.ci && verbosity != Verbosity::Quiet,
-            source_date_epoch: env.source_date_epoch.clone(),
+            ui,
+            source_date_epoch: env
+                .source_date_epoch()
+                .map(|value| value.to_string_lossy().into_owned()),
             docker: (args.docker
                 || args.dockerfile.is_some()
                 || args.docker_image.is_some()
@@ -522,8 +496,8 @@ fn conflict(
     second: &Function,
     a: impl std::fmt::Display,
     b: impl std::fmt::Display,
-) -> Error {
-    Error::ConfigConflict {
+) -> ConfigError {
+    ConfigError::Conflict {
         key,
         packages: [first.package.clone(), second.package.clone()],
         values: [a.to_string(), b.to_string()],
@@ -538,24 +512,12 @@ mod tests {
     use serde_json::{Value, json};
 
     fn env(terminal: bool, ci: bool) -> Env {
-        Env {
-            cargo: "cargo".into(),
-            cwd: PathBuf::from("/home/me/fn"),
-            ci,
-            stderr_is_terminal: terminal,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        }
+        let vars: &[(&str, &str)] = if ci { &[("CI", "true")] } else { &[] };
+        Env::new(PathBuf::from("/home/me/fn"), terminal, vars.iter().copied())
     }
 
     fn env_with(vars: &[(&str, &str)]) -> Env {
-        Env {
-            config_vars: vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            ..env(false, false)
-        }
+        Env::new(PathBuf::from("/home/me/fn"), false, vars.iter().copied())
     }
 
     /// A workspace at /ws with one function per (package, bin, `[package.metadata.lambda-build]`).
@@ -615,10 +577,10 @@ mod tests {
 
     #[test]
     fn progress_only_on_a_terminal_outside_ci() {
-        assert!(config(&[], &env(true, false)).progress);
-        assert!(!config(&[], &env(true, true)).progress);
-        assert!(!config(&[], &env(false, false)).progress);
-        assert!(!config(&["-q"], &env(true, false)).progress);
+        assert!(config(&[], &env(true, false)).ui.progress);
+        assert!(!config(&[], &env(true, true)).ui.progress);
+        assert!(!config(&[], &env(false, false)).ui.progress);
+        assert!(!config(&["-q"], &env(true, false)).ui.progress);
     }
 
     #[test]
@@ -668,9 +630,9 @@ mod tests {
 
     #[test]
     fn color_follows_the_flag_then_the_terminal() {
-        assert!(config(&[], &env(true, false)).color);
-        assert!(!config(&["--color", "never"], &env(true, false)).color);
-        assert!(config(&["--color", "always"], &env(false, false)).color);
+        assert!(config(&[], &env(true, false)).ui.color);
+        assert!(!config(&["--color", "never"], &env(true, false)).ui.color);
+        assert!(config(&["--color", "always"], &env(false, false)).ui.color);
     }
 
     /// Each layer sets every key; removing the layers one by one from the top shows the order:
@@ -895,7 +857,7 @@ mod tests {
     fn bad_values_are_errors_naming_where() {
         let p = project(&[("api", "api", json!({ "zip": "yes" }))], Value::Null);
         let err = resolve(&[], &env(false, false), &p).unwrap_err();
-        assert!(matches!(err, Error::InvalidConfig { .. }), "{err}");
+        assert!(matches!(err, ConfigError::Invalid { .. }), "{err}");
         assert!(
             err.to_string().contains("package `api`") && err.to_string().contains("boolean"),
             "{err}"

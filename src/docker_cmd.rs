@@ -5,11 +5,13 @@ use std::io::Write;
 
 use bollard::Docker;
 
+use crate::build::BuildError;
+use crate::build::docker::DockerError;
 use crate::build::docker::engine::{self, EngineAddress};
 use crate::build::docker::image::BUNDLED_DOCKERFILE;
 use crate::build::docker::inventory::{self, Item, Outcome};
 use crate::cli::{DockerCleanArgs, DockerLsArgs, MessageFormat};
-use crate::config::Verbosity;
+use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::report::{Reporter, human_size};
 
@@ -27,20 +29,28 @@ pub fn dockerfile() -> Result<()> {
 }
 
 /// The engine `--docker` would use, and an async runtime for the requests.
-fn connect() -> Result<(tokio::runtime::Runtime, Docker, EngineAddress)> {
+fn connect(env: &Env) -> Result<(tokio::runtime::Runtime, Docker, EngineAddress)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start an async runtime for Docker: {e}"))?;
-    let address = EngineAddress::from_env(std::env::var("DOCKER_HOST").ok().as_deref());
-    let docker = runtime.block_on(engine::connect(&address))?;
+    let address = EngineAddress::from_env(env.var("DOCKER_HOST"));
+    let docker = runtime
+        .block_on(engine::connect(&address))
+        .map_err(docker_error)?;
     Ok((runtime, docker, address))
 }
 
+fn docker_error(error: DockerError) -> Error {
+    Error::from(BuildError::Docker(error))
+}
+
 /// `cargo lambda-build docker ls`.
-pub fn ls(args: &DockerLsArgs, color: bool) -> Result<()> {
-    let (runtime, docker, address) = connect()?;
-    let items = runtime.block_on(inventory::list(&docker))?;
+pub fn ls(args: &DockerLsArgs, env: &Env, ui: Ui) -> Result<()> {
+    let (runtime, docker, address) = connect(env)?;
+    let items = runtime
+        .block_on(inventory::list(&docker))
+        .map_err(docker_error)?;
     let out = &mut std::io::stdout().lock();
     match args.message_format {
         MessageFormat::Json => {
@@ -49,7 +59,7 @@ pub fn ls(args: &DockerLsArgs, color: bool) -> Result<()> {
             }
         }
         MessageFormat::Human if items.is_empty() => {
-            Reporter::plain(Verbosity::Normal, color).status(
+            Reporter::plain(ui).status(
                 "Empty",
                 format!(
                     "nothing of cargo-lambda-build on the engine at {}",
@@ -106,10 +116,12 @@ fn print_table(out: &mut impl Write, items: &[Item]) -> std::io::Result<()> {
 }
 
 /// `cargo lambda-build docker clean`: removes without asking, and says what it removed.
-pub fn clean(args: &DockerCleanArgs, color: bool) -> Result<()> {
-    let (runtime, docker, address) = connect()?;
-    let reporter = Reporter::plain(Verbosity::Normal, color);
-    let items = runtime.block_on(inventory::list(&docker))?;
+pub fn clean(args: &DockerCleanArgs, env: &Env, ui: Ui) -> Result<()> {
+    let (runtime, docker, address) = connect(env)?;
+    let reporter = Reporter::plain(ui);
+    let items = runtime
+        .block_on(inventory::list(&docker))
+        .map_err(docker_error)?;
     if items.is_empty() {
         reporter.status(
             "Empty",
@@ -169,10 +181,10 @@ pub fn clean(args: &DockerCleanArgs, color: bool) -> Result<()> {
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(Error::Docker {
+        Err(docker_error(DockerError::Engine {
             action: format!("remove {}", failed.join(", ")),
             message: "see the warnings above".into(),
-        })
+        }))
     }
 }
 

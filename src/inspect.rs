@@ -24,95 +24,18 @@ use object::read::elf::{Dyn, FileHeader, ProgramHeader};
 use object::{Endianness, Wrap};
 
 use crate::arch::Arch;
+use crate::lambda::{self, AL2023_LIBRARIES, loader_path, loader_paths};
 
-/// glibc of `provided.al2023`. AL2023 keeps glibc 2.34 for its whole life, patching it in place
-/// (`glibc-2.34-231.amzn2023` in the 2026 container updates, docker-library/official-images
-/// #21363); AL2 had 2.26. A binary that requires a newer `GLIBC_x.y` symbol version dies at
-/// start with "version `GLIBC_2.xx' not found".
+/// glibc of `provided.al2023` ([`lambda::GLIBC`]).
 pub const AL2023_GLIBC: GlibcVersion = GlibcVersion {
-    major: 2,
-    minor: 34,
+    major: lambda::GLIBC.0,
+    minor: lambda::GLIBC.1,
 };
 
 /// The largest file [`inspect`] reads: 512 MiB. Lambda's own limit is 250 MB unzipped
-/// (262144000 bytes) for the function and its layers together, so anything larger cannot be
+/// ([`lambda::UNZIPPED_LIMIT`]) for the function and its layers together, so anything larger cannot be
 /// deployed anyway, and this bounds the memory the check can take.
 pub const MAX_FILE_SIZE: u64 = 512 * 1024 * 1024;
-
-/// The libraries `provided.al2023` has, as the `DT_NEEDED` sonames that name them.
-///
-/// Where this list comes from:
-/// - `provided.al2023` is the AL2023 *minimal* container image plus the Lambda runtime pieces
-///   (AWS, aws/aws-lambda-base-images#92: "based on the AL2023-minimal image ... uses microdnf as
-///   the package manager"). Its packages are glibc 2.34 (+ glibc-minimal-langpack), libgcc,
-///   openssl-libs 3 and what microdnf pulls in (an `rpm -qa` of an AL2023-minimal based Lambda
-///   image is in amazonlinux/amazon-linux-2023#585).
-/// - glibc 2.34: `libc.so.6` and its satellites. Since 2.34, libpthread, libdl, librt and
-///   libutil are empty stubs inside glibc kept for old binaries, so they are always there;
-///   `libanl.so.1`, `libresolv.so.2` and `libBrokenLocale.so.1` ship in the same package; the
-///   loaders are `ld-linux-x86-64.so.2` and `ld-linux-aarch64.so.1`.
-/// - libgcc: `libgcc_s.so.1`, which Rust's std links for unwinding.
-/// - OpenSSL 3 (`libssl.so.3`, `libcrypto.so.3`), which our design doc relies on.
-/// - `libz.so.1` (decided: included). zlib is a hard dependency of microdnf's stack: `rpm-libs`,
-///   `libcurl-minimal` and Fedora-built `openssl-libs` all link `libz.so.1`, so it is present
-///   wherever microdnf and OpenSSL 3 are. Crates that use `libz-sys` without its `static`
-///   feature link it dynamically, and refusing them would be a false alarm.
-/// - `libstdc++.so.6` (decided: included). microdnf's `libdnf` is written in C++ and links it,
-///   and AL2023 ships updates of it in its container images (`libstdc++-11.3.1` in 2023,
-///   `libstdc++-14.2.1` in 2025: docker-library/official-images #14357, #18759). Not checked:
-///   `GLIBCXX_3.4.x` versions. A C++ dependency built with a newer GCC than the image's can
-///   still fail with "GLIBCXX_3.4.xx not found"; `--docker` builds against the image's own.
-/// - Not included, although present today as microdnf's dependencies: libcurl, libxml2,
-///   glib2, liblzma, libzstd, libbz2 and the like. AWS does not promise them and they may go;
-///   a function should ship them under `lib/` or link them statically.
-pub const AL2023_LIBRARIES: &[&str] = &[
-    // glibc 2.34
-    "libc.so.6",
-    "libm.so.6",
-    "libdl.so.2",
-    "libpthread.so.0",
-    "librt.so.1",
-    "libutil.so.1",
-    "libresolv.so.2",
-    "libanl.so.1",
-    "libBrokenLocale.so.1",
-    "ld-linux-x86-64.so.2",
-    "ld-linux-aarch64.so.1",
-    // libgcc
-    "libgcc_s.so.1",
-    // libstdc++
-    "libstdc++.so.6",
-    // openssl-libs 3
-    "libssl.so.3",
-    "libcrypto.so.3",
-    // zlib
-    "libz.so.1",
-];
-
-/// The program interpreter (`PT_INTERP`) `gcc` and `rustc` write for a `-gnu` target.
-fn loader_path(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "/lib64/ld-linux-x86-64.so.2",
-        Arch::Arm64 => "/lib/ld-linux-aarch64.so.1",
-    }
-}
-
-/// Every path of glibc's loader on AL2023 for each architecture: [`loader_path`], and the same
-/// file through AL2023's merged `/usr` (`/lib` and `/lib64` are symlinks into `/usr`).
-fn loader_paths(arch: Arch) -> &'static [&'static str] {
-    match arch {
-        Arch::X86_64 => &[
-            "/lib64/ld-linux-x86-64.so.2",
-            "/usr/lib64/ld-linux-x86-64.so.2",
-        ],
-        Arch::Arm64 => &[
-            "/lib/ld-linux-aarch64.so.1",
-            "/lib64/ld-linux-aarch64.so.1",
-            "/usr/lib/ld-linux-aarch64.so.1",
-            "/usr/lib64/ld-linux-aarch64.so.1",
-        ],
-    }
-}
 
 /// A glibc release, as in the `GLIBC_2.34` symbol version. Ordered numerically (2.4 < 2.34).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -201,6 +124,57 @@ fn serialize_arch<S: serde::Serializer>(arch: &Arch, serializer: S) -> Result<S:
 ///
 /// Messages describe the file without naming it (only [`InspectError::Read`] and
 /// [`InspectError::NotAFile`] carry the path); callers prefix the path.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error("cannot use `{}` as `bootstrap`: {source}", .path.display())]
+    Inspect { path: PathBuf, source: InspectError },
+
+    /// Every check that failed, so that one run shows all of them.
+    #[error("`{}` would not run on provided.al2023: {}", .path.display(),
+        .problems.iter().map(Problem::message).collect::<Vec<_>>().join("; "))]
+    Incompatible {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+impl CheckError {
+    /// What to do about it, when the tool knows: one line per fix.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            CheckError::Inspect { source, .. } => return source.help(),
+            CheckError::Incompatible { problems, .. } => {
+                let mut lines: Vec<String> = problems.iter().map(Problem::help).collect();
+                lines.push("to package it anyway, pass `--no-verify`".into());
+                lines.join("\n")
+            }
+        })
+    }
+}
+
+/// An executable cargo built, read and checked against provided.al2023.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub executable: PathBuf,
+    pub elf: ElfReport,
+    /// Every problem found: empty when it would run.
+    pub problems: Vec<Problem>,
+}
+
+/// Reads the executable cargo built and checks it against provided.al2023.
+pub fn check_executable(path: &Path, arch: Arch) -> Result<Checked, CheckError> {
+    let elf = inspect(path).map_err(|source| CheckError::Inspect {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let problems = check(&elf, arch);
+    Ok(Checked {
+        executable: path.to_path_buf(),
+        elf,
+        problems,
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error("cannot read {}: {source}", path.display())]

@@ -1,16 +1,22 @@
 //! `cargo lambda-build`: a pipeline of stages, one module each.
 //!
-//! config -> project -> plan -> build -> inspect -> package -> report
+//! project -> config -> plan -> build (host or docker) -> inspect -> package -> report
+//!
+//! [`run`] is the sequence: [`prepare`] decides everything that can be decided before compiling
+//! (and refuses bad input then), [`build::build`] compiles and checks, and each function then
+//! flows as one record ([`Function`]) through packaging and the report.
 
 pub mod arch;
 pub mod build;
 pub mod cli;
 pub mod config;
 pub mod docker_cmd;
+pub mod env;
 pub mod error;
 pub mod include;
 pub mod inspect;
 pub mod invoke;
+pub mod lambda;
 pub mod new;
 pub mod package;
 pub mod plan;
@@ -21,24 +27,96 @@ pub mod signal;
 pub mod verify;
 
 use std::io::Write as _;
-use std::path::Path;
 
-use crate::build::local::{self, HostFacts, Linker};
 use crate::cli::{BuildArgs, MessageFormat};
-use crate::config::{BuildConfig, Env};
+use crate::config::BuildConfig;
+use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::inspect::Problem;
-use crate::package::ZipEntry;
-use crate::plan::{FunctionPlan, Output};
+use crate::inspect::{CheckError, Checked};
+use crate::package::{Artifact, ZipEntry};
+use crate::plan::{BuildPlan, FunctionPlan, Output};
 use crate::project::Selection;
-use crate::report::{Reporter, Summary};
+use crate::report::{FunctionReport, Reporter};
 use crate::signal::Interrupt;
+
+/// Everything decided before compiling.
+struct Prepared {
+    config: BuildConfig,
+    plan: BuildPlan,
+    /// The files each function's zip will hold besides its executable, in the plan's order.
+    includes: Vec<Vec<ZipEntry>>,
+    timestamp: zip::DateTime,
+    /// `--invoke-with`'s events, read before the build so a bad file fails fast.
+    smoke_events: Option<Vec<Vec<u8>>>,
+}
+
+/// One function after packaging: its plan, what cargo built and its check, what was written.
+struct Function {
+    plan: FunctionPlan,
+    checked: Checked,
+    artifact: Artifact,
+}
 
 /// Runs one build of every selected function. Errors are returned, never printed or exited on,
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
-    let interrupt = Interrupt::register()?;
+    let interrupt = Interrupt::register().map_err(signal_handler_error)?;
+    let Some(prepared) = prepare(args, env)? else {
+        return Ok(());
+    };
+    let reporter = &Reporter::new(prepared.config.ui);
+    for warning in &prepared.config.warnings {
+        reporter.warn(warning);
+    }
+    let Prepared {
+        config,
+        plan,
+        includes,
+        timestamp,
+        smoke_events,
+    } = prepared;
 
+    let build::Outcome {
+        checked,
+        docker_image,
+    } = build::build(&plan, env, reporter, &interrupt)?;
+    refuse_or_warn(&plan, &checked, reporter)?;
+    interrupt.check()?;
+
+    let mut functions = Vec::with_capacity(plan.functions.len());
+    for ((function, checked), includes) in plan.functions.iter().zip(checked).zip(includes) {
+        let (artifact, fresh) =
+            package::package_function(function, &checked.executable, includes, timestamp, &|| {
+                interrupt.received()
+            })?;
+        report_packaged(reporter, function, &artifact, fresh);
+        functions.push(Function {
+            plan: function.clone(),
+            checked,
+            artifact,
+        });
+        interrupt.check()?;
+    }
+
+    print_results(
+        &functions,
+        &plan,
+        docker_image.as_deref(),
+        config.message_format,
+    )?;
+    interrupt.check()?;
+
+    if let Some(events) = smoke_events {
+        smoke_test(&functions, &events, &config, env, reporter, &interrupt)?;
+    }
+    Ok(())
+}
+
+/// project -> config -> plan, then every refusal that needs no compiler: unwritable outdirs,
+/// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
+/// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
+/// (`--print-image-tag`).
+fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
     let project = project::select(
@@ -51,24 +129,17 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
             bins: &args.bin,
         },
     )?;
-    let config = BuildConfig::resolve(args, env, &project)?;
-    let reporter = &Reporter::new(&config);
-    for warning in &config.warnings {
-        reporter.warn(warning);
-    }
+    let mut config = BuildConfig::resolve(args, env, &project)?;
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
-    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| {
-        std::env::var_os(name).is_some()
-    });
-    let plan = plan::plan(&config, &project, &env.cargo, &env.cwd, profile_env);
+    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
+    let plan = plan::plan(&config, &project, env, profile_env);
     if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
-        let image = build::docker::image_plan(&plan, docker, env)?;
+        let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;
         writeln!(std::io::stdout().lock(), "{}", image.name())
             .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
-        return Ok(());
+        return Ok(None);
     }
 
-    // Refuse bad input before spending minutes compiling.
     for function in &config.functions {
         if function.outdir.is_file() {
             return Err(Error::OutdirIsFile(function.outdir.clone()));
@@ -91,113 +162,103 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         .transpose()?;
     let mut includes = Vec::new();
     for function in &plan.functions {
-        if !function.include.is_empty() && matches!(function.output, Output::Bootstrap(_)) {
-            reporter.warn(format!(
+        if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
+            config.warnings.push(format!(
                 "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
                 function.bin
             ));
         }
         includes.push(include::collect(&function.package_root, &function.include)?);
     }
+    Ok(Some(Prepared {
+        config,
+        plan,
+        includes,
+        timestamp,
+        smoke_events,
+    }))
+}
 
-    let mut docker_image = None;
-    let (built, mut checked) = match &config.docker {
-        Some(docker) => {
-            let build = build::docker::build(&plan, docker, env, reporter, &interrupt)?;
-            let checked = inspect_all(&build.built, plan.arch)?;
-            docker_image = Some(build.image);
-            (build.built, checked)
+/// A binary that fails a check is refused, every problem named, unless `--no-verify`: then each
+/// problem is a warning. A function is said to be checked only once it passed.
+fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) -> Result<()> {
+    for (function, checked) in plan.functions.iter().zip(checked) {
+        if !checked.problems.is_empty() {
+            if plan.verify {
+                return Err(CheckError::Incompatible {
+                    path: checked.executable.clone(),
+                    problems: checked.problems.clone(),
+                }
+                .into());
+            }
+            for problem in &checked.problems {
+                reporter.warn(format!(
+                    "{} (packaged anyway: --no-verify)",
+                    problem.message()
+                ));
+            }
         }
-        None => build_on_host(&plan, env, reporter, &interrupt)?,
-    };
-    for (function, (elf, _)) in plan.functions.iter().zip(&checked) {
         reporter.status(
             "Checked",
             format!(
                 "`{}`: {}, glibc {}",
                 function.bin,
                 plan.arch,
-                report::glibc_text(elf)
+                report::glibc_text(&checked.elf)
             ),
         );
     }
-    for (built, (_, problems)) in built.iter().zip(&mut checked) {
-        if problems.is_empty() {
-            continue;
-        }
-        if plan.verify {
-            return Err(Error::Incompatible {
-                path: built.executable.clone(),
-                problems: std::mem::take(problems),
-            });
-        }
-        for problem in problems.iter() {
-            reporter.warn(format!(
-                "{} (packaged anyway: --no-verify)",
-                problem.message()
-            ));
-        }
-    }
-    interrupt.check()?;
+    Ok(())
+}
 
-    let mut artifacts = Vec::new();
-    for ((function, built), includes) in plan.functions.iter().zip(&built).zip(includes) {
-        let (artifact, fresh) = package_function(function, built, includes, timestamp, &interrupt)?;
-        if artifact.exceeds_direct_upload() {
-            reporter.warn(format!(
-                "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
-                 with `--code S3Bucket=...,S3Key=...`",
-                artifact.path.display(),
+fn report_packaged(reporter: &Reporter, function: &FunctionPlan, artifact: &Artifact, fresh: bool) {
+    if artifact.exceeds_direct_upload() {
+        reporter.warn(format!(
+            "`{}` is {}, over Lambda's 50 MB direct-upload limit: upload it to S3 and deploy \
+             with `--code S3Bucket=...,S3Key=...`",
+            artifact.path.display(),
+            report::human_size(artifact.size)
+        ));
+    }
+    if fresh {
+        reporter.status("Fresh", function.output.path().display());
+    } else {
+        reporter.status(
+            "Packaged",
+            format!(
+                "{} ({})",
+                function.output.path().display(),
                 report::human_size(artifact.size)
-            ));
-        }
-        if fresh {
-            reporter.status("Fresh", function.output.path().display());
-        } else {
-            reporter.status(
-                "Packaged",
-                format!(
-                    "{} ({})",
-                    function.output.path().display(),
-                    report::human_size(artifact.size)
-                ),
-            );
-        }
-        artifacts.push(artifact);
-        interrupt.check()?;
+            ),
+        );
     }
+}
 
+/// The results on stdout: a summary per function, or one JSON object each.
+fn print_results(
+    functions: &[Function],
+    plan: &BuildPlan,
+    docker_image: Option<&str>,
+    format: MessageFormat,
+) -> Result<()> {
     let stdout = &mut std::io::stdout().lock();
-    for (i, ((function, artifact), (elf, _))) in plan
-        .functions
-        .iter()
-        .zip(&artifacts)
-        .zip(&checked)
-        .enumerate()
-    {
-        if i > 0 && config.message_format == MessageFormat::Human {
-            writeln!(stdout).map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    let failed = |e: std::io::Error| anyhow::anyhow!("cannot write to stdout: {e}");
+    for (i, function) in functions.iter().enumerate() {
+        if i > 0 && format == MessageFormat::Human {
+            writeln!(stdout).map_err(failed)?;
         }
-        let summary = Summary {
-            output: &function.output,
-            artifact,
+        let summary = FunctionReport {
+            function: &function.plan,
+            artifact: &function.artifact,
             arch: plan.arch,
-            function: &function.bin,
-            package: &function.package,
-            elf,
-            extension: function.extension,
-            docker_image: docker_image.as_deref(),
+            elf: &function.checked.elf,
+            docker_image,
         };
-        match config.message_format {
+        match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),
             MessageFormat::Json => report::print_json(stdout, &summary),
         }
-        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
-    }
-    interrupt.check()?;
-
-    if let Some(events) = smoke_events {
-        smoke_test(&plan, &events, &config, reporter, &interrupt)?;
+        .map_err(failed)?;
     }
     Ok(())
 }
@@ -205,148 +266,33 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 /// `--invoke-with`: each function just written runs the events, as `invoke` runs them: the
 /// bytes that will be deployed are the bytes that were tested. Extensions are not invocable.
 fn smoke_test(
-    plan: &plan::BuildPlan,
+    functions: &[Function],
     events: &[Vec<u8>],
     config: &BuildConfig,
+    env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<()> {
+    let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
-    for function in plan.functions.iter().filter(|f| !f.extension) {
-        let settings = invoke::default_function(&function.bin, &invoke::process_var);
-        let summary = invoke::invoke(
-            function.output.path(),
+    for function in functions.iter().filter(|f| !f.plan.extension) {
+        let settings = invoke::default_function(&function.plan.bin, &lookup);
+        let outcome = invoke::invoke(
+            function.plan.output.path(),
             events,
             &settings,
             reporter,
-            config.verbosity,
+            config.ui.verbosity,
             interrupt,
         )?;
-        if let Err(error) = summary.into_result() {
+        if let Err(error) = outcome.into_result() {
             failed.push(error);
         }
     }
     // The first failure stands for all: each was reported as it happened.
-    failed.into_iter().next().map_or(Ok(()), Err)
+    failed.into_iter().next().map_or(Ok(()), |e| Err(e.into()))
 }
 
-/// The local backend: a linker for the target, then cargo; relinked with zig when the host's
-/// glibc made a binary AL2023 cannot load.
-#[allow(clippy::type_complexity)]
-fn build_on_host(
-    plan: &plan::BuildPlan,
-    env: &Env,
-    reporter: &Reporter,
-    interrupt: &Interrupt,
-) -> Result<(Vec<build::Built>, Vec<(inspect::ElfReport, Vec<Problem>)>)> {
-    let host = HostFacts::discover(plan.arch, &plan.target_dir.join("lambda-build"));
-    let linker = local::choose(plan.arch, &host)?;
-    match linker {
-        Linker::Host => reporter.detail("Linker", linker.describe()),
-        _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
-    }
-    local::ensure_target(
-        plan.arch,
-        &env.cwd,
-        &plan.target_dir.join("lambda-build"),
-        reporter,
-    )?;
-
-    let mut built = local::build(plan, &linker, reporter, interrupt)?;
-    let mut checked = inspect_all(&built, plan.arch)?;
-    // The host toolchain links against the host's glibc; when that gives a binary AL2023
-    // cannot load and zig is there, relink against glibc 2.34 rather than fail.
-    let glibc_too_new = checked
-        .iter()
-        .flat_map(|(_, problems)| problems)
-        .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
-    if linker == Linker::Host
-        && glibc_too_new
-        && let Some(zig) = build::zig::find()
-    {
-        let linker = Linker::Zig(zig);
-        reporter.status(
-            "Relinking",
-            format!("{} with {}", plan.bin_list(), linker.describe()),
-        );
-        built = local::build(plan, &linker, reporter, interrupt)?;
-        checked = inspect_all(&built, plan.arch)?;
-    }
-    Ok((built, checked))
-}
-
-/// Writes the function's zip, or its executable alone, from the executable cargo built and the
-/// includes. When nothing changed since the run that wrote it (same contents, same output), the
-/// file is kept as it is and the result says so (`true`).
-fn package_function(
-    function: &FunctionPlan,
-    built: &build::Built,
-    includes: Vec<ZipEntry>,
-    timestamp: zip::DateTime,
-    interrupt: &Interrupt,
-) -> Result<(package::Artifact, bool)> {
-    let zip = matches!(function.output, Output::Zip(_));
-    let mut entries = if zip { includes } else { Vec::new() };
-    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
-    // entry (mode 755) unless an include brought it.
-    if zip && function.extension && !entries.iter().any(|e| e.name == "extensions/") {
-        entries.push(ZipEntry {
-            name: "extensions/".into(),
-            source: function.staging_dir.clone(),
-            mode: 0o755,
-        });
-    }
-    entries.push(ZipEntry {
-        name: function.entry_name.clone(),
-        source: built.executable.clone(),
-        mode: 0o755,
-    });
-    let fingerprint = package::fingerprint(&entries, zip, timestamp)?;
-    let stamp = function.staging_dir.join("package-stamp.json");
-    if let Some(artifact) = package::reuse(&stamp, &fingerprint, function.output.path()) {
-        return Ok((artifact, true));
-    }
-
-    let cancel = || interrupt.received();
-    let staged = package::stage_bootstrap(&built.executable, &function.staging_dir, &cancel)?;
-    if let Some(dir) = function.output.path().parent() {
-        create_outdir(dir)?;
-    }
-    let artifact = match &function.output {
-        Output::Zip(path) => {
-            if let Some(executable) = entries.last_mut() {
-                executable.source = staged;
-            }
-            package::write_zip_cancellable(path, &entries, timestamp, &cancel)?
-        }
-        Output::Bootstrap(path) => package::write_file_cancellable(path, &staged, 0o755, &cancel)?,
-    };
-    package::record(&stamp, &fingerprint, &artifact)?;
-    Ok((artifact, false))
-}
-
-fn inspect_all(
-    built: &[build::Built],
-    arch: arch::Arch,
-) -> Result<Vec<(inspect::ElfReport, Vec<Problem>)>> {
-    built.iter().map(|b| inspect_built(b, arch)).collect()
-}
-
-fn inspect_built(
-    built: &build::Built,
-    arch: arch::Arch,
-) -> Result<(inspect::ElfReport, Vec<Problem>)> {
-    let elf = inspect::inspect(&built.executable).map_err(|source| Error::Inspect {
-        path: built.executable.clone(),
-        source,
-    })?;
-    let problems = inspect::check(&elf, arch);
-    Ok((elf, problems))
-}
-
-fn create_outdir(outdir: &Path) -> Result<()> {
-    std::fs::create_dir_all(outdir).map_err(|source| Error::CreateOutdir {
-        path: outdir.to_path_buf(),
-        source,
-    })
+fn signal_handler_error(e: std::io::Error) -> Error {
+    anyhow::anyhow!("cannot install a signal handler: {e}").into()
 }

@@ -1,10 +1,9 @@
-use std::io::IsTerminal;
-
 use clap::Parser;
 
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, ColorChoice, Command, DockerCommand};
-use cargo_lambda_build::config::Env;
+use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
+use cargo_lambda_build::env::{Env, Ui};
+use cargo_lambda_build::error::Error;
 use cargo_lambda_build::{docker_cmd, invoke, new, report, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
@@ -15,19 +14,38 @@ fn main() {
         std::process::exit(zig::run_compiler(&args[2..]));
     }
     let Cli::LambdaBuild(mut args) = Cli::parse();
-    let color = ColorChoice::resolve(args.color_choice(), std::io::stderr().is_terminal());
-    let result = Env::from_process().and_then(|env| match args.command.take() {
-        Some(Command::New(new)) => new::run(&new, &env, color),
-        Some(Command::Invoke(invoke_args)) => invoke::run(invoke_args, &env),
-        Some(Command::Dockerfile) => docker_cmd::dockerfile(),
-        Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, color),
-        Some(Command::Docker(DockerCommand::Clean(clean))) => docker_cmd::clean(&clean, color),
-        None => run(args, &env),
-    });
+    let (ui, result) = match Env::from_process() {
+        Ok(env) => {
+            let ui = args.output.ui(&env);
+            let result = match args.command.take() {
+                Some(Command::New(new)) => new::run(&new, &env, ui.color).map_err(Error::from),
+                Some(Command::Invoke(invoke_args)) => {
+                    invoke::run(invoke_args, &env, ui).map_err(Error::from)
+                }
+                Some(Command::Dockerfile) => docker_cmd::dockerfile(),
+                Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
+                Some(Command::Docker(DockerCommand::Clean(clean))) => {
+                    docker_cmd::clean(&clean, &env, ui)
+                }
+                None => run(args, &env),
+            };
+            (ui, result)
+        }
+        Err(e) => (
+            Ui::default(),
+            Err(anyhow::anyhow!("cannot read the current directory: {e}").into()),
+        ),
+    };
     let code = match result {
         Ok(()) => 0,
         Err(error) => {
-            let _ = report::print_error(&mut std::io::stderr().lock(), &error, color);
+            let help = error.help();
+            let _ = report::print_error(
+                &mut std::io::stderr().lock(),
+                &error,
+                help.as_deref(),
+                ui.color,
+            );
             error.exit_code()
         }
     };

@@ -10,9 +10,38 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{Ci, NewArgs};
-use crate::config::Env;
-use crate::error::{Error, Result};
+use crate::env::Env;
 use crate::report;
+
+type Result<T, E = NewError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NewError {
+    #[error("`{}` already exists", .0.display())]
+    Exists(PathBuf),
+
+    #[error("`{name}` cannot name a crate: {reason}")]
+    InvalidCrateName { name: String, reason: &'static str },
+
+    #[error("cannot write `{}`: {source}", .path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl NewError {
+    /// What to do about it, when the tool knows: one line per fix.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            NewError::Write { .. } => return None,
+            NewError::Exists(_) => "choose another name, or remove it first".into(),
+            NewError::InvalidCrateName { .. } => {
+                "use letters, digits, `-` and `_`, starting with a letter".into()
+            }
+        })
+    }
+}
 
 /// The files that make one kind of crate.
 struct Template {
@@ -104,8 +133,10 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         color,
     );
     use std::io::Write as _;
-    writeln!(std::io::stdout().lock(), "{}", dir.display())
-        .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+    writeln!(std::io::stdout().lock(), "{}", dir.display()).map_err(|source| NewError::Write {
+        path: "stdout".into(),
+        source,
+    })?;
     Ok(())
 }
 
@@ -120,11 +151,13 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         .to_string();
     check_name(&name)?;
     if fs::symlink_metadata(&dir).is_ok() {
-        return Err(Error::NewExists(dir));
+        return Err(NewError::Exists(dir));
     }
     let parent = dir.parent().unwrap_or(cwd);
-    let failed =
-        |what: &Path, e: std::io::Error| anyhow::anyhow!("cannot write `{}`: {e}", what.display());
+    let failed = |what: &Path, source: std::io::Error| NewError::Write {
+        path: what.to_path_buf(),
+        source,
+    };
     fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
@@ -143,7 +176,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         .map_err(|e| failed(&dir, e))?;
     // `rename` would replace an empty directory that appeared meanwhile; refuse that too.
     if fs::symlink_metadata(&dir).is_ok() {
-        return Err(Error::NewExists(dir));
+        return Err(NewError::Exists(dir));
     }
     fs::rename(staging.path(), &dir).map_err(|e| failed(&dir, e))?;
     let _ = staging.keep();
@@ -154,7 +187,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
 /// `_`, starting with a letter, and not one that shadows a standard crate.
 fn check_name(name: &str) -> Result<()> {
     let invalid = |reason| {
-        Err(Error::InvalidCrateName {
+        Err(NewError::InvalidCrateName {
             name: name.to_string(),
             reason,
         })
@@ -241,7 +274,7 @@ mod tests {
         assert_eq!(beside.len(), 1);
 
         let err = create(&new_args("fns/my-fn", None), dir.path()).unwrap_err();
-        assert!(matches!(err, Error::NewExists(_)), "{err}");
+        assert!(matches!(err, NewError::Exists(_)), "{err}");
         let plain = create(&new_args("plain", None), dir.path()).unwrap();
         assert!(!plain.join(".github").exists() && !plain.join(".gitlab-ci.yml").exists());
         let gitlab = create(&new_args("gl", Some(Ci::Gitlab)), dir.path()).unwrap();
@@ -256,7 +289,7 @@ mod tests {
         for name in ["1fn", "my fn", "é", "test", "-x"] {
             let err = create(&new_args(&format!("sub/{name}"), None), dir.path()).unwrap_err();
             assert!(
-                matches!(err, Error::InvalidCrateName { .. } | Error::NewExists(_)),
+                matches!(err, NewError::InvalidCrateName { .. } | NewError::Exists(_)),
                 "{name}: {err}"
             );
         }

@@ -14,18 +14,9 @@ use tempfile::NamedTempFile;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipWriter};
 
+use crate::lambda::{self, BOOTSTRAP, DIRECT_UPLOAD_LIMIT, UNZIPPED_LIMIT};
+use crate::plan::{FunctionPlan, Output};
 use crate::verify;
-
-/// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has to
-/// go through S3, so the caller warns.
-pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
-
-/// Lambda refuses a function whose code, layers included, is over 250 MB (262,144,000 bytes)
-/// unzipped.
-pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
-
-/// Lambda runs the executable named `bootstrap` at the root of `/var/task` on `provided.al2023`.
-const BOOTSTRAP: &str = "bootstrap";
 
 /// The reproducible-builds.org convention for a build's fixed clock.
 const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
@@ -146,18 +137,6 @@ impl Artifact {
     #[must_use]
     pub fn exceeds_direct_upload(&self) -> bool {
         self.size > DIRECT_UPLOAD_LIMIT
-    }
-}
-
-/// The one timestamp of every zip entry, so that the same input gives the same bytes: from
-/// `SOURCE_DATE_EPOCH` when set, else 1980-01-01 00:00:00, the earliest date a zip can hold.
-pub fn zip_timestamp_from_env() -> Result<DateTime, PackageError> {
-    match std::env::var(SOURCE_DATE_EPOCH) {
-        Ok(value) => zip_timestamp_from(Some(&value)),
-        Err(std::env::VarError::NotPresent) => zip_timestamp_from(None),
-        Err(std::env::VarError::NotUnicode(value)) => Err(PackageError::InvalidSourceDateEpoch {
-            value: value.to_string_lossy().into_owned(),
-        }),
     }
 }
 
@@ -791,6 +770,61 @@ fn hex(bytes: &[u8]) -> String {
             let _ = write!(hex, "{byte:02x}");
             hex
         })
+}
+
+/// The name of the stamp file in a function's staging directory (see [`reuse`]).
+const STAMP_FILE: &str = "package-stamp.json";
+
+/// Writes the function's zip, or its executable alone, from the executable cargo built and the
+/// includes. When nothing changed since the run that wrote it (same contents, same output), the
+/// file is kept as it is and the result says so (`true`).
+pub fn package_function(
+    function: &FunctionPlan,
+    executable: &Path,
+    includes: Vec<ZipEntry>,
+    timestamp: DateTime,
+    cancel: Cancel,
+) -> Result<(Artifact, bool), PackageError> {
+    let zip = matches!(function.output, Output::Zip(_));
+    let mut entries = if zip { includes } else { Vec::new() };
+    // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
+    // entry (mode 755) unless an include brought it.
+    if zip && function.extension && !entries.iter().any(|e| e.name == lambda::EXTENSIONS_DIR) {
+        entries.push(ZipEntry {
+            name: lambda::EXTENSIONS_DIR.into(),
+            source: function.staging_dir.clone(),
+            mode: 0o755,
+        });
+    }
+    entries.push(ZipEntry {
+        name: function.entry_name.clone(),
+        source: executable.to_path_buf(),
+        mode: 0o755,
+    });
+    let fingerprint = fingerprint(&entries, zip, timestamp)?;
+    let stamp = function.staging_dir.join(STAMP_FILE);
+    if let Some(artifact) = reuse(&stamp, &fingerprint, function.output.path()) {
+        return Ok((artifact, true));
+    }
+
+    let staged = stage_bootstrap(executable, &function.staging_dir, cancel)?;
+    if let Some(dir) = function.output.path().parent() {
+        fs::create_dir_all(dir).map_err(|error| PackageError::Write {
+            path: dir.to_path_buf(),
+            error,
+        })?;
+    }
+    let artifact = match &function.output {
+        Output::Zip(path) => {
+            if let Some(executable) = entries.last_mut() {
+                executable.source = staged;
+            }
+            write_zip_cancellable(path, &entries, timestamp, cancel)?
+        }
+        Output::Executable(path) => write_file_cancellable(path, &staged, 0o755, cancel)?,
+    };
+    record(&stamp, &fingerprint, &artifact)?;
+    Ok((artifact, false))
 }
 
 #[cfg(test)]

@@ -1,17 +1,21 @@
 //! The build plan: pure data that says what will be built, how, and where it goes. Nothing here
-//! runs anything, so tests can check every decision.
+//! runs anything, so tests can check every decision. cargo's command is kept typed
+//! ([`CargoArgs`]) and rendered into each argv the backends need (build, fetch, metadata, the
+//! container's), so no stage searches a list of strings for a flag.
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::arch::Arch;
-use crate::config::{BuildConfig, Verbosity};
+use crate::config::{BuildConfig, DockerConfig};
+use crate::env::{Env, Verbosity};
+use crate::lambda;
 use crate::project::Project;
 
-/// A command to run, kept as data so it can be printed and inspected.
+/// A process to run, kept as data so it can be printed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invocation {
+pub struct Cmd {
     pub program: OsString,
     pub args: Vec<OsString>,
     /// Variables set on top of the inherited environment.
@@ -19,7 +23,7 @@ pub struct Invocation {
     pub cwd: PathBuf,
 }
 
-impl Invocation {
+impl Cmd {
     pub fn command(&self) -> std::process::Command {
         let mut command = std::process::Command::new(&self.program);
         command
@@ -31,7 +35,7 @@ impl Invocation {
 }
 
 /// The command as shell words, the way `-v` prints it: secret-looking values masked.
-impl fmt::Display for Invocation {
+impl fmt::Display for Cmd {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&crate::redact::command_line(
             self.env
@@ -43,20 +47,181 @@ impl fmt::Display for Invocation {
     }
 }
 
+/// What cargo is asked to do, as the user asked it: one value that renders `cargo build`,
+/// `cargo fetch` and `cargo metadata` for the host and `cargo build` for a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CargoArgs {
+    /// `$CARGO`, else `cargo`.
+    pub program: OsString,
+    pub cwd: PathBuf,
+    pub manifest_path: PathBuf,
+    pub target: Arch,
+    pub profile: String,
+    /// `-p`, each once, in the project's order.
+    pub packages: Vec<String>,
+    /// `--bin`, one per function.
+    pub bins: Vec<String>,
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub locked: bool,
+    pub offline: bool,
+    pub frozen: bool,
+    /// `--target-dir`, when the user gave one.
+    pub target_dir: Option<PathBuf>,
+    pub verbosity: Verbosity,
+    /// cargo's stderr is piped through this tool, so cargo cannot see the terminal itself.
+    pub color: bool,
+    /// Profile settings as `CARGO_PROFILE_*` variables (see [`profile_env`]).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl CargoArgs {
+    /// `cargo build` on the host, its artifacts read from JSON messages.
+    pub fn build(&self) -> Cmd {
+        self.cmd(self.build_args())
+    }
+
+    /// `cargo build`'s arguments (after the program): the host's, or a container's once
+    /// [`CargoArgs::in_container`] has set its paths.
+    pub fn build_args(&self) -> Vec<OsString> {
+        let mut args: Vec<OsString> = vec![
+            "build".into(),
+            "--message-format".into(),
+            "json-render-diagnostics".into(),
+            "--target".into(),
+            self.target.triple().into(),
+            "--profile".into(),
+            self.profile.clone().into(),
+            "--manifest-path".into(),
+            self.manifest_path.clone().into(),
+        ];
+        for package in &self.packages {
+            args.extend(["-p".into(), package.into()]);
+        }
+        for bin in &self.bins {
+            args.extend(["--bin".into(), bin.into()]);
+        }
+        if !self.features.is_empty() {
+            args.extend(["--features".into(), self.features.join(",").into()]);
+        }
+        let flags = [
+            (self.all_features, "--all-features"),
+            (self.no_default_features, "--no-default-features"),
+            (self.verbosity == Verbosity::VeryVerbose, "--verbose"),
+        ];
+        args.extend(flags.iter().filter(|(on, _)| *on).map(|(_, f)| f.into()));
+        args.extend(self.lock_args());
+        if let Some(dir) = &self.target_dir {
+            args.extend(["--target-dir".into(), dir.clone().into()]);
+        }
+        args.extend(self.color_args());
+        args
+    }
+
+    /// The same build inside a container: its own target directory, and offline, since the
+    /// container has no network (dependencies were fetched on the host).
+    pub fn in_container(&self, target_dir: &Path) -> CargoArgs {
+        CargoArgs {
+            target_dir: Some(target_dir.to_path_buf()),
+            offline: true,
+            ..self.clone()
+        }
+    }
+
+    /// `cargo fetch` for both Linux targets (a container compiles build scripts for its own
+    /// architecture, which may be either), with the user's `--locked` / `--offline` /
+    /// `--frozen`.
+    pub fn fetch(&self) -> Cmd {
+        let mut args: Vec<OsString> = vec![
+            "fetch".into(),
+            "--manifest-path".into(),
+            self.manifest_path.clone().into(),
+        ];
+        for arch in Arch::ALL {
+            args.extend(["--target".into(), arch.triple().into()]);
+        }
+        args.extend(self.lock_args());
+        args.extend(self.color_args());
+        self.cmd(args)
+    }
+
+    /// `cargo metadata` of everything a build reads, offline (after [`CargoArgs::fetch`]), for
+    /// the platforms fetched: without a filter cargo wants every package of every platform.
+    pub fn metadata(&self) -> Cmd {
+        let mut args: Vec<OsString> = vec![
+            "metadata".into(),
+            "--format-version".into(),
+            "1".into(),
+            "--offline".into(),
+            "--manifest-path".into(),
+            self.manifest_path.clone().into(),
+        ];
+        for arch in Arch::ALL {
+            args.extend(["--filter-platform".into(), arch.triple().into()]);
+        }
+        if self.locked || self.frozen {
+            args.push("--locked".into());
+        }
+        Cmd {
+            env: Vec::new(),
+            ..self.cmd(args)
+        }
+    }
+
+    fn lock_args(&self) -> Vec<OsString> {
+        [
+            (self.locked, "--locked"),
+            (self.offline, "--offline"),
+            (self.frozen, "--frozen"),
+            (self.verbosity == Verbosity::Quiet, "--quiet"),
+        ]
+        .iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, flag)| flag.into())
+        .collect()
+    }
+
+    fn color_args(&self) -> [OsString; 2] {
+        [
+            "--color".into(),
+            if self.color { "always" } else { "never" }.into(),
+        ]
+    }
+
+    fn cmd(&self, args: Vec<OsString>) -> Cmd {
+        Cmd {
+            program: self.program.clone(),
+            args,
+            env: self.env.clone(),
+            cwd: self.cwd.clone(),
+        }
+    }
+}
+
+/// Where the build runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The host's toolchain, cross-linking when needed.
+    Host,
+    /// cargo inside a container of an Amazon Linux 2023 image.
+    Docker(DockerConfig),
+}
+
 /// Where a function's result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
     /// `<outdir>/lambda.zip`, with `bootstrap` (or `extensions/<bin>`) in it.
     Zip(PathBuf),
-    /// The executable itself: `<outdir>/bootstrap`, or `<outdir>/extensions/<bin>` for an
+    /// The executable alone: `<outdir>/bootstrap`, or `<outdir>/extensions/<bin>` for an
     /// extension (the layout of the zip, so the directory can serve as a layer).
-    Bootstrap(PathBuf),
+    Executable(PathBuf),
 }
 
 impl Output {
-    pub fn path(&self) -> &std::path::Path {
+    pub fn path(&self) -> &Path {
         match self {
-            Output::Zip(path) | Output::Bootstrap(path) => path,
+            Output::Zip(path) | Output::Executable(path) => path,
         }
     }
 }
@@ -84,8 +249,9 @@ pub struct FunctionPlan {
 pub struct BuildPlan {
     pub project: Project,
     pub arch: Arch,
-    /// One cargo invocation builds every function.
-    pub cargo: Invocation,
+    /// One cargo run builds every function.
+    pub cargo: CargoArgs,
+    pub backend: Backend,
     /// cargo's target directory: `--target-dir`, else what `cargo metadata` reported.
     pub target_dir: PathBuf,
     /// In the project's order.
@@ -101,6 +267,19 @@ impl BuildPlan {
             .map(|f| format!("`{}`", f.bin))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// Each function's package manifest and binary, as cargo's messages name them.
+    pub fn wanted(&self) -> Vec<(&Path, &str)> {
+        self.functions
+            .iter()
+            .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+            .collect()
+    }
+
+    /// `<target-dir>/lambda-build`: the tool's own files beside cargo's.
+    pub fn tool_dir(&self) -> PathBuf {
+        self.target_dir.join("lambda-build")
     }
 }
 
@@ -136,66 +315,39 @@ pub fn profile_env(
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
-    cargo: &OsString,
-    cwd: &std::path::Path,
+    env: &Env,
     profile_env: Vec<(OsString, OsString)>,
 ) -> BuildPlan {
     let target_dir = config
         .target_dir
         .clone()
         .unwrap_or_else(|| project.target_dir.clone());
-    let mut args: Vec<OsString> = vec![
-        "build".into(),
-        "--message-format".into(),
-        "json-render-diagnostics".into(),
-        "--target".into(),
-        config.arch.triple().into(),
-        "--profile".into(),
-        config.profile.clone().into(),
-        "--manifest-path".into(),
-        project.functions[0].manifest_path.clone().into(),
-    ];
-    let mut packages: Vec<&str> = Vec::new();
+    let mut packages: Vec<String> = Vec::new();
     for function in &project.functions {
-        if !packages.contains(&function.package.as_str()) {
-            packages.push(&function.package);
+        if !packages.contains(&function.package) {
+            packages.push(function.package.clone());
         }
     }
-    for package in packages {
-        args.push("-p".into());
-        args.push(package.into());
-    }
-    for function in &project.functions {
-        args.push("--bin".into());
-        args.push(function.bin.clone().into());
-    }
     let features = &config.features;
-    if !features.features.is_empty() {
-        args.push("--features".into());
-        args.push(features.features.join(",").into());
-    }
-    let flags = [
-        (features.all_features, "--all-features"),
-        (features.no_default_features, "--no-default-features"),
-        (config.locked, "--locked"),
-        (config.offline, "--offline"),
-        (config.frozen, "--frozen"),
-        (config.verbosity == Verbosity::Quiet, "--quiet"),
-        (config.verbosity == Verbosity::VeryVerbose, "--verbose"),
-    ];
-    args.extend(
-        flags
-            .iter()
-            .filter(|(on, _)| *on)
-            .map(|(_, flag)| OsString::from(flag)),
-    );
-    if let Some(dir) = &config.target_dir {
-        args.push("--target-dir".into());
-        args.push(dir.clone().into());
-    }
-    // cargo's stderr is piped through this tool, so cargo cannot see the terminal itself.
-    args.push("--color".into());
-    args.push(if config.color { "always" } else { "never" }.into());
+    let cargo = CargoArgs {
+        program: env.cargo.clone(),
+        cwd: env.cwd.clone(),
+        manifest_path: project.functions[0].manifest_path.clone(),
+        target: config.arch,
+        profile: config.profile.clone(),
+        packages,
+        bins: project.functions.iter().map(|f| f.bin.clone()).collect(),
+        features: features.features.clone(),
+        all_features: features.all_features,
+        no_default_features: features.no_default_features,
+        locked: config.locked,
+        offline: config.offline,
+        frozen: config.frozen,
+        target_dir: config.target_dir.clone(),
+        verbosity: config.ui.verbosity,
+        color: config.ui.color,
+        env: profile_env,
+    };
 
     let several = project.functions.len() > 1;
     let functions = project
@@ -210,9 +362,9 @@ pub fn plan(
                 settings.outdir.clone()
             };
             let entry_name = if settings.extension {
-                format!("extensions/{}", function.bin)
+                format!("{}{}", lambda::EXTENSIONS_DIR, function.bin)
             } else {
-                "bootstrap".to_string()
+                lambda::BOOTSTRAP.to_string()
             };
             FunctionPlan {
                 package: function.package.clone(),
@@ -225,7 +377,7 @@ pub fn plan(
                 output: if settings.zip {
                     Output::Zip(dir.join("lambda.zip"))
                 } else {
-                    Output::Bootstrap(dir.join(&entry_name))
+                    Output::Executable(dir.join(&entry_name))
                 },
                 entry_name,
                 extension: settings.extension,
@@ -237,11 +389,10 @@ pub fn plan(
     BuildPlan {
         project: project.clone(),
         arch: config.arch,
-        cargo: Invocation {
-            program: cargo.clone(),
-            args,
-            env: profile_env,
-            cwd: cwd.to_path_buf(),
+        cargo,
+        backend: match &config.docker {
+            Some(docker) => Backend::Docker(docker.clone()),
+            None => Backend::Host,
         },
         target_dir,
         functions,
@@ -253,7 +404,7 @@ pub fn plan(
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use crate::config::Env;
+    use crate::env::Env;
     use crate::project::Function;
     use clap::Parser;
     use std::path::Path;
@@ -287,8 +438,7 @@ mod tests {
     fn plan_of(args: &[&str], project: &Project) -> BuildPlan {
         let config = config_of(args, project);
         let profile_env = profile_env(&config, false, |_| false);
-        let cwd = Path::new("/src/ws/api");
-        plan(&config, project, &"/bin/cargo".into(), cwd, profile_env)
+        plan(&config, project, &env(), profile_env)
     }
 
     fn config(args: &[&str]) -> BuildConfig {
@@ -298,19 +448,20 @@ mod tests {
     fn config_of(args: &[&str], project: &Project) -> BuildConfig {
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        let env = Env {
-            cargo: "/bin/cargo".into(),
-            cwd: "/src/ws/api".into(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        };
-        BuildConfig::resolve(args, &env, project).unwrap()
+        BuildConfig::resolve(args, &env(), project).unwrap()
+    }
+
+    fn env() -> Env {
+        Env::new(
+            "/src/ws/api".into(),
+            false,
+            [("CARGO", "/bin/cargo"), ("CI", "true")],
+        )
     }
 
     fn args(plan: &BuildPlan) -> Vec<String> {
         plan.cargo
+            .build()
             .args
             .iter()
             .map(|a| a.to_string_lossy().into_owned())
@@ -321,7 +472,7 @@ mod tests {
     fn default_is_a_release_build_for_x86_64_read_from_json() {
         let plan = plan_for(&[]);
         assert_eq!(
-            plan.cargo.to_string(),
+            plan.cargo.build().to_string(),
             "CARGO_PROFILE_RELEASE_STRIP=symbols /bin/cargo build \
              --message-format json-render-diagnostics \
              --target x86_64-unknown-linux-gnu --profile release \
@@ -329,7 +480,7 @@ mod tests {
         );
         assert_eq!(
             plan.functions[0].output,
-            Output::Bootstrap("/src/ws/api/bootstrap".into())
+            Output::Executable("/src/ws/api/bootstrap".into())
         );
         assert_eq!(plan.functions[0].entry_name, "bootstrap");
         assert_eq!(
@@ -439,7 +590,7 @@ mod tests {
             function("jobs", "hourly"),
         ]);
         let plan = plan_of(&["--zip", "-o", "dist"], &project);
-        let shown = plan.cargo.to_string();
+        let shown = plan.cargo.build().to_string();
         assert!(
             shown.contains(
                 "--manifest-path /src/ws/api/Cargo.toml -p api -p jobs \
@@ -456,7 +607,7 @@ mod tests {
         let plan = plan_of(&[], &project);
         assert_eq!(
             plan.functions[1].output,
-            Output::Bootstrap("/src/ws/api/nightly/bootstrap".into())
+            Output::Executable("/src/ws/api/nightly/bootstrap".into())
         );
     }
 
@@ -471,7 +622,7 @@ mod tests {
         let plan = plan_for(&["--extension"]);
         assert_eq!(
             plan.functions[0].output,
-            Output::Bootstrap("/src/ws/api/extensions/handler".into())
+            Output::Executable("/src/ws/api/extensions/handler".into())
         );
     }
 
@@ -482,10 +633,10 @@ mod tests {
 
     #[test]
     fn printed_command_quotes_what_needs_quoting() {
-        let mut plan = plan_for(&[]);
-        plan.cargo.env = vec![("CC".into(), "zig cc".into())];
-        plan.cargo.args.push("a b".into());
-        let shown = plan.cargo.to_string();
+        let mut cargo = plan_for(&[]).cargo.build();
+        cargo.env = vec![("CC".into(), "zig cc".into())];
+        cargo.args.push("a b".into());
+        let shown = cargo.to_string();
         assert!(shown.starts_with("CC='zig cc' /bin/cargo build"), "{shown}");
         assert!(shown.ends_with(" 'a b'"), "{shown}");
     }

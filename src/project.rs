@@ -8,7 +8,101 @@ use std::process::Command;
 
 use cargo_metadata::{Metadata, Package};
 
-use crate::error::{Error, Result};
+type Result<T, E = ProjectError> = std::result::Result<T, E>;
+
+/// The help for a missing cargo or rustc.
+pub const INSTALL_RUST: &str =
+    "install Rust with rustup (https://rustup.rs), or set `CARGO` to cargo's path";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("could not find `Cargo.toml` in `{}` or any parent directory", .0.display())]
+    NoManifest(PathBuf),
+
+    #[error("`--manifest-path` `{}` does not exist", .0.display())]
+    ManifestMissing(PathBuf),
+
+    #[error("`--manifest-path` `{}` is a directory; it must name a Cargo.toml file", .0.display())]
+    ManifestIsDir(PathBuf),
+
+    #[error("cargo could not read the project: {0}")]
+    Metadata(String),
+
+    #[error("could not run `{program}`: {source}")]
+    RunCargo {
+        program: String,
+        source: std::io::Error,
+    },
+
+    #[error("package `{0}` has no binary target to deploy")]
+    NoBinary(String),
+
+    #[error("package `{package}` has several binaries ({}); choose one with `--bin`", .names.join(", "))]
+    SeveralBinaries { package: String, names: Vec<String> },
+
+    #[error("package `{package}` has no binary named `{name}`; it has: {}", .names.join(", "))]
+    UnknownBinary {
+        package: String,
+        name: String,
+        names: Vec<String>,
+    },
+
+    #[error("package `{name}` is not in the workspace; it has: {}", .names.join(", "))]
+    UnknownPackage { name: String, names: Vec<String> },
+
+    #[error("no selected package has a binary named `{name}`; the packages are: {}", .packages.join(", "))]
+    NoSuchBinary { name: String, packages: Vec<String> },
+
+    #[error("two selected binaries are named `{name}`: one in package `{}`, one in package `{}`", .packages[0], .packages[1])]
+    DuplicateBinary { name: String, packages: [String; 2] },
+
+    #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
+    SeveralPackages(Vec<String>),
+}
+
+impl ProjectError {
+    /// What to do about it, when the tool knows: one line per fix.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            ProjectError::NoManifest(_) => {
+                "run in your function's crate, or pass `--manifest-path path/to/Cargo.toml`".into()
+            }
+            ProjectError::ManifestMissing(_) => {
+                "point `--manifest-path` at an existing Cargo.toml".into()
+            }
+            ProjectError::ManifestIsDir(dir) => {
+                format!("use `--manifest-path {}`", dir.join("Cargo.toml").display())
+            }
+            ProjectError::Metadata(_) => {
+                "fix what cargo says, then run again (`cargo metadata --no-deps` shows it in full)"
+                    .into()
+            }
+            ProjectError::NoBinary(_) => {
+                "a Lambda function is a binary: add `src/main.rs` or a `[[bin]]` target".into()
+            }
+            ProjectError::SeveralBinaries { names, .. } => {
+                format!("for example `--bin {}`", names[0])
+            }
+            ProjectError::UnknownBinary { names, .. } => {
+                format!("for example `--bin {}`", names[0])
+            }
+            ProjectError::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
+            ProjectError::NoSuchBinary { .. } => {
+                "list the package that has it with `-p`, or leave `--bin` out".into()
+            }
+            ProjectError::DuplicateBinary { packages, .. } => format!(
+                "each function is named after its binary: select one of them with `-p {}`, or \
+                 leave one out with `--exclude {}`",
+                packages[0], packages[1]
+            ),
+            ProjectError::SeveralPackages(names) => format!(
+                "for example `-p {}`, or `--workspace` to build every function",
+                names[0]
+            ),
+            ProjectError::RunCargo { .. } => INSTALL_RUST.into(),
+        })
+    }
+}
 
 /// The workspace and the functions this run deploys.
 #[derive(Debug, Clone, PartialEq)]
@@ -59,15 +153,15 @@ pub fn locate_manifest(manifest_path: Option<&Path>, cwd: &Path) -> Result<PathB
         return if path.is_file() {
             Ok(path)
         } else if path.is_dir() {
-            Err(Error::ManifestIsDir(path))
+            Err(ProjectError::ManifestIsDir(path))
         } else {
-            Err(Error::ManifestMissing(path))
+            Err(ProjectError::ManifestMissing(path))
         };
     }
     cwd.ancestors()
         .map(|dir| dir.join("Cargo.toml"))
         .find(|candidate| candidate.is_file())
-        .ok_or_else(|| Error::NoManifest(cwd.to_path_buf()))
+        .ok_or_else(|| ProjectError::NoManifest(cwd.to_path_buf()))
 }
 
 /// Runs `cargo metadata` for `manifest`.
@@ -83,13 +177,16 @@ pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> 
         .arg(manifest)
         .current_dir(cwd)
         .output()
-        .map_err(Error::spawn(cargo))?;
+        .map_err(|source| ProjectError::RunCargo {
+            program: cargo.to_string_lossy().into_owned(),
+            source,
+        })?;
     if !output.status.success() {
-        return Err(Error::Metadata(cargo_error_text(&output.stderr)));
+        return Err(ProjectError::Metadata(cargo_error_text(&output.stderr)));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     cargo_metadata::MetadataCommand::parse(stdout.as_ref())
-        .map_err(|e| Error::Metadata(e.to_string()))
+        .map_err(|e| ProjectError::Metadata(e.to_string()))
 }
 
 /// Cargo's error without its own `error: ` prefix, as one line, so it reads after ours.
@@ -136,7 +233,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             .iter()
             .copied()
             .find(|p| p.name.as_str() == name)
-            .ok_or_else(|| Error::UnknownPackage {
+            .ok_or_else(|| ProjectError::UnknownPackage {
                 name: name.to_string(),
                 names: member_names(),
             })
@@ -181,9 +278,9 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
                     .collect();
                 match with_bins.as_slice() {
                     [only] => packages.push(only),
-                    [] => return Err(Error::NoBinary(workspace_name(metadata))),
+                    [] => return Err(ProjectError::NoBinary(workspace_name(metadata))),
                     several => {
-                        return Err(Error::SeveralPackages(
+                        return Err(ProjectError::SeveralPackages(
                             several.iter().map(|p| p.name.to_string()).collect(),
                         ));
                     }
@@ -203,12 +300,12 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             match having.as_slice() {
                 [] => {
                     return Err(match packages.as_slice() {
-                        [only] => Error::UnknownBinary {
+                        [only] => ProjectError::UnknownBinary {
                             package: only.name.to_string(),
                             name: name.clone(),
                             names: binaries(only),
                         },
-                        _ => Error::NoSuchBinary {
+                        _ => ProjectError::NoSuchBinary {
                             name: name.clone(),
                             packages: packages.iter().map(|p| p.name.to_string()).collect(),
                         },
@@ -224,18 +321,18 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             chosen.extend(binaries(package).into_iter().map(|bin| (*package, bin)));
         }
         if chosen.is_empty() {
-            return Err(Error::NoBinary(workspace_name(metadata)));
+            return Err(ProjectError::NoBinary(workspace_name(metadata)));
         }
     } else {
         for package in &packages {
             let names = binaries(package);
             let package_name = package.name.to_string();
             let bin = match (names.as_slice(), &package.default_run) {
-                ([], _) => return Err(Error::NoBinary(package_name)),
+                ([], _) => return Err(ProjectError::NoBinary(package_name)),
                 ([only], _) => only.clone(),
                 (_, Some(default_run)) => default_run.clone(),
                 (_, None) => {
-                    return Err(Error::SeveralBinaries {
+                    return Err(ProjectError::SeveralBinaries {
                         package: package_name,
                         names,
                     });
@@ -258,7 +355,7 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             .iter()
             .find(|(p, b)| b == bin && p.id != package.id)
         {
-            return Err(Error::DuplicateBinary {
+            return Err(ProjectError::DuplicateBinary {
                 name: bin.clone(),
                 packages: [other.name.to_string(), package.name.to_string()],
             });
@@ -452,7 +549,7 @@ mod tests {
         let meta = workspace(ROOT, &[("util", &[], None)]);
         let err = pick(&meta, &manifest("util"), None, None).unwrap_err();
         assert!(
-            matches!(err, Error::NoBinary(ref name) if name == "util"),
+            matches!(err, ProjectError::NoBinary(ref name) if name == "util"),
             "{err}"
         );
     }
@@ -471,7 +568,7 @@ mod tests {
 
         let meta = workspace(ROOT, &[("jobs", &["jobs"], None), ("api", &["api"], None)]);
         let err = pick(&meta, &virtual_manifest, None, None).unwrap_err();
-        assert!(matches!(err, Error::SeveralPackages(_)), "{err}");
+        assert!(matches!(err, ProjectError::SeveralPackages(_)), "{err}");
     }
 
     fn select_with(meta: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
@@ -522,7 +619,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(
-            matches!(err, Error::SeveralBinaries { ref package, .. } if package == "jobs"),
+            matches!(err, ProjectError::SeveralBinaries { ref package, .. } if package == "jobs"),
             "{err}"
         );
         let bins = strings(&["api", "hourly", "api"]);
@@ -611,7 +708,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, Error::NoBinary(_)), "{err}");
+        assert!(matches!(err, ProjectError::NoBinary(_)), "{err}");
         let exclude = strings(&["ghost"]);
         let err = select_with(
             &meta,
@@ -623,7 +720,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, Error::UnknownPackage { .. }), "{err}");
+        assert!(matches!(err, ProjectError::UnknownPackage { .. }), "{err}");
     }
 
     #[test]
@@ -658,7 +755,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, Error::DuplicateBinary { .. }), "{err}");
+        assert!(matches!(err, ProjectError::DuplicateBinary { .. }), "{err}");
     }
 
     #[test]
@@ -668,7 +765,7 @@ mod tests {
         std::fs::create_dir_all(&nested).unwrap();
         assert!(matches!(
             locate_manifest(None, &nested),
-            Err(Error::NoManifest(_))
+            Err(ProjectError::NoManifest(_))
         ));
         std::fs::write(dir.path().join("Cargo.toml"), "").unwrap();
         assert_eq!(
@@ -676,7 +773,7 @@ mod tests {
             dir.path().join("Cargo.toml")
         );
         let missing = locate_manifest(Some(Path::new("nope/Cargo.toml")), dir.path());
-        assert!(matches!(missing, Err(Error::ManifestMissing(_))));
+        assert!(matches!(missing, Err(ProjectError::ManifestMissing(_))));
     }
 
     #[test]

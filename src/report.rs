@@ -9,11 +9,11 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::arch::Arch;
-use crate::config::{BuildConfig, Verbosity};
-use crate::error::Error;
+use crate::env::{Ui, Verbosity};
 use crate::inspect::ElfReport;
+use crate::lambda;
 use crate::package::Artifact;
-use crate::plan::{Invocation, Output};
+use crate::plan::{FunctionPlan, Output};
 
 const GREEN_BOLD: &str = "\x1b[1;32m";
 const CYAN_BOLD: &str = "\x1b[1;36m";
@@ -30,23 +30,21 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    pub fn new(config: &BuildConfig) -> Reporter {
+    pub fn new(ui: Ui) -> Reporter {
         Reporter {
-            verbosity: config.verbosity,
-            color: config.color,
-            progress_enabled: config.progress,
+            verbosity: ui.verbosity,
+            color: ui.color,
+            progress_enabled: ui.progress,
             bar: Mutex::new(None),
         }
     }
 
     /// For a command that builds nothing: status lines and warnings, no progress display.
-    pub fn plain(verbosity: Verbosity, color: bool) -> Reporter {
-        Reporter {
-            verbosity,
-            color,
-            progress_enabled: false,
-            bar: Mutex::new(None),
-        }
+    pub fn plain(ui: Ui) -> Reporter {
+        Reporter::new(Ui {
+            progress: false,
+            ..ui
+        })
     }
 
     fn paint(&self, style: &str, text: &str) -> String {
@@ -78,7 +76,7 @@ impl Reporter {
 
     /// A status line shown only at `-v`.
     pub fn detail(&self, verb: &str, message: impl Display) {
-        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+        if self.verbosity.verbose() {
             self.status(verb, message);
         }
     }
@@ -91,10 +89,10 @@ impl Reporter {
     }
 
     /// `-v` shows every command as shell words, ready to copy.
-    pub fn command(&self, invocation: &Invocation) {
-        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+    pub fn command(&self, command: &impl Display) {
+        if self.verbosity.verbose() {
             self.line(&format!(
-                "{} `{invocation}`",
+                "{} `{command}`",
                 self.paint(CYAN_BOLD, &format!("{:>12}", "Running"))
             ));
         }
@@ -156,12 +154,12 @@ impl Reporter {
 
     /// `-v` or `-vv`.
     pub fn verbose(&self) -> bool {
-        matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose)
+        self.verbosity.verbose()
     }
 
     /// A line of a tool's output shown only at `-v`.
     pub fn detail_line(&self, line: &str) {
-        if matches!(self.verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+        if self.verbosity.verbose() {
             self.line(line);
         }
     }
@@ -196,7 +194,12 @@ pub fn print_status(
 }
 
 /// `error: ...` and one `help: ...` line per fix, as cargo prints them.
-pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io::Result<()> {
+pub fn print_error(
+    out: &mut impl Write,
+    error: &impl Display,
+    help: Option<&str>,
+    color: bool,
+) -> std::io::Result<()> {
     let paint = |style: &str, text: &str| {
         if color {
             format!("{style}{text}{RESET}")
@@ -205,21 +208,18 @@ pub fn print_error(out: &mut impl Write, error: &Error, color: bool) -> std::io:
         }
     };
     writeln!(out, "{}: {error}", paint(RED_BOLD, "error"))?;
-    for line in error.help().iter().flat_map(|help| help.lines()) {
+    for line in help.iter().flat_map(|help| help.lines()) {
         writeln!(out, "{}: {line}", paint(CYAN_BOLD, "help"))?;
     }
     Ok(())
 }
 
 /// What was produced for one function, for the summary on stdout.
-pub struct Summary<'a> {
-    pub output: &'a Output,
+pub struct FunctionReport<'a> {
+    pub function: &'a FunctionPlan,
     pub artifact: &'a Artifact,
     pub arch: Arch,
-    pub function: &'a str,
-    pub package: &'a str,
     pub elf: &'a ElfReport,
-    pub extension: bool,
     /// The image a `--docker` build ran in.
     pub docker_image: Option<&'a str>,
 }
@@ -227,34 +227,39 @@ pub struct Summary<'a> {
 pub fn glibc_text(elf: &ElfReport) -> String {
     match (&elf.glibc, elf.static_linked) {
         (_, true) => "none (statically linked)".to_string(),
-        (Some(version), false) => format!("{version} (provided.al2023 has 2.34)"),
+        (Some(version), false) => format!(
+            "{version} (provided.al2023 has {}.{})",
+            lambda::GLIBC.0,
+            lambda::GLIBC.1
+        ),
         (None, false) => "no versioned symbols".to_string(),
     }
 }
 
-pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+pub fn print_summary(out: &mut impl Write, summary: &FunctionReport) -> std::io::Result<()> {
     let artifact = summary.artifact;
-    writeln!(out, "{}", summary.output.path().display())?;
+    let function = summary.function;
+    writeln!(out, "{}", function.output.path().display())?;
     writeln!(
         out,
         "  {}{} (package {})",
-        if summary.extension {
+        if function.extension {
             "extension     "
         } else {
             "function      "
         },
-        summary.function,
-        summary.package
+        function.bin,
+        function.package
     )?;
     writeln!(out, "  architecture  {}", summary.arch)?;
-    match summary.output {
+    match function.output {
         Output::Zip(_) => writeln!(
             out,
             "  size          {} zipped, {} unzipped",
             human_size(artifact.size),
             human_size(artifact.unzipped_size)
         )?,
-        Output::Bootstrap(_) => writeln!(out, "  size          {}", human_size(artifact.size))?,
+        Output::Executable(_) => writeln!(out, "  size          {}", human_size(artifact.size))?,
     }
     writeln!(out, "  glibc         {}", glibc_text(summary.elf))?;
     writeln!(out, "  sha256        {}", artifact.sha256_hex())?;
@@ -263,14 +268,15 @@ pub fn print_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result
 }
 
 /// One line of JSON per artifact: the interface for scripts (`--message-format json`).
-pub fn print_json(out: &mut impl Write, summary: &Summary) -> std::io::Result<()> {
+pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Result<()> {
     let artifact = summary.artifact;
+    let function = summary.function;
     let line = serde_json::json!({
         // Lossy rather than a failure: a zip path that is not UTF-8 is rare and still shown.
-        "path": summary.output.path().to_string_lossy(),
-        "function": summary.function,
-        "package": summary.package,
-        "extension": summary.extension,
+        "path": function.output.path().to_string_lossy(),
+        "function": function.bin,
+        "package": function.package,
+        "extension": function.extension,
         "arch": summary.arch.lambda_name(),
         "size": artifact.size,
         "unzipped_size": artifact.unzipped_size,

@@ -16,13 +16,7 @@ use std::path::Path;
 
 use zip::{System, ZipArchive};
 
-use crate::package::UNZIPPED_LIMIT;
-
-/// Lambda starts the executable named `bootstrap` at the root of `/var/task`.
-const BOOTSTRAP: &str = "bootstrap";
-
-/// Lambda starts every executable directly in a layer's `extensions/` (`/opt/extensions/`).
-const EXTENSIONS_DIR: &str = "extensions/";
+use crate::lambda::{BOOTSTRAP, EXTENSIONS_DIR, UNZIPPED_LIMIT};
 
 const S_IFMT: u32 = 0o170_000;
 const S_IFREG: u32 = 0o100_000;

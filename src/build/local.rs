@@ -14,11 +14,54 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::Arch;
-use crate::build::{Built, run_cargo, zig};
-use crate::error::{Error, Result};
-use crate::plan::{BuildPlan, Invocation};
+use crate::build::{BuildError, Built, check_all, run_cargo, zig};
+use crate::env::Env;
+use crate::inspect::{Checked, Problem};
+use crate::lambda;
+use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
+
+/// The local backend's build: a linker for the target, then cargo, then the checks; relinked
+/// with zig when the host's glibc made a binary AL2023 cannot load.
+pub fn build(
+    plan: &BuildPlan,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Checked>> {
+    let host = HostFacts::discover(plan.arch, &plan.tool_dir());
+    let linker = choose(plan.arch, &host)?;
+    match linker {
+        Linker::Host => reporter.detail("Linker", linker.describe()),
+        _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
+    }
+    ensure_target(plan.arch, env, &plan.tool_dir(), reporter)?;
+
+    let built = build_with(plan, &linker, env, reporter, interrupt)?;
+    let checked = check_all(&built, plan)?;
+    // The host toolchain links against the host's glibc; when that gives a binary AL2023
+    // cannot load and zig is there, relink against AL2023's glibc rather than fail.
+    let glibc_too_new = checked
+        .iter()
+        .flat_map(|c| &c.problems)
+        .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
+    if linker == Linker::Host
+        && glibc_too_new
+        && let Some(zig) = zig::find()
+    {
+        let linker = Linker::Zig(zig);
+        reporter.status(
+            "Relinking",
+            format!("{} with {}", plan.bin_list(), linker.describe()),
+        );
+        let built = build_with(plan, &linker, env, reporter, interrupt)?;
+        return check_all(&built, plan);
+    }
+    Ok(checked)
+}
 
 /// How the final link (and C code) is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +78,12 @@ impl Linker {
     pub fn describe(&self) -> String {
         match self {
             Linker::Host => "the host toolchain".into(),
-            Linker::Zig(zig) => format!("zig ({}) targeting glibc 2.34", zig.display()),
+            Linker::Zig(zig) => format!(
+                "zig ({}) targeting glibc {}.{}",
+                zig.display(),
+                lambda::GLIBC.0,
+                lambda::GLIBC.1
+            ),
             Linker::CrossGcc(gcc) => format!("GNU cross gcc ({})", gcc.display()),
         }
     }
@@ -79,7 +127,7 @@ pub fn choose(target: Arch, host: &HostFacts) -> Result<Linker> {
     if let Some(gcc) = &host.cross_gcc {
         return Ok(Linker::CrossGcc(gcc.clone()));
     }
-    Err(Error::NoCrossLinker { target })
+    Err(BuildError::NoCrossLinker { target })
 }
 
 /// The environment a strategy adds to cargo's. A variable the user already set wins: it is
@@ -116,47 +164,44 @@ pub fn linker_env(
 
 /// Builds with the plan's cargo command plus the chosen linker's environment; one [`Built`] per
 /// function of the plan, in its order.
-pub fn build(
+fn build_with(
     plan: &BuildPlan,
     linker: &Linker,
+    env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Vec<Built>> {
     let wrappers = match linker {
         Linker::Zig(zig_path) => Some(zig::Wrappers::write(
-            &plan.target_dir.join("lambda-build").join("zig"),
+            &plan.tool_dir().join("zig"),
             plan.arch,
             zig_path,
         )?),
         _ => None,
     };
-    let mut invocation: Invocation = plan.cargo.clone();
-    invocation
+    let mut cargo: Cmd = plan.cargo.build();
+    cargo
         .env
         .extend(linker_env(plan.arch, linker, wrappers.as_ref(), |name| {
-            std::env::var_os(name).is_some()
+            env.is_set(name)
         }));
-    let wanted: Vec<(&Path, &str)> = plan
-        .functions
-        .iter()
-        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
-        .collect();
-    run_cargo(&invocation, &wanted, reporter, interrupt)
+    run_cargo(&cargo, &plan.wanted(), reporter, interrupt)
 }
 
 /// Makes sure the Rust standard library for `target` is installed: `rustup target add` when
 /// rustup manages the toolchain, else an error saying what to install. Concurrent builds take
 /// turns through a lock file in `lock_dir`, so two of them never run rustup at once.
-pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Reporter) -> Result<()> {
+pub fn ensure_target(target: Arch, env: &Env, lock_dir: &Path, reporter: &Reporter) -> Result<()> {
     if Arch::host() == Some(target) {
         return Ok(());
     }
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let cwd = &env.cwd;
+    let rustc = env.rustc();
     let sysroot = Command::new(&rustc)
         .args(["--print", "sysroot"])
         .current_dir(cwd)
         .output()
-        .map_err(Error::spawn(&rustc))?;
+        .map_err(BuildError::spawn_rust(&rustc))?;
     let std_dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
         .join("lib/rustlib")
         .join(target.triple())
@@ -165,7 +210,7 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
         return Ok(());
     }
     let Ok(rustup) = which::which("rustup") else {
-        return Err(Error::MissingRustTarget {
+        return Err(BuildError::MissingRustTarget {
             target,
             rustup: false,
         });
@@ -187,11 +232,11 @@ pub fn ensure_target(target: Arch, cwd: &Path, lock_dir: &Path, reporter: &Repor
         // Stdout is for results (`--message-format json` promises nothing else there).
         .stdout(std::io::stderr())
         .status()
-        .map_err(Error::spawn("rustup"))?;
+        .map_err(BuildError::spawn("rustup"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::MissingRustTarget {
+        Err(BuildError::MissingRustTarget {
             target,
             rustup: true,
         })
@@ -265,7 +310,7 @@ mod tests {
         let err = choose(Arch::Arm64, &facts(Arch::X86_64, false, false)).unwrap_err();
         assert!(matches!(
             err,
-            Error::NoCrossLinker {
+            BuildError::NoCrossLinker {
                 target: Arch::Arm64
             }
         ));

@@ -1,8 +1,13 @@
-//! Running cargo and reading what it built from its JSON messages, shared by every backend.
+//! The build stage: the plan's backend compiles every function, and each executable is read
+//! and checked against provided.al2023. Running cargo and reading what it built from its JSON
+//! messages is shared by every backend.
 
 pub mod docker;
+pub mod error;
 pub mod local;
 pub mod zig;
+
+pub use error::{BuildError, INSTALL_RUST};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -13,17 +18,57 @@ use std::time::Duration;
 
 use cargo_metadata::Message;
 
-use crate::error::{Error, Result};
-use crate::plan::Invocation;
+use crate::env::Env;
+use crate::inspect::{self, Checked};
+use crate::plan::{Backend, BuildPlan, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 /// What cargo built for the selected binary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
     pub executable: PathBuf,
-    /// cargo reused the executable from an earlier build.
-    pub fresh: bool,
+}
+
+/// Builds every function of the plan with its backend; one checked executable per function, in
+/// the plan's order. A check that fails is not an error here: the caller decides
+/// (`--no-verify`).
+pub fn build(
+    plan: &BuildPlan,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Outcome> {
+    match &plan.backend {
+        Backend::Host => Ok(Outcome {
+            checked: local::build(plan, env, reporter, interrupt)?,
+            docker_image: None,
+        }),
+        Backend::Docker(config) => {
+            let build = docker::build(plan, config, env, reporter, interrupt)?;
+            Ok(Outcome {
+                checked: check_all(&build.built, plan)?,
+                docker_image: Some(build.image),
+            })
+        }
+    }
+}
+
+/// What a build produced: each function's executable, checked, and the image of a `--docker`
+/// build (reported in JSON, for a CI cache keyed by it).
+pub struct Outcome {
+    pub checked: Vec<Checked>,
+    pub docker_image: Option<String>,
+}
+
+/// Reads and checks what cargo built, each against the plan's architecture.
+pub fn check_all(built: &[Built], plan: &BuildPlan) -> Result<Vec<Checked>> {
+    built
+        .iter()
+        .map(|b| inspect::check_executable(&b.executable, plan.arch).map_err(BuildError::from))
+        .collect()
 }
 
 /// Picks the executable of `bin` in the package at `manifest` from cargo's messages. Paths are
@@ -41,7 +86,6 @@ pub fn find_executable(
         {
             artifact.executable.map(|exe| Built {
                 executable: exe.into(),
-                fresh: artifact.fresh,
             })
         }
         _ => None,
@@ -56,7 +100,7 @@ pub fn find_executable(
 /// of each, in the same order, taken from this run's messages only: a binary cargo did not
 /// report (say, one left by an earlier build) is never picked up.
 pub fn run_cargo(
-    invocation: &Invocation,
+    invocation: &Cmd,
     wanted: &[(&Path, &str)],
     reporter: &Reporter,
     interrupt: &Interrupt,
@@ -85,7 +129,7 @@ pub fn run_cargo(
     reporter.finish_progress();
     let status = watched.wait(interrupt)?;
     if !status.success() {
-        return Err(Error::Cargo {
+        return Err(BuildError::Cargo {
             status,
             code: status.code(),
         });
@@ -93,7 +137,7 @@ pub fn run_cargo(
     built
         .into_iter()
         .zip(wanted)
-        .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
+        .map(|(built, (_, bin))| built.ok_or_else(|| BuildError::NoArtifact(bin.to_string())))
         .collect()
 }
 
@@ -106,7 +150,7 @@ pub(crate) struct Watched {
 impl Watched {
     /// Prints the command at `-v`, starts it, and starts the thread that forwards signals.
     pub(crate) fn spawn(
-        invocation: &Invocation,
+        invocation: &Cmd,
         stdout: Stdio,
         reporter: &Reporter,
         interrupt: &Interrupt,
@@ -118,7 +162,7 @@ impl Watched {
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
-            .map_err(Error::spawn(&invocation.program))?;
+            .map_err(BuildError::spawn_rust(&invocation.program))?;
         let child = Arc::new(Mutex::new(child));
         let done = Arc::new(AtomicBool::new(false));
         watch_for_interrupt(Arc::clone(&child), Arc::clone(&done), interrupt.clone());
@@ -230,7 +274,6 @@ mod tests {
             built.executable,
             Path::new("/t/x86_64-unknown-linux-gnu/release/api")
         );
-        assert!(built.fresh);
     }
 
     #[test]

@@ -12,7 +12,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::Arch;
-use crate::error::Result;
+use crate::build::BuildError;
+use crate::lambda;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 /// The first argument that makes this binary act as zig's compiler driver.
 pub const COMPILER_MODE: &str = "__zig-cc";
@@ -75,7 +78,7 @@ impl Wrappers {
         let exe = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
         let quote = |path: &Path| shell_words::quote(&path.to_string_lossy()).into_owned();
-        let target = arch.zig_target();
+        let target = zig_target(arch);
         let driver = |mode: &str| {
             format!(
                 "#!/bin/sh\nexec {} {COMPILER_MODE} {mode} {target} {} \"$@\"\n",
@@ -190,6 +193,15 @@ pub fn filter_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
             Some(arg)
         })
         .collect()
+}
+
+/// zig's target for this architecture, pinned to AL2023's glibc: `aarch64-linux-gnu.2.34`.
+pub fn zig_target(arch: Arch) -> String {
+    let (major, minor) = lambda::GLIBC;
+    format!(
+        "{}-linux-gnu.{major}.{minor}",
+        arch.gnu_prefix().trim_end_matches("-linux-gnu-")
+    )
 }
 
 #[cfg(test)]

@@ -4,9 +4,17 @@ use std::path::PathBuf;
 
 use super::lambda::FailureKind;
 use crate::arch::Arch;
+use crate::signal::Interrupted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InvokeError {
+    #[error(transparent)]
+    Interrupted(#[from] Interrupted),
+
+    /// A failure of the machinery around the function (a pipe, stdout), not of the function.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+
     #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
@@ -23,7 +31,7 @@ pub enum InvokeError {
     UnsafeEntry(String),
 
     /// Lambda's `InvalidParameterValueException` at upload.
-    #[error("Unzipped size must be smaller than 262144000 bytes (the zip holds {0} bytes)")]
+    #[error("Unzipped size must be smaller than {limit} bytes (the zip holds {0} bytes)", limit = crate::lambda::UNZIPPED_LIMIT)]
     TooLargeUnzipped(u64),
 
     #[error("cannot prepare the task root: {0}")]
@@ -40,7 +48,8 @@ pub enum InvokeError {
 
     /// Lambda's `RequestTooLargeException`.
     #[error(
-        "{size} byte payload is too large for the RequestResponse invocation type (limit 6291456 bytes)"
+        "{size} byte payload is too large for the RequestResponse invocation type (limit {limit} bytes)",
+        limit = crate::lambda::MAX_EVENT_BYTES
     )]
     EventTooLarge { size: usize },
 

@@ -6,8 +6,7 @@ use serde::de::IgnoredAny;
 
 use super::error::InvokeError;
 
-/// Lambda's limit on a synchronous invocation's request payload: 6 MB (6,291,456 bytes).
-pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
+use crate::lambda::MAX_EVENT_BYTES;
 
 /// Splits `text` into its top-level JSON values, each kept byte for byte as written (the
 /// function receives exactly those bytes, as Lambda passes the payload through). A JSON array is

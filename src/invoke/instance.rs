@@ -10,10 +10,12 @@ use std::os::fd::AsRawFd;
 use std::process::{Child, ChildStderr, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::error::InvokeError;
 use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT};
 use super::sandbox::Launch;
 use super::server::{ApiRequest, Body, Route, RuntimeApi, set_nonblocking};
-use crate::error::Result;
+
+type Result<T, E = InvokeError> = std::result::Result<T, E>;
 use crate::signal::Interrupt;
 
 /// How long a runtime that reported an init error gets to exit by itself.
@@ -276,11 +278,10 @@ impl<'a> Instance<'a> {
             Err(error) => {
                 let failure = match error.raw_os_error() {
                     _ if self.launch.emulator.is_some() => {
-                        return Err(super::error::InvokeError::Spawn {
+                        return Err(InvokeError::Spawn {
                             program: self.launch.program.display().to_string(),
                             source: error,
-                        }
-                        .into());
+                        });
                     }
                     Some(libc::ENOENT) if !self.launch.bootstrap.exists() => {
                         Failure::no_bootstrap(request_id)

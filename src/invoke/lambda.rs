@@ -9,9 +9,7 @@ pub const ACCOUNT_ID: &str = "123456789012";
 /// `AWS_LAMBDA_FUNCTION_VERSION` and `START ... Version:` of an unpublished function.
 pub const VERSION: &str = "$LATEST";
 
-/// Lambda's limit on what the runtime may post as a response: 6 MiB + 100 bytes (rapid's
-/// `interop.MaxPayloadSize`, 6,291,556 bytes).
-pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+pub use crate::lambda::MAX_RESPONSE_BYTES;
 
 /// Lambda gives the init phase (start to the first `next`) 10 seconds.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);

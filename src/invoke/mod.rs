@@ -20,11 +20,12 @@ pub use sandbox::FunctionSettings;
 use server::RuntimeApi;
 
 use crate::arch::Arch;
-use crate::cli::{ColorChoice, InvokeArgs};
-use crate::config::{Env, Verbosity};
-use crate::error::Result;
+use crate::cli::InvokeArgs;
+use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+type Result<T, E = InvokeError> = std::result::Result<T, E>;
 
 /// Lambda's region when none is configured here.
 const DEFAULT_REGION: &str = "us-east-1";
@@ -43,13 +44,7 @@ pub struct InvokeConfig {
     pub artifact: PathBuf,
     pub events: EventSource,
     pub function: FunctionSettings,
-    pub verbosity: Verbosity,
-    pub color: bool,
-}
-
-/// Reads a variable of this process, for the region and credentials the function gets.
-pub fn process_var(key: &str) -> Option<String> {
-    std::env::var(key).ok().filter(|v| !v.is_empty())
+    pub ui: Ui,
 }
 
 /// The function's settings with Lambda's defaults (3 s, 128 MB), the region and credentials
@@ -75,11 +70,8 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
 }
 
 impl InvokeConfig {
-    pub fn resolve(
-        args: InvokeArgs,
-        env: &Env,
-        lookup: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<InvokeConfig, InvokeError> {
+    pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
+        let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()))?,
@@ -90,22 +82,15 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let mut function = default_function(&args.function_name, lookup);
+        let mut function = default_function(&args.function_name, &lookup);
         function.memory_mb = args.memory;
         function.timeout_secs = args.timeout;
         function.variables = sandbox::parse_variables(&args.env)?;
-        let verbosity = match (args.quiet, args.verbose) {
-            (true, _) => Verbosity::Quiet,
-            (false, 0) => Verbosity::Normal,
-            (false, 1) => Verbosity::Verbose,
-            (false, _) => Verbosity::VeryVerbose,
-        };
         Ok(InvokeConfig {
             artifact,
             events,
             function,
-            verbosity,
-            color: ColorChoice::resolve(args.color, env.stderr_is_terminal),
+            ui,
         })
     }
 }
@@ -160,30 +145,31 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
 }
 
 /// `cargo lambda-build invoke`.
-pub fn run(args: InvokeArgs, env: &Env) -> Result<()> {
-    let interrupt = Interrupt::register()?;
-    let config = InvokeConfig::resolve(args, env, &process_var)?;
-    let reporter = Reporter::plain(config.verbosity, config.color);
+pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
+    let interrupt = Interrupt::register()
+        .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
+    let config = InvokeConfig::resolve(args, env, ui)?;
+    let reporter = Reporter::plain(config.ui);
     let events = read_events(&config.events)?;
-    let summary = invoke(
+    let outcomes = invoke(
         &config.artifact,
         &events,
         &config.function,
         &reporter,
-        config.verbosity,
+        config.ui.verbosity,
         &interrupt,
     )?;
-    summary.into_result()
+    outcomes.into_result()
 }
 
 /// What a run of events gave.
 #[derive(Debug)]
-pub struct Summary {
+pub struct Outcomes {
     pub records: Vec<Record>,
     pub memory_mb: u32,
 }
 
-impl Summary {
+impl Outcomes {
     pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
         self.records.iter().filter_map(|r| match &r.outcome {
             Outcome::Failed(failure) => Some(failure),
@@ -202,8 +188,7 @@ impl Summary {
                 kind: first.kind,
                 error_type: first.error_type.clone(),
                 message: first.message.clone(),
-            }
-            .into()),
+            }),
         }
     }
 }
@@ -217,7 +202,7 @@ pub fn invoke(
     reporter: &Reporter,
     verbosity: Verbosity,
     interrupt: &Interrupt,
-) -> Result<Summary> {
+) -> Result<Outcomes> {
     let task_root = sandbox::prepare(artifact)?;
     let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
     let emulator = sandbox::emulation(
@@ -259,7 +244,7 @@ pub fn invoke(
             function.memory_mb
         ),
     );
-    if matches!(verbosity, Verbosity::Verbose | Verbosity::VeryVerbose) {
+    if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }
 
@@ -288,7 +273,7 @@ pub fn invoke(
             .write_all(payload)
             .and_then(|()| stdout.write_all(b"\n"))
             .and_then(|()| stdout.flush())
-            .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+            .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
         drop(stdout);
         console.end(&record, function.memory_mb);
         records.push(record);
@@ -296,16 +281,16 @@ pub fn invoke(
     instance.stop();
     drop(instance);
 
-    let summary = Summary {
+    let outcomes = Outcomes {
         records,
         memory_mb: function.memory_mb,
     };
-    report_summary(&summary, reporter, launch.emulator.is_some());
+    report_summary(&outcomes, reporter, launch.emulator.is_some());
     interrupt.check()?;
-    Ok(summary)
+    Ok(outcomes)
 }
 
-fn report_summary(summary: &Summary, reporter: &Reporter, emulated: bool) {
+fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
     let total = summary.records.len();
     let failed = summary.failures().count();
     let peak_mb = summary
@@ -428,17 +413,6 @@ mod tests {
     use crate::cli::{Cli, Command};
     use clap::Parser;
 
-    fn env(cwd: &Path) -> Env {
-        Env {
-            cargo: "cargo".into(),
-            cwd: cwd.to_path_buf(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        }
-    }
-
     fn resolve(
         args: &[&str],
         cwd: &Path,
@@ -449,12 +423,9 @@ mod tests {
         let Some(Command::Invoke(invoke)) = build.command else {
             panic!("not the invoke subcommand")
         };
-        let lookup = |key: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        };
-        InvokeConfig::resolve(invoke, &env(cwd), &lookup)
+        let env = Env::new(cwd.to_path_buf(), false, vars.iter().copied());
+        let ui = build.output.ui(&env);
+        InvokeConfig::resolve(invoke, &env, ui)
     }
 
     #[test]

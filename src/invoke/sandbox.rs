@@ -16,11 +16,10 @@ use super::error::InvokeError;
 use super::lambda::{self, VERSION};
 use crate::arch::Arch;
 use crate::inspect::ElfReport;
-use crate::package::UNZIPPED_LIMIT;
+use crate::lambda::UNZIPPED_LIMIT;
 use crate::verify::{self, VerifyError};
 
-/// What Lambda starts: `bootstrap` at the root of the task root.
-pub const BOOTSTRAP: &str = "bootstrap";
+pub use crate::lambda::BOOTSTRAP;
 
 /// The function's code, extracted into a temporary directory that is removed on drop.
 #[derive(Debug)]
@@ -350,7 +349,7 @@ pub fn environment(
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
         ("LAMBDA_TASK_ROOT", root.clone()),
-        ("_HANDLER", BOOTSTRAP.to_owned()),
+        ("_HANDLER", crate::lambda::DEFAULT_HANDLER.to_owned()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
         ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),

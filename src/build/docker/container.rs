@@ -15,11 +15,14 @@ use bollard::query_parameters::{
 use cargo_metadata::Message;
 use futures_util::StreamExt;
 
-use crate::build::{Built, find_executable};
-use crate::error::{Error, Result};
-use crate::plan::Invocation;
+use crate::build::{BuildError, Built, find_executable};
+use crate::plan::{CargoArgs, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+use super::DockerError;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use super::engine::failure;
 use super::image::LABEL;
@@ -87,7 +90,7 @@ pub struct ContainerInputs<'a> {
     /// The host's current directory.
     pub cwd: &'a Path,
     /// The plan's cargo command (`build --message-format ... --target ...`).
-    pub cargo: &'a Invocation,
+    pub cargo: &'a CargoArgs,
     pub memory: Option<u64>,
     /// sccache's settings, when the host's `RUSTC_WRAPPER` names it.
     pub sccache: Option<&'a Sccache>,
@@ -164,7 +167,14 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
     };
 
     let command: Vec<String> = std::iter::once("cargo".to_string())
-        .chain(container_args(&inputs.cargo.args, inputs.target_dir))
+        .chain(
+            inputs
+                .cargo
+                .in_container(inputs.target_dir)
+                .build_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
         .collect();
     ContainerSpec {
         name: inputs.name.clone(),
@@ -183,28 +193,6 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
             None => "none".into(),
         },
     }
-}
-
-/// The plan's cargo arguments with the container's own target directory, offline: the
-/// dependencies were fetched on the host, and the container has no network.
-pub fn container_args(args: &[OsString], target_dir: &Path) -> Vec<String> {
-    let mut out = Vec::with_capacity(args.len() + 3);
-    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        if arg == "--target-dir" {
-            args.next();
-        } else if arg.starts_with("--target-dir=") || arg == "--offline" {
-            // Dropped; set below.
-        } else {
-            out.push(arg);
-        }
-    }
-    out.extend([
-        "--target-dir".to_string(),
-        target_dir.to_string_lossy().into_owned(),
-        "--offline".to_string(),
-    ]);
-    out
 }
 
 /// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
@@ -277,7 +265,7 @@ pub fn passthrough_env(vars: impl IntoIterator<Item = (String, String)>) -> Vec<
 
 impl ContainerSpec {
     /// The same container as a `docker run` command, for `-v` (and to reproduce a build by hand).
-    pub fn as_docker_run(&self) -> Invocation {
+    pub fn as_docker_run(&self) -> Cmd {
         let mut args: Vec<OsString> = vec![
             "run".into(),
             "--rm".into(),
@@ -324,7 +312,7 @@ impl ContainerSpec {
         args.extend(["--workdir".into(), self.workdir.clone().into()]);
         args.push(self.image.clone().into());
         args.extend(self.command.iter().map(OsString::from));
-        Invocation {
+        Cmd {
             program: "docker".into(),
             args,
             env: Vec::new(),
@@ -386,46 +374,6 @@ impl ContainerSpec {
 
 fn saturating_i64(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
-}
-
-/// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
-const MIN_MEMORY: u64 = 6 << 20;
-
-/// `--docker-memory`: bytes, or a number with a `b`, `k`, `m` or `g` suffix (any case, an
-/// optional trailing `b` as in `512mb`), as `docker run --memory` takes it.
-pub fn parse_memory(text: &str) -> std::result::Result<u64, String> {
-    let lower = text.trim().to_ascii_lowercase();
-    let unit_at = lower
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(lower.len());
-    let (digits, unit) = lower.split_at(unit_at);
-    let shift = match unit
-        .strip_suffix('b')
-        .filter(|u| !u.is_empty())
-        .unwrap_or(unit)
-    {
-        "" | "b" => 0,
-        "k" => 10,
-        "m" => 20,
-        "g" => 30,
-        _ => {
-            return Err(format!(
-                "`{text}` is not a size: use bytes or a number with k, m or g (`512m`, `4g`)"
-            ));
-        }
-    };
-    let number: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size: use a whole number (`512m`, `4g`)"))?;
-    let bytes = number
-        .checked_mul(1 << shift)
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    if bytes < MIN_MEMORY {
-        return Err(format!(
-            "`{text}` is below the engine's minimum of 6m for a container"
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Creates the container, streams its output, waits for it, and removes it: after success,
@@ -490,11 +438,12 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
     let action = format!("remove the build container `{name}`");
     Err(match last {
         Some(e) => failure(action, e),
-        None => Error::Docker {
+        None => DockerError::Engine {
             action,
             message: String::new(),
         },
-    })
+    }
+    .into())
 }
 
 async fn attach_start_and_wait(
@@ -586,12 +535,13 @@ async fn attach_start_and_wait(
             Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
                 break code;
             }
-            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e)),
+            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e).into()),
             Ok(None) => {
-                return Err(Error::DockerLost {
+                return Err(DockerError::Lost {
                     action: "wait for the build container".into(),
                     reason: "the engine closed the connection".into(),
-                });
+                }
+                .into());
             }
         }
     };
@@ -600,17 +550,18 @@ async fn attach_start_and_wait(
         // cargo may survive its build script or rustc being killed, and exit 101 as for a
         // compile error: only the engine knows that memory ran out.
         if oom_killed(docker, &spec.name, sigkill).await {
-            return Err(Error::ContainerOutOfMemory { limit: spec.memory });
+            return Err(DockerError::OutOfMemory { limit: spec.memory }.into());
         }
-        return Err(Error::ContainerBuild {
+        return Err(DockerError::ContainerBuild {
             code,
             image: spec.image.clone(),
-        });
+        }
+        .into());
     }
     built
         .into_iter()
         .zip(wanted)
-        .map(|(built, (_, bin))| built.ok_or_else(|| Error::NoArtifact(bin.to_string())))
+        .map(|(built, (_, bin))| built.ok_or_else(|| BuildError::NoArtifact(bin.to_string())))
         .collect()
 }
 
@@ -667,30 +618,30 @@ impl Lines {
 mod tests {
     use super::*;
 
-    fn cargo() -> Invocation {
-        Invocation {
+    fn cargo() -> CargoArgs {
+        CargoArgs {
             program: "/home/me/.cargo/bin/cargo".into(),
-            args: [
-                "build",
-                "--message-format",
-                "json-render-diagnostics",
-                "--target",
-                "aarch64-unknown-linux-gnu",
-                "--target-dir",
-                "/home/me/fn/t",
-                "--color",
-                "never",
-            ]
-            .iter()
-            .map(OsString::from)
-            .collect(),
-            env: Vec::new(),
             cwd: "/home/me/fn".into(),
+            manifest_path: "/home/me/fn/Cargo.toml".into(),
+            target: crate::arch::Arch::Arm64,
+            profile: "release".into(),
+            packages: vec!["fn".into()],
+            bins: vec!["fn".into()],
+            features: Vec::new(),
+            all_features: false,
+            no_default_features: false,
+            locked: false,
+            offline: false,
+            frozen: false,
+            target_dir: Some("/home/me/fn/t".into()),
+            verbosity: crate::env::Verbosity::Normal,
+            color: false,
+            env: Vec::new(),
         }
     }
 
     fn inputs<'a>(
-        cargo: &'a Invocation,
+        cargo: &'a CargoArgs,
         read_only: &'a [PathBuf],
         host_env: &'a [(String, String)],
     ) -> ContainerInputs<'a> {
@@ -769,15 +720,9 @@ mod tests {
         assert_eq!(
             spec.command.join(" "),
             "cargo build --message-format json-render-diagnostics \
-             --target aarch64-unknown-linux-gnu --color never \
-             --target-dir /home/me/fn/t/lambda-build/docker/arm64 --offline"
-        );
-        assert_eq!(
-            container_args(
-                &["--offline".into(), "--target-dir=/x".into()],
-                Path::new("/t")
-            ),
-            ["--target-dir", "/t", "--offline"]
+             --target aarch64-unknown-linux-gnu --profile release \
+             --manifest-path /home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --target-dir /home/me/fn/t/lambda-build/docker/arm64 --color never"
         );
     }
 
@@ -927,24 +872,6 @@ mod tests {
         assert!(
             shown.contains("--memory 536870912 --memory-swap 536870912"),
             "{shown}"
-        );
-    }
-
-    #[test]
-    fn memory_sizes_read_as_docker_reads_them() {
-        assert_eq!(parse_memory("512m"), Ok(512 << 20));
-        assert_eq!(parse_memory("4G"), Ok(4 << 30));
-        assert_eq!(parse_memory("2gb"), Ok(2 << 30));
-        assert_eq!(parse_memory("65536k"), Ok(64 << 20));
-        assert_eq!(parse_memory("104857600"), Ok(100 << 20));
-        for bad in ["", "m", "1.5g", "4t", "-1g", "lots"] {
-            assert!(parse_memory(bad).is_err(), "{bad}");
-        }
-        assert!(parse_memory("1m").unwrap_err().contains("minimum"));
-        assert!(
-            parse_memory("99999999999g")
-                .unwrap_err()
-                .contains("too large")
         );
     }
 

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use bollard::Docker;
 
-use crate::error::{Error, Result};
+use super::DockerError;
+
+type Result<T, E = DockerError> = std::result::Result<T, E>;
 
 /// Where the engine was looked for, for the error when it does not answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,9 +50,15 @@ const REQUEST_TIMEOUT_SECS: u64 = 24 * 60 * 60;
 
 /// Connects and agrees on an API version (so older engines work), or says what was tried.
 pub async fn connect(address: &EngineAddress) -> Result<Docker> {
-    let unavailable = |reason: String| Error::DockerUnavailable {
+    let unavailable = |reason: String| DockerError::Unavailable {
         tried: address.describe(),
         reason,
+        permission_denied: false,
+    };
+    let refused = |error: &bollard::errors::Error| DockerError::Unavailable {
+        tried: address.describe(),
+        reason: reason(error),
+        permission_denied: permission_denied(error),
     };
     let host = address.host.as_str();
     let docker = if host.starts_with("unix://") {
@@ -62,10 +70,10 @@ pub async fn connect(address: &EngineAddress) -> Result<Docker> {
             "only unix:// and tcp:// addresses are supported".into(),
         ));
     };
-    let docker = docker.map_err(|e| unavailable(reason(&e)))?;
+    let docker = docker.map_err(|e| refused(&e))?;
     match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
         Ok(Ok(docker)) => Ok(docker),
-        Ok(Err(e)) => Err(unavailable(reason(&e))),
+        Ok(Err(e)) => Err(refused(&e)),
         Err(_) => Err(unavailable(format!(
             "no answer within {} seconds",
             CONNECT_TIMEOUT.as_secs()
@@ -94,9 +102,23 @@ fn reason(error: &bollard::errors::Error) -> String {
     }
 }
 
-/// The error for a failed request: [`Error::DockerLost`] when the engine went away (the socket is
+/// Whether an I/O error in the chain says this user may not open the socket.
+fn permission_denied(error: &bollard::errors::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::PermissionDenied
+        {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The error for a failed request: [`DockerError::Lost`] when the engine went away (the socket is
 /// gone, the connection broke or timed out), else the engine's own message.
-pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Error {
+pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> DockerError {
     use bollard::errors::Error as E;
     let action = action.into();
     match &error {
@@ -104,13 +126,13 @@ pub fn failure(action: impl Into<String>, error: bollard::errors::Error) -> Erro
         | E::IOError { .. }
         | E::HyperResponseError { .. }
         | E::HyperLegacyError { .. }
-        | E::RequestTimeoutError => Error::DockerLost {
+        | E::RequestTimeoutError => DockerError::Lost {
             action,
             reason: reason(&error),
         },
-        _ => Error::Docker {
+        _ => DockerError::Engine {
             action,
-            message: super::image::engine_message(&error),
+            message: engine_message(&error),
         },
     }
 }
@@ -129,9 +151,19 @@ pub async fn is_rootless(docker: &Docker) -> Result<bool> {
         .any(|option| option.split(',').any(|part| part == "name=rootless")))
 }
 
+/// The text of an engine error without bollard's own wording around it.
+pub fn engine_message(error: &bollard::errors::Error) -> String {
+    match error {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::build::BuildError;
 
     #[test]
     fn docker_host_wins_over_the_default_socket() {
@@ -158,7 +190,10 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("unix:///nonexistent/docker.sock"), "{text}");
         assert!(text.contains("does not exist"), "{text}");
-        assert_eq!(err.exit_code(), 1);
+        assert_eq!(
+            crate::error::Error::from(BuildError::from(err)).exit_code(),
+            1
+        );
     }
 
     #[test]

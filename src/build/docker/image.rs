@@ -11,8 +11,10 @@ use bollard::query_parameters::BuildImageOptions;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::build::BuildError;
 use crate::report::Reporter;
+
+use super::DockerError;
 use crate::signal::Interrupt;
 
 /// The bundled default image (Amazon Linux 2023), embedded so that an installed binary needs
@@ -103,11 +105,14 @@ impl ImageRecipe {
     }
 
     /// Reads the Dockerfile of `source`.
-    pub fn load(source: DockerfileSource, build_args: Vec<(String, String)>) -> Result<Self> {
+    pub fn load(
+        source: DockerfileSource,
+        build_args: Vec<(String, String)>,
+    ) -> Result<Self, DockerError> {
         let text = match &source {
             DockerfileSource::Bundled => BUNDLED_DOCKERFILE.to_string(),
             DockerfileSource::File(path) => {
-                std::fs::read_to_string(path).map_err(|source| Error::DockerfileRead {
+                std::fs::read_to_string(path).map_err(|source| DockerError::DockerfileRead {
                     path: path.clone(),
                     source,
                 })?
@@ -118,7 +123,7 @@ impl ImageRecipe {
 
     /// The build context: a tar holding only the Dockerfile, never the project or `target/`
     /// (sending gigabytes of `target/` to the engine is what makes naive Docker builds slow).
-    pub fn context(&self) -> Result<Vec<u8>> {
+    pub fn context(&self) -> Result<Vec<u8>, BuildError> {
         let mut builder = tar::Builder::new(Vec::new());
         let mut header = tar::Header::new_gnu();
         header.set_size(self.dockerfile.len() as u64);
@@ -187,10 +192,10 @@ pub fn build_args(
     dockerfile: &str,
     tool: Vec<(String, String)>,
     user: &[(String, String)],
-) -> Result<Vec<(String, String)>> {
+) -> Result<Vec<(String, String)>, DockerError> {
     let declared = declared_args(dockerfile);
     if let Some((name, _)) = user.iter().find(|(name, _)| !declared.contains(name)) {
-        return Err(Error::UndeclaredBuildArg {
+        return Err(DockerError::UndeclaredBuildArg {
             name: name.clone(),
             dockerfile: source.to_string(),
             declared,
@@ -202,24 +207,6 @@ pub fn build_args(
         .collect();
     args.extend(user.iter().cloned());
     Ok(args)
-}
-
-/// `--docker-build-arg NAME=VALUE`: a name as Docker takes it, and a value (maybe empty).
-pub fn parse_build_arg(text: &str) -> std::result::Result<(String, String), String> {
-    let Some((name, value)) = text.split_once('=') else {
-        return Err(format!(
-            "`{text}` is not NAME=VALUE (for example `BASE_IMAGE=mirror.example/amazonlinux:2023`)"
-        ));
-    };
-    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
-        return Err(format!(
-            "`{name}` is not a build argument name: letters, digits and `_`, not starting with a \
-             digit"
-        ));
-    }
-    Ok((name.to_string(), value.to_string()))
 }
 
 /// The `RUST_VERSION` build argument from `cargo -V` (`cargo 1.95.0 (f2d3ce0bd 2026-03-21)`):
@@ -237,7 +224,7 @@ pub fn rust_version_from(cargo_version: &str) -> Option<String> {
 }
 
 /// Whether the engine has `name`.
-pub async fn exists(docker: &Docker, name: &str) -> Result<bool> {
+pub async fn exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
     match docker.inspect_image(name).await {
         Ok(_) => Ok(true),
         Err(bollard::errors::Error::DockerResponseServerError {
@@ -255,7 +242,7 @@ pub async fn ensure(
     recipe: &ImageRecipe,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<()> {
+) -> Result<(), BuildError> {
     if exists(docker, &recipe.tag).await? {
         reporter.status(
             "Reusing",
@@ -286,7 +273,7 @@ pub async fn ensure(
     let result = loop {
         if let Err(e) = interrupt.check() {
             // Dropping the stream closes the connection, and the engine cancels the build.
-            break Err(e);
+            break Err(e.into());
         }
         let item = match tokio::time::timeout(Duration::from_millis(100), stream.next()).await {
             Err(_elapsed) => continue,
@@ -308,19 +295,19 @@ pub async fn ensure(
                     tail.push(status);
                 }
                 if let Some(message) = info.error_detail.and_then(|detail| detail.message) {
-                    break Err(image_build_error(recipe, message));
+                    break Err(image_build_error(recipe, message).into());
                 }
             }
             // A broken connection is the engine's failure, not the Dockerfile's.
             Err(e @ bollard::errors::Error::DockerStreamError { .. })
             | Err(e @ bollard::errors::Error::DockerResponseServerError { .. }) => {
-                break Err(image_build_error(recipe, engine_message(&e)));
+                break Err(image_build_error(recipe, super::engine::engine_message(&e)).into());
             }
-            Err(e) => break Err(super::engine::failure("build the image", e)),
+            Err(e) => break Err(super::engine::failure("build the image", e).into()),
         }
     };
     reporter.finish_progress();
-    if let Err(e @ Error::ImageBuild { .. }) = result {
+    if let Err(e @ BuildError::Docker(DockerError::ImageBuild { .. })) = result {
         // At `-v` every line was shown already.
         if !reporter.verbose() {
             for line in &tail.lines {
@@ -335,24 +322,17 @@ pub async fn ensure(
         return Err(image_build_error(
             recipe,
             "the engine reported no error but the image does not exist".into(),
-        ));
+        )
+        .into());
     }
     Ok(())
 }
 
-fn image_build_error(recipe: &ImageRecipe, message: String) -> Error {
-    Error::ImageBuild {
+fn image_build_error(recipe: &ImageRecipe, message: String) -> DockerError {
+    DockerError::ImageBuild {
         source_name: recipe.source.to_string(),
         message: message.trim().to_string(),
-    }
-}
-
-/// The text of an engine error without bollard's own wording around it.
-pub fn engine_message(error: &bollard::errors::Error) -> String {
-    match error {
-        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
-        bollard::errors::Error::DockerStreamError { error } => error.clone(),
-        other => other.to_string(),
+        bundled: recipe.source == DockerfileSource::Bundled,
     }
 }
 
@@ -536,22 +516,6 @@ mod tests {
             help.contains("ARG BASE_IMAGE") && help.contains("`A`"),
             "{help}"
         );
-    }
-
-    #[test]
-    fn build_arguments_parse_as_name_equals_value() {
-        assert_eq!(
-            parse_build_arg("BASE_IMAGE=r.example/al:2023"),
-            Ok(("BASE_IMAGE".into(), "r.example/al:2023".into()))
-        );
-        assert_eq!(
-            parse_build_arg("EMPTY="),
-            Ok(("EMPTY".into(), String::new()))
-        );
-        assert_eq!(parse_build_arg("A=b=c"), Ok(("A".into(), "b=c".into())));
-        for bad in ["BASE_IMAGE", "=x", "1A=x", "A-B=x"] {
-            assert!(parse_build_arg(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]

@@ -11,7 +11,9 @@ use bollard::query_parameters::{
     RemoveContainerOptions, RemoveImageOptions, RemoveVolumeOptions,
 };
 
-use crate::error::Result;
+use super::DockerError;
+
+type Result<T, E = DockerError> = std::result::Result<T, E>;
 
 use super::engine::failure;
 use super::image::{LABEL, REPOSITORY};
@@ -379,7 +381,7 @@ pub async fn remove(docker: &Docker, items: &[Item], force: bool) -> Vec<(Item, 
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Outcome::Removed,
-            Err(e) => Outcome::Failed(super::image::engine_message(&e)),
+            Err(e) => Outcome::Failed(super::engine::engine_message(&e)),
         };
         outcomes.push((item.clone(), outcome));
     }

@@ -21,9 +21,12 @@
 
 pub mod container;
 pub mod engine;
+pub mod error;
 pub mod image;
 pub mod inventory;
 pub mod sccache;
+
+pub use error::DockerError;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -32,12 +35,14 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Metadata;
 
 use crate::arch::Arch;
-use crate::build::{Built, Watched, forward_lines};
-use crate::config::{DockerConfig, Env};
-use crate::error::{Error, Result};
-use crate::plan::{BuildPlan, Invocation};
+use crate::build::{BuildError, Built, Watched, forward_lines};
+use crate::config::DockerConfig;
+use crate::env::Env;
+use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
+
+type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use self::container::ContainerInputs;
 use self::engine::EngineAddress;
@@ -105,16 +110,15 @@ pub fn image_plan(plan: &BuildPlan, config: &DockerConfig, env: &Env) -> Result<
     let recipe = match &choice {
         ImageChoice::Existing(_) => None,
         ImageChoice::Build(source) => {
-            let mut recipe = ImageRecipe::load(source.clone(), Vec::new())?;
+            let loaded = ImageRecipe::load(source.clone(), Vec::new())?;
             let rust = host_rust_version(&env.cargo, &env.cwd)?;
             let args = image::build_args(
                 source,
-                &recipe.dockerfile,
+                &loaded.dockerfile,
                 vec![("RUST_VERSION".into(), rust)],
                 &config.build_args,
             )?;
-            recipe = ImageRecipe::new(recipe.source, recipe.dockerfile, args);
-            Some(recipe)
+            Some(ImageRecipe::new(loaded.source, loaded.dockerfile, args))
         }
     };
     Ok(ImagePlan { choice, recipe })
@@ -128,21 +132,20 @@ pub fn build(
     interrupt: &Interrupt,
 ) -> Result<DockerBuild> {
     let image_plan = image_plan(plan, config, env)?;
-    let recipe = &image_plan.recipe;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start an async runtime for Docker: {e}"))?;
-    let address = EngineAddress::from_env(std::env::var("DOCKER_HOST").ok().as_deref());
+    let address = EngineAddress::from_env(env.var("DOCKER_HOST"));
     let docker = runtime.block_on(engine::connect(&address))?;
     reporter.detail("Docker", format!("engine at {}", address.host));
 
     let image = image_plan.name().to_string();
-    match recipe {
+    match &image_plan.recipe {
         None => {
             if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(Error::DockerImageMissing(image));
+                return Err(DockerError::ImageMissing(image).into());
             }
             reporter.status("Using", format!("image {image}"));
         }
@@ -150,11 +153,13 @@ pub fn build(
     }
     interrupt.check()?;
 
-    run_fetch(&fetch_invocation(plan), reporter, interrupt)?;
-    let outside = outside_path_roots(plan, &env.cargo)?;
+    run_fetch(&plan.cargo.fetch(), reporter, interrupt)?;
+    let outside = outside_path_roots(plan)?;
 
     let target_dir = container_target_dir(&plan.target_dir, plan.arch);
-    let cargo_home = host_cargo_home(&env.cwd)?;
+    let cargo_home = env
+        .cargo_home()
+        .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set"))?;
     // Bind mounts need their source: created here, as the user, rather than by the engine as
     // root.
     for dir in [
@@ -178,7 +183,10 @@ pub fn build(
     // SAFETY: getuid and getgid cannot fail.
     let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
     let user = (!rootless && uid != 0).then_some((uid, gid));
-    let host_env: Vec<(String, String)> = std::env::vars().collect();
+    let host_env: Vec<(String, String)> = env
+        .vars()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .collect();
     let sccache = sccache::detect(&host_env, sccache::host_default_dir(&host_env));
     if let Some(sccache) = &sccache {
         if let Some(dir) = &sccache.dir {
@@ -217,12 +225,13 @@ pub fn build(
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    let wanted: Vec<(&Path, &str)> = plan
-        .functions
-        .iter()
-        .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
-        .collect();
-    let built = runtime.block_on(container::run(&docker, &spec, &wanted, reporter, interrupt))?;
+    let built = runtime.block_on(container::run(
+        &docker,
+        &spec,
+        &plan.wanted(),
+        reporter,
+        interrupt,
+    ))?;
     Ok(DockerBuild { built, image })
 }
 
@@ -241,114 +250,44 @@ fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
         .arg("-V")
         .current_dir(cwd)
         .output()
-        .map_err(Error::spawn(cargo))?;
+        .map_err(BuildError::spawn_rust(cargo))?;
     let text = String::from_utf8_lossy(&output.stdout);
     image::rust_version_from(&text).ok_or_else(|| {
         anyhow::anyhow!("cannot read the Rust version from `cargo -V`: {text}").into()
     })
 }
 
-/// cargo's home on the host: `CARGO_HOME`, else `~/.cargo`.
-fn host_cargo_home(cwd: &Path) -> Result<PathBuf> {
-    if let Some(home) = std::env::var_os("CARGO_HOME").filter(|h| !h.is_empty()) {
-        return Ok(cwd.join(home));
-    }
-    std::env::var_os("HOME")
-        .filter(|h| !h.is_empty())
-        .map(|home| PathBuf::from(home).join(".cargo"))
-        .ok_or_else(|| anyhow::anyhow!("neither CARGO_HOME nor HOME is set").into())
-}
-
-/// `cargo fetch` for both Linux targets (the container compiles build scripts for its own
-/// architecture, which may be either), with the user's `--locked` / `--offline` / `--frozen`.
-pub fn fetch_invocation(plan: &BuildPlan) -> Invocation {
-    let mut args: Vec<OsString> = vec![
-        "fetch".into(),
-        "--manifest-path".into(),
-        manifest_path(plan).into(),
-    ];
-    for arch in Arch::ALL {
-        args.extend(["--target".into(), arch.triple().into()]);
-    }
-    let mut cargo_args = plan.cargo.args.iter();
-    while let Some(arg) = cargo_args.next() {
-        if ["--locked", "--offline", "--frozen", "--quiet"]
-            .iter()
-            .any(|flag| arg == flag)
-        {
-            args.push(arg.clone());
-        } else if arg == "--color" {
-            args.push(arg.clone());
-            args.extend(cargo_args.next().cloned());
-        }
-    }
-    Invocation {
-        program: plan.cargo.program.clone(),
-        args,
-        env: plan.cargo.env.clone(),
-        cwd: plan.cargo.cwd.clone(),
-    }
-}
-
-/// The manifest the plan's cargo command builds from.
-fn manifest_path(plan: &BuildPlan) -> PathBuf {
-    let args = &plan.cargo.args;
-    args.iter()
-        .position(|a| a == "--manifest-path")
-        .and_then(|i| args.get(i + 1))
-        .map(PathBuf::from)
-        .unwrap_or_else(|| plan.project.workspace_root.join("Cargo.toml"))
-}
-
 /// Runs `cargo fetch`, its output passed to the user, a signal passed on to it.
-fn run_fetch(invocation: &Invocation, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
+fn run_fetch(invocation: &Cmd, reporter: &Reporter, interrupt: &Interrupt) -> Result<()> {
     let mut watched = Watched::spawn(invocation, Stdio::null(), reporter, interrupt)?;
     forward_lines(watched.child_stderr()?, reporter);
     let status = watched.wait(interrupt)?;
     if status.success() {
         Ok(())
     } else {
-        Err(Error::Fetch {
+        Err(DockerError::Fetch {
             code: status.code(),
-        })
+        }
+        .into())
     }
 }
 
 /// The directories outside the workspace that the build reads: path dependencies (each one's
 /// own workspace root when it has one, since its manifest may inherit from there).
-fn outside_path_roots(plan: &BuildPlan, cargo: &OsString) -> Result<Vec<PathBuf>> {
-    let mut command = Command::new(cargo);
-    command
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--offline",
-            "--manifest-path",
-        ])
-        .arg(manifest_path(plan))
-        .current_dir(&plan.cargo.cwd);
-    // The platforms `cargo fetch` fetched for: without a filter, cargo wants every package of
-    // every platform, which were not downloaded.
-    for arch in Arch::ALL {
-        command.args(["--filter-platform", arch.triple()]);
-    }
-    if plan
-        .cargo
-        .args
-        .iter()
-        .any(|a| a == "--locked" || a == "--frozen")
-    {
-        command.arg("--locked");
-    }
-    let output = command.output().map_err(Error::spawn(cargo))?;
+fn outside_path_roots(plan: &BuildPlan) -> Result<Vec<PathBuf>> {
+    let cmd = plan.cargo.metadata();
+    let output = cmd
+        .command()
+        .output()
+        .map_err(BuildError::spawn_rust(&cmd.program))?;
     if !output.status.success() {
-        return Err(Error::Metadata(
+        return Err(DockerError::Metadata(
             String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
+        )
+        .into());
     }
     let metadata = cargo_metadata::MetadataCommand::parse(String::from_utf8_lossy(&output.stdout))
-        .map_err(|e| Error::Metadata(e.to_string()))?;
+        .map_err(|e| DockerError::Metadata(e.to_string()))?;
     let dirs = outside_path_packages(&metadata, &plan.project.workspace_root)
         .into_iter()
         .map(|dir| enclosing_workspace(&dir).unwrap_or(dir))
@@ -414,23 +353,20 @@ mod tests {
         };
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        let env = Env {
-            cargo: "/bin/cargo".into(),
-            cwd: "/ws/api".into(),
-            ci: true,
-            stderr_is_terminal: false,
-            source_date_epoch: None,
-            config_vars: Vec::new(),
-        };
+        let env = Env::new(
+            "/ws/api".into(),
+            false,
+            [("CARGO", "/bin/cargo"), ("CI", "true")],
+        );
         let config = BuildConfig::resolve(args, &env, &project).unwrap();
-        crate::plan::plan(&config, &project, &env.cargo, &env.cwd, Vec::new())
+        crate::plan::plan(&config, &project, &env, Vec::new())
     }
 
     #[test]
     fn fetch_covers_both_targets_and_keeps_the_users_lock_flags() {
         let plan = plan(&["--docker", "--arch", "arm64", "--locked", "-F", "x"]);
-        assert_eq!(manifest_path(&plan), Path::new("/ws/api/Cargo.toml"));
-        let shown = fetch_invocation(&plan).to_string();
+        assert_eq!(plan.cargo.manifest_path, Path::new("/ws/api/Cargo.toml"));
+        let shown = plan.cargo.fetch().to_string();
         assert_eq!(
             shown,
             "/bin/cargo fetch --manifest-path /ws/api/Cargo.toml \

@@ -1,0 +1,293 @@
+//! The crate's shape, checked: modules import downward only (no cycle between the modules of
+//! one directory), and no module but `env.rs` (and `main.rs`) reads the process environment.
+//!
+//! Read from the source text: each `crate::`, `super::` and `self::` path outside `#[cfg(test)]`
+//! modules is an edge from the module it is written in to the module it names. Edges between
+//! the children of one parent (siblings, top-level modules included) must form no cycle; a
+//! child naming its parent is the child living in its parent's house, not a cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// A module's path below the crate root: `["build", "docker", "container"]`.
+type ModPath = Vec<String>;
+
+fn source_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            source_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+/// `src/build/docker/mod.rs` is `build::docker`; `src/lib.rs` is the root.
+fn module_of(file: &Path) -> Option<ModPath> {
+    let rel = file.strip_prefix(src_dir()).ok()?;
+    let mut parts: ModPath = rel
+        .iter()
+        .map(|p| p.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    match parts.last().map(String::as_str) {
+        Some("main") if parts.len() == 1 => return None,
+        Some("lib") if parts.len() == 1 => parts.clear(),
+        Some("mod") => {
+            parts.pop();
+        }
+        _ => {}
+    }
+    Some(parts)
+}
+
+/// The text without its test modules: tests may reach anywhere to set things up.
+fn without_tests(text: &str) -> String {
+    let mut out = String::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim() == "#[cfg(test)]"
+            && lines
+                .peek()
+                .is_some_and(|next| next.trim_start().starts_with("mod "))
+        {
+            break;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
+/// Every module path the text names through `crate::`, `super::` or `self::`, with the
+/// first level of `use crate::{a, b::c}` groups expanded.
+fn references(text: &str, module: &ModPath, is_mod_rs: bool) -> Vec<ModPath> {
+    let mut found = Vec::new();
+    for prefix in ["crate::", "super::", "self::"] {
+        let mut rest = text;
+        while let Some(at) = rest.find(prefix) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + prefix.len()..];
+            if before.is_some_and(|c| is_ident(c) || c == ':') {
+                continue;
+            }
+            let base: ModPath = match prefix {
+                "crate::" => Vec::new(),
+                // In `a/mod.rs` (module `a`), `super` is `a`'s parent; in `a/b.rs`, it is `a`.
+                "super::" => {
+                    let mut base = module.clone();
+                    base.pop();
+                    base
+                }
+                _ => {
+                    if is_mod_rs || module.is_empty() {
+                        module.clone()
+                    } else {
+                        // `self::` in a leaf file names its own items.
+                        continue;
+                    }
+                }
+            };
+            if let Some(group) = rest.strip_prefix('{') {
+                let end = group.find('}').unwrap_or(group.len());
+                for item in group[..end].split(',') {
+                    let names: Vec<String> = item
+                        .trim()
+                        .split("::")
+                        .take_while(|s| !s.is_empty() && s.chars().all(is_ident))
+                        .map(str::to_string)
+                        .collect();
+                    if !names.is_empty() {
+                        found.push([base.clone(), names].concat());
+                    }
+                }
+                continue;
+            }
+            let path: String = rest
+                .chars()
+                .take_while(|&c| is_ident(c) || c == ':')
+                .collect();
+            let names: Vec<String> = path
+                .split("::")
+                .take_while(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            found.push([base, names].concat());
+        }
+    }
+    found
+}
+
+/// The sibling edges of the crate: parent path -> (from child, to child) -> where it was seen.
+type Edges = BTreeMap<ModPath, BTreeMap<(String, String), String>>;
+
+fn edges() -> Edges {
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let modules: BTreeSet<ModPath> = files.iter().filter_map(|f| module_of(f)).collect();
+    let mut edges: Edges = BTreeMap::new();
+    for file in &files {
+        let Some(module) = module_of(file) else {
+            continue;
+        };
+        let text = without_tests(&std::fs::read_to_string(file).unwrap());
+        let is_mod_rs = file.file_name().is_some_and(|n| n == "mod.rs");
+        for reference in references(&text, &module, is_mod_rs) {
+            // The longest prefix that is a module: `crate::build::BuildError` is `build`.
+            let target = (0..=reference.len())
+                .rev()
+                .map(|n| reference[..n].to_vec())
+                .find(|p| modules.contains(p))
+                .unwrap_or_default();
+            let common = module
+                .iter()
+                .zip(&target)
+                .take_while(|(a, b)| a == b)
+                .count();
+            if common < module.len() && common < target.len() {
+                let shown = file.strip_prefix(src_dir()).unwrap().display().to_string();
+                edges
+                    .entry(module[..common].to_vec())
+                    .or_default()
+                    .entry((module[common].clone(), target[common].clone()))
+                    .or_insert(format!("src/{shown} names `{}`", reference.join("::")));
+            }
+        }
+    }
+    edges
+}
+
+/// A cycle in the graph, as its nodes in order, if there is one.
+fn find_cycle(graph: &BTreeMap<(String, String), String>) -> Option<Vec<String>> {
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, to) in graph.keys() {
+        next.entry(from.as_str()).or_default().push(to.as_str());
+    }
+    fn visit<'a>(
+        node: &'a str,
+        next: &BTreeMap<&'a str, Vec<&'a str>>,
+        stack: &mut Vec<&'a str>,
+        done: &mut BTreeSet<&'a str>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|n| *n == node) {
+            let mut cycle: Vec<String> = stack[at..].iter().map(|s| s.to_string()).collect();
+            cycle.push(node.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(node) {
+            return None;
+        }
+        stack.push(node);
+        for to in next.get(node).into_iter().flatten() {
+            if let Some(cycle) = visit(to, next, stack, done) {
+                return Some(cycle);
+            }
+        }
+        stack.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    for node in next.keys() {
+        if let Some(cycle) = visit(node, &next, &mut Vec::new(), &mut done) {
+            return Some(cycle);
+        }
+    }
+    None
+}
+
+#[test]
+fn modules_import_downward_only() {
+    let mut problems = Vec::new();
+    for (parent, graph) in edges() {
+        if let Some(cycle) = find_cycle(&graph) {
+            let scope = if parent.is_empty() {
+                "crate".to_string()
+            } else {
+                parent.join("::")
+            };
+            let steps: Vec<String> = cycle
+                .windows(2)
+                .map(|w| {
+                    format!(
+                        "  {} -> {}: {}",
+                        w[0],
+                        w[1],
+                        graph[&(w[0].clone(), w[1].clone())]
+                    )
+                })
+                .collect();
+            problems.push(format!(
+                "an import cycle among the modules of `{scope}`: {}\n{}",
+                cycle.join(" -> "),
+                steps.join("\n")
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+#[test]
+fn the_checker_sees_a_cycle() {
+    let mut graph = BTreeMap::new();
+    for (a, b) in [
+        ("error", "invoke"),
+        ("invoke", "report"),
+        ("report", "error"),
+    ] {
+        graph.insert((a.to_string(), b.to_string()), String::new());
+    }
+    let cycle = find_cycle(&graph).expect("a cycle");
+    assert_eq!(cycle.first(), cycle.last());
+    assert_eq!(cycle.len(), 4);
+    graph.remove(&("report".to_string(), "error".to_string()));
+    assert_eq!(find_cycle(&graph), None);
+    let refs = references(
+        "use crate::{env::Env, plan};\nuse super::engine::x;",
+        &vec!["build".into(), "docker".into(), "image".into()],
+        false,
+    );
+    assert!(refs.contains(&vec!["env".to_string(), "Env".to_string()]));
+    assert!(refs.contains(&vec!["plan".to_string()]));
+    assert!(refs.contains(&vec![
+        "build".to_string(),
+        "docker".to_string(),
+        "engine".to_string(),
+        "x".to_string()
+    ]));
+}
+
+/// `std::env::var*` outside `env.rs` and `main.rs` (tests aside): a process fact read behind the
+/// tests' back.
+#[test]
+fn only_env_rs_reads_the_environment() {
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let mut offenders = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(src_dir()).unwrap().to_path_buf();
+        if rel == Path::new("env.rs") || rel == Path::new("main.rs") {
+            continue;
+        }
+        let text = without_tests(&std::fs::read_to_string(&file).unwrap());
+        let imports_env = text.contains("use std::env;");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if code.contains("std::env::var") || (imports_env && code.contains("env::var")) {
+                offenders.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "read the variable through `crate::env::Env` instead:\n{}",
+        offenders.join("\n")
+    );
+}
