@@ -125,16 +125,30 @@ fn the_github_workflow_passes_actionlint_and_the_schema() {
     assert!(!ok, "the schema accepted a broken workflow: {out}");
 
     // What the workflow is for.
+    assert_ci_file(
+        &text,
+        &text,
+        &[
+            "cargo lambda-build --docker",
+            "~/.cargo/registry/index/",
+            "target/",
+        ],
+    );
+}
+
+/// What both CI files do: name the builder image, load and save it, install the tool from the
+/// registries (never from a placeholder), and fill in the crate's name.
+fn assert_ci_file(text: &str, steps: &str, needed: &[&str]) {
     for needed in [
-        "cargo lambda-build --docker",
         "--print-image-tag",
         "docker save",
         "docker load",
-        "~/.cargo/registry/index/",
-        "target/",
         "cargo binstall --no-confirm cargo-lambda-build || cargo install --locked cargo-lambda-build",
-    ] {
-        assert!(text.contains(needed), "`{needed}` missing:\n{text}");
+    ]
+    .iter()
+    .chain(needed)
+    {
+        assert!(steps.contains(needed), "`{needed}` missing:\n{steps}");
     }
     assert!(
         !text.contains("example.com") && !text.contains("{{name}}"),
@@ -173,19 +187,8 @@ fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
         "{service}"
     );
     assert_eq!(job["services"][0]["alias"].as_str(), Some("docker"));
-    let script = format!("{:?}", job["script"]);
-    for needed in [
-        "--docker",
-        "--print-image-tag",
-        "docker save",
-        "docker load",
-    ] {
-        assert!(script.contains(needed), "`{needed}` missing: {script}");
-    }
-    assert!(
-        !text.contains("example.com") && !text.contains("{{name}}"),
-        "{text}"
-    );
+    let steps = format!("{:?} {:?}", job["before_script"], job["script"]);
+    assert_ci_file(&text, &steps, &["--docker"]);
 }
 
 /// The image name the templates key their cache by comes from the generated crate as it is.
