@@ -43,13 +43,18 @@ fn image_exists(name: &str) -> bool {
 }
 
 /// A project whose Dockerfile takes its base image as a build argument, with a default that
-/// does not exist: a build succeeds only when the argument reaches the engine.
+/// does not exist: a build succeeds only when the argument reaches the engine. Its flags are
+/// those of the other Docker tests' image, so their compiled dependencies are reused.
 fn mirrored_project(setup: &Setup) -> tempfile::TempDir {
     project_with_dockerfile(
         setup,
-        "# The base image comes from --docker-build-arg, as a registry mirror would.\n\
-         ARG BASE_IMAGE=lambda-build-test-base:no-such-mirror\n\
-         FROM ${BASE_IMAGE}\n",
+        &format!(
+            "# The base image comes from --docker-build-arg, as a registry mirror would.\n\
+             ARG BASE_IMAGE=lambda-build-test-base:no-such-mirror\n\
+             FROM ${{BASE_IMAGE}}\n\
+             ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=\"-C link-arg=-Wl,--build-id=0x{}\"\n",
+            common::docker::hex(common::docker::OVERRIDE_MARK)
+        ),
     )
 }
 
@@ -182,8 +187,21 @@ fn a_build_argument_the_dockerfile_does_not_declare_is_refused_before_building()
     previous.assert_intact();
 }
 
+/// `cargo-lambda-build lambda-build ARGS` as the runner, in `dir`, without the build flags that
+/// [`common::docker::Runner::command`] adds: for the commands that build nothing.
+fn tool(runner: &common::docker::Runner, dir: &Path, args: &[&str]) -> std::process::Output {
+    runner
+        .0
+        .command(BIN)
+        .arg("lambda-build")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 fn ls_json(runner: &common::docker::Runner, dir: &Path) -> Vec<serde_json::Value> {
-    let output = runner.run(dir, &["docker", "ls", "--message-format", "json"]);
+    let output = tool(runner, dir, &["docker", "ls", "--message-format", "json"]);
     common::assert_success(&output);
     stdout(&output)
         .lines()
@@ -198,17 +216,10 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let runner = &setup.runner;
-    // `docker ls` runs in any directory: it needs no project. The tool's arguments of a build
-    // (`--locked --target-dir`) are not given to it.
+    // `docker ls` runs in any directory: it needs no project.
     let anywhere = tempfile::tempdir().unwrap();
-    let ls_command = |args: &[&str]| {
-        let mut command = runner.0.command(BIN);
-        command
-            .arg("lambda-build")
-            .args(args)
-            .current_dir(anywhere.path());
-        command.output().unwrap()
-    };
+    runner.give(anywhere.path());
+    let ls_command = |args: &[&str]| tool(runner, anywhere.path(), args);
 
     // A run killed with SIGKILL mid-build leaves its container running.
     let project = mirrored_project(&setup);
