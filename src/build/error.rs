@@ -91,23 +91,25 @@ impl BuildError {
     pub fn spawn(
         program: impl AsRef<std::ffi::OsStr>,
     ) -> impl FnOnce(std::io::Error) -> BuildError {
-        let program = program.as_ref().to_string_lossy().into_owned();
-        move |source| BuildError::Spawn {
-            program,
-            source,
-            fix: None,
-        }
+        Self::spawn_with(program, None)
     }
 
     /// As [`BuildError::spawn`], for cargo or rustc: the help says how to install Rust.
     pub fn spawn_rust(
         program: impl AsRef<std::ffi::OsStr>,
     ) -> impl FnOnce(std::io::Error) -> BuildError {
+        Self::spawn_with(program, Some(INSTALL_RUST))
+    }
+
+    fn spawn_with(
+        program: impl AsRef<std::ffi::OsStr>,
+        fix: Option<&'static str>,
+    ) -> impl FnOnce(std::io::Error) -> BuildError {
         let program = program.as_ref().to_string_lossy().into_owned();
         move |source| BuildError::Spawn {
             program,
             source,
-            fix: Some(INSTALL_RUST),
+            fix,
         }
     }
 }

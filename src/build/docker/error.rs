@@ -104,7 +104,7 @@ impl DockerError {
             }
             DockerError::ImageBuild { bundled: true, .. } => {
                 "the bundled image downloads Amazon Linux 2023 and rustup: check that the engine \
-                 reaches the internet, or bring your own `lambda.Dockerfile` (README: \
+                 reaches the internet, or bring your own `lambda.Dockerfile` (docs/docker.md: \
                  \"The image contract\")"
                     .into()
             }
@@ -137,8 +137,8 @@ impl DockerError {
             }
             DockerError::ContainerBuild {
                 code: 126 | 127, ..
-            } => "the image has no runnable `cargo` on PATH: see \"The image contract\" in the \
-                 README"
+            } => "the image has no runnable `cargo` on PATH: see \"The image contract\" in \
+                 docs/docker.md"
                 .into(),
             DockerError::ContainerBuild { code: 137, .. } => {
                 "the container was killed, perhaps out of memory: give the engine more memory, \
