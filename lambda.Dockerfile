@@ -1,5 +1,5 @@
 # The image `cargo lambda-build --docker` builds functions in, unless the project has its own
-# `lambda.Dockerfile` (README.md, "The image contract", says what any such image must provide).
+# `lambda.Dockerfile` (docs/docker.md, "The image contract", says what any such image must provide).
 # It is embedded in cargo-lambda-build, built once per Docker engine with only this file as the
 # build context, and tagged by a hash of this file and its build arguments: later builds reuse it.
 #
