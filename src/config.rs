@@ -45,8 +45,7 @@ impl ConfigError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
             ConfigError::Invalid { .. } => {
-                "fix the value, or remove it (docs/configuration.md lists every key)"
-                    .into()
+                "fix the value, or remove it (docs/configuration.md lists every key)".into()
             }
             ConfigError::Conflict { key, .. } => format!(
                 "set `{key}` once for the build: on the command line, in \

@@ -134,21 +134,18 @@ pub fn clean(args: &DockerCleanArgs, env: &Env, ui: Ui) -> Result<()> {
     }
     let outcomes = runtime.block_on(inventory::remove(&docker, &items, args.force));
     let mut removed = 0;
-    let mut freed = 0;
     let mut failed = Vec::new();
     for (item, outcome) in &outcomes {
         match outcome {
             Outcome::Removed => {
                 removed += 1;
-                freed += item.size.unwrap_or(0);
+                let size = item
+                    .size
+                    .map(|s| format!(" ({})", human_size(s)))
+                    .unwrap_or_default();
                 reporter.status(
                     "Removed",
-                    format!(
-                        "{} {} ({})",
-                        item.kind.name(),
-                        item.name,
-                        size_text(item.size)
-                    ),
+                    format!("{} {}{size}", item.kind.name(), item.name),
                 );
             }
             Outcome::KeptRunning => reporter.warn(format!(
@@ -170,13 +167,10 @@ pub fn clean(args: &DockerCleanArgs, env: &Env, ui: Ui) -> Result<()> {
             }
         }
     }
+    // Not a sum of sizes: images share layers, and an image with other names only loses a tag.
     reporter.status(
         "Summary",
-        format!(
-            "removed {removed} of {} items, {}",
-            outcomes.len(),
-            human_size(freed)
-        ),
+        format!("removed {removed} of {} items", outcomes.len()),
     );
     if failed.is_empty() {
         Ok(())
