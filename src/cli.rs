@@ -242,7 +242,6 @@ pub enum MessageFormat {
     Json,
 }
 
-const COMMON: &str = "Options";
 const COMPILATION: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
 
@@ -310,15 +309,15 @@ pub struct InvokeArgs {
 pub struct OutputArgs {
     /// Use verbose output (-vv very verbose): prints the commands that are run, and the
     /// environment `bootstrap` runs with
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true, help_heading = COMMON)]
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 
     /// Do not print status lines or progress (nor invoke's START / END / REPORT lines)
-    #[arg(short = 'q', long, conflicts_with = "verbose", global = true, help_heading = COMMON)]
+    #[arg(short = 'q', long, conflicts_with = "verbose", global = true)]
     pub quiet: bool,
 
     /// Coloring
-    #[arg(long, value_enum, value_name = "WHEN", global = true, help_heading = COMMON)]
+    #[arg(long, value_enum, value_name = "WHEN", global = true)]
     pub color: Option<ColorChoice>,
 }
 

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 
 use crate::build::BuildError;
 use crate::config::ConfigError;
-use crate::include::IncludeError;
 use crate::inspect::CheckError;
 use crate::invoke::InvokeError;
 use crate::new::NewError;
 use crate::package::PackageError;
+use crate::package::include::IncludeError;
 use crate::project::ProjectError;
 use crate::signal::{Interrupted, SIGINT_EXIT, SIGTERM_EXIT};
 

@@ -13,7 +13,6 @@ pub mod config;
 pub mod docker_cmd;
 pub mod env;
 pub mod error;
-pub mod include;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
@@ -168,7 +167,10 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
                 function.bin
             ));
         }
-        includes.push(include::collect(&function.package_root, &function.include)?);
+        includes.push(package::include::collect(
+            &function.package_root,
+            &function.include,
+        )?);
     }
     Ok(Some(Prepared {
         config,

@@ -5,11 +5,13 @@
 //! rustc and the `cc` crate call the linker or compiler with gcc's arguments; a few of them mean
 //! nothing to zig or make it fail. cargo and cc run small wrapper scripts written under the
 //! target dir, which call this binary back as `cargo-lambda-build __zig-cc ...`; it drops or
-//! rewrites those arguments and runs zig.
+//! rewrites those arguments, those rustc puts in an `@file` response file included, and runs zig.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use tempfile::NamedTempFile;
 
 use crate::arch::Arch;
 use crate::build::BuildError;
@@ -121,8 +123,8 @@ fn write_script(path: &Path, content: &str) -> Result<()> {
     Ok(())
 }
 
-/// `__zig-cc <cc|c++> <zig-target> <zig> ARGS...`: runs zig with ARGS filtered. Returns the exit
-/// code for `main`.
+/// `__zig-cc <cc|c++> <zig-target> <zig> ARGS...`: runs zig with ARGS filtered, those inside
+/// rustc's response files included. Returns the exit code for `main`.
 pub fn run_compiler(args: &[OsString]) -> i32 {
     let [mode, target, zig, rest @ ..] = args else {
         eprintln!(
@@ -130,7 +132,14 @@ pub fn run_compiler(args: &[OsString]) -> i32 {
         );
         return 1;
     };
-    let filtered = filter_args(rest.iter().map(|arg| arg.to_string_lossy().into_owned()));
+    // The rewritten response files must outlive zig; dropping them removes them.
+    let (filtered, _response_files) = match zig_args(rest) {
+        Ok(filtered) => filtered,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     match Command::new(zig)
         .arg(mode)
         .arg("-target")
@@ -146,53 +155,170 @@ pub fn run_compiler(args: &[OsString]) -> i32 {
     }
 }
 
-/// gcc arguments that rustc or `cc` pass for Linux GNU targets and zig does not take.
-pub fn filter_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
-    args.into_iter()
-        .filter_map(|arg| {
-            // zig ships libunwind in place of libgcc_s, linked statically.
-            if arg == "-lgcc_s" {
-                return Some("-lunwind".into());
+/// The arguments for zig: [`filter_args`] applied to `args`, and to the arguments inside each
+/// `@file` among them. When the command line is too long, rustc passes the linker's arguments in
+/// a response file instead (rust-lang/rust#41190); each becomes a filtered copy, returned with
+/// the arguments so that it lives until zig is done.
+fn zig_args(args: &[OsString]) -> Result<(Vec<String>, Vec<NamedTempFile>)> {
+    let mut filtered = Vec::new();
+    let mut response_files = Vec::new();
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        let Some(inner) = arg
+            .strip_prefix('@')
+            .and_then(|path| Some((path, std::fs::read_to_string(path).ok()?)))
+        else {
+            // Not a response file (or not one that can be read, which gcc too takes as a
+            // plain argument).
+            filtered.extend(filter_arg(arg.into_owned()));
+            continue;
+        };
+        let (path, content) = inner;
+        let inner = filter_args(parse_response_file(&content));
+        let Some(rewritten) = render_response_file(&inner) else {
+            // zig cannot read these from a file: on its command line, which may still be short
+            // enough for zig where it was too long for the wrapper script.
+            filtered.extend(inner);
+            continue;
+        };
+        let copy = write_response_file(Path::new(path), &rewritten)?;
+        filtered.push(format!("@{}", copy.path().display()));
+        response_files.push(copy);
+    }
+    Ok((filtered, response_files))
+}
+
+/// The arguments of a response file as rustc writes them for gcc-like linkers: one argument per
+/// line, a backslash before each backslash and space (rustc_codegen_ssa's `back/link.rs`,
+/// `Escape`). A backslash takes the next character literally, whatever it is.
+pub fn parse_response_file(content: &str) -> Vec<String> {
+    if content.is_empty() {
+        return Vec::new();
+    }
+    content
+        .strip_suffix('\n')
+        .unwrap_or(content)
+        .split('\n')
+        .map(|line| {
+            let mut arg = String::with_capacity(line.len());
+            let mut chars = line.chars();
+            while let Some(c) = chars.next() {
+                arg.push(if c == '\\' {
+                    chars.next().unwrap_or(c)
+                } else {
+                    c
+                });
             }
-            // zig gets its target from `-target`; rustc's self-contained lld is replaced by zig's.
-            if arg.starts_with("--target=")
-                || arg.starts_with("-fuse-ld=")
-                || (arg.starts_with("-B") && arg.contains("gcc-ld"))
-            {
-                return None;
-            }
-            // Linker options zig's lld driver rejects.
-            if matches!(
-                arg.as_str(),
-                "-Wl,--no-undefined-version"
-                    | "-Wl,-znostart-stop-gc"
-                    | "-Wl,--fix-cortex-a53-843419"
-            ) || arg.starts_with("-Wl,-plugin-opt")
-            {
-                return None;
-            }
-            if let Some(symbol) = arg.strip_prefix("-Wl,--undefined=") {
-                return Some(format!("-Wl,-u,{symbol}"));
-            }
-            // zig accepts only these preprocessor pass-throughs.
-            if arg.starts_with("-Wp,")
-                && !["-Wp,-MD", "-Wp,-MMD", "-Wp,-MT"]
-                    .iter()
-                    .any(|ok| arg.starts_with(ok))
-            {
-                return None;
-            }
-            // An input file passed through `-Wl,` (whole-archive static libraries): zig wants
-            // it as a plain input.
-            if let Some(path) = arg.strip_prefix("-Wl,")
-                && !path.starts_with('-')
-                && Path::new(path).is_file()
-            {
-                return Some(path.to_string());
-            }
-            Some(arg)
+            arg
         })
         .collect()
+}
+
+/// A response file as zig reads one (`std.process.ArgIteratorGeneral` with single quotes, as of
+/// zig 0.17), which is not rustc's format: zig splits `a\ b` at the space. Each argument goes in
+/// double quotes on its own line, a `"` and the backslashes before it escaped as on Windows.
+/// `None` when an argument holds a `'`: zig takes either kind of quote as the end of a quoted
+/// argument, and an escaped `'` as `"`, so no response file can carry it.
+pub fn render_response_file(args: &[String]) -> Option<String> {
+    let mut content = String::new();
+    for arg in args {
+        if arg.contains('\'') {
+            return None;
+        }
+        content.push('"');
+        let mut backslashes = 0;
+        for c in arg.chars() {
+            match c {
+                '\\' => backslashes += 1,
+                // 2n backslashes before a quote are n backslashes, 2n+1 are n and the quote itself.
+                '"' => {
+                    content.extend(std::iter::repeat_n('\\', 2 * backslashes + 1));
+                    content.push('"');
+                    backslashes = 0;
+                }
+                c => {
+                    content.extend(std::iter::repeat_n('\\', backslashes));
+                    content.push(c);
+                    backslashes = 0;
+                }
+            }
+        }
+        // Before the closing quote, too.
+        content.extend(std::iter::repeat_n('\\', 2 * backslashes));
+        content.push_str("\"\n");
+    }
+    Some(content)
+}
+
+/// Writes `content` to a new response file beside `original` (rustc's temporary directory, which
+/// rustc removes), leaving the original as rustc wrote it.
+fn write_response_file(original: &Path, content: &str) -> Result<NamedTempFile> {
+    use std::io::Write;
+    let dir = original
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let failed = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "cannot write the filtered copy of the response file `{}` in `{}`: {e}",
+            original.display(),
+            dir.display()
+        )
+    };
+    let mut file = tempfile::Builder::new()
+        .prefix("zig-linker-arguments.")
+        .tempfile_in(dir)
+        .map_err(failed)?;
+    file.write_all(content.as_bytes()).map_err(failed)?;
+    Ok(file)
+}
+
+/// gcc arguments that rustc or `cc` pass for Linux GNU targets and zig does not take.
+pub fn filter_args(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter().filter_map(filter_arg).collect()
+}
+
+/// One argument as zig should see it, or none.
+fn filter_arg(arg: String) -> Option<String> {
+    // zig ships libunwind in place of libgcc_s, linked statically.
+    if arg == "-lgcc_s" {
+        return Some("-lunwind".into());
+    }
+    // zig gets its target from `-target`; rustc's self-contained lld is replaced by zig's.
+    if arg.starts_with("--target=")
+        || arg.starts_with("-fuse-ld=")
+        || (arg.starts_with("-B") && arg.contains("gcc-ld"))
+    {
+        return None;
+    }
+    // Linker options zig's lld driver rejects.
+    if matches!(
+        arg.as_str(),
+        "-Wl,--no-undefined-version" | "-Wl,-znostart-stop-gc" | "-Wl,--fix-cortex-a53-843419"
+    ) || arg.starts_with("-Wl,-plugin-opt")
+    {
+        return None;
+    }
+    if let Some(symbol) = arg.strip_prefix("-Wl,--undefined=") {
+        return Some(format!("-Wl,-u,{symbol}"));
+    }
+    // zig accepts only these preprocessor pass-throughs.
+    if arg.starts_with("-Wp,")
+        && !["-Wp,-MD", "-Wp,-MMD", "-Wp,-MT"]
+            .iter()
+            .any(|ok| arg.starts_with(ok))
+    {
+        return None;
+    }
+    // An input file passed through `-Wl,` (whole-archive static libraries): zig wants
+    // it as a plain input.
+    if let Some(path) = arg.strip_prefix("-Wl,")
+        && !path.starts_with('-')
+        && Path::new(path).is_file()
+    {
+        return Some(path.to_string());
+    }
+    Some(arg)
 }
 
 /// zig's target for this architecture, pinned to AL2023's glibc: `aarch64-linux-gnu.2.34`.
@@ -298,5 +424,162 @@ mod tests {
             std::fs::metadata(&w.cc).unwrap().modified().unwrap(),
             before
         );
+    }
+
+    /// Arguments as rustc passes them to the linker, some of which zig must not see.
+    const RUSTC_ARGS: [&str; 8] = [
+        "-m64",
+        "/tmp/my project/main.o",
+        "-lgcc_s",
+        "--target=x86_64-unknown-linux-gnu",
+        "-fuse-ld=lld",
+        "-Wl,--undefined=keep_me",
+        "C:\\odd\\path",
+        "",
+    ];
+
+    /// What is left of [`RUSTC_ARGS`] for zig, in zig's response-file format.
+    const FOR_ZIG: &str = "\"-m64\"\n\"/tmp/my project/main.o\"\n\"-lunwind\"\n\"-Wl,-u,keep_me\"\n\
+                           \"C:\\odd\\path\"\n\"\"\n";
+
+    /// A response file as rustc writes it (rustc_codegen_ssa's `Escape`).
+    fn rustc_response_file(args: &[&str]) -> String {
+        args.iter()
+            .map(|arg| format!("{}\n", arg.replace('\\', "\\\\").replace(' ', "\\ ")))
+            .collect()
+    }
+
+    #[test]
+    fn response_files_are_read_as_rustc_writes_them_and_written_as_zig_reads_them() {
+        let content = rustc_response_file(&RUSTC_ARGS);
+        assert_eq!(
+            content,
+            "-m64\n/tmp/my\\ project/main.o\n-lgcc_s\n--target=x86_64-unknown-linux-gnu\n\
+             -fuse-ld=lld\n-Wl,--undefined=keep_me\nC:\\\\odd\\\\path\n\n"
+        );
+        assert_eq!(parse_response_file(&content), RUSTC_ARGS);
+        assert_eq!(parse_response_file(""), Vec::<String>::new());
+        // A last line without its newline is still an argument.
+        assert_eq!(parse_response_file("-lc\n-o\nout"), ["-lc", "-o", "out"]);
+
+        let quoted = |arg: &str| render_response_file(&[arg.to_owned()]);
+        assert_eq!(quoted("a\"b").as_deref(), Some("\"a\\\"b\"\n"));
+        assert_eq!(quoted("a\\\"b").as_deref(), Some("\"a\\\\\\\"b\"\n"));
+        assert_eq!(quoted("dir\\").as_deref(), Some("\"dir\\\\\"\n"));
+        assert_eq!(
+            quoted("# not a comment").as_deref(),
+            Some("\"# not a comment\"\n")
+        );
+        assert_eq!(quoted("o'brien"), None);
+    }
+
+    #[test]
+    fn arguments_inside_a_response_file_are_filtered_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = dir.path().join("linker-arguments");
+        let content = rustc_response_file(&RUSTC_ARGS);
+        std::fs::write(&original, &content).unwrap();
+        let args =
+            ["-o", "out", &format!("@{}", original.display()), "@missing"].map(OsString::from);
+
+        let (filtered, files) = zig_args(&args).unwrap();
+        let [o, out, response, missing] = filtered.as_slice() else {
+            panic!("{filtered:?}")
+        };
+        assert_eq!([o, out, missing], ["-o", "out", "@missing"]);
+        let copy = PathBuf::from(response.strip_prefix('@').unwrap());
+        assert_eq!(copy, files[0].path());
+        assert_eq!(copy.parent(), Some(dir.path()));
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), FOR_ZIG);
+        // rustc's file stays as rustc wrote it; the copy goes with its guard.
+        assert_eq!(std::fs::read_to_string(&original).unwrap(), content);
+        drop(files);
+        assert!(!copy.exists());
+
+        // What zig cannot read in a response file goes on its command line, filtered.
+        std::fs::write(
+            &original,
+            rustc_response_file(&["/home/o'brien/main.o", "-lgcc_s"]),
+        )
+        .unwrap();
+        let (filtered, files) = zig_args(&args[2..3]).unwrap();
+        assert_eq!(filtered, ["/home/o'brien/main.o", "-lunwind"]);
+        assert!(files.is_empty());
+    }
+
+    #[test]
+    fn the_compiler_driver_hands_zig_a_filtered_response_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("zig.log");
+        // A zig that records its arguments and the content of the response files it is given,
+        // which are gone once the driver returns.
+        let zig = dir.path().join("zig");
+        std::fs::write(
+            &zig,
+            format!(
+                "#!/bin/sh\nfor arg in \"$@\"; do\n  printf '%s\\n' \"$arg\" >> '{log}'\n  \
+                 case \"$arg\" in @*) cat \"${{arg#@}}\" >> '{log}' ;; esac\ndone\nexit 7\n",
+                log = log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rustc_dir = dir.path().join("rustcXYZ");
+        std::fs::create_dir(&rustc_dir).unwrap();
+        let response = rustc_dir.join("linker-arguments");
+        std::fs::write(&response, rustc_response_file(&RUSTC_ARGS)).unwrap();
+
+        let args = [
+            "cc".into(),
+            "x86_64-linux-gnu.2.34".into(),
+            zig.clone().into_os_string(),
+            format!("@{}", response.display()).into(),
+        ];
+        assert_eq!(run_compiler(&args), 7, "zig's exit code is the driver's");
+
+        let logged = std::fs::read_to_string(&log).unwrap();
+        let (head, file) = logged.split_at(logged.find("\"-m64\"").expect(&logged));
+        let head: Vec<&str> = head.lines().collect();
+        let [cc, target_flag, target, copy] = head.as_slice() else {
+            panic!("{logged}")
+        };
+        assert_eq!(
+            [*cc, *target_flag, *target],
+            ["cc", "-target", "x86_64-linux-gnu.2.34"]
+        );
+        assert_ne!(Path::new(copy.strip_prefix('@').unwrap()), response);
+        assert_eq!(file, FOR_ZIG);
+        // Only rustc's own file is left in rustc's directory.
+        assert_eq!(std::fs::read_dir(&rustc_dir).unwrap().count(), 1);
+    }
+
+    /// The real zig links from a rewritten response file that rustc's escaping and flags would
+    /// have broken (a space in a path, `--target=`). Runs where zig is installed, as in CI.
+    #[test]
+    fn zig_links_from_a_rewritten_response_file() {
+        let Some(zig) = find() else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("my project/main.c");
+        std::fs::create_dir_all(source.parent().unwrap()).unwrap();
+        std::fs::write(&source, "int main(void) { return 0; }\n").unwrap();
+        let output = dir.path().join("my project/main");
+        let response = dir.path().join("linker-arguments");
+        let (source, output) = (source.display().to_string(), output.display().to_string());
+        std::fs::write(
+            &response,
+            rustc_response_file(&[&source, "-o", &output, "--target=x86_64-unknown-linux-gnu"]),
+        )
+        .unwrap();
+        let args = [
+            "cc".into(),
+            "x86_64-linux-gnu.2.34".into(),
+            zig.into_os_string(),
+            format!("@{}", response.display()).into(),
+        ];
+        assert_eq!(run_compiler(&args), 0);
+        assert!(Path::new(&output).is_file());
     }
 }

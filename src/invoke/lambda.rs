@@ -225,10 +225,6 @@ fn random<const N: usize>() -> [u8; N] {
     bytes
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A request id as Lambda makes them: a random (version 4) UUID.
 pub fn request_id() -> String {
     let mut b = random::<16>();
@@ -236,11 +232,11 @@ pub fn request_id() -> String {
     b[8] = (b[8] & 0x3f) | 0x80;
     format!(
         "{}-{}-{}-{}-{}",
-        hex(&b[0..4]),
-        hex(&b[4..6]),
-        hex(&b[6..8]),
-        hex(&b[8..10]),
-        hex(&b[10..16])
+        hex::encode(&b[0..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..16])
     )
 }
 
@@ -251,8 +247,8 @@ pub fn trace_id(now: SystemTime) -> String {
     format!(
         "Root=1-{:08x}-{};Parent={};Sampled=0",
         seconds as u32,
-        hex(&random::<12>()),
-        hex(&random::<8>())
+        hex::encode(random::<12>()),
+        hex::encode(random::<8>())
     )
 }
 
@@ -260,28 +256,16 @@ pub fn function_arn(region: &str, name: &str) -> String {
     format!("arn:aws:lambda:{region}:{ACCOUNT_ID}:function:{name}")
 }
 
-/// `AWS_LAMBDA_LOG_STREAM_NAME`: `2024/05/01/[$LATEST]<32 hex digits>`.
+/// `AWS_LAMBDA_LOG_STREAM_NAME`: `2024/05/01/[$LATEST]<32 hex digits>`, dated in UTC.
 pub fn log_stream_name(now: SystemTime) -> String {
-    let days = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() / 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
+    let date = time::OffsetDateTime::from(now).date();
     format!(
-        "{year:04}/{month:02}/{day:02}/[{VERSION}]{}",
-        hex(&random::<16>())
+        "{:04}/{:02}/{:02}/[{VERSION}]{}",
+        date.year(),
+        u8::from(date.month()),
+        date.day(),
+        hex::encode(random::<16>())
     )
-}
-
-/// The proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Epoch milliseconds, for `Lambda-Runtime-Deadline-Ms`.
@@ -326,8 +310,9 @@ mod tests {
         let name = log_stream_name(UNIX_EPOCH + Duration::from_secs(1_709_208_000));
         assert!(name.starts_with("2024/02/29/[$LATEST]"), "{name}");
         assert_eq!(name.len(), "2024/02/29/[$LATEST]".len() + 32);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert!(log_stream_name(UNIX_EPOCH).starts_with("1970/01/01/"));
+        let eve = log_stream_name(UNIX_EPOCH + Duration::from_secs(1_704_067_199));
+        assert!(eve.starts_with("2023/12/31/"), "{eve}");
     }
 
     #[test]

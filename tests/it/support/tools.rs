@@ -4,7 +4,11 @@ use std::path::PathBuf;
 
 /// When this environment variable is `1`, a missing tool fails the test instead of skipping it.
 /// `.ci/run` sets it after installing everything, so CI cannot go green by skipping.
-pub const REQUIRE_ALL_ENV: &str = "LAMBDA_BUILD_TEST_REQUIRE_ALL";
+const REQUIRE_ALL_ENV: &str = "LAMBDA_BUILD_TEST_REQUIRE_ALL";
+
+/// qemu-user with the arm64 libc (`libc6-arm64-cross`), to run an arm64 `bootstrap` here:
+/// put it before the program's path.
+pub const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
 
 /// How `.ci/run` provides each tool the tests may ask for.
 fn install_hint(tool: &str) -> &'static str {
@@ -70,6 +74,12 @@ pub fn skip_or_fail(reason: &str) {
         panic!("{reason} ({REQUIRE_ALL_ENV}=1 forbids skipping; .ci/run provides it)");
     }
     eprintln!("skipped: {reason}");
+}
+
+/// Whether the tool finds zig (on PATH or as `python3 -m ziglang`), asked of the tool's own
+/// lookup so that the tests and the tool never disagree. The one use of the crate's library here.
+pub fn zig_installed() -> bool {
+    cargo_lambda_build::build::zig::find().is_some()
 }
 
 /// [`require_tool`] for each name (all are checked, so every missing one is reported).

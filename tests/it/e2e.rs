@@ -2,17 +2,15 @@
 //! the zip it wrote answers invocations under cargo-lambda's Runtime API emulator, for x86_64
 //! natively and for arm64 under qemu-user.
 
-mod common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
+use support::{EM_AARCH64, EM_X86_64, elf_machine};
 
 /// Unzips `zip` and returns its `bootstrap` (checked executable by the helper).
 fn bootstrap_of(zip: &Path, scratch: &Path) -> PathBuf {
-    common::extract_bootstrap(zip, &scratch.join(format!("unzipped-{}", zip_label(zip))))
+    support::extract_bootstrap(zip, &scratch.join(format!("unzipped-{}", zip_label(zip))))
 }
 
 fn zip_label(zip: &Path) -> String {
@@ -23,18 +21,12 @@ fn zip_label(zip: &Path) -> String {
 }
 
 fn wrapper(arch: &str) -> Option<&'static [&'static str]> {
-    (arch == "arm64").then_some(&QEMU[..])
-}
-
-/// The ELF machine of a file: 62 is x86-64, 183 is AArch64.
-fn elf_machine(path: &Path) -> u16 {
-    let bytes = std::fs::read(path).unwrap();
-    u16::from_le_bytes([bytes[18], bytes[19]])
+    (arch == "arm64").then_some(&support::QEMU[..])
 }
 
 /// One successful invocation and one handler error, both checked on the body.
 fn assert_echo_answers(bootstrap: &Path, arch: &str) {
-    let Some(emulator) = common::Emulator::start() else {
+    let Some(emulator) = support::Emulator::start() else {
         return;
     };
     let function = emulator.run_bootstrap(bootstrap, wrapper(arch));
@@ -55,21 +47,21 @@ fn assert_echo_answers(bootstrap: &Path, arch: &str) {
 
 #[test]
 fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
-    if !common::require_tools(&["cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
-    let project = common::copy_fixture("echo");
-    let output = common::lambda_build_fixture(project.path(), &["--zip"]);
-    common::assert_success(&output);
+    let project = support::copy_fixture("echo");
+    let output = support::lambda_build_fixture(project.path(), &["--zip"]);
+    support::assert_success(&output);
     let zip = project.path().join("lambda.zip");
     let first = std::fs::read(&zip).unwrap();
 
     let bootstrap = bootstrap_of(&zip, project.path());
-    assert_eq!(elf_machine(&bootstrap), 62);
+    assert_eq!(elf_machine(&bootstrap), EM_X86_64);
     assert_echo_answers(&bootstrap, "x86_64");
 
     // A second run with nothing changed writes the same bytes.
-    common::assert_success(&common::lambda_build_fixture(project.path(), &["--zip"]));
+    support::assert_success(&support::lambda_build_fixture(project.path(), &["--zip"]));
     assert!(
         std::fs::read(&zip).unwrap() == first,
         "the rebuilt zip differs"
@@ -78,37 +70,37 @@ fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
 
 #[test]
 fn arm64_zip_answers_invocations_under_qemu() {
-    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let output =
-        common::lambda_build_fixture(project.path(), &["--zip", "--arch", "arm64", "-o", "arm64"]);
-    common::assert_success(&output);
+        support::lambda_build_fixture(project.path(), &["--zip", "--arch", "arm64", "-o", "arm64"]);
+    support::assert_success(&output);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("architecture  arm64"), "{stdout}");
 
     let bootstrap = bootstrap_of(&project.path().join("arm64/lambda.zip"), project.path());
-    assert_eq!(elf_machine(&bootstrap), 183);
+    assert_eq!(elf_machine(&bootstrap), EM_AARCH64);
     assert_echo_answers(&bootstrap, "arm64");
 }
 
 #[test]
 fn c_dependencies_cross_compile_for_both_architectures() {
-    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
-    let project = common::copy_fixture("digest");
+    let project = support::copy_fixture("digest");
     for arch in ["x86_64", "arm64"] {
         let output =
-            common::lambda_build_fixture(project.path(), &["--zip", "--arch", arch, "-o", arch]);
-        common::assert_success(&output);
+            support::lambda_build_fixture(project.path(), &["--zip", "--arch", arch, "-o", arch]);
+        support::assert_success(&output);
         let bootstrap = bootstrap_of(
             &project.path().join(arch).join("lambda.zip"),
             project.path(),
         );
 
-        let Some(emulator) = common::Emulator::start() else {
+        let Some(emulator) = support::Emulator::start() else {
             return;
         };
         let function = emulator.run_bootstrap(&bootstrap, wrapper(arch));
@@ -125,14 +117,13 @@ fn c_dependencies_cross_compile_for_both_architectures() {
 
 #[test]
 fn both_architectures_built_at_the_same_time_stay_apart() {
-    if !common::require_tools(&["unzip"]) {
+    if !support::require_tools(&["unzip"]) {
         return;
     }
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let spawn = |arch: &str| {
-        Command::new(BIN)
+        support::tool()
             .args([
-                "lambda-build",
                 "--zip",
                 "--locked",
                 "--arch",
@@ -141,7 +132,7 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
                 arch,
                 "--target-dir",
             ])
-            .arg(common::fixture_target_dir())
+            .arg(support::fixture_target_dir())
             .current_dir(project.path())
             .env_remove("CARGO_TARGET_DIR")
             .stdout(std::process::Stdio::piped())
@@ -150,17 +141,17 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
             .unwrap()
     };
     let (x86, arm) = (spawn("x86_64"), spawn("arm64"));
-    common::assert_success(&x86.wait_with_output().unwrap());
-    common::assert_success(&arm.wait_with_output().unwrap());
+    support::assert_success(&x86.wait_with_output().unwrap());
+    support::assert_success(&arm.wait_with_output().unwrap());
 
-    for (arch, machine) in [("x86_64", 62), ("arm64", 183)] {
+    for (arch, machine) in [("x86_64", EM_X86_64), ("arm64", EM_AARCH64)] {
         let bootstrap = bootstrap_of(
             &project.path().join(arch).join("lambda.zip"),
             project.path(),
         );
         assert_eq!(elf_machine(&bootstrap), machine, "{arch}");
         // Staging is per architecture too.
-        let staged = common::fixture_target_dir()
+        let staged = support::fixture_target_dir()
             .join("lambda-build")
             .join(arch)
             .join("echo/bootstrap");
@@ -170,12 +161,12 @@ fn both_architectures_built_at_the_same_time_stay_apart() {
 
 #[test]
 fn no_cross_linker_fails_before_compiling() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     // cargo and rustc only: no zig, no python3, no cross gcc.
     let scratch = tempfile::tempdir().unwrap();
-    let path = common::path_with_only(scratch.path(), &["cargo", "rustc"]);
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--zip", "--arch", "arm64"])
+    let path = support::path_with_only(scratch.path(), &["cargo", "rustc"]);
+    let output = support::tool()
+        .args(["--zip", "--arch", "arm64"])
         .current_dir(project.path())
         .env("PATH", path)
         .output()

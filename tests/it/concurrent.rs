@@ -1,14 +1,14 @@
 //! Two runs of the tool on one project at the same time, as a CI runner with parallel jobs or a
 //! developer with a watch loop and a terminal does: both succeed, and each artifact is whole and
-//! right. (The `--docker` pairs are in `tests/docker.rs`.)
+//! right. (The `--docker` pairs are in `docker.rs`.)
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::{
+use support::{
     EM_AARCH64, EM_X86_64, crate_with, lambda_build_command, read_zip, stderr, temp_files,
 };
 
@@ -40,15 +40,14 @@ fn zipped_machine(zip: &Path) -> u16 {
     assert_eq!(bootstrap.unix_mode().map(|m| m & 0o777), Some(0o755));
     let mut header = [0u8; 20];
     bootstrap.read_exact(&mut header).unwrap();
-    common::elf_machine_of(&header)
+    support::elf_machine_of(&header)
 }
 
 /// Whether arm64 can be linked here; skips (or fails in CI) when not.
 fn arm64_linker() -> bool {
-    let found = cargo_lambda_build::build::zig::find().is_some()
-        || common::find_tool("aarch64-linux-gnu-gcc").is_some();
+    let found = support::zig_installed() || support::find_tool("aarch64-linux-gnu-gcc").is_some();
     if !found {
-        common::skip_or_fail(
+        support::skip_or_fail(
             "no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc",
         );
     }
@@ -73,7 +72,7 @@ fn same_project_and_architecture_twice_at_once() {
         // Whole, and the program of this round.
         let unpacked = tempfile::tempdir().unwrap();
         read_zip(&zip).extract(unpacked.path()).unwrap();
-        let ran = common::output_of_written(&unpacked.path().join("bootstrap"));
+        let ran = support::output_of_written(&unpacked.path().join("bootstrap"));
         assert_eq!(String::from_utf8_lossy(&ran.stdout), format!("{text}\n"));
         assert_eq!(
             fs::read_to_string(unpacked.path().join("notes.txt")).unwrap(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// `tests/fixtures/<name>` in the source tree (never build in it: use [`copy_fixture`]).
-pub fn fixture_dir(name: &str) -> PathBuf {
+fn fixture_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
@@ -69,15 +69,13 @@ pub fn lambda_build_fixture(dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// The command [`lambda_build_fixture`] runs, to add to.
 pub fn lambda_build_fixture_command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cargo-lambda-build"));
+    let mut command = super::tool();
     command
-        .arg("lambda-build")
         .args(args)
         .args(["--locked", "--target-dir"])
         .arg(fixture_target_dir())
         .current_dir(dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("SOURCE_DATE_EPOCH");
+        .env_remove("CARGO_TARGET_DIR");
     command
 }
 
@@ -89,43 +87,6 @@ pub fn assert_success(output: &std::process::Output) {
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-}
-
-/// Build the fixture crate at `dir` with plain cargo (`build --release --locked --target
-/// <triple>`) into [`fixture_target_dir`], and return the path of binary `bin`. For tests that
-/// need a reference binary built without the tool.
-pub fn cargo_build_fixture(dir: &Path, triple: &str, bin: &str) -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = fixture_target_dir();
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            triple,
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .current_dir(dir)
-        // Do not let the outer `cargo test` leak settings into the fixture's build.
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .status()
-        .expect("run cargo build for the fixture");
-    assert!(
-        status.success(),
-        "cargo build of fixture {} failed: {status}",
-        dir.display()
-    );
-    let exe = target_dir.join(triple).join("release").join(bin);
-    assert!(
-        exe.is_file(),
-        "cargo build succeeded but {} does not exist",
-        exe.display()
-    );
-    exe
 }
 
 /// Extract `zip` (a produced lambda.zip) into the directory `into` with Info-ZIP `unzip`, which

@@ -2,18 +2,16 @@
 //! `alpha` and `beta`, and `tools`, whose ordinary binary `migrate` its Cargo.toml packages as an
 //! extension). One compile serves every assertion: the later runs find everything fresh.
 
-mod common;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use base64::Engine as _;
 use sha2::Digest as _;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 
 fn succeeded(output: Output) -> Output {
     assert!(
@@ -71,7 +69,7 @@ fn json_lines(output: &Output) -> Vec<serde_json::Value> {
 }
 
 fn invoke(bootstrap: &Path, payload: &str) -> Option<serde_json::Value> {
-    let emulator = common::Emulator::start()?;
+    let emulator = support::Emulator::start()?;
     let function = emulator.run_bootstrap(bootstrap, None);
     let (status, body) = emulator.invoke(payload);
     assert_eq!(status, 200, "{body}\n{}", function.output());
@@ -80,15 +78,15 @@ fn invoke(bootstrap: &Path, payload: &str) -> Option<serde_json::Value> {
 
 #[test]
 fn a_workspace_builds_one_zip_per_function_in_one_command() {
-    if !common::require_tools(&["cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
-    let workspace = common::copy_fixture("workspace");
+    let workspace = support::copy_fixture("workspace");
     let root = workspace.path();
 
     // --workspace: all three binaries; `migrate` as an extension, from its bin table. This is
     // also the earlier build that leaves every binary in the target dir for the next run.
-    let output = succeeded(common::lambda_build_fixture(
+    let output = succeeded(support::lambda_build_fixture(
         root,
         &["--workspace", "-o", "all"],
     ));
@@ -113,7 +111,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
     // Two functions by name, from the workspace root (a virtual manifest). `zip = true` comes
     // from [workspace.metadata.lambda-build], alpha's includes from its package table. `migrate`,
     // left in the target dir by the run above, is not packaged.
-    let output = succeeded(common::lambda_build_fixture(
+    let output = succeeded(support::lambda_build_fixture(
         root,
         &[
             "--bin",
@@ -184,7 +182,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
 
     // Each zip answers as its own function; alpha reads the file it carries.
     let unzipped = root.join("unzipped");
-    let alpha = common::extract_bootstrap(&alpha_zip, &unzipped.join("alpha"));
+    let alpha = support::extract_bootstrap(&alpha_zip, &unzipped.join("alpha"));
     let mode = fs::metadata(unzipped.join("alpha/bin/hook.sh"))
         .unwrap()
         .permissions()
@@ -197,7 +195,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         );
     }
     let beta =
-        common::extract_bootstrap(&root.join("dist/beta/lambda.zip"), &unzipped.join("beta"));
+        support::extract_bootstrap(&root.join("dist/beta/lambda.zip"), &unzipped.join("beta"));
     if let Some(answer) = invoke(&beta, r#"{"name": "Ferris"}"#) {
         assert_eq!(
             answer,
@@ -213,7 +211,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
 
     // --exclude, and one function: the single-function layout, `--extension` from the command
     // line, command-line includes replacing the package's.
-    succeeded(common::lambda_build_fixture(
+    succeeded(support::lambda_build_fixture(
         root,
         &["--workspace", "--exclude", "tools", "-o", "ex"],
     ));
@@ -221,7 +219,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         files_under(&root.join("ex")),
         ["alpha/lambda.zip", "beta/lambda.zip"]
     );
-    succeeded(common::lambda_build_fixture(
+    succeeded(support::lambda_build_fixture(
         root,
         &["-p", "beta", "--extension", "-o", "one"],
     ));
@@ -231,7 +229,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
             .collect::<Vec<_>>(),
         ["extensions/", "extensions/beta"]
     );
-    succeeded(common::lambda_build_fixture(
+    succeeded(support::lambda_build_fixture(
         root,
         &["-p", "alpha", "--include", "static/*.txt", "-o", "inc"],
     ));
@@ -242,19 +240,10 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
         ["bootstrap", "static/", "static/a.txt", "static/b.txt"]
     );
     // The environment over Cargo.toml: no zip, so the executables themselves.
-    let output = Command::new(BIN)
-        .args([
-            "lambda-build",
-            "--bin",
-            "alpha",
-            "--bin",
-            "beta",
-            "-o",
-            "plain",
-            "-q",
-        ])
+    let output = support::tool()
+        .args(["--bin", "alpha", "--bin", "beta", "-o", "plain", "-q"])
         .args(["--locked", "--target-dir"])
-        .arg(common::fixture_target_dir())
+        .arg(support::fixture_target_dir())
         .current_dir(root)
         .env("CARGO_LAMBDA_BUILD_ZIP", "false")
         .output()
@@ -274,7 +263,7 @@ fn a_workspace_builds_one_zip_per_function_in_one_command() {
 
 #[test]
 fn a_binary_name_in_two_selected_packages_is_refused_naming_both() {
-    let workspace = common::copy_fixture("workspace");
+    let workspace = support::copy_fixture("workspace");
     let root = workspace.path();
     // A second package with a binary named `alpha`.
     let twin = root.join("twin");
@@ -292,8 +281,8 @@ fn a_binary_name_in_two_selected_packages_is_refused_naming_both() {
     )
     .unwrap();
 
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--workspace"])
+    let output = support::tool()
+        .args(["--workspace"])
         .current_dir(root)
         .env(
             "CARGO_TARGET_DIR",

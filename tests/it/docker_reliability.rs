@@ -5,21 +5,21 @@
 //! non-zero with one `error:` line and a `help:` line, leave no container, and leave the previous
 //! `lambda.zip` as it was.
 //!
-//! Same setup as tests/docker.rs (`. .ci/docker.sh`); the fake engines need no real one.
+//! Same setup as docker.rs (`. .ci/docker.sh`); the fake engines need no real one.
 
-mod common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::docker::{
-    BIN, ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
+use support::docker::{
+    ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
     elf_machine, project, remove_built_images, report_time, run_with_pid, setup, stderr,
     wait_until,
 };
-use common::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
-use common::{EM_AARCH64, EM_X86_64};
+use support::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
+use support::{EM_AARCH64, EM_X86_64};
 
 /// The real engine's socket, for the proxy that plays a dying engine.
 fn real_socket() -> PathBuf {
@@ -44,7 +44,7 @@ fn nonce() -> String {
 /// that the engine at that address cannot be used, within seconds.
 #[test]
 fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let previous = PreviousZip::plant(project.path());
     for how in [
         Misbehaviour::Closes,
@@ -54,8 +54,8 @@ fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
     ] {
         let engine = FakeEngine::start(how);
         let started = Instant::now();
-        let output = Command::new(BIN)
-            .args(["lambda-build", "--docker", "--zip"])
+        let output = support::tool()
+            .args(["--docker", "--zip"])
             .current_dir(project.path())
             .env("DOCKER_HOST", engine.host())
             .output()
@@ -293,7 +293,7 @@ fn assert_interrupted(run: Watched, signal: libc::c_int, code: i32, name: &str, 
 /// succeed, and each zip holds a `bootstrap` of the right architecture.
 #[test]
 fn two_docker_builds_at_once_both_succeed() {
-    if !common::require_tool("unzip") {
+    if !support::require_tool("unzip") {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
@@ -337,14 +337,14 @@ fn two_docker_builds_at_once_both_succeed() {
             started.elapsed(),
         );
         for ((output, pid), (arch, outdir, machine)) in outputs.iter().zip(&pids).zip(pair) {
-            common::assert_success(output);
+            support::assert_success(output);
             assert!(
                 containers_of(*pid).is_empty(),
                 "{arch}: a container is left"
             );
             let zip = project.path().join(outdir).join("lambda.zip");
             let into = scratch.path().join(format!("{round}-{pid}"));
-            let bootstrap = common::extract_bootstrap(&zip, &into);
+            let bootstrap = support::extract_bootstrap(&zip, &into);
             assert_eq!(
                 elf_machine(&bootstrap),
                 *machine,
@@ -426,7 +426,7 @@ fn the_container_sees_no_host_secret_and_no_docker_socket() {
     // A build setting that does reach the container, so the `--env` list is not empty.
     command.env("CARGO_BUILD_JOBS", "2");
     let output = command.output().unwrap();
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(
         err.contains("no host secret and no Docker socket in the container"),

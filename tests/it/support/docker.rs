@@ -10,7 +10,6 @@ use std::time::Duration;
 
 pub use super::{assert_refused, elf_machine, report_time, stderr};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
 /// The Docker tests share one engine and one target dir, and a 2-core machine: one at a time.
 pub static ENGINE: Mutex<()> = Mutex::new(());
 
@@ -38,7 +37,7 @@ pub struct Setup {
     pub runner: Runner,
 }
 
-fn skip_or_fail(reason: &str) -> Option<Setup> {
+fn skip_without_engine(reason: &str) -> Option<Setup> {
     super::skip_or_fail(&format!(
         "{reason}; `. .ci/docker.sh` starts an engine, builds the base image and creates the \
          test user"
@@ -51,14 +50,14 @@ pub fn setup() -> Option<Setup> {
         return None;
     }
     let Ok(base_image) = std::env::var("LAMBDA_BUILD_TEST_BASE_IMAGE") else {
-        return skip_or_fail("LAMBDA_BUILD_TEST_BASE_IMAGE is not set");
+        return skip_without_engine("LAMBDA_BUILD_TEST_BASE_IMAGE is not set");
     };
     let inspect = Command::new("docker")
         .args(["image", "inspect", "--format", "{{.Id}}", &base_image])
         .output()
         .expect("runs docker");
     if !inspect.status.success() {
-        return skip_or_fail(&format!(
+        return skip_without_engine(&format!(
             "no Docker engine with the image `{base_image}`: {}",
             String::from_utf8_lossy(&inspect.stderr).trim()
         ));
@@ -71,17 +70,15 @@ impl Runner {
     /// `cargo-lambda-build lambda-build ARGS` in `dir`, as the runner's user, with the Docker
     /// tests' target dir.
     pub fn command(&self, dir: &Path, args: &[&str]) -> Command {
-        let mut command = self.0.command(BIN);
+        let mut command = super::tool_as(&self.0);
         command
-            .arg("lambda-build")
             .args(args)
             .args(["--locked", "--target-dir"])
             .arg(target_dir(self))
             .current_dir(dir)
             .env_remove("CARGO_TARGET_DIR")
             .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("SOURCE_DATE_EPOCH");
+            .env_remove("CARGO_ENCODED_RUSTFLAGS");
         command
     }
 

@@ -5,13 +5,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-
 /// A `main` that prints a line.
 pub const MAIN: &str = "fn main() { println!(\"hello from bootstrap\"); }\n";
 
 /// One target dir for every scratch crate, so the std-only builds stay quick.
-pub fn scratch_target_dir() -> PathBuf {
+fn scratch_target_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli-target")
 }
 
@@ -39,13 +37,11 @@ pub fn crate_with(name: &str, files: &[(&str, &str)], manifest_extra: &str) -> t
 
 /// `cargo-lambda-build lambda-build ARGS` in `dir`, with the scratch target dir.
 pub fn lambda_build_command(dir: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(BIN);
+    let mut command = super::tool();
     command
-        .arg("lambda-build")
         .args(args)
         .current_dir(dir)
-        .env("CARGO_TARGET_DIR", scratch_target_dir())
-        .env_remove("SOURCE_DATE_EPOCH");
+        .env("CARGO_TARGET_DIR", scratch_target_dir());
     command
 }
 
@@ -55,14 +51,10 @@ pub fn lambda_build(dir: &Path, args: &[&str]) -> Output {
         .expect("runs cargo-lambda-build")
 }
 
-pub fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// The exit code, `message` on the line that starts with `error: `, and no panic or backtrace of
 /// the tool's own (a build script's panic is the project's, and cargo shows it, indented).
 pub fn assert_fails(output: &Output, code: i32, message: &str) {
-    let err = stderr(output);
+    let err = super::stderr(output);
     assert_eq!(output.status.code(), Some(code), "stderr:\n{err}");
     assert!(
         err.lines()
@@ -84,7 +76,7 @@ pub fn assert_fails(output: &Output, code: i32, message: &str) {
 /// or backtrace. (cargo's own `error:` lines, passed on, come before.) Returns stderr.
 pub fn assert_refused(output: &Output, code: i32, problem: &str, fix: &str) -> String {
     assert_fails(output, code, problem);
-    let err = stderr(output);
+    let err = super::stderr(output);
     let lines: Vec<&str> = err.lines().collect();
     let at = lines
         .iter()

@@ -9,16 +9,16 @@
 //! - refusals that do not need the compiler come before it (no `Compiling` line).
 //!
 //! The Docker cases (engine absent, refusing or stopping, a failing `lambda.Dockerfile`, a
-//! missing `--docker-image`, an OOM-killed container) are in `tests/docker.rs`, which owns the
+//! missing `--docker-image`, an OOM-killed container) are in `docker.rs`, which owns the
 //! engine.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{
+use support::{
     MAIN, assert_fails, assert_refused, assert_unchanged, crate_with, lambda_build,
     lambda_build_command, stderr, temp_files,
 };
@@ -417,7 +417,7 @@ fn a_directory_where_the_zip_goes() {
 #[test]
 fn outdir_that_is_not_writable() {
     use std::os::unix::fs::PermissionsExt;
-    let Some(user) = common::Unprivileged::find() else {
+    let Some(user) = support::Unprivileged::find() else {
         return;
     };
     let case = Case {
@@ -434,9 +434,7 @@ fn outdir_that_is_not_writable() {
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o555)).unwrap();
     // And a not-yet-created outdir below it.
     for args in [case.args, &["--zip", "--outdir", "locked/new/dir"]] {
-        let output = user
-            .command(common::BIN)
-            .arg("lambda-build")
+        let output = support::tool_as(&user)
             .args(args)
             .current_dir(project.path())
             .env("CARGO_TARGET_DIR", project.path().join("target"))
@@ -456,8 +454,8 @@ fn outdir_that_is_not_writable() {
 /// A small tmpfs, filled up: the write fails with ENOSPC midway, and the previous zip stays.
 #[test]
 fn outdir_on_a_full_file_system() {
-    if !common::is_root() {
-        common::skip_or_fail("mounting a small tmpfs needs root");
+    if !support::is_root() {
+        support::skip_or_fail("mounting a small tmpfs needs root");
         return;
     }
     let case = Case {
@@ -568,7 +566,7 @@ const NEEDS_GLIBC_2_36: &str = "unsafe extern \"C\" { fn arc4random() -> u32; }\
 
 /// PATH with cargo, rustc and a C compiler for linking, but no zig (nor python3).
 fn path_without_zig(scratch: &Path) -> std::ffi::OsString {
-    common::path_with_only(scratch, &["cargo", "rustc", "cc"])
+    support::path_with_only(scratch, &["cargo", "rustc", "cc"])
 }
 
 #[test]
@@ -611,8 +609,8 @@ fn too_new_glibc_without_zig() {
 
 #[test]
 fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
-    if cargo_lambda_build::build::zig::find().is_none() {
-        common::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
+    if !support::zig_installed() {
+        support::skip_or_fail("zig is not installed (`python3 -m pip install ziglang`)");
         return;
     }
     let output = Case {
@@ -832,7 +830,7 @@ fn paths_with_spaces_and_non_ascii_letters_work() {
     .output()
     .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
-    let mut zip = common::read_zip(&outdir.join("lambda.zip"));
+    let mut zip = support::read_zip(&outdir.join("lambda.zip"));
     assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "bootstrap");
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("dist ä/ß ø/lambda.zip"),

@@ -13,7 +13,7 @@ use std::fs;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-use crate::package::ZipEntry;
+use super::ZipEntry;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IncludeError {
@@ -316,28 +316,21 @@ mod tests {
     #[test]
     fn globs_stay_in_one_directory_skip_dotfiles_and_recurse_with_double_star() {
         let dir = package();
-        let entries = collect(dir.path(), &strings(&["config/*"])).unwrap();
-        let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            got,
-            [
-                "config/",
-                "config/app.json",
-                "config/nested/",
-                "config/nested/extra.json"
-            ]
-        );
-        let entries = collect(dir.path(), &strings(&["**/*.json"])).unwrap();
-        let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
-        assert_eq!(
-            got,
-            [
-                "config/",
-                "config/app.json",
-                "config/nested/",
-                "config/nested/extra.json"
-            ]
-        );
+        // Both patterns find the same files: `*` within `config/`, `**` below it.
+        for patterns in [["config/*"], ["**/*.json"]] {
+            let entries = collect(dir.path(), &strings(&patterns)).unwrap();
+            let got: Vec<String> = names(&entries).into_iter().map(|(n, _)| n).collect();
+            assert_eq!(
+                got,
+                [
+                    "config/",
+                    "config/app.json",
+                    "config/nested/",
+                    "config/nested/extra.json"
+                ],
+                "{patterns:?}"
+            );
+        }
     }
 
     #[test]

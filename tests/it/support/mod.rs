@@ -1,12 +1,14 @@
-//! Shared helpers for the integration tests (each `tests/*.rs` declares `mod common;`).
+//! Shared helpers for the integration tests (`tests/it/`).
 //!
+//! - [`tool`]: the one way to run `cargo-lambda-build` (a `Command` the test adds arguments,
+//!   directory and environment to); [`tool_as`] the same as an unprivileged user.
 //! - [`Emulator`]: cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`),
 //!   started per test on a free loopback port; [`Emulator::run_bootstrap`] starts a `bootstrap`
 //!   against it (optionally under a wrapper such as qemu-user) and [`Emulator::invoke`] sends it
 //!   an event. Everything started is killed on drop.
 //! - [`require_tool`]: skip a test when an external tool is missing, or fail it when
 //!   `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` (set by `.ci/run`, so CI never skips silently).
-//! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`cargo_build_fixture`].
+//! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`lambda_build_fixture`].
 //! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
 //!   ([`assert_refused`], [`assert_unchanged`], [`temp_files`]).
 //! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
@@ -17,28 +19,27 @@
 //! Every helper panics with an explanation when something it needs goes wrong: a test should
 //! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
 
-// Each test file uses a different subset of these helpers.
-#![allow(dead_code, unused_imports)]
-
 pub mod docker;
 mod emulator;
 pub mod fake_engine;
 mod fixtures;
 mod scratch;
+mod tool;
 mod tools;
 mod user;
 
-pub use emulator::{Emulator, Function, INVOKE_TIMEOUT};
+pub use emulator::Emulator;
 pub use fixtures::{
-    assert_success, cargo_build_fixture, copy_fixture, extract_bootstrap, fixture_dir,
-    fixture_target_dir, lambda_build_fixture, lambda_build_fixture_command,
+    assert_success, copy_fixture, extract_bootstrap, fixture_target_dir, lambda_build_fixture,
+    lambda_build_fixture_command,
 };
 pub use scratch::{
-    BIN, EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
+    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
     elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
-    report, report_time, scratch_target_dir, stderr, temp_files,
+    report, report_time, temp_files,
 };
+pub use tool::{stderr, stdout, tool, tool_as};
 pub use tools::{
-    REQUIRE_ALL_ENV, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
+    QEMU, find_tool, path_with_only, require_tool, require_tools, skip_or_fail, zig_installed,
 };
 pub use user::{Unprivileged, is_root};

@@ -3,29 +3,26 @@
 //! nothing can be pulled here), as a non-root user, and the zips answer invocations under the
 //! Runtime API emulator (arm64 under qemu-user). Also: cleanup after a failure, the
 //! no-op rebuild time, and the errors for a missing engine and a broken Dockerfile. Signals, OOM,
-//! concurrency and hostile projects: tests/docker_reliability.rs.
+//! concurrency and hostile projects: docker_reliability.rs.
 //!
 //! Needs `DOCKER_HOST` (or the default socket) and `LAMBDA_BUILD_TEST_BASE_IMAGE`; when run as
 //! root, `LAMBDA_BUILD_TEST_USER` too (`. .ci/docker.sh` sets all three). Without them the tests
 //! say `skipped`, unless `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`, which makes that a failure.
 
-mod common;
+use crate::support;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::docker::{
-    BIN, ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
+use support::docker::{
+    ENGINE, OVERRIDE_MARK, PreviousZip, assert_refused, containers_from, containers_of,
     elf_machine, project, project_with_dockerfile, report_time, run_with_pid, setup, stderr,
     target_dir,
 };
 
-const QEMU: [&str; 3] = ["qemu-aarch64-static", "-L", "/usr/aarch64-linux-gnu"];
-
 fn assert_echo_answers(bootstrap: &Path, wrapper: Option<&[&str]>) {
-    let Some(emulator) = common::Emulator::start() else {
+    let Some(emulator) = support::Emulator::start() else {
         return;
     };
     let function = emulator.run_bootstrap(bootstrap, wrapper);
@@ -57,7 +54,7 @@ fn not_owned_by(dir: &Path, uid: u32) -> Vec<PathBuf> {
 
 #[test]
 fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() {
-    if !common::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
@@ -69,7 +66,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     // x86_64, in the project's image.
     let started = Instant::now();
     let (output, pid) = run_with_pid(runner, dir, &["--docker", "--zip"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("x86_64 --docker build", started.elapsed());
     let err = stderr(&output);
     let dockerfile = dir.join("lambda.Dockerfile");
@@ -86,8 +83,8 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     // Unzipped by this test (as root in CI), so outside the project whose ownership is checked.
     let scratch = tempfile::tempdir().unwrap();
     let bootstrap =
-        common::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("x86_64"));
-    assert_eq!(elf_machine(&bootstrap), common::EM_X86_64);
+        support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("x86_64"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_X86_64);
     let bytes = std::fs::read(&bootstrap).unwrap();
     assert!(
         bytes
@@ -101,7 +98,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let started = Instant::now();
     let output = runner.run(dir, &["--docker", "--zip"]);
     let elapsed = started.elapsed();
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("no-op --docker rebuild", elapsed);
     let err = stderr(&output);
     assert!(err.contains("Reusing image"), "{err}");
@@ -119,7 +116,7 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
         dir,
         &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("arm64 --docker build", started.elapsed());
     assert!(
         containers_of(pid).is_empty(),
@@ -129,9 +126,9 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("architecture  arm64"), "{stdout}");
     let bootstrap =
-        common::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
-    assert_eq!(elf_machine(&bootstrap), common::EM_AARCH64);
-    assert_echo_answers(&bootstrap, Some(&QEMU));
+        support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
+    assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
+    assert_echo_answers(&bootstrap, Some(&support::QEMU));
 
     // Everything the builds left belongs to the user: the zips, the container's target dirs, the
     // crates cargo unpacked in the container.
@@ -236,7 +233,7 @@ fn a_missing_docker_image_is_refused() {
 /// Needs no engine: the point is that there is none.
 #[test]
 fn no_engine_is_a_clear_error_within_seconds() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let previous = PreviousZip::plant(project.path());
     let free_port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -251,8 +248,8 @@ fn no_engine_is_a_clear_error_within_seconds() {
         (format!("tcp://127.0.0.1:{free_port}"), "(DOCKER_HOST)"),
     ] {
         let started = Instant::now();
-        let output = Command::new(BIN)
-            .args(["lambda-build", "--docker", "--zip"])
+        let output = support::tool()
+            .args(["--docker", "--zip"])
             .current_dir(project.path())
             .env("DOCKER_HOST", &host)
             .output()
@@ -274,9 +271,9 @@ fn no_engine_is_a_clear_error_within_seconds() {
 /// Needs no engine: the Dockerfile is read before the engine is contacted.
 #[test]
 fn a_missing_dockerfile_is_named() {
-    let project = common::copy_fixture("echo");
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--dockerfile", "ci/none.Dockerfile"])
+    let project = support::copy_fixture("echo");
+    let output = support::tool()
+        .args(["--dockerfile", "ci/none.Dockerfile"])
         .current_dir(project.path())
         .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
         .output()

@@ -1,14 +1,14 @@
 //! Projects written carelessly or by someone else: what ends up in the zip stays inside the
 //! package, under relative names, and `-v` does not print the secrets in the environment. (The
-//! build container's environment and mounts are checked in `tests/docker.rs`.)
+//! build container's environment and mounts are checked in `docker.rs`.)
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::io::Read;
 use std::os::unix::fs::symlink;
 
-use common::{MAIN, crate_with, lambda_build_command, read_zip, stderr};
+use support::{MAIN, crate_with, lambda_build_command, read_zip, stderr};
 
 /// Names that trip up shells and unzip tools, a link that stays inside (followed: its content is
 /// stored under its own name), and nested directories: every entry name is relative, has no
@@ -93,12 +93,12 @@ fn verbose_output_masks_secret_looking_variables() {
         }\n\
         println!(\"cargo::rerun-if-env-changed=GITHUB_TOKEN\");\n\
     }\n";
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     fs::write(project.path().join("build.rs"), build_rs).unwrap();
     fs::write(project.path().join("events.json"), "{\"name\":\"x\"}").unwrap();
     // `--invoke-with` runs the function as `invoke` does, with this machine's AWS credentials
     // (the function may call AWS): `-v` prints that launch too.
-    let output = common::lambda_build_fixture_command(
+    let output = support::lambda_build_fixture_command(
         project.path(),
         &["--zip", "-vv", "--invoke-with", "events.json"],
     )

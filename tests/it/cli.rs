@@ -1,13 +1,12 @@
 //! The real binary on small throwaway crates (no dependencies, so they build in a second or two):
-//! what a good build leaves on disk. Bad input is in `tests/bad_input.rs`, signals in
-//! `tests/interrupt.rs`.
+//! what a good build leaves on disk. Bad input is in `bad_input.rs`, signals in
+//! `interrupt.rs`.
 
-mod common;
+use crate::support;
 
 use std::fs;
-use std::process::Command;
 
-use common::{BIN, MAIN, crate_with, lambda_build, read_zip, stderr};
+use support::{MAIN, crate_with, lambda_build, read_zip, stderr};
 
 #[test]
 fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
@@ -40,7 +39,7 @@ fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
     // The bootstrap that was zipped is the program that was built.
     let extracted = project.path().join("extracted");
     read_zip(&zip_path).extract(&extracted).unwrap();
-    let ran = common::output_of_written(&extracted.join("bootstrap"));
+    let ran = support::output_of_written(&extracted.join("bootstrap"));
     assert_eq!(
         String::from_utf8_lossy(&ran.stdout),
         "hello from bootstrap\n"
@@ -67,8 +66,8 @@ fn clean_rebuilds_give_byte_identical_zips() {
         // A fresh target dir each time: a clean rebuild, not a reused artifact.
         let target = tempfile::tempdir().unwrap();
         let out = format!("out-{round}");
-        let output = Command::new(BIN)
-            .args(["lambda-build", "--zip", "--outdir", &out])
+        let output = support::tool()
+            .args(["--zip", "--outdir", &out])
             .current_dir(project.path())
             .env("CARGO_TARGET_DIR", target.path())
             .env("SOURCE_DATE_EPOCH", "1700000000")
@@ -82,10 +81,7 @@ fn clean_rebuilds_give_byte_identical_zips() {
 
 #[test]
 fn help_lists_the_flags_users_need() {
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--help"])
-        .output()
-        .unwrap();
+    let output = support::tool().args(["--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&output.stdout);
     for flag in [
         "--zip",

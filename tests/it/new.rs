@@ -1,18 +1,15 @@
 //! `cargo lambda-build new NAME`, then `cargo lambda-build --zip` in it: two commands from
 //! nothing to a zip that passes the provided.al2023 checks, and a SAM template that points at it.
 
-mod common;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 use yaml_rust2::{Yaml, YamlLoader};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-
 fn run(dir: &Path, args: &[&str]) -> Output {
-    let output = Command::new(BIN)
-        .arg("lambda-build")
+    let output = support::tool()
         .args(args)
         .current_dir(dir)
         .env_remove("CARGO_TARGET_DIR")
@@ -50,7 +47,7 @@ fn new_then_build_gives_a_checked_zip_that_the_sam_template_points_at() {
 
     // The second command. The generated Cargo.lock must hold as it is (--locked); the shared
     // target dir already has its dependencies from the other fixtures.
-    let target_dir = common::fixture_target_dir();
+    let target_dir = support::fixture_target_dir();
     let target = target_dir.to_str().unwrap();
     let output = run(
         &dir,
@@ -112,7 +109,7 @@ fn new_then_build_gives_a_checked_zip_that_the_sam_template_points_at() {
 /// The crate's own unit test passes (release and the same target as the build, with the tool's
 /// strip setting: nothing to recompile but the crate itself).
 fn assert_unit_tests_pass(dir: &Path, test_name: &str) {
-    let target_dir = common::fixture_target_dir();
+    let target_dir = support::fixture_target_dir();
     let host = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let test = Command::new(cargo)
@@ -143,7 +140,7 @@ fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
     let scratch = tempfile::tempdir().unwrap();
     run(scratch.path(), &["new", "--extension", "my-ext"]);
     let dir = scratch.path().join("my-ext");
-    let target_dir = common::fixture_target_dir();
+    let target_dir = support::fixture_target_dir();
     let target = target_dir.to_str().unwrap();
     let output = run(
         &dir,
@@ -200,8 +197,8 @@ fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
 fn new_refuses_an_existing_directory() {
     let scratch = tempfile::tempdir().unwrap();
     std::fs::create_dir(scratch.path().join("taken")).unwrap();
-    let output = Command::new(BIN)
-        .args(["lambda-build", "new", "taken"])
+    let output = support::tool()
+        .args(["new", "taken"])
         .current_dir(scratch.path())
         .output()
         .unwrap();

@@ -8,7 +8,7 @@
 //! Each reader is its own test, so that a failure names the reader; under
 //! `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` a missing reader fails instead of skipping.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -35,7 +35,7 @@ struct Built {
 
 /// Includes whose modes on disk are not Lambda's, so the zip's modes show normalisation.
 fn build() -> Built {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let root = project.path();
     let files: [(&str, &[u8], u32); 3] = [
         ("config.json", b"{\"table\": \"orders\"}\n", 0o600),
@@ -51,14 +51,14 @@ fn build() -> Built {
     for dir in ["assets", "assets/sub"] {
         fs::set_permissions(root.join(dir), fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let output = common::lambda_build_fixture(
+    let output = support::lambda_build_fixture(
         root,
         &["--zip", "--include", "config.json", "--include", "assets"],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
 
     // What cargo built, the reference for `bootstrap`.
-    let executable = common::fixture_target_dir().join("x86_64-unknown-linux-gnu/release/echo");
+    let executable = support::fixture_target_dir().join("x86_64-unknown-linux-gnu/release/echo");
     let mut contents = vec![("bootstrap".to_owned(), fs::read(&executable).unwrap())];
     for (name, content, _) in files {
         contents.push((name.to_owned(), content.to_vec()));
@@ -174,7 +174,7 @@ fn expected_listing() -> Vec<(String, u32)> {
 
 #[test]
 fn python_zipfile_reads_the_modes_and_content() {
-    if !common::require_tool("python3") {
+    if !support::require_tool("python3") {
         return;
     }
     let built = build();
@@ -220,7 +220,7 @@ fn python_zipfile_reads_the_modes_and_content() {
 
 #[test]
 fn info_zip_unzip_tests_lists_and_extracts_with_the_modes() {
-    if !common::require_tool("unzip") {
+    if !support::require_tool("unzip") {
         return;
     }
     let built = build();
@@ -244,7 +244,7 @@ fn info_zip_unzip_tests_lists_and_extracts_with_the_modes() {
 
 #[test]
 fn bsdtar_lists_and_extracts_with_the_modes() {
-    if !common::require_tool("bsdtar") {
+    if !support::require_tool("bsdtar") {
         return;
     }
     let built = build();
@@ -263,7 +263,7 @@ fn bsdtar_lists_and_extracts_with_the_modes() {
 
 #[test]
 fn seven_zip_tests_lists_and_extracts_with_the_modes() {
-    if !common::require_tool("7z") {
+    if !support::require_tool("7z") {
         return;
     }
     let built = build();

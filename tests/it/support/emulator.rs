@@ -126,16 +126,6 @@ impl Emulator {
         );
     }
 
-    /// The loopback port of both its Invoke API and its Runtime API.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// The emulator's process id (also its process group id).
-    pub fn pid(&self) -> u32 {
-        self.process.pid
-    }
-
     /// The value for `AWS_LAMBDA_RUNTIME_API` (with scheme and the emulator's `/.rt` prefix).
     pub fn runtime_api(&self) -> String {
         format!("http://127.0.0.1:{}/.rt", self.port)
@@ -147,11 +137,6 @@ impl Emulator {
             "http://127.0.0.1:{}/2015-03-31/functions/_/invocations",
             self.port
         )
-    }
-
-    /// The emulator's output so far.
-    pub fn log(&self) -> String {
-        read_tail(&self.process.log, u64::MAX)
     }
 
     /// Starts `bootstrap` as Lambda would, against this emulator, optionally under `wrapper`
@@ -292,30 +277,6 @@ impl Function {
     /// Everything the bootstrap printed so far (stdout and stderr interleaved).
     pub fn output(&self) -> String {
         read_tail(&self.process.log, u64::MAX)
-    }
-
-    /// Its exit status, if it has exited.
-    pub fn try_wait(&self) -> Option<ExitStatus> {
-        self.process.try_wait()
-    }
-
-    /// Waits up to `timeout` for it to exit (e.g. a bootstrap that must fail to start).
-    pub fn wait_exit(&self, timeout: Duration) -> Option<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.process.try_wait() {
-                return Some(status);
-            }
-            if start.elapsed() >= timeout {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Its process id (also its process group id).
-    pub fn pid(&self) -> u32 {
-        self.process.pid
     }
 }
 

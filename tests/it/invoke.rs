@@ -3,18 +3,17 @@
 //! can end, checked against Lambda's payloads and, for the function's own answers, against
 //! cargo-lambda's independent Runtime API emulator.
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+use support::{stderr, stdout};
 
 /// Where the zips of this run live: one directory per fixture and architecture.
 fn zips_dir() -> PathBuf {
@@ -24,13 +23,13 @@ fn zips_dir() -> PathBuf {
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
 fn build_zip(fixture: &str, arch: &str) -> PathBuf {
-    let source = common::copy_fixture(fixture);
+    let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--zip", "--locked", "--arch", arch, "-o"])
+    let output = support::tool()
+        .args(["--zip", "--locked", "--arch", arch, "-o"])
         .arg(&outdir)
         .current_dir(source.path())
-        .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .expect("run cargo-lambda-build");
     assert!(
@@ -54,18 +53,15 @@ fn misbehave_zip() -> &'static Path {
 /// misbehave for arm64, `None` (the test skips) without qemu-user or the cross gcc.
 fn misbehave_arm64_zip() -> Option<&'static Path> {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
-    if !common::require_tools(&[QEMU, "aarch64-linux-gnu-gcc"]) {
+    if !support::require_tools(&[support::QEMU[0], "aarch64-linux-gnu-gcc"]) {
         return None;
     }
     Some(ZIP.get_or_init(|| build_zip("misbehave", "arm64")))
 }
 
-const QEMU: &str = "qemu-aarch64-static";
-
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
 fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(BIN)
-        .arg("lambda-build")
+    let mut child = support::tool()
         .arg("invoke")
         .args(args)
         .current_dir(env!("CARGO_TARGET_TMPDIR"))
@@ -82,14 +78,6 @@ fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
 
 fn invoke(args: &[&str]) -> Output {
     invoke_with_stdin(args, b"")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// stdout, one JSON payload a line.
@@ -573,15 +561,15 @@ fn bad_input_is_refused_before_running_anything() {
 
 #[test]
 fn build_then_invoke_with_events_for_a_ci_smoke_test() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     let events = project.path().join("smoke.json");
     fs::write(&events, r#"{"name":"ci"}"#).unwrap();
     let run = |events: &Path| {
-        Command::new(BIN)
-            .args(["lambda-build", "--zip", "--locked", "--invoke-with"])
+        support::tool()
+            .args(["--zip", "--locked", "--invoke-with"])
             .arg(events)
             .current_dir(project.path())
-            .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+            .env("CARGO_TARGET_DIR", support::fixture_target_dir())
             .output()
             .unwrap()
     };
@@ -612,8 +600,8 @@ fn build_then_invoke_with_events_for_a_ci_smoke_test() {
 
 #[test]
 fn ctrl_c_stops_the_function_and_exits_130() {
-    let child = Command::new(BIN)
-        .args(["lambda-build", "invoke", zip_arg(misbehave_zip())])
+    let child = support::tool()
+        .args(["invoke", zip_arg(misbehave_zip())])
         .args(["-e", "GREETING=hi", "--timeout", "60"])
         .args(["-d", r#"{"action":"sleep","ms":30000}"#])
         .stdout(Stdio::piped())
@@ -660,7 +648,7 @@ fn arm64_zips_run_under_qemu_user() {
 /// code with this one).
 #[test]
 fn payloads_match_cargo_lambdas_emulator() {
-    if !common::require_tools(&["cargo-lambda", "unzip"]) {
+    if !support::require_tools(&["cargo-lambda", "unzip"]) {
         return;
     }
     const MISBEHAVE_EVENTS: &[&str] = &[
@@ -699,7 +687,7 @@ fn payloads_match_cargo_lambdas_emulator() {
         cases.push(Case {
             zip,
             env: &["GREETING=hey"],
-            emulation: &[QEMU, "-L", "/usr/aarch64-linux-gnu"],
+            emulation: &support::QEMU,
             events: MISBEHAVE_EVENTS,
         });
     }
@@ -719,8 +707,8 @@ fn payloads_match_cargo_lambdas_emulator() {
         assert_eq!(ours.len(), events.len());
 
         let dir = tempfile::tempdir().unwrap();
-        let bootstrap = common::extract_bootstrap(zip, dir.path());
-        let Some(emulator) = common::Emulator::start() else {
+        let bootstrap = support::extract_bootstrap(zip, dir.path());
+        let Some(emulator) = support::Emulator::start() else {
             return;
         };
         // `env VAR=... [qemu ...] bootstrap`: the function's settings, and its architecture.
@@ -745,17 +733,11 @@ fn payloads_match_cargo_lambdas_emulator() {
 
 #[test]
 fn help_shows_the_subcommand_and_its_flags() {
-    let top = Command::new(BIN)
-        .args(["lambda-build", "--help"])
-        .output()
-        .unwrap();
+    let top = support::tool().args(["--help"]).output().unwrap();
     let top = stdout(&top);
     assert!(top.contains("invoke"), "{top}");
     assert!(top.contains("--invoke-with"), "{top}");
-    let help = Command::new(BIN)
-        .args(["lambda-build", "invoke", "--help"])
-        .output()
-        .unwrap();
+    let help = support::tool().args(["invoke", "--help"]).output().unwrap();
     assert!(help.status.success());
     let help = stdout(&help);
     for flag in [
@@ -779,7 +761,7 @@ fn help_shows_the_subcommand_and_its_flags() {
 /// request id, an init error after init, an unknown path, a second response.
 #[test]
 fn the_runtime_api_answers_misuse_as_lambda_does() {
-    if !common::require_tool("bash") {
+    if !support::require_tool("bash") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -830,7 +812,7 @@ req GET $base/invocation/next >/dev/null
 
 #[test]
 fn invoke_with_runs_each_function_of_a_several_function_build() {
-    let project = common::copy_fixture("echo");
+    let project = support::copy_fixture("echo");
     // A second function: the same code under another binary name.
     let manifest = project.path().join("Cargo.toml");
     let text = fs::read_to_string(&manifest).unwrap();
@@ -841,20 +823,12 @@ fn invoke_with_runs_each_function_of_a_several_function_build() {
     fs::write(&manifest, text).unwrap();
     let events = project.path().join("smoke.json");
     fs::write(&events, r#"{"name":"both"}"#).unwrap();
-    let output = Command::new(BIN)
-        .args([
-            "lambda-build",
-            "--zip",
-            "--locked",
-            "--bin",
-            "echo",
-            "--bin",
-            "echo2",
-        ])
+    let output = support::tool()
+        .args(["--zip", "--locked", "--bin", "echo", "--bin", "echo2"])
         .args(["-o", "dist", "--invoke-with"])
         .arg(&events)
         .current_dir(project.path())
-        .env("CARGO_TARGET_DIR", common::fixture_target_dir())
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .unwrap();
     assert_exit(&output, 0);

@@ -2,16 +2,16 @@
 //! with 130 / 143, the previous `lambda.zip` intact and no temporary file left; SIGKILL, which
 //! no program can catch, at many moments of packaging never leaves a partial `lambda.zip`
 //! either: it is always the previous zip or the new one, whole. (The Docker phases are in
-//! `tests/docker.rs`.)
+//! `docker.rs`.)
 
-mod common;
+use crate::support;
 
 use std::fs;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{
+use support::{
     MAIN, assert_unchanged, crate_with, lambda_build_command, report, stderr, temp_files,
 };
 
@@ -27,7 +27,7 @@ const SLOW_BUILD_RS: &str =
 #[test]
 fn interrupted_compile_exits_130_or_143_and_keeps_the_previous_zip() {
     let project = crate_with("slow", &[("src/main.rs", MAIN)], "");
-    let output = common::lambda_build(project.path(), &["--zip"]);
+    let output = support::lambda_build(project.path(), &["--zip"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let zip = project.path().join("lambda.zip");
     let before = fs::read(&zip).unwrap();
@@ -223,7 +223,7 @@ fn sigkill_during_packaging_never_leaves_a_partial_zip() {
 fn a_run_with_nothing_to_package_removes_what_a_killed_run_left() {
     let project = crate_with("stale", &[("src/main.rs", MAIN)], "");
     let dir = project.path();
-    let output = common::lambda_build(dir, &["--zip"]);
+    let output = support::lambda_build(dir, &["--zip"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let before = fs::read(dir.join("lambda.zip")).unwrap();
 
@@ -234,7 +234,7 @@ fn a_run_with_nothing_to_package_removes_what_a_killed_run_left() {
     fs::write(dir.join(&stale), "half a zip").unwrap();
     assert_eq!(temp_files(dir), vec![stale]);
 
-    let output = common::lambda_build(dir, &["--zip"]);
+    let output = support::lambda_build(dir, &["--zip"]);
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(stderr(&output).contains("Fresh"), "{}", stderr(&output));
     assert_unchanged(&dir.join("lambda.zip"), &before);

@@ -1,0 +1,119 @@
+//! Snapshots of what users read: the help of every command, and representative refusals (the
+//! exit code and stderr, with the project's path redacted). A changed text fails here, in CI too
+//! (insta writes no snapshot when `CI` is set). After reading the diff, regenerate them with:
+//!
+//! ```text
+//! INSTA_UPDATE=always cargo test --locked --test it snapshots::
+//! ```
+
+use std::path::Path;
+use std::process::Output;
+
+use crate::support::{self, MAIN, crate_with, stderr, stdout};
+
+/// The exit code, then `text` with each of `dirs` (as given and canonical) replaced by `[DIR]`.
+fn shown(output: &Output, text: String, dirs: &[&Path]) -> String {
+    let mut text = text;
+    for dir in dirs {
+        let canonical = dir.canonicalize().unwrap();
+        for form in [canonical.as_path(), dir] {
+            text = text.replace(form.to_str().unwrap(), "[DIR]");
+        }
+    }
+    let code = output
+        .status
+        .code()
+        .map_or("none (a signal)".into(), |c| c.to_string());
+    format!("exit: {code}\n{text}")
+}
+
+/// `cargo lambda-build ARGS`: exit 0, help on stdout and nothing on stderr.
+fn help(args: &[&str]) -> String {
+    let output = support::tool().args(args).output().unwrap();
+    assert_eq!(stderr(&output), "", "stderr of {args:?}");
+    shown(&output, stdout(&output), &[])
+}
+
+/// `cargo lambda-build ARGS` in `dir`: nothing on stdout; the exit code and stderr.
+fn refusal(dir: &Path, args: &[&str], path: Option<&std::ffi::OsStr>) -> String {
+    let mut command = support::tool();
+    command.args(args).current_dir(dir);
+    if let Some(path) = path {
+        command.env("PATH", path);
+    }
+    let output = command.output().unwrap();
+    assert_eq!(stdout(&output), "", "stdout of {args:?}");
+    shown(&output, stderr(&output), &[dir])
+}
+
+/// [`refusal`] in a new scratch crate with these Cargo.toml lines.
+fn refused(manifest_extra: &str, args: &[&str]) -> String {
+    let project = crate_with("snap", &[("src/main.rs", MAIN)], manifest_extra);
+    refusal(project.path(), args, None)
+}
+
+#[test]
+fn long_help() {
+    insta::assert_snapshot!("help", help(&["--help"]));
+}
+
+#[test]
+fn short_help() {
+    insta::assert_snapshot!("help_short", help(&["-h"]));
+}
+
+#[test]
+fn new_help() {
+    insta::assert_snapshot!("new_help", help(&["new", "--help"]));
+}
+
+#[test]
+fn invoke_help() {
+    insta::assert_snapshot!("invoke_help", help(&["invoke", "--help"]));
+}
+
+#[test]
+fn unknown_package() {
+    let shown = refused("", &["--zip", "-p", "unknown"]);
+    insta::assert_snapshot!("unknown_package", shown);
+}
+
+#[test]
+fn no_cargo_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    insta::assert_snapshot!("no_cargo_toml", refusal(dir.path(), &["--zip"], None));
+}
+
+#[test]
+fn bad_arch_argument() {
+    let shown = refused("", &["--zip", "--arch", "sparc"]);
+    insta::assert_snapshot!("bad_arch_argument", shown);
+}
+
+#[test]
+fn include_that_escapes_the_package() {
+    let shown = refused("", &["--zip", "--include", "../secret.pem"]);
+    insta::assert_snapshot!("include_outside", shown);
+}
+
+#[test]
+fn bad_config_value() {
+    let shown = refused(
+        "[package.metadata.lambda-build]\narch = \"sparc\"\n",
+        &["--zip"],
+    );
+    insta::assert_snapshot!("bad_config_value", shown);
+}
+
+#[test]
+fn no_cross_linker() {
+    let project = crate_with("snap", &[("src/main.rs", MAIN)], "");
+    // cargo and rustc only: no zig, no python3, no cross gcc.
+    let path = support::path_with_only(project.path(), &["cargo", "rustc"]);
+    let shown = refusal(
+        project.path(),
+        &["--zip", "--arch", "arm64"],
+        Some(path.as_os_str()),
+    );
+    insta::assert_snapshot!("no_cross_linker", shown);
+}

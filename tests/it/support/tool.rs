@@ -1,0 +1,32 @@
+//! The tool under test and the one way the tests run it.
+
+use std::process::{Command, Output};
+
+use super::Unprivileged;
+
+const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
+
+/// `cargo-lambda-build lambda-build`, the argv `cargo lambda-build` gives it; the caller adds the
+/// arguments, the directory and the environment. A `SOURCE_DATE_EPOCH` in the test run's own
+/// environment would change the zips' bytes, so it is removed (a test sets its own).
+pub fn tool() -> Command {
+    for_tests(Command::new(BIN))
+}
+
+/// [`tool`] run as `user` (through `setpriv` when the tests run as root).
+pub fn tool_as(user: &Unprivileged) -> Command {
+    for_tests(user.command(BIN))
+}
+
+fn for_tests(mut command: Command) -> Command {
+    command.arg("lambda-build").env_remove("SOURCE_DATE_EPOCH");
+    command
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
