@@ -19,11 +19,7 @@ fn new_crate(scratch: &Path, name: &str, ci: &str) -> PathBuf {
         .current_dir(scratch)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::assert_success(&output);
     let dir = scratch.join(name);
     match ci {
         "github" => dir.join(".github/workflows/lambda.yml"),
@@ -200,12 +196,8 @@ fn the_templates_image_name_command_works_in_the_new_crate() {
         .env_remove("CARGO_TARGET_DIR")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let tag = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    support::assert_success(&output);
+    let tag = support::stdout(&output).trim().to_string();
     assert!(
         tag.starts_with("cargo-lambda-build:") && tag.len() == "cargo-lambda-build:".len() + 16,
         "{tag}"
