@@ -26,6 +26,7 @@ lambda_build_docker_setup() (
   command -v qemu-aarch64-static >/dev/null || missing+=(qemu-user-static)
   [ -d /usr/aarch64-linux-gnu/lib ] || missing+=(libc6-arm64-cross)
   command -v chroot >/dev/null || missing+=(coreutils)
+  command -v ip >/dev/null || missing+=(iproute2)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "docker.sh: installing ${missing[*]}"
     apt-get update -qq
@@ -42,11 +43,20 @@ lambda_build_docker_setup() (
     echo "docker.sh: starting dockerd on $sock"
     mkdir -p "$run_dir" "$cache" /var/lib/cargo-lambda-build/docker
     getent group lambda-build-docker >/dev/null || groupadd --system lambda-build-docker
+    # Its own bridge, not docker0: a dockerd started with `--bridge=none` (the engines the
+    # remote, TLS and ssh tests start beside this one) deletes the host's docker0 when it starts,
+    # and this engine's image builds would lose their network mid-run.
+    local bridge=lambda-build0
+    if ! ip link show "$bridge" >/dev/null 2>&1; then
+      ip link add "$bridge" type bridge
+      ip addr add 172.31.250.1/24 dev "$bridge"
+    fi
+    ip link set "$bridge" up
     # Its own data root (images survive between runs) and exec root (no clash with another
     # engine on the machine).
     nohup dockerd --data-root /var/lib/cargo-lambda-build/docker --exec-root "$run_dir/exec" \
       --pidfile "$run_dir/docker.pid" -H "unix://$sock" --group lambda-build-docker \
-      >"$cache/dockerd.log" 2>&1 &
+      --bridge="$bridge" >"$cache/dockerd.log" 2>&1 &
     for _ in $(seq 60); do
       answers "unix://$sock" && break
       sleep 0.5

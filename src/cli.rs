@@ -45,12 +45,17 @@ pub struct BuildArgs {
     pub zip: bool,
 
     /// Directory that receives lambda.zip or bootstrap [default: the current directory]
-    #[arg(short = 'o', long, value_name = "DIR")]
+    ///
+    /// `--lambda-dir`, cargo-lambda's name, is the same option.
+    #[arg(short = 'o', long, value_name = "DIR", alias = "lambda-dir")]
     pub outdir: Option<PathBuf>,
 
     /// Lambda architecture to build for [default: x86_64, Lambda's default]
     #[arg(short = 'a', long, value_enum, value_name = "ARCH")]
     pub arch: Option<Arch>,
+
+    #[command(flatten)]
+    pub cargo_lambda: CargoLambdaArgs,
 
     /// A file or directory (glob patterns too), relative to the package root, to put in the zip
     /// under the same relative path; repeatable
@@ -99,6 +104,11 @@ pub struct BuildArgs {
     #[arg(long)]
     pub small: bool,
 
+    /// Build each package in its own cargo run, so a function's binary is the one it has when
+    /// built alone (one run unifies the features of its packages); slower
+    #[arg(long)]
+    pub per_package: bool,
+
     /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
     /// libraries); the failures are printed as warnings
     #[arg(long)]
@@ -125,11 +135,12 @@ pub struct BuildArgs {
     #[arg(long, conflicts_with = "package", help_heading = "Package Selection")]
     pub workspace: bool,
 
-    /// Leave this package out of `--workspace`; repeatable
+    /// Leave this package out of `--workspace` (or of the members, at a workspace root that is
+    /// not itself a function); repeatable
     #[arg(
         long,
         value_name = "SPEC",
-        requires = "workspace",
+        conflicts_with = "package",
         help_heading = "Package Selection"
     )]
     pub exclude: Vec<String>,
@@ -137,6 +148,15 @@ pub struct BuildArgs {
     /// A binary to deploy, when the package has several; repeatable
     #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
     pub bin: Vec<String>,
+
+    /// An example (`examples/NAME.rs`) to deploy as a function; repeatable
+    #[arg(
+        long,
+        value_name = "NAME",
+        help_heading = "Target Selection",
+        hide_short_help = true
+    )]
+    pub example: Vec<String>,
 
     #[command(flatten, next_help_heading = "Feature Selection")]
     pub features: clap_cargo::Features,
@@ -164,6 +184,85 @@ pub struct BuildArgs {
     /// Equivalent to specifying both --locked and --offline
     #[arg(long, help_heading = MANIFEST)]
     pub frozen: bool,
+}
+
+/// cargo-lambda's spelling of settings this tool has, so the command lines of AWS's READMEs
+/// (`cargo lambda build --release --arm64 --output-format zip`) run unchanged. Kept out of
+/// `-h`, which shows this tool's own names; docs/coming-from-cargo-lambda.md lists them.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CargoLambdaArgs {
+    /// The release profile (the default already; cargo-lambda's `--release`)
+    #[arg(long, conflicts_with = "profile", hide_short_help = true, help_heading = COMPILATION)]
+    pub release: bool,
+
+    /// The same as `--arch arm64` (cargo-lambda's name)
+    #[arg(long, conflicts_with_all = ["arch", "x86_64"], hide_short_help = true)]
+    pub arm64: bool,
+
+    /// The same as `--arch x86_64` (cargo-lambda's name)
+    #[arg(long = "x86-64", conflicts_with = "arch", hide_short_help = true)]
+    pub x86_64: bool,
+
+    /// A Lambda target triple, read as its architecture: `x86_64-unknown-linux-gnu` is
+    /// `--arch x86_64`, `aarch64-unknown-linux-gnu` is `--arch arm64` (cargo-lambda's `--target`)
+    #[arg(long = "target", value_name = "TRIPLE", value_parser = parse_lambda_target,
+        conflicts_with_all = ["arch", "arm64", "x86_64"], hide_short_help = true,
+        help_heading = COMPILATION)]
+    pub target: Option<Arch>,
+
+    /// `zip` is `--zip`, `binary` writes `bootstrap` (cargo-lambda's `--output-format`)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        conflicts_with = "zip",
+        hide_short_help = true
+    )]
+    pub output_format: Option<OutputFormat>,
+}
+
+impl CargoLambdaArgs {
+    /// The architecture these flags choose, if any.
+    pub fn arch(&self) -> Option<Arch> {
+        if self.arm64 {
+            Some(Arch::Arm64)
+        } else if self.x86_64 {
+            Some(Arch::X86_64)
+        } else {
+            self.target
+        }
+    }
+
+    /// Whether these flags ask for a zip (`Some(false)`: the binary, explicitly).
+    pub fn zip(&self) -> Option<bool> {
+        self.output_format.map(|f| f == OutputFormat::Zip)
+    }
+}
+
+/// cargo-lambda's `--output-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// `lambda.zip`, as `--zip`
+    Zip,
+    /// `bootstrap` alone
+    Binary,
+}
+
+/// A Rust target triple that Lambda runs, read as the architecture; this tool always builds
+/// for glibc (provided.al2023's 2.34), so a musl or non-Linux triple is refused.
+pub fn parse_lambda_target(triple: &str) -> Result<Arch, String> {
+    if let Some(arch) = Arch::ALL.into_iter().find(|a| a.triple() == triple) {
+        return Ok(arch);
+    }
+    let arch = match triple.split('-').next() {
+        Some("aarch64") => "arm64",
+        _ => "x86_64",
+    };
+    Err(format!(
+        "`{triple}` is not a target this tool builds: it builds glibc binaries for \
+         provided.al2023 (`x86_64-unknown-linux-gnu` or `aarch64-unknown-linux-gnu`); \
+         use `--arch {arch}`"
+    ))
 }
 
 /// Subcommands of `cargo lambda-build`; without one, it builds.
@@ -535,8 +634,12 @@ mod tests {
         let args = parse(&["cargo", "lambda-build", "--workspace", "--exclude", "tools"]);
         assert!(args.workspace);
         assert_eq!(args.exclude, ["tools"]);
-        // As cargo: `--exclude` only makes sense with `--workspace`.
-        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_err());
+        // Unlike cargo, `--exclude` also narrows a workspace root's members; with `-p` it means
+        // nothing.
+        assert!(Cli::try_parse_from(["cargo", "lambda-build", "--exclude", "x"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["cargo", "lambda-build", "-p", "a", "--exclude", "x"]).is_err()
+        );
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "--workspace", "-p", "x"]).is_err());
     }
 

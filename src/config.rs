@@ -4,8 +4,10 @@
 //! 1. the command line;
 //! 2. the environment (`CARGO_LAMBDA_BUILD_ARCH`, ...);
 //! 3. `[package.metadata.lambda-build.bin.NAME]` for binary NAME;
-//! 4. `[package.metadata.lambda-build]` of its package;
-//! 5. `[workspace.metadata.lambda-build]`;
+//! 4. `[package.metadata.lambda-build]` of its package, then cargo-lambda's
+//!    `[package.metadata.lambda.build]`;
+//! 5. `[workspace.metadata.lambda-build]`, then cargo-lambda's `[workspace.metadata.lambda.build]`
+//!    and `CargoLambda.toml`'s `[build]` (see [`cargo_lambda_layer`]);
 //! 6. the defaults.
 //!
 //! The Cargo.toml tables come from `cargo metadata` (no TOML parsing here), are read against a
@@ -50,7 +52,7 @@ impl ConfigError {
             ConfigError::Conflict { key, .. } => format!(
                 "set `{key}` once for the build: on the command line, in \
                  `CARGO_LAMBDA_BUILD_{}`, or in `[workspace.metadata.lambda-build]`",
-                key.to_uppercase()
+                key.to_uppercase().replace('-', "_")
             ),
         })
     }
@@ -79,6 +81,9 @@ pub struct BuildConfig {
     pub arch: Arch,
     /// `--small`: the size-optimised settings override the profile's.
     pub small: bool,
+    /// `--per-package`: one cargo run per package, so that a function's binary does not
+    /// depend on which other packages are built with it (cargo unifies features in a run).
+    pub per_package: bool,
     pub profile: String,
     /// The features of every layer, package-qualified (`pkg/feature`) when they come from a
     /// package's table and several packages are built.
@@ -130,6 +135,7 @@ pub struct Layer {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    pub per_package: Option<bool>,
 }
 
 impl Layer {
@@ -143,6 +149,7 @@ impl Layer {
             include: self.include.or_else(|| lower.include.clone()),
             profile: self.profile.or_else(|| lower.profile.clone()),
             small: self.small.or(lower.small),
+            per_package: self.per_package.or(lower.per_package),
             features: self.features.or_else(|| lower.features.clone()),
             extension: self.extension.or(lower.extension),
         }
@@ -151,12 +158,16 @@ impl Layer {
     /// The command line: a flag that is absent sets nothing.
     pub fn from_args(args: &BuildArgs, cwd: &Path) -> Layer {
         Layer {
-            arch: args.arch,
-            zip: args.zip.then_some(true),
+            arch: args.arch.or(args.cargo_lambda.arch()),
+            zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
             outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
             include: (!args.include.is_empty()).then(|| args.include.clone()),
-            profile: args.profile.clone(),
+            profile: args
+                .profile
+                .clone()
+                .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
             small: args.small.then_some(true),
+            per_package: args.per_package.then_some(true),
             features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
             extension: args.extension.then_some(true),
         }
@@ -204,6 +215,7 @@ impl Layer {
             include: get("INCLUDE").map(|(_, value)| list(value)),
             profile: get("PROFILE").map(|(_, value)| value.to_string()),
             small: bool_var("SMALL")?,
+            per_package: bool_var("PER_PACKAGE")?,
             features: get("FEATURES").map(|(_, value)| {
                 value
                     .split([',', ' '])
@@ -242,6 +254,7 @@ pub struct Table {
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
+    pub per_package: Option<bool>,
     /// Per-binary tables (package tables only).
     #[serde(default)]
     pub bin: BTreeMap<String, BinTable>,
@@ -260,7 +273,7 @@ pub struct BinTable {
 
 /// The keys of [`Table`], for the warning about an unknown one.
 const TABLE_KEYS: &str =
-    "arch, zip, outdir, include, profile, small, features, extension, bin.NAME";
+    "arch, zip, outdir, include, profile, small, features, extension, per-package, bin.NAME";
 const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
@@ -316,6 +329,7 @@ impl Table {
             include: self.include.clone(),
             profile: self.profile.clone(),
             small: self.small,
+            per_package: self.per_package,
             features: self.features.clone(),
             extension: self.extension,
         }
@@ -332,6 +346,80 @@ impl BinTable {
             ..Layer::default()
         }
     }
+}
+
+/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`).
+const CARGO_LAMBDA_KEYS: &str = "include, arm64, x86_64, target, output_format, lambda_dir, extension, features, profile, release";
+
+/// A cargo-lambda build table (`[package.metadata.lambda.build]`, `[workspace.metadata.lambda.build]`,
+/// `CargoLambda.toml`'s `[build]`) as a layer: the keys that mean the same here are read with
+/// their meaning there; every other key is named in a warning, with what to do instead.
+pub fn cargo_lambda_layer(
+    value: &serde_json::Value,
+    origin: &str,
+    base: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Layer> {
+    let mut layer = Layer::default();
+    let Some(table) = value.as_object() else {
+        return Ok(layer);
+    };
+    let invalid = |key: &str, expected: &str| ConfigError::Invalid {
+        origin: origin.to_string(),
+        message: format!("`{key}`: expected {expected}"),
+    };
+    let strings = |key: &str, value: &serde_json::Value| -> Result<Vec<String>> {
+        value
+            .as_array()
+            .and_then(|items| items.iter().map(|i| i.as_str().map(String::from)).collect())
+            .ok_or_else(|| invalid(key, "a list of strings"))
+    };
+    for (key, value) in table {
+        let flag = || {
+            value
+                .as_bool()
+                .ok_or_else(|| invalid(key, "`true` or `false`"))
+        };
+        let text = || value.as_str().ok_or_else(|| invalid(key, "a string"));
+        match key.replace('-', "_").as_str() {
+            "include" => layer.include = Some(strings(key, value)?),
+            "features" => layer.features = Some(strings(key, value)?),
+            "arm64" if flag()? => layer.arch = Some(Arch::Arm64),
+            "x86_64" if flag()? => layer.arch = Some(Arch::X86_64),
+            "arm64" | "x86_64" => {}
+            "target" => {
+                let arch = crate::cli::parse_lambda_target(text()?).map_err(|message| {
+                    ConfigError::Invalid {
+                        origin: origin.to_string(),
+                        message: format!("`{key}`: {message}"),
+                    }
+                })?;
+                layer.arch = Some(arch);
+            }
+            "output_format" => {
+                layer.zip = Some(match text()?.to_ascii_lowercase().as_str() {
+                    "zip" => true,
+                    "binary" => false,
+                    _ => return Err(invalid(key, "`zip` or `binary`")),
+                })
+            }
+            "lambda_dir" => layer.outdir = Some(base.join(text()?)),
+            "extension" => layer.extension = Some(flag()?),
+            "profile" => layer.profile = Some(text()?.to_string()),
+            // The release profile is the default here.
+            "release" => {}
+            other => warnings.push(format!(
+                "{origin}: cargo-lambda's `{key}` has no equivalent here (ignored); {}",
+                match other {
+                    "compiler" => "cross builds use zig or a GNU cross gcc on the host, or \
+                        `--docker` for a container"
+                        .to_string(),
+                    _ => format!("the cargo-lambda keys read are: {CARGO_LAMBDA_KEYS}"),
+                }
+            )),
+        }
+    }
+    Ok(layer)
 }
 
 /// Where a function's settings came from, highest first.
@@ -363,14 +451,21 @@ impl BuildConfig {
                 workspace_manifest.display()
             ));
         }
+        // cargo-lambda's tables sit under this tool's own at each level.
+        let mut workspace = workspace_table.layer(&project.workspace_root);
+        for (origin, table) in &project.cargo_lambda {
+            let layer = cargo_lambda_layer(table, origin, &project.workspace_root, &mut warnings)?;
+            workspace = workspace.over(&layer);
+        }
         let layers = Layers {
             top: Layer::from_args(&args, &env.cwd)
                 .over(&Layer::from_env(&env.config_vars(), &env.cwd)?),
-            workspace: workspace_table.layer(&project.workspace_root),
+            workspace,
         };
 
         // Package tables are read once per package, however many of its binaries are built.
         let mut package_tables: BTreeMap<&Path, Table> = BTreeMap::new();
+        let mut cargo_lambda_tables: BTreeMap<&Path, Layer> = BTreeMap::new();
         for function in &project.functions {
             if !package_tables.contains_key(function.manifest_path.as_path()) {
                 let origin = format!(
@@ -380,6 +475,18 @@ impl BuildConfig {
                 );
                 let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
                 package_tables.insert(&function.manifest_path, table);
+                let origin = format!(
+                    "`[package.metadata.lambda.build]` of package `{}` (`{}`)",
+                    function.package,
+                    function.manifest_path.display()
+                );
+                let layer = cargo_lambda_layer(
+                    &function.cargo_lambda_config,
+                    &origin,
+                    function.package_root(),
+                    &mut warnings,
+                )?;
+                cargo_lambda_tables.insert(&function.manifest_path, layer);
             }
         }
         let several_packages = package_tables.len() > 1;
@@ -388,11 +495,14 @@ impl BuildConfig {
         let mut arch: Option<(Arch, &Function)> = None;
         let mut profile: Option<(String, &Function)> = None;
         let mut small: Option<(bool, &Function)> = None;
+        let mut per_package: Option<(bool, &Function)> = None;
         let mut features: Vec<String> = Vec::new();
         for function in &project.functions {
             let root = function.package_root();
             let table = &package_tables[function.manifest_path.as_path()];
-            let package_layer = table.layer(root);
+            let package_layer = table
+                .layer(root)
+                .over(&cargo_lambda_tables[function.manifest_path.as_path()]);
             let bin_layer = table
                 .bin
                 .get(&function.bin)
@@ -424,6 +534,20 @@ impl BuildConfig {
                 }
                 Some(_) => {}
                 None => small = Some((this_small, function)),
+            }
+            let this_per_package = merged.per_package.unwrap_or(false);
+            match &per_package {
+                Some((seen, other)) if *seen != this_per_package => {
+                    return Err(conflict(
+                        "per-package",
+                        other,
+                        function,
+                        seen,
+                        this_per_package,
+                    ));
+                }
+                Some(_) => {}
+                None => per_package = Some((this_per_package, function)),
             }
             // A package's own features name its features: with several packages in one
             // invocation, cargo needs them qualified as `package/feature`.
@@ -462,6 +586,7 @@ impl BuildConfig {
             message_format: args.message_format,
             verify: !args.no_verify,
             small: small.map(|(small, _)| small).unwrap_or(false),
+            per_package: per_package.is_some_and(|(on, _)| on),
             target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
             locked: args.locked,
             offline: args.offline,
@@ -525,13 +650,16 @@ mod tests {
             workspace_root: "/ws".into(),
             target_dir: "/ws/target".into(),
             workspace_config: workspace,
+            cargo_lambda: Vec::new(),
             functions: functions
                 .iter()
                 .map(|(package, bin, config)| Function {
                     package: package.to_string(),
                     manifest_path: format!("/ws/{package}/Cargo.toml").into(),
                     bin: bin.to_string(),
+                    kind: crate::project::TargetKind::Bin,
                     package_config: config.clone(),
+                    cargo_lambda_config: Value::Null,
                 })
                 .collect(),
         }

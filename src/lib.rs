@@ -53,6 +53,8 @@ struct Prepared {
 struct Function {
     plan: FunctionPlan,
     checked: Checked,
+    /// The image of a `--docker` build.
+    docker_image: Option<String>,
     artifact: Artifact,
 }
 
@@ -77,13 +79,16 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 
     let build::Outcome {
         checked,
-        docker_image,
+        docker_images,
     } = build::build(&plan, env, reporter, &interrupt)?;
     refuse_or_warn(&plan, &checked, reporter)?;
     interrupt.check()?;
 
     let mut functions = Vec::with_capacity(plan.functions.len());
-    for ((function, checked), includes) in plan.functions.iter().zip(checked).zip(includes) {
+    let built = checked.into_iter().zip(docker_images);
+    for ((function, (checked, docker_image)), includes) in
+        plan.functions.iter().zip(built).zip(includes)
+    {
         let (artifact, fresh) =
             package::package_function(function, &checked.executable, includes, timestamp, &|| {
                 interrupt.received()
@@ -92,17 +97,13 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         functions.push(Function {
             plan: function.clone(),
             checked,
+            docker_image,
             artifact,
         });
         interrupt.check()?;
     }
 
-    print_results(
-        &functions,
-        &plan,
-        docker_image.as_deref(),
-        config.message_format,
-    )?;
+    print_results(&functions, &plan, config.message_format)?;
     interrupt.check()?;
 
     if let Some(events) = smoke_events {
@@ -126,6 +127,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
             workspace: args.workspace,
             exclude: &args.exclude,
             bins: &args.bin,
+            examples: &args.example,
         },
     )?;
     let mut config = BuildConfig::resolve(args, env, &project)?;
@@ -160,17 +162,28 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
     let mut includes = Vec::new();
-    for function in &plan.functions {
+    for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
                 "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
                 function.bin
             ));
         }
-        includes.push(package::include::collect(
-            &function.package_root,
-            &function.include,
-        )?);
+        let outputs = [
+            plan.target_dir.clone(),
+            settings.outdir.clone(),
+            function.output.path().to_path_buf(),
+        ];
+        let collected =
+            package::include::collect_except(&function.package_root, &function.include, &outputs)?;
+        for (path, why) in &collected.skipped {
+            config.warnings.push(format!(
+                "`{}`: `{}` not packed: it is {why}; include it by name to pack it anyway",
+                function.bin,
+                path.display()
+            ));
+        }
+        includes.push(collected.entries);
     }
     Ok(Some(Prepared {
         config,
@@ -199,6 +212,7 @@ fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) ->
                     problem.message()
                 ));
             }
+            continue;
         }
         reporter.status(
             "Checked",
@@ -237,12 +251,7 @@ fn report_packaged(reporter: &Reporter, function: &FunctionPlan, artifact: &Arti
 }
 
 /// The results on stdout: a summary per function, or one JSON object each.
-fn print_results(
-    functions: &[Function],
-    plan: &BuildPlan,
-    docker_image: Option<&str>,
-    format: MessageFormat,
-) -> Result<()> {
+fn print_results(functions: &[Function], plan: &BuildPlan, format: MessageFormat) -> Result<()> {
     let stdout = &mut std::io::stdout().lock();
     let failed = |e: std::io::Error| anyhow::anyhow!("cannot write to stdout: {e}");
     for (i, function) in functions.iter().enumerate() {
@@ -254,7 +263,7 @@ fn print_results(
             artifact: &function.artifact,
             arch: plan.arch,
             elf: &function.checked.elf,
-            docker_image,
+            docker_image: function.docker_image.as_deref(),
         };
         match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),
@@ -283,6 +292,10 @@ fn smoke_test(
             function.plan.output.path(),
             events,
             &settings,
+            match config.message_format {
+                MessageFormat::Human => invoke::Payloads::Raw,
+                MessageFormat::Json => invoke::Payloads::Json,
+            },
             reporter,
             config.ui.verbosity,
             interrupt,

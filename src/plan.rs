@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::config::{BuildConfig, DockerConfig};
 use crate::env::{Env, Verbosity};
 use crate::lambda;
-use crate::project::Project;
+use crate::project::{Project, TargetKind};
 
 /// A process to run, kept as data so it can be printed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +59,10 @@ pub struct CargoArgs {
     pub profile: String,
     /// `-p`, each once, in the project's order.
     pub packages: Vec<String>,
-    /// `--bin`, one per function.
+    /// `--bin`, one per function made of a binary.
     pub bins: Vec<String>,
+    /// `--example`, one per function made of an example.
+    pub examples: Vec<String>,
     pub features: Vec<String>,
     pub all_features: bool,
     pub no_default_features: bool,
@@ -101,6 +103,9 @@ impl CargoArgs {
         }
         for bin in &self.bins {
             args.extend(["--bin".into(), bin.into()]);
+        }
+        for example in &self.examples {
+            args.extend(["--example".into(), example.into()]);
         }
         if !self.features.is_empty() {
             args.extend(["--features".into(), self.features.join(",").into()]);
@@ -257,6 +262,8 @@ pub struct BuildPlan {
     /// In the project's order.
     pub functions: Vec<FunctionPlan>,
     pub verify: bool,
+    /// One cargo run per package (see [`BuildPlan::per_package_plans`]).
+    pub per_package: bool,
 }
 
 impl BuildPlan {
@@ -274,6 +281,63 @@ impl BuildPlan {
         self.functions
             .iter()
             .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
+            .collect()
+    }
+
+    /// The plan as cargo runs: itself, or with `per_package` one plan per package, each with
+    /// its package's functions and a cargo run of that package alone. A feature qualified with
+    /// another of the packages (`beta/loud`) is left to that package's run, since the point is
+    /// that each binary is built as it would be alone.
+    pub fn per_package_plans(&self) -> Vec<BuildPlan> {
+        if !self.per_package || self.cargo.packages.len() < 2 {
+            return vec![self.clone()];
+        }
+        let packages = &self.cargo.packages;
+        packages
+            .iter()
+            .map(|package| {
+                let functions: Vec<FunctionPlan> = self
+                    .functions
+                    .iter()
+                    .filter(|f| &f.package == package)
+                    .cloned()
+                    .collect();
+                let of_kind = |kind: &[String]| {
+                    functions
+                        .iter()
+                        .filter(|f| kind.contains(&f.bin))
+                        .map(|f| f.bin.clone())
+                        .collect()
+                };
+                let features = self
+                    .cargo
+                    .features
+                    .iter()
+                    // `-F` takes lists too, as cargo does.
+                    .flat_map(|list| list.split([',', ' ']))
+                    .filter(|feature| !feature.is_empty())
+                    .filter(|feature| match feature.split_once('/') {
+                        Some((owner, _)) => {
+                            owner == package || !packages.iter().any(|p| p == owner)
+                        }
+                        None => true,
+                    })
+                    .map(String::from)
+                    .collect();
+                BuildPlan {
+                    cargo: CargoArgs {
+                        manifest_path: functions[0].manifest_path.clone(),
+                        packages: vec![package.clone()],
+                        bins: of_kind(&self.cargo.bins),
+                        examples: of_kind(&self.cargo.examples),
+                        features,
+                        ..self.cargo.clone()
+                    },
+                    functions,
+                    per_package: false,
+                    ..self.clone()
+                }
+            })
             .collect()
     }
 
@@ -312,6 +376,15 @@ pub fn profile_env(
         .collect()
 }
 
+fn targets_of(project: &Project, kind: TargetKind) -> Vec<String> {
+    project
+        .functions
+        .iter()
+        .filter(|f| f.kind == kind)
+        .map(|f| f.bin.clone())
+        .collect()
+}
+
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
@@ -336,7 +409,8 @@ pub fn plan(
         target: config.arch,
         profile: config.profile.clone(),
         packages,
-        bins: project.functions.iter().map(|f| f.bin.clone()).collect(),
+        bins: targets_of(project, TargetKind::Bin),
+        examples: targets_of(project, TargetKind::Example),
         features: features.features.clone(),
         all_features: features.all_features,
         no_default_features: features.no_default_features,
@@ -397,6 +471,7 @@ pub fn plan(
         target_dir,
         functions,
         verify: config.verify,
+        per_package: config.per_package,
     }
 }
 
@@ -414,7 +489,9 @@ mod tests {
             package: package.into(),
             manifest_path: format!("/src/ws/{package}/Cargo.toml").into(),
             bin: bin.into(),
+            kind: TargetKind::Bin,
             package_config: serde_json::Value::Null,
+            cargo_lambda_config: serde_json::Value::Null,
         }
     }
 
@@ -427,6 +504,7 @@ mod tests {
             workspace_root: "/src/ws".into(),
             target_dir: "/src/ws/target".into(),
             workspace_config: serde_json::Value::Null,
+            cargo_lambda: Vec::new(),
             functions,
         }
     }
@@ -609,6 +687,38 @@ mod tests {
             plan.functions[1].output,
             Output::Executable("/src/ws/api/nightly/bootstrap".into())
         );
+    }
+
+    #[test]
+    fn per_package_is_one_cargo_run_per_package_with_its_own_features() {
+        let project = project_of(vec![
+            function("api", "api"),
+            function("jobs", "nightly"),
+            function("jobs", "hourly"),
+        ]);
+        let features = "api/fast,jobs/loud,serde/std,plain";
+        let plan = plan_of(&["--per-package", "-F", features], &project);
+        let runs: Vec<String> = plan
+            .per_package_plans()
+            .iter()
+            .map(|p| p.cargo.build().to_string())
+            .collect();
+        assert_eq!(runs.len(), 2, "{runs:?}");
+        assert!(
+            runs[0].contains("--manifest-path /src/ws/api/Cargo.toml -p api --bin api --features api/fast,serde/std,plain"),
+            "{}",
+            runs[0]
+        );
+        assert!(
+            runs[1].contains(
+                "-p jobs --bin nightly --bin hourly --features jobs/loud,serde/std,plain"
+            ),
+            "{}",
+            runs[1]
+        );
+        assert_eq!(plan.per_package_plans()[1].functions.len(), 2);
+        // Without the setting, one run.
+        assert_eq!(plan_of(&[], &project).per_package_plans().len(), 1);
     }
 
     #[test]

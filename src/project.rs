@@ -40,9 +40,10 @@ pub enum ProjectError {
     #[error("package `{package}` has several binaries ({}); choose one with `--bin`", .names.join(", "))]
     SeveralBinaries { package: String, names: Vec<String> },
 
-    #[error("package `{package}` has no binary named `{name}`; it has: {}", .names.join(", "))]
+    #[error("package `{package}` has no {kind} named `{name}`; it has: {}", list_or_none(.names))]
     UnknownBinary {
         package: String,
+        kind: TargetKind,
         name: String,
         names: Vec<String>,
     },
@@ -50,11 +51,30 @@ pub enum ProjectError {
     #[error("package `{name}` is not in the workspace; it has: {}", .names.join(", "))]
     UnknownPackage { name: String, names: Vec<String> },
 
-    #[error("no selected package has a binary named `{name}`; the packages are: {}", .packages.join(", "))]
-    NoSuchBinary { name: String, packages: Vec<String> },
+    #[error("no selected package has a {kind} named `{name}`; the packages are: {}", .packages.join(", "))]
+    NoSuchBinary {
+        kind: TargetKind,
+        name: String,
+        packages: Vec<String>,
+    },
 
     #[error("two selected binaries are named `{name}`: one in package `{}`, one in package `{}`", .packages[0], .packages[1])]
-    DuplicateBinary { name: String, packages: [String; 2] },
+    DuplicateBinary {
+        name: String,
+        packages: [String; 2],
+        via: Via,
+    },
+
+    #[error("{}", no_function_text(.excluded))]
+    NoFunction { excluded: Vec<String> },
+
+    #[error(
+        "`--exclude` leaves packages out of the workspace's, but this run builds package `{0}` alone"
+    )]
+    ExcludeWithoutWorkspace(String),
+
+    #[error("`{}` is not valid TOML: {message}", .path.display())]
+    CargoLambdaToml { path: PathBuf, message: String },
 
     #[error("the workspace has several packages with binaries ({}); choose one with `-p`", .0.join(", "))]
     SeveralPackages(Vec<String>),
@@ -83,24 +103,83 @@ impl ProjectError {
             ProjectError::SeveralBinaries { names, .. } => {
                 format!("for example `--bin {}`", names[0])
             }
-            ProjectError::UnknownBinary { names, .. } => {
-                format!("for example `--bin {}`", names[0])
-            }
+            ProjectError::UnknownBinary { names, kind, .. } => match names.first() {
+                Some(name) => format!("for example `{} {name}`", kind.flag()),
+                None => format!(
+                    "choose a package that has one with `-p`, or leave `{}` out",
+                    kind.flag()
+                ),
+            },
             ProjectError::UnknownPackage { names, .. } => format!("for example `-p {}`", names[0]),
-            ProjectError::NoSuchBinary { .. } => {
-                "list the package that has it with `-p`, or leave `--bin` out".into()
-            }
-            ProjectError::DuplicateBinary { packages, .. } => format!(
-                "each function is named after its binary: select one of them with `-p {}`, or \
-                 leave one out with `--exclude {}`",
-                packages[0], packages[1]
+            ProjectError::NoSuchBinary { kind, .. } => format!(
+                "list the package that has it with `-p`, or leave `{}` out",
+                kind.flag()
             ),
+            ProjectError::DuplicateBinary { packages, via, .. } => match via {
+                Via::Listed => format!(
+                    "each function is named after its binary: list one of the two packages, \
+                     `-p {}` or `-p {}`",
+                    packages[0], packages[1]
+                ),
+                Via::Members => format!(
+                    "each function is named after its binary: select one of them with `-p {}`, \
+                     or leave one out with `--exclude {}`",
+                    packages[0], packages[1]
+                ),
+                Via::Workspace => format!(
+                    "each function is named after its binary: leave one out with `--exclude {}`, \
+                     or build one package with `-p {}` in place of `--workspace`",
+                    packages[1], packages[0]
+                ),
+            },
+            ProjectError::NoFunction { excluded } if !excluded.is_empty() => {
+                "leave fewer packages out, or build one with `-p`".into()
+            }
+            ProjectError::NoFunction { .. } => "a Lambda function is a binary: add \
+                `src/main.rs` or a `[[bin]]` target to a member (or pick an example with \
+                `--example NAME`)"
+                .into(),
+            ProjectError::ExcludeWithoutWorkspace(_) => {
+                "add `--workspace` to build the workspace's functions less the excluded, or \
+                 leave `--exclude` out"
+                    .into()
+            }
             ProjectError::SeveralPackages(names) => format!(
                 "for example `-p {}`, or `--workspace` to build every function",
                 names[0]
             ),
             ProjectError::RunCargo { .. } => INSTALL_RUST.into(),
+            ProjectError::CargoLambdaToml { .. } => {
+                "fix it, or remove it: its `[build]` settings are read as cargo-lambda reads them"
+                    .into()
+            }
         })
+    }
+}
+
+/// How the packages were chosen, for advice that works with the command line as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `--workspace`.
+    Workspace,
+    /// Every member, at a workspace root that is not itself a function.
+    Members,
+    /// `-p`, or the package of the current directory.
+    Listed,
+}
+
+fn no_function_text(excluded: &[String]) -> String {
+    if excluded.is_empty() {
+        "no package of the workspace has a binary target to deploy".into()
+    } else {
+        format!(
+            "no package left has a binary to deploy: `--exclude` left out {}",
+            excluded
+                .iter()
+                .map(|p| format!("`{p}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
     }
 }
 
@@ -112,19 +191,68 @@ pub struct Project {
     pub target_dir: PathBuf,
     /// `[workspace.metadata.lambda-build]`, `Null` when absent.
     pub workspace_config: serde_json::Value,
+    /// cargo-lambda's workspace-wide build settings, highest first, each with where it was
+    /// written: `[workspace.metadata.lambda.build]`, then `CargoLambda.toml`'s `[build]`.
+    pub cargo_lambda: Vec<(String, serde_json::Value)>,
     /// One per selected binary, in the order they were asked for (else cargo's order); never
     /// empty, and no two share a binary name.
     pub functions: Vec<Function>,
 }
 
-/// A binary deployed as its own function.
+/// The two kinds of cargo target that are executables a function can be made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    Bin,
+    /// `examples/NAME.rs`: AWS's runtime repository keeps its functions there.
+    Example,
+}
+
+impl TargetKind {
+    /// cargo's flag that selects one by name.
+    pub fn flag(self) -> &'static str {
+        match self {
+            TargetKind::Bin => "--bin",
+            TargetKind::Example => "--example",
+        }
+    }
+
+    fn of(self, target: &cargo_metadata::Target) -> bool {
+        match self {
+            TargetKind::Bin => target.is_bin(),
+            TargetKind::Example => target.is_example(),
+        }
+    }
+}
+
+impl std::fmt::Display for TargetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetKind::Bin => "binary",
+            TargetKind::Example => "example",
+        })
+    }
+}
+
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// A binary (or example) deployed as its own function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Function {
     pub package: String,
     pub manifest_path: PathBuf,
+    /// The target's name: a function is named after it.
     pub bin: String,
+    pub kind: TargetKind,
     /// `[package.metadata.lambda-build]` of its package, `Null` when absent.
     pub package_config: serde_json::Value,
+    /// cargo-lambda's `[package.metadata.lambda.build]` of its package, `Null` when absent.
+    pub cargo_lambda_config: serde_json::Value,
 }
 
 impl Function {
@@ -134,13 +262,23 @@ impl Function {
     }
 }
 
-/// What the command line selects: cargo's `-p`, `--workspace`, `--exclude` and `--bin`.
+/// What the command line selects: cargo's `-p`, `--workspace`, `--exclude`, `--bin` and
+/// `--example`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Selection<'a> {
     pub packages: &'a [String],
     pub workspace: bool,
     pub exclude: &'a [String],
     pub bins: &'a [String],
+    pub examples: &'a [String],
+}
+
+impl Selection<'_> {
+    /// Targets named on the command line, with their kind.
+    fn named(&self) -> impl Iterator<Item = (TargetKind, &String)> {
+        let bins = self.bins.iter().map(|b| (TargetKind::Bin, b));
+        bins.chain(self.examples.iter().map(|e| (TargetKind::Example, e)))
+    }
 }
 
 /// The key of this tool's tables under `[package.metadata]` and `[workspace.metadata]`.
@@ -189,29 +327,30 @@ pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> 
         .map_err(|e| ProjectError::Metadata(e.to_string()))
 }
 
-/// Cargo's error without its own `error: ` prefix, as one line, so it reads after ours.
+/// Cargo's error without its own `error: ` prefix, so it reads after ours, in cargo's lines: a
+/// list (the manifests of two packages of one name) or a `Caused by:` chain reads as cargo
+/// wrote it. Only a TOML error's source snippet is left out, its place said after the message.
 fn cargo_error_text(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    let mut parts: Vec<String> = Vec::new();
-    for line in text.lines().map(str::trim) {
-        if let Some(location) = line.strip_prefix("--> ") {
-            // A TOML error's place: said once, after the message.
-            if let Some(last) = parts.last_mut() {
+    let mut lines: Vec<String> = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        let trimmed = line.trim_start();
+        if let Some(location) = trimmed.strip_prefix("--> ") {
+            if let Some(last) = lines.last_mut() {
                 last.push_str(&format!(" (at {location})"));
             }
             continue;
         }
-        // The source snippet under it (`|`, `1 | [package`) reads badly on one line.
-        let snippet = line.starts_with('|')
-            || line
+        let snippet = trimmed.starts_with('|')
+            || trimmed
                 .split_once(" |")
                 .is_some_and(|(n, _)| n.chars().all(|c| c.is_ascii_digit()));
-        if line.is_empty() || line == "Caused by:" || snippet {
+        if snippet {
             continue;
         }
-        parts.push(line.trim_start_matches("error: ").to_string());
+        lines.push(line.strip_prefix("error: ").unwrap_or(line).to_string());
     }
-    parts.join(": ")
+    lines.join("\n").trim().to_string()
 }
 
 /// Chooses the functions: the packages (`--workspace` less `--exclude`, else each `-p`, else
@@ -239,19 +378,24 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             })
     };
 
+    let excluded = selection
+        .exclude
+        .iter()
+        .map(|spec| find(spec))
+        .collect::<Result<Vec<_>>>()?;
+    let candidates: Vec<&Package> = members
+        .iter()
+        .copied()
+        .filter(|p| !excluded.iter().any(|e| e.id == p.id))
+        .collect();
+    let no_function = || ProjectError::NoFunction {
+        excluded: excluded.iter().map(|p| p.name.to_string()).collect(),
+    };
     let mut packages: Vec<&Package> = Vec::new();
+    let mut via = Via::Listed;
     if selection.workspace {
-        let excluded = selection
-            .exclude
-            .iter()
-            .map(|spec| find(spec))
-            .collect::<Result<Vec<_>>>()?;
-        packages.extend(
-            members
-                .iter()
-                .copied()
-                .filter(|p| !excluded.iter().any(|e| e.id == p.id)),
-        );
+        via = Via::Workspace;
+        packages.extend(candidates.iter().copied());
     } else if !selection.packages.is_empty() {
         for spec in selection.packages {
             let package = find(spec)?;
@@ -261,24 +405,46 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         }
     } else {
         let manifest = canonical(manifest);
-        match members
+        let root = canonical(metadata.workspace_root.as_std_path());
+        let at_root = manifest.parent() == Some(root.as_path());
+        let own = members
             .iter()
             .copied()
-            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest)
-        {
-            Some(package) => packages.push(package),
+            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest);
+        let named = selection.named().next().is_some();
+        let members_have_functions = members.iter().any(|p| !binaries(p).is_empty());
+        match own {
+            // At a workspace root whose package has no binary, the members' functions are
+            // the only sensible reading, as at a virtual manifest.
+            Some(package)
+                if !(at_root
+                    && !named
+                    && members_have_functions
+                    && binaries(package).is_empty()) =>
+            {
+                if !excluded.is_empty() {
+                    return Err(ProjectError::ExcludeWithoutWorkspace(
+                        package.name.to_string(),
+                    ));
+                }
+                packages.push(package)
+            }
             // A virtual manifest: the workspace root is not a package. `--bin` names are
             // looked for in every member, as cargo does.
-            None if !selection.bins.is_empty() => packages.extend(members.iter().copied()),
-            None => {
-                let with_bins: Vec<&Package> = members
+            _ if named => {
+                via = Via::Members;
+                packages.extend(candidates.iter().copied())
+            }
+            _ => {
+                via = Via::Members;
+                let with_bins: Vec<&Package> = candidates
                     .iter()
                     .copied()
                     .filter(|p| !binaries(p).is_empty())
                     .collect();
                 match with_bins.as_slice() {
                     [only] => packages.push(only),
-                    [] => return Err(ProjectError::NoBinary(workspace_name(metadata))),
+                    [] => return Err(no_function()),
                     several => {
                         return Err(ProjectError::SeveralPackages(
                             several.iter().map(|p| p.name.to_string()).collect(),
@@ -289,39 +455,42 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         }
     }
 
-    let mut chosen: Vec<(&Package, String)> = Vec::new();
-    if !selection.bins.is_empty() {
-        for name in selection.bins {
+    let mut chosen: Vec<(&Package, String, TargetKind)> = Vec::new();
+    if selection.named().next().is_some() {
+        for (kind, name) in selection.named() {
             let having: Vec<&Package> = packages
                 .iter()
                 .copied()
-                .filter(|p| binaries(p).iter().any(|b| b == name))
+                .filter(|p| targets(p, kind).iter().any(|b| b == name))
                 .collect();
-            match having.as_slice() {
-                [] => {
-                    return Err(match packages.as_slice() {
-                        [only] => ProjectError::UnknownBinary {
-                            package: only.name.to_string(),
-                            name: name.clone(),
-                            names: binaries(only),
-                        },
-                        _ => ProjectError::NoSuchBinary {
-                            name: name.clone(),
-                            packages: packages.iter().map(|p| p.name.to_string()).collect(),
-                        },
-                    });
-                }
-                [package, ..] => chosen.push((package, name.clone())),
+            if having.is_empty() {
+                return Err(match packages.as_slice() {
+                    [only] => ProjectError::UnknownBinary {
+                        package: only.name.to_string(),
+                        kind,
+                        name: name.clone(),
+                        names: targets(only, kind),
+                    },
+                    _ => ProjectError::NoSuchBinary {
+                        kind,
+                        name: name.clone(),
+                        packages: packages.iter().map(|p| p.name.to_string()).collect(),
+                    },
+                });
             }
             // Several packages with this name: the duplicate check below names them.
-            chosen.extend(having.iter().skip(1).map(|p| (*p, name.clone())));
+            chosen.extend(having.iter().map(|p| (*p, name.clone(), kind)));
         }
     } else if selection.workspace {
         for package in &packages {
-            chosen.extend(binaries(package).into_iter().map(|bin| (*package, bin)));
+            chosen.extend(
+                binaries(package)
+                    .into_iter()
+                    .map(|bin| (*package, bin, TargetKind::Bin)),
+            );
         }
         if chosen.is_empty() {
-            return Err(ProjectError::NoBinary(workspace_name(metadata)));
+            return Err(no_function());
         }
     } else {
         for package in &packages {
@@ -338,26 +507,30 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
                     });
                 }
             };
-            chosen.push((package, bin));
+            chosen.push((package, bin, TargetKind::Bin));
         }
     }
-    let mut unique: Vec<(&Package, String)> = Vec::new();
-    for (package, bin) in chosen {
-        if !unique.iter().any(|(p, b)| p.id == package.id && *b == bin) {
-            unique.push((package, bin));
+    let mut unique: Vec<(&Package, String, TargetKind)> = Vec::new();
+    for (package, bin, kind) in chosen {
+        if !unique
+            .iter()
+            .any(|(p, b, k)| p.id == package.id && *b == bin && *k == kind)
+        {
+            unique.push((package, bin, kind));
         }
     }
     let chosen = unique;
 
     // Each function's output is named after its binary, so two of one name cannot coexist.
-    for (i, (package, bin)) in chosen.iter().enumerate() {
-        if let Some((other, _)) = chosen[..i]
+    for (i, (package, bin, kind)) in chosen.iter().enumerate() {
+        if let Some((other, _, _)) = chosen[..i]
             .iter()
-            .find(|(p, b)| b == bin && p.id != package.id)
+            .find(|(p, b, k)| b == bin && (p.id != package.id || k != kind))
         {
             return Err(ProjectError::DuplicateBinary {
                 name: bin.clone(),
                 packages: [other.name.to_string(), package.name.to_string()],
+                via,
             });
         }
     }
@@ -366,25 +539,52 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
         workspace_root: metadata.workspace_root.clone().into(),
         target_dir: metadata.target_directory.clone().into(),
         workspace_config: metadata.workspace_metadata[CONFIG_KEY].clone(),
+        cargo_lambda: cargo_lambda_tables(metadata)?,
         functions: chosen
             .into_iter()
-            .map(|(package, bin)| Function {
+            .map(|(package, bin, kind)| Function {
                 package: package.name.to_string(),
                 manifest_path: package.manifest_path.clone().into(),
                 bin,
+                kind,
                 package_config: package.metadata[CONFIG_KEY].clone(),
+                cargo_lambda_config: package.metadata["lambda"]["build"].clone(),
             })
             .collect(),
     })
 }
 
-fn workspace_name(metadata: &Metadata) -> String {
-    metadata
-        .workspace_root
-        .file_name()
-        .unwrap_or("workspace")
-        .into()
+/// cargo-lambda's workspace-wide build tables that are present, highest first.
+fn cargo_lambda_tables(metadata: &Metadata) -> Result<Vec<(String, serde_json::Value)>> {
+    let root: &Path = metadata.workspace_root.as_std_path();
+    let mut tables = Vec::new();
+    let table = &metadata.workspace_metadata["lambda"]["build"];
+    if !table.is_null() {
+        let origin = format!(
+            "`[workspace.metadata.lambda.build]` in `{}`",
+            root.join("Cargo.toml").display()
+        );
+        tables.push((origin, table.clone()));
+    }
+    let file = root.join(CARGO_LAMBDA_TOML);
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let invalid = |message: String| ProjectError::CargoLambdaToml {
+            path: file.clone(),
+            message,
+        };
+        let parsed: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| invalid(e.to_string()))?;
+        if let Some(build) = parsed.get("build") {
+            let value = serde_json::to_value(build).map_err(|e| invalid(e.to_string()))?;
+            tables.push((format!("`[build]` in `{}`", file.display()), value));
+        }
+    }
+    Ok(tables)
 }
+
+/// cargo-lambda's own configuration file, read for the build settings that mean the same here.
+pub const CARGO_LAMBDA_TOML: &str = "CargoLambda.toml";
 
 /// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
 /// which case the tool leaves stripping to it.
@@ -401,10 +601,14 @@ pub fn profile_sets_strip(workspace_root: &Path, profile: &str) -> bool {
 }
 
 fn binaries(package: &Package) -> Vec<String> {
+    targets(package, TargetKind::Bin)
+}
+
+fn targets(package: &Package, kind: TargetKind) -> Vec<String> {
     package
         .targets
         .iter()
-        .filter(|t| t.is_bin())
+        .filter(|t| kind.of(t))
         .map(|t| t.name.clone())
         .collect()
 }
@@ -440,7 +644,7 @@ mod tests {
                 serde_json::json!({
                     "name": name, "version": "0.1.0", "id": format!("path+file://{root}/{name}#0.1.0"),
                     "source": null, "dependencies": [], "targets": targets, "features": {},
-                    "manifest_path": format!("{root}/{name}/Cargo.toml"), "edition": "2021",
+                    "manifest_path": manifest_in(root, name), "edition": "2021",
                     "metadata": null, "publish": null, "authors": [], "categories": [],
                     "keywords": [], "readme": null, "repository": null, "homepage": null,
                     "documentation": null, "license": null, "license_file": null,
@@ -459,6 +663,15 @@ mod tests {
     }
 
     const ROOT: &str = "/nonexistent/ws";
+
+    /// A package's manifest; the package named `root` is the workspace root's own.
+    fn manifest_in(root: &str, package: &str) -> String {
+        if package == "root" {
+            format!("{root}/Cargo.toml")
+        } else {
+            format!("{root}/{package}/Cargo.toml")
+        }
+    }
 
     fn pick(
         meta: &Metadata,
@@ -488,7 +701,113 @@ mod tests {
     }
 
     fn manifest(package: &str) -> PathBuf {
-        PathBuf::from(format!("{ROOT}/{package}/Cargo.toml"))
+        PathBuf::from(manifest_in(ROOT, package))
+    }
+
+    /// Every suggested fix, run: it selects something (issue 17, item 4).
+    #[test]
+    fn the_advice_for_one_binary_name_in_two_packages_works() {
+        let meta = workspace(
+            ROOT,
+            &[("api", &["handler"], None), ("admin", &["handler"], None)],
+        );
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let bins = strings(&["handler"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let help = err.help().unwrap();
+        assert!(help.contains("`--exclude admin`"), "{help}");
+        let exclude = strings(&["admin"]);
+        let project = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(names(&project), [("api".into(), "handler".into())]);
+        // Listing both with `-p`: the advice is to list one.
+        let packages = strings(&["api", "admin"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                bins: &bins,
+                packages: &packages,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let help = err.help().unwrap();
+        assert!(!help.contains("--exclude"), "{help}");
+        assert!(help.contains("`-p api`"), "{help}");
+    }
+
+    /// Item 5: excluding every function names what was excluded, not a package that does not
+    /// exist, and does not suggest `src/main.rs`.
+    #[test]
+    fn excluding_every_function_says_so() {
+        let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let exclude = strings(&["api", "jobs"]);
+        let err = select_with(
+            &meta,
+            &virtual_manifest,
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("--exclude"), "{text}");
+        assert!(!text.contains("`ws`"), "{text}");
+        assert!(!err.help().unwrap().contains("src/main.rs"), "{err:?}");
+    }
+
+    /// Item 12: at a workspace root whose own package has no binary, the members' functions
+    /// are the only sensible reading.
+    #[test]
+    fn a_root_package_without_binary_builds_the_member_with_one() {
+        let meta = workspace(
+            ROOT,
+            &[
+                ("root", &[], None),
+                ("api", &["api"], None),
+                ("util", &[], None),
+            ],
+        );
+        let project = pick(&meta, &manifest("root"), None, None).unwrap();
+        assert_eq!(names(&project), [("api".into(), "api".into())]);
+
+        let meta = workspace(
+            ROOT,
+            &[
+                ("root", &[], None),
+                ("api", &["api"], None),
+                ("jobs", &["jobs"], None),
+            ],
+        );
+        let err = pick(&meta, &manifest("root"), None, None).unwrap_err();
+        let help = err.help().unwrap();
+        assert!(
+            help.contains("-p api") && help.contains("--workspace"),
+            "{help}"
+        );
+        // A library member asked for by name is still refused.
+        let err = pick(&meta, &manifest("root"), Some("root"), None).unwrap_err();
+        assert!(matches!(err, ProjectError::NoBinary(_)), "{err}");
     }
 
     #[test]
@@ -550,6 +869,13 @@ mod tests {
         let err = pick(&meta, &manifest("util"), None, None).unwrap_err();
         assert!(
             matches!(err, ProjectError::NoBinary(ref name) if name == "util"),
+            "{err}"
+        );
+        // The same at the workspace root: no member has a function either.
+        let meta = workspace(ROOT, &[("root", &[], None), ("util", &[], None)]);
+        let err = pick(&meta, &manifest("root"), None, None).unwrap_err();
+        assert!(
+            matches!(err, ProjectError::NoBinary(ref name) if name == "root"),
             "{err}"
         );
     }
@@ -708,7 +1034,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(matches!(err, ProjectError::NoBinary(_)), "{err}");
+        assert!(matches!(err, ProjectError::NoFunction { .. }), "{err}");
         let exclude = strings(&["ghost"]);
         let err = select_with(
             &meta,
@@ -798,11 +1124,16 @@ mod tests {
     }
 
     #[test]
-    fn cargo_errors_read_as_one_line() {
+    fn cargo_errors_keep_cargos_lines() {
         let stderr = b"error: failed to parse manifest at `/x/Cargo.toml`\n\nCaused by:\n  TOML parse error\n";
         assert_eq!(
             cargo_error_text(stderr),
-            "failed to parse manifest at `/x/Cargo.toml`: TOML parse error"
+            "failed to parse manifest at `/x/Cargo.toml`\n\nCaused by:\n  TOML parse error"
+        );
+        let list = b"error: two packages named `same` in this workspace:\n- /w/a/Cargo.toml\n- /w/b/Cargo.toml\n";
+        assert_eq!(
+            cargo_error_text(list),
+            "two packages named `same` in this workspace:\n- /w/a/Cargo.toml\n- /w/b/Cargo.toml"
         );
         let toml = b"error: unclosed table, expected `]`\n --> Cargo.toml:1:9\n  |\n1 | [package\n  |         ^\n";
         assert_eq!(

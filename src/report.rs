@@ -267,11 +267,18 @@ pub fn print_summary(out: &mut impl Write, summary: &FunctionReport) -> std::io:
     Ok(())
 }
 
+/// The `reason` of an artifact's JSON object: like cargo's messages, every object on stdout
+/// says what it is, so a script selects the ones it wants.
+pub const REASON_ARTIFACT: &str = "lambda-artifact";
+/// The `reason` of an `--invoke-with` reply's JSON object.
+pub const REASON_INVOCATION: &str = "lambda-invocation";
+
 /// One line of JSON per artifact: the interface for scripts (`--message-format json`).
 pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Result<()> {
     let artifact = summary.artifact;
     let function = summary.function;
     let line = serde_json::json!({
+        "reason": REASON_ARTIFACT,
         // Lossy rather than a failure: a zip path that is not UTF-8 is rare and still shown.
         "path": function.output.path().to_string_lossy(),
         "function": function.bin,
@@ -287,6 +294,25 @@ pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Re
         // The image of a `--docker` build (null otherwise): the name to `docker save` it under
         // for a CI cache.
         "docker_image": summary.docker_image,
+    });
+    writeln!(out, "{line}")
+}
+
+/// One line of JSON per reply of `--invoke-with` in JSON mode: the payload as JSON when it is
+/// JSON (a function's usual reply), else as a string.
+pub fn print_invocation_json(
+    out: &mut impl Write,
+    function: &str,
+    failed: bool,
+    payload: &[u8],
+) -> std::io::Result<()> {
+    let payload = serde_json::from_slice::<serde_json::Value>(payload)
+        .unwrap_or_else(|_| String::from_utf8_lossy(payload).into_owned().into());
+    let line = serde_json::json!({
+        "reason": REASON_INVOCATION,
+        "function": function,
+        "outcome": if failed { "error" } else { "response" },
+        "payload": payload,
     });
     writeln!(out, "{line}")
 }

@@ -31,6 +31,8 @@ pub enum BuildError {
     Cargo {
         status: ExitStatus,
         code: Option<i32>,
+        /// A failure the tool recognised in cargo's output, with its own fixes.
+        known: Option<KnownFailure>,
     },
 
     #[error("cargo reported no executable for binary `{0}`")]
@@ -76,6 +78,23 @@ impl BuildError {
                 target.triple()
             ),
             BuildError::Spawn { fix, .. } => return fix.map(str::to_owned),
+            BuildError::Cargo {
+                known: Some(KnownFailure::OpenSsl),
+                ..
+            } => "openssl-sys needs OpenSSL's headers and libraries for the target, which a \
+                cross build rarely has: build with `--docker` (its image has them), enable \
+                openssl's `vendored` feature (`openssl = { version = \"0.10\", features = \
+                [\"vendored\"] }`), or use rustls instead (for reqwest: `default-features = \
+                false, features = [\"rustls-tls\"]`)"
+                .into(),
+            BuildError::Cargo {
+                known: Some(KnownFailure::PkgConfigCross { package }),
+                ..
+            } => format!(
+                "{package} asks pkg-config for a system library of the target, which a cross \
+                 build does not have: build with `--docker` (add the library to a \
+                 `lambda.Dockerfile`), or use the crate's bundled or vendored feature if it has one"
+            ),
             BuildError::Cargo { .. } => "cargo says above what failed: fix it and run again".into(),
             BuildError::Docker(e) => return e.help(),
             BuildError::Check(e) => return e.help(),
@@ -110,6 +129,57 @@ impl BuildError {
             program,
             source,
             fix,
+        }
+    }
+}
+
+/// Build failures common enough on cross builds to be recognised in cargo's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownFailure {
+    /// openssl-sys's build script found no OpenSSL for the target.
+    OpenSsl,
+    /// A build script asked pkg-config, which refuses cross builds unless configured.
+    PkgConfigCross { package: String },
+}
+
+/// Reads cargo's stderr line by line for a [`KnownFailure`]; OpenSSL's wins, being the more
+/// specific (its build script also reports pkg-config's refusal).
+#[derive(Debug, Default)]
+pub struct FailureScan {
+    /// The package of the last "failed to run custom build command for `NAME VERSION`".
+    failing: Option<String>,
+    openssl: bool,
+    pkg_config: Option<String>,
+}
+
+impl FailureScan {
+    pub fn line(&mut self, line: &str) {
+        if let Some(rest) = line
+            .split("failed to run custom build command for `")
+            .nth(1)
+        {
+            let package = rest.split([' ', '`']).next().unwrap_or_default();
+            self.openssl |= package == "openssl-sys";
+            self.failing = Some(package.to_string());
+        }
+        if line.contains("Could not find directory of OpenSSL installation") {
+            self.openssl = true;
+        }
+        if line.contains("pkg-config has not been configured to support cross-compilation") {
+            let package = self
+                .failing
+                .clone()
+                .unwrap_or_else(|| "a build script".into());
+            self.pkg_config.get_or_insert(package);
+        }
+    }
+
+    pub fn finish(self) -> Option<KnownFailure> {
+        if self.openssl {
+            Some(KnownFailure::OpenSsl)
+        } else {
+            self.pkg_config
+                .map(|package| KnownFailure::PkgConfigCross { package })
         }
     }
 }

@@ -7,7 +7,7 @@ pub mod error;
 pub mod local;
 pub mod zig;
 
-pub use error::{BuildError, INSTALL_RUST};
+pub use error::{BuildError, INSTALL_RUST, KnownFailure};
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -41,26 +41,68 @@ pub fn build(
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Outcome> {
+    let plans = plan.per_package_plans();
+    if plans.len() == 1 {
+        return build_one(plan, env, reporter, interrupt);
+    }
+    let mut done = Vec::new();
+    for part in &plans {
+        let outcome = build_one(part, env, reporter, interrupt)?;
+        done.extend(
+            part.functions
+                .iter()
+                .map(|f| (f.manifest_path.clone(), f.bin.clone()))
+                .zip(outcome.checked.into_iter().zip(outcome.docker_images)),
+        );
+    }
+    // Back in the plan's order, which the later stages follow.
+    let (checked, docker_images) = plan
+        .functions
+        .iter()
+        .map(|f| {
+            let at = done
+                .iter()
+                .position(|((manifest, bin), _)| *manifest == f.manifest_path && *bin == f.bin)
+                .expect("every function is in one package's plan");
+            done.swap_remove(at).1
+        })
+        .unzip();
+    Ok(Outcome {
+        checked,
+        docker_images,
+    })
+}
+
+fn build_one(
+    plan: &BuildPlan,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Outcome> {
     match &plan.backend {
-        Backend::Host => Ok(Outcome {
-            checked: local::build(plan, env, reporter, interrupt)?,
-            docker_image: None,
-        }),
+        Backend::Host => {
+            let checked = local::build(plan, env, reporter, interrupt)?;
+            Ok(Outcome {
+                docker_images: vec![None; checked.len()],
+                checked,
+            })
+        }
         Backend::Docker(config) => {
             let build = docker::build(plan, config, env, reporter, interrupt)?;
             Ok(Outcome {
+                docker_images: vec![Some(build.image); build.built.len()],
                 checked: check_all(&build.built, plan)?,
-                docker_image: Some(build.image),
             })
         }
     }
 }
 
-/// What a build produced: each function's executable, checked, and the image of a `--docker`
-/// build (reported in JSON, for a CI cache keyed by it).
+/// What a build produced, per function in the plan's order: its executable, checked, and the
+/// image of a `--docker` build (reported in JSON, for a CI cache keyed by it; packages with their
+/// own `lambda.Dockerfile` build in their own images).
 pub struct Outcome {
     pub checked: Vec<Checked>,
-    pub docker_image: Option<String>,
+    pub docker_images: Vec<Option<String>>,
 }
 
 /// Reads and checks what cargo built, each against the plan's architecture.
@@ -80,7 +122,7 @@ pub fn find_executable(
 ) -> Option<Built> {
     messages.into_iter().find_map(|message| match message {
         Message::CompilerArtifact(artifact)
-            if artifact.target.is_bin()
+            if (artifact.target.is_bin() || artifact.target.is_example())
                 && artifact.target.name == bin
                 && artifact.manifest_path.as_std_path() == manifest =>
         {
@@ -110,8 +152,8 @@ pub fn run_cargo(
     let stderr = watched.child_stderr()?;
 
     reporter.start_progress();
-    let built = std::thread::scope(|scope| {
-        scope.spawn(|| forward_lines(stderr, reporter));
+    let (built, known) = std::thread::scope(|scope| {
+        let forwarding = scope.spawn(|| forward_lines(stderr, reporter));
         let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
         for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
             let Message::CompilerArtifact(artifact) = &message else {
@@ -124,7 +166,8 @@ pub fn run_cargo(
                 }
             }
         }
-        built
+        // A panic while forwarding lost lines, not the build: no diagnosis then.
+        (built, forwarding.join().ok().flatten())
     });
     reporter.finish_progress();
     let status = watched.wait(interrupt)?;
@@ -132,6 +175,7 @@ pub fn run_cargo(
         return Err(BuildError::Cargo {
             status,
             code: status.code(),
+            known,
         });
     }
     built
@@ -196,14 +240,19 @@ impl Watched {
     }
 }
 
-pub(crate) fn forward_lines(stream: impl Read, reporter: &Reporter) {
+/// Passes cargo's stderr on, and says what it recognised in it.
+pub(crate) fn forward_lines(stream: impl Read, reporter: &Reporter) -> Option<KnownFailure> {
     let mut reader = BufReader::new(stream);
     let mut line = Vec::new();
+    let mut scan = error::FailureScan::default();
     while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
         let text = String::from_utf8_lossy(&line);
-        reporter.cargo_line(text.trim_end_matches(['\n', '\r']));
+        let text = text.trim_end_matches(['\n', '\r']);
+        scan.line(text);
+        reporter.cargo_line(text);
         line.clear();
     }
+    scan.finish()
 }
 
 /// Passes a signal this process received on to cargo (a terminal's Ctrl-C reaches cargo by
@@ -273,6 +322,95 @@ mod tests {
         assert_eq!(
             built.executable,
             Path::new("/t/x86_64-unknown-linux-gnu/release/api")
+        );
+    }
+
+    /// A fake cargo that fails as cargo does when openssl-sys's build script cannot find
+    /// OpenSSL for the target (issue 17, item 13).
+    fn failing_cargo(dir: &Path, stderr: &str) -> Cmd {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("cargo");
+        std::fs::write(
+            &script,
+            format!("#!/bin/sh\ncat >&2 <<'EOF'\n{stderr}\nEOF\nexit 101\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Cmd {
+            program: script.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: dir.to_path_buf(),
+        }
+    }
+
+    const OPENSSL_FAILURE: &str = "\
+   Compiling openssl-sys v0.9.109
+error: failed to run custom build command for `openssl-sys v0.9.109`
+
+Caused by:
+  process didn't exit successfully: `/t/release/build/openssl-sys-1/build-script-main` (exit status: 101)
+  --- stdout
+  cargo:rerun-if-env-changed=AARCH64_UNKNOWN_LINUX_GNU_OPENSSL_NO_VENDOR
+  run pkg_config fail: pkg-config has not been configured to support cross-compilation.
+
+  Install a sysroot for the target platform and configure it via
+  PKG_CONFIG_SYSROOT_DIR and PKG_CONFIG_PATH, or install a
+  cross-compiling wrapper for pkg-config and set it via
+  PKG_CONFIG environment variable.
+
+  --- stderr
+  thread 'main' panicked at openssl-sys-0.9.109/build/find_normal.rs:190:5:
+
+
+  Could not find directory of OpenSSL installation, and this `-sys` crate cannot
+  proceed without this knowledge.";
+
+    #[test]
+    fn openssl_and_pkg_config_failures_name_the_three_fixes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reporter = Reporter::plain(crate::env::Ui::default());
+        let run = |stderr: &str| {
+            run_cargo(
+                &failing_cargo(dir.path(), stderr),
+                &[],
+                &reporter,
+                &Interrupt::none(),
+            )
+            .unwrap_err()
+        };
+        let err = run(OPENSSL_FAILURE);
+        assert!(
+            matches!(
+                err,
+                BuildError::Cargo {
+                    code: Some(101),
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let help = err.help().unwrap();
+        for fix in ["--docker", "vendored", "rustls"] {
+            assert!(help.contains(fix), "{fix} missing: {help}");
+        }
+        assert!(help.contains("openssl-sys"), "{help}");
+
+        // Another `-sys` crate that asks pkg-config on a cross build: named, with --docker.
+        let err = run(
+            "error: failed to run custom build command for `libpq-sys v0.8.0`\n\
+            run pkg_config fail: pkg-config has not been configured to support cross-compilation.",
+        );
+        let help = err.help().unwrap();
+        assert!(
+            help.contains("libpq-sys") && help.contains("--docker"),
+            "{help}"
+        );
+
+        let err = run("error[E0308]: mismatched types");
+        assert!(
+            err.help().unwrap().starts_with("cargo says above"),
+            "{err:?}"
         );
     }
 

@@ -18,6 +18,9 @@ pub enum InvokeError {
     #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
+    #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
+    ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
+
     #[error("cannot read `{}`: {source}", .path.display())]
     ReadArtifact {
         path: PathBuf,
@@ -29,6 +32,13 @@ pub enum InvokeError {
 
     #[error("the zip has an entry that would land outside the task root: `{0}`")]
     UnsafeEntry(String),
+
+    /// A zip built with `--extension`: Lambda runs it beside a function, never by itself.
+    #[error("`{}` is an extension layer ({}), not a function: it has no `bootstrap` to run", .path.display(), .extensions.join(", "))]
+    ExtensionLayer {
+        path: PathBuf,
+        extensions: Vec<String>,
+    },
 
     /// Lambda's `InvalidParameterValueException` at upload.
     #[error("Unzipped size must be smaller than {limit} bytes (the zip holds {0} bytes)", limit = crate::lambda::UNZIPPED_LIMIT)]
@@ -115,6 +125,28 @@ impl InvokeError {
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }
+            InvokeError::ArtifactsBelow { found, .. } => format!(
+                "pass the one to run: `cargo lambda-build invoke {}`{}",
+                found[0].display(),
+                if found.len() > 1 {
+                    format!(
+                        " (the others: {})",
+                        found[1..]
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            InvokeError::ExtensionLayer { path, .. } => format!(
+                "an extension runs beside a function, from a layer: publish it with `aws lambda \
+                 publish-layer-version --layer-name NAME --zip-file fileb://{}` and add it to a \
+                 function; `invoke` runs a function's zip (built without `--extension`)",
+                path.display()
+            ),
             InvokeError::TooLargeUnzipped(_) => {
                 "Lambda refuses such a function at upload: strip the binary (`strip = true` in \
                  the cargo profile) or move data to S3 or a layer"

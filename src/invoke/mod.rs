@@ -74,7 +74,7 @@ impl InvokeConfig {
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
-            None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()))?,
+            None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
         let events = match (args.data, args.data_file) {
             (Some(data), _) => EventSource::Data(data),
@@ -97,7 +97,52 @@ impl InvokeConfig {
 
 /// `<outdir>/lambda.zip`, else `<outdir>/bootstrap`; the newer of the two when both are there,
 /// since that is what the last build wrote.
-fn last_artifact(outdir: &Path) -> Result<PathBuf, InvokeError> {
+/// With none there, the error names those below it (a run of several functions writes
+/// `<outdir>/<bin>/`), relative to `cwd`.
+fn last_artifact(outdir: &Path, cwd: &Path) -> Result<PathBuf, InvokeError> {
+    newest_artifact(outdir).ok_or_else(|| {
+        let found = artifacts_below(outdir, 2);
+        if found.is_empty() {
+            InvokeError::NoArtifact(outdir.to_path_buf())
+        } else {
+            InvokeError::ArtifactsBelow {
+                dir: outdir.to_path_buf(),
+                found: found
+                    .into_iter()
+                    .map(|p| p.strip_prefix(cwd).map(Path::to_path_buf).unwrap_or(p))
+                    .collect(),
+            }
+        }
+    })
+}
+
+/// The artifacts in the directories below `dir`, `depth` levels down at most, sorted; hidden
+/// directories and cargo's `target` are not looked in.
+fn artifacts_below(dir: &Path, depth: usize) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut subdirs: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| {
+            let name = e.file_name();
+            !name.to_string_lossy().starts_with('.') && name != "target"
+        })
+        .map(|e| e.path())
+        .collect();
+    subdirs.sort();
+    let mut found = Vec::new();
+    for sub in subdirs {
+        found.extend(newest_artifact(&sub));
+        if depth > 1 {
+            found.extend(artifacts_below(&sub, depth - 1));
+        }
+    }
+    found
+}
+
+fn newest_artifact(outdir: &Path) -> Option<PathBuf> {
     let candidates = ["lambda.zip", "bootstrap"].map(|name| outdir.join(name));
     candidates
         .into_iter()
@@ -113,7 +158,6 @@ fn last_artifact(outdir: &Path) -> Result<PathBuf, InvokeError> {
         .rev()
         .max_by_key(|(modified, _)| *modified)
         .map(|(_, path)| path)
-        .ok_or_else(|| InvokeError::NoArtifact(outdir.to_path_buf()))
 }
 
 /// Reads and splits the events.
@@ -155,6 +199,7 @@ pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
         &config.artifact,
         &events,
         &config.function,
+        Payloads::Raw,
         &reporter,
         config.ui.verbosity,
         &interrupt,
@@ -193,12 +238,22 @@ impl Outcomes {
     }
 }
 
+/// How each payload is printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payloads {
+    /// As the function returned it, one per line (`invoke`).
+    Raw,
+    /// One JSON object each, with a `reason`, among a build's `--message-format json` objects.
+    Json,
+}
+
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
 pub fn invoke(
     artifact: &Path,
     events: &[Vec<u8>],
     function: &FunctionSettings,
+    payloads: Payloads,
     reporter: &Reporter,
     verbosity: Verbosity,
     interrupt: &Interrupt,
@@ -264,16 +319,21 @@ pub fn invoke(
     let mut records = Vec::new();
     for event in events {
         let record = instance.invoke(event)?;
-        let payload = match &record.outcome {
-            Outcome::Response(body) => body,
-            Outcome::Failed(failure) => &failure.payload,
+        let (payload, failed) = match &record.outcome {
+            Outcome::Response(body) => (body, false),
+            Outcome::Failed(failure) => (&failure.payload, true),
         };
         let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(payload)
-            .and_then(|()| stdout.write_all(b"\n"))
-            .and_then(|()| stdout.flush())
-            .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
+        match payloads {
+            Payloads::Raw => stdout
+                .write_all(payload)
+                .and_then(|()| stdout.write_all(b"\n")),
+            Payloads::Json => {
+                crate::report::print_invocation_json(&mut stdout, &function.name, failed, payload)
+            }
+        }
+        .and_then(|()| stdout.flush())
+        .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
         drop(stdout);
         console.end(&record, function.memory_mb);
         records.push(record);
@@ -529,6 +589,31 @@ mod tests {
         std::fs::write(out.join("bootstrap"), "b").unwrap();
         let config = resolve(&["-o", "dist"], dir.path(), &[]).unwrap();
         assert_eq!(config.artifact, out.join("bootstrap"));
+    }
+
+    /// After `--workspace -o dist`, the artifacts are `dist/<bin>/lambda.zip`: the error names
+    /// them, with the command that runs one (issue 17, item 9).
+    #[test]
+    fn artifacts_of_several_functions_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        for bin in ["alpha", "beta"] {
+            let out = dir.path().join("dist").join(bin);
+            std::fs::create_dir_all(&out).unwrap();
+            std::fs::write(out.join("lambda.zip"), "z").unwrap();
+        }
+        let err = resolve(&[], dir.path(), &[]).unwrap_err();
+        let help = err.help().unwrap();
+        assert!(
+            help.contains("`cargo lambda-build invoke dist/alpha/lambda.zip`"),
+            "{help}"
+        );
+        assert!(help.contains("dist/beta/lambda.zip"), "{help}");
+        assert!(!help.contains("--zip"), "{help}");
+        let err = resolve(&["-o", "dist"], dir.path(), &[]).unwrap_err();
+        assert!(
+            err.help().unwrap().contains("invoke dist/alpha/lambda.zip"),
+            "{err:?}"
+        );
     }
 
     #[test]

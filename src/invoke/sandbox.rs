@@ -61,7 +61,14 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
         .map_err(InvokeError::TaskRoot)?;
     let unzipped_size = if is_zip {
-        extract_zip(artifact, dir.path(), UNZIPPED_LIMIT)?
+        let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT)?;
+        if let Some(extensions) = extension_layer(dir.path()) {
+            return Err(InvokeError::ExtensionLayer {
+                path: artifact.to_path_buf(),
+                extensions,
+            });
+        }
+        size
     } else {
         let dest = dir.path().join(BOOTSTRAP);
         fs::copy(artifact, &dest).map_err(InvokeError::TaskRoot)?;
@@ -73,6 +80,26 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
         metadata.len()
     };
     Ok(TaskRoot { dir, unzipped_size })
+}
+
+/// The `extensions/<name>` of an extracted zip that has no `bootstrap`: an extension layer.
+fn extension_layer(root: &Path) -> Option<Vec<String>> {
+    if root.join(BOOTSTRAP).exists() {
+        return None;
+    }
+    let mut names: Vec<String> = fs::read_dir(root.join(crate::lambda::EXTENSIONS_DIR))
+        .ok()?
+        .filter_map(|entry| entry.ok())
+        .map(|entry| {
+            format!(
+                "{}{}",
+                crate::lambda::EXTENSIONS_DIR,
+                entry.file_name().to_string_lossy()
+            )
+        })
+        .collect();
+    names.sort();
+    (!names.is_empty()).then_some(names)
 }
 
 /// Extracts every entry with its Unix mode (0644 when the zip records none, as for zips made

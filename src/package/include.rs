@@ -7,6 +7,11 @@
 //! that climbs out of it (`../secret`, `/etc/passwd`) or a symbolic link that resolves outside it
 //! is refused. A link that stays inside is followed, and its content is stored under the link's
 //! own name.
+//!
+//! What a directory or a glob reaches never includes `.git`, a cargo target directory (marked by
+//! `CACHEDIR.TAG` or `.rustc_info.json`: this build's or one an earlier build left) or the
+//! tool's own output: `--include .` once packed 203 MB of them. Named on its own, such a path is
+//! packed: the user asked for it.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -69,8 +74,26 @@ impl IncludeError {
 /// The zip entries for `patterns`, each a path or a glob relative to `root` (the package root):
 /// files, directories with everything under them, and the directories above each of them.
 pub fn collect(root: &Path, patterns: &[String]) -> Result<Vec<ZipEntry>, IncludeError> {
+    collect_except(root, patterns, &[]).map(|collected| collected.entries)
+}
+
+/// What [`collect_except`] found, and what it left out.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub entries: Vec<ZipEntry>,
+    /// Relative to the root, each with why it was left out.
+    pub skipped: Vec<(PathBuf, &'static str)>,
+}
+
+/// [`collect`], leaving out of directories and globs what must never be packed: `.git`, cargo
+/// target directories, and `outputs` (the outdir, the artifact).
+pub fn collect_except(
+    root: &Path,
+    patterns: &[String],
+    outputs: &[PathBuf],
+) -> Result<Collected, IncludeError> {
     if patterns.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Collected::default());
     }
     let canonical_root = root.canonicalize().map_err(|error| IncludeError::Io {
         path: root.to_path_buf(),
@@ -81,17 +104,29 @@ pub fn collect(root: &Path, patterns: &[String]) -> Result<Vec<ZipEntry>, Includ
         canonical_root: &canonical_root,
         entries: BTreeMap::new(),
         stack: Vec::new(),
+        outputs: outputs
+            .iter()
+            .map(|p| p.canonicalize().unwrap_or_else(|_| p.clone()))
+            .collect(),
+        skipped: Vec::new(),
     };
     for pattern in patterns {
-        for relative in expand(root, pattern)? {
-            walk.add(&relative)?;
+        let (paths, glob) = expand(root, pattern)?;
+        for relative in paths {
+            if !glob || !walk.left_out(&relative) {
+                walk.add(&relative)?;
+            }
         }
     }
-    Ok(walk.entries.into_values().collect())
+    Ok(Collected {
+        entries: walk.entries.into_values().collect(),
+        skipped: walk.skipped,
+    })
 }
 
-/// The relative paths a pattern names. A plain path must exist; a glob must match something.
-fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, IncludeError> {
+/// The relative paths a pattern names, and whether it is a glob. A plain path must exist; a
+/// glob must match something.
+fn expand(root: &Path, pattern: &str) -> Result<(Vec<PathBuf>, bool), IncludeError> {
     let escapes = || IncludeError::Escapes {
         pattern: pattern.to_string(),
         root: root.to_path_buf(),
@@ -113,9 +148,16 @@ fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, IncludeError> {
         pattern: pattern.to_string(),
         root: root.to_path_buf(),
     };
-    if !pattern.contains(['*', '?', '[']) {
+    // A trailing `**` is everything below, as in gitignore: the directory itself, walked.
+    let mut everything_below = false;
+    while relative.ends_with("**") {
+        relative.pop();
+        everything_below = true;
+    }
+    let is_glob = |path: &Path| path.to_string_lossy().contains(['*', '?', '[']);
+    if !is_glob(&relative) {
         fs::symlink_metadata(root.join(&relative)).map_err(|_| not_found())?;
-        return Ok(vec![relative]);
+        return Ok((vec![relative], everything_below));
     }
 
     let root_text = root.to_str().ok_or_else(|| IncludeError::NotUtf8 {
@@ -147,7 +189,7 @@ fn expand(root: &Path, pattern: &str) -> Result<Vec<PathBuf>, IncludeError> {
     if found.is_empty() {
         return Err(not_found());
     }
-    Ok(found)
+    Ok((found, true))
 }
 
 struct Walk<'a> {
@@ -157,9 +199,41 @@ struct Walk<'a> {
     entries: BTreeMap<String, ZipEntry>,
     /// The canonical directories being walked, to stop at a link into one of them.
     stack: Vec<PathBuf>,
+    /// Canonical paths of the tool's outputs.
+    outputs: Vec<PathBuf>,
+    skipped: Vec<(PathBuf, &'static str)>,
 }
 
 impl Walk<'_> {
+    /// Whether a path that a directory or a glob reached must stay out of the zip; noted once.
+    fn left_out(&mut self, relative: &Path) -> bool {
+        if relative.as_os_str().is_empty() {
+            // The package root itself (`**`), which may well be the outdir.
+            return false;
+        }
+        let path = self.root.join(relative);
+        let reason = if path.file_name().is_some_and(|name| name == ".git") {
+            "git's repository"
+        } else if path.is_dir()
+            && ["CACHEDIR.TAG", ".rustc_info.json"]
+                .iter()
+                .any(|marker| path.join(marker).is_file())
+        {
+            "a cargo target directory"
+        } else if path
+            .canonicalize()
+            .is_ok_and(|canonical| self.outputs.contains(&canonical))
+        {
+            "where this build writes its output"
+        } else {
+            return false;
+        };
+        if !self.skipped.iter().any(|(p, _)| p == relative) {
+            self.skipped.push((relative.to_path_buf(), reason));
+        }
+        true
+    }
+
     fn add(&mut self, relative: &Path) -> Result<(), IncludeError> {
         let path = self.root.join(relative);
         let io_error = |error| IncludeError::Io {
@@ -193,7 +267,9 @@ impl Walk<'_> {
             children.sort();
             self.stack.push(canonical);
             for child in children {
-                self.add(&child)?;
+                if !self.left_out(&child) {
+                    self.add(&child)?;
+                }
             }
             self.stack.pop();
             Ok(())
@@ -331,6 +407,30 @@ mod tests {
                 "{patterns:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_trailing_double_star_is_everything_below() {
+        let dir = package();
+        let got = |pattern: &str| -> Vec<String> {
+            let entries = collect(dir.path(), &strings(&[pattern])).unwrap();
+            names(&entries).into_iter().map(|(n, _)| n).collect()
+        };
+        assert_eq!(got("certs/**"), got("certs"));
+        assert_eq!(
+            got("certs/**"),
+            ["certs/", "certs/a.pem", "certs/b.pem", "certs/readme.txt"]
+        );
+        let everything = got("**");
+        assert!(
+            everything.contains(&"Cargo.toml".to_string()),
+            "{everything:?}"
+        );
+        assert!(everything.contains(&"config/nested/extra.json".to_string()));
+
+        // The root as the outdir does not hide the root's files.
+        let collected = collect_except(dir.path(), &strings(&["**"]), &[dir.path().into()]);
+        assert_eq!(collected.unwrap().entries.len(), everything.len());
     }
 
     #[test]

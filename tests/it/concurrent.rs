@@ -44,16 +44,6 @@ fn zipped_machine(zip: &Path) -> u16 {
 }
 
 /// Whether arm64 can be linked here; skips (or fails in CI) when not.
-fn arm64_linker() -> bool {
-    let found = support::zig_installed() || support::find_tool("aarch64-linux-gnu-gcc").is_some();
-    if !found {
-        support::skip_or_fail(
-            "no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc",
-        );
-    }
-    found
-}
-
 #[test]
 fn same_project_and_architecture_twice_at_once() {
     let project = crate_with("twice", &[("src/main.rs", &main_printing("v0"))], "");
@@ -89,7 +79,7 @@ fn same_project_and_architecture_twice_at_once() {
 
 #[test]
 fn same_project_for_both_architectures_at_once() {
-    if !arm64_linker() {
+    if !support::arm64_linker() {
         return;
     }
     let project = crate_with("botharch", &[("src/main.rs", &main_printing("v0"))], "");
@@ -120,7 +110,7 @@ fn same_project_for_both_architectures_at_once() {
 /// later rename wins), never a mix.
 #[test]
 fn both_architectures_into_one_outdir_leave_one_whole_zip() {
-    if !arm64_linker() {
+    if !support::arm64_linker() {
         return;
     }
     let project = crate_with("onedir", &[("src/main.rs", &main_printing("x"))], "");

@@ -14,6 +14,7 @@ mod docker;
 mod docker_ci;
 mod docker_reliability;
 mod e2e;
+mod habits;
 mod hostile;
 mod interrupt;
 mod invoke;

@@ -627,6 +627,7 @@ mod tests {
             profile: "release".into(),
             packages: vec!["fn".into()],
             bins: vec!["fn".into()],
+            examples: Vec::new(),
             features: Vec::new(),
             all_features: false,
             no_default_features: false,

@@ -344,11 +344,14 @@ mod tests {
             workspace_root: "/ws".into(),
             target_dir: "/ws/target".into(),
             workspace_config: serde_json::Value::Null,
+            cargo_lambda: Vec::new(),
             functions: vec![crate::project::Function {
                 package: "api".into(),
                 manifest_path: "/ws/api/Cargo.toml".into(),
                 bin: "api".into(),
+                kind: crate::project::TargetKind::Bin,
                 package_config: serde_json::Value::Null,
+                cargo_lambda_config: serde_json::Value::Null,
             }],
         };
         let Cli::LambdaBuild(args) =

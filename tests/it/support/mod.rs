@@ -40,6 +40,7 @@ pub use scratch::{
 };
 pub use tool::{stderr, stdout, tool, tool_as};
 pub use tools::{
-    QEMU, find_tool, path_with_only, require_tool, require_tools, skip_or_fail, zig_installed,
+    QEMU, arm64_linker, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
+    zig_installed,
 };
 pub use user::{Unprivileged, is_root};

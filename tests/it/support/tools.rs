@@ -100,3 +100,13 @@ pub fn path_with_only(scratch: &std::path::Path, tools: &[&str]) -> std::ffi::Os
     }
     bin.into_os_string()
 }
+
+/// Whether an arm64 cross build can link here (zig or a GNU cross gcc); skips the test
+/// otherwise, or fails it under `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`.
+pub fn arm64_linker() -> bool {
+    let found = zig_installed() || find_tool("aarch64-linux-gnu-gcc").is_some();
+    if !found {
+        skip_or_fail("no arm64 linker: zig (`pip install ziglang`) or aarch64-linux-gnu-gcc");
+    }
+    found
+}
