@@ -1,5 +1,5 @@
 # The image `cargo lambda-build --docker` builds functions in, unless the project has its own
-# `lambda.Dockerfile` (README.md, "The image contract", says what any such image must provide).
+# `lambda.Dockerfile` (docs/docker.md, "The image contract", says what any such image must provide).
 # It is embedded in cargo-lambda-build, built once per Docker engine with only this file as the
 # build context, and tagged by a hash of this file and its build arguments: later builds reuse it.
 #
@@ -7,7 +7,11 @@
 # glibc newer than the runtime's 2.34. The other architecture (arm64 from an x86_64 host, or
 # x86_64 from an arm64 host) is cross-compiled with zig pinned to glibc 2.34, through
 # cargo-zigbuild's compiler wrapper: no binfmt/QEMU emulation is needed.
-FROM public.ecr.aws/amazonlinux/amazonlinux:2023
+#
+# BASE_IMAGE: the Amazon Linux 2023 image to start from; point it at a registry mirror with
+# `cargo lambda-build --docker --docker-build-arg BASE_IMAGE=mirror.example/amazonlinux:2023`.
+ARG BASE_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2023
+FROM ${BASE_IMAGE}
 
 # The host toolchain's version, passed by cargo-lambda-build (from `cargo -V`): the container
 # compiles with the Rust the project is developed with. `stable`, `beta` and `nightly` work too.

@@ -89,7 +89,7 @@ lambda_build_docker_setup() (
     DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
     # Older base images, and the images the tests built from them, are not used any more.
     DOCKER_HOST=$host docker images --format '{{.Repository}}:{{.Tag}}' \
-      | grep -E '^(lambda-build-test-base|cargo-lambda-build):' | grep -vxF "$image" \
+      | grep -E '^(lambda-build-test-base|lambda-build-test-sccache|cargo-lambda-build):' | grep -vxF "$image" \
       | xargs -r env DOCKER_HOST="$host" docker rmi >/dev/null 2>&1 || true
   else
     echo "docker.sh: test base image $image exists"

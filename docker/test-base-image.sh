@@ -5,7 +5,7 @@
 # and the compiler wrappers and linker environment taken verbatim from the bundled
 # lambda.Dockerfile, so the tests cross-compile arm64 exactly as the bundled image does.
 #
-# It meets the image contract of README.md: `cargo` on PATH, both Linux targets, and the
+# It meets the image contract of docs/docker.md: `cargo` on PATH, both Linux targets, and the
 # linker environment for cross builds.
 #
 # usage: docker/test-base-image.sh IMAGE_NAME [CACHE_DIR]

@@ -94,6 +94,17 @@ pub struct BuildArgs {
     #[arg(long, value_enum, value_name = "MODE")]
     pub docker_files: Option<DockerFiles>,
 
+    /// A build argument of the image, declared by its Dockerfile with `ARG` (repeatable); the
+    /// bundled Dockerfile takes `BASE_IMAGE`, for a mirror of Amazon Linux 2023 (implies --docker)
+    #[arg(long, value_name = "NAME=VALUE", conflicts_with = "docker_image",
+        value_parser = parse_build_arg)]
+    pub docker_build_arg: Vec<(String, String)>,
+
+    /// Print the name of the image a --docker build uses (a tag made from its Dockerfile and
+    /// build arguments: a key for a CI cache) and exit without building (implies --docker)
+    #[arg(long)]
+    pub print_image_tag: bool,
+
     /// Optimize for size: opt-level "s", fat LTO, one codegen unit, symbols stripped (slower
     /// builds, about half the zip); panics still unwind
     #[arg(long)]
@@ -266,6 +277,39 @@ pub enum Command {
     /// Create a new Lambda function crate that builds with `cargo lambda-build --zip`
     New(NewArgs),
     Invoke(InvokeArgs),
+    /// Print the bundled lambda.Dockerfile, to commit, extend or pre-build it
+    #[command(
+        after_help = "Example: cargo lambda-build dockerfile > lambda.Dockerfile (a project's \
+lambda.Dockerfile replaces the bundled one)"
+    )]
+    Dockerfile,
+    /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
+    #[command(subcommand)]
+    Docker(DockerCommand),
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DockerCommand {
+    /// List the images, volumes and leftover containers of cargo-lambda-build on the engine
+    /// (`DOCKER_HOST`), with their sizes
+    Ls(DockerLsArgs),
+    /// Remove the images, volumes and stopped containers of cargo-lambda-build from the engine,
+    /// printing each one removed
+    Clean(DockerCleanArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DockerLsArgs {
+    /// How the list is printed on stdout: `json` prints one object per line, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DockerCleanArgs {
+    /// Also remove running containers (a build in progress fails)
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -278,9 +322,20 @@ pub struct NewArgs {
     #[arg(long)]
     pub extension: bool,
 
-    /// Also write `.github/workflows/lambda.yml`, a CI workflow that builds both architectures
-    #[arg(long)]
-    pub ci: bool,
+    /// Also write a CI file that builds both architectures with `--docker`, caching the builder
+    /// image and cargo's files: `.github/workflows/lambda.yml` (github, the default) or
+    /// `.gitlab-ci.yml` (gitlab)
+    #[arg(long, value_enum, value_name = "CI", num_args = 0..=1, default_missing_value = "github")]
+    pub ci: Option<Ci>,
+}
+
+/// The CI systems `new --ci` writes a file for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/lambda.yml`
+    Github,
+    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`
+    Gitlab,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
@@ -398,6 +453,24 @@ impl DockerFiles {
             DockerFiles::Copy => "copy",
         }
     }
+}
+
+/// `--docker-build-arg NAME=VALUE`: a name as Docker takes it, and a value (maybe empty).
+pub fn parse_build_arg(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once('=') else {
+        return Err(format!(
+            "`{text}` is not NAME=VALUE (for example `BASE_IMAGE=mirror.example/amazonlinux:2023`)"
+        ));
+    };
+    let valid = name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        return Err(format!(
+            "`{name}` is not a build argument name: letters, digits and `_`, not starting with a \
+             digit"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// The smallest limit the engine accepts (Docker refuses less than 6 MiB).
@@ -606,7 +679,15 @@ mod tests {
             panic!("{args:?}")
         };
         assert_eq!(new.path, PathBuf::from("my-fn"));
-        assert!(new.ci);
+        assert_eq!(new.ci, Some(Ci::Github));
+        let args = parse(&["cargo", "lambda-build", "new", "my-fn", "--ci", "gitlab"]);
+        let Some(Command::New(new)) = args.command else {
+            panic!("{args:?}")
+        };
+        assert_eq!(new.ci, Some(Ci::Gitlab));
+        assert!(
+            Cli::try_parse_from(["cargo", "lambda-build", "new", "x", "--ci", "jenkins"]).is_err()
+        );
         // Build flags belong to the build, not to `new`.
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "--zip", "new", "x"]).is_err());
     }
@@ -614,5 +695,79 @@ mod tests {
     #[test]
     fn quiet_and_verbose_conflict() {
         assert!(Cli::try_parse_from(["cargo", "lambda-build", "-q", "-v"]).is_err());
+    }
+
+    #[test]
+    fn docker_subcommands_and_build_arguments() {
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "docker",
+            "ls",
+            "--message-format",
+            "json",
+        ]);
+        assert!(matches!(
+            args.command,
+            Some(Command::Docker(DockerCommand::Ls(DockerLsArgs {
+                message_format: MessageFormat::Json
+            })))
+        ));
+        let args = parse(&["cargo", "lambda-build", "docker", "clean", "-q"]);
+        assert!(matches!(
+            args.command,
+            Some(Command::Docker(DockerCommand::Clean(DockerCleanArgs {
+                force: false
+            })))
+        ));
+        assert!(args.output.quiet, "-q is global");
+        assert!(matches!(
+            parse(&["cargo", "lambda-build", "dockerfile"]).command,
+            Some(Command::Dockerfile)
+        ));
+        let args = parse(&[
+            "cargo",
+            "lambda-build",
+            "--docker-build-arg",
+            "BASE_IMAGE=m/al:2023",
+            "--docker-build-arg",
+            "X=",
+        ]);
+        assert_eq!(
+            args.docker_build_arg,
+            [
+                ("BASE_IMAGE".to_string(), "m/al:2023".to_string()),
+                ("X".to_string(), String::new())
+            ]
+        );
+        for bad in [
+            &["cargo", "lambda-build", "--docker-build-arg", "NOVALUE"][..],
+            &[
+                "cargo",
+                "lambda-build",
+                "--docker-build-arg",
+                "A=1",
+                "--docker-image",
+                "i",
+            ],
+        ] {
+            assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn build_arguments_parse_as_name_equals_value() {
+        assert_eq!(
+            parse_build_arg("BASE_IMAGE=r.example/al:2023"),
+            Ok(("BASE_IMAGE".into(), "r.example/al:2023".into()))
+        );
+        assert_eq!(
+            parse_build_arg("EMPTY="),
+            Ok(("EMPTY".into(), String::new()))
+        );
+        assert_eq!(parse_build_arg("A=b=c"), Ok(("A".into(), "b=c".into())));
+        for bad in ["BASE_IMAGE", "=x", "1A=x", "A-B=x"] {
+            assert!(parse_build_arg(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -72,6 +72,10 @@ pub struct DockerConfig {
     pub files: DockerFiles,
     /// Where `files` was set, for the error when a forced `bind` cannot work.
     pub files_origin: Option<String>,
+    /// `--docker-build-arg`s, in the order given; they win over the tool's own.
+    pub build_args: Vec<(String, String)>,
+    /// `--print-image-tag`: name the image, build nothing.
+    pub print_image_tag: bool,
 }
 
 /// Everything the later stages need to know about what the user asked for.
@@ -648,19 +652,23 @@ impl BuildConfig {
                 || args.dockerfile.is_some()
                 || args.docker_image.is_some()
                 || args.docker_memory.is_some()
-                || args.docker_files.is_some())
-            .then(|| {
-                let (files, files_origin) = docker_files
-                    .map(|(files, _)| files)
-                    .unwrap_or((DockerFiles::Auto, None));
-                DockerConfig {
-                    dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
-                    image: args.docker_image,
-                    memory: args.docker_memory,
-                    files,
-                    files_origin,
-                }
-            }),
+                || args.docker_files.is_some()
+                || !args.docker_build_arg.is_empty()
+                || args.print_image_tag)
+                .then(|| {
+                    let (files, files_origin) = docker_files
+                        .map(|(files, _)| files)
+                        .unwrap_or((DockerFiles::Auto, None));
+                    DockerConfig {
+                        dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
+                        image: args.docker_image,
+                        memory: args.docker_memory,
+                        files,
+                        files_origin,
+                        build_args: args.docker_build_arg,
+                        print_image_tag: args.print_image_tag,
+                    }
+                }),
             invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
         })
@@ -789,6 +797,20 @@ mod tests {
             config(&["--docker-memory", "512m"], &e).docker,
             Some(DockerConfig {
                 memory: Some(512 << 20),
+                ..DockerConfig::default()
+            })
+        );
+        assert_eq!(
+            config(&["--docker-build-arg", "BASE_IMAGE=m"], &e).docker,
+            Some(DockerConfig {
+                build_args: vec![("BASE_IMAGE".into(), "m".into())],
+                ..DockerConfig::default()
+            })
+        );
+        assert_eq!(
+            config(&["--print-image-tag"], &e).docker,
+            Some(DockerConfig {
+                print_image_tag: true,
                 ..DockerConfig::default()
             })
         );

@@ -10,6 +10,7 @@ pub mod arch;
 pub mod build;
 pub mod cli;
 pub mod config;
+pub mod docker_cmd;
 pub mod env;
 pub mod error;
 pub mod inspect;
@@ -52,6 +53,8 @@ struct Prepared {
 struct Function {
     plan: FunctionPlan,
     checked: Checked,
+    /// The image of a `--docker` build.
+    docker_image: Option<String>,
     artifact: Artifact,
 }
 
@@ -59,7 +62,9 @@ struct Function {
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
-    let prepared = prepare(args, env)?;
+    let Some(prepared) = prepare(args, env)? else {
+        return Ok(());
+    };
     let reporter = &Reporter::new(prepared.config.ui);
     for warning in &prepared.config.warnings {
         reporter.warn(warning);
@@ -72,12 +77,18 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         smoke_events,
     } = prepared;
 
-    let checked = build::build(&plan, env, reporter, &interrupt)?;
+    let build::Outcome {
+        checked,
+        docker_images,
+    } = build::build(&plan, env, reporter, &interrupt)?;
     refuse_or_warn(&plan, &checked, reporter)?;
     interrupt.check()?;
 
     let mut functions = Vec::with_capacity(plan.functions.len());
-    for ((function, checked), includes) in plan.functions.iter().zip(checked).zip(includes) {
+    let built = checked.into_iter().zip(docker_images);
+    for ((function, (checked, docker_image)), includes) in
+        plan.functions.iter().zip(built).zip(includes)
+    {
         let (artifact, fresh) =
             package::package_function(function, &checked.executable, includes, timestamp, &|| {
                 interrupt.received()
@@ -86,6 +97,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         functions.push(Function {
             plan: function.clone(),
             checked,
+            docker_image,
             artifact,
         });
         interrupt.check()?;
@@ -102,8 +114,9 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 
 /// project -> config -> plan, then every refusal that needs no compiler: unwritable outdirs,
 /// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
-/// or escape, an unreadable `--invoke-with` file.
-fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
+/// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
+/// (`--print-image-tag`).
+fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
     let project = project::select(
@@ -121,6 +134,12 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
     let plan = plan::plan(&config, &project, env, profile_env);
+    if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
+        let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;
+        writeln!(std::io::stdout().lock(), "{}", image.name())
+            .map_err(|e| anyhow::anyhow!("cannot write to stdout: {e}"))?;
+        return Ok(None);
+    }
 
     for function in &config.functions {
         if function.outdir.is_file() {
@@ -166,13 +185,13 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Prepared> {
         }
         includes.push(collected.entries);
     }
-    Ok(Prepared {
+    Ok(Some(Prepared {
         config,
         plan,
         includes,
         timestamp,
         smoke_events,
-    })
+    }))
 }
 
 /// A binary that fails a check is refused, every problem named, unless `--no-verify`: then each
@@ -244,6 +263,7 @@ fn print_results(functions: &[Function], plan: &BuildPlan, format: MessageFormat
             artifact: &function.artifact,
             arch: plan.arch,
             elf: &function.checked.elf,
+            docker_image: function.docker_image.as_deref(),
         };
         match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),

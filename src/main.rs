@@ -1,10 +1,10 @@
 use clap::Parser;
 
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, Command};
+use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{invoke, new, report, run};
+use cargo_lambda_build::{docker_cmd, invoke, new, report, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -21,6 +21,11 @@ fn main() {
                 Some(Command::New(new)) => new::run(&new, &env, ui.color).map_err(Error::from),
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
+                }
+                Some(Command::Dockerfile) => docker_cmd::dockerfile(),
+                Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
+                Some(Command::Docker(DockerCommand::Clean(clean))) => {
+                    docker_cmd::clean(&clean, &env, ui)
                 }
                 None => run(args, &env),
             };

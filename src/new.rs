@@ -9,7 +9,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cli::NewArgs;
+use crate::cli::{Ci, NewArgs};
 use crate::env::Env;
 use crate::report;
 
@@ -74,15 +74,18 @@ const EXTENSION: Template = Template {
 };
 
 const GITIGNORE: &str = include_str!("../templates/new/gitignore");
-/// GitHub Actions: both architectures, the zips kept as artifacts.
-const CI_WORKFLOW: &str = include_str!("../templates/deploy/github-workflow.yml");
+/// GitHub Actions: both architectures with `--docker`, the builder image and cargo's files
+/// cached, the zips kept as artifacts.
+const GITHUB_WORKFLOW: &str = include_str!("../templates/ci/github-workflow.yml");
+/// GitLab CI: the same on a `docker:dind` service over TLS.
+const GITLAB_CI: &str = include_str!("../templates/ci/gitlab-ci.yml");
 
 /// The placeholder every template uses for the crate's name.
 const NAME: &str = "{{name}}";
 
 /// The files of a new crate named `name`, a function or an extension: (path relative to the
 /// crate, content).
-pub fn files(name: &str, extension: bool, ci: bool) -> Vec<(&'static str, String)> {
+pub fn files(name: &str, extension: bool, ci: Option<Ci>) -> Vec<(&'static str, String)> {
     let template = if extension { &EXTENSION } else { &FUNCTION };
     let fill = |text: &str| text.replace(NAME, name);
     let mut files = vec![
@@ -95,8 +98,10 @@ pub fn files(name: &str, extension: bool, ci: bool) -> Vec<(&'static str, String
     if let Some(lock) = lock_file(template.cargo_lock, name) {
         files.push(("Cargo.lock", lock));
     }
-    if ci {
-        files.push((".github/workflows/lambda.yml", fill(CI_WORKFLOW)));
+    match ci {
+        Some(Ci::Github) => files.push((".github/workflows/lambda.yml", fill(GITHUB_WORKFLOW))),
+        Some(Ci::Gitlab) => files.push((".gitlab-ci.yml", fill(GITLAB_CI))),
+        None => {}
     }
     files
 }
@@ -244,7 +249,7 @@ fn lock_file(template: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn new_args(path: &str, ci: bool) -> NewArgs {
+    fn new_args(path: &str, ci: Option<Ci>) -> NewArgs {
         NewArgs {
             path: path.into(),
             ci,
@@ -255,9 +260,9 @@ mod tests {
     #[test]
     fn creates_the_crate_with_its_name_everywhere() {
         let dir = tempfile::tempdir().unwrap();
-        let created = create(&new_args("fns/my-fn", true), dir.path()).unwrap();
+        let created = create(&new_args("fns/my-fn", Some(Ci::Github)), dir.path()).unwrap();
         assert_eq!(created, dir.path().join("fns/my-fn"));
-        for (path, _) in files("my-fn", false, true) {
+        for (path, _) in files("my-fn", false, Some(Ci::Github)) {
             let content = fs::read_to_string(created.join(path)).unwrap();
             assert!(!content.contains(NAME), "{path} keeps a placeholder");
         }
@@ -268,17 +273,21 @@ mod tests {
         let beside: Vec<_> = fs::read_dir(dir.path().join("fns")).unwrap().collect();
         assert_eq!(beside.len(), 1);
 
-        let err = create(&new_args("fns/my-fn", false), dir.path()).unwrap_err();
+        let err = create(&new_args("fns/my-fn", None), dir.path()).unwrap_err();
         assert!(matches!(err, NewError::Exists(_)), "{err}");
-        let plain = create(&new_args("plain", false), dir.path()).unwrap();
-        assert!(!plain.join(".github").exists());
+        let plain = create(&new_args("plain", None), dir.path()).unwrap();
+        assert!(!plain.join(".github").exists() && !plain.join(".gitlab-ci.yml").exists());
+        let gitlab = create(&new_args("gl", Some(Ci::Gitlab)), dir.path()).unwrap();
+        let text = fs::read_to_string(gitlab.join(".gitlab-ci.yml")).unwrap();
+        assert!(text.contains("DOCKER_HOST: tcp://docker:2376"), "{text}");
+        assert!(!gitlab.join(".github").exists());
     }
 
     #[test]
     fn bad_names_are_refused_before_writing() {
         let dir = tempfile::tempdir().unwrap();
         for name in ["1fn", "my fn", "é", "test", "-x"] {
-            let err = create(&new_args(&format!("sub/{name}"), false), dir.path()).unwrap_err();
+            let err = create(&new_args(&format!("sub/{name}"), None), dir.path()).unwrap_err();
             assert!(
                 matches!(err, NewError::InvalidCrateName { .. } | NewError::Exists(_)),
                 "{name}: {err}"
@@ -323,7 +332,7 @@ mod tests {
 
     #[test]
     fn an_extension_is_packaged_as_one_by_its_cargo_toml() {
-        let files = files("my-ext", true, false);
+        let files = files("my-ext", true, None);
         let manifest = &files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1;
         assert!(manifest.contains("extension = true"), "{manifest}");
         let sam = &files.iter().find(|(p, _)| *p == "template.yaml").unwrap().1;

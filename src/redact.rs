@@ -28,10 +28,18 @@ pub fn is_secret_name(name: &str) -> bool {
         || (name.starts_with("AWS_") && name.contains("KEY"))
 }
 
+/// Whether `-v` hides the value of this variable: a secret, or any of sccache's settings
+/// (`SCCACHE_REDIS=redis://:password@host`, `SCCACHE_AZURE_CONNECTION_STRING`, bucket names),
+/// which the build container receives but a shared CI log must not show.
+#[must_use]
+pub fn is_masked_name(name: &str) -> bool {
+    is_secret_name(name) || name.to_ascii_uppercase().starts_with("SCCACHE_")
+}
+
 /// The value to print for variable `name`.
 #[must_use]
 pub fn value<'a>(name: &str, value: &'a str) -> &'a str {
-    if is_secret_name(name) { MASK } else { value }
+    if is_masked_name(name) { MASK } else { value }
 }
 
 /// A command as shell words, `NAME=value` first, secrets masked: in the environment, and in
@@ -51,7 +59,7 @@ pub fn command_line<'a>(
         .chain(args.into_iter().map(|arg| {
             let arg = arg.to_string_lossy();
             match arg.split_once('=') {
-                Some((name, v)) if is_secret_name(name) && is_variable_name(name) => {
+                Some((name, v)) if is_masked_name(name) && is_variable_name(name) => {
                     assignment(name, v)
                 }
                 _ => shell_words::quote(&arg).into_owned(),
@@ -118,6 +126,8 @@ mod tests {
                 "GITHUB_TOKEN=ghp_x y",
                 "--env",
                 "CARGO_TERM_COLOR=never",
+                "--env",
+                "SCCACHE_REDIS=redis://:pw@cache",
                 "--label",
                 "note=has a space",
                 "a=b TOKEN=c",
@@ -127,7 +137,7 @@ mod tests {
         assert_eq!(
             line,
             "CARGO_REGISTRY_TOKEN='***' CARGO_PROFILE_RELEASE_STRIP=symbols docker run --env \
-             GITHUB_TOKEN='***' --env 'CARGO_TERM_COLOR=never' --label 'note=has a space' \
+             GITHUB_TOKEN='***' --env 'CARGO_TERM_COLOR=never' --env SCCACHE_REDIS='***' --label 'note=has a space' \
              'a=b TOKEN=c'"
         );
     }

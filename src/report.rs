@@ -220,6 +220,8 @@ pub struct FunctionReport<'a> {
     pub artifact: &'a Artifact,
     pub arch: Arch,
     pub elf: &'a ElfReport,
+    /// The image a `--docker` build ran in.
+    pub docker_image: Option<&'a str>,
 }
 
 pub fn glibc_text(elf: &ElfReport) -> String {
@@ -289,6 +291,9 @@ pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Re
         "code_sha256": artifact.code_sha256(),
         // The highest glibc version the binary requires; null when it requires none.
         "glibc": summary.elf.glibc.as_ref().map(ToString::to_string),
+        // The image of a `--docker` build (null otherwise): the name to `docker save` it under
+        // for a CI cache.
+        "docker_image": summary.docker_image,
     });
     writeln!(out, "{line}")
 }

@@ -40,33 +40,37 @@ pub fn build(
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Checked>> {
+) -> Result<Outcome> {
     let plans = plan.per_package_plans();
     if plans.len() == 1 {
         return build_one(plan, env, reporter, interrupt);
     }
-    let mut checked = Vec::new();
+    let mut done = Vec::new();
     for part in &plans {
-        let built = build_one(part, env, reporter, interrupt)?;
-        checked.extend(
+        let outcome = build_one(part, env, reporter, interrupt)?;
+        done.extend(
             part.functions
                 .iter()
                 .map(|f| (f.manifest_path.clone(), f.bin.clone()))
-                .zip(built),
+                .zip(outcome.checked.into_iter().zip(outcome.docker_images)),
         );
     }
     // Back in the plan's order, which the later stages follow.
-    Ok(plan
+    let (checked, docker_images) = plan
         .functions
         .iter()
         .map(|f| {
-            let at = checked
+            let at = done
                 .iter()
                 .position(|((manifest, bin), _)| *manifest == f.manifest_path && *bin == f.bin)
                 .expect("every function is in one package's plan");
-            checked.swap_remove(at).1
+            done.swap_remove(at).1
         })
-        .collect())
+        .unzip();
+    Ok(Outcome {
+        checked,
+        docker_images,
+    })
 }
 
 fn build_one(
@@ -74,14 +78,31 @@ fn build_one(
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Checked>> {
+) -> Result<Outcome> {
     match &plan.backend {
-        Backend::Host => local::build(plan, env, reporter, interrupt),
+        Backend::Host => {
+            let checked = local::build(plan, env, reporter, interrupt)?;
+            Ok(Outcome {
+                docker_images: vec![None; checked.len()],
+                checked,
+            })
+        }
         Backend::Docker(config) => {
-            let built = docker::build(plan, config, env, reporter, interrupt)?;
-            check_all(&built, plan)
+            let build = docker::build(plan, config, env, reporter, interrupt)?;
+            Ok(Outcome {
+                docker_images: vec![Some(build.image); build.built.len()],
+                checked: check_all(&build.built, plan)?,
+            })
         }
     }
+}
+
+/// What a build produced, per function in the plan's order: its executable, checked, and the
+/// image of a `--docker` build (reported in JSON, for a CI cache keyed by it; packages with their
+/// own `lambda.Dockerfile` build in their own images).
+pub struct Outcome {
+    pub checked: Vec<Checked>,
+    pub docker_images: Vec<Option<String>>,
 }
 
 /// Reads and checks what cargo built, each against the plan's architecture.

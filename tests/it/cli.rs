@@ -100,10 +100,18 @@ fn help_lists_the_flags_users_need() {
         help.contains("x86_64"),
         "the default architecture is stated:\n{help}"
     );
-    assert!(
-        help.contains("\n  invoke  Run a packaged"),
-        "the invoke subcommand is listed:\n{help}"
-    );
+    for (command, about) in [
+        ("invoke", "Run a packaged"),
+        ("dockerfile", "Print the bundled lambda.Dockerfile"),
+        ("docker", "List or remove what --docker keeps"),
+    ] {
+        assert!(
+            help.lines().any(|line| line
+                .strip_prefix(&format!("  {command} "))
+                .is_some_and(|rest| rest.trim_start().starts_with(about))),
+            "the {command} subcommand is listed:\n{help}"
+        );
+    }
 }
 
 #[test]

@@ -28,6 +28,7 @@ type Result<T, E = BuildError> = std::result::Result<T, E>;
 
 use super::engine::failure;
 use super::image::LABEL;
+use super::sccache::{self, Sccache};
 
 /// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
 /// has no home in the image.
@@ -70,6 +71,8 @@ pub struct ContainerSpec {
     pub command: Vec<String>,
     /// The memory limit in bytes, swap included, when the user set one (`--docker-memory`).
     pub memory: Option<u64>,
+    /// `none` (offline), or `default` when a remote sccache needs to reach its cache.
+    pub network: String,
 }
 
 /// What the spec is made from: the plan's facts plus what was found on the host.
@@ -93,6 +96,8 @@ pub struct ContainerInputs<'a> {
     /// The plan's cargo command (`build --message-format ... --target ...`).
     pub cargo: &'a CargoArgs,
     pub memory: Option<u64>,
+    /// sccache's settings, when the host's `RUSTC_WRAPPER` names it.
+    pub sccache: Option<&'a Sccache>,
 }
 
 pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
@@ -137,12 +142,19 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
             .filter(|dir| !dir.starts_with(inputs.workspace_root))
             .map(|dir| bind(dir, dir, true)),
     );
+    if let Some(sccache) = inputs.sccache {
+        mounts.extend(sccache.dir.iter().map(|dir| bind(dir, dir, false)));
+        mounts.extend(sccache.files.iter().map(|file| bind(file, file, true)));
+    }
 
     let mut env = vec![
         ("HOME".to_string(), CONTAINER_HOME.to_string()),
         ("CARGO_HOME".to_string(), CONTAINER_CARGO_HOME.to_string()),
     ];
     env.extend(passthrough_env(inputs.host_env.iter().cloned()));
+    if let Some(sccache) = inputs.sccache {
+        env.extend(sccache.env.iter().cloned());
+    }
     env.extend(inputs.cargo.env.iter().map(|(k, v)| {
         (
             k.to_string_lossy().into_owned(),
@@ -158,6 +170,16 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         inputs.workspace_root.to_path_buf()
     };
 
+    let command: Vec<String> = std::iter::once("cargo".to_string())
+        .chain(
+            inputs
+                .cargo
+                .in_container(inputs.target_dir)
+                .build_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned()),
+        )
+        .collect();
     ContainerSpec {
         name: inputs.name.clone(),
         image: inputs.image.clone(),
@@ -165,17 +187,15 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         mounts,
         env,
         workdir,
-        command: std::iter::once("cargo".to_string())
-            .chain(
-                inputs
-                    .cargo
-                    .in_container(inputs.target_dir)
-                    .build_args()
-                    .iter()
-                    .map(|a| a.to_string_lossy().into_owned()),
-            )
-            .collect(),
+        command: match inputs.sccache {
+            Some(_) => sccache::wrap(command),
+            None => command,
+        },
         memory: inputs.memory,
+        network: match inputs.sccache.and_then(|s| s.remote) {
+            Some(_) => "default".into(),
+            None => "none".into(),
+        },
     }
 }
 
@@ -299,7 +319,7 @@ impl ContainerSpec {
             "--label".into(),
             format!("{LABEL}=build").into(),
             "--network".into(),
-            "none".into(),
+            self.network.clone().into(),
         ];
         if let Some(user) = &self.user {
             args.extend(["--user".into(), user.clone().into()]);
@@ -400,7 +420,7 @@ impl ContainerSpec {
             tty: Some(false),
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
-                network_mode: Some("none".into()),
+                network_mode: Some(self.network.clone()),
                 // Swap equal to the limit: none on top, so the limit is what the build gets.
                 memory: self.memory.map(saturating_i64),
                 memory_swap: self.memory.map(saturating_i64),
@@ -542,6 +562,10 @@ pub async fn attach_start_and_wait(
         reporter.cargo_line(line);
     };
     let mut on_stdout = |line: &str| {
+        if let Some((hits, misses)) = sccache::stats_summary(line) {
+            reporter.status("Sccache", format!("{hits} cache hits, {misses} misses"));
+            return;
+        }
         for message in Message::parse_stream(line.as_bytes()).flatten() {
             let Message::CompilerArtifact(artifact) = &message else {
                 continue;
@@ -709,6 +733,7 @@ mod tests {
             cwd: Path::new("/home/me/fn/src"),
             cargo,
             memory: None,
+            sccache: None,
         }
     }
 
@@ -907,6 +932,58 @@ mod tests {
             ),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn sccache_gets_its_cache_its_settings_and_the_network_only_for_a_remote_cache() {
+        let cargo = cargo();
+        let local = Sccache {
+            env: vec![("SCCACHE_DIR".into(), "/home/me/.cache/sccache".into())],
+            dir: Some("/home/me/.cache/sccache".into()),
+            files: Vec::new(),
+            remote: None,
+        };
+        let mut inputs = inputs(&cargo, &[], &[]);
+        let plain = spec(&inputs);
+        assert_eq!(plain.command[0], "cargo");
+        inputs.sccache = Some(&local);
+        let spec = spec(&inputs);
+        assert!(spec.mounts.contains(&MountSpec::Bind {
+            source: "/home/me/.cache/sccache".into(),
+            target: "/home/me/.cache/sccache".into(),
+            read_only: false,
+        }));
+        assert!(spec.env.contains(&(
+            "SCCACHE_DIR".to_string(),
+            "/home/me/.cache/sccache".to_string()
+        )));
+        assert_eq!(&spec.command[..2], ["sh", "-c"]);
+        assert_eq!(spec.command[4..], plain.command[..]);
+        assert_eq!(spec.network, "none");
+        let body = spec.create_body();
+        assert_eq!(
+            body.host_config.unwrap().network_mode.as_deref(),
+            Some("none")
+        );
+        // `-v` shows the command without sccache's values.
+        let shown = spec.as_docker_run().to_string();
+        assert!(shown.contains("--env SCCACHE_DIR='***'"), "{shown}");
+        assert!(!shown.contains("SCCACHE_DIR=/home"), "{shown}");
+
+        let remote = Sccache {
+            env: vec![("SCCACHE_BUCKET".into(), "b".into())],
+            dir: None,
+            files: vec!["/etc/sccache.toml".into()],
+            remote: Some("S3"),
+        };
+        inputs.sccache = Some(&remote);
+        let spec = super::spec(&inputs);
+        assert_eq!(spec.network, "default");
+        assert!(spec.mounts.contains(&MountSpec::Bind {
+            source: "/etc/sccache.toml".into(),
+            target: "/etc/sccache.toml".into(),
+            read_only: true,
+        }));
     }
 
     #[test]

@@ -46,6 +46,13 @@ pub enum DockerError {
         path: PathBuf,
     },
 
+    #[error("the build argument `{name}` (`--docker-build-arg`) is not declared in {dockerfile}")]
+    UndeclaredBuildArg {
+        name: String,
+        dockerfile: String,
+        declared: Vec<String>,
+    },
+
     #[error("`cargo fetch` failed on the host{}", .code.map(|c| format!(" (exit code {c})")).unwrap_or_default())]
     Fetch { code: Option<i32> },
 
@@ -102,6 +109,21 @@ impl DockerError {
             DockerError::ImageMissing(name) => format!(
                 "pull or build it first (`docker pull {name}`), or leave out `--docker-image` to \
                  build the image from `lambda.Dockerfile` or the bundled one"
+            ),
+            DockerError::UndeclaredBuildArg { name, declared, .. } => format!(
+                "declare it with `ARG {name}` in the Dockerfile, or leave it out{}",
+                if declared.is_empty() {
+                    " (the Dockerfile declares no argument)".to_string()
+                } else {
+                    format!(
+                        "; the Dockerfile declares {}",
+                        declared
+                            .iter()
+                            .map(|n| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                }
             ),
             DockerError::Fetch { .. } => {
                 "the container builds offline, so dependencies are fetched on the host first: \

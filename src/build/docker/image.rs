@@ -154,6 +154,61 @@ pub fn tag_for(dockerfile: &str, build_args: &[(String, String)]) -> String {
     format!("{REPOSITORY}:{hex}")
 }
 
+/// The names of the build arguments a Dockerfile declares (`ARG NAME` or `ARG NAME=default`,
+/// several on one line too), in order: a `--docker-build-arg` it does not declare would be
+/// ignored by the engine with only a warning, so it is refused instead.
+pub fn declared_args(dockerfile: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut continued = false;
+    for line in dockerfile.lines() {
+        let trimmed = line.trim();
+        let is_instruction = !continued && !trimmed.starts_with('#');
+        continued = trimmed.ends_with('\\');
+        if !is_instruction {
+            continue;
+        }
+        let mut words = trimmed.split_whitespace();
+        if !words
+            .next()
+            .is_some_and(|word| word.eq_ignore_ascii_case("ARG"))
+        {
+            continue;
+        }
+        for word in words {
+            let name = word.split_once('=').map_or(word, |(name, _)| name);
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The build arguments of an image build: the tool's own (`RUST_VERSION`), then the user's
+/// `--docker-build-arg`s, which win. A user's argument that the Dockerfile does not declare is
+/// refused, naming the ones it does.
+pub fn build_args(
+    source: &DockerfileSource,
+    dockerfile: &str,
+    tool: Vec<(String, String)>,
+    user: &[(String, String)],
+) -> Result<Vec<(String, String)>, DockerError> {
+    let declared = declared_args(dockerfile);
+    if let Some((name, _)) = user.iter().find(|(name, _)| !declared.contains(name)) {
+        return Err(DockerError::UndeclaredBuildArg {
+            name: name.clone(),
+            dockerfile: source.to_string(),
+            declared,
+        });
+    }
+    let mut args: Vec<(String, String)> = tool
+        .into_iter()
+        .filter(|(name, _)| !user.iter().any(|(n, _)| n == name))
+        .collect();
+    args.extend(user.iter().cloned());
+    Ok(args)
+}
+
 /// The `RUST_VERSION` build argument from `cargo -V` (`cargo 1.95.0 (f2d3ce0bd 2026-03-21)`):
 /// `1.95.0` for a stable toolchain, the channel name for a beta or nightly one (rustup installs
 /// those by channel; pin a dated nightly in your own `lambda.Dockerfile`).
@@ -393,6 +448,77 @@ mod tests {
     }
 
     #[test]
+    fn declared_arguments_are_read_like_docker_reads_them() {
+        let text = "ARG BASE_IMAGE=x\nFROM ${BASE_IMAGE}\n# ARG COMMENTED\narg lower=1 Two\n\
+                    RUN echo \\\n  ARG NOT_AN_INSTRUCTION\nARG RUST_VERSION\n";
+        assert_eq!(
+            declared_args(text),
+            ["BASE_IMAGE", "lower", "Two", "RUST_VERSION"]
+        );
+        assert_eq!(
+            declared_args(BUNDLED_DOCKERFILE),
+            [
+                "BASE_IMAGE",
+                "RUST_VERSION",
+                "CARGO_ZIGBUILD_VERSION",
+                "ZIGLANG_VERSION"
+            ]
+        );
+    }
+
+    #[test]
+    fn the_users_build_arguments_win_and_must_be_declared() {
+        let tool = vec![("RUST_VERSION".to_string(), "1.95.0".to_string())];
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let args = build_args(
+            &DockerfileSource::Bundled,
+            BUNDLED_DOCKERFILE,
+            tool.clone(),
+            &[
+                pair("BASE_IMAGE", "mirror/al:2023"),
+                pair("RUST_VERSION", "1.90.0"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            args,
+            [
+                pair("BASE_IMAGE", "mirror/al:2023"),
+                pair("RUST_VERSION", "1.90.0")
+            ]
+        );
+        let with_mirror =
+            ImageRecipe::new(DockerfileSource::Bundled, BUNDLED_DOCKERFILE.into(), args);
+        let plain = ImageRecipe::new(
+            DockerfileSource::Bundled,
+            BUNDLED_DOCKERFILE.into(),
+            tool.clone(),
+        );
+        assert_ne!(
+            with_mirror.tag, plain.tag,
+            "the tag covers the build arguments"
+        );
+
+        let err = build_args(
+            &DockerfileSource::File("/p/lambda.Dockerfile".into()),
+            "FROM x\nARG A\n",
+            tool,
+            &[pair("BASE_IMAGE", "m")],
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("`BASE_IMAGE`") && text.contains("/p/lambda.Dockerfile"),
+            "{text}"
+        );
+        let help = err.help().unwrap();
+        assert!(
+            help.contains("ARG BASE_IMAGE") && help.contains("`A`"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn rust_version_comes_from_cargo_version() {
         assert_eq!(
             rust_version_from("cargo 1.95.0 (f2d3ce0bd 2026-03-21)").as_deref(),
@@ -414,7 +540,15 @@ mod tests {
     fn the_bundled_dockerfile_is_amazon_linux_2023_with_rust_for_both_targets() {
         let text = BUNDLED_DOCKERFILE;
         let from: Vec<&str> = text.lines().filter(|l| l.starts_with("FROM ")).collect();
-        assert_eq!(from, ["FROM public.ecr.aws/amazonlinux/amazonlinux:2023"]);
+        assert_eq!(from, ["FROM ${BASE_IMAGE}"]);
+        // The base image is an argument (registry mirrors), declared before FROM with AL2023 as
+        // its default.
+        let base = text
+            .lines()
+            .position(|l| l == "ARG BASE_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2023")
+            .expect("ARG BASE_IMAGE with Amazon Linux 2023 as default");
+        let from_at = text.lines().position(|l| l.starts_with("FROM ")).unwrap();
+        assert!(base < from_at, "ARG BASE_IMAGE must come before FROM");
         assert!(
             text.contains("ARG RUST_VERSION"),
             "no RUST_VERSION argument"

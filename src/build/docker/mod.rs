@@ -26,6 +26,8 @@ pub mod engine;
 pub mod error;
 pub mod files;
 pub mod image;
+pub mod inventory;
+pub mod sccache;
 pub mod sync;
 
 pub use error::DockerError;
@@ -59,13 +61,37 @@ pub fn container_target_dir(target_dir: &Path, arch: Arch) -> PathBuf {
         .join(arch.lambda_name())
 }
 
-pub fn build(
-    plan: &BuildPlan,
-    config: &DockerConfig,
-    env: &Env,
-    reporter: &Reporter,
-    interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+/// What a `--docker` build produced: the executables, and the image they were built in (for
+/// `--message-format json`, so CI can save that image under its name).
+#[derive(Debug)]
+pub struct DockerBuild {
+    pub built: Vec<Built>,
+    pub image: String,
+}
+
+/// The image a build runs in: an existing one (`--docker-image`), or one built from a Dockerfile
+/// with its build arguments, named by their hash.
+#[derive(Debug, Clone)]
+pub struct ImagePlan {
+    pub choice: ImageChoice,
+    /// `Some` when the image is built.
+    pub recipe: Option<ImageRecipe>,
+}
+
+impl ImagePlan {
+    /// The name the container runs: `--docker-image`, or the recipe's tag.
+    pub fn name(&self) -> &str {
+        match (&self.choice, &self.recipe) {
+            (_, Some(recipe)) => &recipe.tag,
+            (ImageChoice::Existing(name), None) => name,
+            (ImageChoice::Build(_), None) => unreachable!("a recipe is loaded for every build"),
+        }
+    }
+}
+
+/// Which image the build uses, read from the project and the host's toolchain, without the
+/// engine: what `--print-image-tag` prints and the build then ensures.
+pub fn image_plan(plan: &BuildPlan, config: &DockerConfig, env: &Env) -> Result<ImagePlan> {
     // One container builds every function: a package's own `lambda.Dockerfile` counts when
     // they all come from that package.
     let mut package_roots: Vec<&Path> = plan
@@ -88,13 +114,28 @@ pub fn build(
     let recipe = match &choice {
         ImageChoice::Existing(_) => None,
         ImageChoice::Build(source) => {
+            let loaded = ImageRecipe::load(source.clone(), Vec::new())?;
             let rust = host_rust_version(&env.cargo, &env.cwd)?;
-            Some(ImageRecipe::load(
-                source.clone(),
+            let args = image::build_args(
+                source,
+                &loaded.dockerfile,
                 vec![("RUST_VERSION".into(), rust)],
-            )?)
+                &config.build_args,
+            )?;
+            Some(ImageRecipe::new(loaded.source, loaded.dockerfile, args))
         }
     };
+    Ok(ImagePlan { choice, recipe })
+}
+
+pub fn build(
+    plan: &BuildPlan,
+    config: &DockerConfig,
+    env: &Env,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<DockerBuild> {
+    let image_plan = image_plan(plan, config, env)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,20 +146,16 @@ pub fn build(
     let docker = runtime.block_on(engine::connect(&endpoint))?;
     reporter.detail("Docker", format!("engine at {}", endpoint.describe()));
 
-    let image = match (&choice, &recipe) {
-        (ImageChoice::Existing(name), _) => {
-            if !runtime.block_on(image::exists(&docker, name))? {
-                return Err(DockerError::ImageMissing(name.clone()).into());
+    let image = image_plan.name().to_string();
+    match &image_plan.recipe {
+        None => {
+            if !runtime.block_on(image::exists(&docker, &image))? {
+                return Err(DockerError::ImageMissing(image).into());
             }
-            reporter.status("Using", format!("image {name}"));
-            name.clone()
+            reporter.status("Using", format!("image {image}"));
         }
-        (ImageChoice::Build(_), Some(recipe)) => {
-            runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?;
-            recipe.tag.clone()
-        }
-        (ImageChoice::Build(_), None) => unreachable!("a recipe is loaded for every build"),
-    };
+        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
+    }
     interrupt.check()?;
 
     run_fetch(&plan.cargo.fetch(), reporter, interrupt)?;
@@ -146,6 +183,7 @@ pub fn build(
         .vars()
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
         .collect();
+    let sccache = sccache::detect(&host_env, sccache::host_default_dir(&host_env));
     let inputs = ContainerInputs {
         name,
         image: image.clone(),
@@ -158,8 +196,16 @@ pub fn build(
         cwd: &env.cwd,
         cargo: &plan.cargo,
         memory: config.memory,
+        sccache: None,
     };
     if files == Files::Copy {
+        if sccache.is_some() {
+            // Its cache directory is this machine's, which a remote engine cannot mount.
+            reporter.warn(
+                "RUSTC_WRAPPER names sccache, but the engine cannot see this machine's files: \
+                 this build runs without it",
+            );
+        }
         let lock = std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock"))
             .unwrap_or_default();
         let git = sync::git_packages(&lock);
@@ -175,7 +221,8 @@ pub fn build(
             inputs,
             docker: &docker,
         };
-        return runtime.block_on(build_copy(build, reporter, interrupt));
+        let built = runtime.block_on(build_copy(build, reporter, interrupt))?;
+        return Ok(DockerBuild { built, image });
     }
     reporter.detail(
         "Docker",
@@ -200,20 +247,41 @@ pub fn build(
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
 
-    let spec = container::spec(&inputs);
+    if let Some(sccache) = &sccache {
+        if let Some(dir) = &sccache.dir {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display())
+            })?;
+        }
+        reporter.status(
+            "Sccache",
+            match (sccache.remote, &sccache.dir) {
+                (Some(backend), _) => format!(
+                    "RUSTC_WRAPPER: its {backend} cache, through the engine's default network"
+                ),
+                (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
+                (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
+            },
+        );
+    }
+    let spec = container::spec(&ContainerInputs {
+        sccache: sccache.as_ref(),
+        ..inputs
+    });
     reporter.status(
         "Container",
         format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    runtime.block_on(container::run(
+    let built = runtime.block_on(container::run(
         &docker,
         &spec,
         &plan.wanted(),
         reporter,
         interrupt,
-    ))
+    ))?;
+    Ok(DockerBuild { built, image })
 }
 
 struct CopyInputs<'a> {
