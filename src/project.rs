@@ -901,6 +901,20 @@ mod tests {
         select(meta, manifest, selection)
     }
 
+    /// `--workspace --exclude ...`, run in package `at`.
+    fn workspace_excluding(meta: &Metadata, at: &str, exclude: &[&str]) -> Result<Project> {
+        let exclude = strings(exclude);
+        select_with(
+            meta,
+            &manifest(at),
+            Selection {
+                workspace: true,
+                exclude: &exclude,
+                ..Default::default()
+            },
+        )
+    }
+
     fn strings(items: &[&str]) -> Vec<String> {
         items.iter().map(|s| s.to_string()).collect()
     }
@@ -994,15 +1008,7 @@ mod tests {
                 ("util", &[], None),
             ],
         );
-        let project = select_with(
-            &meta,
-            &manifest("api"),
-            Selection {
-                workspace: true,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let project = workspace_excluding(&meta, "api", &[]).unwrap();
         assert_eq!(
             names(&project),
             [
@@ -1011,41 +1017,11 @@ mod tests {
                 ("jobs".into(), "nightly".into())
             ]
         );
-        let exclude = strings(&["jobs"]);
-        let project = select_with(
-            &meta,
-            &manifest("api"),
-            Selection {
-                workspace: true,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let project = workspace_excluding(&meta, "api", &["jobs"]).unwrap();
         assert_eq!(names(&project), [("api".into(), "api".into())]);
-        let exclude = strings(&["api", "jobs"]);
-        let err = select_with(
-            &meta,
-            &manifest("api"),
-            Selection {
-                workspace: true,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = workspace_excluding(&meta, "api", &["api", "jobs"]).unwrap_err();
         assert!(matches!(err, ProjectError::NoFunction { .. }), "{err}");
-        let exclude = strings(&["ghost"]);
-        let err = select_with(
-            &meta,
-            &manifest("api"),
-            Selection {
-                workspace: true,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = workspace_excluding(&meta, "api", &["ghost"]).unwrap_err();
         assert!(matches!(err, ProjectError::UnknownPackage { .. }), "{err}");
     }
 
@@ -1055,15 +1031,7 @@ mod tests {
             ROOT,
             &[("api", &["handler"], None), ("admin", &["handler"], None)],
         );
-        let err = select_with(
-            &meta,
-            &manifest("api"),
-            Selection {
-                workspace: true,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = workspace_excluding(&meta, "api", &[]).unwrap_err();
         assert_eq!(
             err.to_string(),
             "two selected binaries are named `handler`: one in package `api`, one in package `admin`"
