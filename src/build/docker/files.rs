@@ -41,7 +41,10 @@ impl Files {
     }
 }
 
-/// `<target-dir>/lambda-build/docker/engines.json`: engine ID → what the probe found.
+/// `<target-dir>/lambda-build/docker/engines.json`: engine → what the probe found. An engine is
+/// its ID and its address together: dockerd 20.10 takes its ID from the host's
+/// `/etc/docker/key.json`, so two engines of one machine (one of them in its own mount
+/// namespace, seeing other files) can share an ID.
 pub fn cache_path(target_dir: &Path) -> PathBuf {
     target_dir
         .join("lambda-build")
@@ -77,15 +80,16 @@ pub async fn decide(
         .await
         .map_err(|e| failure("read the engine's information", e))?;
     let id = info.id.unwrap_or_default();
+    let key = format!("{id} at {engine}");
     let cache = cache_path(target_dir);
     let mut known = read_cache(&cache);
-    let found = match known.get(&id).map(String::as_str) {
+    let found = match known.get(&key).map(String::as_str) {
         Some("bind") if !id.is_empty() => Files::Bind,
         Some("copy") if !id.is_empty() => Files::Copy,
         _ => {
             let found = probe(docker, image, target_dir, name).await?;
             if !id.is_empty() {
-                known.insert(id, found.name().to_string());
+                known.insert(key, found.name().to_string());
                 // A cache that cannot be written only means probing again next time.
                 if let Ok(json) = serde_json::to_vec_pretty(&known) {
                     let _ = std::fs::write(&cache, json);

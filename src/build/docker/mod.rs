@@ -170,7 +170,7 @@ pub fn build(
         &docker,
         config.files,
         config.files_origin.as_deref(),
-        &endpoint.describe(),
+        &endpoint.host,
         &image,
         &plan.target_dir,
         &format!("{name}-probe"),
@@ -211,7 +211,7 @@ pub fn build(
         let git = sync::git_packages(&lock);
         if !git.is_empty() {
             return Err(DockerError::GitDependencyRemote {
-                engine: endpoint.describe(),
+                engine: endpoint.host.clone(),
                 packages: git,
             }
             .into());
