@@ -215,7 +215,8 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     runner.give(anywhere.path());
     let ls_command = |args: &[&str]| tool(runner, anywhere.path(), args);
 
-    // A run killed with SIGKILL mid-build leaves its container running.
+    // A run killed with SIGKILL mid-build leaves its container running. The container is
+    // waited for until it runs: killed between create and start, it would be left only created.
     let project = mirrored_project(&setup);
     let base = format!("BASE_IMAGE={}", setup.base_image);
     std::fs::write(
@@ -233,9 +234,9 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     let pid = watched.pid();
     assert!(
         support::docker::wait_until(Duration::from_secs(60), || {
-            !support::docker::containers_of(pid).is_empty()
+            !support::docker::running_containers_of(pid).is_empty()
         }),
-        "no container for the run"
+        "no running container for the run"
     );
     watched.signal(libc::SIGKILL);
     let (status, _) = watched.finish();

@@ -138,9 +138,20 @@ pub fn containers_of(pid: u32) -> Vec<String> {
     try_containers_of(pid).unwrap_or_else(|err| panic!("{err}"))
 }
 
+/// The run's containers that are running now: one that is only created has not begun to build.
+pub fn running_containers_of(pid: u32) -> Vec<String> {
+    containers_with(pid, &["--filter", "status=running"]).unwrap_or_else(|err| panic!("{err}"))
+}
+
 fn try_containers_of(pid: u32) -> Result<Vec<String>, String> {
+    containers_with(pid, &[])
+}
+
+fn containers_with(pid: u32, filter: &[&str]) -> Result<Vec<String>, String> {
     let prefix = format!("cargo-lambda-build-{pid}-");
-    let names = try_docker_ps(&["--filter", "label=cargo-lambda-build"])?;
+    let mut filters = vec!["--filter", "label=cargo-lambda-build"];
+    filters.extend_from_slice(filter);
+    let names = try_docker_ps(&filters)?;
     Ok(names
         .into_iter()
         .filter(|name| name.starts_with(&prefix))
