@@ -16,21 +16,17 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
+    PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
     report_time, setup, stderr, wait_until,
 };
 
 const REMOTE_ENV: &str = "LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST";
 
-type Remote = (std::sync::MutexGuard<'static, ()>, String, Setup);
-
-/// The remote engine's address and the setup, holding the engine lock (`_engine`) the Docker
-/// tests share, or None (after skip_or_fail) where there is no remote engine.
-fn remote() -> Option<Remote> {
-    let engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+/// The remote engine's address and the Docker tests' setup (base image, user), or a skip.
+fn remote() -> Option<(String, Setup)> {
     let setup = setup()?;
     match std::env::var(REMOTE_ENV) {
-        Ok(host) if !host.is_empty() => Some((engine, host, setup)),
+        Ok(host) if !host.is_empty() => Some((host, setup)),
         _ => {
             support::skip_or_fail(&format!(
                 "{REMOTE_ENV} is not set; `. .ci/remote-docker.sh` starts an engine that \
@@ -177,7 +173,7 @@ fn stable_project(setup: &Setup, name: &str) -> PathBuf {
 
 #[test]
 fn the_remote_engine_cannot_see_this_machines_files() {
-    let Some((_engine, host, setup)) = remote() else {
+    let Some((host, setup)) = remote() else {
         return;
     };
     let marker = format!("marker-{}-{:?}", std::process::id(), Instant::now());
@@ -211,7 +207,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
-    let Some((_engine, host, setup)) = remote() else {
+    let Some((host, setup)) = remote() else {
         return;
     };
     let runner = &setup.runner;
@@ -327,7 +323,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
 
 #[test]
 fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
-    let Some((_engine, host, setup)) = remote() else {
+    let Some((host, setup)) = remote() else {
         return;
     };
     let project = support::docker::project(&setup, "");
@@ -358,7 +354,7 @@ fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
 
 #[test]
 fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
-    let Some((_engine, host, setup)) = remote() else {
+    let Some((host, setup)) = remote() else {
         return;
     };
     let root = tempfile::tempdir().unwrap();
