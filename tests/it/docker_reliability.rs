@@ -101,14 +101,7 @@ fn an_engine_that_stops_during_the_image_build_is_a_clear_error() {
         "docker info",
     );
     previous.assert_intact();
-    assert!(
-        wait_until(Duration::from_secs(60), || containers_from(
-            &setup.base_image
-        )
-        .is_empty()),
-        "the cancelled build left {:?}",
-        containers_from(&setup.base_image)
-    );
+    support::docker::assert_containers_from_go(&setup.base_image, "the cancelled build");
 }
 
 /// The engine goes away while the container builds: the tool says so, and since it cannot remove
@@ -233,14 +226,8 @@ fn sigint_and_sigterm_during_the_image_build_and_the_container_run_leave_nothing
         previous.assert_intact();
         assert!(containers_of(pid).is_empty());
         // The engine cancels the build when its client goes, and removes the step's container.
-        assert!(
-            wait_until(Duration::from_secs(60), || containers_from(
-                &setup.base_image
-            )
-            .is_empty()),
-            "{name} during the image build left {:?}",
-            containers_from(&setup.base_image)
-        );
+        let during = format!("{name} during the image build");
+        support::docker::assert_containers_from_go(&setup.base_image, &during);
 
         let project = slow_build_script(&setup);
         let previous = PreviousZip::plant(project.path());

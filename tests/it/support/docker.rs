@@ -191,6 +191,15 @@ pub fn containers_from(image: &str) -> Vec<String> {
     docker_ps(&["--filter", &format!("ancestor={image}")])
 }
 
+/// That the engine removes, within a minute, every container from `image` (it does so after
+/// a cancelled image build), else a failure saying what `after` left.
+pub fn assert_containers_from_go(image: &str, after: &str) {
+    let gone = wait_until(Duration::from_secs(60), || {
+        containers_from(image).is_empty()
+    });
+    assert!(gone, "{after} left {:?}", containers_from(image));
+}
+
 fn docker_ps(filter: &[&str]) -> Vec<String> {
     try_docker_ps(filter).unwrap_or_else(|err| panic!("{err}"))
 }
