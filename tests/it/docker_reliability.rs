@@ -75,6 +75,33 @@ fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
     }
 }
 
+/// `--docker --zip` through an engine that dies 3 s after a request starting with `trigger`
+/// (which must come): the output, and the run's pid (its containers' names hold it).
+fn build_until_the_engine_dies(
+    setup: &Setup,
+    dir: &Path,
+    trigger: &'static [u8],
+) -> (std::process::Output, u32) {
+    let engine = DyingEngine::start(&real_socket(), trigger, Duration::from_secs(3));
+    let child = setup
+        .runner
+        .command(dir, &["--docker", "--zip"])
+        .env("DOCKER_HOST", engine.host())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    let trigger = String::from_utf8_lossy(trigger);
+    assert!(
+        engine.died(),
+        "no `{trigger}` reached the engine:\n{}",
+        stderr(&output)
+    );
+    (output, pid)
+}
+
 /// The engine goes away while it builds the image (a slow `RUN` step): the tool says the engine
 /// stopped answering, and the engine, seeing its client gone, cancels the build.
 #[test]
@@ -82,18 +109,7 @@ fn an_engine_that_stops_during_the_image_build_is_a_clear_error() {
     let Some(setup) = setup() else { return };
     let project = project(&setup, &format!("RUN echo {} && sleep 30\n", nonce()));
     let previous = PreviousZip::plant(project.path());
-    let engine = DyingEngine::start(&real_socket(), b"/build?", Duration::from_secs(3));
-    let output = setup
-        .runner
-        .command(project.path(), &["--docker", "--zip"])
-        .env("DOCKER_HOST", engine.host())
-        .output()
-        .unwrap();
-    assert!(
-        engine.died(),
-        "the build never reached the engine:\n{}",
-        stderr(&output)
-    );
+    let (output, _) = build_until_the_engine_dies(&setup, project.path(), b"/build?");
     assert_refused(
         &output,
         1,
@@ -111,22 +127,7 @@ fn an_engine_that_stops_during_the_container_run_is_a_clear_error() {
     let Some(setup) = setup() else { return };
     let project = slow_build_script(&setup);
     let previous = PreviousZip::plant(project.path());
-    let engine = DyingEngine::start(&real_socket(), b"/start ", Duration::from_secs(3));
-    let child = setup
-        .runner
-        .command(project.path(), &["--docker", "--zip"])
-        .env("DOCKER_HOST", engine.host())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        engine.died(),
-        "the container never started:\n{}",
-        stderr(&output)
-    );
+    let (output, pid) = build_until_the_engine_dies(&setup, project.path(), b"/start ");
     let left = containers_of(pid);
     for name in &left {
         let _ = Command::new("docker").args(["rm", "-f", name]).output();
