@@ -406,6 +406,11 @@ pub struct InvokeArgs {
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
+
+    /// A layer's zip, extracted into the function's /opt (repeatable: in order, a later layer's
+    /// files replacing an earlier one's); its extensions/ are started beside the function
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
 }
 
 /// `-v`, `-q` and `--color`, declared once for every subcommand (`global`), resolved once

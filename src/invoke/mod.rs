@@ -9,6 +9,7 @@ pub mod instance;
 pub mod lambda;
 pub mod sandbox;
 pub mod server;
+pub mod telemetry;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .into_iter()
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
+        layers: Vec::new(),
     }
 }
 
@@ -86,6 +88,7 @@ impl InvokeConfig {
         function.memory_mb = args.memory;
         function.timeout_secs = args.timeout;
         function.variables = sandbox::parse_variables(&args.env)?;
+        function.layers = args.layer.iter().map(|l| env.cwd.join(l)).collect();
         Ok(InvokeConfig {
             artifact,
             events,
@@ -259,21 +262,39 @@ pub fn invoke(
     interrupt: &Interrupt,
 ) -> Result<Outcomes> {
     let task_root = sandbox::prepare(artifact)?;
+    let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
     let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-    let emulator = sandbox::emulation(
-        elf.as_ref(),
-        Arch::host(),
-        |name| which::which(name).ok(),
-        Path::is_dir,
-    )?;
+    let emulator = |elf: Option<&crate::inspect::ElfReport>| {
+        sandbox::emulation(
+            elf,
+            Arch::host(),
+            |name| which::which(name).ok(),
+            Path::is_dir,
+        )
+    };
     let api = RuntimeApi::start().map_err(InvokeError::Server)?;
     let env = sandbox::environment(
         function,
         task_root.path(),
+        opt.path(),
         api.addr,
         &lambda::log_stream_name(SystemTime::now()),
     );
-    let launch = sandbox::launch(task_root.path(), emulator, env);
+    let extensions = opt
+        .extensions()
+        .into_iter()
+        .map(|path| {
+            let elf = crate::inspect::inspect(&path).ok();
+            let emulator = emulator(elf.as_ref())?;
+            Ok(sandbox::launch_executable(
+                path,
+                task_root.path(),
+                emulator,
+                env.clone(),
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
 
     let arch = match (&elf, &launch.emulator) {
         (Some(elf), None) => elf.arch.to_string(),
@@ -299,6 +320,16 @@ pub fn invoke(
             function.memory_mb
         ),
     );
+    if !extensions.is_empty() {
+        reporter.status(
+            "Extensions",
+            extensions
+                .iter()
+                .map(|e| e.bootstrap.file_name().unwrap_or_default().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
+    }
     if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }
@@ -315,7 +346,8 @@ pub fn invoke(
         sandbox::arn(function),
         interrupt,
         &console,
-    );
+    )
+    .with_extensions(&extensions);
     let mut records = Vec::new();
     for event in events {
         let record = instance.invoke(event)?;
