@@ -62,6 +62,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH")]
     pub include: Vec<String>,
 
+    /// A layer's zip the function is deployed with (repeatable): the shared libraries in its
+    /// lib/ count as present for the check, and `--invoke-with` runs with it in /opt
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
+
     /// Package the binary as a Lambda extension: `extensions/<binary>` in the zip, no `bootstrap`
     #[arg(long)]
     pub extension: bool,

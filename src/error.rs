@@ -67,6 +67,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A layer declared for the build (`--layer`, `layers`) that is not a readable zip.
+    #[error("cannot read the layer `{}`: {reason}", .path.display())]
+    Layer { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -155,6 +159,11 @@ impl Error {
                     )
                 })
             }
+            Error::Layer { .. } => Some(
+                "pass the zip of a layer to `--layer` (or `layers` in \
+                 `[package.metadata.lambda-build]`), with paths relative to the package"
+                    .into(),
+            ),
             Error::Interrupted(_) | Error::Other(_) => None,
         }
     }

@@ -44,6 +44,8 @@ struct Prepared {
     plan: BuildPlan,
     /// The files each function's zip will hold besides its executable, in the plan's order.
     includes: Vec<Vec<ZipEntry>>,
+    /// The shared libraries each function ships in its zip or gets from its layers.
+    provided: Vec<Vec<String>>,
     timestamp: zip::DateTime,
     /// `--invoke-with`'s events, read before the build so a bad file fails fast.
     smoke_events: Option<Vec<Vec<u8>>>,
@@ -73,14 +75,18 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
         config,
         plan,
         includes,
+        provided,
         timestamp,
         smoke_events,
     } = prepared;
 
     let build::Outcome {
-        checked,
+        mut checked,
         docker_images,
     } = build::build(&plan, env, reporter, &interrupt)?;
+    for (checked, provided) in checked.iter_mut().zip(&provided) {
+        checked.provided(provided);
+    }
     refuse_or_warn(&plan, &checked, reporter)?;
     interrupt.check()?;
 
@@ -162,6 +168,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
     let mut includes = Vec::new();
+    let mut provided = Vec::new();
     for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
@@ -183,12 +190,28 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
                 path.display()
             ));
         }
+        let mut libraries = lambda::libraries_in(
+            collected.entries.iter().map(|e| e.name.as_str()),
+            lambda::TASK_LIBRARY_DIRS,
+        );
+        for layer in &settings.layers {
+            let names = package::entry_names(layer).map_err(|reason| Error::Layer {
+                path: layer.clone(),
+                reason,
+            })?;
+            libraries.extend(lambda::libraries_in(
+                names.iter().map(String::as_str),
+                lambda::LAYER_LIBRARY_DIRS,
+            ));
+        }
+        provided.push(libraries);
         includes.push(collected.entries);
     }
     Ok(Some(Prepared {
         config,
         plan,
         includes,
+        provided,
         timestamp,
         smoke_events,
     }))
@@ -286,8 +309,12 @@ fn smoke_test(
 ) -> Result<()> {
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
-    for function in functions.iter().filter(|f| !f.plan.extension) {
-        let settings = invoke::default_function(&function.plan.bin, &lookup);
+    for (function, settings_of) in functions.iter().zip(&config.functions) {
+        if function.plan.extension {
+            continue;
+        }
+        let mut settings = invoke::default_function(&function.plan.bin, &lookup);
+        settings.layers = settings_of.layers.clone();
         let outcome = invoke::invoke(
             function.plan.output.path(),
             events,

@@ -282,8 +282,7 @@ impl<'a> Instance<'a> {
                 Happening::Extension => {
                     if let Some(extension) = self.extensions.iter().find(|e| e.exit().is_some()) {
                         let exit = extension.exit().unwrap_or(ExitStatus::Code(0));
-                        let failure =
-                            Failure::extension_crash(&request_id, &extension.name, exit);
+                        let failure = Failure::extension_crash(&request_id, &extension.name, exit);
                         crashed = Some(extension.name.clone());
                         status = Some(Status::Error(failure.error_type.clone()));
                         if outcome.is_none() {
@@ -701,7 +700,11 @@ impl<'a> Instance<'a> {
             stream: Stream::Extension,
             ..function
         };
-        for process in self.extensions.iter_mut().filter_map(|e| e.process.as_mut()) {
+        for process in self
+            .extensions
+            .iter_mut()
+            .filter_map(|e| e.process.as_mut())
+        {
             process.forward_output(&extension, eof);
         }
     }
@@ -770,10 +773,14 @@ impl<'a> Instance<'a> {
 impl Instance<'_> {
     /// Answers a request of the Extensions or Telemetry API.
     fn extensions_api(&mut self, request: ApiRequest) {
-        let id = request.header("Lambda-Extension-Identifier").map(str::to_owned);
-        let known = id
-            .as_deref()
-            .and_then(|id| self.extensions.iter().position(|e| e.id.as_deref() == Some(id)));
+        let id = request
+            .header("Lambda-Extension-Identifier")
+            .map(str::to_owned);
+        let known = id.as_deref().and_then(|id| {
+            self.extensions
+                .iter()
+                .position(|e| e.id.as_deref() == Some(id))
+        });
         let body = match &request.body {
             Body::Complete(body) => body.clone(),
             Body::TooLarge(_) => return request.too_large(),

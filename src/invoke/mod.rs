@@ -322,12 +322,20 @@ pub fn invoke(
     );
     if !extensions.is_empty() {
         reporter.status(
-            "Extensions",
-            extensions
-                .iter()
-                .map(|e| e.bootstrap.file_name().unwrap_or_default().to_string_lossy())
-                .collect::<Vec<_>>()
-                .join(", "),
+            "Starting",
+            format!(
+                "extension{} {} from /opt/extensions",
+                if extensions.len() == 1 { "" } else { "s" },
+                extensions
+                    .iter()
+                    .map(|e| e
+                        .bootstrap
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         );
     }
     if verbosity.verbose() {

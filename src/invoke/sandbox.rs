@@ -861,12 +861,16 @@ mod tests {
         );
     }
 
-    fn zip_with_link(entries: &[(&str, u32, &[u8])], link: (&str, &str)) -> tempfile::NamedTempFile {
+    fn zip_with_link(
+        entries: &[(&str, u32, &[u8])],
+        link: (&str, &str),
+    ) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
         let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
         for (name, mode, data) in entries {
-            zip.start_file(*name, options.unix_permissions(*mode)).unwrap();
+            zip.start_file(*name, options.unix_permissions(*mode))
+                .unwrap();
             zip.write_all(data).unwrap();
         }
         zip.add_symlink(link.0, link.1, options).unwrap();
@@ -882,7 +886,10 @@ mod tests {
             ("extensions/a", 0o755, b"#!/bin/sh\n"),
         ]);
         let second = zip_with_link(
-            &[("lib/libshared.so", 0o644, b"second!"), ("bin/tool", 0o755, b"t")],
+            &[
+                ("lib/libshared.so", 0o644, b"second!"),
+                ("bin/tool", 0o755, b"t"),
+            ],
             ("lib/libfirst.so", "libshared.so"),
         );
         let opt = prepare_opt(&[first.path().into(), second.path().into()], 100).unwrap();

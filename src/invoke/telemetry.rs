@@ -94,9 +94,17 @@ pub fn parse_subscription(body: &[u8]) -> Result<Subscription, String> {
     let bounded = |value: Option<usize>, default, min, max, name: &str| match value {
         None => Ok(default),
         Some(v) if (min..=max).contains(&v) => Ok(v),
-        Some(v) => Err(format!("buffering.{name} {v} is not within {min} and {max}")),
+        Some(v) => Err(format!(
+            "buffering.{name} {v} is not within {min} and {max}"
+        )),
     };
-    let max_items = bounded(request.buffering.max_items, 10_000, 1_000, 10_000, "maxItems")?;
+    let max_items = bounded(
+        request.buffering.max_items,
+        10_000,
+        1_000,
+        10_000,
+        "maxItems",
+    )?;
     let max_bytes = bounded(
         request.buffering.max_bytes,
         262_144,
@@ -193,7 +201,11 @@ impl Telemetry {
             "record": String::from_utf8_lossy(line),
         })
         .to_string();
-        for subscriber in self.subscribers.iter().filter(|s| s.streams.contains(&stream)) {
+        for subscriber in self
+            .subscribers
+            .iter()
+            .filter(|s| s.streams.contains(&stream))
+        {
             if let Some(sender) = &subscriber.sender {
                 let _ = sender.send(record.clone());
             }
@@ -308,7 +320,10 @@ mod tests {
                 "destination":{"protocol":"HTTP","URI":"http://sandbox:1"}}"#,
         )
         .unwrap_err();
-        assert!(err.contains("timeoutMs 10 is not within 25 and 30000"), "{err}");
+        assert!(
+            err.contains("timeoutMs 10 is not within 25 and 30000"),
+            "{err}"
+        );
         let err = parse_subscription(
             br#"{"types":["logs"],"destination":{"protocol":"HTTP","URI":"http://sandbox:1"}}"#,
         )
@@ -319,7 +334,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("`TCP`"), "{err}");
-        assert_eq!(local_uri("http://example.com:1/x"), "http://example.com:1/x");
+        assert_eq!(
+            local_uri("http://example.com:1/x"),
+            "http://example.com:1/x"
+        );
         assert_eq!(local_uri("http://sandboxes:1"), "http://sandboxes:1");
     }
 

@@ -23,9 +23,15 @@ fn zips_dir() -> PathBuf {
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
 fn build_zip(fixture: &str, arch: &str) -> PathBuf {
+    build_zip_with(fixture, arch, &[])
+}
+
+/// [`build_zip`] with more flags (`--extension`).
+pub fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathBuf {
     let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
     let output = support::tool()
+        .args(flags)
         .args(["--zip", "--locked", "--arch", arch, "-o"])
         .arg(&outdir)
         .current_dir(source.path())
@@ -40,12 +46,12 @@ fn build_zip(fixture: &str, arch: &str) -> PathBuf {
     outdir.join("lambda.zip")
 }
 
-fn echo_zip() -> &'static Path {
+pub fn echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "x86_64"))
 }
 
-fn misbehave_zip() -> &'static Path {
+pub fn misbehave_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("misbehave", "x86_64"))
 }
@@ -60,7 +66,7 @@ fn misbehave_arm64_zip() -> Option<&'static Path> {
 }
 
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
-fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+pub fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = support::tool()
         .arg("invoke")
         .args(args)
@@ -76,12 +82,12 @@ fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn invoke(args: &[&str]) -> Output {
+pub fn invoke(args: &[&str]) -> Output {
     invoke_with_stdin(args, b"")
 }
 
 /// stdout, one JSON payload a line.
-fn payloads(output: &Output) -> Vec<Value> {
+pub fn payloads(output: &Output) -> Vec<Value> {
     stdout(output)
         .lines()
         .map(|line| {
@@ -91,7 +97,7 @@ fn payloads(output: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn assert_exit(output: &Output, code: i32) {
+pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -107,7 +113,7 @@ fn assert_exit(output: &Output, code: i32) {
 }
 
 /// The REPORT lines on stderr, each as its tab-separated fields.
-fn reports(output: &Output) -> Vec<Vec<String>> {
+pub fn reports(output: &Output) -> Vec<Vec<String>> {
     stderr(output)
         .lines()
         .filter(|line| line.starts_with("REPORT RequestId: "))
@@ -115,7 +121,7 @@ fn reports(output: &Output) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn zip_arg(path: &Path) -> &str {
+pub fn zip_arg(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
 

@@ -20,6 +20,7 @@ mod habits;
 mod hostile;
 mod interrupt;
 mod invoke;
+mod layers;
 mod new;
 mod readers;
 mod snapshots;
