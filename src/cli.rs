@@ -387,6 +387,13 @@ pub struct InvokeArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub function: FunctionArgs,
+}
+
+/// The function's configuration, as Lambda holds it: shared by `invoke` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct FunctionArgs {
     /// Seconds each invocation may run, 1 to 900, as on Lambda (the init phase gets Lambda's
     /// 10 s besides)
     #[arg(long, value_name = "SECONDS", default_value_t = 3,
@@ -406,6 +413,11 @@ pub struct InvokeArgs {
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
+
+    /// The function's handler, passed as `_HANDLER` (what `--handler` sets on Lambda; a runtime
+    /// that serves several handlers from one binary picks one with it)
+    #[arg(long, value_name = "NAME", default_value = crate::lambda::DEFAULT_HANDLER)]
+    pub handler: String,
 }
 
 /// `-v`, `-q` and `--color`, declared once for every subcommand (`global`), resolved once

@@ -69,6 +69,12 @@ pub enum InvokeError {
         source: std::io::Error,
     },
 
+    /// Lambda's `ValidationException` for a `Handler` outside its pattern.
+    #[error(
+        "`--handler {0:?}` is not a handler Lambda accepts: 1 to 128 characters, no whitespace"
+    )]
+    InvalidHandler(String),
+
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
@@ -163,6 +169,9 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidHandler(_) => {
+                "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
+            }
             InvokeError::ReadEvents { .. } => {
                 "pass a readable file of one JSON event, or of several, one per line".into()
             }

@@ -20,7 +20,7 @@ pub use sandbox::FunctionSettings;
 use server::RuntimeApi;
 
 use crate::arch::Arch;
-use crate::cli::InvokeArgs;
+use crate::cli::{FunctionArgs, InvokeArgs};
 use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -54,6 +54,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         name: name.to_owned(),
         memory_mb: 128,
         timeout_secs: 3,
+        handler: crate::lambda::DEFAULT_HANDLER.to_owned(),
         region: lookup("AWS_REGION")
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -69,6 +70,20 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
     }
 }
 
+/// The function's settings from `invoke`'s and `serve`'s shared flags.
+pub fn function_settings(
+    args: FunctionArgs,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<FunctionSettings> {
+    sandbox::check_handler(&args.handler)?;
+    let mut function = default_function(&args.function_name, lookup);
+    function.memory_mb = args.memory;
+    function.timeout_secs = args.timeout;
+    function.handler = args.handler;
+    function.variables = sandbox::parse_variables(&args.env)?;
+    Ok(function)
+}
+
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
         let lookup = |key: &str| env.var(key).map(str::to_owned);
@@ -82,10 +97,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let mut function = default_function(&args.function_name, &lookup);
-        function.memory_mb = args.memory;
-        function.timeout_secs = args.timeout;
-        function.variables = sandbox::parse_variables(&args.env)?;
+        let function = function_settings(args.function, &lookup)?;
         Ok(InvokeConfig {
             artifact,
             events,

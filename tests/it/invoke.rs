@@ -466,6 +466,33 @@ fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
         !Path::new(task_root).exists(),
         "{task_root} was left behind"
     );
+
+    // `--handler` is the function's Handler setting: the runtime reads it in `_HANDLER`.
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "-d",
+        r#"{"action":"context"}"#,
+        "-e",
+        "GREETING=hi",
+        "--handler",
+        "orders.list",
+    ]);
+    assert_exit(&output, 0);
+    assert_eq!(payloads(&output)[0]["env"]["_HANDLER"], "orders.list");
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "-d",
+        "{}",
+        "--handler",
+        "two words",
+    ]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: `--handler \"two words\"` is not a handler Lambda accepts")
+            && err.contains("\nhelp: for example `--handler orders.list`"),
+        "{err}"
+    );
 }
 
 #[test]
