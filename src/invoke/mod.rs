@@ -5,9 +5,12 @@
 
 pub mod error;
 pub mod events;
+pub mod front;
+pub mod http;
 pub mod instance;
 pub mod lambda;
 pub mod sandbox;
+pub mod serve;
 pub mod server;
 
 use std::io::{IsTerminal, Read, Write};
@@ -259,6 +262,73 @@ pub enum Payloads {
     Json,
 }
 
+/// A function ready to start: its task root, the Runtime API it will talk to, and how it is
+/// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
+pub struct Sandbox {
+    pub launch: sandbox::Launch,
+    pub api: RuntimeApi,
+    /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
+    pub arch: String,
+    _task_root: sandbox::TaskRoot,
+}
+
+impl Sandbox {
+    pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
+        let task_root = sandbox::prepare(artifact)?;
+        let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
+        let emulator = sandbox::emulation(
+            elf.as_ref(),
+            Arch::host(),
+            |name| which::which(name).ok(),
+            Path::is_dir,
+        )?;
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let env = sandbox::environment(
+            function,
+            task_root.path(),
+            api.addr,
+            &lambda::log_stream_name(SystemTime::now()),
+        );
+        let launch = sandbox::launch(task_root.path(), emulator, env);
+        let arch = match (&elf, &launch.emulator) {
+            (Some(elf), None) => elf.arch.to_string(),
+            (_, Some(emulator)) => format!(
+                "{} under {}",
+                emulator.arch,
+                emulator
+                    .program
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            ),
+            (None, None) => "not an ELF executable".to_owned(),
+        };
+        Ok(Sandbox {
+            launch,
+            api,
+            arch,
+            _task_root: task_root,
+        })
+    }
+
+    /// The execution environment that runs invocations, one at a time.
+    pub fn instance<'a>(
+        &'a self,
+        function: &FunctionSettings,
+        interrupt: &'a Interrupt,
+        log: &'a dyn instance::Log,
+    ) -> Instance<'a> {
+        Instance::new(
+            &self.launch,
+            &self.api,
+            Duration::from_secs(u64::from(function.timeout_secs)),
+            sandbox::arn(function),
+            interrupt,
+            log,
+        )
+    }
+}
+
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
 pub fn invoke(
@@ -270,36 +340,9 @@ pub fn invoke(
     verbosity: Verbosity,
     interrupt: &Interrupt,
 ) -> Result<Outcomes> {
-    let task_root = sandbox::prepare(artifact)?;
-    let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-    let emulator = sandbox::emulation(
-        elf.as_ref(),
-        Arch::host(),
-        |name| which::which(name).ok(),
-        Path::is_dir,
-    )?;
-    let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-    let env = sandbox::environment(
-        function,
-        task_root.path(),
-        api.addr,
-        &lambda::log_stream_name(SystemTime::now()),
-    );
-    let launch = sandbox::launch(task_root.path(), emulator, env);
-
-    let arch = match (&elf, &launch.emulator) {
-        (Some(elf), None) => elf.arch.to_string(),
-        (_, Some(emulator)) => format!(
-            "{} under {}",
-            emulator.arch,
-            emulator
-                .program
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ),
-        (None, None) => "not an ELF executable".to_owned(),
-    };
+    let sandbox = Sandbox::prepare(artifact, function)?;
+    let launch = &sandbox.launch;
+    let arch = &sandbox.arch;
     reporter.status(
         "Invoking",
         format!(
@@ -319,15 +362,7 @@ pub fn invoke(
         reporter,
         lambda_lines: verbosity != Verbosity::Quiet,
     };
-    let timeout = Duration::from_secs(u64::from(function.timeout_secs));
-    let mut instance = Instance::new(
-        &launch,
-        &api,
-        timeout,
-        sandbox::arn(function),
-        interrupt,
-        &console,
-    );
+    let mut instance = sandbox.instance(function, interrupt, &console);
     let mut records = Vec::new();
     for event in events {
         let record = instance.invoke(event)?;

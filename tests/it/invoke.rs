@@ -22,7 +22,7 @@ fn zips_dir() -> PathBuf {
 
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
-fn build_zip(fixture: &str, arch: &str) -> PathBuf {
+pub(crate) fn build_zip(fixture: &str, arch: &str) -> PathBuf {
     let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
     let output = support::tool()
@@ -40,7 +40,7 @@ fn build_zip(fixture: &str, arch: &str) -> PathBuf {
     outdir.join("lambda.zip")
 }
 
-fn echo_zip() -> &'static Path {
+pub(crate) fn echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "x86_64"))
 }

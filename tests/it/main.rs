@@ -22,6 +22,7 @@ mod interrupt;
 mod invoke;
 mod new;
 mod readers;
+mod serve;
 mod snapshots;
 mod templates;
 mod workspace;
