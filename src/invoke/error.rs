@@ -79,6 +79,12 @@ pub enum InvokeError {
         source: std::io::Error,
     },
 
+    /// Lambda's `ValidationException` for a `Handler` outside its pattern.
+    #[error(
+        "`--handler {0:?}` is not a handler Lambda accepts: 1 to 128 characters, no whitespace"
+    )]
+    InvalidHandler(String),
+
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
@@ -108,6 +114,12 @@ pub enum InvokeError {
         arch: Arch,
         sysroot: PathBuf,
         package: &'static str,
+    },
+
+    #[error("cannot listen on {addr}: {}", crate::package::describe(.source))]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
     },
 
     #[error("cannot start the Runtime API on 127.0.0.1: {0}")]
@@ -183,6 +195,9 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidHandler(_) => {
+                "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
+            }
             InvokeError::ReadEvents { .. } => {
                 "pass a readable file of one JSON event, or of several, one per line".into()
             }
@@ -198,6 +213,22 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::Listen { addr, source } => match source.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program listens on port {port} (another `serve`, or `cargo lambda \
+                     watch`?): stop it, or pass `--port {other}` (`--port 0` takes a free one)",
+                    port = addr.port(),
+                    other = addr.port().wrapping_add(1).max(1024)
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need privileges: pass `--port 9000`".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => format!(
+                    "{} is not an address of this machine: pass `--bind 127.0.0.1`",
+                    addr.ip()
+                ),
+                _ => return None,
+            },
             InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
             _ => return None,
         })

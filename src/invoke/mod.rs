@@ -5,9 +5,12 @@
 
 pub mod error;
 pub mod events;
+pub mod front;
+pub mod http;
 pub mod instance;
 pub mod lambda;
 pub mod sandbox;
+pub mod serve;
 pub mod server;
 pub mod telemetry;
 
@@ -21,7 +24,7 @@ pub use sandbox::FunctionSettings;
 use server::RuntimeApi;
 
 use crate::arch::Arch;
-use crate::cli::InvokeArgs;
+use crate::cli::{FunctionArgs, InvokeArgs};
 use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -55,6 +58,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         name: name.to_owned(),
         memory_mb: 128,
         timeout_secs: 3,
+        handler: crate::lambda::DEFAULT_HANDLER.to_owned(),
         region: lookup("AWS_REGION")
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -71,6 +75,22 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
     }
 }
 
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
+pub fn function_settings(
+    args: FunctionArgs,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<FunctionSettings> {
+    sandbox::check_handler(&args.handler)?;
+    let mut function = default_function(&args.function_name, lookup);
+    function.memory_mb = args.memory;
+    function.timeout_secs = args.timeout;
+    function.handler = args.handler;
+    function.variables = sandbox::parse_variables(&args.env)?;
+    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    Ok(function)
+}
+
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
         let lookup = |key: &str| env.var(key).map(str::to_owned);
@@ -84,11 +104,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let mut function = default_function(&args.function_name, &lookup);
-        function.memory_mb = args.memory;
-        function.timeout_secs = args.timeout;
-        function.variables = sandbox::parse_variables(&args.env)?;
-        function.layers = args.layer.iter().map(|l| env.cwd.join(l)).collect();
+        let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -250,83 +266,88 @@ pub enum Payloads {
     Json,
 }
 
-/// Runs `events` in order against the artifact on one warm process (a new one after a crash or
-/// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
-pub fn invoke(
-    artifact: &Path,
-    events: &[Vec<u8>],
-    function: &FunctionSettings,
-    payloads: Payloads,
-    reporter: &Reporter,
-    verbosity: Verbosity,
-    interrupt: &Interrupt,
-) -> Result<Outcomes> {
-    let task_root = sandbox::prepare(artifact)?;
-    let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
-    let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-    let emulator = |elf: Option<&crate::inspect::ElfReport>| {
-        sandbox::emulation(
-            elf,
-            Arch::host(),
-            |name| which::which(name).ok(),
-            Path::is_dir,
-        )
-    };
-    let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-    let env = sandbox::environment(
-        function,
-        task_root.path(),
-        opt.path(),
-        api.addr,
-        &lambda::log_stream_name(SystemTime::now()),
-    );
-    let extensions = opt
-        .extensions()
-        .into_iter()
-        .map(|path| {
-            let elf = crate::inspect::inspect(&path).ok();
-            let emulator = emulator(elf.as_ref())?;
-            Ok(sandbox::launch_executable(
-                path,
-                task_root.path(),
-                emulator,
-                env.clone(),
-            ))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
+/// A function ready to start: its task root, the Runtime API it will talk to, and how it is
+/// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
+pub struct Sandbox {
+    pub launch: sandbox::Launch,
+    /// `/opt/extensions/*` of the layers, started beside the function.
+    pub extensions: Vec<sandbox::Launch>,
+    pub api: RuntimeApi,
+    /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
+    pub arch: String,
+    _task_root: sandbox::TaskRoot,
+    _opt: sandbox::OptDir,
+}
 
-    let arch = match (&elf, &launch.emulator) {
-        (Some(elf), None) => elf.arch.to_string(),
-        (_, Some(emulator)) => format!(
-            "{} under {}",
-            emulator.arch,
-            emulator
-                .program
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ),
-        (None, None) => "not an ELF executable".to_owned(),
-    };
-    reporter.status(
-        "Invoking",
-        format!(
-            "{} ({arch}): {} event{}, timeout {} s, memory {} MB",
-            artifact.display(),
-            events.len(),
-            if events.len() == 1 { "" } else { "s" },
-            function.timeout_secs,
-            function.memory_mb
-        ),
-    );
-    if !extensions.is_empty() {
+impl Sandbox {
+    pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
+        let task_root = sandbox::prepare(artifact)?;
+        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
+        let emulator = |elf: Option<&crate::inspect::ElfReport>| {
+            sandbox::emulation(
+                elf,
+                Arch::host(),
+                |name| which::which(name).ok(),
+                Path::is_dir,
+            )
+        };
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let env = sandbox::environment(
+            function,
+            task_root.path(),
+            opt.path(),
+            api.addr,
+            &lambda::log_stream_name(SystemTime::now()),
+        );
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let elf = crate::inspect::inspect(&path).ok();
+                Ok(sandbox::launch_executable(
+                    path,
+                    task_root.path(),
+                    emulator(elf.as_ref())?,
+                    env.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
+        let arch = match (&elf, &launch.emulator) {
+            (Some(elf), None) => elf.arch.to_string(),
+            (_, Some(emulator)) => format!(
+                "{} under {}",
+                emulator.arch,
+                emulator
+                    .program
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            ),
+            (None, None) => "not an ELF executable".to_owned(),
+        };
+        Ok(Sandbox {
+            launch,
+            extensions,
+            api,
+            arch,
+            _task_root: task_root,
+            _opt: opt,
+        })
+    }
+
+    /// `Starting extension NAME from /opt/extensions`, when the layers have any.
+    pub fn report_extensions(&self, reporter: &Reporter) {
+        if self.extensions.is_empty() {
+            return;
+        }
         reporter.status(
             "Starting",
             format!(
                 "extension{} {} from /opt/extensions",
-                if extensions.len() == 1 { "" } else { "s" },
-                extensions
+                if self.extensions.len() == 1 { "" } else { "s" },
+                self.extensions
                     .iter()
                     .map(|e| e
                         .bootstrap
@@ -338,6 +359,52 @@ pub fn invoke(
             ),
         );
     }
+
+    /// The execution environment that runs invocations, one at a time.
+    pub fn instance<'a>(
+        &'a self,
+        function: &FunctionSettings,
+        interrupt: &'a Interrupt,
+        log: &'a dyn instance::Log,
+    ) -> Instance<'a> {
+        Instance::new(
+            &self.launch,
+            &self.api,
+            Duration::from_secs(u64::from(function.timeout_secs)),
+            sandbox::arn(function),
+            interrupt,
+            log,
+        )
+        .with_extensions(&self.extensions)
+    }
+}
+
+/// Runs `events` in order against the artifact on one warm process (a new one after a crash or
+/// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
+pub fn invoke(
+    artifact: &Path,
+    events: &[Vec<u8>],
+    function: &FunctionSettings,
+    payloads: Payloads,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<Outcomes> {
+    let sandbox = Sandbox::prepare(artifact, function)?;
+    let launch = &sandbox.launch;
+    let arch = &sandbox.arch;
+    reporter.status(
+        "Invoking",
+        format!(
+            "{} ({arch}): {} event{}, timeout {} s, memory {} MB",
+            artifact.display(),
+            events.len(),
+            if events.len() == 1 { "" } else { "s" },
+            function.timeout_secs,
+            function.memory_mb
+        ),
+    );
+    sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }
@@ -346,16 +413,7 @@ pub fn invoke(
         reporter,
         lambda_lines: verbosity != Verbosity::Quiet,
     };
-    let timeout = Duration::from_secs(u64::from(function.timeout_secs));
-    let mut instance = Instance::new(
-        &launch,
-        &api,
-        timeout,
-        sandbox::arn(function),
-        interrupt,
-        &console,
-    )
-    .with_extensions(&extensions);
+    let mut instance = sandbox.instance(function, interrupt, &console);
     let mut records = Vec::new();
     for event in events {
         let record = instance.invoke(event)?;

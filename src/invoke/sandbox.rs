@@ -388,6 +388,8 @@ pub struct FunctionSettings {
     pub name: String,
     pub memory_mb: u32,
     pub timeout_secs: u32,
+    /// `_HANDLER`: `bootstrap` unless the function's configuration names another.
+    pub handler: String,
     pub region: String,
     /// The function's own variables (`--env`), checked against Lambda's reserved keys.
     pub variables: Vec<(String, String)>,
@@ -419,6 +421,15 @@ pub const RESERVED: &[&str] = &[
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 ];
+
+/// Lambda's constraint on a function's `Handler`: 1 to 128 characters, no whitespace.
+pub fn check_handler(handler: &str) -> Result<(), InvokeError> {
+    if handler.is_empty() || handler.chars().count() > 128 || handler.contains(char::is_whitespace)
+    {
+        return Err(InvokeError::InvalidHandler(handler.to_owned()));
+    }
+    Ok(())
+}
 
 /// Parses `--env KEY=VALUE` values, refusing what Lambda refuses.
 pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, InvokeError> {
@@ -470,7 +481,7 @@ pub fn environment(
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
         ("LAMBDA_TASK_ROOT", root.clone()),
-        ("_HANDLER", crate::lambda::DEFAULT_HANDLER.to_owned()),
+        ("_HANDLER", config.handler.clone()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
         // Lambda's, `/var/task` and `/opt` being where they are here.
@@ -586,6 +597,7 @@ mod tests {
             name: "orders".into(),
             memory_mb: 256,
             timeout_secs: 3,
+            handler: "orders.list".into(),
             region: "eu-west-1".into(),
             variables: vec![
                 ("TABLE".into(), "t".into()),
@@ -618,7 +630,7 @@ mod tests {
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/orders"),
             ("AWS_REGION", "eu-west-1"),
             ("LAMBDA_TASK_ROOT", "/tmp/root"),
-            ("_HANDLER", "bootstrap"),
+            ("_HANDLER", "orders.list"),
             (
                 "LD_LIBRARY_PATH",
                 "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/tmp/root:\
@@ -656,6 +668,19 @@ mod tests {
             parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
             [("K".into(), "a=b".into()), ("E".into(), String::new())]
         );
+    }
+
+    #[test]
+    fn handlers_are_checked_as_lambda_checks_them() {
+        for good in ["bootstrap", "orders.list", "a", &"h".repeat(128)] {
+            assert!(check_handler(good).is_ok(), "{good}");
+        }
+        for bad in ["", "two words", "tab\there", &"h".repeat(129)] {
+            assert!(
+                matches!(check_handler(bad), Err(InvokeError::InvalidHandler(_))),
+                "{bad}"
+            );
+        }
     }
 
     fn elf(arch: Arch, static_linked: bool) -> ElfReport {

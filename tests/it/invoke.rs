@@ -22,12 +22,12 @@ fn zips_dir() -> PathBuf {
 
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
-fn build_zip(fixture: &str, arch: &str) -> PathBuf {
+pub(crate) fn build_zip(fixture: &str, arch: &str) -> PathBuf {
     build_zip_with(fixture, arch, &[])
 }
 
 /// [`build_zip`] with more flags (`--extension`).
-pub fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathBuf {
+pub(crate) fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathBuf {
     let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
     let output = support::tool()
@@ -46,7 +46,7 @@ pub fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathBuf {
     outdir.join("lambda.zip")
 }
 
-pub fn echo_zip() -> &'static Path {
+pub(crate) fn echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "x86_64"))
 }
@@ -463,6 +463,33 @@ fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
     assert!(
         !Path::new(task_root).exists(),
         "{task_root} was left behind"
+    );
+
+    // `--handler` is the function's Handler setting: the runtime reads it in `_HANDLER`.
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "-d",
+        r#"{"action":"context"}"#,
+        "-e",
+        "GREETING=hi",
+        "--handler",
+        "orders.list",
+    ]);
+    assert_exit(&output, 0);
+    assert_eq!(payloads(&output)[0]["env"]["_HANDLER"], "orders.list");
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "-d",
+        "{}",
+        "--handler",
+        "two words",
+    ]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: `--handler \"two words\"` is not a handler Lambda accepts")
+            && err.contains("\nhelp: for example `--handler orders.list`"),
+        "{err}"
     );
 }
 

@@ -23,6 +23,7 @@ mod invoke;
 mod layers;
 mod new;
 mod readers;
+mod serve;
 mod snapshots;
 mod templates;
 mod workspace;
