@@ -480,6 +480,12 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormat::FunctionUrl)]
     pub event_format: EventFormat,
 
+    /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
+    /// build and serve it again when a source file of it or of a path dependency changes; a
+    /// build that fails leaves the last good one serving
+    #[arg(long, conflicts_with = "artifact")]
+    pub watch: bool,
+
     #[command(flatten)]
     pub function: FunctionArgs,
 }

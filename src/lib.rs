@@ -24,6 +24,7 @@ pub mod redact;
 pub mod report;
 pub mod signal;
 pub mod verify;
+pub mod watch;
 
 use std::io::Write as _;
 
@@ -64,6 +65,11 @@ struct Function {
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
+    build_with(args, env, ui, &interrupt)
+}
+
+/// [`run`] with the caller's Ctrl-C flag: `serve --watch` builds again and again under one.
+pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> Result<()> {
     let Some(prepared) = prepare(args, env, ui)? else {
         return Ok(());
     };
@@ -83,7 +89,7 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let build::Outcome {
         mut checked,
         docker_images,
-    } = build::build(&plan, env, reporter, &interrupt)?;
+    } = build::build(&plan, env, reporter, interrupt)?;
     for (checked, provided) in checked.iter_mut().zip(&provided) {
         checked.provided(provided);
     }
@@ -113,7 +119,7 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     interrupt.check()?;
 
     if let Some(events) = smoke_events {
-        smoke_test(&functions, &events, &config, env, reporter, &interrupt)?;
+        smoke_test(&functions, &events, &config, env, reporter, interrupt)?;
     }
     Ok(())
 }

@@ -26,4 +26,5 @@ mod readers;
 mod serve;
 mod snapshots;
 mod templates;
+mod watch;
 mod workspace;
