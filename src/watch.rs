@@ -111,10 +111,11 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let build = &build;
     let ignore = &ignore;
     let interrupt = &interrupt;
+    let artifact = config.artifact.as_path();
     let served = std::thread::scope(|scope| {
         let builder = scope.spawn(move || {
             let mut last_build = SystemTime::now();
-            if build("the package") {
+            if build("the package") && artifact.is_file() {
                 fresh.store(true, Ordering::SeqCst);
             }
             while !stop.load(Ordering::SeqCst) && interrupt.received().is_none() {
@@ -135,7 +136,10 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
                     n => format!("`{}` and {} more changed", first.display(), n - 1),
                 };
                 last_build = SystemTime::now();
-                if build(&why) {
+                let before = written_at(artifact);
+                // A build that changed nothing leaves the zip as it was (`Fresh`): the served
+                // function stays warm.
+                if build(&why) && written_at(artifact) != before {
                     fresh.store(true, Ordering::SeqCst);
                 }
             }
@@ -152,11 +156,18 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 /// Whether `path` was written (or removed) since `since`. inotify also reports files that are
 /// only opened, as cargo opens every Cargo.toml at each build: without this, each build would
 /// start the next.
+/// A directory's own change (an entry created or renamed in it) is not one: its files report
+/// theirs.
 fn modified_since(path: &Path, since: SystemTime) -> bool {
-    match std::fs::metadata(path).and_then(|m| m.modified()) {
-        Ok(modified) => modified >= since,
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => false,
+        Ok(meta) => meta.modified().is_ok_and(|modified| modified >= since),
         Err(_) => !path.exists(),
     }
+}
+
+fn written_at(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 /// Serves the newest good build until Ctrl-C, swapping in each new one as it comes.
@@ -233,7 +244,11 @@ pub fn watched_dirs(metadata: &Metadata, manifest: &Path) -> Vec<PathBuf> {
         .packages
         .iter()
         .filter(|p| p.source.is_none() && seen.contains(&&p.id))
-        .filter_map(|p| p.manifest_path.parent().map(|d| d.as_std_path().to_path_buf()))
+        .filter_map(|p| {
+            p.manifest_path
+                .parent()
+                .map(|d| d.as_std_path().to_path_buf())
+        })
         .collect();
     dirs.sort();
     dirs.dedup();

@@ -39,7 +39,12 @@ fn get(url: &str) -> Option<String> {
 fn descendants(pid: u32) -> Vec<u32> {
     let parent_of = |p: u32| -> Option<u32> {
         let stat = fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
-        stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     };
     let all: Vec<u32> = fs::read_dir("/proc")
         .unwrap()
@@ -61,8 +66,11 @@ fn descendants(pid: u32) -> Vec<u32> {
 }
 
 fn alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| !stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+    fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+        !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+    })
 }
 
 #[test]
@@ -99,9 +107,16 @@ fn an_edit_is_served_a_broken_one_is_not_and_ctrl_c_leaves_nothing() {
         get(&url).filter(|answer| answer.contains("howdy"))
     });
     // The loop's edit-to-serving time, for the record (cargo test -- --nocapture).
-    eprintln!("serve --watch: edit to serving in {:.1} s", edited.elapsed().as_secs_f64());
+    eprintln!(
+        "serve --watch: edit to serving in {:.1} s",
+        edited.elapsed().as_secs_f64()
+    );
 
-    fs::write(&main, source.replace("async fn handler", "async fn handler(")).unwrap();
+    fs::write(
+        &main,
+        source.replace("async fn handler", "async fn handler("),
+    )
+    .unwrap();
     wait_for("the compile error", &mut child, || {
         stderr()
             .contains("the build failed: the last good build keeps serving")
@@ -109,7 +124,10 @@ fn an_edit_is_served_a_broken_one_is_not_and_ctrl_c_leaves_nothing() {
     });
     let log = stderr();
     assert!(log.contains("error: "), "{log}");
-    assert!(log.contains("src/main.rs"), "the compiler's error names the file:\n{log}");
+    assert!(
+        log.contains("src/main.rs"),
+        "the compiler's error names the file:\n{log}"
+    );
     assert_eq!(get(&url).as_deref(), Some(r#"{"message":"howdy, "}"#));
 
     let below = descendants(child.id());
@@ -123,7 +141,10 @@ fn an_edit_is_served_a_broken_one_is_not_and_ctrl_c_leaves_nothing() {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(Instant::now() < until, "serve --watch did not stop on SIGINT");
+        assert!(
+            Instant::now() < until,
+            "serve --watch did not stop on SIGINT"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(130), "{}", stderr());
