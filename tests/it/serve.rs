@@ -277,7 +277,7 @@ fn the_http_template_served_as_a_function_url() {
     assert!(err.contains("GET /nope -> 404"), "{err}");
     // One warm process: one cold start for all the requests.
     assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
-    assert_eq!(err.matches("START RequestId").count(), 7, "{err}");
+    assert_eq!(err.matches("START RequestId").count(), 6, "{err}");
 }
 
 #[test]
@@ -339,7 +339,7 @@ fn a_port_in_use_is_refused_with_the_fix() {
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "error: cannot listen on 127.0.0.1:{port}: address in use"
+            "error: cannot listen on 127.0.0.1:{port}: address already in use"
         )),
         "{err}"
     );
