@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::error::InvokeError;
 use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT};
 use super::sandbox::Launch;
-use super::server::{ApiRequest, Body, Route, RuntimeApi, set_nonblocking};
+use super::server::{ApiRequest, Body, Piece, Route, RuntimeApi, set_nonblocking};
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
 use crate::signal::Interrupt;
@@ -25,7 +25,30 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Response(Vec<u8>),
+    /// A streamed response of this many bytes, already passed on as it arrived.
+    Streamed(u64),
     Failed(Failure),
+}
+
+/// Lambda's soft limit on a streamed response: 20 MB.
+pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Where a streamed response goes as it arrives.
+pub trait ResponseStream {
+    /// A streamed response begins, with the runtime's `Content-Type`.
+    fn begin(&mut self, content_type: Option<&str>);
+    fn data(&mut self, data: &[u8]);
+    /// The stream ended; `complete` is false when an error, a timeout or a crash cut it short.
+    fn end(&mut self, complete: bool);
+}
+
+/// A streamed response being received.
+struct Streaming {
+    /// The runtime's POST, answered 202 once its body has ended.
+    request: ApiRequest,
+    pieces: std::sync::mpsc::Receiver<Piece>,
+    bytes: u64,
+    trailers: Vec<(String, String)>,
 }
 
 /// One invocation, as the REPORT line describes it.
@@ -66,10 +89,12 @@ pub struct Instance<'a> {
     interrupt: &'a Interrupt,
     log: &'a dyn Log,
     process: Option<Process>,
+    streaming: Option<Streaming>,
 }
 
 enum Happening {
     Request(Box<ApiRequest>),
+    Piece(Piece),
     Exited,
     Deadline,
 }
@@ -96,13 +121,14 @@ impl<'a> Instance<'a> {
             interrupt,
             log,
             process: None,
+            streaming: None,
         }
     }
 
     /// Runs one event: starts the process first when there is none (a cold start, or after a
     /// crash or a timeout reset the environment, as on Lambda). `Err` only for the tool's own
     /// failures and Ctrl-C; whatever the function does is in the [`Record`].
-    pub fn invoke(&mut self, event: &[u8]) -> Result<Record> {
+    pub fn invoke(&mut self, event: &[u8], stream: &mut dyn ResponseStream) -> Result<Record> {
         let request_id = lambda::request_id();
         let mut init_duration = None;
         if self.process.is_none() {
@@ -152,8 +178,28 @@ impl<'a> Instance<'a> {
                         // Already answered: rapid's ErrResponseSent.
                         request.invalid_request_id();
                     }
+                    (Route::Response(_), None) if self.streaming.is_some() => {
+                        // A second response while the first still streams.
+                        request.invalid_request_id();
+                    }
                     (Route::Response(id), None) if *id == request_id => {
                         outcome = Some(match request.body {
+                            Body::Streaming(_) => {
+                                let mut request = *request;
+                                let Body::Streaming(pieces) =
+                                    std::mem::replace(&mut request.body, Body::TooLarge(0))
+                                else {
+                                    unreachable!("matched as streaming")
+                                };
+                                stream.begin(request.header("Content-Type"));
+                                self.streaming = Some(Streaming {
+                                    request,
+                                    pieces,
+                                    bytes: 0,
+                                    trailers: Vec::new(),
+                                });
+                                continue;
+                            }
                             Body::Complete(ref body) => {
                                 let body = body.clone();
                                 request.accepted();
@@ -182,13 +228,54 @@ impl<'a> Instance<'a> {
                                 request.too_large();
                                 Failure::response_too_large(size)
                             }
+                            Body::Streaming(_) => {
+                                request.reject(
+                                    400,
+                                    "InvalidRequest",
+                                    "an error cannot be streamed; stream the response instead",
+                                );
+                                continue;
+                            }
                         }));
                     }
                     (Route::Response(_) | Route::Error(_), _) => request.invalid_request_id(),
                     (Route::InitError, _) => request.invalid_state("Running", "InitError"),
                     (Route::Unknown, _) => request.not_found(),
                 },
+                Happening::Piece(piece) => {
+                    let Some(streaming) = self.streaming.as_mut() else {
+                        continue;
+                    };
+                    match piece {
+                        Piece::Data(data) => {
+                            streaming.bytes += data.len() as u64;
+                            if streaming.bytes <= MAX_STREAMED_BYTES {
+                                stream.data(&data);
+                            }
+                        }
+                        Piece::Trailers(trailers) => streaming.trailers = trailers,
+                        Piece::End | Piece::Broken(_) => {
+                            let broken = match piece {
+                                Piece::Broken(reason) => Some(reason),
+                                _ => None,
+                            };
+                            let Some(streaming) = self.streaming.take() else {
+                                continue;
+                            };
+                            let (ended, failed_with) = finish_stream(&streaming, broken);
+                            if let Some(error_type) = failed_with {
+                                status = Some(Status::Error(error_type));
+                            }
+                            stream.end(!matches!(ended, Outcome::Failed(_)));
+                            streaming.request.accepted();
+                            outcome = Some(ended);
+                        }
+                    }
+                }
                 Happening::Exited => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     let exit = self.process.as_ref().and_then(|p| p.exit);
                     match &outcome {
                         None => {
@@ -206,6 +293,9 @@ impl<'a> Instance<'a> {
                     break;
                 }
                 Happening::Deadline => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     match &outcome {
                         None => {
                             outcome =
@@ -311,6 +401,9 @@ impl<'a> Instance<'a> {
                                 request.header("Lambda-Runtime-Function-Error-Type"),
                             ),
                             Body::TooLarge(size) => Failure::response_too_large(size),
+                            Body::Streaming(_) => {
+                                Failure::posted(FailureKind::InitError, Vec::new(), None)
+                            }
                         };
                         request.accepted();
                         // Runtimes exit after reporting an init error; a moment to do so keeps
@@ -326,6 +419,7 @@ impl<'a> Instance<'a> {
                     }
                     Route::Unknown => request.not_found(),
                 },
+                Happening::Piece(_) => {}
                 Happening::Exited => {
                     let exit = self
                         .process
@@ -376,6 +470,7 @@ impl<'a> Instance<'a> {
                     Route::Unknown => request.not_found(),
                     _ => request.invalid_state("InitError", "InitError"),
                 },
+                Happening::Piece(_) => {}
                 Happening::Exited | Happening::Deadline => return Ok(()),
             }
         }
@@ -390,6 +485,17 @@ impl<'a> Instance<'a> {
                 .expect("waiting needs a running process");
             process.forward_output(self.log, false);
             process.sample_memory();
+            if let Some(streaming) = &self.streaming {
+                match streaming.pieces.try_recv() {
+                    Ok(piece) => return Ok(Happening::Piece(piece)),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        return Ok(Happening::Piece(Piece::Broken(
+                            "the stream's reader stopped".to_owned(),
+                        )));
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+            }
             if let Some(request) = self.api.try_recv() {
                 return Ok(Happening::Request(Box::new(request)));
             }
@@ -425,6 +531,43 @@ impl<'a> Instance<'a> {
             }
         }
     }
+}
+
+/// How a streamed response ended: its outcome, and the error type for the REPORT line when
+/// Lambda reports one. An error in the trailers is the handler's (its payload is the decoded
+/// `Lambda-Runtime-Function-Error-Body`).
+fn finish_stream(streaming: &Streaming, broken: Option<String>) -> (Outcome, Option<String>) {
+    let trailer = |name: &str| {
+        streaming
+            .trailers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(error_type) = trailer("Lambda-Runtime-Function-Error-Type") {
+        use base64::Engine as _;
+        let body = trailer("Lambda-Runtime-Function-Error-Body").unwrap_or_default();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .unwrap_or_else(|_| body.as_bytes().to_vec());
+        let failure = Failure::posted(FailureKind::Handler, payload, Some(error_type));
+        return (Outcome::Failed(failure), None);
+    }
+    if streaming.bytes > MAX_STREAMED_BYTES {
+        let failure = Failure::response_too_large_streamed(streaming.bytes);
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    if let Some(reason) = broken {
+        let failure = Failure::lambda(
+            FailureKind::Exit,
+            "Runtime.TruncatedResponse",
+            format!("the runtime's streamed response broke off: {reason}"),
+        );
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    (Outcome::Streamed(streaming.bytes), None)
 }
 
 fn is_executable(path: &std::path::Path) -> bool {
