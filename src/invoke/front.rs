@@ -36,7 +36,11 @@ pub enum Arrival {
 pub enum FrontBody {
     Full(Option<Bytes>),
     /// An `Err` aborts the connection: the client sees the body cut short, not a clean end.
-    Stream(tokio_mpsc::UnboundedReceiver<Result<Bytes, std::io::Error>>),
+    Stream {
+        chunks: tokio_mpsc::UnboundedReceiver<Result<Bytes, std::io::Error>>,
+        /// The error, held back for one poll so that hyper flushes the chunks before it.
+        failing: Option<std::io::Error>,
+    },
 }
 
 impl hyper::body::Body for FrontBody {
@@ -49,9 +53,21 @@ impl hyper::body::Body for FrontBody {
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             FrontBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            FrontBody::Stream(chunks) => chunks
-                .poll_recv(cx)
-                .map(|c| c.map(|chunk| chunk.map(Frame::data))),
+            FrontBody::Stream { chunks, failing } => {
+                if let Some(error) = failing.take() {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                match chunks.poll_recv(cx) {
+                    Poll::Ready(Some(Err(error))) => {
+                        // hyper drops what it has not written yet when a body fails: yield
+                        // once, so that it flushes the chunks the client must still see.
+                        *failing = Some(error);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    other => other.map(|c| c.map(|chunk| chunk.map(Frame::data))),
+                }
+            }
         }
     }
 
@@ -61,7 +77,7 @@ impl hyper::body::Body for FrontBody {
             FrontBody::Full(bytes) => {
                 hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            FrontBody::Stream(_) => hyper::body::SizeHint::default(),
+            FrontBody::Stream { .. } => hyper::body::SizeHint::default(),
         }
     }
 
@@ -106,9 +122,14 @@ impl Reply {
         headers: &[(String, String)],
     ) -> tokio_mpsc::UnboundedSender<Result<Bytes, std::io::Error>> {
         let (chunks, receiver) = tokio_mpsc::unbounded_channel();
-        let _ = self
-            .0
-            .send(build_with(status, headers, FrontBody::Stream(receiver)));
+        let _ = self.0.send(build_with(
+            status,
+            headers,
+            FrontBody::Stream {
+                chunks: receiver,
+                failing: None,
+            },
+        ));
         chunks
     }
 }

@@ -40,6 +40,9 @@ pub trait ResponseStream {
     fn data(&mut self, data: &[u8]);
     /// The stream ended; `complete` is false when an error, a timeout or a crash cut it short.
     fn end(&mut self, complete: bool);
+    /// The invocation's outcome is known, before the runtime asks for the next event (which
+    /// ends the invocation): Lambda answers its caller at this point.
+    fn answered(&mut self, _outcome: &Outcome) {}
 }
 
 /// A streamed response being received.
@@ -162,7 +165,13 @@ impl<'a> Instance<'a> {
 
         let mut outcome: Option<Outcome> = None;
         let mut status = None;
+        let mut told = false;
         loop {
+            if let (Some(outcome), false) = (&outcome, told) {
+                // The caller can answer its client now; the invocation lasts until `next`.
+                stream.answered(outcome);
+                told = true;
+            }
             match self.wait(deadline)? {
                 Happening::Request(request) => match (&request.route, &outcome) {
                     (Route::Next, None) => {
@@ -311,6 +320,9 @@ impl<'a> Instance<'a> {
                     break;
                 }
             }
+        }
+        if let (Some(outcome), false) = (&outcome, told) {
+            stream.answered(outcome);
         }
         let duration = started.elapsed();
         let max_memory_kib = self.peak_memory();

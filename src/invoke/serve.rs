@@ -189,39 +189,42 @@ fn answer(
         reply.send(http::too_large_response(MAX_EVENT_BYTES));
         return Ok((413, None));
     }
-    let mut stream = HttpStream::new(reply);
+    let mut stream = HttpStream::new(reply, config.format, reporter);
     let record = instance.invoke(&event, &mut stream)?;
-    let response = match &record.outcome {
-        Outcome::Streamed(_) => None,
-        Outcome::Response(payload) => Some(http::response(config.format, payload).unwrap_or_else(
-            |why| {
-                reporter.warn(format!(
+    if stream.reply.is_some() {
+        // A failed init ends the invocation before the instance tells.
+        stream.answered(&record.outcome);
+    }
+    Ok((stream.status, Some(record)))
+}
+
+/// The HTTP response for a buffered outcome, and why it is a failure response, if it is.
+fn buffered_response(
+    format: EventFormat,
+    outcome: &Outcome,
+) -> (http::HttpResponse, Option<String>) {
+    match outcome {
+        Outcome::Response(payload) => match http::response(format, payload) {
+            Ok(response) => (response, None),
+            Err(why) => (
+                http::failure_response(format),
+                Some(format!(
                     "{} answers {} here: {why}",
-                    config.format.describe(),
-                    http::failure_response(config.format).status
-                ));
-                http::failure_response(config.format)
-            },
-        )),
-        Outcome::Failed(failure) => {
-            reporter.warn(format!(
+                    format.describe(),
+                    http::failure_response(format).status
+                )),
+            ),
+        },
+        Outcome::Failed(failure) => (
+            http::failure_response(format),
+            Some(format!(
                 "the invocation failed with {}: {}",
                 failure.error_type,
                 failure.message.trim_end()
-            ));
-            Some(http::failure_response(config.format))
-        }
-    };
-    let status = match (stream.reply.take(), response) {
-        (Some(reply), Some(response)) => {
-            let status = response.status;
-            reply.send(response);
-            status
-        }
-        // The stream already answered (a failure after it began cuts it short).
-        _ => stream.status,
-    };
-    Ok((status, Some(record)))
+            )),
+        ),
+        Outcome::Streamed(_) => (http::failure_response(format), None),
+    }
 }
 
 /// The `Content-Type` of a streamed response that starts with a prelude: JSON with the status,
@@ -232,8 +235,11 @@ const PRELUDE_END: &[u8] = &[0; 8];
 /// A prelude longer than this never ends: the body is sent as it is.
 const MAX_PRELUDE: usize = 64 * 1024;
 
-/// A streamed response passed on to the HTTP client as it arrives.
-struct HttpStream {
+/// The answer to the HTTP client: a streamed response passed on as it arrives, or the buffered
+/// one sent as soon as the function posts it.
+struct HttpStream<'a> {
+    format: EventFormat,
+    reporter: &'a Reporter,
     reply: Option<Reply>,
     chunks: Option<UnboundedSender<std::result::Result<Bytes, std::io::Error>>>,
     /// The prelude read so far, while its end is not there yet.
@@ -241,9 +247,11 @@ struct HttpStream {
     status: u16,
 }
 
-impl HttpStream {
-    fn new(reply: Reply) -> HttpStream {
+impl<'a> HttpStream<'a> {
+    fn new(reply: Reply, format: EventFormat, reporter: &'a Reporter) -> HttpStream<'a> {
         HttpStream {
+            format,
+            reporter,
             reply: Some(reply),
             chunks: None,
             prelude: None,
@@ -300,7 +308,26 @@ fn read_prelude(prelude: &[u8]) -> (u16, Vec<(String, String)>) {
     (status, headers)
 }
 
-impl ResponseStream for HttpStream {
+impl ResponseStream for HttpStream<'_> {
+    fn answered(&mut self, outcome: &Outcome) {
+        // A stream that began has answered already; a failure after that only cut it short.
+        let Some(reply) = self.reply.take() else {
+            if let Outcome::Failed(_) = outcome {
+                let (_, why) = buffered_response(self.format, outcome);
+                if let Some(why) = why {
+                    self.reporter.warn(why);
+                }
+            }
+            return;
+        };
+        let (response, why) = buffered_response(self.format, outcome);
+        if let Some(why) = why {
+            self.reporter.warn(why);
+        }
+        self.status = response.status;
+        reply.send(response);
+    }
+
     fn begin(&mut self, content_type: Option<&str>) {
         let integration = content_type.is_some_and(|ct| {
             ct.split(';')
