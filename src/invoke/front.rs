@@ -35,21 +35,38 @@ pub enum Arrival {
 /// A response body: whole, or chunks as the function streams them.
 pub enum FrontBody {
     Full(Option<Bytes>),
-    Stream(tokio_mpsc::UnboundedReceiver<Bytes>),
+    /// An `Err` aborts the connection: the client sees the body cut short, not a clean end.
+    Stream {
+        chunks: tokio_mpsc::UnboundedReceiver<Result<Bytes, std::io::Error>>,
+        /// The error, held back for one poll so that hyper flushes the chunks before it.
+        failing: Option<std::io::Error>,
+    },
 }
 
 impl hyper::body::Body for FrontBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             FrontBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            FrontBody::Stream(chunks) => {
-                chunks.poll_recv(cx).map(|c| c.map(|b| Ok(Frame::data(b))))
+            FrontBody::Stream { chunks, failing } => {
+                if let Some(error) = failing.take() {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                match chunks.poll_recv(cx) {
+                    Poll::Ready(Some(Err(error))) => {
+                        // hyper drops what it has not written yet when a body fails: yield
+                        // once, so that it flushes the chunks the client must still see.
+                        *failing = Some(error);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    other => other.map(|c| c.map(|chunk| chunk.map(Frame::data))),
+                }
             }
         }
     }
@@ -60,7 +77,7 @@ impl hyper::body::Body for FrontBody {
             FrontBody::Full(bytes) => {
                 hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
-            FrontBody::Stream(_) => hyper::body::SizeHint::default(),
+            FrontBody::Stream { .. } => hyper::body::SizeHint::default(),
         }
     }
 
@@ -70,19 +87,22 @@ impl hyper::body::Body for FrontBody {
 }
 
 fn build(response: HttpResponse) -> Response<FrontBody> {
-    let mut builder = Response::builder().status(response.status);
-    for (name, value) in &response.headers {
+    let body = FrontBody::Full(Some(Bytes::from(response.body)));
+    build_with(response.status, &response.headers, body)
+}
+
+fn build_with(status: u16, headers: &[(String, String)], body: FrontBody) -> Response<FrontBody> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
         builder = builder.header(name.as_str(), value.as_str());
     }
-    builder
-        .body(FrontBody::Full(Some(Bytes::from(response.body))))
-        .unwrap_or_else(|e| {
-            let mut bad = Response::new(FrontBody::Full(Some(Bytes::from(format!(
-                "the function's response is not valid HTTP: {e}"
-            )))));
-            *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
-            bad
-        })
+    builder.body(body).unwrap_or_else(|e| {
+        let mut bad = Response::new(FrontBody::Full(Some(Bytes::from(format!(
+            "the function's response is not valid HTTP: {e}"
+        )))));
+        *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        bad
+    })
 }
 
 /// The way back to one waiting HTTP client.
@@ -92,6 +112,25 @@ impl Reply {
     /// Answers with a whole response. A client that went away is not an error.
     pub fn send(self, response: HttpResponse) {
         let _ = self.0.send(build(response));
+    }
+
+    /// Starts a streamed response: each chunk sent goes out as it comes; dropping the sender
+    /// ends the body, sending an `Err` cuts it short.
+    pub fn stream(
+        self,
+        status: u16,
+        headers: &[(String, String)],
+    ) -> tokio_mpsc::UnboundedSender<Result<Bytes, std::io::Error>> {
+        let (chunks, receiver) = tokio_mpsc::unbounded_channel();
+        let _ = self.0.send(build_with(
+            status,
+            headers,
+            FrontBody::Stream {
+                chunks: receiver,
+                failing: None,
+            },
+        ));
+        chunks
     }
 }
 
@@ -166,6 +205,7 @@ async fn accept(listener: TcpListener, sender: Sender<Arrival>) {
         };
         let sender = sender.clone();
         tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
             let service = hyper::service::service_fn(move |request| {
                 let sender = sender.clone();
                 async move { Ok::<_, Infallible>(handle(request, peer, sender).await) }

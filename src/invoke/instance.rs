@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::error::InvokeError;
 use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT, SHUTDOWN_BUDGET};
 use super::sandbox::Launch;
-use super::server::{ApiRequest, Body, Route, RuntimeApi, set_nonblocking};
+use super::server::{ApiRequest, Body, Piece, Route, RuntimeApi, set_nonblocking};
 use super::telemetry::{self, Stream, Telemetry};
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
@@ -34,7 +34,33 @@ const EXIT_GRACE: Duration = Duration::from_millis(500);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Response(Vec<u8>),
+    /// A streamed response of this many bytes, already passed on as it arrived.
+    Streamed(u64),
     Failed(Failure),
+}
+
+/// Lambda's soft limit on a streamed response: 20 MB.
+pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
+
+/// Where a streamed response goes as it arrives.
+pub trait ResponseStream {
+    /// A streamed response begins, with the runtime's `Content-Type`.
+    fn begin(&mut self, content_type: Option<&str>);
+    fn data(&mut self, data: &[u8]);
+    /// The stream ended; `complete` is false when an error, a timeout or a crash cut it short.
+    fn end(&mut self, complete: bool);
+    /// The invocation's outcome is known, before the runtime asks for the next event (which
+    /// ends the invocation): Lambda answers its caller at this point.
+    fn answered(&mut self, _outcome: &Outcome) {}
+}
+
+/// A streamed response being received.
+struct Streaming {
+    /// The runtime's POST, answered 202 once its body has ended.
+    request: ApiRequest,
+    pieces: std::sync::mpsc::Receiver<Piece>,
+    bytes: u64,
+    trailers: Vec<(String, String)>,
 }
 
 /// One invocation, as the REPORT line describes it.
@@ -84,6 +110,7 @@ pub struct Instance<'a> {
     initializing: bool,
     /// An extension's `POST /extension/init/error`.
     extension_init_error: Option<(Vec<u8>, Option<String>)>,
+    streaming: Option<Streaming>,
 }
 
 /// An external extension (a process of `/opt/extensions`) or an internal one (registered from
@@ -107,6 +134,7 @@ impl Extension {
 
 enum Happening {
     Request(Box<ApiRequest>),
+    Piece(Piece),
     Exited,
     /// An extension registered, asked for its next event, reported an error or ended.
     Extension,
@@ -162,6 +190,7 @@ impl<'a> Instance<'a> {
             telemetry: Telemetry::default(),
             initializing: false,
             extension_init_error: None,
+            streaming: None,
         }
     }
 
@@ -174,7 +203,7 @@ impl<'a> Instance<'a> {
     /// Runs one event: starts the process first when there is none (a cold start, or after a
     /// crash or a timeout reset the environment, as on Lambda). `Err` only for the tool's own
     /// failures and Ctrl-C; whatever the function does is in the [`Record`].
-    pub fn invoke(&mut self, event: &[u8]) -> Result<Record> {
+    pub fn invoke(&mut self, event: &[u8], stream: &mut dyn ResponseStream) -> Result<Record> {
         let request_id = lambda::request_id();
         let mut init_duration = None;
         if self.process.is_none() {
@@ -224,7 +253,13 @@ impl<'a> Instance<'a> {
         // extensions are back in `next` too.
         let mut runtime_done = false;
         let mut crashed: Option<String> = None;
+        let mut told = false;
         loop {
+            if let (Some(outcome), false) = (&outcome, told) {
+                // The caller can answer its client now; the invocation lasts until `next`.
+                stream.answered(outcome);
+                told = true;
+            }
             match self.wait(deadline)? {
                 Happening::Request(request) => match (&request.route, &outcome) {
                     (Route::Next, None) => {
@@ -243,8 +278,28 @@ impl<'a> Instance<'a> {
                         // Already answered: rapid's ErrResponseSent.
                         request.invalid_request_id();
                     }
+                    (Route::Response(_), None) if self.streaming.is_some() => {
+                        // A second response while the first still streams.
+                        request.invalid_request_id();
+                    }
                     (Route::Response(id), None) if *id == request_id => {
                         outcome = Some(match request.body {
+                            Body::Streaming(_) => {
+                                let mut request = *request;
+                                let Body::Streaming(pieces) =
+                                    std::mem::replace(&mut request.body, Body::TooLarge(0))
+                                else {
+                                    unreachable!("matched as streaming")
+                                };
+                                stream.begin(request.header("Content-Type"));
+                                self.streaming = Some(Streaming {
+                                    request,
+                                    pieces,
+                                    bytes: 0,
+                                    trailers: Vec::new(),
+                                });
+                                continue;
+                            }
                             Body::Complete(ref body) => {
                                 let body = body.clone();
                                 request.accepted();
@@ -273,6 +328,14 @@ impl<'a> Instance<'a> {
                                 request.too_large();
                                 Failure::response_too_large(size)
                             }
+                            Body::Streaming(_) => {
+                                request.reject(
+                                    400,
+                                    "InvalidRequest",
+                                    "an error cannot be streamed; stream the response instead",
+                                );
+                                continue;
+                            }
                         }));
                     }
                     (Route::Response(_) | Route::Error(_), _) => request.invalid_request_id(),
@@ -300,7 +363,40 @@ impl<'a> Instance<'a> {
                         break;
                     }
                 }
+                Happening::Piece(piece) => {
+                    let Some(streaming) = self.streaming.as_mut() else {
+                        continue;
+                    };
+                    match piece {
+                        Piece::Data(data) => {
+                            streaming.bytes += data.len() as u64;
+                            if streaming.bytes <= MAX_STREAMED_BYTES {
+                                stream.data(&data);
+                            }
+                        }
+                        Piece::Trailers(trailers) => streaming.trailers = trailers,
+                        Piece::End | Piece::Broken(_) => {
+                            let broken = match piece {
+                                Piece::Broken(reason) => Some(reason),
+                                _ => None,
+                            };
+                            let Some(streaming) = self.streaming.take() else {
+                                continue;
+                            };
+                            let (ended, failed_with) = finish_stream(&streaming, broken);
+                            if let Some(error_type) = failed_with {
+                                status = Some(Status::Error(error_type));
+                            }
+                            stream.end(!matches!(ended, Outcome::Failed(_)));
+                            streaming.request.accepted();
+                            outcome = Some(ended);
+                        }
+                    }
+                }
                 Happening::Exited => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     let exit = self.process.as_ref().and_then(|p| p.exit);
                     match &outcome {
                         None => {
@@ -318,6 +414,9 @@ impl<'a> Instance<'a> {
                     break;
                 }
                 Happening::Deadline => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     match &outcome {
                         None => {
                             outcome =
@@ -343,6 +442,9 @@ impl<'a> Instance<'a> {
                     break;
                 }
             }
+        }
+        if let (Some(outcome), false) = (&outcome, told) {
+            stream.answered(outcome);
         }
         let duration = started.elapsed();
         let max_memory_kib = self.peak_memory();
@@ -409,7 +511,7 @@ impl<'a> Instance<'a> {
                     Ok(Happening::Deadline) | Err(_) => break,
                     // The runtime's end, and whatever it asks now, change nothing.
                     Ok(Happening::Exited) => drop(self.process.take()),
-                    Ok(Happening::Request(_) | Happening::Extension) => {}
+                    Ok(Happening::Request(_) | Happening::Extension | Happening::Piece(_)) => {}
                 }
             }
         }
@@ -521,7 +623,7 @@ impl<'a> Instance<'a> {
             }
             match self.wait(until)? {
                 Happening::Request(request) => request.not_found(),
-                Happening::Exited | Happening::Extension => {}
+                Happening::Exited | Happening::Extension | Happening::Piece(_) => {}
                 Happening::Deadline => {
                     let waiting: Vec<String> = self
                         .extensions
@@ -613,6 +715,9 @@ impl<'a> Instance<'a> {
                                 request.header("Lambda-Runtime-Function-Error-Type"),
                             ),
                             Body::TooLarge(size) => Failure::response_too_large(size),
+                            Body::Streaming(_) => {
+                                Failure::posted(FailureKind::InitError, Vec::new(), None)
+                            }
                         };
                         request.accepted();
                         // Runtimes exit after reporting an init error; a moment to do so keeps
@@ -628,6 +733,7 @@ impl<'a> Instance<'a> {
                     }
                     _ => request.not_found(),
                 },
+                Happening::Piece(_) => {}
                 Happening::Exited => {
                     let exit = self
                         .process
@@ -680,6 +786,7 @@ impl<'a> Instance<'a> {
                     _ => request.invalid_state("InitError", "InitError"),
                 },
                 Happening::Extension => {}
+                Happening::Piece(_) => {}
                 Happening::Exited | Happening::Deadline => return Ok(()),
             }
         }
@@ -715,6 +822,17 @@ impl<'a> Instance<'a> {
     fn wait(&mut self, until: Instant) -> Result<Happening> {
         loop {
             self.forward(false);
+            if let Some(streaming) = &self.streaming {
+                match streaming.pieces.try_recv() {
+                    Ok(piece) => return Ok(Happening::Piece(piece)),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        return Ok(Happening::Piece(Piece::Broken(
+                            "the stream's reader stopped".to_owned(),
+                        )));
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+            }
             if let Some(request) = self.api.try_recv() {
                 if request.route.is_extensions_api() {
                     self.extensions_api(request);
@@ -784,6 +902,8 @@ impl Instance<'_> {
         let body = match &request.body {
             Body::Complete(body) => body.clone(),
             Body::TooLarge(_) => return request.too_large(),
+            // Only a runtime's response streams.
+            Body::Streaming(_) => return request.not_found(),
         };
         match (&request.route, known) {
             (Route::ExtensionRegister, _) => self.register(request, &body),
@@ -935,6 +1055,43 @@ fn send_extension_event(next: ApiRequest, event: &serde_json::Value) {
         ],
         event.to_string().as_bytes(),
     );
+}
+
+/// How a streamed response ended: its outcome, and the error type for the REPORT line when
+/// Lambda reports one. An error in the trailers is the handler's (its payload is the decoded
+/// `Lambda-Runtime-Function-Error-Body`).
+fn finish_stream(streaming: &Streaming, broken: Option<String>) -> (Outcome, Option<String>) {
+    let trailer = |name: &str| {
+        streaming
+            .trailers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(error_type) = trailer("Lambda-Runtime-Function-Error-Type") {
+        use base64::Engine as _;
+        let body = trailer("Lambda-Runtime-Function-Error-Body").unwrap_or_default();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .unwrap_or_else(|_| body.as_bytes().to_vec());
+        let failure = Failure::posted(FailureKind::Handler, payload, Some(error_type));
+        return (Outcome::Failed(failure), None);
+    }
+    if streaming.bytes > MAX_STREAMED_BYTES {
+        let failure = Failure::response_too_large_streamed(streaming.bytes);
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    if let Some(reason) = broken {
+        let failure = Failure::lambda(
+            FailureKind::Exit,
+            "Runtime.TruncatedResponse",
+            format!("the runtime's streamed response broke off: {reason}"),
+        );
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    (Outcome::Streamed(streaming.bytes), None)
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

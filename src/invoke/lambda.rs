@@ -134,6 +134,19 @@ impl Failure {
         )
     }
 
+    /// A streamed response over Lambda's 20 MB soft limit: what went past it is not sent.
+    pub fn response_too_large_streamed(size: u64) -> Failure {
+        Failure::lambda(
+            FailureKind::ResponseTooLarge,
+            "Function.ResponseSizeTooLarge",
+            format!(
+                "Response payload size ({size} bytes) exceeded maximum allowed payload size \
+                 ({} bytes) for a streamed response.",
+                super::instance::MAX_STREAMED_BYTES
+            ),
+        )
+    }
+
     pub fn no_bootstrap(request_id: &str) -> Failure {
         Failure::lambda(
             FailureKind::InvalidEntrypoint,

@@ -237,7 +237,7 @@ impl Outcomes {
     pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
         self.records.iter().filter_map(|r| match &r.outcome {
             Outcome::Failed(failure) => Some(failure),
-            Outcome::Response(_) => None,
+            Outcome::Response(_) | Outcome::Streamed(_) => None,
         })
     }
 
@@ -415,10 +415,20 @@ pub fn invoke(
     };
     let mut instance = sandbox.instance(function, interrupt, &console);
     let mut records = Vec::new();
+    let mut stream = StdoutStream {
+        payloads,
+        kept: Vec::new(),
+    };
     for event in events {
-        let record = instance.invoke(event)?;
+        let record = instance.invoke(event, &mut stream)?;
         let (payload, failed) = match &record.outcome {
             Outcome::Response(body) => (body, false),
+            Outcome::Streamed(_) if payloads == Payloads::Raw => {
+                console.end(&record, function.memory_mb);
+                records.push(record);
+                continue;
+            }
+            Outcome::Streamed(_) => (&stream.kept, false),
             Outcome::Failed(failure) => (&failure.payload, true),
         };
         let mut stdout = std::io::stdout().lock();
@@ -446,6 +456,35 @@ pub fn invoke(
     report_summary(&outcomes, reporter, launch.emulator.is_some());
     interrupt.check()?;
     Ok(outcomes)
+}
+
+/// A streamed response on stdout as it arrives (`invoke`), or kept for its JSON line.
+struct StdoutStream {
+    payloads: Payloads,
+    kept: Vec<u8>,
+}
+
+impl instance::ResponseStream for StdoutStream {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.kept.clear();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        match self.payloads {
+            Payloads::Raw => {
+                let mut stdout = std::io::stdout().lock();
+                // A reader that went away is not the function's failure.
+                let _ = stdout.write_all(data).and_then(|()| stdout.flush());
+            }
+            Payloads::Json => self.kept.extend_from_slice(data),
+        }
+    }
+
+    fn end(&mut self, _complete: bool) {
+        if self.payloads == Payloads::Raw {
+            let _ = std::io::stdout().lock().write_all(b"\n");
+        }
+    }
 }
 
 fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {

@@ -97,6 +97,19 @@ impl Served {
         self.stderr.lock().unwrap().clone()
     }
 
+    /// stderr once it holds `text` (a streamed answer reaches the client before the line that
+    /// logs it is written), or after 10 s.
+    fn stderr_with(&self, text: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let err = self.stderr();
+            if err.contains(text) || Instant::now() > until {
+                return err;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends one request (`Connection: close`) and reads the whole response.
     fn request(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
         let mut stream = TcpStream::connect(self.addr).unwrap();
@@ -269,7 +282,7 @@ fn assert_the_http_function_answers(served: &Served) {
 fn the_http_template_served_as_a_function_url() {
     let served = Served::start(http_x86_64_zip(), &[]);
     assert_the_http_function_answers(&served);
-    let err = served.stderr();
+    let err = served.stderr_with("GET /nope -> 404");
     assert!(
         err.contains("(x86_64) as a Function URL at http://127.0.0.1:"),
         "{err}"
@@ -277,7 +290,7 @@ fn the_http_template_served_as_a_function_url() {
     assert!(err.contains("GET /nope -> 404"), "{err}");
     // One warm process: one cold start for all the requests.
     assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
-    assert_eq!(err.matches("START RequestId").count(), 7, "{err}");
+    assert_eq!(err.matches("START RequestId").count(), 6, "{err}");
 }
 
 #[test]
@@ -317,7 +330,7 @@ fn a_request_over_6_mb_is_refused_with_413_before_the_function() {
     );
     // Still serving.
     assert_eq!(served.get("/").status, 200);
-    let err = served.stderr();
+    let err = served.stderr_with("GET / -> 200");
     assert!(
         err.contains("warning: refused POST /echo: its body is over Lambda's 6291456 bytes"),
         "{err}"
@@ -339,7 +352,7 @@ fn a_port_in_use_is_refused_with_the_fix() {
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "error: cannot listen on 127.0.0.1:{port}: address in use"
+            "error: cannot listen on 127.0.0.1:{port}: address already in use"
         )),
         "{err}"
     );
@@ -394,4 +407,152 @@ fn latency() {
             times.len()
         );
     }
+    // Time to the first streamed byte: from sending the request to reading `first`.
+    let served = Served::start(stream_zip(), &["-q", "-e", "STREAM_PAUSE_MS=0"]);
+    let _ = read_streamed(served.addr, "/"); // the cold start
+    let mut firsts: Vec<Duration> = (0..50).map(|_| read_streamed(served.addr, "/").1).collect();
+    firsts.sort();
+    println!(
+        "first streamed byte: median {:.2} ms, p99 {:.2} ms over {} requests",
+        firsts[firsts.len() / 2].as_secs_f64() * 1000.0,
+        firsts[firsts.len() * 99 / 100].as_secs_f64() * 1000.0,
+        firsts.len()
+    );
+}
+
+fn stream_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| build_zip("stream", "x86_64"))
+}
+
+/// Reads a streamed response from `addr`, noting when the first body chunk and the end came.
+fn read_streamed(addr: SocketAddr, target: &str) -> (Vec<u8>, Duration, Duration, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut first = None;
+    let mut buffer = [0u8; 4096];
+    let clean = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break raw.ends_with(b"0\r\n\r\n"),
+            Ok(n) => {
+                raw.extend_from_slice(&buffer[..n]);
+                if first.is_none() && raw.windows(6).any(|w| w == b"first\n") {
+                    first = Some(started.elapsed());
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    (raw, first.unwrap_or_default(), started.elapsed(), clean)
+}
+
+#[test]
+fn a_streamed_response_reaches_the_client_while_the_function_still_runs() {
+    let served = Served::start(stream_zip(), &["-e", "STREAM_PAUSE_MS=1500"]);
+    let (raw, first, end, clean) = read_streamed(served.addr, "/");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(clean, "{text}");
+    let answer = Answer::parse(&raw).unwrap();
+    // The prelude's status, headers and cookie; the body without it.
+    assert_eq!(answer.status, 201, "{text}");
+    assert_eq!(answer.header("x-stream"), Some("yes"));
+    assert_eq!(answer.header("set-cookie"), Some("streamed=1"));
+    assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(answer.body, b"first\nlast\n");
+    // `first` came before the function's pause was over, `last` after it.
+    assert!(
+        end - first >= Duration::from_millis(1000),
+        "first chunk at {first:?}, end at {end:?}"
+    );
+    let err = served.stderr_with("GET / -> 201");
+    assert!(err.contains("GET / -> 201"), "{err}");
+}
+
+#[test]
+fn an_error_mid_stream_cuts_the_body_short_and_fails_the_invocation() {
+    let served = Served::start(stream_zip(), &[]);
+    let (raw, _, _, clean) = read_streamed(served.addr, "/fail");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!clean, "the body ended cleanly: {text}");
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    assert!(text.contains("partial\n"), "{text}");
+    let failed = "the invocation failed with StreamFailed: stream was asked to fail";
+    let err = served.stderr_with(failed);
+    assert!(err.contains(failed), "{err}");
+    // Still serving, on the same process.
+    let (_, _, _, clean) = read_streamed(served.addr, "/");
+    assert!(clean);
+    let err = served.stderr_with("GET / -> 201");
+    assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
+}
+
+#[test]
+fn invoke_prints_a_stream_as_it_arrives_and_fails_on_an_error_in_its_trailers() {
+    let mut child = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", r#"{"rawPath":"/"}"#, "-e", "STREAM_PAUSE_MS=1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let started = Instant::now();
+    let mut printed = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut first = None;
+    loop {
+        let n = stdout.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        printed.extend_from_slice(&buffer[..n]);
+        if first.is_none() && printed.windows(6).any(|w| w == b"first\n") {
+            first = Some(started.elapsed());
+        }
+    }
+    let end = started.elapsed();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // invoke prints what the function streamed, the prelude included, as Lambda returns it.
+    assert!(
+        printed.ends_with(b"\0\0\0\0\0\0\0\0first\nlast\n\n"),
+        "{printed:?}"
+    );
+    let first = first.expect("`first` was printed");
+    assert!(
+        end - first >= Duration::from_millis(1000),
+        "{first:?} {end:?}"
+    );
+
+    let output = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", r#"{"rawPath":"/fail"}"#])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = support::stdout(&output);
+    assert!(out.contains("partial\n\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "{\"errorType\":\"StreamFailed\",\"errorMessage\":\"stream was asked to fail\"}\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        support::stderr(&output)
+            .contains("error: 1 of 1 invocations failed; the first with StreamFailed"),
+        "{}",
+        support::stderr(&output)
+    );
 }
