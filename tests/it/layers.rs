@@ -230,3 +230,37 @@ fn a_layer_escaping_opt_is_refused_before_the_function_starts() {
         stderr(&output)
     );
 }
+
+/// An extension that ends before registering fails the init as Lambda reports it, the function's
+/// own answer never given.
+#[test]
+fn an_extension_that_crashes_at_start_fails_the_init_with_extension_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let layer = dir.path().join("crash.zip");
+    let mut zip = zip::ZipWriter::new(fs::File::create(&layer).unwrap());
+    zip.start_file(
+        "extensions/crash",
+        zip::write::SimpleFileOptions::default().unix_permissions(0o755),
+    )
+    .unwrap();
+    zip.write_all(b"#!/bin/sh\necho crash is starting\nexit 3\n")
+        .unwrap();
+    zip.finish().unwrap();
+    let output = invoke(&[zip_arg(echo_zip()), "--layer", zip_arg(&layer), "-d", "{}"]);
+    assert_exit(&output, 1);
+    let payload = &payloads(&output)[0];
+    assert_eq!(payload["errorType"], "Extension.Crash", "{payload}");
+    assert!(
+        payload["errorMessage"]
+            .as_str()
+            .unwrap()
+            .ends_with("Error: extension crash exited: exit status 3"),
+        "{payload}"
+    );
+    let err = stderr(&output);
+    assert!(err.contains("crash is starting"), "{err}");
+    assert!(
+        err.contains("help: an extension from a layer failed"),
+        "{err}"
+    );
+}
