@@ -126,6 +126,13 @@ impl Error {
         }
     }
 
+    /// `error: ...` and its `help: ...` on stderr, as the run ends with them.
+    pub fn print(&self, color: bool) {
+        let help = self.help();
+        let _ =
+            crate::report::print_error(&mut std::io::stderr().lock(), self, help.as_deref(), color);
+    }
+
     /// What to do about it, when the tool knows: one line per fix.
     pub fn help(&self) -> Option<String> {
         match self {

@@ -21,7 +21,7 @@ use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::invoke::front::Front;
 use crate::invoke::serve::{self, ServeConfig, serve_function};
-use crate::report::{self, Reporter};
+use crate::report::Reporter;
 use crate::signal::Interrupt;
 
 /// Writes closer together than this are one change: an editor's save is often several.
@@ -88,13 +88,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
             }
             Err(Error::Interrupted(_)) => false,
             Err(error) => {
-                let help = error.help();
-                let _ = report::print_error(
-                    &mut std::io::stderr().lock(),
-                    &error,
-                    help.as_deref(),
-                    ui.color,
-                );
+                error.print(ui.color);
                 reporter.warn(if config.artifact.is_file() {
                     "the build failed: the last good build keeps serving"
                 } else {

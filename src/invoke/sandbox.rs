@@ -50,16 +50,8 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     if !metadata.is_file() {
         return Err(read_error(io::Error::other("not a regular file")));
     }
-    let mut magic = [0u8; 4];
-    let is_zip = file.read(&mut magic).map_err(read_error)? == 4
-        && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06");
-    let dir = tempfile::Builder::new()
-        .prefix("lambda-task-")
-        .tempdir()
-        .map_err(InvokeError::TaskRoot)?;
-    // Lambda's /var/task is 755 whatever the umask.
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-        .map_err(InvokeError::TaskRoot)?;
+    let is_zip = starts_like_a_zip(&mut file).map_err(read_error)?;
+    let dir = fresh_dir("lambda-task-")?;
     let unzipped_size = if is_zip {
         let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT, false)?;
         if let Some(extensions) = extension_layer(dir.path()) {
@@ -80,6 +72,24 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
         metadata.len()
     };
     Ok(TaskRoot { dir, unzipped_size })
+}
+
+/// A temporary directory standing for one of Lambda's (`/var/task`, `/opt`): 755 whatever the
+/// umask, as there.
+fn fresh_dir(prefix: &str) -> Result<tempfile::TempDir, InvokeError> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(InvokeError::TaskRoot)?;
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
+        .map_err(InvokeError::TaskRoot)?;
+    Ok(dir)
+}
+
+/// Whether the file begins as a zip does (a local header, or an empty zip's end record).
+fn starts_like_a_zip(file: &mut File) -> io::Result<bool> {
+    let mut magic = [0u8; 4];
+    Ok(file.read(&mut magic)? == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06"))
 }
 
 /// What stands for `/opt`: the layers, extracted in order into a temporary directory that is
@@ -115,23 +125,17 @@ impl OptDir {
 /// earlier one's, as Lambda merges layers. `used` is what the function's own code takes of
 /// Lambda's 250 MB, which counts the layers too. Every entry must stay inside `/opt`.
 pub fn prepare_opt(layers: &[PathBuf], used: u64) -> Result<OptDir, InvokeError> {
-    let dir = tempfile::Builder::new()
-        .prefix("lambda-opt-")
-        .tempdir()
-        .map_err(InvokeError::TaskRoot)?;
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-        .map_err(InvokeError::TaskRoot)?;
+    let dir = fresh_dir("lambda-opt-")?;
     let mut total = used;
     for layer in layers {
         let read_error = |source| InvokeError::ReadLayer {
             path: layer.clone(),
             source,
         };
-        let mut magic = [0u8; 4];
-        let read = File::open(layer)
-            .and_then(|mut f| f.read(&mut magic))
+        let is_zip = File::open(layer)
+            .and_then(|mut f| starts_like_a_zip(&mut f))
             .map_err(read_error)?;
-        if read != 4 || !(magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06") {
+        if !is_zip {
             return Err(InvokeError::BadZip {
                 path: layer.clone(),
                 reason: "a layer is a zip, and this is not one".to_owned(),
