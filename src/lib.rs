@@ -24,6 +24,7 @@ pub mod redact;
 pub mod report;
 pub mod signal;
 pub mod verify;
+pub mod watch;
 
 use std::io::Write as _;
 
@@ -44,6 +45,8 @@ struct Prepared {
     plan: BuildPlan,
     /// The files each function's zip will hold besides its executable, in the plan's order.
     includes: Vec<Vec<ZipEntry>>,
+    /// The shared libraries each function ships in its zip or gets from its layers.
+    provided: Vec<Vec<String>>,
     timestamp: zip::DateTime,
     /// `--invoke-with`'s events, read before the build so a bad file fails fast.
     smoke_events: Option<Vec<Vec<u8>>>,
@@ -62,6 +65,11 @@ struct Function {
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
+    build_with(args, env, ui, &interrupt)
+}
+
+/// [`run`] with the caller's Ctrl-C flag: `serve --watch` builds again and again under one.
+pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> Result<()> {
     let Some(prepared) = prepare(args, env, ui)? else {
         return Ok(());
     };
@@ -73,14 +81,18 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
         config,
         plan,
         includes,
+        provided,
         timestamp,
         smoke_events,
     } = prepared;
 
     let build::Outcome {
-        checked,
+        mut checked,
         docker_images,
-    } = build::build(&plan, env, reporter, &interrupt)?;
+    } = build::build(&plan, env, reporter, interrupt)?;
+    for (checked, provided) in checked.iter_mut().zip(&provided) {
+        checked.provided(provided);
+    }
     refuse_or_warn(&plan, &checked, reporter)?;
     interrupt.check()?;
 
@@ -107,7 +119,7 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     interrupt.check()?;
 
     if let Some(events) = smoke_events {
-        smoke_test(&functions, &events, &config, env, reporter, &interrupt)?;
+        smoke_test(&functions, &events, &config, env, reporter, interrupt)?;
     }
     Ok(())
 }
@@ -162,6 +174,7 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
     let mut includes = Vec::new();
+    let mut provided = Vec::new();
     for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
@@ -183,12 +196,28 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
                 path.display()
             ));
         }
+        let mut libraries = lambda::libraries_in(
+            collected.entries.iter().map(|e| e.name.as_str()),
+            lambda::TASK_LIBRARY_DIRS,
+        );
+        for layer in &settings.layers {
+            let names = package::entry_names(layer).map_err(|reason| Error::Layer {
+                path: layer.clone(),
+                reason,
+            })?;
+            libraries.extend(lambda::libraries_in(
+                names.iter().map(String::as_str),
+                lambda::LAYER_LIBRARY_DIRS,
+            ));
+        }
+        provided.push(libraries);
         includes.push(collected.entries);
     }
     Ok(Some(Prepared {
         config,
         plan,
         includes,
+        provided,
         timestamp,
         smoke_events,
     }))
@@ -286,8 +315,12 @@ fn smoke_test(
 ) -> Result<()> {
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
-    for function in functions.iter().filter(|f| !f.plan.extension) {
-        let settings = invoke::default_function(&function.plan.bin, &lookup);
+    for (function, settings_of) in functions.iter().zip(&config.functions) {
+        if function.plan.extension {
+            continue;
+        }
+        let mut settings = invoke::default_function(&function.plan.bin, &lookup);
+        settings.layers = settings_of.layers.clone();
         let outcome = invoke::invoke(
             function.plan.output.path(),
             events,

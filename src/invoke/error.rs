@@ -33,6 +33,16 @@ pub enum InvokeError {
     #[error("the zip has an entry that would land outside the task root: `{0}`")]
     UnsafeEntry(String),
 
+    #[error("cannot read the layer `{}`: {source}", .path.display())]
+    ReadLayer {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Lambda extracts a layer into `/opt`.
+    #[error("the layer `{}` has an entry that would land outside /opt: `{name}`", .layer.display())]
+    UnsafeLayerEntry { layer: PathBuf, name: String },
+
     /// A zip built with `--extension`: Lambda runs it beside a function, never by itself.
     #[error("`{}` is an extension layer ({}), not a function: it has no `bootstrap` to run", .path.display(), .extensions.join(", "))]
     ExtensionLayer {
@@ -69,6 +79,12 @@ pub enum InvokeError {
         source: std::io::Error,
     },
 
+    /// Lambda's `ValidationException` for a `Handler` outside its pattern.
+    #[error(
+        "`--handler {0:?}` is not a handler Lambda accepts: 1 to 128 characters, no whitespace"
+    )]
+    InvalidHandler(String),
+
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
@@ -98,6 +114,12 @@ pub enum InvokeError {
         arch: Arch,
         sysroot: PathBuf,
         package: &'static str,
+    },
+
+    #[error("cannot listen on {addr}: {}", crate::package::describe(.source))]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
     },
 
     #[error("cannot start the Runtime API on 127.0.0.1: {0}")]
@@ -147,6 +169,16 @@ impl InvokeError {
                  function; `invoke` runs a function's zip (built without `--extension`)",
                 path.display()
             ),
+            InvokeError::UnsafeLayerEntry { .. } => {
+                "Lambda extracts a layer into /opt: rebuild the zip with names relative to its \
+                 root (`lib/...`, `bin/...`, `extensions/...`) and links that stay inside it"
+                    .into()
+            }
+            InvokeError::ReadLayer { .. } => {
+                "pass the zip of a layer to `--layer` (for example one built with `cargo \
+                 lambda-build --zip --extension`)"
+                    .into()
+            }
             InvokeError::TooLargeUnzipped(_) => {
                 "Lambda refuses such a function at upload: strip the binary (`strip = true` in \
                  the cargo profile) or move data to S3 or a layer"
@@ -163,6 +195,9 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidHandler(_) => {
+                "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
+            }
             InvokeError::ReadEvents { .. } => {
                 "pass a readable file of one JSON event, or of several, one per line".into()
             }
@@ -178,6 +213,22 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::Listen { addr, source } => match source.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program listens on port {port} (another `serve`, or `cargo lambda \
+                     watch`?): stop it, or pass `--port {other}` (`--port 0` takes a free one)",
+                    port = addr.port(),
+                    other = addr.port().wrapping_add(1).max(1024)
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need privileges: pass `--port 9000`".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => format!(
+                    "{} is not an address of this machine: pass `--bind 127.0.0.1`",
+                    addr.ip()
+                ),
+                _ => return None,
+            },
             InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
             _ => return None,
         })
@@ -204,6 +255,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"
+        }
+        FailureKind::Extension => {
+            "an extension from a layer failed: its output above says why; run without that \
+             `--layer` to tell the function's failures from the extension's"
         }
         FailureKind::InvalidEntrypoint => {
             "Lambda execs `bootstrap` at the zip's root, with mode 755, built for the \

@@ -5,10 +5,14 @@
 
 pub mod error;
 pub mod events;
+pub mod front;
+pub mod http;
 pub mod instance;
 pub mod lambda;
 pub mod sandbox;
+pub mod serve;
 pub mod server;
+pub mod telemetry;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -20,7 +24,7 @@ pub use sandbox::FunctionSettings;
 use server::RuntimeApi;
 
 use crate::arch::Arch;
-use crate::cli::InvokeArgs;
+use crate::cli::{FunctionArgs, InvokeArgs};
 use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -54,6 +58,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         name: name.to_owned(),
         memory_mb: 128,
         timeout_secs: 3,
+        handler: crate::lambda::DEFAULT_HANDLER.to_owned(),
         region: lookup("AWS_REGION")
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -66,7 +71,24 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .into_iter()
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
+        layers: Vec::new(),
     }
+}
+
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
+pub fn function_settings(
+    args: FunctionArgs,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<FunctionSettings> {
+    sandbox::check_handler(&args.handler)?;
+    let mut function = default_function(&args.function_name, lookup);
+    function.memory_mb = args.memory;
+    function.timeout_secs = args.timeout;
+    function.handler = args.handler;
+    function.variables = sandbox::parse_variables(&args.env)?;
+    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    Ok(function)
 }
 
 impl InvokeConfig {
@@ -82,10 +104,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let mut function = default_function(&args.function_name, &lookup);
-        function.memory_mb = args.memory;
-        function.timeout_secs = args.timeout;
-        function.variables = sandbox::parse_variables(&args.env)?;
+        let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -218,7 +237,7 @@ impl Outcomes {
     pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
         self.records.iter().filter_map(|r| match &r.outcome {
             Outcome::Failed(failure) => Some(failure),
-            Outcome::Response(_) => None,
+            Outcome::Response(_) | Outcome::Streamed(_) => None,
         })
     }
 
@@ -247,6 +266,119 @@ pub enum Payloads {
     Json,
 }
 
+/// A function ready to start: its task root, the Runtime API it will talk to, and how it is
+/// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
+pub struct Sandbox {
+    pub launch: sandbox::Launch,
+    /// `/opt/extensions/*` of the layers, started beside the function.
+    pub extensions: Vec<sandbox::Launch>,
+    pub api: RuntimeApi,
+    /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
+    pub arch: String,
+    _task_root: sandbox::TaskRoot,
+    _opt: sandbox::OptDir,
+}
+
+impl Sandbox {
+    pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
+        let task_root = sandbox::prepare(artifact)?;
+        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
+        let emulator = |elf: Option<&crate::inspect::ElfReport>| {
+            sandbox::emulation(
+                elf,
+                Arch::host(),
+                |name| which::which(name).ok(),
+                Path::is_dir,
+            )
+        };
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let env = sandbox::environment(
+            function,
+            task_root.path(),
+            opt.path(),
+            api.addr,
+            &lambda::log_stream_name(SystemTime::now()),
+        );
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let elf = crate::inspect::inspect(&path).ok();
+                Ok(sandbox::launch_executable(
+                    path,
+                    task_root.path(),
+                    emulator(elf.as_ref())?,
+                    env.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
+        let arch = match (&elf, &launch.emulator) {
+            (Some(elf), None) => elf.arch.to_string(),
+            (_, Some(emulator)) => format!(
+                "{} under {}",
+                emulator.arch,
+                emulator
+                    .program
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            ),
+            (None, None) => "not an ELF executable".to_owned(),
+        };
+        Ok(Sandbox {
+            launch,
+            extensions,
+            api,
+            arch,
+            _task_root: task_root,
+            _opt: opt,
+        })
+    }
+
+    /// `Starting extension NAME from /opt/extensions`, when the layers have any.
+    pub fn report_extensions(&self, reporter: &Reporter) {
+        if self.extensions.is_empty() {
+            return;
+        }
+        reporter.status(
+            "Starting",
+            format!(
+                "extension{} {} from /opt/extensions",
+                if self.extensions.len() == 1 { "" } else { "s" },
+                self.extensions
+                    .iter()
+                    .map(|e| e
+                        .bootstrap
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+
+    /// The execution environment that runs invocations, one at a time.
+    pub fn instance<'a>(
+        &'a self,
+        function: &FunctionSettings,
+        interrupt: &'a Interrupt,
+        log: &'a dyn instance::Log,
+    ) -> Instance<'a> {
+        Instance::new(
+            &self.launch,
+            &self.api,
+            Duration::from_secs(u64::from(function.timeout_secs)),
+            sandbox::arn(function),
+            interrupt,
+            log,
+        )
+        .with_extensions(&self.extensions)
+    }
+}
+
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
 pub fn invoke(
@@ -258,36 +390,9 @@ pub fn invoke(
     verbosity: Verbosity,
     interrupt: &Interrupt,
 ) -> Result<Outcomes> {
-    let task_root = sandbox::prepare(artifact)?;
-    let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-    let emulator = sandbox::emulation(
-        elf.as_ref(),
-        Arch::host(),
-        |name| which::which(name).ok(),
-        Path::is_dir,
-    )?;
-    let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-    let env = sandbox::environment(
-        function,
-        task_root.path(),
-        api.addr,
-        &lambda::log_stream_name(SystemTime::now()),
-    );
-    let launch = sandbox::launch(task_root.path(), emulator, env);
-
-    let arch = match (&elf, &launch.emulator) {
-        (Some(elf), None) => elf.arch.to_string(),
-        (_, Some(emulator)) => format!(
-            "{} under {}",
-            emulator.arch,
-            emulator
-                .program
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ),
-        (None, None) => "not an ELF executable".to_owned(),
-    };
+    let sandbox = Sandbox::prepare(artifact, function)?;
+    let launch = &sandbox.launch;
+    let arch = &sandbox.arch;
     reporter.status(
         "Invoking",
         format!(
@@ -299,6 +404,7 @@ pub fn invoke(
             function.memory_mb
         ),
     );
+    sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }
@@ -307,20 +413,22 @@ pub fn invoke(
         reporter,
         lambda_lines: verbosity != Verbosity::Quiet,
     };
-    let timeout = Duration::from_secs(u64::from(function.timeout_secs));
-    let mut instance = Instance::new(
-        &launch,
-        &api,
-        timeout,
-        sandbox::arn(function),
-        interrupt,
-        &console,
-    );
+    let mut instance = sandbox.instance(function, interrupt, &console);
     let mut records = Vec::new();
+    let mut stream = StdoutStream {
+        payloads,
+        kept: Vec::new(),
+    };
     for event in events {
-        let record = instance.invoke(event)?;
+        let record = instance.invoke(event, &mut stream)?;
         let (payload, failed) = match &record.outcome {
             Outcome::Response(body) => (body, false),
+            Outcome::Streamed(_) if payloads == Payloads::Raw => {
+                console.end(&record, function.memory_mb);
+                records.push(record);
+                continue;
+            }
+            Outcome::Streamed(_) => (&stream.kept, false),
             Outcome::Failed(failure) => (&failure.payload, true),
         };
         let mut stdout = std::io::stdout().lock();
@@ -348,6 +456,35 @@ pub fn invoke(
     report_summary(&outcomes, reporter, launch.emulator.is_some());
     interrupt.check()?;
     Ok(outcomes)
+}
+
+/// A streamed response on stdout as it arrives (`invoke`), or kept for its JSON line.
+struct StdoutStream {
+    payloads: Payloads,
+    kept: Vec<u8>,
+}
+
+impl instance::ResponseStream for StdoutStream {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.kept.clear();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        match self.payloads {
+            Payloads::Raw => {
+                let mut stdout = std::io::stdout().lock();
+                // A reader that went away is not the function's failure.
+                let _ = stdout.write_all(data).and_then(|()| stdout.flush());
+            }
+            Payloads::Json => self.kept.extend_from_slice(data),
+        }
+    }
+
+    fn end(&mut self, _complete: bool) {
+        if self.payloads == Payloads::Raw {
+            let _ = std::io::stdout().lock().write_all(b"\n");
+        }
+    }
 }
 
 fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
