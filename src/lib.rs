@@ -43,13 +43,19 @@ use crate::signal::Interrupt;
 struct Prepared {
     config: BuildConfig,
     plan: BuildPlan,
-    /// The files each function's zip will hold besides its executable, in the plan's order.
-    includes: Vec<Vec<ZipEntry>>,
-    /// The shared libraries each function ships in its zip or gets from its layers.
-    provided: Vec<Vec<String>>,
+    /// What each function brings besides its executable, in the plan's order.
+    brought: Vec<Brought>,
     timestamp: zip::DateTime,
     /// `--invoke-with`'s events, read before the build so a bad file fails fast.
     smoke_events: Option<Vec<Vec<u8>>>,
+}
+
+/// What a function brings besides its executable.
+struct Brought {
+    /// The files its zip will hold.
+    includes: Vec<ZipEntry>,
+    /// The shared libraries it ships in its zip or gets from its layers.
+    libraries: Vec<String>,
 }
 
 /// One function after packaging: its plan, what cargo built and its check, what was written.
@@ -77,34 +83,29 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
     for warning in &prepared.config.warnings {
         reporter.warn(warning);
     }
-    let Prepared {
-        config,
-        plan,
-        includes,
-        provided,
-        timestamp,
-        smoke_events,
-    } = prepared;
-
+    let (config, plan) = (&prepared.config, &prepared.plan);
     let build::Outcome {
         mut checked,
         docker_images,
-    } = build::build(&plan, env, reporter, interrupt)?;
-    for (checked, provided) in checked.iter_mut().zip(&provided) {
-        checked.provided(provided);
+    } = build::build(plan, env, reporter, interrupt)?;
+    for (checked, brought) in checked.iter_mut().zip(&prepared.brought) {
+        checked.provided(&brought.libraries);
     }
-    refuse_or_warn(&plan, &checked, reporter)?;
+    refuse_or_warn(plan, &checked, reporter)?;
     interrupt.check()?;
 
     let mut functions = Vec::with_capacity(plan.functions.len());
     let built = checked.into_iter().zip(docker_images);
-    for ((function, (checked, docker_image)), includes) in
-        plan.functions.iter().zip(built).zip(includes)
+    for ((function, (checked, docker_image)), brought) in
+        plan.functions.iter().zip(built).zip(prepared.brought)
     {
-        let (artifact, fresh) =
-            package::package_function(function, &checked.executable, includes, timestamp, &|| {
-                interrupt.received()
-            })?;
+        let (artifact, fresh) = package::package_function(
+            function,
+            &checked.executable,
+            brought.includes,
+            prepared.timestamp,
+            &|| interrupt.received(),
+        )?;
         report_packaged(reporter, function, &artifact, fresh);
         functions.push(Function {
             plan: function.clone(),
@@ -115,11 +116,11 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
         interrupt.check()?;
     }
 
-    print_results(&functions, &plan, config.message_format)?;
+    print_results(&functions, plan, config.message_format)?;
     interrupt.check()?;
 
-    if let Some(events) = smoke_events {
-        smoke_test(&functions, &events, &config, env, reporter, interrupt)?;
+    if let Some(events) = &prepared.smoke_events {
+        smoke_test(&functions, events, config, env, reporter, interrupt)?;
     }
     Ok(())
 }
@@ -173,8 +174,7 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         .as_ref()
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
-    let mut includes = Vec::new();
-    let mut provided = Vec::new();
+    let mut brought = Vec::new();
     for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
@@ -210,14 +210,15 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
                 lambda::LAYER_LIBRARY_DIRS,
             ));
         }
-        provided.push(libraries);
-        includes.push(collected.entries);
+        brought.push(Brought {
+            includes: collected.entries,
+            libraries,
+        });
     }
     Ok(Some(Prepared {
         config,
         plan,
-        includes,
-        provided,
+        brought,
         timestamp,
         smoke_events,
     }))
