@@ -292,7 +292,7 @@ bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
 zsh:  cargo lambda-build completions zsh > \"${fpath[1]}/_cargo-lambda-build\"\n  \
 fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-build.fish")]
     Completions(CompletionsArgs),
-    /// Print the man page cargo-lambda-build(1), in roff, or write every page into a directory
+    /// Print the man page cargo-lambda-build(1), or write every page into a directory
     #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
 cargo lambda-build man --dir ~/.local/share/man/man1")]
     Man(ManArgs),

@@ -9,6 +9,7 @@ mod support;
 mod architecture;
 mod bad_input;
 mod cli;
+mod completions;
 mod concurrent;
 mod docker;
 mod docker_ci;
