@@ -108,7 +108,9 @@ fn bash_completes_cargo_lambda_build_and_keeps_cargos_completion() {
     };
     let bash_completion = Path::new("/usr/share/bash-completion/bash_completion");
     if !bash_completion.is_file() {
-        support::skip_or_fail("bash-completion is not installed (`apt-get install bash-completion`)");
+        support::skip_or_fail(
+            "bash-completion is not installed (`apt-get install bash-completion`)",
+        );
         return;
     }
     let setup = format!(
@@ -118,11 +120,19 @@ fn bash_completes_cargo_lambda_build_and_keeps_cargos_completion() {
         bash.display(),
         bash.display()
     );
-    let lines = ["cargo lambda-build --zi", "cargo bui", "cargo build --relea"];
+    let lines = [
+        "cargo lambda-build --zi",
+        "cargo bui",
+        "cargo build --relea",
+    ];
     let both = bash_candidates(&setup, &lines);
     assert_eq!(section(&both, lines[0]), ["--zip"], "{both}");
     assert_eq!(section(&both, lines[1]), ["build"], "cargo's own: {both}");
-    assert_eq!(section(&both, lines[2]), ["--release"], "cargo's own: {both}");
+    assert_eq!(
+        section(&both, lines[2]),
+        ["--release"],
+        "cargo's own: {both}"
+    );
 }
 
 /// zsh's completion runs only in its line editor: an interactive zsh in a pseudo-terminal
@@ -148,7 +158,9 @@ exit 0
 "#;
 
 fn zsh_candidates(dir: &Path, setup: &str, line: &str) -> Vec<String> {
-    let out = tempfile::NamedTempFile::new_in(dir).unwrap().into_temp_path();
+    let out = tempfile::NamedTempFile::new_in(dir)
+        .unwrap()
+        .into_temp_path();
     let out = out.to_path_buf();
     let output = Command::new("zsh")
         .args(["-f", "-c", ZSH_DRIVER, "driver", setup, line])
@@ -302,7 +314,14 @@ fn the_man_pages_render_with_man() {
 
     // Every page the main one names exists, renders and names no page that does not.
     let pages = dir.path().join("man1");
-    assert_success(&support::tool().arg("man").arg("--dir").arg(&pages).output().unwrap());
+    assert_success(
+        &support::tool()
+            .arg("man")
+            .arg("--dir")
+            .arg(&pages)
+            .output()
+            .unwrap(),
+    );
     let names: Vec<String> = std::fs::read_dir(&pages)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -315,9 +334,15 @@ fn the_man_pages_render_with_man() {
     for name in &names {
         let (text, warnings) = render(&pages.join(name));
         assert_eq!(warnings, "", "groff warns about {name}");
-        for named in text.split_whitespace().filter_map(|w| w.strip_suffix("(1)")) {
+        for named in text
+            .split_whitespace()
+            .filter_map(|w| w.strip_suffix("(1)"))
+        {
             if named.starts_with("cargo-lambda-build") {
-                assert!(names.contains(&format!("{named}.1")), "{name} names {named}(1)");
+                assert!(
+                    names.contains(&format!("{named}.1")),
+                    "{name} names {named}(1)"
+                );
             }
         }
     }

