@@ -318,7 +318,7 @@ fn has_interpreter(path: &Path) -> bool {
 fn runs_the_try_command(tool: &Path) {
     // `cargo lambda-build` finds it on PATH, as after `cargo install`.
     let bin = tempfile::tempdir().unwrap();
-    std::fs::copy(&tool, bin.path().join("cargo-lambda-build")).unwrap();
+    std::fs::copy(tool, bin.path().join("cargo-lambda-build")).unwrap();
     let path = std::env::join_paths(
         std::iter::once(bin.path().to_path_buf())
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
