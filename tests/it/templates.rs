@@ -126,6 +126,7 @@ fn the_github_workflow_passes_actionlint_and_the_schema() {
             "cargo lambda-build --docker",
             "~/.cargo/registry/index/",
             "target/",
+            "uses: cargo-bins/cargo-binstall@main",
         ],
     );
 }
@@ -182,7 +183,11 @@ fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
     );
     assert_eq!(job["services"][0]["alias"].as_str(), Some("docker"));
     let steps = format!("{:?} {:?}", job["before_script"], job["script"]);
-    assert_ci_file(&text, &steps, &["--docker"]);
+    assert_ci_file(
+        &text,
+        &steps,
+        &["--docker", "cargo-binstall/main/install-from-binstall-release.sh | bash"],
+    );
 }
 
 /// The image name the templates key their cache by comes from the generated crate as it is.
