@@ -346,3 +346,155 @@ fn runs_the_try_command(tool: &Path) {
     assert_eq!(bootstrap.name().unwrap(), "bootstrap");
     assert_eq!(bootstrap.unix_mode(), Some(0o100755));
 }
+
+/// The step of `job` named `name`.
+fn step<'a>(job: &'a yaml_rust2::Yaml, name: &str) -> &'a yaml_rust2::Yaml {
+    job["steps"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str() == Some(name) || s["uses"].as_str() == Some(name))
+        .unwrap_or_else(|| panic!("no step {name}"))
+}
+
+fn bash(dir: &Path, script: &str, env: &[(&str, &str)], path: &std::ffi::OsStr) {
+    let output = Command::new("bash")
+        .args(["-eo", "pipefail", "-c", script])
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{script}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The workflow's own shell steps, run here: the docs job's man pages and completions (by the
+/// tool under test), then each target's archive and checksum (of a stand-in binary). Each
+/// archive holds what binstall's `bin-dir` names, and the rest the README promises.
+#[test]
+fn the_release_archives_hold_the_binary_docs_man_pages_and_completions() {
+    if !support::require_tools(&["7z", "sha256sum", "tar"]) {
+        return;
+    }
+    let (_, workflow) = release_workflow();
+    let jobs = &workflow["jobs"];
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path();
+    // `cargo build` already done: the tool under test is the build.
+    let fake_bin = dir.join("fake-bin");
+    std::fs::create_dir(&fake_bin).unwrap();
+    std::fs::write(fake_bin.join("cargo"), "#!/bin/sh\nexit 0\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        fake_bin.join("cargo"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(fake_bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let tool = Path::new(env!("CARGO_BIN_EXE_cargo-lambda-build"));
+    std::fs::create_dir_all(dir.join("target/debug")).unwrap();
+    std::fs::copy(tool, dir.join("target/debug/cargo-lambda-build")).unwrap();
+    for file in ["README.md", "LICENSE-APACHE", "LICENSE-MIT"] {
+        std::fs::copy(Path::new(REPO).join(file), dir.join(file)).unwrap();
+    }
+
+    let docs = &jobs["docs"];
+    let script = step(docs, "Man pages and completion scripts")["run"]
+        .as_str()
+        .unwrap();
+    bash(dir, script, &[], &path);
+    let upload = step(docs, "actions/upload-artifact@v4");
+    let uploaded = dir.join(upload["with"]["path"].as_str().unwrap());
+
+    let build = &jobs["build"];
+    let download = step(build, "actions/download-artifact@v4");
+    assert_eq!(download["with"]["name"], upload["with"]["name"]);
+    let archive_script = step(build, "Archive and checksum")["run"].as_str().unwrap();
+    for entry in build["strategy"]["matrix"]["include"].as_vec().unwrap() {
+        let target = entry["target"].as_str().unwrap();
+        let package = fill_matrix(build["env"]["PACKAGE"].as_str().unwrap(), entry);
+        let archive = fill_matrix(build["env"]["ARCHIVE"].as_str().unwrap(), entry);
+        let exe = if target.contains("-windows-") {
+            ".exe"
+        } else {
+            ""
+        };
+        let release = dir.join("target").join(target).join("release");
+        std::fs::create_dir_all(&release).unwrap();
+        // A stand-in: packing the 100+ MB debug build five times takes minutes.
+        std::fs::write(release.join(format!("cargo-lambda-build{exe}")), target).unwrap();
+        // download-artifact: the docs job's files, into its `path`.
+        let into = dir.join(fill_matrix(
+            &download["with"]["path"]
+                .as_str()
+                .unwrap()
+                .replace("${{ env.PACKAGE }}", &package),
+            entry,
+        ));
+        copy_dir(&uploaded, &into);
+        bash(
+            dir,
+            &fill_matrix(archive_script, entry),
+            &[("PACKAGE", &package), ("ARCHIVE", &archive)],
+            &path,
+        );
+        bash(dir, &format!("sha256sum -c {archive}.sha256"), &[], &path);
+
+        let listing = Command::new(if archive.ends_with(".zip") {
+            "7z"
+        } else {
+            "tar"
+        })
+        .args(if archive.ends_with(".zip") {
+            vec!["l", "-slt", &archive]
+        } else {
+            vec!["-tzf", &archive]
+        })
+        .current_dir(dir)
+        .output()
+        .unwrap();
+        assert!(listing.status.success(), "{archive}");
+        let listing = stdout(&listing).replace('\\', "/");
+        for needed in [
+            format!("cargo-lambda-build{exe}"),
+            "README.md".into(),
+            "LICENSE-MIT".into(),
+            "LICENSE-APACHE".into(),
+            "man/cargo-lambda-build.1".into(),
+            "man/cargo-lambda-build-invoke.1".into(),
+            "completions/cargo-lambda-build.bash".into(),
+            "completions/_cargo-lambda-build".into(),
+            "completions/cargo-lambda-build.fish".into(),
+            "completions/_cargo-lambda-build.ps1".into(),
+            "completions/cargo-lambda-build.elv".into(),
+        ] {
+            let entry = format!("{package}/{needed}");
+            assert!(
+                listing.contains(&entry),
+                "{archive} lacks {entry}:\n{listing}"
+            );
+        }
+        std::fs::remove_dir_all(&into).unwrap();
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

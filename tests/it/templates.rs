@@ -186,7 +186,10 @@ fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
     assert_ci_file(
         &text,
         &steps,
-        &["--docker", "cargo-binstall/main/install-from-binstall-release.sh | bash"],
+        &[
+            "--docker",
+            "cargo-binstall/main/install-from-binstall-release.sh | bash",
+        ],
     );
 }
 
