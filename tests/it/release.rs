@@ -314,16 +314,19 @@ fn has_interpreter(path: &Path) -> bool {
         .any(|ph| ph.p_type(endian) == object::elf::PT_INTERP)
 }
 
+/// PATH with `dir` first.
+fn path_with(dir: &Path) -> std::ffi::OsString {
+    let rest = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(std::iter::once(dir.to_path_buf()).chain(std::env::split_paths(&rest)))
+        .unwrap()
+}
+
 /// The README's try-command, its install step done: `tool` is on PATH.
 fn runs_the_try_command(tool: &Path) {
     // `cargo lambda-build` finds it on PATH, as after `cargo install`.
     let bin = tempfile::tempdir().unwrap();
     std::fs::copy(tool, bin.path().join("cargo-lambda-build")).unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(bin.path().to_path_buf())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
+    let path = path_with(bin.path());
     let echo = support::copy_fixture("echo");
     let output = Command::new("sh")
         .args(["-c", &try_command_build()])
@@ -394,11 +397,7 @@ fn the_release_archives_hold_the_binary_docs_man_pages_and_completions() {
         std::fs::Permissions::from_mode(0o755),
     )
     .unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(fake_bin.clone())
-            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
-    )
-    .unwrap();
+    let path = path_with(&fake_bin);
     let tool = Path::new(env!("CARGO_BIN_EXE_cargo-lambda-build"));
     std::fs::create_dir_all(dir.join("target/debug")).unwrap();
     std::fs::copy(tool, dir.join("target/debug/cargo-lambda-build")).unwrap();
@@ -439,7 +438,7 @@ fn the_release_archives_hold_the_binary_docs_man_pages_and_completions() {
                 .replace("${{ env.PACKAGE }}", &package),
             entry,
         ));
-        copy_dir(&uploaded, &into);
+        support::copy_dir(&uploaded, &into);
         bash(
             dir,
             &fill_matrix(archive_script, entry),
@@ -483,18 +482,5 @@ fn the_release_archives_hold_the_binary_docs_man_pages_and_completions() {
             );
         }
         std::fs::remove_dir_all(&into).unwrap();
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
     }
 }
