@@ -71,10 +71,8 @@ pub fn completions(shell: Shell) -> String {
         Shell::Bash => bash(),
         Shell::Zsh => zsh(),
         // fish's completions add up (`complete -c cargo` adds to cargo's own), and clap's
-        // conditions only fire after `cargo lambda-build`.
-        Shell::Fish => generated(shell, &mut cargo_command(), "cargo"),
-        // PowerShell and elvish keep one completer per command: this one completes the
-        // `cargo lambda-build` part of cargo's command line (docs/usage.md says so).
+        // conditions only fire after `cargo lambda-build`. PowerShell and elvish keep one
+        // completer per command: this one replaces any other for `cargo` (docs/usage.md says so).
         _ => generated(shell, &mut cargo_command(), "cargo"),
     }
 }
