@@ -292,6 +292,31 @@ lambda.Dockerfile replaces the bundled one)"
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Print the shell completion script for `cargo lambda-build`
+    #[command(after_help = "Examples:\n  \
+bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
+zsh:  cargo lambda-build completions zsh > \"${fpath[1]}/_cargo-lambda-build\"\n  \
+fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-build.fish")]
+    Completions(CompletionsArgs),
+    /// Print the man page cargo-lambda-build(1), or write every page into a directory
+    #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
+cargo lambda-build man --dir ~/.local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write cargo-lambda-build.1 and one page per subcommand (cargo-lambda-build-new.1, ...)
+    /// into DIR instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]

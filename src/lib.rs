@@ -13,6 +13,7 @@ pub mod config;
 pub mod docker_cmd;
 pub mod env;
 pub mod error;
+pub mod generate;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;

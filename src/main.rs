@@ -4,7 +4,7 @@ use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, invoke, new, run, watch};
+use cargo_lambda_build::{docker_cmd, generate, invoke, new, run, watch};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -29,6 +29,8 @@ fn main() {
                     invoke::serve::run(serve_args, &env, ui).map_err(Error::from)
                 }
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
+                Some(Command::Completions(c)) => generate::print_completions(c.shell),
+                Some(Command::Man(man)) => generate::man(man.dir.as_deref()),
                 Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {
                     docker_cmd::clean(&clean, &env, ui)

@@ -56,7 +56,7 @@ struct Template {
 /// A `lambda_runtime` function; its SAM template has `Runtime: provided.al2023`,
 /// `Handler: bootstrap` and `CodeUri: lambda.zip`.
 const FUNCTION: Template = Template {
-    cargo_toml: include_str!("../templates/new/function/Cargo.toml"),
+    cargo_toml: include_str!("../templates/new/function/Cargo.toml.in"),
     cargo_lock: include_str!("../templates/new/function/Cargo.lock"),
     main_rs: include_str!("../templates/new/function/src/main.rs"),
     readme: include_str!("../templates/new/function/README.md"),
@@ -66,7 +66,7 @@ const FUNCTION: Template = Template {
 /// A `lambda-extension` extension, packaged as a layer; its SAM template declares the layer
 /// with `ContentUri: lambda.zip`.
 const EXTENSION: Template = Template {
-    cargo_toml: include_str!("../templates/new/extension/Cargo.toml"),
+    cargo_toml: include_str!("../templates/new/extension/Cargo.toml.in"),
     cargo_lock: include_str!("../templates/new/extension/Cargo.lock"),
     main_rs: include_str!("../templates/new/extension/src/main.rs"),
     readme: include_str!("../templates/new/extension/README.md"),
