@@ -78,6 +78,11 @@ fn invoke_help() {
 }
 
 #[test]
+fn serve_help() {
+    insta::assert_snapshot!("serve_help", help(&["serve", "--help"]));
+}
+
+#[test]
 fn unknown_package() {
     let shown = refused("", &["--zip", "-p", "unknown"]);
     insta::assert_snapshot!("unknown_package", shown);
