@@ -361,7 +361,8 @@ Run a packaged function locally, the way Lambda runs it, before deploying it: th
 into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
 Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
 
-Each response payload is printed on stdout, one per line; a streamed response as its chunks arrive. The function's own output, and \
+Each response payload is printed on stdout, one per line; a streamed response as its chunks \
+arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
 

@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::pin::Pin;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -177,10 +177,7 @@ impl Front {
 
     /// The next arrival, waiting at most `wait`.
     pub fn next(&self, wait: Duration) -> Option<Arrival> {
-        match self.arrivals.recv_timeout(wait) {
-            Ok(arrival) => Some(arrival),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.arrivals.recv_timeout(wait).ok()
     }
 }
 
