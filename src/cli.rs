@@ -62,6 +62,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH")]
     pub include: Vec<String>,
 
+    /// A layer's zip the function is deployed with (repeatable): the shared libraries in its
+    /// lib/ count as present for the check, and `--invoke-with` runs with it in /opt
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
+
     /// Package the binary as a Lambda extension: `extensions/<binary>` in the zip, no `bootstrap`
     #[arg(long)]
     pub extension: bool,
@@ -425,6 +430,11 @@ pub struct FunctionArgs {
     /// that serves several handlers from one binary picks one with it)
     #[arg(long, value_name = "NAME", default_value = crate::lambda::DEFAULT_HANDLER)]
     pub handler: String,
+
+    /// A layer's zip, extracted into the function's /opt (repeatable: in order, a later layer's
+    /// files replacing an earlier one's); its extensions/ are started beside the function
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
 }
 
 const SERVE_LONG_ABOUT: &str = "\
@@ -470,6 +480,12 @@ pub struct ServeArgs {
     /// The event each request becomes: the service in front of the function
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormat::FunctionUrl)]
     pub event_format: EventFormat,
+
+    /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
+    /// build and serve it again when a source file of it or of a path dependency changes; a
+    /// build that fails leaves the last good one serving
+    #[arg(long, conflicts_with = "artifact")]
+    pub watch: bool,
 
     #[command(flatten)]
     pub function: FunctionArgs,

@@ -4,7 +4,7 @@ use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, invoke, new, report, run};
+use cargo_lambda_build::{docker_cmd, invoke, new, run, watch};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -21,6 +21,9 @@ fn main() {
                 Some(Command::New(new)) => new::run(&new, &env, ui.color).map_err(Error::from),
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
+                }
+                Some(Command::Serve(serve_args)) if serve_args.watch => {
+                    watch::run(serve_args, &env, ui)
                 }
                 Some(Command::Serve(serve_args)) => {
                     invoke::serve::run(serve_args, &env, ui).map_err(Error::from)
@@ -42,13 +45,7 @@ fn main() {
     let code = match result {
         Ok(()) => 0,
         Err(error) => {
-            let help = error.help();
-            let _ = report::print_error(
-                &mut std::io::stderr().lock(),
-                &error,
-                help.as_deref(),
-                ui.color,
-            );
+            error.print(ui.color);
             error.exit_code()
         }
     };

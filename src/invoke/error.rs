@@ -33,6 +33,16 @@ pub enum InvokeError {
     #[error("the zip has an entry that would land outside the task root: `{0}`")]
     UnsafeEntry(String),
 
+    #[error("cannot read the layer `{}`: {source}", .path.display())]
+    ReadLayer {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Lambda extracts a layer into `/opt`.
+    #[error("the layer `{}` has an entry that would land outside /opt: `{name}`", .layer.display())]
+    UnsafeLayerEntry { layer: PathBuf, name: String },
+
     /// A zip built with `--extension`: Lambda runs it beside a function, never by itself.
     #[error("`{}` is an extension layer ({}), not a function: it has no `bootstrap` to run", .path.display(), .extensions.join(", "))]
     ExtensionLayer {
@@ -159,6 +169,16 @@ impl InvokeError {
                  function; `invoke` runs a function's zip (built without `--extension`)",
                 path.display()
             ),
+            InvokeError::UnsafeLayerEntry { .. } => {
+                "Lambda extracts a layer into /opt: rebuild the zip with names relative to its \
+                 root (`lib/...`, `bin/...`, `extensions/...`) and links that stay inside it"
+                    .into()
+            }
+            InvokeError::ReadLayer { .. } => {
+                "pass the zip of a layer to `--layer` (for example one built with `cargo \
+                 lambda-build --zip --extension`)"
+                    .into()
+            }
             InvokeError::TooLargeUnzipped(_) => {
                 "Lambda refuses such a function at upload: strip the binary (`strip = true` in \
                  the cargo profile) or move data to S3 or a layer"
@@ -235,6 +255,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"
+        }
+        FailureKind::Extension => {
+            "an extension from a layer failed: its output above says why; run without that \
+             `--layer` to tell the function's failures from the extension's"
         }
         FailureKind::InvalidEntrypoint => {
             "Lambda execs `bootstrap` at the zip's root, with mode 755, built for the \

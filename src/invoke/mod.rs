@@ -12,6 +12,7 @@ pub mod lambda;
 pub mod sandbox;
 pub mod serve;
 pub mod server;
+pub mod telemetry;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -70,13 +71,15 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .into_iter()
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
+        layers: Vec::new(),
     }
 }
 
-/// The function's settings from `invoke`'s and `serve`'s shared flags.
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
 pub fn function_settings(
     args: FunctionArgs,
     lookup: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
 ) -> Result<FunctionSettings> {
     sandbox::check_handler(&args.handler)?;
     let mut function = default_function(&args.function_name, lookup);
@@ -84,6 +87,7 @@ pub fn function_settings(
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
     function.variables = sandbox::parse_variables(&args.env)?;
+    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
     Ok(function)
 }
 
@@ -100,7 +104,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let function = function_settings(args.function, &lookup)?;
+        let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -266,30 +270,50 @@ pub enum Payloads {
 /// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
 pub struct Sandbox {
     pub launch: sandbox::Launch,
+    /// `/opt/extensions/*` of the layers, started beside the function.
+    pub extensions: Vec<sandbox::Launch>,
     pub api: RuntimeApi,
     /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
     pub arch: String,
     _task_root: sandbox::TaskRoot,
+    _opt: sandbox::OptDir,
 }
 
 impl Sandbox {
     pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
         let task_root = sandbox::prepare(artifact)?;
+        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
         let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-        let emulator = sandbox::emulation(
-            elf.as_ref(),
-            Arch::host(),
-            |name| which::which(name).ok(),
-            Path::is_dir,
-        )?;
+        let emulator = |elf: Option<&crate::inspect::ElfReport>| {
+            sandbox::emulation(
+                elf,
+                Arch::host(),
+                |name| which::which(name).ok(),
+                Path::is_dir,
+            )
+        };
         let api = RuntimeApi::start().map_err(InvokeError::Server)?;
         let env = sandbox::environment(
             function,
             task_root.path(),
+            opt.path(),
             api.addr,
             &lambda::log_stream_name(SystemTime::now()),
         );
-        let launch = sandbox::launch(task_root.path(), emulator, env);
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let elf = crate::inspect::inspect(&path).ok();
+                Ok(sandbox::launch_executable(
+                    path,
+                    task_root.path(),
+                    emulator(elf.as_ref())?,
+                    env.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
         let arch = match (&elf, &launch.emulator) {
             (Some(elf), None) => elf.arch.to_string(),
             (_, Some(emulator)) => format!(
@@ -305,10 +329,35 @@ impl Sandbox {
         };
         Ok(Sandbox {
             launch,
+            extensions,
             api,
             arch,
             _task_root: task_root,
+            _opt: opt,
         })
+    }
+
+    /// `Starting extension NAME from /opt/extensions`, when the layers have any.
+    pub fn report_extensions(&self, reporter: &Reporter) {
+        if self.extensions.is_empty() {
+            return;
+        }
+        reporter.status(
+            "Starting",
+            format!(
+                "extension{} {} from /opt/extensions",
+                if self.extensions.len() == 1 { "" } else { "s" },
+                self.extensions
+                    .iter()
+                    .map(|e| e
+                        .bootstrap
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
     }
 
     /// The execution environment that runs invocations, one at a time.
@@ -326,6 +375,7 @@ impl Sandbox {
             interrupt,
             log,
         )
+        .with_extensions(&self.extensions)
     }
 }
 
@@ -354,6 +404,7 @@ pub fn invoke(
             function.memory_mb
         ),
     );
+    sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }

@@ -41,7 +41,7 @@ impl ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
             format: args.event_format,
-            function: function_settings(args.function, &lookup)?,
+            function: function_settings(args.function, &lookup, &env.cwd)?,
         })
     }
 }
@@ -53,15 +53,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let config = ServeConfig::resolve(args, env)?;
     // Listening first: a port in use is refused before anything is extracted or started.
     let front = Front::bind(config.addr)?;
-    // The address is the result (with `--port 0`, the only way to learn it): on stdout, even
-    // with `-q`.
-    {
-        use std::io::Write as _;
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "http://{}/", front.addr)
-            .and_then(|()| stdout.flush())
-            .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
-    }
+    announce(&front)?;
     let reporter = Reporter::plain(ui);
     serve_function(
         &front,
@@ -72,6 +64,16 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         &interrupt,
         &|| false,
     )
+}
+
+/// Prints where `front` listens. The address is the result (with `--port 0`, the only way to
+/// learn it): on stdout, even with `-q`.
+pub fn announce(front: &Front) -> Result<()> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "http://{}/", front.addr)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
 }
 
 /// Starts the function of `artifact` in a fresh sandbox and answers `front`'s requests with it,
@@ -100,6 +102,7 @@ pub fn serve_function(
             config.function.memory_mb
         ),
     );
+    sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }

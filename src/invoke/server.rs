@@ -1,4 +1,6 @@
-//! The Runtime API (2018-06-01) that `bootstrap` talks to, on 127.0.0.1 and an ephemeral port.
+//! The Runtime API (2018-06-01) that `bootstrap` talks to, on 127.0.0.1 and an ephemeral port,
+//! with the Extensions API (2020-01-01) and the Telemetry API (2022-07-01) beside it on the same
+//! address, as Lambda serves all three at `AWS_LAMBDA_RUNTIME_API`.
 //!
 //! hyper (HTTP/1.1) on a current-thread tokio runtime in its own thread reads each request's
 //! body (bounded by Lambda's payload limit) and hands the request over a channel to the
@@ -25,6 +27,8 @@ use tokio::sync::oneshot;
 use super::lambda::MAX_RESPONSE_BYTES;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
+const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
+const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +41,51 @@ pub enum Route {
     Error(String),
     /// `POST /runtime/init/error`
     InitError,
+    /// `POST /2020-01-01/extension/register`
+    ExtensionRegister,
+    /// `GET /2020-01-01/extension/event/next`
+    ExtensionNext,
+    /// `POST /2020-01-01/extension/init/error`
+    ExtensionInitError,
+    /// `POST /2020-01-01/extension/exit/error`
+    ExtensionExitError,
+    /// `PUT /2022-07-01/telemetry`
+    TelemetrySubscribe,
     /// Anything else: 404, as Lambda's router answers.
     Unknown,
 }
 
+impl Route {
+    /// Whether an extension asks it (the Extensions or Telemetry API), not the runtime.
+    pub fn is_extensions_api(&self) -> bool {
+        matches!(
+            self,
+            Route::ExtensionRegister
+                | Route::ExtensionNext
+                | Route::ExtensionInitError
+                | Route::ExtensionExitError
+                | Route::TelemetrySubscribe
+        )
+    }
+}
+
 pub fn route(method: &str, url: &str) -> Route {
     let path = url.split('?').next().unwrap_or(url);
+    if path == TELEMETRY_PATH {
+        return match method {
+            "PUT" => Route::TelemetrySubscribe,
+            _ => Route::Unknown,
+        };
+    }
+    if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
+        return match (method, rest) {
+            ("POST", "register") => Route::ExtensionRegister,
+            ("GET", "event/next") => Route::ExtensionNext,
+            ("POST", "init/error") => Route::ExtensionInitError,
+            ("POST", "exit/error") => Route::ExtensionExitError,
+            _ => Route::Unknown,
+        };
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Route::Unknown;
     };
@@ -132,7 +175,12 @@ impl ApiRequest {
 
     /// Answers `next` with an event and its `Lambda-Runtime-*` headers.
     pub fn send_event(self, headers: &[(&str, String)], event: &[u8]) {
-        self.answer(respond(200, headers, event.to_vec()));
+        self.respond(200, headers, event);
+    }
+
+    /// Any answer: a status, headers and a body.
+    pub fn respond(self, status: u16, headers: &[(&str, String)], body: &[u8]) {
+        self.answer(respond(status, headers, body.to_vec()));
     }
 
     /// 202 `{"status":"OK"}`, Lambda's answer to a posted response or error.
@@ -261,7 +309,7 @@ async fn handle(
         let (pieces, receiver) = channel();
         tokio::spawn(stream_body(incoming, pieces, Arc::clone(&pipe)));
         Body::Streaming(receiver)
-    } else if parts.method == hyper::Method::POST {
+    } else if matches!(parts.method, hyper::Method::POST | hyper::Method::PUT) {
         read_body(incoming).await
     } else {
         Body::Complete(Vec::new())
@@ -419,6 +467,32 @@ mod tests {
             p("POST", "/2018-06-01/runtime/invocation//response"),
             Route::Unknown
         );
+    }
+
+    #[test]
+    fn extensions_and_telemetry_share_the_address() {
+        let p = |m, u| route(m, u);
+        assert_eq!(
+            p("POST", "/2020-01-01/extension/register"),
+            Route::ExtensionRegister
+        );
+        assert_eq!(
+            p("GET", "/2020-01-01/extension/event/next"),
+            Route::ExtensionNext
+        );
+        assert_eq!(
+            p("POST", "/2020-01-01/extension/init/error"),
+            Route::ExtensionInitError
+        );
+        assert_eq!(
+            p("POST", "/2020-01-01/extension/exit/error"),
+            Route::ExtensionExitError
+        );
+        assert_eq!(p("PUT", "/2022-07-01/telemetry"), Route::TelemetrySubscribe);
+        assert_eq!(p("POST", "/2022-07-01/telemetry"), Route::Unknown);
+        assert_eq!(p("GET", "/2020-01-01/extension/register"), Route::Unknown);
+        assert!(Route::ExtensionNext.is_extensions_api());
+        assert!(!Route::Next.is_extensions_api());
     }
 
     fn wait_for(api: &RuntimeApi) -> ApiRequest {
