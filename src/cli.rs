@@ -391,7 +391,8 @@ Run a packaged function locally, the way Lambda runs it, before deploying it: th
 into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
 Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
 
-Each response payload is printed on stdout, one per line. The function's own output, and \
+Each response payload is printed on stdout, one per line; a streamed response as its chunks \
+arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
 
@@ -492,7 +493,7 @@ pub struct ServeArgs {
     #[arg(short = 'o', long, value_name = "DIR", conflicts_with = "artifact")]
     pub outdir: Option<PathBuf>,
 
-    /// The port to listen on (0: one the system picks, printed at start)
+    /// The port to listen on (0: one the system picks); the address is printed on stdout
     #[arg(long, value_name = "PORT", default_value_t = 9000)]
     pub port: u16,
 

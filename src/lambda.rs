@@ -55,6 +55,10 @@ pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 /// `interop.MaxPayloadSize`, 6,291,556 bytes).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
 
+/// A streamed response may reach 20 MB (20,971,520 bytes), a soft limit ("Lambda quotas":
+/// "Invocation payload (request and response): ... 20 MB for streamed responses").
+pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
+
 /// glibc of `provided.al2023`. AL2023 keeps glibc 2.34 for its whole life, patching it in place
 /// (`glibc-2.34-231.amzn2023` in the 2026 container updates, docker-library/official-images
 /// #21363); AL2 had 2.26. A binary that requires a newer `GLIBC_x.y` symbol version dies at

@@ -356,6 +356,38 @@ mod tests {
         }
     }
 
+    /// The HTTP template pins the echo fixture's versions of the crates both have, so that its
+    /// build reuses what the fixtures compiled and adds only lambda_http's own crates.
+    #[test]
+    fn the_http_lock_agrees_with_the_echo_fixtures() {
+        let versions = |lock: &str| -> Vec<(String, String)> {
+            lock.split("\n[[package]]\n")
+                .skip(1)
+                .map(|block| {
+                    let field = |prefix: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(prefix))
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    (field("name = "), field("version = "))
+                })
+                .collect()
+        };
+        let http = versions(HTTP.cargo_lock);
+        let echo = versions(include_str!("../tests/fixtures/echo/Cargo.lock"));
+        for (name, version) in &echo {
+            if http.iter().any(|(n, _)| n == name) {
+                assert!(
+                    http.contains(&(name.clone(), version.clone())),
+                    "{name} {version}"
+                );
+            }
+        }
+        assert!(http.iter().any(|(n, _)| n == "\"lambda_http\""));
+    }
+
     #[test]
     fn the_lock_lists_the_crate_in_cargos_order() {
         for template in [&FUNCTION, &HTTP, &EXTENSION] {

@@ -25,6 +25,7 @@ use super::server::{ApiRequest, Body, Piece, Route, RuntimeApi, set_nonblocking}
 use super::telemetry::{self, Stream, Telemetry};
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
+use crate::lambda::MAX_STREAMED_BYTES;
 use crate::signal::Interrupt;
 
 /// How long a runtime that reported an init error gets to exit by itself.
@@ -38,9 +39,6 @@ pub enum Outcome {
     Streamed(u64),
     Failed(Failure),
 }
-
-/// Lambda's soft limit on a streamed response: 20 MB.
-pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
 
 /// Where a streamed response goes as it arrives.
 pub trait ResponseStream {

@@ -142,7 +142,7 @@ impl Failure {
             format!(
                 "Response payload size ({size} bytes) exceeded maximum allowed payload size \
                  ({} bytes) for a streamed response.",
-                super::instance::MAX_STREAMED_BYTES
+                crate::lambda::MAX_STREAMED_BYTES
             ),
         )
     }

@@ -393,12 +393,19 @@ fn a_zip_without_bootstrap_is_invalid_entrypoint() {
 
 #[test]
 fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
-    let output = invoke(&[
-        zip_arg(misbehave_zip()),
-        "-d",
-        r#"{"action":"context"}"#,
-        "-e",
-        "GREETING=hi",
+    // misbehave's `context` action answers with what the function sees.
+    let context_with = |settings: &[&str]| {
+        let mut args = vec![
+            zip_arg(misbehave_zip()),
+            "-d",
+            r#"{"action":"context"}"#,
+            "-e",
+            "GREETING=hi",
+        ];
+        args.extend_from_slice(settings);
+        invoke(&args)
+    };
+    let output = context_with(&[
         "--function-name",
         "orders",
         "--memory",
@@ -463,15 +470,7 @@ fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
     );
 
     // `--handler` is the function's Handler setting: the runtime reads it in `_HANDLER`.
-    let output = invoke(&[
-        zip_arg(misbehave_zip()),
-        "-d",
-        r#"{"action":"context"}"#,
-        "-e",
-        "GREETING=hi",
-        "--handler",
-        "orders.list",
-    ]);
+    let output = context_with(&["--handler", "orders.list"]);
     assert_exit(&output, 0);
     assert_eq!(payloads(&output)[0]["env"]["_HANDLER"], "orders.list");
     let output = invoke(&[
