@@ -147,18 +147,7 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         // Ctrl-C, as a user stops it; then make sure.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
-        }
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::child::stop(&mut self.child, libc::SIGINT, Duration::from_secs(10));
     }
 }
 

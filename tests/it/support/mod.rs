@@ -11,6 +11,7 @@
 //! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`lambda_build_fixture`].
 //! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
 //!   ([`assert_refused`], [`assert_unchanged`], [`temp_files`]).
+//! - [`child::stop`]: stop a long-running child (`serve`, an engine) as a user would.
 //! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
 //! - [`fake_engine`]: Docker engines that refuse, hang or stop mid-build, on a unix socket.
 //! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
@@ -19,6 +20,7 @@
 //! Every helper panics with an explanation when something it needs goes wrong: a test should
 //! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
 
+pub mod child;
 pub mod docker;
 mod emulator;
 pub mod fake_engine;
