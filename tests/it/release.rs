@@ -105,21 +105,19 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         })
         .collect();
     assert!(unwanted.is_empty(), "the crate would carry {unwanted:?}");
-    for needed in [
-        "src/main.rs",
-        "Cargo.lock",
-        "README.md",
-        "LICENSE-MIT",
-        "LICENSE-APACHE",
-        "lambda.Dockerfile",
-        "templates/new/function/Cargo.toml.in",
-        "templates/new/extension/src/main.rs",
-    ] {
-        assert!(
-            files.iter().any(|f| f == needed),
-            "{needed} missing: {files:?}"
-        );
-    }
+    support::assert_lists_all(
+        &files,
+        &[
+            "src/main.rs",
+            "Cargo.lock",
+            "README.md",
+            "LICENSE-MIT",
+            "LICENSE-APACHE",
+            "lambda.Dockerfile",
+            "templates/new/function/Cargo.toml.in",
+            "templates/new/extension/src/main.rs",
+        ],
+    );
 
     // The packaged crate, alone, compiles (for musl: see the module's comment) and crates.io
     // would take its manifest and dependencies.

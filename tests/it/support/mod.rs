@@ -36,9 +36,9 @@ pub use fixtures::{
     lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
-    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
-    elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
-    report, report_time, temp_files,
+    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_lists_all, assert_refused, assert_unchanged,
+    crate_with, elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written,
+    read_zip, report, report_time, temp_files,
 };
 pub use tool::{assert_stderr_has, stderr, stdout, tool, tool_as};
 pub use tools::{
