@@ -264,11 +264,9 @@ fn a_missing_setting_fails_init_with_runtime_exit_error() {
         "{report:?}"
     );
     let id = report[0].trim_start_matches("REPORT RequestId: ");
+    let message = payload["errorMessage"].as_str().unwrap();
     assert!(
-        payload["errorMessage"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("RequestId: {id} Error: ")),
+        message.starts_with(&format!("RequestId: {id} Error: ")),
         "{payload}"
     );
 }

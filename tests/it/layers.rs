@@ -147,13 +147,8 @@ fn the_functions_logs_reach_the_extension_and_the_layer_is_on_its_paths() {
         "{library_path}"
     );
     let opt = opt_lib.trim_end_matches("/lib");
-    assert!(
-        env["PATH"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!(":{opt}/bin")),
-        "{env}"
-    );
+    let path = env["PATH"].as_str().unwrap();
+    assert!(path.ends_with(&format!(":{opt}/bin")), "{env}");
     assert!(
         !Path::new(opt).exists(),
         "the stand-in /opt is removed afterwards"
