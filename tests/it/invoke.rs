@@ -38,11 +38,7 @@ pub(crate) fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathB
         .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .expect("run cargo-lambda-build");
-    assert!(
-        output.status.success(),
-        "building {fixture} for {arch} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::assert_ran(&format!("building {fixture} for {arch}"), &output);
     outdir.join("lambda.zip")
 }
 
@@ -766,21 +762,19 @@ fn help_shows_the_subcommand_and_its_flags() {
     let help = support::tool().args(["invoke", "--help"]).output().unwrap();
     assert!(help.status.success());
     let help = stdout(&help);
-    for flag in [
-        "[ARTIFACT]",
-        "--data",
-        "--data-file",
-        "--timeout",
-        "--memory",
-        "--env",
-        "--function-name",
-        "--outdir",
-    ] {
-        assert!(
-            help.contains(flag),
-            "{flag} missing from invoke --help:\n{help}"
-        );
-    }
+    support::assert_contains_all(
+        &help,
+        &[
+            "[ARTIFACT]",
+            "--data",
+            "--data-file",
+            "--timeout",
+            "--memory",
+            "--env",
+            "--function-name",
+            "--outdir",
+        ],
+    );
 }
 
 /// A runtime written in bash (over /dev/tcp) probes what a Rust runtime never does: a wrong
@@ -824,16 +818,17 @@ req GET $base/invocation/next >/dev/null
     assert_exit(&output, 0);
     assert_eq!(stdout(&output), "{\"from\":\"bash\"}\n");
     let err = stderr(&output);
-    for expected in [
-        "wrong id: HTTP/1.1 400 Bad Request",
-        r#"init error: {"errorMessage":"State transition from Running to InitError failed for runtime. Error: State transition is not allowed","errorType":"InvalidStateTransition"}"#,
-        "unknown: HTTP/1.1 404 Not Found",
-        r#"response: {"status":"OK"}"#,
-        "again: HTTP/1.1 400 Bad Request",
-    ] {
-        assert!(err.contains(expected), "{expected:?} missing from:\n{err}");
-    }
-    assert!(err.contains("(not an ELF executable)"), "{err}");
+    support::assert_contains_all(
+        &err,
+        &[
+            "wrong id: HTTP/1.1 400 Bad Request",
+            r#"init error: {"errorMessage":"State transition from Running to InitError failed for runtime. Error: State transition is not allowed","errorType":"InvalidStateTransition"}"#,
+            "unknown: HTTP/1.1 404 Not Found",
+            r#"response: {"status":"OK"}"#,
+            "again: HTTP/1.1 400 Bad Request",
+            "(not an ELF executable)",
+        ],
+    );
 }
 
 #[test]

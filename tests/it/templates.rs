@@ -83,11 +83,7 @@ createLinter().then((lint) => {
         .env("NODE_PATH", node_modules)
         .output()
         .expect("runs node");
-    assert!(
-        output.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::assert_ran("node", &output);
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
@@ -136,17 +132,14 @@ fn the_github_workflow_passes_actionlint_and_the_schema() {
 /// What both CI files do: name the builder image, load and save it, install the tool from the
 /// registries (never from a placeholder), and fill in the crate's name.
 fn assert_ci_file(text: &str, steps: &str, needed: &[&str]) {
-    for needed in [
+    let mut all = vec![
         "--print-image-tag",
         "docker save",
         "docker load",
         "cargo binstall --no-confirm cargo-lambda-build || cargo install --locked cargo-lambda-build",
-    ]
-    .iter()
-    .chain(needed)
-    {
-        assert!(steps.contains(needed), "`{needed}` missing:\n{steps}");
-    }
+    ];
+    all.extend_from_slice(needed);
+    support::assert_contains_all(steps, &all);
     assert!(
         !text.contains("example.com") && !text.contains("{{name}}"),
         "{text}"

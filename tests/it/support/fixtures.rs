@@ -87,9 +87,15 @@ pub fn lambda_build_fixture_command(dir: &Path, args: &[&str]) -> Command {
 
 /// Asserts that a run of the tool succeeded, quoting its stderr when not.
 pub fn assert_success(output: &std::process::Output) {
+    assert_ran("cargo-lambda-build", output);
+}
+
+/// Asserts that a run of `what` (a command, or what it was doing) succeeded, quoting its stderr
+/// when not.
+pub fn assert_ran(what: &str, output: &std::process::Output) {
     assert!(
         output.status.success(),
-        "cargo-lambda-build failed ({}):\n{}",
+        "{what} failed ({}):\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );

@@ -32,7 +32,7 @@ mod user;
 
 pub use emulator::Emulator;
 pub use fixtures::{
-    assert_success, copy_dir, copy_fixture, extract_bootstrap, fixture_target_dir,
+    assert_ran, assert_success, copy_dir, copy_fixture, extract_bootstrap, fixture_target_dir,
     lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
@@ -40,7 +40,7 @@ pub use scratch::{
     crate_with, elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written,
     read_zip, report, report_time, temp_files,
 };
-pub use tool::{assert_stderr_has, stderr, stdout, tool, tool_as};
+pub use tool::{assert_contains_all, assert_stderr_has, stderr, stdout, tool, tool_as};
 pub use tools::{
     QEMU, arm64_linker, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
     zig_installed,
