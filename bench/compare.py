@@ -360,7 +360,7 @@ def warm_up(work, archs, their_too, tiny):
         for tool in tools:
             say(f"warm-up: {arch}: {tool.name}: untimed build in a scratch copy")
             tool.build()
-            shutil.rmtree(tool.dir, ignore_errors=True)
+            shutil.rmtree(tool.dir, ignore_errors=True)  # even with --work: scratch
 
 
 def echo_rows(work, arch, opts, editor):
@@ -402,6 +402,7 @@ def echo_rows(work, arch, opts, editor):
             [facts["theirs"]["bootstrap"]]),
     ]
     if arch != "x86_64":
+        discard(opts, *tools)
         return rows
     if opts.tiny:
         rows.append(skipped("small", "zip, `--small`, x86_64", "--tiny"))
@@ -411,6 +412,7 @@ def echo_rows(work, arch, opts, editor):
         small.build()
         rows.append(row("small", "zip, `--small`, x86_64", "B",
                         [zip_facts(small.zip_path())["zip"]], [facts["theirs"]["zip"]], "small"))
+        discard(opts, small)
     say("x86_64: start-up times")
     boots = [extract_bootstrap(t.zip_path(), work / f"{t.name}-boot") for t in tools]
     starts = [[], []]
@@ -432,9 +434,18 @@ def echo_rows(work, arch, opts, editor):
             else:
                 plain.append(run(plain_cmd, ours.dir, plain_env)["s"])
     overhead = statistics.median(ours_noop) - statistics.median(plain)
+    discard(opts, *tools)
     rows.append(row("overhead", "our overhead over plain `cargo build`, no-op", "s", [overhead],
                     None, "overhead", note=f"plain cargo no-op {statistics.median(plain):.3f} s"))
     return rows
+
+
+def discard(opts, *tools):
+    """Each copy's target dir takes hundreds of MB: a run without --work removes it once its rows
+    are taken."""
+    if not opts.work:
+        for tool in tools:
+            shutil.rmtree(tool.dir, ignore_errors=True)
 
 
 # --- Docker ----------------------------------------------------------------------------------
@@ -501,18 +512,27 @@ def docker_engine_rows(work, opts, editor, label, host, keys):
     try:
         for i in range(opts.pairs):
             say(f"docker ({label}): {i + 1}/{opts.pairs}: cold, no-op, edit")
-            # A new path is a new project: new volumes on an engine that cannot see the files.
-            tool = project(f"docker-{slug}-{i}")
-            projects.append(tool)
-            cold.append(tool.build()["s"])
+            if opts.tiny:
+                tool = warm  # kept target dir and volumes: no cold build
+            else:
+                # A new path is a new project: new volumes on an engine that cannot see the
+                # files, a new target dir on one that can.
+                tool = project(f"docker-{slug}-{i}")
+                projects.append(tool)
+                cold.append(tool.build()["s"])
             for _ in range(opts.reps):
                 noops.append(noop(tool, ["echo"])["s"])
             for _ in range(opts.reps):
                 edits.append(editor.edit(tool, "echo", tool.dir / "src" / "main.rs")["s"])
     finally:
-        if slug == "remote":
+        if slug == "remote" and not opts.work:
             remove_volumes(host, [p.dir for p in projects])
-    return [row(keys[0][0], keys[0][1], "s", cold),
+        discard(opts, *projects)
+    if opts.tiny:
+        first = skipped(keys[0][0], keys[0][1], "--tiny keeps its target dirs")
+    else:
+        first = row(keys[0][0], keys[0][1], "s", cold)
+    return [first,
             row(keys[1][0], keys[1][1], "s", noops, goal="docker-noop"),
             row(keys[2][0], keys[2][1], "s", edits)]
 
@@ -582,6 +602,7 @@ def scale_rows(work, opts, editor):
                 "noop": summary(noops), "edit": summary(edits),
                 "peak_tree_bytes": cold["tree"], "peak_process_bytes": cold["maxrss"]}
         results.append(result)
+        discard(opts, ours, theirs)
     return results
 
 
@@ -736,14 +757,15 @@ def print_table(results):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", default="x86_64,arm64")
+    parser.add_argument("--archs", help="architectures of the echo rows (default x86_64,arm64; "
+                                        "empty: none)")
     parser.add_argument("--pairs", type=int, default=3,
                         help="pairs of builds per row (order alternates)")
     parser.add_argument("--reps", type=int, default=3,
                         help="no-op and edit samples per pair and tool")
     parser.add_argument("--starts", type=int, default=30)
-    parser.add_argument("--scale", default="1,5,20,50",
-                        help="workspace sizes, comma-separated; empty: none")
+    parser.add_argument("--scale", help="workspace sizes, comma-separated (default 1,5,20,50; "
+                                        "empty: none)")
     parser.add_argument("--docker", action="store_true",
                         help="also the --docker rows, on each engine that answers")
     parser.add_argument("--base-image", default=os.environ.get("LAMBDA_BUILD_TEST_BASE_IMAGE"),
@@ -768,7 +790,11 @@ def parse_args(argv):
     if args.tiny:
         if not args.work:
             parser.error("--tiny needs --work DIR (its target dirs are kept between runs)")
-        args.archs, args.pairs, args.reps, args.starts, args.scale = "x86_64", 1, 1, 3, "1"
+        args.pairs, args.reps, args.starts = 1, 1, 3
+    if args.archs is None:
+        args.archs = "x86_64" if args.tiny else "x86_64,arm64"
+    if args.scale is None:
+        args.scale = "1" if args.tiny else "1,5,20,50"
     args.archs = [a for a in args.archs.split(",") if a]
     args.scale = [int(n) for n in args.scale.split(",") if n]
     return args
