@@ -29,7 +29,7 @@ use std::io::Write as _;
 
 use crate::cli::{BuildArgs, MessageFormat};
 use crate::config::BuildConfig;
-use crate::env::Env;
+use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::{CheckError, Checked};
 use crate::package::{Artifact, ZipEntry};
@@ -60,9 +60,9 @@ struct Function {
 
 /// Runs one build of every selected function. Errors are returned, never printed or exited on,
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
-pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
+pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
-    let Some(prepared) = prepare(args, env)? else {
+    let Some(prepared) = prepare(args, env, ui)? else {
         return Ok(());
     };
     let reporter = &Reporter::new(prepared.config.ui);
@@ -116,7 +116,7 @@ pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
 /// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
 /// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
 /// (`--print-image-tag`).
-fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
+fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
     let project = project::select(
@@ -130,7 +130,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
             examples: &args.example,
         },
     )?;
-    let mut config = BuildConfig::resolve(args, env, &project)?;
+    let mut config = BuildConfig::resolve(args, env, ui, &project)?;
     let profile_facts = project::profile_facts(&project.workspace_root, &config.profile);
     let compiler_cache = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
         .iter()

@@ -274,13 +274,12 @@ pub fn build(
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    let built = runtime.block_on(container::run(
-        &docker,
-        &spec,
-        &plan.wanted(),
+    let watch = container::Watch {
+        wanted: &plan.wanted(),
         reporter,
         interrupt,
-    ))?;
+    };
+    let built = runtime.block_on(container::run(&docker, &spec, watch))?;
     Ok(DockerBuild { built, image })
 }
 
@@ -469,7 +468,8 @@ mod tests {
             false,
             [("CARGO", "/bin/cargo"), ("CI", "true")],
         );
-        let config = BuildConfig::resolve(args, &env, &project).unwrap();
+        let ui = args.output.ui(&env);
+        let config = BuildConfig::resolve(args, &env, ui, &project).unwrap();
         crate::plan::plan(&config, &project, &env, Vec::new())
     }
 
