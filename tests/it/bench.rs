@@ -49,7 +49,10 @@ fn the_benchmark_script_runs_on_a_tiny_setting_and_renders_its_tables() {
         .output()
         .unwrap();
     let stderr = support::stderr(&output);
-    assert!(output.status.success(), "compare.py --tiny failed:\n{stderr}");
+    assert!(
+        output.status.success(),
+        "compare.py --tiny failed:\n{stderr}"
+    );
     assert!(stderr.contains("load average before"), "{stderr}");
     assert!(stderr.contains("load average after"), "{stderr}");
 
@@ -77,7 +80,10 @@ fn the_benchmark_script_runs_on_a_tiny_setting_and_renders_its_tables() {
     }
     let zip = row("zip, default, x86_64");
     assert!(zip["ours"]["median"].as_f64().unwrap() > 100_000.0, "{zip}");
-    assert!(zip["theirs"]["median"].as_f64().unwrap() > 100_000.0, "{zip}");
+    assert!(
+        zip["theirs"]["median"].as_f64().unwrap() > 100_000.0,
+        "{zip}"
+    );
     // What --tiny does not measure says so.
     let cold = row("cold build, x86_64");
     assert!(cold["ours"].is_null(), "{cold}");
@@ -110,8 +116,14 @@ fn the_benchmark_script_runs_on_a_tiny_setting_and_renders_its_tables() {
     assert!(table.contains("A --tiny run"), "{table}");
     assert!(table.contains("Load average"), "{table}");
     let scale_table = between("scale");
-    assert!(scale_table.contains("| 1 | cargo-lambda-build |"), "{scale_table}");
-    assert!(scale_table.contains("| 1 | cargo-lambda |"), "{scale_table}");
+    assert!(
+        scale_table.contains("| 1 | cargo-lambda-build |"),
+        "{scale_table}"
+    );
+    assert!(
+        scale_table.contains("| 1 | cargo-lambda |"),
+        "{scale_table}"
+    );
     if plot_wanted {
         let svg_text = std::fs::read_to_string(&svg).unwrap();
         assert!(svg_text.contains("<svg"), "not an SVG: {}", svg.display());
