@@ -471,14 +471,16 @@ def engine_hosts():
     if not remote and env_file.is_file():
         found = re.search(r"LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST=(\S+)", env_file.read_text())
         remote = found.group(1) if found else None
-    return [("local engine", local), ("engine sharing no files", remote)]
+    return [("local", "local engine", local), ("remote", "engine sharing no files", remote)]
 
 
 def docker_rows(work, opts, editor):
     help_text = subprocess.run([str(Ours.exe), "lambda-build", "--help"], capture_output=True,
                                text=True).stdout
     rows = []
-    for label, host in engine_hosts():
+    for slug, label, host in engine_hosts():
+        if slug not in opts.engines:
+            continue
         keys = [("docker-cold", f"`--docker` cold, {label}, x86_64"),
                 ("docker-noop", f"`--docker` no-op, {label}, x86_64"),
                 ("docker-edit", f"`--docker` edit-rebuild-zip, {label}, x86_64")]
@@ -495,16 +497,14 @@ def docker_rows(work, opts, editor):
             rows += [skipped(k, m, why) for k, m in keys]
             continue
         try:
-            rows += docker_engine_rows(work, opts, editor, label, host, keys)
+            rows += docker_engine_rows(work, opts, editor, slug, label, host, keys)
         except BenchError as e:
             say(f"docker rows failed ({label}): {e}")
             rows += [skipped(k, m, f"failed: {str(e).splitlines()[0]}") for k, m in keys]
     return rows
 
 
-def docker_engine_rows(work, opts, editor, label, host, keys):
-    slug = "remote" if "no files" in label else "local"
-
+def docker_engine_rows(work, opts, editor, slug, label, host, keys):
     def project(name):
         tool = Ours(f"docker-{slug}", sync_tree(FIXTURE, work / name), "x86_64",
                     extra=["--docker"])
@@ -775,6 +775,9 @@ def parse_args(argv):
                                         "empty: none)")
     parser.add_argument("--docker", action="store_true",
                         help="also the --docker rows, on each engine that answers")
+    parser.add_argument("--engines", default="local,remote",
+                        help="for --docker: which engines (local: DOCKER_HOST; remote: "
+                             "LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST)")
     parser.add_argument("--base-image", default=os.environ.get("LAMBDA_BUILD_TEST_BASE_IMAGE"),
                         help="for --docker: a lambda.Dockerfile FROM this image (default: the "
                              "tests' LAMBDA_BUILD_TEST_BASE_IMAGE; unset: the bundled image)")
@@ -802,6 +805,7 @@ def parse_args(argv):
         args.archs = "x86_64" if args.tiny else "x86_64,arm64"
     if args.scale is None:
         args.scale = "1" if args.tiny else "1,5,20,50"
+    args.engines = [e for e in args.engines.split(",") if e]
     args.archs = [a for a in args.archs.split(",") if a]
     args.scale = [int(n) for n in args.scale.split(",") if n]
     return args
