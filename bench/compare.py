@@ -639,7 +639,7 @@ def plot(scale, path):
         ax.set_xticks(ns, [str(n) for n in ns])
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)  # the no-op panel always has both lines
     fig.tight_layout()
     # No date in the SVG, so the same numbers give the same file.
     fig.savefig(path, metadata={"Date": None} if str(path).endswith(".svg") else None)
