@@ -145,14 +145,8 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         },
     )?;
     let mut config = BuildConfig::resolve(args, env, ui, &project)?;
-    let profile_facts = project::profile_facts(&project.workspace_root, &config.profile);
-    let compiler_cache = ["RUSTC_WRAPPER", "CARGO_BUILD_RUSTC_WRAPPER"]
-        .iter()
-        .filter_map(|name| env.var(name))
-        .any(build::docker::sccache::names_sccache);
-    let profile_env = plan::profile_env(&config, profile_facts, compiler_cache, |name| {
-        env.is_set(name)
-    });
+    let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
+    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
     let plan = plan::plan(&config, &project, env, profile_env);
     if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
         let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;

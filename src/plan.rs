@@ -11,7 +11,7 @@ use crate::arch::Arch;
 use crate::config::{BuildConfig, DockerConfig};
 use crate::env::{Env, Verbosity};
 use crate::lambda;
-use crate::project::{ProfileFacts, Project, TargetKind};
+use crate::project::{Project, TargetKind};
 
 /// A process to run, kept as data so it can be printed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -347,23 +347,14 @@ impl BuildPlan {
     }
 }
 
-/// Profile settings through cargo's `CARGO_PROFILE_<NAME>_<KEY>` variables:
-/// - `strip = "symbols"`, unless the profile says something about stripping or debug info:
-///   symbols are a third of a release binary and Lambda has no use for them (a panic message
-///   still names its file and line);
-/// - `incremental = true`, unless the profile decides how code is compiled (`incremental`,
-///   `lto`, `codegen-units`) or `CARGO_INCREMENTAL` is set. cargo applies it to the workspace's
-///   own crates only, never to dependencies; an edit of the function then recompiles what
-///   changed instead of the whole crate (echo fixture, edit of a string: 6.2 s of CPU without,
-///   0.45 s with), and the binary is the same bytes whether the cache was warm or empty. Not
-///   with a compiler cache (sccache) either: it cannot cache an incremental compilation.
-///
-/// `--small` trades build time for size and overrides the profile. A variable the user already
-/// set wins.
+/// Profile settings through cargo's `CARGO_PROFILE_<NAME>_<KEY>` variables. By default only
+/// `strip = "symbols"`, and only when the profile says nothing about stripping or debug info:
+/// symbols are a third of a release binary and Lambda has no use for them (a panic message
+/// still names its file and line). `--small` trades build time for size and overrides the
+/// profile. A variable the user already set wins.
 pub fn profile_env(
     config: &BuildConfig,
-    profile: ProfileFacts,
-    compiler_cache: bool,
+    profile_sets_strip: bool,
     already_set: impl Fn(&str) -> bool,
 ) -> Vec<(OsString, OsString)> {
     let prefix = format!(
@@ -374,15 +365,8 @@ pub fn profile_env(
     if config.small {
         settings.extend([("OPT_LEVEL", "s"), ("LTO", "fat"), ("CODEGEN_UNITS", "1")]);
     }
-    if config.small || !profile.sets_strip {
+    if config.small || !profile_sets_strip {
         settings.push(("STRIP", "symbols"));
-    }
-    if !config.small
-        && !profile.sets_codegen
-        && !compiler_cache
-        && !already_set("CARGO_INCREMENTAL")
-    {
-        settings.push(("INCREMENTAL", "true"));
     }
     settings
         .into_iter()
@@ -531,7 +515,7 @@ mod tests {
 
     fn plan_of(args: &[&str], project: &Project) -> BuildPlan {
         let config = config_of(args, project);
-        let profile_env = profile_env(&config, ProfileFacts::default(), false, |_| false);
+        let profile_env = profile_env(&config, false, |_| false);
         plan(&config, project, &env(), profile_env)
     }
 
@@ -569,8 +553,8 @@ mod tests {
         let plan = plan_for(&[]);
         assert_eq!(
             plan.cargo.build().to_string(),
-            "CARGO_PROFILE_RELEASE_STRIP=symbols CARGO_PROFILE_RELEASE_INCREMENTAL=true \
-             /bin/cargo build --message-format json-render-diagnostics \
+            "CARGO_PROFILE_RELEASE_STRIP=symbols /bin/cargo build \
+             --message-format json-render-diagnostics \
              --target x86_64-unknown-linux-gnu --profile release \
              --manifest-path /src/ws/api/Cargo.toml -p api --bin handler --color never"
         );
@@ -634,80 +618,31 @@ mod tests {
             .collect()
     }
 
-    const SETS_STRIP: ProfileFacts = ProfileFacts {
-        sets_strip: true,
-        sets_codegen: false,
-    };
-    const SETS_CODEGEN: ProfileFacts = ProfileFacts {
-        sets_strip: false,
-        sets_codegen: true,
-    };
-
     #[test]
     fn symbols_are_stripped_unless_the_profile_or_the_user_decides() {
         let release = config(&[]);
-        let none = ProfileFacts::default();
         assert_eq!(
-            names(&profile_env(&release, none, false, |_| false)),
-            [
-                "CARGO_PROFILE_RELEASE_STRIP=symbols",
-                "CARGO_PROFILE_RELEASE_INCREMENTAL=true"
-            ]
+            names(&profile_env(&release, false, |_| false)),
+            ["CARGO_PROFILE_RELEASE_STRIP=symbols"]
         );
-        assert_eq!(
-            names(&profile_env(&release, SETS_STRIP, false, |_| false)),
-            ["CARGO_PROFILE_RELEASE_INCREMENTAL=true"]
-        );
-        assert_eq!(
-            names(&profile_env(&release, none, false, |name| name
-                == "CARGO_PROFILE_RELEASE_STRIP")),
-            ["CARGO_PROFILE_RELEASE_INCREMENTAL=true"]
+        assert!(profile_env(&release, true, |_| false).is_empty());
+        assert!(
+            profile_env(&release, false, |name| name
+                == "CARGO_PROFILE_RELEASE_STRIP")
+            .is_empty()
         );
         let custom = config(&["--profile", "lambda-fast"]);
         assert_eq!(
-            names(&profile_env(&custom, none, false, |_| false)),
-            [
-                "CARGO_PROFILE_LAMBDA_FAST_STRIP=symbols",
-                "CARGO_PROFILE_LAMBDA_FAST_INCREMENTAL=true"
-            ]
+            names(&profile_env(&custom, false, |_| false)),
+            ["CARGO_PROFILE_LAMBDA_FAST_STRIP=symbols"]
         );
-    }
-
-    #[test]
-    fn incremental_unless_the_profile_or_the_user_decides() {
-        let release = config(&[]);
-        let decided =
-            |env: &[(OsString, OsString)]| !names(env).iter().any(|s| s.contains("INCREMENTAL"));
-        assert!(decided(&profile_env(&release, SETS_CODEGEN, false, |_| {
-            false
-        })));
-        assert!(decided(&profile_env(
-            &release,
-            ProfileFacts::default(),
-            false,
-            |name| name == "CARGO_INCREMENTAL"
-        )));
-        assert!(decided(&profile_env(
-            &release,
-            ProfileFacts::default(),
-            true,
-            |_| false
-        )));
-        assert!(decided(&profile_env(
-            &release,
-            ProfileFacts::default(),
-            false,
-            |name| name == "CARGO_PROFILE_RELEASE_INCREMENTAL"
-        )));
     }
 
     #[test]
     fn small_overrides_the_profile_but_not_the_user() {
         let small = config(&["--small"]);
-        // Not incremental: one codegen unit and fat LTO recompile the whole program anyway.
         assert_eq!(
-            names(&profile_env(&small, SETS_STRIP, false, |name| name
-                == "CARGO_PROFILE_RELEASE_LTO")),
+            names(&profile_env(&small, true, |name| name == "CARGO_PROFILE_RELEASE_LTO")),
             [
                 "CARGO_PROFILE_RELEASE_OPT_LEVEL=s",
                 "CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1",

@@ -586,32 +586,18 @@ fn cargo_lambda_tables(metadata: &Metadata) -> Result<Vec<(String, serde_json::V
 /// cargo-lambda's own configuration file, read for the build settings that mean the same here.
 pub const CARGO_LAMBDA_TOML: &str = "CargoLambda.toml";
 
-/// What the workspace's `[profile.<name>]` decides itself, so the tool leaves it alone.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ProfileFacts {
-    /// `strip` or `debug` is set: stripping is the profile's.
-    pub sets_strip: bool,
-    /// `incremental`, `lto` or `codegen-units` is set: how the code is compiled is the profile's.
-    pub sets_codegen: bool,
-}
-
-/// [`ProfileFacts`] of the workspace's `[profile.<name>]`; nothing when the table is absent.
-pub fn profile_facts(workspace_root: &Path, profile: &str) -> ProfileFacts {
+/// Whether the workspace's `[profile.<name>]` says anything about stripping or debug info, in
+/// which case the tool leaves stripping to it.
+pub fn profile_sets_strip(workspace_root: &Path, profile: &str) -> bool {
     let Ok(text) = std::fs::read_to_string(workspace_root.join("Cargo.toml")) else {
-        return ProfileFacts::default();
+        return false;
     };
     // cargo has already accepted this manifest; a parse failure here only means "not set".
     let Ok(manifest) = text.parse::<toml::Table>() else {
-        return ProfileFacts::default();
+        return false;
     };
-    let Some(table) = manifest.get("profile").and_then(|p| p.get(profile)) else {
-        return ProfileFacts::default();
-    };
-    let sets = |keys: &[&str]| keys.iter().any(|key| table.get(*key).is_some());
-    ProfileFacts {
-        sets_strip: sets(&["strip", "debug"]),
-        sets_codegen: sets(&["incremental", "lto", "codegen-units"]),
-    }
+    let table = manifest.get("profile").and_then(|p| p.get(profile));
+    table.is_some_and(|t| t.get("strip").is_some() || t.get("debug").is_some())
 }
 
 fn binaries(package: &Package) -> Vec<String> {
@@ -1033,30 +1019,24 @@ mod tests {
     }
 
     #[test]
-    fn profile_settings_are_detected() {
+    fn profile_strip_settings_are_detected() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = dir.path().join("Cargo.toml");
-        let facts = |profile| profile_facts(dir.path(), profile);
-        assert_eq!(facts("release"), ProfileFacts::default());
+        assert!(!profile_sets_strip(dir.path(), "release"));
         std::fs::write(
             &manifest,
             "[package]\nname = \"a\"\n[profile.release]\nlto = true\n",
         )
         .unwrap();
-        assert!(!facts("release").sets_strip);
-        assert!(facts("release").sets_codegen);
+        assert!(!profile_sets_strip(dir.path(), "release"));
         std::fs::write(
             &manifest,
-            "[profile.release]\nstrip = false\n[profile.fast]\ndebug = 1\n\
-             [profile.inc]\nincremental = false\n[profile.cgu]\ncodegen-units = 1\n",
+            "[profile.release]\nstrip = false\n[profile.fast]\ndebug = 1\n",
         )
         .unwrap();
-        assert!(facts("release").sets_strip);
-        assert!(!facts("release").sets_codegen);
-        assert!(facts("fast").sets_strip);
-        assert!(!facts("dev").sets_strip);
-        assert!(facts("inc").sets_codegen && !facts("inc").sets_strip);
-        assert!(facts("cgu").sets_codegen);
+        assert!(profile_sets_strip(dir.path(), "release"));
+        assert!(profile_sets_strip(dir.path(), "fast"));
+        assert!(!profile_sets_strip(dir.path(), "dev"));
     }
 
     #[test]

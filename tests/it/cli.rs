@@ -79,55 +79,6 @@ fn clean_rebuilds_give_byte_identical_zips() {
     assert!(zips[0] == zips[1], "two clean builds gave different zips");
 }
 
-/// The crate itself compiles incrementally (what keeps an edit-rebuild short): the zip after an
-/// edit and its undo, built from the warm cache, is the zip of a clean build of the same source.
-#[test]
-fn incremental_rebuilds_give_the_bytes_of_a_clean_build() {
-    let two_modules = "mod greet { pub fn text() -> &'static str { \"hello\" } }\n\
-                       fn main() { println!(\"{} from bootstrap\", greet::text()); }\n";
-    let project = crate_with("incr", &[("src/main.rs", two_modules)], "");
-    let main_rs = project.path().join("src/main.rs");
-    let target = tempfile::tempdir().unwrap();
-    let build = |target: &std::path::Path| {
-        let output = support::tool()
-            .args(["--zip"])
-            .current_dir(project.path())
-            .env("CARGO_TARGET_DIR", target)
-            .env_remove("CARGO_INCREMENTAL")
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-        fs::read(project.path().join("lambda.zip")).unwrap()
-    };
-    let first = build(target.path());
-    let cache = target.path().join(format!(
-        "{}-unknown-linux-gnu/release/incremental",
-        std::env::consts::ARCH
-    ));
-    assert!(
-        fs::read_dir(&cache).is_ok_and(|mut d| d.any(|e| e
-            .unwrap()
-            .file_name()
-            .to_string_lossy()
-            .starts_with("incr-"))),
-        "no incremental cache of the crate under {}",
-        cache.display()
-    );
-    fs::write(&main_rs, two_modules.replace("\"hello\"", "\"bye\"")).unwrap();
-    let edited = build(target.path());
-    assert!(edited != first, "the edit did not change the zip");
-    fs::write(&main_rs, two_modules).unwrap();
-    assert!(
-        build(target.path()) == first,
-        "edit, undo: the zip differs from the first build's"
-    );
-    let clean = tempfile::tempdir().unwrap();
-    assert!(
-        build(clean.path()) == first,
-        "a clean build differs from the incremental ones"
-    );
-}
-
 #[test]
 fn help_lists_the_flags_users_need() {
     let output = support::tool().args(["--help"]).output().unwrap();
