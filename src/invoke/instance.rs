@@ -146,6 +146,16 @@ struct Tee<'l> {
     stream: Stream,
 }
 
+impl<'l> Tee<'l> {
+    fn new(log: &'l dyn Log, telemetry: &'l Telemetry, stream: Stream) -> Tee<'l> {
+        Tee {
+            log,
+            telemetry,
+            stream,
+        }
+    }
+}
+
 impl Log for Tee<'_> {
     fn start(&self, request_id: &str) {
         self.log.start(request_id);
@@ -518,11 +528,7 @@ impl<'a> Instance<'a> {
         for mut extension in self.extensions.drain(..) {
             if let Some(process) = extension.process.as_mut() {
                 process.kill();
-                let tee = Tee {
-                    log: self.log,
-                    telemetry: &self.telemetry,
-                    stream: Stream::Extension,
-                };
+                let tee = Tee::new(self.log, &self.telemetry, Stream::Extension);
                 process.forward_output(&tee, true);
             }
         }
@@ -540,11 +546,7 @@ impl<'a> Instance<'a> {
     fn kill(&mut self) {
         if let Some(process) = self.process.as_mut() {
             process.kill();
-            let tee = Tee {
-                log: self.log,
-                telemetry: &self.telemetry,
-                stream: Stream::Function,
-            };
+            let tee = Tee::new(self.log, &self.telemetry, Stream::Function);
             process.forward_output(&tee, true);
         }
     }
@@ -792,11 +794,7 @@ impl<'a> Instance<'a> {
 
     /// Forwards the output of the runtime and of the extensions.
     fn forward(&mut self, eof: bool) {
-        let function = Tee {
-            log: self.log,
-            telemetry: &self.telemetry,
-            stream: Stream::Function,
-        };
+        let function = Tee::new(self.log, &self.telemetry, Stream::Function);
         if let Some(process) = self.process.as_mut() {
             process.forward_output(&function, eof);
             process.sample_memory();

@@ -443,54 +443,65 @@ mod tests {
 
     #[test]
     fn routes_are_the_2018_06_01_api() {
-        let p = |m, u| route(m, u);
-        assert_eq!(p("GET", "/2018-06-01/runtime/invocation/next"), Route::Next);
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/abc-1/response"),
-            Route::Response("abc-1".into())
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/abc-1/error"),
-            Route::Error("abc-1".into())
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/init/error"),
-            Route::InitError
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/next"),
-            Route::Unknown
-        );
-        assert_eq!(p("GET", "/2018-06-01/runtime/init/error"), Route::Unknown);
-        assert_eq!(p("GET", "/runtime/invocation/next"), Route::Unknown);
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation//response"),
-            Route::Unknown
-        );
+        for (method, path, expected) in [
+            ("GET", "/2018-06-01/runtime/invocation/next", Route::Next),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/abc-1/response",
+                Route::Response("abc-1".into()),
+            ),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/abc-1/error",
+                Route::Error("abc-1".into()),
+            ),
+            ("POST", "/2018-06-01/runtime/init/error", Route::InitError),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/next",
+                Route::Unknown,
+            ),
+            ("GET", "/2018-06-01/runtime/init/error", Route::Unknown),
+            ("GET", "/runtime/invocation/next", Route::Unknown),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation//response",
+                Route::Unknown,
+            ),
+        ] {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
     }
 
     #[test]
     fn extensions_and_telemetry_share_the_address() {
-        let p = |m, u| route(m, u);
-        assert_eq!(
-            p("POST", "/2020-01-01/extension/register"),
-            Route::ExtensionRegister
-        );
-        assert_eq!(
-            p("GET", "/2020-01-01/extension/event/next"),
-            Route::ExtensionNext
-        );
-        assert_eq!(
-            p("POST", "/2020-01-01/extension/init/error"),
-            Route::ExtensionInitError
-        );
-        assert_eq!(
-            p("POST", "/2020-01-01/extension/exit/error"),
-            Route::ExtensionExitError
-        );
-        assert_eq!(p("PUT", "/2022-07-01/telemetry"), Route::TelemetrySubscribe);
-        assert_eq!(p("POST", "/2022-07-01/telemetry"), Route::Unknown);
-        assert_eq!(p("GET", "/2020-01-01/extension/register"), Route::Unknown);
+        for (method, path, expected) in [
+            (
+                "POST",
+                "/2020-01-01/extension/register",
+                Route::ExtensionRegister,
+            ),
+            (
+                "GET",
+                "/2020-01-01/extension/event/next",
+                Route::ExtensionNext,
+            ),
+            (
+                "POST",
+                "/2020-01-01/extension/init/error",
+                Route::ExtensionInitError,
+            ),
+            (
+                "POST",
+                "/2020-01-01/extension/exit/error",
+                Route::ExtensionExitError,
+            ),
+            ("PUT", "/2022-07-01/telemetry", Route::TelemetrySubscribe),
+            ("POST", "/2022-07-01/telemetry", Route::Unknown),
+            ("GET", "/2020-01-01/extension/register", Route::Unknown),
+        ] {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
         assert!(Route::ExtensionNext.is_extensions_api());
         assert!(!Route::Next.is_extensions_api());
     }
