@@ -780,6 +780,15 @@ mod tests {
     }
 
     fn zip_with(entries: &[(&str, u32, &[u8])]) -> tempfile::NamedTempFile {
+        zip_of(entries, None)
+    }
+
+    /// A zip of `entries` (a name ending in `/` is a directory) and, last, the symbolic link
+    /// `link` (its name, its target) when there is one.
+    fn zip_of(
+        entries: &[(&str, u32, &[u8])],
+        link: Option<(&str, &str)>,
+    ) -> tempfile::NamedTempFile {
         let file = tempfile::NamedTempFile::new().unwrap();
         let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
         for (name, mode, data) in entries {
@@ -790,6 +799,10 @@ mod tests {
                 zip.start_file(*name, options).unwrap();
                 zip.write_all(data).unwrap();
             }
+        }
+        if let Some((name, target)) = link {
+            let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+            zip.add_symlink(name, target, options).unwrap();
         }
         zip.finish().unwrap();
         file
@@ -888,17 +901,7 @@ mod tests {
         entries: &[(&str, u32, &[u8])],
         link: (&str, &str),
     ) -> tempfile::NamedTempFile {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
-        let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
-        for (name, mode, data) in entries {
-            zip.start_file(*name, options.unix_permissions(*mode))
-                .unwrap();
-            zip.write_all(data).unwrap();
-        }
-        zip.add_symlink(link.0, link.1, options).unwrap();
-        zip.finish().unwrap();
-        file
+        zip_of(entries, Some(link))
     }
 
     #[test]
