@@ -163,11 +163,17 @@ pub struct Checked {
 
 /// Reads the executable cargo built and checks it against provided.al2023.
 pub fn check_executable(path: &Path, arch: Arch) -> Result<Checked, CheckError> {
+    check_binary(path, Some(arch))
+}
+
+/// [`check_executable`] for a binary built elsewhere: without an expected architecture, the
+/// binary's own is the function's.
+pub fn check_binary(path: &Path, arch: Option<Arch>) -> Result<Checked, CheckError> {
     let elf = inspect(path).map_err(|source| CheckError::Inspect {
         path: path.to_path_buf(),
         source,
     })?;
-    let problems = check(&elf, arch);
+    let problems = check(&elf, arch.unwrap_or(elf.arch));
     Ok(Checked {
         executable: path.to_path_buf(),
         elf,

@@ -22,6 +22,9 @@ fn main() {
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
+                Some(Command::Package(package)) => {
+                    cargo_lambda_build::package_binary(package, &env, ui)
+                }
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
                 Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {

@@ -21,6 +21,7 @@ mod hostile;
 mod interrupt;
 mod invoke;
 mod new;
+mod package;
 mod readers;
 mod snapshots;
 mod templates;

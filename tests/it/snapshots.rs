@@ -78,6 +78,11 @@ fn invoke_help() {
 }
 
 #[test]
+fn package_help() {
+    insta::assert_snapshot!("package_help", help(&["package", "--help"]));
+}
+
+#[test]
 fn unknown_package() {
     let shown = refused("", &["--zip", "-p", "unknown"]);
     insta::assert_snapshot!("unknown_package", shown);
