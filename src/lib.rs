@@ -31,7 +31,7 @@ use std::path::Path;
 use crate::arch::Arch;
 use crate::cli::{BuildArgs, MessageFormat, PackageArgs};
 use crate::config::BuildConfig;
-use crate::env::Env;
+use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::{CheckError, Checked};
 use crate::package::{Artifact, ZipEntry};
@@ -62,9 +62,9 @@ struct Function {
 
 /// Runs one build of every selected function. Errors are returned, never printed or exited on,
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
-pub fn run(args: BuildArgs, env: &Env) -> Result<()> {
+pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
-    let Some(prepared) = prepare(args, env)? else {
+    let Some(prepared) = prepare(args, env, ui)? else {
         return Ok(());
     };
     let reporter = &Reporter::new(prepared.config.ui);
@@ -201,7 +201,7 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
 /// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
 /// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
 /// (`--print-image-tag`).
-fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
+fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
     let project = project::select(
@@ -215,7 +215,7 @@ fn prepare(args: BuildArgs, env: &Env) -> Result<Option<Prepared>> {
             examples: &args.example,
         },
     )?;
-    let mut config = BuildConfig::resolve(args, env, &project)?;
+    let mut config = BuildConfig::resolve(args, env, ui, &project)?;
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
     let plan = plan::plan(&config, &project, env, profile_env);

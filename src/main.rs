@@ -30,7 +30,7 @@ fn main() {
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {
                     docker_cmd::clean(&clean, &env, ui)
                 }
-                None => run(args, &env),
+                None => run(args, &env, ui),
             };
             (ui, result)
         }

@@ -573,7 +573,9 @@ mod tests {
     fn config_of(args: &[&str], project: &Project) -> BuildConfig {
         let Cli::LambdaBuild(args) =
             Cli::try_parse_from(["cargo", "lambda-build"].iter().chain(args)).unwrap();
-        BuildConfig::resolve(args, &env(), project).unwrap()
+        let env = env();
+        let ui = args.output.ui(&env);
+        BuildConfig::resolve(args, &env, ui, project).unwrap()
     }
 
     fn env() -> Env {

@@ -679,24 +679,18 @@ mod tests {
         package: Option<&str>,
         bin: Option<&str>,
     ) -> Result<Project> {
-        let packages: Vec<String> = package.into_iter().map(String::from).collect();
-        let bins: Vec<String> = bin.into_iter().map(String::from).collect();
-        select(
-            meta,
-            manifest,
-            Selection {
-                packages: &packages,
-                bins: &bins,
-                ..Selection::default()
-            },
-        )
+        Flags::default()
+            .packages(&Vec::from_iter(package))
+            .bins(&Vec::from_iter(bin))
+            .select(meta, manifest)
     }
 
-    fn names(project: &Project) -> Vec<(String, String)> {
+    /// The functions as `package/bin`.
+    fn names(project: &Project) -> Vec<String> {
         project
             .functions
             .iter()
-            .map(|f| (f.package.clone(), f.bin.clone()))
+            .map(|f| format!("{}/{}", f.package, f.bin))
             .collect()
     }
 
@@ -712,42 +706,24 @@ mod tests {
             &[("api", &["handler"], None), ("admin", &["handler"], None)],
         );
         let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
-        let bins = strings(&["handler"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                bins: &bins,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = Flags::default()
+            .bins(&["handler"])
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         let help = err.help().unwrap();
         assert!(help.contains("`--exclude admin`"), "{help}");
-        let exclude = strings(&["admin"]);
-        let project = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                bins: &bins,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(names(&project), [("api".into(), "handler".into())]);
+        let project = Flags::default()
+            .bins(&["handler"])
+            .exclude(&["admin"])
+            .select(&meta, &virtual_manifest)
+            .unwrap();
+        assert_eq!(names(&project), ["api/handler"]);
         // Listing both with `-p`: the advice is to list one.
-        let packages = strings(&["api", "admin"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                bins: &bins,
-                packages: &packages,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = Flags::default()
+            .bins(&["handler"])
+            .packages(&["api", "admin"])
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         let help = err.help().unwrap();
         assert!(!help.contains("--exclude"), "{help}");
         assert!(help.contains("`-p api`"), "{help}");
@@ -759,17 +735,11 @@ mod tests {
     fn excluding_every_function_says_so() {
         let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
         let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
-        let exclude = strings(&["api", "jobs"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                workspace: true,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = Flags::default()
+            .workspace()
+            .exclude(&["api", "jobs"])
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("--exclude"), "{text}");
         assert!(!text.contains("`ws`"), "{text}");
@@ -789,7 +759,7 @@ mod tests {
             ],
         );
         let project = pick(&meta, &manifest("root"), None, None).unwrap();
-        assert_eq!(names(&project), [("api".into(), "api".into())]);
+        assert_eq!(names(&project), ["api/api"]);
 
         let meta = workspace(
             ROOT,
@@ -814,7 +784,7 @@ mod tests {
     fn the_only_binary_of_the_package_in_the_current_directory() {
         let meta = workspace(ROOT, &[("api", &["api"], None), ("jobs", &["jobs"], None)]);
         let project = pick(&meta, &manifest("jobs"), None, None).unwrap();
-        assert_eq!(names(&project), [("jobs".into(), "jobs".into())]);
+        assert_eq!(names(&project), ["jobs/jobs"]);
         assert_eq!(project.target_dir, PathBuf::from("/nonexistent/ws/target"));
     }
 
@@ -897,101 +867,99 @@ mod tests {
         assert!(matches!(err, ProjectError::SeveralPackages(_)), "{err}");
     }
 
-    fn select_with(meta: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
-        select(meta, manifest, selection)
+    /// The selection flags of a command line, owned: `Flags::default().bins(&["a"])`.
+    #[derive(Default)]
+    struct Flags {
+        packages: Vec<String>,
+        workspace: bool,
+        exclude: Vec<String>,
+        bins: Vec<String>,
+    }
+
+    impl Flags {
+        fn packages(mut self, names: &[impl AsRef<str>]) -> Flags {
+            self.packages = names.iter().map(|n| n.as_ref().to_string()).collect();
+            self
+        }
+
+        fn bins(mut self, names: &[impl AsRef<str>]) -> Flags {
+            self.bins = names.iter().map(|n| n.as_ref().to_string()).collect();
+            self
+        }
+
+        fn exclude(mut self, names: &[impl AsRef<str>]) -> Flags {
+            self.exclude = names.iter().map(|n| n.as_ref().to_string()).collect();
+            self
+        }
+
+        fn workspace(mut self) -> Flags {
+            self.workspace = true;
+            self
+        }
+
+        fn select(&self, meta: &Metadata, manifest: &Path) -> Result<Project> {
+            let selection = Selection {
+                packages: &self.packages,
+                workspace: self.workspace,
+                exclude: &self.exclude,
+                bins: &self.bins,
+                examples: &[],
+            };
+            select(meta, manifest, selection)
+        }
     }
 
     /// `--workspace --exclude ...`, run in package `at`.
     fn workspace_excluding(meta: &Metadata, at: &str, exclude: &[&str]) -> Result<Project> {
-        let exclude = strings(exclude);
-        select_with(
-            meta,
-            &manifest(at),
-            Selection {
-                workspace: true,
-                exclude: &exclude,
-                ..Default::default()
-            },
-        )
+        Flags::default()
+            .workspace()
+            .exclude(exclude)
+            .select(meta, &manifest(at))
     }
 
-    fn strings(items: &[&str]) -> Vec<String> {
-        items.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn several_packages_and_binaries_each_become_a_function() {
-        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
-        let meta = workspace(
+    /// A workspace of `api` (one binary), `jobs` (two) and `util` (none).
+    fn api_jobs_util() -> Metadata {
+        workspace(
             ROOT,
             &[
                 ("api", &["api"], None),
                 ("jobs", &["hourly", "nightly"], None),
                 ("util", &[], None),
             ],
-        );
-        let bins = strings(&["nightly", "api"]);
-        let project = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                bins: &bins,
-                ..Default::default()
-            },
         )
-        .unwrap();
-        assert_eq!(
-            names(&project),
-            [
-                ("jobs".into(), "nightly".into()),
-                ("api".into(), "api".into())
-            ]
-        );
+    }
 
-        let packages = strings(&["api", "jobs", "api"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                packages: &packages,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+    #[test]
+    fn several_packages_and_binaries_each_become_a_function() {
+        let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
+        let meta = api_jobs_util();
+        let project = Flags::default()
+            .bins(&["nightly", "api"])
+            .select(&meta, &virtual_manifest)
+            .unwrap();
+        assert_eq!(names(&project), ["jobs/nightly", "api/api"]);
+
+        let packages = ["api", "jobs", "api"];
+        let err = Flags::default()
+            .packages(&packages)
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         assert!(
             matches!(err, ProjectError::SeveralBinaries { ref package, .. } if package == "jobs"),
             "{err}"
         );
-        let bins = strings(&["api", "hourly", "api"]);
-        let project = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                packages: &packages,
-                bins: &bins,
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        assert_eq!(
-            names(&project),
-            [
-                ("api".into(), "api".into()),
-                ("jobs".into(), "hourly".into())
-            ]
-        );
+        let project = Flags::default()
+            .packages(&packages)
+            .bins(&["api", "hourly", "api"])
+            .select(&meta, &virtual_manifest)
+            .unwrap();
+        assert_eq!(names(&project), ["api/api", "jobs/hourly"]);
 
-        let bins = strings(&["nope"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                packages: &packages,
-                bins: &bins,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = Flags::default()
+            .packages(&packages)
+            .bins(&["nope"])
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             "no selected package has a binary named `nope`; the packages are: api, jobs"
@@ -1000,25 +968,11 @@ mod tests {
 
     #[test]
     fn workspace_takes_every_binary_less_the_excluded_packages() {
-        let meta = workspace(
-            ROOT,
-            &[
-                ("api", &["api"], None),
-                ("jobs", &["hourly", "nightly"], None),
-                ("util", &[], None),
-            ],
-        );
+        let meta = api_jobs_util();
         let project = workspace_excluding(&meta, "api", &[]).unwrap();
-        assert_eq!(
-            names(&project),
-            [
-                ("api".into(), "api".into()),
-                ("jobs".into(), "hourly".into()),
-                ("jobs".into(), "nightly".into())
-            ]
-        );
+        assert_eq!(names(&project), ["api/api", "jobs/hourly", "jobs/nightly"]);
         let project = workspace_excluding(&meta, "api", &["jobs"]).unwrap();
-        assert_eq!(names(&project), [("api".into(), "api".into())]);
+        assert_eq!(names(&project), ["api/api"]);
         let err = workspace_excluding(&meta, "api", &["api", "jobs"]).unwrap_err();
         assert!(matches!(err, ProjectError::NoFunction { .. }), "{err}");
         let err = workspace_excluding(&meta, "api", &["ghost"]).unwrap_err();
@@ -1039,16 +993,10 @@ mod tests {
         assert!(err.help().unwrap().contains("--exclude admin"));
         // By name, the same clash.
         let virtual_manifest = PathBuf::from(format!("{ROOT}/Cargo.toml"));
-        let bins = strings(&["handler"]);
-        let err = select_with(
-            &meta,
-            &virtual_manifest,
-            Selection {
-                bins: &bins,
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+        let err = Flags::default()
+            .bins(&["handler"])
+            .select(&meta, &virtual_manifest)
+            .unwrap_err();
         assert!(matches!(err, ProjectError::DuplicateBinary { .. }), "{err}");
     }
 

@@ -6,7 +6,7 @@ use crate::support;
 
 use std::fs;
 
-use support::{MAIN, crate_with, lambda_build, read_zip, stderr};
+use support::{MAIN, assert_stderr_has, crate_with, lambda_build, read_zip, stderr};
 
 #[test]
 fn builds_a_zip_with_an_executable_bootstrap_at_its_root() {
@@ -123,11 +123,7 @@ fn config_in_cargo_toml_applies_and_unknown_keys_warn_by_name() {
     );
     let output = lambda_build(project.path(), &["--message-format", "json"]);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(
-        stderr(&output).contains("unknown key `zipp` (ignored)"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "unknown key `zipp` (ignored)");
     let names: Vec<String> = {
         let mut zip = read_zip(&project.path().join("dist/lambda.zip"));
         (0..zip.len())

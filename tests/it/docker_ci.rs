@@ -8,6 +8,7 @@
 //! package; `.ci/run` installs it) for the sccache test.
 
 use crate::support;
+use crate::support::assert_stderr_has;
 
 use std::path::Path;
 use std::process::Command;
@@ -320,7 +321,7 @@ fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
     let output = ls_command(&["docker", "ls"]);
     support::assert_success(&output);
     assert_eq!(stdout(&output), "");
-    assert!(stderr(&output).contains("nothing of cargo-lambda-build"));
+    assert_stderr_has(&output, "nothing of cargo-lambda-build");
 }
 
 struct RemoveOnDrop(String);

@@ -12,7 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    MAIN, assert_unchanged, crate_with, lambda_build_command, report, stderr, temp_files,
+    MAIN, assert_stderr_has, assert_unchanged, crate_with, lambda_build_command, report, stderr,
+    temp_files,
 };
 
 fn kill(child: &Child, signal: libc::c_int) {
@@ -50,11 +51,7 @@ fn interrupted_compile_exits_130_or_143_and_keeps_the_previous_zip() {
             started.elapsed()
         );
         assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
-        assert!(
-            stderr(&output).contains("error: interrupted"),
-            "{}",
-            stderr(&output)
-        );
+        assert_stderr_has(&output, "error: interrupted");
         assert_unchanged(&zip, &before);
         assert_eq!(temp_files(project.path()), Vec::<String>::new());
     }
@@ -141,11 +138,7 @@ fn interrupted_packaging_exits_130_or_143_and_keeps_the_previous_zip() {
         let output = child.wait_with_output().unwrap();
         let stopped = signalled.elapsed();
         assert_eq!(output.status.code(), Some(code), "{}", stderr(&output));
-        assert!(
-            stderr(&output).contains("error: interrupted"),
-            "{}",
-            stderr(&output)
-        );
+        assert_stderr_has(&output, "error: interrupted");
         assert!(!stderr(&output).contains("Packaged"), "{}", stderr(&output));
         assert_unchanged(&project.path().join("lambda.zip"), &before);
         assert_eq!(temp_files(project.path()), Vec::<String>::new());

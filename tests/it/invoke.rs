@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{stderr, stdout};
+use support::{assert_stderr_has, stderr, stdout};
 
 /// Where the zips of this run live: one directory per fixture and architecture.
 fn zips_dir() -> PathBuf {
@@ -218,7 +218,7 @@ fn events_on_stdin_and_a_panic_that_the_runtime_survives() {
     );
     assert_eq!(payloads[2]["count"], 3);
     assert_eq!(payloads[0]["pid"], payloads[2]["pid"]);
-    assert!(stderr(&output).contains("misbehave was asked to panic"));
+    assert_stderr_has(&output, "misbehave was asked to panic");
 }
 
 #[test]
@@ -270,11 +270,7 @@ fn an_init_error_posted_by_the_runtime_is_passed_through() {
         "misbehave was asked to fail its init",
     );
     // The Runtime API answered /runtime/init/error with 202, as Lambda does.
-    assert!(
-        stderr(&output).contains("init/error answered: HTTP/1.1 202"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "init/error answered: HTTP/1.1 202");
 }
 
 #[test]
@@ -322,11 +318,7 @@ fn a_response_over_6_mb_is_function_response_size_too_large() {
     );
     assert_eq!(payloads[1]["data"].as_str().unwrap().len(), 6_291_545);
     // The runtime was told with a 413, and served the next event.
-    assert!(
-        stderr(&output).contains("status=413"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_has(&output, "status=413");
 }
 
 #[test]
@@ -543,18 +535,21 @@ fn bad_input_is_refused_before_running_anything() {
     let zip = zip_arg(echo_zip());
     let output = invoke(&[zip, "-d", "{not json"]);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("`--data` is not a sequence of JSON values"));
+    assert_stderr_has(&output, "`--data` is not a sequence of JSON values");
     let output = invoke(&[zip]);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("stdin holds no event"));
+    assert_stderr_has(&output, "stdin holds no event");
     let output = invoke(&[zip, "-d", "{}", "-e", "AWS_LAMBDA_RUNTIME_API=x"]);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("Reserved keys used in this request: AWS_LAMBDA_RUNTIME_API"));
+    assert_stderr_has(
+        &output,
+        "Reserved keys used in this request: AWS_LAMBDA_RUNTIME_API",
+    );
     let dir = tempfile::tempdir().unwrap();
     let output = invoke(&["-o", dir.path().to_str().unwrap(), "-d", "{}"]);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("no `lambda.zip` or `bootstrap` in"));
-    assert!(stderr(&output).contains("help: build one with `cargo lambda-build --zip`"));
+    assert_stderr_has(&output, "no `lambda.zip` or `bootstrap` in");
+    assert_stderr_has(&output, "help: build one with `cargo lambda-build --zip`");
     // Usage errors are clap's.
     assert_exit(&invoke(&[zip, "--timeout", "0"]), 2);
 }
@@ -584,13 +579,13 @@ fn build_then_invoke_with_events_for_a_ci_smoke_test() {
     fs::write(&events, r#"{"name":"ok"} {"fail":true}"#).unwrap();
     let output = run(&events);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("1 of 2 invocations failed"));
+    assert_stderr_has(&output, "1 of 2 invocations failed");
 
     // Bad events are refused before anything is compiled.
     fs::write(&events, "{oops").unwrap();
     let output = run(&events);
     assert_exit(&output, 1);
-    assert!(stderr(&output).contains("is not a sequence of JSON values"));
+    assert_stderr_has(&output, "is not a sequence of JSON values");
     assert!(
         !stderr(&output).contains("Compiling"),
         "{}",
@@ -618,7 +613,7 @@ fn ctrl_c_stops_the_function_and_exits_130() {
     let output = child.wait_with_output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert_exit(&output, 130);
-    assert!(stderr(&output).contains("interrupted by SIGINT"));
+    assert_stderr_has(&output, "interrupted by SIGINT");
 }
 
 #[test]

@@ -469,7 +469,8 @@ mod tests {
             false,
             [("CARGO", "/bin/cargo"), ("CI", "true")],
         );
-        let config = BuildConfig::resolve(args, &env, &project).unwrap();
+        let ui = args.output.ui(&env);
+        let config = BuildConfig::resolve(args, &env, ui, &project).unwrap();
         crate::plan::plan(&config, &project, &env, Vec::new())
     }
 
