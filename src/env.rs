@@ -105,9 +105,10 @@ impl Env {
             .map(OsString::as_os_str)
     }
 
-    /// `$HOME`.
+    /// `$HOME`; on Windows `%USERPROFILE%`, where cargo and the docker CLI look.
     pub fn home(&self) -> Option<PathBuf> {
-        self.var_os("HOME").map(PathBuf::from)
+        let name = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+        self.var_os(name).map(PathBuf::from)
     }
 
     /// cargo's home: `$CARGO_HOME`, else `~/.cargo`.

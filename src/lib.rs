@@ -13,6 +13,7 @@ pub mod config;
 pub mod docker_cmd;
 pub mod env;
 pub mod error;
+pub mod host;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
@@ -231,6 +232,9 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         &plan.functions,
     )?;
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+    if config.invoke_with.is_some() {
+        invoke::check_host()?;
+    }
     let smoke_events = config
         .invoke_with
         .as_ref()

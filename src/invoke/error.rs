@@ -18,6 +18,11 @@ pub enum InvokeError {
     #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
+    #[error(
+        "`invoke` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
+    )]
+    HostCannotRun { os: &'static str },
+
     #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
     ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
 
@@ -122,6 +127,11 @@ pub enum InvokeError {
 impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
+            InvokeError::HostCannotRun { .. } => {
+                "run the zip in Lambda's own image with Docker: `sam local invoke` (AWS SAM); or \
+                 run `cargo lambda-build invoke` on Linux: a CI job, a VM, or WSL on Windows"
+                    .into()
+            }
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }

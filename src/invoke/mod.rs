@@ -5,20 +5,32 @@
 
 pub mod error;
 pub mod events;
+// `poll`, `waitpid` and process groups: Unix only, and run on Linux only (see [`check_host`]).
+#[cfg(unix)]
 pub mod instance;
 pub mod lambda;
+pub mod record;
 pub mod sandbox;
+#[cfg(unix)]
 pub mod server;
 
-use std::io::{IsTerminal, Read, Write};
+#[cfg(unix)]
+use std::io::Write;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use error::InvokeError;
-use instance::{Instance, Log, Outcome, Record, Status};
+#[cfg(unix)]
+use instance::Instance;
+#[cfg(unix)]
+use record::Log;
+use record::{Outcome, Record, Status};
 pub use sandbox::FunctionSettings;
+#[cfg(unix)]
 use server::RuntimeApi;
 
+#[cfg(unix)]
 use crate::arch::Arch;
 use crate::cli::InvokeArgs;
 use crate::env::{Env, Ui, Verbosity};
@@ -188,8 +200,21 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     }
 }
 
+/// `invoke` starts the Linux `bootstrap` as a process of this machine (under qemu-user for the
+/// other architecture): a macOS or Windows host cannot, and is told what can.
+pub fn check_host() -> Result<()> {
+    if cfg!(target_os = "linux") {
+        Ok(())
+    } else {
+        Err(InvokeError::HostCannotRun {
+            os: std::env::consts::OS,
+        })
+    }
+}
+
 /// `cargo lambda-build invoke`.
 pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
+    check_host()?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = InvokeConfig::resolve(args, env, ui)?;
@@ -250,6 +275,30 @@ pub enum Payloads {
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
 pub fn invoke(
+    artifact: &Path,
+    events: &[Vec<u8>],
+    function: &FunctionSettings,
+    payloads: Payloads,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<Outcomes> {
+    check_host()?;
+    #[cfg(not(unix))]
+    {
+        let _ = (
+            artifact, events, function, payloads, reporter, verbosity, interrupt,
+        );
+        unreachable!("check_host refuses every host but Linux");
+    }
+    #[cfg(unix)]
+    run_events(
+        artifact, events, function, payloads, reporter, verbosity, interrupt,
+    )
+}
+
+#[cfg(unix)]
+fn run_events(
     artifact: &Path,
     events: &[Vec<u8>],
     function: &FunctionSettings,
@@ -350,6 +399,7 @@ pub fn invoke(
     Ok(outcomes)
 }
 
+#[cfg(unix)]
 fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
     let total = summary.records.len();
     let failed = summary.failures().count();
@@ -424,12 +474,14 @@ pub fn report_line(record: &Record, memory_mb: u32) -> String {
 }
 
 /// stderr, as CloudWatch would show the function's log stream.
+#[cfg(unix)]
 struct Console<'a> {
     reporter: &'a Reporter,
     /// START / END / REPORT, left out with `-q`.
     lambda_lines: bool,
 }
 
+#[cfg(unix)]
 impl Console<'_> {
     fn line(&self, line: &[u8]) {
         let mut stderr = std::io::stderr().lock();
@@ -449,6 +501,7 @@ impl Console<'_> {
     }
 }
 
+#[cfg(unix)]
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
         if self.lambda_lines {

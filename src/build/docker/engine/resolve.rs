@@ -250,6 +250,12 @@ fn endpoint(
     };
     let (scheme, rest) = host.split_once("://").unwrap_or(("tcp", host));
     let transport = match scheme {
+        "unix" if cfg!(windows) => {
+            return Err(bad(
+                "this Windows build reaches Docker Desktop over its named pipe \
+                 (`npipe:////./pipe/docker_engine`, the default), tcp or ssh, not a unix socket",
+            ));
+        }
         "unix" if !rest.is_empty() => Transport::Unix(PathBuf::from(rest)),
         "unix" => return Err(bad("it names no socket")),
         "npipe" if cfg!(windows) => Transport::NamedPipe(rest.to_string()),
