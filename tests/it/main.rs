@@ -23,6 +23,7 @@ mod docker_remote;
 mod e2e;
 mod habits;
 mod hostile;
+mod hosts;
 mod interrupt;
 mod invoke;
 mod new;

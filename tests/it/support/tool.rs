@@ -37,3 +37,14 @@ pub fn assert_stderr_has(output: &Output, text: &str) {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Asserts that a program the test ran succeeded, quoting its output when not.
+pub fn assert_ran(program: &str, output: &Output) {
+    assert!(
+        output.status.success(),
+        "{program} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
