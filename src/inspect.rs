@@ -354,7 +354,16 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, InspectError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
+    // Windows refuses to open a directory at all: say what it is, as Unix does below.
+    let file = File::open(path).map_err(|e| {
+        if path.is_dir() {
+            InspectError::NotAFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            read_error(e)
+        }
+    })?;
     let metadata = file.metadata().map_err(read_error)?;
     if !metadata.is_file() {
         return Err(InspectError::NotAFile {

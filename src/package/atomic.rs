@@ -268,7 +268,12 @@ mod tests {
         let out = dir.path().join("out");
         fs::create_dir_all(&out).unwrap();
         // A process that has exited (its id is not reused this soon), and this live one.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        // This test binary, asked to run no test, exits at once on every host.
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "no-such-test"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         let dead = child.id();
         child.wait().unwrap();
         let stale = format!(".lambda.zip.{dead}.aB3dE9.tmp");

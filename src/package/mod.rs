@@ -250,6 +250,15 @@ fn write_error(path: &Path, error: io::Error) -> PackageError {
 
 /// "Permission denied (os error 13)" -> "permission denied".
 pub fn describe(error: &io::Error) -> String {
+    // Windows words these "The system cannot find the file specified." and the like: the
+    // messages users meet most read the same on every host.
+    if cfg!(windows) {
+        match error.kind() {
+            io::ErrorKind::NotFound => return "no such file or directory".to_owned(),
+            io::ErrorKind::PermissionDenied => return "permission denied".to_owned(),
+            _ => {}
+        }
+    }
     let text = error.to_string();
     let text = text.split(" (os error").next().unwrap_or_default();
     let mut chars = text.chars();
@@ -361,6 +370,8 @@ mod tests {
         }
     }
 
+    // errno 13 is EACCES on Unix only
+    #[cfg(unix)]
     #[test]
     fn error_messages_are_lower_case_and_help_where_it_can() {
         let err = write_error(Path::new("/x/lambda.zip"), io::Error::from_raw_os_error(13));
@@ -412,10 +423,13 @@ mod tests {
 
         let first = package(EPOCH);
         assert!(!first.fresh);
-        let mut archive = ::zip::ZipArchive::new(File::open(&output).unwrap()).unwrap();
-        let names: Vec<String> = (0..archive.len())
-            .map(|i| archive.by_index(i).unwrap().name().unwrap().into_owned())
-            .collect();
+        // Closed before the next write: Windows cannot replace a file that is open.
+        let names: Vec<String> = {
+            let mut archive = ::zip::ZipArchive::new(File::open(&output).unwrap()).unwrap();
+            (0..archive.len())
+                .map(|i| archive.by_index(i).unwrap().name().unwrap().into_owned())
+                .collect()
+        };
         assert_eq!(names, ["extensions/", "extensions/my-extension"]);
         assert_eq!(listing(&staging), ["bootstrap", STAMP_FILE]);
 

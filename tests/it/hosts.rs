@@ -151,6 +151,30 @@ impl Drop for Wine {
     }
 }
 
+/// Rust's std on Windows takes its random numbers from `ProcessPrng` in bcryptprimitives.dll,
+/// which wine 8 does not have: a three-line DLL beside the `.exe`, built here, forwards it to
+/// `RtlGenRandom` (advapi32's SystemFunction036). Built each run, never committed.
+fn process_prng_shim_beside(exe: &Path) {
+    let src = tempfile::tempdir().unwrap();
+    let c = src.path().join("bcryptprimitives.c");
+    fs::write(
+        &c,
+        "#include <windows.h>\n\
+         BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);\n\
+         BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) { return SystemFunction036(data, (ULONG)len); }\n",
+    )
+    .unwrap();
+    let dll = exe.with_file_name("bcryptprimitives.dll");
+    let output = Command::new(MINGW_GCC)
+        .args(["-shared", "-O2", "-o"])
+        .arg(&dll)
+        .arg(&c)
+        .arg("-ladvapi32")
+        .output()
+        .unwrap();
+    assert_ran(MINGW_GCC, &output);
+}
+
 /// The executables a cargo run built, from its JSON messages.
 fn executables(output: &Output) -> Vec<PathBuf> {
     String::from_utf8_lossy(&output.stdout)
@@ -186,6 +210,7 @@ fn the_windows_build_runs_under_wine() {
     );
     let tests = executables(&built);
     assert_eq!(tests.len(), 1, "one unit-test executable: {tests:?}");
+    process_prng_shim_beside(&tests[0]);
     let output = wine.command(&tests[0]).output().unwrap();
     let summary = String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -209,6 +234,7 @@ fn the_windows_build_runs_under_wine() {
         .into_iter()
         .find(|p| p.file_name().is_some_and(|n| n == "cargo-lambda-build.exe"))
         .expect("cargo-lambda-build.exe among the artifacts");
+    process_prng_shim_beside(&exe);
 
     let project = support::crate_with("wine", &[("src/main.rs", MAIN)], "");
     let dir = project.path();

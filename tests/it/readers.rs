@@ -13,7 +13,7 @@ use crate::support::{self, assert_ran};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// What the zip must hold, in its order: `bootstrap` first, then by name.
 const EXPECTED: [(&str, u32); 6] = [

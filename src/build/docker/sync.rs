@@ -807,6 +807,8 @@ mod tests {
         assert_eq!(state_from_tar(&whole), cut_short);
     }
 
+    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    #[cfg(unix)]
     #[test]
     fn the_archive_carries_owners_manifests_and_the_deletion_list() {
         let dir = tempfile::tempdir().unwrap();
@@ -875,6 +877,8 @@ mod tests {
         assert_ne!(second.sha256, first.sha256);
     }
 
+    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    #[cfg(unix)]
     #[test]
     fn sources_leave_out_git_target_dirs_and_skipped_paths() {
         let dir = tempfile::tempdir().unwrap();
@@ -908,6 +912,8 @@ mod tests {
         assert_eq!(found[0].1, container_src(&found[0].0));
     }
 
+    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    #[cfg(unix)]
     #[test]
     fn the_lock_files_registry_crates_are_found_with_their_index_entries() {
         let lock = r#"

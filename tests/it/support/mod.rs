@@ -38,7 +38,7 @@ pub use scratch::{
     elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
     report, report_time, temp_files,
 };
-pub use tool::{assert_stderr_has, stderr, stdout, tool, tool_as};
+pub use tool::{assert_ran, assert_stderr_has, stderr, stdout, tool, tool_as};
 pub use tools::{
     QEMU, arm64_linker, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
     zig_installed,

@@ -732,6 +732,8 @@ mod tests {
         resolve(&env, &Disk).unwrap()
     }
 
+    // a unix socket: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn a_missing_socket_is_named_at_once() {
         let endpoint = from_host("unix:///nonexistent/docker.sock");

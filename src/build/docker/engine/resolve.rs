@@ -396,6 +396,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn nothing_set_is_the_default_socket() {
         let endpoint = resolve(&env(), &Fixture::default()).unwrap();
@@ -408,6 +410,8 @@ mod tests {
         assert!(endpoint.describe().contains("DOCKER_HOST is not set"));
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn docker_host_wins_over_docker_context_and_the_config() {
         let files = Fixture::default()
@@ -473,6 +477,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn docker_config_moves_the_config_and_the_contexts() {
         let id = context_id("podman");
@@ -541,6 +547,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn a_missing_or_broken_context_is_named_with_its_file() {
         let mut env = env();
