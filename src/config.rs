@@ -1180,6 +1180,7 @@ mod tests {
     }
 
     /// The fenced blocks that follow a line `marker`.
+    #[cfg(unix)]
     fn readme_blocks(text: &str, marker: &str) -> Vec<String> {
         let mut blocks = Vec::new();
         let mut lines = text.lines();
