@@ -632,13 +632,16 @@ impl<'data> Image<'data> {
             })
     }
 
+    /// The first program header of this type (the kernel and the loader take the first).
+    fn first_segment(&self, p_type: elf::ProgramType) -> Option<&elf::ProgramHeader64<Endianness>> {
+        let of_type =
+            |segment: &&elf::ProgramHeader64<Endianness>| segment.p_type(self.endian) == p_type;
+        self.segments.iter().find(of_type)
+    }
+
     /// `PT_INTERP`, the first one (as the kernel does).
     fn interpreter(&self) -> Result<Option<String>, InspectError> {
-        let Some(segment) = self
-            .segments
-            .iter()
-            .find(|segment| segment.p_type(self.endian) == elf::PT_INTERP)
-        else {
+        let Some(segment) = self.first_segment(elf::PT_INTERP) else {
             return Ok(None);
         };
         let bytes = segment
@@ -655,16 +658,12 @@ impl<'data> Image<'data> {
     /// The entries of the first `PT_DYNAMIC`, up to `DT_NULL`. No `PT_DYNAMIC`: no entries.
     fn dynamic(&self) -> Result<DynamicInfo, InspectError> {
         let mut info = DynamicInfo::default();
-        let Some(segment) = self
-            .segments
-            .iter()
-            .find(|segment| segment.p_type(self.endian) == elf::PT_DYNAMIC)
-        else {
-            return Ok(info);
-        };
-        let entries = segment
-            .dynamic(self.endian, self.data)
+        let entries = self
+            .first_segment(elf::PT_DYNAMIC)
+            .map(|segment| segment.dynamic(self.endian, self.data))
+            .transpose()
             .map_err(|_| malformed("dynamic segment out of bounds"))?
+            .flatten()
             .unwrap_or_default();
         for entry in entries {
             let tag = entry.tag(self.endian);
@@ -768,10 +767,6 @@ fn required_versions<'data>(
             .checked_add(verneed.vn_aux.get(endian) as usize)
             .ok_or_else(|| malformed("version need record out of bounds"))?;
         for _ in 0..verneed.vn_cnt.get(endian) {
-            walked = walked.saturating_add(1);
-            if walked > MAX_VERSION_ENTRIES {
-                return Err(malformed("too many version need records"));
-            }
             let vernaux: &Vernaux<Endianness> = table
                 .read_at(aux)
                 .map_err(|_| malformed("version need record out of bounds"))?;
@@ -781,27 +776,33 @@ fn required_versions<'data>(
                     .ok_or_else(|| malformed("version name outside the string table"))?;
                 names.push(name);
             }
-            let next = vernaux.vna_next.get(endian) as usize;
-            if next == 0 {
-                break;
+            match step(aux, vernaux.vna_next.get(endian), &mut walked)? {
+                Some(next) => aux = next,
+                None => break,
             }
-            aux = aux
-                .checked_add(next)
-                .ok_or_else(|| malformed("version need record out of bounds"))?;
         }
-        walked = walked.saturating_add(1);
-        if walked > MAX_VERSION_ENTRIES {
-            return Err(malformed("too many version need records"));
+        match step(offset, verneed.vn_next.get(endian), &mut walked)? {
+            Some(next) => offset = next,
+            None => break,
         }
-        let next = verneed.vn_next.get(endian) as usize;
-        if next == 0 {
-            break;
-        }
-        offset = offset
-            .checked_add(next)
-            .ok_or_else(|| malformed("version need record out of bounds"))?;
     }
     Ok(names)
+}
+
+/// One step along a chain of version records: the record `next` bytes after `at`, or None where
+/// `next` is 0 (the chain's end, as glibc's loader reads it). Every step counts against
+/// [`MAX_VERSION_ENTRIES`], so a chain that loops back is refused instead of walked forever.
+fn step(at: usize, next: u32, walked: &mut usize) -> Result<Option<usize>, InspectError> {
+    *walked = walked.saturating_add(1);
+    if *walked > MAX_VERSION_ENTRIES {
+        return Err(malformed("too many version need records"));
+    }
+    if next == 0 {
+        return Ok(None);
+    }
+    at.checked_add(next as usize)
+        .map(Some)
+        .ok_or_else(|| malformed("version need record out of bounds"))
 }
 
 /// The NUL-terminated string at `offset` in a string table, without the NUL.

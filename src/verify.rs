@@ -535,21 +535,21 @@ mod tests {
 
     #[test]
     fn duplicate_names_and_a_file_used_as_a_directory_are_refused() {
-        let bytes = zip_of(&[
-            file("bootstrap", 0o755, BOOT),
-            file("aa", 0o644, b"1"),
-            file("bb", 0o644, b"2"),
-        ]);
-        let err = ship(&patch(bytes, b"bb", b"aa")).unwrap_err();
-        assert_eq!(err.to_string(), "two entries are named alike");
+        // Beside bootstrap, `first` and `second`; then `second` renamed in the bytes.
+        let renamed = |first, second: &str, to: &str| {
+            let entries = [
+                file("bootstrap", 0o755, BOOT),
+                first,
+                file(second, 0o644, b""),
+            ];
+            let bytes = patch(zip_of(&entries), second.as_bytes(), to.as_bytes());
+            ship(&bytes).unwrap_err().to_string()
+        };
+        let two_files = renamed(file("aa", 0o644, b"1"), "bb", "aa");
+        assert_eq!(two_files, "two entries are named alike");
         // A file and a directory of the same name.
-        let bytes = zip_of(&[
-            file("bootstrap", 0o755, BOOT),
-            file("a", 0o644, b"1"),
-            file("b/", 0o755, b""),
-        ]);
-        let err = ship(&patch(bytes, b"b/", b"a/")).unwrap_err();
-        assert_eq!(err.to_string(), "two entries are named `a`");
+        let file_and_dir = renamed(file("a", 0o644, b"1"), "b/", "a/");
+        assert_eq!(file_and_dir, "two entries are named `a`");
 
         let err = ship(&with_bootstrap(file("bootstrap/x", 0o644, b""))).unwrap_err();
         assert_eq!(

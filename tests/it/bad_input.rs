@@ -116,6 +116,9 @@ struct Row {
     help: String,
     #[serde(default)]
     also: Vec<String>,
+    /// Directories made before the run (in the way of the zip, say).
+    #[serde(default)]
+    dirs: Vec<String>,
 }
 
 fn pairs(map: &BTreeMap<String, String>) -> Vec<(&str, &str)> {
@@ -129,7 +132,7 @@ impl Row {
             .args
             .as_ref()
             .map(|args| args.iter().map(String::as_str).collect());
-        let output = Case {
+        let case = Case {
             name: self.name.as_deref().unwrap_or(CASE.name),
             files: files.as_deref().unwrap_or(CASE.files),
             manifest: &self.manifest,
@@ -140,10 +143,24 @@ impl Row {
             help: &self.help,
             before_compiling: !self.compiles,
             ..CASE
+        };
+        let project = case.project();
+        for dir in &self.dirs {
+            fs::create_dir_all(project.path().join(dir)).unwrap();
         }
-        .check();
+        let output = case.check_in(project.path());
         for text in &self.also {
-            assert_stderr_has(&output, text.as_str());
+            assert_stderr_has(&output, text);
+        }
+        // What was in the project is still there, as it was.
+        for (path, content) in case.files {
+            assert_eq!(
+                fs::read_to_string(project.path().join(path)).unwrap(),
+                *content
+            );
+        }
+        for dir in &self.dirs {
+            assert!(project.path().join(dir).is_dir(), "{dir} is gone");
         }
     }
 }
@@ -156,7 +173,7 @@ fn the_table_of_plain_refusals() {
         case: Vec<Row>,
     }
     let table: Table = toml::from_str(include_str!("bad_input.toml")).unwrap();
-    assert!(table.case.len() >= 22, "rows lost from bad_input.toml");
+    assert!(table.case.len() >= 24, "rows lost from bad_input.toml");
     let failures: Vec<String> = table
         .case
         .iter()
@@ -244,35 +261,6 @@ fn unknown_config_key_warns_by_name_and_builds() {
 }
 
 // Where the artifact goes.
-
-#[test]
-fn outdir_that_is_a_file() {
-    let case = Case {
-        args: &["--zip", "--outdir", "dist"],
-        message: "`--outdir` `",
-        help: "pass a directory to `--outdir`, or remove the file",
-        ..CASE
-    };
-    let project = case.project();
-    fs::write(project.path().join("dist"), "not a dir").unwrap();
-    let output = case.check_in(project.path());
-    assert_stderr_has(&output, "is a file, not a directory");
-    assert_eq!(fs::read(project.path().join("dist")).unwrap(), b"not a dir");
-}
-
-#[test]
-fn a_directory_where_the_zip_goes() {
-    let case = Case {
-        args: &["--zip", "--outdir", "dist"],
-        message: "lambda.zip` is a directory",
-        help: "move that directory away",
-        ..CASE
-    };
-    let project = case.project();
-    fs::create_dir_all(project.path().join("dist/lambda.zip/inside")).unwrap();
-    case.check_in(project.path());
-    assert!(project.path().join("dist/lambda.zip/inside").is_dir());
-}
 
 /// Permissions mean nothing to root: the tool runs as a user without its powers.
 #[test]

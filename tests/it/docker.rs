@@ -14,7 +14,7 @@ use crate::support;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, OVERRIDE_MARK, PreviousZip, assert_echo_answers, assert_refused, containers_from,
+    OVERRIDE_MARK, PreviousZip, assert_echo_answers, assert_refused, containers_from,
     containers_of, elf_machine, not_owned_by, project, project_with_dockerfile, report_time,
     run_with_pid, setup, stderr, target_dir,
 };
@@ -24,7 +24,6 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
     if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let runner = &setup.runner;
     let project = project(&setup, "");
@@ -117,7 +116,6 @@ fn docker_builds_answer_invocations_belong_to_the_user_and_rebuild_in_seconds() 
 
 #[test]
 fn a_compile_error_in_the_container_exits_101_and_leaves_no_container() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = project(&setup, "");
     std::fs::write(
@@ -146,7 +144,6 @@ fn a_compile_error_in_the_container_exits_101_and_leaves_no_container() {
 
 #[test]
 fn a_broken_dockerfile_shows_dockers_message() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     // A failing step: Docker's message names the command and its exit code.
     let project = project(&setup, "RUN echo checking the toolchain && exit 3\n");
@@ -176,7 +173,6 @@ fn a_broken_dockerfile_shows_dockers_message() {
 
 #[test]
 fn a_missing_docker_image_is_refused() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = project(&setup, "");
     let previous = PreviousZip::plant(project.path());

@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Setup, assert_refused, project_with_dockerfile, remove_built_images,
-    report_time, setup, stderr,
+    PreviousZip, Setup, assert_refused, project_with_dockerfile, remove_built_images, report_time,
+    setup, stderr,
 };
 
 fn stdout(output: &std::process::Output) -> String {
@@ -79,7 +79,6 @@ fn dockerfile_prints_the_bundled_file_byte_for_byte() {
 /// name, then on a "fresh runner" (the image removed) load it and build without rebuilding it.
 #[test]
 fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let runner = &setup.runner;
     let project = mirrored_project(&setup);
@@ -166,7 +165,6 @@ fn the_image_is_named_before_the_build_saved_and_loaded_by_a_ci_cache() {
 
 #[test]
 fn a_build_argument_the_dockerfile_does_not_declare_is_refused_before_building() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = mirrored_project(&setup);
     let previous = PreviousZip::plant(project.path());
@@ -208,7 +206,6 @@ fn ls_json(runner: &support::docker::Runner, dir: &Path) -> Vec<serde_json::Valu
 /// listed with their sizes and removed by `docker clean`, which says what it removed.
 #[test]
 fn docker_ls_and_clean_show_and_remove_what_the_tool_keeps() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let runner = &setup.runner;
     // `docker ls` runs in any directory: it needs no project.
@@ -385,7 +382,6 @@ fn sccache_in_the_container_fills_and_reuses_a_local_cache() {
     if !support::require_tool("sccache") {
         return;
     }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let runner = &setup.runner;
     let image = sccache_image(&setup);
@@ -464,7 +460,6 @@ fn an_image_without_sccache_builds_without_it_and_warns() {
     if !support::require_tool("sccache") {
         return;
     }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = support::docker::project(&setup, "");
     let output = setup

@@ -11,8 +11,8 @@
 //!
 //! Each build's zip answers an invocation under the Runtime API emulator.
 //!
-//! Each test holds `ENGINE`, as the other Docker tests do: their checks that nothing was left
-//! count every container on the first engine, and the machine has 2 cores.
+//! Each test holds the engine through its `Setup`, as the other Docker tests do: their checks that
+//! nothing was left count every container on the first engine, and the machine has 2 cores.
 //!
 //! Needs what `. .ci/docker.sh` and `. .ci/engines.sh` provide (the base image in the second
 //! dockerd's data root and in Podman's stores, the test user) and root for the services; without
@@ -27,8 +27,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project,
-    setup, stderr,
+    PreviousZip, Runner, Setup, assert_echo_answers, assert_refused, not_owned_by, project, setup,
+    stderr,
 };
 
 fn env_or_skip(name: &str, provides: &str) -> Option<String> {
@@ -356,7 +356,6 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     ) else {
         return;
     };
-    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();
@@ -408,29 +407,30 @@ fn tls_engine_builds_and_a_wrong_ca_or_a_missing_client_certificate_is_a_clear_e
     assert!(err.contains("UnknownIssuer"), "{err}");
     report_error("wrong CA", &err);
 
-    let err = assert_refused_at_once(
-        &setup,
-        &borrow(&with(&no_client)),
-        "over TLS: it requires a client certificate, and none was sent",
-        "the engine requires a client certificate and there is none",
-    );
-    report_error("no client certificate", &err);
-
-    let err = assert_refused_at_once(
-        &setup,
-        &borrow(&with(&foreign_client)),
-        "over TLS: it did not accept the client certificate",
-        "the engine did not accept the client certificate",
-    );
-    report_error("client certificate of another CA", &err);
-
-    let err = assert_refused_at_once(
-        &setup,
-        &[("DOCKER_HOST", host.as_str())],
-        "over tcp without TLS: that port speaks TLS only",
-        "that port wants TLS: set `DOCKER_TLS_VERIFY=1`",
-    );
-    report_error("TLS port without DOCKER_TLS_VERIFY", &err);
+    let plain = vec![("DOCKER_HOST", host.clone())];
+    for (case, vars, message, help) in [
+        (
+            "no client certificate",
+            with(&no_client),
+            "over TLS: it requires a client certificate, and none was sent",
+            "the engine requires a client certificate and there is none",
+        ),
+        (
+            "client certificate of another CA",
+            with(&foreign_client),
+            "over TLS: it did not accept the client certificate",
+            "the engine did not accept the client certificate",
+        ),
+        (
+            "TLS port without DOCKER_TLS_VERIFY",
+            plain,
+            "over tcp without TLS: that port speaks TLS only",
+            "that port wants TLS: set `DOCKER_TLS_VERIFY=1`",
+        ),
+    ] {
+        let err = assert_refused_at_once(&setup, &borrow(&vars), message, help);
+        report_error(case, &err);
+    }
 
     // A context that holds the same certificates, as `docker context create` stores them.
     let config = work.path().join("docker-config");
@@ -488,7 +488,6 @@ fn docker_contexts_from_docker_context_and_from_the_config_reach_the_engine() {
     if !support::require_tools(&["docker", "cargo-lambda", "unzip"]) {
         return;
     }
-    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let host =
         std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string());
@@ -585,7 +584,6 @@ fn ssh_engine_builds_through_dial_stdio_and_a_refused_login_is_a_clear_error() {
     {
         return;
     }
-    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let Some(home) = setup.runner.home().map(Path::to_path_buf) else {
         return support::skip_or_fail("the ssh test logs in as LAMBDA_BUILD_TEST_USER");
@@ -743,7 +741,6 @@ fn podman_builds(rootless: bool) {
     if !rootless && !root_or_skip("rootful Podman") {
         return;
     }
-    let _one = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let started = Instant::now();
     let work = tempfile::tempdir().unwrap();

@@ -14,9 +14,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of,
-    elf_machine, project, remove_built_images, report_time, run_with_pid, setup, stderr,
-    wait_until,
+    PreviousZip, Setup, Watched, assert_refused, containers_from, containers_of, elf_machine,
+    project, remove_built_images, report_time, run_with_pid, setup, stderr, wait_until,
 };
 use support::fake_engine::{DyingEngine, FakeEngine, Misbehaviour};
 use support::{EM_AARCH64, EM_X86_64};
@@ -76,55 +75,17 @@ fn an_engine_that_refuses_is_a_clear_error_within_seconds() {
     }
 }
 
-/// The engine goes away while it builds the image (a slow `RUN` step): the tool says the engine
-/// stopped answering, and the engine, seeing its client gone, cancels the build.
-#[test]
-fn an_engine_that_stops_during_the_image_build_is_a_clear_error() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = setup() else { return };
-    let project = project(&setup, &format!("RUN echo {} && sleep 30\n", nonce()));
-    let previous = PreviousZip::plant(project.path());
-    let engine = DyingEngine::start(&real_socket(), b"/build?", Duration::from_secs(3));
-    let output = setup
-        .runner
-        .command(project.path(), &["--docker", "--zip"])
-        .env("DOCKER_HOST", engine.host())
-        .output()
-        .unwrap();
-    assert!(
-        engine.died(),
-        "the build never reached the engine:\n{}",
-        stderr(&output)
-    );
-    assert_refused(
-        &output,
-        1,
-        "the Docker engine stopped answering",
-        "docker info",
-    );
-    previous.assert_intact();
-    assert!(
-        wait_until(Duration::from_secs(60), || containers_from(
-            &setup.base_image
-        )
-        .is_empty()),
-        "the cancelled build left {:?}",
-        containers_from(&setup.base_image)
-    );
-}
-
-/// The engine goes away while the container builds: the tool says so, and since it cannot remove
-/// the container any more, names it and says how to.
-#[test]
-fn an_engine_that_stops_during_the_container_run_is_a_clear_error() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(setup) = setup() else { return };
-    let project = slow_build_script(&setup);
-    let previous = PreviousZip::plant(project.path());
-    let engine = DyingEngine::start(&real_socket(), b"/start ", Duration::from_secs(3));
+/// `--docker --zip` through an engine that dies 3 s after a request starting with `trigger`
+/// (which must come): the output, and the run's pid (its containers' names hold it).
+fn build_until_the_engine_dies(
+    setup: &Setup,
+    dir: &Path,
+    trigger: &'static [u8],
+) -> (std::process::Output, u32) {
+    let engine = DyingEngine::start(&real_socket(), trigger, Duration::from_secs(3));
     let child = setup
         .runner
-        .command(project.path(), &["--docker", "--zip"])
+        .command(dir, &["--docker", "--zip"])
         .env("DOCKER_HOST", engine.host())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -132,11 +93,41 @@ fn an_engine_that_stops_during_the_container_run_is_a_clear_error() {
         .unwrap();
     let pid = child.id();
     let output = child.wait_with_output().unwrap();
+    let trigger = String::from_utf8_lossy(trigger);
     assert!(
         engine.died(),
-        "the container never started:\n{}",
+        "no `{trigger}` reached the engine:\n{}",
         stderr(&output)
     );
+    (output, pid)
+}
+
+/// The engine goes away while it builds the image (a slow `RUN` step): the tool says the engine
+/// stopped answering, and the engine, seeing its client gone, cancels the build.
+#[test]
+fn an_engine_that_stops_during_the_image_build_is_a_clear_error() {
+    let Some(setup) = setup() else { return };
+    let project = project(&setup, &format!("RUN echo {} && sleep 30\n", nonce()));
+    let previous = PreviousZip::plant(project.path());
+    let (output, _) = build_until_the_engine_dies(&setup, project.path(), b"/build?");
+    assert_refused(
+        &output,
+        1,
+        "the Docker engine stopped answering",
+        "docker info",
+    );
+    previous.assert_intact();
+    support::docker::assert_containers_from_go(&setup.base_image, "the cancelled build");
+}
+
+/// The engine goes away while the container builds: the tool says so, and since it cannot remove
+/// the container any more, names it and says how to.
+#[test]
+fn an_engine_that_stops_during_the_container_run_is_a_clear_error() {
+    let Some(setup) = setup() else { return };
+    let project = slow_build_script(&setup);
+    let previous = PreviousZip::plant(project.path());
+    let (output, pid) = build_until_the_engine_dies(&setup, project.path(), b"/start ");
     let left = containers_of(pid);
     for name in &left {
         let _ = Command::new("docker").args(["rm", "-f", name]).output();
@@ -174,7 +165,6 @@ fn write_build_script(dir: &Path, text: &str) {
 /// the tool says that memory ran out (cargo alone would report a failed build script, exit 101).
 #[test]
 fn a_container_killed_for_memory_says_so() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = project(&setup, "");
     // 4 GiB, every page written, against a 512 MiB limit.
@@ -215,7 +205,6 @@ fn a_container_killed_for_memory_says_so() {
 /// build's own included), the previous lambda.zip intact with nothing beside it.
 #[test]
 fn sigint_and_sigterm_during_the_image_build_and_the_container_run_leave_nothing() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     for (signal, code, name) in [
         (libc::SIGINT, 130, "SIGINT"),
@@ -238,14 +227,8 @@ fn sigint_and_sigterm_during_the_image_build_and_the_container_run_leave_nothing
         previous.assert_intact();
         assert!(containers_of(pid).is_empty());
         // The engine cancels the build when its client goes, and removes the step's container.
-        assert!(
-            wait_until(Duration::from_secs(60), || containers_from(
-                &setup.base_image
-            )
-            .is_empty()),
-            "{name} during the image build left {:?}",
-            containers_from(&setup.base_image)
-        );
+        let during = format!("{name} during the image build");
+        support::docker::assert_containers_from_go(&setup.base_image, &during);
 
         let project = slow_build_script(&setup);
         let previous = PreviousZip::plant(project.path());
@@ -296,7 +279,6 @@ fn two_docker_builds_at_once_both_succeed() {
     if !support::require_tool("unzip") {
         return;
     }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let scratch = tempfile::tempdir().unwrap();
     let pairs: [[(&str, &str, u16); 2]; 2] = [
@@ -385,7 +367,6 @@ fn secret_value(name: &str) -> String {
 /// with its `--env` list included) show no secret's value either.
 #[test]
 fn the_container_sees_no_host_secret_and_no_docker_socket() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some(setup) = setup() else { return };
     let project = project(&setup, "");
     let docker_host = std::env::var("DOCKER_HOST").unwrap_or_default();

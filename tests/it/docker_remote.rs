@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use support::docker::{
-    ENGINE, PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
+    PreviousZip, Runner, Setup, Watched, assert_echo_answers, assert_refused, elf_machine,
     report_time, setup, stderr, wait_until,
 };
 
@@ -43,6 +43,12 @@ fn docker(host: &str, args: &[&str]) -> Output {
         .env("DOCKER_HOST", host)
         .output()
         .expect("runs docker")
+}
+
+/// `command` in a throwaway container of `image` with `mount` (a `--mount` value), offline.
+fn run_mounted(host: &str, mount: &str, image: &str, command: &[&str]) -> Output {
+    let run = ["run", "--rm", "--network", "none", "--mount", mount, image];
+    docker(host, &[&run[..], command].concat())
 }
 
 /// The tool's containers on the engine (any that a run left behind).
@@ -79,6 +85,15 @@ fn run(runner: &Runner, host: &str, dir: &Path, args: &[&str]) -> Output {
         .env_remove("CARGO_LAMBDA_BUILD_DOCKER_FILES")
         .output()
         .expect("runs cargo-lambda-build")
+}
+
+/// A build that must succeed, its time reported under `what`: its stderr.
+fn timed_build(what: &str, runner: &Runner, host: &str, dir: &Path, args: &[&str]) -> String {
+    let started = Instant::now();
+    let output = run(runner, host, dir, args);
+    support::assert_success(&output);
+    report_time(what, started.elapsed());
+    stderr(&output)
 }
 
 /// The bytes a run sent to the engine's volumes, from its `Uploading` line.
@@ -158,7 +173,6 @@ fn stable_project(setup: &Setup, name: &str) -> PathBuf {
 
 #[test]
 fn the_remote_engine_cannot_see_this_machines_files() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some((host, setup)) = remote() else {
         return;
     };
@@ -169,22 +183,8 @@ fn the_remote_engine_cannot_see_this_machines_files() {
     for dir in [temp.path(), in_target.path()] {
         std::fs::write(dir.join("marker"), &marker).unwrap();
         let mount = format!("type=bind,source={},target=/seen", dir.display());
-        let look = |engine: &str| {
-            docker(
-                engine,
-                &[
-                    "run",
-                    "--rm",
-                    "--network",
-                    "none",
-                    "--mount",
-                    &mount,
-                    &setup.base_image,
-                    "cat",
-                    "/seen/marker",
-                ],
-            )
-        };
+        let look =
+            |engine: &str| run_mounted(engine, &mount, &setup.base_image, &["cat", "/seen/marker"]);
         // The local engine sees it: the check below can tell.
         let local = look(&std::env::var("DOCKER_HOST").unwrap_or_default());
         assert_eq!(
@@ -207,7 +207,6 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     if !support::require_tools(&["cargo-lambda", "unzip", "qemu-aarch64-static"]) {
         return;
     }
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some((host, setup)) = remote() else {
         return;
     };
@@ -218,12 +217,13 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
 
     // Cold: a new set of volumes, everything uploaded and compiled on the engine. `auto` finds
     // out that the engine cannot see the files.
-    let started = Instant::now();
-    let output = run(runner, &host, &dir, &["--docker", "--zip", "-v"]);
-    let cold = started.elapsed();
-    support::assert_success(&output);
-    report_time("remote x86_64 cold --docker build", cold);
-    let err = stderr(&output);
+    let err = timed_build(
+        "remote x86_64 cold --docker build",
+        runner,
+        &host,
+        &dir,
+        &["--docker", "--zip", "-v"],
+    );
     assert!(err.contains("the project copied to the engine"), "{err}");
     assert!(
         uploaded(&err) > 100_000,
@@ -237,24 +237,26 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let cold_zip = std::fs::read(dir.join("lambda.zip")).unwrap();
 
     // Nothing changed: nothing uploaded, nothing compiled.
-    let started = Instant::now();
-    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
-    let noop = started.elapsed();
-    support::assert_success(&output);
-    report_time("remote x86_64 no-op --docker build", noop);
-    let err = stderr(&output);
+    let err = timed_build(
+        "remote x86_64 no-op --docker build",
+        runner,
+        &host,
+        &dir,
+        &["--docker", "--zip"],
+    );
     assert_eq!(uploaded(&err), 0, "{err}");
     assert!(!err.contains("Compiling"), "{err}");
     assert_eq!(std::fs::read(dir.join("lambda.zip")).unwrap(), cold_zip);
 
     // An edit: only that file goes over, only the function recompiles.
     greet(&dir, "hi");
-    let started = Instant::now();
-    let output = run(runner, &host, &dir, &["--docker", "--zip"]);
-    let edit = started.elapsed();
-    support::assert_success(&output);
-    report_time("remote x86_64 edit-rebuild-zip --docker build", edit);
-    let err = stderr(&output);
+    let err = timed_build(
+        "remote x86_64 edit-rebuild-zip --docker build",
+        runner,
+        &host,
+        &dir,
+        &["--docker", "--zip"],
+    );
     let sent = uploaded(&err);
     assert!(
         sent > 0 && sent < 64 * 1024,
@@ -262,7 +264,7 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     );
     assert!(err.contains("Compiling echo"), "{err}");
     assert!(!err.contains("Compiling tokio"), "not incremental:\n{err}");
-    eprintln!("remote: cold {cold:.1?}, no-op {noop:.1?}, edit {edit:.1?} ({sent} bytes uploaded)");
+    eprintln!("remote: the edit uploaded {sent} bytes");
     let bootstrap =
         support::extract_bootstrap(&dir.join("lambda.zip"), &scratch.path().join("edit"));
     assert_echo_answers(&bootstrap, None, "hi");
@@ -278,22 +280,9 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     let on_engine = || {
         let inside = format!("/v{}", extra.display());
         let mount = format!("type=volume,source={volume},target=/v");
-        let output = docker(
-            &host,
-            &[
-                "run",
-                "--rm",
-                "--network",
-                "none",
-                "--mount",
-                &mount,
-                &setup.base_image,
-                "test",
-                "-e",
-                &inside,
-            ],
-        );
-        output.status.success()
+        run_mounted(&host, &mount, &setup.base_image, &["test", "-e", &inside])
+            .status
+            .success()
     };
     assert!(
         on_engine(),
@@ -309,35 +298,31 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     two_concurrent_runs_of_one_project_both_succeed(&host, &setup, &dir);
 
     // arm64: its own volumes, cross-compiled on the engine, run under qemu.
-    let started = Instant::now();
-    let output = run(
+    let arm64 = ["--docker", "--arch", "arm64", "--zip", "-o", "arm64"];
+    timed_build(
+        "remote arm64 cold --docker build",
         runner,
         &host,
         &dir,
-        &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
+        &arm64,
     );
-    support::assert_success(&output);
-    report_time("remote arm64 cold --docker build", started.elapsed());
     let bootstrap =
         support::extract_bootstrap(&dir.join("arm64/lambda.zip"), &scratch.path().join("arm64"));
     assert_eq!(elf_machine(&bootstrap), support::EM_AARCH64);
     assert_echo_answers(&bootstrap, Some(&support::QEMU), "both");
-    let started = Instant::now();
-    let output = run(
+    let err = timed_build(
+        "remote arm64 no-op --docker build",
         runner,
         &host,
         &dir,
-        &["--docker", "--arch", "arm64", "--zip", "-o", "arm64"],
+        &arm64,
     );
-    support::assert_success(&output);
-    report_time("remote arm64 no-op --docker build", started.elapsed());
-    assert_eq!(uploaded(&stderr(&output)), 0, "{}", stderr(&output));
+    assert_eq!(uploaded(&err), 0, "{err}");
     assert_no_containers(&host);
 }
 
 #[test]
 fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some((host, setup)) = remote() else {
         return;
     };
@@ -369,7 +354,6 @@ fn a_forced_bind_mount_on_the_remote_engine_is_refused_by_name() {
 
 #[test]
 fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
-    let _engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     let Some((host, setup)) = remote() else {
         return;
     };
@@ -417,45 +401,36 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
     );
     setup.runner.give(root.path());
 
-    let output = run(
-        &setup.runner,
-        &host,
-        &ws,
-        &["--docker", "--workspace", "--zip", "-o", "out"],
-    );
-    support::assert_success(&output);
+    // Both functions built, each running with the outside crate's greeting.
     let scratch = tempfile::tempdir().unwrap();
-    for name in ["one", "two"] {
-        let zip = ws.join("out").join(name).join("lambda.zip");
-        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(name));
-        let ran = Command::new(&bootstrap).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&ran.stdout),
-            format!("{name} from outside the workspace\n")
+    let build_and_run = |greeting: &str| {
+        let output = run(
+            &setup.runner,
+            &host,
+            &ws,
+            &["--docker", "--workspace", "--zip", "-o", "out"],
         );
-    }
+        support::assert_success(&output);
+        for name in ["one", "two"] {
+            let zip = ws.join("out").join(name).join("lambda.zip");
+            let unpacked = scratch.path().join(format!("{name}-{greeting}"));
+            let ran = Command::new(support::extract_bootstrap(&zip, &unpacked))
+                .output()
+                .unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&ran.stdout),
+                format!("{name} {greeting}\n")
+            );
+        }
+    };
+    build_and_run("from outside the workspace");
 
     // An edit of the outside dependency reaches both functions.
     write(
         "shared/src/lib.rs",
         "pub fn greeting() -> &'static str { \"edited outside\" }\n",
     );
-    let output = run(
-        &setup.runner,
-        &host,
-        &ws,
-        &["--docker", "--workspace", "--zip", "-o", "out"],
-    );
-    support::assert_success(&output);
-    for name in ["one", "two"] {
-        let zip = ws.join("out").join(name).join("lambda.zip");
-        let bootstrap = support::extract_bootstrap(&zip, &scratch.path().join(format!("{name}2")));
-        let ran = Command::new(&bootstrap).output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&ran.stdout),
-            format!("{name} edited outside\n")
-        );
-    }
+    build_and_run("edited outside");
     assert_no_containers(&host);
 }
 

@@ -13,64 +13,45 @@ fn bootstrap_of(zip: &std::path::Path, into: &std::path::Path) -> std::path::Pat
 }
 
 /// The command line of AWS's READMEs, `cargo lambda build --release --arm64 --output-format zip`,
-/// runs unchanged (with `lambda-build` for `lambda build`).
+/// runs unchanged (with `lambda-build` for `lambda build`), and so do cargo-lambda's other ways
+/// to choose the architecture: `--x86-64`, and a target triple for `--target`.
 #[test]
-fn cargo_lambda_command_line_builds_an_arm64_zip() {
+fn cargo_lambda_command_lines_choose_the_architecture() {
     if !support::arm64_linker() {
         return;
     }
     let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
-    let output = lambda_build(
-        project.path(),
-        &["--release", "--arm64", "--output-format", "zip"],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    let bootstrap = bootstrap_of(
-        &project.path().join("lambda.zip"),
-        &project.path().join("x"),
-    );
-    assert_eq!(elf_machine(&bootstrap), EM_AARCH64);
-
-    // A target triple names the architecture, as cargo-lambda's `--target` does.
-    let output = lambda_build(
-        project.path(),
-        &[
-            "--target",
-            "x86_64-unknown-linux-gnu",
-            "--output-format",
-            "binary",
-            "--lambda-dir",
-            "out",
-        ],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
+    let built = |args: &[&str], artifact: &str| machine_built(project.path(), args, artifact);
+    let args = ["--release", "--arm64", "--output-format", "zip"];
+    assert_eq!(built(&args, "lambda.zip"), EM_AARCH64);
+    let args = [
+        "--target",
+        "x86_64-unknown-linux-gnu",
+        "--output-format",
+        "binary",
+        "--lambda-dir",
+        "out",
+    ];
+    assert_eq!(built(&args, "out/bootstrap"), EM_X86_64);
+    let args = ["--target", "aarch64-unknown-linux-gnu", "-o", "arm"];
+    assert_eq!(built(&args, "arm/bootstrap"), EM_AARCH64);
     assert_eq!(
-        elf_machine(&project.path().join("out/bootstrap")),
+        built(&["--x86-64", "-o", "x86"], "x86/bootstrap"),
         EM_X86_64
     );
 }
 
-#[test]
-fn x86_64_flag_and_arm64_triple_choose_the_architecture() {
-    if !support::arm64_linker() {
-        return;
+/// Builds with `args`, which must succeed: the ELF machine of `artifact` (a path in the
+/// project; of its `bootstrap` when it is a zip).
+fn machine_built(project: &std::path::Path, args: &[&str], artifact: &str) -> u16 {
+    let output = lambda_build(project, args);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let path = project.join(artifact);
+    if artifact.ends_with(".zip") {
+        elf_machine(&bootstrap_of(&path, &project.join("unzipped")))
+    } else {
+        elf_machine(&path)
     }
-    let project = crate_with("habit", &[("src/main.rs", MAIN)], "");
-    let output = lambda_build(
-        project.path(),
-        &["--target", "aarch64-unknown-linux-gnu", "-o", "arm"],
-    );
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        elf_machine(&project.path().join("arm/bootstrap")),
-        EM_AARCH64
-    );
-    let output = lambda_build(project.path(), &["--x86-64", "-o", "x86"]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(
-        elf_machine(&project.path().join("x86/bootstrap")),
-        EM_X86_64
-    );
 }
 
 #[test]

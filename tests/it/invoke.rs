@@ -59,6 +59,11 @@ fn misbehave_arm64_zip() -> Option<&'static Path> {
     Some(ZIP.get_or_init(|| build_zip("misbehave", "arm64")))
 }
 
+/// `invoke` of the misbehave fixture (with `GREETING=hi`), these events on stdin.
+fn misbehave_with(events: &[u8]) -> Output {
+    invoke_with_stdin(&[zip_arg(misbehave_zip()), "-e", "GREETING=hi"], events)
+}
+
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
 fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = support::tool()
@@ -204,10 +209,7 @@ fn several_events_from_a_file_run_in_order_on_one_warm_process() {
 
 #[test]
 fn events_on_stdin_and_a_panic_that_the_runtime_survives() {
-    let output = invoke_with_stdin(
-        &[zip_arg(misbehave_zip()), "-e", "GREETING=hi"],
-        br#"{"action":"count"} {"action":"panic"} {"action":"count"}"#,
-    );
+    let output = misbehave_with(br#"{"action":"count"} {"action":"panic"} {"action":"count"}"#);
     assert_exit(&output, 1);
     let payloads = payloads(&output);
     assert_eq!(payloads.len(), 3);
@@ -304,11 +306,9 @@ fn a_timeout_kills_the_process_and_the_next_event_starts_cold() {
 
 #[test]
 fn a_response_over_6_mb_is_function_response_size_too_large() {
-    let output = invoke_with_stdin(
-        &[zip_arg(misbehave_zip()), "-e", "GREETING=hi"],
-        // {"data":"..."} is 11 bytes more than its data: 6291545 is just at Lambda's limit.
-        br#"{"action":"big","bytes":6291546}{"action":"big","bytes":6291545}"#,
-    );
+    // {"data":"..."} is 11 bytes more than its data: 6291545 is just at Lambda's limit.
+    let output =
+        misbehave_with(br#"{"action":"big","bytes":6291546}{"action":"big","bytes":6291545}"#);
     assert_exit(&output, 1);
     let payloads = payloads(&output);
     assert_lambda_error(
@@ -323,10 +323,7 @@ fn a_response_over_6_mb_is_function_response_size_too_large() {
 
 #[test]
 fn an_exit_in_the_middle_of_an_invocation_is_runtime_exit_error() {
-    let output = invoke_with_stdin(
-        &[zip_arg(misbehave_zip()), "-e", "GREETING=hi"],
-        br#"{"action":"exit","code":7}{"action":"count"}"#,
-    );
+    let output = misbehave_with(br#"{"action":"exit","code":7}{"action":"count"}"#);
     assert_exit(&output, 1);
     let payloads = payloads(&output);
     assert_lambda_error(

@@ -25,6 +25,20 @@ fn run(dir: &Path, args: &[&str]) -> Output {
     output
 }
 
+/// `--zip --locked` in a generated project (its Cargo.lock must hold as written), in the target
+/// dir the other fixtures share, which already has the dependencies; the artifact's JSON.
+fn build_zip(dir: &Path) -> serde_json::Value {
+    let target_dir = support::fixture_target_dir();
+    let args = [
+        "--zip",
+        "--locked",
+        "--target-dir",
+        target_dir.to_str().unwrap(),
+    ];
+    let output = run(dir, &[&args[..], &["--message-format", "json"]].concat());
+    serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap()
+}
+
 fn yaml(path: &Path) -> Yaml {
     let text = std::fs::read_to_string(path).unwrap();
     let mut docs = YamlLoader::load_from_str(&text)
@@ -45,23 +59,8 @@ fn new_then_build_gives_a_checked_zip_that_the_sam_template_points_at() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cargo lambda-build --zip"), "{stderr}");
 
-    // The second command. The generated Cargo.lock must hold as it is (--locked); the shared
-    // target dir already has its dependencies from the other fixtures.
-    let target_dir = support::fixture_target_dir();
-    let target = target_dir.to_str().unwrap();
-    let output = run(
-        &dir,
-        &[
-            "--zip",
-            "--locked",
-            "--target-dir",
-            target,
-            "--message-format",
-            "json",
-        ],
-    );
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    let artifact: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    // The second command.
+    let artifact = build_zip(&dir);
     // The build succeeded, so the ELF checks passed; their findings are in the JSON.
     assert_eq!(artifact["function"], "hello-fn");
     assert_eq!(artifact["glibc"], "2.34", "{artifact}");
@@ -140,21 +139,7 @@ fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
     let scratch = tempfile::tempdir().unwrap();
     run(scratch.path(), &["new", "--extension", "my-ext"]);
     let dir = scratch.path().join("my-ext");
-    let target_dir = support::fixture_target_dir();
-    let target = target_dir.to_str().unwrap();
-    let output = run(
-        &dir,
-        &[
-            "--zip",
-            "--locked",
-            "--target-dir",
-            target,
-            "--message-format",
-            "json",
-        ],
-    );
-    let artifact: serde_json::Value =
-        serde_json::from_str(String::from_utf8(output.stdout).unwrap().trim()).unwrap();
+    let artifact = build_zip(&dir);
     assert_eq!(artifact["extension"], true, "{artifact}");
     assert_eq!(artifact["glibc"], "2.34", "{artifact}");
     let zip = dir.join("lambda.zip");

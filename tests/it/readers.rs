@@ -34,6 +34,11 @@ struct Built {
 }
 
 /// Includes whose modes on disk are not Lambda's, so the zip's modes show normalisation.
+/// The zip, where `tool` (a reader) is installed; else a skip (a failure in CI).
+fn build_for(tool: &str) -> Option<Built> {
+    support::require_tool(tool).then(build)
+}
+
 fn build() -> Built {
     let project = support::copy_fixture("echo");
     let root = project.path();
@@ -164,10 +169,9 @@ fn expected_listing() -> Vec<(String, u32)> {
 
 #[test]
 fn python_zipfile_reads_the_modes_and_content() {
-    if !support::require_tool("python3") {
+    let Some(built) = build_for("python3") else {
         return;
-    }
-    let built = build();
+    };
     let script = "import hashlib, json, sys, zipfile\n\
         with zipfile.ZipFile(sys.argv[1]) as z:\n\
         \x20   print(json.dumps({'bad': z.testzip(), 'entries': [[i.filename, i.external_attr >> 16, \
@@ -210,10 +214,9 @@ fn python_zipfile_reads_the_modes_and_content() {
 
 #[test]
 fn info_zip_unzip_tests_lists_and_extracts_with_the_modes() {
-    if !support::require_tool("unzip") {
+    let Some(built) = build_for("unzip") else {
         return;
-    }
-    let built = build();
+    };
     let test = run("unzip", &["-t"], &built.zip);
     assert!(test.contains("No errors detected"), "{test}");
 
@@ -234,10 +237,9 @@ fn info_zip_unzip_tests_lists_and_extracts_with_the_modes() {
 
 #[test]
 fn bsdtar_lists_and_extracts_with_the_modes() {
-    if !support::require_tool("bsdtar") {
+    let Some(built) = build_for("bsdtar") else {
         return;
-    }
-    let built = build();
+    };
     // `-rwxr-xr-x  0 0      0     123 Jan  1  1980 bootstrap`
     let listing: Vec<(String, u32)> = run("bsdtar", &["-tvf"], &built.zip)
         .lines()
@@ -253,10 +255,7 @@ fn bsdtar_lists_and_extracts_with_the_modes() {
 
 #[test]
 fn seven_zip_tests_lists_and_extracts_with_the_modes() {
-    if !support::require_tool("7z") {
-        return;
-    }
-    let built = build();
+    let Some(built) = build_for("7z") else { return };
     let test = run("7z", &["t"], &built.zip);
     assert!(test.contains("Everything is Ok"), "{test}");
 

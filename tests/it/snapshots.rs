@@ -57,62 +57,47 @@ fn refused(manifest_extra: &str, args: &[&str]) -> String {
     refusal(project.path(), args, None)
 }
 
+/// The help of every command, long and short.
 #[test]
-fn long_help() {
-    insta::assert_snapshot!("help", help(&["--help"]));
+fn help_of_every_command() {
+    let helps: [(&str, &[&str]); 5] = [
+        ("help", &["--help"]),
+        ("help_short", &["-h"]),
+        ("new_help", &["new", "--help"]),
+        ("invoke_help", &["invoke", "--help"]),
+        ("package_help", &["package", "--help"]),
+    ];
+    for (name, args) in helps {
+        insta::assert_snapshot!(name, help(args));
+    }
 }
 
+/// Refusals in a scratch crate: of flags, and of Cargo.toml settings.
 #[test]
-fn short_help() {
-    insta::assert_snapshot!("help_short", help(&["-h"]));
-}
-
-#[test]
-fn new_help() {
-    insta::assert_snapshot!("new_help", help(&["new", "--help"]));
-}
-
-#[test]
-fn invoke_help() {
-    insta::assert_snapshot!("invoke_help", help(&["invoke", "--help"]));
-}
-
-#[test]
-fn package_help() {
-    insta::assert_snapshot!("package_help", help(&["package", "--help"]));
-}
-
-#[test]
-fn unknown_package() {
-    let shown = refused("", &["--zip", "-p", "unknown"]);
-    insta::assert_snapshot!("unknown_package", shown);
+fn refusals_of_flags_and_settings() {
+    let refusals: [(&str, &str, &[&str]); 4] = [
+        ("unknown_package", "", &["--zip", "-p", "unknown"]),
+        ("bad_arch_argument", "", &["--zip", "--arch", "sparc"]),
+        (
+            "include_outside",
+            "",
+            &["--zip", "--include", "../secret.pem"],
+        ),
+        (
+            "bad_config_value",
+            "[package.metadata.lambda-build]\narch = \"sparc\"\n",
+            &["--zip"],
+        ),
+    ];
+    for (name, manifest_extra, args) in refusals {
+        insta::assert_snapshot!(name, refused(manifest_extra, args));
+    }
 }
 
 #[test]
 fn no_cargo_toml() {
     let dir = tempfile::tempdir().unwrap();
     insta::assert_snapshot!("no_cargo_toml", refusal(dir.path(), &["--zip"], None));
-}
-
-#[test]
-fn bad_arch_argument() {
-    let shown = refused("", &["--zip", "--arch", "sparc"]);
-    insta::assert_snapshot!("bad_arch_argument", shown);
-}
-
-#[test]
-fn include_that_escapes_the_package() {
-    let shown = refused("", &["--zip", "--include", "../secret.pem"]);
-    insta::assert_snapshot!("include_outside", shown);
-}
-
-#[test]
-fn bad_config_value() {
-    let shown = refused(
-        "[package.metadata.lambda-build]\narch = \"sparc\"\n",
-        &["--zip"],
-    );
-    insta::assert_snapshot!("bad_config_value", shown);
 }
 
 #[test]

@@ -437,16 +437,19 @@ fn saturating_i64(bytes: u64) -> i64 {
 
 /// Creates the container, streams its output, waits for it, and removes it: after success,
 /// failure or an interrupt alike.
-pub async fn run(
-    docker: &Docker,
-    spec: &ContainerSpec,
-    wanted: &[(&Path, &str)],
-    reporter: &Reporter,
-    interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+pub async fn run(docker: &Docker, spec: &ContainerSpec, watch: Watch<'_>) -> Result<Vec<Built>> {
     create(docker, spec).await?;
-    let result = attach_start_and_wait(docker, spec, wanted, reporter, interrupt).await;
+    let reporter = watch.reporter;
+    let result = attach_start_and_wait(docker, spec, watch).await;
     finish(docker, spec, result, reporter).await
+}
+
+/// What a build container's run is watched for: the executables `wanted` (manifest and binary
+/// name, as cargo reports them inside), its output for the reporter, and an interrupt.
+pub struct Watch<'a> {
+    pub wanted: &'a [(&'a Path, &'a str)],
+    pub reporter: &'a Reporter,
+    pub interrupt: &'a Interrupt,
 }
 
 pub async fn create(docker: &Docker, spec: &ContainerSpec) -> Result<()> {
@@ -524,10 +527,9 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
 pub async fn attach_start_and_wait(
     docker: &Docker,
     spec: &ContainerSpec,
-    wanted: &[(&Path, &str)],
-    reporter: &Reporter,
-    interrupt: &Interrupt,
+    watch: Watch<'_>,
 ) -> Result<Vec<Built>> {
+    let (wanted, reporter, interrupt) = (watch.wanted, watch.reporter, watch.interrupt);
     let engine_error = |action: &str| {
         let action = action.to_string();
         move |e: bollard::errors::Error| failure(action, e)

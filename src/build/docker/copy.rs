@@ -134,8 +134,12 @@ async fn sync_build_fetch(
         .iter()
         .map(|(manifest, bin)| (manifest.as_path(), *bin))
         .collect();
-    let built =
-        container::attach_start_and_wait(docker, build.spec, &wanted, reporter, interrupt).await?;
+    let watch = container::Watch {
+        wanted: &wanted,
+        reporter,
+        interrupt,
+    };
+    let built = container::attach_start_and_wait(docker, build.spec, watch).await?;
 
     let mut fetched = Vec::with_capacity(built.len());
     for one in built {

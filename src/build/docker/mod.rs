@@ -272,13 +272,12 @@ pub fn build(
     );
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
-    let built = runtime.block_on(container::run(
-        &docker,
-        &spec,
-        &plan.wanted(),
+    let watch = container::Watch {
+        wanted: &plan.wanted(),
         reporter,
         interrupt,
-    ))?;
+    };
+    let built = runtime.block_on(container::run(&docker, &spec, watch))?;
     Ok(DockerBuild { built, image })
 }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 pub use super::{assert_refused, elf_machine, report_time, stderr};
 
 /// The Docker tests share one engine and one target dir, and a 2-core machine: one at a time.
-pub static ENGINE: Mutex<()> = Mutex::new(());
+/// [`setup`] takes it, and [`Setup`] holds it, so no Docker test can forget it.
+static ENGINE: Mutex<()> = Mutex::new(());
 
 /// `lambda.Dockerfile` as bytes of the GNU build-id the tests' image asks the linker for: finding
 /// them in `bootstrap` proves that the project's Dockerfile, not the bundled one, made the build.
@@ -35,6 +36,8 @@ impl std::ops::Deref for Runner {
 pub struct Setup {
     pub base_image: String,
     pub runner: Runner,
+    /// The engine is this test's until the setup is dropped.
+    _engine: std::sync::MutexGuard<'static, ()>,
 }
 
 fn skip_without_engine(reason: &str) -> Option<Setup> {
@@ -45,7 +48,9 @@ fn skip_without_engine(reason: &str) -> Option<Setup> {
     None
 }
 
+/// The engine, for this test alone (it waits for the other Docker tests), or a skip.
 pub fn setup() -> Option<Setup> {
+    let engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
     if !super::require_tool("docker") {
         return None;
     }
@@ -63,7 +68,11 @@ pub fn setup() -> Option<Setup> {
         ));
     }
     let runner = Runner(super::Unprivileged::find()?);
-    Some(Setup { base_image, runner })
+    Some(Setup {
+        base_image,
+        runner,
+        _engine: engine,
+    })
 }
 
 impl Runner {
@@ -180,6 +189,15 @@ pub fn project_with_dockerfile(setup: &Setup, dockerfile: &str) -> tempfile::Tem
 /// containers (which carry no label) as well as the build containers.
 pub fn containers_from(image: &str) -> Vec<String> {
     docker_ps(&["--filter", &format!("ancestor={image}")])
+}
+
+/// That the engine removes, within a minute, every container from `image` (it does so after
+/// a cancelled image build), else a failure saying what `after` left.
+pub fn assert_containers_from_go(image: &str, after: &str) {
+    let gone = wait_until(Duration::from_secs(60), || {
+        containers_from(image).is_empty()
+    });
+    assert!(gone, "{after} left {:?}", containers_from(image));
 }
 
 fn docker_ps(filter: &[&str]) -> Vec<String> {
