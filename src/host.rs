@@ -115,6 +115,19 @@ pub fn user_ids() -> Option<(u32, u32)> {
     }
 }
 
+/// The id of a process that has exited (not reused this soon): this test binary, asked to run
+/// no test, which exits at once on every host.
+#[cfg(test)]
+pub(crate) fn exited_process_id() -> u32 {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "no-such-test"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child.wait().unwrap();
+    child.id()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,16 +135,7 @@ mod tests {
     #[test]
     fn this_process_runs_and_an_exited_one_does_not() {
         assert!(process_is_running(std::process::id()));
-        let exe = std::env::current_exe().unwrap();
-        // This test binary, asked to run no test: it exits at once, on every host.
-        let mut child = std::process::Command::new(exe)
-            .args(["--exact", "no-such-test"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        child.wait().unwrap();
-        assert!(!process_is_running(pid));
+        assert!(!process_is_running(exited_process_id()));
     }
 
     #[test]

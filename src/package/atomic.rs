@@ -268,14 +268,7 @@ mod tests {
         let out = dir.path().join("out");
         fs::create_dir_all(&out).unwrap();
         // A process that has exited (its id is not reused this soon), and this live one.
-        // This test binary, asked to run no test, exits at once on every host.
-        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "no-such-test"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = crate::host::exited_process_id();
         let stale = format!(".lambda.zip.{dead}.aB3dE9.tmp");
         let live = format!(".lambda.zip.{}.zZ9yY8.tmp", std::process::id());
         let other = format!(".other.zip.{dead}.aB3dE9.tmp");
