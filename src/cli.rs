@@ -62,6 +62,11 @@ pub struct BuildArgs {
     #[arg(long, value_name = "PATH")]
     pub include: Vec<String>,
 
+    /// A layer's zip the function is deployed with (repeatable): the shared libraries in its
+    /// lib/ count as present for the check, and `--invoke-with` runs with it in /opt
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
+
     /// Package the binary as a Lambda extension: `extensions/<binary>` in the zip, no `bootstrap`
     #[arg(long)]
     pub extension: bool,
@@ -277,6 +282,7 @@ pub enum Command {
     /// Create a new Lambda function crate that builds with `cargo lambda-build --zip`
     New(NewArgs),
     Invoke(InvokeArgs),
+    Serve(ServeArgs),
     Package(PackageArgs),
     /// Print the bundled lambda.Dockerfile, to commit, extend or pre-build it
     #[command(
@@ -287,6 +293,31 @@ lambda.Dockerfile replaces the bundled one)"
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Print the shell completion script for `cargo lambda-build`
+    #[command(after_help = "Examples:\n  \
+bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
+zsh:  cargo lambda-build completions zsh > \"${fpath[1]}/_cargo-lambda-build\"\n  \
+fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-build.fish")]
+    Completions(CompletionsArgs),
+    /// Print the man page cargo-lambda-build(1), or write every page into a directory
+    #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
+cargo lambda-build man --dir ~/.local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write cargo-lambda-build.1 and one page per subcommand (cargo-lambda-build-new.1, ...)
+    /// into DIR instead
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -323,6 +354,11 @@ pub struct NewArgs {
     #[arg(long)]
     pub extension: bool,
 
+    /// Create an HTTP function (`lambda_http`), whose SAM template declares a Function URL; try
+    /// it with `cargo lambda-build serve`
+    #[arg(long, conflicts_with = "extension")]
+    pub http: bool,
+
     /// Also write a CI file that builds both architectures with `--docker`, caching the builder
     /// image and cargo's files: `.github/workflows/lambda.yml` (github, the default) or
     /// `.gitlab-ci.yml` (gitlab)
@@ -356,7 +392,8 @@ Run a packaged function locally, the way Lambda runs it, before deploying it: th
 into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
 Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
 
-Each response payload is printed on stdout, one per line. The function's own output, and \
+Each response payload is printed on stdout, one per line; a streamed response as its chunks \
+arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
 
@@ -388,6 +425,13 @@ pub struct InvokeArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub function: FunctionArgs,
+}
+
+/// The function's configuration, as Lambda holds it: shared by `invoke` and `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct FunctionArgs {
     /// Seconds each invocation may run, 1 to 900, as on Lambda (the init phase gets Lambda's
     /// 10 s besides)
     #[arg(long, value_name = "SECONDS", default_value_t = 3,
@@ -407,6 +451,95 @@ pub struct InvokeArgs {
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
+
+    /// The function's handler, passed as `_HANDLER` (what `--handler` sets on Lambda; a runtime
+    /// that serves several handlers from one binary picks one with it)
+    #[arg(long, value_name = "NAME", default_value = crate::lambda::DEFAULT_HANDLER)]
+    pub handler: String,
+
+    /// A layer's zip, extracted into the function's /opt (repeatable: in order, a later layer's
+    /// files replacing an earlier one's); its extensions/ are started beside the function
+    #[arg(long, value_name = "ZIP")]
+    pub layer: Vec<PathBuf>,
+}
+
+const SERVE_LONG_ABOUT: &str = "\
+Serve a packaged HTTP function (`lambda_http`, axum behind `lambda_http`...) on a local port, \
+the way a Lambda Function URL or API Gateway serves it: each HTTP request becomes the event that \
+service sends, the function runs in the same sandbox as `invoke` (Lambda's environment, timeout, \
+memory report, qemu-user for the other architecture), and its answer becomes the HTTP response: \
+status, headers, cookies, base64 bodies decoded.
+
+Requests are served one at a time by one warm process, as one Lambda execution environment \
+serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
+request too. Ctrl-C stops it.";
+
+/// `cargo lambda-build serve`: the artifact, where to listen, and the service to play.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Serve a packaged HTTP function on a local port, as a Function URL or API Gateway would",
+    long_about = SERVE_LONG_ABOUT,
+    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build serve\n  \
+curl 'http://127.0.0.1:9000/?name=Ferris'\n  \
+cargo lambda-build serve dist/lambda.zip --port 3000 --event-format rest-api"
+)]
+pub struct ServeArgs {
+    /// The lambda.zip, or a bare bootstrap, to serve [default: <outdir>/lambda.zip, else
+    /// <outdir>/bootstrap, whichever the last build wrote]
+    #[arg(value_name = "ARTIFACT")]
+    pub artifact: Option<PathBuf>,
+
+    /// Where the last build wrote its artifact, when ARTIFACT is not given [default: the current
+    /// directory]
+    #[arg(short = 'o', long, value_name = "DIR", conflicts_with = "artifact")]
+    pub outdir: Option<PathBuf>,
+
+    /// The port to listen on (0: one the system picks); the address is printed on stdout
+    #[arg(long, value_name = "PORT", default_value_t = 9000)]
+    pub port: u16,
+
+    /// The address to listen on; 0.0.0.0 reaches other machines, which Lambda's sandbox does
+    /// not guard against: keep it local unless you mean it
+    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// The event each request becomes: the service in front of the function
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormat::FunctionUrl)]
+    pub event_format: EventFormat,
+
+    /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
+    /// build and serve it again when a source file of it or of a path dependency changes; a
+    /// build that fails leaves the last good one serving
+    #[arg(long, conflicts_with = "artifact")]
+    pub watch: bool,
+
+    #[command(flatten)]
+    pub function: FunctionArgs,
+}
+
+/// The service in front of a served function, and so the event it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum EventFormat {
+    /// A Lambda Function URL (payload format 2.0)
+    #[default]
+    #[value(alias = "lambda-url", alias = "url")]
+    FunctionUrl,
+    /// An API Gateway HTTP API, payload format 2.0
+    #[value(alias = "apigw-v2", alias = "http-api-v2")]
+    HttpApi,
+    /// An API Gateway REST API, payload format 1.0, stage `Prod` (as `sam local start-api`)
+    #[value(alias = "apigw", alias = "apigw-rest", alias = "rest")]
+    RestApi,
+}
+
+impl EventFormat {
+    pub fn describe(self) -> &'static str {
+        match self {
+            EventFormat::FunctionUrl => "a Function URL",
+            EventFormat::HttpApi => "an HTTP API (payload 2.0)",
+            EventFormat::RestApi => "a REST API (payload 1.0)",
+        }
+    }
 }
 
 const PACKAGE_LONG_ABOUT: &str = "\

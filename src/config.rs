@@ -124,6 +124,8 @@ pub struct FunctionConfig {
     pub include: Vec<String>,
     /// A Lambda extension (`extensions/<bin>`) rather than a function (`bootstrap`).
     pub extension: bool,
+    /// The zips of the layers the function is deployed with. Absolute.
+    pub layers: Vec<PathBuf>,
 }
 
 /// One layer: every key optional. Paths are absolute (each layer resolves its own relative
@@ -135,6 +137,7 @@ pub struct Layer {
     pub zip: Option<bool>,
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
+    pub layers: Option<Vec<PathBuf>>,
     pub profile: Option<String>,
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
@@ -153,6 +156,7 @@ impl Layer {
             zip: self.zip.or(lower.zip),
             outdir: self.outdir.or_else(|| lower.outdir.clone()),
             include: self.include.or_else(|| lower.include.clone()),
+            layers: self.layers.or_else(|| lower.layers.clone()),
             profile: self.profile.or_else(|| lower.profile.clone()),
             small: self.small.or(lower.small),
             per_package: self.per_package.or(lower.per_package),
@@ -169,6 +173,8 @@ impl Layer {
             zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
             outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
             include: (!args.include.is_empty()).then(|| args.include.clone()),
+            layers: (!args.layer.is_empty())
+                .then(|| args.layer.iter().map(|l| cwd.join(l)).collect()),
             profile: args
                 .profile
                 .clone()
@@ -223,6 +229,8 @@ impl Layer {
             zip: bool_var("ZIP")?,
             outdir: get("OUTDIR").map(|(_, value)| cwd.join(value)),
             include: get("INCLUDE").map(|(_, value)| list(value)),
+            layers: get("LAYERS")
+                .map(|(_, value)| list(value).iter().map(|l| cwd.join(l)).collect()),
             profile: get("PROFILE").map(|(_, value)| value.to_string()),
             small: bool_var("SMALL")?,
             per_package: bool_var("PER_PACKAGE")?,
@@ -272,6 +280,7 @@ pub struct Table {
     pub zip: Option<bool>,
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
+    pub layers: Option<Vec<PathBuf>>,
     pub profile: Option<String>,
     pub small: Option<bool>,
     pub features: Option<Vec<String>>,
@@ -291,13 +300,14 @@ pub struct BinTable {
     pub zip: Option<bool>,
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
+    pub layers: Option<Vec<PathBuf>>,
     pub extension: Option<bool>,
 }
 
 /// The keys of [`Table`], for the warning about an unknown one.
-const TABLE_KEYS: &str = "arch, zip, outdir, include, profile, small, features, extension, per-package, docker-files, \
+const TABLE_KEYS: &str = "arch, zip, outdir, include, layers, profile, small, features, extension, per-package, docker-files, \
      bin.NAME";
-const BIN_TABLE_KEYS: &str = "zip, outdir, include, extension";
+const BIN_TABLE_KEYS: &str = "zip, outdir, include, layers, extension";
 
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
     let name = String::deserialize(deserializer)?;
@@ -351,6 +361,10 @@ impl Table {
             zip: self.zip,
             outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
             include: self.include.clone(),
+            layers: self
+                .layers
+                .as_ref()
+                .map(|l| l.iter().map(|l| base.join(l)).collect()),
             profile: self.profile.clone(),
             small: self.small,
             per_package: self.per_package,
@@ -369,6 +383,10 @@ impl BinTable {
             zip: self.zip,
             outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
             include: self.include.clone(),
+            layers: self
+                .layers
+                .as_ref()
+                .map(|l| l.iter().map(|l| base.join(l)).collect()),
             extension: self.extension,
             ..Layer::default()
         }
@@ -624,6 +642,7 @@ impl BuildConfig {
                 outdir: merged.outdir.unwrap_or_else(|| env.cwd.clone()),
                 include: merged.include.unwrap_or_default(),
                 extension: merged.extension.unwrap_or(false),
+                layers: merged.layers.unwrap_or_default(),
             });
         }
 
@@ -1063,7 +1082,7 @@ mod tests {
         for expected in [
             "`[workspace.metadata.lambda-build]` in `/ws/Cargo.toml`: unknown key `docker-image`",
             "of package `api` (`/ws/api/Cargo.toml`): unknown key `zipp` (ignored)",
-            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, extension",
+            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension",
         ] {
             assert!(
                 warnings.contains(expected),

@@ -73,6 +73,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A layer declared for the build (`--layer`, `layers`) that is not a readable zip.
+    #[error("cannot read the layer `{}`: {reason}", .path.display())]
+    Layer { path: PathBuf, reason: String },
+
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -128,6 +132,13 @@ impl Error {
         }
     }
 
+    /// `error: ...` and its `help: ...` on stderr, as the run ends with them.
+    pub fn print(&self, color: bool) {
+        let help = self.help();
+        let _ =
+            crate::report::print_error(&mut std::io::stderr().lock(), self, help.as_deref(), color);
+    }
+
     /// What to do about it, when the tool knows: one line per fix.
     pub fn help(&self) -> Option<String> {
         match self {
@@ -170,6 +181,11 @@ impl Error {
                     )
                 })
             }
+            Error::Layer { .. } => Some(
+                "pass the zip of a layer to `--layer` (or `layers` in \
+                 `[package.metadata.lambda-build]`), with paths relative to the package"
+                    .into(),
+            ),
             Error::Interrupted(_) | Error::Other(_) => None,
         }
     }

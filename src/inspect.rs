@@ -161,6 +161,21 @@ pub struct Checked {
     pub problems: Vec<Problem>,
 }
 
+impl Checked {
+    /// Drops from the missing libraries those the function ships itself (its zip's root or
+    /// `lib/`) or gets from its layers (`/opt/lib`): the loader finds them through
+    /// `LD_LIBRARY_PATH` on Lambda.
+    pub fn provided(&mut self, libraries: &[String]) {
+        self.problems.retain_mut(|problem| match problem {
+            Problem::MissingLibraries(missing) => {
+                missing.retain(|lib| !libraries.contains(lib));
+                !missing.is_empty()
+            }
+            _ => true,
+        });
+    }
+}
+
 /// Reads the executable cargo built and checks it against provided.al2023.
 pub fn check_executable(path: &Path, arch: Arch) -> Result<Checked, CheckError> {
     check_binary(path, Some(arch))
@@ -318,9 +333,11 @@ impl Problem {
                  links against glibc {AL2023_GLIBC}"
             ),
             Problem::MissingLibraries(libs) => format!(
-                "link {} statically (e.g. the crate's `vendored` feature) or ship {} in the zip \
-                 under lib/",
+                "link {} statically (e.g. the crate's `vendored` feature), ship {} in the zip \
+                 under lib/ (`--include lib/`), or declare the layer whose lib/ has {} \
+                 (`--layer ZIP`)",
                 libs.join(", "),
+                if libs.len() == 1 { "it" } else { "them" },
                 if libs.len() == 1 { "it" } else { "them" }
             ),
             Problem::WrongInterpreter { arch, .. } => format!(
@@ -1025,9 +1042,31 @@ mod tests {
         );
         assert_eq!(
             problems[0].help(),
-            "link libfoo.so.1 statically (e.g. the crate's `vendored` feature) or ship it in \
-             the zip under lib/"
+            "link libfoo.so.1 statically (e.g. the crate's `vendored` feature), ship it in \
+             the zip under lib/ (`--include lib/`), or declare the layer whose lib/ has it \
+             (`--layer ZIP`)"
         );
+        let mut checked = Checked {
+            executable: PathBuf::from("bootstrap"),
+            elf: report.clone(),
+            problems: vec![
+                Problem::MissingLibraries(vec!["libfoo.so.1".into(), "libbar.so.2".into()]),
+                Problem::GlibcTooNew {
+                    required: GlibcVersion {
+                        major: 2,
+                        minor: 39,
+                    },
+                },
+            ],
+        };
+        checked.provided(&["libbar.so.2".to_owned()]);
+        assert_eq!(
+            checked.problems[0],
+            Problem::MissingLibraries(vec!["libfoo.so.1".into()])
+        );
+        checked.provided(&["libfoo.so.1".to_owned()]);
+        assert_eq!(checked.problems.len(), 1, "{:?}", checked.problems);
+        assert!(matches!(checked.problems[0], Problem::GlibcTooNew { .. }));
     }
 
     #[test]

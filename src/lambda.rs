@@ -15,6 +15,28 @@ pub const TASK_ROOT: &str = "/var/task";
 /// `extensions/<name>` entry.
 pub const EXTENSIONS_DIR: &str = "extensions/";
 
+/// Where the dynamic loader finds a function's own libraries: `LD_LIBRARY_PATH` holds
+/// `/var/task` and `/var/task/lib` (the zip's root and its `lib/`) and `/opt/lib` (a layer's
+/// `lib/`), after AL2023's own directories (`/lib64`, `/usr/lib64`). AWS documents the variable
+/// in "Defined runtime environment variables" of the Lambda developer guide.
+pub const TASK_LIBRARY_DIRS: &[&str] = &["", "lib/"];
+pub const LAYER_LIBRARY_DIRS: &[&str] = &["lib/"];
+
+/// The file names a zip's entries put directly in one of `dirs` (`lib/libpq.so.5` in `lib/`):
+/// what the loader finds there by a `DT_NEEDED` name.
+pub fn libraries_in<'a>(names: impl IntoIterator<Item = &'a str>, dirs: &[&str]) -> Vec<String> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            dirs.iter().find_map(|dir| {
+                name.strip_prefix(dir)
+                    .filter(|file| !file.is_empty() && !file.contains('/'))
+                    .map(str::to_owned)
+            })
+        })
+        .collect()
+}
+
 /// The handler a function is created with on the OS-only runtimes (`_HANDLER`).
 pub const DEFAULT_HANDLER: &str = BOOTSTRAP;
 
@@ -32,6 +54,10 @@ pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 /// What the runtime may post as a response: 6 MiB + 100 bytes (rapid's
 /// `interop.MaxPayloadSize`, 6,291,556 bytes).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
+
+/// A streamed response may reach 20 MB (20,971,520 bytes), a soft limit ("Lambda quotas":
+/// "Invocation payload (request and response): ... 20 MB for streamed responses").
+pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
 
 /// glibc of `provided.al2023`. AL2023 keeps glibc 2.34 for its whole life, patching it in place
 /// (`glibc-2.34-231.amzn2023` in the 2026 container updates, docker-library/official-images

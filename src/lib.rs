@@ -13,6 +13,7 @@ pub mod config;
 pub mod docker_cmd;
 pub mod env;
 pub mod error;
+pub mod generate;
 pub mod host;
 pub mod inspect;
 pub mod invoke;
@@ -25,6 +26,9 @@ pub mod redact;
 pub mod report;
 pub mod signal;
 pub mod verify;
+// notify's watcher and serve's Runtime API: `serve --watch` runs on Linux only, like `serve`.
+#[cfg(unix)]
+pub mod watch;
 
 use std::io::Write as _;
 use std::path::Path;
@@ -45,11 +49,19 @@ use crate::signal::Interrupt;
 struct Prepared {
     config: BuildConfig,
     plan: BuildPlan,
-    /// The files each function's zip will hold besides its executable, in the plan's order.
-    includes: Vec<Vec<ZipEntry>>,
+    /// What each function brings besides its executable, in the plan's order.
+    brought: Vec<Brought>,
     timestamp: zip::DateTime,
     /// `--invoke-with`'s events, read before the build so a bad file fails fast.
     smoke_events: Option<Vec<Vec<u8>>>,
+}
+
+/// What a function brings besides its executable.
+struct Brought {
+    /// The files its zip will hold.
+    includes: Vec<ZipEntry>,
+    /// The shared libraries it ships in its zip or gets from its layers.
+    libraries: Vec<String>,
 }
 
 /// One function after packaging: its plan, what cargo built and its check, what was written.
@@ -65,6 +77,11 @@ struct Function {
 /// so destructors run (temporary files go away) and `main` alone chooses the exit code.
 pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     let interrupt = Interrupt::register().map_err(signal_handler_error)?;
+    build_with(args, env, ui, &interrupt)
+}
+
+/// [`run`] with the caller's Ctrl-C flag: `serve --watch` builds again and again under one.
+pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> Result<()> {
     let Some(prepared) = prepare(args, env, ui)? else {
         return Ok(());
     };
@@ -72,30 +89,29 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     for warning in &prepared.config.warnings {
         reporter.warn(warning);
     }
-    let Prepared {
-        config,
-        plan,
-        includes,
-        timestamp,
-        smoke_events,
-    } = prepared;
-
+    let (config, plan) = (&prepared.config, &prepared.plan);
     let build::Outcome {
-        checked,
+        mut checked,
         docker_images,
-    } = build::build(&plan, env, reporter, &interrupt)?;
+    } = build::build(plan, env, reporter, interrupt)?;
+    for (checked, brought) in checked.iter_mut().zip(&prepared.brought) {
+        checked.provided(&brought.libraries);
+    }
     refuse_or_warn(&plan.functions, &checked, plan.arch, plan.verify, reporter)?;
     interrupt.check()?;
 
     let mut functions = Vec::with_capacity(plan.functions.len());
     let built = checked.into_iter().zip(docker_images);
-    for ((function, (checked, docker_image)), includes) in
-        plan.functions.iter().zip(built).zip(includes)
+    for ((function, (checked, docker_image)), brought) in
+        plan.functions.iter().zip(built).zip(prepared.brought)
     {
-        let (artifact, fresh) =
-            package::package_function(function, &checked.executable, includes, timestamp, &|| {
-                interrupt.received()
-            })?;
+        let (artifact, fresh) = package::package_function(
+            function,
+            &checked.executable,
+            brought.includes,
+            prepared.timestamp,
+            &|| interrupt.received(),
+        )?;
         report_packaged(reporter, function, &artifact, fresh);
         functions.push(Function {
             plan: function.clone(),
@@ -109,8 +125,8 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     print_results(&functions, plan.arch, config.message_format)?;
     interrupt.check()?;
 
-    if let Some(events) = smoke_events {
-        smoke_test(&functions, &events, &config, env, reporter, &interrupt)?;
+    if let Some(events) = &prepared.smoke_events {
+        smoke_test(&functions, events, config, env, reporter, interrupt)?;
     }
     Ok(())
 }
@@ -149,7 +165,7 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
             .map(|value| value.to_string_lossy())
             .as_deref(),
     )?;
-    let checked = inspect::check_binary(&request.binary, args.arch)?;
+    let mut checked = inspect::check_binary(&request.binary, args.arch)?;
     let arch = args.arch.unwrap_or(checked.elf.arch);
 
     let reporter = &Reporter::new(ui);
@@ -174,6 +190,11 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
         }
         Vec::new()
     };
+    // A library the zip ships in lib/ is one the function has, as for a build.
+    checked.provided(&lambda::libraries_in(
+        includes.iter().map(|e| e.name.as_str()),
+        lambda::TASK_LIBRARY_DIRS,
+    ));
     refuse_or_warn(
         std::slice::from_ref(&function),
         std::slice::from_ref(&checked),
@@ -233,14 +254,14 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     )?;
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
     if config.invoke_with.is_some() {
-        invoke::check_host()?;
+        invoke::check_host("--invoke-with")?;
     }
     let smoke_events = config
         .invoke_with
         .as_ref()
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
-    let mut includes = Vec::new();
+    let mut brought = Vec::new();
     for (function, settings) in plan.functions.iter().zip(&config.functions) {
         if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
             config.warnings.push(format!(
@@ -262,12 +283,29 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
                 path.display()
             ));
         }
-        includes.push(collected.entries);
+        let mut libraries = lambda::libraries_in(
+            collected.entries.iter().map(|e| e.name.as_str()),
+            lambda::TASK_LIBRARY_DIRS,
+        );
+        for layer in &settings.layers {
+            let names = package::entry_names(layer).map_err(|reason| Error::Layer {
+                path: layer.clone(),
+                reason,
+            })?;
+            libraries.extend(lambda::libraries_in(
+                names.iter().map(String::as_str),
+                lambda::LAYER_LIBRARY_DIRS,
+            ));
+        }
+        brought.push(Brought {
+            includes: collected.entries,
+            libraries,
+        });
     }
     Ok(Some(Prepared {
         config,
         plan,
-        includes,
+        brought,
         timestamp,
         smoke_events,
     }))
@@ -394,8 +432,12 @@ fn smoke_test(
 ) -> Result<()> {
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
-    for function in functions.iter().filter(|f| !f.plan.extension) {
-        let settings = invoke::default_function(&function.plan.bin, &lookup);
+    for (function, settings_of) in functions.iter().zip(&config.functions) {
+        if function.plan.extension {
+            continue;
+        }
+        let mut settings = invoke::default_function(&function.plan.bin, &lookup);
+        settings.layers = settings_of.layers.clone();
         let outcome = invoke::invoke(
             function.plan.output.path(),
             events,

@@ -4,7 +4,7 @@ use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, invoke, new, report, run};
+use cargo_lambda_build::{docker_cmd, generate, invoke, new, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -22,10 +22,23 @@ fn main() {
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
+                #[cfg(unix)]
+                Some(Command::Serve(serve_args)) if serve_args.watch => {
+                    cargo_lambda_build::watch::run(serve_args, &env, ui)
+                }
+                #[cfg(unix)]
+                Some(Command::Serve(serve_args)) => {
+                    invoke::serve::run(serve_args, &env, ui).map_err(Error::from)
+                }
+                // serve's server is built for Unix hosts only, and runs on Linux only.
+                #[cfg(not(unix))]
+                Some(Command::Serve(_)) => invoke::check_host("serve").map_err(Error::from),
                 Some(Command::Package(package)) => {
                     cargo_lambda_build::package_binary(package, &env, ui)
                 }
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
+                Some(Command::Completions(c)) => generate::print_completions(c.shell),
+                Some(Command::Man(man)) => generate::man(man.dir.as_deref()),
                 Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {
                     docker_cmd::clean(&clean, &env, ui)
@@ -42,13 +55,7 @@ fn main() {
     let code = match result {
         Ok(()) => 0,
         Err(error) => {
-            let help = error.help();
-            let _ = report::print_error(
-                &mut std::io::stderr().lock(),
-                &error,
-                help.as_deref(),
-                ui.color,
-            );
+            error.print(ui.color);
             error.exit_code()
         }
     };

@@ -56,7 +56,7 @@ struct Template {
 /// A `lambda_runtime` function; its SAM template has `Runtime: provided.al2023`,
 /// `Handler: bootstrap` and `CodeUri: lambda.zip`.
 const FUNCTION: Template = Template {
-    cargo_toml: include_str!("../templates/new/function/Cargo.toml"),
+    cargo_toml: include_str!("../templates/new/function/Cargo.toml.in"),
     cargo_lock: include_str!("../templates/new/function/Cargo.lock"),
     main_rs: include_str!("../templates/new/function/src/main.rs"),
     readme: include_str!("../templates/new/function/README.md"),
@@ -66,12 +66,49 @@ const FUNCTION: Template = Template {
 /// A `lambda-extension` extension, packaged as a layer; its SAM template declares the layer
 /// with `ContentUri: lambda.zip`.
 const EXTENSION: Template = Template {
-    cargo_toml: include_str!("../templates/new/extension/Cargo.toml"),
+    cargo_toml: include_str!("../templates/new/extension/Cargo.toml.in"),
     cargo_lock: include_str!("../templates/new/extension/Cargo.lock"),
     main_rs: include_str!("../templates/new/extension/src/main.rs"),
     readme: include_str!("../templates/new/extension/README.md"),
     sam: include_str!("../templates/deploy/layer.yaml"),
 };
+
+/// A `lambda_http` function; its SAM template declares a Function URL.
+const HTTP: Template = Template {
+    cargo_toml: include_str!("../templates/new/http/Cargo.toml"),
+    cargo_lock: include_str!("../templates/new/http/Cargo.lock"),
+    main_rs: include_str!("../templates/new/http/src/main.rs"),
+    readme: include_str!("../templates/new/http/README.md"),
+    sam: include_str!("../templates/deploy/http.yaml"),
+};
+
+/// The kinds of crate `new` creates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Function,
+    Http,
+    Extension,
+}
+
+impl Kind {
+    pub fn of(args: &NewArgs) -> Kind {
+        if args.extension {
+            Kind::Extension
+        } else if args.http {
+            Kind::Http
+        } else {
+            Kind::Function
+        }
+    }
+
+    fn template(self) -> &'static Template {
+        match self {
+            Kind::Function => &FUNCTION,
+            Kind::Http => &HTTP,
+            Kind::Extension => &EXTENSION,
+        }
+    }
+}
 
 const GITIGNORE: &str = include_str!("../templates/new/gitignore");
 /// GitHub Actions: both architectures with `--docker`, the builder image and cargo's files
@@ -85,8 +122,8 @@ const NAME: &str = "{{name}}";
 
 /// The files of a new crate named `name`, a function or an extension: (path relative to the
 /// crate, content).
-pub fn files(name: &str, extension: bool, ci: Option<Ci>) -> Vec<(&'static str, String)> {
-    let template = if extension { &EXTENSION } else { &FUNCTION };
+pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, String)> {
+    let template = kind.template();
     let fill = |text: &str| text.replace(NAME, name);
     let mut files = vec![
         ("Cargo.toml", fill(template.cargo_toml)),
@@ -118,10 +155,10 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         "Created",
         format!(
             "Lambda {} `{name}` in `{shown}`",
-            if args.extension {
-                "extension"
-            } else {
-                "function"
+            match Kind::of(args) {
+                Kind::Function => "function",
+                Kind::Http => "HTTP function",
+                Kind::Extension => "extension",
             }
         ),
         color,
@@ -163,7 +200,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         .prefix(&format!(".{name}."))
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
-    for (path, content) in files(&name, args.extension, args.ci) {
+    for (path, content) in files(&name, Kind::of(args), args.ci) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -252,6 +289,7 @@ mod tests {
             path: path.into(),
             ci,
             extension: false,
+            http: false,
         }
     }
 
@@ -260,7 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let created = create(&new_args("fns/my-fn", Some(Ci::Github)), dir.path()).unwrap();
         assert_eq!(created, dir.path().join("fns/my-fn"));
-        for (path, _) in files("my-fn", false, Some(Ci::Github)) {
+        for (path, _) in files("my-fn", Kind::Function, Some(Ci::Github)) {
             let content = fs::read_to_string(created.join(path)).unwrap();
             assert!(!content.contains(NAME), "{path} keeps a placeholder");
         }
@@ -316,9 +354,41 @@ mod tests {
         }
     }
 
+    /// The HTTP template pins the echo fixture's versions of the crates both have, so that its
+    /// build reuses what the fixtures compiled and adds only lambda_http's own crates.
+    #[test]
+    fn the_http_lock_agrees_with_the_echo_fixtures() {
+        let versions = |lock: &str| -> Vec<(String, String)> {
+            lock.split("\n[[package]]\n")
+                .skip(1)
+                .map(|block| {
+                    let field = |prefix: &str| {
+                        block
+                            .lines()
+                            .find_map(|l| l.strip_prefix(prefix))
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    (field("name = "), field("version = "))
+                })
+                .collect()
+        };
+        let http = versions(HTTP.cargo_lock);
+        let echo = versions(include_str!("../tests/fixtures/echo/Cargo.lock"));
+        for (name, version) in &echo {
+            if http.iter().any(|(n, _)| n == name) {
+                assert!(
+                    http.contains(&(name.clone(), version.clone())),
+                    "{name} {version}"
+                );
+            }
+        }
+        assert!(http.iter().any(|(n, _)| n == "\"lambda_http\""));
+    }
+
     #[test]
     fn the_lock_lists_the_crate_in_cargos_order() {
-        for template in [&FUNCTION, &EXTENSION] {
+        for template in [&FUNCTION, &HTTP, &EXTENSION] {
             let lock = lock_file(template.cargo_lock, "my-fn").unwrap();
             assert_sorted_with(&lock, "my-fn");
             // Named like a dependency: cargo writes the lock.
@@ -330,7 +400,7 @@ mod tests {
 
     #[test]
     fn an_extension_is_packaged_as_one_by_its_cargo_toml() {
-        let files = files("my-ext", true, None);
+        let files = files("my-ext", Kind::Extension, None);
         let manifest = &files.iter().find(|(p, _)| *p == "Cargo.toml").unwrap().1;
         assert!(manifest.contains("extension = true"), "{manifest}");
         let sam = &files.iter().find(|(p, _)| *p == "template.yaml").unwrap().1;

@@ -19,9 +19,12 @@ pub enum InvokeError {
     NoArtifact(PathBuf),
 
     #[error(
-        "`invoke` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
+        "`{command}` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
     )]
-    HostCannotRun { os: &'static str },
+    HostCannotRun {
+        command: &'static str,
+        os: &'static str,
+    },
 
     #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
     ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
@@ -37,6 +40,16 @@ pub enum InvokeError {
 
     #[error("the zip has an entry that would land outside the task root: `{0}`")]
     UnsafeEntry(String),
+
+    #[error("cannot read the layer `{}`: {source}", .path.display())]
+    ReadLayer {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// Lambda extracts a layer into `/opt`.
+    #[error("the layer `{}` has an entry that would land outside /opt: `{name}`", .layer.display())]
+    UnsafeLayerEntry { layer: PathBuf, name: String },
 
     /// A zip built with `--extension`: Lambda runs it beside a function, never by itself.
     #[error("`{}` is an extension layer ({}), not a function: it has no `bootstrap` to run", .path.display(), .extensions.join(", "))]
@@ -74,6 +87,12 @@ pub enum InvokeError {
         source: std::io::Error,
     },
 
+    /// Lambda's `ValidationException` for a `Handler` outside its pattern.
+    #[error(
+        "`--handler {0:?}` is not a handler Lambda accepts: 1 to 128 characters, no whitespace"
+    )]
+    InvalidHandler(String),
+
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
@@ -105,6 +124,12 @@ pub enum InvokeError {
         package: &'static str,
     },
 
+    #[error("cannot listen on {addr}: {}", crate::package::describe(.source))]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+
     #[error("cannot start the Runtime API on 127.0.0.1: {0}")]
     Server(String),
 
@@ -127,11 +152,15 @@ pub enum InvokeError {
 impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
-            InvokeError::HostCannotRun { .. } => {
-                "run the zip in Lambda's own image with Docker: `sam local invoke` (AWS SAM); or \
-                 run `cargo lambda-build invoke` on Linux: a CI job, a VM, or WSL on Windows"
-                    .into()
-            }
+            InvokeError::HostCannotRun { command, .. } => format!(
+                "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
+                 run `cargo lambda-build {command}` on Linux: a CI job, a VM, or WSL on Windows",
+                if *command == "serve" {
+                    "start-api"
+                } else {
+                    "invoke"
+                }
+            ),
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }
@@ -157,6 +186,16 @@ impl InvokeError {
                  function; `invoke` runs a function's zip (built without `--extension`)",
                 path.display()
             ),
+            InvokeError::UnsafeLayerEntry { .. } => {
+                "Lambda extracts a layer into /opt: rebuild the zip with names relative to its \
+                 root (`lib/...`, `bin/...`, `extensions/...`) and links that stay inside it"
+                    .into()
+            }
+            InvokeError::ReadLayer { .. } => {
+                "pass the zip of a layer to `--layer` (for example one built with `cargo \
+                 lambda-build --zip --extension`)"
+                    .into()
+            }
             InvokeError::TooLargeUnzipped(_) => {
                 "Lambda refuses such a function at upload: strip the binary (`strip = true` in \
                  the cargo profile) or move data to S3 or a layer"
@@ -173,6 +212,9 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidHandler(_) => {
+                "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
+            }
             InvokeError::ReadEvents { .. } => {
                 "pass a readable file of one JSON event, or of several, one per line".into()
             }
@@ -188,6 +230,22 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::Listen { addr, source } => match source.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    "another program listens on port {port} (another `serve`, or `cargo lambda \
+                     watch`?): stop it, or pass `--port {other}` (`--port 0` takes a free one)",
+                    port = addr.port(),
+                    other = addr.port().wrapping_add(1).max(1024)
+                ),
+                std::io::ErrorKind::PermissionDenied => {
+                    "ports below 1024 need privileges: pass `--port 9000`".into()
+                }
+                std::io::ErrorKind::AddrNotAvailable => format!(
+                    "{} is not an address of this machine: pass `--bind 127.0.0.1`",
+                    addr.ip()
+                ),
+                _ => return None,
+            },
             InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
             _ => return None,
         })
@@ -214,6 +272,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"
+        }
+        FailureKind::Extension => {
+            "an extension from a layer failed: its output above says why; run without that \
+             `--layer` to tell the function's failures from the extension's"
         }
         FailureKind::InvalidEntrypoint => {
             "Lambda execs `bootstrap` at the zip's root, with mode 755, built for the \

@@ -1,9 +1,17 @@
 //! One execution environment: the `bootstrap` process through its init and its invocations,
-//! driven through the Runtime API as Lambda drives it.
+//! driven through the Runtime API as Lambda drives it, with the external extensions of its
+//! layers beside it, driven through the Extensions API.
 //!
-//! A single loop waits (with `poll`) on the function's stdout and stderr, the Runtime API's
-//! requests, the process's end, the deadline and Ctrl-C. Reading the function's output before
+//! A single loop waits (with `poll`) on the output of the function and of its extensions, the
+//! APIs' requests, the processes' ends, the deadline and Ctrl-C. Reading the output before
 //! handling each request keeps its lines in order with START / END.
+//!
+//! Lambda's phases, as here: init starts the extensions, waits until each has registered, then
+//! starts `bootstrap`; it ends when the runtime and every extension wait in `next`. An
+//! invocation sends INVOKE to the extensions that asked for it with the event to the runtime,
+//! and ends when all of them are back in `next`. Shutdown (after the last event, or a reset
+//! after a crash or a timeout) flushes the telemetry, sends SHUTDOWN, signals the runtime, and
+//! kills what still runs after 2 seconds.
 
 use std::io::{self, Read};
 use std::os::fd::AsRawFd;
@@ -11,16 +19,39 @@ use std::process::{Child, ChildStderr, ChildStdout};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::error::InvokeError;
-use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT};
+use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT, SHUTDOWN_BUDGET};
 pub use super::record::{Log, Outcome, Record, Status};
 use super::sandbox::Launch;
-use super::server::{ApiRequest, Body, Route, RuntimeApi, set_nonblocking};
+use super::server::{ApiRequest, Body, Piece, Route, RuntimeApi, set_nonblocking};
+use super::telemetry::{self, Stream, Telemetry};
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
+use crate::lambda::MAX_STREAMED_BYTES;
 use crate::signal::Interrupt;
 
 /// How long a runtime that reported an init error gets to exit by itself.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
+
+/// Where a streamed response goes as it arrives.
+pub trait ResponseStream {
+    /// A streamed response begins, with the runtime's `Content-Type`.
+    fn begin(&mut self, content_type: Option<&str>);
+    fn data(&mut self, data: &[u8]);
+    /// The stream ended; `complete` is false when an error, a timeout or a crash cut it short.
+    fn end(&mut self, complete: bool);
+    /// The invocation's outcome is known, before the runtime asks for the next event (which
+    /// ends the invocation): Lambda answers its caller at this point.
+    fn answered(&mut self, _outcome: &Outcome) {}
+}
+
+/// A streamed response being received.
+struct Streaming {
+    /// The runtime's POST, answered 202 once its body has ended.
+    request: ApiRequest,
+    pieces: std::sync::mpsc::Receiver<Piece>,
+    bytes: u64,
+    trailers: Vec<(String, String)>,
+}
 
 pub struct Instance<'a> {
     launch: &'a Launch,
@@ -30,12 +61,76 @@ pub struct Instance<'a> {
     interrupt: &'a Interrupt,
     log: &'a dyn Log,
     process: Option<Process>,
+    /// `/opt/extensions/*`, started at each init.
+    extension_launches: &'a [Launch],
+    /// The registered or starting extensions of the current environment.
+    extensions: Vec<Extension>,
+    telemetry: Telemetry,
+    /// Registration is open during init only.
+    initializing: bool,
+    /// An extension's `POST /extension/init/error`.
+    extension_init_error: Option<(Vec<u8>, Option<String>)>,
+    streaming: Option<Streaming>,
+}
+
+/// An external extension (a process of `/opt/extensions`) or an internal one (registered from
+/// the runtime's own process).
+struct Extension {
+    name: String,
+    process: Option<Process>,
+    /// `Lambda-Extension-Identifier`, once registered.
+    id: Option<String>,
+    invoke: bool,
+    shutdown: bool,
+    /// Its `GET /extension/event/next`, held until there is an event.
+    next: Option<ApiRequest>,
+}
+
+impl Extension {
+    fn exit(&self) -> Option<ExitStatus> {
+        self.process.as_ref().and_then(|p| p.exit)
+    }
 }
 
 enum Happening {
     Request(Box<ApiRequest>),
+    Piece(Piece),
     Exited,
+    /// An extension registered, asked for its next event, reported an error or ended.
+    Extension,
     Deadline,
+}
+
+/// The output of one process: to the console, and to the telemetry subscribers of its stream.
+struct Tee<'l> {
+    log: &'l dyn Log,
+    telemetry: &'l Telemetry,
+    stream: Stream,
+}
+
+impl<'l> Tee<'l> {
+    fn new(log: &'l dyn Log, telemetry: &'l Telemetry, stream: Stream) -> Tee<'l> {
+        Tee {
+            log,
+            telemetry,
+            stream,
+        }
+    }
+}
+
+impl Log for Tee<'_> {
+    fn start(&self, request_id: &str) {
+        self.log.start(request_id);
+    }
+
+    fn output(&self, line: &[u8]) {
+        self.log.output(line);
+        self.telemetry.record(self.stream, line);
+    }
+
+    fn warn(&self, message: &str) {
+        self.log.warn(message);
+    }
 }
 
 enum Init {
@@ -60,13 +155,25 @@ impl<'a> Instance<'a> {
             interrupt,
             log,
             process: None,
+            extension_launches: &[],
+            extensions: Vec::new(),
+            telemetry: Telemetry::default(),
+            initializing: false,
+            extension_init_error: None,
+            streaming: None,
         }
+    }
+
+    /// The external extensions to start with each init, from the layers' `/opt/extensions`.
+    pub fn with_extensions(mut self, launches: &'a [Launch]) -> Instance<'a> {
+        self.extension_launches = launches;
+        self
     }
 
     /// Runs one event: starts the process first when there is none (a cold start, or after a
     /// crash or a timeout reset the environment, as on Lambda). `Err` only for the tool's own
     /// failures and Ctrl-C; whatever the function does is in the [`Record`].
-    pub fn invoke(&mut self, event: &[u8]) -> Result<Record> {
+    pub fn invoke(&mut self, event: &[u8], stream: &mut dyn ResponseStream) -> Result<Record> {
         let request_id = lambda::request_id();
         let mut init_duration = None;
         if self.process.is_none() {
@@ -96,11 +203,33 @@ impl<'a> Instance<'a> {
         ];
         let started = Instant::now();
         let deadline = started + self.timeout;
+        let invoke_event = serde_json::json!({
+            "eventType": "INVOKE",
+            "deadlineMs": lambda::epoch_millis(deadline_at) as u64,
+            "requestId": request_id,
+            "invokedFunctionArn": self.arn,
+            "tracing": { "type": "X-Amzn-Trace-Id", "value": headers[3].1 },
+        });
         next.send_event(&headers, event);
+        for extension in self.extensions.iter_mut().filter(|e| e.invoke) {
+            if let Some(next) = extension.next.take() {
+                send_extension_event(next, &invoke_event);
+            }
+        }
 
         let mut outcome: Option<Outcome> = None;
         let mut status = None;
+        // The runtime asked for its next event after answering: the invocation ends once the
+        // extensions are back in `next` too.
+        let mut runtime_done = false;
+        let mut crashed: Option<String> = None;
+        let mut told = false;
         loop {
+            if let (Some(outcome), false) = (&outcome, told) {
+                // The caller can answer its client now; the invocation lasts until `next`.
+                stream.answered(outcome);
+                told = true;
+            }
             match self.wait(deadline)? {
                 Happening::Request(request) => match (&request.route, &outcome) {
                     (Route::Next, None) => {
@@ -110,14 +239,37 @@ impl<'a> Instance<'a> {
                     }
                     (Route::Next, Some(_)) => {
                         self.hold_next(*request);
-                        break;
+                        runtime_done = true;
+                        if self.extensions_ready() {
+                            break;
+                        }
                     }
                     (Route::Response(id) | Route::Error(id), Some(_)) if *id == request_id => {
                         // Already answered: rapid's ErrResponseSent.
                         request.invalid_request_id();
                     }
+                    (Route::Response(_), None) if self.streaming.is_some() => {
+                        // A second response while the first still streams.
+                        request.invalid_request_id();
+                    }
                     (Route::Response(id), None) if *id == request_id => {
                         outcome = Some(match request.body {
+                            Body::Streaming(_) => {
+                                let mut request = *request;
+                                let Body::Streaming(pieces) =
+                                    std::mem::replace(&mut request.body, Body::TooLarge(0))
+                                else {
+                                    unreachable!("matched as streaming")
+                                };
+                                stream.begin(request.header("Content-Type"));
+                                self.streaming = Some(Streaming {
+                                    request,
+                                    pieces,
+                                    bytes: 0,
+                                    trailers: Vec::new(),
+                                });
+                                continue;
+                            }
                             Body::Complete(ref body) => {
                                 let body = body.clone();
                                 request.accepted();
@@ -146,13 +298,75 @@ impl<'a> Instance<'a> {
                                 request.too_large();
                                 Failure::response_too_large(size)
                             }
+                            Body::Streaming(_) => {
+                                request.reject(
+                                    400,
+                                    "InvalidRequest",
+                                    "an error cannot be streamed; stream the response instead",
+                                );
+                                continue;
+                            }
                         }));
                     }
                     (Route::Response(_) | Route::Error(_), _) => request.invalid_request_id(),
                     (Route::InitError, _) => request.invalid_state("Running", "InitError"),
-                    (Route::Unknown, _) => request.not_found(),
+                    (_, _) => request.not_found(),
                 },
+                Happening::Extension => {
+                    if let Some(extension) = self.extensions.iter().find(|e| e.exit().is_some()) {
+                        let exit = extension.exit().unwrap_or(ExitStatus::Code(0));
+                        let failure = Failure::extension_crash(&request_id, &extension.name, exit);
+                        crashed = Some(extension.name.clone());
+                        status = Some(Status::Error(failure.error_type.clone()));
+                        if outcome.is_none() {
+                            outcome = Some(Outcome::Failed(failure));
+                        } else {
+                            self.log.warn(&format!(
+                                "the extension `{}` exited ({exit}) during the invocation; \
+                                 Lambda reports Extension.Crash and resets the environment",
+                                extension.name
+                            ));
+                        }
+                        break;
+                    }
+                    if runtime_done && self.extensions_ready() {
+                        break;
+                    }
+                }
+                Happening::Piece(piece) => {
+                    let Some(streaming) = self.streaming.as_mut() else {
+                        continue;
+                    };
+                    match piece {
+                        Piece::Data(data) => {
+                            streaming.bytes += data.len() as u64;
+                            if streaming.bytes <= MAX_STREAMED_BYTES {
+                                stream.data(&data);
+                            }
+                        }
+                        Piece::Trailers(trailers) => streaming.trailers = trailers,
+                        Piece::End | Piece::Broken(_) => {
+                            let broken = match piece {
+                                Piece::Broken(reason) => Some(reason),
+                                _ => None,
+                            };
+                            let Some(streaming) = self.streaming.take() else {
+                                continue;
+                            };
+                            let (ended, failed_with) = finish_stream(&streaming, broken);
+                            if let Some(error_type) = failed_with {
+                                status = Some(Status::Error(error_type));
+                            }
+                            stream.end(!matches!(ended, Outcome::Failed(_)));
+                            streaming.request.accepted();
+                            outcome = Some(ended);
+                        }
+                    }
+                }
                 Happening::Exited => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     let exit = self.process.as_ref().and_then(|p| p.exit);
                     match &outcome {
                         None => {
@@ -170,11 +384,24 @@ impl<'a> Instance<'a> {
                     break;
                 }
                 Happening::Deadline => {
+                    if self.streaming.take().is_some() {
+                        stream.end(false);
+                    }
                     match &outcome {
                         None => {
                             outcome =
                                 Some(Outcome::Failed(Failure::timeout(&request_id, self.timeout)))
                         }
+                        Some(_) if runtime_done => self.log.warn(&format!(
+                            "the extension {} did not ask for the next event before the \
+                             timeout; Lambda reports the invocation as timed out",
+                            self.extensions
+                                .iter()
+                                .filter(|e| e.next.is_none())
+                                .map(|e| format!("`{}`", e.name))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
                         Some(_) => self.log.warn(
                             "the runtime answered but did not ask for the next event before the \
                              timeout; Lambda reports the invocation as timed out",
@@ -186,10 +413,19 @@ impl<'a> Instance<'a> {
                 }
             }
         }
+        if let (Some(outcome), false) = (&outcome, told) {
+            stream.answered(outcome);
+        }
         let duration = started.elapsed();
         let max_memory_kib = self.peak_memory();
-        if self.process.as_ref().is_some_and(|p| p.exit.is_some()) {
-            self.process = None;
+        if crashed.is_some() || self.process.as_ref().is_some_and(|p| p.exit.is_some()) {
+            // Lambda resets the environment: the extensions are told why.
+            let reason = if status == Some(Status::Timeout) {
+                "timeout"
+            } else {
+                "failure"
+            };
+            self.shutdown(reason);
         }
         Ok(Record {
             request_id,
@@ -204,15 +440,76 @@ impl<'a> Instance<'a> {
 
     /// Ends the process, as Lambda ends the environment after the last event.
     pub fn stop(&mut self) {
+        self.shutdown("spindown");
+    }
+
+    /// The shutdown phase: the extensions that asked for SHUTDOWN get it (after the telemetry
+    /// they subscribed to is delivered) and the runtime SIGTERM; whatever still runs after
+    /// Lambda's 2 s is killed. Without extensions, the runtime is killed at once, as Lambda
+    /// gives it no shutdown phase then.
+    fn shutdown(&mut self, reason: &str) {
+        if !self.extensions.is_empty() {
+            self.forward(false);
+            self.telemetry.flush();
+            let deadline_at = SystemTime::now() + SHUTDOWN_BUDGET;
+            let until = Instant::now() + SHUTDOWN_BUDGET;
+            let event = serde_json::json!({
+                "eventType": "SHUTDOWN",
+                "shutdownReason": reason,
+                "deadlineMs": lambda::epoch_millis(deadline_at) as u64,
+            });
+            let mut told = false;
+            for extension in self.extensions.iter_mut().filter(|e| e.shutdown) {
+                if let Some(next) = extension.next.take() {
+                    send_extension_event(next, &event);
+                    told = true;
+                }
+            }
+            if let Some(process) = self.process.as_mut().filter(|p| p.exit.is_none()) {
+                // SAFETY: our own unreaped child: its pid cannot have been reused.
+                unsafe {
+                    libc::kill(process.pid, libc::SIGTERM);
+                }
+            }
+            while told
+                && self
+                    .extensions
+                    .iter()
+                    .any(|e| e.shutdown && e.process.as_ref().is_some_and(|p| p.exit.is_none()))
+            {
+                match self.wait(until) {
+                    Ok(Happening::Deadline) | Err(_) => break,
+                    // The runtime's end, and whatever it asks now, change nothing.
+                    Ok(Happening::Exited) => drop(self.process.take()),
+                    Ok(Happening::Request(_) | Happening::Extension | Happening::Piece(_)) => {}
+                }
+            }
+        }
         self.kill();
         self.process = None;
+        for mut extension in self.extensions.drain(..) {
+            if let Some(process) = extension.process.as_mut() {
+                process.kill();
+                let tee = Tee::new(self.log, &self.telemetry, Stream::Extension);
+                process.forward_output(&tee, true);
+            }
+        }
+        self.telemetry.flush();
+    }
+
+    /// Whether every registered extension waits in `next`.
+    fn extensions_ready(&self) -> bool {
+        self.extensions
+            .iter()
+            .all(|e| e.id.is_some() && e.next.is_some())
     }
 
     /// Kills the process but keeps its record (exit status, peak memory) for the REPORT line.
     fn kill(&mut self) {
         if let Some(process) = self.process.as_mut() {
             process.kill();
-            process.forward_output(self.log, true);
+            let tee = Tee::new(self.log, &self.telemetry, Stream::Function);
+            process.forward_output(&tee, true);
         }
     }
 
@@ -229,6 +526,98 @@ impl<'a> Instance<'a> {
 
     fn init(&mut self, request_id: &str) -> Result<Init> {
         let started = Instant::now();
+        let until = started + INIT_TIMEOUT;
+        self.initializing = true;
+        let extensions = self.start_extensions(request_id, until);
+        self.initializing = !matches!(extensions, Ok(Some(_)));
+        if let Some(failure) = extensions? {
+            return Ok(Init::Failed(
+                self.init_failure(request_id, failure, started),
+            ));
+        }
+        let init = self.init_runtime(request_id, started, until);
+        self.initializing = false;
+        init
+    }
+
+    /// Starts `/opt/extensions/*` and waits until each has registered. `Some` when one could
+    /// not start, ended, reported an init error, or did not register in time.
+    fn start_extensions(&mut self, request_id: &str, until: Instant) -> Result<Option<Failure>> {
+        for launch in self.extension_launches {
+            let name = launch
+                .bootstrap
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if launch.emulator.is_some() && !is_executable(&launch.bootstrap) {
+                return Ok(Some(Failure::extension_launch(
+                    request_id,
+                    &name,
+                    libc::EACCES,
+                )));
+            }
+            let child = match launch.command().spawn() {
+                Ok(child) => child,
+                Err(error) => {
+                    return Ok(Some(Failure::extension_launch(
+                        request_id,
+                        &name,
+                        error.raw_os_error().unwrap_or(libc::EACCES),
+                    )));
+                }
+            };
+            self.extensions.push(Extension {
+                name,
+                process: Some(Process::new(child)?),
+                id: None,
+                invoke: false,
+                shutdown: false,
+                next: None,
+            });
+        }
+        loop {
+            if let Some(failure) = self.extension_failure(request_id) {
+                return Ok(Some(failure));
+            }
+            if self.extensions.iter().all(|e| e.id.is_some()) {
+                return Ok(None);
+            }
+            match self.wait(until)? {
+                Happening::Request(request) => request.not_found(),
+                Happening::Exited | Happening::Extension | Happening::Piece(_) => {}
+                Happening::Deadline => {
+                    let waiting: Vec<String> = self
+                        .extensions
+                        .iter()
+                        .filter(|e| e.id.is_none())
+                        .map(|e| format!("`{}`", e.name))
+                        .collect();
+                    self.log.warn(&format!(
+                        "the extension {} did not register within Lambda's {} s init phase",
+                        waiting.join(", "),
+                        INIT_TIMEOUT.as_secs()
+                    ));
+                    return Ok(Some(Failure::timeout(request_id, self.timeout)));
+                }
+            }
+        }
+    }
+
+    /// An extension's failure during init: its own init error, or its end.
+    fn extension_failure(&mut self, request_id: &str) -> Option<Failure> {
+        if let Some((body, error_type)) = self.extension_init_error.take() {
+            let mut failure = Failure::posted(FailureKind::Extension, body, error_type.as_deref());
+            failure.kind = FailureKind::Extension;
+            return Some(failure);
+        }
+        self.extensions.iter().find_map(|e| {
+            e.exit()
+                .map(|exit| Failure::extension_crash(request_id, &e.name, exit))
+        })
+    }
+
+    fn init_runtime(&mut self, request_id: &str, started: Instant, until: Instant) -> Result<Init> {
         if self.launch.emulator.is_some() && !is_executable(&self.launch.bootstrap) {
             // qemu would run it anyway; Lambda's exec would not.
             let failure = Failure::exec_failed(request_id, libc::EACCES);
@@ -259,13 +648,26 @@ impl<'a> Instance<'a> {
             }
         };
         self.process = Some(Process::new(child)?);
-        let until = started + INIT_TIMEOUT;
         loop {
             match self.wait(until)? {
+                Happening::Extension => {
+                    if let Some(failure) = self.extension_failure(request_id) {
+                        return Ok(Init::Failed(
+                            self.init_failure(request_id, failure, started),
+                        ));
+                    }
+                    if self.process.as_ref().is_some_and(|p| p.next.is_some())
+                        && self.extensions_ready()
+                    {
+                        return Ok(Init::Ready(started.elapsed()));
+                    }
+                }
                 Happening::Request(request) => match request.route {
                     Route::Next => {
                         self.hold_next(*request);
-                        return Ok(Init::Ready(started.elapsed()));
+                        if self.extensions_ready() {
+                            return Ok(Init::Ready(started.elapsed()));
+                        }
                     }
                     Route::InitError => {
                         let failure = match request.body {
@@ -275,6 +677,9 @@ impl<'a> Instance<'a> {
                                 request.header("Lambda-Runtime-Function-Error-Type"),
                             ),
                             Body::TooLarge(size) => Failure::response_too_large(size),
+                            Body::Streaming(_) => {
+                                Failure::posted(FailureKind::InitError, Vec::new(), None)
+                            }
                         };
                         request.accepted();
                         // Runtimes exit after reporting an init error; a moment to do so keeps
@@ -288,8 +693,9 @@ impl<'a> Instance<'a> {
                     Route::Response(_) | Route::Error(_) => {
                         request.invalid_state("Started", "InvocationResponse")
                     }
-                    Route::Unknown => request.not_found(),
+                    _ => request.not_found(),
                 },
+                Happening::Piece(_) => {}
                 Happening::Exited => {
                     let exit = self
                         .process
@@ -318,7 +724,8 @@ impl<'a> Instance<'a> {
 
     fn init_failure(&mut self, request_id: &str, failure: Failure, started: Instant) -> Record {
         let max_memory_kib = self.peak_memory();
-        self.process = None;
+        self.initializing = false;
+        self.shutdown("failure");
         Record {
             request_id: request_id.to_owned(),
             status: Some(Status::Error(failure.error_type.clone())),
@@ -340,26 +747,72 @@ impl<'a> Instance<'a> {
                     Route::Unknown => request.not_found(),
                     _ => request.invalid_state("InitError", "InitError"),
                 },
+                Happening::Extension => {}
+                Happening::Piece(_) => {}
                 Happening::Exited | Happening::Deadline => return Ok(()),
             }
         }
     }
 
-    /// Waits for the next thing to happen, forwarding the function's output meanwhile.
+    /// Forwards the output of the runtime and of the extensions.
+    fn forward(&mut self, eof: bool) {
+        let function = Tee::new(self.log, &self.telemetry, Stream::Function);
+        if let Some(process) = self.process.as_mut() {
+            process.forward_output(&function, eof);
+            process.sample_memory();
+        }
+        let extension = Tee {
+            stream: Stream::Extension,
+            ..function
+        };
+        for process in self
+            .extensions
+            .iter_mut()
+            .filter_map(|e| e.process.as_mut())
+        {
+            process.forward_output(&extension, eof);
+        }
+    }
+
+    /// Waits for the next thing to happen, forwarding the output meanwhile. The Extensions and
+    /// Telemetry APIs are answered here; what they change is reported as
+    /// [`Happening::Extension`].
     fn wait(&mut self, until: Instant) -> Result<Happening> {
         loop {
-            let process = self
-                .process
-                .as_mut()
-                .expect("waiting needs a running process");
-            process.forward_output(self.log, false);
-            process.sample_memory();
+            self.forward(false);
+            if let Some(streaming) = &self.streaming {
+                match streaming.pieces.try_recv() {
+                    Ok(piece) => return Ok(Happening::Piece(piece)),
+                    Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                        return Ok(Happening::Piece(Piece::Broken(
+                            "the stream's reader stopped".to_owned(),
+                        )));
+                    }
+                    Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                }
+            }
             if let Some(request) = self.api.try_recv() {
+                if request.route.is_extensions_api() {
+                    self.extensions_api(request);
+                    return Ok(Happening::Extension);
+                }
                 return Ok(Happening::Request(Box::new(request)));
             }
-            if process.reap() {
-                process.forward_output(self.log, true);
+            if let Some(process) = self.process.as_mut()
+                && process.exit.is_none()
+                && process.reap()
+            {
+                self.forward(true);
                 return Ok(Happening::Exited);
+            }
+            let ended = self.extensions.iter_mut().position(|e| {
+                e.process
+                    .as_mut()
+                    .is_some_and(|p| p.exit.is_none() && p.reap())
+            });
+            if ended.is_some() {
+                self.forward(true);
+                return Ok(Happening::Extension);
             }
             self.interrupt.check()?;
             let now = Instant::now();
@@ -369,9 +822,11 @@ impl<'a> Instance<'a> {
             // Output and requests wake the poll at once; the process's end and Ctrl-C are seen
             // within 50 ms.
             let wait = (until - now).min(Duration::from_millis(50));
-            let mut fds: Vec<libc::pollfd> = process
-                .output_fds()
-                .into_iter()
+            let mut fds: Vec<libc::pollfd> = self
+                .process
+                .iter()
+                .chain(self.extensions.iter().filter_map(|e| e.process.as_ref()))
+                .flat_map(Process::output_fds)
                 .chain(std::iter::once(self.api.wake_fd()))
                 .map(|fd| libc::pollfd {
                     fd,
@@ -389,6 +844,212 @@ impl<'a> Instance<'a> {
             }
         }
     }
+}
+
+impl Instance<'_> {
+    /// Answers a request of the Extensions or Telemetry API.
+    fn extensions_api(&mut self, request: ApiRequest) {
+        let id = request
+            .header("Lambda-Extension-Identifier")
+            .map(str::to_owned);
+        let known = id.as_deref().and_then(|id| {
+            self.extensions
+                .iter()
+                .position(|e| e.id.as_deref() == Some(id))
+        });
+        let body = match &request.body {
+            Body::Complete(body) => body.clone(),
+            Body::TooLarge(_) => return request.too_large(),
+            // Only a runtime's response streams.
+            Body::Streaming(_) => return request.not_found(),
+        };
+        match (&request.route, known) {
+            (Route::ExtensionRegister, _) => self.register(request, &body),
+            (_, None) => request.reject(
+                403,
+                "Extension.UnknownExtensionIdentifier",
+                "unknown or missing Lambda-Extension-Identifier header: register first",
+            ),
+            (Route::ExtensionNext, Some(at)) => {
+                // A second pending `next` replaces the first, which is answered 500 as it drops.
+                self.extensions[at].next = Some(request);
+            }
+            (Route::ExtensionInitError, Some(_)) if self.initializing => {
+                let error_type = request
+                    .header("Lambda-Extension-Function-Error-Type")
+                    .map(str::to_owned);
+                request.accepted();
+                self.extension_init_error = Some((body, error_type));
+            }
+            (Route::ExtensionInitError, Some(_)) => {
+                request.invalid_state("Running", "InitError");
+            }
+            (Route::ExtensionExitError, Some(at)) => {
+                self.log.warn(&format!(
+                    "the extension `{}` reported an exit error: {}",
+                    self.extensions[at].name,
+                    String::from_utf8_lossy(&body)
+                ));
+                request.accepted();
+            }
+            (Route::TelemetrySubscribe, Some(_)) => match telemetry::parse_subscription(&body) {
+                Ok(subscription) => {
+                    self.telemetry
+                        .subscribe(id.as_deref().unwrap_or_default(), subscription);
+                    request.respond(200, &[], b"OK");
+                }
+                Err(message) => request.reject(400, "ValidationError", &message),
+            },
+            _ => request.not_found(),
+        }
+    }
+
+    /// `POST /extension/register`: an extension of `/opt/extensions` by its file name, or an
+    /// internal one (the runtime's process registering a name of its own), during init only.
+    fn register(&mut self, request: ApiRequest, body: &[u8]) {
+        #[derive(serde::Deserialize)]
+        struct Events {
+            #[serde(default)]
+            events: Vec<String>,
+        }
+        let Some(name) = request
+            .header("Lambda-Extension-Name")
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned)
+        else {
+            return request.reject(
+                400,
+                "InvalidRequest",
+                "the Lambda-Extension-Name header is missing",
+            );
+        };
+        if !self.initializing {
+            return request.reject(
+                403,
+                "Extension.InvalidState",
+                "extensions register during the init phase only",
+            );
+        }
+        let events = match serde_json::from_slice::<Events>(body) {
+            Ok(events) => events.events,
+            Err(e) => return request.reject(400, "InvalidRequest", &e.to_string()),
+        };
+        if let Some(bad) = events
+            .iter()
+            .find(|e| !matches!(e.as_str(), "INVOKE" | "SHUTDOWN"))
+        {
+            return request.reject(
+                400,
+                "InvalidEventType",
+                &format!("unknown event type `{bad}`: the types are INVOKE and SHUTDOWN"),
+            );
+        }
+        let at = match self.extensions.iter().position(|e| e.name == name) {
+            Some(at) if self.extensions[at].id.is_some() => {
+                return request.reject(
+                    403,
+                    "Extension.AlreadyRegistered",
+                    &format!("the extension `{name}` is already registered"),
+                );
+            }
+            Some(at) => at,
+            None if events.iter().any(|e| e == "SHUTDOWN") => {
+                return request.reject(
+                    403,
+                    "ShutdownEventNotSupportedForInternalExtension",
+                    &format!(
+                        "`{name}` is not in /opt/extensions: an internal extension cannot \
+                         register for SHUTDOWN"
+                    ),
+                );
+            }
+            None => {
+                self.extensions.push(Extension {
+                    name: name.clone(),
+                    process: None,
+                    id: None,
+                    invoke: false,
+                    shutdown: false,
+                    next: None,
+                });
+                self.extensions.len() - 1
+            }
+        };
+        let id = lambda::request_id();
+        let extension = &mut self.extensions[at];
+        extension.id = Some(id.clone());
+        extension.invoke = events.iter().any(|e| e == "INVOKE");
+        extension.shutdown = events.iter().any(|e| e == "SHUTDOWN");
+        let variable = |key: &str| {
+            self.launch
+                .env
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let answer = serde_json::json!({
+            "functionName": variable("AWS_LAMBDA_FUNCTION_NAME"),
+            "functionVersion": variable("AWS_LAMBDA_FUNCTION_VERSION"),
+            "handler": variable("_HANDLER"),
+        });
+        request.respond(
+            200,
+            &[
+                ("Lambda-Extension-Identifier", id),
+                ("Content-Type", "application/json".to_owned()),
+            ],
+            answer.to_string().as_bytes(),
+        );
+    }
+}
+
+/// An event of the Extensions API, with its `Lambda-Extension-Event-Identifier`.
+fn send_extension_event(next: ApiRequest, event: &serde_json::Value) {
+    next.send_event(
+        &[
+            ("Lambda-Extension-Event-Identifier", lambda::request_id()),
+            ("Content-Type", "application/json".to_owned()),
+        ],
+        event.to_string().as_bytes(),
+    );
+}
+
+/// How a streamed response ended: its outcome, and the error type for the REPORT line when
+/// Lambda reports one. An error in the trailers is the handler's (its payload is the decoded
+/// `Lambda-Runtime-Function-Error-Body`).
+fn finish_stream(streaming: &Streaming, broken: Option<String>) -> (Outcome, Option<String>) {
+    let trailer = |name: &str| {
+        streaming
+            .trailers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(error_type) = trailer("Lambda-Runtime-Function-Error-Type") {
+        use base64::Engine as _;
+        let body = trailer("Lambda-Runtime-Function-Error-Body").unwrap_or_default();
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(body.trim())
+            .unwrap_or_else(|_| body.as_bytes().to_vec());
+        let failure = Failure::posted(FailureKind::Handler, payload, Some(error_type));
+        return (Outcome::Failed(failure), None);
+    }
+    if streaming.bytes > MAX_STREAMED_BYTES {
+        let failure = Failure::response_too_large_streamed(streaming.bytes);
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    if let Some(reason) = broken {
+        let failure = Failure::lambda(
+            FailureKind::Exit,
+            "Runtime.TruncatedResponse",
+            format!("the runtime's streamed response broke off: {reason}"),
+        );
+        let error_type = failure.error_type.clone();
+        return (Outcome::Failed(failure), Some(error_type));
+    }
+    (Outcome::Streamed(streaming.bytes), None)
 }
 
 fn is_executable(path: &std::path::Path) -> bool {

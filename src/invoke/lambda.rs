@@ -14,6 +14,10 @@ pub use crate::lambda::MAX_RESPONSE_BYTES;
 /// Lambda gives the init phase (start to the first `next`) 10 seconds.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// With external extensions, the shutdown phase gets 2 seconds (0 without, 500 ms with internal
+/// ones only) before whatever still runs is killed.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
+
 /// Where Lambda would have found `bootstrap`, for its `Runtime.InvalidEntrypoint` messages.
 pub const LAMBDA_BOOTSTRAP: &str = "/var/task/bootstrap";
 
@@ -32,6 +36,8 @@ pub enum FailureKind {
     ResponseTooLarge,
     /// `Runtime.InvalidEntrypoint`: no `bootstrap`, or not one that can be executed.
     InvalidEntrypoint,
+    /// An extension could not start, crashed, or reported an init error (`Extension.*`).
+    Extension,
 }
 
 /// A failed invocation: the payload Lambda returns (with `X-Amz-Function-Error: Unhandled`), and
@@ -128,6 +134,19 @@ impl Failure {
         )
     }
 
+    /// A streamed response over Lambda's 20 MB soft limit: what went past it is not sent.
+    pub fn response_too_large_streamed(size: u64) -> Failure {
+        Failure::lambda(
+            FailureKind::ResponseTooLarge,
+            "Function.ResponseSizeTooLarge",
+            format!(
+                "Response payload size ({size} bytes) exceeded maximum allowed payload size \
+                 ({} bytes) for a streamed response.",
+                crate::lambda::MAX_STREAMED_BYTES
+            ),
+        )
+    }
+
     pub fn no_bootstrap(request_id: &str) -> Failure {
         Failure::lambda(
             FailureKind::InvalidEntrypoint,
@@ -149,6 +168,29 @@ impl Failure {
                 "RequestId: {request_id} Error: fork/exec {LAMBDA_BOOTSTRAP}: {}",
                 errno_text(errno)
             ),
+        )
+    }
+}
+
+impl Failure {
+    /// `/opt/extensions/<name>` could not be executed.
+    pub fn extension_launch(request_id: &str, name: &str, errno: i32) -> Failure {
+        Failure::lambda(
+            FailureKind::Extension,
+            "Extension.LaunchError",
+            format!(
+                "RequestId: {request_id} Error: fork/exec /opt/extensions/{name}: {}",
+                errno_text(errno)
+            ),
+        )
+    }
+
+    /// An extension's process ended while Lambda needed it.
+    pub fn extension_crash(request_id: &str, name: &str, status: ExitStatus) -> Failure {
+        Failure::lambda(
+            FailureKind::Extension,
+            "Extension.Crash",
+            format!("RequestId: {request_id} Error: extension {name} exited: {status}"),
         )
     }
 }

@@ -5,14 +5,22 @@
 
 pub mod error;
 pub mod events;
-// `poll`, `waitpid` and process groups: Unix only, and run on Linux only (see [`check_host`]).
-#[cfg(unix)]
-pub mod instance;
+pub mod http;
 pub mod lambda;
 pub mod record;
 pub mod sandbox;
+// The running function: `poll`, `waitpid`, process groups and raw sockets, Unix only, and run
+// on Linux only (see [`check_host`]).
+#[cfg(unix)]
+pub mod front;
+#[cfg(unix)]
+pub mod instance;
+#[cfg(unix)]
+pub mod serve;
 #[cfg(unix)]
 pub mod server;
+#[cfg(unix)]
+pub mod telemetry;
 
 #[cfg(unix)]
 use std::io::Write;
@@ -23,16 +31,14 @@ use std::time::{Duration, SystemTime};
 pub use error::InvokeError;
 #[cfg(unix)]
 use instance::Instance;
-#[cfg(unix)]
-use record::Log;
-use record::{Outcome, Record, Status};
+use record::{Log, Outcome, Record, Status};
 pub use sandbox::FunctionSettings;
 #[cfg(unix)]
 use server::RuntimeApi;
 
 #[cfg(unix)]
 use crate::arch::Arch;
-use crate::cli::InvokeArgs;
+use crate::cli::{FunctionArgs, InvokeArgs};
 use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -66,6 +72,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         name: name.to_owned(),
         memory_mb: 128,
         timeout_secs: 3,
+        handler: crate::lambda::DEFAULT_HANDLER.to_owned(),
         region: lookup("AWS_REGION")
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
@@ -78,7 +85,24 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .into_iter()
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
+        layers: Vec::new(),
     }
+}
+
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
+pub fn function_settings(
+    args: FunctionArgs,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<FunctionSettings> {
+    sandbox::check_handler(&args.handler)?;
+    let mut function = default_function(&args.function_name, lookup);
+    function.memory_mb = args.memory;
+    function.timeout_secs = args.timeout;
+    function.handler = args.handler;
+    function.variables = sandbox::parse_variables(&args.env)?;
+    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    Ok(function)
 }
 
 impl InvokeConfig {
@@ -94,10 +118,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let mut function = default_function(&args.function_name, &lookup);
-        function.memory_mb = args.memory;
-        function.timeout_secs = args.timeout;
-        function.variables = sandbox::parse_variables(&args.env)?;
+        let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -200,13 +221,15 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     }
 }
 
-/// `invoke` starts the Linux `bootstrap` as a process of this machine (under qemu-user for the
-/// other architecture): a macOS or Windows host cannot, and is told what can.
-pub fn check_host() -> Result<()> {
+/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
+/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
+/// told what can, before anything is built.
+pub fn check_host(command: &'static str) -> Result<()> {
     if cfg!(target_os = "linux") {
         Ok(())
     } else {
         Err(InvokeError::HostCannotRun {
+            command,
             os: std::env::consts::OS,
         })
     }
@@ -214,7 +237,7 @@ pub fn check_host() -> Result<()> {
 
 /// `cargo lambda-build invoke`.
 pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
-    check_host()?;
+    check_host("invoke")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = InvokeConfig::resolve(args, env, ui)?;
@@ -243,7 +266,7 @@ impl Outcomes {
     pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
         self.records.iter().filter_map(|r| match &r.outcome {
             Outcome::Failed(failure) => Some(failure),
-            Outcome::Response(_) => None,
+            Outcome::Response(_) | Outcome::Streamed(_) => None,
         })
     }
 
@@ -272,8 +295,124 @@ pub enum Payloads {
     Json,
 }
 
+/// A function ready to start: its task root, the Runtime API it will talk to, and how it is
+/// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
+#[cfg(unix)]
+pub struct Sandbox {
+    pub launch: sandbox::Launch,
+    /// `/opt/extensions/*` of the layers, started beside the function.
+    pub extensions: Vec<sandbox::Launch>,
+    pub api: RuntimeApi,
+    /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
+    pub arch: String,
+    _task_root: sandbox::TaskRoot,
+    _opt: sandbox::OptDir,
+}
+
+#[cfg(unix)]
+impl Sandbox {
+    pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
+        let task_root = sandbox::prepare(artifact)?;
+        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
+        let emulator = |elf: Option<&crate::inspect::ElfReport>| {
+            sandbox::emulation(
+                elf,
+                Arch::host(),
+                |name| which::which(name).ok(),
+                Path::is_dir,
+            )
+        };
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let env = sandbox::environment(
+            function,
+            task_root.path(),
+            opt.path(),
+            api.addr,
+            &lambda::log_stream_name(SystemTime::now()),
+        );
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let elf = crate::inspect::inspect(&path).ok();
+                Ok(sandbox::launch_executable(
+                    path,
+                    task_root.path(),
+                    emulator(elf.as_ref())?,
+                    env.clone(),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
+        let arch = match (&elf, &launch.emulator) {
+            (Some(elf), None) => elf.arch.to_string(),
+            (_, Some(emulator)) => format!(
+                "{} under {}",
+                emulator.arch,
+                emulator
+                    .program
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+            ),
+            (None, None) => "not an ELF executable".to_owned(),
+        };
+        Ok(Sandbox {
+            launch,
+            extensions,
+            api,
+            arch,
+            _task_root: task_root,
+            _opt: opt,
+        })
+    }
+
+    /// `Starting extension NAME from /opt/extensions`, when the layers have any.
+    pub fn report_extensions(&self, reporter: &Reporter) {
+        if self.extensions.is_empty() {
+            return;
+        }
+        reporter.status(
+            "Starting",
+            format!(
+                "extension{} {} from /opt/extensions",
+                if self.extensions.len() == 1 { "" } else { "s" },
+                self.extensions
+                    .iter()
+                    .map(|e| e
+                        .bootstrap
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
+
+    /// The execution environment that runs invocations, one at a time.
+    pub fn instance<'a>(
+        &'a self,
+        function: &FunctionSettings,
+        interrupt: &'a Interrupt,
+        log: &'a dyn Log,
+    ) -> Instance<'a> {
+        Instance::new(
+            &self.launch,
+            &self.api,
+            Duration::from_secs(u64::from(function.timeout_secs)),
+            sandbox::arn(function),
+            interrupt,
+            log,
+        )
+        .with_extensions(&self.extensions)
+    }
+}
+
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
+#[cfg(unix)]
 pub fn invoke(
     artifact: &Path,
     events: &[Vec<u8>],
@@ -283,60 +422,9 @@ pub fn invoke(
     verbosity: Verbosity,
     interrupt: &Interrupt,
 ) -> Result<Outcomes> {
-    check_host()?;
-    #[cfg(not(unix))]
-    {
-        let _ = (
-            artifact, events, function, payloads, reporter, verbosity, interrupt,
-        );
-        unreachable!("check_host refuses every host but Linux");
-    }
-    #[cfg(unix)]
-    run_events(
-        artifact, events, function, payloads, reporter, verbosity, interrupt,
-    )
-}
-
-#[cfg(unix)]
-fn run_events(
-    artifact: &Path,
-    events: &[Vec<u8>],
-    function: &FunctionSettings,
-    payloads: Payloads,
-    reporter: &Reporter,
-    verbosity: Verbosity,
-    interrupt: &Interrupt,
-) -> Result<Outcomes> {
-    let task_root = sandbox::prepare(artifact)?;
-    let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-    let emulator = sandbox::emulation(
-        elf.as_ref(),
-        Arch::host(),
-        |name| which::which(name).ok(),
-        Path::is_dir,
-    )?;
-    let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-    let env = sandbox::environment(
-        function,
-        task_root.path(),
-        api.addr,
-        &lambda::log_stream_name(SystemTime::now()),
-    );
-    let launch = sandbox::launch(task_root.path(), emulator, env);
-
-    let arch = match (&elf, &launch.emulator) {
-        (Some(elf), None) => elf.arch.to_string(),
-        (_, Some(emulator)) => format!(
-            "{} under {}",
-            emulator.arch,
-            emulator
-                .program
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-        ),
-        (None, None) => "not an ELF executable".to_owned(),
-    };
+    let sandbox = Sandbox::prepare(artifact, function)?;
+    let launch = &sandbox.launch;
+    let arch = &sandbox.arch;
     reporter.status(
         "Invoking",
         format!(
@@ -348,6 +436,7 @@ fn run_events(
             function.memory_mb
         ),
     );
+    sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{launch}`"));
     }
@@ -356,20 +445,22 @@ fn run_events(
         reporter,
         lambda_lines: verbosity != Verbosity::Quiet,
     };
-    let timeout = Duration::from_secs(u64::from(function.timeout_secs));
-    let mut instance = Instance::new(
-        &launch,
-        &api,
-        timeout,
-        sandbox::arn(function),
-        interrupt,
-        &console,
-    );
+    let mut instance = sandbox.instance(function, interrupt, &console);
     let mut records = Vec::new();
+    let mut stream = StdoutStream {
+        payloads,
+        kept: Vec::new(),
+    };
     for event in events {
-        let record = instance.invoke(event)?;
+        let record = instance.invoke(event, &mut stream)?;
         let (payload, failed) = match &record.outcome {
             Outcome::Response(body) => (body, false),
+            Outcome::Streamed(_) if payloads == Payloads::Raw => {
+                console.end(&record, function.memory_mb);
+                records.push(record);
+                continue;
+            }
+            Outcome::Streamed(_) => (&stream.kept, false),
             Outcome::Failed(failure) => (&failure.payload, true),
         };
         let mut stdout = std::io::stdout().lock();
@@ -397,6 +488,51 @@ fn run_events(
     report_summary(&outcomes, reporter, launch.emulator.is_some());
     interrupt.check()?;
     Ok(outcomes)
+}
+
+/// Only a Linux host runs the function; elsewhere [`check_host`] refused before this.
+#[cfg(not(unix))]
+pub fn invoke(
+    _: &Path,
+    _: &[Vec<u8>],
+    _: &FunctionSettings,
+    _: Payloads,
+    _: &Reporter,
+    _: Verbosity,
+    _: &Interrupt,
+) -> Result<Outcomes> {
+    check_host("invoke").map(|()| unreachable!("only Linux hosts pass check_host"))
+}
+
+/// A streamed response on stdout as it arrives (`invoke`), or kept for its JSON line.
+#[cfg(unix)]
+struct StdoutStream {
+    payloads: Payloads,
+    kept: Vec<u8>,
+}
+
+#[cfg(unix)]
+impl instance::ResponseStream for StdoutStream {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.kept.clear();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        match self.payloads {
+            Payloads::Raw => {
+                let mut stdout = std::io::stdout().lock();
+                // A reader that went away is not the function's failure.
+                let _ = stdout.write_all(data).and_then(|()| stdout.flush());
+            }
+            Payloads::Json => self.kept.extend_from_slice(data),
+        }
+    }
+
+    fn end(&mut self, _complete: bool) {
+        if self.payloads == Payloads::Raw {
+            let _ = std::io::stdout().lock().write_all(b"\n");
+        }
+    }
 }
 
 #[cfg(unix)]

@@ -9,6 +9,8 @@ use super::lambda::Failure;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Response(Vec<u8>),
+    /// A streamed response of this many bytes, already passed on as it arrived.
+    Streamed(u64),
     Failed(Failure),
 }
 

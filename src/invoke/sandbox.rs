@@ -48,17 +48,10 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     if !metadata.is_file() {
         return Err(read_error(io::Error::other("not a regular file")));
     }
-    let mut magic = [0u8; 4];
-    let is_zip = file.read(&mut magic).map_err(read_error)? == 4
-        && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06");
-    let dir = tempfile::Builder::new()
-        .prefix("lambda-task-")
-        .tempdir()
-        .map_err(InvokeError::TaskRoot)?;
-    // Lambda's /var/task is 755 whatever the umask.
-    set_mode(dir.path(), 0o755)?;
+    let is_zip = starts_like_a_zip(&mut file).map_err(read_error)?;
+    let dir = fresh_dir("lambda-task-")?;
     let unzipped_size = if is_zip {
-        let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT)?;
+        let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT, false)?;
         if let Some(extensions) = extension_layer(dir.path()) {
             return Err(InvokeError::ExtensionLayer {
                 path: artifact.to_path_buf(),
@@ -73,6 +66,89 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
         metadata.len()
     };
     Ok(TaskRoot { dir, unzipped_size })
+}
+
+/// A temporary directory standing for one of Lambda's (`/var/task`, `/opt`): 755 whatever the
+/// umask, as there.
+fn fresh_dir(prefix: &str) -> Result<tempfile::TempDir, InvokeError> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(InvokeError::TaskRoot)?;
+    set_mode(dir.path(), 0o755)?;
+    Ok(dir)
+}
+
+/// Whether the file begins as a zip does (a local header, or an empty zip's end record).
+fn starts_like_a_zip(file: &mut File) -> io::Result<bool> {
+    let mut magic = [0u8; 4];
+    Ok(file.read(&mut magic)? == 4 && (magic == *b"PK\x03\x04" || magic == *b"PK\x05\x06"))
+}
+
+/// What stands for `/opt`: the layers, extracted in order into a temporary directory that is
+/// removed on drop. It is not at `/opt` (the function does not run in a chroot, as
+/// `/var/task` is not there either): its path replaces `/opt` in `PATH` and `LD_LIBRARY_PATH`.
+#[derive(Debug)]
+pub struct OptDir {
+    dir: tempfile::TempDir,
+    pub unzipped_size: u64,
+}
+
+impl OptDir {
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The external extensions Lambda starts: the files in `/opt/extensions/`, by name.
+    pub fn extensions(&self) -> Vec<PathBuf> {
+        let Ok(entries) = fs::read_dir(self.path().join(crate::lambda::EXTENSIONS_DIR)) else {
+            return Vec::new();
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        found.sort();
+        found
+    }
+}
+
+/// Extracts `layers` into a fresh `/opt` in the order given: a later layer's file replaces an
+/// earlier one's, as Lambda merges layers. `used` is what the function's own code takes of
+/// Lambda's 250 MB, which counts the layers too. Every entry must stay inside `/opt`.
+pub fn prepare_opt(layers: &[PathBuf], used: u64) -> Result<OptDir, InvokeError> {
+    let dir = fresh_dir("lambda-opt-")?;
+    let mut total = used;
+    for layer in layers {
+        let read_error = |source| InvokeError::ReadLayer {
+            path: layer.clone(),
+            source,
+        };
+        let is_zip = File::open(layer)
+            .and_then(|mut f| starts_like_a_zip(&mut f))
+            .map_err(read_error)?;
+        if !is_zip {
+            return Err(InvokeError::BadZip {
+                path: layer.clone(),
+                reason: "a layer is a zip, and this is not one".to_owned(),
+            });
+        }
+        let budget = UNZIPPED_LIMIT.saturating_sub(total);
+        let size = extract_zip(layer, dir.path(), budget, true).map_err(|e| match e {
+            InvokeError::UnsafeEntry(name) => InvokeError::UnsafeLayerEntry {
+                layer: layer.clone(),
+                name,
+            },
+            InvokeError::TooLargeUnzipped(size) => InvokeError::TooLargeUnzipped(total + size),
+            other => other,
+        })?;
+        total += size;
+    }
+    Ok(OptDir {
+        dir,
+        unzipped_size: total - used,
+    })
 }
 
 /// The `extensions/<name>` of an extracted zip that has no `bootstrap`: an extension layer.
@@ -97,8 +173,9 @@ fn extension_layer(root: &Path) -> Option<Vec<String>> {
 
 /// Extracts every entry with its Unix mode (0644 when the zip records none, as for zips made
 /// on Windows: such a `bootstrap` is not executable on Lambda either). Symlinks are created
-/// last, so that no file is ever written through one.
-fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError> {
+/// last, so that no file is ever written through one. With `replace` (a layer over earlier
+/// ones), a file or link already there is removed first, never written through.
+fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u64, InvokeError> {
     let bad_zip = |e: zip::result::ZipError| InvokeError::BadZip {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -160,6 +237,9 @@ fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError>
             if let Some(parent) = dest.parent() {
                 create_dirs(root, parent)?;
             }
+            if replace {
+                remove_non_dir(&dest, &name)?;
+            }
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             // Private until its mode is set from the zip's.
@@ -183,9 +263,23 @@ fn extract_zip(path: &Path, root: &Path, limit: u64) -> Result<u64, InvokeError>
         if let Some(parent) = dest.parent() {
             create_dirs(root, parent)?;
         }
+        if replace {
+            let name = dest.strip_prefix(root).unwrap_or(&dest).to_string_lossy();
+            remove_non_dir(&dest, &name)?;
+        }
         symlink(&target, &dest)?;
     }
     Ok(total)
+}
+
+/// Removes the file or link an earlier layer left at `dest`; a directory there is refused, as
+/// a file cannot replace it.
+fn remove_non_dir(dest: &Path, name: &str) -> Result<(), InvokeError> {
+    match fs::symlink_metadata(dest) {
+        Err(_) => Ok(()),
+        Ok(meta) if meta.is_dir() => Err(InvokeError::UnsafeEntry(name.to_owned())),
+        Ok(_) => fs::remove_file(dest).map_err(InvokeError::TaskRoot),
+    }
 }
 
 /// Creates the directories down to `dir`, refusing to go through anything but a real directory
@@ -305,12 +399,16 @@ pub struct FunctionSettings {
     pub name: String,
     pub memory_mb: u32,
     pub timeout_secs: u32,
+    /// `_HANDLER`: `bootstrap` unless the function's configuration names another.
+    pub handler: String,
     pub region: String,
     /// The function's own variables (`--env`), checked against Lambda's reserved keys.
     pub variables: Vec<(String, String)>,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` from this machine: on
     /// Lambda the function gets its role's credentials in these.
     pub credentials: Vec<(String, String)>,
+    /// The layers' zips (`--layer`), extracted into `/opt` in this order.
+    pub layers: Vec<PathBuf>,
 }
 
 /// Variables Lambda sets itself and refuses in a function's configuration.
@@ -335,6 +433,15 @@ pub const RESERVED: &[&str] = &[
     "LAMBDA_RUNTIME_DIR",
 ];
 
+/// Lambda's constraint on a function's `Handler`: 1 to 128 characters, no whitespace.
+pub fn check_handler(handler: &str) -> Result<(), InvokeError> {
+    if handler.is_empty() || handler.chars().count() > 128 || handler.contains(char::is_whitespace)
+    {
+        return Err(InvokeError::InvalidHandler(handler.to_owned()));
+    }
+    Ok(())
+}
+
 /// Parses `--env KEY=VALUE` values, refusing what Lambda refuses.
 pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, InvokeError> {
     let mut variables = Vec::new();
@@ -356,16 +463,18 @@ pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, Invok
     Ok(variables)
 }
 
-/// Lambda's environment for `provided.al2023`, with the task root and Runtime API of this run.
-/// The function's variables come last and may override the non-reserved defaults (`TZ`,
-/// `PATH`, `LD_LIBRARY_PATH`, `LANG`), as on Lambda.
+/// Lambda's environment for `provided.al2023`, with the task root, `/opt` and Runtime API of
+/// this run. The function's variables come last and may override the non-reserved defaults
+/// (`TZ`, `PATH`, `LD_LIBRARY_PATH`, `LANG`), as on Lambda.
 pub fn environment(
     config: &FunctionSettings,
     task_root: &Path,
+    opt: &Path,
     api: SocketAddr,
     log_stream: &str,
 ) -> Vec<(String, String)> {
     let root = task_root.display().to_string();
+    let opt = opt.display().to_string();
     let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
         (
@@ -383,11 +492,18 @@ pub fn environment(
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
         ("LAMBDA_TASK_ROOT", root.clone()),
-        ("_HANDLER", crate::lambda::DEFAULT_HANDLER.to_owned()),
+        ("_HANDLER", config.handler.clone()),
         ("TZ", ":UTC".to_owned()),
         ("LANG", "en_US.UTF-8".to_owned()),
-        ("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin".to_owned()),
-        ("LD_LIBRARY_PATH", format!("{root}:{root}/lib")),
+        // Lambda's, `/var/task` and `/opt` being where they are here.
+        ("PATH", format!("/usr/local/bin:/usr/bin/:/bin:{opt}/bin")),
+        (
+            "LD_LIBRARY_PATH",
+            format!(
+                "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:{root}:{root}/lib:\
+                 {opt}/lib"
+            ),
+        ),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -403,7 +519,7 @@ pub fn environment(
 /// The command that starts `bootstrap`, as data: printed at `-v`, checked by tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Launch {
-    /// `bootstrap` in the task root.
+    /// `bootstrap` in the task root, or an extension in `/opt/extensions`.
     pub bootstrap: PathBuf,
     pub program: PathBuf,
     pub args: Vec<OsString>,
@@ -414,7 +530,16 @@ pub struct Launch {
 }
 
 pub fn launch(task_root: &Path, emulator: Option<Emulator>, env: Vec<(String, String)>) -> Launch {
-    let bootstrap = task_root.join(BOOTSTRAP);
+    launch_executable(task_root.join(BOOTSTRAP), task_root, emulator, env)
+}
+
+/// The command that starts `executable` (`bootstrap`, or an extension) in `cwd`.
+pub fn launch_executable(
+    bootstrap: PathBuf,
+    cwd: &Path,
+    emulator: Option<Emulator>,
+    env: Vec<(String, String)>,
+) -> Launch {
     let (program, args) = match &emulator {
         None => (bootstrap.clone(), Vec::new()),
         Some(emulator) => {
@@ -432,7 +557,7 @@ pub fn launch(task_root: &Path, emulator: Option<Emulator>, env: Vec<(String, St
         program,
         args,
         env,
-        cwd: task_root.to_path_buf(),
+        cwd: cwd.to_path_buf(),
         emulator,
     }
 }
@@ -486,12 +611,14 @@ mod tests {
             name: "orders".into(),
             memory_mb: 256,
             timeout_secs: 3,
+            handler: "orders.list".into(),
             region: "eu-west-1".into(),
             variables: vec![
                 ("TABLE".into(), "t".into()),
                 ("TZ".into(), "Europe/Paris".into()),
             ],
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
+            layers: Vec::new(),
         }
     }
 
@@ -505,6 +632,7 @@ mod tests {
         let env = environment(
             &config(),
             Path::new("/tmp/root"),
+            Path::new("/tmp/opt"),
             api,
             "2024/01/01/[$LATEST]ab",
         );
@@ -516,8 +644,13 @@ mod tests {
             ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/orders"),
             ("AWS_REGION", "eu-west-1"),
             ("LAMBDA_TASK_ROOT", "/tmp/root"),
-            ("_HANDLER", "bootstrap"),
-            ("LD_LIBRARY_PATH", "/tmp/root:/tmp/root/lib"),
+            ("_HANDLER", "orders.list"),
+            (
+                "LD_LIBRARY_PATH",
+                "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/tmp/root:\
+                 /tmp/root/lib:/tmp/opt/lib",
+            ),
+            ("PATH", "/usr/local/bin:/usr/bin/:/bin:/tmp/opt/bin"),
             ("TABLE", "t"),
             ("AWS_ACCESS_KEY_ID", "AKIA"),
         ] {
@@ -549,6 +682,19 @@ mod tests {
             parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
             [("K".into(), "a=b".into()), ("E".into(), String::new())]
         );
+    }
+
+    #[test]
+    fn handlers_are_checked_as_lambda_checks_them() {
+        for good in ["bootstrap", "orders.list", "a", &"h".repeat(128)] {
+            assert!(check_handler(good).is_ok(), "{good}");
+        }
+        for bad in ["", "two words", "tab\there", &"h".repeat(129)] {
+            assert!(
+                matches!(check_handler(bad), Err(InvokeError::InvalidHandler(_))),
+                "{bad}"
+            );
+        }
     }
 
     fn elf(arch: Arch, static_linked: bool) -> ElfReport {
@@ -616,36 +762,30 @@ mod tests {
 
     #[test]
     fn missing_qemu_or_sysroot_names_the_package() {
-        let none = |_: &str| None;
-        let err = emulation(
-            Some(&elf(Arch::Arm64, false)),
-            Some(Arch::X86_64),
-            none,
-            |_| true,
-        )
-        .unwrap_err();
-        assert!(err.to_string().contains("`qemu-aarch64-static`"), "{err}");
+        // An arm64 function on an x86_64 host, with or without qemu, with or without the sysroot:
+        // the help line of the refusal.
+        let help = |qemu_installed: bool, sysroot: bool| {
+            let err = emulation(
+                Some(&elf(Arch::Arm64, false)),
+                Some(Arch::X86_64),
+                |name: &str| qemu_installed.then(|| PathBuf::from(name)),
+                |_| sysroot,
+            )
+            .unwrap_err();
+            if !qemu_installed {
+                assert!(err.to_string().contains("`qemu-aarch64-static`"), "{err}");
+            }
+            err.help().unwrap()
+        };
+        let no_qemu = help(false, true);
         assert!(
-            err.help()
-                .unwrap()
-                .contains("apt-get install qemu-user-static"),
-            "{:?}",
-            err.help()
+            no_qemu.contains("apt-get install qemu-user-static"),
+            "{no_qemu}"
         );
-        let found = |name: &str| Some(PathBuf::from(name));
-        let err = emulation(
-            Some(&elf(Arch::Arm64, false)),
-            Some(Arch::X86_64),
-            found,
-            |_| false,
-        )
-        .unwrap_err();
+        let no_sysroot = help(true, false);
         assert!(
-            err.help()
-                .unwrap()
-                .contains("apt-get install libc6-arm64-cross"),
-            "{:?}",
-            err.help()
+            no_sysroot.contains("apt-get install libc6-arm64-cross"),
+            "{no_sysroot}"
         );
     }
 
@@ -710,7 +850,7 @@ mod tests {
     fn more_than_lambdas_unzipped_limit_is_refused() {
         let zip = zip_with(&[("bootstrap", 0o755, b"12345"), ("data", 0o644, b"123456")]);
         let root = tempfile::tempdir().unwrap();
-        let err = extract_zip(zip.path(), root.path(), 10).unwrap_err();
+        let err = extract_zip(zip.path(), root.path(), 10, false).unwrap_err();
         assert!(matches!(err, InvokeError::TooLargeUnzipped(11)), "{err}");
         assert!(
             err.to_string()
@@ -752,5 +892,84 @@ mod tests {
             fs::read_link(root.path().join("lib/libx.so")).unwrap(),
             Path::new("libx.so.1")
         );
+    }
+
+    fn zip_with_link(
+        entries: &[(&str, u32, &[u8])],
+        link: (&str, &str),
+    ) -> tempfile::NamedTempFile {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let mut zip = zip::ZipWriter::new(file.reopen().unwrap());
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(0o755);
+        for (name, mode, data) in entries {
+            zip.start_file(*name, options.unix_permissions(*mode))
+                .unwrap();
+            zip.write_all(data).unwrap();
+        }
+        zip.add_symlink(link.0, link.1, options).unwrap();
+        zip.finish().unwrap();
+        file
+    }
+
+    #[test]
+    fn layers_merge_into_opt_in_order_the_later_winning() {
+        let first = zip_with(&[
+            ("lib/libshared.so", 0o644, b"first"),
+            ("lib/libfirst.so", 0o644, b"1"),
+            ("extensions/a", 0o755, b"#!/bin/sh\n"),
+        ]);
+        let second = zip_with_link(
+            &[
+                ("lib/libshared.so", 0o644, b"second!"),
+                ("bin/tool", 0o755, b"t"),
+            ],
+            ("lib/libfirst.so", "libshared.so"),
+        );
+        let opt = prepare_opt(&[first.path().into(), second.path().into()], 100).unwrap();
+        let read = |p: &str| fs::read(opt.path().join(p)).unwrap();
+        assert_eq!(read("lib/libshared.so"), b"second!");
+        // The later layer's link replaced the earlier file, and was not written through.
+        assert_eq!(read("lib/libfirst.so"), b"second!");
+        assert_eq!(mode(&opt.path().join("bin/tool")), 0o755);
+        assert_eq!(opt.extensions(), [opt.path().join("extensions/a")]);
+        assert_eq!(opt.unzipped_size, 5 + 1 + 10 + 7 + 1 + 12);
+
+        let err = prepare_opt(&[first.path().into()], UNZIPPED_LIMIT - 10).unwrap_err();
+        assert!(matches!(err, InvokeError::TooLargeUnzipped(_)), "{err}");
+    }
+
+    #[test]
+    fn a_layer_escaping_opt_is_refused_naming_the_layer_and_entry() {
+        let dotdot = zip_with(&[("../etc/evil", 0o644, b"x")]);
+        let absolute = zip_with(&[("/etc/evil", 0o644, b"x")]);
+        let link_out = zip_with_link(&[], ("lib/libc.so.6", "/lib/x86_64-linux-gnu/libc.so.6"));
+        let link_up = zip_with_link(&[], ("lib/up", "../../etc"));
+        for (zip, entry) in [
+            (&dotdot, "../etc/evil"),
+            (&absolute, "/etc/evil"),
+            (&link_out, "lib/libc.so.6"),
+            (&link_up, "lib/up"),
+        ] {
+            let err = prepare_opt(&[zip.path().into()], 0).unwrap_err();
+            match &err {
+                InvokeError::UnsafeLayerEntry { layer, name } => {
+                    assert_eq!(layer, zip.path());
+                    assert_eq!(name, entry);
+                }
+                other => panic!("{entry}: {other:?}"),
+            }
+            assert!(err.to_string().contains("outside /opt"), "{err}");
+            assert!(err.help().unwrap().contains("relative"), "{:?}", err.help());
+        }
+        let not_zip = tempfile::NamedTempFile::new().unwrap();
+        fs::write(not_zip.path(), b"hello").unwrap();
+        assert!(matches!(
+            prepare_opt(&[not_zip.path().into()], 0),
+            Err(InvokeError::BadZip { .. })
+        ));
+        assert!(matches!(
+            prepare_opt(&[PathBuf::from("/nonexistent/layer.zip")], 0),
+            Err(InvokeError::ReadLayer { .. })
+        ));
     }
 }

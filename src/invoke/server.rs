@@ -1,23 +1,34 @@
-//! The Runtime API (2018-06-01) that `bootstrap` talks to, on 127.0.0.1 and an ephemeral port.
+//! The Runtime API (2018-06-01) that `bootstrap` talks to, on 127.0.0.1 and an ephemeral port,
+//! with the Extensions API (2020-01-01) and the Telemetry API (2022-07-01) beside it on the same
+//! address, as Lambda serves all three at `AWS_LAMBDA_RUNTIME_API`.
 //!
-//! One thread accepts requests, reads their bodies (bounded by Lambda's payload limit) and hands
-//! them over a channel to the invocation loop, which answers them: `next` is held until there
-//! is an event, as Lambda holds it. A byte on a pipe wakes the loop, so it can `poll` the
-//! function's output and the API together.
+//! hyper (HTTP/1.1) on a current-thread tokio runtime in its own thread reads each request's
+//! body (bounded by Lambda's payload limit) and hands the request over a channel to the
+//! invocation loop, which answers it: `next` is held until there is an event, as Lambda holds
+//! it. A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`) is handed over
+//! at once, its chunks and trailers following on a channel of their own. A byte on a pipe wakes
+//! the loop, so it can `poll` the function's output and the API together.
 
+use std::convert::Infallible;
 use std::io::{self, Read};
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
-use tiny_http::{Header, Method, Response, Server};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::Incoming;
+use hyper::header::HeaderMap;
+use hyper::{Request, Response};
+use tokio::sync::oneshot;
 
 use super::lambda::MAX_RESPONSE_BYTES;
 
 const PREFIX: &str = "/2018-06-01/runtime/";
+const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
+const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,12 +41,51 @@ pub enum Route {
     Error(String),
     /// `POST /runtime/init/error`
     InitError,
+    /// `POST /2020-01-01/extension/register`
+    ExtensionRegister,
+    /// `GET /2020-01-01/extension/event/next`
+    ExtensionNext,
+    /// `POST /2020-01-01/extension/init/error`
+    ExtensionInitError,
+    /// `POST /2020-01-01/extension/exit/error`
+    ExtensionExitError,
+    /// `PUT /2022-07-01/telemetry`
+    TelemetrySubscribe,
     /// Anything else: 404, as Lambda's router answers.
     Unknown,
 }
 
+impl Route {
+    /// Whether an extension asks it (the Extensions or Telemetry API), not the runtime.
+    pub fn is_extensions_api(&self) -> bool {
+        matches!(
+            self,
+            Route::ExtensionRegister
+                | Route::ExtensionNext
+                | Route::ExtensionInitError
+                | Route::ExtensionExitError
+                | Route::TelemetrySubscribe
+        )
+    }
+}
+
 pub fn route(method: &str, url: &str) -> Route {
     let path = url.split('?').next().unwrap_or(url);
+    if path == TELEMETRY_PATH {
+        return match method {
+            "PUT" => Route::TelemetrySubscribe,
+            _ => Route::Unknown,
+        };
+    }
+    if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
+        return match (method, rest) {
+            ("POST", "register") => Route::ExtensionRegister,
+            ("GET", "event/next") => Route::ExtensionNext,
+            ("POST", "init/error") => Route::ExtensionInitError,
+            ("POST", "exit/error") => Route::ExtensionExitError,
+            _ => Route::Unknown,
+        };
+    }
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Route::Unknown;
     };
@@ -52,18 +102,46 @@ pub fn route(method: &str, url: &str) -> Route {
 }
 
 /// A request body, read up to Lambda's limit.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Body {
     Complete(Vec<u8>),
     /// Over [`MAX_RESPONSE_BYTES`]; only its size is kept.
     TooLarge(u64),
+    /// A streamed response, arriving piece by piece.
+    Streaming(Receiver<Piece>),
 }
+
+impl PartialEq for Body {
+    fn eq(&self, other: &Body) -> bool {
+        match (self, other) {
+            (Body::Complete(a), Body::Complete(b)) => a == b,
+            (Body::TooLarge(a), Body::TooLarge(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A piece of a streamed response body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    Data(Bytes),
+    /// The trailers, names lower-case: a runtime reports an error after the stream started in
+    /// `Lambda-Runtime-Function-Error-Type` and `-Body`.
+    Trailers(Vec<(String, String)>),
+    /// The connection broke before the body ended.
+    Broken(String),
+    End,
+}
+
+/// The header that asks for a streamed response.
+pub const RESPONSE_MODE: &str = "Lambda-Runtime-Function-Response-Mode";
 
 /// A request from the runtime, to be answered exactly once (dropping it answers 500).
 pub struct ApiRequest {
     pub route: Route,
     pub body: Body,
-    request: tiny_http::Request,
+    headers: HeaderMap,
+    reply: oneshot::Sender<Response<Full<Bytes>>>,
 }
 
 impl std::fmt::Debug for ApiRequest {
@@ -74,53 +152,54 @@ impl std::fmt::Debug for ApiRequest {
     }
 }
 
-fn header(name: &str, value: &str) -> Option<Header> {
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
-}
-
-fn json_response(status: u16, body: String) -> Response<io::Cursor<Vec<u8>>> {
-    let mut response = Response::from_string(body).with_status_code(status);
-    if let Some(h) = header("Content-Type", "application/json") {
-        response.add_header(h);
+fn respond(status: u16, headers: &[(&str, String)], body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(*name, value.as_str());
     }
-    response
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
 
 impl ApiRequest {
     /// A header's value, names compared case-insensitively.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.request
-            .headers()
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
-    /// Answers `next` with an event and its `Lambda-Runtime-*` headers. An error means the
-    /// runtime is gone; the caller sees it through the process ending.
+    fn answer(self, response: Response<Full<Bytes>>) {
+        // The runtime may be gone; the caller sees that through the process ending.
+        let _ = self.reply.send(response);
+    }
+
+    /// Answers `next` with an event and its `Lambda-Runtime-*` headers.
     pub fn send_event(self, headers: &[(&str, String)], event: &[u8]) {
-        let mut response = Response::from_data(event.to_vec()).with_status_code(200);
-        for (name, value) in headers {
-            if let Some(h) = header(name, value) {
-                response.add_header(h);
-            }
-        }
-        let _ = self.request.respond(response);
+        self.respond(200, headers, event);
+    }
+
+    /// Any answer: a status, headers and a body.
+    pub fn respond(self, status: u16, headers: &[(&str, String)], body: &[u8]) {
+        self.answer(respond(status, headers, body.to_vec()));
     }
 
     /// 202 `{"status":"OK"}`, Lambda's answer to a posted response or error.
     pub fn accepted(self) {
-        let _ = self
-            .request
-            .respond(json_response(202, r#"{"status":"OK"}"#.to_owned()));
+        self.answer(respond(
+            202,
+            &[("Content-Type", "application/json".to_owned())],
+            br#"{"status":"OK"}"#.to_vec(),
+        ));
     }
 
     /// An error in the Runtime API's `{"errorMessage", "errorType"}` shape.
     pub fn reject(self, status: u16, error_type: &str, message: &str) {
         let body = serde_json::json!({ "errorMessage": message, "errorType": error_type });
-        let _ = self
-            .request
-            .respond(json_response(status, body.to_string()));
+        self.answer(respond(
+            status,
+            &[("Content-Type", "application/json".to_owned())],
+            body.to_string().into_bytes(),
+        ));
     }
 
     /// 400, for a response or error to an invocation that is not the current one.
@@ -150,30 +229,135 @@ impl ApiRequest {
     }
 
     pub fn not_found(self) {
-        let _ = self
-            .request
-            .respond(Response::from_string("404 page not found\n").with_status_code(404));
+        self.answer(respond(404, &[], b"404 page not found\n".to_vec()));
     }
+}
+
+/// Wakes the invocation loop: a full pipe already wakes it, so nothing is lost by not writing.
+fn wake(pipe: &io::PipeWriter) {
+    let _ = io::Write::write(&mut &*pipe, &[1]);
 }
 
 /// Reads a body up to the limit; past it, counts the rest without keeping it.
-fn read_body(reader: &mut dyn Read) -> Body {
-    let mut body = Vec::new();
-    let limit = MAX_RESPONSE_BYTES as u64;
-    if reader.take(limit + 1).read_to_end(&mut body).is_err() {
-        return Body::Complete(body);
+async fn read_body(mut body: Incoming) -> Body {
+    let mut kept = Vec::new();
+    let mut size: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else { break };
+        if let Ok(data) = frame.into_data() {
+            size += data.len() as u64;
+            if size <= MAX_RESPONSE_BYTES as u64 {
+                kept.extend_from_slice(&data);
+            }
+        }
     }
-    if body.len() as u64 <= limit {
-        return Body::Complete(body);
+    if size > MAX_RESPONSE_BYTES as u64 {
+        Body::TooLarge(size)
+    } else {
+        Body::Complete(kept)
     }
-    let rest = io::copy(reader, &mut io::sink()).unwrap_or(0);
-    Body::TooLarge(body.len() as u64 + rest)
 }
 
-/// The running server. Dropping it stops the accepting thread.
+/// Forwards a streamed body piece by piece, waking the loop for each.
+async fn stream_body(mut body: Incoming, pieces: Sender<Piece>, pipe: Arc<io::PipeWriter>) {
+    let end = loop {
+        match body.frame().await {
+            None => break Piece::End,
+            Some(Err(error)) => break Piece::Broken(error.to_string()),
+            Some(Ok(frame)) => {
+                let piece = match frame.into_data() {
+                    Ok(data) => Piece::Data(data),
+                    Err(frame) => match frame.into_trailers() {
+                        Ok(trailers) => Piece::Trailers(
+                            trailers
+                                .iter()
+                                .map(|(name, value)| {
+                                    (
+                                        name.as_str().to_owned(),
+                                        String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                                    )
+                                })
+                                .collect(),
+                        ),
+                        Err(_) => continue,
+                    },
+                };
+                if pieces.send(piece).is_err() {
+                    return;
+                }
+                wake(&pipe);
+            }
+        }
+    };
+    let _ = pieces.send(end);
+    wake(&pipe);
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    requests: Sender<ApiRequest>,
+    pipe: Arc<io::PipeWriter>,
+) -> Response<Full<Bytes>> {
+    let (parts, incoming) = request.into_parts();
+    let route = route(parts.method.as_str(), parts.uri.path());
+    let streaming = matches!(route, Route::Response(_))
+        && parts
+            .headers
+            .get(RESPONSE_MODE)
+            .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    let body = if streaming {
+        let (pieces, receiver) = channel();
+        tokio::spawn(stream_body(incoming, pieces, Arc::clone(&pipe)));
+        Body::Streaming(receiver)
+    } else if matches!(parts.method, hyper::Method::POST | hyper::Method::PUT) {
+        read_body(incoming).await
+    } else {
+        Body::Complete(Vec::new())
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = ApiRequest {
+        route,
+        body,
+        headers: parts.headers,
+        reply,
+    };
+    if requests.send(request).is_err() {
+        return respond(500, &[], Vec::new());
+    }
+    wake(&pipe);
+    answer
+        .await
+        .unwrap_or_else(|_| respond(500, &[], Vec::new()))
+}
+
+async fn accept(listener: TcpListener, requests: Sender<ApiRequest>, pipe: Arc<io::PipeWriter>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        // Small responses must not wait for an ACK (Nagle's algorithm against the client's
+        // delayed ACK costs 40 ms a request).
+        let _ = stream.set_nodelay(true);
+        let requests = requests.clone();
+        let pipe = Arc::clone(&pipe);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let (requests, pipe) = (requests.clone(), Arc::clone(&pipe));
+                async move { Ok::<_, Infallible>(handle(request, requests, pipe).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// The running server. Dropping it stops the server thread.
 pub struct RuntimeApi {
-    server: Arc<Server>,
-    stopping: Arc<AtomicBool>,
+    shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     requests: Receiver<ApiRequest>,
     wake: io::PipeReader,
@@ -184,51 +368,28 @@ impl RuntimeApi {
     /// Listens on 127.0.0.1 on a port the kernel picks: never another interface, never a
     /// fixed port that a second run would collide with.
     pub fn start() -> Result<RuntimeApi, String> {
-        let server = Arc::new(Server::http("127.0.0.1:0").map_err(|e| e.to_string())?);
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| "the server has no IP address".to_owned())?;
-        let (wake, mut wake_writer) = io::pipe().map_err(|e| e.to_string())?;
+        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let (wake, wake_writer) = io::pipe().map_err(|e| e.to_string())?;
         set_nonblocking(wake.as_raw_fd()).map_err(|e| e.to_string())?;
         set_nonblocking(wake_writer.as_raw_fd()).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|e| e.to_string())?;
         let (sender, requests) = channel();
-        let stopping = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let server = Arc::clone(&server);
-            let stopping = Arc::clone(&stopping);
-            std::thread::Builder::new()
-                .name("runtime-api".into())
-                .spawn(move || {
-                    loop {
-                        let mut request = match server.recv() {
-                            Ok(request) => request,
-                            Err(_) if stopping.load(Ordering::SeqCst) => break,
-                            Err(_) => continue,
-                        };
-                        let route = route(request.method().as_str(), request.url());
-                        let body = if *request.method() == Method::Post {
-                            read_body(request.as_reader())
-                        } else {
-                            Body::Complete(Vec::new())
-                        };
-                        let message = ApiRequest {
-                            route,
-                            body,
-                            request,
-                        };
-                        if sender.send(message).is_err() {
-                            break;
-                        }
-                        // A full pipe already wakes the loop; nothing is lost by not writing.
-                        let _ = io::Write::write(&mut wake_writer, &[1]);
-                    }
-                })
-                .map_err(|e| e.to_string())?
-        };
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let pipe = Arc::new(wake_writer);
+        let thread = std::thread::Builder::new()
+            .name("runtime-api".into())
+            .spawn(move || {
+                runtime.spawn(accept(listener, sender, pipe));
+                let _ = runtime.block_on(stopped);
+            })
+            .map_err(|e| e.to_string())?;
         Ok(RuntimeApi {
-            server,
-            stopping,
+            shutdown: Some(shutdown),
             thread: Some(thread),
             requests,
             wake,
@@ -236,7 +397,7 @@ impl RuntimeApi {
         })
     }
 
-    /// The fd that becomes readable when a request arrives, for `poll`.
+    /// The fd that becomes readable when a request or a piece of a stream arrives, for `poll`.
     pub fn wake_fd(&self) -> RawFd {
         self.wake.as_raw_fd()
     }
@@ -251,13 +412,14 @@ impl RuntimeApi {
 
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        self.server.unblock();
+        // Requests still queued are answered 500 as they drop.
+        while self.requests.try_recv().is_ok() {}
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        // Requests still queued are answered 500 as they drop, while the server still lives.
-        while self.requests.try_recv().is_ok() {}
     }
 }
 
@@ -281,30 +443,67 @@ mod tests {
 
     #[test]
     fn routes_are_the_2018_06_01_api() {
-        let p = |m, u| route(m, u);
-        assert_eq!(p("GET", "/2018-06-01/runtime/invocation/next"), Route::Next);
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/abc-1/response"),
-            Route::Response("abc-1".into())
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/abc-1/error"),
-            Route::Error("abc-1".into())
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/init/error"),
-            Route::InitError
-        );
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation/next"),
-            Route::Unknown
-        );
-        assert_eq!(p("GET", "/2018-06-01/runtime/init/error"), Route::Unknown);
-        assert_eq!(p("GET", "/runtime/invocation/next"), Route::Unknown);
-        assert_eq!(
-            p("POST", "/2018-06-01/runtime/invocation//response"),
-            Route::Unknown
-        );
+        for (method, path, expected) in [
+            ("GET", "/2018-06-01/runtime/invocation/next", Route::Next),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/abc-1/response",
+                Route::Response("abc-1".into()),
+            ),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/abc-1/error",
+                Route::Error("abc-1".into()),
+            ),
+            ("POST", "/2018-06-01/runtime/init/error", Route::InitError),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation/next",
+                Route::Unknown,
+            ),
+            ("GET", "/2018-06-01/runtime/init/error", Route::Unknown),
+            ("GET", "/runtime/invocation/next", Route::Unknown),
+            (
+                "POST",
+                "/2018-06-01/runtime/invocation//response",
+                Route::Unknown,
+            ),
+        ] {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn extensions_and_telemetry_share_the_address() {
+        for (method, path, expected) in [
+            (
+                "POST",
+                "/2020-01-01/extension/register",
+                Route::ExtensionRegister,
+            ),
+            (
+                "GET",
+                "/2020-01-01/extension/event/next",
+                Route::ExtensionNext,
+            ),
+            (
+                "POST",
+                "/2020-01-01/extension/init/error",
+                Route::ExtensionInitError,
+            ),
+            (
+                "POST",
+                "/2020-01-01/extension/exit/error",
+                Route::ExtensionExitError,
+            ),
+            ("PUT", "/2022-07-01/telemetry", Route::TelemetrySubscribe),
+            ("POST", "/2022-07-01/telemetry", Route::Unknown),
+            ("GET", "/2020-01-01/extension/register", Route::Unknown),
+        ] {
+            assert_eq!(route(method, path), expected, "{method} {path}");
+        }
+        assert!(Route::ExtensionNext.is_extensions_api());
+        assert!(!Route::Next.is_extensions_api());
     }
 
     fn wait_for(api: &RuntimeApi) -> ApiRequest {

@@ -273,6 +273,19 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// The names of a zip's entries, as written (a layer's, to see what its `lib/` holds).
+pub fn entry_names(path: &Path) -> Result<Vec<String>, String> {
+    let file = std::fs::File::open(path).map_err(|e| describe(&e))?;
+    let archive = ::zip::ZipArchive::new(file).map_err(|e| format!("not a readable zip: {e}"))?;
+    archive
+        .file_names()
+        .map(|name| {
+            name.map(|n| n.into_owned())
+                .map_err(|e| format!("not a readable zip: {e}"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::fs;

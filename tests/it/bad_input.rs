@@ -511,6 +511,99 @@ fn binary_that_needs_a_library_al2023_lacks() {
     );
 }
 
+/// A zip holding `names`, each a small file.
+fn zip_of(path: &Path, names: &[&str]) {
+    use std::io::Write;
+    let mut zip = zip::ZipWriter::new(fs::File::create(path).unwrap());
+    for name in names {
+        zip.start_file(*name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        zip.write_all(b"\x7fELF").unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+/// The same binary that needs libfoo.so.1 passes once the function has it where Lambda's loader
+/// looks: its zip's lib/ (`--include`), or a declared layer's lib/ (`--layer`, `layers`).
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn a_library_shipped_in_lib_or_a_layer_satisfies_the_check() {
+    let project = crate_with("needslayer", &[("src/main.rs", MAIN)], "");
+    let dir = project.path();
+    let scratch = tempfile::tempdir().unwrap();
+    let (var, linker) = linker_replacing_output_with(scratch.path(), "needs-libfoo");
+    fs::create_dir_all(dir.join("layers")).unwrap();
+    zip_of(&dir.join("layers/foo.zip"), &["lib/libfoo.so.1"]);
+    // In the layer, but not where /opt/lib is: the check still fails.
+    zip_of(
+        &dir.join("layers/elsewhere.zip"),
+        &["share/libfoo.so.1", "lib/x/libfoo.so.1"],
+    );
+    let build = |args: &[&str]| {
+        lambda_build_command(dir, args)
+            .env(var.as_str(), linker.as_str())
+            .output()
+            .unwrap()
+    };
+
+    let output = build(&["--zip", "--layer", "layers/elsewhere.zip"]);
+    assert_fails(&output, 1, "needs the shared library libfoo.so.1");
+    assert!(
+        stderr(&output).contains("(`--layer ZIP`)"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = build(&[
+        "--zip",
+        "--layer",
+        "layers/elsewhere.zip",
+        "--layer",
+        "layers/foo.zip",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("Checked `needslayer`"),
+        "{}",
+        stderr(&output)
+    );
+
+    fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "{}\n[package.metadata.lambda-build]\nlayers = [\"layers/foo.zip\"]\n",
+            fs::read_to_string(dir.join("Cargo.toml")).unwrap()
+        ),
+    )
+    .unwrap();
+    let output = build(&["--zip"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace("layers/foo.zip", "layers/gone.zip"),
+    )
+    .unwrap();
+    let output = build(&["--zip"]);
+    assert_fails(&output, 1, "cannot read the layer");
+    assert!(stderr(&output).contains("gone.zip"), "{}", stderr(&output));
+    assert!(
+        !stderr(&output).contains("Compiling"),
+        "{}",
+        stderr(&output)
+    );
+    fs::write(
+        dir.join("Cargo.toml"),
+        manifest.replace("\nlayers = [\"layers/foo.zip\"]", ""),
+    )
+    .unwrap();
+
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::write(dir.join("lib/libfoo.so.1"), b"\x7fELF").unwrap();
+    let output = build(&["--zip", "--include", "lib/"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[cfg(target_arch = "x86_64")]
 #[test]
 fn binary_with_a_musl_loader() {

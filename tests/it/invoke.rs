@@ -22,10 +22,16 @@ fn zips_dir() -> PathBuf {
 
 /// Builds `fixture` for `arch` with the tool itself (`--zip --locked --arch`), once per test
 /// run, and returns its lambda.zip. Panics with the tool's output when the build fails.
-fn build_zip(fixture: &str, arch: &str) -> PathBuf {
+pub(crate) fn build_zip(fixture: &str, arch: &str) -> PathBuf {
+    build_zip_with(fixture, arch, &[])
+}
+
+/// [`build_zip`] with more flags (`--extension`).
+pub(crate) fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathBuf {
     let source = support::copy_fixture(fixture);
     let outdir = zips_dir().join(format!("{fixture}-{arch}"));
     let output = support::tool()
+        .args(flags)
         .args(["--zip", "--locked", "--arch", arch, "-o"])
         .arg(&outdir)
         .current_dir(source.path())
@@ -40,12 +46,12 @@ fn build_zip(fixture: &str, arch: &str) -> PathBuf {
     outdir.join("lambda.zip")
 }
 
-fn echo_zip() -> &'static Path {
+pub(crate) fn echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "x86_64"))
 }
 
-fn misbehave_zip() -> &'static Path {
+pub fn misbehave_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("misbehave", "x86_64"))
 }
@@ -65,7 +71,7 @@ fn misbehave_with(events: &[u8]) -> Output {
 }
 
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
-fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+pub fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     let mut child = support::tool()
         .arg("invoke")
         .args(args)
@@ -81,12 +87,12 @@ fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn invoke(args: &[&str]) -> Output {
+pub fn invoke(args: &[&str]) -> Output {
     invoke_with_stdin(args, b"")
 }
 
 /// stdout, one JSON payload a line.
-fn payloads(output: &Output) -> Vec<Value> {
+pub fn payloads(output: &Output) -> Vec<Value> {
     stdout(output)
         .lines()
         .map(|line| {
@@ -96,7 +102,7 @@ fn payloads(output: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn assert_exit(output: &Output, code: i32) {
+pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(
         output.status.code(),
         Some(code),
@@ -112,7 +118,7 @@ fn assert_exit(output: &Output, code: i32) {
 }
 
 /// The REPORT lines on stderr, each as its tab-separated fields.
-fn reports(output: &Output) -> Vec<Vec<String>> {
+pub fn reports(output: &Output) -> Vec<Vec<String>> {
     stderr(output)
         .lines()
         .filter(|line| line.starts_with("REPORT RequestId: "))
@@ -120,7 +126,7 @@ fn reports(output: &Output) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn zip_arg(path: &Path) -> &str {
+pub fn zip_arg(path: &Path) -> &str {
     path.to_str().expect("a UTF-8 path")
 }
 
@@ -387,12 +393,19 @@ fn a_zip_without_bootstrap_is_invalid_entrypoint() {
 
 #[test]
 fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
-    let output = invoke(&[
-        zip_arg(misbehave_zip()),
-        "-d",
-        r#"{"action":"context"}"#,
-        "-e",
-        "GREETING=hi",
+    // misbehave's `context` action answers with what the function sees.
+    let context_with = |settings: &[&str]| {
+        let mut args = vec![
+            zip_arg(misbehave_zip()),
+            "-d",
+            r#"{"action":"context"}"#,
+            "-e",
+            "GREETING=hi",
+        ];
+        args.extend_from_slice(settings);
+        invoke(&args)
+    };
+    let output = context_with(&[
         "--function-name",
         "orders",
         "--memory",
@@ -454,6 +467,25 @@ fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
     assert!(
         !Path::new(task_root).exists(),
         "{task_root} was left behind"
+    );
+
+    // `--handler` is the function's Handler setting: the runtime reads it in `_HANDLER`.
+    let output = context_with(&["--handler", "orders.list"]);
+    assert_exit(&output, 0);
+    assert_eq!(payloads(&output)[0]["env"]["_HANDLER"], "orders.list");
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "-d",
+        "{}",
+        "--handler",
+        "two words",
+    ]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: `--handler \"two words\"` is not a handler Lambda accepts")
+            && err.contains("\nhelp: for example `--handler orders.list`"),
+        "{err}"
     );
 }
 

