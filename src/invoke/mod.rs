@@ -31,7 +31,9 @@ use std::time::{Duration, SystemTime};
 pub use error::InvokeError;
 #[cfg(unix)]
 use instance::Instance;
-use record::{Log, Outcome, Record, Status};
+#[cfg(unix)]
+use record::Log;
+use record::{Outcome, Record, Status};
 pub use sandbox::FunctionSettings;
 #[cfg(unix)]
 use server::RuntimeApi;
