@@ -284,4 +284,23 @@ fn the_windows_build_runs_under_wine() {
         .collect();
     assert_eq!(names, ["bootstrap", "config/", "config/app.json"]);
     report_time("Windows package under wine", start.elapsed());
+
+    // (c) What starts the Linux bootstrap refuses, naming what to use instead.
+    for (args, fix) in [
+        (
+            &["invoke", "bin/bootstrap", "-d", "{}"][..],
+            "`sam local invoke`",
+        ),
+        (&["serve", "bin/bootstrap"], "`sam local start-api`"),
+        (&["serve", "--watch"], "`sam local start-api`"),
+    ] {
+        let output = wine
+            .command(&exe)
+            .arg("lambda-build")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        support::assert_refused(&output, 1, "which a windows host cannot do", fix);
+    }
 }
