@@ -132,3 +132,36 @@ fn the_architecture_is_read_from_the_binary() {
     let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     assert_eq!(names, ["extensions/", "extensions/hello-aarch64"]);
 }
+
+/// The refusal of a missing library says to ship it under lib/: doing so is then enough, as for
+/// a build (and only into a zip, where lib/ reaches LD_LIBRARY_PATH).
+#[test]
+fn a_library_shipped_under_lib_is_not_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/elf");
+    fs::copy(data.join("needs-libfoo"), dir.path().join("handler")).unwrap();
+    fs::create_dir(dir.path().join("lib")).unwrap();
+    fs::copy(data.join("libfoo.so.1"), dir.path().join("lib/libfoo.so.1")).unwrap();
+    let package = |args: &[&str]| {
+        tool()
+            .args(["package", "handler"])
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+
+    let refused = package(&["--zip"]);
+    assert!(!refused.status.success(), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("libfoo.so.1"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let output = package(&["--zip", "--include", "lib"]);
+    assert_success(&output);
+    let zip = support::read_zip(&dir.path().join("lambda.zip"));
+    let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+    assert_eq!(names, ["bootstrap", "lib/", "lib/libfoo.so.1"]);
+}
