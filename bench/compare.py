@@ -1,27 +1,50 @@
 #!/usr/bin/env python3
-"""Benchmark cargo-lambda-build against cargo-lambda on the same fixture, in one run.
+"""Benchmark cargo-lambda-build against cargo-lambda, side by side, in one run.
 
-    python3 bench/compare.py [--archs x86_64,arm64] [--starts 30] [--json bench/results.json]
+    python3 bench/compare.py                 # every row but Docker; writes the results
+    python3 bench/compare.py --docker        # and the --docker rows, on each engine that answers
+    python3 bench/compare.py --tiny --exe target/debug/cargo-lambda-build \\
+        --work target/bench-tiny --json /tmp/r.json --markdown /tmp/B.md   # the CI check
+    python3 bench/compare.py --render-only   # BENCHMARKS.md again from bench/results.json
 
-Each tool builds its own copy of tests/fixtures/echo into its own target dir (so neither reuses
-the other's cache), with each tool's default settings:
+Both tools build the same source (tests/fixtures/echo, a `lambda_runtime` echo function) with
+their own defaults, each in its own copy and its own target dir:
 
-    ours:   cargo lambda-build --zip --arch A
+    ours:   cargo lambda-build --zip --arch A             (--workspace for the generated workspaces)
     theirs: cargo lambda build --release --output-format zip --x86-64|--arm64
 
-and the script measures, per architecture: the cold build, the no-op rebuild (median of 5), the
-rebuild after touching src/main.rs (median of 3), bootstrap and zip sizes; for x86_64: the
-start-up time from spawning `bootstrap` to its first `GET /runtime/invocation/next` against a
-local listener (median of --starts), our size mode (`--small`), and our overhead over the plain
-`cargo build` we run. With `--docker` support and an engine answering, the Docker rows too. It
-prints a table with ratios (ours / theirs) and writes JSON. Needs: cargo-lambda on PATH
-(`pip install cargo-lambda`) and zig (`pip install ziglang`), which both tools use for arm64.
+The method, so that neither tool pays for the other:
+
+- before anything is timed: `cargo fetch` of every lock file used (crates downloaded and
+  unpacked), and one untimed build per tool and architecture in a scratch copy (warms the page
+  cache, zig's own cache of libc stubs, the linkers);
+- runs come in pairs whose order alternates: ours, theirs, then theirs, ours, and so on;
+- each row is the median of its samples with their minimum and maximum; the ratio is of medians;
+- the edit really changes the program (a string literal), and the script checks that the zip's
+  bytes changed and that the new string is in the executable; after a no-op, our zip must be
+  byte for byte the one before;
+- the load average is printed and recorded before and after the run.
+
+Rows: per architecture, the cold build, the no-op build, the edit-rebuild-zip, sizes; for
+x86_64 also `--small`, start-up to the first `next` and our overhead over plain cargo. The
+scaling rows build a generated workspace of N functions (--scale, default 1,5,20,50) that share
+their dependencies: cold, no-op and edit-one-function times and peak memory, as a table and a plot
+(bench/scale.svg, with matplotlib). `--docker` adds `--docker` cold, no-op and edit rows on the
+local engine (DOCKER_HOST) and on an engine that shares no file system with this machine
+(LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST), each skipped with a reason when it does not answer.
+
+The results go to bench/results.json and into BENCHMARKS.md between its `<!-- bench:... -->`
+markers: the numbers there are only ever written by this script. Needs cargo-lambda
+(`pip install cargo-lambda`), zig (`pip install ziglang`, both tools use it for arm64) and, for
+the plot, matplotlib (`pip install matplotlib`).
 """
 
 import argparse
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import statistics
@@ -35,46 +58,169 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURE = REPO / "tests" / "fixtures" / "echo"
-NOOP_RUNS = 5
-# The Docker no-op goal is absolute (at most 3 s), not a ratio: cargo-lambda has no container build.
-ABSOLUTE_3S = "abs:3"
-EDIT_RUNS = 3
+GREETING = re.compile(r'"hello[^",]*, \{\}"')
+SCHEMA = 2
+
+# Goals from issue 15: ("ratio", x) is ours / theirs <= x; ("abs", s) is ours <= s seconds.
+GOALS = {
+    "cold": ("ratio", 1.0),
+    "noop": ("ratio", 0.25),
+    "edit": ("ratio", 0.25),
+    "zip": ("ratio", 1.5),
+    "small": ("ratio", 0.95),
+    "startup": ("ratio", 1.1),
+    "overhead": ("abs", 0.1),
+    "docker-noop": ("abs", 1.0),
+}
 
 
-def run(cmd, cwd, env=None, check=True):
-    """Runs cmd, returns seconds; output is kept only for the error message."""
-    start = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    elapsed = time.perf_counter() - start
-    if check and proc.returncode != 0:
-        sys.exit(f"benchmark: `{' '.join(map(str, cmd))}` failed in {cwd}:\n"
-                 f"{proc.stderr.decode(errors='replace')[-3000:]}")
-    return elapsed
+class BenchError(Exception):
+    pass
 
 
-def copy_fixture(dest):
-    shutil.copytree(FIXTURE, dest, ignore=shutil.ignore_patterns("target", "lambda.zip"))
+def say(message):
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- running and measuring -------------------------------------------------------------------
+
+class TreeMemory:
+    """The peak of the summed resident memory of a process and all its descendants, sampled
+    every `interval` seconds from /proc: cargo runs rustc and linkers side by side, and the
+    largest single process (getrusage) would not show what they take together."""
+
+    def __init__(self, pid, interval=0.2):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while not self.stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self.stop.wait(self.interval)
+
+    def sample(self):
+        children, rss = {}, {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = Path(entry.path, "stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+                rss[int(entry.name)] = int(fields[21]) * self.page
+            except (OSError, ValueError, IndexError):
+                continue
+        total, todo = 0, [self.pid]
+        while todo:
+            pid = todo.pop()
+            total += rss.get(pid, 0)
+            todo += children.get(pid, [])
+        return total
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak
+
+
+def run(cmd, cwd, env=None, tree_memory=False):
+    """Runs cmd; returns {"s": seconds, "maxrss": bytes of its largest process, "tree": peak
+    bytes of the whole process tree (when asked)}. Fails with the output's tail."""
+    with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen([str(c) for c in cmd], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        sampler = TreeMemory(proc.pid) if tree_memory else None
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        tree = sampler.finish() if sampler else None
+        if proc.returncode != 0:
+            out.seek(0)
+            tail = out.read().decode(errors="replace")[-3000:]
+            raise BenchError(f"`{' '.join(map(str, cmd))}` failed (exit {proc.returncode}) "
+                             f"in {cwd}:\n{tail}")
+    return {"s": elapsed, "maxrss": usage.ru_maxrss * 1024, "tree": tree}
+
+
+def load_average():
+    one, five, fifteen = os.getloadavg()
+    return {"1m": round(one, 2), "5m": round(five, 2), "15m": round(fifteen, 2)}
+
+
+def summary(samples):
+    if not samples:
+        return None
+    return {"median": statistics.median(samples), "min": min(samples), "max": max(samples),
+            "n": len(samples), "samples": samples}
+
+
+def sha256(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def same_but_greeting(a, b):
+    """Whether two sources differ at most by the greeting an earlier edit left."""
+    plain = '"hello, {}"'
+    return GREETING.sub(plain, a) == GREETING.sub(plain, b)
+
+
+def write_if_changed(path, text):
+    """Writes text unless the file holds it already, an earlier edit's greeting aside: a kept
+    work dir (--work) then keeps its mtimes, and cargo has nothing to rebuild."""
+    if path.is_file() and same_but_greeting(path.read_text(), text):
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def sync_tree(src, dest):
+    """Copies the project src into dest (not its target dir or zip) with [`write_if_changed`]."""
+    for path in src.rglob("*"):
+        rel = path.relative_to(src)
+        if rel.parts[0] in ("target", "lambda.zip") or not path.is_file():
+            continue
+        write_if_changed(dest / rel, path.read_text())
     return dest
 
 
-class Tool:
-    def __init__(self, name, workdir, arch):
-        self.name, self.dir, self.arch = name, workdir, arch
-        self.env = dict(os.environ, CARGO_TARGET_DIR=str(workdir / "target"))
+# --- the two tools ---------------------------------------------------------------------------
 
-    def build(self, extra=()):
-        return run(self.command() + list(extra), self.dir, self.env)
+class Tool:
+    """One tool building one project directory with its own target dir."""
+
+    # --tiny: one kept target dir per tool, shared by the echo copy and the workspace, so the
+    # dependencies compile once there (or never, in the tests' shared fixture target dir).
+    tiny_targets = {}
+
+    def __init__(self, name, workdir, arch, bins=("echo",), extra=(), workspace=False):
+        self.name, self.dir, self.arch, self.bins = name, Path(workdir), arch, list(bins)
+        self.extra, self.workspace = list(extra), workspace
+        self.target = Tool.tiny_targets.get(name, self.dir / "target")
+        self.env = dict(os.environ, CARGO_TARGET_DIR=str(self.target))
+        self.env.pop("SOURCE_DATE_EPOCH", None)
+
+    def build(self, tree_memory=False):
+        return run(self.command() + self.extra, self.dir, self.env, tree_memory)
+
+    def clean(self):
+        shutil.rmtree(self.target, ignore_errors=True)
+        for bin_ in self.bins:
+            self.zip_path(bin_).unlink(missing_ok=True)
 
 
 class Ours(Tool):
     exe = None
 
     def command(self):
-        return [str(self.exe), "lambda-build", "--zip", "--arch", self.arch, "-q"]
+        every = ["--workspace"] if self.workspace else []
+        return [self.exe, "lambda-build", "--zip", "--arch", self.arch, "-q"] + every
 
-    def zip_path(self):
-        return self.dir / "lambda.zip"
+    def zip_path(self, bin_="echo"):
+        return self.dir / bin_ / "lambda.zip" if len(self.bins) > 1 else self.dir / "lambda.zip"
 
 
 class Theirs(Tool):
@@ -82,30 +228,60 @@ class Theirs(Tool):
         flag = "--x86-64" if self.arch == "x86_64" else "--arm64"
         return ["cargo-lambda", "lambda", "build", "--release", "--output-format", "zip", flag]
 
-    def zip_path(self):
-        return self.dir / "target" / "lambda" / "echo" / "bootstrap.zip"
+    def zip_path(self, bin_="echo"):
+        return self.target / "lambda" / bin_ / "bootstrap.zip"
 
 
-def median_of(n, fn):
-    return statistics.median(fn() for _ in range(n))
+class Editor:
+    """Real edits: the greeting literal of one function's main.rs changes, every time to a new
+    text, and the zip must show it."""
+
+    def __init__(self):
+        self.count = 0
+
+    def edit(self, tool, bin_, main_rs):
+        self.count += 1
+        marker = f"hello{os.getpid()}x{self.count}"
+        text = main_rs.read_text()
+        if not GREETING.search(text):
+            raise BenchError(f"no greeting literal to edit in {main_rs}")
+        main_rs.write_text(GREETING.sub(f'"{marker}, {{}}"', text, count=1))
+        zip_path = tool.zip_path(bin_)
+        before = sha256(zip_path)
+        sample = tool.build()
+        if sha256(zip_path) == before:
+            raise BenchError(f"{tool.name}: the edit of {main_rs} left {zip_path} unchanged")
+        if marker.encode() not in read_executable(zip_path):
+            raise BenchError(f"{tool.name}: {zip_path} does not hold the edited string {marker}")
+        return sample
 
 
-def edit_rebuild(tool):
-    """A real edit (the greeting changes), so the binary changes and must be zipped again."""
-    main_rs = tool.dir / "src" / "main.rs"
-    original = main_rs.read_text()
-    counter = iter(range(1, 1000))
-
-    def once():
-        main_rs.write_text(original.replace('"hello, {}"', f'"hello{next(counter)}, {{}}"'))
-        return tool.build()
-    return median_of(EDIT_RUNS, once)
+def noop(tool, bins):
+    zips = {b: sha256(tool.zip_path(b)) for b in bins}
+    sample = tool.build()
+    if isinstance(tool, Ours) and any(sha256(tool.zip_path(b)) != h for b, h in zips.items()):
+        raise BenchError(f"{tool.name}: a no-op build rewrote the zip's bytes")
+    return sample
 
 
-def bootstrap_size(zip_path):
+def read_executable(zip_path):
     with zipfile.ZipFile(zip_path) as z:
-        return z.getinfo("bootstrap").file_size
+        return z.read("bootstrap")
 
+
+def zip_facts(zip_path):
+    with zipfile.ZipFile(zip_path) as z:
+        if z.testzip() is not None:
+            raise BenchError(f"{zip_path}: a corrupt entry")
+        return {"zip": Path(zip_path).stat().st_size, "bootstrap": z.getinfo("bootstrap").file_size}
+
+
+def pair_order(i, a, b):
+    """Pairs alternate: a b, b a, a b, ..."""
+    return (a, b) if i % 2 == 0 else (b, a)
+
+
+# --- start-up --------------------------------------------------------------------------------
 
 def first_next_delay(bootstrap):
     """Seconds from spawning bootstrap to its first `next` request on a local listener."""
@@ -141,18 +317,8 @@ def first_next_delay(bootstrap):
     proc.wait()
     server.close()
     if not ok or "t" not in arrival:
-        sys.exit(f"benchmark: {bootstrap} never asked for /runtime/invocation/next")
+        raise BenchError(f"{bootstrap} never asked for /runtime/invocation/next")
     return arrival["t"] - start
-
-
-def startup_times(bootstraps, starts):
-    """Median start-up of each bootstrap; the starts alternate between them, so a change in
-    the machine's load during the measurement weighs on all of them alike."""
-    samples = [[] for _ in bootstraps]
-    for _ in range(starts):
-        for i, bootstrap in enumerate(bootstraps):
-            samples[i].append(first_next_delay(bootstrap))
-    return [statistics.median(s) for s in samples]
 
 
 def extract_bootstrap(zip_path, into):
@@ -163,133 +329,560 @@ def extract_bootstrap(zip_path, into):
     return path
 
 
-def docker_available(exe):
-    help_text = subprocess.run([str(exe), "lambda-build", "--help"], capture_output=True,
+# --- rows ------------------------------------------------------------------------------------
+
+def row(key, metric, unit, ours, theirs=None, goal=None, note=None):
+    """ours / theirs: lists of samples (or None). The ratio is of the medians."""
+    o, t = summary(ours or []), summary(theirs or [])
+    ratio = o["median"] / t["median"] if o and t and t["median"] else None
+    kind = GOALS.get(goal) if goal else None
+    met = None
+    if kind and o:
+        if kind[0] == "abs":
+            met = o["median"] <= kind[1]
+        elif ratio is not None:
+            met = ratio <= kind[1]
+    return {"key": key, "metric": metric, "unit": unit, "ours": o, "theirs": t, "ratio": ratio,
+            "goal": None if not kind else
+            (f"<= {kind[1]}" if kind[0] == "ratio" else f"<= {kind[1]} s"),
+            "met": met, "note": note}
+
+
+def skipped(key, metric, why):
+    return {"key": key, "metric": metric, "unit": "s", "ours": None, "theirs": None,
+            "ratio": None, "goal": None, "met": None, "note": f"not measured: {why}"}
+
+
+# --- the echo rows ---------------------------------------------------------------------------
+
+def warm_up(work, archs, their_too, tiny):
+    """Crates downloaded and unpacked, and one untimed build per tool and architecture, before
+    any timed build: the first build of a run would otherwise pay for both tools."""
+    for lock_dir in [FIXTURE]:
+        say(f"warm-up: cargo fetch ({lock_dir.name})")
+        run(["cargo", "fetch", "--locked", "--manifest-path", lock_dir / "Cargo.toml"], lock_dir)
+    if tiny:
+        return
+    for arch in archs:
+        tools = [Ours("ours", sync_tree(FIXTURE, work / f"warm-ours-{arch}"), arch)]
+        if their_too:
+            tools.append(Theirs("theirs", sync_tree(FIXTURE, work / f"warm-theirs-{arch}"), arch))
+        for tool in tools:
+            say(f"warm-up: {arch}: {tool.name}: untimed build in a scratch copy")
+            tool.build()
+            shutil.rmtree(tool.dir, ignore_errors=True)  # even with --work: scratch
+
+
+def echo_rows(work, arch, opts, editor):
+    ours = Ours("ours", sync_tree(FIXTURE, work / f"ours-{arch}"), arch)
+    theirs = Theirs("theirs", sync_tree(FIXTURE, work / f"theirs-{arch}"), arch)
+    tools = (ours, theirs)
+    cold = {t.name: [] for t in tools}
+    noops = {t.name: [] for t in tools}
+    edits = {t.name: [] for t in tools}
+    main_rs = {t.name: t.dir / "src" / "main.rs" for t in tools}
+    for i in range(opts.pairs):
+        order = pair_order(i, ours, theirs)
+        for tool in order:
+            if opts.tiny:
+                tool.build()  # kept target dirs: this is no cold build, so it is not a row
+            else:
+                say(f"{arch}: pair {i + 1}/{opts.pairs}: {tool.name}: cold build")
+                tool.clean()
+                cold[tool.name].append(tool.build()["s"])
+        for _ in range(opts.reps):
+            for tool in order:
+                noops[tool.name].append(noop(tool, ["echo"])["s"])
+        say(f"{arch}: pair {i + 1}/{opts.pairs}: edit-rebuild-zip")
+        for _ in range(opts.reps):
+            for tool in order:
+                edits[tool.name].append(editor.edit(tool, "echo", main_rs[tool.name])["s"])
+    facts = {t.name: zip_facts(t.zip_path()) for t in tools}
+    rows = []
+    if opts.tiny:
+        rows.append(skipped("cold", f"cold build, {arch}", "--tiny keeps its target dirs"))
+    else:
+        rows.append(row("cold", f"cold build, {arch}", "s", cold["ours"], cold["theirs"], "cold"))
+    rows += [
+        row("noop", f"no-op build, {arch}", "s", noops["ours"], noops["theirs"], "noop"),
+        row("edit", f"edit-rebuild-zip, {arch}", "s", edits["ours"], edits["theirs"], "edit"),
+        row("zip", f"zip, default, {arch}", "B", [facts["ours"]["zip"]],
+            [facts["theirs"]["zip"]], "zip"),
+        row("bootstrap", f"bootstrap, {arch}", "B", [facts["ours"]["bootstrap"]],
+            [facts["theirs"]["bootstrap"]]),
+    ]
+    if arch != "x86_64":
+        discard(opts, *tools)
+        return rows
+    if opts.tiny:
+        rows.append(skipped("small", "zip, `--small`, x86_64", "--tiny"))
+    else:
+        say("x86_64: ours: --small")
+        small = Ours("small", sync_tree(FIXTURE, work / "ours-small"), arch, extra=["--small"])
+        small.build()
+        rows.append(row("small", "zip, `--small`, x86_64", "B",
+                        [zip_facts(small.zip_path())["zip"]], [facts["theirs"]["zip"]], "small"))
+        discard(opts, small)
+    say("x86_64: start-up times")
+    boots = [extract_bootstrap(t.zip_path(), work / f"{t.name}-boot") for t in tools]
+    starts = [[], []]
+    for i in range(opts.starts):
+        for j in pair_order(i, 0, 1):
+            starts[j].append(first_next_delay(boots[j]))
+    rows.append(row("startup", "start-up to first next, x86_64", "s", starts[0], starts[1],
+                    "startup"))
+    # Our overhead over the cargo command we run (same flags, same environment), alternating.
+    plain_cmd = ["cargo", "build", "--message-format", "json-render-diagnostics",
+                 "--target", "x86_64-unknown-linux-gnu", "--profile", "release",
+                 "--manifest-path", ours.dir / "Cargo.toml", "--bin", "echo", "--color", "never"]
+    plain_env = dict(ours.env, CARGO_PROFILE_RELEASE_STRIP="symbols")
+    ours_noop, plain = [], []
+    for i in range(max(opts.reps, 3)):
+        for which in pair_order(i, "ours", "plain"):
+            if which == "ours":
+                ours_noop.append(noop(ours, ["echo"])["s"])
+            else:
+                plain.append(run(plain_cmd, ours.dir, plain_env)["s"])
+    overhead = statistics.median(ours_noop) - statistics.median(plain)
+    discard(opts, *tools)
+    rows.append(row("overhead", "our overhead over plain `cargo build`, no-op", "s", [overhead],
+                    None, "overhead", note=f"plain cargo no-op {statistics.median(plain):.3f} s"))
+    return rows
+
+
+def discard(opts, *tools):
+    """Each copy's target dir takes hundreds of MB: a run without --work removes it once its rows
+    are taken."""
+    if not opts.work:
+        for tool in tools:
+            shutil.rmtree(tool.dir, ignore_errors=True)
+
+
+# --- Docker ----------------------------------------------------------------------------------
+
+def engine_hosts():
+    """The local engine and the one that shares no file system (its address from the
+    environment, or from the file .ci/remote-docker.sh writes)."""
+    local = os.environ.get("DOCKER_HOST")
+    if not local and Path("/run/cargo-lambda-build/docker.sock").exists():
+        local = "unix:///run/cargo-lambda-build/docker.sock"
+    remote = os.environ.get("LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST")
+    env_file = Path("/var/cache/cargo-lambda-build/remote-env.sh")
+    if not remote and env_file.is_file():
+        found = re.search(r"LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST=(\S+)", env_file.read_text())
+        remote = found.group(1) if found else None
+    return [("local", "local engine", local), ("remote", "engine sharing no files", remote)]
+
+
+def docker_rows(work, opts, editor):
+    help_text = subprocess.run([str(Ours.exe), "lambda-build", "--help"], capture_output=True,
                                text=True).stdout
-    if "--docker" not in help_text:
-        return False, "this build has no --docker"
-    probe = subprocess.run(["docker", "version"], capture_output=True)
-    return probe.returncode == 0, "no Docker engine answers"
+    rows = []
+    for slug, label, host in engine_hosts():
+        if slug not in opts.engines:
+            continue
+        keys = [("docker-cold", f"`--docker` cold, {label}, x86_64"),
+                ("docker-noop", f"`--docker` no-op, {label}, x86_64"),
+                ("docker-edit", f"`--docker` edit-rebuild-zip, {label}, x86_64")]
+        why = None
+        if "--docker" not in help_text:
+            why = "this build has no --docker"
+        elif not host:
+            why = "no address for this engine"
+        elif subprocess.run(["docker", "version"], capture_output=True,
+                            env=dict(os.environ, DOCKER_HOST=host)).returncode != 0:
+            why = f"no Docker engine answers at {host}"
+        if why:
+            say(f"docker rows skipped ({label}): {why}")
+            rows += [skipped(k, m, why) for k, m in keys]
+            continue
+        try:
+            rows += docker_engine_rows(work, opts, editor, slug, label, host, keys)
+        except BenchError as e:
+            say(f"docker rows failed ({label}): {e}")
+            rows += [skipped(k, m, f"failed: {str(e).splitlines()[0]}") for k, m in keys]
+    return rows
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--archs", default="x86_64,arm64")
-    parser.add_argument("--starts", type=int, default=30)
-    parser.add_argument("--json", default=str(REPO / "bench" / "results.json"))
-    args = parser.parse_args()
-    archs = args.archs.split(",")
-    if not shutil.which("cargo-lambda"):
-        sys.exit("benchmark: cargo-lambda is not on PATH: pip install cargo-lambda")
+def docker_engine_rows(work, opts, editor, slug, label, host, keys):
+    def project(name):
+        tool = Ours(f"docker-{slug}", sync_tree(FIXTURE, work / name), "x86_64",
+                    extra=["--docker"])
+        tool.env["DOCKER_HOST"] = host
+        if opts.base_image:
+            # The tests' image (.ci/docker.sh): the bundled image needs a network to build.
+            (tool.dir / "lambda.Dockerfile").write_text(f"FROM {opts.base_image}\n")
+        return tool
 
-    print("building cargo-lambda-build (release)...", file=sys.stderr)
-    run(["cargo", "build", "--release", "--locked"], REPO)
-    Ours.exe = REPO / "target" / "release" / "cargo-lambda-build"
-    their_version = subprocess.run(["cargo-lambda", "lambda", "--version"], capture_output=True,
-                                   text=True).stdout.strip()
-
-    rows = []  # (metric, ours, theirs, unit, goal ratio or None, lower is better)
-    work = Path(tempfile.mkdtemp(prefix="lambda-bench-"))
+    say(f"docker ({label}): untimed build (the image, if missing)")
+    warm = project(f"docker-{slug}-warm")
+    warm.build()
+    projects = [warm]
+    cold, noops, edits = [], [], []
     try:
-        for arch in archs:
-            ours = Ours("ours", copy_fixture(work / f"ours-{arch}"), arch)
-            theirs = Theirs("theirs", copy_fixture(work / f"theirs-{arch}"), arch)
-            for tool in (ours, theirs):
-                print(f"{arch}: {tool.name}: cold build...", file=sys.stderr)
-                tool.cold = tool.build()
-                tool.noop = median_of(NOOP_RUNS, tool.build)
-                print(f"{arch}: {tool.name}: edit, rebuild, zip...", file=sys.stderr)
-                tool.edit = edit_rebuild(tool)
-                tool.zip = tool.zip_path().stat().st_size
-                tool.bootstrap = bootstrap_size(tool.zip_path())
-            rows += [
-                (f"cold build ({arch})", ours.cold, theirs.cold, "s", None),
-                (f"no-op build ({arch})", ours.noop, theirs.noop, "s", 0.5),
-                (f"edit-rebuild-zip ({arch})", ours.edit, theirs.edit, "s", 0.5),
-                (f"bootstrap size ({arch})", ours.bootstrap, theirs.bootstrap, "B", None),
-                (f"zip size, default ({arch})", ours.zip, theirs.zip, "B", 1.5),
-            ]
-            if arch == "x86_64":
-                print("x86_64: ours: --small...", file=sys.stderr)
-                small_dir = work / "ours-small"
-                small = Ours("small", copy_fixture(small_dir), arch)
-                small.build(["--small"])
-                rows.append(("zip size, --small (x86_64)", small.zip_path().stat().st_size,
-                             theirs.zip, "B", 0.95))
-                print("x86_64: start-up times...", file=sys.stderr)
-                ours_boot = extract_bootstrap(ours.zip_path(), work / "ours-boot")
-                their_boot = extract_bootstrap(theirs.zip_path(), work / "theirs-boot")
-                ours_start, their_start = startup_times([ours_boot, their_boot], args.starts)
-                rows.append(("start-up to first next (x86_64)", ours_start, their_start, "s",
-                             1.1))
-                # Our overhead over the cargo command we run (same flags, same environment).
-                cargo_cmd = ["cargo", "build", "--message-format", "json-render-diagnostics",
-                             "--target", "x86_64-unknown-linux-gnu", "--profile", "release",
-                             "--manifest-path", str(ours.dir / "Cargo.toml"), "--bin", "echo",
-                             "--color", "never"]
-                cargo_env = dict(ours.env, CARGO_PROFILE_RELEASE_STRIP="symbols")
-                plain = median_of(NOOP_RUNS, lambda: run(cargo_cmd, ours.dir, cargo_env))
-                rows.append(("overhead over plain cargo, no-op (x86_64)", ours.noop - plain,
-                             None, "s", None))
-
-        available, why = docker_available(Ours.exe)
-        if available:
-            docker = Ours("docker", copy_fixture(work / "ours-docker"), "x86_64")
-            print("docker: cold (image present), no-op...", file=sys.stderr)
-            docker.build(["--docker"])  # builds the image if needed; not timed
-            run(["rm", "-rf", str(docker.dir / "target")], docker.dir)
-            docker_cold = docker.build(["--docker"])
-            docker_noop = median_of(NOOP_RUNS, lambda: docker.build(["--docker"]))
-            rows += [("docker cold, image present (x86_64)", docker_cold, None, "s", None),
-                     ("docker no-op (x86_64)", docker_noop, None, "s", ABSOLUTE_3S)]
-        else:
-            print(f"docker rows skipped: {why}", file=sys.stderr)
+        for i in range(opts.pairs):
+            say(f"docker ({label}): {i + 1}/{opts.pairs}: cold, no-op, edit")
+            if opts.tiny:
+                tool = warm  # kept target dir and volumes: no cold build
+            else:
+                # A new path is a new project: new volumes on an engine that cannot see the
+                # files, a new target dir on one that can.
+                tool = project(f"docker-{slug}-{i}")
+                projects.append(tool)
+                cold.append(tool.build()["s"])
+            for _ in range(opts.reps):
+                noops.append(noop(tool, ["echo"])["s"])
+            for _ in range(opts.reps):
+                edits.append(editor.edit(tool, "echo", tool.dir / "src" / "main.rs")["s"])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    print_table(rows, their_version)
-    results = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": platform.python_version()},
-        "cargo_lambda": their_version,
-        "rows": [{"metric": m, "ours": o, "theirs": t, "unit": u,
-                  "ratio": (o / t if t else None), "goal": g, "met": met(o, t, g)}
-                 for m, o, t, u, g in rows],
-    }
-    Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
-    print(f"\nwrote {args.json}", file=sys.stderr)
+        if slug == "remote" and not opts.work:
+            remove_volumes(host, [p.dir for p in projects])
+        discard(opts, *projects)
+    if opts.tiny:
+        first = skipped(keys[0][0], keys[0][1], "--tiny keeps its target dirs")
+    else:
+        first = row(keys[0][0], keys[0][1], "s", cold)
+    return [first,
+            row(keys[1][0], keys[1][1], "s", noops, goal="docker-noop"),
+            row(keys[2][0], keys[2][1], "s", edits)]
 
 
-def met(ours, theirs, goal):
-    if goal == ABSOLUTE_3S:
-        return ours <= 3.0
-    if goal is None or not theirs:
-        return None
-    return ours / theirs <= goal
+def remove_volumes(host, roots):
+    """The volumes of the benchmark's projects on an engine that cannot see the files (named as
+    src/build/docker/sync.rs::volume_names does): they would otherwise stay on the engine."""
+    names = []
+    for root in roots:
+        key = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+        names += [f"cargo-lambda-build-{key}-x86_64-{k}" for k in ("src", "registry", "target")]
+    subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True,
+                   env=dict(os.environ, DOCKER_HOST=host))
 
+
+# --- many functions --------------------------------------------------------------------------
+
+def write_workspace(root, n):
+    """N small lambda_runtime functions (the echo fixture's source and dependencies, each with
+    its own greeting) in one workspace, with the echo fixture's lock file."""
+    root.mkdir(parents=True, exist_ok=True)
+    names = [f"f{i:03}" for i in range(1, n + 1)]
+    deps = FIXTURE.joinpath("Cargo.toml").read_text().split("[dependencies]")[1]
+    deps = deps.split("[workspace]")[0].strip()
+    source = FIXTURE.joinpath("src", "main.rs").read_text()
+    files = {"Cargo.toml": "[workspace]\nresolver = \"3\"\nmembers = [" +
+             ", ".join(f'"{m}"' for m in names) + "]\n\n[workspace.dependencies]\n" + deps + "\n",
+             "Cargo.lock": FIXTURE.joinpath("Cargo.lock").read_text()}
+    for name in names:
+        files[f"{name}/Cargo.toml"] = (
+            f'[package]\nname = "{name}"\nversion = "0.1.0"\nedition = "2024"\npublish = false\n\n'
+            "[dependencies]\nlambda_runtime.workspace = true\nserde.workspace = true\n"
+            "serde_json.workspace = true\ntokio.workspace = true\n")
+        files[f"{name}/src/main.rs"] = source.replace('"hello, {}"', f'"hello from {name}, {{}}"')
+    for rel, text in files.items():
+        write_if_changed(root / rel, text)
+    return names
+
+
+def scale_rows(work, opts, editor):
+    results = []
+    for k, n in enumerate(opts.scale):
+        tools = []
+        for cls, name in ((Ours, "ours"), (Theirs, "theirs")):
+            root = work / f"scale-{name}-{n}"
+            bins = write_workspace(root, n)
+            # The members join the echo lock file's resolution offline; not timed.
+            run(["cargo", "fetch", "--offline", "--manifest-path", root / "Cargo.toml"], root)
+            tools.append(cls(name, root, "x86_64", bins=bins, workspace=True))
+        ours, theirs = tools
+        result = {"n": n}
+        for tool in pair_order(k, ours, theirs):
+            say(f"scale: {n} functions: {tool.name}: cold")
+            if not opts.tiny:
+                tool.clean()
+            cold = tool.build(tree_memory=True)
+            noops = [noop(tool, tool.bins)["s"] for _ in range(opts.reps)]
+            main_rs = tool.dir / tool.bins[0] / "src" / "main.rs"
+            edits = [editor.edit(tool, tool.bins[0], main_rs)["s"] for _ in range(opts.reps)]
+            for bin_ in tool.bins:
+                zip_facts(tool.zip_path(bin_))
+            result[tool.name] = {
+                "cold": None if opts.tiny else cold["s"],
+                "noop": summary(noops), "edit": summary(edits),
+                "peak_tree_bytes": cold["tree"], "peak_process_bytes": cold["maxrss"]}
+        results.append(result)
+        discard(opts, ours, theirs)
+    return results
+
+
+def plot(scale, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed (pip install matplotlib)"
+    ns = [r["n"] for r in scale]
+    panels = [("cold build (s)", lambda r: r["cold"]),
+              ("no-op (s, median)", lambda r: r["noop"]["median"]),
+              ("edit one function (s, median)", lambda r: r["edit"]["median"]),
+              ("peak memory, whole run (MiB)", lambda r: (r["peak_tree_bytes"] or 0) / 2**20)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (title, get) in zip(axes, panels):
+        for tool, label, style in (("ours", "cargo-lambda-build", "o-"),
+                                   ("theirs", "cargo-lambda", "s--")):
+            ys = [get(r[tool]) for r in scale]
+            if any(y is None for y in ys):
+                continue
+            ax.plot(ns, ys, style, label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("functions in the workspace")
+        ax.set_xscale("log")
+        ax.set_xticks(ns, [str(n) for n in ns])
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=8)  # the no-op panel always has both lines
+    fig.tight_layout()
+    # No date in the SVG, so the same numbers give the same file.
+    fig.savefig(path, metadata={"Date": None} if str(path).endswith(".svg") else None)
+    plt.close(fig)
+    return None
+
+
+# --- output ----------------------------------------------------------------------------------
 
 def fmt(value, unit):
     if value is None:
-        return "-"
+        return ""
     if unit == "s":
-        return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
+        return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
     return f"{value / 1024:.1f} KiB"
 
 
-def print_table(rows, their_version):
-    print(f"\ncargo-lambda-build vs {their_version}\n")
-    header = f"{'metric':<44} {'ours':>12} {'theirs':>12} {'ratio':>7} {'goal':>10}"
+def cell(summary_, unit):
+    if not summary_:
+        return ""
+    text = fmt(summary_["median"], unit)
+    if summary_["n"] > 1:
+        text += f" ({fmt(summary_['min'], unit)} to {fmt(summary_['max'], unit)}, n={summary_['n']})"
+    return text
+
+
+def results_markdown(results):
+    load = results["load_average"]
+    lines = [
+        f"Run of {results['date']}: {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['platform']}, {results['cargo_lambda']}, "
+        f"{results['settings']['pairs']} pair(s) per row, {results['settings']['reps']} no-op "
+        f"and edit sample(s) per pair and tool. Load average (1, 5, 15 min) before: "
+        f"{load['before']['1m']}, {load['before']['5m']}, {load['before']['15m']}; after: "
+        f"{load['after']['1m']}, {load['after']['5m']}, {load['after']['15m']}."
+        + (" **A --tiny run: a check that the script works, not a measurement.**"
+           if results["settings"]["tiny"] else ""),
+        "",
+        "Each cell: median (min to max, n = samples). Ratio: ours / theirs, of the medians.",
+        "",
+        "| metric | ours | cargo-lambda | ours / theirs | goal | |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in results["rows"]:
+        ratio = f"**{r['ratio']:.2f}**" if r["ratio"] is not None and r["met"] else (
+            f"{r['ratio']:.2f}" if r["ratio"] is not None else "")
+        verdict = {True: "met", False: "missed", None: ""}[r["met"]]
+        if r["note"]:
+            verdict = f"{verdict}; {r['note']}" if verdict else r["note"]
+        goal = (r["goal"] or "").replace("<=", "≤")
+        lines.append(f"| {r['metric']} | {cell(r['ours'], r['unit'])} | "
+                     f"{cell(r['theirs'], r['unit'])} | {ratio} | {goal} | {verdict} |")
+    return "\n".join(lines)
+
+
+def scale_markdown(results):
+    scale = results.get("scale") or []
+    if not scale:
+        return "Not measured in the latest run."
+    lines = [
+        "x86_64; each tool builds the whole workspace in one command (ours: `cargo lambda-build "
+        "--workspace --zip`; cargo-lambda: `cargo lambda build --release --output-format zip`). "
+        "No-op and edit: median of the samples; peak memory: the summed resident memory of the "
+        "whole process tree, sampled every 0.2 s (largest single process in brackets).",
+        "",
+        "| functions | tool | cold | cold per function | no-op | edit one function | "
+        "peak memory |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in scale:
+        for tool, name in (("ours", "cargo-lambda-build"), ("theirs", "cargo-lambda")):
+            t = r[tool]
+            per = fmt(t["cold"] / r["n"], "s") if t["cold"] is not None else ""
+            mem = (f"{(t['peak_tree_bytes'] or 0) / 2**20:.0f} MiB "
+                   f"({t['peak_process_bytes'] / 2**20:.0f} MiB)")
+            lines.append(f"| {r['n']} | {name} | {fmt(t['cold'], 's')} | {per} | "
+                         f"{fmt(t['noop']['median'], 's')} | {fmt(t['edit']['median'], 's')} | "
+                         f"{mem} |")
+    if results.get("plot"):
+        lines += ["", f"![cost as the workspace grows]({results['plot']})"]
+    elif results.get("plot_skipped"):
+        lines += ["", f"No plot: {results['plot_skipped']}."]
+    return "\n".join(lines)
+
+
+def render(markdown_path, results):
+    """Replaces what lies between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
+    text = Path(markdown_path).read_text()
+    for name, body in (("results", results_markdown(results)),
+                       ("scale", scale_markdown(results))):
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+        if not pattern.search(text):
+            raise BenchError(f"{markdown_path} has no <!-- bench:{name} --> ... "
+                             f"<!-- /bench:{name} --> markers")
+        text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+    Path(markdown_path).write_text(text)
+
+
+def print_table(results):
+    print(f"\ncargo-lambda-build vs {results['cargo_lambda']}\n")
+    header = f"{'metric':<52} {'ours':>12} {'theirs':>12} {'ratio':>7} {'goal':>12}"
     print(header)
     print("-" * len(header))
-    for metric, ours, theirs, unit, goal in rows:
-        ratio = f"{ours / theirs:.2f}" if theirs else "-"
-        goal_text = "<=3s" if goal == ABSOLUTE_3S else f"<={goal}" if goal is not None else ""
-        verdict = met(ours, theirs, goal)
-        if verdict is not None:
-            goal_text += " ok" if verdict else " MISS"
-        print(f"{metric:<44} {fmt(ours, unit):>12} {fmt(theirs, unit):>12} {ratio:>7} {goal_text:>10}")
+    for r in results["rows"]:
+        o = fmt(r["ours"]["median"], r["unit"]) if r["ours"] else "-"
+        t = fmt(r["theirs"]["median"], r["unit"]) if r["theirs"] else "-"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        goal = (r["goal"] or "") + {True: " ok", False: " MISS", None: ""}[r["met"]]
+        print(f"{r['metric']:<52} {o:>12} {t:>12} {ratio:>7} {goal:>12}"
+              + (f"  ({r['note']})" if r["note"] else ""))
+    for r in results.get("scale") or []:
+        for tool in ("ours", "theirs"):
+            t = r[tool]
+            print(f"scale {r['n']:>3} {tool:<7} cold {fmt(t['cold'], 's'):>10} "
+                  f"no-op {fmt(t['noop']['median'], 's'):>10} "
+                  f"edit {fmt(t['edit']['median'], 's'):>10} "
+                  f"peak {(t['peak_tree_bytes'] or 0) / 2**20:.0f} MiB")
+
+
+# --- main ------------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", help="architectures of the echo rows (default x86_64,arm64; "
+                                        "empty: none)")
+    parser.add_argument("--pairs", type=int, default=3,
+                        help="pairs of builds per row (order alternates)")
+    parser.add_argument("--reps", type=int, default=3,
+                        help="no-op and edit samples per pair and tool")
+    parser.add_argument("--starts", type=int, default=30)
+    parser.add_argument("--scale", help="workspace sizes, comma-separated (default 1,5,20,50; "
+                                        "empty: none)")
+    parser.add_argument("--docker", action="store_true",
+                        help="also the --docker rows, on each engine that answers")
+    parser.add_argument("--engines", default="local,remote",
+                        help="for --docker: which engines (local: DOCKER_HOST; remote: "
+                             "LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST)")
+    parser.add_argument("--base-image", default=os.environ.get("LAMBDA_BUILD_TEST_BASE_IMAGE"),
+                        help="for --docker: a lambda.Dockerfile FROM this image (default: the "
+                             "tests' LAMBDA_BUILD_TEST_BASE_IMAGE; unset: the bundled image)")
+    parser.add_argument("--exe", help="the cargo-lambda-build binary (default: build it in "
+                                      "release)")
+    parser.add_argument("--work", help="keep the copies and target dirs here (default: a "
+                                       "temporary directory, removed)")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a check that the script runs: x86_64, one pair, one sample, one "
+                             "function, no cold rows, kept target dirs; needs --work")
+    parser.add_argument("--ours-target-dir",
+                        help="--tiny: the target dir our builds share (default: one under --work)")
+    parser.add_argument("--json", default=str(REPO / "bench" / "results.json"))
+    parser.add_argument("--markdown", default=str(REPO / "BENCHMARKS.md"),
+                        help="the file whose bench markers receive the tables")
+    parser.add_argument("--plot", default=str(REPO / "bench" / "scale.svg"))
+    parser.add_argument("--render-only", action="store_true",
+                        help="only render --json's results into --markdown")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        if not args.work:
+            parser.error("--tiny needs --work DIR (its target dirs are kept between runs)")
+        args.pairs, args.reps, args.starts = 1, 1, 3
+    if args.archs is None:
+        args.archs = "x86_64" if args.tiny else "x86_64,arm64"
+    if args.scale is None:
+        args.scale = "1" if args.tiny else "1,5,20,50"
+    args.engines = [e for e in args.engines.split(",") if e]
+    args.archs = [a for a in args.archs.split(",") if a]
+    args.scale = [int(n) for n in args.scale.split(",") if n]
+    return args
+
+
+def main(argv=None):
+    opts = parse_args(argv)
+    if opts.render_only:
+        render(opts.markdown, json.loads(Path(opts.json).read_text()))
+        say(f"rendered {opts.json} into {opts.markdown}")
+        return
+    if not shutil.which("cargo-lambda"):
+        raise BenchError("cargo-lambda is not on PATH: pip install cargo-lambda")
+    if opts.exe:
+        Ours.exe = Path(opts.exe).resolve()
+    else:
+        say("building cargo-lambda-build (release)...")
+        run(["cargo", "build", "--release", "--locked"], REPO)
+        Ours.exe = REPO / "target" / "release" / "cargo-lambda-build"
+    their_version = subprocess.run(["cargo-lambda", "lambda", "--version"], capture_output=True,
+                                   text=True).stdout.strip()
+
+    load_before = load_average()
+    say(f"load average before: {load_before}")
+    started = time.time()
+    work = Path(opts.work).resolve() if opts.work else Path(tempfile.mkdtemp(prefix="lambda-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if opts.tiny:
+        Tool.tiny_targets = {"ours": Path(opts.ours_target_dir or work / "target-ours").resolve(),
+                             "theirs": work / "target-theirs"}
+    editor = Editor()
+    rows, scale = [], []
+    try:
+        warm_up(work, opts.archs, True, opts.tiny)
+        for arch in opts.archs:
+            rows += echo_rows(work, arch, opts, editor)
+        if opts.docker:
+            rows += docker_rows(work, opts, editor)
+        else:
+            rows.append(skipped("docker-noop", "`--docker` no-op, local engine, x86_64",
+                                "run with --docker"))
+        scale = scale_rows(work, opts, editor)
+    finally:
+        if not opts.work:
+            shutil.rmtree(work, ignore_errors=True)
+    load_after = load_average()
+    say(f"load average after: {load_after}")
+
+    results = {
+        "schema": SCHEMA,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": platform.python_version()},
+        "cargo_lambda": their_version,
+        "settings": {"pairs": opts.pairs, "reps": opts.reps, "starts": opts.starts,
+                     "archs": opts.archs, "scale": opts.scale, "docker": opts.docker,
+                     "tiny": opts.tiny},
+        "load_average": {"before": load_before, "after": load_after},
+        "rows": rows,
+        "scale": scale,
+    }
+    if scale:
+        why = plot(scale, opts.plot)
+        if why:
+            say(f"no plot: {why}")
+            results["plot_skipped"] = why
+        else:
+            results["plot"] = os.path.relpath(opts.plot, Path(opts.markdown).resolve().parent)
+    Path(opts.json).write_text(json.dumps(results, indent=2) + "\n")
+    render(opts.markdown, results)
+    print_table(results)
+    say(f"\nwrote {opts.json} and the tables of {opts.markdown} in {results['duration_s']} s")
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except BenchError as e:
+        sys.exit(f"benchmark: {e}")

@@ -75,7 +75,7 @@ const EXTENSION: Template = Template {
 
 /// A `lambda_http` function; its SAM template declares a Function URL.
 const HTTP: Template = Template {
-    cargo_toml: include_str!("../templates/new/http/Cargo.toml"),
+    cargo_toml: include_str!("../templates/new/http/Cargo.toml.in"),
     cargo_lock: include_str!("../templates/new/http/Cargo.lock"),
     main_rs: include_str!("../templates/new/http/src/main.rs"),
     readme: include_str!("../templates/new/http/README.md"),

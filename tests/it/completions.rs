@@ -22,6 +22,17 @@ fn script(dir: &Path, shell: &str) -> PathBuf {
     path
 }
 
+/// [`script`] for `shell` in a fresh directory, when `shell` is installed to load it (the test
+/// is skipped, or fails in CI, when not).
+fn script_for_installed(shell: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    if !support::require_tool(shell) {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = script(dir.path(), shell);
+    Some((dir, path))
+}
+
 /// rustup's completion of cargo for `shell_dir` (`etc/bash_completion.d/cargo`,
 /// `share/zsh/site-functions/_cargo`), from the toolchain's sysroot.
 fn rustup_cargo_completion(relative: &str) -> Option<PathBuf> {
@@ -180,11 +191,9 @@ fn zsh_candidates(dir: &Path, setup: &str, line: &str) -> Vec<String> {
 
 #[test]
 fn zsh_completes_cargo_lambda_build_sourced_or_from_fpath() {
-    if !support::require_tool("zsh") {
+    let Some((dir, zsh)) = script_for_installed("zsh") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let zsh = script(dir.path(), "zsh");
+    };
     let compinit = "autoload -Uz compinit && compinit -u -D";
     // Sourced, with no completion for cargo: it completes `cargo` too.
     let sourced = format!("{compinit}; source {}", zsh.display());
@@ -217,11 +226,9 @@ fn zsh_completes_cargo_lambda_build_sourced_or_from_fpath() {
 
 #[test]
 fn fish_completes_cargo_lambda_build_beside_its_cargo_completion() {
-    if !support::require_tool("fish") {
+    let Some((dir, fish)) = script_for_installed("fish") else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let fish = script(dir.path(), "fish");
+    };
     let complete = |line: &str| -> Vec<String> {
         // Not `--no-config`, which also leaves out fish's own completions: a config of nobody's.
         let output = Command::new("fish")

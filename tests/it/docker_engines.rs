@@ -203,17 +203,8 @@ impl Service {
 
 impl Drop for Service {
     fn drop(&mut self) {
-        // SAFETY: the pid is our child's, not yet reaped.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        // SIGTERM, as a service manager stops an engine; then make sure.
+        support::child::stop(&mut self.child, libc::SIGTERM, Duration::from_secs(20));
     }
 }
 

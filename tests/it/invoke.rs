@@ -38,11 +38,7 @@ pub(crate) fn build_zip_with(fixture: &str, arch: &str, flags: &[&str]) -> PathB
         .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .expect("run cargo-lambda-build");
-    assert!(
-        output.status.success(),
-        "building {fixture} for {arch} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::assert_ran(&format!("building {fixture} for {arch}"), &output);
     outdir.join("lambda.zip")
 }
 
@@ -139,6 +135,19 @@ fn assert_lambda_error(payload: &Value, error_type: &str, message_part: &str) {
     assert!(message.contains(message_part), "{payload}");
 }
 
+/// The run failed (exit 1) and its answer to event `index` is that error; all its answers.
+fn assert_failed_at(
+    output: &Output,
+    index: usize,
+    error_type: &str,
+    message_part: &str,
+) -> Vec<Value> {
+    assert_exit(output, 1);
+    let payloads = payloads(output);
+    assert_lambda_error(&payloads[index], error_type, message_part);
+    payloads
+}
+
 #[test]
 fn echo_answers_and_reports_init_duration_and_memory() {
     let output = invoke(&[zip_arg(echo_zip()), "--data", r#"{"name":"x"}"#]);
@@ -232,13 +241,13 @@ fn events_on_stdin_and_a_panic_that_the_runtime_survives() {
 #[test]
 fn a_missing_setting_fails_init_with_runtime_exit_error() {
     let output = invoke(&[zip_arg(misbehave_zip()), "-d", r#"{"action":"count"}"#]);
-    assert_exit(&output, 1);
-    let payload = &payloads(&output)[0];
-    assert_lambda_error(
-        payload,
+    let payloads = assert_failed_at(
+        &output,
+        0,
         "Runtime.ExitError",
         "Error: Runtime exited with error: exit status 1",
     );
+    let payload = &payloads[0];
     let err = stderr(&output);
     // The function's own words, and the REPORT's status.
     assert!(err.contains("GREETING is not set"), "{err}");
@@ -251,11 +260,9 @@ fn a_missing_setting_fails_init_with_runtime_exit_error() {
         "{report:?}"
     );
     let id = report[0].trim_start_matches("REPORT RequestId: ");
+    let message = payload["errorMessage"].as_str().unwrap();
     assert!(
-        payload["errorMessage"]
-            .as_str()
-            .unwrap()
-            .starts_with(&format!("RequestId: {id} Error: ")),
+        message.starts_with(&format!("RequestId: {id} Error: ")),
         "{payload}"
     );
 }
@@ -271,9 +278,9 @@ fn an_init_error_posted_by_the_runtime_is_passed_through() {
         "-e",
         "MISBEHAVE_INIT_ERROR=1",
     ]);
-    assert_exit(&output, 1);
-    assert_lambda_error(
-        &payloads(&output)[0],
+    assert_failed_at(
+        &output,
+        0,
         "MisbehaveInit",
         "misbehave was asked to fail its init",
     );
@@ -290,10 +297,9 @@ fn a_timeout_kills_the_process_and_the_next_event_starts_cold() {
         br#"{"action":"count"}{"action":"sleep","ms":60000}{"action":"count"}"#,
     );
     let elapsed = started.elapsed();
-    assert_exit(&output, 1);
-    let payloads = payloads(&output);
-    assert_lambda_error(
-        &payloads[1],
+    let payloads = assert_failed_at(
+        &output,
+        1,
         "Sandbox.Timedout",
         "Error: Task timed out after 1.00 seconds",
     );
@@ -315,10 +321,9 @@ fn a_response_over_6_mb_is_function_response_size_too_large() {
     // {"data":"..."} is 11 bytes more than its data: 6291545 is just at Lambda's limit.
     let output =
         misbehave_with(br#"{"action":"big","bytes":6291546}{"action":"big","bytes":6291545}"#);
-    assert_exit(&output, 1);
-    let payloads = payloads(&output);
-    assert_lambda_error(
-        &payloads[0],
+    let payloads = assert_failed_at(
+        &output,
+        0,
         "Function.ResponseSizeTooLarge",
         "Response payload size (6291557 bytes) exceeded maximum allowed payload size (6291556 bytes).",
     );
@@ -330,10 +335,9 @@ fn a_response_over_6_mb_is_function_response_size_too_large() {
 #[test]
 fn an_exit_in_the_middle_of_an_invocation_is_runtime_exit_error() {
     let output = misbehave_with(br#"{"action":"exit","code":7}{"action":"count"}"#);
-    assert_exit(&output, 1);
-    let payloads = payloads(&output);
-    assert_lambda_error(
-        &payloads[0],
+    let payloads = assert_failed_at(
+        &output,
+        0,
         "Runtime.ExitError",
         "Error: Runtime exited with error: exit status 7",
     );
@@ -364,9 +368,9 @@ fn a_non_executable_bootstrap_is_invalid_entrypoint() {
     let dir = tempfile::tempdir().unwrap();
     let zip = zip_with_bootstrap(dir.path(), "noexec.zip", &echo_bootstrap_bytes(), 0o644);
     let output = invoke(&[zip_arg(&zip), "-d", "{}"]);
-    assert_exit(&output, 1);
-    assert_lambda_error(
-        &payloads(&output)[0],
+    assert_failed_at(
+        &output,
+        0,
         "Runtime.InvalidEntrypoint",
         "Error: fork/exec /var/task/bootstrap: permission denied",
     );
@@ -383,9 +387,9 @@ fn a_zip_without_bootstrap_is_invalid_entrypoint() {
     zip.write_all(b"x").unwrap();
     zip.finish().unwrap();
     let output = invoke(&[zip_arg(&path), "-d", "{}"]);
-    assert_exit(&output, 1);
-    assert_lambda_error(
-        &payloads(&output)[0],
+    assert_failed_at(
+        &output,
+        0,
         "Runtime.InvalidEntrypoint",
         "Couldn't find valid bootstrap(s): [/var/task/bootstrap /opt/bootstrap]",
     );
@@ -654,15 +658,9 @@ fn arm64_zips_run_under_qemu_user() {
         &[zip_arg(zip), "-e", "GREETING=hi"],
         br#"{"action":"greet","name":"graviton"}{"action":"count"}{"action":"fail"}"#,
     );
-    assert_exit(&output, 1);
-    let payloads = payloads(&output);
+    let payloads = assert_failed_at(&output, 2, "MisbehaveError", "misbehave was asked to fail");
     assert_eq!(payloads[0]["message"], "hi, graviton");
     assert_eq!(payloads[1]["count"], 2);
-    assert_lambda_error(
-        &payloads[2],
-        "MisbehaveError",
-        "misbehave was asked to fail",
-    );
     let err = stderr(&output);
     assert!(err.contains("(arm64 under qemu-aarch64-static)"), "{err}");
 }
@@ -764,21 +762,19 @@ fn help_shows_the_subcommand_and_its_flags() {
     let help = support::tool().args(["invoke", "--help"]).output().unwrap();
     assert!(help.status.success());
     let help = stdout(&help);
-    for flag in [
-        "[ARTIFACT]",
-        "--data",
-        "--data-file",
-        "--timeout",
-        "--memory",
-        "--env",
-        "--function-name",
-        "--outdir",
-    ] {
-        assert!(
-            help.contains(flag),
-            "{flag} missing from invoke --help:\n{help}"
-        );
-    }
+    support::assert_contains_all(
+        &help,
+        &[
+            "[ARTIFACT]",
+            "--data",
+            "--data-file",
+            "--timeout",
+            "--memory",
+            "--env",
+            "--function-name",
+            "--outdir",
+        ],
+    );
 }
 
 /// A runtime written in bash (over /dev/tcp) probes what a Rust runtime never does: a wrong
@@ -822,16 +818,17 @@ req GET $base/invocation/next >/dev/null
     assert_exit(&output, 0);
     assert_eq!(stdout(&output), "{\"from\":\"bash\"}\n");
     let err = stderr(&output);
-    for expected in [
-        "wrong id: HTTP/1.1 400 Bad Request",
-        r#"init error: {"errorMessage":"State transition from Running to InitError failed for runtime. Error: State transition is not allowed","errorType":"InvalidStateTransition"}"#,
-        "unknown: HTTP/1.1 404 Not Found",
-        r#"response: {"status":"OK"}"#,
-        "again: HTTP/1.1 400 Bad Request",
-    ] {
-        assert!(err.contains(expected), "{expected:?} missing from:\n{err}");
-    }
-    assert!(err.contains("(not an ELF executable)"), "{err}");
+    support::assert_contains_all(
+        &err,
+        &[
+            "wrong id: HTTP/1.1 400 Bad Request",
+            r#"init error: {"errorMessage":"State transition from Running to InitError failed for runtime. Error: State transition is not allowed","errorType":"InvalidStateTransition"}"#,
+            "unknown: HTTP/1.1 404 Not Found",
+            r#"response: {"status":"OK"}"#,
+            "again: HTTP/1.1 400 Bad Request",
+            "(not an ELF executable)",
+        ],
+    );
 }
 
 #[test]

@@ -6,6 +6,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -31,24 +32,25 @@ fn logwatch(stderr: &str, what: &str) -> Vec<String> {
         .collect()
 }
 
+/// A successful invoke of the function `zip` with the logwatch extension as its layer, and its
+/// stderr, where logwatch prints what it was sent.
+fn invoke_with_logwatch(zip: &Path, args: &[&str], events: &[u8]) -> (Output, String) {
+    let mut all = vec![zip_arg(zip), "--layer", zip_arg(logwatch_layer())];
+    all.extend_from_slice(args);
+    let output = invoke_with_stdin(&all, events);
+    assert_exit(&output, 0);
+    let err = stderr(&output);
+    (output, err)
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 #[test]
 fn an_extension_in_a_layer_registers_and_gets_invoke_then_shutdown() {
-    let output = invoke_with_stdin(
-        &[
-            zip_arg(echo_zip()),
-            "--layer",
-            zip_arg(logwatch_layer()),
-            "--function-name",
-            "echo",
-        ],
-        br#"{"name":"a"} {"name":"b"}"#,
-    );
-    assert_exit(&output, 0);
-    let err = stderr(&output);
+    let events = br#"{"name":"a"} {"name":"b"}"#;
+    let (output, err) = invoke_with_logwatch(echo_zip(), &["--function-name", "echo"], events);
     assert_eq!(payloads(&output).len(), 2, "{err}");
     assert!(
         err.contains("Starting extension logwatch from /opt/extensions"),
@@ -106,18 +108,8 @@ fn an_extension_in_a_layer_registers_and_gets_invoke_then_shutdown() {
 
 #[test]
 fn the_functions_logs_reach_the_extension_and_the_layer_is_on_its_paths() {
-    let output = invoke_with_stdin(
-        &[
-            zip_arg(misbehave_zip()),
-            "--layer",
-            zip_arg(logwatch_layer()),
-            "-e",
-            "GREETING=hi",
-        ],
-        br#"{"action":"log"} {"action":"context"}"#,
-    );
-    assert_exit(&output, 0);
-    let err = stderr(&output);
+    let events = br#"{"action":"log"} {"action":"context"}"#;
+    let (output, err) = invoke_with_logwatch(misbehave_zip(), &["-e", "GREETING=hi"], events);
     // The function's own lines are on stderr as always...
     assert!(err.contains("misbehave says hello on stdout"), "{err}");
     // ...and in the batches POSTed to the extension's listener, delivered before SHUTDOWN.
@@ -155,13 +147,8 @@ fn the_functions_logs_reach_the_extension_and_the_layer_is_on_its_paths() {
         "{library_path}"
     );
     let opt = opt_lib.trim_end_matches("/lib");
-    assert!(
-        env["PATH"]
-            .as_str()
-            .unwrap()
-            .ends_with(&format!(":{opt}/bin")),
-        "{env}"
-    );
+    let path = env["PATH"].as_str().unwrap();
+    assert!(path.ends_with(&format!(":{opt}/bin")), "{env}");
     assert!(
         !Path::new(opt).exists(),
         "the stand-in /opt is removed afterwards"

