@@ -283,6 +283,7 @@ pub enum Command {
     New(NewArgs),
     Invoke(InvokeArgs),
     Serve(ServeArgs),
+    Package(PackageArgs),
     /// Print the bundled lambda.Dockerfile, to commit, extend or pre-build it
     #[command(
         after_help = "Example: cargo lambda-build dockerfile > lambda.Dockerfile (a project's \
@@ -539,6 +540,58 @@ impl EventFormat {
             EventFormat::RestApi => "a REST API (payload 1.0)",
         }
     }
+}
+
+const PACKAGE_LONG_ABOUT: &str = "\
+Package a Linux executable that something else built (cross, Bazel, another CI job) as a build \
+packages its own: the same provided.al2023 checks (architecture, glibc 2.34, shared libraries) and \
+the same reproducible zip, byte for byte. No cargo runs and no Cargo.toml is needed.
+
+The architecture is read from the binary; `--arch` only makes sure it is the one expected.";
+
+/// `cargo lambda-build package BINARY`: the build's checks and packaging, for a binary built
+/// elsewhere.
+#[derive(Debug, Clone, Args)]
+#[command(
+    about = "Package a Linux executable built elsewhere into bootstrap or lambda.zip, with the build's checks",
+    long_about = PACKAGE_LONG_ABOUT,
+    after_help = "Example: cargo lambda-build package --zip target/aarch64-unknown-linux-gnu/release/my-fn"
+)]
+pub struct PackageArgs {
+    /// The Linux executable (ELF) to package as `bootstrap`
+    #[arg(value_name = "BINARY")]
+    pub binary: PathBuf,
+
+    /// Write `<outdir>/lambda.zip` with `bootstrap` at its root (without it, `<outdir>/bootstrap`)
+    #[arg(short = 'z', long)]
+    pub zip: bool,
+
+    /// Directory that receives lambda.zip or bootstrap [default: the current directory]
+    #[arg(short = 'o', long, value_name = "DIR")]
+    pub outdir: Option<PathBuf>,
+
+    /// Refuse the binary unless it is built for this architecture [default: the binary's]
+    #[arg(short = 'a', long, value_enum, value_name = "ARCH")]
+    pub arch: Option<Arch>,
+
+    /// A file or directory (glob patterns too), relative to the current directory, to put in the
+    /// zip under the same relative path; repeatable
+    #[arg(long, value_name = "PATH")]
+    pub include: Vec<String>,
+
+    /// Package the binary as a Lambda extension: `extensions/<file name>` in the zip, no
+    /// `bootstrap`
+    #[arg(long)]
+    pub extension: bool,
+
+    /// Package even when the binary fails the provided.al2023 checks (glibc, architecture,
+    /// libraries); the failures are printed as warnings
+    #[arg(long)]
+    pub no_verify: bool,
+
+    /// How results are printed on stdout: `json` prints one object per artifact, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 }
 
 /// `-v`, `-q` and `--color`, declared once for every subcommand (`global`), resolved once

@@ -830,6 +830,8 @@ mod tests {
 
     /// Each layer sets every key; removing the layers one by one from the top shows the order:
     /// command line > environment > bin table > package table > workspace table > defaults.
+    // the expected paths are written with `/`
+    #[cfg(unix)]
     #[test]
     fn precedence_command_line_env_bin_package_workspace_defaults() {
         let workspace = json!({
@@ -1063,6 +1065,8 @@ mod tests {
         assert!(c.functions.iter().all(|f| f.include == ["shared"]));
     }
 
+    // the expected paths are written with `/`
+    #[cfg(unix)]
     #[test]
     fn unknown_keys_warn_and_name_the_key() {
         let p = project(
@@ -1195,6 +1199,7 @@ mod tests {
     }
 
     /// The fenced blocks that follow a line `marker`.
+    #[cfg(unix)]
     fn readme_blocks(text: &str, marker: &str) -> Vec<String> {
         let mut blocks = Vec::new();
         let mut lines = text.lines();
@@ -1223,6 +1228,8 @@ mod tests {
     /// The configuration examples of docs/configuration.md and the README, each put into a real
     /// Cargo.toml and read back through `cargo metadata`, parse without a warning: the
     /// documentation cannot drift from the schema.
+    // runs cargo, which a Windows test run under wine does not have
+    #[cfg(unix)]
     #[test]
     fn readme_config_examples_parse_without_warnings() {
         let docs = [

@@ -105,9 +105,10 @@ impl Env {
             .map(OsString::as_os_str)
     }
 
-    /// `$HOME`.
+    /// `$HOME`; on Windows `%USERPROFILE%`, where cargo and the docker CLI look.
     pub fn home(&self) -> Option<PathBuf> {
-        self.var_os("HOME").map(PathBuf::from)
+        let name = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+        self.var_os(name).map(PathBuf::from)
     }
 
     /// cargo's home: `$CARGO_HOME`, else `~/.cargo`.
@@ -190,6 +191,7 @@ impl Ui {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn env(terminal: bool, vars: &[(&str, &str)]) -> Env {
         Env::new("/w".into(), terminal, vars.iter().copied())
@@ -206,12 +208,13 @@ mod tests {
 
     #[test]
     fn cargo_and_cargo_home_come_from_the_variables() {
-        let e = env(false, &[("CARGO", "/x/cargo"), ("HOME", "/home/u")]);
+        let home = if cfg!(windows) { "USERPROFILE" } else { "HOME" };
+        let e = env(false, &[("CARGO", "/x/cargo"), (home, "/home/u")]);
         assert_eq!(e.cargo, "/x/cargo");
-        assert_eq!(e.cargo_home(), Some("/home/u/.cargo".into()));
-        let e = env(false, &[("CARGO_HOME", "ch"), ("HOME", "/home/u")]);
+        assert_eq!(e.cargo_home(), Some(Path::new("/home/u").join(".cargo")));
+        let e = env(false, &[("CARGO_HOME", "ch"), (home, "/home/u")]);
         assert_eq!(e.cargo, "cargo");
-        assert_eq!(e.cargo_home(), Some("/w/ch".into()));
+        assert_eq!(e.cargo_home(), Some(Path::new("/w").join("ch")));
     }
 
     #[test]

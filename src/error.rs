@@ -55,6 +55,12 @@ pub enum Error {
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 
+    #[error("`{}` does not exist", .0.display())]
+    BinaryNotFound(PathBuf),
+
+    #[error("`{}` is a directory, not an executable", .0.display())]
+    BinaryIsDir(PathBuf),
+
     #[error("`--outdir` `{}` is a file, not a directory", .0.display())]
     OutdirIsFile(PathBuf),
 
@@ -144,6 +150,15 @@ impl Error {
             Error::Check(e) => e.help(),
             Error::Package(e) => e.help(),
             Error::Invoke(e) => e.help(),
+            Error::BinaryNotFound(_) => Some(
+                "pass the path of the Linux executable to package, for example \
+                 `target/x86_64-unknown-linux-gnu/release/my-function`"
+                    .into(),
+            ),
+            Error::BinaryIsDir(path) => Some(format!(
+                "pass the executable inside it, for example `{}`",
+                path.join("bootstrap").display()
+            )),
             Error::OutdirIsFile(_) => {
                 Some("pass a directory to `--outdir`, or remove the file".into())
             }

@@ -178,11 +178,17 @@ impl Checked {
 
 /// Reads the executable cargo built and checks it against provided.al2023.
 pub fn check_executable(path: &Path, arch: Arch) -> Result<Checked, CheckError> {
+    check_binary(path, Some(arch))
+}
+
+/// [`check_executable`] for a binary built elsewhere: without an expected architecture, the
+/// binary's own is the function's.
+pub fn check_binary(path: &Path, arch: Option<Arch>) -> Result<Checked, CheckError> {
     let elf = inspect(path).map_err(|source| CheckError::Inspect {
         path: path.to_path_buf(),
         source,
     })?;
-    let problems = check(&elf, arch);
+    let problems = check(&elf, arch.unwrap_or(elf.arch));
     Ok(Checked {
         executable: path.to_path_buf(),
         elf,
@@ -365,7 +371,16 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, InspectError> {
         path: path.to_path_buf(),
         source,
     };
-    let file = File::open(path).map_err(read_error)?;
+    // Windows refuses to open a directory at all: say what it is, as Unix does below.
+    let file = File::open(path).map_err(|e| {
+        if path.is_dir() {
+            InspectError::NotAFile {
+                path: path.to_path_buf(),
+            }
+        } else {
+            read_error(e)
+        }
+    })?;
     let metadata = file.metadata().map_err(read_error)?;
     if !metadata.is_file() {
         return Err(InspectError::NotAFile {

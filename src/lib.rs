@@ -14,6 +14,7 @@ pub mod docker_cmd;
 pub mod env;
 pub mod error;
 pub mod generate;
+pub mod host;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
@@ -25,17 +26,21 @@ pub mod redact;
 pub mod report;
 pub mod signal;
 pub mod verify;
+// notify's watcher and serve's Runtime API: `serve --watch` runs on Linux only, like `serve`.
+#[cfg(unix)]
 pub mod watch;
 
 use std::io::Write as _;
+use std::path::Path;
 
-use crate::cli::{BuildArgs, MessageFormat};
+use crate::arch::Arch;
+use crate::cli::{BuildArgs, MessageFormat, PackageArgs};
 use crate::config::BuildConfig;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::{CheckError, Checked};
 use crate::package::{Artifact, ZipEntry};
-use crate::plan::{BuildPlan, FunctionPlan, Output};
+use crate::plan::{BuildPlan, FunctionPlan, Output, PackageRequest};
 use crate::project::Selection;
 use crate::report::{FunctionReport, Reporter};
 use crate::signal::Interrupt;
@@ -92,7 +97,7 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
     for (checked, brought) in checked.iter_mut().zip(&prepared.brought) {
         checked.provided(&brought.libraries);
     }
-    refuse_or_warn(plan, &checked, reporter)?;
+    refuse_or_warn(&plan.functions, &checked, plan.arch, plan.verify, reporter)?;
     interrupt.check()?;
 
     let mut functions = Vec::with_capacity(plan.functions.len());
@@ -117,12 +122,100 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
         interrupt.check()?;
     }
 
-    print_results(&functions, plan, config.message_format)?;
+    print_results(&functions, plan.arch, config.message_format)?;
     interrupt.check()?;
 
     if let Some(events) = &prepared.smoke_events {
         smoke_test(&functions, events, config, env, reporter, interrupt)?;
     }
+    Ok(())
+}
+
+/// `package BINARY`: a binary built elsewhere goes through the build's last stages (inspect,
+/// package, report) as one function, so it gets the same checks and the same zip bytes. No
+/// cargo, no Cargo.toml: the includes are relative to the current directory.
+pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
+    let interrupt = Interrupt::register().map_err(signal_handler_error)?;
+    let binary = env.cwd.join(&args.binary);
+    if binary.is_dir() {
+        return Err(Error::BinaryIsDir(args.binary));
+    }
+    if !binary.exists() {
+        return Err(Error::BinaryNotFound(args.binary));
+    }
+    let request = PackageRequest {
+        binary,
+        zip: args.zip,
+        outdir: args
+            .outdir
+            .map_or_else(|| env.cwd.clone(), |dir| env.cwd.join(dir)),
+        include: args.include,
+        root: env.cwd.clone(),
+        extension: args.extension,
+    };
+    // No target directory to stage in: a directory of this run, removed when it ends.
+    let staging = tempfile::Builder::new()
+        .prefix("cargo-lambda-build-package.")
+        .tempdir()
+        .map_err(|e| anyhow::anyhow!("cannot create a temporary directory: {e}"))?;
+    let function = plan::package_plan(&request, staging.path());
+    refuse_unwritable([request.outdir.as_path()], std::slice::from_ref(&function))?;
+    let timestamp = package::zip_timestamp_from(
+        env.source_date_epoch()
+            .map(|value| value.to_string_lossy())
+            .as_deref(),
+    )?;
+    let mut checked = inspect::check_binary(&request.binary, args.arch)?;
+    let arch = args.arch.unwrap_or(checked.elf.arch);
+
+    let reporter = &Reporter::new(ui);
+    let includes = if request.zip {
+        let outputs = [
+            request.outdir.clone(),
+            function.output.path().to_path_buf(),
+            request.binary.clone(),
+        ];
+        let collected =
+            package::include::collect_except(&request.root, &request.include, &outputs)?;
+        for (path, why) in &collected.skipped {
+            reporter.warn(format!(
+                "`{}` not packed: it is {why}; include it by name to pack it anyway",
+                path.display()
+            ));
+        }
+        collected.entries
+    } else {
+        if !request.include.is_empty() {
+            reporter.warn("includes are packaged only into a zip; pass `--zip` to package them");
+        }
+        Vec::new()
+    };
+    // A library the zip ships in lib/ is one the function has, as for a build.
+    checked.provided(&lambda::libraries_in(
+        includes.iter().map(|e| e.name.as_str()),
+        lambda::TASK_LIBRARY_DIRS,
+    ));
+    refuse_or_warn(
+        std::slice::from_ref(&function),
+        std::slice::from_ref(&checked),
+        arch,
+        !args.no_verify,
+        reporter,
+    )?;
+    interrupt.check()?;
+    let (artifact, fresh) =
+        package::package_function(&function, &checked.executable, includes, timestamp, &|| {
+            interrupt.received()
+        })?;
+    report_packaged(reporter, &function, &artifact, fresh);
+    let packaged = Function {
+        plan: function,
+        checked,
+        docker_image: None,
+        artifact,
+    };
+    print_results(&[packaged], arch, args.message_format)?;
+    interrupt.check()?;
     Ok(())
 }
 
@@ -155,21 +248,14 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         return Ok(None);
     }
 
-    for function in &config.functions {
-        if function.outdir.is_file() {
-            return Err(Error::OutdirIsFile(function.outdir.clone()));
-        }
-        package::check_writable(&function.outdir).map_err(|source| Error::CreateOutdir {
-            path: function.outdir.clone(),
-            source,
-        })?;
-    }
-    for function in &plan.functions {
-        if function.output.path().is_dir() {
-            return Err(Error::OutputIsDir(function.output.path().to_path_buf()));
-        }
-    }
+    refuse_unwritable(
+        config.functions.iter().map(|f| f.outdir.as_path()),
+        &plan.functions,
+    )?;
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
+    if config.invoke_with.is_some() {
+        invoke::check_host("--invoke-with")?;
+    }
     let smoke_events = config
         .invoke_with
         .as_ref()
@@ -225,12 +311,41 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     }))
 }
 
+/// Outdirs that are files or cannot be written, and directories where an artifact goes, are
+/// refused before anything is built or written.
+fn refuse_unwritable<'a>(
+    outdirs: impl IntoIterator<Item = &'a Path>,
+    functions: &[FunctionPlan],
+) -> Result<()> {
+    for outdir in outdirs {
+        if outdir.is_file() {
+            return Err(Error::OutdirIsFile(outdir.to_path_buf()));
+        }
+        package::check_writable(outdir).map_err(|source| Error::CreateOutdir {
+            path: outdir.to_path_buf(),
+            source,
+        })?;
+    }
+    for function in functions {
+        if function.output.path().is_dir() {
+            return Err(Error::OutputIsDir(function.output.path().to_path_buf()));
+        }
+    }
+    Ok(())
+}
+
 /// A binary that fails a check is refused, every problem named, unless `--no-verify`: then each
 /// problem is a warning. A function is said to be checked only once it passed.
-fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) -> Result<()> {
-    for (function, checked) in plan.functions.iter().zip(checked) {
+fn refuse_or_warn(
+    functions: &[FunctionPlan],
+    checked: &[Checked],
+    arch: Arch,
+    verify: bool,
+    reporter: &Reporter,
+) -> Result<()> {
+    for (function, checked) in functions.iter().zip(checked) {
         if !checked.problems.is_empty() {
-            if plan.verify {
+            if verify {
                 return Err(CheckError::Incompatible {
                     path: checked.executable.clone(),
                     problems: checked.problems.clone(),
@@ -250,7 +365,7 @@ fn refuse_or_warn(plan: &BuildPlan, checked: &[Checked], reporter: &Reporter) ->
             format!(
                 "`{}`: {}, glibc {}",
                 function.bin,
-                plan.arch,
+                arch,
                 report::glibc_text(&checked.elf)
             ),
         );
@@ -282,7 +397,7 @@ fn report_packaged(reporter: &Reporter, function: &FunctionPlan, artifact: &Arti
 }
 
 /// The results on stdout: a summary per function, or one JSON object each.
-fn print_results(functions: &[Function], plan: &BuildPlan, format: MessageFormat) -> Result<()> {
+fn print_results(functions: &[Function], arch: Arch, format: MessageFormat) -> Result<()> {
     let stdout = &mut std::io::stdout().lock();
     let failed = |e: std::io::Error| anyhow::anyhow!("cannot write to stdout: {e}");
     for (i, function) in functions.iter().enumerate() {
@@ -292,7 +407,7 @@ fn print_results(functions: &[Function], plan: &BuildPlan, format: MessageFormat
         let summary = FunctionReport {
             function: &function.plan,
             artifact: &function.artifact,
-            arch: plan.arch,
+            arch,
             elf: &function.checked.elf,
             docker_image: function.docker_image.as_deref(),
         };

@@ -4,7 +4,7 @@ use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, generate, invoke, new, run, watch};
+use cargo_lambda_build::{docker_cmd, generate, invoke, new, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -22,11 +22,19 @@ fn main() {
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
+                #[cfg(unix)]
                 Some(Command::Serve(serve_args)) if serve_args.watch => {
-                    watch::run(serve_args, &env, ui)
+                    cargo_lambda_build::watch::run(serve_args, &env, ui)
                 }
+                #[cfg(unix)]
                 Some(Command::Serve(serve_args)) => {
                     invoke::serve::run(serve_args, &env, ui).map_err(Error::from)
+                }
+                // serve's server is built for Unix hosts only, and runs on Linux only.
+                #[cfg(not(unix))]
+                Some(Command::Serve(_)) => invoke::check_host("serve").map_err(Error::from),
+                Some(Command::Package(package)) => {
+                    cargo_lambda_build::package_binary(package, &env, ui)
                 }
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
                 Some(Command::Completions(c)) => generate::print_completions(c.shell),

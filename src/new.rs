@@ -208,9 +208,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         fs::write(&path, content).map_err(|e| failed(&path, e))?;
     }
     // tempdir creates 0700; a crate directory is an ordinary one.
-    use std::os::unix::fs::PermissionsExt;
-    fs::set_permissions(staging.path(), fs::Permissions::from_mode(0o755))
-        .map_err(|e| failed(&dir, e))?;
+    crate::host::set_path_mode(staging.path(), 0o755).map_err(|e| failed(&dir, e))?;
     // `rename` would replace an empty directory that appeared meanwhile; refuse that too.
     if fs::symlink_metadata(&dir).is_ok() {
         return Err(NewError::Exists(dir));

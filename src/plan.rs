@@ -435,11 +435,8 @@ pub fn plan(
             } else {
                 settings.outdir.clone()
             };
-            let entry_name = if settings.extension {
-                format!("{}{}", lambda::EXTENSIONS_DIR, function.bin)
-            } else {
-                lambda::BOOTSTRAP.to_string()
-            };
+            let (entry_name, output) =
+                entry_and_output(&function.bin, settings.extension, settings.zip, &dir);
             FunctionPlan {
                 package: function.package.clone(),
                 bin: function.bin.clone(),
@@ -448,11 +445,7 @@ pub fn plan(
                     .join("lambda-build")
                     .join(config.arch.lambda_name())
                     .join(&function.bin),
-                output: if settings.zip {
-                    Output::Zip(dir.join("lambda.zip"))
-                } else {
-                    Output::Executable(dir.join(&entry_name))
-                },
+                output,
                 entry_name,
                 extension: settings.extension,
                 include: settings.include.clone(),
@@ -472,6 +465,60 @@ pub fn plan(
         functions,
         verify: config.verify,
         per_package: config.per_package,
+    }
+}
+
+/// The executable's name in the zip and where the artifact goes: one rule for a build and for
+/// `package`, so both write the same bytes.
+fn entry_and_output(bin: &str, extension: bool, zip: bool, dir: &Path) -> (String, Output) {
+    let entry_name = if extension {
+        format!("{}{bin}", lambda::EXTENSIONS_DIR)
+    } else {
+        lambda::BOOTSTRAP.to_string()
+    };
+    let output = if zip {
+        Output::Zip(dir.join("lambda.zip"))
+    } else {
+        Output::Executable(dir.join(&entry_name))
+    };
+    (entry_name, output)
+}
+
+/// What `package BINARY` asked for: a binary built elsewhere, no project around it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRequest {
+    /// Absolute.
+    pub binary: PathBuf,
+    pub zip: bool,
+    /// Absolute.
+    pub outdir: PathBuf,
+    /// Patterns relative to `root`.
+    pub include: Vec<String>,
+    pub root: PathBuf,
+    pub extension: bool,
+}
+
+/// The one function of `package BINARY`, planned as a build plans its functions. It has no
+/// package (`package` is empty) and no manifest; `staging_dir` is a directory of this run, as
+/// there is no target directory.
+pub fn package_plan(request: &PackageRequest, staging_dir: &Path) -> FunctionPlan {
+    let bin = request
+        .binary
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_else(|| lambda::BOOTSTRAP.to_string());
+    let (entry_name, output) =
+        entry_and_output(&bin, request.extension, request.zip, &request.outdir);
+    FunctionPlan {
+        package: String::new(),
+        bin,
+        manifest_path: PathBuf::new(),
+        staging_dir: staging_dir.to_path_buf(),
+        output,
+        entry_name,
+        extension: request.extension,
+        include: request.include.clone(),
+        package_root: request.root.clone(),
     }
 }
 
@@ -735,6 +782,39 @@ mod tests {
         assert_eq!(
             plan.functions[0].output,
             Output::Executable("/src/ws/api/extensions/handler".into())
+        );
+    }
+
+    #[test]
+    fn a_packaged_binary_goes_where_a_build_would_put_it() {
+        let request = PackageRequest {
+            binary: "/ci/out/my-fn".into(),
+            zip: true,
+            outdir: "/ci/dist".into(),
+            include: vec!["config".into()],
+            root: "/ci".into(),
+            extension: false,
+        };
+        let function = package_plan(&request, Path::new("/tmp/stage"));
+        assert_eq!(function.entry_name, "bootstrap");
+        assert_eq!(function.output, Output::Zip("/ci/dist/lambda.zip".into()));
+        assert_eq!(
+            (function.bin.as_str(), function.package.as_str()),
+            ("my-fn", "")
+        );
+        assert_eq!(function.include, ["config"]);
+        let extension = package_plan(
+            &PackageRequest {
+                zip: false,
+                extension: true,
+                ..request
+            },
+            Path::new("/tmp/stage"),
+        );
+        assert_eq!(extension.entry_name, "extensions/my-fn");
+        assert_eq!(
+            extension.output,
+            Output::Executable("/ci/dist/extensions/my-fn".into())
         );
     }
 

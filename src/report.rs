@@ -240,16 +240,21 @@ pub fn print_summary(out: &mut impl Write, summary: &FunctionReport) -> std::io:
     let artifact = summary.artifact;
     let function = summary.function;
     writeln!(out, "{}", function.output.path().display())?;
+    // `package BINARY` has no package: the binary stands for itself.
+    let package = if function.package.is_empty() {
+        String::new()
+    } else {
+        format!(" (package {})", function.package)
+    };
     writeln!(
         out,
-        "  {}{} (package {})",
+        "  {}{}{package}",
         if function.extension {
             "extension     "
         } else {
             "function      "
         },
         function.bin,
-        function.package
     )?;
     writeln!(out, "  architecture  {}", summary.arch)?;
     match function.output {
@@ -282,7 +287,8 @@ pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Re
         // Lossy rather than a failure: a zip path that is not UTF-8 is rare and still shown.
         "path": function.output.path().to_string_lossy(),
         "function": function.bin,
-        "package": function.package,
+        // null for `package BINARY`, which has none.
+        "package": (!function.package.is_empty()).then_some(&function.package),
         "extension": function.extension,
         "arch": summary.arch.lambda_name(),
         "size": artifact.size,

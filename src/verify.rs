@@ -445,10 +445,15 @@ mod tests {
     const BOOT: &[u8] = b"\x7fELF boot";
 
     /// Stored (uncompressed), so tests can patch names and data in place.
+    /// Made by Unix, as the tool's zips are: the `zip` crate's default is the host's system.
+    fn unix() -> SimpleFileOptions {
+        SimpleFileOptions::default().system(System::Unix)
+    }
+
     fn zip_of(entries: &[E]) -> Vec<u8> {
         let mut zip = ZipWriter::new(io::Cursor::new(Vec::new()));
         for e in entries {
-            let options = SimpleFileOptions::default()
+            let options = unix()
                 .compression_method(CompressionMethod::Stored)
                 .unix_permissions(e.mode);
             if let Some(target) = e.link {
@@ -655,11 +660,8 @@ mod tests {
 
         // Headers that understate the size of deflated data: caught while reading.
         let mut zip = ZipWriter::new(io::Cursor::new(Vec::new()));
-        zip.start_file(
-            "bootstrap",
-            SimpleFileOptions::default().unix_permissions(0o755),
-        )
-        .unwrap();
+        zip.start_file("bootstrap", unix().unix_permissions(0o755))
+            .unwrap();
         zip.write_all(&[0; 100_000]).unwrap();
         let bytes = zip.finish().unwrap().into_inner();
         let liar = patch(bytes, &100_000u32.to_le_bytes(), &10u32.to_le_bytes());
@@ -683,7 +685,7 @@ mod tests {
 
         // Deflated data with one bit flipped.
         let mut zip = ZipWriter::new(io::Cursor::new(Vec::new()));
-        let options = SimpleFileOptions::default().unix_permissions(0o755);
+        let options = unix().unix_permissions(0o755);
         zip.start_file("bootstrap", options).unwrap();
         zip.write_all(&[b'a'; 10_000]).unwrap();
         let mut bytes = zip.finish().unwrap().into_inner();

@@ -35,6 +35,7 @@ const TICK: Duration = Duration::from_millis(50);
 
 /// `cargo lambda-build serve --watch`.
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
+    crate::invoke::check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| anyhow::anyhow!("cannot install a signal handler: {e}"))?;
     let outdir = env.cwd.join(args.outdir.clone().unwrap_or_default());

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cargo_lambda_build::verify::{self, Rules, VerifyError};
@@ -36,6 +36,7 @@ const DEFAULT_CASES: u32 = 30_000;
 const CASE_DEADLINE: Duration = Duration::from_secs(20);
 
 /// The largest input here is a few hundred KB: nothing needs more than a fraction of this.
+#[cfg(unix)]
 const MEMORY_LIMIT: u64 = 4 << 30;
 
 fn cases() -> u32 {
@@ -60,7 +61,10 @@ fn seed() -> u64 {
 
 /// Limits this process's address space once, before any case runs.
 fn limit_memory() {
-    static ONCE: Once = Once::new();
+    // Windows has no RLIMIT_AS; the suite runs on Linux in CI.
+    #[cfg(unix)]
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(unix)]
     ONCE.call_once(|| {
         let limit = libc::rlimit {
             rlim_cur: MEMORY_LIMIT,

@@ -266,15 +266,29 @@ fn watch_for_interrupt(
         while !done.load(Ordering::SeqCst) {
             if let Some(signal) = interrupt.signal() {
                 if let Ok(child) = child.try_lock() {
-                    // SAFETY: kill(2) with a pid this process spawned and has not reaped yet
-                    // (the lock is held, so `wait` has not run).
-                    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+                    forward(child, signal);
                 }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
     })
+}
+
+#[cfg(unix)]
+fn forward(child: std::sync::MutexGuard<'_, Child>, signal: libc::c_int) {
+    // SAFETY: kill(2) with a pid this process spawned and has not reaped yet (the lock is
+    // held, so `wait` has not run).
+    unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+}
+
+/// Windows has no signals to pass on: Ctrl-C reaches every process of the console, cargo
+/// included, by itself; anything else stops cargo outright.
+#[cfg(not(unix))]
+fn forward(mut child: std::sync::MutexGuard<'_, Child>, signal: libc::c_int) {
+    if signal != libc::SIGINT {
+        let _ = child.kill();
+    }
 }
 
 #[cfg(test)]
@@ -325,6 +339,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     /// A fake cargo that fails as cargo does when openssl-sys's build script cannot find
     /// OpenSSL for the target (issue 17, item 13).
     fn failing_cargo(dir: &Path, stderr: &str) -> Cmd {
@@ -344,6 +359,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     const OPENSSL_FAILURE: &str = "\
    Compiling openssl-sys v0.9.109
 error: failed to run custom build command for `openssl-sys v0.9.109`
@@ -366,6 +382,7 @@ Caused by:
   Could not find directory of OpenSSL installation, and this `-sys` crate cannot
   proceed without this knowledge.";
 
+    #[cfg(unix)]
     #[test]
     fn openssl_and_pkg_config_failures_name_the_three_fixes() {
         let dir = tempfile::tempdir().unwrap();

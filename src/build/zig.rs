@@ -107,7 +107,6 @@ impl Wrappers {
 /// architecture writes the same bytes), through a rename so no build sees half a script.
 fn write_script(path: &Path, content: &str) -> Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
     if std::fs::read_to_string(path).is_ok_and(|existing| existing == content) {
         return Ok(());
     }
@@ -116,9 +115,7 @@ fn write_script(path: &Path, content: &str) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(failed)?;
     let mut file = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
     file.write_all(content.as_bytes()).map_err(failed)?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o755))
-        .map_err(failed)?;
+    crate::host::set_mode(file.as_file(), 0o755).map_err(failed)?;
     file.persist(path).map_err(|e| failed(e.error))?;
     Ok(())
 }
@@ -401,6 +398,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn wrapper_scripts_call_back_with_the_pinned_target() {
         let dir = tempfile::tempdir().unwrap();
@@ -507,6 +505,7 @@ mod tests {
         assert!(files.is_empty());
     }
 
+    #[cfg(unix)]
     #[test]
     fn the_compiler_driver_hands_zig_a_filtered_response_file() {
         use std::os::unix::fs::PermissionsExt;

@@ -18,6 +18,14 @@ pub enum InvokeError {
     #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
+    #[error(
+        "`{command}` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
+    )]
+    HostCannotRun {
+        command: &'static str,
+        os: &'static str,
+    },
+
     #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
     ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
 
@@ -144,6 +152,15 @@ pub enum InvokeError {
 impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
+            InvokeError::HostCannotRun { command, .. } => format!(
+                "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
+                 run `cargo lambda-build {command}` on Linux: a CI job, a VM, or WSL on Windows",
+                if *command == "serve" {
+                    "start-api"
+                } else {
+                    "invoke"
+                }
+            ),
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::error::InvokeError;
 use super::lambda::{self, ExitStatus, Failure, FailureKind, INIT_TIMEOUT, SHUTDOWN_BUDGET};
+pub use super::record::{Log, Outcome, Record, Status};
 use super::sandbox::Launch;
 use super::server::{ApiRequest, Body, Piece, Route, RuntimeApi, set_nonblocking};
 use super::telemetry::{self, Stream, Telemetry};
@@ -30,15 +31,6 @@ use crate::signal::Interrupt;
 
 /// How long a runtime that reported an init error gets to exit by itself.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
-
-/// How an invocation ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Response(Vec<u8>),
-    /// A streamed response of this many bytes, already passed on as it arrived.
-    Streamed(u64),
-    Failed(Failure),
-}
 
 /// Where a streamed response goes as it arrives.
 pub trait ResponseStream {
@@ -59,36 +51,6 @@ struct Streaming {
     pieces: std::sync::mpsc::Receiver<Piece>,
     bytes: u64,
     trailers: Vec<(String, String)>,
-}
-
-/// One invocation, as the REPORT line describes it.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub request_id: String,
-    pub outcome: Outcome,
-    /// From the event's delivery to the runtime's next `next` (Lambda's `Duration`).
-    pub duration: Duration,
-    /// Set on a cold start: from the process's start to its first `next`.
-    pub init_duration: Option<Duration>,
-    /// The process's peak resident memory so far, in KiB.
-    pub max_memory_kib: Option<u64>,
-    /// `Status: timeout` or `Status: error` with an error type, on the REPORT line.
-    pub status: Option<Status>,
-    /// Whether START was already written (it is not when the init failed).
-    pub started: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Status {
-    Timeout,
-    Error(String),
-}
-
-/// Where the lines go: the function's output, and START when an invocation begins.
-pub trait Log {
-    fn start(&self, request_id: &str);
-    fn output(&self, line: &[u8]);
-    fn warn(&self, message: &str);
 }
 
 pub struct Instance<'a> {

@@ -214,18 +214,19 @@ impl std::fmt::Display for ExitStatus {
     }
 }
 
-/// Go's names of the signals a crashing function dies of.
+/// Go's names of the signals a crashing function dies of, by Linux's numbers: the function is
+/// a Linux process, whatever host the tool was built for.
 fn signal_name(signal: i32) -> Option<&'static str> {
     Some(match signal {
-        libc::SIGABRT => "aborted",
-        libc::SIGBUS => "bus error",
-        libc::SIGFPE => "floating point exception",
-        libc::SIGILL => "illegal instruction",
-        libc::SIGINT => "interrupt",
-        libc::SIGKILL => "killed",
-        libc::SIGSEGV => "segmentation fault",
-        libc::SIGTERM => "terminated",
-        libc::SIGTRAP => "trace/breakpoint trap",
+        6 => "aborted",
+        7 => "bus error",
+        8 => "floating point exception",
+        4 => "illegal instruction",
+        2 => "interrupt",
+        9 => "killed",
+        11 => "segmentation fault",
+        15 => "terminated",
+        5 => "trace/breakpoint trap",
         _ => return None,
     })
 }
@@ -241,28 +242,17 @@ fn errno_text(errno: i32) -> String {
     }
 }
 
-/// Random bytes from the kernel.
+/// Random bytes, on every host: std's `RandomState` keys come from the system's generator once
+/// per thread and change with each state. Request and trace ids must differ from each other,
+/// not be secret.
 fn random<const N: usize>() -> [u8; N] {
+    use std::hash::{BuildHasher, Hasher};
+    let state = std::hash::RandomState::new();
     let mut bytes = [0u8; N];
-    let mut filled = 0;
-    while filled < N {
-        // SAFETY: the pointer and length describe the unfilled part of `bytes`.
-        let n = unsafe { libc::getrandom(bytes[filled..].as_mut_ptr().cast(), N - filled, 0) };
-        if n > 0 {
-            filled += n as usize;
-        } else if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            // getrandom(2) cannot fail on Linux >= 3.17 once the pool is ready; fall back to the
-            // clock rather than panic: these ids only need to differ from each other.
-            let nanos = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_nanos()
-                .to_le_bytes();
-            for (i, byte) in bytes.iter_mut().enumerate().skip(filled) {
-                *byte = nanos[i % nanos.len()] ^ (i as u8).wrapping_mul(151);
-            }
-            break;
-        }
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        let mut hasher = state.build_hasher();
+        hasher.write_usize(i);
+        chunk.copy_from_slice(&hasher.finish().to_le_bytes()[..chunk.len()]);
     }
     bytes
 }
@@ -357,6 +347,8 @@ mod tests {
         assert!(eve.starts_with("2023/12/31/"), "{eve}");
     }
 
+    // errno texts are the host's; invoke runs on Linux only
+    #[cfg(unix)]
     #[test]
     fn lambdas_own_errors_read_as_on_the_service() {
         let timeout = Failure::timeout("id-1", Duration::from_secs(3));

@@ -5,24 +5,40 @@
 
 pub mod error;
 pub mod events;
-pub mod front;
 pub mod http;
-pub mod instance;
 pub mod lambda;
+pub mod record;
 pub mod sandbox;
+// The running function: `poll`, `waitpid`, process groups and raw sockets, Unix only, and run
+// on Linux only (see [`check_host`]).
+#[cfg(unix)]
+pub mod front;
+#[cfg(unix)]
+pub mod instance;
+#[cfg(unix)]
 pub mod serve;
+#[cfg(unix)]
 pub mod server;
+#[cfg(unix)]
 pub mod telemetry;
 
-use std::io::{IsTerminal, Read, Write};
+#[cfg(unix)]
+use std::io::Write;
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use error::InvokeError;
-use instance::{Instance, Log, Outcome, Record, Status};
+#[cfg(unix)]
+use instance::Instance;
+#[cfg(unix)]
+use record::Log;
+use record::{Outcome, Record, Status};
 pub use sandbox::FunctionSettings;
+#[cfg(unix)]
 use server::RuntimeApi;
 
+#[cfg(unix)]
 use crate::arch::Arch;
 use crate::cli::{FunctionArgs, InvokeArgs};
 use crate::env::{Env, Ui, Verbosity};
@@ -207,8 +223,23 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     }
 }
 
+/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
+/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
+/// told what can, before anything is built.
+pub fn check_host(command: &'static str) -> Result<()> {
+    if cfg!(target_os = "linux") {
+        Ok(())
+    } else {
+        Err(InvokeError::HostCannotRun {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
+
 /// `cargo lambda-build invoke`.
 pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
+    check_host("invoke")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = InvokeConfig::resolve(args, env, ui)?;
@@ -268,6 +299,7 @@ pub enum Payloads {
 
 /// A function ready to start: its task root, the Runtime API it will talk to, and how it is
 /// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
+#[cfg(unix)]
 pub struct Sandbox {
     pub launch: sandbox::Launch,
     /// `/opt/extensions/*` of the layers, started beside the function.
@@ -279,6 +311,7 @@ pub struct Sandbox {
     _opt: sandbox::OptDir,
 }
 
+#[cfg(unix)]
 impl Sandbox {
     pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
         let task_root = sandbox::prepare(artifact)?;
@@ -365,7 +398,7 @@ impl Sandbox {
         &'a self,
         function: &FunctionSettings,
         interrupt: &'a Interrupt,
-        log: &'a dyn instance::Log,
+        log: &'a dyn Log,
     ) -> Instance<'a> {
         Instance::new(
             &self.launch,
@@ -381,6 +414,7 @@ impl Sandbox {
 
 /// Runs `events` in order against the artifact on one warm process (a new one after a crash or
 /// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
+#[cfg(unix)]
 pub fn invoke(
     artifact: &Path,
     events: &[Vec<u8>],
@@ -458,12 +492,28 @@ pub fn invoke(
     Ok(outcomes)
 }
 
+/// Only a Linux host runs the function; elsewhere [`check_host`] refused before this.
+#[cfg(not(unix))]
+pub fn invoke(
+    _: &Path,
+    _: &[Vec<u8>],
+    _: &FunctionSettings,
+    _: Payloads,
+    _: &Reporter,
+    _: Verbosity,
+    _: &Interrupt,
+) -> Result<Outcomes> {
+    check_host("invoke").map(|()| unreachable!("only Linux hosts pass check_host"))
+}
+
 /// A streamed response on stdout as it arrives (`invoke`), or kept for its JSON line.
+#[cfg(unix)]
 struct StdoutStream {
     payloads: Payloads,
     kept: Vec<u8>,
 }
 
+#[cfg(unix)]
 impl instance::ResponseStream for StdoutStream {
     fn begin(&mut self, _content_type: Option<&str>) {
         self.kept.clear();
@@ -487,6 +537,7 @@ impl instance::ResponseStream for StdoutStream {
     }
 }
 
+#[cfg(unix)]
 fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
     let total = summary.records.len();
     let failed = summary.failures().count();
@@ -561,12 +612,14 @@ pub fn report_line(record: &Record, memory_mb: u32) -> String {
 }
 
 /// stderr, as CloudWatch would show the function's log stream.
+#[cfg(unix)]
 struct Console<'a> {
     reporter: &'a Reporter,
     /// START / END / REPORT, left out with `-q`.
     lambda_lines: bool,
 }
 
+#[cfg(unix)]
 impl Console<'_> {
     fn line(&self, line: &[u8]) {
         let mut stderr = std::io::stderr().lock();
@@ -586,6 +639,7 @@ impl Console<'_> {
     }
 }
 
+#[cfg(unix)]
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
         if self.lambda_lines {
@@ -730,6 +784,8 @@ mod tests {
 
     /// After `--workspace -o dist`, the artifacts are `dist/<bin>/lambda.zip`: the error names
     /// them, with the command that runs one (issue 17, item 9).
+    // the expected paths are written with `/`; invoke runs on Linux only
+    #[cfg(unix)]
     #[test]
     fn artifacts_of_several_functions_are_named() {
         let dir = tempfile::tempdir().unwrap();

@@ -7,8 +7,6 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -64,11 +62,7 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     } else {
         let dest = dir.path().join(BOOTSTRAP);
         fs::copy(artifact, &dest).map_err(InvokeError::TaskRoot)?;
-        fs::set_permissions(
-            &dest,
-            fs::Permissions::from_mode(metadata.permissions().mode() & 0o777),
-        )
-        .map_err(InvokeError::TaskRoot)?;
+        set_mode(&dest, crate::host::mode_bits(&metadata).unwrap_or(0o755))?;
         metadata.len()
     };
     Ok(TaskRoot { dir, unzipped_size })
@@ -81,8 +75,7 @@ fn fresh_dir(prefix: &str) -> Result<tempfile::TempDir, InvokeError> {
         .prefix(prefix)
         .tempdir()
         .map_err(InvokeError::TaskRoot)?;
-    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))
-        .map_err(InvokeError::TaskRoot)?;
+    set_mode(dir.path(), 0o755)?;
     Ok(dir)
 }
 
@@ -247,18 +240,18 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             if replace {
                 remove_non_dir(&dest, &name)?;
             }
-            let mut out = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dest)
-                .map_err(|e| {
-                    if e.kind() == io::ErrorKind::AlreadyExists {
-                        InvokeError::UnsafeEntry(name.clone())
-                    } else {
-                        InvokeError::TaskRoot(e)
-                    }
-                })?;
+            let mut options = OpenOptions::new();
+            options.write(true).create_new(true);
+            // Private until its mode is set from the zip's.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut out = options.open(&dest).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    InvokeError::UnsafeEntry(name.clone())
+                } else {
+                    InvokeError::TaskRoot(e)
+                }
+            })?;
             io::copy(&mut entry, &mut out).map_err(|e| InvokeError::BadZip {
                 path: path.to_path_buf(),
                 reason: format!("cannot extract `{name}`: {e}"),
@@ -274,7 +267,7 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             let name = dest.strip_prefix(root).unwrap_or(&dest).to_string_lossy();
             remove_non_dir(&dest, &name)?;
         }
-        std::os::unix::fs::symlink(&target, &dest).map_err(InvokeError::TaskRoot)?;
+        symlink(&target, &dest)?;
     }
     Ok(total)
 }
@@ -313,7 +306,21 @@ fn create_dirs(root: &Path, dir: &Path) -> Result<(), InvokeError> {
 }
 
 fn set_mode(path: &Path, mode: u32) -> Result<(), InvokeError> {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(InvokeError::TaskRoot)
+    crate::host::set_path_mode(path, mode).map_err(InvokeError::TaskRoot)
+}
+
+#[cfg(unix)]
+fn symlink(target: &str, dest: &Path) -> Result<(), InvokeError> {
+    std::os::unix::fs::symlink(target, dest).map_err(InvokeError::TaskRoot)
+}
+
+/// Only Linux hosts run a task root (see [`super::check_host`]).
+#[cfg(not(unix))]
+fn symlink(_: &str, dest: &Path) -> Result<(), InvokeError> {
+    Err(InvokeError::TaskRoot(io::Error::new(
+        io::ErrorKind::Unsupported,
+        format!("cannot create the symbolic link `{}` here", dest.display()),
+    )))
 }
 
 /// How a foreign-architecture `bootstrap` runs here: under qemu-user, called directly (binfmt
@@ -567,8 +574,9 @@ impl Launch {
             .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         command
     }
 }
@@ -591,10 +599,12 @@ pub fn arn(config: &FunctionSettings) -> String {
     lambda::function_arn(&config.region, &config.name)
 }
 
-#[cfg(test)]
+// The task root runs on Linux hosts only (see `invoke::check_host`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
     fn config() -> FunctionSettings {
         FunctionSettings {

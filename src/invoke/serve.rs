@@ -48,6 +48,7 @@ impl ServeConfig {
 
 /// `cargo lambda-build serve`: listens, then serves until Ctrl-C.
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
+    super::check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = ServeConfig::resolve(args, env)?;

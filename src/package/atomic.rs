@@ -2,7 +2,7 @@
 //! process, and is renamed into place; a failed or interrupted run leaves the previous artifact
 //! intact, and the next run sweeps the temporary files of runs that were killed.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
@@ -131,29 +131,10 @@ pub(super) fn remove_stale_temps_beside(dest: &Path) {
         let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
             continue;
         };
-        if !process_is_running(pid) {
+        if !crate::host::process_is_running(pid) {
             let _ = fs::remove_file(entry.path());
         }
     }
-}
-
-#[cfg(unix)]
-fn process_is_running(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return true;
-    };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: kill(2) with signal 0 sends nothing; it only asks whether the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    // EPERM: it exists, owned by someone else.
-    alive || io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-#[cfg(not(unix))]
-fn process_is_running(_: u32) -> bool {
-    true
 }
 
 /// Returns [`PackageError::Interrupted`] once `cancel` says so.
@@ -253,16 +234,7 @@ pub(super) fn persist(tmp: NamedTempFile, dest: &Path, mode: u32) -> Result<(), 
     Ok(())
 }
 
-#[cfg(unix)]
-pub(super) fn set_mode(file: &File, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    file.set_permissions(fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-pub(super) fn set_mode(_: &File, _: u32) -> io::Result<()> {
-    Ok(())
-}
+pub(super) use crate::host::set_mode;
 
 pub(super) fn parent_dir(path: &Path) -> &Path {
     match path.parent() {
@@ -296,9 +268,7 @@ mod tests {
         let out = dir.path().join("out");
         fs::create_dir_all(&out).unwrap();
         // A process that has exited (its id is not reused this soon), and this live one.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
-        let dead = child.id();
-        child.wait().unwrap();
+        let dead = crate::host::exited_process_id();
         let stale = format!(".lambda.zip.{dead}.aB3dE9.tmp");
         let live = format!(".lambda.zip.{}.zZ9yY8.tmp", std::process::id());
         let other = format!(".other.zip.{dead}.aB3dE9.tmp");
@@ -327,7 +297,7 @@ mod tests {
             artifact.code_sha256(),
             "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
         );
-        assert_eq!(mode_of(&dest), 0o755);
+        assert_eq!(mode_of(&dest, 0o755), 0o755);
 
         let err = write_file(&dest, &dir.path().join("nope"), 0o755).unwrap_err();
         assert!(

@@ -274,9 +274,9 @@ impl Walk<'_> {
             self.stack.pop();
             Ok(())
         } else if metadata.is_file() {
-            use std::os::unix::fs::PermissionsExt;
             self.add_parents(&name);
-            let executable = metadata.permissions().mode() & 0o111 != 0;
+            let executable =
+                crate::host::execute_bit(&metadata).unwrap_or_else(|| looks_executable(&path));
             self.entries.insert(
                 name.clone(),
                 ZipEntry {
@@ -324,7 +324,39 @@ fn zip_name(relative: &Path) -> Result<String, IncludeError> {
         })
 }
 
+/// Where files have no execute bit (Windows), what Lambda would execute: an ELF (a helper
+/// binary, a shared library) or a `#!` script. Anything else is data, 644.
+fn looks_executable(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = Vec::with_capacity(4);
+    let read = fs::File::open(path).and_then(|file| file.take(4).read_to_end(&mut magic));
+    read.is_ok() && (magic == b"\x7fELF" || magic.starts_with(b"#!"))
+}
+
 #[cfg(test)]
+mod any_host_tests {
+    use super::*;
+
+    #[test]
+    fn without_an_execute_bit_elfs_and_scripts_are_the_executables() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, content, executable) in [
+            ("lib.so", &b"\x7fELF\x02\x01"[..], true),
+            ("run.sh", b"#!/bin/sh\n", true),
+            ("x", b"#!", true),
+            ("config.json", b"{}", false),
+            ("empty", b"", false),
+        ] {
+            let path = dir.path().join(name);
+            fs::write(&path, content).unwrap();
+            assert_eq!(looks_executable(&path), executable, "{name}");
+        }
+        assert!(!looks_executable(&dir.path().join("missing")));
+    }
+}
+
+// Symbolic links and execute bits.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::{PermissionsExt, symlink};

@@ -250,6 +250,15 @@ fn write_error(path: &Path, error: io::Error) -> PackageError {
 
 /// "Permission denied (os error 13)" -> "permission denied".
 pub fn describe(error: &io::Error) -> String {
+    // Windows words these "The system cannot find the file specified." and the like: the
+    // messages users meet most read the same on every host.
+    if cfg!(windows) {
+        match error.kind() {
+            io::ErrorKind::NotFound => return "no such file or directory".to_owned(),
+            io::ErrorKind::PermissionDenied => return "permission denied".to_owned(),
+            _ => {}
+        }
+    }
     let text = error.to_string();
     let text = text.split(" (os error").next().unwrap_or_default();
     let mut chars = text.chars();
@@ -328,9 +337,20 @@ mod tests {
         names
     }
 
-    pub(super) fn mode_of(path: &Path) -> u32 {
-        use std::os::unix::fs::PermissionsExt;
-        fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    /// The file's permission bits, or `mode` itself where the file system has none (Windows):
+    /// what Lambda sees is the zip's modes, which every host writes alike.
+    pub(super) fn mode_of(path: &Path, mode: u32) -> u32 {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = mode;
+            fs::metadata(path).unwrap().permissions().mode() & 0o7777
+        }
+        #[cfg(not(unix))]
+        {
+            assert!(path.exists(), "{}", path.display());
+            mode
+        }
     }
 
     #[test]
@@ -357,12 +377,14 @@ mod tests {
         for _ in 0..2 {
             let staged = stage_bootstrap(&executable, &staging, &never).unwrap();
             assert_eq!(staged, staging.join("bootstrap"));
-            assert_eq!(mode_of(&staged), 0o755);
+            assert_eq!(mode_of(&staged, 0o755), 0o755);
             assert_eq!(fs::read(&staged).unwrap(), bootstrap_bytes());
             assert_eq!(listing(&staging), ["bootstrap"]);
         }
     }
 
+    // errno 13 is EACCES on Unix only
+    #[cfg(unix)]
     #[test]
     fn error_messages_are_lower_case_and_help_where_it_can() {
         let err = write_error(Path::new("/x/lambda.zip"), io::Error::from_raw_os_error(13));
@@ -414,10 +436,13 @@ mod tests {
 
         let first = package(EPOCH);
         assert!(!first.fresh);
-        let mut archive = ::zip::ZipArchive::new(File::open(&output).unwrap()).unwrap();
-        let names: Vec<String> = (0..archive.len())
-            .map(|i| archive.by_index(i).unwrap().name().unwrap().into_owned())
-            .collect();
+        // Closed before the next write: Windows cannot replace a file that is open.
+        let names: Vec<String> = {
+            let mut archive = ::zip::ZipArchive::new(File::open(&output).unwrap()).unwrap();
+            (0..archive.len())
+                .map(|i| archive.by_index(i).unwrap().name().unwrap().into_owned())
+                .collect()
+        };
         assert_eq!(names, ["extensions/", "extensions/my-extension"]);
         assert_eq!(listing(&staging), ["bootstrap", STAMP_FILE]);
 

@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(artifact.unzipped_size, unzipped);
         assert_eq!(artifact.sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
         assert!(!artifact.exceeds_direct_upload());
-        assert_eq!(mode_of(&dest), 0o644);
+        assert_eq!(mode_of(&dest, 0o644), 0o644);
         assert_eq!(listing(dest.parent().unwrap()), ["lambda.zip"]);
     }
 

@@ -666,6 +666,95 @@ fn include_of_a_directory_symlink_that_points_outside() {
     case.check_in(project.path());
 }
 
+// `package BINARY`: a binary built elsewhere, planted in an empty directory beside a previous
+// lambda.zip (a missing file, a directory, a `.exe` and a text file are rows of bad_input.toml).
+
+/// `package --zip FILE` in a directory holding a previous lambda.zip and `FILE` with `content`.
+fn package_case(file: &str, content: &[u8], extra: &[&str], message: &str, help: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("lambda.zip"), PREVIOUS).unwrap();
+    fs::write(dir.path().join(file), content).unwrap();
+    let args: Vec<&str> = ["package", "--zip", file]
+        .iter()
+        .chain(extra)
+        .copied()
+        .collect();
+    Case {
+        args: &args,
+        message,
+        help,
+        ..CASE
+    }
+    .check_in(dir.path());
+}
+
+fn elf(name: &str) -> Vec<u8> {
+    fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/elf")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn package_of_a_mach_o_binary() {
+    package_case(
+        "handler",
+        b"\xcf\xfa\xed\xfe\x0c\x00\x00\x01\x00\x00\x00\x00",
+        &[],
+        "the file is a mach-o (macos) binary, not an ELF executable",
+        "lambda runs linux ELF binaries",
+    );
+}
+
+#[test]
+fn package_of_an_elf_for_another_machine() {
+    // The x86_64 binary with its e_machine set to RISC-V's 243.
+    let mut riscv = elf("hello-x86_64");
+    riscv[18..20].copy_from_slice(&243u16.to_le_bytes());
+    package_case(
+        "handler",
+        &riscv,
+        &[],
+        "the file is an ELF for risc-v (e_machine 243); lambda runs only x86_64 and arm64",
+        "build with `--arch x86_64` or `--arch arm64`",
+    );
+}
+
+#[test]
+fn package_of_the_other_architecture() {
+    package_case(
+        "handler",
+        &elf("hello-aarch64"),
+        &["--arch", "x86_64"],
+        "the binary is built for arm64, but the function's architecture is x86_64",
+        "deploy the function with `--architectures arm64`",
+    );
+}
+
+#[test]
+fn package_of_a_binary_that_needs_a_newer_glibc() {
+    package_case(
+        "handler",
+        &elf("glibc-2.36"),
+        &[],
+        "the binary requires glibc 2.36, but provided.al2023 has glibc 2.34",
+        "to package it anyway, pass `--no-verify`",
+    );
+}
+
+#[test]
+fn package_of_a_binary_that_needs_a_missing_library() {
+    package_case(
+        "handler",
+        &elf("needs-libfoo"),
+        &[],
+        "the binary needs the shared library libfoo.so.1, which is not on provided.al2023",
+        "ship it in the zip under lib/",
+    );
+}
+
 // What must work.
 
 /// Spaces and non-ASCII letters in every path the tool touches: the project, `--manifest-path`

@@ -3,6 +3,11 @@
 //!
 //! Every test runs the real `cargo-lambda-build` ([`support::tool`]) on a fixture or a scratch
 //! crate and checks what a user would: exit code, stderr, the files left on disk.
+//!
+//! Linux only: the tests run Linux `bootstrap`s, Docker engines, qemu and Unix signals, and CI
+//! is a Linux machine. Other hosts are covered by `hosts.rs` (check and clippy of the macOS and
+//! Windows builds) and by the Windows build's run under wine.
+#![cfg(target_os = "linux")]
 
 mod support;
 
@@ -20,10 +25,12 @@ mod docker_remote;
 mod e2e;
 mod habits;
 mod hostile;
+mod hosts;
 mod interrupt;
 mod invoke;
 mod layers;
 mod new;
+mod package;
 mod readers;
 mod release;
 mod serve;

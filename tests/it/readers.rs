@@ -8,12 +8,12 @@
 //! Each reader is its own test, so that a failure names the reader; under
 //! `LAMBDA_BUILD_TEST_REQUIRE_ALL=1` a missing reader fails instead of skipping.
 
-use crate::support;
+use crate::support::{self, assert_ran};
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 /// What the zip must hold, in its order: `bootstrap` first, then by name.
 const EXPECTED: [(&str, u32); 6] = [
@@ -143,16 +143,6 @@ fn run(program: &str, args: &[&str], zip: &Path) -> String {
         .unwrap_or_else(|e| panic!("run {program}: {e}"));
     assert_ran(program, &output);
     String::from_utf8(output.stdout).unwrap()
-}
-
-fn assert_ran(program: &str, output: &Output) {
-    assert!(
-        output.status.success(),
-        "{program} failed ({}):\n{}{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 /// `-rwxr-xr-x` or `drwxr-xr-x` to a mode with its file type.

@@ -60,12 +60,13 @@ fn refused(manifest_extra: &str, args: &[&str]) -> String {
 /// The help of every command, long and short.
 #[test]
 fn help_of_every_command() {
-    let helps: [(&str, &[&str]); 5] = [
+    let helps: [(&str, &[&str]); 6] = [
         ("help", &["--help"]),
         ("help_short", &["-h"]),
         ("new_help", &["new", "--help"]),
         ("invoke_help", &["invoke", "--help"]),
         ("serve_help", &["serve", "--help"]),
+        ("package_help", &["package", "--help"]),
     ];
     for (name, args) in helps {
         insta::assert_snapshot!(name, help(args));

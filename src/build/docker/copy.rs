@@ -211,7 +211,6 @@ fn prepare(
 /// An exclusive lock on `<host_target>/remote.lock`, held until dropped; waits (saying so)
 /// while another run of this project holds it, and stops waiting at Ctrl-C.
 async fn lock(host_target: &Path, reporter: &Reporter, interrupt: &Interrupt) -> Result<Flock> {
-    use std::os::fd::AsRawFd;
     let path = host_target.join("remote.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -221,8 +220,8 @@ async fn lock(host_target: &Path, reporter: &Reporter, interrupt: &Interrupt) ->
         .map_err(|e| anyhow::anyhow!("cannot open `{}`: {e}", path.display()))?;
     let mut said = false;
     loop {
-        // SAFETY: flock on a descriptor this function owns.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        // flock(2) on Unix, LockFileEx on Windows: released when the file is closed.
+        if file.try_lock().is_ok() {
             return Ok(Flock(file));
         }
         if !said {

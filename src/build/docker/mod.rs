@@ -176,9 +176,7 @@ pub fn build(
         &format!("{name}-probe"),
     ))?;
     let rootless = runtime.block_on(engine::is_rootless(&endpoint))?;
-    // SAFETY: getuid and getgid cannot fail.
-    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-    let user = (!rootless && uid != 0).then_some((uid, gid));
+    let user = crate::host::user_ids().filter(|&(uid, _)| !rootless && uid != 0);
     let host_env: Vec<(String, String)> = env
         .vars()
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))

@@ -90,13 +90,14 @@ pub fn assert_success(output: &std::process::Output) {
     assert_ran("cargo-lambda-build", output);
 }
 
-/// Asserts that a run of `what` (a command, or what it was doing) succeeded, quoting its stderr
-/// when not.
+/// Asserts that a run of `what` (a command, or what it was doing) succeeded, quoting its output
+/// when not (stdout too: a test harness, under wine for one, reports its failures there).
 pub fn assert_ran(what: &str, output: &std::process::Output) {
     assert!(
         output.status.success(),
-        "{what} failed ({}):\n{}",
+        "{what} failed ({}):\n{}{}",
         output.status,
+        String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -382,9 +382,12 @@ async fn connect_endpoint(endpoint: &Endpoint) -> std::result::Result<Docker, En
     let version = bollard::API_DEFAULT_VERSION;
     let mut ssh_log = None;
     let docker = match &endpoint.transport {
+        #[cfg(unix)]
         Transport::Unix(path) => {
             Docker::connect_with_unix(&path.to_string_lossy(), REQUEST_TIMEOUT_SECS, version)
         }
+        #[cfg(not(unix))]
+        Transport::Unix(_) => unreachable!("resolve refuses unix:// on Windows"),
         #[cfg(windows)]
         Transport::NamedPipe(path) => {
             Docker::connect_with_named_pipe(path, REQUEST_TIMEOUT_SECS, version)
@@ -597,12 +600,15 @@ async fn get_json(
         .map_err(|e| e.to_string())?;
     let text = |e: &dyn std::fmt::Display| e.to_string();
     let response = match &endpoint.transport {
+        #[cfg(unix)]
         Transport::Unix(socket) => {
             let stream = tokio::net::UnixStream::connect(socket)
                 .await
                 .map_err(|e| text(&e))?;
             send(hyper_util::rt::TokioIo::new(stream), request).await?
         }
+        #[cfg(not(unix))]
+        Transport::Unix(_) => unreachable!("resolve refuses unix:// on Windows"),
         Transport::Tcp {
             authority,
             tls: None,
@@ -639,7 +645,16 @@ async fn get_json(
                 .map_err(|e| text(&e))?;
             send(stream, request).await?
         }
-        Transport::NamedPipe(_) => return Ok(serde_json::Value::Null),
+        // Docker Desktop's `//./pipe/docker_engine` is `\\.\pipe\docker_engine` to Windows.
+        #[cfg(windows)]
+        Transport::NamedPipe(path) => {
+            let pipe = tokio::net::windows::named_pipe::ClientOptions::new()
+                .open(path.replace('/', "\\"))
+                .map_err(|e| text(&e))?;
+            send(hyper_util::rt::TokioIo::new(pipe), request).await?
+        }
+        #[cfg(not(windows))]
+        Transport::NamedPipe(_) => unreachable!("resolve refuses npipe:// off Windows"),
     };
     let status = response.status();
     let body = response
@@ -717,6 +732,8 @@ mod tests {
         resolve(&env, &Disk).unwrap()
     }
 
+    // a unix socket: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn a_missing_socket_is_named_at_once() {
         let endpoint = from_host("unix:///nonexistent/docker.sock");

@@ -250,6 +250,12 @@ fn endpoint(
     };
     let (scheme, rest) = host.split_once("://").unwrap_or(("tcp", host));
     let transport = match scheme {
+        "unix" if cfg!(windows) => {
+            return Err(bad(
+                "this Windows build reaches Docker Desktop over its named pipe \
+                 (`npipe:////./pipe/docker_engine`, the default), tcp or ssh, not a unix socket",
+            ));
+        }
         "unix" if !rest.is_empty() => Transport::Unix(PathBuf::from(rest)),
         "unix" => return Err(bad("it names no socket")),
         "npipe" if cfg!(windows) => Transport::NamedPipe(rest.to_string()),
@@ -390,6 +396,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn nothing_set_is_the_default_socket() {
         let endpoint = resolve(&env(), &Fixture::default()).unwrap();
@@ -402,6 +410,8 @@ mod tests {
         assert!(endpoint.describe().contains("DOCKER_HOST is not set"));
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn docker_host_wins_over_docker_context_and_the_config() {
         let files = Fixture::default()
@@ -467,6 +477,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn docker_config_moves_the_config_and_the_contexts() {
         let id = context_id("podman");
@@ -535,6 +547,8 @@ mod tests {
         );
     }
 
+    // Unix sockets and Unix-path fixtures: a Windows host uses its named pipe
+    #[cfg(unix)]
     #[test]
     fn a_missing_or_broken_context_is_named_with_its_file() {
         let mut env = env();
