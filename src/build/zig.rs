@@ -51,7 +51,10 @@ pub fn find_cached(cache: &Path) -> Option<PathBuf> {
 }
 
 fn find_ziglang() -> Option<PathBuf> {
-    let python = which::which("python3").ok()?;
+    // Windows' installer names it `python`; `python3` there may be the Store's placeholder.
+    let python = which::which("python3")
+        .or_else(|_| which::which("python"))
+        .ok()?;
     let output = Command::new(python)
         .args([
             "-c",
@@ -62,7 +65,8 @@ fn find_ziglang() -> Option<PathBuf> {
     if !output.status.success() {
         return None;
     }
-    let zig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()).join("zig");
+    let zig = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+        .join(if cfg!(windows) { "zig.exe" } else { "zig" });
     zig.is_file().then_some(zig)
 }
 
@@ -75,32 +79,52 @@ pub struct Wrappers {
 }
 
 impl Wrappers {
-    /// Writes (or keeps, when unchanged) `<dir>/<zig-target>-{cc,c++,ar}`.
+    /// Writes (or keeps, when unchanged) `<dir>/<zig-target>-{cc,c++,ar}`: `sh` scripts, or
+    /// batch files (`.bat`) on Windows, where cargo and `cc` run those through `cmd`.
     pub fn write(dir: &Path, arch: Arch, zig: &Path) -> Result<Wrappers> {
         let exe = std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot find this program's own path: {e}"))?;
-        let quote = |path: &Path| shell_words::quote(&path.to_string_lossy()).into_owned();
         let target = zig_target(arch);
-        let driver = |mode: &str| {
-            format!(
-                "#!/bin/sh\nexec {} {COMPILER_MODE} {mode} {target} {} \"$@\"\n",
-                quote(&exe),
-                quote(zig)
-            )
-        };
+        let [cc, cxx, ar] = scripts(&exe, zig, &target, cfg!(windows));
+        let extension = if cfg!(windows) { ".bat" } else { "" };
         let wrappers = Wrappers {
-            cc: dir.join(format!("{target}-cc")),
-            cxx: dir.join(format!("{target}-c++")),
-            ar: dir.join(format!("{target}-ar")),
+            cc: dir.join(format!("{target}-cc{extension}")),
+            cxx: dir.join(format!("{target}-c++{extension}")),
+            ar: dir.join(format!("{target}-ar{extension}")),
         };
-        write_script(&wrappers.cc, &driver("cc"))?;
-        write_script(&wrappers.cxx, &driver("c++"))?;
-        write_script(
-            &wrappers.ar,
-            &format!("#!/bin/sh\nexec {} ar \"$@\"\n", quote(zig)),
-        )?;
+        write_script(&wrappers.cc, &cc)?;
+        write_script(&wrappers.cxx, &cxx)?;
+        write_script(&wrappers.ar, &ar)?;
         Ok(wrappers)
     }
+}
+
+/// The content of the cc, c++ and ar wrappers: each passes its arguments on, unchanged.
+fn scripts(exe: &Path, zig: &Path, target: &str, windows: bool) -> [String; 3] {
+    let (exe, zig) = (exe.to_string_lossy(), zig.to_string_lossy());
+    if windows {
+        // No `"` is in a Windows path; `%` is, and batch files expand it unless doubled.
+        let quote = |path: &str| format!("\"{}\"", path.replace('%', "%%"));
+        let driver = |mode: &str| {
+            format!(
+                "@echo off\r\n{} {COMPILER_MODE} {mode} {target} {} %*\r\n",
+                quote(&exe),
+                quote(&zig)
+            )
+        };
+        let ar = format!("@echo off\r\n{} ar %*\r\n", quote(&zig));
+        return [driver("cc"), driver("c++"), ar];
+    }
+    let quote = |path: &str| shell_words::quote(path).into_owned();
+    let driver = |mode: &str| {
+        format!(
+            "#!/bin/sh\nexec {} {COMPILER_MODE} {mode} {target} {} \"$@\"\n",
+            quote(&exe),
+            quote(&zig)
+        )
+    };
+    let ar = format!("#!/bin/sh\nexec {} ar \"$@\"\n", quote(&zig));
+    [driver("cc"), driver("c++"), ar]
 }
 
 /// Rewrites the script only when its content changed (a concurrent build of the same
@@ -396,6 +420,26 @@ mod tests {
             std::fs::remove_file(&zig).unwrap();
             assert_ne!(find_cached(&cache), Some(zig));
         }
+    }
+
+    #[test]
+    fn windows_wrappers_are_batch_files_that_pass_every_argument_on() {
+        let [cc, cxx, ar] = scripts(
+            Path::new(r"C:\Users\me\.cargo\bin\cargo-lambda-build.exe"),
+            Path::new(r"C:\Tools\100%\zig.exe"),
+            "x86_64-linux-gnu.2.34",
+            true,
+        );
+        assert_eq!(
+            cc,
+            "@echo off\r\n\"C:\\Users\\me\\.cargo\\bin\\cargo-lambda-build.exe\" __zig-cc cc \
+             x86_64-linux-gnu.2.34 \"C:\\Tools\\100%%\\zig.exe\" %*\r\n"
+        );
+        assert!(
+            cxx.contains(" __zig-cc c++ x86_64-linux-gnu.2.34 "),
+            "{cxx}"
+        );
+        assert_eq!(ar, "@echo off\r\n\"C:\\Tools\\100%%\\zig.exe\" ar %*\r\n");
     }
 
     #[cfg(unix)]

@@ -46,6 +46,12 @@ pub enum DockerError {
         path: PathBuf,
     },
 
+    /// `docker-files = bind` on Windows, where the project is always copied into volumes.
+    #[error(
+        "{origin} asks to bind-mount the project, but on Windows `--docker` copies it into the engine's volumes"
+    )]
+    BindOnWindows { origin: String },
+
     #[error("the build argument `{name}` (`--docker-build-arg`) is not declared in {dockerfile}")]
     UndeclaredBuildArg {
         name: String,
@@ -100,6 +106,10 @@ impl DockerError {
             DockerError::FilesUnseen { origin, .. } => format!(
                 "the engine runs elsewhere (CI's docker:dind, a remote host): use \
                  `--docker-files copy`, or `auto` to let the tool choose ({origin} set `bind`)"
+            ),
+            DockerError::BindOnWindows { origin } => format!(
+                "Docker Desktop's Linux containers cannot name this machine's `C:\\` paths: \
+                 leave out {origin}, or set `--docker-files copy`"
             ),
             DockerError::GitDependencyRemote { .. } => {
                 "vendor them (`cargo vendor`, with the `[source]` table it prints in \

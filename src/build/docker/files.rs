@@ -75,6 +75,17 @@ pub async fn decide(
     if setting == DockerFiles::Copy {
         return Ok(Files::Copy);
     }
+    if cfg!(windows) {
+        // Docker Desktop's Linux containers see no Windows paths as they are (`C:\...`), and
+        // its bind mounts of the Windows file system are its slowest: volumes, always.
+        return match setting {
+            DockerFiles::Bind => Err(DockerError::BindOnWindows {
+                origin: origin.unwrap_or("`--docker-files bind`").to_string(),
+            }
+            .into()),
+            _ => Ok(Files::Copy),
+        };
+    }
     let info = docker
         .info()
         .await
@@ -201,4 +212,52 @@ async fn probe_with(
     } else {
         Files::Copy
     })
+}
+
+// Only Windows decides without the engine.
+#[cfg(all(test, windows))]
+mod tests {
+    use super::*;
+
+    /// On Windows the engine is never asked: `auto` copies, and `bind` is refused naming where it
+    /// was set (a client that would fail on any request shows that no request is made).
+    #[test]
+    fn windows_copies_without_a_probe_and_refuses_bind() {
+        let docker =
+            Docker::connect_with_http("tcp://127.0.0.1:9", 1, bollard::API_DEFAULT_VERSION)
+                .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let decide = |setting, origin| {
+            runtime.block_on(decide(
+                &docker,
+                setting,
+                origin,
+                "npipe:////./pipe/docker_engine",
+                "image",
+                dir.path(),
+                "probe",
+            ))
+        };
+        assert_eq!(decide(DockerFiles::Auto, None).unwrap(), Files::Copy);
+        assert_eq!(decide(DockerFiles::Copy, None).unwrap(), Files::Copy);
+        let refused = decide(
+            DockerFiles::Bind,
+            Some("`docker-files = \"bind\"` in Cargo.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            refused.contains("`docker-files = \"bind\"` in Cargo.toml"),
+            "{refused}"
+        );
+        assert!(
+            refused.contains("copies it into the engine's volumes"),
+            "{refused}"
+        );
+        assert!(!cache_path(dir.path()).exists());
+    }
 }

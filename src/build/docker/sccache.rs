@@ -195,7 +195,8 @@ mod tests {
         assert!(via_cargo.is_some());
     }
 
-    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    // Unix paths: on Windows `--docker` always copies into volumes, and a copy runs without
+    // sccache.
     #[cfg(unix)]
     #[test]
     fn a_local_cache_is_mounted_and_stays_offline() {
@@ -228,7 +229,8 @@ mod tests {
         assert_eq!(host_default_dir(&xdg), Some(PathBuf::from("/x/sccache")));
     }
 
-    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    // Unix paths: on Windows `--docker` always copies into volumes, and a copy runs without
+    // sccache.
     #[cfg(unix)]
     #[test]
     fn a_remote_cache_brings_its_credentials_and_needs_the_network() {

@@ -113,7 +113,10 @@ impl Changes {
 
 /// The container path of a host path in the source volume.
 pub fn container_src(host: &Path) -> String {
-    format!("{SRC_ROOT}{}", host.display())
+    format!(
+        "{SRC_ROOT}{}",
+        unix_form(&host.to_string_lossy(), cfg!(windows))
+    )
 }
 
 /// The host path of a container path in the source volume or the target volume (with the host
@@ -122,10 +125,54 @@ pub fn host_path(container: &Path, host_target: &Path) -> Option<PathBuf> {
     if let Ok(rest) = container.strip_prefix(TARGET_ROOT) {
         return Some(host_target.join(rest));
     }
-    container
-        .strip_prefix(SRC_ROOT)
-        .ok()
-        .map(|rest| Path::new("/").join(rest))
+    let rest = container.to_str()?.strip_prefix(SRC_ROOT)?;
+    host_form(rest, cfg!(windows)).map(PathBuf::from)
+}
+
+/// A host path as a Linux container names it. Unix paths stay as they are. A Windows path has a
+/// drive or a server and backslashes, which a Linux path cannot hold: `C:\Users\me\fn` is
+/// `/C/Users/me/fn`, `\\server\share\fn` is `/unc/server/share/fn` (the `\\?\` form as
+/// well), and a relative path only changes its separators.
+fn unix_form(host: &str, windows: bool) -> String {
+    if !windows {
+        return host.to_string();
+    }
+    let host = host.strip_prefix(r"\\?\").map_or(host.to_string(), |rest| {
+        match rest.strip_prefix(r"UNC\") {
+            Some(unc) => format!(r"\\{unc}"),
+            None => rest.to_string(),
+        }
+    });
+    let slashed = host.replace('\\', "/");
+    if let Some(unc) = slashed.strip_prefix("//") {
+        return format!("/unc/{unc}");
+    }
+    let mut chars = slashed.chars();
+    match (chars.next(), chars.next()) {
+        (Some(drive), Some(':')) if drive.is_ascii_alphabetic() => {
+            format!("/{drive}{}", &slashed[2..])
+        }
+        _ => slashed,
+    }
+}
+
+/// The host path [`unix_form`] made `container` from; `None` for what no host path gives.
+fn host_form(container: &str, windows: bool) -> Option<String> {
+    if !windows {
+        return container.starts_with('/').then(|| container.to_string());
+    }
+    let rest = container.strip_prefix('/')?;
+    if let Some(unc) = rest.strip_prefix("unc/") {
+        return Some(format!(r"\\{}", unc.replace('/', "\\")));
+    }
+    let (drive, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut letters = drive.chars();
+    match (letters.next(), letters.next()) {
+        (Some(letter), None) if letter.is_ascii_alphabetic() => {
+            Some(format!(r"{letter}:\{}", path.replace('/', "\\")))
+        }
+        _ => None,
+    }
 }
 
 /// What to scan: the source roots, what to leave out, and where the crates come from.
@@ -150,7 +197,10 @@ pub fn scan(inputs: &Inputs, cache: &Manifest) -> std::io::Result<Vec<Local>> {
     }
     let registry = inputs.cargo_home.join("registry");
     for relative in needed_registry_files(&registry, inputs.lock_file)? {
-        let container = format!("{REGISTRY_ROOT}/{}", relative.display());
+        let container = format!(
+            "{REGISTRY_ROOT}/{}",
+            unix_form(&relative.to_string_lossy(), cfg!(windows))
+        );
         found.push((registry.join(relative), container));
     }
     found.sort_by(|a, b| a.1.cmp(&b.1));
@@ -807,8 +857,6 @@ mod tests {
         assert_eq!(state_from_tar(&whole), cut_short);
     }
 
-    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
-    #[cfg(unix)]
     #[test]
     fn the_archive_carries_owners_manifests_and_the_deletion_list() {
         let dir = tempfile::tempdir().unwrap();
@@ -877,7 +925,7 @@ mod tests {
         assert_ne!(second.sha256, first.sha256);
     }
 
-    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    // The expected names are written with `/`, as Unix paths are.
     #[cfg(unix)]
     #[test]
     fn sources_leave_out_git_target_dirs_and_skipped_paths() {
@@ -912,7 +960,7 @@ mod tests {
         assert_eq!(found[0].1, container_src(&found[0].0));
     }
 
-    // Unix-path fixtures; Windows host paths are not yet mapped into the container (issue 14)
+    // The expected names are written with `/`, as Unix paths are.
     #[cfg(unix)]
     #[test]
     fn the_lock_files_registry_crates_are_found_with_their_index_entries() {
@@ -999,15 +1047,56 @@ source = "git+https://example.com/x#abc"
             ),
             Some(target.join("aarch64-unknown-linux-gnu/release/api"))
         );
-        assert_eq!(
-            host_path(Path::new("/lambda-build/src/home/me/fn/Cargo.toml"), target),
-            Some(PathBuf::from("/home/me/fn/Cargo.toml"))
-        );
         assert_eq!(host_path(Path::new("/usr/bin/cargo"), target), None);
+        // Through the source volume and back, in this host's own form of path.
+        let manifest = if cfg!(windows) {
+            r"C:\Users\me\fn\api\Cargo.toml"
+        } else {
+            "/home/me/fn/api/Cargo.toml"
+        };
+        let inside = container_src(Path::new(manifest));
+        assert!(inside.starts_with("/lambda-build/src/"), "{inside}");
+        assert!(!inside.contains('\\'), "{inside}");
         assert_eq!(
-            container_src(Path::new("/home/me/fn/api/Cargo.toml")),
-            "/lambda-build/src/home/me/fn/api/Cargo.toml"
+            host_path(Path::new(&inside), target),
+            Some(PathBuf::from(manifest))
         );
+    }
+
+    #[test]
+    fn windows_paths_become_linux_paths_and_back() {
+        let both_ways = [
+            (r"C:\Users\me\fn\Cargo.toml", "/C/Users/me/fn/Cargo.toml"),
+            (r"d:\", "/d/"),
+            (
+                r"\\server\share\fn\src\main.rs",
+                "/unc/server/share/fn/src/main.rs",
+            ),
+        ];
+        for (windows, linux) in both_ways {
+            assert_eq!(unix_form(windows, true), linux);
+            assert_eq!(host_form(linux, true).as_deref(), Some(windows));
+        }
+        // The verbatim forms `canonicalize` gives name the same places.
+        assert_eq!(unix_form(r"\\?\C:\Users\me", true), "/C/Users/me");
+        assert_eq!(
+            unix_form(r"\\?\UNC\server\share\x", true),
+            "/unc/server/share/x"
+        );
+        // A path below a registry directory only changes its separators.
+        assert_eq!(
+            unix_form(r"cache\index.crates.io-x\serde-1.0.0.crate", true),
+            "cache/index.crates.io-x/serde-1.0.0.crate"
+        );
+        // Unix paths are their own container paths.
+        assert_eq!(unix_form("/home/me/fn", false), "/home/me/fn");
+        assert_eq!(
+            host_form("/home/me/fn", false).as_deref(),
+            Some("/home/me/fn")
+        );
+        // What no Windows path becomes is no host path.
+        assert_eq!(host_form("/home/me/fn", true), None);
+        assert_eq!(host_form("relative", false), None);
     }
 
     #[test]
