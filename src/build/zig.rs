@@ -102,29 +102,27 @@ impl Wrappers {
 /// The content of the cc, c++ and ar wrappers: each passes its arguments on, unchanged.
 fn scripts(exe: &Path, zig: &Path, target: &str, windows: bool) -> [String; 3] {
     let (exe, zig) = (exe.to_string_lossy(), zig.to_string_lossy());
-    if windows {
-        // No `"` is in a Windows path; `%` is, and batch files expand it unless doubled.
-        let quote = |path: &str| format!("\"{}\"", path.replace('%', "%%"));
-        let driver = |mode: &str| {
-            format!(
-                "@echo off\r\n{} {COMPILER_MODE} {mode} {target} {} %*\r\n",
-                quote(&exe),
-                quote(&zig)
-            )
-        };
-        let ar = format!("@echo off\r\n{} ar %*\r\n", quote(&zig));
-        return [driver("cc"), driver("c++"), ar];
-    }
-    let quote = |path: &str| shell_words::quote(path).into_owned();
+    // No `"` is in a Windows path; `%` is, and batch files expand it unless doubled.
+    let quote = |path: &str| match windows {
+        true => format!("\"{}\"", path.replace('%', "%%")),
+        false => shell_words::quote(path).into_owned(),
+    };
+    let script = |command: String| match windows {
+        true => format!("@echo off\r\n{command} %*\r\n"),
+        false => format!("#!/bin/sh\nexec {command} \"$@\"\n"),
+    };
     let driver = |mode: &str| {
-        format!(
-            "#!/bin/sh\nexec {} {COMPILER_MODE} {mode} {target} {} \"$@\"\n",
+        script(format!(
+            "{} {COMPILER_MODE} {mode} {target} {}",
             quote(&exe),
             quote(&zig)
-        )
+        ))
     };
-    let ar = format!("#!/bin/sh\nexec {} ar \"$@\"\n", quote(&zig));
-    [driver("cc"), driver("c++"), ar]
+    [
+        driver("cc"),
+        driver("c++"),
+        script(format!("{} ar", quote(&zig))),
+    ]
 }
 
 /// Rewrites the script only when its content changed (a concurrent build of the same
