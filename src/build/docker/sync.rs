@@ -530,6 +530,10 @@ pub fn archive(
         // run sees the new hash), never cut or padded.
         let content = std::fs::read(&file.host)?;
         header.set_size(content.len() as u64);
+        // The header holds whole seconds, and cargo compares a source's mtime with its last
+        // compile's to the nanosecond: an edit in the same second as that compile, cut to the
+        // second, looks older and is not rebuilt. The engine takes the exact time from PAX.
+        builder.append_pax_extensions([("mtime", pax_time(file.entry.mtime_ns).as_bytes())])?;
         builder.append_data(&mut header, &file.container[1..], content.as_slice())?;
     }
     let mut list = String::new();
@@ -541,6 +545,11 @@ pub fn archive(
     // Last: its presence says that everything before it arrived.
     add_bytes(&mut builder, MANIFEST_NEXT, &compress(&manifest_of(local))?)?;
     builder.into_inner()
+}
+
+/// A PAX time: seconds since the epoch, with the nanoseconds after the point.
+fn pax_time(nanos: u64) -> String {
+    format!("{}.{:09}", nanos / 1_000_000_000, nanos % 1_000_000_000)
 }
 
 /// The manifest, gzipped: the hashes are most of an edit's upload otherwise.
@@ -876,9 +885,15 @@ mod tests {
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();
         let mut delete_list = String::new();
+        let mut source_mtime = None;
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
             let name = entry.path().unwrap().display().to_string();
+            if name == container_src(&file)[1..] {
+                let pax = entry.pax_extensions().unwrap().unwrap();
+                let mtime = pax.map(|e| e.unwrap()).find(|e| e.key() == Ok("mtime"));
+                source_mtime = mtime.map(|e| e.value().unwrap().to_string());
+            }
             assert_eq!(entry.header().uid().unwrap(), 1000, "{name}");
             assert_eq!(entry.header().gid().unwrap(), 1001, "{name}");
             if name.ends_with("/delete") {
@@ -887,6 +902,9 @@ mod tests {
             names.push(name);
         }
         assert_eq!(delete_list, "/lambda-build/src/gone.rs\n");
+        // The file's mtime to the nanosecond, which the tar header cannot hold.
+        assert_eq!(source_mtime, Some(pax_time(scanned[0].entry.mtime_ns)));
+        assert_eq!(pax_time(1_700_000_000_000_000_042), "1700000000.000000042");
         let unknown = names.iter().position(|n| n.ends_with("/unknown")).unwrap();
         let source = names
             .iter()
