@@ -269,6 +269,12 @@ fn failure_help(kind: FailureKind) -> &'static str {
             "the function needs longer than `--timeout`: raise it (and the function's timeout \
              on Lambda, at most 900 s), or find what blocks"
         }
+        FailureKind::NeverAsked => {
+            "is it a Lambda function? A program that never calls the Runtime API (an axum or \
+             actix-web server, a command-line tool) waits until Lambda stops it: serve it \
+             through `lambda_http::run` or `lambda_runtime::run` (`cargo lambda-build new --http` \
+             shows how)"
+        }
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"

@@ -648,8 +648,12 @@ impl<'a> Instance<'a> {
             }
         };
         self.process = Some(Process::new(child)?);
+        // Whether the process called the Runtime API at all: one that never does is no runtime.
+        let mut asked = false;
         loop {
-            match self.wait(until)? {
+            let happening = self.wait(until)?;
+            asked |= matches!(happening, Happening::Request(_));
+            match happening {
                 Happening::Extension => {
                     if let Some(failure) = self.extension_failure(request_id) {
                         return Ok(Init::Failed(
@@ -709,11 +713,16 @@ impl<'a> Instance<'a> {
                 }
                 Happening::Deadline => {
                     self.kill();
-                    let failure = Failure::timeout(request_id, self.timeout);
-                    self.log.warn(&format!(
-                        "the function did not ask for an event within Lambda's {} s init phase",
-                        INIT_TIMEOUT.as_secs()
-                    ));
+                    let failure = if asked {
+                        self.log.warn(&format!(
+                            "the function did not ask for an event within Lambda's {} s init \
+                             phase",
+                            INIT_TIMEOUT.as_secs()
+                        ));
+                        Failure::timeout(request_id, self.timeout)
+                    } else {
+                        Failure::never_asked(request_id, self.timeout)
+                    };
                     let mut record = self.init_failure(request_id, failure, started);
                     record.status = Some(Status::Timeout);
                     return Ok(Init::Failed(record));

@@ -110,6 +110,7 @@ pub fn serve_function(
     let console = Console {
         reporter,
         lambda_lines: verbosity != Verbosity::Quiet,
+        emulated: sandbox.launch.emulator.is_some(),
     };
     let mut instance = sandbox.instance(&config.function, interrupt, &console);
     let mut records = Vec::new();
