@@ -169,19 +169,22 @@ impl Layer {
     /// The command line: a flag that is absent sets nothing.
     pub fn from_args(args: &BuildArgs, cwd: &Path) -> Layer {
         Layer {
-            arch: args.arch.or(args.cargo_lambda.arch()),
-            zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
+            arch: args.selection.arch.or(args.selection.cargo_lambda.arch()),
+            zip: args.zip.then_some(true).or(args.output_format_zip()),
             outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
             include: (!args.include.is_empty()).then(|| args.include.clone()),
             layers: (!args.layer.is_empty())
                 .then(|| args.layer.iter().map(|l| cwd.join(l)).collect()),
-            profile: args
-                .profile
-                .clone()
-                .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
+            profile: args.selection.profile.clone().or_else(|| {
+                args.selection
+                    .cargo_lambda
+                    .release
+                    .then(|| "release".into())
+            }),
             small: args.small.then_some(true),
             per_package: args.per_package.then_some(true),
-            features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
+            features: (!args.selection.features.features.is_empty())
+                .then(|| args.selection.features.features.clone()),
             extension: args.extension.then_some(true),
             docker_files: args
                 .docker_files
@@ -646,7 +649,7 @@ impl BuildConfig {
             });
         }
 
-        let mut cargo_features = args.features;
+        let mut cargo_features = args.selection.features;
         cargo_features.features = features;
         Ok(BuildConfig {
             arch: arch.map(|(arch, _)| arch).unwrap_or_default(),
@@ -659,10 +662,10 @@ impl BuildConfig {
             verify: !args.no_verify,
             small: small.map(|(small, _)| small).unwrap_or(false),
             per_package: per_package.is_some_and(|(on, _)| on),
-            target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
-            locked: args.locked,
-            offline: args.offline,
-            frozen: args.frozen,
+            target_dir: args.selection.target_dir.map(|dir| env.cwd.join(dir)),
+            locked: args.selection.locked,
+            offline: args.selection.offline,
+            frozen: args.selection.frozen,
             ui,
             source_date_epoch: env
                 .source_date_epoch()

@@ -40,7 +40,7 @@ use server::RuntimeApi;
 
 #[cfg(unix)]
 use crate::arch::Arch;
-use crate::cli::{FunctionArgs, InvokeArgs};
+use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
 use crate::env::{Env, Ui, Verbosity};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -109,17 +109,13 @@ pub fn function_settings(
 
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
+        refuse_build_flags(&args.selection, "invoke")?;
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
-        let events = match (args.data, args.data_file) {
-            (Some(data), _) => EventSource::Data(data),
-            (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
-            (None, Some(file)) => EventSource::File(env.cwd.join(file)),
-            (None, None) => EventSource::Stdin,
-        };
+        let events = event_source(args.data, args.data_file, &env.cwd);
         let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
@@ -127,6 +123,25 @@ impl InvokeConfig {
             function,
             ui,
         })
+    }
+}
+
+/// `--data`, else `--data-file` (`-` and none: stdin), relative to `cwd`.
+pub fn event_source(data: Option<String>, data_file: Option<PathBuf>, cwd: &Path) -> EventSource {
+    match (data, data_file) {
+        (Some(data), _) => EventSource::Data(data),
+        (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
+        (None, Some(file)) => EventSource::File(cwd.join(file)),
+        (None, None) => EventSource::Stdin,
+    }
+}
+
+/// The build's selection flags mean something only to a command that builds (`--native`,
+/// `serve --watch`): elsewhere they are refused rather than ignored.
+pub fn refuse_build_flags(selection: &SelectionArgs, command: &'static str) -> Result<()> {
+    match selection.first_given() {
+        Some(flag) => Err(InvokeError::NothingToBuild { flag, command }),
+        None => Ok(()),
     }
 }
 
@@ -231,6 +246,19 @@ pub fn check_host(command: &'static str) -> Result<()> {
         Ok(())
     } else {
         Err(InvokeError::HostCannotRun {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
+
+/// `--native` runs what cargo built for this machine, which Linux and macOS can serve the
+/// Runtime API to as to the zip; on Windows the way is a Linux container.
+pub fn check_native_host(command: &'static str) -> Result<()> {
+    if cfg!(any(target_os = "linux", target_os = "macos")) {
+        Ok(())
+    } else {
+        Err(InvokeError::NativeHost {
             command,
             os: std::env::consts::OS,
         })
@@ -358,6 +386,8 @@ impl Sandbox {
                     .unwrap_or_default()
                     .to_string_lossy()
             ),
+            // A macOS executable (`--native`) is this machine's own.
+            (None, None) if cfg!(target_os = "macos") => std::env::consts::ARCH.to_owned(),
             (None, None) => "not an ELF executable".to_owned(),
         };
         Ok(Sandbox {
@@ -601,7 +631,11 @@ pub fn report_line(record: &Record, memory_mb: u32, emulated: bool) -> String {
         fields.push(format!(
             "Max Memory Used: {} MB{}",
             mb_of_kib(kib),
-            if emulated { " (qemu's own included)" } else { "" }
+            if emulated {
+                " (qemu's own included)"
+            } else {
+                ""
+            }
         ));
     }
     if let Some(init) = record.init_duration {
@@ -841,7 +875,8 @@ mod tests {
         record.init_duration = None;
         record.status = Some(Status::Error("Runtime.ExitError".into()));
         assert!(
-            report_line(&record, 128, false).ends_with("\tStatus: error\tError Type: Runtime.ExitError")
+            report_line(&record, 128, false)
+                .ends_with("\tStatus: error\tError Type: Runtime.ExitError")
         );
         record.status = Some(Status::Timeout);
         assert!(report_line(&record, 128, false).ends_with("MB\tStatus: timeout"));

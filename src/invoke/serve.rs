@@ -32,6 +32,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
+        super::refuse_build_flags(&args.selection, "serve")?;
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),

@@ -333,7 +333,11 @@ fn a_process_that_never_asks_for_an_event_is_said_to_be_no_lambda_function() {
     let started = Instant::now();
     let output = invoke(&[bootstrap.to_str().unwrap(), "--data", "{}"]);
     assert_exit(&output, 1);
-    assert!(started.elapsed() < Duration::from_secs(40), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
     let text = stderr(&output);
     assert_stderr_has(&output, "the function never asked for an event");
     assert_stderr_has(&output, "is it a Lambda function?");
