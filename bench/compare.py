@@ -686,8 +686,10 @@ def watch_loops(work, project_name, source, opts, target):
 
 def watch_rows(work, opts, target):
     """Edit saved -> new answer, per project and loop; the ratio of each of ours to theirs."""
-    projects = [("echo", FIXTURE)]
-    if not opts.tiny:
+    projects = []
+    if "echo" in opts.watch_projects:
+        projects.append(("echo", FIXTURE))
+    if "http" in opts.watch_projects and not opts.tiny:
         projects.append(("http", new_http_function(work, "http-source")))
     rows, editor = [], 0
     for project_name, source in projects:
@@ -890,11 +892,12 @@ def watch_markdown(results):
         return "Not measured yet: `python3 bench/compare.py --watch`."
     load = watch["load_average"]
     lines = [
-        f"Run of {watch['date']} ({watch['duration_s']} s): {results['machine']['cpus']} CPUs, "
-        f"{watch['edits']} edits per loop and project, the loops edited in turn. Load average "
-        f"(1, 5, 15 min) before: {load['before']['1m']}, {load['before']['5m']}, "
-        f"{load['before']['15m']}; after: {load['after']['1m']}, {load['after']['5m']}, "
-        f"{load['after']['15m']}.",
+        f"Last run {watch['date']} ({watch['duration_s']} s): {results['machine']['cpus']} "
+        f"CPUs, {watch['cargo_lambda']}, {watch['edits']} edits per loop and project, the loops "
+        f"edited in turn. Load average (1, 5, 15 min) before: {load['before']['1m']}, "
+        f"{load['before']['5m']}, {load['before']['15m']}; after: {load['after']['1m']}, "
+        f"{load['after']['5m']}, {load['after']['15m']}. Each row says when it was measured "
+        "and the 1-minute load before and after its run.",
         "",
         "Each cell: seconds from the edit saved to the first HTTP answer of the new code, "
         "median (min to max, n = edits). The cargo-lambda column is `cargo lambda watch` on "
@@ -908,6 +911,8 @@ def watch_markdown(results):
         if r["met"]:
             ratio = f"**{ratio}**"
         verdict = {True: "met", False: "missed", None: ""}[r["met"]]
+        if r.get("note"):
+            verdict = f"{verdict}; {r['note']}" if verdict else r["note"]
         goal = (r["goal"] or "").replace("<=", "≤")
         lines.append(f"| {r['metric']} | {cell(r['ours'], 's')} | {cell(r['theirs'], 's')} | "
                      f"{ratio} | {goal} | {verdict} |")
@@ -991,6 +996,9 @@ def parse_args(argv):
                         help="only the watch loop rows: edit saved -> new HTTP answer for "
                              "`serve --watch`, `serve --watch --native` and `cargo lambda "
                              "watch`, on the echo fixture and the `new --http` function")
+    parser.add_argument("--watch-projects", default="echo,http",
+                        help="for --watch: which projects (echo: the fixture; http: the `new "
+                             "--http` function)")
     parser.add_argument("--watch-edits", type=int, default=3,
                         help="edits per loop and project (default 3)")
     parser.add_argument("--watch-start-limit", type=float, default=1800,
@@ -1006,6 +1014,7 @@ def parse_args(argv):
     if args.scale is None:
         args.scale = "1" if args.tiny else "1,5,20,50"
     args.engines = [e for e in args.engines.split(",") if e]
+    args.watch_projects = [p for p in args.watch_projects.split(",") if p]
     args.archs = [a for a in args.archs.split(",") if a]
     args.scale = [int(n) for n in args.scale.split(",") if n]
     return args
@@ -1110,8 +1119,15 @@ def watch_main(opts, previous, their_version):
         "load_average": {"before": load_before, "after": load_after}, "cargo_lambda": their_version}
     results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
                           "python": platform.python_version()}
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+    for r in rows:
+        r["note"] = f"{date}, load {load_before['1m']} to {load_after['1m']}"
+    # Rows of projects not measured this time stay as their last run left them.
+    kept = [r for r in (results.get("watch") or {}).get("rows", [])
+            if r["metric"] not in {n["metric"] for n in rows}]
+    rows = kept + rows
     results["watch"] = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "date": date,
         "duration_s": round(time.time() - started, 1),
         "cargo_lambda": their_version,
         "edits": opts.watch_edits,

@@ -155,6 +155,21 @@ pub struct BuildArgs {
 }
 
 impl BuildArgs {
+    /// `cargo lambda-build [--zip --outdir DIR]` with `selection`, as the build's own parser
+    /// reads it: what `serve --watch` and `--native` build, with every default of a build.
+    pub fn of_selection(
+        selection: &SelectionArgs,
+        zip_into: Option<&std::path::Path>,
+    ) -> Result<BuildArgs, clap::Error> {
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["cargo".as_ref(), "lambda-build".as_ref()];
+        if let Some(outdir) = zip_into {
+            argv.extend(["--zip".as_ref(), "--outdir".as_ref(), outdir.as_os_str()]);
+        }
+        let Cli::LambdaBuild(mut args) = Cli::try_parse_from(argv)?;
+        args.selection = selection.clone();
+        Ok(args)
+    }
+
     /// Whether `--output-format` asks for a zip (`Some(false)`: the binary, explicitly).
     pub fn output_format_zip(&self) -> Option<bool> {
         self.output_format.map(|f| f == OutputFormat::Zip)

@@ -10,9 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clap::Parser;
-
-use crate::cli::{BuildArgs, Cli, InvokeArgs, SelectionArgs, ServeArgs};
+use crate::cli::{BuildArgs, InvokeArgs, SelectionArgs, ServeArgs};
 use crate::config::BuildConfig;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
@@ -27,17 +25,11 @@ use crate::signal::Interrupt;
 /// Said at the end of every status line of native mode.
 pub const NOTE: &str = "native build, not the shipped zip";
 
-/// `cargo lambda-build [--zip --outdir OUTDIR]` with `selection`, as the build's own parser
-/// reads it: the package's settings (Cargo.toml, `CARGO_LAMBDA_BUILD_*`) apply as to any build.
+/// The build's arguments for `selection` (`zip_into`: a zip into that outdir): the package's
+/// settings (Cargo.toml, `CARGO_LAMBDA_BUILD_*`) apply as to any build.
 pub fn build_args(selection: &SelectionArgs, zip_into: Option<&Path>) -> Result<BuildArgs> {
-    let mut argv: Vec<&std::ffi::OsStr> = vec!["cargo".as_ref(), "lambda-build".as_ref()];
-    if let Some(outdir) = zip_into {
-        argv.extend(["--zip".as_ref(), "--outdir".as_ref(), outdir.as_os_str()]);
-    }
-    let Cli::LambdaBuild(mut args) = Cli::try_parse_from(argv)
-        .map_err(|e| anyhow::anyhow!("cannot prepare the build's arguments: {e}"))?;
-    args.selection = selection.clone();
-    Ok(args)
+    BuildArgs::of_selection(selection, zip_into)
+        .map_err(|e| anyhow::anyhow!("cannot prepare the build's arguments: {e}").into())
 }
 
 /// The one function `serve` and `invoke` run: a plan of several, or of an extension, is refused
@@ -204,6 +196,8 @@ pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
 
     fn selection(args: &[&str]) -> SelectionArgs {
         let Cli::LambdaBuild(args) =
