@@ -1042,18 +1042,16 @@ def main(argv=None):
     if opts.watch:
         return watch_main(opts, previous, their_version)
 
-    load_before = load_average()
-    say(f"load average before: {load_before}")
     started = time.time()
-    work = Path(opts.work).resolve() if opts.work else Path(tempfile.mkdtemp(prefix="lambda-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    if opts.tiny:
-        Tool.tiny_targets = {"ours": Path(opts.ours_target_dir or work / "target-ours").resolve(),
-                             "theirs": work / "target-theirs"}
-    editor = Editor()
-    rows, scale = [], []
-    try:
+
+    def measure(work):
+        if opts.tiny:
+            Tool.tiny_targets = {
+                "ours": Path(opts.ours_target_dir or work / "target-ours").resolve(),
+                "theirs": work / "target-theirs"}
+        editor = Editor()
         warm_up(work, opts.archs, True, opts.tiny)
+        rows = []
         for arch in opts.archs:
             rows += echo_rows(work, arch, opts, editor)
         if opts.docker:
@@ -1061,12 +1059,9 @@ def main(argv=None):
         else:
             rows.append(skipped("docker-noop", "`--docker` no-op, local engine, x86_64",
                                 "run with --docker"))
-        scale = scale_rows(work, opts, editor)
-    finally:
-        if not opts.work:
-            shutil.rmtree(work, ignore_errors=True)
-    load_after = load_average()
-    say(f"load average after: {load_after}")
+        return rows, scale_rows(work, opts, editor)
+
+    (rows, scale), load_before, load_after = in_work_dir(opts, measure)
 
     results = {
         "schema": SCHEMA,
@@ -1097,23 +1092,36 @@ def main(argv=None):
     say(f"\nwrote {opts.json} and the tables of {opts.markdown} in {results['duration_s']} s")
 
 
-def watch_main(opts, previous, their_version):
-    """`--watch`: the watch rows, into the last results (or alone, the first time)."""
+def in_work_dir(opts, measure):
+    """measure(work) in --work (else a temporary directory, removed after), with the load
+    average before and after."""
     load_before = load_average()
     say(f"load average before: {load_before}")
-    started = time.time()
     work = Path(opts.work).resolve() if opts.work else Path(tempfile.mkdtemp(prefix="lambda-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    # One target dir for the three loops: their dependencies compile once (ours in release
-    # for Lambda's target, the native loop's and cargo-lambda's in dev for this machine).
-    target = Path(opts.ours_target_dir).resolve() if opts.ours_target_dir else work / "target-watch"
     try:
-        rows = watch_rows(work, opts, target)
+        measured = measure(work)
     finally:
         if not opts.work:
             shutil.rmtree(work, ignore_errors=True)
     load_after = load_average()
     say(f"load average after: {load_after}")
+    return measured, load_before, load_after
+
+
+def watch_main(opts, previous, their_version):
+    """`--watch`: the watch rows, into the last results (or alone, the first time)."""
+    started = time.time()
+
+    def measure(work):
+        # One target dir for the three loops: their dependencies compile once (ours in
+        # release for Lambda's target, the native loop's and cargo-lambda's in dev for this
+        # machine).
+        target = (Path(opts.ours_target_dir).resolve() if opts.ours_target_dir
+                  else work / "target-watch")
+        return watch_rows(work, opts, target)
+
+    rows, load_before, load_after = in_work_dir(opts, measure)
     results = previous if previous.get("schema") == SCHEMA else {
         "schema": SCHEMA, "date": "", "machine": {}, "settings": {}, "rows": [], "scale": [],
         "load_average": {"before": load_before, "after": load_after}, "cargo_lambda": their_version}

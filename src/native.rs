@@ -10,13 +10,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::cli::{BuildArgs, InvokeArgs, SelectionArgs, ServeArgs};
+use crate::cli::{BuildArgs, FunctionArgs, InvokeArgs, SelectionArgs, ServeArgs};
 use crate::config::BuildConfig;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::invoke::front::Front;
 use crate::invoke::serve::{self, ServeConfig, serve_function};
-use crate::invoke::{self, InvokeError, Payloads};
+use crate::invoke::{self, FunctionSettings, InvokeError, Payloads};
 use crate::plan::{BuildPlan, CargoArgs, Cmd, FunctionPlan};
 use crate::project::Workspace;
 use crate::report::Reporter;
@@ -135,18 +135,25 @@ pub fn build(plan: &NativePlan, reporter: &Reporter, interrupt: &Interrupt) -> R
     Ok(executable)
 }
 
-fn signal_handler() -> Result<Interrupt> {
-    Interrupt::register()
-        .map_err(|e| anyhow::anyhow!("cannot install a signal handler: {e}").into())
+/// What `serve --native` and `invoke --native` start with: the host's check, Ctrl-C, the
+/// reporter that labels every status line, and the function's settings.
+fn start(
+    command: &'static str,
+    function: FunctionArgs,
+    env: &Env,
+    ui: Ui,
+) -> Result<(Interrupt, Reporter, FunctionSettings)> {
+    invoke::check_native_host(command)?;
+    let interrupt = Interrupt::register()
+        .map_err(|e| anyhow::anyhow!("cannot install a signal handler: {e}"))?;
+    let lookup = |key: &str| env.var(key).map(str::to_owned);
+    let function = invoke::function_settings(function, &lookup, &env.cwd)?;
+    Ok((interrupt, Reporter::new(ui).noting(NOTE), function))
 }
 
 /// `serve --native`: builds once, then serves that build until Ctrl-C.
 pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
-    invoke::check_native_host("serve")?;
-    let interrupt = signal_handler()?;
-    let reporter = Reporter::new(ui).noting(NOTE);
-    let lookup = |key: &str| env.var(key).map(str::to_owned);
-    let function = invoke::function_settings(args.function, &lookup, &env.cwd)?;
+    let (interrupt, reporter, function) = start("serve", args.function, env, ui)?;
     // Listening first: a port in use is refused before anything is built.
     let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
     serve::announce(&front)?;
@@ -172,11 +179,7 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 
 /// `invoke --native`: builds, then runs the events as `invoke` runs a zip's.
 pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
-    invoke::check_native_host("invoke")?;
-    let interrupt = signal_handler()?;
-    let reporter = Reporter::new(ui).noting(NOTE);
-    let lookup = |key: &str| env.var(key).map(str::to_owned);
-    let function = invoke::function_settings(args.function, &lookup, &env.cwd)?;
+    let (interrupt, reporter, function) = start("invoke", args.function, env, ui)?;
     // A bad event file fails before the build.
     let events = invoke::read_events(&invoke::event_source(args.data, args.data_file, &env.cwd))?;
     let plan = plan(&args.selection, None, env, ui, "invoke")?;

@@ -225,21 +225,23 @@ impl Builder {
     /// or one that changed the artifact). A failure is printed; the last good build keeps
     /// serving.
     fn build(&mut self, workspace: &Workspace, cx: Context<'_>) -> Option<PathBuf> {
-        let Context {
-            env,
-            ui,
-            interrupt,
-            reporter,
-        } = cx;
+        let (env, ui) = (cx.env, cx.ui);
         let built = match &self.mode {
             Mode::Zip { args, zip } => {
                 let quick = |plan: &mut BuildPlan| quick_build(plan, env);
-                crate::build_in(*args.clone(), Some(workspace), env, ui, interrupt, &quick)
-                    .map(|()| zip.clone())
+                crate::build_in(
+                    *args.clone(),
+                    Some(workspace),
+                    env,
+                    ui,
+                    cx.interrupt,
+                    &quick,
+                )
+                .map(|()| zip.clone())
             }
             // Planned again: the workspace may have changed (a renamed binary, a feature).
             Mode::Native => native::plan(&self.selection, Some(workspace), env, ui, "serve")
-                .and_then(|plan| native::build(&plan, reporter, interrupt)),
+                .and_then(|plan| native::build(&plan, cx.reporter, cx.interrupt)),
         };
         match built {
             Ok(artifact) => {
@@ -257,7 +259,7 @@ impl Builder {
             Err(Error::Interrupted(_)) => None,
             Err(error) => {
                 error.print(ui.color);
-                reporter.warn(if self.served.is_some() {
+                cx.reporter.warn(if self.served.is_some() {
                     "the build failed: the last good build keeps serving"
                 } else {
                     "the build failed: nothing to serve until a change builds"
