@@ -71,6 +71,16 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 
     let manifest = project::locate_manifest(args.selection.manifest_path.as_deref(), &env.cwd)?;
     let workspace = read_workspace(&args.selection, manifest, env)?;
+    // cargo's target dir as `cargo metadata` knows it, and `--target-dir`'s: the builds'
+    // outputs, which must not start the next build.
+    let mut target_dirs = vec![
+        workspace
+            .metadata
+            .target_directory
+            .clone()
+            .into_std_path_buf(),
+    ];
+    target_dirs.extend(args.selection.target_dir.as_ref().map(|d| env.cwd.join(d)));
     // Decided before the first build: a selection that names no single function is refused
     // here, rather than leaving a server with nothing to serve.
     let builder = Builder::decide(args.selection, args.native, &workspace, env, ui)?;
@@ -89,13 +99,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         debouncer,
         changes,
         sources: Sources::default(),
-        filter: Filter::new(
-            workspace
-                .metadata
-                .target_directory
-                .clone()
-                .into_std_path_buf(),
-        ),
+        filter: Filter::new(target_dirs),
     };
     watch.follow(
         Sources::of(&workspace.metadata, &builder.manifest),

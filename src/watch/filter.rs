@@ -9,16 +9,16 @@ use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 pub struct Filter {
-    target_dir: PathBuf,
+    target_dirs: Vec<PathBuf>,
     /// The matcher of each directory's `.gitignore` (`None`: it has none), read when first
     /// needed and again after it changed.
     gitignores: HashMap<PathBuf, Option<Gitignore>>,
 }
 
 impl Filter {
-    pub fn new(target_dir: PathBuf) -> Filter {
+    pub fn new(target_dirs: Vec<PathBuf>) -> Filter {
         Filter {
-            target_dir,
+            target_dirs,
             gitignores: HashMap::new(),
         }
     }
@@ -27,7 +27,7 @@ impl Filter {
     /// the part below `root` is looked at for hidden and `target` directories: the project
     /// itself may live under a hidden directory.
     pub fn ignores(&mut self, path: &Path, root: &Path) -> bool {
-        if path.starts_with(&self.target_dir) {
+        if self.target_dirs.iter().any(|dir| path.starts_with(dir)) {
             return true;
         }
         let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -138,9 +138,10 @@ mod tests {
 
     #[test]
     fn outputs_hidden_and_temporary_files_do_not_rebuild() {
-        let mut filter = Filter::new(PathBuf::from("/p/target"));
+        let mut filter = Filter::new(vec![PathBuf::from("/p/target"), PathBuf::from("/p/out")]);
         for path in [
             "/p/target/release/x",
+            "/p/out/x86_64-unknown-linux-gnu/release/echo",
             "/p/.git/index",
             "/p/src/.main.rs.swp",
             "/p/src/main.rs.swp",
@@ -180,7 +181,7 @@ mod tests {
         std::fs::write(root.join(".gitignore"), "*.log\n/dist/\n").unwrap();
         std::fs::write(root.join("fn/.gitignore"), "generated/\n!keep.log\n").unwrap();
         std::fs::write(root.join(".git/info/exclude"), "notes.md\n").unwrap();
-        let mut filter = Filter::new(root.join("target"));
+        let mut filter = Filter::new(vec![root.join("target")]);
         for ignored in [
             "fn/debug.log",
             "dist/lambda.zip",
@@ -202,7 +203,7 @@ mod tests {
     fn outside_a_repository_nothing_is_git_ignored() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(".gitignore"), "*.rs\n").unwrap();
-        let mut filter = Filter::new(dir.path().join("target"));
+        let mut filter = Filter::new(vec![dir.path().join("target")]);
         // A tempdir's name starts with `.tmp`: the directory watched is hidden, its files not.
         assert!(!filter.ignores(&dir.path().join("main.rs"), dir.path()));
     }
