@@ -463,25 +463,23 @@ fn a_zig_whose_ar_cannot_create_an_archive_is_named_before_compiling() {
         std::iter::once(scratch.path().to_path_buf())
             .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
     )
+    .unwrap()
+    .into_string()
     .unwrap();
     let message = format!(
         "zig 0.16.0 (`{}`) cannot create an archive, which C dependencies (ring, aws-lc-sys) \
          need: `zig ar rcs` said \"ar: error: unable to open 'probe.a': No such file or directory\"",
         zig.display()
     );
-    let case = Case {
+    let output = Case {
         name: "brokenzig",
         args: &["--zip", "--arch", cross_arch()],
+        env: &[("PATH", &path)],
         message: &message,
         help: "`pip install ziglang`",
         ..CASE
-    };
-    let project = case.project();
-    let output = lambda_build_command(project.path(), case.args)
-        .env("PATH", &path)
-        .output()
-        .unwrap();
-    case.assert(project.path(), &output);
+    }
+    .check();
     for fix in [
         "brew install zig@0.15",
         "--docker",
