@@ -18,6 +18,7 @@ pub mod host;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
+pub mod native_cpu;
 pub mod new;
 pub mod package;
 pub mod plan;
@@ -219,10 +220,10 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
     Ok(())
 }
 
-/// project -> config -> plan, then every refusal that needs no compiler: unwritable outdirs,
-/// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
-/// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
-/// (`--print-image-tag`).
+/// project -> config -> plan, then every refusal that needs no compiler: flags that compile for
+/// this machine's CPU, unwritable outdirs, a directory where the artifact goes, a bad
+/// `SOURCE_DATE_EPOCH`, includes that match nothing or escape, an unreadable `--invoke-with`
+/// file. `None` when the run ends with the plan (`--print-image-tag`).
 fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
@@ -248,6 +249,7 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         return Ok(None);
     }
 
+    native_cpu::refuse(&plan, env)?;
     refuse_unwritable(
         config.functions.iter().map(|f| f.outdir.as_path()),
         &plan.functions,

@@ -34,6 +34,9 @@ pub fn build(
 ) -> Result<Vec<Checked>> {
     let host = HostFacts::discover(plan.arch, &plan.tool_dir());
     let linker = choose(plan.arch, &host)?;
+    if let Linker::Zig(zig) = &linker {
+        check_zig_ar(zig, plan.arch, env)?;
+    }
     match linker {
         Linker::Host => reporter.detail("Linker", linker.describe()),
         _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
@@ -52,6 +55,7 @@ pub fn build(
         && glibc_too_new
         && let Some(zig) = zig::find()
     {
+        check_zig_ar(&zig, plan.arch, env)?;
         let linker = Linker::Zig(zig);
         reporter.status(
             "Relinking",
@@ -61,6 +65,20 @@ pub fn build(
         return check_all(&built, plan);
     }
     Ok(checked)
+}
+
+/// zig's `ar` archives the C code of build scripts, unless the user named their own
+/// (`AR_<triple>`, which cc reads before the tool's): one that cannot is refused before compiling.
+fn check_zig_ar(zig: &Path, target: Arch, env: &Env) -> Result<()> {
+    let triple = target.triple();
+    let own = [
+        format!("AR_{triple}"),
+        format!("AR_{}", triple.replace('-', "_")),
+    ];
+    if own.iter().any(|name| env.is_set(name)) {
+        return Ok(());
+    }
+    zig::check_ar(zig)
 }
 
 /// How the final link (and C code) is done.
