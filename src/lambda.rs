@@ -8,6 +8,25 @@ use crate::arch::Arch;
 /// (`/var/task`), else `/opt/bootstrap` from a layer, on the OS-only runtimes.
 pub const BOOTSTRAP: &str = "bootstrap";
 
+/// The `#!` interpreters provided.al2023 has for a script `bootstrap`: it is built on Amazon
+/// Linux 2023 minimal, whose shell is bash (`/bin/sh` is bash), with coreutils' `env`; it has
+/// no Python, Node or Perl. AWS's custom-runtime tutorial runs a `#!/bin/sh` bootstrap
+/// ("Tutorial: Building a custom runtime", Lambda developer guide).
+pub const SCRIPT_SHELLS: &[&str] = &["/bin/sh", "/bin/bash", "/usr/bin/sh", "/usr/bin/bash"];
+
+/// Whether provided.al2023 can run a script whose `#!` line is `interpreter` (its words after
+/// `#!`): one of [`SCRIPT_SHELLS`], or `env` naming `sh` or `bash`.
+pub fn runs_script(interpreter: &str) -> bool {
+    let mut words = interpreter.split_whitespace();
+    match words.next() {
+        Some("/usr/bin/env" | "/bin/env") => words
+            .find(|word| !word.starts_with('-'))
+            .is_some_and(|program| program == "sh" || program == "bash"),
+        Some(program) => SCRIPT_SHELLS.contains(&program),
+        None => false,
+    }
+}
+
 /// Where the function's code is extracted: `LAMBDA_TASK_ROOT`.
 pub const TASK_ROOT: &str = "/var/task";
 
@@ -149,5 +168,25 @@ pub fn loader_paths(arch: Arch) -> &'static [&'static str] {
             "/usr/lib/ld-linux-aarch64.so.1",
             "/usr/lib64/ld-linux-aarch64.so.1",
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_run_by_the_shells_provided_al2023_has() {
+        for yes in [
+            "/bin/sh",
+            "/bin/bash -e",
+            "/usr/bin/env bash",
+            "/usr/bin/env -S sh -e",
+        ] {
+            assert!(runs_script(yes), "{yes}");
+        }
+        for no in ["/usr/bin/python3", "/usr/bin/env node", "/bin/zsh", ""] {
+            assert!(!runs_script(no), "{no}");
+        }
     }
 }

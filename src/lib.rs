@@ -144,10 +144,19 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
             .map(|value| value.to_string_lossy())
             .as_deref(),
     )?;
-    let checked = inspect::check_binary(&request.binary, args.arch)?;
+    let checked = inspect::check_packaged(&request.binary, args.arch)?;
     let arch = args.arch.unwrap_or(checked.elf.arch);
-
     let reporter = &Reporter::new(ui);
+    if let Some(interpreter) = checked.elf.script() {
+        reporter.status(
+            "Script",
+            format!(
+                "`{}` is a `#!{interpreter}` script, which provided.al2023 runs as it is: no \
+                 ELF, glibc or library check applies to it",
+                args.binary.display()
+            ),
+        );
+    }
     function.brought.includes = if request.zip {
         let outputs = [
             request.outdir.clone(),
