@@ -293,6 +293,10 @@ lambda.Dockerfile replaces the bundled one)"
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Check what a build and a local run need on this machine, and say how to fix what is
+    /// missing
+    #[command(long_about = DOCTOR_LONG_ABOUT)]
+    Doctor(DoctorArgs),
     /// Print the shell completion script for `cargo lambda-build`
     #[command(after_help = "Examples:\n  \
 bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
@@ -303,6 +307,24 @@ fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-b
     #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
 cargo lambda-build man --dir ~/.local/share/man/man1")]
     Man(ManArgs),
+}
+
+const DOCTOR_LONG_ABOUT: &str = "\
+Check what a build and a local run need on this machine, and say how to fix what is missing: the \
+Rust toolchain and the Lambda targets, the linker for each architecture (zig or a GNU cross gcc), \
+qemu and the arm64 libraries a local run of the other architecture needs, the Docker engine \
+`--docker` would use (reachable, TLS, whether it sees this machine's files, Podman), the settings \
+found (cargo-lambda's included) and the functions of the project in the current directory.
+
+One line per check: `ok`, `warning` (something only --arch arm64, --docker or a local run needs) \
+or `error` (something a plain `cargo lambda-build` needs: x86_64, no --docker), with what to do. \
+Exits with 1 when there is an error, else 0.";
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// How the checks are printed on stdout: `json` prints one object per check, one per line
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
 }
 
 #[derive(Debug, Clone, Args)]

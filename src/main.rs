@@ -4,7 +4,7 @@ use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, generate, invoke, new, run};
+use cargo_lambda_build::{docker_cmd, doctor, generate, invoke, new, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -43,6 +43,7 @@ fn main() {
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {
                     docker_cmd::clean(&clean, &env, ui)
                 }
+                Some(Command::Doctor(doctor_args)) => doctor::run(&doctor_args, &env, ui),
                 None => run(args, &env, ui),
             };
             (ui, result)
