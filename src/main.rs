@@ -1,7 +1,5 @@
-use clap::Parser;
-
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
+use cargo_lambda_build::cli::{self, Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
 use cargo_lambda_build::{docker_cmd, doctor, generate, invoke, new, run};
@@ -13,7 +11,8 @@ fn main() {
     if args.get(1).is_some_and(|mode| mode == zig::COMPILER_MODE) {
         std::process::exit(zig::run_compiler(&args[2..]));
     }
-    let Cli::LambdaBuild(mut args) = Cli::parse();
+    // A usage error exits with 2, as clap's do.
+    let Cli::LambdaBuild(mut args) = cli::parse_from(&args).unwrap_or_else(|e| e.exit());
     let (ui, result) = match Env::from_process() {
         Ok(env) => {
             let ui = args.output.ui(&env);
