@@ -381,8 +381,10 @@ Exits with 1 when there is an error, else 0.";
 
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
-    /// How the checks are printed on stdout: `json` prints one object per check, one per line
-    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human)]
+    /// How the checks are printed on stdout: `human`, one line per check, or `json`, one object
+    /// per check and line, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human,
+        hide_possible_values = true)]
     pub message_format: MessageFormat,
 }
 
