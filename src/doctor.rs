@@ -529,8 +529,9 @@ fn docker(facts: &Facts) -> Check {
         Ok(Files::Copy) => check(
             Status::Ok,
             format!(
-                "{reached}; it does not see this machine's files (an engine elsewhere: CI's \
-                 docker:dind, a remote host): `--docker` copies the project into volumes there"
+                "{reached}; it does not see this machine's files (an engine elsewhere, as CI's \
+                 docker:dind, or any engine from Windows): `--docker` copies the project into \
+                 volumes there"
             ),
         )
         .help(Some(format!(
@@ -601,14 +602,17 @@ fn settings(facts: &Facts) -> Check {
         [] => None,
         names => Some(format!("the variables {}", names.join(", "))),
     };
+    let variables_only = |project: &str| match &variables {
+        Some(variables) => format!("{project}; {variables} apply to any build"),
+        None => format!("{project}; no `CARGO_LAMBDA_BUILD_*` variable is set"),
+    };
     let found = match &facts.project {
         ProjectFacts::Found(found) => found,
-        _ => {
-            let message = match variables {
-                Some(variables) => format!("no project here; {variables} apply to any build"),
-                None => "no project here, and no `CARGO_LAMBDA_BUILD_*` variable".into(),
-            };
-            return check(Status::Ok, message);
+        ProjectFacts::NotFound(_) => return check(Status::Ok, variables_only("no project here")),
+        // The `functions` line says why, and what to do.
+        ProjectFacts::Refused(_) => {
+            let project = "the project's settings are not read (the `functions` line says why)";
+            return check(Status::Ok, variables_only(project));
         }
     };
     let mut sources: Vec<String> = found
@@ -767,7 +771,8 @@ impl Facts {
     }
 }
 
-/// The first line `program ARGS` prints, or why it did not run or failed.
+/// The first line `program ARGS` prints, or why it did not run or failed, with the help for
+/// rustc and cargo (zig's and getconf's failures are only read as "not there").
 fn first_line(program: &OsStr, args: &[&str], cwd: &Path) -> std::result::Result<String, Problem> {
     let shown = format!("{} {}", program.to_string_lossy(), args.join(" "));
     let output = Command::new(program)
@@ -1147,53 +1152,59 @@ mod tests {
             assert_eq!(check.status, Status::Ok, "{check:?}");
             assert!(!check.line().contains('\n'), "{}", check.line());
         }
-        assert!(find(&checks, "linker arm64").message.contains("zig"));
-        assert!(
-            find(&checks, "linker arm64")
-                .message
-                .contains("zig 0.13.0 (`/opt/zig/zig`) targeting glibc 2.34")
-        );
-        assert!(
-            find(&checks, "local run arm64")
-                .message
-                .contains("/usr/bin/qemu-aarch64-static")
-        );
-        assert!(
-            find(&checks, "functions")
-                .message
-                .contains("`echo` (package `echo`)")
-        );
-        assert!(
-            find(&checks, "docker")
-                .message
-                .contains("sees this machine's files")
-        );
+        for (label, found) in [
+            (
+                "linker arm64",
+                "zig 0.13.0 (`/opt/zig/zig`) targeting glibc 2.34",
+            ),
+            ("local run arm64", "/usr/bin/qemu-aarch64-static"),
+            ("functions", "`echo` (package `echo`)"),
+            ("docker", "sees this machine's files"),
+        ] {
+            let message = &find(&checks, label).message;
+            assert!(message.contains(found), "{label}: {message}");
+        }
+    }
+
+    /// The check `label` of these facts, after asserting its status and that its help names
+    /// `fix` (when there is one to name).
+    #[track_caller]
+    fn answer(facts: &Facts, label: &str, status: Status, fix: Option<&str>) -> Check {
+        let check = find(&checks(facts), label).clone();
+        assert_eq!(check.status, status, "{check:?}");
+        if let Some(fix) = fix {
+            let help = check.help.as_deref().unwrap_or_default();
+            assert!(help.contains(fix), "`{fix}` not in the help of {check:?}");
+        }
+        check
     }
 
     #[test]
     fn no_cross_linker_is_a_warning_for_arm64_and_an_error_for_x86_64() {
         let mut facts = everything();
         facts.zig = None;
-        let all = checks(&facts);
-        let arm = find(&all, "linker arm64");
-        assert_eq!(arm.status, Status::Warning);
-        let help = arm.help.as_deref().unwrap();
-        assert!(
-            help.contains("pip install ziglang") && help.contains("--docker"),
-            "{help}"
+        let arm = answer(
+            &facts,
+            "linker arm64",
+            Status::Warning,
+            Some("pip install ziglang"),
         );
+        assert!(arm.help.unwrap().contains("--docker"));
         assert!(errors(&facts).is_empty());
 
         // From an arm64 host, the plain x86_64 build is the cross build.
         facts.host = Some(Arch::Arm64);
         assert_eq!(errors(&facts), ["linker x86_64"]);
-        let x86 = find(&checks(&facts), "linker x86_64").clone();
-        assert!(x86.help.unwrap().contains("gcc-x86-64-linux-gnu"));
+        answer(
+            &facts,
+            "linker x86_64",
+            Status::Error,
+            Some("gcc-x86-64-linux-gnu"),
+        );
 
         // A GNU cross gcc is enough.
         facts.cross_gcc = vec![(Arch::X86_64, "/usr/bin/x86_64-linux-gnu-gcc".into())];
-        assert!(errors(&facts).is_empty());
-        let gcc = find(&checks(&facts), "linker x86_64").clone();
+        let gcc = answer(&facts, "linker x86_64", Status::Ok, None);
         assert!(gcc.message.contains("GNU cross gcc"), "{gcc:?}");
     }
 
@@ -1201,38 +1212,38 @@ mod tests {
     fn a_newer_host_glibc_wants_zig_for_the_relink() {
         let mut facts = everything();
         facts.host_glibc = GlibcVersion::parse("2.39");
-        let with_zig = find(&checks(&facts), "linker x86_64").clone();
-        assert_eq!(with_zig.status, Status::Ok);
+        let with_zig = answer(&facts, "linker x86_64", Status::Ok, None);
         assert!(
             with_zig.message.contains("relinked with zig 0.13.0"),
             "{with_zig:?}"
         );
         facts.zig = None;
-        let without = find(&checks(&facts), "linker x86_64").clone();
-        assert_eq!(without.status, Status::Warning);
-        assert!(without.help.unwrap().contains("pip install ziglang"));
+        answer(
+            &facts,
+            "linker x86_64",
+            Status::Warning,
+            Some("pip install ziglang"),
+        );
     }
 
     #[test]
     fn missing_qemu_or_arm64_libraries_name_the_package() {
         let mut facts = everything();
         facts.lookups.dirs.clear();
-        let no_libc = find(&checks(&facts), "local run arm64").clone();
-        assert_eq!(no_libc.status, Status::Warning);
-        assert!(no_libc.help.unwrap().contains("libc6-arm64-cross"));
+        answer(
+            &facts,
+            "local run arm64",
+            Status::Warning,
+            Some("libc6-arm64-cross"),
+        );
         facts.lookups = Lookups::default();
-        let no_qemu = find(&checks(&facts), "local run arm64").clone();
+        let fix = Some("apt-get install qemu-user-static");
+        let no_qemu = answer(&facts, "local run arm64", Status::Warning, fix);
         assert!(
             no_qemu.message.contains("qemu-aarch64-static"),
             "{no_qemu:?}"
         );
-        assert!(
-            no_qemu
-                .help
-                .unwrap()
-                .contains("apt-get install qemu-user-static")
-        );
-        assert_eq!(find(&checks(&facts), "local run x86_64").status, Status::Ok);
+        answer(&facts, "local run x86_64", Status::Ok, None);
         assert!(errors(&facts).is_empty());
     }
 
@@ -1240,27 +1251,19 @@ mod tests {
     fn rust_and_its_targets() {
         let mut facts = everything();
         facts.rust.targets = vec![Arch::X86_64];
-        let arm = find(&checks(&facts), "target arm64").clone();
-        assert_eq!(arm.status, Status::Warning);
-        assert!(
-            arm.help
-                .unwrap()
-                .contains("rustup target add aarch64-unknown-linux-gnu")
-        );
+        let fix = Some("rustup target add aarch64-unknown-linux-gnu");
+        answer(&facts, "target arm64", Status::Warning, fix);
 
         facts.rust.rustup = false;
         facts.rust.targets = Vec::new();
         assert_eq!(errors(&facts), ["target x86_64"]);
-        let x86 = find(&checks(&facts), "target x86_64").clone();
-        assert!(x86.help.unwrap().contains("rustup"));
+        answer(&facts, "target x86_64", Status::Error, Some("rustup"));
 
         facts.rust.rustc = Err(Problem {
             message: "could not run `rustc`: No such file or directory".into(),
             help: Some(INSTALL_RUST.into()),
         });
-        let rust = find(&checks(&facts), "rust").clone();
-        assert_eq!(rust.status, Status::Error);
-        assert!(rust.help.unwrap().contains("https://rustup.rs"));
+        answer(&facts, "rust", Status::Error, Some("https://rustup.rs"));
     }
 
     #[test]
@@ -1288,40 +1291,33 @@ mod tests {
         assert!(!down.line().contains('\n'));
         assert!(errors(&facts).is_empty(), "a plain build needs no engine");
 
-        let remote = |transport, files| {
+        // An engine elsewhere, as CI's docker:dind: plain tcp, and the probe's file unseen.
+        let remote = |authority: &str| {
             EngineFacts::Reached(Box::new(Engine {
                 endpoint: Endpoint {
-                    host: "tcp://builder:2375".into(),
-                    transport,
+                    host: format!("tcp://{authority}"),
+                    transport: Transport::Tcp {
+                        authority: authority.into(),
+                        tls: None,
+                    },
                     source: engine::Source::DockerHost,
                 },
                 product: "Docker Engine 27.3.1".into(),
                 rootless: None,
-                files,
+                files: Ok(Files::Copy),
             }))
         };
-        facts.engine = remote(
-            Transport::Tcp {
-                authority: "127.0.0.1:23750".into(),
-                tls: None,
-            },
-            Ok(Files::Copy),
-        );
-        let copy = find(&checks(&facts), "docker").clone();
-        assert_eq!(copy.status, Status::Ok);
+        facts.engine = remote("127.0.0.1:23750");
+        let copy = answer(&facts, "docker", Status::Ok, Some("--docker-files copy"));
         assert!(copy.message.contains("does not see this machine's files"));
-        assert!(copy.help.unwrap().contains("--docker-files copy"));
 
-        facts.engine = remote(
-            Transport::Tcp {
-                authority: "builder.example:2375".into(),
-                tls: None,
-            },
-            Ok(Files::Copy),
+        facts.engine = remote("builder.example:2375");
+        answer(
+            &facts,
+            "docker",
+            Status::Warning,
+            Some("DOCKER_TLS_VERIFY=1"),
         );
-        let open = find(&checks(&facts), "docker").clone();
-        assert_eq!(open.status, Status::Warning);
-        assert!(open.help.unwrap().contains("DOCKER_TLS_VERIFY=1"));
     }
 
     #[test]
@@ -1385,9 +1381,12 @@ mod tests {
     fn the_project_outside_of_one_refused_or_found() {
         let mut facts = everything();
         facts.project = ProjectFacts::NotFound("/home/me".into());
-        let none = find(&checks(&facts), "functions").clone();
-        assert_eq!(none.status, Status::Warning);
-        assert!(none.help.unwrap().contains("cargo lambda-build new"));
+        answer(
+            &facts,
+            "functions",
+            Status::Warning,
+            Some("cargo lambda-build new"),
+        );
         assert!(errors(&facts).is_empty());
 
         facts.project = ProjectFacts::Refused(Problem {
@@ -1395,6 +1394,8 @@ mod tests {
             help: Some("for example `--bin a`".into()),
         });
         assert_eq!(errors(&facts), ["functions"]);
+        let settings = answer(&facts, "settings", Status::Ok, None);
+        assert!(settings.message.contains("not read"), "{settings:?}");
     }
 
     #[test]
