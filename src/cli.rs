@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, CommandFactory, Parser, ValueEnum};
 
 use crate::arch::Arch;
 pub use crate::env::ColorChoice;
@@ -14,6 +14,65 @@ pub use crate::env::ColorChoice;
 #[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
 pub enum Cli {
     LambdaBuild(BuildArgs),
+}
+
+/// Parses the command line; a cargo-lambda subcommand this tool has no such command for
+/// (`watch`, `build`, `deploy`) is a usage error that says what to run instead.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map_err(say_what_instead)
+}
+
+/// What to run instead of cargo-lambda's subcommands that are not this tool's.
+pub fn instead_of(subcommand: &str) -> Option<&'static str> {
+    Some(match subcommand {
+        "watch" => {
+            "run `cargo lambda-build serve --watch`: it builds, serves the function on \
+             http://127.0.0.1:9000 and rebuilds on every saved change (`invoke` runs it on an event)"
+        }
+        "build" => {
+            "building is the command itself: run `cargo lambda-build` (cargo-lambda's flags work \
+             too: `cargo lambda-build --release --arm64 --output-format zip`)"
+        }
+        "deploy" => {
+            "this tool does not deploy: upload `lambda.zip` with `aws lambda \
+             update-function-code --function-name NAME --zip-file fileb://lambda.zip`, or give \
+             it to SAM (`sam deploy`), CDK or Terraform (docs/usage.md, \"New crates and \
+             deployment templates\")"
+        }
+        _ => return None,
+    })
+}
+
+fn say_what_instead(error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let word = match error.kind() {
+        // After a build flag (`--zip watch`), clap calls the word a subcommand in conflict with
+        // the flag.
+        ErrorKind::InvalidSubcommand | ErrorKind::ArgumentConflict => {
+            error.get(ContextKind::InvalidSubcommand)
+        }
+        _ => None,
+    };
+    let Some(ContextValue::String(word)) = word else {
+        return error;
+    };
+    let Some(instead) = instead_of(word) else {
+        return error;
+    };
+    let mut command = Cli::command();
+    command.build();
+    let lambda_build = command
+        .find_subcommand_mut("lambda-build")
+        .expect("the one subcommand");
+    clap::Error::raw(
+        ErrorKind::InvalidSubcommand,
+        format!("`{word}` is not a command of cargo lambda-build (it is cargo-lambda's)\n\nhelp: {instead}"),
+    )
+    .format(lambda_build)
 }
 
 const LONG_ABOUT: &str = "\
@@ -293,6 +352,10 @@ lambda.Dockerfile replaces the bundled one)"
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Check what a build and a local run need on this machine, and say how to fix what is
+    /// missing
+    #[command(long_about = DOCTOR_LONG_ABOUT)]
+    Doctor(DoctorArgs),
     /// Print the shell completion script for `cargo lambda-build`
     #[command(after_help = "Examples:\n  \
 bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
@@ -303,6 +366,26 @@ fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-b
     #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
 cargo lambda-build man --dir ~/.local/share/man/man1")]
     Man(ManArgs),
+}
+
+const DOCTOR_LONG_ABOUT: &str = "\
+Check what a build and a local run need on this machine, and say how to fix what is missing: the \
+Rust toolchain and the Lambda targets, the linker for each architecture (zig or a GNU cross gcc), \
+qemu and the arm64 libraries a local run of the other architecture needs, the Docker engine \
+`--docker` would use (reachable, TLS, whether it sees this machine's files, Podman), the settings \
+found (cargo-lambda's included) and the functions of the project in the current directory.
+
+One line per check: `ok`, `warning` (something only --arch arm64, --docker or a local run needs) \
+or `error` (something a plain `cargo lambda-build` needs: x86_64, no --docker), with what to do. \
+Exits with 1 when there is an error, else 0.";
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// How the checks are printed on stdout: `human`, one line per check, or `json`, one object
+    /// per check and line, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human,
+        hide_possible_values = true)]
+    pub message_format: MessageFormat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -939,6 +1022,49 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cargo_lambdas_other_subcommands_say_what_to_run_instead() {
+        let refused = |args: &[&str]| {
+            let error = parse_from(args).expect_err("a usage error");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            error.to_string()
+        };
+        for (word, instead) in [
+            ("watch", "cargo lambda-build serve --watch"),
+            ("build", "run `cargo lambda-build`"),
+            ("deploy", "aws lambda update-function-code"),
+        ] {
+            for args in [
+                &["cargo", "lambda-build", word][..],
+                &["cargo", "lambda-build", word, "--release"],
+                &["cargo", "lambda-build", "--zip", "-v", word],
+            ] {
+                let text = refused(args);
+                assert!(
+                    text.contains(&format!("`{word}` is not a command")),
+                    "{args:?}: {text}"
+                );
+                assert!(text.contains(instead), "{args:?}: {text}");
+            }
+        }
+        let deploy = refused(&["cargo", "lambda-build", "deploy"]);
+        for tool in ["SAM", "CDK", "Terraform"] {
+            assert!(deploy.contains(tool), "{deploy}");
+        }
+        // Any other word keeps clap's own error.
+        assert!(refused(&["cargo", "lambda-build", "frob"]).contains("unrecognized subcommand"));
+        // Not commands, so neither in the help nor in the completions.
+        let command = Cli::command();
+        let lambda_build = command.find_subcommand("lambda-build").unwrap();
+        assert!(
+            lambda_build
+                .get_subcommands()
+                .all(|c| !["watch", "build", "deploy"].contains(&c.get_name()))
+        );
+        // A file named like one is still an argument where a command takes one.
+        assert!(parse_from(["cargo", "lambda-build", "invoke", "build"]).is_ok());
     }
 
     #[test]

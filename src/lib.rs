@@ -12,6 +12,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod docker_cmd;
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod generate;
