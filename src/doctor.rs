@@ -171,7 +171,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// A failure as the tool reports it elsewhere: its message and its help.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Problem {
     pub message: String,
     pub help: Option<String>,
@@ -196,6 +196,8 @@ pub struct Facts {
     pub rust: RustFacts,
     /// zig as a build finds it, and what `zig version` says.
     pub zig: Option<Tool>,
+    /// Why that zig cannot link a Lambda build (its `ar` cannot make an archive), when it cannot.
+    pub zig_broken: Option<Problem>,
     /// The GNU cross gcc of each architecture that has one installed.
     pub cross_gcc: Vec<(Arch, PathBuf)>,
     /// This machine's glibc: a native build links against it.
@@ -427,6 +429,10 @@ fn linker(facts: &Facts, arch: Arch) -> Check {
                      binary against glibc {AL2023_GLIBC}), or build with `--docker`"
                 ))),
             }
+        }
+        Ok(Linker::Zig(_)) if facts.zig_broken.is_some() => {
+            let broken = facts.zig_broken.clone().unwrap_or_default();
+            check(Status::Error, broken.message).help(broken.help)
         }
         Ok(Linker::Zig(zig)) => check(
             Status::Ok,
@@ -751,6 +757,11 @@ impl Facts {
                 .err()
                 .map(|e| Problem::new(&e, e.help())),
             rust,
+            zig_broken: zig.as_ref().and_then(|zig| {
+                zig::check_ar(&zig.path)
+                    .err()
+                    .map(|e| Problem::new(&e, e.help()))
+            }),
             zig,
             cross_gcc: Arch::ALL
                 .into_iter()
@@ -1073,6 +1084,7 @@ mod tests {
         Facts {
             host: Some(Arch::X86_64),
             local_run_refused: None,
+            zig_broken: None,
             rust: RustFacts {
                 rustc: Ok("rustc 1.90.0 (1159e78c4 2025-09-14)".into()),
                 cargo: Ok("cargo 1.90.0 (840b83a10 2025-07-30)".into()),
@@ -1177,6 +1189,24 @@ mod tests {
             assert!(help.contains(fix), "`{fix}` not in the help of {check:?}");
         }
         check
+    }
+
+    /// A zig whose `ar` cannot make an archive (Homebrew's 0.16.0 on macOS) is named as the
+    /// build names it, with what to install.
+    #[test]
+    fn a_zig_whose_ar_fails_is_an_error_with_the_build_s_help() {
+        let mut facts = everything();
+        facts.zig_broken = Some(Problem {
+            message: "zig 0.16.0 at `/opt/zig/zig` cannot create an archive".into(),
+            help: Some("install `pip install ziglang`".into()),
+        });
+        let arm = answer(
+            &facts,
+            "linker arm64",
+            Status::Error,
+            Some("pip install ziglang"),
+        );
+        assert!(arm.message.contains("cannot create an archive"), "{arm:?}");
     }
 
     #[test]
