@@ -9,7 +9,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Ci, NewArgs};
 use crate::env::Env;
 use crate::report;
 
@@ -82,6 +81,24 @@ const HTTP: Template = Template {
     sam: include_str!("../templates/deploy/http.yaml"),
 };
 
+/// What `new` creates: where, what kind of crate, and which CI file with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCrate {
+    /// Relative to the current directory; its last component names the crate.
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub ci: Option<Ci>,
+}
+
+/// The CI systems `new --ci` writes a file for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/lambda.yml`.
+    Github,
+    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`.
+    Gitlab,
+}
+
 /// The kinds of crate `new` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -91,16 +108,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn of(args: &NewArgs) -> Kind {
-        if args.extension {
-            Kind::Extension
-        } else if args.http {
-            Kind::Http
-        } else {
-            Kind::Function
-        }
-    }
-
     fn template(self) -> &'static Template {
         match self {
             Kind::Function => &FUNCTION,
@@ -145,7 +152,7 @@ pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, Strin
 
 /// `cargo lambda-build new`: creates the crate, then says what to run next (on stderr; stdout
 /// gets the crate's path, the result).
-pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
+pub fn run(args: &NewCrate, env: &Env, color: bool) -> Result<()> {
     let dir = create(args, &env.cwd)?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     let shown = args.path.display();
@@ -155,7 +162,7 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         "Created",
         format!(
             "Lambda {} `{name}` in `{shown}`",
-            match Kind::of(args) {
+            match args.kind {
                 Kind::Function => "function",
                 Kind::Http => "HTTP function",
                 Kind::Extension => "extension",
@@ -179,7 +186,7 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
 
 /// Creates the crate at `cwd/args.path` and returns its directory. The files are written into a
 /// temporary directory beside it, renamed into place at the end: no half-made crate is left.
-pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
+pub fn create(args: &NewCrate, cwd: &Path) -> Result<PathBuf> {
     let dir = cwd.join(&args.path);
     let name = dir
         .file_name()
@@ -200,7 +207,7 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         .prefix(&format!(".{name}."))
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
-    for (path, content) in files(&name, Kind::of(args), args.ci) {
+    for (path, content) in files(&name, args.kind, args.ci) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -284,12 +291,11 @@ fn lock_file(template: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn new_args(path: &str, ci: Option<Ci>) -> NewArgs {
-        NewArgs {
+    fn new_args(path: &str, ci: Option<Ci>) -> NewCrate {
+        NewCrate {
             path: path.into(),
+            kind: Kind::Function,
             ci,
-            extension: false,
-            http: false,
         }
     }
 
