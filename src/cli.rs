@@ -1,12 +1,22 @@
 //! The command line, shaped like cargo's own: `cargo lambda-build ...` and
 //! `cargo-lambda-build lambda-build ...` both parse, cargo's flags sit under cargo's headings.
+//!
+//! The only module that knows clap (with `main.rs` and `generate.rs`): the values flags take
+//! are the domain's types (`Arch`, `DockerFiles`, ...), given their command-line names and help
+//! here, and the build's flags become a [`CommandLine`], the config's layer of settings.
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, CommandFactory, Parser, ValueEnum};
 
 use crate::arch::Arch;
+use crate::config::{
+    BuildSettings, CommandLine, DockerConfig, DockerFiles, FunctionSettings, Layer, MessageFormat,
+    Source,
+};
 pub use crate::env::ColorChoice;
+use crate::new::{Ci, Kind, NewCrate};
 
 /// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
 /// subcommand name is the first argument either way.
@@ -73,6 +83,18 @@ fn say_what_instead(error: clap::Error) -> clap::Error {
         format!("`{word}` is not a command of cargo lambda-build (it is cargo-lambda's)\n\nhelp: {instead}"),
     )
     .format(lambda_build)
+}
+
+impl Cli {
+    /// clap's `Parser::try_parse_from`, for the modules that do not name clap (`serve --watch`
+    /// parses the build's own arguments; tests).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Cli as Parser>::try_parse_from(args)
+    }
 }
 
 const LONG_ABOUT: &str = "\
@@ -275,7 +297,7 @@ pub struct CargoLambdaArgs {
 
     /// A Lambda target triple, read as its architecture: `x86_64-unknown-linux-gnu` is
     /// `--arch x86_64`, `aarch64-unknown-linux-gnu` is `--arch arm64` (cargo-lambda's `--target`)
-    #[arg(long = "target", value_name = "TRIPLE", value_parser = parse_lambda_target,
+    #[arg(long = "target", value_name = "TRIPLE", value_parser = Arch::from_lambda_target,
         conflicts_with_all = ["arch", "arm64", "x86_64"], hide_short_help = true,
         help_heading = COMPILATION)]
     pub target: Option<Arch>,
@@ -318,21 +340,59 @@ pub enum OutputFormat {
     Binary,
 }
 
-/// A Rust target triple that Lambda runs, read as the architecture; this tool always builds
-/// for glibc (provided.al2023's 2.34), so a musl or non-Linux triple is refused.
-pub fn parse_lambda_target(triple: &str) -> Result<Arch, String> {
-    if let Some(arch) = Arch::ALL.into_iter().find(|a| a.triple() == triple) {
-        return Ok(arch);
+impl From<BuildArgs> for CommandLine {
+    /// The build's flags as the config reads them: a flag that is absent sets nothing.
+    fn from(args: BuildArgs) -> CommandLine {
+        let docker = args.docker
+            || args.dockerfile.is_some()
+            || args.docker_image.is_some()
+            || args.docker_memory.is_some()
+            || args.docker_files.is_some()
+            || !args.docker_build_arg.is_empty()
+            || args.print_image_tag;
+        fn some<T>(list: Vec<T>) -> Option<Vec<T>> {
+            (!list.is_empty()).then_some(list)
+        }
+        let layer = Layer {
+            source: Source::CommandLine,
+            build: BuildSettings {
+                arch: args.arch.or(args.cargo_lambda.arch()),
+                profile: (args.profile)
+                    .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
+                small: args.small.then_some(true),
+                features: some(args.features.features),
+                per_package: args.per_package.then_some(true),
+                docker_files: args.docker_files,
+            },
+            function: FunctionSettings {
+                zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
+                outdir: args.outdir,
+                include: some(args.include),
+                layers: some(args.layer),
+                extension: args.extension.then_some(true),
+            },
+        };
+        CommandLine {
+            layer,
+            all_features: args.features.all_features,
+            no_default_features: args.features.no_default_features,
+            message_format: args.message_format,
+            verify: !args.no_verify,
+            target_dir: args.target_dir,
+            locked: args.locked,
+            offline: args.offline,
+            frozen: args.frozen,
+            docker: docker.then(|| DockerConfig {
+                dockerfile: args.dockerfile,
+                image: args.docker_image,
+                memory: args.docker_memory,
+                build_args: args.docker_build_arg,
+                print_image_tag: args.print_image_tag,
+                ..DockerConfig::default()
+            }),
+            invoke_with: args.invoke_with,
+        }
     }
-    let arch = match triple.split('-').next() {
-        Some("aarch64") => "arm64",
-        _ => "x86_64",
-    };
-    Err(format!(
-        "`{triple}` is not a target this tool builds: it builds glibc binaries for \
-         provided.al2023 (`x86_64-unknown-linux-gnu` or `aarch64-unknown-linux-gnu`); \
-         use `--arch {arch}`"
-    ))
 }
 
 /// Subcommands of `cargo lambda-build`; without one, it builds.
@@ -449,22 +509,21 @@ pub struct NewArgs {
     pub ci: Option<Ci>,
 }
 
-/// The CI systems `new --ci` writes a file for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Ci {
-    /// GitHub Actions: `.github/workflows/lambda.yml`
-    Github,
-    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`
-    Gitlab,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum MessageFormat {
-    /// A summary for people
-    #[default]
-    Human,
-    /// One JSON object per artifact, one per line
-    Json,
+impl From<NewArgs> for NewCrate {
+    fn from(args: NewArgs) -> NewCrate {
+        let kind = if args.extension {
+            Kind::Extension
+        } else if args.http {
+            Kind::Http
+        } else {
+            Kind::Function
+        };
+        NewCrate {
+            path: args.path,
+            kind,
+            ci: args.ci,
+        }
+    }
 }
 
 const COMPILATION: &str = "Compilation Options";
@@ -587,8 +646,8 @@ pub struct ServeArgs {
     pub bind: std::net::IpAddr,
 
     /// The event each request becomes: the service in front of the function
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormat::FunctionUrl)]
-    pub event_format: EventFormat,
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormatArg::FunctionUrl)]
+    pub event_format: EventFormatArg,
 
     /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
     /// build and serve it again when a source file of it or of a path dependency changes; a
@@ -600,9 +659,10 @@ pub struct ServeArgs {
     pub function: FunctionArgs,
 }
 
-/// The service in front of a served function, and so the event it sends.
+/// `--event-format`: the service in front of a served function. The `serve` stage reads it as its
+/// own `invoke::http::EventFormat` (which cannot be named here: `invoke` reads these flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum EventFormat {
+pub enum EventFormatArg {
     /// A Lambda Function URL (payload format 2.0)
     #[default]
     #[value(alias = "lambda-url", alias = "url")]
@@ -613,16 +673,6 @@ pub enum EventFormat {
     /// An API Gateway REST API, payload format 1.0, stage `Prod` (as `sam local start-api`)
     #[value(alias = "apigw", alias = "apigw-rest", alias = "rest")]
     RestApi,
-}
-
-impl EventFormat {
-    pub fn describe(self) -> &'static str {
-        match self {
-            EventFormat::FunctionUrl => "a Function URL",
-            EventFormat::HttpApi => "an HTTP API (payload 2.0)",
-            EventFormat::RestApi => "a REST API (payload 1.0)",
-        }
-    }
 }
 
 const PACKAGE_LONG_ABOUT: &str = "\
@@ -701,26 +751,88 @@ impl OutputArgs {
     }
 }
 
-/// How `--docker` gives the engine the project's files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DockerFiles {
-    /// Mounts when the engine sees this machine's files, else copies (checked once per engine)
-    #[default]
-    Auto,
-    /// Mounts the host's paths: an engine on this machine
-    Bind,
-    /// Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a host
-    Copy,
+// The values of the flags that take the domain's types: their names and their help.
+
+impl ValueEnum for Arch {
+    fn value_variants<'a>() -> &'a [Arch] {
+        &Arch::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, aliases) = self.names().split_first()?;
+        Some(
+            PossibleValue::new(*name)
+                .aliases(aliases.iter().copied())
+                .help(match self {
+                    Arch::X86_64 => "Lambda's default architecture",
+                    Arch::Arm64 => "Graviton",
+                }),
+        )
+    }
 }
 
-impl DockerFiles {
-    pub fn name(self) -> &'static str {
-        match self {
-            DockerFiles::Auto => "auto",
-            DockerFiles::Bind => "bind",
-            DockerFiles::Copy => "copy",
-        }
+impl ValueEnum for DockerFiles {
+    fn value_variants<'a>() -> &'a [DockerFiles] {
+        &DockerFiles::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(match self {
+            DockerFiles::Auto => {
+                "Mounts when the engine sees this machine's files, else copies (checked once per \
+                 engine)"
+            }
+            DockerFiles::Bind => "Mounts the host's paths: an engine on this machine",
+            DockerFiles::Copy => {
+                "Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a \
+                 host"
+            }
+        }))
+    }
+}
+
+impl ValueEnum for MessageFormat {
+    fn value_variants<'a>() -> &'a [MessageFormat] {
+        &[MessageFormat::Human, MessageFormat::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            MessageFormat::Human => PossibleValue::new("human").help("A summary for people"),
+            MessageFormat::Json => {
+                PossibleValue::new("json").help("One JSON object per artifact, one per line")
+            }
+        })
+    }
+}
+
+impl ValueEnum for ColorChoice {
+    fn value_variants<'a>() -> &'a [ColorChoice] {
+        &[ColorChoice::Auto, ColorChoice::Always, ColorChoice::Never]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }))
+    }
+}
+
+impl ValueEnum for Ci {
+    fn value_variants<'a>() -> &'a [Ci] {
+        &[Ci::Github, Ci::Gitlab]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Ci::Github => {
+                PossibleValue::new("github").help("GitHub Actions: `.github/workflows/lambda.yml`")
+            }
+            Ci::Gitlab => PossibleValue::new("gitlab")
+                .help("GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`"),
+        })
     }
 }
 

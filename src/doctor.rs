@@ -19,16 +19,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::Parser as _;
-
 use crate::arch::Arch;
 use crate::build::docker::engine::{self, Endpoint, Transport};
 use crate::build::docker::files::{self, Files};
 use crate::build::docker::image::{LABEL, REPOSITORY};
 use crate::build::local::{self, HostFacts, Linker};
 use crate::build::{BuildError, INSTALL_RUST, zig};
-use crate::cli::{Cli, DockerFiles, DoctorArgs, MessageFormat};
+use crate::cli::{Cli, DoctorArgs};
 use crate::config::{self, BuildConfig, Layer};
+use crate::config::{DockerFiles, MessageFormat};
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::{AL2023_GLIBC, ElfReport, GlibcVersion};
@@ -668,45 +667,11 @@ fn settings(facts: &Facts) -> Check {
 
 /// The keys a layer sets, as `key value`.
 fn layer_keys(layer: &Layer) -> Vec<String> {
-    let list = |items: &[String]| items.join(" ");
-    let paths = |paths: &[PathBuf]| {
-        paths
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    [
-        layer.arch.map(|a| format!("arch {a}")),
-        layer.zip.map(|z| format!("zip {z}")),
-        layer
-            .outdir
-            .as_ref()
-            .map(|d| format!("outdir {}", d.display())),
-        layer
-            .include
-            .as_deref()
-            .map(|i| format!("include {}", list(i))),
-        layer
-            .layers
-            .as_deref()
-            .map(|l| format!("layers {}", paths(l))),
-        layer.profile.as_ref().map(|p| format!("profile {p}")),
-        layer.small.map(|s| format!("small {s}")),
-        layer
-            .features
-            .as_deref()
-            .map(|f| format!("features {}", list(f))),
-        layer.extension.map(|e| format!("extension {e}")),
-        layer.per_package.map(|p| format!("per-package {p}")),
-        layer
-            .docker_files
-            .as_ref()
-            .map(|(files, _)| format!("docker-files {}", files.name())),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
+    layer
+        .keys()
+        .into_iter()
+        .map(|(key, value)| format!("{key} {value}"))
+        .collect()
 }
 
 fn functions(facts: &Facts) -> Check {
@@ -996,8 +961,9 @@ fn gather_project(env: &Env, ui: Ui) -> (ProjectFacts, Option<PathBuf>) {
         .cargo_lambda
         .iter()
         .filter_map(|(origin, table)| {
+            let source = config::Source::Workspace(origin.clone());
             let layer =
-                config::cargo_lambda_layer(table, origin, &project.workspace_root, &mut ignored);
+                config::cargo_lambda_layer(table, source, &project.workspace_root, &mut ignored);
             Some((origin.clone(), layer.ok()?))
         })
         .collect();
@@ -1037,7 +1003,7 @@ fn gather_project(env: &Env, ui: Ui) -> (ProjectFacts, Option<PathBuf>) {
             let origin = format!("`[package.metadata.lambda.build]` {of_package}");
             if let Ok(layer) = config::cargo_lambda_layer(
                 &function.cargo_lambda_config,
-                &origin,
+                config::Source::Package(origin.clone()),
                 function.package_root(),
                 &mut ignored,
             ) {
@@ -1371,14 +1337,12 @@ mod tests {
         let ProjectFacts::Found(found) = &mut facts.project else {
             unreachable!()
         };
-        found.cargo_lambda = vec![(
-            "`[build]` in `/p/CargoLambda.toml`".into(),
-            Layer {
-                arch: Some(Arch::Arm64),
-                features: Some(vec!["test".into()]),
-                ..Layer::default()
-            },
-        )];
+        found.cargo_lambda = vec![("`[build]` in `/p/CargoLambda.toml`".into(), {
+            let mut layer = Layer::new(config::Source::Workspace("cargo-lambda's".into()));
+            layer.build.arch = Some(Arch::Arm64);
+            layer.build.features = Some(vec!["test".into()]);
+            layer
+        })];
         found.warnings = vec![
             "`[build]` in `/p/CargoLambda.toml`: cargo-lambda's `compiler` has \
                                no equivalent here (ignored)"

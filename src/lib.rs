@@ -38,8 +38,8 @@ use std::path::Path;
 
 use crate::arch::Arch;
 use crate::build::Built;
-use crate::cli::{BuildArgs, MessageFormat, PackageArgs};
-use crate::config::BuildConfig;
+use crate::cli::{BuildArgs, PackageArgs};
+use crate::config::{BuildConfig, MessageFormat};
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::CheckError;

@@ -17,7 +17,9 @@ fn main() {
         Ok(env) => {
             let ui = args.output.ui(&env);
             let result = match args.command.take() {
-                Some(Command::New(new)) => new::run(&new, &env, ui.color).map_err(Error::from),
+                Some(Command::New(new)) => {
+                    new::run(&new.into(), &env, ui.color).map_err(Error::from)
+                }
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
@@ -38,9 +40,11 @@ fn main() {
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
                 Some(Command::Completions(c)) => generate::print_completions(c.shell),
                 Some(Command::Man(man)) => generate::man(man.dir.as_deref()),
-                Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
+                Some(Command::Docker(DockerCommand::Ls(ls))) => {
+                    docker_cmd::ls(ls.message_format, &env, ui)
+                }
                 Some(Command::Docker(DockerCommand::Clean(clean))) => {
-                    docker_cmd::clean(&clean, &env, ui)
+                    docker_cmd::clean(clean.force, &env, ui)
                 }
                 Some(Command::Doctor(doctor_args)) => doctor::run(&doctor_args, &env, ui),
                 None => run(args, &env, ui),

@@ -565,7 +565,6 @@ mod tests {
     use crate::cli::Cli;
     use crate::env::Env;
     use crate::project::Function;
-    use clap::Parser;
     use std::path::Path;
 
     fn function(package: &str, bin: &str) -> Function {

@@ -662,7 +662,6 @@ impl Log for Console<'_> {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
-    use clap::Parser;
 
     fn resolve(
         args: &[&str],

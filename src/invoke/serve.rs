@@ -40,7 +40,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
-            format: args.event_format,
+            format: args.event_format.into(),
             function: function_settings(args.function, &lookup, &env.cwd)?,
         })
     }
