@@ -167,6 +167,9 @@ pub struct BuildConfig {
     pub invoke_with: Option<PathBuf>,
     /// Unknown keys and the like: printed as warnings, never fatal.
     pub warnings: Vec<String>,
+    /// What the settings files and variables (not the command line) hand to cargo, each with
+    /// where it was set: when cargo then fails, the user learns which file asked for it.
+    pub passed_to_cargo: Vec<String>,
 }
 
 /// The settings of one function (one binary).
@@ -811,6 +814,35 @@ fn features(stacks: &[Stack]) -> Vec<String> {
     features
 }
 
+/// The features and the profile that a layer other than the command line gave, named with
+/// where they were set (`` features `test` from `[build]` in `/p/CargoLambda.toml` ``).
+fn passed_to_cargo(stacks: &[Stack]) -> Vec<String> {
+    let mut passed = Vec::new();
+    for stack in stacks {
+        let given = [
+            stack.setter(|l| &l.build.features).map(|layer| {
+                let features = layer.build.features.iter().flatten();
+                let names: Vec<String> = features.map(|f| format!("`{f}`")).collect();
+                (layer, "features", names.join(", "))
+            }),
+            stack.setter(|l| &l.build.profile).map(|layer| {
+                let profile = layer.build.profile.as_deref().unwrap_or_default();
+                (layer, "profile", format!("`{profile}`"))
+            }),
+        ];
+        for (layer, key, value) in given.into_iter().flatten() {
+            if layer.source == Source::CommandLine || value.is_empty() {
+                continue;
+            }
+            let line = format!("{key} {value} from {}", layer.source.naming(key));
+            if !passed.contains(&line) {
+                passed.push(line);
+            }
+        }
+    }
+    passed
+}
+
 impl BuildConfig {
     /// Merges the command line, the environment and the project's Cargo.toml tables. `ui` is
     /// the one `main` worked out from the same flags (it colours errors before a config exists).
@@ -872,6 +904,7 @@ impl BuildConfig {
             }),
             invoke_with: flags.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
+            passed_to_cargo: passed_to_cargo(&stacks),
         })
     }
 }

@@ -82,7 +82,8 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
         reporter.warn(warning);
     }
     let (config, plan) = (&prepared.config, &prepared.plan);
-    let mut built = build::build(plan, env, reporter, interrupt)?;
+    let mut built = build::build(plan, env, reporter, interrupt)
+        .map_err(|e| Error::from(e).with_settings_given_to_cargo(&config.passed_to_cargo))?;
     for function in &mut built {
         function.checked.provided(&function.plan.brought.libraries);
     }

@@ -140,7 +140,11 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         .unwrap();
     assert_success(&output);
     support::report_time("cargo publish --dry-run (a musl build)", started.elapsed());
-    let name = format!("{}-{}.crate", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+    let name = format!(
+        "{}-{}.crate",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    );
     // `publish` packs into `package/tmp-crate/`, `package` into `package/`.
     let crate_file = target_dir().join("package/tmp-crate").join(&name);
     let size = std::fs::metadata(&crate_file).unwrap().len();
@@ -164,7 +168,15 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
     let root = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let output = cargo()
-        .args(["install", "--offline", "--locked", "--debug", "--target", MUSL, "--path"])
+        .args([
+            "install",
+            "--offline",
+            "--locked",
+            "--debug",
+            "--target",
+            MUSL,
+            "--path",
+        ])
         .arg(unpacked.path().join(name.trim_end_matches(".crate")))
         .arg("--root")
         .arg(root.path())
@@ -178,7 +190,11 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(installed, ["cargo-lambda-build"], "the binary keeps the command's name");
+    assert_eq!(
+        installed,
+        ["cargo-lambda-build"],
+        "the binary keeps the command's name"
+    );
     let tool = root.path().join("bin/cargo-lambda-build");
     assert!(!has_interpreter(&tool), "{} is not static", tool.display());
     runs_the_try_command(&tool);
