@@ -24,6 +24,7 @@ macro_rules! literal {
         "2018-06-01"
     };
 }
+pub(crate) use literal;
 
 /// Lambda runs the executable named `bootstrap` at the root of the function's code
 /// (`/var/task`), else `/opt/bootstrap` from a layer, on the OS-only runtimes.
