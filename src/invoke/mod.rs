@@ -53,6 +53,20 @@ pub fn invoke(
     check_host("invoke").map(|()| unreachable!("only Linux hosts pass check_host"))
 }
 
+/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
+/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
+/// told what can, before anything is built.
+pub fn check_host(command: &'static str) -> Result<()> {
+    if cfg!(target_os = "linux") {
+        Ok(())
+    } else {
+        Err(InvokeError::HostCannotRun {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
+
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventSource {
@@ -199,20 +213,6 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
                 })?;
             events::parse(&text, "stdin")
         }
-    }
-}
-
-/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
-/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
-/// told what can, before anything is built.
-pub fn check_host(command: &'static str) -> Result<()> {
-    if cfg!(target_os = "linux") {
-        Ok(())
-    } else {
-        Err(InvokeError::HostCannotRun {
-            command,
-            os: std::env::consts::OS,
-        })
     }
 }
 
