@@ -97,8 +97,11 @@ impl Cli {
     }
 }
 
-const LONG_ABOUT: &str = "\
-Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-only runtime \
+const LONG_ABOUT: &str = concat!(
+    "\
+Build a Rust AWS Lambda function into `bootstrap` and `",
+    crate::lambda::literal!(zip_name),
+    "` for the OS-only runtime \
 `provided.al2023`.
 
 The binary is built for x86_64 (Lambda's default architecture; `--arch arm64` for Graviton) in the \
@@ -108,14 +111,15 @@ gives the same zip bytes.
 
 Several binaries (`--bin`, `-p`, `--workspace`) build in one run, one function each. Settings can \
 also come from `CARGO_LAMBDA_BUILD_*` variables and from `[package.metadata.lambda-build]` or \
-`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both.";
+`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both."
+);
 
 #[derive(Debug, Clone, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-#[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
+#[command(version, about = concat!("Build a Rust AWS Lambda function into bootstrap and ", crate::lambda::literal!(zip_name)), long_about = LONG_ABOUT)]
 #[command(
-    after_help = "Deploy with: aws lambda create-function --runtime provided.al2023 \
---handler bootstrap --architectures x86_64 --zip-file fileb://lambda.zip ..."
+    after_help = concat!("Deploy with: aws lambda create-function --runtime provided.al2023 \
+--handler bootstrap --architectures x86_64 --zip-file fileb://", crate::lambda::literal!(zip_name), " ...")
 )]
 pub struct BuildArgs {
     #[command(subcommand)]
@@ -529,23 +533,27 @@ impl From<NewArgs> for NewCrate {
 const COMPILATION: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
 
-const INVOKE_LONG_ABOUT: &str = "\
+const INVOKE_LONG_ABOUT: &str = concat!(
+    "\
 Run a packaged function locally, the way Lambda runs it, before deploying it: the zip is extracted \
 into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
-Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
+Runtime API (",
+    crate::lambda::literal!(runtime_api_version),
+    ") on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
 
 Each response payload is printed on stdout, one per line; a streamed response as its chunks \
 arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
-memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
+memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user."
+);
 
 /// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Run a packaged lambda.zip (or bootstrap) locally as Lambda would, without Docker",
+    about = concat!("Run a packaged ", crate::lambda::literal!(zip_name), " (or bootstrap) locally as Lambda would, without Docker"),
     long_about = INVOKE_LONG_ABOUT,
-    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
-cargo lambda-build invoke dist/lambda.zip --data-file events.json --timeout 10"
+    after_help = concat!("Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
+cargo lambda-build invoke dist/", crate::lambda::literal!(zip_name), " --data-file events.json --timeout 10")
 )]
 pub struct InvokeArgs {
     /// The lambda.zip, or a bare bootstrap, to run [default: <outdir>/lambda.zip, else
@@ -621,9 +629,9 @@ request too. Ctrl-C stops it.";
 #[command(
     about = "Serve a packaged HTTP function on a local port, as a Function URL or API Gateway would",
     long_about = SERVE_LONG_ABOUT,
-    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build serve\n  \
+    after_help = concat!("Examples:\n  cargo lambda-build --zip && cargo lambda-build serve\n  \
 curl 'http://127.0.0.1:9000/?name=Ferris'\n  \
-cargo lambda-build serve dist/lambda.zip --port 3000 --event-format rest-api"
+cargo lambda-build serve dist/", crate::lambda::literal!(zip_name), " --port 3000 --event-format rest-api")
 )]
 pub struct ServeArgs {
     /// The lambda.zip, or a bare bootstrap, to serve [default: <outdir>/lambda.zip, else
@@ -686,7 +694,7 @@ The architecture is read from the binary; `--arch` only makes sure it is the one
 /// elsewhere.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Package a Linux executable built elsewhere into bootstrap or lambda.zip, with the build's checks",
+    about = concat!("Package a Linux executable built elsewhere into bootstrap or ", crate::lambda::literal!(zip_name), ", with the build's checks"),
     long_about = PACKAGE_LONG_ABOUT,
     after_help = "Example: cargo lambda-build package --zip target/aarch64-unknown-linux-gnu/release/my-fn"
 )]

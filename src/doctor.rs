@@ -6,7 +6,7 @@
 //! turns those facts into one [`Check`] each, pure functions that unit tests feed by hand. The
 //! decisions are the build's and `invoke`'s own, not copies of them: the linker is
 //! [`local::choose`] over the build's [`HostFacts`], a local run's emulator is
-//! [`sandbox::emulation`] over the programs and directories found, the engine is reached by
+//! [`emulation::emulation`] over the programs and directories found, the engine is reached by
 //! [`engine::connect`] and asked by [`files::decide`]'s probe whether it sees this machine's
 //! files, and the settings are read by [`config`].
 //!
@@ -31,7 +31,7 @@ use crate::config::{DockerFiles, MessageFormat};
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::{AL2023_GLIBC, ElfReport, GlibcVersion};
-use crate::invoke::{self, sandbox};
+use crate::invoke::{self, emulation};
 use crate::project::{self, ProjectError, Selection};
 
 /// The `reason` of a check's JSON object, as the build's objects carry theirs.
@@ -459,7 +459,7 @@ fn local_run(facts: &Facts, arch: Arch) -> Check {
         return check(Status::Warning, refused.message.clone()).help(refused.help.clone());
     }
     let lookups = &facts.lookups;
-    let emulation = sandbox::emulation(
+    let emulation = emulation::emulation(
         Some(&dynamic_elf(arch)),
         facts.host,
         |name| lookups.program(name),
@@ -799,7 +799,7 @@ fn gather_rust(env: &Env) -> RustFacts {
 fn gather_lookups(host: Option<Arch>) -> Lookups {
     let lookups = std::cell::RefCell::new(Lookups::default());
     for arch in Arch::ALL {
-        let _ = sandbox::emulation(
+        let _ = emulation::emulation(
             Some(&dynamic_elf(arch)),
             host,
             |name| {

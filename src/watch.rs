@@ -27,7 +27,7 @@ use crate::signal::Interrupt;
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// What `--zip` writes into the outdir for a package of one function.
-const ZIP_NAME: &str = "lambda.zip";
+const ZIP_NAME: &str = crate::lambda::ZIP_NAME;
 
 /// How often the waiting loops look at Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);

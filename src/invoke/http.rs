@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::lambda::{ACCOUNT_ID, epoch_millis};
+use super::ids::{ACCOUNT_ID, epoch_millis};
 
 use crate::cli::EventFormatArg;
 
