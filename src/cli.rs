@@ -47,12 +47,14 @@ pub fn instead_of(subcommand: &str) -> Option<&'static str> {
             "building is the command itself: run `cargo lambda-build` (cargo-lambda's flags work \
              too: `cargo lambda-build --release --arm64 --output-format zip`)"
         }
-        "deploy" => {
-            "this tool does not deploy: upload `lambda.zip` with `aws lambda \
-             update-function-code --function-name NAME --zip-file fileb://lambda.zip`, or give \
-             it to SAM (`sam deploy`), CDK or Terraform (docs/usage.md, \"New crates and \
-             deployment templates\")"
-        }
+        "deploy" => concat!(
+            "this tool does not deploy: upload `",
+            crate::lambda::literal!(zip_name),
+            "` with `aws lambda update-function-code --function-name NAME --zip-file fileb://",
+            crate::lambda::literal!(zip_name),
+            "`, or give it to SAM (`sam deploy`), CDK or Terraform (docs/usage.md, \"New crates \
+             and deployment templates\")"
+        ),
         _ => return None,
     })
 }
