@@ -689,3 +689,42 @@ fn only_the_command_line_modules_use_clap() {
         offenders.join("\n")
     );
 }
+
+/// docs/development.md's source layout names every file of `src/` (by its path below `src/`),
+/// and no file that is gone: a reader finds each module's purpose there.
+#[test]
+fn the_development_guide_lists_every_source_file() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/development.md"))
+            .unwrap();
+    let layout: BTreeSet<&str> = guide
+        .split("<!-- source-layout -->")
+        .nth(1)
+        .expect("docs/development.md has a <!-- source-layout --> block")
+        .lines()
+        .skip_while(|line| line.trim().is_empty())
+        .take_while(|line| line.starts_with("    "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| word.ends_with(".rs"))
+        .collect();
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let files: BTreeSet<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(src_dir())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !layout.contains(f.as_str()))
+        .collect();
+    let gone: Vec<&&str> = layout.iter().filter(|f| !files.contains(**f)).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "docs/development.md's source layout: add {missing:?}, remove {gone:?}"
+    );
+}
