@@ -58,8 +58,8 @@ pub fn one_function<'p>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NativePlan {
     pub cargo: Cmd,
-    pub manifest: PathBuf,
-    pub bin: String,
+    /// The function's record in the build's plan: cargo's messages are matched against it.
+    pub function: FunctionPlan,
     pub profile: String,
     /// cargo's target directory, where the native executable lands.
     pub target_dir: PathBuf,
@@ -96,8 +96,7 @@ pub fn plan(
     };
     Ok(NativePlan {
         cargo: cargo.native_build(),
-        manifest: function.manifest_path.clone(),
-        bin: function.bin.clone(),
+        function: function.clone(),
         profile,
         target_dir: plan.target_dir.clone(),
     })
@@ -109,21 +108,23 @@ pub fn build(plan: &NativePlan, reporter: &Reporter, interrupt: &Interrupt) -> R
         "Building",
         format!(
             "`{}` for this machine, profile `{}`",
-            plan.bin, plan.profile
+            plan.function.bin, plan.profile
         ),
     );
     let started = Instant::now();
     let built = crate::build::run_cargo(
         &plan.cargo,
-        &[(plan.manifest.as_path(), plan.bin.as_str())],
+        std::slice::from_ref(&plan.function),
         reporter,
         interrupt,
     )?;
     let executable = built
         .into_iter()
         .next()
-        .map(|b| b.executable)
-        .ok_or_else(|| anyhow::anyhow!("cargo reported no executable for `{}`", plan.bin))?;
+        .map(|built| built.path)
+        .ok_or_else(|| {
+            anyhow::anyhow!("cargo reported no executable for `{}`", plan.function.bin)
+        })?;
     reporter.status(
         "Built",
         format!(
@@ -162,7 +163,7 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let config = ServeConfig {
         artifact: executable,
         addr: front.addr,
-        format: args.event_format,
+        format: args.event_format.into(),
         function,
     };
     serve_function(
@@ -200,7 +201,6 @@ pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use clap::Parser;
 
     fn selection(args: &[&str]) -> SelectionArgs {
         let Cli::LambdaBuild(args) =

@@ -88,7 +88,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         // Each build's artifact is passed to `serve_function` as it comes.
         artifact: PathBuf::new(),
         addr: front.addr,
-        format: args.event_format,
+        format: args.event_format.into(),
         function,
     };
 
@@ -180,7 +180,7 @@ impl Builder {
     ) -> Result<Builder> {
         let (manifest, mode) = if native {
             let plan = native::plan(&selection, Some(workspace), env, ui, "serve")?;
-            (plan.manifest, Mode::Native)
+            (plan.function.manifest_path, Mode::Native)
         } else {
             let args = native::build_args(&selection, None)?;
             let (config, plan) = crate::plan_build(args, Some(workspace), env, ui)?;
