@@ -15,7 +15,7 @@ use crate::config::BuildConfig;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::invoke::front::Front;
-use crate::invoke::serve::{self, ServeConfig, serve_function};
+use crate::invoke::serve::{self, ServeConfig};
 use crate::invoke::{self, FunctionSettings, InvokeError, Payloads};
 use crate::plan::{BuildPlan, CargoArgs, Cmd, FunctionPlan};
 use crate::project::Workspace;
@@ -166,16 +166,8 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         format: args.event_format.into(),
         function,
     };
-    serve_function(
-        &front,
-        &config.artifact,
-        &config,
-        &reporter,
-        ui.verbosity,
-        &interrupt,
-        &|| false,
-    )
-    .map_err(Error::from)
+    serve::serve_until_stopped(&front, &config, &reporter, ui.verbosity, &interrupt)
+        .map_err(Error::from)
 }
 
 /// `invoke --native`: builds, then runs the events as `invoke` runs a zip's.

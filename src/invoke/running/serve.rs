@@ -59,14 +59,30 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     // Listening first: a port in use is refused before anything is extracted or started.
     let front = Front::bind(config.addr)?;
     announce(&front)?;
-    let reporter = Reporter::plain(ui);
-    serve_function(
+    serve_until_stopped(
         &front,
-        &config.artifact,
         &config,
-        &reporter,
+        &Reporter::plain(ui),
         ui.verbosity,
         &interrupt,
+    )
+}
+
+/// `config`'s artifact behind `front` until Ctrl-C: `serve`, and `serve --native` once built.
+pub fn serve_until_stopped(
+    front: &Front,
+    config: &ServeConfig,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    serve_function(
+        front,
+        &config.artifact,
+        config,
+        reporter,
+        verbosity,
+        interrupt,
         &|| false,
     )
 }
