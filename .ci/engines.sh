@@ -5,7 +5,7 @@
 #   - a data root for a second dockerd holding the test base image (the TLS engine);
 #   - the base image in Podman's storage, rootful and rootless (the test user's own);
 #   - a containers.conf under which Podman's containers start on this machine (its default
-#     ulimits are refused here) and a storage.conf that gives rootless Podman the kernel's overlay
+#     ulimits are refused here, and runc, not crun, runs them) and a storage.conf that gives rootless Podman the kernel's overlay
 #     instead of copying the 1.8 GB image per layer;
 #   - the test user able to log in over ssh with a key (useradd leaves the account locked).
 # Idempotent: an image already in place is kept. Runs as root (CI does).
@@ -27,7 +27,10 @@ lambda_build_engines_setup() (
   local storage_conf=$cache/rootless-storage.conf
   mkdir -p "$cache" "$run_dir"
 
-  printf '[containers]\ndefault_ulimits = []\n' >"$conf"
+  # runc, not crun: apt installs Podman before docker.io on a fresh machine, so Podman's
+  # "crun | runc" dependency brings crun, which refuses this machine's hybrid cgroups ("cgroups
+  # in hybrid mode not supported"); runc (docker.io's) runs them.
+  printf '[containers]\ndefault_ulimits = []\n\n[engine]\nruntime = "runc"\n' >"$conf"
   printf '[storage]\ndriver = "overlay"\n' >"$storage_conf"
   chmod 644 "$conf" "$storage_conf"
 
