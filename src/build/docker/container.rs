@@ -29,6 +29,7 @@ type Result<T, E = BuildError> = std::result::Result<T, E>;
 use super::engine::failure;
 use super::image::LABEL;
 use super::sccache::{self, Sccache};
+use super::sync::Volumes;
 
 /// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
 /// has no home in the image.
@@ -200,28 +201,32 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
 }
 
 /// The container for an engine that cannot see the host's files: the project, the crates and
-/// the target directory are the volumes `[src, registry, target]` (see `sync`), the host's
-/// paths live under `sync::SRC_ROOT`, and the deletions the last upload asked for happen before
-/// cargo starts.
-pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSpec {
-    use super::sync::{PRELUDE, REGISTRY_ROOT, SRC_ROOT, TARGET_ROOT, container_src};
+/// the target directory are volumes (see `sync`), each source root at its own path, and the
+/// deletions the last upload asked for happen before cargo starts.
+pub fn copy_spec(inputs: &ContainerInputs, volumes: &Volumes) -> ContainerSpec {
+    use super::sync::{PRELUDE, REGISTRY_ROOT, STATE_DIR, TARGET_ROOT, container_src};
     let mut spec = spec(inputs);
-    let [src, registry, target] = volumes;
     let volume = |name: &String, target: &str| MountSpec::Volume {
         name: name.clone(),
         target: target.into(),
     };
     spec.mounts = vec![
-        volume(src, SRC_ROOT),
-        volume(target, TARGET_ROOT),
+        volume(&volumes.state, STATE_DIR),
+        volume(&volumes.target, TARGET_ROOT),
         MountSpec::Tmpfs {
             target: CONTAINER_HOME.into(),
         },
         MountSpec::Tmpfs {
             target: CONTAINER_CARGO_HOME.into(),
         },
-        volume(registry, REGISTRY_ROOT),
+        volume(&volumes.registry, REGISTRY_ROOT),
     ];
+    spec.mounts.extend(
+        volumes
+            .sources
+            .iter()
+            .map(|(root, name)| volume(name, root)),
+    );
     spec.workdir = container_src(&spec.workdir).into();
     let cargo = CargoArgs {
         manifest_path: container_src(&inputs.cargo.manifest_path).into(),
@@ -743,7 +748,11 @@ mod tests {
     fn a_remote_build_reads_volumes_at_container_paths_and_deletes_first() {
         let cargo = cargo();
         let outside = [PathBuf::from("/home/me/shared/util")];
-        let volumes = ["v-src".to_string(), "v-registry".into(), "v-target".into()];
+        let roots = [
+            "/home/me/fn".to_string(),
+            "/home/me/shared/util".to_string(),
+        ];
+        let volumes = Volumes::new(Path::new("/home/me/fn"), "arm64", &roots);
         let spec = copy_spec(&inputs(&cargo, &outside, &[]), &volumes);
         // No bind mount at all: the engine sees none of the host's paths.
         assert!(
@@ -757,16 +766,23 @@ mod tests {
             name: name.into(),
             target: target.into(),
         };
-        assert!(spec.mounts.contains(&volume("v-src", "/lambda-build/src")));
         assert!(
             spec.mounts
-                .contains(&volume("v-target", "/lambda-build/target"))
+                .contains(&volume(&volumes.state, "/lambda-build/state"))
         );
         assert!(
             spec.mounts
-                .contains(&volume("v-registry", "/lambda-build/cargo/registry"))
+                .contains(&volume(&volumes.target, "/lambda-build/target"))
         );
-        assert_eq!(spec.workdir, Path::new("/lambda-build/src/home/me/fn/src"));
+        assert!(
+            spec.mounts
+                .contains(&volume(&volumes.registry, "/lambda-build/cargo/registry"))
+        );
+        // Each source root at its own path: absolute paths in manifests resolve.
+        for (root, name) in &volumes.sources {
+            assert!(spec.mounts.contains(&volume(name, root)), "{root}");
+        }
+        assert_eq!(spec.workdir, Path::new("/home/me/fn/src"));
         assert_eq!(spec.user.as_deref(), Some("1000:1000"));
         assert_eq!(spec.command[..2], ["sh", "-c"]);
         assert_eq!(spec.command[2], super::super::sync::PRELUDE);
@@ -774,15 +790,16 @@ mod tests {
             spec.command[3..].join(" "),
             "sh cargo build --message-format json-render-diagnostics \
              --target aarch64-unknown-linux-gnu --profile release \
-             --manifest-path /lambda-build/src/home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --manifest-path /home/me/fn/Cargo.toml -p fn --bin fn --offline \
              --target-dir /lambda-build/target --color never"
         );
         let shown = spec.as_docker_run().to_string();
         assert!(
-            shown.contains(
-                "--mount 'type=volume,source=v-src,target=/lambda-build/src,\
-                 volume-label=cargo-lambda-build=volume'"
-            ),
+            shown.contains(&format!(
+                "--mount 'type=volume,source={},target=/home/me/fn,\
+                 volume-label=cargo-lambda-build=volume'",
+                volumes.sources[0].1
+            )),
             "{shown}"
         );
         let body = spec.create_body();

@@ -287,7 +287,8 @@ struct CopyInputs<'a> {
     docker: &'a bollard::Docker,
 }
 
-/// The build on an engine that cannot see the host's files: through volumes (see `sync`).
+/// The build on an engine that cannot see the host's files: through volumes (see `sync`), the
+/// sources at their host paths.
 async fn build_copy(
     build: CopyInputs<'_>,
     reporter: &Reporter,
@@ -298,7 +299,10 @@ async fn build_copy(
         inputs,
         docker,
     } = build;
-    let volumes = sync::volume_names(&plan.project.workspace_root, plan.arch.lambda_name());
+    let workspace = &plan.project.workspace_root;
+    let roots = source_roots(workspace, inputs.read_only);
+    let in_container = sync::container_roots(&roots)?;
+    let volumes = sync::Volumes::new(workspace, plan.arch.lambda_name(), &in_container);
     let spec = container::copy_spec(&inputs, &volumes);
     reporter.status(
         "Container",
@@ -312,15 +316,6 @@ async fn build_copy(
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
 
-    let workspace = &plan.project.workspace_root;
-    let mut roots = vec![workspace.clone()];
-    roots.extend(
-        inputs
-            .read_only
-            .iter()
-            .filter(|dir| !dir.starts_with(workspace))
-            .cloned(),
-    );
     let mut skip = vec![plan.target_dir.clone()];
     skip.extend(plan.functions.iter().map(|f| f.output.path().to_path_buf()));
     let lock_file = workspace.join("Cargo.lock");
@@ -336,8 +331,18 @@ async fn build_copy(
         host_target: &host_target,
         owner: inputs.user,
         wanted: &plan.wanted(),
+        roots: &in_container,
+        volumes: &volumes.prefix,
     };
     copy::run(docker, &build, reporter, interrupt).await
+}
+
+/// The directories copy mode mirrors: the workspace and the outside path dependencies' roots,
+/// without one that another holds (a path dependency's workspace may hold the project).
+fn source_roots(workspace_root: &Path, outside: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![workspace_root.to_path_buf()];
+    dirs.extend(outside.iter().cloned());
+    outermost(dirs)
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
