@@ -24,6 +24,7 @@ pub mod plan;
 pub mod project;
 pub mod redact;
 pub mod report;
+pub mod rustflags;
 pub mod signal;
 pub mod verify;
 // notify's watcher and serve's Runtime API: `serve --watch` runs on Linux only, like `serve`.
@@ -240,7 +241,8 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let mut config = BuildConfig::resolve(args, env, ui, &project)?;
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
-    let plan = plan::plan(&config, &project, env, profile_env);
+    let rustflags = rustflags::host_channel(env, config.arch);
+    let plan = plan::plan(&config, &project, env, profile_env, rustflags);
     if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
         let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;
         writeln!(std::io::stdout().lock(), "{}", image.name())

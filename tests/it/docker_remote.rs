@@ -242,6 +242,41 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     assert_echo_answers(&bootstrap, None, "hello");
     let cold_zip = std::fs::read(dir.join("lambda.zip")).unwrap();
 
+    // The same source from another checkout, built on the local engine (bind mounts, other
+    // paths for cargo's home, the target directory and the project): the same bytes, so a
+    // laptop and a CI agree on CodeSha256.
+    let elsewhere = support::docker::project(&setup, "");
+    let local = runner.run(elsewhere.path(), &["--docker", "--zip"]);
+    support::assert_success(&local);
+    assert!(
+        !stderr(&local).contains("copied to the engine"),
+        "{}",
+        stderr(&local)
+    );
+    let code_sha256 = |output: &Output| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix("CodeSha256")
+                    .map(str::trim)
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no CodeSha256:\n{}",
+                    String::from_utf8_lossy(&output.stdout)
+                )
+            })
+    };
+    let remote_again = run(runner, &host, &dir, &["--docker", "--zip"]);
+    support::assert_success(&remote_again);
+    assert_eq!(code_sha256(&local), code_sha256(&remote_again));
+    assert!(
+        std::fs::read(elsewhere.path().join("lambda.zip")).unwrap() == cold_zip,
+        "the local engine's zip differs from the remote engine's"
+    );
+
     // Nothing changed: nothing uploaded, nothing compiled.
     let err = timed_build(
         "remote x86_64 no-op --docker build",

@@ -152,24 +152,30 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         ("HOME".to_string(), CONTAINER_HOME.to_string()),
         ("CARGO_HOME".to_string(), CONTAINER_CARGO_HOME.to_string()),
     ];
-    env.extend(passthrough_env(inputs.host_env.iter().cloned()));
+    // The plan's variables win over the host's of the same name (`CARGO_ENCODED_RUSTFLAGS`
+    // carries the user's flags and the tool's).
+    let cargo_env: Vec<(String, String)> = inputs
+        .cargo
+        .env_vars()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    env.extend(
+        passthrough_env(inputs.host_env.iter().cloned())
+            .into_iter()
+            .filter(|(name, _)| !cargo_env.iter().any(|(set, _)| set == name)),
+    );
     if let Some(sccache) = inputs.sccache {
         env.extend(sccache.env.iter().cloned());
     }
-    env.extend(inputs.cargo.env.iter().map(|(k, v)| {
-        (
-            k.to_string_lossy().into_owned(),
-            v.to_string_lossy().into_owned(),
-        )
-    }));
+    env.extend(cargo_env);
 
-    // cargo reads `.cargo/config.toml` from the current directory upwards: keep the host's when
-    // the container has it.
-    let workdir = if inputs.cwd.starts_with(inputs.workspace_root) {
-        inputs.cwd.to_path_buf()
-    } else {
-        inputs.workspace_root.to_path_buf()
-    };
+    let workdir = workdir(inputs.cwd, inputs.workspace_root);
 
     let command: Vec<String> = std::iter::once("cargo".to_string())
         .chain(
@@ -243,6 +249,16 @@ pub fn copy_spec(inputs: &ContainerInputs, volumes: &Volumes) -> ContainerSpec {
         )
         .collect();
     spec
+}
+
+/// The container's working directory: cargo reads `.cargo/config.toml` from the current
+/// directory upwards, so the host's is kept when the container has it.
+pub fn workdir(cwd: &Path, workspace_root: &Path) -> PathBuf {
+    if cwd.starts_with(workspace_root) {
+        cwd.to_path_buf()
+    } else {
+        workspace_root.to_path_buf()
+    }
 }
 
 /// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
@@ -720,6 +736,7 @@ mod tests {
             verbosity: crate::env::Verbosity::Normal,
             color: false,
             env: Vec::new(),
+            rustflags: None,
         }
     }
 
@@ -809,6 +826,56 @@ mod tests {
             labels.unwrap().get(LABEL).map(String::as_str),
             Some("volume")
         );
+    }
+
+    #[test]
+    fn the_tools_rustflags_reach_the_container_over_the_users_variable() {
+        use crate::rustflags::{Channel, PathMap, Rustflags};
+        let map = PathMap {
+            cargo_home: CONTAINER_CARGO_HOME.into(),
+            target_dir: "/lambda-build/target".into(),
+        };
+        let mut cargo = cargo();
+        cargo.rustflags = Some(Rustflags {
+            map: map.clone(),
+            channel: Channel::BuildConfig,
+        });
+        let spec = spec(&inputs(&cargo, &[], &[]));
+        let command = spec.command.join(" ");
+        assert!(
+            command.ends_with(
+                "--color never --config build.rustflags=[\"--remap-path-prefix=/lambda-build/cargo=/cargo\",\
+                 \"--remap-path-prefix=/lambda-build/target=target\"]"
+            ),
+            "{command}"
+        );
+        // The user's variable: its flags and the tool's, once, in the encoded variable.
+        let host = [
+            ("RUSTFLAGS".to_string(), "--cfg x".to_string()),
+            (
+                "CARGO_ENCODED_RUSTFLAGS".to_string(),
+                "--cfg\x1fy".to_string(),
+            ),
+        ];
+        cargo.rustflags = Some(Rustflags {
+            map,
+            channel: Channel::Env(vec!["--cfg".into(), "y".into()]),
+        });
+        let spec = super::spec(&inputs(&cargo, &[], &host));
+        let encoded: Vec<&String> = spec
+            .env
+            .iter()
+            .filter(|(name, _)| name == "CARGO_ENCODED_RUSTFLAGS")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(
+            encoded,
+            [
+                "--cfg\x1fy\x1f--remap-path-prefix=/lambda-build/cargo=/cargo\x1f\
+              --remap-path-prefix=/lambda-build/target=target"
+            ]
+        );
+        assert!(!spec.command.join(" ").contains("--config"));
     }
 
     #[test]

@@ -44,6 +44,7 @@ use crate::config::DockerConfig;
 use crate::env::Env;
 use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
+use crate::rustflags;
 use crate::signal::Interrupt;
 
 type Result<T, E = BuildError> = std::result::Result<T, E>;
@@ -182,6 +183,20 @@ pub fn build(
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
         .collect();
     let sccache = sccache::detect(&host_env, sccache::host_default_dir(&host_env));
+    let image_env = runtime.block_on(image::env_of(&docker, &image))?;
+    let cargo = container_cargo(
+        plan,
+        &ContainerFacts {
+            cwd: &env.cwd,
+            host_env: &host_env,
+            image_env: &image_env,
+            target_dir: &match files {
+                Files::Copy => PathBuf::from(sync::TARGET_ROOT),
+                Files::Bind => target_dir.clone(),
+            },
+            outside: &outside,
+        },
+    );
     let inputs = ContainerInputs {
         name,
         image: image.clone(),
@@ -192,7 +207,7 @@ pub fn build(
         user,
         host_env: &host_env,
         cwd: &env.cwd,
-        cargo: &plan.cargo,
+        cargo: &cargo,
         memory: config.memory,
         sccache: None,
     };
@@ -345,6 +360,50 @@ fn source_roots(workspace_root: &Path, outside: &[PathBuf]) -> Vec<PathBuf> {
     outermost(dirs)
 }
 
+/// What the container's cargo command depends on besides the plan.
+struct ContainerFacts<'a> {
+    cwd: &'a Path,
+    host_env: &'a [(String, String)],
+    /// The image's `ENV`.
+    image_env: &'a [(String, String)],
+    /// cargo's target directory inside.
+    target_dir: &'a Path,
+    /// The path dependencies' roots outside the workspace.
+    outside: &'a [PathBuf],
+}
+
+/// The plan's cargo command as the container runs it: the rustc flags that keep paths out of
+/// the binary name the container's cargo home and target directory, and go where the
+/// container's cargo takes rustc's flags from (its variables, the host's it is given over the
+/// image's; the config files it has: those at and above its working directory that are mounted
+/// or copied).
+fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::CargoArgs {
+    let given = container::passthrough_env(facts.host_env.iter().cloned());
+    let var = |name: &str| {
+        given
+            .iter()
+            .chain(facts.image_env)
+            .find(|(set, _)| set == name)
+            .map(|(_, value)| value.clone())
+    };
+    let workspace = &plan.project.workspace_root;
+    let workdir = container::workdir(facts.cwd, workspace);
+    let mut roots = vec![workspace.clone()];
+    roots.extend(facts.outside.iter().cloned());
+    let configs = rustflags::read_configs(&rustflags::config_files_within(&workdir, &roots));
+    let channel = rustflags::channel(&var, plan.arch, &configs);
+    crate::plan::CargoArgs {
+        rustflags: channel.map(|channel| rustflags::Rustflags {
+            map: rustflags::PathMap {
+                cargo_home: container::CONTAINER_CARGO_HOME.into(),
+                target_dir: facts.target_dir.to_path_buf(),
+            },
+            channel,
+        }),
+        ..plan.cargo.clone()
+    }
+}
+
 /// A unique name: the process id and the time, so concurrent builds never collide.
 fn container_name() -> String {
     let nanos = std::time::SystemTime::now()
@@ -473,7 +532,7 @@ mod tests {
         );
         let ui = args.output.ui(&env);
         let config = BuildConfig::resolve(args, &env, ui, &project).unwrap();
-        crate::plan::plan(&config, &project, &env, Vec::new())
+        crate::plan::plan(&config, &project, &env, Vec::new(), None)
     }
 
     #[test]
