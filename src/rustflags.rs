@@ -28,7 +28,8 @@
 //! drop a project's `[build] rustflags`. So they join the source cargo uses: after the user's in
 //! `CARGO_ENCODED_RUSTFLAGS` when either variable is set, else through `--config` into the
 //! config table cargo reads, whose arrays cargo merges with the user's. When the user's flags
-//! remap paths already, the user's mapping stands and the tool adds none.
+//! remap paths already, the user's mapping stands and the tool adds none; so it does when
+//! sccache wraps rustc (see [`channel`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -110,12 +111,20 @@ impl Rustflags {
 
 /// Where this build's rustc flags come from, as cargo decides it, from the variables (`var`
 /// answers `Some` for a variable that is set, empty included) and the config files cargo reads
-/// (any order). `None` when those flags remap paths already.
+/// (any order). `None` when those flags remap paths already, or when sccache wraps rustc:
+/// sccache before 0.10 does not cache a compile given `--remap-path-prefix`
+/// (mozilla/sccache#2270), and who set it up wants the cache.
 pub fn channel(
     var: &dyn Fn(&str) -> Option<String>,
     arch: Arch,
     configs: &[toml::Table],
 ) -> Option<Channel> {
+    if Path::new(&rustc_wrapper(var, configs))
+        .file_stem()
+        .is_some_and(|stem| stem == "sccache")
+    {
+        return None;
+    }
     let (user, channel) = if let Some(encoded) = var("CARGO_ENCODED_RUSTFLAGS") {
         let user: Vec<String> = match encoded.as_str() {
             "" => Vec::new(),
@@ -156,6 +165,20 @@ pub fn host_channel(env: &Env, arch: Arch) -> Option<Channel> {
 pub fn set_var(env: &Env, name: &str) -> Option<String> {
     env.is_set(name)
         .then(|| env.var(name).unwrap_or_default().to_string())
+}
+
+/// The wrapper cargo runs rustc through: `RUSTC_WRAPPER`, else `CARGO_BUILD_RUSTC_WRAPPER`, else
+/// `build.rustc-wrapper` of the nearest config file that sets it; empty for none.
+fn rustc_wrapper(var: &dyn Fn(&str) -> Option<String>, configs: &[toml::Table]) -> String {
+    var("RUSTC_WRAPPER")
+        .or_else(|| var("CARGO_BUILD_RUSTC_WRAPPER"))
+        .or_else(|| {
+            configs.iter().find_map(|config| {
+                let wrapper = config.get("build")?.get("rustc-wrapper")?;
+                wrapper.as_str().map(String::from)
+            })
+        })
+        .unwrap_or_default()
 }
 
 /// `target.<triple>.rustflags`, every `target.'cfg(..)'.rustflags` that matches the target and
@@ -402,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn a_users_own_mapping_stands() {
+    fn a_users_own_mapping_and_sccache_stand() {
         let x86 = Arch::X86_64;
         for (var, value) in [
             ("RUSTFLAGS", "--remap-path-prefix=/home/me=~"),
@@ -418,6 +441,24 @@ mod tests {
             "[target.'cfg(unix)']\nrustflags = [\"--remap-path-prefix\", \"/a=b\"]\n",
         )];
         assert_eq!(channel(&vars(&[]), x86, &in_file), None);
+        // sccache wraps rustc: its cache comes first.
+        for wrapper in [
+            vars(&[("RUSTC_WRAPPER", "/usr/bin/sccache")]),
+            vars(&[("CARGO_BUILD_RUSTC_WRAPPER", "sccache")]),
+        ] {
+            assert_eq!(channel(&wrapper, x86, &[]), None);
+        }
+        let in_config = [config("[build]\nrustc-wrapper = \"sccache\"\n")];
+        assert_eq!(channel(&vars(&[]), x86, &in_config), None);
+        // An empty variable turns the configured wrapper off.
+        assert_eq!(
+            channel(&vars(&[("RUSTC_WRAPPER", "")]), x86, &in_config),
+            Some(Channel::BuildConfig)
+        );
+        assert_eq!(
+            channel(&vars(&[("RUSTC_WRAPPER", "cachepot")]), x86, &[]),
+            Some(Channel::BuildConfig)
+        );
         // A mapping in a source cargo does not use does not count.
         let unused = [config(
             "[build]\nrustflags = [\"--remap-path-prefix=/a=b\"]\n",

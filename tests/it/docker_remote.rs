@@ -126,6 +126,26 @@ fn key(path: &Path) -> String {
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Writes `text` to `path`, its directories created.
+fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A project made for a test: its lock file, offline, and the tests' `lambda.Dockerfile`.
+fn lock_for_docker(ws: &Path, setup: &Setup) {
+    let lock = Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    write_file(
+        &ws.join("lambda.Dockerfile"),
+        &format!("FROM {}\n", setup.base_image),
+    );
+}
+
 /// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
 fn greet(dir: &Path, word: &str) {
     let pristine = std::fs::read_to_string(
@@ -399,11 +419,7 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let write = |path: &str, text: &str| {
-        let path = root.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_file(&root.path().join(path), text);
     write(
         "shared/Cargo.toml",
         "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -430,16 +446,7 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         );
     }
     let ws = root.path().join("ws");
-    let lock = Command::new("cargo")
-        .args(["generate-lockfile", "--offline"])
-        .current_dir(&ws)
-        .output()
-        .unwrap();
-    assert!(lock.status.success(), "{}", stderr(&lock));
-    write(
-        "ws/lambda.Dockerfile",
-        &format!("FROM {}\n", setup.base_image),
-    );
+    lock_for_docker(&ws, &setup);
     setup.runner.give(root.path());
 
     // Both functions built, each running with the outside crate's greeting.
@@ -481,10 +488,7 @@ fn absolute_paths_patch_and_compile_errors_keep_the_host_paths() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let write = |path: &Path, text: &str| {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = write_file;
     let package = |name: &str, version: &str| {
         format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n")
     };
@@ -520,16 +524,7 @@ fn absolute_paths_patch_and_compile_errors_keep_the_host_paths() {
         &ws.join("src/main.rs"),
         "fn main() { println!(\"{} {}\", rshared::greeting(), itoa::patched()); }\n",
     );
-    let lock = Command::new("cargo")
-        .args(["generate-lockfile", "--offline"])
-        .current_dir(&ws)
-        .output()
-        .unwrap();
-    assert!(lock.status.success(), "{}", stderr(&lock));
-    write(
-        &ws.join("lambda.Dockerfile"),
-        &format!("FROM {}\n", setup.base_image),
-    );
+    lock_for_docker(&ws, &setup);
     setup.runner.give(root.path());
 
     let output = run(&setup.runner, &host, &ws, &["--docker", "--zip"]);

@@ -195,6 +195,8 @@ pub fn build(
                 Files::Bind => target_dir.clone(),
             },
             outside: &outside,
+            // Copy mode builds without it (the cache directory is this machine's).
+            sccache: sccache.is_some() && files == Files::Bind,
         },
     );
     let inputs = ContainerInputs {
@@ -370,13 +372,15 @@ struct ContainerFacts<'a> {
     target_dir: &'a Path,
     /// The path dependencies' roots outside the workspace.
     outside: &'a [PathBuf],
+    /// The container compiles through sccache.
+    sccache: bool,
 }
 
 /// The plan's cargo command as the container runs it: the rustc flags that keep paths out of
 /// the binary name the container's cargo home and target directory, and go where the
 /// container's cargo takes rustc's flags from (its variables, the host's it is given over the
 /// image's; the config files it has: those at and above its working directory that are mounted
-/// or copied).
+/// or copied). None through sccache, whose cache comes first (see [`rustflags::channel`]).
 fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::CargoArgs {
     let given = container::passthrough_env(facts.host_env.iter().cloned());
     let var = |name: &str| {
@@ -391,7 +395,7 @@ fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::Car
     let mut roots = vec![workspace.clone()];
     roots.extend(facts.outside.iter().cloned());
     let configs = rustflags::read_configs(&rustflags::config_files_within(&workdir, &roots));
-    let channel = rustflags::channel(&var, plan.arch, &configs);
+    let channel = rustflags::channel(&var, plan.arch, &configs).filter(|_| !facts.sccache);
     crate::plan::CargoArgs {
         rustflags: channel.map(|channel| rustflags::Rustflags {
             map: rustflags::PathMap {
