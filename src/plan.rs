@@ -857,7 +857,7 @@ mod tests {
         let env = Env::new(
             "/src/ws/api".into(),
             false,
-            [("CARGO", "/bin/cargo"), ("HOME", "/home/me")],
+            [("CARGO", "/bin/cargo"), ("CARGO_HOME", "/home/me/.cargo")],
         );
         let with = |channel| plan(&config, &project, &env, Vec::new(), channel);
         let build = with(Some(Channel::BuildConfig)).cargo.build();
