@@ -1,5 +1,11 @@
-//! The flags the tool adds to rustc's, and the way they reach rustc without replacing the
-//! user's.
+//! rustc's flags as cargo takes them, and the flags the tool adds, which reach rustc without
+//! replacing the user's.
+//!
+//! cargo takes rustc's flags from one source: `CARGO_ENCODED_RUSTFLAGS`, else `RUSTFLAGS`, else
+//! `target.<triple>.rustflags` with every matching `target.'cfg(..)'.rustflags` (and
+//! `CARGO_TARGET_<TRIPLE>_RUSTFLAGS`), else `build.rustflags` (and `CARGO_BUILD_RUSTFLAGS`), the
+//! config files merged as cargo merges them ([`rustc_flags`], from facts passed in, so no cargo
+//! runs). `native_cpu` reads them for a CPU pin; this module adds to them.
 //!
 //! The same source and toolchain must give the same `bootstrap` bytes on any engine and from any
 //! checkout directory, so a laptop and a CI agree on `CodeSha256`. rustc embeds source paths in
@@ -22,19 +28,20 @@
 //!   every engine keeps that path (copy mode mirrors them at their host paths), and their
 //!   compiler messages keep naming the files the user's editor knows.
 //!
-//! Where the flags go: cargo takes rustc's flags from the first of `CARGO_ENCODED_RUSTFLAGS`,
-//! `RUSTFLAGS`, `target.<triple>.rustflags` (with every matching `target.'cfg(..)'.rustflags`)
-//! and `build.rustflags` that is set, and ignores the others; setting `RUSTFLAGS` would silently
-//! drop a project's `[build] rustflags`. So they join the source cargo uses: after the user's in
+//! Where the tool's flags go: setting `RUSTFLAGS` would silently drop a project's
+//! `[build] rustflags`, since cargo reads one source only. So they join the source cargo uses: after the user's in
 //! `CARGO_ENCODED_RUSTFLAGS` when either variable is set, else through `--config` into the
 //! config table cargo reads, whose arrays cargo merges with the user's. When the user's flags
 //! remap paths already, the user's mapping stands and the tool adds none; so it does when
 //! sccache wraps rustc (see [`channel`]).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-use cargo_platform::{Cfg, CfgExpr};
+use cargo_metadata::cargo_platform::{Cfg, Platform};
 
 use crate::arch::Arch;
 use crate::env::Env;
@@ -109,134 +116,270 @@ impl Rustflags {
     }
 }
 
-/// Where this build's rustc flags come from, as cargo decides it, from the variables (`var`
-/// answers `Some` for a variable that is set, empty included) and the config files cargo reads
-/// (any order). `None` when those flags remap paths already, or when sccache wraps rustc:
-/// sccache before 0.10 does not cache a compile given `--remap-path-prefix`
+/// Where this build's rustc flags come from, as cargo decides it from the variables it runs with
+/// and its config files. `None` when those flags remap paths already, or when sccache wraps
+/// rustc: sccache before 0.10 does not cache a compile given `--remap-path-prefix`
 /// (mozilla/sccache#2270), and who set it up wants the cache.
 pub fn channel(
-    var: &dyn Fn(&str) -> Option<String>,
     arch: Arch,
-    configs: &[toml::Table],
+    vars: &BTreeMap<String, String>,
+    configs: &[ConfigFile],
 ) -> Option<Channel> {
-    if Path::new(&rustc_wrapper(var, configs))
+    if Path::new(&rustc_wrapper(vars, configs))
         .file_stem()
         .is_some_and(|stem| stem == "sccache")
     {
         return None;
     }
-    let (user, channel) = if let Some(encoded) = var("CARGO_ENCODED_RUSTFLAGS") {
-        let user: Vec<String> = match encoded.as_str() {
-            "" => Vec::new(),
-            _ => encoded.split('\x1f').map(String::from).collect(),
-        };
-        (user.clone(), Channel::Env(user))
-    } else if let Some(flags) = var("RUSTFLAGS") {
-        // cargo splits on spaces only.
-        let user: Vec<String> = flags
-            .split(' ')
-            .map(str::trim)
-            .filter(|flag| !flag.is_empty())
-            .map(String::from)
-            .collect();
-        (user.clone(), Channel::Env(user))
-    } else {
-        let target = target_flags(var, arch, configs);
-        if target.is_empty() {
-            (build_flags(var, configs), Channel::BuildConfig)
-        } else {
-            (target, Channel::TargetConfig)
+    let (source, flags) = rustc_flags(arch, vars, configs);
+    let remaps = flags.iter().any(|flag| {
+        flag.text == "--remap-path-prefix" || flag.text.starts_with("--remap-path-prefix=")
+    });
+    if remaps {
+        return None;
+    }
+    Some(match source {
+        Source::EncodedVar | Source::Var => {
+            Channel::Env(flags.into_iter().map(|flag| flag.text).collect())
         }
-    };
-    let remaps = user
-        .iter()
-        .any(|flag| flag == "--remap-path-prefix" || flag.starts_with("--remap-path-prefix="));
-    (!remaps).then_some(channel)
+        Source::Target => Channel::TargetConfig,
+        Source::Build => Channel::BuildConfig,
+    })
 }
 
 /// The channel of a build on the host: its variables, and the config files its cargo reads
 /// from the current directory.
 pub fn host_channel(env: &Env, arch: Arch) -> Option<Channel> {
-    let configs = read_configs(&config_files(&env.cwd, env.cargo_home().as_deref()));
-    channel(&|name| set_var(env, name), arch, &configs)
+    let (vars, paths) = host_view(env);
+    channel(arch, &vars, &read_configs(&paths))
 }
 
-/// A variable's value when it is set, empty included (cargo counts an empty `RUSTFLAGS`).
-pub fn set_var(env: &Env, name: &str) -> Option<String> {
-    env.is_set(name)
-        .then(|| env.var(name).unwrap_or_default().to_string())
+/// What cargo on the host sees: every variable (empty ones too, which cargo counts as set),
+/// and the config files from the current directory up, then cargo's home's.
+pub fn host_view(env: &Env) -> (BTreeMap<String, String>, Vec<PathBuf>) {
+    let vars = env
+        .vars()
+        .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .collect();
+    let paths = config_paths(&env.cwd, None, env.cargo_home().as_deref());
+    (vars, paths)
 }
 
 /// The wrapper cargo runs rustc through: `RUSTC_WRAPPER`, else `CARGO_BUILD_RUSTC_WRAPPER`, else
 /// `build.rustc-wrapper` of the nearest config file that sets it; empty for none.
-fn rustc_wrapper(var: &dyn Fn(&str) -> Option<String>, configs: &[toml::Table]) -> String {
-    var("RUSTC_WRAPPER")
-        .or_else(|| var("CARGO_BUILD_RUSTC_WRAPPER"))
+fn rustc_wrapper(vars: &BTreeMap<String, String>, configs: &[ConfigFile]) -> String {
+    vars.get("RUSTC_WRAPPER")
+        .or_else(|| vars.get("CARGO_BUILD_RUSTC_WRAPPER"))
+        .cloned()
         .or_else(|| {
             configs.iter().find_map(|config| {
-                let wrapper = config.get("build")?.get("rustc-wrapper")?;
+                let wrapper = config.table.get("build")?.get("rustc-wrapper")?;
                 wrapper.as_str().map(String::from)
             })
         })
         .unwrap_or_default()
 }
 
-/// `target.<triple>.rustflags`, every `target.'cfg(..)'.rustflags` that matches the target and
-/// `CARGO_TARGET_<TRIPLE>_RUSTFLAGS`, together.
-fn target_flags(
-    var: &dyn Fn(&str) -> Option<String>,
-    arch: Arch,
-    configs: &[toml::Table],
-) -> Vec<String> {
-    let cfgs = target_cfgs(arch);
-    let mut flags = Vec::new();
-    for config in configs {
-        let Some(targets) = config.get("target").and_then(toml::Value::as_table) else {
-            continue;
-        };
-        for (key, table) in targets {
-            if key == arch.triple() || CfgExpr::matches_key(key, &cfgs) {
-                flags.extend(list(table.get("rustflags")));
-            }
+/// Where a flag was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A variable of the environment cargo runs in.
+    Var(String),
+    /// A key of one of cargo's configuration files.
+    Config { path: PathBuf, key: String },
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Var(name) => write!(f, "`{name}`"),
+            Origin::Config { path, key } => write!(f, "`{key}` in `{}`", path.display()),
         }
     }
+}
+
+/// One of cargo's configuration files, parsed.
+#[derive(Debug, Clone)]
+pub struct ConfigFile {
+    pub path: PathBuf,
+    pub table: toml::Table,
+}
+
+/// The configuration files cargo reads, nearest first: in `start` and each directory above it
+/// (up to `stop`, when given), `.cargo/config` or else `.cargo/config.toml` (cargo takes the
+/// name without extension when both are there); then the one in `cargo_home`, unless the walk
+/// found it already.
+pub fn config_paths(start: &Path, stop: Option<&Path>, cargo_home: Option<&Path>) -> Vec<PathBuf> {
+    let in_dir = |dir: &Path| {
+        ["config", "config.toml"]
+            .iter()
+            .map(|name| dir.join(name))
+            .find(|path| path.is_file())
+    };
+    let mut paths = Vec::new();
+    for dir in start.ancestors() {
+        paths.extend(in_dir(&dir.join(".cargo")));
+        if Some(dir) == stop {
+            break;
+        }
+    }
+    if let Some(home) = cargo_home.and_then(in_dir)
+        && !paths.contains(&home)
+    {
+        paths.push(home);
+    }
+    paths
+}
+
+/// The files that parse; cargo itself says what is wrong with the others when it starts.
+pub fn read_configs(paths: &[PathBuf]) -> Vec<ConfigFile> {
+    paths
+        .iter()
+        .filter_map(|path| {
+            let table = std::fs::read_to_string(path).ok()?.parse().ok()?;
+            Some(ConfigFile {
+                path: path.clone(),
+                table,
+            })
+        })
+        .collect()
+}
+
+/// A flag as cargo or cc will pass it, and where it was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token {
+    pub text: String,
+    pub origin: Origin,
+}
+
+pub fn words(value: &str, origin: &Origin) -> Vec<Token> {
+    value
+        .split_whitespace()
+        .map(|word| Token {
+            text: word.to_owned(),
+            origin: origin.clone(),
+        })
+        .collect()
+}
+
+/// The source cargo takes rustc's flags from: the first that is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    EncodedVar,
+    Var,
+    /// `target.<triple>.rustflags`, the matching `target.'cfg(..)'.rustflags`, or the variable.
+    Target,
+    /// `build.rustflags` or its variable, or nothing at all.
+    Build,
+}
+
+/// rustc's flags for the target (`vars`: every variable cargo runs with, empty ones too;
+/// `configs`: its config files, nearest first), from the one source cargo takes them from.
+pub fn rustc_flags(
+    arch: Arch,
+    vars: &BTreeMap<String, String>,
+    configs: &[ConfigFile],
+) -> (Source, Vec<Token>) {
+    let var = |name: &str| {
+        let origin = Origin::Var(name.to_owned());
+        vars.get(name).map(|value| (value.as_str(), origin))
+    };
+    if let Some((value, origin)) = var("CARGO_ENCODED_RUSTFLAGS") {
+        let flags = value
+            .split('\x1f')
+            .filter(|flag| !flag.is_empty())
+            .map(|flag| Token {
+                text: flag.to_owned(),
+                origin: origin.clone(),
+            })
+            .collect();
+        return (Source::EncodedVar, flags);
+    }
+    if let Some((value, origin)) = var("RUSTFLAGS") {
+        return (Source::Var, words(value, &origin));
+    }
+    // `target.<triple>.rustflags` (its variable's flags after the files'), then every
+    // `target.'cfg(..)'` that matches, in key order; if any is set, `build.rustflags` is not read.
+    let triple = arch.triple();
+    let mut target = config_flags(configs, &["target", triple, "rustflags"]);
     let name = format!(
         "CARGO_TARGET_{}_RUSTFLAGS",
-        arch.triple().replace('-', "_").to_uppercase()
+        triple.to_uppercase().replace(['-', '.'], "_")
     );
-    flags.extend(var(&name).iter().flat_map(|v| words(v)));
-    flags
-}
-
-/// `build.rustflags` of every config file and `CARGO_BUILD_RUSTFLAGS`, together.
-fn build_flags(var: &dyn Fn(&str) -> Option<String>, configs: &[toml::Table]) -> Vec<String> {
-    let mut flags: Vec<String> = configs
-        .iter()
-        .flat_map(|config| list(config.get("build").and_then(|build| build.get("rustflags"))))
-        .collect();
-    flags.extend(var("CARGO_BUILD_RUSTFLAGS").iter().flat_map(|v| words(v)));
-    flags
-}
-
-/// A config list: an array of strings, or one string of words.
-fn list(value: Option<&toml::Value>) -> Vec<String> {
-    match value {
-        Some(toml::Value::Array(items)) => items
-            .iter()
-            .filter_map(|item| item.as_str().map(String::from))
-            .collect(),
-        Some(toml::Value::String(text)) => words(text),
-        _ => Vec::new(),
+    if let Some((value, origin)) = var(&name) {
+        target.get_or_insert_default().extend(words(value, &origin));
     }
+    let cfgs: BTreeSet<&String> = configs
+        .iter()
+        .filter_map(|file| file.table.get("target")?.as_table())
+        .flat_map(|table| table.keys())
+        .filter(|key| cfg_matches(key, arch))
+        .collect();
+    for key in cfgs {
+        if let Some(flags) = config_flags(configs, &["target", key, "rustflags"]) {
+            target.get_or_insert_default().extend(flags);
+        }
+    }
+    // An empty list is no flags: cargo reads `build.rustflags` then.
+    if let Some(flags) = target.filter(|flags| !flags.is_empty()) {
+        return (Source::Target, flags);
+    }
+    let mut build = config_flags(configs, &["build", "rustflags"]);
+    if let Some((value, origin)) = var("CARGO_BUILD_RUSTFLAGS") {
+        build.get_or_insert_default().extend(words(value, &origin));
+    }
+    (Source::Build, build.unwrap_or_default())
 }
 
-fn words(text: &str) -> Vec<String> {
-    text.split_whitespace().map(String::from).collect()
+/// The flags at `key` merged over the files as cargo merges them: lists are joined, the
+/// farthest file's first; a string (flags separated by spaces) replaces what farther files
+/// set. `None` when no file sets it.
+fn config_flags(configs: &[ConfigFile], key: &[&str]) -> Option<Vec<Token>> {
+    let shown = key
+        .iter()
+        .map(|part| match part.starts_with("cfg(") {
+            true => format!("'{part}'"),
+            false => (*part).to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(".");
+    let (last, tables) = key.split_last()?;
+    let mut flags: Option<Vec<Token>> = None;
+    for file in configs.iter().rev() {
+        let mut value = Some(&file.table);
+        for part in tables {
+            value = value.and_then(|table| table.get(*part)?.as_table());
+        }
+        let Some(value) = value.and_then(|table| table.get(*last)) else {
+            continue;
+        };
+        let origin = Origin::Config {
+            path: file.path.clone(),
+            key: shown.clone(),
+        };
+        let found = flags.get_or_insert_default();
+        match value {
+            toml::Value::String(value) => *found = words(value, &origin),
+            toml::Value::Array(items) => {
+                found.extend(
+                    items
+                        .iter()
+                        .filter_map(toml::Value::as_str)
+                        .map(|flag| Token {
+                            text: flag.to_owned(),
+                            origin: origin.clone(),
+                        }),
+                );
+            }
+            // cargo refuses the file and says why.
+            _ => {}
+        }
+    }
+    flags
 }
 
-/// What `rustc --print cfg --target <triple>` says for Lambda's two targets (rustc 1.95), for
-/// `target.'cfg(..)'` keys.
-fn target_cfgs(arch: Arch) -> Vec<Cfg> {
+/// What `rustc --print cfg --target <triple>` says (rustc 1.9x), for `target.'cfg(..)'` tables.
+fn target_cfg(arch: Arch) -> Vec<Cfg> {
     let common = [
         "debug_assertions",
         "panic=\"unwind\"",
@@ -270,68 +413,31 @@ fn target_cfgs(arch: Arch) -> Vec<Cfg> {
     common
         .iter()
         .chain(own)
-        .filter_map(|cfg| cfg.parse().ok())
+        .filter_map(|cfg| Cfg::from_str(cfg).ok())
         .collect()
 }
 
-/// The config files cargo reads for a build run in `cwd`: `.cargo/config.toml` in `cwd` and in
-/// each directory above it, then `config.toml` in cargo's home (read once when it is one of
-/// those). cargo takes the old name `config` over `config.toml` when a directory has both.
-pub fn config_files(cwd: &Path, cargo_home: Option<&Path>) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = cwd
-        .ancestors()
-        .filter_map(|dir| config_in(&dir.join(".cargo")))
-        .collect();
-    if let Some(file) = cargo_home.and_then(config_in)
-        && !files.contains(&file)
-    {
-        files.push(file);
-    }
-    files
-}
-
-/// The config files a container's cargo reads, run in `workdir`: those of the directories on the
-/// way up that the container has (inside one of `roots`, the directories mounted or copied at
-/// their host paths). Its cargo home holds none.
-pub fn config_files_within(workdir: &Path, roots: &[PathBuf]) -> Vec<PathBuf> {
-    workdir
-        .ancestors()
-        .take_while(|dir| roots.iter().any(|root| dir.starts_with(root)))
-        .filter_map(|dir| config_in(&dir.join(".cargo")))
-        .collect()
-}
-
-fn config_in(dir: &Path) -> Option<PathBuf> {
-    ["config", "config.toml"]
-        .into_iter()
-        .map(|name| dir.join(name))
-        .find(|file| file.is_file())
-}
-
-/// The files' tables; one that cannot be read or parsed is left out (cargo then fails on it
-/// itself, saying why).
-pub fn read_configs(files: &[PathBuf]) -> Vec<toml::Table> {
-    files
-        .iter()
-        .filter_map(|file| std::fs::read_to_string(file).ok())
-        .filter_map(|text| toml::from_str(&text).ok())
-        .collect()
+/// Whether a `target` table's key is a `cfg(..)` that the target matches.
+fn cfg_matches(key: &str, arch: Arch) -> bool {
+    key.starts_with("cfg(")
+        && Platform::from_str(key).is_ok_and(|p| p.matches(arch.triple(), &target_cfg(arch)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn vars(set: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let set: Vec<(String, String)> = set
-            .iter()
+    fn vars(set: &[(&str, &str)]) -> BTreeMap<String, String> {
+        set.iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |name: &str| set.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+            .collect()
     }
 
-    fn config(text: &str) -> toml::Table {
-        toml::from_str(text).unwrap()
+    fn config(text: &str) -> ConfigFile {
+        ConfigFile {
+            path: "/ws/.cargo/config.toml".into(),
+            table: text.parse().unwrap(),
+        }
     }
 
     fn map() -> PathMap {
@@ -353,53 +459,45 @@ mod tests {
     }
 
     #[test]
-    fn variables_win_over_config_files_as_in_cargo() {
+    fn the_tools_flags_join_the_source_cargo_uses() {
+        let x86 = Arch::X86_64;
+        let arm = Arch::Arm64;
         let build = [config(
             "[build]\nrustflags = [\"--cfg\", \"tokio_unstable\"]\n",
         )];
-        let x86 = Arch::X86_64;
         assert_eq!(
-            channel(&vars(&[("RUSTFLAGS", " -C  debuginfo=1 ")]), x86, &build),
+            channel(x86, &vars(&[("RUSTFLAGS", " -C  debuginfo=1 ")]), &build),
             Some(Channel::Env(vec!["-C".into(), "debuginfo=1".into()]))
         );
-        // Set but empty is set: cargo uses no flags then, and neither file.
+        // Set but empty is set: cargo uses no flags then, and no file.
         assert_eq!(
-            channel(&vars(&[("RUSTFLAGS", "")]), x86, &build),
+            channel(x86, &vars(&[("RUSTFLAGS", "")]), &build),
             Some(Channel::Env(Vec::new()))
         );
         assert_eq!(
             channel(
+                x86,
                 &vars(&[
                     ("CARGO_ENCODED_RUSTFLAGS", "-C\x1flink-arg=-s x"),
                     ("RUSTFLAGS", "--cfg ignored")
                 ]),
-                x86,
                 &build
             ),
             Some(Channel::Env(vec!["-C".into(), "link-arg=-s x".into()]))
         );
-        assert_eq!(channel(&vars(&[]), x86, &build), Some(Channel::BuildConfig));
-        assert_eq!(channel(&vars(&[]), x86, &[]), Some(Channel::BuildConfig));
-    }
-
-    #[test]
-    fn target_tables_that_match_take_the_flags_and_others_do_not() {
-        let x86 = Arch::X86_64;
-        let arm = Arch::Arm64;
-        let by_triple = [config(
+        assert_eq!(channel(x86, &vars(&[]), &build), Some(Channel::BuildConfig));
+        assert_eq!(channel(x86, &vars(&[]), &[]), Some(Channel::BuildConfig));
+        // A target table that matches takes the flags; another target's leaves `[build]` in
+        // charge, and an empty list is no flags.
+        let mold = config(
             "[target.x86_64-unknown-linux-gnu]\nrustflags = \"-C link-arg=-fuse-ld=mold\"\n",
-        )];
+        );
         assert_eq!(
-            channel(&vars(&[]), x86, &by_triple),
+            channel(x86, &vars(&[]), std::slice::from_ref(&mold)),
             Some(Channel::TargetConfig)
         );
-        // Another target's table leaves the build's `[build] rustflags` in charge.
-        let build_too = [
-            by_triple[0].clone(),
-            config("[build]\nrustflags = [\"--cfg\", \"x\"]\n"),
-        ];
         assert_eq!(
-            channel(&vars(&[]), arm, &build_too),
+            channel(arm, &vars(&[]), &[mold, build[0].clone()]),
             Some(Channel::BuildConfig)
         );
         let by_cfg = [config(
@@ -407,21 +505,20 @@ mod tests {
              rustflags = [\"-C\", \"target-cpu=neoverse-n1\"]\n",
         )];
         assert_eq!(
-            channel(&vars(&[]), arm, &by_cfg),
+            channel(arm, &vars(&[]), &by_cfg),
             Some(Channel::TargetConfig)
         );
         assert_eq!(
-            channel(&vars(&[]), x86, &by_cfg),
+            channel(x86, &vars(&[]), &by_cfg),
             Some(Channel::BuildConfig)
         );
-        // An empty list is no flags: cargo falls through to `[build]`.
         let empty = [config(
             "[target.x86_64-unknown-linux-gnu]\nrustflags = []\n",
         )];
-        assert_eq!(channel(&vars(&[]), x86, &empty), Some(Channel::BuildConfig));
+        assert_eq!(channel(x86, &vars(&[]), &empty), Some(Channel::BuildConfig));
         let from_env = vars(&[("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS", "-C x")]);
-        assert_eq!(channel(&from_env, arm, &[]), Some(Channel::TargetConfig));
-        assert_eq!(channel(&from_env, x86, &[]), Some(Channel::BuildConfig));
+        assert_eq!(channel(arm, &from_env, &[]), Some(Channel::TargetConfig));
+        assert_eq!(channel(x86, &from_env, &[]), Some(Channel::BuildConfig));
     }
 
     #[test]
@@ -435,28 +532,28 @@ mod tests {
             ),
             ("CARGO_BUILD_RUSTFLAGS", "--remap-path-prefix=/a=b"),
         ] {
-            assert_eq!(channel(&vars(&[(var, value)]), x86, &[]), None, "{var}");
+            assert_eq!(channel(x86, &vars(&[(var, value)]), &[]), None, "{var}");
         }
         let in_file = [config(
             "[target.'cfg(unix)']\nrustflags = [\"--remap-path-prefix\", \"/a=b\"]\n",
         )];
-        assert_eq!(channel(&vars(&[]), x86, &in_file), None);
+        assert_eq!(channel(x86, &vars(&[]), &in_file), None);
         // sccache wraps rustc: its cache comes first.
         for wrapper in [
             vars(&[("RUSTC_WRAPPER", "/usr/bin/sccache")]),
             vars(&[("CARGO_BUILD_RUSTC_WRAPPER", "sccache")]),
         ] {
-            assert_eq!(channel(&wrapper, x86, &[]), None);
+            assert_eq!(channel(x86, &wrapper, &[]), None);
         }
         let in_config = [config("[build]\nrustc-wrapper = \"sccache\"\n")];
-        assert_eq!(channel(&vars(&[]), x86, &in_config), None);
+        assert_eq!(channel(x86, &vars(&[]), &in_config), None);
         // An empty variable turns the configured wrapper off.
         assert_eq!(
-            channel(&vars(&[("RUSTC_WRAPPER", "")]), x86, &in_config),
+            channel(x86, &vars(&[("RUSTC_WRAPPER", "")]), &in_config),
             Some(Channel::BuildConfig)
         );
         assert_eq!(
-            channel(&vars(&[("RUSTC_WRAPPER", "cachepot")]), x86, &[]),
+            channel(x86, &vars(&[("RUSTC_WRAPPER", "cachepot")]), &[]),
             Some(Channel::BuildConfig)
         );
         // A mapping in a source cargo does not use does not count.
@@ -464,7 +561,7 @@ mod tests {
             "[build]\nrustflags = [\"--remap-path-prefix=/a=b\"]\n",
         )];
         assert_eq!(
-            channel(&vars(&[("RUSTFLAGS", "-C x")]), x86, &unused),
+            channel(x86, &vars(&[("RUSTFLAGS", "-C x")]), &unused),
             Some(Channel::Env(vec!["-C".into(), "x".into()]))
         );
     }
@@ -515,35 +612,5 @@ mod tests {
             parsed["v"][0].as_str(),
             Some(r"--remap-path-prefix=C:\Users\me\.cargo=/cargo")
         );
-    }
-
-    #[test]
-    fn config_files_are_found_where_cargo_looks() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        let write = |path: &str| {
-            let path = root.join(path);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, "").unwrap();
-            path
-        };
-        let outer = write(".cargo/config.toml");
-        let legacy = write("ws/.cargo/config");
-        write("ws/.cargo/config.toml");
-        let home = write("home/config.toml");
-        let cwd = root.join("ws/api/src");
-        std::fs::create_dir_all(&cwd).unwrap();
-        let found = config_files(&cwd, Some(&root.join("home")));
-        assert_eq!(found[..3], [legacy.clone(), outer.clone(), home]);
-        // cargo's home among the directories above is read once.
-        let found = config_files(&cwd, Some(&root.join(".cargo")));
-        assert_eq!(found.iter().filter(|f| **f == outer).count(), 1);
-        // A container has the workspace, not what is above it.
-        assert_eq!(
-            config_files_within(&cwd, &[root.join("ws")]),
-            std::slice::from_ref(&legacy)
-        );
-        assert!(config_files_within(&cwd, &[root.join("elsewhere")]).is_empty());
-        assert_eq!(read_configs(&[legacy, root.join("missing")]).len(), 1);
     }
 }

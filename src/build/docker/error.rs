@@ -119,8 +119,8 @@ impl DockerError {
             DockerError::SourcesCollide { .. } => {
                 "the engine cannot see this machine's files, so the project and its path \
                  dependencies go into volumes at their own paths in the container: keep them in \
-                 a directory of their own (not `/`, nor a system directory such as `/usr`, \
-                 `/opt` or `/var`, nor under `/lambda-build`), or build on an engine that sees \
+                 a directory of their own (not `/`, nor a system directory such as `/usr` or \
+                 `/var`, nor under `/lambda-build`), or build on an engine that sees \
                  this machine's files"
                     .into()
             }

@@ -39,7 +39,7 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Metadata;
 
 use crate::arch::Arch;
-use crate::build::{BuildError, Built, Watched, forward_lines};
+use crate::build::{BuildError, Collector, Executable, Watched, forward_lines};
 use crate::config::DockerConfig;
 use crate::env::Env;
 use crate::plan::{BuildPlan, Cmd};
@@ -52,6 +52,7 @@ type Result<T, E = BuildError> = std::result::Result<T, E>;
 use self::container::ContainerInputs;
 use self::files::Files;
 use self::image::{ImageChoice, ImageRecipe};
+use self::sccache::Sccache;
 
 /// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
 /// per architecture and apart from the host's, so host and container artifacts never mix.
@@ -66,7 +67,7 @@ pub fn container_target_dir(target_dir: &Path, arch: Arch) -> PathBuf {
 /// `--message-format json`, so CI can save that image under its name).
 #[derive(Debug)]
 pub struct DockerBuild {
-    pub built: Vec<Built>,
+    pub executables: Vec<Executable>,
     pub image: String,
 }
 
@@ -129,6 +130,8 @@ pub fn image_plan(plan: &BuildPlan, config: &DockerConfig, env: &Env) -> Result<
     Ok(ImagePlan { choice, recipe })
 }
 
+/// The steps of the module's header: the engine, the image, `cargo fetch` on the host, then the
+/// container, which reaches the project through bind mounts or copies of it in volumes.
 pub fn build(
     plan: &BuildPlan,
     config: &DockerConfig,
@@ -137,7 +140,6 @@ pub fn build(
     interrupt: &Interrupt,
 ) -> Result<DockerBuild> {
     let image_plan = image_plan(plan, config, env)?;
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -146,17 +148,7 @@ pub fn build(
         .map_err(DockerError::from)?;
     let docker = runtime.block_on(engine::connect(&endpoint))?;
     reporter.detail("Docker", format!("engine at {}", endpoint.describe()));
-
-    let image = image_plan.name().to_string();
-    match &image_plan.recipe {
-        None => {
-            if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(DockerError::ImageMissing(image).into());
-            }
-            reporter.status("Using", format!("image {image}"));
-        }
-        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
-    }
+    let image = runtime.block_on(ensure_image(&docker, &image_plan, reporter, interrupt))?;
     interrupt.check()?;
 
     run_fetch(&plan.cargo.fetch(), reporter, interrupt)?;
@@ -194,7 +186,6 @@ pub fn build(
                 Files::Copy => PathBuf::from(sync::TARGET_ROOT),
                 Files::Bind => target_dir.clone(),
             },
-            outside: &outside,
             // Copy mode builds without it (the cache directory is this machine's).
             sccache: sccache.is_some() && files == Files::Bind,
         },
@@ -213,7 +204,7 @@ pub fn build(
         memory: config.memory,
         sccache: None,
     };
-    if files == Files::Copy {
+    let executables = if files == Files::Copy {
         if sccache.is_some() {
             // Its cache directory is this machine's, which a remote engine cannot mount.
             reporter.warn(
@@ -221,32 +212,114 @@ pub fn build(
                  this build runs without it",
             );
         }
-        let lock = std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock"))
-            .unwrap_or_default();
-        let git = sync::git_packages(&lock);
-        if !git.is_empty() {
-            return Err(DockerError::GitDependencyRemote {
-                engine: endpoint.host.clone(),
-                packages: git,
-            }
-            .into());
-        }
+        refuse_git_dependencies(plan, &endpoint.host)?;
         let build = CopyInputs {
             plan,
             inputs,
             docker: &docker,
         };
-        let built = runtime.block_on(build_copy(build, reporter, interrupt))?;
-        return Ok(DockerBuild { built, image });
+        runtime.block_on(build_copy(build, reporter, interrupt))?
+    } else {
+        let build = BindInputs {
+            plan,
+            inputs,
+            sccache: sccache.as_ref(),
+            docker: &docker,
+        };
+        runtime.block_on(build_bind(build, reporter, interrupt))?
+    };
+    Ok(DockerBuild { executables, image })
+}
+
+/// The image's name, once the engine has it: `--docker-image` must exist, a recipe is built
+/// when its tag is missing.
+async fn ensure_image(
+    docker: &bollard::Docker,
+    image_plan: &ImagePlan,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<String> {
+    let image = image_plan.name().to_string();
+    match &image_plan.recipe {
+        None => {
+            if !image::exists(docker, &image).await? {
+                return Err(DockerError::ImageMissing(image).into());
+            }
+            reporter.status("Using", format!("image {image}"));
+        }
+        Some(recipe) => image::ensure(docker, recipe, reporter, interrupt).await?,
     }
+    Ok(image)
+}
+
+/// A git dependency's checkout lives in the host's `CARGO_HOME`, which the volumes do not
+/// carry: refused before anything is uploaded.
+fn refuse_git_dependencies(plan: &BuildPlan, engine: &str) -> Result<()> {
+    let lock =
+        std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock")).unwrap_or_default();
+    let git = sync::git_packages(&lock);
+    if git.is_empty() {
+        return Ok(());
+    }
+    Err(DockerError::GitDependencyRemote {
+        engine: engine.to_string(),
+        packages: git,
+    }
+    .into())
+}
+
+struct BindInputs<'a> {
+    plan: &'a BuildPlan,
+    inputs: ContainerInputs<'a>,
+    sccache: Option<&'a Sccache>,
+    docker: &'a bollard::Docker,
+}
+
+/// The build on an engine that sees the host's files: the project, the caches and the target
+/// directory bind-mounted at the host's paths.
+async fn build_bind(
+    build: BindInputs<'_>,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Executable>> {
+    let BindInputs {
+        plan,
+        inputs,
+        sccache,
+        docker,
+    } = build;
     reporter.detail(
         "Docker",
         "the engine sees this machine's files: bind mounts",
     );
-    // Bind mounts need their source: created here, as the user, rather than by the engine as
-    // root.
+    create_mount_sources(inputs.target_dir, inputs.cargo_home)?;
+    if let Some(sccache) = sccache {
+        prepare_sccache(sccache, reporter)?;
+    }
+    let spec = container::spec(&ContainerInputs { sccache, ..inputs });
+    reporter.status(
+        "Container",
+        format!(
+            "{} for {} in {}, offline",
+            plan.bin_list(),
+            plan.arch,
+            spec.image
+        ),
+    );
+    reporter.command(&spec.as_docker_run());
+    interrupt.check()?;
+    let watch = container::Watch {
+        collector: Collector::new(&plan.functions, Path::to_path_buf, reporter),
+        reporter,
+        interrupt,
+    };
+    container::run(docker, &spec, watch).await
+}
+
+/// Bind mounts need their source: created here, as the user, rather than by the engine as root.
+fn create_mount_sources(target_dir: &Path, cargo_home: &Path) -> Result<()> {
     for dir in [
-        &target_dir,
+        target_dir,
         &cargo_home.join("registry"),
         &cargo_home.join("git"),
     ] {
@@ -261,41 +334,27 @@ pub fn build(
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
+    Ok(())
+}
 
-    if let Some(sccache) = &sccache {
-        if let Some(dir) = &sccache.dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display())
-            })?;
-        }
-        reporter.status(
-            "Sccache",
-            match (sccache.remote, &sccache.dir) {
-                (Some(backend), _) => format!(
-                    "RUSTC_WRAPPER: its {backend} cache, through the engine's default network"
-                ),
-                (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
-                (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
-            },
-        );
+/// sccache's local cache directory, made as the user before it is mounted, and the line that
+/// says which cache the build uses.
+fn prepare_sccache(sccache: &Sccache, reporter: &Reporter) -> Result<()> {
+    if let Some(dir) = &sccache.dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display()))?;
     }
-    let spec = container::spec(&ContainerInputs {
-        sccache: sccache.as_ref(),
-        ..inputs
-    });
     reporter.status(
-        "Container",
-        format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
+        "Sccache",
+        match (sccache.remote, &sccache.dir) {
+            (Some(backend), _) => {
+                format!("RUSTC_WRAPPER: its {backend} cache, through the engine's default network")
+            }
+            (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
+            (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
+        },
     );
-    reporter.command(&spec.as_docker_run());
-    interrupt.check()?;
-    let watch = container::Watch {
-        wanted: &plan.wanted(),
-        reporter,
-        interrupt,
-    };
-    let built = runtime.block_on(container::run(&docker, &spec, watch))?;
-    Ok(DockerBuild { built, image })
+    Ok(())
 }
 
 struct CopyInputs<'a> {
@@ -310,7 +369,7 @@ async fn build_copy(
     build: CopyInputs<'_>,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     let CopyInputs {
         plan,
         inputs,
@@ -347,7 +406,7 @@ async fn build_copy(
         },
         host_target: &host_target,
         owner: inputs.user,
-        wanted: &plan.wanted(),
+        functions: &plan.functions,
         roots: &in_container,
         volumes: &volumes.prefix,
     };
@@ -370,32 +429,24 @@ struct ContainerFacts<'a> {
     image_env: &'a [(String, String)],
     /// cargo's target directory inside.
     target_dir: &'a Path,
-    /// The path dependencies' roots outside the workspace.
-    outside: &'a [PathBuf],
     /// The container compiles through sccache.
     sccache: bool,
 }
 
 /// The plan's cargo command as the container runs it: the rustc flags that keep paths out of
 /// the binary name the container's cargo home and target directory, and go where the
-/// container's cargo takes rustc's flags from (its variables, the host's it is given over the
-/// image's; the config files it has: those at and above its working directory that are mounted
-/// or copied). None through sccache, whose cache comes first (see [`rustflags::channel`]).
+/// container's cargo takes rustc's flags from (its variables: the image's, under the host's it
+/// is given; the config files it has: the workspace's, from its working directory up). None
+/// through sccache, whose cache comes first (see [`rustflags::channel`]).
 fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::CargoArgs {
-    let given = container::passthrough_env(facts.host_env.iter().cloned());
-    let var = |name: &str| {
-        given
-            .iter()
-            .chain(facts.image_env)
-            .find(|(set, _)| set == name)
-            .map(|(_, value)| value.clone())
-    };
+    let mut vars: std::collections::BTreeMap<String, String> =
+        facts.image_env.iter().cloned().collect();
+    vars.extend(container::passthrough_env(facts.host_env.iter().cloned()));
     let workspace = &plan.project.workspace_root;
     let workdir = container::workdir(facts.cwd, workspace);
-    let mut roots = vec![workspace.clone()];
-    roots.extend(facts.outside.iter().cloned());
-    let configs = rustflags::read_configs(&rustflags::config_files_within(&workdir, &roots));
-    let channel = rustflags::channel(&var, plan.arch, &configs).filter(|_| !facts.sccache);
+    let paths = rustflags::config_paths(&workdir, Some(workspace), None);
+    let channel = rustflags::channel(plan.arch, &vars, &rustflags::read_configs(&paths))
+        .filter(|_| !facts.sccache);
     crate::plan::CargoArgs {
         rustflags: channel.map(|channel| rustflags::Rustflags {
             map: rustflags::PathMap {
@@ -512,7 +563,6 @@ mod tests {
     fn plan(args: &[&str]) -> BuildPlan {
         use crate::cli::Cli;
         use crate::config::BuildConfig;
-        use clap::Parser;
         let project = Project {
             workspace_root: "/ws".into(),
             target_dir: "/ws/target".into(),

@@ -59,9 +59,9 @@ const DELETE_LIST: &str = "/lambda-build/state/delete";
 /// replaces the old one, their content there is unknown.
 const UNKNOWN_LIST: &str = "/lambda-build/state/unknown";
 
-/// The directories of an image that a source volume must not cover (a volume at `/opt` hides
-/// the toolchain some images keep there), and the tool's own.
-const IMAGE_DIRS: [&str; 17] = [
+/// The directories of an image that a source volume must not cover (a volume at `/usr` hides
+/// the toolchain), and the tool's own.
+const IMAGE_DIRS: [&str; 16] = [
     "/bin",
     "/boot",
     "/dev",
@@ -70,7 +70,6 @@ const IMAGE_DIRS: [&str; 17] = [
     "/lib32",
     "/lib64",
     "/libx32",
-    "/opt",
     "/proc",
     "/run",
     "/sbin",
@@ -360,7 +359,8 @@ fn walk_sources(
 /// (another `--outdir`, another architecture): no build reads one.
 fn is_skipped(path: &Path, skip: &[PathBuf]) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    if name == "lambda.zip" || name.starts_with(".lambda.zip.") {
+    let zip_name = crate::lambda::ZIP_NAME;
+    if name == zip_name || name.starts_with(&format!(".{zip_name}.")) {
         return true;
     }
     skip.iter().any(|s| {
@@ -1251,7 +1251,7 @@ source = "git+https://example.com/x#abc"
         for (root, covered) in [
             ("/", "/bin"),
             ("/usr", "/usr"),
-            ("/opt", "/opt"),
+            ("/var", "/var"),
             ("/lambda-build", "/lambda-build"),
             ("/lambda-build/src/fn", "/lambda-build"),
             ("/proc/1/cwd", "/proc"),
@@ -1261,11 +1261,11 @@ source = "git+https://example.com/x#abc"
         // Refused before anything goes over, naming the directory, what it would cover and
         // the way out.
         let refused =
-            container_roots(&[PathBuf::from("/home/me/fn"), PathBuf::from("/opt")]).unwrap_err();
+            container_roots(&[PathBuf::from("/home/me/fn"), PathBuf::from("/usr")]).unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "`/opt` cannot be copied to the Docker engine: at its path in the build container it \
-             would cover the image's `/opt`"
+            "`/usr` cannot be copied to the Docker engine: at its path in the build container it \
+             would cover the image's `/usr`"
         );
         assert!(
             refused
