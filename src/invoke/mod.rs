@@ -25,7 +25,7 @@ use failure::Failure;
 pub use function::{FunctionSettings, default_function};
 use record::{Outcome, Record};
 
-use crate::cli::{FunctionArgs, InvokeArgs};
+use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
 use crate::env::{Env, Ui};
 use crate::lambda::{BOOTSTRAP, ZIP_NAME};
 use crate::report::Reporter;
@@ -68,6 +68,19 @@ pub fn check_host(command: &'static str) -> Result<()> {
     }
 }
 
+/// `--native` runs what cargo built for this machine, which Linux and macOS can serve the
+/// Runtime API to as to the zip; on Windows the way is a Linux container.
+pub fn check_native_host(command: &'static str) -> Result<()> {
+    if cfg!(any(target_os = "linux", target_os = "macos")) {
+        Ok(())
+    } else {
+        Err(InvokeError::NativeHost {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
+
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventSource {
@@ -103,17 +116,13 @@ pub fn function_settings(
 
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
+        refuse_build_flags(&args.selection, "invoke")?;
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
-        let events = match (args.data, args.data_file) {
-            (Some(data), _) => EventSource::Data(data),
-            (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
-            (None, Some(file)) => EventSource::File(env.cwd.join(file)),
-            (None, None) => EventSource::Stdin,
-        };
+        let events = event_source(args.data, args.data_file, &env.cwd);
         let function = function_settings(args.function, &lookup, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
@@ -121,6 +130,25 @@ impl InvokeConfig {
             function,
             ui,
         })
+    }
+}
+
+/// `--data`, else `--data-file` (`-` and none: stdin), relative to `cwd`.
+pub fn event_source(data: Option<String>, data_file: Option<PathBuf>, cwd: &Path) -> EventSource {
+    match (data, data_file) {
+        (Some(data), _) => EventSource::Data(data),
+        (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
+        (None, Some(file)) => EventSource::File(cwd.join(file)),
+        (None, None) => EventSource::Stdin,
+    }
+}
+
+/// The build's selection flags mean something only to a command that builds (`--native`,
+/// `serve --watch`): elsewhere they are refused rather than ignored.
+pub fn refuse_build_flags(selection: &SelectionArgs, command: &'static str) -> Result<()> {
+    match selection.first_given() {
+        Some(flag) => Err(InvokeError::NothingToBuild { flag, command }),
+        None => Ok(()),
     }
 }
 

@@ -35,6 +35,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
+        crate::invoke::refuse_build_flags(&args.selection, "serve")?;
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
@@ -58,14 +59,30 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     // Listening first: a port in use is refused before anything is extracted or started.
     let front = Front::bind(config.addr)?;
     announce(&front)?;
-    let reporter = Reporter::plain(ui);
-    serve_function(
+    serve_until_stopped(
         &front,
-        &config.artifact,
         &config,
-        &reporter,
+        &Reporter::plain(ui),
         ui.verbosity,
         &interrupt,
+    )
+}
+
+/// `config`'s artifact behind `front` until Ctrl-C: `serve`, and `serve --native` once built.
+pub fn serve_until_stopped(
+    front: &Front,
+    config: &ServeConfig,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    serve_function(
+        front,
+        &config.artifact,
+        config,
+        reporter,
+        verbosity,
+        interrupt,
         &|| false,
     )
 }
@@ -110,7 +127,7 @@ pub fn serve_function(
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console::new(reporter, verbosity);
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
     let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
     let mut records = Vec::new();
     let result = loop {
