@@ -27,6 +27,7 @@ pub mod plan;
 pub mod project;
 pub mod redact;
 pub mod report;
+pub mod rustflags;
 pub mod signal;
 pub mod verify;
 // serve's Runtime API: native mode runs on Linux and macOS, `serve --watch` on Linux (and on
@@ -299,7 +300,8 @@ pub fn plan_build(
     let config = BuildConfig::resolve(args, env, ui, &project)?;
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
-    let plan = plan::plan(&config, &project, env, profile_env);
+    let rustflags = rustflags::host_channel(env, config.arch);
+    let plan = plan::plan(&config, &project, env, profile_env, rustflags);
     Ok((config, plan))
 }
 

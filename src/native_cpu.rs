@@ -5,41 +5,19 @@
 //! arm64). `-mtune` adds no instruction, but it makes the bytes depend on the build machine.
 //!
 //! The flags are read as cargo and cc read them, from facts passed in ([`Facts`]), so [`find`]
-//! needs no cargo: the one source cargo takes rustc's flags from (`CARGO_ENCODED_RUSTFLAGS`,
-//! else `RUSTFLAGS`, else `target.*.rustflags`, else `build.rustflags`), and every
+//! needs no cargo: the one source cargo takes rustc's flags from (read by `rustflags`), and every
 //! `CFLAGS`-like variable cc joins. [`refuse`] gathers the facts of the plan's backend (a
 //! `--docker` container sees fewer variables and files than the host) before compiling.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-
-use cargo_metadata::cargo_platform::{Cfg, Platform};
 
 use crate::arch::Arch;
-use crate::build::docker::container::passthrough_env;
+use crate::build::docker::container::{passthrough_env, workdir};
 use crate::env::Env;
 use crate::lambda;
 use crate::plan::{Backend, BuildPlan};
-
-/// Where a flag was set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    /// A variable of the environment cargo runs in.
-    Var(String),
-    /// A key of one of cargo's configuration files.
-    Config { path: PathBuf, key: String },
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::Var(name) => write!(f, "`{name}`"),
-            Origin::Config { path, key } => write!(f, "`{key}` in `{}`", path.display()),
-        }
-    }
-}
+use crate::rustflags::{ConfigFile, Origin, Token, config_paths, read_configs, rustc_flags, words};
 
 /// The compiler a flag is for: each pins a CPU its own way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,13 +35,6 @@ pub struct NativeFlag {
     pub option: &'static str,
     pub compiler: Compiler,
     pub origin: Origin,
-}
-
-/// One of cargo's configuration files, parsed.
-#[derive(Debug, Clone)]
-pub struct ConfigFile {
-    pub path: PathBuf,
-    pub table: toml::Table,
 }
 
 /// What decides the flags of one build.
@@ -145,231 +116,24 @@ fn seen_by_cargo(
     workspace_root: &Path,
     env: &Env,
 ) -> (BTreeMap<String, String>, Vec<PathBuf>) {
+    if !docker {
+        return crate::rustflags::host_view(env);
+    }
     let host_vars = env
         .vars()
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())));
-    if !docker {
-        let paths = config_paths(cwd, None, env.cargo_home().as_deref());
-        return (host_vars.collect(), paths);
-    }
-    let workdir = if cwd.starts_with(workspace_root) {
-        cwd
-    } else {
-        workspace_root
-    };
     (
         passthrough_env(host_vars).into_iter().collect(),
-        config_paths(workdir, Some(workspace_root), None),
+        config_paths(&workdir(cwd, workspace_root), Some(workspace_root), None),
     )
-}
-
-/// The configuration files cargo reads, nearest first: in `start` and each directory above it
-/// (up to `stop`, when given), `.cargo/config` or else `.cargo/config.toml` (cargo takes the
-/// name without extension when both are there); then the one in `cargo_home`, unless the walk
-/// found it already.
-pub fn config_paths(start: &Path, stop: Option<&Path>, cargo_home: Option<&Path>) -> Vec<PathBuf> {
-    let in_dir = |dir: &Path| {
-        ["config", "config.toml"]
-            .iter()
-            .map(|name| dir.join(name))
-            .find(|path| path.is_file())
-    };
-    let mut paths = Vec::new();
-    for dir in start.ancestors() {
-        paths.extend(in_dir(&dir.join(".cargo")));
-        if Some(dir) == stop {
-            break;
-        }
-    }
-    if let Some(home) = cargo_home.and_then(in_dir)
-        && !paths.contains(&home)
-    {
-        paths.push(home);
-    }
-    paths
-}
-
-/// The files that parse; cargo itself says what is wrong with the others when it starts.
-fn read_configs(paths: &[PathBuf]) -> Vec<ConfigFile> {
-    paths
-        .iter()
-        .filter_map(|path| {
-            let table = std::fs::read_to_string(path).ok()?.parse().ok()?;
-            Some(ConfigFile {
-                path: path.clone(),
-                table,
-            })
-        })
-        .collect()
 }
 
 /// The first flag of the build that compiles for the build machine's CPU: rustc's, then the C
 /// compiler's (`CFLAGS`), then the C++ compiler's (`CXXFLAGS`).
 pub fn find(facts: &Facts) -> Option<NativeFlag> {
-    native_target_cpu(&rustc_flags(facts))
+    native_target_cpu(&rustc_flags(facts.arch, facts.vars, facts.configs).1)
         .or_else(|| native_c_flag(&c_flags(facts, "CFLAGS")))
         .or_else(|| native_c_flag(&c_flags(facts, "CXXFLAGS")))
-}
-
-/// A flag as cargo or cc will pass it, and where it was set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Token {
-    text: String,
-    origin: Origin,
-}
-
-fn words(value: &str, origin: &Origin) -> Vec<Token> {
-    value
-        .split_whitespace()
-        .map(|word| Token {
-            text: word.to_owned(),
-            origin: origin.clone(),
-        })
-        .collect()
-}
-
-/// rustc's flags for the target, from the one source cargo takes them from.
-fn rustc_flags(facts: &Facts) -> Vec<Token> {
-    let var = |name: &str| {
-        let origin = Origin::Var(name.to_owned());
-        facts.vars.get(name).map(|value| (value.as_str(), origin))
-    };
-    if let Some((value, origin)) = var("CARGO_ENCODED_RUSTFLAGS") {
-        return value
-            .split('\x1f')
-            .filter(|flag| !flag.is_empty())
-            .map(|flag| Token {
-                text: flag.to_owned(),
-                origin: origin.clone(),
-            })
-            .collect();
-    }
-    if let Some((value, origin)) = var("RUSTFLAGS") {
-        return words(value, &origin);
-    }
-    // `target.<triple>.rustflags` (its variable's flags after the files'), then every
-    // `target.'cfg(..)'` that matches, in key order; if any is set, `build.rustflags` is not read.
-    let triple = facts.arch.triple();
-    let mut target = config_flags(facts.configs, &["target", triple, "rustflags"]);
-    let name = format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        triple.to_uppercase().replace(['-', '.'], "_")
-    );
-    if let Some((value, origin)) = var(&name) {
-        target.get_or_insert_default().extend(words(value, &origin));
-    }
-    let cfgs: BTreeSet<&String> = facts
-        .configs
-        .iter()
-        .filter_map(|file| file.table.get("target")?.as_table())
-        .flat_map(|table| table.keys())
-        .filter(|key| cfg_matches(key, facts.arch))
-        .collect();
-    for key in cfgs {
-        if let Some(flags) = config_flags(facts.configs, &["target", key, "rustflags"]) {
-            target.get_or_insert_default().extend(flags);
-        }
-    }
-    if let Some(flags) = target {
-        return flags;
-    }
-    let mut build = config_flags(facts.configs, &["build", "rustflags"]);
-    if let Some((value, origin)) = var("CARGO_BUILD_RUSTFLAGS") {
-        build.get_or_insert_default().extend(words(value, &origin));
-    }
-    build.unwrap_or_default()
-}
-
-/// The flags at `key` merged over the files as cargo merges them: lists are joined, the
-/// farthest file's first; a string (flags separated by spaces) replaces what farther files
-/// set. `None` when no file sets it.
-fn config_flags(configs: &[ConfigFile], key: &[&str]) -> Option<Vec<Token>> {
-    let shown = key
-        .iter()
-        .map(|part| match part.starts_with("cfg(") {
-            true => format!("'{part}'"),
-            false => (*part).to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(".");
-    let (last, tables) = key.split_last()?;
-    let mut flags: Option<Vec<Token>> = None;
-    for file in configs.iter().rev() {
-        let mut value = Some(&file.table);
-        for part in tables {
-            value = value.and_then(|table| table.get(*part)?.as_table());
-        }
-        let Some(value) = value.and_then(|table| table.get(*last)) else {
-            continue;
-        };
-        let origin = Origin::Config {
-            path: file.path.clone(),
-            key: shown.clone(),
-        };
-        let found = flags.get_or_insert_default();
-        match value {
-            toml::Value::String(value) => *found = words(value, &origin),
-            toml::Value::Array(items) => {
-                found.extend(
-                    items
-                        .iter()
-                        .filter_map(toml::Value::as_str)
-                        .map(|flag| Token {
-                            text: flag.to_owned(),
-                            origin: origin.clone(),
-                        }),
-                );
-            }
-            // cargo refuses the file and says why.
-            _ => {}
-        }
-    }
-    flags
-}
-
-/// What `rustc --print cfg --target <triple>` says (rustc 1.9x), for `target.'cfg(..)'` tables.
-fn target_cfg(arch: Arch) -> Vec<Cfg> {
-    let common = [
-        "debug_assertions",
-        "panic=\"unwind\"",
-        "target_abi=\"\"",
-        "target_endian=\"little\"",
-        "target_env=\"gnu\"",
-        "target_family=\"unix\"",
-        "target_has_atomic=\"8\"",
-        "target_has_atomic=\"16\"",
-        "target_has_atomic=\"32\"",
-        "target_has_atomic=\"64\"",
-        "target_has_atomic=\"ptr\"",
-        "target_os=\"linux\"",
-        "target_pointer_width=\"64\"",
-        "target_vendor=\"unknown\"",
-        "unix",
-    ];
-    let own: &[&str] = match arch {
-        Arch::X86_64 => &[
-            "target_arch=\"x86_64\"",
-            "target_feature=\"fxsr\"",
-            "target_feature=\"sse\"",
-            "target_feature=\"sse2\"",
-        ],
-        Arch::Arm64 => &[
-            "target_arch=\"aarch64\"",
-            "target_feature=\"neon\"",
-            "target_has_atomic=\"128\"",
-        ],
-    };
-    common
-        .iter()
-        .chain(own)
-        .filter_map(|cfg| Cfg::from_str(cfg).ok())
-        .collect()
-}
-
-/// Whether a `target` table's key is a `cfg(..)` that the target matches.
-fn cfg_matches(key: &str, arch: Arch) -> bool {
-    key.starts_with("cfg(")
-        && Platform::from_str(key).is_ok_and(|p| p.matches(arch.triple(), &target_cfg(arch)))
 }
 
 /// `-C target-cpu=native` when it is the last `target-cpu` rustc is given (the last one wins).
@@ -679,9 +443,15 @@ mod tests {
         );
         let target = config(
             "/p/.cargo/config.toml",
-            "[target.x86_64-unknown-linux-gnu]\nrustflags = []\n",
+            "[target.x86_64-unknown-linux-gnu]\nrustflags = [\"--cfg\", \"x\"]\n",
         );
         assert_eq!(found(&[], &[target, native.clone()]), None);
+        // An empty list is no flags: cargo reads `build.rustflags` then (cargo 1.95 does).
+        let empty = config(
+            "/p/.cargo/config.toml",
+            "[target.x86_64-unknown-linux-gnu]\nrustflags = []\n",
+        );
+        assert!(found(&[], &[empty, native.clone()]).is_some());
         assert!(found(&[], &[native]).is_some());
     }
 

@@ -12,6 +12,7 @@ use crate::config::{BuildConfig, DockerConfig};
 use crate::env::{Env, Verbosity};
 use crate::lambda;
 use crate::project::{Project, TargetKind};
+use crate::rustflags::{self, Rustflags};
 
 /// A process to run, kept as data so it can be printed and inspected.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +77,9 @@ pub struct CargoArgs {
     pub color: bool,
     /// Profile settings as `CARGO_PROFILE_*` variables (see [`profile_env`]).
     pub env: Vec<(OsString, OsString)>,
+    /// The paths rustc must not embed, and how the flags that map them reach rustc (see
+    /// [`crate::rustflags`]); `None` when the user maps paths already.
+    pub rustflags: Option<Rustflags>,
 }
 
 impl CargoArgs {
@@ -134,7 +138,22 @@ impl CargoArgs {
             args.extend(["--target-dir".into(), dir.clone().into()]);
         }
         args.extend(self.color_args());
+        if let Some(config) = self
+            .rustflags
+            .as_ref()
+            .and_then(|r| r.config_arg(self.target))
+        {
+            args.extend(["--config".into(), config]);
+        }
         args
+    }
+
+    /// The variables every cargo command gets: the profile's, and `CARGO_ENCODED_RUSTFLAGS`
+    /// when the tool's rustc flags go that way.
+    pub fn env_vars(&self) -> Vec<(OsString, OsString)> {
+        let mut vars = self.env.clone();
+        vars.extend(self.rustflags.as_ref().and_then(Rustflags::env));
+        vars
     }
 
     /// The same build inside a container: its own target directory, and offline, since the
@@ -211,7 +230,7 @@ impl CargoArgs {
         Cmd {
             program: self.program.clone(),
             args,
-            env: self.env.clone(),
+            env: self.env_vars(),
             cwd: self.cwd.clone(),
         }
     }
@@ -427,11 +446,14 @@ fn targets_of(project: &Project, kind: TargetKind) -> Vec<String> {
         .collect()
 }
 
+/// `rustflags` is where the host's cargo takes rustc's flags from ([`rustflags::channel`]), `None`
+/// when the user maps paths already.
 pub fn plan(
     config: &BuildConfig,
     project: &Project,
     env: &Env,
     profile_env: Vec<(OsString, OsString)>,
+    rustflags: Option<rustflags::Channel>,
 ) -> BuildPlan {
     let target_dir = config
         .target_dir
@@ -463,6 +485,15 @@ pub fn plan(
         verbosity: config.ui.verbosity,
         color: config.ui.color,
         env: profile_env,
+        rustflags: rustflags
+            .zip(env.cargo_home())
+            .map(|(channel, cargo_home)| Rustflags {
+                map: rustflags::PathMap {
+                    cargo_home,
+                    target_dir: target_dir.clone(),
+                },
+                channel,
+            }),
     };
 
     let several = project.functions.len() > 1;
@@ -612,7 +643,7 @@ mod tests {
     fn plan_of(args: &[&str], project: &Project) -> BuildPlan {
         let config = config_of(args, project);
         let profile_env = profile_env(&config, false, |_| false);
-        plan(&config, project, &env(), profile_env)
+        plan(&config, project, &env(), profile_env, None)
     }
 
     fn config(args: &[&str]) -> BuildConfig {
@@ -877,6 +908,55 @@ mod tests {
             extension.output,
             Output::Executable("/ci/dist/extensions/my-fn".into())
         );
+    }
+
+    #[test]
+    fn the_tools_rustflags_map_cargos_home_and_the_target_dir_without_replacing_the_users() {
+        use crate::rustflags::Channel;
+        let project = project();
+        let config = config_of(&[], &project);
+        let env = Env::new(
+            "/src/ws/api".into(),
+            false,
+            [("CARGO", "/bin/cargo"), ("CARGO_HOME", "/home/me/.cargo")],
+        );
+        let with = |channel| plan(&config, &project, &env, Vec::new(), channel);
+        let build = with(Some(Channel::BuildConfig)).cargo.build();
+        let args: Vec<String> = build
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args[args.len() - 2..],
+            [
+                "--config",
+                "build.rustflags=[\"--remap-path-prefix=/home/me/.cargo=/cargo\",\
+                 \"--remap-path-prefix=/src/ws/target=target\"]"
+            ]
+        );
+        assert!(build.env.is_empty(), "{:?}", build.env);
+        // The user's RUSTFLAGS: the tool's follow them in the variable cargo reads first.
+        let plan = with(Some(Channel::Env(vec!["-C".into(), "debuginfo=1".into()])));
+        let build = plan.cargo.build();
+        assert!(!build.args.contains(&"--config".into()));
+        assert_eq!(
+            build.env,
+            [(
+                "CARGO_ENCODED_RUSTFLAGS".into(),
+                "-C\x1fdebuginfo=1\x1f--remap-path-prefix=/home/me/.cargo=/cargo\x1f\
+                 --remap-path-prefix=/src/ws/target=target"
+                    .into()
+            )]
+        );
+        // Each package's run builds with the same flags, so no run invalidates another's.
+        assert!(
+            plan.per_package_plans()
+                .iter()
+                .all(|p| p.cargo.rustflags == plan.cargo.rustflags)
+        );
+        // The user maps paths already: nothing added.
+        assert_eq!(with(None).cargo.rustflags, None);
     }
 
     #[test]

@@ -118,6 +118,34 @@ fn volumes_of(err: &str) -> String {
     rest.split('*').next().unwrap().to_string()
 }
 
+/// The key in the names of a project's volumes (of its workspace root) and of a source root's
+/// volume: the start of the SHA-256 of the path.
+fn key(path: &Path) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(path.as_os_str().as_encoded_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `text` to `path`, its directories created.
+fn write_file(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// A project made for a test: its lock file, offline, and the tests' `lambda.Dockerfile`.
+fn lock_for_docker(ws: &Path, setup: &Setup) {
+    let lock = Command::new("cargo")
+        .args(["generate-lockfile", "--offline"])
+        .current_dir(ws)
+        .output()
+        .unwrap();
+    assert!(lock.status.success(), "{}", stderr(&lock));
+    write_file(
+        &ws.join("lambda.Dockerfile"),
+        &format!("FROM {}\n", setup.base_image),
+    );
+}
+
 /// Rewrites the echo function to answer `<word>, <name>` instead of `hello, <name>`.
 fn greet(dir: &Path, word: &str) {
     let pristine = std::fs::read_to_string(
@@ -135,9 +163,7 @@ fn greet(dir: &Path, word: &str) {
 
 /// Removes the volumes a project's earlier runs left on the engine, so the next build is cold.
 fn remove_volumes(host: &str, workspace_root: &Path) {
-    use sha2::Digest as _;
-    let digest = sha2::Sha256::digest(workspace_root.as_os_str().as_encoded_bytes());
-    let key: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let key = key(workspace_root);
     let listed = docker(
         host,
         &["volume", "ls", "-q", "--filter", "label=cargo-lambda-build"],
@@ -236,6 +262,41 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     assert_echo_answers(&bootstrap, None, "hello");
     let cold_zip = std::fs::read(dir.join("lambda.zip")).unwrap();
 
+    // The same source from another checkout, built on the local engine (bind mounts, other
+    // paths for cargo's home, the target directory and the project): the same bytes, so a
+    // laptop and a CI agree on CodeSha256.
+    let elsewhere = support::docker::project(&setup, "");
+    let local = runner.run(elsewhere.path(), &["--docker", "--zip"]);
+    support::assert_success(&local);
+    assert!(
+        !stderr(&local).contains("copied to the engine"),
+        "{}",
+        stderr(&local)
+    );
+    let code_sha256 = |output: &Output| {
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .find_map(|line| {
+                line.trim()
+                    .strip_prefix("CodeSha256")
+                    .map(str::trim)
+                    .map(String::from)
+            })
+            .unwrap_or_else(|| {
+                panic!(
+                    "no CodeSha256:\n{}",
+                    String::from_utf8_lossy(&output.stdout)
+                )
+            })
+    };
+    let remote_again = run(runner, &host, &dir, &["--docker", "--zip"]);
+    support::assert_success(&remote_again);
+    assert_eq!(code_sha256(&local), code_sha256(&remote_again));
+    assert!(
+        std::fs::read(elsewhere.path().join("lambda.zip")).unwrap() == cold_zip,
+        "the local engine's zip differs from the remote engine's"
+    );
+
     // Nothing changed: nothing uploaded, nothing compiled.
     let err = timed_build(
         "remote x86_64 no-op --docker build",
@@ -276,9 +337,9 @@ fn remote_builds_answer_invocations_sync_only_changes_and_rebuild_incrementally(
     setup.runner.give(&extra);
     let output = run(runner, &host, &dir, &["--docker", "--zip"]);
     support::assert_success(&output);
-    let volume = format!("{}src", volumes_of(&stderr(&output)));
+    let volume = format!("{}src-{}", volumes_of(&stderr(&output)), key(&dir));
     let on_engine = || {
-        let inside = format!("/v{}", extra.display());
+        let inside = format!("/v/{}", extra.strip_prefix(&dir).unwrap().display());
         let mount = format!("type=volume,source={volume},target=/v");
         run_mounted(&host, &mount, &setup.base_image, &["test", "-e", &inside])
             .status
@@ -358,11 +419,7 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         return;
     };
     let root = tempfile::tempdir().unwrap();
-    let write = |path: &str, text: &str| {
-        let path = root.path().join(path);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &str, text: &str| write_file(&root.path().join(path), text);
     write(
         "shared/Cargo.toml",
         "[package]\nname = \"shared\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
@@ -389,16 +446,7 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         );
     }
     let ws = root.path().join("ws");
-    let lock = Command::new("cargo")
-        .args(["generate-lockfile", "--offline"])
-        .current_dir(&ws)
-        .output()
-        .unwrap();
-    assert!(lock.status.success(), "{}", stderr(&lock));
-    write(
-        "ws/lambda.Dockerfile",
-        &format!("FROM {}\n", setup.base_image),
-    );
+    lock_for_docker(&ws, &setup);
     setup.runner.give(root.path());
 
     // Both functions built, each running with the outside crate's greeting.
@@ -431,6 +479,79 @@ fn a_workspace_of_two_functions_with_a_path_dependency_outside_it() {
         "pub fn greeting() -> &'static str { \"edited outside\" }\n",
     );
     build_and_run("edited outside");
+    assert_no_containers(&host);
+}
+
+#[test]
+fn absolute_paths_patch_and_compile_errors_keep_the_host_paths() {
+    let Some((host, setup)) = remote() else {
+        return;
+    };
+    let root = tempfile::tempdir().unwrap();
+    let write = write_file;
+    let package = |name: &str, version: &str| {
+        format!("[package]\nname = \"{name}\"\nversion = \"{version}\"\nedition = \"2021\"\n")
+    };
+    // A path dependency named by its absolute path, which reads a file by its absolute path.
+    let rshared = root.path().join("srv/libs/rshared");
+    let greeting = rshared.join("greeting.txt");
+    write(&rshared.join("Cargo.toml"), &package("rshared", "0.1.0"));
+    write(&greeting, "absolute");
+    let lib = rshared.join("src/lib.rs");
+    write(
+        &lib,
+        &format!("pub fn greeting() -> &'static str {{ include_str!({greeting:?}) }}\n"),
+    );
+    // A crates.io package replaced through `[patch]` by an absolute path.
+    let itoa = root.path().join("srv/libs/itoa");
+    write(&itoa.join("Cargo.toml"), &package("itoa", "1.0.99"));
+    write(
+        &itoa.join("src/lib.rs"),
+        "pub fn patched() -> &'static str { \"patched\" }\n",
+    );
+    let ws = root.path().join("ws");
+    write(
+        &ws.join("Cargo.toml"),
+        &format!(
+            "{}\n[dependencies]\nrshared = {{ path = {:?} }}\nitoa = \"1\"\n\n\
+             [patch.crates-io]\nitoa = {{ path = {:?} }}\n",
+            package("fc", "0.1.0"),
+            rshared.display().to_string(),
+            itoa.display().to_string(),
+        ),
+    );
+    write(
+        &ws.join("src/main.rs"),
+        "fn main() { println!(\"{} {}\", rshared::greeting(), itoa::patched()); }\n",
+    );
+    lock_for_docker(&ws, &setup);
+    setup.runner.give(root.path());
+
+    let output = run(&setup.runner, &host, &ws, &["--docker", "--zip"]);
+    support::assert_success(&output);
+    let err = stderr(&output);
+    assert!(err.contains("the project copied to the engine"), "{err}");
+    // cargo's messages name the dependencies where they are on this machine.
+    assert!(
+        err.contains(&format!("Compiling rshared v0.1.0 ({})", rshared.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("Compiling itoa v1.0.99 ({})", itoa.display())),
+        "{err}"
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let bootstrap = support::extract_bootstrap(&ws.join("lambda.zip"), scratch.path());
+    let ran = Command::new(&bootstrap).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&ran.stdout), "absolute patched\n");
+
+    // A compile error in the dependency names its file on this machine, which the editor opens.
+    write(&lib, "pub fn greeting() -> &'static str { 42 }\n");
+    let output = run(&setup.runner, &host, &ws, &["--docker", "--zip"]);
+    assert_eq!(output.status.code(), Some(101), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains(&format!("--> {}:1:", lib.display())), "{err}");
+    assert!(!err.contains("/lambda-build/"), "{err}");
     assert_no_containers(&host);
 }
 

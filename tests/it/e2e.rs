@@ -60,11 +60,40 @@ fn x86_64_zip_answers_invocations_and_rebuilds_identically() {
     assert_eq!(elf_machine(&bootstrap), EM_X86_64);
     assert_echo_answers(&bootstrap, "x86_64");
 
-    // A second run with nothing changed writes the same bytes.
-    support::assert_success(&support::lambda_build_fixture(project.path(), &["--zip"]));
+    // A second run with nothing changed compiles nothing and writes the same bytes.
+    let again = support::lambda_build_fixture(project.path(), &["--zip"]);
+    support::assert_success(&again);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(!err.contains("Compiling"), "not a no-op:\n{err}");
     assert!(
         std::fs::read(&zip).unwrap() == first,
         "the rebuilt zip differs"
+    );
+
+    // Another checkout, elsewhere and deeper, sharing the target directory: the same bytes (no
+    // path of either checkout, of cargo's home or of the target directory is in the binary),
+    // and only the function itself recompiles (the tool's rustc flags do not depend on the
+    // checkout, so the dependencies stay fresh).
+    let other = tempfile::tempdir().unwrap();
+    let checkout = other.path().join("another/checkout/echo");
+    support::copy_dir(project.path(), &checkout);
+    std::fs::remove_file(checkout.join("lambda.zip")).unwrap();
+    std::fs::write(
+        checkout.join("src/main.rs"),
+        std::fs::read(checkout.join("src/main.rs")).unwrap(),
+    )
+    .unwrap();
+    let output = support::lambda_build_fixture(&checkout, &["--zip"]);
+    support::assert_success(&output);
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("Compiling echo"), "{err}");
+    assert!(
+        !err.contains("Compiling tokio"),
+        "the dependencies recompiled:\n{err}"
+    );
+    assert!(
+        std::fs::read(checkout.join("lambda.zip")).unwrap() == first,
+        "another checkout gave other bytes"
     );
 }
 

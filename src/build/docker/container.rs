@@ -30,6 +30,7 @@ type Result<T, E = BuildError> = std::result::Result<T, E>;
 use super::engine::failure;
 use super::image::LABEL;
 use super::sccache::{self, Sccache};
+use super::sync::Volumes;
 
 /// `HOME` inside: a tmpfs anyone may write to, since the build runs as the host user's uid, which
 /// has no home in the image.
@@ -152,24 +153,30 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
         ("HOME".to_string(), CONTAINER_HOME.to_string()),
         ("CARGO_HOME".to_string(), CONTAINER_CARGO_HOME.to_string()),
     ];
-    env.extend(passthrough_env(inputs.host_env.iter().cloned()));
+    // The plan's variables win over the host's of the same name (`CARGO_ENCODED_RUSTFLAGS`
+    // carries the user's flags and the tool's).
+    let cargo_env: Vec<(String, String)> = inputs
+        .cargo
+        .env_vars()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.to_string_lossy().into_owned(),
+                v.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    env.extend(
+        passthrough_env(inputs.host_env.iter().cloned())
+            .into_iter()
+            .filter(|(name, _)| !cargo_env.iter().any(|(set, _)| set == name)),
+    );
     if let Some(sccache) = inputs.sccache {
         env.extend(sccache.env.iter().cloned());
     }
-    env.extend(inputs.cargo.env.iter().map(|(k, v)| {
-        (
-            k.to_string_lossy().into_owned(),
-            v.to_string_lossy().into_owned(),
-        )
-    }));
+    env.extend(cargo_env);
 
-    // cargo reads `.cargo/config.toml` from the current directory upwards: keep the host's when
-    // the container has it.
-    let workdir = if inputs.cwd.starts_with(inputs.workspace_root) {
-        inputs.cwd.to_path_buf()
-    } else {
-        inputs.workspace_root.to_path_buf()
-    };
+    let workdir = workdir(inputs.cwd, inputs.workspace_root);
 
     let command: Vec<String> = std::iter::once("cargo".to_string())
         .chain(
@@ -201,28 +208,32 @@ pub fn spec(inputs: &ContainerInputs) -> ContainerSpec {
 }
 
 /// The container for an engine that cannot see the host's files: the project, the crates and
-/// the target directory are the volumes `[src, registry, target]` (see `sync`), the host's
-/// paths live under `sync::SRC_ROOT`, and the deletions the last upload asked for happen before
-/// cargo starts.
-pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSpec {
-    use super::sync::{PRELUDE, REGISTRY_ROOT, SRC_ROOT, TARGET_ROOT, container_src};
+/// the target directory are volumes (see `sync`), each source root at its own path, and the
+/// deletions the last upload asked for happen before cargo starts.
+pub fn copy_spec(inputs: &ContainerInputs, volumes: &Volumes) -> ContainerSpec {
+    use super::sync::{PRELUDE, REGISTRY_ROOT, STATE_DIR, TARGET_ROOT, container_src};
     let mut spec = spec(inputs);
-    let [src, registry, target] = volumes;
     let volume = |name: &String, target: &str| MountSpec::Volume {
         name: name.clone(),
         target: target.into(),
     };
     spec.mounts = vec![
-        volume(src, SRC_ROOT),
-        volume(target, TARGET_ROOT),
+        volume(&volumes.state, STATE_DIR),
+        volume(&volumes.target, TARGET_ROOT),
         MountSpec::Tmpfs {
             target: CONTAINER_HOME.into(),
         },
         MountSpec::Tmpfs {
             target: CONTAINER_CARGO_HOME.into(),
         },
-        volume(registry, REGISTRY_ROOT),
+        volume(&volumes.registry, REGISTRY_ROOT),
     ];
+    spec.mounts.extend(
+        volumes
+            .sources
+            .iter()
+            .map(|(root, name)| volume(name, root)),
+    );
     spec.workdir = container_src(&spec.workdir).into();
     let cargo = CargoArgs {
         manifest_path: container_src(&inputs.cargo.manifest_path).into(),
@@ -239,6 +250,16 @@ pub fn copy_spec(inputs: &ContainerInputs, volumes: &[String; 3]) -> ContainerSp
         )
         .collect();
     spec
+}
+
+/// The container's working directory: cargo reads `.cargo/config.toml` from the current
+/// directory upwards, so the host's is kept when the container has it.
+pub fn workdir(cwd: &Path, workspace_root: &Path) -> PathBuf {
+    if cwd.starts_with(workspace_root) {
+        cwd.to_path_buf()
+    } else {
+        workspace_root.to_path_buf()
+    }
 }
 
 /// The host variables the build needs: compiler flags and the `CARGO_*` settings the user made.
@@ -727,6 +748,7 @@ mod tests {
             verbosity: crate::env::Verbosity::Normal,
             color: false,
             env: Vec::new(),
+            rustflags: None,
         }
     }
 
@@ -755,7 +777,11 @@ mod tests {
     fn a_remote_build_reads_volumes_at_container_paths_and_deletes_first() {
         let cargo = cargo();
         let outside = [PathBuf::from("/home/me/shared/util")];
-        let volumes = ["v-src".to_string(), "v-registry".into(), "v-target".into()];
+        let roots = [
+            "/home/me/fn".to_string(),
+            "/home/me/shared/util".to_string(),
+        ];
+        let volumes = Volumes::new(Path::new("/home/me/fn"), "arm64", &roots);
         let spec = copy_spec(&inputs(&cargo, &outside, &[]), &volumes);
         // No bind mount at all: the engine sees none of the host's paths.
         assert!(
@@ -769,16 +795,23 @@ mod tests {
             name: name.into(),
             target: target.into(),
         };
-        assert!(spec.mounts.contains(&volume("v-src", "/lambda-build/src")));
         assert!(
             spec.mounts
-                .contains(&volume("v-target", "/lambda-build/target"))
+                .contains(&volume(&volumes.state, "/lambda-build/state"))
         );
         assert!(
             spec.mounts
-                .contains(&volume("v-registry", "/lambda-build/cargo/registry"))
+                .contains(&volume(&volumes.target, "/lambda-build/target"))
         );
-        assert_eq!(spec.workdir, Path::new("/lambda-build/src/home/me/fn/src"));
+        assert!(
+            spec.mounts
+                .contains(&volume(&volumes.registry, "/lambda-build/cargo/registry"))
+        );
+        // Each source root at its own path: absolute paths in manifests resolve.
+        for (root, name) in &volumes.sources {
+            assert!(spec.mounts.contains(&volume(name, root)), "{root}");
+        }
+        assert_eq!(spec.workdir, Path::new("/home/me/fn/src"));
         assert_eq!(spec.user.as_deref(), Some("1000:1000"));
         assert_eq!(spec.command[..2], ["sh", "-c"]);
         assert_eq!(spec.command[2], super::super::sync::PRELUDE);
@@ -786,15 +819,16 @@ mod tests {
             spec.command[3..].join(" "),
             "sh cargo build --message-format json-render-diagnostics \
              --target aarch64-unknown-linux-gnu --profile release \
-             --manifest-path /lambda-build/src/home/me/fn/Cargo.toml -p fn --bin fn --offline \
+             --manifest-path /home/me/fn/Cargo.toml -p fn --bin fn --offline \
              --target-dir /lambda-build/target --color never"
         );
         let shown = spec.as_docker_run().to_string();
         assert!(
-            shown.contains(
-                "--mount 'type=volume,source=v-src,target=/lambda-build/src,\
-                 volume-label=cargo-lambda-build=volume'"
-            ),
+            shown.contains(&format!(
+                "--mount 'type=volume,source={},target=/home/me/fn,\
+                 volume-label=cargo-lambda-build=volume'",
+                volumes.sources[0].1
+            )),
             "{shown}"
         );
         let body = spec.create_body();
@@ -804,6 +838,56 @@ mod tests {
             labels.unwrap().get(LABEL).map(String::as_str),
             Some("volume")
         );
+    }
+
+    #[test]
+    fn the_tools_rustflags_reach_the_container_over_the_users_variable() {
+        use crate::rustflags::{Channel, PathMap, Rustflags};
+        let map = PathMap {
+            cargo_home: CONTAINER_CARGO_HOME.into(),
+            target_dir: "/lambda-build/target".into(),
+        };
+        let mut cargo = cargo();
+        cargo.rustflags = Some(Rustflags {
+            map: map.clone(),
+            channel: Channel::BuildConfig,
+        });
+        let spec = spec(&inputs(&cargo, &[], &[]));
+        let command = spec.command.join(" ");
+        assert!(
+            command.ends_with(
+                "--color never --config build.rustflags=[\"--remap-path-prefix=/lambda-build/cargo=/cargo\",\
+                 \"--remap-path-prefix=/lambda-build/target=target\"]"
+            ),
+            "{command}"
+        );
+        // The user's variable: its flags and the tool's, once, in the encoded variable.
+        let host = [
+            ("RUSTFLAGS".to_string(), "--cfg x".to_string()),
+            (
+                "CARGO_ENCODED_RUSTFLAGS".to_string(),
+                "--cfg\x1fy".to_string(),
+            ),
+        ];
+        cargo.rustflags = Some(Rustflags {
+            map,
+            channel: Channel::Env(vec!["--cfg".into(), "y".into()]),
+        });
+        let spec = super::spec(&inputs(&cargo, &[], &host));
+        let encoded: Vec<&String> = spec
+            .env
+            .iter()
+            .filter(|(name, _)| name == "CARGO_ENCODED_RUSTFLAGS")
+            .map(|(_, value)| value)
+            .collect();
+        assert_eq!(
+            encoded,
+            [
+                "--cfg\x1fy\x1f--remap-path-prefix=/lambda-build/cargo=/cargo\x1f\
+              --remap-path-prefix=/lambda-build/target=target"
+            ]
+        );
+        assert!(!spec.command.join(" ").contains("--config"));
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct CopyBuild<'a> {
     pub owner: Option<(u32, u32)>,
     /// The functions built, their manifests at the host's paths.
     pub functions: &'a [FunctionPlan],
+    /// The source roots, as container paths (see `sync`).
+    pub roots: &'a [String],
+    /// The start of the volumes' names, for the status line.
+    pub volumes: &'a str,
 }
 
 /// What the host remembers between runs: the last manifest (its hashes spare re-reading files
@@ -91,19 +95,15 @@ async fn sync_build_fetch(
     interrupt: &Interrupt,
 ) -> Result<Vec<Executable>> {
     let name = &build.spec.name;
-    let remote = sync::read_manifest(docker, name).await?;
+    let mut remote = sync::read_manifest(docker, name).await?;
+    for root in sync::unknown_roots(&remote, build.roots) {
+        let found = sync::files_under(docker, name, root).await?;
+        remote = sync::with_found(remote, found);
+    }
     interrupt.check()?;
     let mut state = read_state(build.host_target);
     let (local, archive, changes) = prepare(build, &remote, &state.manifest)?;
-    let volumes = build
-        .spec
-        .mounts
-        .iter()
-        .find_map(|m| match m {
-            container::MountSpec::Volume { name, .. } => name.strip_suffix("-src"),
-            _ => None,
-        })
-        .unwrap_or("cargo-lambda-build");
+    let volumes = build.volumes;
     match &archive {
         Some(bytes) => reporter.status(
             "Uploading",
@@ -122,7 +122,7 @@ async fn sync_build_fetch(
     if let Some(bytes) = archive {
         sync::upload(docker, name, bytes, interrupt).await?;
     }
-    state.manifest = sync::manifest_of(&local);
+    state.manifest = sync::manifest_of(&local, build.roots);
     write_state(build.host_target, &state);
 
     let watch = container::Watch {
@@ -193,7 +193,7 @@ fn prepare(
         if changes.is_empty() {
             return Ok((local, None, changes));
         }
-        match sync::archive(&local, &changes, build.owner) {
+        match sync::archive(&local, &changes, build.roots, build.owner) {
             Ok(bytes) => return Ok((local, Some(bytes), changes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 3 => continue,
             Err(e) => {

@@ -46,6 +46,11 @@ pub enum DockerError {
         path: PathBuf,
     },
 
+    /// Copy mode keeps every source directory at its host path in the container; this one would
+    /// cover a directory the image needs (or the tool's own).
+    #[error("`{}` cannot be copied to the Docker engine: at its path in the build container it would cover the image's `{covered}`", .path.display())]
+    SourcesCollide { path: PathBuf, covered: String },
+
     /// `docker-files = bind` on Windows, where the project is always copied into volumes.
     #[error(
         "{origin} asks to bind-mount the project, but on Windows `--docker` copies it into the engine's volumes"
@@ -111,6 +116,14 @@ impl DockerError {
                 "Docker Desktop's Linux containers cannot name this machine's `C:\\` paths: \
                  leave out {origin}, or set `--docker-files copy`"
             ),
+            DockerError::SourcesCollide { .. } => {
+                "the engine cannot see this machine's files, so the project and its path \
+                 dependencies go into volumes at their own paths in the container: keep them in \
+                 a directory of their own (not `/`, nor a system directory such as `/usr` or \
+                 `/var`, nor under `/lambda-build`), or build on an engine that sees \
+                 this machine's files"
+                    .into()
+            }
             DockerError::GitDependencyRemote { .. } => {
                 "vendor them (`cargo vendor`, with the `[source]` table it prints in \
                  `.cargo/config.toml` of the project), or build with an engine on this machine"

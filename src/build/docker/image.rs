@@ -234,6 +234,22 @@ pub async fn exists(docker: &Docker, name: &str) -> Result<bool, DockerError> {
     }
 }
 
+/// The image's `ENV`, as name and value: what its containers start with.
+pub async fn env_of(docker: &Docker, name: &str) -> Result<Vec<(String, String)>, DockerError> {
+    let image = docker
+        .inspect_image(name)
+        .await
+        .map_err(|e| super::engine::failure(format!("inspect image `{name}`"), e))?;
+    Ok(image
+        .config
+        .and_then(|config| config.env)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, value)| (name.to_string(), value.to_string()))
+        .collect())
+}
+
 /// Builds the image unless its tag exists. Progress goes to the reporter: the current step on a
 /// spinner (every line of output at `-v`); on failure, the error carries Docker's message and the
 /// last lines of output.

@@ -44,6 +44,7 @@ use crate::config::DockerConfig;
 use crate::env::Env;
 use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
+use crate::rustflags;
 use crate::signal::Interrupt;
 
 type Result<T, E = BuildError> = std::result::Result<T, E>;
@@ -174,6 +175,21 @@ pub fn build(
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
         .collect();
     let sccache = sccache::detect(&host_env, sccache::host_default_dir(&host_env));
+    let image_env = runtime.block_on(image::env_of(&docker, &image))?;
+    let cargo = container_cargo(
+        plan,
+        &ContainerFacts {
+            cwd: &env.cwd,
+            host_env: &host_env,
+            image_env: &image_env,
+            target_dir: &match files {
+                Files::Copy => PathBuf::from(sync::TARGET_ROOT),
+                Files::Bind => target_dir.clone(),
+            },
+            // Copy mode builds without it (the cache directory is this machine's).
+            sccache: sccache.is_some() && files == Files::Bind,
+        },
+    );
     let inputs = ContainerInputs {
         name,
         image: image.clone(),
@@ -184,7 +200,7 @@ pub fn build(
         user,
         host_env: &host_env,
         cwd: &env.cwd,
-        cargo: &plan.cargo,
+        cargo: &cargo,
         memory: config.memory,
         sccache: None,
     };
@@ -347,7 +363,8 @@ struct CopyInputs<'a> {
     docker: &'a bollard::Docker,
 }
 
-/// The build on an engine that cannot see the host's files: through volumes (see `sync`).
+/// The build on an engine that cannot see the host's files: through volumes (see `sync`), the
+/// sources at their host paths.
 async fn build_copy(
     build: CopyInputs<'_>,
     reporter: &Reporter,
@@ -358,7 +375,10 @@ async fn build_copy(
         inputs,
         docker,
     } = build;
-    let volumes = sync::volume_names(&plan.project.workspace_root, plan.arch.lambda_name());
+    let workspace = &plan.project.workspace_root;
+    let roots = source_roots(workspace, inputs.read_only);
+    let in_container = sync::container_roots(&roots)?;
+    let volumes = sync::Volumes::new(workspace, plan.arch.lambda_name(), &in_container);
     let spec = container::copy_spec(&inputs, &volumes);
     reporter.status(
         "Container",
@@ -372,15 +392,6 @@ async fn build_copy(
     reporter.command(&spec.as_docker_run());
     interrupt.check()?;
 
-    let workspace = &plan.project.workspace_root;
-    let mut roots = vec![workspace.clone()];
-    roots.extend(
-        inputs
-            .read_only
-            .iter()
-            .filter(|dir| !dir.starts_with(workspace))
-            .cloned(),
-    );
     let mut skip = vec![plan.target_dir.clone()];
     skip.extend(plan.functions.iter().map(|f| f.output.path().to_path_buf()));
     let lock_file = workspace.join("Cargo.lock");
@@ -396,8 +407,56 @@ async fn build_copy(
         host_target: &host_target,
         owner: inputs.user,
         functions: &plan.functions,
+        roots: &in_container,
+        volumes: &volumes.prefix,
     };
     copy::run(docker, &build, reporter, interrupt).await
+}
+
+/// The directories copy mode mirrors: the workspace and the outside path dependencies' roots,
+/// without one that another holds (a path dependency's workspace may hold the project).
+fn source_roots(workspace_root: &Path, outside: &[PathBuf]) -> Vec<PathBuf> {
+    let mut dirs = vec![workspace_root.to_path_buf()];
+    dirs.extend(outside.iter().cloned());
+    outermost(dirs)
+}
+
+/// What the container's cargo command depends on besides the plan.
+struct ContainerFacts<'a> {
+    cwd: &'a Path,
+    host_env: &'a [(String, String)],
+    /// The image's `ENV`.
+    image_env: &'a [(String, String)],
+    /// cargo's target directory inside.
+    target_dir: &'a Path,
+    /// The container compiles through sccache.
+    sccache: bool,
+}
+
+/// The plan's cargo command as the container runs it: the rustc flags that keep paths out of
+/// the binary name the container's cargo home and target directory, and go where the
+/// container's cargo takes rustc's flags from (its variables: the image's, under the host's it
+/// is given; the config files it has: the workspace's, from its working directory up). None
+/// through sccache, whose cache comes first (see [`rustflags::channel`]).
+fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::CargoArgs {
+    let mut vars: std::collections::BTreeMap<String, String> =
+        facts.image_env.iter().cloned().collect();
+    vars.extend(container::passthrough_env(facts.host_env.iter().cloned()));
+    let workspace = &plan.project.workspace_root;
+    let workdir = container::workdir(facts.cwd, workspace);
+    let paths = rustflags::config_paths(&workdir, Some(workspace), None);
+    let channel = rustflags::channel(plan.arch, &vars, &rustflags::read_configs(&paths))
+        .filter(|_| !facts.sccache);
+    crate::plan::CargoArgs {
+        rustflags: channel.map(|channel| rustflags::Rustflags {
+            map: rustflags::PathMap {
+                cargo_home: container::CONTAINER_CARGO_HOME.into(),
+                target_dir: facts.target_dir.to_path_buf(),
+            },
+            channel,
+        }),
+        ..plan.cargo.clone()
+    }
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
@@ -527,7 +586,7 @@ mod tests {
         );
         let ui = args.output.ui(&env);
         let config = BuildConfig::resolve(args, &env, ui, &project).unwrap();
-        crate::plan::plan(&config, &project, &env, Vec::new())
+        crate::plan::plan(&config, &project, &env, Vec::new(), None)
     }
 
     #[test]

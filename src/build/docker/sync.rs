@@ -2,19 +2,26 @@
 //! labelled named volumes kept between runs, one set per project and architecture, and move
 //! through the Engine API by content.
 //!
-//! - `…-src`: the workspace and the path dependencies outside it, each at its host path under
-//!   [`SRC_ROOT`] (never `target/` or `.git`);
+//! - `…-src-<root>`: one per source root (the workspace, and each path dependency outside it
+//!   with the workspace it belongs to), mounted at the root's own path (a Windows path in its
+//!   `/C/...` form), never with `target/` or `.git`: absolute paths in manifests (`path =
+//!   "/srv/libs/x"`, `[patch]`, generated manifests), `.cargo/config.toml` and `include_str!`
+//!   resolve as on the host, and compiler messages name the files the user's editor knows;
 //! - `…-registry`: the `.crate` files and index entries the lock file needs, from the host's
 //!   `cargo fetch`, as cargo's `registry/` directory (cargo unpacks them there, once);
-//! - `…-target`: cargo's target directory, so an edit recompiles incrementally.
+//! - `…-target`: cargo's target directory, so an edit recompiles incrementally;
+//! - `…-state`: the sync's own files.
 //!
-//! A manifest of content hashes lives in the source volume (and a copy on the host, which only
+//! A manifest of content hashes lives in the state volume (and a copy on the host, which only
 //! saves re-hashing files whose size and mtime did not change). A run reads the volume's
 //! manifest, uploads one tar of what differs into the created build container, and the container
 //! deletes what the host no longer has before cargo starts. The manifest written before the
 //! upload marks every file being uploaded as unknown, and the finished one replaces it only
 //! once the deletions are done, so an upload or a container cut short by Ctrl-C is redone by
-//! the next run instead of being trusted.
+//! the next run instead of being trusted. The manifest names the source roots it accounts for:
+//! a root it does not know (new, or a path dependency that comes back) may have a volume with
+//! files of an older run, so those are listed and treated as unknown, and what the host lacks
+//! is deleted.
 //!
 //! Afterwards only the executables cargo reported are downloaded, to the same host paths a
 //! bind-mount build would have left them at.
@@ -40,25 +47,45 @@ use crate::signal::Interrupt;
 
 use super::engine::failure;
 
-/// Where the source volume is mounted; a host path `/p` is at `SRC_ROOT/p`.
-pub const SRC_ROOT: &str = "/lambda-build/src";
 /// Where the registry volume is mounted: cargo's `$CARGO_HOME/registry` in the container.
 pub const REGISTRY_ROOT: &str = "/lambda-build/cargo/registry";
 /// Where the target volume is mounted: cargo's `--target-dir` in the container.
 pub const TARGET_ROOT: &str = "/lambda-build/target";
-/// The sync's own files, inside the source volume (no host path starts with `/.lambda-build`).
-pub const STATE_DIR: &str = "/lambda-build/src/.lambda-build";
-const MANIFEST: &str = "/lambda-build/src/.lambda-build/manifest.json.gz";
-const MANIFEST_NEXT: &str = "/lambda-build/src/.lambda-build/manifest.next.json.gz";
-const DELETE_LIST: &str = "/lambda-build/src/.lambda-build/delete";
+/// Where the state volume is mounted: the sync's own files.
+pub const STATE_DIR: &str = "/lambda-build/state";
+const MANIFEST_NEXT: &str = "/lambda-build/state/manifest.next.json.gz";
+const DELETE_LIST: &str = "/lambda-build/state/delete";
 /// The files an upload is writing, listed before any of them: until the finished manifest
 /// replaces the old one, their content there is unknown.
-const UNKNOWN_LIST: &str = "/lambda-build/src/.lambda-build/unknown";
+const UNKNOWN_LIST: &str = "/lambda-build/state/unknown";
+
+/// The directories of an image that a source volume must not cover (a volume at `/usr` hides
+/// the toolchain), and the tool's own.
+const IMAGE_DIRS: [&str; 16] = [
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/var",
+    "/lambda-build",
+];
+/// Directories no source volume can go into: the kernel's, and the tool's own mounts.
+const NOT_INSIDE: [&str; 4] = ["/dev", "/proc", "/sys", "/lambda-build"];
 
 /// What the container runs before cargo (`sh -c SCRIPT sh cargo ARGS…`): the deletions the
 /// last upload asked for, then the finished manifest into place.
 pub const PRELUDE: &str = "set -e
-cd /lambda-build/src/.lambda-build
+cd /lambda-build/state
 if [ -f manifest.next.json.gz ]; then
   while IFS= read -r f; do rm -f -- \"$f\"; done < delete
   mv -f manifest.next.json.gz manifest.json.gz
@@ -74,6 +101,9 @@ const UNKNOWN: &str = "";
 pub struct Manifest {
     /// Container path → what is there.
     pub files: BTreeMap<String, FileEntry>,
+    /// The source roots (container paths) whose volumes hold exactly what `files` says.
+    #[serde(default)]
+    pub roots: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,22 +141,48 @@ impl Changes {
     }
 }
 
-/// The container path of a host path in the source volume.
+/// The container path of a host path in a source volume: the same path (a Windows path in its
+/// Linux form).
 pub fn container_src(host: &Path) -> String {
-    format!(
-        "{SRC_ROOT}{}",
-        unix_form(&host.to_string_lossy(), cfg!(windows))
-    )
+    unix_form(&host.to_string_lossy(), cfg!(windows))
 }
 
-/// The host path of a container path in the source volume or the target volume (with the host
+/// The host path of a container path in a source volume or the target volume (with the host
 /// directory that stands for the target volume), else `None`.
 pub fn host_path(container: &Path, host_target: &Path) -> Option<PathBuf> {
     if let Ok(rest) = container.strip_prefix(TARGET_ROOT) {
         return Some(host_target.join(rest));
     }
-    let rest = container.to_str()?.strip_prefix(SRC_ROOT)?;
-    host_form(rest, cfg!(windows)).map(PathBuf::from)
+    host_form(container.to_str()?, cfg!(windows)).map(PathBuf::from)
+}
+
+/// The source roots' container paths, or the error naming one that would cover a directory the
+/// image needs.
+pub fn container_roots(roots: &[PathBuf]) -> Result<Vec<String>, DockerError> {
+    roots
+        .iter()
+        .map(|root| {
+            let inside = container_src(root);
+            match collision(&inside) {
+                Some(covered) => Err(DockerError::SourcesCollide {
+                    path: root.clone(),
+                    covered: covered.to_string(),
+                }),
+                None => Ok(inside),
+            }
+        })
+        .collect()
+}
+
+/// The directory of the image (or of the tool) a source root at `root` (a container path)
+/// would cover or go into, if any: such a project is refused rather than built in a container
+/// that lost its toolchain.
+pub fn collision(root: &str) -> Option<&'static str> {
+    let root = Path::new(root);
+    IMAGE_DIRS
+        .into_iter()
+        .find(|dir| Path::new(dir).starts_with(root))
+        .or_else(|| NOT_INSIDE.into_iter().find(|dir| root.starts_with(dir)))
 }
 
 /// A host path as a Linux container names it. Unix paths stay as they are. A Windows path has a
@@ -439,14 +495,33 @@ pub fn diff(remote: &Manifest, local: &[Local]) -> Changes {
     Changes { upload, delete }
 }
 
-/// The manifest of the host's files: what the volume holds once the changes are in.
-pub fn manifest_of(local: &[Local]) -> Manifest {
+/// The manifest of the host's files: what the volumes of `roots` hold once the changes are in.
+pub fn manifest_of(local: &[Local], roots: &[String]) -> Manifest {
     Manifest {
         files: local
             .iter()
             .map(|f| (f.container.clone(), f.entry.clone()))
             .collect(),
+        roots: roots.iter().cloned().collect(),
     }
+}
+
+/// The roots of this run that `manifest` does not account for: their volumes are new, or hold
+/// what an older run left.
+pub fn unknown_roots<'a>(manifest: &Manifest, roots: &'a [String]) -> Vec<&'a String> {
+    roots
+        .iter()
+        .filter(|root| !manifest.roots.contains(*root))
+        .collect()
+}
+
+/// `manifest` with `found` (the files of a root's volume it did not account for) as present,
+/// their content unknown: what the host has is uploaded again, what it lacks deleted.
+pub fn with_found(mut manifest: Manifest, found: impl IntoIterator<Item = String>) -> Manifest {
+    for path in found {
+        manifest.files.entry(path).or_default().sha256 = UNKNOWN.into();
+    }
+    manifest
 }
 
 /// What the volume holds when an upload was cut short (the list of files it was writing is
@@ -459,23 +534,31 @@ pub fn with_unknown(mut manifest: Manifest, unknown: &str) -> Manifest {
 }
 
 /// The tar that makes the volumes match the host, extracted at `/` of the build container:
-/// the list of files it writes first, then those files (with their parent directories, so they
-/// get the owner), then the deletion list and the finished manifest for [`PRELUDE`]. `owner` is
-/// the uid and gid the build runs as (root when `None`); the volume roots get it too, so cargo
-/// can write its target directory and unpack crates.
+/// the list of files it writes first, then those files (with their parent directories up to
+/// their volume's root, so they get the owner), then the deletion list and the finished manifest
+/// for [`PRELUDE`]. `roots` are the source roots (container paths). `owner` is the uid and gid
+/// the build runs as (root when `None`); the volume roots get it too, so cargo can write its
+/// target directory and unpack crates.
 pub fn archive(
     local: &[Local],
     changes: &Changes,
+    roots: &[String],
     owner: Option<(u32, u32)>,
 ) -> std::io::Result<Vec<u8>> {
     let (uid, gid) = owner.unwrap_or((0, 0));
     let mut builder = tar::Builder::new(Vec::new());
     let mut dirs_done: BTreeSet<String> = BTreeSet::new();
+    let volume_roots: Vec<&str> = [STATE_DIR, REGISTRY_ROOT, TARGET_ROOT]
+        .into_iter()
+        .chain(roots.iter().map(String::as_str))
+        .collect();
     let mut add_dirs = |builder: &mut tar::Builder<Vec<u8>>, path: &str| -> std::io::Result<()> {
-        let root = [SRC_ROOT, REGISTRY_ROOT, TARGET_ROOT]
-            .into_iter()
-            .find(|root| path.starts_with(&format!("{root}/")) || path == *root);
-        let Some(root) = root else { return Ok(()) };
+        // The nearest: a path dependency's workspace may hold the project's.
+        let root = volume_roots
+            .iter()
+            .filter(|root| Path::new(path).starts_with(root))
+            .max_by_key(|root| root.len());
+        let Some(&root) = root else { return Ok(()) };
         let mut dirs: Vec<&str> = Path::new(path)
             .ancestors()
             .skip(1)
@@ -508,10 +591,9 @@ pub fn archive(
             header.set_mtime(0);
             builder.append_data(&mut header, &path[1..], bytes)
         };
-    for root in [SRC_ROOT, REGISTRY_ROOT, TARGET_ROOT] {
+    for root in [STATE_DIR, REGISTRY_ROOT, TARGET_ROOT] {
         add_dirs(&mut builder, &format!("{root}/x"))?;
     }
-    add_dirs(&mut builder, MANIFEST)?;
     let mut unknown = String::new();
     for &i in &changes.upload {
         unknown.push_str(&local[i].container);
@@ -544,7 +626,11 @@ pub fn archive(
     }
     add_bytes(&mut builder, DELETE_LIST, list.as_bytes())?;
     // Last: its presence says that everything before it arrived.
-    add_bytes(&mut builder, MANIFEST_NEXT, &compress(&manifest_of(local))?)?;
+    add_bytes(
+        &mut builder,
+        MANIFEST_NEXT,
+        &compress(&manifest_of(local, roots))?,
+    )?;
     builder.into_inner()
 }
 
@@ -612,12 +698,73 @@ pub fn file_from_tar(tar_bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     Err(std::io::Error::other("the engine sent no file"))
 }
 
-/// The volume names of a project (its workspace root) and architecture: stable between runs,
+/// The volumes of a project (its workspace root) and architecture: names stable between runs,
 /// apart for projects and architectures.
-pub fn volume_names(workspace_root: &Path, arch: &str) -> [String; 3] {
-    let digest = Sha256::digest(workspace_root.as_os_str().as_encoded_bytes());
-    let key = &hex(&digest)[..16];
-    ["src", "registry", "target"].map(|kind| format!("cargo-lambda-build-{key}-{arch}-{kind}"))
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volumes {
+    /// `cargo-lambda-build-<key>-<arch>`, the start of every name.
+    pub prefix: String,
+    pub state: String,
+    pub registry: String,
+    pub target: String,
+    /// Each source root (a container path) and its volume, `<prefix>-src-<key of the root>`.
+    pub sources: Vec<(String, String)>,
+}
+
+impl Volumes {
+    pub fn new(workspace_root: &Path, arch: &str, roots: &[String]) -> Volumes {
+        let key = |bytes: &[u8]| hex(&Sha256::digest(bytes))[..16].to_string();
+        let prefix = format!(
+            "cargo-lambda-build-{}-{arch}",
+            key(workspace_root.as_os_str().as_encoded_bytes())
+        );
+        Volumes {
+            state: format!("{prefix}-state"),
+            registry: format!("{prefix}-registry"),
+            target: format!("{prefix}-target"),
+            sources: roots
+                .iter()
+                .map(|root| {
+                    (
+                        root.clone(),
+                        format!("{prefix}-src-{}", key(root.as_bytes())),
+                    )
+                })
+                .collect(),
+            prefix,
+        }
+    }
+}
+
+/// The regular files under `root` in the created build container (its source volume), as
+/// container paths.
+pub async fn files_under(docker: &Docker, container: &str, root: &str) -> Result<Vec<String>> {
+    let tar_bytes = match download(docker, container, root).await {
+        Ok(bytes) => bytes,
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(failure(format!("list what the build volume of `{root}` holds"), e).into());
+        }
+    };
+    // The engine names the entries from the root's own name on.
+    let parent = Path::new(root).parent().unwrap_or(Path::new("/"));
+    let mut found = Vec::new();
+    let mut archive = tar::Archive::new(tar_bytes.as_slice());
+    let entries = archive.entries().map_err(|e| DockerError::Engine {
+        action: format!("list what the build volume of `{root}` holds"),
+        message: e.to_string(),
+    })?;
+    for entry in entries.flatten() {
+        if entry.header().entry_type().is_file()
+            && let Ok(path) = entry.path()
+            && let Some(path) = parent.join(path).to_str()
+        {
+            found.push(path.to_string());
+        }
+    }
+    Ok(found)
 }
 
 /// How long one chunk of an upload may take before the interrupt flag is looked at again.
@@ -771,7 +918,7 @@ mod tests {
             local("/p/b.rs", "2"),
             local("/p/c.rs", "3"),
         ];
-        let remote = manifest_of(&before);
+        let remote = manifest_of(&before, &[]);
         assert!(diff(&remote, &before).is_empty());
 
         let mut after = vec![
@@ -782,7 +929,7 @@ mod tests {
         after[0].entry.mtime_ns = 99; // touched, same content: nothing to send
         let changes = diff(&remote, &after);
         assert_eq!(changes.upload, [1, 2]);
-        assert_eq!(changes.delete, ["/lambda-build/src/p/c.rs"]);
+        assert_eq!(changes.delete, ["/p/c.rs"]);
 
         // A mode change alone is a change.
         let mut exec = before.clone();
@@ -816,11 +963,7 @@ mod tests {
             let mut header = tar::Header::new_gnu();
             header.set_size(bytes.len() as u64);
             builder
-                .append_data(
-                    &mut header,
-                    format!(".lambda-build/{name}"),
-                    bytes.as_slice(),
-                )
+                .append_data(&mut header, format!("state/{name}"), bytes.as_slice())
                 .unwrap();
         }
         builder.into_inner().unwrap()
@@ -839,12 +982,13 @@ mod tests {
             }
         };
         let before = [file("a.rs", "1"), file("c.rs", "3")];
-        let remote = manifest_of(&before);
+        let roots = [container_src(dir.path())];
+        let remote = manifest_of(&before, &roots);
         let stored = vec![("manifest.json.gz", compress(&remote).unwrap())];
         assert_eq!(state_from_tar(&state_dir_after(&[], &stored, 0)), remote);
         let after = [file("a.rs", "11"), file("n.rs", "5")];
         let changes = diff(&remote, &after);
-        let bytes = archive(&after, &changes, None).unwrap();
+        let bytes = archive(&after, &changes, &roots, None).unwrap();
         // Cut short after the list of files being written and one more entry.
         let at = tar::Archive::new(bytes.as_slice())
             .entries()
@@ -870,23 +1014,32 @@ mod tests {
     #[test]
     fn the_archive_carries_owners_manifests_and_the_deletion_list() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("main.rs");
+        let file = dir.path().join("src/main.rs");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, "fn main() {}\n").unwrap();
         let scanned = vec![Local {
             host: file.clone(),
             container: container_src(&file),
             entry: entry_of(&file, None).unwrap(),
         }];
+        let root = container_src(dir.path());
         let mut remote = Manifest::default();
         remote
             .files
-            .insert("/lambda-build/src/gone.rs".into(), FileEntry::default());
+            .insert(format!("{root}/gone.rs"), FileEntry::default());
         let changes = diff(&remote, &scanned);
-        let bytes = archive(&scanned, &changes, Some((1000, 1001))).unwrap();
+        let bytes = archive(
+            &scanned,
+            &changes,
+            std::slice::from_ref(&root),
+            Some((1000, 1001)),
+        )
+        .unwrap();
         let mut archive = tar::Archive::new(bytes.as_slice());
         let mut names = Vec::new();
         let mut delete_list = String::new();
         let mut source_mtime = None;
+        let mut next = None;
         for entry in archive.entries().unwrap() {
             let mut entry = entry.unwrap();
             let name = entry.path().unwrap().display().to_string();
@@ -900,9 +1053,18 @@ mod tests {
             if name.ends_with("/delete") {
                 entry.read_to_string(&mut delete_list).unwrap();
             }
+            if name.ends_with("manifest.next.json.gz") {
+                let mut json = Vec::new();
+                flate2::read::GzDecoder::new(&mut entry)
+                    .read_to_end(&mut json)
+                    .unwrap();
+                next = serde_json::from_slice::<Manifest>(&json).ok();
+            }
             names.push(name);
         }
-        assert_eq!(delete_list, "/lambda-build/src/gone.rs\n");
+        assert_eq!(delete_list, format!("{root}/gone.rs\n"));
+        // The finished manifest names the roots it accounts for.
+        assert_eq!(next.unwrap().roots, BTreeSet::from([root.clone()]));
         // The file's mtime to the nanosecond, which the tar header cannot hold.
         assert_eq!(source_mtime, Some(pax_time(scanned[0].entry.mtime_ns)));
         assert_eq!(pax_time(1_700_000_000_000_000_042), "1700000000.000000042");
@@ -918,15 +1080,17 @@ mod tests {
         assert!(unknown < source && source < next, "{names:?}");
         assert_eq!(next, names.len() - 1, "{names:?}");
         // The volume roots belong to the build's user.
-        for root in [SRC_ROOT, REGISTRY_ROOT, TARGET_ROOT] {
+        for root in [STATE_DIR, REGISTRY_ROOT, TARGET_ROOT, &root] {
             assert!(
                 names.contains(&format!("{}/", &root[1..])),
                 "{root}: {names:?}"
             );
         }
-        // Every directory on the way to the file is in the archive, so it gets the owner.
-        let parent = file.parent().unwrap();
-        assert!(names.contains(&format!("{}/", &container_src(parent)[1..])));
+        // Every directory from the source root to the file is in the archive, so it gets the
+        // owner; none above the root (the image's own directories stay as they are).
+        assert!(names.contains(&format!("{}/", &container_src(file.parent().unwrap())[1..])));
+        let above = container_src(dir.path().parent().unwrap());
+        assert!(!names.contains(&format!("{}/", &above[1..])), "{names:?}");
     }
 
     #[test]
@@ -1066,20 +1230,85 @@ source = "git+https://example.com/x#abc"
             ),
             Some(target.join("aarch64-unknown-linux-gnu/release/api"))
         );
-        assert_eq!(host_path(Path::new("/usr/bin/cargo"), target), None);
-        // Through the source volume and back, in this host's own form of path.
-        let manifest = if cfg!(windows) {
-            r"C:\Users\me\fn\api\Cargo.toml"
+        // A source is at its own path in the container, in this host's own form of path.
+        let (manifest, inside) = if cfg!(windows) {
+            (
+                r"C:\Users\me\fn\api\Cargo.toml",
+                "/C/Users/me/fn/api/Cargo.toml",
+            )
         } else {
-            "/home/me/fn/api/Cargo.toml"
+            ("/home/me/fn/api/Cargo.toml", "/home/me/fn/api/Cargo.toml")
         };
-        let inside = container_src(Path::new(manifest));
-        assert!(inside.starts_with("/lambda-build/src/"), "{inside}");
-        assert!(!inside.contains('\\'), "{inside}");
+        assert_eq!(container_src(Path::new(manifest)), inside);
         assert_eq!(
-            host_path(Path::new(&inside), target),
+            host_path(Path::new(inside), target),
             Some(PathBuf::from(manifest))
         );
+    }
+
+    #[test]
+    fn a_source_root_never_covers_what_the_image_needs() {
+        for (root, covered) in [
+            ("/", "/bin"),
+            ("/usr", "/usr"),
+            ("/var", "/var"),
+            ("/lambda-build", "/lambda-build"),
+            ("/lambda-build/src/fn", "/lambda-build"),
+            ("/proc/1/cwd", "/proc"),
+        ] {
+            assert_eq!(collision(root), Some(covered), "{root}");
+        }
+        // Refused before anything goes over, naming the directory, what it would cover and
+        // the way out.
+        let refused =
+            container_roots(&[PathBuf::from("/home/me/fn"), PathBuf::from("/usr")]).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "`/usr` cannot be copied to the Docker engine: at its path in the build container it \
+             would cover the image's `/usr`"
+        );
+        assert!(
+            refused
+                .help()
+                .unwrap()
+                .contains("or build on an engine that sees this machine's files"),
+            "{refused:?}"
+        );
+        // Inside a system directory only that directory is covered, as with a bind mount.
+        for root in [
+            "/srv/libs/rshared",
+            "/usr/src/app",
+            "/home/me/fn",
+            "/tmp/.tmpAbC/ws",
+            "/C/Users/me/fn",
+            "/unc/server/share/fn",
+            "/builds/group/fn",
+        ] {
+            assert_eq!(collision(root), None, "{root}");
+        }
+    }
+
+    #[test]
+    fn a_root_the_manifest_does_not_know_has_its_files_found_and_reconciled() {
+        let manifest = manifest_of(&[local("/ws/Cargo.toml", "1")], &["/ws".to_string()]);
+        let roots = ["/ws".to_string(), "/srv/libs/rshared".to_string()];
+        assert_eq!(unknown_roots(&manifest, &roots), [&roots[1]]);
+        // An older run left two files in the dependency's volume; the host has one of them.
+        let remote = with_found(
+            manifest,
+            [
+                "/srv/libs/rshared/src/lib.rs".to_string(),
+                "/srv/libs/rshared/src/stale.rs".to_string(),
+            ],
+        );
+        let host = [
+            local("/ws/Cargo.toml", "1"),
+            local("/srv/libs/rshared/src/lib.rs", "2"),
+        ];
+        let changes = diff(&remote, &host);
+        assert_eq!(changes.upload, [1]);
+        assert_eq!(changes.delete, ["/srv/libs/rshared/src/stale.rs"]);
+        assert!(unknown_roots(&manifest_of(&host, &roots), &roots).is_empty());
     }
 
     #[test]
@@ -1120,11 +1349,30 @@ source = "git+https://example.com/x#abc"
 
     #[test]
     fn volumes_are_per_project_and_architecture() {
-        let a = volume_names(Path::new("/p/one"), "x86_64");
-        assert!(a[0].starts_with("cargo-lambda-build-") && a[0].ends_with("-x86_64-src"));
-        assert_ne!(a, volume_names(Path::new("/p/two"), "x86_64"));
-        assert_ne!(a, volume_names(Path::new("/p/one"), "arm64"));
-        assert_eq!(a, volume_names(Path::new("/p/one"), "x86_64"));
+        let roots = ["/p/one".to_string(), "/shared/util".to_string()];
+        let a = Volumes::new(Path::new("/p/one"), "x86_64", &roots);
+        assert!(a.prefix.starts_with("cargo-lambda-build-") && a.prefix.ends_with("-x86_64"));
+        assert_eq!(
+            a.prefix.len(),
+            "cargo-lambda-build-".len() + 16 + "-x86_64".len()
+        );
+        assert_eq!(a.state, format!("{}-state", a.prefix));
+        assert_eq!(a.registry, format!("{}-registry", a.prefix));
+        assert_eq!(a.target, format!("{}-target", a.prefix));
+        assert_eq!(a.sources.len(), 2);
+        for (root, name) in &a.sources {
+            assert!(
+                name.starts_with(&format!("{}-src-", a.prefix)),
+                "{root}: {name}"
+            );
+        }
+        assert_ne!(a.sources[0].1, a.sources[1].1);
+        assert_ne!(a, Volumes::new(Path::new("/p/two"), "x86_64", &roots));
+        assert_ne!(
+            a.prefix,
+            Volumes::new(Path::new("/p/one"), "arm64", &roots).prefix
+        );
+        assert_eq!(a, Volumes::new(Path::new("/p/one"), "x86_64", &roots));
     }
 
     #[test]
