@@ -395,12 +395,16 @@ Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and
 Each response payload is printed on stdout, one per line; a streamed response as its chunks \
 arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
-memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.";
+memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.
+
+With `--docker` (the default on macOS), the function runs in a Linux container of the build \
+image on the Docker engine instead, with the zip at /var/task and the layers at /opt, as \
+Lambda's user, its memory limited to `--memory`; the Runtime API stays on this machine.";
 
 /// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Run a packaged lambda.zip (or bootstrap) locally as Lambda would, without Docker",
+    about = "Run a packaged lambda.zip (or bootstrap) locally as Lambda would",
     long_about = INVOKE_LONG_ABOUT,
     after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
 cargo lambda-build invoke dist/lambda.zip --data-file events.json --timeout 10"
@@ -461,13 +465,24 @@ pub struct FunctionArgs {
     /// files replacing an earlier one's); its extensions/ are started beside the function
     #[arg(long, value_name = "ZIP")]
     pub layer: Vec<PathBuf>,
+
+    /// Run the function in a Linux container of the build image (the bundled Amazon Linux 2023
+    /// one, or the project's lambda.Dockerfile) on the engine --docker builds use; the default
+    /// on macOS
+    #[arg(long)]
+    pub docker: bool,
+
+    /// Run the function in a container of this existing image instead (implies --docker)
+    #[arg(long, value_name = "NAME")]
+    pub docker_image: Option<String>,
 }
 
 const SERVE_LONG_ABOUT: &str = "\
 Serve a packaged HTTP function (`lambda_http`, axum behind `lambda_http`...) on a local port, \
 the way a Lambda Function URL or API Gateway serves it: each HTTP request becomes the event that \
 service sends, the function runs in the same sandbox as `invoke` (Lambda's environment, timeout, \
-memory report, qemu-user for the other architecture), and its answer becomes the HTTP response: \
+memory report, qemu-user for the other architecture; a Linux container with `--docker`, the \
+default on macOS), and its answer becomes the HTTP response: \
 status, headers, cookies, base64 bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \

@@ -11,6 +11,14 @@ pub const BOOTSTRAP: &str = "bootstrap";
 /// Where the function's code is extracted: `LAMBDA_TASK_ROOT`.
 pub const TASK_ROOT: &str = "/var/task";
 
+/// Where Lambda extracts the function's layers, in order, a later one's files replacing an
+/// earlier one's.
+pub const OPT_DIR: &str = "/opt";
+
+/// The user a function runs as on Lambda (`sbx_user1051`): uid 993, gid 990, not root, so
+/// `/var/task` and `/opt` are read-only to it and only `/tmp` is writable.
+pub const SANDBOX_USER: (u32, u32) = (993, 990);
+
 /// Lambda starts external extensions from `/opt/extensions/` of a layer: a zip's
 /// `extensions/<name>` entry.
 pub const EXTENSIONS_DIR: &str = "extensions/";

@@ -40,12 +40,11 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot install a signal handler: {e}"))?;
     let outdir = env.cwd.join(args.outdir.clone().unwrap_or_default());
     let build_args = build_args(&outdir)?;
-    let lookup = |key: &str| env.var(key).map(str::to_owned);
     let config = ServeConfig {
         artifact: outdir.join(ZIP_NAME),
         addr: std::net::SocketAddr::new(args.bind, args.port),
         format: args.event_format,
-        function: crate::invoke::function_settings(args.function, &lookup, &env.cwd)?,
+        function: crate::invoke::function_settings(args.function, env)?,
     };
     // Listening first: a port in use is refused before anything is built.
     let front = Front::bind(config.addr)?;

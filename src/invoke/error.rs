@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::container::ContainerError;
 use super::lambda::FailureKind;
 use crate::arch::Arch;
 use crate::signal::Interrupted;
@@ -11,6 +12,10 @@ pub enum InvokeError {
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 
+    /// Container mode could not start (see `container`).
+    #[error(transparent)]
+    Container(ContainerError),
+
     /// A failure of the machinery around the function (a pipe, stdout), not of the function.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -19,7 +24,7 @@ pub enum InvokeError {
     NoArtifact(PathBuf),
 
     #[error(
-        "`{command}` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
+        "`{command}` drives the function's runtime and extensions as Unix processes (on Linux, or relayed into a container on macOS), which a {os} host cannot do yet"
     )]
     HostCannotRun {
         command: &'static str,
@@ -149,12 +154,23 @@ pub enum InvokeError {
     },
 }
 
+impl From<ContainerError> for InvokeError {
+    fn from(error: ContainerError) -> InvokeError {
+        match error {
+            ContainerError::Interrupted(stop) => InvokeError::Interrupted(stop),
+            error => InvokeError::Container(error),
+        }
+    }
+}
+
 impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
+            InvokeError::Container(e) => return e.help(),
             InvokeError::HostCannotRun { command, .. } => format!(
                 "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
-                 run `cargo lambda-build {command}` on Linux: a CI job, a VM, or WSL on Windows",
+                 run `cargo lambda-build {command}` on Linux or macOS: a CI job, a VM, or WSL on \
+                 Windows",
                 if *command == "serve" {
                     "start-api"
                 } else {

@@ -71,6 +71,8 @@ pub struct Instance<'a> {
     /// An extension's `POST /extension/init/error`.
     extension_init_error: Option<(Vec<u8>, Option<String>)>,
     streaming: Option<Streaming>,
+    /// In container mode: whose peak memory is reported (the processes here are relays).
+    container: Option<&'a super::container::Environment>,
 }
 
 /// An external extension (a process of `/opt/extensions`) or an internal one (registered from
@@ -161,7 +163,17 @@ impl<'a> Instance<'a> {
             initializing: false,
             extension_init_error: None,
             streaming: None,
+            container: None,
         }
+    }
+
+    /// The function runs in this container: its memory is the container's.
+    pub fn with_container(
+        mut self,
+        container: Option<&'a super::container::Environment>,
+    ) -> Instance<'a> {
+        self.container = container;
+        self
     }
 
     /// The external extensions to start with each init, from the layers' `/opt/extensions`.
@@ -521,6 +533,9 @@ impl<'a> Instance<'a> {
     }
 
     fn peak_memory(&mut self) -> Option<u64> {
+        if let Some(container) = self.container {
+            return container.peak_memory_kib();
+        }
         self.process.as_mut().and_then(Process::peak_memory_kib)
     }
 
@@ -550,7 +565,7 @@ impl<'a> Instance<'a> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            if launch.emulator.is_some() && !is_executable(&launch.bootstrap) {
+            if launch.wraps() && !is_executable(&launch.bootstrap) {
                 return Ok(Some(Failure::extension_launch(
                     request_id,
                     &name,
@@ -618,8 +633,16 @@ impl<'a> Instance<'a> {
     }
 
     fn init_runtime(&mut self, request_id: &str, started: Instant, until: Instant) -> Result<Init> {
-        if self.launch.emulator.is_some() && !is_executable(&self.launch.bootstrap) {
-            // qemu would run it anyway; Lambda's exec would not.
+        if self.launch.wraps() && self.launch.emulator.is_none() && !self.launch.bootstrap.exists()
+        {
+            // The container's relay would start and report the shell's "not found".
+            let failure = Failure::no_bootstrap(request_id);
+            return Ok(Init::Failed(
+                self.init_failure(request_id, failure, started),
+            ));
+        }
+        if self.launch.wraps() && !is_executable(&self.launch.bootstrap) {
+            // qemu, or the container's relay, would run it anyway; Lambda's exec would not.
             let failure = Failure::exec_failed(request_id, libc::EACCES);
             return Ok(Init::Failed(
                 self.init_failure(request_id, failure, started),

@@ -3,6 +3,7 @@
 //! artifact -> task root (sandbox) -> Runtime API (server) -> bootstrap process (instance) ->
 //! payloads on stdout, START / END / REPORT and the function's output on stderr.
 
+pub mod container;
 pub mod error;
 pub mod events;
 pub mod http;
@@ -88,28 +89,34 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
         layers: Vec::new(),
+        container: None,
     }
 }
 
-/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
-pub fn function_settings(
-    args: FunctionArgs,
-    lookup: &dyn Fn(&str) -> Option<String>,
-    cwd: &Path,
-) -> Result<FunctionSettings> {
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to the
+/// current directory; in a container with `--docker` or where this host cannot run the function.
+pub fn function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
+    let lookup = |key: &str| env.var(key).map(str::to_owned);
     sandbox::check_handler(&args.handler)?;
-    let mut function = default_function(&args.function_name, lookup);
+    let mut function = default_function(&args.function_name, &lookup);
     function.memory_mb = args.memory;
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
     function.variables = sandbox::parse_variables(&args.env)?;
-    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    function.layers = args.layer.iter().map(|l| env.cwd.join(l)).collect();
+    let asked = args.docker || args.docker_image.is_some();
+    if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
+        let docker = crate::config::DockerConfig {
+            image: args.docker_image,
+            ..Default::default()
+        };
+        function.container = Some(container::ContainerPlan::new(chosen, docker, env)?);
+    }
     Ok(function)
 }
 
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
-        let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
@@ -120,7 +127,7 @@ impl InvokeConfig {
             (None, Some(file)) => EventSource::File(env.cwd.join(file)),
             (None, None) => EventSource::Stdin,
         };
-        let function = function_settings(args.function, &lookup, &env.cwd)?;
+        let function = function_settings(args.function, env)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -223,11 +230,12 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     }
 }
 
-/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
-/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
-/// told what can, before anything is built.
+/// `invoke`, `serve` and `--invoke-with` drive the function's processes (the runtime, its
+/// extensions) as Unix processes: as processes of a Linux machine (under qemu-user for the other
+/// architecture), or relayed into a container (`--docker`, macOS's default). A Windows host
+/// cannot yet, and is told what can, before anything is built.
 pub fn check_host(command: &'static str) -> Result<()> {
-    if cfg!(target_os = "linux") {
+    if cfg!(unix) {
         Ok(())
     } else {
         Err(InvokeError::HostCannotRun {
@@ -309,6 +317,8 @@ pub struct Sandbox {
     pub arch: String,
     _task_root: sandbox::TaskRoot,
     _opt: sandbox::OptDir,
+    /// The container the function runs in, in container mode; removed on drop.
+    container: Option<container::Environment>,
 }
 
 #[cfg(unix)]
@@ -367,6 +377,86 @@ impl Sandbox {
             arch,
             _task_root: task_root,
             _opt: opt,
+            container: None,
+        })
+    }
+
+    /// [`Sandbox::prepare`], or its container-mode twin when the function runs in a container:
+    /// the same task root and `/opt`, copied into a container of the build image, the runtime
+    /// and extensions started in it through this tool's relay, the Runtime API reached back.
+    pub fn prepare_for(
+        artifact: &Path,
+        function: &FunctionSettings,
+        reporter: &Reporter,
+        interrupt: &Interrupt,
+    ) -> Result<Sandbox> {
+        let Some(plan) = &function.container else {
+            return Sandbox::prepare(artifact, function);
+        };
+        let task_root = sandbox::prepare(artifact)?;
+        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        let arch = crate::inspect::inspect(&task_root.bootstrap())
+            .ok()
+            .map(|elf| elf.arch);
+        let started = container::start(
+            plan,
+            artifact,
+            arch,
+            function.memory_mb,
+            (task_root.path(), opt.path()),
+            reporter,
+            interrupt,
+        )?;
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let mut env = sandbox::environment(
+            function,
+            Path::new(crate::lambda::TASK_ROOT),
+            Path::new(crate::lambda::OPT_DIR),
+            api.addr,
+            &lambda::log_stream_name(SystemTime::now()),
+        );
+        for (key, value) in &mut env {
+            if key == "AWS_LAMBDA_RUNTIME_API" {
+                *value = started.reach.runtime_api(api.addr);
+            }
+        }
+        // `bootstrap` is the extracted file here, for the checks Lambda's exec makes.
+        let relayed = |bootstrap: PathBuf, inside: String| {
+            let (program, args) = started.relay(plan, inside);
+            sandbox::Launch {
+                bootstrap,
+                program,
+                args,
+                env: env.clone(),
+                cwd: task_root.path().to_path_buf(),
+                emulator: None,
+            }
+        };
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let inside = format!(
+                    "{}/{}{name}",
+                    crate::lambda::OPT_DIR,
+                    crate::lambda::EXTENSIONS_DIR
+                );
+                relayed(path.clone(), inside)
+            })
+            .collect();
+        let launch = relayed(
+            task_root.bootstrap(),
+            format!("{}/{}", crate::lambda::TASK_ROOT, crate::lambda::BOOTSTRAP),
+        );
+        Ok(Sandbox {
+            launch,
+            extensions,
+            api,
+            arch: started.describe(arch),
+            _task_root: task_root,
+            _opt: opt,
+            container: Some(started.environment),
         })
     }
 
@@ -409,6 +499,7 @@ impl Sandbox {
             log,
         )
         .with_extensions(&self.extensions)
+        .with_container(self.container.as_ref())
     }
 }
 
@@ -424,7 +515,7 @@ pub fn invoke(
     verbosity: Verbosity,
     interrupt: &Interrupt,
 ) -> Result<Outcomes> {
-    let sandbox = Sandbox::prepare(artifact, function)?;
+    let sandbox = Sandbox::prepare_for(artifact, function, reporter, interrupt)?;
     let launch = &sandbox.launch;
     let arch = &sandbox.arch;
     reporter.status(

@@ -409,6 +409,9 @@ pub struct FunctionSettings {
     pub credentials: Vec<(String, String)>,
     /// The layers' zips (`--layer`), extracted into `/opt` in this order.
     pub layers: Vec<PathBuf>,
+    /// Run in a container rather than as a process of this machine (`--docker`, the default
+    /// where this machine cannot run a Linux executable).
+    pub container: Option<super::container::ContainerPlan>,
 }
 
 /// Variables Lambda sets itself and refuses in a function's configuration.
@@ -563,6 +566,12 @@ pub fn launch_executable(
 }
 
 impl Launch {
+    /// Whether another program (qemu-user, the container's relay) starts `bootstrap`: then
+    /// Lambda's own checks of the file are made here.
+    pub fn wraps(&self) -> bool {
+        self.program != self.bootstrap
+    }
+
     /// In its own process group, so that killing it takes whatever it started along, as
     /// Lambda's sandbox reset does.
     pub fn command(&self) -> Command {
@@ -619,6 +628,7 @@ mod tests {
             ],
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
+            container: None,
         }
     }
 

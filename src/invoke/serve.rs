@@ -32,7 +32,6 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
-        let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
@@ -41,7 +40,7 @@ impl ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
             format: args.event_format,
-            function: function_settings(args.function, &lookup, &env.cwd)?,
+            function: function_settings(args.function, env)?,
         })
     }
 }
@@ -90,7 +89,7 @@ pub fn serve_function(
     interrupt: &Interrupt,
     restart: &dyn Fn() -> bool,
 ) -> Result<()> {
-    let sandbox = Sandbox::prepare(artifact, &config.function)?;
+    let sandbox = Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)?;
     reporter.status(
         "Serving",
         format!(
