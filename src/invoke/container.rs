@@ -119,8 +119,8 @@ impl ContainerPlan {
             (Some(arch), Some(engine)) if arch != engine => Some(platform(arch)),
             _ => None,
         };
-        if let (Some(platform), Some(recipe)) = (&platform, plan.recipe.take()) {
-            plan.recipe = Some(recipe.for_platform(platform));
+        if let Some(platform) = &platform {
+            plan.recipe = plan.recipe.map(|recipe| recipe.for_platform(platform));
         }
         Ok((plan, platform))
     }
