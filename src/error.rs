@@ -8,6 +8,7 @@ use crate::build::BuildError;
 use crate::config::ConfigError;
 use crate::inspect::CheckError;
 use crate::invoke::InvokeError;
+use crate::native_cpu::NativeCpuError;
 use crate::new::NewError;
 use crate::package::PackageError;
 use crate::package::include::IncludeError;
@@ -39,6 +40,9 @@ pub enum Error {
 
     #[error(transparent)]
     New(#[from] NewError),
+
+    #[error(transparent)]
+    NativeCpu(#[from] NativeCpuError),
 
     #[error(transparent)]
     Build(BuildError),
@@ -146,6 +150,7 @@ impl Error {
             Error::Config(e) => e.help(),
             Error::Include(e) => e.help(),
             Error::New(e) => e.help(),
+            Error::NativeCpu(e) => e.help(),
             Error::Build(e) => e.help(),
             Error::Check(e) => e.help(),
             Error::Package(e) => e.help(),

@@ -73,6 +73,18 @@ pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
 /// start with "version `GLIBC_2.xx' not found".
 pub const GLIBC: (u32, u32) = (2, 34);
 
+/// A CPU every Lambda host of the architecture has, as rustc's `-C target-cpu` names it, for a
+/// build that pins one: arm64 functions run on AWS Graviton2 ("Lambda instruction set
+/// architectures" in the developer guide), whose cores are Arm Neoverse N1; x86_64 hosts have
+/// AVX2 ("AWS Lambda now supports AVX2", 2020), the `x86-64-v3` level. `native`, the build
+/// machine's own CPU, may have instructions these lack: the function then dies with SIGILL.
+pub fn cpu(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86-64-v3",
+        Arch::Arm64 => "neoverse-n1",
+    }
+}
+
 /// The libraries `provided.al2023` has, as the `DT_NEEDED` sonames that name them.
 ///
 /// Where this list comes from:

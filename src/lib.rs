@@ -3,8 +3,9 @@
 //! project -> config -> plan -> build (host or docker) -> inspect -> package -> report
 //!
 //! [`run`] is the sequence: [`prepare`] decides everything that can be decided before compiling
-//! (and refuses bad input then), [`build::build`] compiles and checks, and each function then
-//! flows as one record ([`Function`]) through packaging and the report.
+//! (and refuses bad input then), [`build::build`] compiles and checks, and each function flows
+//! as one record through the stages: its plan ([`FunctionPlan`], with what it brings), then
+//! what the build made of it ([`Built`]), then what was written ([`Packaged`]).
 
 pub mod arch;
 pub mod build;
@@ -18,6 +19,7 @@ pub mod host;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
+pub mod native_cpu;
 pub mod new;
 pub mod package;
 pub mod plan;
@@ -34,13 +36,14 @@ use std::io::Write as _;
 use std::path::Path;
 
 use crate::arch::Arch;
+use crate::build::Built;
 use crate::cli::{BuildArgs, MessageFormat, PackageArgs};
 use crate::config::BuildConfig;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
-use crate::inspect::{CheckError, Checked};
-use crate::package::{Artifact, ZipEntry};
-use crate::plan::{BuildPlan, FunctionPlan, Output, PackageRequest};
+use crate::inspect::CheckError;
+use crate::package::Artifact;
+use crate::plan::{Brought, BuildPlan, FunctionPlan, Output, PackageRequest};
 use crate::project::Selection;
 use crate::report::{FunctionReport, Reporter};
 use crate::signal::Interrupt;
@@ -48,28 +51,16 @@ use crate::signal::Interrupt;
 /// Everything decided before compiling.
 struct Prepared {
     config: BuildConfig,
+    /// Each function's record carries what it brings.
     plan: BuildPlan,
-    /// What each function brings besides its executable, in the plan's order.
-    brought: Vec<Brought>,
     timestamp: zip::DateTime,
     /// `--invoke-with`'s events, read before the build so a bad file fails fast.
     smoke_events: Option<Vec<Vec<u8>>>,
 }
 
-/// What a function brings besides its executable.
-struct Brought {
-    /// The files its zip will hold.
-    includes: Vec<ZipEntry>,
-    /// The shared libraries it ships in its zip or gets from its layers.
-    libraries: Vec<String>,
-}
-
-/// One function after packaging: its plan, what cargo built and its check, what was written.
-struct Function {
-    plan: FunctionPlan,
-    checked: Checked,
-    /// The image of a `--docker` build.
-    docker_image: Option<String>,
+/// One function after packaging: what the build made of its plan, and what was written.
+struct Packaged {
+    built: Built,
     artifact: Artifact,
 }
 
@@ -90,35 +81,23 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
         reporter.warn(warning);
     }
     let (config, plan) = (&prepared.config, &prepared.plan);
-    let build::Outcome {
-        mut checked,
-        docker_images,
-    } = build::build(plan, env, reporter, interrupt)?;
-    for (checked, brought) in checked.iter_mut().zip(&prepared.brought) {
-        checked.provided(&brought.libraries);
+    let mut built = build::build(plan, env, reporter, interrupt)?;
+    for function in &mut built {
+        function.checked.provided(&function.plan.brought.libraries);
     }
-    refuse_or_warn(&plan.functions, &checked, plan.arch, plan.verify, reporter)?;
+    refuse_or_warn(&built, plan.arch, plan.verify, reporter)?;
     interrupt.check()?;
 
-    let mut functions = Vec::with_capacity(plan.functions.len());
-    let built = checked.into_iter().zip(docker_images);
-    for ((function, (checked, docker_image)), brought) in
-        plan.functions.iter().zip(built).zip(prepared.brought)
-    {
+    let mut functions = Vec::with_capacity(built.len());
+    for built in built {
         let (artifact, fresh) = package::package_function(
-            function,
-            &checked.executable,
-            brought.includes,
+            &built.plan,
+            &built.checked.executable,
             prepared.timestamp,
             &|| interrupt.received(),
         )?;
-        report_packaged(reporter, function, &artifact, fresh);
-        functions.push(Function {
-            plan: function.clone(),
-            checked,
-            docker_image,
-            artifact,
-        });
+        report_packaged(reporter, &built.plan, &artifact, fresh);
+        functions.push(Packaged { built, artifact });
         interrupt.check()?;
     }
 
@@ -166,18 +145,18 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
         .prefix("cargo-lambda-build-package.")
         .tempdir()
         .map_err(|e| anyhow::anyhow!("cannot create a temporary directory: {e}"))?;
-    let function = plan::package_plan(&request, staging.path());
-    refuse_unwritable([request.outdir.as_path()], std::slice::from_ref(&function))?;
+    let mut function = plan::package_plan(&request, staging.path());
+    refuse_unwritable(std::slice::from_ref(&function))?;
     let timestamp = package::zip_timestamp_from(
         env.source_date_epoch()
             .map(|value| value.to_string_lossy())
             .as_deref(),
     )?;
-    let mut checked = inspect::check_binary(&request.binary, args.arch)?;
+    let checked = inspect::check_binary(&request.binary, args.arch)?;
     let arch = args.arch.unwrap_or(checked.elf.arch);
 
     let reporter = &Reporter::new(ui);
-    let includes = if request.zip {
+    function.brought.includes = if request.zip {
         let outputs = [
             request.outdir.clone(),
             function.output.path().to_path_buf(),
@@ -199,38 +178,37 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
         Vec::new()
     };
     // A library the zip ships in lib/ is one the function has, as for a build.
-    checked.provided(&lambda::libraries_in(
-        includes.iter().map(|e| e.name.as_str()),
+    function.brought.libraries = lambda::libraries_in(
+        function.brought.includes.iter().map(|e| e.name.as_str()),
         lambda::TASK_LIBRARY_DIRS,
-    ));
+    );
+    let mut built = Built {
+        plan: function,
+        checked,
+        docker_image: None,
+    };
+    built.checked.provided(&built.plan.brought.libraries);
     refuse_or_warn(
-        std::slice::from_ref(&function),
-        std::slice::from_ref(&checked),
+        std::slice::from_ref(&built),
         arch,
         !args.no_verify,
         reporter,
     )?;
     interrupt.check()?;
     let (artifact, fresh) =
-        package::package_function(&function, &checked.executable, includes, timestamp, &|| {
+        package::package_function(&built.plan, &built.checked.executable, timestamp, &|| {
             interrupt.received()
         })?;
-    report_packaged(reporter, &function, &artifact, fresh);
-    let packaged = Function {
-        plan: function,
-        checked,
-        docker_image: None,
-        artifact,
-    };
-    print_results(&[packaged], arch, args.message_format)?;
+    report_packaged(reporter, &built.plan, &artifact, fresh);
+    print_results(&[Packaged { built, artifact }], arch, args.message_format)?;
     interrupt.check()?;
     Ok(())
 }
 
-/// project -> config -> plan, then every refusal that needs no compiler: unwritable outdirs,
-/// a directory where the artifact goes, a bad `SOURCE_DATE_EPOCH`, includes that match nothing
-/// or escape, an unreadable `--invoke-with` file. `None` when the run ends with the plan
-/// (`--print-image-tag`).
+/// project -> config -> plan, then every refusal that needs no compiler: flags that compile for
+/// this machine's CPU, unwritable outdirs, a directory where the artifact goes, a bad
+/// `SOURCE_DATE_EPOCH`, includes that match nothing or escape, an unreadable `--invoke-with`
+/// file. `None` when the run ends with the plan (`--print-image-tag`).
 fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
     let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
@@ -248,7 +226,7 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
     let mut config = BuildConfig::resolve(args, env, ui, &project)?;
     let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
     let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
-    let plan = plan::plan(&config, &project, env, profile_env);
+    let mut plan = plan::plan(&config, &project, env, profile_env);
     if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
         let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;
         writeln!(std::io::stdout().lock(), "{}", image.name())
@@ -256,10 +234,8 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         return Ok(None);
     }
 
-    refuse_unwritable(
-        config.functions.iter().map(|f| f.outdir.as_path()),
-        &plan.functions,
-    )?;
+    native_cpu::refuse(&plan, env)?;
+    refuse_unwritable(&plan.functions)?;
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
     if config.invoke_with.is_some() {
         invoke::check_host("--invoke-with")?;
@@ -269,63 +245,68 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         .as_ref()
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
-    let mut brought = Vec::new();
-    for (function, settings) in plan.functions.iter().zip(&config.functions) {
-        if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
-            config.warnings.push(format!(
-                "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
-                function.bin
-            ));
-        }
-        let outputs = [
-            plan.target_dir.clone(),
-            settings.outdir.clone(),
-            function.output.path().to_path_buf(),
-        ];
-        let collected =
-            package::include::collect_except(&function.package_root, &function.include, &outputs)?;
-        for (path, why) in &collected.skipped {
-            config.warnings.push(format!(
-                "`{}`: `{}` not packed: it is {why}; include it by name to pack it anyway",
-                function.bin,
-                path.display()
-            ));
-        }
-        let mut libraries = lambda::libraries_in(
-            collected.entries.iter().map(|e| e.name.as_str()),
-            lambda::TASK_LIBRARY_DIRS,
-        );
-        for layer in &settings.layers {
-            let names = package::entry_names(layer).map_err(|reason| Error::Layer {
-                path: layer.clone(),
-                reason,
-            })?;
-            libraries.extend(lambda::libraries_in(
-                names.iter().map(String::as_str),
-                lambda::LAYER_LIBRARY_DIRS,
-            ));
-        }
-        brought.push(Brought {
-            includes: collected.entries,
-            libraries,
-        });
+    for function in &mut plan.functions {
+        function.brought = brought(function, &plan.target_dir, &mut config.warnings)?;
     }
     Ok(Some(Prepared {
         config,
         plan,
-        brought,
         timestamp,
         smoke_events,
     }))
 }
 
+/// What a function brings besides its executable: the files its includes match (never the
+/// build's own outputs) and the shared libraries those and its layers hold.
+fn brought(
+    function: &FunctionPlan,
+    target_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<Brought> {
+    if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
+        warnings.push(format!(
+            "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
+            function.bin
+        ));
+    }
+    let outputs = [
+        target_dir.to_path_buf(),
+        function.outdir.clone(),
+        function.output.path().to_path_buf(),
+    ];
+    let collected =
+        package::include::collect_except(&function.package_root, &function.include, &outputs)?;
+    for (path, why) in &collected.skipped {
+        warnings.push(format!(
+            "`{}`: `{}` not packed: it is {why}; include it by name to pack it anyway",
+            function.bin,
+            path.display()
+        ));
+    }
+    let mut libraries = lambda::libraries_in(
+        collected.entries.iter().map(|e| e.name.as_str()),
+        lambda::TASK_LIBRARY_DIRS,
+    );
+    for layer in &function.layers {
+        let names = package::entry_names(layer).map_err(|reason| Error::Layer {
+            path: layer.clone(),
+            reason,
+        })?;
+        libraries.extend(lambda::libraries_in(
+            names.iter().map(String::as_str),
+            lambda::LAYER_LIBRARY_DIRS,
+        ));
+    }
+    Ok(Brought {
+        includes: collected.entries,
+        libraries,
+    })
+}
+
 /// Outdirs that are files or cannot be written, and directories where an artifact goes, are
 /// refused before anything is built or written.
-fn refuse_unwritable<'a>(
-    outdirs: impl IntoIterator<Item = &'a Path>,
-    functions: &[FunctionPlan],
-) -> Result<()> {
-    for outdir in outdirs {
+fn refuse_unwritable(functions: &[FunctionPlan]) -> Result<()> {
+    for outdir in functions.iter().map(|f| f.outdir.as_path()) {
         if outdir.is_file() {
             return Err(Error::OutdirIsFile(outdir.to_path_buf()));
         }
@@ -345,13 +326,12 @@ fn refuse_unwritable<'a>(
 /// A binary that fails a check is refused, every problem named, unless `--no-verify`: then each
 /// problem is a warning. A function is said to be checked only once it passed.
 fn refuse_or_warn(
-    functions: &[FunctionPlan],
-    checked: &[Checked],
+    functions: &[Built],
     arch: Arch,
     verify: bool,
     reporter: &Reporter,
 ) -> Result<()> {
-    for (function, checked) in functions.iter().zip(checked) {
+    for Built { plan, checked, .. } in functions {
         if !checked.problems.is_empty() {
             if verify {
                 return Err(CheckError::Incompatible {
@@ -372,7 +352,7 @@ fn refuse_or_warn(
             "Checked",
             format!(
                 "`{}`: {}, glibc {}",
-                function.bin,
+                plan.bin,
                 arch,
                 report::glibc_text(&checked.elf)
             ),
@@ -405,19 +385,20 @@ fn report_packaged(reporter: &Reporter, function: &FunctionPlan, artifact: &Arti
 }
 
 /// The results on stdout: a summary per function, or one JSON object each.
-fn print_results(functions: &[Function], arch: Arch, format: MessageFormat) -> Result<()> {
+fn print_results(functions: &[Packaged], arch: Arch, format: MessageFormat) -> Result<()> {
     let stdout = &mut std::io::stdout().lock();
     let failed = |e: std::io::Error| anyhow::anyhow!("cannot write to stdout: {e}");
     for (i, function) in functions.iter().enumerate() {
         if i > 0 && format == MessageFormat::Human {
             writeln!(stdout).map_err(failed)?;
         }
+        let Packaged { built, artifact } = function;
         let summary = FunctionReport {
-            function: &function.plan,
-            artifact: &function.artifact,
+            function: &built.plan,
+            artifact,
             arch,
-            elf: &function.checked.elf,
-            docker_image: function.docker_image.as_deref(),
+            elf: &built.checked.elf,
+            docker_image: built.docker_image.as_deref(),
         };
         match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),
@@ -432,7 +413,7 @@ fn print_results(functions: &[Function], arch: Arch, format: MessageFormat) -> R
 /// bytes that will be deployed are the bytes that were tested. Extensions are not invocable.
 /// After a `--docker` build (and on macOS), in a container of the build's image.
 fn smoke_test(
-    functions: &[Function],
+    functions: &[Packaged],
     events: &[Vec<u8>],
     config: &BuildConfig,
     (env, workspace_root): (&Env, &Path),
@@ -443,24 +424,21 @@ fn smoke_test(
         invoke::container::container_mode(std::env::consts::OS, config.docker.is_some());
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
-    for (function, settings_of) in functions.iter().zip(&config.functions) {
-        if function.plan.extension {
+    for function in functions.iter().map(|f| &f.built.plan) {
+        if function.extension {
             continue;
         }
-        let mut settings = invoke::default_function(&function.plan.bin, &lookup);
-        settings.layers = settings_of.layers.clone();
+        let mut settings = invoke::default_function(&function.bin, &lookup);
+        settings.layers = function.layers.clone();
         if let Some(chosen) = container {
             let docker = config.docker.clone().unwrap_or_default();
             let mut plan = invoke::container::ContainerPlan::new(chosen, docker, env)
                 .map_err(invoke::InvokeError::from)?;
-            plan.roots = Some((
-                function.plan.package_root.clone(),
-                workspace_root.to_path_buf(),
-            ));
+            plan.roots = Some((function.package_root.clone(), workspace_root.to_path_buf()));
             settings.container = Some(plan);
         }
         let outcome = invoke::invoke(
-            function.plan.output.path(),
+            function.output.path(),
             events,
             &settings,
             match config.message_format {

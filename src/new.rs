@@ -5,6 +5,10 @@
 //!
 //! The crate comes with a Cargo.lock: the versions the tool's own tests build (the test of
 //! `new` builds the generated crate with `--locked`, so the lock cannot go stale unnoticed).
+//!
+//! Inside a workspace it does what `cargo new` does: the crate joins the workspace's `members`
+//! (unless a glob already takes it in, or `exclude` leaves it out) and gets no Cargo.lock of
+//! its own, since cargo keeps one lock at the workspace root.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,6 +32,9 @@ pub enum NewError {
         path: PathBuf,
         source: std::io::Error,
     },
+
+    #[error("cannot add the crate to the workspace in `{}`: {reason}", .manifest.display())]
+    Workspace { manifest: PathBuf, reason: String },
 }
 
 impl NewError {
@@ -35,6 +42,11 @@ impl NewError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
             NewError::Write { .. } => return None,
+            NewError::Workspace { .. } => {
+                "fix the workspace's Cargo.toml (`cargo metadata` shows what cargo makes of it), \
+                 or create the crate outside the workspace"
+                    .into()
+            }
             NewError::Exists(_) => "choose another name, or remove it first".into(),
             NewError::InvalidCrateName { .. } => {
                 "use letters, digits, `-` and `_`, starting with a letter".into()
@@ -123,6 +135,12 @@ const NAME: &str = "{{name}}";
 /// The files of a new crate named `name`, a function or an extension: (path relative to the
 /// crate, content).
 pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, String)> {
+    files_for(name, kind, ci, true)
+}
+
+/// [`files`], with the crate's own Cargo.lock or without it (a workspace member shares the
+/// workspace's).
+fn files_for(name: &str, kind: Kind, ci: Option<Ci>, lock: bool) -> Vec<(&'static str, String)> {
     let template = kind.template();
     let fill = |text: &str| text.replace(NAME, name);
     let mut files = vec![
@@ -132,7 +150,7 @@ pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, Strin
         (".gitignore", GITIGNORE.to_string()),
         ("template.yaml", fill(template.sam)),
     ];
-    if let Some(lock) = lock_file(template.cargo_lock, name) {
+    if let Some(lock) = lock_file(template.cargo_lock, name).filter(|_| lock) {
         files.push(("Cargo.lock", lock));
     }
     match ci {
@@ -146,7 +164,7 @@ pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, Strin
 /// `cargo lambda-build new`: creates the crate, then says what to run next (on stderr; stdout
 /// gets the crate's path, the result).
 pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
-    let dir = create(args, &env.cwd)?;
+    let (dir, joined) = create_in_workspace(args, &env.cwd)?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     let shown = args.path.display();
     let stderr = &mut std::io::stderr().lock();
@@ -163,6 +181,14 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         ),
         color,
     );
+    if let Some(manifest) = joined {
+        let _ = report::print_status(
+            stderr,
+            "Added",
+            format!("`{name}` to the workspace's members in `{}`", manifest.display()),
+            color,
+        );
+    }
     let _ = report::print_status(
         stderr,
         "Next",
@@ -180,6 +206,11 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
 /// Creates the crate at `cwd/args.path` and returns its directory. The files are written into a
 /// temporary directory beside it, renamed into place at the end: no half-made crate is left.
 pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
+    create_in_workspace(args, cwd).map(|(dir, _)| dir)
+}
+
+/// [`create`], and the workspace manifest it added the crate to, if it did.
+fn create_in_workspace(args: &NewArgs, cwd: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     let dir = cwd.join(&args.path);
     let name = dir
         .file_name()
@@ -196,11 +227,13 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
         source,
     };
     fs::create_dir_all(parent).map_err(|e| failed(parent, e))?;
+    let workspace = enclosing_workspace(&dir)?;
     let staging = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
-    for (path, content) in files(&name, Kind::of(args), args.ci) {
+    let own_lock = workspace.is_none();
+    for (path, content) in files_for(&name, Kind::of(args), args.ci, own_lock) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -213,9 +246,101 @@ pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
     if fs::symlink_metadata(&dir).is_ok() {
         return Err(NewError::Exists(dir));
     }
+    // The new members list is written beside the manifest first, so a failure leaves both as
+    // they were; it replaces the manifest once the crate is in place.
+    let manifest = match &workspace {
+        Some(Workspace { manifest, members: Some(text) }) => {
+            let temp = tempfile::NamedTempFile::new_in(manifest.parent().unwrap_or(parent))
+                .map_err(|e| failed(manifest, e))?;
+            fs::write(temp.path(), text).map_err(|e| failed(manifest, e))?;
+            Some((temp, manifest.clone()))
+        }
+        _ => None,
+    };
     fs::rename(staging.path(), &dir).map_err(|e| failed(&dir, e))?;
     let _ = staging.keep();
-    Ok(dir)
+    let joined = match manifest {
+        Some((temp, manifest)) => {
+            temp.persist(&manifest).map_err(|e| failed(&manifest, e.error))?;
+            Some(manifest)
+        }
+        None => None,
+    };
+    Ok((dir, joined))
+}
+
+/// The workspace a new crate at `dir` falls in, as cargo finds it: the nearest ancestor
+/// Cargo.toml with a `[workspace]` table, unless its `exclude` leaves `dir` out.
+struct Workspace {
+    manifest: PathBuf,
+    /// The manifest's new text with `dir` added to `members`; `None` when a `members` glob
+    /// already takes it in.
+    members: Option<String>,
+}
+
+fn enclosing_workspace(dir: &Path) -> Result<Option<Workspace>> {
+    for ancestor in dir.ancestors().skip(1) {
+        let manifest = ancestor.join("Cargo.toml");
+        let Ok(text) = fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let invalid = |reason: String| NewError::Workspace {
+            manifest: manifest.clone(),
+            reason,
+        };
+        let mut doc: toml_edit::DocumentMut =
+            text.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+        let Some(workspace) = doc.get_mut("workspace").and_then(|w| w.as_table_like_mut()) else {
+            continue;
+        };
+        // cargo compares paths relative to the root, with `/` on every host.
+        let relative = dir
+            .strip_prefix(ancestor)
+            .unwrap_or(dir)
+            .iter()
+            .map(|part| part.to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        let listed = |key: &str| -> Vec<String> {
+            workspace
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().filter_map(|v| v.as_str()).map(normalize).collect())
+                .unwrap_or_default()
+        };
+        let under = |path: &str| relative == path || relative.starts_with(&format!("{path}/"));
+        if listed("exclude").iter().any(|path| under(path)) {
+            return Ok(None);
+        }
+        let members = listed("members");
+        let taken_in = members.iter().any(|member| {
+            glob::Pattern::new(member).is_ok_and(|pattern| pattern.matches(&relative))
+        });
+        if taken_in {
+            return Ok(Some(Workspace {
+                manifest,
+                members: None,
+            }));
+        }
+        let entry = workspace
+            .entry("members")
+            .or_insert(toml_edit::value(toml_edit::Array::new()));
+        let Some(array) = entry.as_array_mut() else {
+            return Err(invalid("`workspace.members` is not an array".into()));
+        };
+        array.push(relative.as_str());
+        return Ok(Some(Workspace {
+            manifest,
+            members: Some(doc.to_string()),
+        }));
+    }
+    Ok(None)
+}
+
+/// A `members` or `exclude` entry as cargo reads it: `./a/b/` is `a/b`.
+fn normalize(path: &str) -> String {
+    let path = path.trim_end_matches('/');
+    path.strip_prefix("./").unwrap_or(path).to_owned()
 }
 
 /// The names cargo accepts for a package that is also a binary: ASCII letters, digits, `-`,

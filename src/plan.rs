@@ -231,7 +231,9 @@ impl Output {
     }
 }
 
-/// One binary, packaged as its own function (or extension).
+/// One binary, packaged as its own function (or extension): the record of the function that
+/// the later stages read and extend (the build returns it with what it built, packaging with
+/// what it wrote).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionPlan {
     pub package: String,
@@ -248,6 +250,41 @@ pub struct FunctionPlan {
     /// Patterns relative to `package_root`, for the zip.
     pub include: Vec<String>,
     pub package_root: PathBuf,
+    /// The directory the user asked for (absolute); with several functions, `output` is in a
+    /// directory of its own below it.
+    pub outdir: PathBuf,
+    /// The zips of the layers the function is deployed with. Absolute.
+    pub layers: Vec<PathBuf>,
+    /// What `include` and `layers` bring, read from disk once the plan is made (by
+    /// `lib::prepare`, before compiling, so a bad include is refused first): empty until then.
+    pub brought: Brought,
+}
+
+/// What a function brings besides its executable.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Brought {
+    /// The files its zip will hold.
+    pub includes: Vec<ZipEntry>,
+    /// The shared libraries it ships in its zip or gets from its layers.
+    pub libraries: Vec<String>,
+}
+
+/// One file for the zip. `name` is a relative path with '/' separators; a name that ends with
+/// '/' is a directory entry (as in the zip format itself), whose `source` is not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZipEntry {
+    pub name: String,
+    pub source: PathBuf,
+    /// Permission bits: Lambda wants 755 for executables, 644 for other files.
+    pub mode: u32,
+}
+
+impl ZipEntry {
+    /// A directory entry: its name ends with '/'.
+    #[must_use]
+    pub fn is_dir(&self) -> bool {
+        self.name.ends_with('/')
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -274,14 +311,6 @@ impl BuildPlan {
             .map(|f| format!("`{}`", f.bin))
             .collect::<Vec<_>>()
             .join(", ")
-    }
-
-    /// Each function's package manifest and binary, as cargo's messages name them.
-    pub fn wanted(&self) -> Vec<(&Path, &str)> {
-        self.functions
-            .iter()
-            .map(|f| (f.manifest_path.as_path(), f.bin.as_str()))
-            .collect()
     }
 
     /// The plan as cargo runs: itself, or with `per_package` one plan per package, each with
@@ -424,6 +453,8 @@ pub fn plan(
     };
 
     let several = project.functions.len() > 1;
+    // The function's record is born here: config resolved its settings, one per function of
+    // the project in its order; nothing after the plan reads them.
     let functions = project
         .functions
         .iter()
@@ -450,6 +481,9 @@ pub fn plan(
                 extension: settings.extension,
                 include: settings.include.clone(),
                 package_root: function.package_root().to_path_buf(),
+                outdir: settings.outdir.clone(),
+                layers: settings.layers.clone(),
+                brought: Brought::default(),
             }
         })
         .collect();
@@ -519,6 +553,9 @@ pub fn package_plan(request: &PackageRequest, staging_dir: &Path) -> FunctionPla
         extension: request.extension,
         include: request.include.clone(),
         package_root: request.root.clone(),
+        outdir: request.outdir.clone(),
+        layers: Vec::new(),
+        brought: Brought::default(),
     }
 }
 
@@ -707,6 +744,18 @@ mod tests {
         );
         assert!(!plan.verify);
         assert!(!args(&plan).contains(&"--quiet".to_string()));
+    }
+
+    #[test]
+    fn the_function_record_carries_its_outdir_and_layers() {
+        let project = project_of(vec![function("api", "api"), function("jobs", "nightly")]);
+        let plan = plan_of(&["-o", "dist", "--layer", "/l/ext.zip"], &project);
+        for function in &plan.functions {
+            assert_eq!(function.outdir, Path::new("/src/ws/api/dist"));
+            assert_eq!(function.layers, [Path::new("/l/ext.zip")]);
+            // Read from disk later, before compiling.
+            assert_eq!(function.brought, Brought::default());
+        }
     }
 
     #[test]

@@ -358,32 +358,14 @@ fn cargo_error_text(stderr: &[u8]) -> String {
 /// binaries (each `--bin`; else every binary with `--workspace`; else per package the only one,
 /// else `default-run`).
 pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Result<Project> {
-    let members = metadata.workspace_packages();
-    let member_names = || {
-        members
-            .iter()
-            .map(|p| p.name.to_string())
-            .collect::<Vec<_>>()
-    };
-    let find = |spec: &str| -> Result<&Package> {
-        // `-p name@version` names the same package as `-p name`.
-        let name = spec.split('@').next().unwrap_or(spec);
-        members
-            .iter()
-            .copied()
-            .find(|p| p.name.as_str() == name)
-            .ok_or_else(|| ProjectError::UnknownPackage {
-                name: name.to_string(),
-                names: member_names(),
-            })
-    };
-
+    let members = Members(metadata.workspace_packages());
     let excluded = selection
         .exclude
         .iter()
-        .map(|spec| find(spec))
+        .map(|spec| members.find(spec))
         .collect::<Result<Vec<_>>>()?;
     let candidates: Vec<&Package> = members
+        .0
         .iter()
         .copied()
         .filter(|p| !excluded.iter().any(|e| e.id == p.id))
@@ -391,149 +373,41 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
     let no_function = || ProjectError::NoFunction {
         excluded: excluded.iter().map(|p| p.name.to_string()).collect(),
     };
-    let mut packages: Vec<&Package> = Vec::new();
-    let mut via = Via::Listed;
-    if selection.workspace {
-        via = Via::Workspace;
-        packages.extend(candidates.iter().copied());
+    let (packages, via) = if selection.workspace {
+        (candidates.clone(), Via::Workspace)
     } else if !selection.packages.is_empty() {
-        for spec in selection.packages {
-            let package = find(spec)?;
-            if !packages.iter().any(|p| p.id == package.id) {
-                packages.push(package);
-            }
-        }
+        (listed_packages(&members, selection.packages)?, Via::Listed)
     } else {
-        let manifest = canonical(manifest);
-        let root = canonical(metadata.workspace_root.as_std_path());
-        let at_root = manifest.parent() == Some(root.as_path());
-        let own = members
-            .iter()
-            .copied()
-            .find(|p| canonical(p.manifest_path.as_std_path()) == manifest);
-        let named = selection.named().next().is_some();
-        let members_have_functions = members.iter().any(|p| !binaries(p).is_empty());
-        match own {
-            // At a workspace root whose package has no binary, the members' functions are
-            // the only sensible reading, as at a virtual manifest.
-            Some(package)
-                if !(at_root
-                    && !named
-                    && members_have_functions
-                    && binaries(package).is_empty()) =>
-            {
-                if !excluded.is_empty() {
-                    return Err(ProjectError::ExcludeWithoutWorkspace(
-                        package.name.to_string(),
-                    ));
-                }
-                packages.push(package)
-            }
-            // A virtual manifest: the workspace root is not a package. `--bin` names are
-            // looked for in every member, as cargo does.
-            _ if named => {
-                via = Via::Members;
-                packages.extend(candidates.iter().copied())
-            }
-            _ => {
-                via = Via::Members;
-                let with_bins: Vec<&Package> = candidates
-                    .iter()
-                    .copied()
-                    .filter(|p| !binaries(p).is_empty())
-                    .collect();
-                match with_bins.as_slice() {
-                    [only] => packages.push(only),
-                    [] => return Err(no_function()),
-                    several => {
-                        return Err(ProjectError::SeveralPackages(
-                            several.iter().map(|p| p.name.to_string()).collect(),
-                        ));
-                    }
-                }
-            }
-        }
-    }
-
-    let mut chosen: Vec<(&Package, String, TargetKind)> = Vec::new();
-    if selection.named().next().is_some() {
-        for (kind, name) in selection.named() {
-            let having: Vec<&Package> = packages
-                .iter()
-                .copied()
-                .filter(|p| targets(p, kind).iter().any(|b| b == name))
-                .collect();
-            if having.is_empty() {
-                return Err(match packages.as_slice() {
-                    [only] => ProjectError::UnknownBinary {
-                        package: only.name.to_string(),
-                        kind,
-                        name: name.clone(),
-                        names: targets(only, kind),
-                    },
-                    _ => ProjectError::NoSuchBinary {
-                        kind,
-                        name: name.clone(),
-                        packages: packages.iter().map(|p| p.name.to_string()).collect(),
-                    },
-                });
-            }
-            // Several packages with this name: the duplicate check below names them.
-            chosen.extend(having.iter().map(|p| (*p, name.clone(), kind)));
-        }
+        let at = Location { metadata, manifest };
+        implied_packages(
+            &members,
+            &candidates,
+            &excluded,
+            at,
+            &selection,
+            no_function,
+        )?
+    };
+    let chosen = if selection.named().next().is_some() {
+        named_targets(&packages, &selection)?
     } else if selection.workspace {
-        for package in &packages {
-            chosen.extend(
+        let every: Vec<_> = packages
+            .iter()
+            .flat_map(|package| {
                 binaries(package)
                     .into_iter()
-                    .map(|bin| (*package, bin, TargetKind::Bin)),
-            );
-        }
-        if chosen.is_empty() {
+                    .map(|bin| (*package, bin, TargetKind::Bin))
+            })
+            .collect();
+        if every.is_empty() {
             return Err(no_function());
         }
+        every
     } else {
-        for package in &packages {
-            let names = binaries(package);
-            let package_name = package.name.to_string();
-            let bin = match (names.as_slice(), &package.default_run) {
-                ([], _) => return Err(ProjectError::NoBinary(package_name)),
-                ([only], _) => only.clone(),
-                (_, Some(default_run)) => default_run.clone(),
-                (_, None) => {
-                    return Err(ProjectError::SeveralBinaries {
-                        package: package_name,
-                        names,
-                    });
-                }
-            };
-            chosen.push((package, bin, TargetKind::Bin));
-        }
-    }
-    let mut unique: Vec<(&Package, String, TargetKind)> = Vec::new();
-    for (package, bin, kind) in chosen {
-        if !unique
-            .iter()
-            .any(|(p, b, k)| p.id == package.id && *b == bin && *k == kind)
-        {
-            unique.push((package, bin, kind));
-        }
-    }
-    let chosen = unique;
-
-    // Each function's output is named after its binary, so two of one name cannot coexist.
-    for (i, (package, bin, kind)) in chosen.iter().enumerate() {
-        if let Some((other, _, _)) = chosen[..i]
-            .iter()
-            .find(|(p, b, k)| b == bin && (p.id != package.id || k != kind))
-        {
-            return Err(ProjectError::DuplicateBinary {
-                name: bin.clone(),
-                packages: [other.name.to_string(), package.name.to_string()],
-                via,
-            });
-        }
-    }
+        default_binaries(&packages)?
+    };
+    let chosen = without_repeats(chosen);
+    refuse_duplicate_names(&chosen, via)?;
 
     Ok(Project {
         workspace_root: metadata.workspace_root.clone().into(),
@@ -552,6 +426,183 @@ pub fn select(metadata: &Metadata, manifest: &Path, selection: Selection) -> Res
             })
             .collect(),
     })
+}
+
+/// A chosen target: its package, its name and its kind.
+type Chosen<'m> = (&'m Package, String, TargetKind);
+
+/// The workspace's members, found by the names `-p` and `--exclude` give.
+struct Members<'m>(Vec<&'m Package>);
+
+impl<'m> Members<'m> {
+    fn find(&self, spec: &str) -> Result<&'m Package> {
+        // `-p name@version` names the same package as `-p name`.
+        let name = spec.split('@').next().unwrap_or(spec);
+        self.0
+            .iter()
+            .copied()
+            .find(|p| p.name.as_str() == name)
+            .ok_or_else(|| ProjectError::UnknownPackage {
+                name: name.to_string(),
+                names: self.0.iter().map(|p| p.name.to_string()).collect(),
+            })
+    }
+}
+
+/// Each `-p`, once, in the order given.
+fn listed_packages<'m>(members: &Members<'m>, specs: &[String]) -> Result<Vec<&'m Package>> {
+    let mut packages: Vec<&Package> = Vec::new();
+    for spec in specs {
+        let package = members.find(spec)?;
+        if !packages.iter().any(|p| p.id == package.id) {
+            packages.push(package);
+        }
+    }
+    Ok(packages)
+}
+
+/// Where the command runs: the workspace, and the manifest found (or given).
+#[derive(Clone, Copy)]
+struct Location<'a> {
+    metadata: &'a Metadata,
+    manifest: &'a Path,
+}
+
+/// Without `-p` or `--workspace`: the package whose manifest was found, else (a virtual
+/// manifest, or a root package with no binary) the members, all of them when binaries are
+/// named, else the only one with a binary.
+fn implied_packages<'m>(
+    members: &Members<'m>,
+    candidates: &[&'m Package],
+    excluded: &[&'m Package],
+    at: Location,
+    selection: &Selection,
+    no_function: impl Fn() -> ProjectError,
+) -> Result<(Vec<&'m Package>, Via)> {
+    let manifest = canonical(at.manifest);
+    let root = canonical(at.metadata.workspace_root.as_std_path());
+    let at_root = manifest.parent() == Some(root.as_path());
+    let own = members
+        .0
+        .iter()
+        .copied()
+        .find(|p| canonical(p.manifest_path.as_std_path()) == manifest);
+    let named = selection.named().next().is_some();
+    let members_have_functions = members.0.iter().any(|p| !binaries(p).is_empty());
+    match own {
+        // At a workspace root whose package has no binary, the members' functions are the only
+        // sensible reading, as at a virtual manifest.
+        Some(package)
+            if !(at_root && !named && members_have_functions && binaries(package).is_empty()) =>
+        {
+            if !excluded.is_empty() {
+                return Err(ProjectError::ExcludeWithoutWorkspace(
+                    package.name.to_string(),
+                ));
+            }
+            Ok((vec![package], Via::Listed))
+        }
+        // A virtual manifest: the workspace root is not a package. `--bin` names are looked for
+        // in every member, as cargo does.
+        _ if named => Ok((candidates.to_vec(), Via::Members)),
+        _ => {
+            let with_bins: Vec<&Package> = candidates
+                .iter()
+                .copied()
+                .filter(|p| !binaries(p).is_empty())
+                .collect();
+            match with_bins.as_slice() {
+                [only] => Ok((vec![*only], Via::Members)),
+                [] => Err(no_function()),
+                several => Err(ProjectError::SeveralPackages(
+                    several.iter().map(|p| p.name.to_string()).collect(),
+                )),
+            }
+        }
+    }
+}
+
+/// Each `--bin` and `--example`, in every package that has it.
+fn named_targets<'m>(packages: &[&'m Package], selection: &Selection) -> Result<Vec<Chosen<'m>>> {
+    let mut chosen = Vec::new();
+    for (kind, name) in selection.named() {
+        let having: Vec<&Package> = packages
+            .iter()
+            .copied()
+            .filter(|p| targets(p, kind).iter().any(|b| b == name))
+            .collect();
+        if having.is_empty() {
+            return Err(match packages {
+                [only] => ProjectError::UnknownBinary {
+                    package: only.name.to_string(),
+                    kind,
+                    name: name.clone(),
+                    names: targets(only, kind),
+                },
+                _ => ProjectError::NoSuchBinary {
+                    kind,
+                    name: name.clone(),
+                    packages: packages.iter().map(|p| p.name.to_string()).collect(),
+                },
+            });
+        }
+        // Several packages with this name: the duplicate check names them.
+        chosen.extend(having.iter().map(|p| (*p, name.clone(), kind)));
+    }
+    Ok(chosen)
+}
+
+/// Per package, its only binary, else its `default-run`.
+fn default_binaries<'m>(packages: &[&'m Package]) -> Result<Vec<Chosen<'m>>> {
+    let mut chosen = Vec::new();
+    for package in packages {
+        let names = binaries(package);
+        let package_name = package.name.to_string();
+        let bin = match (names.as_slice(), &package.default_run) {
+            ([], _) => return Err(ProjectError::NoBinary(package_name)),
+            ([only], _) => only.clone(),
+            (_, Some(default_run)) => default_run.clone(),
+            (_, None) => {
+                return Err(ProjectError::SeveralBinaries {
+                    package: package_name,
+                    names,
+                });
+            }
+        };
+        chosen.push((*package, bin, TargetKind::Bin));
+    }
+    Ok(chosen)
+}
+
+/// The first of each target named twice (`--bin api --bin api`).
+fn without_repeats(chosen: Vec<Chosen>) -> Vec<Chosen> {
+    let mut unique: Vec<Chosen> = Vec::new();
+    for (package, bin, kind) in chosen {
+        if !unique
+            .iter()
+            .any(|(p, b, k)| p.id == package.id && *b == bin && *k == kind)
+        {
+            unique.push((package, bin, kind));
+        }
+    }
+    unique
+}
+
+/// Each function's output is named after its binary, so two of one name cannot coexist.
+fn refuse_duplicate_names(chosen: &[Chosen], via: Via) -> Result<()> {
+    for (i, (package, bin, kind)) in chosen.iter().enumerate() {
+        if let Some((other, _, _)) = chosen[..i]
+            .iter()
+            .find(|(p, b, k)| b == bin && (p.id != package.id || k != kind))
+        {
+            return Err(ProjectError::DuplicateBinary {
+                name: bin.clone(),
+                packages: [other.name.to_string(), package.name.to_string()],
+                via,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// cargo-lambda's workspace-wide build tables that are present, highest first.

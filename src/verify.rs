@@ -161,7 +161,24 @@ pub fn verify(reader: impl Read + Seek, rules: &Rules) -> Result<Verified, Verif
         });
     }
 
-    // Names first, from the central directory alone: what extracting would create.
+    let names = check_names(&mut archive)?;
+    // A local header that names another file than the central directory, overlapping entries
+    // or an entry missing from the central directory: readers that walk the local headers (a
+    // streaming unzip) would see another archive than those that read the central directory.
+    archive.validate_header_consistency().map_err(not_a_zip)?;
+    let read = read_entries(&mut archive, &names, rules)?;
+    if rules.entrypoint {
+        check_entrypoint(read.bootstrap, &read.extensions)?;
+    }
+    Ok(Verified {
+        unzipped_size: read.unzipped_size,
+        names,
+    })
+}
+
+/// Names first, from the central directory alone: what extracting would create. Each is safe,
+/// none twice, and no file stands where another entry needs a directory.
+fn check_names<R: Read + Seek>(archive: &mut ZipArchive<R>) -> Result<Vec<String>, VerifyError> {
     let mut names = Vec::with_capacity(archive.len());
     let mut seen = HashSet::with_capacity(archive.len());
     let mut files = HashSet::new();
@@ -193,16 +210,28 @@ pub fn verify(reader: impl Read + Seek, rules: &Rules) -> Result<Verified, Verif
             }
         }
     }
+    Ok(names)
+}
 
-    // A local header that names another file than the central directory, overlapping entries
-    // or an entry missing from the central directory: readers that walk the local headers (a
-    // streaming unzip) would see another archive than those that read the central directory.
-    archive.validate_header_consistency().map_err(not_a_zip)?;
+/// What reading every entry found: the total size, and the modes of the entrypoints.
+struct Entries<'a> {
+    unzipped_size: u64,
+    bootstrap: Option<u32>,
+    extensions: Vec<(&'a str, u32)>,
+}
 
-    // Then every byte, through one buffer, each entry checked against its CRC and size.
-    let mut unzipped_size = 0u64;
-    let mut bootstrap = None;
-    let mut extensions = Vec::new();
+/// Every byte, through one buffer, each entry checked against its CRC and size, its kind
+/// against its name, a link against the rules, the total against the limit.
+fn read_entries<'a, R: Read + Seek>(
+    archive: &mut ZipArchive<R>,
+    names: &'a [String],
+    rules: &Rules,
+) -> Result<Entries<'a>, VerifyError> {
+    let mut read = Entries {
+        unzipped_size: 0,
+        bootstrap: None,
+        extensions: Vec::new(),
+    };
     let mut buf = vec![0u8; 64 * 1024];
     for (index, name) in names.iter().enumerate() {
         let mut entry = archive.by_index(index).map_err(|e| match e {
@@ -227,15 +256,15 @@ pub fn verify(reader: impl Read + Seek, rules: &Rules) -> Result<Verified, Verif
 
         let is_link = mode & S_IFMT == S_IFLNK;
         let mut target = Vec::new();
-        let remaining = rules.limit.saturating_sub(unzipped_size);
+        let remaining = rules.limit.saturating_sub(read.unzipped_size);
         let size = stream(&mut entry, &mut buf, remaining, |chunk| {
             if is_link && target.len() as u64 <= MAX_LINK_TARGET {
                 target.extend_from_slice(&chunk[..chunk.len().min(MAX_LINK_TARGET as usize + 1)]);
             }
         })
         .map_err(|e| match e {
-            Streamed::Over(read) => VerifyError::TooLarge {
-                size: unzipped_size.saturating_add(read),
+            Streamed::Over(over) => VerifyError::TooLarge {
+                size: read.unzipped_size.saturating_add(over),
                 limit: rules.limit,
             },
             Streamed::Failed(e) => corrupt(name.clone(), e),
@@ -244,38 +273,33 @@ pub fn verify(reader: impl Read + Seek, rules: &Rules) -> Result<Verified, Verif
             let reason = format!("holds {size} bytes, its header says {}", entry.size());
             return Err(corrupt(name.clone(), reason));
         }
-        unzipped_size += size;
+        read.unzipped_size += size;
         if is_link {
             check_link(name, &target, rules)?;
         }
 
         if name == BOOTSTRAP {
-            bootstrap = Some(mode);
+            read.bootstrap = Some(mode);
         } else if name
             .strip_prefix(EXTENSIONS_DIR)
             .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
         {
-            extensions.push((name, mode));
+            read.extensions.push((name, mode));
         }
     }
+    Ok(read)
+}
 
-    if rules.entrypoint {
-        // A function's zip is extracted to /var/task, where only `bootstrap` starts; a layer
-        // without one is an extension layer when it has executables for /opt/extensions/.
-        match bootstrap {
-            Some(mode) => check_executable(BOOTSTRAP, mode)?,
-            None if extensions.is_empty() => return Err(VerifyError::NoEntrypoint),
-            None => {
-                for (name, mode) in extensions {
-                    check_executable(name, mode)?;
-                }
-            }
-        }
+/// A function's zip is extracted to /var/task, where only `bootstrap` starts; a layer without
+/// one is an extension layer when it has executables for /opt/extensions/.
+fn check_entrypoint(bootstrap: Option<u32>, extensions: &[(&str, u32)]) -> Result<(), VerifyError> {
+    match bootstrap {
+        Some(mode) => check_executable(BOOTSTRAP, mode),
+        None if extensions.is_empty() => Err(VerifyError::NoEntrypoint),
+        None => extensions
+            .iter()
+            .try_for_each(|&(name, mode)| check_executable(name, mode)),
     }
-    Ok(Verified {
-        names,
-        unzipped_size,
-    })
 }
 
 fn not_a_zip(error: zip::result::ZipError) -> VerifyError {

@@ -1,6 +1,7 @@
 //! Why a build failed, with the fix: the host backend's, cargo's and the Docker backend's
 //! failures ([`DockerError`]).
 
+use std::path::PathBuf;
 use std::process::ExitStatus;
 
 use crate::arch::Arch;
@@ -25,6 +26,14 @@ pub enum BuildError {
         source: std::io::Error,
         /// How to get the program, when the tool knows.
         fix: Option<&'static str>,
+    },
+
+    #[error("zig {version} (`{}`) cannot create an archive, which C dependencies (ring, \
+             aws-lc-sys) need: `zig ar rcs` said \"{said}\"", .zig.display())]
+    BrokenZigAr {
+        zig: PathBuf,
+        version: String,
+        said: String,
     },
 
     #[error("`cargo build` failed ({status})")]
@@ -76,6 +85,12 @@ impl BuildError {
                 "install the `{}` standard library with your Rust distribution, or install Rust \
                  with rustup (https://rustup.rs)",
                 target.triple()
+            ),
+            BuildError::BrokenZigAr { zig, .. } => format!(
+                "take `{}` off PATH (`brew unlink zig` for Homebrew's) and install a zig whose \
+                 `ar` works: `pip install ziglang` (the official build, found without PATH), or \
+                 zig 0.15.2 (`brew install zig@0.15`) first on PATH; or build with `--docker`",
+                zig.display()
             ),
             BuildError::Spawn { fix, .. } => return fix.map(str::to_owned),
             BuildError::Cargo {

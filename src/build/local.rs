@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::Arch;
-use crate::build::{BuildError, Built, check_all, run_cargo, zig};
+use crate::build::{BuildError, Built, Executable, check_all, run_cargo, zig};
 use crate::env::Env;
-use crate::inspect::{Checked, Problem};
+use crate::inspect::Problem;
 use crate::lambda;
 use crate::plan::{BuildPlan, Cmd};
 use crate::report::Reporter;
@@ -31,36 +31,54 @@ pub fn build(
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Checked>> {
+) -> Result<Vec<Built>> {
     let host = HostFacts::discover(plan.arch, &plan.tool_dir());
     let linker = choose(plan.arch, &host)?;
+    if let Linker::Zig(zig) = &linker {
+        check_zig_ar(zig, plan.arch, env)?;
+    }
     match linker {
         Linker::Host => reporter.detail("Linker", linker.describe()),
         _ => reporter.status("Cross", format!("{} with {}", plan.arch, linker.describe())),
     }
     ensure_target(plan.arch, env, &plan.tool_dir(), reporter)?;
 
-    let built = build_with(plan, &linker, env, reporter, interrupt)?;
-    let checked = check_all(&built, plan)?;
+    let executables = build_with(plan, &linker, env, reporter, interrupt)?;
+    let built = check_all(executables, plan.arch, None)?;
     // The host toolchain links against the host's glibc; when that gives a binary AL2023
     // cannot load and zig is there, relink against AL2023's glibc rather than fail.
-    let glibc_too_new = checked
+    let glibc_too_new = built
         .iter()
-        .flat_map(|c| &c.problems)
+        .flat_map(|b| &b.checked.problems)
         .any(|p| matches!(p, Problem::GlibcTooNew { .. }));
     if linker == Linker::Host
         && glibc_too_new
         && let Some(zig) = zig::find()
     {
+        check_zig_ar(&zig, plan.arch, env)?;
         let linker = Linker::Zig(zig);
         reporter.status(
             "Relinking",
             format!("{} with {}", plan.bin_list(), linker.describe()),
         );
-        let built = build_with(plan, &linker, env, reporter, interrupt)?;
-        return check_all(&built, plan);
+        let executables = build_with(plan, &linker, env, reporter, interrupt)?;
+        return check_all(executables, plan.arch, None);
     }
-    Ok(checked)
+    Ok(built)
+}
+
+/// zig's `ar` archives the C code of build scripts, unless the user named their own
+/// (`AR_<triple>`, which cc reads before the tool's): one that cannot is refused before compiling.
+fn check_zig_ar(zig: &Path, target: Arch, env: &Env) -> Result<()> {
+    let triple = target.triple();
+    let own = [
+        format!("AR_{triple}"),
+        format!("AR_{}", triple.replace('-', "_")),
+    ];
+    if own.iter().any(|name| env.is_set(name)) {
+        return Ok(());
+    }
+    zig::check_ar(zig)
 }
 
 /// How the final link (and C code) is done.
@@ -162,15 +180,15 @@ pub fn linker_env(
         .collect()
 }
 
-/// Builds with the plan's cargo command plus the chosen linker's environment; one [`Built`] per
-/// function of the plan, in its order.
+/// Builds with the plan's cargo command plus the chosen linker's environment; one
+/// [`Executable`] per function of the plan, in its order.
 fn build_with(
     plan: &BuildPlan,
     linker: &Linker,
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     let wrappers = match linker {
         Linker::Zig(zig_path) => Some(zig::Wrappers::write(
             &plan.tool_dir().join("zig"),
@@ -185,7 +203,7 @@ fn build_with(
         .extend(linker_env(plan.arch, linker, wrappers.as_ref(), |name| {
             env.is_set(name)
         }));
-    run_cargo(&cargo, &plan.wanted(), reporter, interrupt)
+    run_cargo(&cargo, &plan.functions, reporter, interrupt)
 }
 
 /// Makes sure the Rust standard library for `target` is installed: `rustup target add` when

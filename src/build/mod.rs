@@ -18,59 +18,53 @@ use std::time::Duration;
 
 use cargo_metadata::Message;
 
+use crate::arch::Arch;
 use crate::env::Env;
 use crate::inspect::{self, Checked};
-use crate::plan::{Backend, BuildPlan, Cmd};
+use crate::plan::{Backend, BuildPlan, Cmd, FunctionPlan};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
 type Result<T, E = BuildError> = std::result::Result<T, E>;
 
-/// What cargo built for the selected binary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the build made of one function: its record from the plan, extended with its executable
+/// (read and checked against provided.al2023) and the image of a `--docker` build (reported in
+/// JSON, for a CI cache keyed by it; packages with their own `lambda.Dockerfile` build in their
+/// own images).
+#[derive(Debug, Clone)]
 pub struct Built {
-    pub executable: PathBuf,
+    pub plan: FunctionPlan,
+    pub checked: Checked,
+    pub docker_image: Option<String>,
 }
 
-/// Builds every function of the plan with its backend; one checked executable per function, in
-/// the plan's order. A check that fails is not an error here: the caller decides
-/// (`--no-verify`).
+/// The executable cargo reported for one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executable {
+    pub function: FunctionPlan,
+    pub path: PathBuf,
+}
+
+/// Builds every function of the plan with its backend: what was built for each, in the plan's
+/// order. A check that fails is not an error here: the caller decides (`--no-verify`).
 pub fn build(
     plan: &BuildPlan,
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Outcome> {
-    let plans = plan.per_package_plans();
-    if plans.len() == 1 {
-        return build_one(plan, env, reporter, interrupt);
+) -> Result<Vec<Built>> {
+    let mut built = Vec::with_capacity(plan.functions.len());
+    for part in plan.per_package_plans() {
+        built.extend(build_one(&part, env, reporter, interrupt)?);
     }
-    let mut done = Vec::new();
-    for part in &plans {
-        let outcome = build_one(part, env, reporter, interrupt)?;
-        done.extend(
-            part.functions
-                .iter()
-                .map(|f| (f.manifest_path.clone(), f.bin.clone()))
-                .zip(outcome.checked.into_iter().zip(outcome.docker_images)),
-        );
-    }
-    // Back in the plan's order, which the later stages follow.
-    let (checked, docker_images) = plan
-        .functions
-        .iter()
-        .map(|f| {
-            let at = done
-                .iter()
-                .position(|((manifest, bin), _)| *manifest == f.manifest_path && *bin == f.bin)
-                .expect("every function is in one package's plan");
-            done.swap_remove(at).1
-        })
-        .unzip();
-    Ok(Outcome {
-        checked,
-        docker_images,
-    })
+    // One run per package groups the functions by package: back in the plan's order, which the
+    // report follows.
+    built.sort_by_key(|b| {
+        plan.functions
+            .iter()
+            .position(|f| f.manifest_path == b.plan.manifest_path && f.bin == b.plan.bin)
+    });
+    Ok(built)
 }
 
 fn build_one(
@@ -78,96 +72,139 @@ fn build_one(
     env: &Env,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Outcome> {
+) -> Result<Vec<Built>> {
     match &plan.backend {
-        Backend::Host => {
-            let checked = local::build(plan, env, reporter, interrupt)?;
-            Ok(Outcome {
-                docker_images: vec![None; checked.len()],
-                checked,
-            })
-        }
+        Backend::Host => local::build(plan, env, reporter, interrupt),
         Backend::Docker(config) => {
             let build = docker::build(plan, config, env, reporter, interrupt)?;
-            Ok(Outcome {
-                docker_images: vec![Some(build.image); build.built.len()],
-                checked: check_all(&build.built, plan)?,
-            })
+            check_all(build.executables, plan.arch, Some(&build.image))
         }
     }
 }
 
-/// What a build produced, per function in the plan's order: its executable, checked, and the
-/// image of a `--docker` build (reported in JSON, for a CI cache keyed by it; packages with their
-/// own `lambda.Dockerfile` build in their own images).
-pub struct Outcome {
-    pub checked: Vec<Checked>,
-    pub docker_images: Vec<Option<String>>,
-}
-
 /// Reads and checks what cargo built, each against the plan's architecture.
-pub fn check_all(built: &[Built], plan: &BuildPlan) -> Result<Vec<Checked>> {
-    built
-        .iter()
-        .map(|b| inspect::check_executable(&b.executable, plan.arch).map_err(BuildError::from))
+pub fn check_all(
+    executables: Vec<Executable>,
+    arch: Arch,
+    docker_image: Option<&str>,
+) -> Result<Vec<Built>> {
+    executables
+        .into_iter()
+        .map(|executable| {
+            Ok(Built {
+                checked: inspect::check_executable(&executable.path, arch)?,
+                plan: executable.function,
+                docker_image: docker_image.map(str::to_owned),
+            })
+        })
         .collect()
 }
 
-/// Picks the executable of `bin` in the package at `manifest` from cargo's messages. Paths are
-/// never guessed: cargo knows where `--target`, `--profile` and `build.target-dir` put them.
-pub fn find_executable(
-    messages: impl IntoIterator<Item = Message>,
+/// Reads what cargo built from its JSON messages, for every backend (cargo's stdout on the
+/// host, a container's output lines): the executable of each function, taken from this run's
+/// messages only. Paths are never guessed: cargo knows where `--target`, `--profile` and
+/// `build.target-dir` put them, and a binary cargo did not report (say, one left by an earlier
+/// build) is never picked up.
+pub struct Collector<'a> {
+    waiting: Vec<Waiting>,
+    reporter: &'a Reporter,
+}
+
+/// A function, the manifest cargo names its package by, and its executable once reported.
+struct Waiting {
+    function: FunctionPlan,
+    manifest: PathBuf,
+    executable: Option<PathBuf>,
+}
+
+impl<'a> Collector<'a> {
+    /// Waits for each function's binary; `manifest` says how cargo names the package's
+    /// manifest (the host's path, or its copy in a container).
+    pub fn new(
+        functions: &[FunctionPlan],
+        manifest: impl Fn(&Path) -> PathBuf,
+        reporter: &'a Reporter,
+    ) -> Collector<'a> {
+        let waiting = functions
+            .iter()
+            .map(|function| Waiting {
+                manifest: manifest(&function.manifest_path),
+                function: function.clone(),
+                executable: None,
+            })
+            .collect();
+        Collector { waiting, reporter }
+    }
+
+    /// Reads cargo's messages: its whole stdout, or one line of it. Each artifact moves the
+    /// progress display on.
+    pub fn read(&mut self, stream: impl BufRead) {
+        for message in Message::parse_stream(stream).flatten() {
+            let Message::CompilerArtifact(artifact) = &message else {
+                continue;
+            };
+            self.reporter.progress_crate(&artifact.target.name);
+            for waiting in self.waiting.iter_mut().filter(|w| w.executable.is_none()) {
+                waiting.executable =
+                    find_executable([&message], &waiting.manifest, &waiting.function.bin);
+            }
+        }
+    }
+
+    /// Each function's executable, once cargo succeeded; a binary it did not report is an error.
+    pub fn finish(self) -> Result<Vec<Executable>> {
+        self.waiting
+            .into_iter()
+            .map(|waiting| match waiting.executable {
+                Some(path) => Ok(Executable {
+                    function: waiting.function,
+                    path,
+                }),
+                None => Err(BuildError::NoArtifact(waiting.function.bin)),
+            })
+            .collect()
+    }
+}
+
+/// Picks the executable of `bin` in the package at `manifest` from cargo's messages.
+pub fn find_executable<'m>(
+    messages: impl IntoIterator<Item = &'m Message>,
     manifest: &Path,
     bin: &str,
-) -> Option<Built> {
+) -> Option<PathBuf> {
     messages.into_iter().find_map(|message| match message {
         Message::CompilerArtifact(artifact)
             if (artifact.target.is_bin() || artifact.target.is_example())
                 && artifact.target.name == bin
                 && artifact.manifest_path.as_std_path() == manifest =>
         {
-            artifact.executable.map(|exe| Built {
-                executable: exe.into(),
-            })
+            artifact.executable.clone().map(PathBuf::from)
         }
         _ => None,
     })
 }
 
-/// Runs `cargo build --message-format=json-render-diagnostics`: stdout (JSON) is parsed here,
-/// stderr (status lines, rendered diagnostics) is passed to the user line by line on its own
-/// thread, so neither pipe can fill up and stall cargo.
-///
-/// `wanted` lists each binary as (package manifest, binary name); the result has the executable
-/// of each, in the same order, taken from this run's messages only: a binary cargo did not
-/// report (say, one left by an earlier build) is never picked up.
+/// Runs `cargo build --message-format=json-render-diagnostics`: stdout (JSON) is read by the
+/// [`Collector`], stderr (status lines, rendered diagnostics) is passed to the user line by line
+/// on its own thread, so neither pipe can fill up and stall cargo. The result has the executable
+/// of each of `functions`, in their order.
 pub fn run_cargo(
     invocation: &Cmd,
-    wanted: &[(&Path, &str)],
+    functions: &[FunctionPlan],
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     let mut watched = Watched::spawn(invocation, Stdio::piped(), reporter, interrupt)?;
     let stdout = watched.child_stdout()?;
     let stderr = watched.child_stderr()?;
 
+    let mut collector = Collector::new(functions, Path::to_path_buf, reporter);
     reporter.start_progress();
-    let (built, known) = std::thread::scope(|scope| {
+    let known = std::thread::scope(|scope| {
         let forwarding = scope.spawn(|| forward_lines(stderr, reporter));
-        let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
-        for message in Message::parse_stream(BufReader::new(stdout)).flatten() {
-            let Message::CompilerArtifact(artifact) = &message else {
-                continue;
-            };
-            reporter.progress_crate(&artifact.target.name);
-            for (slot, (manifest, bin)) in built.iter_mut().zip(wanted) {
-                if slot.is_none() {
-                    *slot = find_executable([message.clone()], manifest, bin);
-                }
-            }
-        }
+        collector.read(BufReader::new(stdout));
         // A panic while forwarding lost lines, not the build: no diagnosis then.
-        (built, forwarding.join().ok().flatten())
+        forwarding.join().ok().flatten()
     });
     reporter.finish_progress();
     let status = watched.wait(interrupt)?;
@@ -178,11 +215,7 @@ pub fn run_cargo(
             known,
         });
     }
-    built
-        .into_iter()
-        .zip(wanted)
-        .map(|(built, (_, bin))| built.ok_or_else(|| BuildError::NoArtifact(bin.to_string())))
-        .collect()
+    collector.finish()
 }
 
 /// A child cargo with its stderr piped, and this process's SIGINT/SIGTERM passed on to it.
@@ -332,10 +365,62 @@ mod tests {
         ]
         .join("\n");
         let built =
-            find_executable(parse(&stream), Path::new("/ws/api/Cargo.toml"), "api").unwrap();
+            find_executable(&parse(&stream), Path::new("/ws/api/Cargo.toml"), "api").unwrap();
+        assert_eq!(built, Path::new("/t/x86_64-unknown-linux-gnu/release/api"));
+    }
+
+    fn function(manifest: &str, bin: &str) -> FunctionPlan {
+        FunctionPlan {
+            package: bin.into(),
+            bin: bin.into(),
+            manifest_path: manifest.into(),
+            staging_dir: PathBuf::new(),
+            output: crate::plan::Output::Zip("/out/lambda.zip".into()),
+            entry_name: "bootstrap".into(),
+            extension: false,
+            include: Vec::new(),
+            package_root: PathBuf::new(),
+            outdir: "/out".into(),
+            layers: Vec::new(),
+            brought: Default::default(),
+        }
+    }
+
+    #[test]
+    fn the_collector_takes_each_functions_executable_as_cargo_names_its_package() {
+        let stream = [
+            artifact("api", "bin", "/c/ws/api/Cargo.toml", Some("/t/api")),
+            // The host's manifest: not what cargo names it in this container.
+            artifact("jobs", "bin", "/ws/jobs/Cargo.toml", Some("/host/jobs")),
+            artifact("jobs", "bin", "/c/ws/jobs/Cargo.toml", Some("/t/jobs")),
+        ];
+        let reporter = Reporter::plain(crate::env::Ui::default());
+        let functions = [
+            function("/ws/api/Cargo.toml", "api"),
+            function("/ws/jobs/Cargo.toml", "jobs"),
+        ];
+        let inside = |manifest: &Path| PathBuf::from(format!("/c{}", manifest.display()));
+        let mut collector = Collector::new(&functions, inside, &reporter);
+        for line in &stream {
+            collector.read(line.as_bytes());
+        }
+        let found = collector.finish().unwrap();
+        let found: Vec<_> = found
+            .iter()
+            .map(|e| (e.function.bin.as_str(), e.path.as_path()))
+            .collect();
         assert_eq!(
-            built.executable,
-            Path::new("/t/x86_64-unknown-linux-gnu/release/api")
+            found,
+            [("api", Path::new("/t/api")), ("jobs", Path::new("/t/jobs"))]
+        );
+
+        // On the host, only `jobs` was reported: `api` is missing, never guessed.
+        let mut collector = Collector::new(&functions, Path::to_path_buf, &reporter);
+        collector.read(stream.join("\n").as_bytes());
+        let err = collector.finish().unwrap_err();
+        assert!(
+            matches!(&err, BuildError::NoArtifact(bin) if bin == "api"),
+            "{err}"
         );
     }
 
@@ -435,7 +520,7 @@ Caused by:
     fn no_artifact_for_the_binary_is_none() {
         let stream = artifact("serde", "lib", "/reg/serde/Cargo.toml", None);
         assert_eq!(
-            find_executable(parse(&stream), Path::new("/ws/api/Cargo.toml"), "api"),
+            find_executable(&parse(&stream), Path::new("/ws/api/Cargo.toml"), "api"),
             None
         );
     }

@@ -70,6 +70,80 @@ fn find_ziglang() -> Option<PathBuf> {
     zig.is_file().then_some(zig)
 }
 
+/// Refuses a zig whose `ar` cannot create an archive: the `cc` crate archives every C library
+/// a build script compiles (ring's, aws-lc-sys's) with it. aws-lc-rs issue #993: zig 0.16.0 from
+/// Homebrew on macOS answers `zig ar rcs new.a x.o` with "unable to open 'new.a': No such file or
+/// directory", while the official builds (Python's ziglang 0.16.0 and 0.17.1) work; so the
+/// archive is tried, not the version number guessed. Tried once per zig and version in a run.
+pub fn check_ar(zig: &Path) -> Result<()> {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    static TRIED: Mutex<BTreeMap<(PathBuf, String), Option<String>>> = Mutex::new(BTreeMap::new());
+    let output = Command::new(zig)
+        .arg("version")
+        .output()
+        .map_err(BuildError::spawn(zig))?;
+    let version = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    let key = (zig.to_path_buf(), version.clone());
+    let cached = TRIED.lock().ok().and_then(|tried| tried.get(&key).cloned());
+    let failure = match cached {
+        Some(failure) => failure,
+        None => {
+            let failure = try_ar(zig)?;
+            if let Ok(mut tried) = TRIED.lock() {
+                tried.insert(key, failure.clone());
+            }
+            failure
+        }
+    };
+    match failure {
+        None => Ok(()),
+        Some(said) => Err(BuildError::BrokenZigAr {
+            zig: zig.to_path_buf(),
+            version: if version.is_empty() {
+                "of unknown version".into()
+            } else {
+                version
+            },
+            said,
+        }),
+    }
+}
+
+/// `zig ar rcs` of a small file into a new archive in a temporary directory, as `cc` runs it;
+/// what went wrong, if it did.
+fn try_ar(zig: &Path) -> Result<Option<String>> {
+    let dir = tempfile::tempdir()
+        .map_err(|e| anyhow::anyhow!("cannot create a temporary directory: {e}"))?;
+    let member = dir.path().join("probe.o");
+    std::fs::write(&member, b"probe\n")
+        .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", member.display()))?;
+    let output = Command::new(zig)
+        .args(["ar", "rcs", "probe.a", "probe.o"])
+        .current_dir(dir.path())
+        .output()
+        .map_err(BuildError::spawn(zig))?;
+    let archive = std::fs::read(dir.path().join("probe.a")).unwrap_or_default();
+    Ok(ar_failure(
+        output.status.success(),
+        &archive,
+        &String::from_utf8_lossy(&output.stderr),
+    ))
+}
+
+/// What a failed `ar rcs` said (its last line), or `None` when it made an archive.
+fn ar_failure(success: bool, archive: &[u8], stderr: &str) -> Option<String> {
+    if success && archive.starts_with(b"!<arch>\n") {
+        return None;
+    }
+    let said = stderr.lines().rev().map(str::trim).find(|l| !l.is_empty());
+    Some(match (said, success) {
+        (Some(line), _) => line.to_owned(),
+        (None, true) => "nothing, and wrote no archive".into(),
+        (None, false) => "nothing, and failed".into(),
+    })
+}
+
 /// The scripts cargo and the `cc` crate run for one architecture.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wrappers {
@@ -464,6 +538,93 @@ mod tests {
             std::fs::metadata(&w.cc).unwrap().modified().unwrap(),
             before
         );
+    }
+
+    #[test]
+    fn an_archive_that_was_not_made_is_a_failure_with_what_ar_said() {
+        assert_eq!(ar_failure(true, b"!<arch>\nprobe.o/", ""), None);
+        assert_eq!(
+            ar_failure(
+                false,
+                b"",
+                "warning: x\nar: error: unable to open 'probe.a': No such file or directory\n"
+            )
+            .as_deref(),
+            Some("ar: error: unable to open 'probe.a': No such file or directory")
+        );
+        assert_eq!(
+            ar_failure(true, b"", "").as_deref(),
+            Some("nothing, and wrote no archive")
+        );
+    }
+
+    /// A stand-in zig: `zig version` says `version`, `zig ar` fails as Homebrew's 0.16.0 does
+    /// (or works, with `ar_works`), and each call is logged.
+    #[cfg(unix)]
+    fn stand_in_zig(dir: &Path, version: &str, ar_works: bool) -> (PathBuf, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let log = dir.join("calls");
+        let zig = dir.join("zig");
+        let ar = if ar_works {
+            "printf '!<arch>\\n' > \"$3\""
+        } else {
+            "echo \"ar: error: unable to open '$3': No such file or directory\" >&2; exit 1"
+        };
+        std::fs::write(
+            &zig,
+            format!(
+                "#!/bin/sh\necho \"$1\" >> '{}'\ncase \"$1\" in\n  version) echo {version} ;;\n  \
+                 ar) {ar} ;;\nesac\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        (zig, log)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_zig_whose_ar_cannot_create_an_archive_is_named_with_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let (zig, log) = stand_in_zig(dir.path(), "0.16.0", false);
+        let err = check_ar(&zig).unwrap_err();
+        let BuildError::BrokenZigAr { version, said, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(version, "0.16.0");
+        assert_eq!(
+            said,
+            "ar: error: unable to open 'probe.a': No such file or directory"
+        );
+        assert!(
+            err.to_string().contains(&zig.display().to_string()),
+            "{err}"
+        );
+        let help = err.help().unwrap();
+        for fix in ["pip install ziglang", "zig@0.15", "--docker"] {
+            assert!(help.contains(fix), "{fix} missing from {help}");
+        }
+        // Tried once per zig and version in a run; only the version is asked again.
+        assert!(check_ar(&zig).is_err());
+        let calls = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            calls.lines().collect::<Vec<_>>(),
+            ["version", "ar", "version"]
+        );
+
+        let working = tempfile::tempdir().unwrap();
+        let (zig, _) = stand_in_zig(working.path(), "0.17.1", true);
+        check_ar(&zig).unwrap();
+    }
+
+    /// The real zig's `ar` works (Python's ziglang, as in CI).
+    #[test]
+    fn the_installed_zig_makes_an_archive() {
+        let Some(zig) = find() else {
+            return;
+        };
+        check_ar(&zig).unwrap();
     }
 
     /// Arguments as rustc passes them to the linker, some of which zig must not see.

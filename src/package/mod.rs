@@ -135,18 +135,21 @@ impl Artifact {
 /// The name of the stamp file in a function's staging directory (see [`stamp::reuse`]).
 const STAMP_FILE: &str = "package-stamp.json";
 
-/// Writes the function's zip, or its executable alone, from the executable cargo built and the
-/// includes. When nothing changed since the run that wrote it (same contents, same output), the
+/// Writes the function's zip, or its executable alone, from the executable cargo built and what
+/// the function brings (`brought.includes`). When nothing changed since the run that wrote it (same contents, same output), the
 /// file is kept as it is and the result says so (`true`).
 pub fn package_function(
     function: &FunctionPlan,
     executable: &Path,
-    includes: Vec<ZipEntry>,
     timestamp: DateTime,
     cancel: Cancel,
 ) -> Result<(Artifact, bool), PackageError> {
     let zip = matches!(function.output, Output::Zip(_));
-    let mut entries = if zip { includes } else { Vec::new() };
+    let mut entries = if zip {
+        function.brought.includes.clone()
+    } else {
+        Vec::new()
+    };
     // Lambda reads extensions from `/opt/extensions/` of a layer; the directory gets its own
     // entry (mode 755) unless an include brought it.
     if zip && function.extension && !entries.iter().any(|e| e.name == lambda::EXTENSIONS_DIR) {
@@ -421,16 +424,13 @@ mod tests {
             extension: true,
             include: Vec::new(),
             package_root: dir.path().to_path_buf(),
+            outdir: dir.path().join("out"),
+            layers: Vec::new(),
+            brought: crate::plan::Brought::default(),
         };
         let package = |epoch| {
-            let (artifact, fresh) = package_function(
-                &function,
-                &executable,
-                Vec::new(),
-                zip_timestamp(epoch),
-                &never,
-            )
-            .unwrap();
+            let (artifact, fresh) =
+                package_function(&function, &executable, zip_timestamp(epoch), &never).unwrap();
             Packaged { artifact, fresh }
         };
 

@@ -3,7 +3,7 @@
 
 use std::fs;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use time::{OffsetDateTime, PrimitiveDateTime};
@@ -18,23 +18,8 @@ use crate::verify;
 /// Deflate level pinned so a change of the `zip` crate's default cannot change the bytes.
 const DEFLATE_LEVEL: i64 = 6;
 
-/// One file for the zip. `name` is a relative path with '/' separators; a name that ends with
-/// '/' is a directory entry (as in the zip format itself), whose `source` is not read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ZipEntry {
-    pub name: String,
-    pub source: PathBuf,
-    /// Permission bits: Lambda wants 755 for executables, 644 for other files.
-    pub mode: u32,
-}
-
-impl ZipEntry {
-    /// A directory entry: its name ends with '/'.
-    #[must_use]
-    pub fn is_dir(&self) -> bool {
-        self.name.ends_with('/')
-    }
-}
+/// Declared with the function's plan, which lists what its zip holds.
+pub use crate::plan::ZipEntry;
 
 /// The timestamp for a `SOURCE_DATE_EPOCH` value read by the caller; empty counts as unset, as CI
 /// systems often export the variable empty, and a negative value is clamped to 1980.
@@ -217,6 +202,7 @@ fn zip_error(path: &Path, error: zip::result::ZipError) -> PackageError {
 mod tests {
     use std::fs::File;
     use std::io::Read;
+    use std::path::PathBuf;
 
     use super::*;
     use crate::package::atomic::set_mode;

@@ -291,3 +291,243 @@ fn only_env_rs_reads_the_environment() {
         offenders.join("\n")
     );
 }
+
+/// The text with comments, string and character literals blanked to spaces (line breaks kept),
+/// so braces and names inside them do not count.
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (next == Some('"') || next == Some('#'))
+            && !chars[..i].last().is_some_and(|&p| is_ident(p))
+        {
+            // A raw string: r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            let close: Vec<char> = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
+                .collect();
+            out.extend(std::iter::repeat_n(' ', j + 1 - i));
+            i = j + 1;
+            while i < chars.len() && !chars[i..].starts_with(&close) {
+                out.push(blank(chars[i]));
+                i += 1;
+            }
+            out.extend(std::iter::repeat_n(' ', close.len()));
+            i += close.len();
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                if chars[i] == '\\' {
+                    out.push(' ');
+                    i += 1;
+                }
+                if i < chars.len() {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' {
+            // A character literal ('{', '\n', '\u{7f}'), not a lifetime ('a).
+            let end = if next == Some('\\') {
+                chars[i + 2..]
+                    .iter()
+                    .position(|&c| c == '\'')
+                    .map(|p| i + 2 + p)
+            } else if chars.get(i + 2) == Some(&'\'') {
+                Some(i + 2)
+            } else {
+                None
+            };
+            match end {
+                Some(end) => {
+                    out.extend(std::iter::repeat_n(' ', end + 1 - i));
+                    i = end + 1;
+                }
+                None => {
+                    out.push(c);
+                    i += 1;
+                }
+            }
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Every function of the source outside its test modules, as (name, first line, line count),
+/// the count running from the `fn` line to its closing brace.
+fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
+    let code = code_only(&without_tests(text));
+    let lines: Vec<&str> = code.lines().collect();
+    let mut found = Vec::new();
+    for (start, line) in lines.iter().enumerate() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let Some(at) = words.iter().position(|w| *w == "fn") else {
+            continue;
+        };
+        let qualifiers = ["pub", "const", "async", "unsafe", "extern", "default"];
+        if !words[..at]
+            .iter()
+            .all(|w| qualifiers.contains(w) || w.starts_with("pub(") || w.starts_with("fn"))
+        {
+            continue;
+        }
+        let Some(name) = words.get(at + 1) else {
+            continue;
+        };
+        let name: String = name.chars().take_while(|&c| is_ident(c)).collect();
+        // Find the body's opening brace (a `;` first means a declaration without one), then
+        // count braces to its end.
+        let mut depth = 0usize;
+        let mut opened = false;
+        let mut end = None;
+        'lines: for (n, text) in lines.iter().enumerate().skip(start) {
+            for c in text.chars() {
+                match c {
+                    ';' if !opened => break 'lines,
+                    '{' => {
+                        depth += 1;
+                        opened = true;
+                    }
+                    '}' if opened => {
+                        depth -= 1;
+                        if depth == 0 {
+                            end = Some(n);
+                            break 'lines;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(end) = end {
+            found.push((name, start + 1, end - start + 1));
+        }
+    }
+    found
+}
+
+/// Issue 21: a function a reader must hold in mind at once stays short. None over 150 lines,
+/// and at most three over 100, outside tests.
+#[test]
+fn functions_stay_short() {
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    files.sort();
+    let mut over_150 = Vec::new();
+    let mut over_100 = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(src_dir()).unwrap().display().to_string();
+        for (name, line, count) in function_lengths(&std::fs::read_to_string(&file).unwrap()) {
+            let shown = format!("src/{rel}:{line} `{name}`: {count} lines");
+            if count > 150 {
+                over_150.push(shown.clone());
+            }
+            if count > 100 {
+                over_100.push(shown);
+            }
+        }
+    }
+    assert!(
+        over_150.is_empty(),
+        "split these functions along their steps (at most 150 lines):\n{}",
+        over_150.join("\n")
+    );
+    assert!(
+        over_100.len() <= 3,
+        "at most three functions over 100 lines, found {}:\n{}",
+        over_100.len(),
+        over_100.join("\n")
+    );
+}
+
+#[test]
+fn the_length_checker_counts_bodies_not_strings() {
+    let text = "fn a() {\n    let s = \"}}}\";\n    let c = '{';\n    // }\n}\n\
+                pub(crate) async fn b<'x>(v: &'x str) -> usize {\n    let r = r#\"{\"#;\n    \
+                if true {\n        1\n    } else {\n        2\n    }\n}\n\
+                fn decl();\n#[cfg(test)]\nmod tests {\n    fn c() {\n    }\n}\n";
+    assert_eq!(
+        function_lengths(text),
+        vec![("a".to_string(), 1, 5), ("b".to_string(), 6, 8)]
+    );
+}
+
+/// Issue 21: the core does not depend on clap; `cli.rs` maps flags to domain types.
+#[test]
+fn only_the_command_line_modules_use_clap() {
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let allowed = ["cli.rs", "main.rs", "generate.rs"].map(Path::new);
+    let mut offenders = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(src_dir()).unwrap().to_path_buf();
+        if allowed.contains(&rel.as_path()) {
+            continue;
+        }
+        let code = code_only(&without_tests(&std::fs::read_to_string(&file).unwrap()));
+        for (n, line) in code.lines().enumerate() {
+            let names_clap = line.match_indices("clap").any(|(at, _)| {
+                let before = line[..at].chars().last();
+                let after = &line[at + 4..];
+                !before.is_some_and(is_ident)
+                    && (after.starts_with("::")
+                        || after.starts_with("_cargo::")
+                        || after.starts_with("_complete::")
+                        || after.starts_with("_mangen::"))
+            });
+            if names_clap {
+                offenders.push(format!("src/{}:{}: {}", rel.display(), n + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "define the type in its domain module and map the flag to it in cli.rs:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -434,6 +434,61 @@ fn too_new_glibc_is_relinked_with_zig_which_names_the_missing_symbol() {
     assert!(err.contains("undefined symbol: arc4random"), "{err}");
 }
 
+/// The architecture that is a cross build from this host, and the other one.
+fn cross_arch() -> &'static str {
+    if cfg!(target_arch = "aarch64") {
+        "x86_64"
+    } else {
+        "arm64"
+    }
+}
+
+/// A zig whose `ar` cannot create an archive, as Homebrew's 0.16.0 on macOS (aws-lc-rs issue
+/// #993): a stand-in first on PATH, which the cross build would pick. It is named, with its
+/// version and what to install, before anything compiles.
+#[test]
+fn a_zig_whose_ar_cannot_create_an_archive_is_named_before_compiling() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = tempfile::tempdir().unwrap();
+    let zig = scratch.path().join("zig");
+    fs::write(
+        &zig,
+        "#!/bin/sh\ncase \"$1\" in\n  version) echo 0.16.0 ;;\n  \
+         ar) echo \"ar: error: unable to open '$3': No such file or directory\" >&2; exit 1 ;;\n  \
+         *) exit 1 ;;\nesac\n",
+    )
+    .unwrap();
+    fs::set_permissions(&zig, fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(scratch.path().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap()
+    .into_string()
+    .unwrap();
+    let message = format!(
+        "zig 0.16.0 (`{}`) cannot create an archive, which C dependencies (ring, aws-lc-sys) \
+         need: `zig ar rcs` said \"ar: error: unable to open 'probe.a': No such file or directory\"",
+        zig.display()
+    );
+    let output = Case {
+        name: "brokenzig",
+        args: &["--zip", "--arch", cross_arch()],
+        env: &[("PATH", &path)],
+        message: &message,
+        help: "`pip install ziglang`",
+        ..CASE
+    }
+    .check();
+    for fix in [
+        "brew install zig@0.15",
+        "--docker",
+        &zig.display().to_string(),
+    ] {
+        assert!(stderr(&output).contains(fix), "{fix}: {}", stderr(&output));
+    }
+}
+
 /// A linker that links as asked, then puts `replacement` where the executable should be: how a
 /// broken toolchain or a `[[bin]]` that is not a program would look to the tool.
 fn linker_replacing_output_with(dir: &Path, replacement: &str) -> (String, String) {
@@ -756,6 +811,33 @@ fn package_of_a_binary_that_needs_a_missing_library() {
 }
 
 // What must work.
+
+/// A CPU Lambda has, pinned, is not `native`: `-C target-cpu=neoverse-n1` (Graviton2) for arm64
+/// and `x86-64-v3` for x86_64 build and are packaged.
+#[test]
+fn a_pinned_cpu_lambda_has_builds() {
+    let project = crate_with("pinnedcpu", &[("src/main.rs", MAIN)], "");
+    // Its own target dir: other flags would make cargo rebuild the shared one back and forth.
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pinned-cpu-target");
+    for (arch, cpu) in [("x86_64", "x86-64-v3"), ("arm64", "neoverse-n1")] {
+        if arch == "arm64" && cross_arch() == "arm64" && !support::arm64_linker() {
+            continue;
+        }
+        let output = lambda_build_command(project.path(), &["--zip", "--arch", arch, "-o", arch])
+            .env("CARGO_TARGET_DIR", &target)
+            .env("RUSTFLAGS", format!("-C target-cpu={cpu}"))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{arch}: {}", stderr(&output));
+        assert!(
+            support::stdout(&output).contains(&format!("architecture  {arch}")),
+            "{}",
+            support::stdout(&output)
+        );
+        let mut zip = support::read_zip(&project.path().join(arch).join("lambda.zip"));
+        assert_eq!(zip.by_index(0).unwrap().name().unwrap(), "bootstrap");
+    }
+}
 
 /// Spaces and non-ASCII letters in every path the tool touches: the project, `--manifest-path`
 /// from elsewhere, and `--outdir`.

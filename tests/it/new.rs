@@ -220,3 +220,59 @@ fn new_refuses_an_existing_directory() {
     );
     assert!(stderr.contains("help: "), "{stderr}");
 }
+
+/// Inside a workspace, `new` does what `cargo new` does: the crate joins `members` (the root's
+/// comments and layout kept), gets no Cargo.lock of its own, and cargo then takes it as a member
+/// (before, cargo refused with "current package believes it's in a workspace when it's not").
+/// A `members` glob that already takes it in leaves the root untouched; so does `exclude`,
+/// which makes it a workspace of its own, with its own lock.
+#[test]
+fn new_inside_a_workspace_joins_its_members() {
+    let scratch = tempfile::tempdir().unwrap();
+    let root = scratch.path();
+    let manifest = root.join("Cargo.toml");
+    let original = "# the team's functions\n[workspace]\nresolver = \"3\"\n\
+                    members = [\"fns/*\"]  # each function\nexclude = [\"vendored\"]\n";
+    std::fs::write(&manifest, original).unwrap();
+
+    let output = run(root, &["new", "fc"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("to the workspace's members"), "{stderr}");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(
+        text.starts_with("# the team's functions\n") && text.contains("# each function"),
+        "the root's comments are kept:\n{text}"
+    );
+    let parsed: toml::Table = toml::from_str(&text).unwrap();
+    let members = parsed["workspace"]["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2, "{text}");
+    assert_eq!(members[1].as_str(), Some("fc"), "{text}");
+    assert!(!root.join("fc/Cargo.lock").exists(), "a member has no lock of its own");
+
+    // cargo agrees: the crate's workspace is the root.
+    let located = Command::new(env!("CARGO"))
+        .args(["locate-project", "--workspace", "--message-format", "plain"])
+        .current_dir(root.join("fc"))
+        .output()
+        .unwrap();
+    assert!(
+        located.status.success(),
+        "{}",
+        String::from_utf8_lossy(&located.stderr)
+    );
+    assert_eq!(
+        Path::new(String::from_utf8_lossy(&located.stdout).trim()),
+        manifest
+    );
+
+    // A glob already takes `fns/g` in: the root stays as it is.
+    let before = std::fs::read_to_string(&manifest).unwrap();
+    run(root, &["new", "fns/g"]);
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), before);
+    assert!(!root.join("fns/g/Cargo.lock").exists());
+
+    // `exclude` leaves `vendored/h` out: a crate of its own, with its lock.
+    run(root, &["new", "vendored/h"]);
+    assert_eq!(std::fs::read_to_string(&manifest).unwrap(), before);
+    assert!(root.join("vendored/h/Cargo.lock").is_file());
+}

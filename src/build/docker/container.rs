@@ -5,19 +5,20 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::container::LogOutput;
 use bollard::models::{
     ContainerCreateBody, HostConfig, Mount, MountTmpfsOptions, MountType, MountVolumeOptions,
 };
 use bollard::query_parameters::{
     AttachContainerOptions, CreateContainerOptions, RemoveContainerOptions, WaitContainerOptions,
 };
-use cargo_metadata::Message;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
-use crate::build::{BuildError, Built, find_executable};
+use crate::build::{BuildError, Collector, Executable};
 use crate::plan::{CargoArgs, Cmd};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -437,17 +438,21 @@ fn saturating_i64(bytes: u64) -> i64 {
 
 /// Creates the container, streams its output, waits for it, and removes it: after success,
 /// failure or an interrupt alike.
-pub async fn run(docker: &Docker, spec: &ContainerSpec, watch: Watch<'_>) -> Result<Vec<Built>> {
+pub async fn run(
+    docker: &Docker,
+    spec: &ContainerSpec,
+    watch: Watch<'_>,
+) -> Result<Vec<Executable>> {
     create(docker, spec).await?;
     let reporter = watch.reporter;
     let result = attach_start_and_wait(docker, spec, watch).await;
     finish(docker, spec, result, reporter).await
 }
 
-/// What a build container's run is watched for: the executables `wanted` (manifest and binary
-/// name, as cargo reports them inside), its output for the reporter, and an interrupt.
+/// What a build container's run is watched for: the executables (the collector knows how cargo
+/// names the packages inside), its output for the reporter, and an interrupt.
 pub struct Watch<'a> {
-    pub wanted: &'a [(&'a Path, &'a str)],
+    pub collector: Collector<'a>,
     pub reporter: &'a Reporter,
     pub interrupt: &'a Interrupt,
 }
@@ -524,16 +529,18 @@ pub async fn remove(docker: &Docker, name: &str) -> Result<()> {
     .into())
 }
 
+/// Starts the created container, passes its output on (cargo's messages to the collector),
+/// waits for it to stop, and says why it failed when it did.
 pub async fn attach_start_and_wait(
     docker: &Docker,
     spec: &ContainerSpec,
     watch: Watch<'_>,
-) -> Result<Vec<Built>> {
-    let (wanted, reporter, interrupt) = (watch.wanted, watch.reporter, watch.interrupt);
-    let engine_error = |action: &str| {
-        let action = action.to_string();
-        move |e: bollard::errors::Error| failure(action, e)
-    };
+) -> Result<Vec<Executable>> {
+    let Watch {
+        mut collector,
+        reporter,
+        interrupt,
+    } = watch;
     // Attached before the start, so no line of output is missed.
     let attach = AttachContainerOptions {
         stream: true,
@@ -542,7 +549,7 @@ pub async fn attach_start_and_wait(
         logs: true,
         ..Default::default()
     };
-    let mut output = docker
+    let output = docker
         .attach_container(&spec.name, Some(attach))
         .await
         .map_err(engine_error("attach to the build container"))?
@@ -554,74 +561,10 @@ pub async fn attach_start_and_wait(
         .map_err(engine_error("start the build container"))?;
 
     reporter.start_progress();
-    let mut stdout = Lines::default();
-    let mut stderr = Lines::default();
-    let mut built: Vec<Option<Built>> = vec![None; wanted.len()];
-    // cargo names the signal when a build script or rustc is killed: the OOM killer's mark.
-    let mut sigkill = false;
-    let mut on_stderr = |line: &str| {
-        sigkill |= line.contains("SIGKILL");
-        reporter.cargo_line(line);
-    };
-    let mut on_stdout = |line: &str| {
-        if let Some((hits, misses)) = sccache::stats_summary(line) {
-            reporter.status("Sccache", format!("{hits} cache hits, {misses} misses"));
-            return;
-        }
-        for message in Message::parse_stream(line.as_bytes()).flatten() {
-            let Message::CompilerArtifact(artifact) = &message else {
-                continue;
-            };
-            reporter.progress_crate(&artifact.target.name);
-            for (slot, (manifest, bin)) in built.iter_mut().zip(wanted) {
-                if slot.is_none() {
-                    *slot = find_executable([message.clone()], manifest, bin);
-                }
-            }
-        }
-    };
-    loop {
-        interrupt.check()?;
-        let chunk = match tokio::time::timeout(Duration::from_millis(100), output.next()).await {
-            Err(_elapsed) => continue,
-            Ok(None) => break,
-            Ok(Some(chunk)) => chunk.map_err(engine_error("read the build container's output"))?,
-        };
-        use bollard::container::LogOutput;
-        match chunk {
-            LogOutput::StdOut { message } => stdout.push(&message, &mut on_stdout),
-            LogOutput::StdErr { message } | LogOutput::Console { message } => {
-                stderr.push(&message, &mut on_stderr)
-            }
-            LogOutput::StdIn { .. } => {}
-        }
-    }
-    stdout.finish(&mut on_stdout);
-    stderr.finish(&mut on_stderr);
+    let sigkill = pass_output(output, &mut collector, reporter, interrupt).await?;
     reporter.finish_progress();
 
-    let wait = WaitContainerOptions {
-        condition: "not-running".into(),
-    };
-    let mut waiting = docker.wait_container(&spec.name, Some(wait));
-    let code = loop {
-        interrupt.check()?;
-        match tokio::time::timeout(Duration::from_millis(100), waiting.next()).await {
-            Err(_elapsed) => continue,
-            Ok(Some(Ok(response))) => break response.status_code,
-            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
-                break code;
-            }
-            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e).into()),
-            Ok(None) => {
-                return Err(DockerError::Lost {
-                    action: "wait for the build container".into(),
-                    reason: "the engine closed the connection".into(),
-                }
-                .into());
-            }
-        }
-    };
+    let code = wait_for_exit(docker, &spec.name, interrupt).await?;
     interrupt.check()?;
     if code != 0 {
         // cargo may survive its build script or rustc being killed, and exit 101 as for a
@@ -635,11 +578,80 @@ pub async fn attach_start_and_wait(
         }
         .into());
     }
-    built
-        .into_iter()
-        .zip(wanted)
-        .map(|(built, (_, bin))| built.ok_or_else(|| BuildError::NoArtifact(bin.to_string())))
-        .collect()
+    collector.finish()
+}
+
+fn engine_error(action: &str) -> impl FnOnce(bollard::errors::Error) -> DockerError {
+    let action = action.to_string();
+    move |e| failure(action, e)
+}
+
+/// The container's output until it closes: stderr to the user, stdout (cargo's JSON messages,
+/// and sccache's statistics) to the collector. Says whether cargo saw a process die of SIGKILL:
+/// it names the signal when a build script or rustc is killed, the OOM killer's mark.
+async fn pass_output(
+    mut output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    collector: &mut Collector<'_>,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<bool> {
+    let mut stdout = Lines::default();
+    let mut stderr = Lines::default();
+    let mut sigkill = false;
+    let mut on_stderr = |line: &str| {
+        sigkill |= line.contains("SIGKILL");
+        reporter.cargo_line(line);
+    };
+    let mut on_stdout = |line: &str| match sccache::stats_summary(line) {
+        Some((hits, misses)) => {
+            reporter.status("Sccache", format!("{hits} cache hits, {misses} misses"))
+        }
+        None => collector.read(line.as_bytes()),
+    };
+    loop {
+        interrupt.check()?;
+        let chunk = match tokio::time::timeout(Duration::from_millis(100), output.next()).await {
+            Err(_elapsed) => continue,
+            Ok(None) => break,
+            Ok(Some(chunk)) => chunk.map_err(engine_error("read the build container's output"))?,
+        };
+        match chunk {
+            LogOutput::StdOut { message } => stdout.push(&message, &mut on_stdout),
+            LogOutput::StdErr { message } | LogOutput::Console { message } => {
+                stderr.push(&message, &mut on_stderr)
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+    stdout.finish(&mut on_stdout);
+    stderr.finish(&mut on_stderr);
+    Ok(sigkill)
+}
+
+/// The container's exit code, once it stopped.
+async fn wait_for_exit(docker: &Docker, name: &str, interrupt: &Interrupt) -> Result<i64> {
+    let wait = WaitContainerOptions {
+        condition: "not-running".into(),
+    };
+    let mut waiting = docker.wait_container(name, Some(wait));
+    loop {
+        interrupt.check()?;
+        match tokio::time::timeout(Duration::from_millis(100), waiting.next()).await {
+            Err(_elapsed) => continue,
+            Ok(Some(Ok(response))) => return Ok(response.status_code),
+            Ok(Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. }))) => {
+                return Ok(code);
+            }
+            Ok(Some(Err(e))) => return Err(engine_error("wait for the build container")(e).into()),
+            Ok(None) => {
+                return Err(DockerError::Lost {
+                    action: "wait for the build container".into(),
+                    reason: "the engine closed the connection".into(),
+                }
+                .into());
+            }
+        }
+    }
 }
 
 /// Whether the engine killed a process of the container for memory. An engine that does not say

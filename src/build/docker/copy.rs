@@ -10,8 +10,8 @@ use std::time::Duration;
 use bollard::Docker;
 use serde::{Deserialize, Serialize};
 
-use crate::build::BuildError;
-use crate::build::Built;
+use crate::build::{BuildError, Collector, Executable};
+use crate::plan::FunctionPlan;
 
 use super::DockerError;
 
@@ -31,8 +31,8 @@ pub struct CopyBuild<'a> {
     pub host_target: &'a Path,
     /// The uid and gid the container runs as (root when `None`).
     pub owner: Option<(u32, u32)>,
-    /// Each function as (host manifest path, binary name).
-    pub wanted: &'a [(&'a Path, &'a str)],
+    /// The functions built, their manifests at the host's paths.
+    pub functions: &'a [FunctionPlan],
 }
 
 /// What the host remembers between runs: the last manifest (its hashes spare re-reading files
@@ -75,7 +75,7 @@ pub async fn run(
     build: &CopyBuild<'_>,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     std::fs::create_dir_all(build.host_target)
         .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", build.host_target.display()))?;
     let _lock = lock(build.host_target, reporter, interrupt).await?;
@@ -89,7 +89,7 @@ async fn sync_build_fetch(
     build: &CopyBuild<'_>,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     let name = &build.spec.name;
     let remote = sync::read_manifest(docker, name).await?;
     interrupt.check()?;
@@ -125,17 +125,12 @@ async fn sync_build_fetch(
     state.manifest = sync::manifest_of(&local);
     write_state(build.host_target, &state);
 
-    let in_container: Vec<(PathBuf, &str)> = build
-        .wanted
-        .iter()
-        .map(|(manifest, bin)| (PathBuf::from(sync::container_src(manifest)), *bin))
-        .collect();
-    let wanted: Vec<(&Path, &str)> = in_container
-        .iter()
-        .map(|(manifest, bin)| (manifest.as_path(), *bin))
-        .collect();
     let watch = container::Watch {
-        wanted: &wanted,
+        collector: Collector::new(
+            build.functions,
+            |manifest| sync::container_src(manifest).into(),
+            reporter,
+        ),
         reporter,
         interrupt,
     };
@@ -143,9 +138,9 @@ async fn sync_build_fetch(
 
     let mut fetched = Vec::with_capacity(built.len());
     for one in built {
-        let inside = one.executable.to_string_lossy().into_owned();
-        let host = sync::host_path(&one.executable, build.host_target)
-            .filter(|_| one.executable.starts_with(sync::TARGET_ROOT))
+        let inside = one.path.to_string_lossy().into_owned();
+        let host = sync::host_path(&one.path, build.host_target)
+            .filter(|_| one.path.starts_with(sync::TARGET_ROOT))
             .ok_or_else(|| DockerError::Engine {
                 action: "build into its target directory".into(),
                 message: format!("cargo reported the executable at `{inside}`, outside it"),
@@ -174,7 +169,7 @@ async fn sync_build_fetch(
                 },
             );
         }
-        fetched.push(Built { executable: host });
+        fetched.push(Executable { path: host, ..one });
     }
     write_state(build.host_target, &state);
     interrupt.check()?;

@@ -68,8 +68,20 @@ fn bytes(size: Option<i64>) -> Option<u64> {
 /// Everything of the tool's on the engine: containers, then images, then volumes, each sorted by
 /// name.
 pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
-    let mut items = Vec::new();
+    let mut items = containers(docker).await?;
+    items.extend(images(docker).await?);
+    // An image of the tool's has `du`, to measure the volumes the engine does not.
+    let image = items
+        .iter()
+        .find(|i| i.kind == Kind::Image)
+        .map(|i| i.id.clone());
+    items.extend(volumes(docker, image.as_deref()).await?);
+    items.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    Ok(items)
+}
 
+/// The containers labelled as the tool's, running or not.
+async fn containers(docker: &Docker) -> Result<Vec<Item>> {
     let containers = docker
         .list_containers(Some(ListContainersOptions {
             all: true,
@@ -79,30 +91,38 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
         }))
         .await
         .map_err(|e| failure("list containers", e))?;
-    for container in containers {
-        let name = container
-            .names
-            .as_ref()
-            .and_then(|names| names.first())
-            .map(|n| n.trim_start_matches('/').to_string())
-            .or_else(|| container.id.clone())
-            .unwrap_or_default();
-        let state = container.state.map(|s| s.to_string()).unwrap_or_default();
-        items.push(Item {
-            kind: Kind::Container,
-            name,
-            id: container.id.unwrap_or_default(),
-            size: bytes(container.size_rw),
-            running: matches!(state.as_str(), "running" | "restarting" | "paused"),
-            note: state,
-            image_id: container.image_id,
-        });
-    }
+    Ok(containers
+        .into_iter()
+        .map(|container| {
+            let name = container
+                .names
+                .as_ref()
+                .and_then(|names| names.first())
+                .map(|n| n.trim_start_matches('/').to_string())
+                .or_else(|| container.id.clone())
+                .unwrap_or_default();
+            let state = container.state.map(|s| s.to_string()).unwrap_or_default();
+            Item {
+                kind: Kind::Container,
+                name,
+                id: container.id.unwrap_or_default(),
+                size: bytes(container.size_rw),
+                running: matches!(state.as_str(), "running" | "restarting" | "paused"),
+                note: state,
+                image_id: container.image_id,
+            }
+        })
+        .collect())
+}
 
+/// The images tagged in the tool's repository, one item per tag, and those labelled as the
+/// tool's that lost their tag.
+async fn images(docker: &Docker) -> Result<Vec<Item>> {
     let images = docker
         .list_images(Some(ListImagesOptions::default()))
         .await
         .map_err(|e| failure("list images", e))?;
+    let mut items = Vec::new();
     for image in images {
         let ours: Vec<&String> = image
             .repo_tags
@@ -141,7 +161,12 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
             });
         }
     }
+    Ok(items)
+}
 
+/// The volumes labelled as the tool's, with their sizes where the engine says them or `image`
+/// can measure them.
+async fn volumes(docker: &Docker, image: Option<&str>) -> Result<Vec<Item>> {
     let volumes = docker
         .list_volumes(Some(ListVolumesOptions {
             filters: label_filter(),
@@ -157,17 +182,14 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
             .filter(|v| v.usage_data.is_none() && !sizes.contains_key(&v.name))
             .map(|v| v.name.as_str())
             .collect();
-        // An image of the tool's has `du`; without one, the sizes stay unknown.
-        let image = items
-            .iter()
-            .find(|i| i.kind == Kind::Image)
-            .map(|i| i.id.clone());
+        // Without an image of the tool's, the sizes stay unknown.
         if let (false, Some(image)) = (unknown.is_empty(), image) {
-            sizes.extend(measure_volumes(docker, &image, &unknown).await);
+            sizes.extend(measure_volumes(docker, image, &unknown).await);
         }
     }
-    for volume in volumes {
-        items.push(Item {
+    Ok(volumes
+        .into_iter()
+        .map(|volume| Item {
             kind: Kind::Volume,
             size: volume
                 .usage_data
@@ -184,10 +206,8 @@ pub async fn list(docker: &Docker) -> Result<Vec<Item>> {
             name: volume.name,
             running: false,
             image_id: None,
-        });
-    }
-    items.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    Ok(items)
+        })
+        .collect())
 }
 
 /// Volume sizes from `system df`, when the engine answers in the shape this client reads

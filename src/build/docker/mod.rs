@@ -40,7 +40,7 @@ use std::process::{Command, Stdio};
 use cargo_metadata::Metadata;
 
 use crate::arch::Arch;
-use crate::build::{BuildError, Built, Watched, forward_lines};
+use crate::build::{BuildError, Collector, Executable, Watched, forward_lines};
 use crate::config::DockerConfig;
 use crate::env::Env;
 use crate::plan::{BuildPlan, Cmd};
@@ -52,6 +52,7 @@ type Result<T, E = BuildError> = std::result::Result<T, E>;
 use self::container::ContainerInputs;
 use self::files::Files;
 use self::image::{ImageChoice, ImageRecipe};
+use self::sccache::Sccache;
 
 /// `<target-dir>/lambda-build/docker/<arch>`: cargo's target directory inside the container, one
 /// per architecture and apart from the host's, so host and container artifacts never mix.
@@ -66,7 +67,7 @@ pub fn container_target_dir(target_dir: &Path, arch: Arch) -> PathBuf {
 /// `--message-format json`, so CI can save that image under its name).
 #[derive(Debug)]
 pub struct DockerBuild {
-    pub built: Vec<Built>,
+    pub executables: Vec<Executable>,
     pub image: String,
 }
 
@@ -141,6 +142,8 @@ pub fn image_plan_in(
     Ok(ImagePlan { choice, recipe })
 }
 
+/// The steps of the module's header: the engine, the image, `cargo fetch` on the host, then the
+/// container, which reaches the project through bind mounts or copies of it in volumes.
 pub fn build(
     plan: &BuildPlan,
     config: &DockerConfig,
@@ -149,7 +152,6 @@ pub fn build(
     interrupt: &Interrupt,
 ) -> Result<DockerBuild> {
     let image_plan = image_plan(plan, config, env)?;
-
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -158,17 +160,7 @@ pub fn build(
         .map_err(DockerError::from)?;
     let docker = runtime.block_on(engine::connect(&endpoint))?;
     reporter.detail("Docker", format!("engine at {}", endpoint.describe()));
-
-    let image = image_plan.name().to_string();
-    match &image_plan.recipe {
-        None => {
-            if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(DockerError::ImageMissing(image).into());
-            }
-            reporter.status("Using", format!("image {image}"));
-        }
-        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
-    }
+    let image = runtime.block_on(ensure_image(&docker, &image_plan, reporter, interrupt))?;
     interrupt.check()?;
 
     run_fetch(&plan.cargo.fetch(), reporter, interrupt)?;
@@ -209,7 +201,7 @@ pub fn build(
         memory: config.memory,
         sccache: None,
     };
-    if files == Files::Copy {
+    let executables = if files == Files::Copy {
         if sccache.is_some() {
             // Its cache directory is this machine's, which a remote engine cannot mount.
             reporter.warn(
@@ -217,32 +209,114 @@ pub fn build(
                  this build runs without it",
             );
         }
-        let lock = std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock"))
-            .unwrap_or_default();
-        let git = sync::git_packages(&lock);
-        if !git.is_empty() {
-            return Err(DockerError::GitDependencyRemote {
-                engine: endpoint.host.clone(),
-                packages: git,
-            }
-            .into());
-        }
+        refuse_git_dependencies(plan, &endpoint.host)?;
         let build = CopyInputs {
             plan,
             inputs,
             docker: &docker,
         };
-        let built = runtime.block_on(build_copy(build, reporter, interrupt))?;
-        return Ok(DockerBuild { built, image });
+        runtime.block_on(build_copy(build, reporter, interrupt))?
+    } else {
+        let build = BindInputs {
+            plan,
+            inputs,
+            sccache: sccache.as_ref(),
+            docker: &docker,
+        };
+        runtime.block_on(build_bind(build, reporter, interrupt))?
+    };
+    Ok(DockerBuild { executables, image })
+}
+
+/// The image's name, once the engine has it: `--docker-image` must exist, a recipe is built
+/// when its tag is missing.
+async fn ensure_image(
+    docker: &bollard::Docker,
+    image_plan: &ImagePlan,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<String> {
+    let image = image_plan.name().to_string();
+    match &image_plan.recipe {
+        None => {
+            if !image::exists(docker, &image).await? {
+                return Err(DockerError::ImageMissing(image).into());
+            }
+            reporter.status("Using", format!("image {image}"));
+        }
+        Some(recipe) => image::ensure(docker, recipe, reporter, interrupt).await?,
     }
+    Ok(image)
+}
+
+/// A git dependency's checkout lives in the host's `CARGO_HOME`, which the volumes do not
+/// carry: refused before anything is uploaded.
+fn refuse_git_dependencies(plan: &BuildPlan, engine: &str) -> Result<()> {
+    let lock =
+        std::fs::read_to_string(plan.project.workspace_root.join("Cargo.lock")).unwrap_or_default();
+    let git = sync::git_packages(&lock);
+    if git.is_empty() {
+        return Ok(());
+    }
+    Err(DockerError::GitDependencyRemote {
+        engine: engine.to_string(),
+        packages: git,
+    }
+    .into())
+}
+
+struct BindInputs<'a> {
+    plan: &'a BuildPlan,
+    inputs: ContainerInputs<'a>,
+    sccache: Option<&'a Sccache>,
+    docker: &'a bollard::Docker,
+}
+
+/// The build on an engine that sees the host's files: the project, the caches and the target
+/// directory bind-mounted at the host's paths.
+async fn build_bind(
+    build: BindInputs<'_>,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<Vec<Executable>> {
+    let BindInputs {
+        plan,
+        inputs,
+        sccache,
+        docker,
+    } = build;
     reporter.detail(
         "Docker",
         "the engine sees this machine's files: bind mounts",
     );
-    // Bind mounts need their source: created here, as the user, rather than by the engine as
-    // root.
+    create_mount_sources(inputs.target_dir, inputs.cargo_home)?;
+    if let Some(sccache) = sccache {
+        prepare_sccache(sccache, reporter)?;
+    }
+    let spec = container::spec(&ContainerInputs { sccache, ..inputs });
+    reporter.status(
+        "Container",
+        format!(
+            "{} for {} in {}, offline",
+            plan.bin_list(),
+            plan.arch,
+            spec.image
+        ),
+    );
+    reporter.command(&spec.as_docker_run());
+    interrupt.check()?;
+    let watch = container::Watch {
+        collector: Collector::new(&plan.functions, Path::to_path_buf, reporter),
+        reporter,
+        interrupt,
+    };
+    container::run(docker, &spec, watch).await
+}
+
+/// Bind mounts need their source: created here, as the user, rather than by the engine as root.
+fn create_mount_sources(target_dir: &Path, cargo_home: &Path) -> Result<()> {
     for dir in [
-        &target_dir,
+        target_dir,
         &cargo_home.join("registry"),
         &cargo_home.join("git"),
     ] {
@@ -257,41 +331,27 @@ pub fn build(
             .open(&path)
             .map_err(|e| anyhow::anyhow!("cannot create `{}`: {e}", path.display()))?;
     }
+    Ok(())
+}
 
-    if let Some(sccache) = &sccache {
-        if let Some(dir) = &sccache.dir {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display())
-            })?;
-        }
-        reporter.status(
-            "Sccache",
-            match (sccache.remote, &sccache.dir) {
-                (Some(backend), _) => format!(
-                    "RUSTC_WRAPPER: its {backend} cache, through the engine's default network"
-                ),
-                (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
-                (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
-            },
-        );
+/// sccache's local cache directory, made as the user before it is mounted, and the line that
+/// says which cache the build uses.
+fn prepare_sccache(sccache: &Sccache, reporter: &Reporter) -> Result<()> {
+    if let Some(dir) = &sccache.dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create `{}` (SCCACHE_DIR): {e}", dir.display()))?;
     }
-    let spec = container::spec(&ContainerInputs {
-        sccache: sccache.as_ref(),
-        ..inputs
-    });
     reporter.status(
-        "Container",
-        format!("{} for {} in {image}, offline", plan.bin_list(), plan.arch),
+        "Sccache",
+        match (sccache.remote, &sccache.dir) {
+            (Some(backend), _) => {
+                format!("RUSTC_WRAPPER: its {backend} cache, through the engine's default network")
+            }
+            (None, Some(dir)) => format!("RUSTC_WRAPPER: its local cache `{}`", dir.display()),
+            (None, None) => "RUSTC_WRAPPER: its settings".to_string(),
+        },
     );
-    reporter.command(&spec.as_docker_run());
-    interrupt.check()?;
-    let watch = container::Watch {
-        wanted: &plan.wanted(),
-        reporter,
-        interrupt,
-    };
-    let built = runtime.block_on(container::run(&docker, &spec, watch))?;
-    Ok(DockerBuild { built, image })
+    Ok(())
 }
 
 struct CopyInputs<'a> {
@@ -305,7 +365,7 @@ async fn build_copy(
     build: CopyInputs<'_>,
     reporter: &Reporter,
     interrupt: &Interrupt,
-) -> Result<Vec<Built>> {
+) -> Result<Vec<Executable>> {
     let CopyInputs {
         plan,
         inputs,
@@ -348,7 +408,7 @@ async fn build_copy(
         },
         host_target: &host_target,
         owner: inputs.user,
-        wanted: &plan.wanted(),
+        functions: &plan.functions,
     };
     copy::run(docker, &build, reporter, interrupt).await
 }

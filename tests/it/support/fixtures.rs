@@ -26,7 +26,12 @@ pub fn fixture_target_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_TARGET_TMPDIR"), "/fixtures"))
 }
 
-/// A fresh copy of `tests/fixtures/<name>` (without its `target/`) in a temporary directory
+/// What a build leaves in a fixture directory (the entries `.gitignore` lists for
+/// `tests/fixtures/*`): a copy leaves them out, so a fixture someone built by hand (the README's
+/// try-command builds `echo` in place) gives the tests the same clean crate as a fresh clone.
+const BUILD_OUTPUTS: [&str; 3] = ["target", "lambda.zip", "bootstrap"];
+
+/// A fresh copy of `tests/fixtures/<name>` (without its build outputs) in a temporary directory
 /// outside the repository, deleted when the returned value is dropped. The fixture is its own
 /// workspace root (empty `[workspace]` table) and keeps its Cargo.lock, so `--locked` works.
 pub fn copy_fixture(name: &str) -> tempfile::TempDir {
@@ -49,7 +54,7 @@ fn copy_tree(src: &Path, dst: &Path, top: bool) {
     for entry in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
         let entry = entry.expect("read a fixture directory entry");
         let name = entry.file_name();
-        if top && name == "target" {
+        if top && BUILD_OUTPUTS.iter().any(|output| name == *output) {
             continue;
         }
         let (from, to) = (entry.path(), dst.join(&name));
