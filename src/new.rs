@@ -185,7 +185,10 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         let _ = report::print_status(
             stderr,
             "Added",
-            format!("`{name}` to the workspace's members in `{}`", manifest.display()),
+            format!(
+                "`{name}` to the workspace's members in `{}`",
+                manifest.display()
+            ),
             color,
         );
     }
@@ -249,7 +252,10 @@ fn create_in_workspace(args: &NewArgs, cwd: &Path) -> Result<(PathBuf, Option<Pa
     // The new members list is written beside the manifest first, so a failure leaves both as
     // they were; it replaces the manifest once the crate is in place.
     let manifest = match &workspace {
-        Some(Workspace { manifest, members: Some(text) }) => {
+        Some(Workspace {
+            manifest,
+            members: Some(text),
+        }) => {
             let temp = tempfile::NamedTempFile::new_in(manifest.parent().unwrap_or(parent))
                 .map_err(|e| failed(manifest, e))?;
             fs::write(temp.path(), text).map_err(|e| failed(manifest, e))?;
@@ -261,7 +267,8 @@ fn create_in_workspace(args: &NewArgs, cwd: &Path) -> Result<(PathBuf, Option<Pa
     let _ = staging.keep();
     let joined = match manifest {
         Some((temp, manifest)) => {
-            temp.persist(&manifest).map_err(|e| failed(&manifest, e.error))?;
+            temp.persist(&manifest)
+                .map_err(|e| failed(&manifest, e.error))?;
             Some(manifest)
         }
         None => None,
@@ -288,8 +295,9 @@ fn enclosing_workspace(dir: &Path) -> Result<Option<Workspace>> {
             manifest: manifest.clone(),
             reason,
         };
-        let mut doc: toml_edit::DocumentMut =
-            text.parse().map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
+        let mut doc: toml_edit::DocumentMut = text
+            .parse()
+            .map_err(|e: toml_edit::TomlError| invalid(e.to_string()))?;
         let Some(workspace) = doc.get_mut("workspace").and_then(|w| w.as_table_like_mut()) else {
             continue;
         };

@@ -126,6 +126,16 @@ impl ContainerPlan {
     }
 }
 
+/// The architecture an engine says it runs (`/info`): Docker says `x86_64` and `aarch64`,
+/// Podman `amd64` and `arm64`.
+pub fn engine_arch(name: &str) -> Option<Arch> {
+    match name {
+        "x86_64" | "amd64" => Some(Arch::X86_64),
+        "aarch64" | "arm64" => Some(Arch::Arm64),
+        _ => None,
+    }
+}
+
 /// The platform name of a Lambda architecture, as engines and registries spell it.
 pub fn platform(arch: Arch) -> String {
     match arch {
@@ -638,10 +648,7 @@ pub fn start(
     let info = runtime
         .block_on(docker.info())
         .map_err(|e| ContainerError::Docker(engine::failure("read the engine's information", e)))?;
-    let engine_arch = info
-        .architecture
-        .as_deref()
-        .and_then(|a| <Arch as clap::ValueEnum>::from_str(a, true).ok());
+    let engine_arch = info.architecture.as_deref().and_then(engine_arch);
 
     let (image_plan, platform) = plan.image(arch, engine_arch)?;
     let image = image_plan.name().to_owned();

@@ -247,7 +247,10 @@ fn new_inside_a_workspace_joins_its_members() {
     let members = parsed["workspace"]["members"].as_array().unwrap();
     assert_eq!(members.len(), 2, "{text}");
     assert_eq!(members[1].as_str(), Some("fc"), "{text}");
-    assert!(!root.join("fc/Cargo.lock").exists(), "a member has no lock of its own");
+    assert!(
+        !root.join("fc/Cargo.lock").exists(),
+        "a member has no lock of its own"
+    );
 
     // cargo agrees: the crate's workspace is the root.
     let located = Command::new(env!("CARGO"))
