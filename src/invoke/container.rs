@@ -264,6 +264,9 @@ pub enum ContainerError {
     )]
     RootlessDocker { engine: String },
 
+    #[error("the image `{image}` cannot run the function's processes: {message}")]
+    NoShell { image: String, message: String },
+
     #[error("the engine cannot start a {platform} container of `{image}`: {message}")]
     Platform {
         platform: String,
@@ -299,6 +302,12 @@ impl ContainerError {
                 "use a rootful engine or rootless Podman (`systemctl --user start \
                  podman.socket`, DOCKER_HOST=unix://$XDG_RUNTIME_DIR/podman/podman.sock), or \
                  leave out `--docker` to run the function as a process of this machine"
+                    .into()
+            }
+            ContainerError::NoShell { .. } => {
+                "each process starts through `/bin/sh` and `/usr/bin/env` in the container: use \
+                 an image that has them (Amazon Linux 2023, Debian, Lambda's base images), with \
+                 `--docker-image` or in `lambda.Dockerfile`"
                     .into()
             }
             ContainerError::Platform { platform, .. } => format!(
@@ -451,7 +460,12 @@ impl Environment {
 
     /// Copies `/var/task` and `/opt` in, then starts the container with this tool attached to
     /// its main process.
-    fn start(&mut self, files: Vec<u8>, interrupt: &Interrupt) -> Result<()> {
+    fn start(
+        &mut self,
+        spec: &EnvironmentSpec,
+        files: Vec<u8>,
+        interrupt: &Interrupt,
+    ) -> Result<()> {
         let failed = |action: &str| {
             let action = action.to_owned();
             move |e| ContainerError::Docker(engine::failure(action, e))
@@ -480,10 +494,67 @@ impl Environment {
             .block_on(self.docker.attach_container(&self.name, Some(attach)))
             .map_err(failed("attach to the function's container"))?;
         self.lifeline = Some(lifeline);
-        self.runtime
-            .block_on(self.docker.start_container(&self.name, None))
-            .map_err(failed("start the function's container"))?;
-        Ok(())
+        let started = self
+            .runtime
+            .block_on(self.docker.start_container(&self.name, None));
+        let started = match started {
+            // Started is not running: a main process the engine cannot execute dies at once.
+            Ok(()) => self.runtime.block_on(self.run_shell()),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(()) => Ok(()),
+            // "exec format error": the engine cannot run the platform's programs; else the
+            // image has no shell.
+            Err(bollard::errors::Error::DockerResponseServerError { message, .. }) => {
+                Err(match &spec.platform {
+                    Some(platform) => ContainerError::Platform {
+                        platform: platform.clone(),
+                        image: spec.image.clone(),
+                        message,
+                    },
+                    None => ContainerError::NoShell {
+                        image: spec.image.clone(),
+                        message,
+                    },
+                })
+            }
+            Err(e) => Err(failed("start the function's container")(e)),
+        }
+    }
+
+    /// Runs `/bin/sh -c :` in the container, which every process of the function needs: an
+    /// error when the container is not running or `sh` cannot run.
+    async fn run_shell(&self) -> Result<(), bollard::errors::Error> {
+        let options = CreateExecOptions {
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(vec!["/bin/sh", "-c", ":"]),
+            ..Default::default()
+        };
+        let exec = self.docker.create_exec(&self.name, options).await?;
+        let mut said = Vec::new();
+        if let StartExecResults::Attached { mut output, .. } = self
+            .docker
+            .start_exec(&exec.id, None::<StartExecOptions>)
+            .await?
+        {
+            while let Some(chunk) = output.next().await {
+                said.extend_from_slice(&chunk?.into_bytes());
+            }
+        }
+        let code = self.docker.inspect_exec(&exec.id).await?.exit_code;
+        if code == Some(0) {
+            return Ok(());
+        }
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 500,
+            message: format!(
+                "`/bin/sh` exited with {}: {}",
+                code.map_or_else(|| "no status".to_owned(), |c| c.to_string()),
+                String::from_utf8_lossy(&said).trim()
+            ),
+        })
     }
 
     /// The container's peak memory (its cgroup's high-water mark: the runtime, the extensions
@@ -698,7 +769,7 @@ pub fn start(
     let files = files_tar(task_root, opt)
         .map_err(|e| anyhow::anyhow!("cannot pack /var/task and /opt for the container: {e}"))?;
     let mut environment = Environment::create(runtime, docker, &spec)?;
-    environment.start(files, interrupt)?;
+    environment.start(&spec, files, interrupt)?;
     Ok(Started {
         environment,
         reach,

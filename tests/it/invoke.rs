@@ -345,7 +345,7 @@ fn an_exit_in_the_middle_of_an_invocation_is_runtime_exit_error() {
 }
 
 /// A zip with `bootstrap` (the given bytes and mode) and nothing else.
-fn zip_with_bootstrap(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
+pub(crate) fn zip_with_bootstrap(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
     let path = dir.join(name);
     let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);

@@ -12,10 +12,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::invoke::{assert_exit, echo_zip, misbehave_zip, payloads, reports, zip_arg};
+use crate::invoke::{
+    assert_exit, echo_zip, misbehave_zip, payloads, reports, zip_arg, zip_with_bootstrap,
+};
 use crate::layers::{logwatch, logwatch_layer};
 use crate::serve::{
-    Served, assert_the_http_function_answers, http_x86_64_zip, read_streamed, stream_zip,
+    Served, arm64_echo_zip, assert_the_http_function_answers, http_x86_64_zip, read_streamed,
+    stream_zip,
 };
 use crate::support::docker::{self, Setup, containers_of, wait_until};
 use crate::support::{self, stderr};
@@ -123,6 +126,23 @@ fn echo_answers_from_a_container_with_lambdas_environment_user_and_files() {
             .any(|k| k.starts_with("CARGO_") || k.starts_with("CC_")),
         "{env:?}"
     );
+
+    // Lambda's user, to whom /var/task is read-only and /tmp writable; a script is started as
+    // any executable is.
+    let dir = tempfile::tempdir().unwrap();
+    let script = b"#!/bin/sh\necho \"user $(id -u):$(id -g)\"\n\
+        touch /var/task/x 2>/dev/null && echo task-writable\n\
+        touch /tmp/x && echo tmp-writable\nexit 3\n";
+    let zip = zip_with_bootstrap(dir.path(), "script.zip", script, 0o755);
+    let (output, _) = invoke_in_container(&setup, &zip, &["-d", "{}"], b"");
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(err.contains("\nuser 993:990\n"), "{err}");
+    assert!(
+        err.contains("\ntmp-writable\n") && !err.contains("task-writable"),
+        "{err}"
+    );
+    assert!(err.contains("exit status 3"), "{err}");
 }
 
 #[test]
@@ -376,6 +396,48 @@ fn invoke_with_after_a_docker_build_runs_in_the_builds_image() {
         err.contains("in a container of cargo-lambda-build:"),
         "{err}"
     );
+}
+
+/// arm64 on this amd64 engine: `.ci/docker.sh` registers qemu-user-static's `qemu-aarch64` with
+/// binfmt_misc (flag F, so that the kernel runs arm64 programs through it inside containers too)
+/// and loads an arm64 Debian image (`docker/test-arm64-image.sh`); the container is created for
+/// linux/arm64 from it.
+#[test]
+fn an_arm64_function_runs_in_an_arm64_container_where_the_engine_emulates_it() {
+    let Some(_setup) = docker::setup() else {
+        return;
+    };
+    if !support::require_tools(&[support::QEMU[0]]) || !support::arm64_linker() {
+        return;
+    }
+    let Ok(image) = std::env::var("LAMBDA_BUILD_TEST_ARM64_IMAGE") else {
+        support::skip_or_fail(
+            "LAMBDA_BUILD_TEST_ARM64_IMAGE is not set; `. .ci/docker.sh` registers qemu with \
+             binfmt_misc and loads an arm64 image",
+        );
+        return;
+    };
+    let child = support::tool()
+        .arg("invoke")
+        .arg(arm64_echo_zip())
+        .args(["--docker-image", &image, "-d", r#"{"name": "Graviton"}"#])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let output = child.wait_with_output().unwrap();
+    assert_exit(&output, 0);
+    assert_eq!(
+        payloads(&output),
+        [serde_json::json!({"message": "hello, Graviton"})]
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains("(arm64, linux/arm64 under the engine's emulation, in a container of"),
+        "{err}"
+    );
+    assert_no_container_of(pid, "an arm64 run");
 }
 
 /// An engine that cannot see this machine's files is elsewhere, and cannot reach the Runtime

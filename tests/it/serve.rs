@@ -372,7 +372,7 @@ fn an_arm64_function_is_served_under_qemu() {
     assert!(err.contains("(arm64 under qemu-aarch64"), "{err}");
 }
 
-fn arm64_echo_zip() -> &'static Path {
+pub(crate) fn arm64_echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "arm64"))
 }
