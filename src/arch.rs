@@ -2,21 +2,50 @@
 
 use std::fmt;
 
-/// An architecture Lambda runs functions on. The aliases are the names Docker, Debian and
-/// Rust give them, so whichever a user types works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, clap::ValueEnum)]
+/// An architecture Lambda runs functions on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum Arch {
     /// Lambda's default architecture.
     #[default]
-    #[value(name = "x86_64", alias = "amd64", alias = "x86-64")]
     X86_64,
     /// Graviton.
-    #[value(name = "arm64", alias = "aarch64")]
     Arm64,
 }
 
 impl Arch {
     pub const ALL: [Arch; 2] = [Arch::X86_64, Arch::Arm64];
+
+    /// The names a user may type for it: Lambda's first, then the names Docker, Debian and Rust
+    /// give it, so whichever a user types works.
+    pub fn names(self) -> &'static [&'static str] {
+        match self {
+            Arch::X86_64 => &["x86_64", "amd64", "x86-64"],
+            Arch::Arm64 => &["arm64", "aarch64"],
+        }
+    }
+
+    /// The architecture one of its [`names`](Arch::names) names (exactly, case included).
+    pub fn from_name(name: &str) -> Option<Arch> {
+        Arch::ALL.into_iter().find(|a| a.names().contains(&name))
+    }
+
+    /// A Rust target triple that Lambda runs, read as the architecture; this tool always builds
+    /// for glibc (provided.al2023's 2.34), so a musl or non-Linux triple is refused, naming the
+    /// `--arch` to use instead.
+    pub fn from_lambda_target(triple: &str) -> Result<Arch, String> {
+        if let Some(arch) = Arch::ALL.into_iter().find(|a| a.triple() == triple) {
+            return Ok(arch);
+        }
+        let arch = match triple.split('-').next() {
+            Some("aarch64") => "arm64",
+            _ => "x86_64",
+        };
+        Err(format!(
+            "`{triple}` is not a target this tool builds: it builds glibc binaries for \
+             provided.al2023 (`x86_64-unknown-linux-gnu` or `aarch64-unknown-linux-gnu`); \
+             use `--arch {arch}`"
+        ))
+    }
 
     /// The Rust target triple. `-gnu` because `provided.al2023` ships glibc 2.34.
     pub fn triple(self) -> &'static str {
@@ -86,7 +115,6 @@ mod tests {
 
     #[test]
     fn aliases_parse() {
-        use clap::ValueEnum;
         for (name, arch) in [
             ("x86_64", Arch::X86_64),
             ("amd64", Arch::X86_64),
@@ -94,8 +122,13 @@ mod tests {
             ("arm64", Arch::Arm64),
             ("aarch64", Arch::Arm64),
         ] {
-            assert_eq!(Arch::from_str(name, false), Ok(arch), "{name}");
+            assert_eq!(Arch::from_name(name), Some(arch), "{name}");
         }
-        assert!(Arch::from_str("i686", false).is_err());
+        assert_eq!(Arch::from_name("i686"), None);
+        assert_eq!(
+            Arch::from_name("ARM64"),
+            None,
+            "exact, as the flag reads it"
+        );
     }
 }

@@ -1,12 +1,22 @@
 //! The command line, shaped like cargo's own: `cargo lambda-build ...` and
 //! `cargo-lambda-build lambda-build ...` both parse, cargo's flags sit under cargo's headings.
+//!
+//! The only module that knows clap (with `main.rs` and `generate.rs`): the values flags take
+//! are the domain's types (`Arch`, `DockerFiles`, ...), given their command-line names and help
+//! here, and the build's flags become a [`CommandLine`], the config's layer of settings.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::builder::PossibleValue;
+use clap::{Args, CommandFactory, Parser, ValueEnum};
 
 use crate::arch::Arch;
+use crate::config::{
+    BuildSettings, CommandLine, DockerConfig, DockerFiles, FunctionSettings, Layer, MessageFormat,
+    Source,
+};
 pub use crate::env::ColorChoice;
+use crate::new::{Ci, Kind, NewCrate};
 
 /// Cargo runs `cargo-lambda-build lambda-build ARGS` for `cargo lambda-build ARGS`, so the
 /// subcommand name is the first argument either way.
@@ -16,8 +26,84 @@ pub enum Cli {
     LambdaBuild(BuildArgs),
 }
 
-const LONG_ABOUT: &str = "\
-Build a Rust AWS Lambda function into `bootstrap` and `lambda.zip` for the OS-only runtime \
+/// Parses the command line; a cargo-lambda subcommand this tool has no such command for
+/// (`watch`, `build`, `deploy`) is a usage error that says what to run instead.
+pub fn parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Cli::try_parse_from(args).map_err(say_what_instead)
+}
+
+/// What to run instead of cargo-lambda's subcommands that are not this tool's.
+pub fn instead_of(subcommand: &str) -> Option<&'static str> {
+    Some(match subcommand {
+        "watch" => {
+            "run `cargo lambda-build serve --watch`: it builds, serves the function on \
+             http://127.0.0.1:9000 and rebuilds on every saved change (`invoke` runs it on an event)"
+        }
+        "build" => {
+            "building is the command itself: run `cargo lambda-build` (cargo-lambda's flags work \
+             too: `cargo lambda-build --release --arm64 --output-format zip`)"
+        }
+        "deploy" => concat!(
+            "this tool does not deploy: upload `",
+            crate::lambda::literal!(zip_name),
+            "` with `aws lambda update-function-code --function-name NAME --zip-file fileb://",
+            crate::lambda::literal!(zip_name),
+            "`, or give it to SAM (`sam deploy`), CDK or Terraform (docs/usage.md, \"New crates \
+             and deployment templates\")"
+        ),
+        _ => return None,
+    })
+}
+
+fn say_what_instead(error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let word = match error.kind() {
+        // After a build flag (`--zip watch`), clap calls the word a subcommand in conflict with
+        // the flag.
+        ErrorKind::InvalidSubcommand | ErrorKind::ArgumentConflict => {
+            error.get(ContextKind::InvalidSubcommand)
+        }
+        _ => None,
+    };
+    let Some(ContextValue::String(word)) = word else {
+        return error;
+    };
+    let Some(instead) = instead_of(word) else {
+        return error;
+    };
+    let mut command = Cli::command();
+    command.build();
+    let lambda_build = command
+        .find_subcommand_mut("lambda-build")
+        .expect("the one subcommand");
+    clap::Error::raw(
+        ErrorKind::InvalidSubcommand,
+        format!("`{word}` is not a command of cargo lambda-build (it is cargo-lambda's)\n\nhelp: {instead}"),
+    )
+    .format(lambda_build)
+}
+
+impl Cli {
+    /// clap's `Parser::try_parse_from`, for the modules that do not name clap (`serve --watch`
+    /// parses the build's own arguments; tests).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        <Cli as Parser>::try_parse_from(args)
+    }
+}
+
+const LONG_ABOUT: &str = concat!(
+    "\
+Build a Rust AWS Lambda function into `bootstrap` and `",
+    crate::lambda::literal!(zip_name),
+    "` for the OS-only runtime \
 `provided.al2023`.
 
 The binary is built for x86_64 (Lambda's default architecture; `--arch arm64` for Graviton) in the \
@@ -27,14 +113,15 @@ gives the same zip bytes.
 
 Several binaries (`--bin`, `-p`, `--workspace`) build in one run, one function each. Settings can \
 also come from `CARGO_LAMBDA_BUILD_*` variables and from `[package.metadata.lambda-build]` or \
-`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both.";
+`[workspace.metadata.lambda-build]` in Cargo.toml; the command line wins over both."
+);
 
 #[derive(Debug, Clone, Args)]
 #[command(args_conflicts_with_subcommands = true)]
-#[command(version, about = "Build a Rust AWS Lambda function into bootstrap and lambda.zip", long_about = LONG_ABOUT)]
+#[command(version, about = concat!("Build a Rust AWS Lambda function into bootstrap and ", crate::lambda::literal!(zip_name)), long_about = LONG_ABOUT)]
 #[command(
-    after_help = "Deploy with: aws lambda create-function --runtime provided.al2023 \
---handler bootstrap --architectures x86_64 --zip-file fileb://lambda.zip ..."
+    after_help = concat!("Deploy with: aws lambda create-function --runtime provided.al2023 \
+--handler bootstrap --architectures x86_64 --zip-file fileb://", crate::lambda::literal!(zip_name), " ...")
 )]
 pub struct BuildArgs {
     #[command(subcommand)]
@@ -216,7 +303,7 @@ pub struct CargoLambdaArgs {
 
     /// A Lambda target triple, read as its architecture: `x86_64-unknown-linux-gnu` is
     /// `--arch x86_64`, `aarch64-unknown-linux-gnu` is `--arch arm64` (cargo-lambda's `--target`)
-    #[arg(long = "target", value_name = "TRIPLE", value_parser = parse_lambda_target,
+    #[arg(long = "target", value_name = "TRIPLE", value_parser = Arch::from_lambda_target,
         conflicts_with_all = ["arch", "arm64", "x86_64"], hide_short_help = true,
         help_heading = COMPILATION)]
     pub target: Option<Arch>,
@@ -259,21 +346,59 @@ pub enum OutputFormat {
     Binary,
 }
 
-/// A Rust target triple that Lambda runs, read as the architecture; this tool always builds
-/// for glibc (provided.al2023's 2.34), so a musl or non-Linux triple is refused.
-pub fn parse_lambda_target(triple: &str) -> Result<Arch, String> {
-    if let Some(arch) = Arch::ALL.into_iter().find(|a| a.triple() == triple) {
-        return Ok(arch);
+impl From<BuildArgs> for CommandLine {
+    /// The build's flags as the config reads them: a flag that is absent sets nothing.
+    fn from(args: BuildArgs) -> CommandLine {
+        let docker = args.docker
+            || args.dockerfile.is_some()
+            || args.docker_image.is_some()
+            || args.docker_memory.is_some()
+            || args.docker_files.is_some()
+            || !args.docker_build_arg.is_empty()
+            || args.print_image_tag;
+        fn some<T>(list: Vec<T>) -> Option<Vec<T>> {
+            (!list.is_empty()).then_some(list)
+        }
+        let layer = Layer {
+            source: Source::CommandLine,
+            build: BuildSettings {
+                arch: args.arch.or(args.cargo_lambda.arch()),
+                profile: (args.profile)
+                    .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
+                small: args.small.then_some(true),
+                features: some(args.features.features),
+                per_package: args.per_package.then_some(true),
+                docker_files: args.docker_files,
+            },
+            function: FunctionSettings {
+                zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
+                outdir: args.outdir,
+                include: some(args.include),
+                layers: some(args.layer),
+                extension: args.extension.then_some(true),
+            },
+        };
+        CommandLine {
+            layer,
+            all_features: args.features.all_features,
+            no_default_features: args.features.no_default_features,
+            message_format: args.message_format,
+            verify: !args.no_verify,
+            target_dir: args.target_dir,
+            locked: args.locked,
+            offline: args.offline,
+            frozen: args.frozen,
+            docker: docker.then(|| DockerConfig {
+                dockerfile: args.dockerfile,
+                image: args.docker_image,
+                memory: args.docker_memory,
+                build_args: args.docker_build_arg,
+                print_image_tag: args.print_image_tag,
+                ..DockerConfig::default()
+            }),
+            invoke_with: args.invoke_with,
+        }
     }
-    let arch = match triple.split('-').next() {
-        Some("aarch64") => "arm64",
-        _ => "x86_64",
-    };
-    Err(format!(
-        "`{triple}` is not a target this tool builds: it builds glibc binaries for \
-         provided.al2023 (`x86_64-unknown-linux-gnu` or `aarch64-unknown-linux-gnu`); \
-         use `--arch {arch}`"
-    ))
 }
 
 /// Subcommands of `cargo lambda-build`; without one, it builds.
@@ -293,6 +418,10 @@ lambda.Dockerfile replaces the bundled one)"
     /// List or remove what --docker keeps on the Docker engine: images, volumes, containers
     #[command(subcommand)]
     Docker(DockerCommand),
+    /// Check what a build and a local run need on this machine, and say how to fix what is
+    /// missing
+    #[command(long_about = DOCTOR_LONG_ABOUT)]
+    Doctor(DoctorArgs),
     /// Print the shell completion script for `cargo lambda-build`
     #[command(after_help = "Examples:\n  \
 bash: source <(cargo lambda-build completions bash)   (in ~/.bashrc)\n  \
@@ -303,6 +432,26 @@ fish: cargo lambda-build completions fish > ~/.config/fish/conf.d/cargo-lambda-b
     #[command(after_help = "Examples:\n  cargo lambda-build man | man -l -\n  \
 cargo lambda-build man --dir ~/.local/share/man/man1")]
     Man(ManArgs),
+}
+
+const DOCTOR_LONG_ABOUT: &str = "\
+Check what a build and a local run need on this machine, and say how to fix what is missing: the \
+Rust toolchain and the Lambda targets, the linker for each architecture (zig or a GNU cross gcc), \
+qemu and the arm64 libraries a local run of the other architecture needs, the Docker engine \
+`--docker` would use (reachable, TLS, whether it sees this machine's files, Podman), the settings \
+found (cargo-lambda's included) and the functions of the project in the current directory.
+
+One line per check: `ok`, `warning` (something only --arch arm64, --docker or a local run needs) \
+or `error` (something a plain `cargo lambda-build` needs: x86_64, no --docker), with what to do. \
+Exits with 1 when there is an error, else 0.";
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    /// How the checks are printed on stdout: `human`, one line per check, or `json`, one object
+    /// per check and line, for scripts
+    #[arg(long, value_enum, value_name = "FMT", default_value_t = MessageFormat::Human,
+        hide_possible_values = true)]
+    pub message_format: MessageFormat,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -366,31 +515,33 @@ pub struct NewArgs {
     pub ci: Option<Ci>,
 }
 
-/// The CI systems `new --ci` writes a file for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Ci {
-    /// GitHub Actions: `.github/workflows/lambda.yml`
-    Github,
-    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`
-    Gitlab,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum MessageFormat {
-    /// A summary for people
-    #[default]
-    Human,
-    /// One JSON object per artifact, one per line
-    Json,
+impl From<NewArgs> for NewCrate {
+    fn from(args: NewArgs) -> NewCrate {
+        let kind = if args.extension {
+            Kind::Extension
+        } else if args.http {
+            Kind::Http
+        } else {
+            Kind::Function
+        };
+        NewCrate {
+            path: args.path,
+            kind,
+            ci: args.ci,
+        }
+    }
 }
 
 const COMPILATION: &str = "Compilation Options";
 const MANIFEST: &str = "Manifest Options";
 
-const INVOKE_LONG_ABOUT: &str = "\
+const INVOKE_LONG_ABOUT: &str = concat!(
+    "\
 Run a packaged function locally, the way Lambda runs it, before deploying it: the zip is extracted \
 into a fresh task root, `bootstrap` is started with Lambda's environment and served events by a \
-Runtime API (2018-06-01) on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
+Runtime API (",
+    crate::lambda::literal!(runtime_api_version),
+    ") on 127.0.0.1, with Lambda's timeout, payload limits and error payloads.
 
 Each response payload is printed on stdout, one per line; a streamed response as its chunks \
 arrive. The function's own output, and \
@@ -398,16 +549,20 @@ START / END / REPORT lines with the init duration, each invocation's duration an
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.
 
 With `--docker` (the default on macOS), the function runs in a Linux container of the build \
-image on the Docker engine instead, with the zip at /var/task and the layers at /opt, as \
-Lambda's user, its memory limited to `--memory`; the Runtime API stays on this machine.";
+image on the Docker engine instead, with the zip at ",
+    crate::lambda::literal!(task_root),
+    " and the layers at ",
+    crate::lambda::literal!(opt),
+    ", as Lambda's user, its memory limited to `--memory`; the Runtime API stays on this machine."
+);
 
 /// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Run a packaged lambda.zip (or bootstrap) locally as Lambda would",
+    about = concat!("Run a packaged ", crate::lambda::literal!(zip_name), " (or bootstrap) locally as Lambda would"),
     long_about = INVOKE_LONG_ABOUT,
-    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
-cargo lambda-build invoke dist/lambda.zip --data-file events.json --timeout 10"
+    after_help = concat!("Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
+cargo lambda-build invoke dist/", crate::lambda::literal!(zip_name), " --data-file events.json --timeout 10")
 )]
 pub struct InvokeArgs {
     /// The lambda.zip, or a bare bootstrap, to run [default: <outdir>/lambda.zip, else
@@ -482,8 +637,8 @@ Serve a packaged HTTP function (`lambda_http`, axum behind `lambda_http`...) on 
 the way a Lambda Function URL or API Gateway serves it: each HTTP request becomes the event that \
 service sends, the function runs in the same sandbox as `invoke` (Lambda's environment, timeout, \
 memory report, qemu-user for the other architecture; a Linux container with `--docker`, the \
-default on macOS), and its answer becomes the HTTP response: \
-status, headers, cookies, base64 bodies decoded.
+default on macOS), and its answer becomes the HTTP response: status, headers, cookies, base64 \
+bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
 serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
@@ -494,9 +649,9 @@ request too. Ctrl-C stops it.";
 #[command(
     about = "Serve a packaged HTTP function on a local port, as a Function URL or API Gateway would",
     long_about = SERVE_LONG_ABOUT,
-    after_help = "Examples:\n  cargo lambda-build --zip && cargo lambda-build serve\n  \
+    after_help = concat!("Examples:\n  cargo lambda-build --zip && cargo lambda-build serve\n  \
 curl 'http://127.0.0.1:9000/?name=Ferris'\n  \
-cargo lambda-build serve dist/lambda.zip --port 3000 --event-format rest-api"
+cargo lambda-build serve dist/", crate::lambda::literal!(zip_name), " --port 3000 --event-format rest-api")
 )]
 pub struct ServeArgs {
     /// The lambda.zip, or a bare bootstrap, to serve [default: <outdir>/lambda.zip, else
@@ -519,8 +674,8 @@ pub struct ServeArgs {
     pub bind: std::net::IpAddr,
 
     /// The event each request becomes: the service in front of the function
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormat::FunctionUrl)]
-    pub event_format: EventFormat,
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormatArg::FunctionUrl)]
+    pub event_format: EventFormatArg,
 
     /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
     /// build and serve it again when a source file of it or of a path dependency changes; a
@@ -532,9 +687,10 @@ pub struct ServeArgs {
     pub function: FunctionArgs,
 }
 
-/// The service in front of a served function, and so the event it sends.
+/// `--event-format`: the service in front of a served function. The `serve` stage reads it as its
+/// own `invoke::http::EventFormat` (which cannot be named here: `invoke` reads these flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum EventFormat {
+pub enum EventFormatArg {
     /// A Lambda Function URL (payload format 2.0)
     #[default]
     #[value(alias = "lambda-url", alias = "url")]
@@ -545,16 +701,6 @@ pub enum EventFormat {
     /// An API Gateway REST API, payload format 1.0, stage `Prod` (as `sam local start-api`)
     #[value(alias = "apigw", alias = "apigw-rest", alias = "rest")]
     RestApi,
-}
-
-impl EventFormat {
-    pub fn describe(self) -> &'static str {
-        match self {
-            EventFormat::FunctionUrl => "a Function URL",
-            EventFormat::HttpApi => "an HTTP API (payload 2.0)",
-            EventFormat::RestApi => "a REST API (payload 1.0)",
-        }
-    }
 }
 
 const PACKAGE_LONG_ABOUT: &str = "\
@@ -568,7 +714,7 @@ The architecture is read from the binary; `--arch` only makes sure it is the one
 /// elsewhere.
 #[derive(Debug, Clone, Args)]
 #[command(
-    about = "Package a Linux executable built elsewhere into bootstrap or lambda.zip, with the build's checks",
+    about = concat!("Package a Linux executable built elsewhere into bootstrap or ", crate::lambda::literal!(zip_name), ", with the build's checks"),
     long_about = PACKAGE_LONG_ABOUT,
     after_help = "Example: cargo lambda-build package --zip target/aarch64-unknown-linux-gnu/release/my-fn"
 )]
@@ -633,26 +779,88 @@ impl OutputArgs {
     }
 }
 
-/// How `--docker` gives the engine the project's files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DockerFiles {
-    /// Mounts when the engine sees this machine's files, else copies (checked once per engine)
-    #[default]
-    Auto,
-    /// Mounts the host's paths: an engine on this machine
-    Bind,
-    /// Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a host
-    Copy,
+// The values of the flags that take the domain's types: their names and their help.
+
+impl ValueEnum for Arch {
+    fn value_variants<'a>() -> &'a [Arch] {
+        &Arch::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let (name, aliases) = self.names().split_first()?;
+        Some(
+            PossibleValue::new(*name)
+                .aliases(aliases.iter().copied())
+                .help(match self {
+                    Arch::X86_64 => "Lambda's default architecture",
+                    Arch::Arm64 => "Graviton",
+                }),
+        )
+    }
 }
 
-impl DockerFiles {
-    pub fn name(self) -> &'static str {
-        match self {
-            DockerFiles::Auto => "auto",
-            DockerFiles::Bind => "bind",
-            DockerFiles::Copy => "copy",
-        }
+impl ValueEnum for DockerFiles {
+    fn value_variants<'a>() -> &'a [DockerFiles] {
+        &DockerFiles::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.name()).help(match self {
+            DockerFiles::Auto => {
+                "Mounts when the engine sees this machine's files, else copies (checked once per \
+                 engine)"
+            }
+            DockerFiles::Bind => "Mounts the host's paths: an engine on this machine",
+            DockerFiles::Copy => {
+                "Keeps the files in volumes on the engine, synced by content: CI's docker:dind, a \
+                 host"
+            }
+        }))
+    }
+}
+
+impl ValueEnum for MessageFormat {
+    fn value_variants<'a>() -> &'a [MessageFormat] {
+        &[MessageFormat::Human, MessageFormat::Json]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            MessageFormat::Human => PossibleValue::new("human").help("A summary for people"),
+            MessageFormat::Json => {
+                PossibleValue::new("json").help("One JSON object per artifact, one per line")
+            }
+        })
+    }
+}
+
+impl ValueEnum for ColorChoice {
+    fn value_variants<'a>() -> &'a [ColorChoice] {
+        &[ColorChoice::Auto, ColorChoice::Always, ColorChoice::Never]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(match self {
+            ColorChoice::Auto => "auto",
+            ColorChoice::Always => "always",
+            ColorChoice::Never => "never",
+        }))
+    }
+}
+
+impl ValueEnum for Ci {
+    fn value_variants<'a>() -> &'a [Ci] {
+        &[Ci::Github, Ci::Gitlab]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self {
+            Ci::Github => {
+                PossibleValue::new("github").help("GitHub Actions: `.github/workflows/lambda.yml`")
+            }
+            Ci::Gitlab => PossibleValue::new("gitlab")
+                .help("GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`"),
+        })
     }
 }
 
@@ -954,6 +1162,49 @@ mod tests {
         ] {
             assert!(Cli::try_parse_from(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cargo_lambdas_other_subcommands_say_what_to_run_instead() {
+        let refused = |args: &[&str]| {
+            let error = parse_from(args).expect_err("a usage error");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            error.to_string()
+        };
+        for (word, instead) in [
+            ("watch", "cargo lambda-build serve --watch"),
+            ("build", "run `cargo lambda-build`"),
+            ("deploy", "aws lambda update-function-code"),
+        ] {
+            for args in [
+                &["cargo", "lambda-build", word][..],
+                &["cargo", "lambda-build", word, "--release"],
+                &["cargo", "lambda-build", "--zip", "-v", word],
+            ] {
+                let text = refused(args);
+                assert!(
+                    text.contains(&format!("`{word}` is not a command")),
+                    "{args:?}: {text}"
+                );
+                assert!(text.contains(instead), "{args:?}: {text}");
+            }
+        }
+        let deploy = refused(&["cargo", "lambda-build", "deploy"]);
+        for tool in ["SAM", "CDK", "Terraform"] {
+            assert!(deploy.contains(tool), "{deploy}");
+        }
+        // Any other word keeps clap's own error.
+        assert!(refused(&["cargo", "lambda-build", "frob"]).contains("unrecognized subcommand"));
+        // Not commands, so neither in the help nor in the completions.
+        let command = Cli::command();
+        let lambda_build = command.find_subcommand("lambda-build").unwrap();
+        assert!(
+            lambda_build
+                .get_subcommands()
+                .all(|c| !["watch", "build", "deploy"].contains(&c.get_name()))
+        );
+        // A file named like one is still an argument where a command takes one.
+        assert!(parse_from(["cargo", "lambda-build", "invoke", "build"]).is_ok());
     }
 
     #[test]

@@ -10,19 +10,25 @@
 //!    and `CargoLambda.toml`'s `[build]` (see [`cargo_lambda_layer`]);
 //! 6. the defaults.
 //!
-//! The Cargo.toml tables come from `cargo metadata` (no TOML parsing here), are read against a
-//! schema of `Option`s (never the clap struct), and every key the schema does not know becomes a
-//! warning naming it. The facts about the process (terminal, CI, cwd, variables) are read once
-//! into [`Env`] and passed down, so tests can set them.
+//! Every source gives the same [`Layer`], and each key is declared once, in [`BuildSettings`]
+//! (one value per build) or [`FunctionSettings`] (one per function): serde reads the Cargo.toml
+//! tables (from `cargo metadata`, no TOML parsing here) and the variables against them, never
+//! against the command line's structs (`cli.rs` maps the flags to a [`CommandLine`]), and every
+//! key of a table they do not know becomes a warning naming it. A build-wide key is resolved by
+//! one helper, `agree`, for every package. The facts about the process (terminal, CI, cwd,
+//! variables) are read once into [`Env`] and passed down, so tests can set them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
+use serde::de::value::{Error as ValueError, MapDeserializer, SeqDeserializer};
+use serde::de::{DeserializeOwned, Error as _, IntoDeserializer, Visitor};
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
 use crate::arch::Arch;
-use crate::cli::{BuildArgs, DockerFiles, MessageFormat};
-use crate::env::{Env, Ui};
+use crate::env::{CONFIG_PREFIX, Env, Ui};
 use crate::project::{Function, Project};
 
 type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -51,11 +57,53 @@ impl ConfigError {
             }
             ConfigError::Conflict { key, .. } => format!(
                 "set `{key}` once for the build: on the command line, in \
-                 `CARGO_LAMBDA_BUILD_{}`, or in `[workspace.metadata.lambda-build]`",
-                key.to_uppercase().replace('-', "_")
+                 `{}`, or in `[workspace.metadata.lambda-build]`",
+                var_name(key)
             ),
         })
     }
+}
+
+/// How `--docker` gives the engine the project's files (`docker-files`). What `auto` means for
+/// an engine is found out by the probe, `build::docker::files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DockerFiles {
+    /// Bind when the engine sees this machine's files, else copy.
+    #[default]
+    Auto,
+    /// Bind-mount the host's paths: an engine on this machine.
+    Bind,
+    /// Keep the files in volumes on the engine, synced by content: a remote engine.
+    Copy,
+}
+
+impl DockerFiles {
+    pub const ALL: [DockerFiles; 3] = [DockerFiles::Auto, DockerFiles::Bind, DockerFiles::Copy];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DockerFiles::Auto => "auto",
+            DockerFiles::Bind => "bind",
+            DockerFiles::Copy => "copy",
+        }
+    }
+}
+
+impl fmt::Display for DockerFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// How results are printed on stdout (`--message-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageFormat {
+    /// A summary for people.
+    #[default]
+    Human,
+    /// One JSON object per line, for scripts.
+    Json,
 }
 
 /// `--docker` and its companions. Where the Dockerfile is found depends on the project, so the
@@ -78,6 +126,16 @@ pub struct DockerConfig {
     pub print_image_tag: bool,
 }
 
+/// Cargo's feature flags for the one invocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Package-qualified (`pkg/feature`) when they come from a package's table and several
+    /// packages are built.
+    pub features: Vec<String>,
+    pub all_features: bool,
+    pub no_default_features: bool,
+}
+
 /// Everything the later stages need to know about what the user asked for.
 #[derive(Debug, Clone)]
 pub struct BuildConfig {
@@ -89,9 +147,8 @@ pub struct BuildConfig {
     /// depend on which other packages are built with it (cargo unifies features in a run).
     pub per_package: bool,
     pub profile: String,
-    /// The features of every layer, package-qualified (`pkg/feature`) when they come from a
-    /// package's table and several packages are built.
-    pub features: clap_cargo::Features,
+    /// The features of every layer.
+    pub features: Features,
     /// One per function of the project, in its order.
     pub functions: Vec<FunctionConfig>,
     pub message_format: MessageFormat,
@@ -110,6 +167,9 @@ pub struct BuildConfig {
     pub invoke_with: Option<PathBuf>,
     /// Unknown keys and the like: printed as warnings, never fatal.
     pub warnings: Vec<String>,
+    /// What the settings files and variables (not the command line) hand to cargo, each with
+    /// where it was set: when cargo then fails, the user learns which file asked for it.
+    pub passed_to_cargo: Vec<String>,
 }
 
 /// The settings of one function (one binary).
@@ -128,133 +188,359 @@ pub struct FunctionConfig {
     pub layers: Vec<PathBuf>,
 }
 
-/// One layer: every key optional. Paths are absolute (each layer resolves its own relative
-/// paths: the command line and the environment against the current directory, a Cargo.toml
-/// table against its manifest's directory).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Layer {
+/// The keys one cargo invocation has once, so the packages of a build must agree on them
+/// (features aside: they add up). Named as written in Cargo.toml.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case", expecting = "a table of settings")]
+pub struct BuildSettings {
+    #[serde(default, deserialize_with = "arch_value", serialize_with = "as_text")]
     pub arch: Option<Arch>,
+    pub profile: Option<String>,
+    pub small: Option<bool>,
+    pub features: Option<Vec<String>>,
+    pub per_package: Option<bool>,
+    #[serde(serialize_with = "as_text")]
+    pub docker_files: Option<DockerFiles>,
+}
+
+/// A value as its text (`arm64`, `copy`), as Cargo.toml writes it.
+fn as_text<T: fmt::Display, S: serde::Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(value) => serializer.collect_str(value),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// The keys that may differ between the functions of one build: all that a
+/// `[package.metadata.lambda-build.bin.NAME]` table takes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case", expecting = "a table of settings")]
+pub struct FunctionSettings {
     pub zip: Option<bool>,
     pub outdir: Option<PathBuf>,
     pub include: Option<Vec<String>>,
     pub layers: Option<Vec<PathBuf>>,
-    pub profile: Option<String>,
-    pub small: Option<bool>,
-    pub features: Option<Vec<String>>,
     pub extension: Option<bool>,
-    pub per_package: Option<bool>,
-    /// With where it was set (`--docker-files`, the variable, the table).
-    pub docker_files: Option<(DockerFiles, String)>,
+}
+
+/// Where a layer comes from, to say where one of its keys was set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    CommandLine,
+    Environment,
+    /// A table of a package (its own, one of its `bin.NAME`, cargo-lambda's), named as messages
+    /// name it.
+    Package(String),
+    /// A table of the workspace (its own, cargo-lambda's), named as messages name it.
+    Workspace(String),
+}
+
+impl Source {
+    /// How a message names `key` as this layer sets it (`--docker-files`,
+    /// `CARGO_LAMBDA_BUILD_DOCKER_FILES`, `docker-files` in a table).
+    pub fn naming(&self, key: &str) -> String {
+        match self {
+            Source::CommandLine => format!("`--{key}`"),
+            Source::Environment => format!("`{}`", var_name(key)),
+            Source::Package(table) | Source::Workspace(table) => format!("`{key}` in {table}"),
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    /// Names the layer: a table as messages name it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::CommandLine => f.write_str("the command line"),
+            Source::Environment => f.write_str("the environment"),
+            Source::Package(table) | Source::Workspace(table) => f.write_str(table),
+        }
+    }
+}
+
+/// The variable of a key: `per-package` is `CARGO_LAMBDA_BUILD_PER_PACKAGE`.
+fn var_name(key: &str) -> String {
+    format!("{CONFIG_PREFIX}{}", key.to_uppercase().replace('-', "_"))
+}
+
+/// One layer of settings, whatever its source: every key optional. Paths are absolute once
+/// the layer is read (the command line and the environment against the current directory, a
+/// Cargo.toml table against its manifest's directory).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layer {
+    pub source: Source,
+    pub build: BuildSettings,
+    pub function: FunctionSettings,
 }
 
 impl Layer {
-    /// This layer over `lower`: each key from the first of the two that sets it.
-    #[must_use]
-    pub fn over(self, lower: &Layer) -> Layer {
-        Layer {
-            arch: self.arch.or(lower.arch),
-            zip: self.zip.or(lower.zip),
-            outdir: self.outdir.or_else(|| lower.outdir.clone()),
-            include: self.include.or_else(|| lower.include.clone()),
-            layers: self.layers.or_else(|| lower.layers.clone()),
-            profile: self.profile.or_else(|| lower.profile.clone()),
-            small: self.small.or(lower.small),
-            per_package: self.per_package.or(lower.per_package),
-            features: self.features.or_else(|| lower.features.clone()),
-            extension: self.extension.or(lower.extension),
-            docker_files: self.docker_files.or_else(|| lower.docker_files.clone()),
-        }
-    }
-
-    /// The command line: a flag that is absent sets nothing.
-    pub fn from_args(args: &BuildArgs, cwd: &Path) -> Layer {
-        Layer {
-            arch: args.arch.or(args.cargo_lambda.arch()),
-            zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
-            outdir: args.outdir.as_ref().map(|dir| cwd.join(dir)),
-            include: (!args.include.is_empty()).then(|| args.include.clone()),
-            layers: (!args.layer.is_empty())
-                .then(|| args.layer.iter().map(|l| cwd.join(l)).collect()),
-            profile: args
-                .profile
-                .clone()
-                .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
-            small: args.small.then_some(true),
-            per_package: args.per_package.then_some(true),
-            features: (!args.features.features.is_empty()).then(|| args.features.features.clone()),
-            extension: args.extension.then_some(true),
-            docker_files: args
-                .docker_files
-                .map(|files| (files, "`--docker-files`".to_string())),
-        }
-    }
-
-    /// `CARGO_LAMBDA_BUILD_<KEY>` variables; an empty one counts as unset. Lists (`INCLUDE`,
-    /// `FEATURES`) are separated by commas.
-    pub fn from_env(vars: &[(String, String)], cwd: &Path) -> Result<Layer> {
-        let get = |key: &str| {
-            let name = format!("{}{key}", crate::env::CONFIG_PREFIX);
-            vars.iter()
-                .rev()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| v.trim())
-                .filter(|v| !v.is_empty())
-                .map(|v| (name, v))
-        };
-        let invalid = |name: String, message: String| ConfigError::Invalid {
-            origin: format!("`{name}`"),
-            message,
-        };
-        let list = |value: &str| -> Vec<String> {
-            value
-                .split(',')
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from)
-                .collect()
-        };
-        let bool_var = |key: &str| -> Result<Option<bool>> {
-            get(key)
-                .map(|(name, value)| {
-                    parse_bool(value).ok_or_else(|| invalid(name, format!(
-                    "`{value}` is not a boolean: use `true` or `false` (or 1, 0, yes, no)"
-                )))
-                })
-                .transpose()
-        };
-        Ok(Layer {
-            arch: get("ARCH")
-                .map(|(name, value)| parse_arch(value).map_err(|message| invalid(name, message)))
-                .transpose()?,
-            zip: bool_var("ZIP")?,
-            outdir: get("OUTDIR").map(|(_, value)| cwd.join(value)),
-            include: get("INCLUDE").map(|(_, value)| list(value)),
-            layers: get("LAYERS")
-                .map(|(_, value)| list(value).iter().map(|l| cwd.join(l)).collect()),
-            profile: get("PROFILE").map(|(_, value)| value.to_string()),
-            small: bool_var("SMALL")?,
-            per_package: bool_var("PER_PACKAGE")?,
-            features: get("FEATURES").map(|(_, value)| {
-                value
-                    .split([',', ' '])
-                    .filter(|f| !f.is_empty())
-                    .map(String::from)
-                    .collect()
-            }),
-            extension: bool_var("EXTENSION")?,
-            docker_files: get("DOCKER_FILES")
-                .map(|(name, value)| {
-                    <DockerFiles as clap::ValueEnum>::from_str(value, false)
-                        .map(|files| (files, format!("`{name}`")))
-                        .map_err(|_| {
-                            invalid(
-                                name,
-                                format!("`{value}` is not a mode: use `auto`, `bind` or `copy`"),
-                            )
+    /// The keys this layer sets, each with its value as Cargo.toml would write it
+    /// (`arch = "arm64"`), in the structs' order.
+    pub fn keys(&self) -> Vec<(String, String)> {
+        let mut keys = Vec::new();
+        for table in [
+            serde_json::to_value(&self.build),
+            serde_json::to_value(&self.function),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let serde_json::Value::Object(table) = table else {
+                continue;
+            };
+            for (key, value) in table {
+                let text = match value {
+                    serde_json::Value::Null => continue,
+                    serde_json::Value::String(text) => text,
+                    serde_json::Value::Array(items) => items
+                        .iter()
+                        .map(|item| {
+                            item.as_str()
+                                .map_or_else(|| item.to_string(), str::to_owned)
                         })
-                })
-                .transpose()?,
-        })
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    other => other.to_string(),
+                };
+                keys.push((key, text));
+            }
+        }
+        keys
+    }
+
+    /// A layer that sets nothing yet.
+    pub fn new(source: Source) -> Layer {
+        Layer {
+            source,
+            build: BuildSettings::default(),
+            function: FunctionSettings::default(),
+        }
+    }
+
+    /// Its relative paths taken from `base`.
+    fn rebased(mut self, base: &Path) -> Layer {
+        let function = &mut self.function;
+        function.outdir = function.outdir.take().map(|dir| base.join(dir));
+        function.layers = (function.layers.take())
+            .map(|layers| layers.iter().map(|layer| base.join(layer)).collect());
+        self
+    }
+
+    /// `CARGO_LAMBDA_BUILD_<KEY>` variables, read against the same keys as the tables; an
+    /// empty one counts as unset, and one that names no key is not read.
+    fn from_env(vars: &[(String, String)], cwd: &Path) -> Result<Layer> {
+        let values: Vec<(String, Var)> = vars
+            .iter()
+            .filter_map(|(name, value)| {
+                let key = name
+                    .strip_prefix(CONFIG_PREFIX)?
+                    .to_lowercase()
+                    .replace('_', "-");
+                let value = Var::of(&key, value.trim());
+                (var_name(&key) == *name && !value.text.is_empty()).then_some((key, value))
+            })
+            .collect();
+        let read = |layer: &mut Layer| -> Result<(), serde_path_to_error::Error<ValueError>> {
+            let map = || MapDeserializer::new(values.iter().map(|(k, v)| (k.as_str(), *v)));
+            layer.build = serde_path_to_error::deserialize(map())?;
+            layer.function = serde_path_to_error::deserialize(map())?;
+            Ok(())
+        };
+        let mut layer = Layer::new(Source::Environment);
+        read(&mut layer).map_err(|e| ConfigError::Invalid {
+            origin: format!("`{}`", var_name(&e.path().to_string())),
+            message: e.inner().to_string(),
+        })?;
+        Ok(layer.rebased(cwd))
+    }
+
+    /// A `[package.metadata.lambda-build]` or `[workspace.metadata.lambda-build]` table from
+    /// `cargo metadata`'s JSON (`Null` when absent), its relative paths from `base`: its layer,
+    /// and one per `bin.NAME` table in it. Keys no settings struct knows are pushed to
+    /// `warnings`, named as written; a bad value is an error naming its key.
+    fn read_table(
+        value: &Value,
+        source: &Source,
+        base: &Path,
+        warnings: &mut Vec<String>,
+    ) -> Result<(Layer, BTreeMap<String, Layer>)> {
+        let origin = &source.to_string();
+        if value.is_null() {
+            return Ok((Layer::new(source.clone()), BTreeMap::new()));
+        }
+        /// The `bin.NAME` tables of a table.
+        #[derive(Deserialize)]
+        struct Bins {
+            #[serde(default)]
+            bin: BTreeMap<String, FunctionSettings>,
+        }
+        let (build, not_build) = read_keys::<BuildSettings>(value, origin)?;
+        let (function, not_function) = read_keys::<FunctionSettings>(value, origin)?;
+        // Every key but `bin` is unknown to this pass, and those of a `bin.NAME` table that
+        // `FunctionSettings` does not take, in the table's order.
+        let (bins, not_bins) = read_keys::<Bins>(value, origin)?;
+        for key in not_bins {
+            let known = if key.starts_with("bin.") {
+                keys_of::<FunctionSettings>().join(", ")
+            } else if not_build.contains(&key) && not_function.contains(&key) {
+                [
+                    keys_of::<BuildSettings>(),
+                    keys_of::<FunctionSettings>(),
+                    &["bin.NAME"],
+                ]
+                .concat()
+                .join(", ")
+            } else {
+                continue;
+            };
+            warnings.push(format!(
+                "{origin}: unknown key `{key}` (ignored); the keys are: {known}"
+            ));
+        }
+        let layer = |build, function| {
+            let layer = Layer {
+                source: source.clone(),
+                build,
+                function,
+            };
+            layer.rebased(base)
+        };
+        let bins = (bins.bin.into_iter())
+            .map(|(name, function)| (name, layer(BuildSettings::default(), function)))
+            .collect();
+        Ok((layer(build, function), bins))
+    }
+}
+
+/// `value` read into `T`, and the keys `T` does not know, as written (`bin.api.arch`).
+fn read_keys<T: DeserializeOwned>(value: &Value, origin: &str) -> Result<(T, Vec<String>)> {
+    let mut unknown = Vec::new();
+    let keys = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        value,
+        &mut |path: serde_ignored::Path| unknown.push(path.to_string()),
+    ))
+    .map_err(|e| ConfigError::Invalid {
+        origin: origin.to_string(),
+        // The error names the key that holds the bad value (`include`, `bin.api.zip`).
+        message: match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            key => format!("`{key}`: {}", e.inner()),
+        },
+    })?;
+    Ok((keys, unknown))
+}
+
+/// The keys a settings struct reads, in its order: serde's own list, for the warning about an
+/// unknown key.
+fn keys_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    /// Answers serde's request for a struct with the struct's field names, and nothing else.
+    struct Fields(&'static [&'static str]);
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = ValueError;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, ValueError> {
+            Err(ValueError::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, ValueError> {
+            self.0 = fields;
+            Err(ValueError::custom("only the field names were asked for"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+            option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+            ignored_any
+        }
+    }
+    let mut fields = Fields(&[]);
+    let _ = T::deserialize(&mut fields);
+    fields.0
+}
+
+/// A variable's value, read as the type of its key: a boolean as people write it (`yes`, `1`),
+/// a list separated by commas, a mode by its name, anything else as the text.
+#[derive(Debug, Clone, Copy)]
+struct Var<'a> {
+    text: &'a str,
+    separators: &'static [char],
+}
+
+impl<'a> Var<'a> {
+    fn of(key: &str, text: &'a str) -> Var<'a> {
+        // Cargo reads a list of features separated by spaces too (`-F "a b"`).
+        let separators: &[char] = if key == "features" {
+            &[',', ' ']
+        } else {
+            &[',']
+        };
+        Var { text, separators }
+    }
+}
+
+impl<'de> IntoDeserializer<'de, ValueError> for Var<'_> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> Deserializer<'de> for Var<'_> {
+    type Error = ValueError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_str(self.text)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match parse_bool(self.text) {
+            Some(value) => visitor.visit_bool(value),
+            None => Err(ValueError::custom(format!(
+                "`{}` is not a boolean: use `true` or `false` (or 1, 0, yes, no)",
+                self.text
+            ))),
+        }
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        let items = (self.text.split(self.separators))
+            .map(str::trim)
+            .filter(|item| !item.is_empty())
+            .map(|text| Var { text, ..self });
+        visitor.visit_seq(SeqDeserializer::new(items))
+    }
+
+    /// The one setting of this kind is `docker-files`, whose values are modes.
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, ValueError> {
+        if variants.contains(&self.text) {
+            return visitor.visit_enum(self.text.into_deserializer());
+        }
+        let mut names: Vec<String> = variants.iter().map(|v| format!("`{v}`")).collect();
+        let last = names.pop().unwrap_or_default();
+        Err(ValueError::custom(format!(
+            "`{}` is not a mode: use {} or {last}",
+            self.text,
+            names.join(", ")
+        )))
+    }
+
+    serde::forward_to_deserialize_any! {
+        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        unit_struct newtype_struct tuple tuple_struct map struct identifier ignored_any
     }
 }
 
@@ -266,131 +552,13 @@ fn parse_bool(value: &str) -> Option<bool> {
     }
 }
 
-fn parse_arch(name: &str) -> Result<Arch, String> {
-    <Arch as clap::ValueEnum>::from_str(name, false)
-        .map_err(|_| format!("`{name}` is not a Lambda architecture: use `x86_64` or `arm64`"))
-}
-
-/// `[package.metadata.lambda-build]` and `[workspace.metadata.lambda-build]`, as written.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Table {
-    #[serde(default, deserialize_with = "arch_value")]
-    pub arch: Option<Arch>,
-    pub zip: Option<bool>,
-    pub outdir: Option<PathBuf>,
-    pub include: Option<Vec<String>>,
-    pub layers: Option<Vec<PathBuf>>,
-    pub profile: Option<String>,
-    pub small: Option<bool>,
-    pub features: Option<Vec<String>>,
-    pub extension: Option<bool>,
-    pub per_package: Option<bool>,
-    pub docker_files: Option<DockerFiles>,
-    /// Per-binary tables (package tables only).
-    #[serde(default)]
-    pub bin: BTreeMap<String, BinTable>,
-}
-
-/// `[package.metadata.lambda-build.bin.NAME]`: what can differ between the binaries of one
-/// build. Architecture, profile and features cannot: one cargo invocation builds them all.
-#[derive(Debug, Default, Clone, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct BinTable {
-    pub zip: Option<bool>,
-    pub outdir: Option<PathBuf>,
-    pub include: Option<Vec<String>>,
-    pub layers: Option<Vec<PathBuf>>,
-    pub extension: Option<bool>,
-}
-
-/// The keys of [`Table`], for the warning about an unknown one.
-const TABLE_KEYS: &str = "arch, zip, outdir, include, layers, profile, small, features, extension, per-package, docker-files, \
-     bin.NAME";
-const BIN_TABLE_KEYS: &str = "zip, outdir, include, layers, extension";
-
 fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>, D::Error> {
     let name = String::deserialize(deserializer)?;
-    parse_arch(&name)
-        .map(Some)
-        .map_err(serde::de::Error::custom)
-}
-
-impl Table {
-    /// Reads a table from `cargo metadata`'s JSON (`Null` when absent). Keys the schema does
-    /// not know are pushed to `warnings`, named as written; a bad value is an error.
-    pub fn parse(
-        value: &serde_json::Value,
-        origin: &str,
-        warnings: &mut Vec<String>,
-    ) -> Result<Table> {
-        if value.is_null() {
-            return Ok(Table::default());
-        }
-        let mut unknown = Vec::new();
-        // The error names the key that holds the bad value (`include`, `bin.api.zip`).
-        let table: Table = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-            value.clone(),
-            &mut |path: serde_ignored::Path| unknown.push(path.to_string()),
+    Arch::from_name(&name).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`{name}` is not a Lambda architecture: use `x86_64` or `arm64`"
         ))
-        .map_err(|e| ConfigError::Invalid {
-            origin: origin.to_string(),
-            message: match e.path().to_string().as_str() {
-                "." => e.inner().to_string(),
-                key => format!("`{key}`: {}", e.inner()),
-            },
-        })?;
-        for key in unknown {
-            let known = if key.starts_with("bin.") {
-                BIN_TABLE_KEYS
-            } else {
-                TABLE_KEYS
-            };
-            warnings.push(format!(
-                "{origin}: unknown key `{key}` (ignored); the keys are: {known}"
-            ));
-        }
-        Ok(table)
-    }
-
-    /// The table's own keys as a layer, relative paths against `base`; `origin` names the
-    /// table for the settings that say where they came from.
-    fn layer(&self, base: &Path, origin: &str) -> Layer {
-        Layer {
-            arch: self.arch,
-            zip: self.zip,
-            outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
-            include: self.include.clone(),
-            layers: self
-                .layers
-                .as_ref()
-                .map(|l| l.iter().map(|l| base.join(l)).collect()),
-            profile: self.profile.clone(),
-            small: self.small,
-            per_package: self.per_package,
-            features: self.features.clone(),
-            extension: self.extension,
-            docker_files: self
-                .docker_files
-                .map(|files| (files, format!("`docker-files` in {origin}"))),
-        }
-    }
-}
-
-impl BinTable {
-    fn layer(&self, base: &Path) -> Layer {
-        Layer {
-            zip: self.zip,
-            outdir: self.outdir.as_ref().map(|dir| base.join(dir)),
-            include: self.include.clone(),
-            layers: self
-                .layers
-                .as_ref()
-                .map(|l| l.iter().map(|l| base.join(l)).collect()),
-            extension: self.extension,
-            ..Layer::default()
-        }
-    }
+    })
 }
 
 /// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`).
@@ -400,57 +568,55 @@ const CARGO_LAMBDA_KEYS: &str = "include, arm64, x86_64, target, output_format, 
 /// `CargoLambda.toml`'s `[build]`) as a layer: the keys that mean the same here are read with
 /// their meaning there; every other key is named in a warning, with what to do instead.
 pub fn cargo_lambda_layer(
-    value: &serde_json::Value,
-    origin: &str,
+    value: &Value,
+    source: Source,
     base: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<Layer> {
-    let mut layer = Layer::default();
+    let origin = source.to_string();
+    let mut layer = Layer::new(source);
     let Some(table) = value.as_object() else {
         return Ok(layer);
     };
-    let invalid = |key: &str, expected: &str| ConfigError::Invalid {
-        origin: origin.to_string(),
-        message: format!("`{key}`: expected {expected}"),
+    let invalid = |key: &str, message: String| ConfigError::Invalid {
+        origin: origin.clone(),
+        message: format!("`{key}`: {message}"),
     };
-    let strings = |key: &str, value: &serde_json::Value| -> Result<Vec<String>> {
+    let expected = |key: &str, what: &str| invalid(key, format!("expected {what}"));
+    let strings = |key: &str, value: &Value| -> Result<Vec<String>> {
         value
             .as_array()
             .and_then(|items| items.iter().map(|i| i.as_str().map(String::from)).collect())
-            .ok_or_else(|| invalid(key, "a list of strings"))
+            .ok_or_else(|| expected(key, "a list of strings"))
     };
+    let (build, function) = (&mut layer.build, &mut layer.function);
     for (key, value) in table {
         let flag = || {
             value
                 .as_bool()
-                .ok_or_else(|| invalid(key, "`true` or `false`"))
+                .ok_or_else(|| expected(key, "`true` or `false`"))
         };
-        let text = || value.as_str().ok_or_else(|| invalid(key, "a string"));
+        let text = || value.as_str().ok_or_else(|| expected(key, "a string"));
         match key.replace('-', "_").as_str() {
-            "include" => layer.include = Some(strings(key, value)?),
-            "features" => layer.features = Some(strings(key, value)?),
-            "arm64" if flag()? => layer.arch = Some(Arch::Arm64),
-            "x86_64" if flag()? => layer.arch = Some(Arch::X86_64),
+            "include" => function.include = Some(strings(key, value)?),
+            "features" => build.features = Some(strings(key, value)?),
+            "arm64" if flag()? => build.arch = Some(Arch::Arm64),
+            "x86_64" if flag()? => build.arch = Some(Arch::X86_64),
             "arm64" | "x86_64" => {}
             "target" => {
-                let arch = crate::cli::parse_lambda_target(text()?).map_err(|message| {
-                    ConfigError::Invalid {
-                        origin: origin.to_string(),
-                        message: format!("`{key}`: {message}"),
-                    }
-                })?;
-                layer.arch = Some(arch);
+                let arch = Arch::from_lambda_target(text()?);
+                build.arch = Some(arch.map_err(|message| invalid(key, message))?);
             }
             "output_format" => {
-                layer.zip = Some(match text()?.to_ascii_lowercase().as_str() {
+                function.zip = Some(match text()?.to_ascii_lowercase().as_str() {
                     "zip" => true,
                     "binary" => false,
-                    _ => return Err(invalid(key, "`zip` or `binary`")),
+                    _ => return Err(expected(key, "`zip` or `binary`")),
                 })
             }
-            "lambda_dir" => layer.outdir = Some(base.join(text()?)),
-            "extension" => layer.extension = Some(flag()?),
-            "profile" => layer.profile = Some(text()?.to_string()),
+            "lambda_dir" => function.outdir = Some(text()?.into()),
+            "extension" => function.extension = Some(flag()?),
+            "profile" => build.profile = Some(text()?.to_string()),
             // The release profile is the default here.
             "release" => {}
             other => warnings.push(format!(
@@ -464,247 +630,282 @@ pub fn cargo_lambda_layer(
             )),
         }
     }
-    Ok(layer)
+    Ok(layer.rebased(base))
 }
 
-/// Where a function's settings came from, highest first.
-struct Layers {
-    /// Command line over environment: the same for every function.
-    top: Layer,
-    workspace: Layer,
+/// What the command line asks for: its layer (relative paths as typed; `resolve` takes them
+/// from the current directory), and what only the command line says. `cli.rs` makes it from
+/// the flags.
+#[derive(Debug, Clone)]
+pub struct CommandLine {
+    pub layer: Layer,
+    pub all_features: bool,
+    pub no_default_features: bool,
+    pub message_format: MessageFormat,
+    pub verify: bool,
+    pub target_dir: Option<PathBuf>,
+    pub locked: bool,
+    pub offline: bool,
+    pub frozen: bool,
+    /// Set when a flag asks for a container build; its `files` come from the layers.
+    pub docker: Option<DockerConfig>,
+    pub invoke_with: Option<PathBuf>,
+}
+
+/// The layers below the environment, each table read once, however many functions it serves.
+struct Tables<'p> {
+    /// `[workspace.metadata.lambda-build]`, then cargo-lambda's workspace tables.
+    workspace: Vec<Layer>,
+    /// Per package manifest: its own table then cargo-lambda's, and its `bin.NAME` tables.
+    packages: BTreeMap<&'p Path, (Vec<Layer>, BTreeMap<String, Layer>)>,
+}
+
+impl<'p> Tables<'p> {
+    fn read(project: &'p Project, warnings: &mut Vec<String>) -> Result<Tables<'p>> {
+        let root = &project.workspace_root;
+        let table = format!(
+            "`[workspace.metadata.lambda-build]` in `{}`",
+            root.join("Cargo.toml").display()
+        );
+        let source = Source::Workspace(table.clone());
+        let (own, bins) = Layer::read_table(&project.workspace_config, &source, root, warnings)?;
+        if !bins.is_empty() {
+            warnings.push(format!(
+                "{table}: unknown key `bin` (ignored); per-binary tables go in the package: \
+                 `[package.metadata.lambda-build.bin.NAME]`"
+            ));
+        }
+        // cargo-lambda's tables sit under this tool's own at each level.
+        let mut workspace = vec![own];
+        for (origin, table) in &project.cargo_lambda {
+            let source = Source::Workspace(origin.clone());
+            workspace.push(cargo_lambda_layer(table, source, root, warnings)?);
+        }
+        let mut packages = BTreeMap::new();
+        for function in &project.functions {
+            let manifest = function.manifest_path.as_path();
+            if packages.contains_key(manifest) {
+                continue;
+            }
+            let of_package = |table: &str| {
+                Source::Package(format!(
+                    "`[package.metadata.{table}]` of package `{}` (`{}`)",
+                    function.package,
+                    manifest.display()
+                ))
+            };
+            let root = function.package_root();
+            let (own, bins) = Layer::read_table(
+                &function.package_config,
+                &of_package("lambda-build"),
+                root,
+                warnings,
+            )?;
+            let cargo_lambda = cargo_lambda_layer(
+                &function.cargo_lambda_config,
+                of_package("lambda.build"),
+                root,
+                warnings,
+            )?;
+            packages.insert(manifest, (vec![own, cargo_lambda], bins));
+        }
+        Ok(Tables {
+            workspace,
+            packages,
+        })
+    }
+
+    /// `function`'s layers, highest first: `top`, then its `bin.NAME` table, its package's
+    /// tables, the workspace's.
+    fn stack<'a>(&'a self, top: &'a [Layer], function: &'a Function) -> Stack<'a> {
+        let (package, bins) = &self.packages[function.manifest_path.as_path()];
+        let layers = (top.iter())
+            .chain(bins.get(&function.bin))
+            .chain(package)
+            .chain(&self.workspace)
+            .collect();
+        Stack { function, layers }
+    }
+}
+
+/// One function's layers, highest first: for each key, the first that sets it wins.
+struct Stack<'a> {
+    function: &'a Function,
+    layers: Vec<&'a Layer>,
+}
+
+impl<'a> Stack<'a> {
+    /// The layer that sets a key, if one does.
+    fn setter<T>(&self, key: impl Fn(&Layer) -> &Option<T>) -> Option<&'a Layer> {
+        self.layers
+            .iter()
+            .copied()
+            .find(|layer| key(layer).is_some())
+    }
+
+    /// The value of a key, from the layer that sets it.
+    fn get<T: Clone>(&self, key: impl Fn(&Layer) -> &Option<T>) -> Option<T> {
+        self.layers.iter().find_map(|layer| key(layer).clone())
+    }
+
+    fn function_config(&self, cwd: &Path) -> FunctionConfig {
+        FunctionConfig {
+            package: self.function.package.clone(),
+            bin: self.function.bin.clone(),
+            zip: self.get(|l| &l.function.zip).unwrap_or(false),
+            // `mix lambda.build` writes into the current directory by default.
+            outdir: (self.get(|l| &l.function.outdir)).unwrap_or_else(|| cwd.to_path_buf()),
+            include: self.get(|l| &l.function.include).unwrap_or_default(),
+            extension: self.get(|l| &l.function.extension).unwrap_or(false),
+            layers: self.get(|l| &l.function.layers).unwrap_or_default(),
+        }
+    }
+}
+
+/// The value a build-wide key has for every function (`default` where no layer sets it): one
+/// cargo invocation builds them all, so two packages that differ are refused, naming both.
+fn agree<T: Clone + PartialEq + fmt::Display>(
+    key: &'static str,
+    stacks: &[Stack],
+    default: T,
+    setting: impl Fn(&Layer) -> &Option<T>,
+) -> Result<T> {
+    let mut first: Option<(T, &Function)> = None;
+    for stack in stacks {
+        let value = stack.get(&setting).unwrap_or_else(|| default.clone());
+        match &first {
+            Some((seen, other)) if *seen != value => {
+                return Err(ConfigError::Conflict {
+                    key,
+                    packages: [other.package.clone(), stack.function.package.clone()],
+                    values: [seen.to_string(), value.to_string()],
+                });
+            }
+            Some(_) => {}
+            None => first = Some((value, stack.function)),
+        }
+    }
+    Ok(first.map_or(default, |(value, _)| value))
+}
+
+/// Every function's features, each once. A package's own features name its features: with
+/// several packages in one invocation, cargo needs them qualified as `package/feature`.
+fn features(stacks: &[Stack]) -> Vec<String> {
+    let packages: BTreeSet<&Path> = (stacks.iter())
+        .map(|stack| stack.function.manifest_path.as_path())
+        .collect();
+    let mut features: Vec<String> = Vec::new();
+    for stack in stacks {
+        let Some(layer) = stack.setter(|l| &l.build.features) else {
+            continue;
+        };
+        let qualify = packages.len() > 1 && matches!(layer.source, Source::Package(_));
+        for feature in layer.build.features.iter().flatten() {
+            let feature = if qualify && !feature.contains('/') {
+                format!("{}/{feature}", stack.function.package)
+            } else {
+                feature.clone()
+            };
+            if !features.contains(&feature) {
+                features.push(feature);
+            }
+        }
+    }
+    features
+}
+
+/// The features and the profile that a layer other than the command line gave, named with
+/// where they were set (`` features `test` from `[build]` in `/p/CargoLambda.toml` ``).
+fn passed_to_cargo(stacks: &[Stack]) -> Vec<String> {
+    let mut passed = Vec::new();
+    for stack in stacks {
+        let given = [
+            stack.setter(|l| &l.build.features).map(|layer| {
+                let features = layer.build.features.iter().flatten();
+                let names: Vec<String> = features.map(|f| format!("`{f}`")).collect();
+                (layer, "features", names.join(", "))
+            }),
+            stack.setter(|l| &l.build.profile).map(|layer| {
+                let profile = layer.build.profile.as_deref().unwrap_or_default();
+                (layer, "profile", format!("`{profile}`"))
+            }),
+        ];
+        for (layer, key, value) in given.into_iter().flatten() {
+            if layer.source == Source::CommandLine || value.is_empty() {
+                continue;
+            }
+            let line = format!("{key} {value} from {}", layer.source.naming(key));
+            if !passed.contains(&line) {
+                passed.push(line);
+            }
+        }
+    }
+    passed
 }
 
 impl BuildConfig {
     /// Merges the command line, the environment and the project's Cargo.toml tables. `ui` is
     /// the one `main` worked out from the same flags (it colours errors before a config exists).
-    pub fn resolve(args: BuildArgs, env: &Env, ui: Ui, project: &Project) -> Result<BuildConfig> {
+    pub fn resolve(
+        command_line: impl Into<CommandLine>,
+        env: &Env,
+        ui: Ui,
+        project: &Project,
+    ) -> Result<BuildConfig> {
+        let flags: CommandLine = command_line.into();
         let mut warnings = Vec::new();
+        let tables = Tables::read(project, &mut warnings)?;
+        let top = [
+            flags.layer.rebased(&env.cwd),
+            Layer::from_env(&env.config_vars(), &env.cwd)?,
+        ];
+        let stacks: Vec<Stack> = (project.functions.iter())
+            .map(|function| tables.stack(&top, function))
+            .collect();
 
-        let workspace_manifest = project.workspace_root.join("Cargo.toml");
-        let workspace_table = Table::parse(
-            &project.workspace_config,
-            &format!(
-                "`[workspace.metadata.lambda-build]` in `{}`",
-                workspace_manifest.display()
-            ),
-            &mut warnings,
-        )?;
-        if !workspace_table.bin.is_empty() {
-            warnings.push(format!(
-                "`[workspace.metadata.lambda-build]` in `{}`: unknown key `bin` (ignored); \
-                 per-binary tables go in the package: `[package.metadata.lambda-build.bin.NAME]`",
-                workspace_manifest.display()
-            ));
-        }
-        // cargo-lambda's tables sit under this tool's own at each level.
-        let mut workspace = workspace_table.layer(
-            &project.workspace_root,
-            &format!(
-                "`[workspace.metadata.lambda-build]` in `{}`",
-                workspace_manifest.display()
-            ),
-        );
-        for (origin, table) in &project.cargo_lambda {
-            let layer = cargo_lambda_layer(table, origin, &project.workspace_root, &mut warnings)?;
-            workspace = workspace.over(&layer);
-        }
-        let layers = Layers {
-            top: Layer::from_args(&args, &env.cwd)
-                .over(&Layer::from_env(&env.config_vars(), &env.cwd)?),
-            workspace,
-        };
-
-        // Package tables are read once per package, however many of its binaries are built.
-        let mut package_tables: BTreeMap<&Path, (Table, String)> = BTreeMap::new();
-        let mut cargo_lambda_tables: BTreeMap<&Path, Layer> = BTreeMap::new();
-        for function in &project.functions {
-            if !package_tables.contains_key(function.manifest_path.as_path()) {
-                let origin = format!(
-                    "`[package.metadata.lambda-build]` of package `{}` (`{}`)",
-                    function.package,
-                    function.manifest_path.display()
-                );
-                let table = Table::parse(&function.package_config, &origin, &mut warnings)?;
-                package_tables.insert(&function.manifest_path, (table, origin));
-                let origin = format!(
-                    "`[package.metadata.lambda.build]` of package `{}` (`{}`)",
-                    function.package,
-                    function.manifest_path.display()
-                );
-                let layer = cargo_lambda_layer(
-                    &function.cargo_lambda_config,
-                    &origin,
-                    function.package_root(),
-                    &mut warnings,
-                )?;
-                cargo_lambda_tables.insert(&function.manifest_path, layer);
-            }
-        }
-        let several_packages = package_tables.len() > 1;
-
-        let mut functions = Vec::new();
-        let mut arch: Option<(Arch, &Function)> = None;
-        let mut profile: Option<(String, &Function)> = None;
-        let mut small: Option<(bool, &Function)> = None;
-        let mut per_package: Option<(bool, &Function)> = None;
-        let mut docker_files: Option<((DockerFiles, Option<String>), &Function)> = None;
-        let mut features: Vec<String> = Vec::new();
-        for function in &project.functions {
-            let root = function.package_root();
-            let (table, origin) = &package_tables[function.manifest_path.as_path()];
-            let package_layer = table
-                .layer(root, origin)
-                .over(&cargo_lambda_tables[function.manifest_path.as_path()]);
-            let bin_layer = table
-                .bin
-                .get(&function.bin)
-                .map(|bin| bin.layer(root))
-                .unwrap_or_default();
-            let below_env = bin_layer.over(&package_layer.clone().over(&layers.workspace));
-            let merged = layers.top.clone().over(&below_env);
-
-            let this_arch = merged.arch.unwrap_or_default();
-            match &arch {
-                Some((seen, other)) if *seen != this_arch => {
-                    return Err(conflict("arch", other, function, *seen, this_arch));
-                }
-                Some(_) => {}
-                None => arch = Some((this_arch, function)),
-            }
-            let this_profile = merged.profile.clone().unwrap_or_else(|| "release".into());
-            match &profile {
-                Some((seen, other)) if *seen != this_profile => {
-                    return Err(conflict("profile", other, function, seen, &this_profile));
-                }
-                Some(_) => {}
-                None => profile = Some((this_profile, function)),
-            }
-            let this_small = merged.small.unwrap_or(false);
-            match &small {
-                Some((seen, other)) if *seen != this_small => {
-                    return Err(conflict("small", other, function, seen, this_small));
-                }
-                Some(_) => {}
-                None => small = Some((this_small, function)),
-            }
-            let this_per_package = merged.per_package.unwrap_or(false);
-            match &per_package {
-                Some((seen, other)) if *seen != this_per_package => {
-                    return Err(conflict(
-                        "per-package",
-                        other,
-                        function,
-                        seen,
-                        this_per_package,
-                    ));
-                }
-                Some(_) => {}
-                None => per_package = Some((this_per_package, function)),
-            }
-            let this_files = merged
-                .docker_files
-                .clone()
-                .map_or((DockerFiles::Auto, None), |(files, origin)| {
-                    (files, Some(origin))
-                });
-            match &docker_files {
-                Some(((seen, _), other)) if *seen != this_files.0 => {
-                    return Err(conflict(
-                        "docker-files",
-                        other,
-                        function,
-                        seen.name(),
-                        this_files.0.name(),
-                    ));
-                }
-                Some(_) => {}
-                None => docker_files = Some((this_files, function)),
-            }
-            // A package's own features name its features: with several packages in one
-            // invocation, cargo needs them qualified as `package/feature`.
-            let from_package = layers.top.features.is_none() && package_layer.features.is_some();
-            for feature in merged.features.iter().flatten() {
-                let feature = if from_package && several_packages && !feature.contains('/') {
-                    format!("{}/{feature}", function.package)
-                } else {
-                    feature.clone()
-                };
-                if !features.contains(&feature) {
-                    features.push(feature);
-                }
-            }
-
-            functions.push(FunctionConfig {
-                package: function.package.clone(),
-                bin: function.bin.clone(),
-                zip: merged.zip.unwrap_or(false),
-                // `mix lambda.build` writes into the current directory by default.
-                outdir: merged.outdir.unwrap_or_else(|| env.cwd.clone()),
-                include: merged.include.unwrap_or_default(),
-                extension: merged.extension.unwrap_or(false),
-                layers: merged.layers.unwrap_or_default(),
-            });
-        }
-
-        let mut cargo_features = args.features;
-        cargo_features.features = features;
+        let arch = agree("arch", &stacks, Arch::default(), |l| &l.build.arch)?;
+        let profile = agree("profile", &stacks, "release".into(), |l| &l.build.profile)?;
+        let small = agree("small", &stacks, false, |l| &l.build.small)?;
+        let per_package = agree("per-package", &stacks, false, |l| &l.build.per_package)?;
+        let files = agree("docker-files", &stacks, DockerFiles::Auto, |l| {
+            &l.build.docker_files
+        })?;
+        let files_origin = (stacks.first())
+            .and_then(|stack| stack.setter(|l| &l.build.docker_files))
+            .map(|layer| layer.source.naming("docker-files"));
         Ok(BuildConfig {
-            arch: arch.map(|(arch, _)| arch).unwrap_or_default(),
-            profile: profile
-                .map(|(profile, _)| profile)
-                .unwrap_or_else(|| "release".into()),
-            features: cargo_features,
-            functions,
-            message_format: args.message_format,
-            verify: !args.no_verify,
-            small: small.map(|(small, _)| small).unwrap_or(false),
-            per_package: per_package.is_some_and(|(on, _)| on),
-            target_dir: args.target_dir.map(|dir| env.cwd.join(dir)),
-            locked: args.locked,
-            offline: args.offline,
-            frozen: args.frozen,
+            arch,
+            small,
+            per_package,
+            profile,
+            features: Features {
+                features: features(&stacks),
+                all_features: flags.all_features,
+                no_default_features: flags.no_default_features,
+            },
+            functions: (stacks.iter())
+                .map(|stack| stack.function_config(&env.cwd))
+                .collect(),
+            message_format: flags.message_format,
+            verify: flags.verify,
+            target_dir: flags.target_dir.map(|dir| env.cwd.join(dir)),
+            locked: flags.locked,
+            offline: flags.offline,
+            frozen: flags.frozen,
             ui,
             source_date_epoch: env
                 .source_date_epoch()
                 .map(|value| value.to_string_lossy().into_owned()),
-            docker: (args.docker
-                || args.dockerfile.is_some()
-                || args.docker_image.is_some()
-                || args.docker_memory.is_some()
-                || args.docker_files.is_some()
-                || !args.docker_build_arg.is_empty()
-                || args.print_image_tag)
-                .then(|| {
-                    let (files, files_origin) = docker_files
-                        .map(|(files, _)| files)
-                        .unwrap_or((DockerFiles::Auto, None));
-                    DockerConfig {
-                        dockerfile: args.dockerfile.map(|path| env.cwd.join(path)),
-                        image: args.docker_image,
-                        memory: args.docker_memory,
-                        files,
-                        files_origin,
-                        build_args: args.docker_build_arg,
-                        print_image_tag: args.print_image_tag,
-                    }
-                }),
-            invoke_with: args.invoke_with.map(|file| env.cwd.join(file)),
+            docker: flags.docker.map(|docker| DockerConfig {
+                dockerfile: docker.dockerfile.map(|path| env.cwd.join(path)),
+                files,
+                files_origin,
+                ..docker
+            }),
+            invoke_with: flags.invoke_with.map(|file| env.cwd.join(file)),
             warnings,
+            passed_to_cargo: passed_to_cargo(&stacks),
         })
-    }
-}
-
-fn conflict(
-    key: &'static str,
-    first: &Function,
-    second: &Function,
-    a: impl std::fmt::Display,
-    b: impl std::fmt::Display,
-) -> ConfigError {
-    ConfigError::Conflict {
-        key,
-        packages: [first.package.clone(), second.package.clone()],
-        values: [a.to_string(), b.to_string()],
     }
 }
 
@@ -712,7 +913,6 @@ fn conflict(
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use clap::Parser;
     use serde_json::{Value, json};
 
     fn env(terminal: bool, ci: bool) -> Env {
@@ -1047,6 +1247,33 @@ mod tests {
         assert!(!resolve(&[], &env(false, false), &one()).unwrap().small);
     }
 
+    // the expected paths are written with `/`
+    #[cfg(unix)]
+    #[test]
+    fn the_environment_reads_the_keys_of_the_tables() {
+        let vars = [
+            ("CARGO_LAMBDA_BUILD_PER_PACKAGE", "on"),
+            ("CARGO_LAMBDA_BUILD_LAYERS", "a.zip, /opt/b.zip,"),
+            ("CARGO_LAMBDA_BUILD_FEATURES", "x,y z"),
+            ("CARGO_LAMBDA_BUILD_INCLUDE", "my file.txt"),
+            // Not a key's variable: `zip` is `CARGO_LAMBDA_BUILD_ZIP`, and `bin` is no key.
+            ("CARGO_LAMBDA_BUILD_zip", "true"),
+            ("CARGO_LAMBDA_BUILD_BIN", "x"),
+        ];
+        let c = resolve(&[], &env_with(&vars), &one()).unwrap();
+        assert!(c.per_package && !c.functions[0].zip);
+        assert_eq!(
+            c.functions[0].layers,
+            [
+                PathBuf::from("/home/me/fn/a.zip"),
+                PathBuf::from("/opt/b.zip")
+            ]
+        );
+        assert_eq!(c.features.features, ["x", "y", "z"]);
+        assert_eq!(c.functions[0].include, ["my file.txt"]);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
     #[test]
     fn a_bin_table_applies_to_its_binary_only() {
         let package = json!({ "include": ["shared"], "bin": { "worker": { "extension": true } } });
@@ -1090,6 +1317,14 @@ mod tests {
             );
         }
         assert_eq!(c.warnings.len(), 3, "{warnings}");
+        // The list comes from the settings structs themselves, so it cannot miss a key.
+        assert!(
+            warnings.contains(
+                "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
+                 per-package, docker-files, zip, outdir, include, layers, extension, bin.NAME"
+            ),
+            "{warnings}"
+        );
         assert!(!c.functions[0].zip, "a misspelt key sets nothing");
     }
 

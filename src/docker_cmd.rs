@@ -10,7 +10,7 @@ use crate::build::docker::DockerError;
 use crate::build::docker::engine::{self, Endpoint};
 use crate::build::docker::image::BUNDLED_DOCKERFILE;
 use crate::build::docker::inventory::{self, Item, Outcome};
-use crate::cli::{DockerCleanArgs, DockerLsArgs, MessageFormat};
+use crate::config::MessageFormat;
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::report::{Reporter, human_size};
@@ -47,13 +47,13 @@ fn docker_error(error: DockerError) -> Error {
 }
 
 /// `cargo lambda-build docker ls`.
-pub fn ls(args: &DockerLsArgs, env: &Env, ui: Ui) -> Result<()> {
+pub fn ls(format: MessageFormat, env: &Env, ui: Ui) -> Result<()> {
     let (runtime, docker, address) = connect(env)?;
     let items = runtime
         .block_on(inventory::list(&docker))
         .map_err(docker_error)?;
     let out = &mut std::io::stdout().lock();
-    match args.message_format {
+    match format {
         MessageFormat::Json => {
             for item in &items {
                 writeln!(out, "{}", json(item)).map_err(stdout_error)?;
@@ -117,7 +117,7 @@ fn print_table(out: &mut impl Write, items: &[Item]) -> std::io::Result<()> {
 }
 
 /// `cargo lambda-build docker clean`: removes without asking, and says what it removed.
-pub fn clean(args: &DockerCleanArgs, env: &Env, ui: Ui) -> Result<()> {
+pub fn clean(force: bool, env: &Env, ui: Ui) -> Result<()> {
     let (runtime, docker, address) = connect(env)?;
     let reporter = Reporter::plain(ui);
     let items = runtime
@@ -133,7 +133,7 @@ pub fn clean(args: &DockerCleanArgs, env: &Env, ui: Ui) -> Result<()> {
         );
         return Ok(());
     }
-    let outcomes = runtime.block_on(inventory::remove(&docker, &items, args.force));
+    let outcomes = runtime.block_on(inventory::remove(&docker, &items, force));
     let mut removed = 0;
     let mut failed = Vec::new();
     for (item, outcome) in &outcomes {

@@ -47,6 +47,11 @@ pub enum Error {
     #[error(transparent)]
     Build(BuildError),
 
+    /// cargo failed on a build that settings (not the command line) gave features or a profile:
+    /// the help names where each was set, as the user may never have typed them.
+    #[error(transparent)]
+    CargoGivenSettings(CargoGivenSettings),
+
     #[error(transparent)]
     Check(#[from] CheckError),
 
@@ -86,6 +91,28 @@ pub enum Error {
 }
 
 /// An interruption is said once, as [`Error::Interrupted`], whichever stage noticed it.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct CargoGivenSettings {
+    pub source: BuildError,
+    pub settings: Vec<String>,
+}
+
+impl Error {
+    /// A failed cargo run, told what settings files and variables asked of it.
+    pub fn with_settings_given_to_cargo(self, settings: &[String]) -> Error {
+        match self {
+            Error::Build(source @ BuildError::Cargo { .. }) if !settings.is_empty() => {
+                Error::CargoGivenSettings(CargoGivenSettings {
+                    source,
+                    settings: settings.to_vec(),
+                })
+            }
+            error => error,
+        }
+    }
+}
+
 impl From<BuildError> for Error {
     fn from(error: BuildError) -> Error {
         match error {
@@ -121,7 +148,11 @@ impl Error {
         use crate::build::docker::DockerError;
         match self {
             // cargo's own exit code, 101 for a compile error.
-            Error::Build(BuildError::Cargo { code, .. }) => code.unwrap_or(exit::COMPILE),
+            Error::Build(BuildError::Cargo { code, .. })
+            | Error::CargoGivenSettings(CargoGivenSettings {
+                source: BuildError::Cargo { code, .. },
+                ..
+            }) => code.unwrap_or(exit::COMPILE),
             Error::Build(BuildError::Docker(DockerError::Fetch { code })) => {
                 code.unwrap_or(exit::COMPILE)
             }
@@ -152,6 +183,13 @@ impl Error {
             Error::New(e) => e.help(),
             Error::NativeCpu(e) => e.help(),
             Error::Build(e) => e.help(),
+            Error::CargoGivenSettings(CargoGivenSettings { source, settings }) => {
+                let mut help: Vec<String> = source.help().into_iter().collect();
+                help.extend(settings.iter().map(|setting| {
+                    format!("cargo was given {setting}, not on the command line: change it there if cargo refused it")
+                }));
+                Some(help.join("\n"))
+            }
             Error::Check(e) => e.help(),
             Error::Package(e) => e.help(),
             Error::Invoke(e) => e.help(),

@@ -135,7 +135,8 @@ fn zsh() -> String {
     format!("{}\n{ZSH_REGISTER}", &script[..end])
 }
 
-const ZSH_REGISTER: &str = r#"
+const ZSH_REGISTER: &str = concat!(
+    r#"
 # Installed in $fpath as `_cargo-lambda-build`, this file is the function itself; sourced, it
 # defines it. Without a completion for cargo, `cargo` gets one that knows `lambda-build`.
 _cargo_lambda_build_cargo() {
@@ -145,7 +146,9 @@ _cargo_lambda_build_cargo() {
         _cargo-lambda-build "$@"
     else
         _describe -t commands 'cargo subcommand' \
-            '("lambda-build:Build a Rust AWS Lambda function into bootstrap and lambda.zip")'
+            '("lambda-build:Build a Rust AWS Lambda function into bootstrap and "#,
+    crate::lambda::literal!(zip_name),
+    r#"")'
     fi
 }
 if [ "$funcstack[1]" = "_cargo-lambda-build" ]; then
@@ -153,7 +156,8 @@ if [ "$funcstack[1]" = "_cargo-lambda-build" ]; then
 elif (( $+functions[compdef] )) && (( ! $+_comps[cargo] )); then
     compdef _cargo_lambda_build_cargo cargo
 fi
-"#;
+"#
+);
 
 /// The man pages: `cargo-lambda-build(1)`, the build's options, the subcommands and the exit
 /// codes, then one page per subcommand (`cargo-lambda-build-new(1)`, ...), which the first names;

@@ -196,6 +196,39 @@ pub fn check_binary(path: &Path, arch: Option<Arch>) -> Result<Checked, CheckErr
     })
 }
 
+/// [`check_binary`] for `package`, a file built elsewhere: also a `#!` script, when
+/// provided.al2023 has its interpreter (AWS's own custom-runtime tutorial ships one). The
+/// script has no ELF to check: its report names the interpreter and no glibc; the
+/// architecture is the function's (`--arch`, else Lambda's default).
+pub fn check_packaged(path: &Path, arch: Option<Arch>) -> Result<Checked, CheckError> {
+    match check_binary(path, arch) {
+        Err(CheckError::Inspect {
+            source: InspectError::Script { interpreter },
+            ..
+        }) if lambda::runs_script(&interpreter) => Ok(Checked {
+            executable: path.to_path_buf(),
+            elf: ElfReport {
+                arch: arch.unwrap_or_default(),
+                static_linked: false,
+                interpreter: Some(interpreter),
+                glibc: None,
+                needed: Vec::new(),
+            },
+            problems: Vec::new(),
+        }),
+        other => other,
+    }
+}
+
+impl ElfReport {
+    /// The `#!` interpreter, when the file is a script [`check_packaged`] took.
+    pub fn script(&self) -> Option<&str> {
+        self.interpreter
+            .as_deref()
+            .filter(|interpreter| lambda::runs_script(interpreter))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error("cannot read {}: {source}", path.display())]
@@ -252,7 +285,8 @@ impl InspectError {
             }
             InspectError::Script { .. } => {
                 "lambda execs `bootstrap` itself; package the compiled binary, not a wrapper \
-                 script"
+                 script (`package` takes a `#!/bin/sh` or `#!/bin/bash` script: \
+                 provided.al2023 has no other interpreter)"
                     .to_owned()
             }
             InspectError::NotElf { .. } => {

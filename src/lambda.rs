@@ -1,19 +1,63 @@
 //! What Lambda and its `provided.al2023` runtime are, as far as this tool relies on it: names,
-//! limits, glibc, the libraries it has. One place, each fact with its source, so the rest of the
-//! crate says `lambda::BOOTSTRAP` rather than a literal. A leaf: it imports only `arch`.
+//! paths, limits, timeouts, the Runtime API, glibc, the libraries it has. One place, each fact
+//! with its source, so the rest of the crate says `lambda::BOOTSTRAP` rather than a literal
+//! (`tests/it/architecture.rs` checks that the paths, the API's version and the zip's name are
+//! written nowhere else). A leaf: it imports only `arch`.
+
+use std::time::Duration;
 
 use crate::arch::Arch;
+
+/// Facts as literals, for the texts that `concat!` builds at compile time (help texts, fixed
+/// messages): `lambda::literal!(task_root)`. The constants below are the same values.
+macro_rules! literal {
+    (task_root) => {
+        "/var/task"
+    };
+    (opt) => {
+        "/opt"
+    };
+    (zip_name) => {
+        "lambda.zip"
+    };
+    (runtime_api_version) => {
+        "2018-06-01"
+    };
+}
+pub(crate) use literal;
 
 /// Lambda runs the executable named `bootstrap` at the root of the function's code
 /// (`/var/task`), else `/opt/bootstrap` from a layer, on the OS-only runtimes.
 pub const BOOTSTRAP: &str = "bootstrap";
 
-/// Where the function's code is extracted: `LAMBDA_TASK_ROOT`.
-pub const TASK_ROOT: &str = "/var/task";
+/// The `#!` interpreters provided.al2023 has for a script `bootstrap`: it is built on Amazon
+/// Linux 2023 minimal, whose shell is bash (`/bin/sh` is bash), with coreutils' `env`; it has
+/// no Python, Node or Perl. AWS's custom-runtime tutorial runs a `#!/bin/sh` bootstrap
+/// ("Tutorial: Building a custom runtime", Lambda developer guide).
+pub const SCRIPT_SHELLS: &[&str] = &["/bin/sh", "/bin/bash", "/usr/bin/sh", "/usr/bin/bash"];
 
-/// Where Lambda extracts the function's layers, in order, a later one's files replacing an
-/// earlier one's.
-pub const OPT_DIR: &str = "/opt";
+/// Whether provided.al2023 can run a script whose `#!` line is `interpreter` (its words after
+/// `#!`): one of [`SCRIPT_SHELLS`], or `env` naming `sh` or `bash`.
+pub fn runs_script(interpreter: &str) -> bool {
+    let mut words = interpreter.split_whitespace();
+    match words.next() {
+        Some("/usr/bin/env" | "/bin/env") => words
+            .find(|word| !word.starts_with('-'))
+            .is_some_and(|program| program == "sh" || program == "bash"),
+        Some(program) => SCRIPT_SHELLS.contains(&program),
+        None => false,
+    }
+}
+
+/// Where the function's code is extracted: `LAMBDA_TASK_ROOT`.
+pub const TASK_ROOT: &str = literal!(task_root);
+
+/// Where the layers are extracted, in order, a later layer's file replacing an earlier one's.
+pub const OPT: &str = literal!(opt);
+
+/// What the tool writes with `--zip`, named as `mix lambda.build` names it, and as AWS's
+/// examples name a function's code (`--zip-file fileb://lambda.zip`).
+pub const ZIP_NAME: &str = literal!(zip_name);
 
 /// The user a function runs as on Lambda (`sbx_user1051`): uid 993, gid 990, not root, so
 /// `/var/task` and `/opt` are read-only to it and only `/tmp` is writable.
@@ -22,6 +66,9 @@ pub const SANDBOX_USER: (u32, u32) = (993, 990);
 /// Lambda starts external extensions from `/opt/extensions/` of a layer: a zip's
 /// `extensions/<name>` entry.
 pub const EXTENSIONS_DIR: &str = "extensions/";
+
+/// [`EXTENSIONS_DIR`] as the function sees it.
+pub const EXTENSIONS_PATH: &str = "/opt/extensions";
 
 /// Where the dynamic loader finds a function's own libraries: `LD_LIBRARY_PATH` holds
 /// `/var/task` and `/var/task/lib` (the zip's root and its `lib/`) and `/opt/lib` (a layer's
@@ -47,6 +94,74 @@ pub fn libraries_in<'a>(names: impl IntoIterator<Item = &'a str>, dirs: &[&str])
 
 /// The handler a function is created with on the OS-only runtimes (`_HANDLER`).
 pub const DEFAULT_HANDLER: &str = BOOTSTRAP;
+
+/// A `Handler` as Lambda's `CreateFunction` accepts it: at most 128 characters, no whitespace.
+pub const MAX_HANDLER_CHARS: usize = 128;
+
+/// A new function's memory (128 MB) and timeout (3 s), Lambda's defaults in `CreateFunction`.
+pub const DEFAULT_MEMORY_MB: u32 = 128;
+pub const DEFAULT_TIMEOUT_SECS: u32 = 3;
+
+/// `AWS_LAMBDA_FUNCTION_VERSION`, and `START ... Version:`, of an unpublished function.
+pub const LATEST_VERSION: &str = "$LATEST";
+
+/// The variables Lambda sets itself and refuses in a function's configuration ("Defined runtime
+/// environment variables": reserved keys).
+pub const RESERVED_VARIABLES: &[&str] = &[
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+];
+
+/// Lambda gives the init phase (start to the first `next`) 10 seconds.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// With external extensions, the shutdown phase gets 2 seconds (0 without, 500 ms with internal
+/// ones only) before whatever still runs is killed.
+pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
+
+/// The Runtime API (2018-06-01), the Extensions API (2020-01-01) and the Telemetry API
+/// (2022-07-01), which Lambda serves at one address, `AWS_LAMBDA_RUNTIME_API`.
+pub const RUNTIME_API_PREFIX: &str = concat!("/", literal!(runtime_api_version), "/runtime/");
+pub const EXTENSIONS_API_PREFIX: &str = "/2020-01-01/extension/";
+pub const TELEMETRY_API_PATH: &str = "/2022-07-01/telemetry";
+
+/// The headers of the Runtime and Extensions APIs ("Using the Lambda runtime API for custom
+/// runtimes", "Extensions API").
+pub mod header {
+    /// With each event: its request id, deadline (epoch milliseconds), the function's ARN and
+    /// the X-Ray trace header.
+    pub const REQUEST_ID: &str = "Lambda-Runtime-Aws-Request-Id";
+    pub const DEADLINE_MS: &str = "Lambda-Runtime-Deadline-Ms";
+    pub const FUNCTION_ARN: &str = "Lambda-Runtime-Invoked-Function-Arn";
+    pub const TRACE_ID: &str = "Lambda-Runtime-Trace-Id";
+    /// On a posted error, its type; in a streamed response's trailers, the error's type and
+    /// its body (base64).
+    pub const FUNCTION_ERROR_TYPE: &str = "Lambda-Runtime-Function-Error-Type";
+    pub const FUNCTION_ERROR_BODY: &str = "Lambda-Runtime-Function-Error-Body";
+    /// `streaming` on a response asks for a streamed one.
+    pub const RESPONSE_MODE: &str = "Lambda-Runtime-Function-Response-Mode";
+    /// An extension's name at registration, and the identifier Lambda gives it.
+    pub const EXTENSION_NAME: &str = "Lambda-Extension-Name";
+    pub const EXTENSION_ID: &str = "Lambda-Extension-Identifier";
+    pub const EXTENSION_ERROR_TYPE: &str = "Lambda-Extension-Function-Error-Type";
+    pub const EXTENSION_EVENT_ID: &str = "Lambda-Extension-Event-Identifier";
+}
 
 /// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has
 /// to go through S3.
@@ -157,5 +272,25 @@ pub fn loader_paths(arch: Arch) -> &'static [&'static str] {
             "/usr/lib/ld-linux-aarch64.so.1",
             "/usr/lib64/ld-linux-aarch64.so.1",
         ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_run_by_the_shells_provided_al2023_has() {
+        for yes in [
+            "/bin/sh",
+            "/bin/bash -e",
+            "/usr/bin/env bash",
+            "/usr/bin/env -S sh -e",
+        ] {
+            assert!(runs_script(yes), "{yes}");
+        }
+        for no in ["/usr/bin/python3", "/usr/bin/env node", "/bin/zsh", ""] {
+            assert!(!runs_script(no), "{no}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod build;
 pub mod cli;
 pub mod config;
 pub mod docker_cmd;
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod generate;
@@ -37,8 +38,8 @@ use std::path::Path;
 
 use crate::arch::Arch;
 use crate::build::Built;
-use crate::cli::{BuildArgs, MessageFormat, PackageArgs};
-use crate::config::BuildConfig;
+use crate::cli::{BuildArgs, PackageArgs};
+use crate::config::{BuildConfig, MessageFormat};
 use crate::env::{Env, Ui};
 use crate::error::{Error, Result};
 use crate::inspect::CheckError;
@@ -81,7 +82,8 @@ pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> 
         reporter.warn(warning);
     }
     let (config, plan) = (&prepared.config, &prepared.plan);
-    let mut built = build::build(plan, env, reporter, interrupt)?;
+    let mut built = build::build(plan, env, reporter, interrupt)
+        .map_err(|e| Error::from(e).with_settings_given_to_cargo(&config.passed_to_cargo))?;
     for function in &mut built {
         function.checked.provided(&function.plan.brought.libraries);
     }
@@ -152,10 +154,19 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
             .map(|value| value.to_string_lossy())
             .as_deref(),
     )?;
-    let checked = inspect::check_binary(&request.binary, args.arch)?;
+    let checked = inspect::check_packaged(&request.binary, args.arch)?;
     let arch = args.arch.unwrap_or(checked.elf.arch);
-
     let reporter = &Reporter::new(ui);
+    if let Some(interpreter) = checked.elf.script() {
+        reporter.status(
+            "Script",
+            format!(
+                "`{}` is a `#!{interpreter}` script, which provided.al2023 runs as it is: no \
+                 ELF, glibc or library check applies to it",
+                args.binary.display()
+            ),
+        );
+    }
     function.brought.includes = if request.zip {
         let outputs = [
             request.outdir.clone(),

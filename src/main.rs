@@ -1,11 +1,9 @@
-use clap::Parser;
-
 use cargo_lambda_build::build::docker::exec;
 use cargo_lambda_build::build::zig;
-use cargo_lambda_build::cli::{Cli, Command, DockerCommand};
+use cargo_lambda_build::cli::{self, Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
 use cargo_lambda_build::error::Error;
-use cargo_lambda_build::{docker_cmd, generate, invoke, new, run};
+use cargo_lambda_build::{docker_cmd, doctor, generate, invoke, new, run};
 
 /// The only place that exits: everything below returns, so temporary files are cleaned up.
 fn main() {
@@ -26,12 +24,15 @@ fn main() {
             exec::RelayEnd::Signal(signal) => cargo_lambda_build::host::die_of(signal),
         });
     }
-    let Cli::LambdaBuild(mut args) = Cli::parse();
+    // A usage error exits with 2, as clap's do.
+    let Cli::LambdaBuild(mut args) = cli::parse_from(&args).unwrap_or_else(|e| e.exit());
     let (ui, result) = match Env::from_process() {
         Ok(env) => {
             let ui = args.output.ui(&env);
             let result = match args.command.take() {
-                Some(Command::New(new)) => new::run(&new, &env, ui.color).map_err(Error::from),
+                Some(Command::New(new)) => {
+                    new::run(&new.into(), &env, ui.color).map_err(Error::from)
+                }
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
@@ -52,10 +53,13 @@ fn main() {
                 Some(Command::Dockerfile) => docker_cmd::dockerfile(),
                 Some(Command::Completions(c)) => generate::print_completions(c.shell),
                 Some(Command::Man(man)) => generate::man(man.dir.as_deref()),
-                Some(Command::Docker(DockerCommand::Ls(ls))) => docker_cmd::ls(&ls, &env, ui),
-                Some(Command::Docker(DockerCommand::Clean(clean))) => {
-                    docker_cmd::clean(&clean, &env, ui)
+                Some(Command::Docker(DockerCommand::Ls(ls))) => {
+                    docker_cmd::ls(ls.message_format, &env, ui)
                 }
+                Some(Command::Docker(DockerCommand::Clean(clean))) => {
+                    docker_cmd::clean(clean.force, &env, ui)
+                }
+                Some(Command::Doctor(doctor_args)) => doctor::run(&doctor_args, &env, ui),
                 None => run(args, &env, ui),
             };
             (ui, result)

@@ -13,7 +13,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Ci, NewArgs};
 use crate::env::Env;
 use crate::report;
 
@@ -94,6 +93,24 @@ const HTTP: Template = Template {
     sam: include_str!("../templates/deploy/http.yaml"),
 };
 
+/// What `new` creates: where, what kind of crate, and which CI file with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCrate {
+    /// Relative to the current directory; its last component names the crate.
+    pub path: PathBuf,
+    pub kind: Kind,
+    pub ci: Option<Ci>,
+}
+
+/// The CI systems `new --ci` writes a file for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ci {
+    /// GitHub Actions: `.github/workflows/lambda.yml`.
+    Github,
+    /// GitLab CI, with the `docker:dind` service over TLS: `.gitlab-ci.yml`.
+    Gitlab,
+}
+
 /// The kinds of crate `new` creates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -103,16 +120,6 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn of(args: &NewArgs) -> Kind {
-        if args.extension {
-            Kind::Extension
-        } else if args.http {
-            Kind::Http
-        } else {
-            Kind::Function
-        }
-    }
-
     fn template(self) -> &'static Template {
         match self {
             Kind::Function => &FUNCTION,
@@ -163,7 +170,7 @@ fn files_for(name: &str, kind: Kind, ci: Option<Ci>, lock: bool) -> Vec<(&'stati
 
 /// `cargo lambda-build new`: creates the crate, then says what to run next (on stderr; stdout
 /// gets the crate's path, the result).
-pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
+pub fn run(args: &NewCrate, env: &Env, color: bool) -> Result<()> {
     let (dir, joined) = create_in_workspace(args, &env.cwd)?;
     let name = dir.file_name().unwrap_or_default().to_string_lossy();
     let shown = args.path.display();
@@ -173,7 +180,7 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
         "Created",
         format!(
             "Lambda {} `{name}` in `{shown}`",
-            match Kind::of(args) {
+            match args.kind {
                 Kind::Function => "function",
                 Kind::Http => "HTTP function",
                 Kind::Extension => "extension",
@@ -208,12 +215,12 @@ pub fn run(args: &NewArgs, env: &Env, color: bool) -> Result<()> {
 
 /// Creates the crate at `cwd/args.path` and returns its directory. The files are written into a
 /// temporary directory beside it, renamed into place at the end: no half-made crate is left.
-pub fn create(args: &NewArgs, cwd: &Path) -> Result<PathBuf> {
+pub fn create(args: &NewCrate, cwd: &Path) -> Result<PathBuf> {
     create_in_workspace(args, cwd).map(|(dir, _)| dir)
 }
 
 /// [`create`], and the workspace manifest it added the crate to, if it did.
-fn create_in_workspace(args: &NewArgs, cwd: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
+fn create_in_workspace(args: &NewCrate, cwd: &Path) -> Result<(PathBuf, Option<PathBuf>)> {
     let dir = cwd.join(&args.path);
     let name = dir
         .file_name()
@@ -236,7 +243,7 @@ fn create_in_workspace(args: &NewArgs, cwd: &Path) -> Result<(PathBuf, Option<Pa
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
     let own_lock = workspace.is_none();
-    for (path, content) in files_for(&name, Kind::of(args), args.ci, own_lock) {
+    for (path, content) in files_for(&name, args.kind, args.ci, own_lock) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -417,12 +424,11 @@ fn lock_file(template: &str, name: &str) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn new_args(path: &str, ci: Option<Ci>) -> NewArgs {
-        NewArgs {
+    fn new_args(path: &str, ci: Option<Ci>) -> NewCrate {
+        NewCrate {
             path: path.into(),
+            kind: Kind::Function,
             ci,
-            extension: false,
-            http: false,
         }
     }
 

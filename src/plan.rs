@@ -511,7 +511,7 @@ fn entry_and_output(bin: &str, extension: bool, zip: bool, dir: &Path) -> (Strin
         lambda::BOOTSTRAP.to_string()
     };
     let output = if zip {
-        Output::Zip(dir.join("lambda.zip"))
+        Output::Zip(dir.join(lambda::ZIP_NAME))
     } else {
         Output::Executable(dir.join(&entry_name))
     };
@@ -565,7 +565,6 @@ mod tests {
     use crate::cli::Cli;
     use crate::env::Env;
     use crate::project::Function;
-    use clap::Parser;
     use std::path::Path;
 
     fn function(package: &str, bin: &str) -> Function {

@@ -8,6 +8,8 @@ use std::process::Command;
 
 use cargo_metadata::{Metadata, Package};
 
+use crate::lambda;
+
 type Result<T, E = ProjectError> = std::result::Result<T, E>;
 
 /// The help for a missing cargo or rustc.
@@ -37,8 +39,15 @@ pub enum ProjectError {
     #[error("package `{0}` has no binary target to deploy")]
     NoBinary(String),
 
-    #[error("package `{package}` has several binaries ({}); choose one with `--bin`", .names.join(", "))]
-    SeveralBinaries { package: String, names: Vec<String> },
+    #[error("package `{package}` has several binaries ({}){}; choose one with `--bin`",
+        .names.join(", "),
+        .default_run.as_ref().map(|d| format!(", and its `default-run` `{d}` is what `cargo run` \
+            starts, not necessarily the Lambda function")).unwrap_or_default())]
+    SeveralBinaries {
+        package: String,
+        names: Vec<String>,
+        default_run: Option<String>,
+    },
 
     #[error("package `{package}` has no {kind} named `{name}`; it has: {}", list_or_none(.names))]
     UnknownBinary {
@@ -100,8 +109,23 @@ impl ProjectError {
             ProjectError::NoBinary(_) => {
                 "a Lambda function is a binary: add `src/main.rs` or a `[[bin]]` target".into()
             }
-            ProjectError::SeveralBinaries { names, .. } => {
-                format!("for example `--bin {}`", names[0])
+            ProjectError::SeveralBinaries {
+                names, default_run, ..
+            } => {
+                // The example is never the `default-run` binary: that one is the suspect.
+                let example = names
+                    .iter()
+                    .find(|n| Some(*n) != default_run.as_ref())
+                    .unwrap_or(&names[0]);
+                format!(
+                    "for example `--bin {example}`; `{}` builds each into its own zip; a binary \
+                     named `bootstrap` is taken as the function without asking",
+                    names
+                        .iter()
+                        .map(|n| format!("--bin {n}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                )
             }
             ProjectError::UnknownBinary { names, kind, .. } => match names.first() {
                 Some(name) => format!("for example `{} {name}`", kind.flag()),
@@ -552,20 +576,25 @@ fn named_targets<'m>(packages: &[&'m Package], selection: &Selection) -> Result<
     Ok(chosen)
 }
 
-/// Per package, its only binary, else its `default-run`.
+/// Per package, its only binary, else the one named `bootstrap` (the name Lambda runs).
+/// Never `default-run`: that is what `cargo run` starts, often a local server beside the
+/// function (an axum app and its Lambda entry), and packaging it silently ships the wrong one.
 fn default_binaries<'m>(packages: &[&'m Package]) -> Result<Vec<Chosen<'m>>> {
     let mut chosen = Vec::new();
     for package in packages {
         let names = binaries(package);
         let package_name = package.name.to_string();
-        let bin = match (names.as_slice(), &package.default_run) {
-            ([], _) => return Err(ProjectError::NoBinary(package_name)),
-            ([only], _) => only.clone(),
-            (_, Some(default_run)) => default_run.clone(),
-            (_, None) => {
+        let bin = match names.as_slice() {
+            [] => return Err(ProjectError::NoBinary(package_name)),
+            [only] => only.clone(),
+            several if several.iter().any(|n| n == lambda::BOOTSTRAP) => {
+                lambda::BOOTSTRAP.to_owned()
+            }
+            _ => {
                 return Err(ProjectError::SeveralBinaries {
                     package: package_name,
                     names,
+                    default_run: package.default_run.clone(),
                 });
             }
         };
@@ -840,7 +869,7 @@ mod tests {
     }
 
     #[test]
-    fn several_binaries_need_a_choice_unless_default_run() {
+    fn several_binaries_need_a_choice_unless_one_is_bootstrap() {
         let meta = workspace(ROOT, &[("api", &["a", "b"], None)]);
         let err = pick(&meta, &manifest("api"), None, None).unwrap_err();
         assert_eq!(
@@ -855,10 +884,25 @@ mod tests {
             "b"
         );
 
-        let meta = workspace(ROOT, &[("api", &["a", "b"], Some("b"))]);
+        // `default-run` is what `cargo run` starts (here a local server): never taken silently.
+        let meta = workspace(ROOT, &[("api", &["server", "lambda"], Some("server"))]);
+        let err = pick(&meta, &manifest("api"), None, None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "package `api` has several binaries (server, lambda), and its `default-run` `server` \
+             is what `cargo run` starts, not necessarily the Lambda function; choose one with `--bin`"
+        );
+        assert_eq!(
+            err.help().unwrap(),
+            "for example `--bin lambda`; `--bin server --bin lambda` builds each into its own zip; \
+             a binary named `bootstrap` is taken as the function without asking"
+        );
+
+        // A binary named `bootstrap` is the Lambda entry, whatever `default-run` says.
+        let meta = workspace(ROOT, &[("api", &["server", "bootstrap"], Some("server"))]);
         assert_eq!(
             pick(&meta, &manifest("api"), None, None).unwrap().functions[0].bin,
-            "b"
+            "bootstrap"
         );
     }
 

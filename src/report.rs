@@ -225,6 +225,9 @@ pub struct FunctionReport<'a> {
 }
 
 pub fn glibc_text(elf: &ElfReport) -> String {
+    if let Some(interpreter) = elf.script() {
+        return format!("none (a `#!{interpreter}` script)");
+    }
     match (&elf.glibc, elf.static_linked) {
         (_, true) => "none (statically linked)".to_string(),
         (Some(version), false) => format!(

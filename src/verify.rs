@@ -329,9 +329,10 @@ fn check_name(name: &str) -> Result<&str, VerifyError> {
         return Err(unsafe_name("has an empty name"));
     }
     if name.starts_with('/') {
-        return Err(unsafe_name(
-            "is an absolute path, which would land outside /var/task",
-        ));
+        return Err(unsafe_name(concat!(
+            "is an absolute path, which would land outside ",
+            crate::lambda::literal!(task_root)
+        )));
     }
     if name.contains('\\') {
         return Err(unsafe_name(
@@ -347,9 +348,10 @@ fn check_name(name: &str) -> Result<&str, VerifyError> {
             "" => return Err(unsafe_name("has an empty path component (`//`)")),
             "." => return Err(unsafe_name("has a `.` component")),
             ".." => {
-                return Err(unsafe_name(
-                    "has a `..` component, which would land outside /var/task",
-                ));
+                return Err(unsafe_name(concat!(
+                    "has a `..` component, which would land outside ",
+                    crate::lambda::literal!(task_root)
+                )));
             }
             _ => {}
         }

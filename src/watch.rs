@@ -13,7 +13,6 @@ use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::time::{Duration, Instant, SystemTime};
 
 use cargo_metadata::{Metadata, PackageId};
-use clap::Parser;
 use notify_debouncer_mini::notify::RecursiveMode;
 
 use crate::cli::{BuildArgs, Cli, ServeArgs};
@@ -28,7 +27,7 @@ use crate::signal::Interrupt;
 const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// What `--zip` writes into the outdir for a package of one function.
-const ZIP_NAME: &str = "lambda.zip";
+const ZIP_NAME: &str = crate::lambda::ZIP_NAME;
 
 /// How often the waiting loops look at Ctrl-C.
 const TICK: Duration = Duration::from_millis(50);
@@ -43,7 +42,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let config = ServeConfig {
         artifact: outdir.join(ZIP_NAME),
         addr: std::net::SocketAddr::new(args.bind, args.port),
-        format: args.event_format,
+        format: args.event_format.into(),
         function: crate::invoke::function_settings(args.function, env)?,
     };
     // Listening first: a port in use is refused before anything is built.

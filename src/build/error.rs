@@ -64,10 +64,11 @@ impl BuildError {
     /// What to do about it, when the tool knows: one line per fix.
     pub fn help(&self) -> Option<String> {
         Some(match self {
+            // Debian's package names have no `_`: x86_64's cross gcc is `gcc-x86-64-linux-gnu`.
             BuildError::NoCrossLinker { target } => format!(
                 "install zig with `pip install ziglang`, or your distribution's cross gcc \
                  (Debian: `apt-get install gcc-{}`), or build in a container with `--docker`",
-                target.gnu_prefix().trim_end_matches('-')
+                target.gnu_prefix().trim_end_matches('-').replace('_', "-")
             ),
             BuildError::MissingRustTarget {
                 target,

@@ -130,9 +130,14 @@ impl HostFacts {
         HostFacts {
             arch,
             zig: zig::find_cached(&cache_dir.join("zig").join("zig-path")),
-            cross_gcc: which::which(format!("{}gcc", target.gnu_prefix())).ok(),
+            cross_gcc: cross_gcc(target),
         }
     }
+}
+
+/// The GNU cross gcc for `target` on PATH (`aarch64-linux-gnu-gcc`), when installed.
+pub fn cross_gcc(target: Arch) -> Option<PathBuf> {
+    which::which(format!("{}gcc", target.gnu_prefix())).ok()
 }
 
 pub fn choose(target: Arch, host: &HostFacts) -> Result<Linker> {
@@ -214,16 +219,7 @@ pub fn ensure_target(target: Arch, env: &Env, lock_dir: &Path, reporter: &Report
         return Ok(());
     }
     let cwd = &env.cwd;
-    let rustc = env.rustc();
-    let sysroot = Command::new(&rustc)
-        .args(["--print", "sysroot"])
-        .current_dir(cwd)
-        .output()
-        .map_err(BuildError::spawn_rust(&rustc))?;
-    let std_dir = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim())
-        .join("lib/rustlib")
-        .join(target.triple())
-        .join("lib");
+    let std_dir = std_dir(&rust_sysroot(env)?, target);
     if std_dir.is_dir() {
         return Ok(());
     }
@@ -259,6 +255,28 @@ pub fn ensure_target(target: Arch, env: &Env, lock_dir: &Path, reporter: &Report
             rustup: true,
         })
     }
+}
+
+/// The sysroot of the rustc cargo runs (`rustc --print sysroot`).
+pub fn rust_sysroot(env: &Env) -> Result<PathBuf> {
+    let rustc = env.rustc();
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .current_dir(&env.cwd)
+        .output()
+        .map_err(BuildError::spawn_rust(&rustc))?;
+    Ok(PathBuf::from(
+        String::from_utf8_lossy(&sysroot.stdout).trim(),
+    ))
+}
+
+/// Where the Rust standard library for `target` lives in `sysroot`: it is installed when this
+/// is a directory.
+pub fn std_dir(sysroot: &Path, target: Arch) -> PathBuf {
+    sysroot
+        .join("lib/rustlib")
+        .join(target.triple())
+        .join("lib")
 }
 
 /// An exclusive lock on a file, held until dropped (closing the file releases it).

@@ -33,7 +33,7 @@ use crate::build::docker::image::LABEL;
 use crate::build::docker::{self as docker_backend, DockerError, ImagePlan, files, image};
 use crate::config::DockerConfig;
 use crate::env::Env;
-use crate::lambda::{OPT_DIR, SANDBOX_USER, TASK_ROOT};
+use crate::lambda::{OPT, SANDBOX_USER, TASK_ROOT};
 use crate::plan::Cmd;
 use crate::report::Reporter;
 use crate::signal::{Interrupt, Interrupted};
@@ -617,7 +617,7 @@ impl Drop for Environment {
 pub fn files_tar(task_root: &Path, opt: &Path) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
-    for (dir, inside) in [(task_root, TASK_ROOT), (opt, OPT_DIR)] {
+    for (dir, inside) in [(task_root, TASK_ROOT), (opt, OPT)] {
         append_tree(&mut tar, dir, inside.trim_start_matches('/'))?;
     }
     tar.into_inner()

@@ -3,8 +3,9 @@
 use std::path::PathBuf;
 
 use super::container::ContainerError;
-use super::lambda::FailureKind;
+use super::failure::FailureKind;
 use crate::arch::Arch;
+use crate::lambda::{BOOTSTRAP, OPT, ZIP_NAME};
 use crate::signal::Interrupted;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,7 +21,7 @@ pub enum InvokeError {
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 
-    #[error("no `lambda.zip` or `bootstrap` in `{}`", .0.display())]
+    #[error("no `{ZIP_NAME}` or `{BOOTSTRAP}` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
     #[error(
@@ -31,7 +32,7 @@ pub enum InvokeError {
         os: &'static str,
     },
 
-    #[error("no `lambda.zip` or `bootstrap` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
+    #[error("no `{ZIP_NAME}` or `{BOOTSTRAP}` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
     ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
 
     #[error("cannot read `{}`: {source}", .path.display())]
@@ -53,7 +54,7 @@ pub enum InvokeError {
     },
 
     /// Lambda extracts a layer into `/opt`.
-    #[error("the layer `{}` has an entry that would land outside /opt: `{name}`", .layer.display())]
+    #[error("the layer `{}` has an entry that would land outside {OPT}: `{name}`", .layer.display())]
     UnsafeLayerEntry { layer: PathBuf, name: String },
 
     /// A zip built with `--extension`: Lambda runs it beside a function, never by itself.
@@ -202,11 +203,10 @@ impl InvokeError {
                  function; `invoke` runs a function's zip (built without `--extension`)",
                 path.display()
             ),
-            InvokeError::UnsafeLayerEntry { .. } => {
-                "Lambda extracts a layer into /opt: rebuild the zip with names relative to its \
+            InvokeError::UnsafeLayerEntry { .. } => format!(
+                "Lambda extracts a layer into {OPT}: rebuild the zip with names relative to its \
                  root (`lib/...`, `bin/...`, `extensions/...`) and links that stay inside it"
-                    .into()
-            }
+            ),
             InvokeError::ReadLayer { .. } => {
                 "pass the zip of a layer to `--layer` (for example one built with `cargo \
                  lambda-build --zip --extension`)"

@@ -13,9 +13,43 @@ use std::time::SystemTime;
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::lambda::{ACCOUNT_ID, epoch_millis};
+use super::ids::{ACCOUNT_ID, epoch_millis};
 
-pub use crate::cli::EventFormat;
+use crate::cli::EventFormatArg;
+
+/// The service in front of a served function, and so the event it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EventFormat {
+    /// A Lambda Function URL (payload format 2.0).
+    #[default]
+    FunctionUrl,
+    /// An API Gateway HTTP API, payload format 2.0.
+    HttpApi,
+    /// An API Gateway REST API, payload format 1.0, stage `Prod` (as `sam local start-api`).
+    RestApi,
+}
+
+impl EventFormat {
+    pub fn describe(self) -> &'static str {
+        match self {
+            EventFormat::FunctionUrl => "a Function URL",
+            EventFormat::HttpApi => "an HTTP API (payload 2.0)",
+            EventFormat::RestApi => "a REST API (payload 1.0)",
+        }
+    }
+}
+
+/// `--event-format`: `cli.rs` cannot name this module (it reads `cli`'s flags), so the flag's
+/// values are mapped here.
+impl From<EventFormatArg> for EventFormat {
+    fn from(arg: EventFormatArg) -> EventFormat {
+        match arg {
+            EventFormatArg::FunctionUrl => EventFormat::FunctionUrl,
+            EventFormatArg::HttpApi => EventFormat::HttpApi,
+            EventFormatArg::RestApi => EventFormat::RestApi,
+        }
+    }
+}
 
 /// The stage of a REST API's events: SAM's default stage name.
 pub const REST_STAGE: &str = "Prod";

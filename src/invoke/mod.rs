@@ -1,55 +1,74 @@
 //! `cargo lambda-build invoke`: run the packaged artifact locally, exactly as Lambda would.
 //!
-//! artifact -> task root (sandbox) -> Runtime API (server) -> bootstrap process (instance) ->
-//! payloads on stdout, START / END / REPORT and the function's output on stderr.
+//! artifact -> sandbox (task root, layers, Runtime API) -> bootstrap process (instance) ->
+//! payloads on stdout, START / END / REPORT and the function's output on stderr. `serve` runs
+//! the same sandbox behind an HTTP port.
+//!
+//! What is decided here, on every host: the settings, the events, the artifact to run, and how
+//! an invocation failed. Running the function is [`running`]'s.
 
 pub mod container;
+pub mod emulation;
 pub mod error;
 pub mod events;
+pub mod failure;
+pub mod function;
 pub mod http;
-pub mod lambda;
+pub mod ids;
 pub mod record;
-pub mod sandbox;
-// The running function: `poll`, `waitpid`, process groups and raw sockets, Unix only, and run
-// on Linux only (see [`check_host`]).
-#[cfg(unix)]
-pub mod front;
-#[cfg(unix)]
-pub mod instance;
-#[cfg(unix)]
-pub mod serve;
-#[cfg(unix)]
-pub mod server;
-#[cfg(unix)]
-pub mod telemetry;
 
-#[cfg(unix)]
-use std::io::Write;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 pub use error::InvokeError;
-#[cfg(unix)]
-use instance::Instance;
-#[cfg(unix)]
-use record::Log;
-use record::{Outcome, Record, Status};
-pub use sandbox::FunctionSettings;
-#[cfg(unix)]
-use server::RuntimeApi;
+use failure::Failure;
+pub use function::{FunctionSettings, default_function};
+use record::{Outcome, Record};
 
-#[cfg(unix)]
-use crate::arch::Arch;
 use crate::cli::{FunctionArgs, InvokeArgs};
-use crate::env::{Env, Ui, Verbosity};
+use crate::env::{Env, Ui};
+use crate::lambda::{BOOTSTRAP, ZIP_NAME};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
 
-/// Lambda's region when none is configured here.
-const DEFAULT_REGION: &str = "us-east-1";
+// The one place invoke/ splits by host. Running the function takes `poll`, `waitpid`, process
+// groups and raw fds, which Unix has (a Linux host runs a Linux `bootstrap` itself, macOS in a
+// container: see `container`); on other hosts, `invoke` is `check_host`'s refusal.
+#[cfg(unix)]
+pub mod running;
+#[cfg(unix)]
+pub use running::{front, invoke, serve};
+/// Only a Unix host runs the function; elsewhere [`check_host`] refuses it.
+#[cfg(not(unix))]
+pub fn invoke(
+    _: &Path,
+    _: &[Vec<u8>],
+    _: &FunctionSettings,
+    _: Payloads,
+    _: &Reporter,
+    _: crate::env::Verbosity,
+    _: &Interrupt,
+) -> Result<Outcomes> {
+    check_host("invoke").map(|()| unreachable!("only Unix hosts pass check_host"))
+}
+
+/// `invoke`, `serve` and `--invoke-with` drive the function's processes (the runtime, its
+/// extensions) as Unix processes: as processes of a Linux machine (under qemu-user for the other
+/// architecture), or relayed into a container (`--docker`, macOS's default). A Windows host
+/// cannot yet, and is told what can, before anything is built.
+pub fn check_host(command: &'static str) -> Result<()> {
+    if cfg!(unix) {
+        Ok(())
+    } else {
+        Err(InvokeError::HostCannotRun {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
 
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,41 +87,16 @@ pub struct InvokeConfig {
     pub ui: Ui,
 }
 
-/// The function's settings with Lambda's defaults (3 s, 128 MB), the region and credentials
-/// of this machine's environment.
-pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> FunctionSettings {
-    FunctionSettings {
-        name: name.to_owned(),
-        memory_mb: 128,
-        timeout_secs: 3,
-        handler: crate::lambda::DEFAULT_HANDLER.to_owned(),
-        region: lookup("AWS_REGION")
-            .or_else(|| lookup("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
-        variables: Vec::new(),
-        credentials: [
-            "AWS_ACCESS_KEY_ID",
-            "AWS_SECRET_ACCESS_KEY",
-            "AWS_SESSION_TOKEN",
-        ]
-        .into_iter()
-        .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
-        .collect(),
-        layers: Vec::new(),
-        container: None,
-    }
-}
-
 /// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to the
 /// current directory; in a container with `--docker` or where this host cannot run the function.
 pub fn function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
     let lookup = |key: &str| env.var(key).map(str::to_owned);
-    sandbox::check_handler(&args.handler)?;
+    function::check_handler(&args.handler)?;
     let mut function = default_function(&args.function_name, &lookup);
     function.memory_mb = args.memory;
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
-    function.variables = sandbox::parse_variables(&args.env)?;
+    function.variables = function::parse_variables(&args.env)?;
     function.layers = args.layer.iter().map(|l| env.cwd.join(l)).collect();
     let asked = args.docker || args.docker_image.is_some();
     if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
@@ -185,7 +179,7 @@ fn artifacts_below(dir: &Path, depth: usize) -> Vec<PathBuf> {
 }
 
 fn newest_artifact(outdir: &Path) -> Option<PathBuf> {
-    let candidates = ["lambda.zip", "bootstrap"].map(|name| outdir.join(name));
+    let candidates = [ZIP_NAME, BOOTSTRAP].map(|name| outdir.join(name));
     candidates
         .into_iter()
         .filter_map(|path| {
@@ -230,21 +224,6 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     }
 }
 
-/// `invoke`, `serve` and `--invoke-with` drive the function's processes (the runtime, its
-/// extensions) as Unix processes: as processes of a Linux machine (under qemu-user for the other
-/// architecture), or relayed into a container (`--docker`, macOS's default). A Windows host
-/// cannot yet, and is told what can, before anything is built.
-pub fn check_host(command: &'static str) -> Result<()> {
-    if cfg!(unix) {
-        Ok(())
-    } else {
-        Err(InvokeError::HostCannotRun {
-            command,
-            os: std::env::consts::OS,
-        })
-    }
-}
-
 /// `cargo lambda-build invoke`.
 pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
     check_host("invoke")?;
@@ -273,7 +252,7 @@ pub struct Outcomes {
 }
 
 impl Outcomes {
-    pub fn failures(&self) -> impl Iterator<Item = &lambda::Failure> {
+    pub fn failures(&self) -> impl Iterator<Item = &Failure> {
         self.records.iter().filter_map(|r| match &r.outcome {
             Outcome::Failed(failure) => Some(failure),
             Outcome::Response(_) | Outcome::Streamed(_) => None,
@@ -305,455 +284,11 @@ pub enum Payloads {
     Json,
 }
 
-/// A function ready to start: its task root, the Runtime API it will talk to, and how it is
-/// started (`invoke` and `serve` run the same one). Dropping it removes the task root.
-#[cfg(unix)]
-pub struct Sandbox {
-    pub launch: sandbox::Launch,
-    /// `/opt/extensions/*` of the layers, started beside the function.
-    pub extensions: Vec<sandbox::Launch>,
-    pub api: RuntimeApi,
-    /// `x86_64`, or `arm64 under qemu-aarch64-static`, for the status line.
-    pub arch: String,
-    _task_root: sandbox::TaskRoot,
-    _opt: sandbox::OptDir,
-    /// The container the function runs in, in container mode; removed on drop.
-    container: Option<container::Environment>,
-}
-
-#[cfg(unix)]
-impl Sandbox {
-    pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox> {
-        let task_root = sandbox::prepare(artifact)?;
-        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
-        let elf = crate::inspect::inspect(&task_root.bootstrap()).ok();
-        let emulator = |elf: Option<&crate::inspect::ElfReport>| {
-            sandbox::emulation(
-                elf,
-                Arch::host(),
-                |name| which::which(name).ok(),
-                Path::is_dir,
-            )
-        };
-        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-        let env = sandbox::environment(
-            function,
-            task_root.path(),
-            opt.path(),
-            api.addr,
-            &lambda::log_stream_name(SystemTime::now()),
-        );
-        let extensions = opt
-            .extensions()
-            .into_iter()
-            .map(|path| {
-                let elf = crate::inspect::inspect(&path).ok();
-                Ok(sandbox::launch_executable(
-                    path,
-                    task_root.path(),
-                    emulator(elf.as_ref())?,
-                    env.clone(),
-                ))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let launch = sandbox::launch(task_root.path(), emulator(elf.as_ref())?, env);
-        let arch = match (&elf, &launch.emulator) {
-            (Some(elf), None) => elf.arch.to_string(),
-            (_, Some(emulator)) => format!(
-                "{} under {}",
-                emulator.arch,
-                emulator
-                    .program
-                    .file_name()
-                    .unwrap_or_default()
-                    .to_string_lossy()
-            ),
-            (None, None) => "not an ELF executable".to_owned(),
-        };
-        Ok(Sandbox {
-            launch,
-            extensions,
-            api,
-            arch,
-            _task_root: task_root,
-            _opt: opt,
-            container: None,
-        })
-    }
-
-    /// [`Sandbox::prepare`], or its container-mode twin when the function runs in a container:
-    /// the same task root and `/opt`, copied into a container of the build image, the runtime
-    /// and extensions started in it through this tool's relay, the Runtime API reached back.
-    pub fn prepare_for(
-        artifact: &Path,
-        function: &FunctionSettings,
-        reporter: &Reporter,
-        interrupt: &Interrupt,
-    ) -> Result<Sandbox> {
-        let Some(plan) = &function.container else {
-            return Sandbox::prepare(artifact, function);
-        };
-        let task_root = sandbox::prepare(artifact)?;
-        let opt = sandbox::prepare_opt(&function.layers, task_root.unzipped_size)?;
-        let arch = crate::inspect::inspect(&task_root.bootstrap())
-            .ok()
-            .map(|elf| elf.arch);
-        let started = container::start(
-            plan,
-            artifact,
-            arch,
-            function.memory_mb,
-            (task_root.path(), opt.path()),
-            reporter,
-            interrupt,
-        )?;
-        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
-        let mut env = sandbox::environment(
-            function,
-            Path::new(crate::lambda::TASK_ROOT),
-            Path::new(crate::lambda::OPT_DIR),
-            api.addr,
-            &lambda::log_stream_name(SystemTime::now()),
-        );
-        for (key, value) in &mut env {
-            if key == "AWS_LAMBDA_RUNTIME_API" {
-                *value = started.reach.runtime_api(api.addr);
-            }
-        }
-        // `bootstrap` is the extracted file here, for the checks Lambda's exec makes.
-        let relayed = |bootstrap: PathBuf, inside: String| {
-            let (program, args) = started.relay(plan, inside);
-            sandbox::Launch {
-                bootstrap,
-                program,
-                args,
-                env: env.clone(),
-                cwd: task_root.path().to_path_buf(),
-                emulator: None,
-            }
-        };
-        let extensions = opt
-            .extensions()
-            .into_iter()
-            .map(|path| {
-                let name = path.file_name().unwrap_or_default().to_string_lossy();
-                let inside = format!(
-                    "{}/{}{name}",
-                    crate::lambda::OPT_DIR,
-                    crate::lambda::EXTENSIONS_DIR
-                );
-                relayed(path.clone(), inside)
-            })
-            .collect();
-        let launch = relayed(
-            task_root.bootstrap(),
-            format!("{}/{}", crate::lambda::TASK_ROOT, crate::lambda::BOOTSTRAP),
-        );
-        Ok(Sandbox {
-            launch,
-            extensions,
-            api,
-            arch: started.describe(arch),
-            _task_root: task_root,
-            _opt: opt,
-            container: Some(started.environment),
-        })
-    }
-
-    /// `Starting extension NAME from /opt/extensions`, when the layers have any.
-    pub fn report_extensions(&self, reporter: &Reporter) {
-        if self.extensions.is_empty() {
-            return;
-        }
-        reporter.status(
-            "Starting",
-            format!(
-                "extension{} {} from /opt/extensions",
-                if self.extensions.len() == 1 { "" } else { "s" },
-                self.extensions
-                    .iter()
-                    .map(|e| e
-                        .bootstrap
-                        .file_name()
-                        .unwrap_or_default()
-                        .to_string_lossy())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        );
-    }
-
-    /// The execution environment that runs invocations, one at a time.
-    pub fn instance<'a>(
-        &'a self,
-        function: &FunctionSettings,
-        interrupt: &'a Interrupt,
-        log: &'a dyn Log,
-    ) -> Instance<'a> {
-        Instance::new(
-            &self.launch,
-            &self.api,
-            Duration::from_secs(u64::from(function.timeout_secs)),
-            sandbox::arn(function),
-            interrupt,
-            log,
-        )
-        .with_extensions(&self.extensions)
-        .with_container(self.container.as_ref())
-    }
-}
-
-/// Runs `events` in order against the artifact on one warm process (a new one after a crash or
-/// a timeout, as Lambda resets the environment), printing each payload on `stdout`.
-#[cfg(unix)]
-pub fn invoke(
-    artifact: &Path,
-    events: &[Vec<u8>],
-    function: &FunctionSettings,
-    payloads: Payloads,
-    reporter: &Reporter,
-    verbosity: Verbosity,
-    interrupt: &Interrupt,
-) -> Result<Outcomes> {
-    let sandbox = Sandbox::prepare_for(artifact, function, reporter, interrupt)?;
-    let launch = &sandbox.launch;
-    let arch = &sandbox.arch;
-    reporter.status(
-        "Invoking",
-        format!(
-            "{} ({arch}): {} event{}, timeout {} s, memory {} MB",
-            artifact.display(),
-            events.len(),
-            if events.len() == 1 { "" } else { "s" },
-            function.timeout_secs,
-            function.memory_mb
-        ),
-    );
-    sandbox.report_extensions(reporter);
-    if verbosity.verbose() {
-        reporter.status("Running", format!("`{launch}`"));
-    }
-
-    let console = Console {
-        reporter,
-        lambda_lines: verbosity != Verbosity::Quiet,
-    };
-    let mut instance = sandbox.instance(function, interrupt, &console);
-    let mut records = Vec::new();
-    let mut stream = StdoutStream {
-        payloads,
-        kept: Vec::new(),
-    };
-    for event in events {
-        let record = instance.invoke(event, &mut stream)?;
-        let (payload, failed) = match &record.outcome {
-            Outcome::Response(body) => (body, false),
-            Outcome::Streamed(_) if payloads == Payloads::Raw => {
-                console.end(&record, function.memory_mb);
-                records.push(record);
-                continue;
-            }
-            Outcome::Streamed(_) => (&stream.kept, false),
-            Outcome::Failed(failure) => (&failure.payload, true),
-        };
-        let mut stdout = std::io::stdout().lock();
-        match payloads {
-            Payloads::Raw => stdout
-                .write_all(payload)
-                .and_then(|()| stdout.write_all(b"\n")),
-            Payloads::Json => {
-                crate::report::print_invocation_json(&mut stdout, &function.name, failed, payload)
-            }
-        }
-        .and_then(|()| stdout.flush())
-        .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))?;
-        drop(stdout);
-        console.end(&record, function.memory_mb);
-        records.push(record);
-    }
-    instance.stop();
-    drop(instance);
-
-    let outcomes = Outcomes {
-        records,
-        memory_mb: function.memory_mb,
-    };
-    report_summary(&outcomes, reporter, launch.emulator.is_some());
-    interrupt.check()?;
-    Ok(outcomes)
-}
-
-/// Only a Linux host runs the function; elsewhere [`check_host`] refused before this.
-#[cfg(not(unix))]
-pub fn invoke(
-    _: &Path,
-    _: &[Vec<u8>],
-    _: &FunctionSettings,
-    _: Payloads,
-    _: &Reporter,
-    _: Verbosity,
-    _: &Interrupt,
-) -> Result<Outcomes> {
-    check_host("invoke").map(|()| unreachable!("only Linux hosts pass check_host"))
-}
-
-/// A streamed response on stdout as it arrives (`invoke`), or kept for its JSON line.
-#[cfg(unix)]
-struct StdoutStream {
-    payloads: Payloads,
-    kept: Vec<u8>,
-}
-
-#[cfg(unix)]
-impl instance::ResponseStream for StdoutStream {
-    fn begin(&mut self, _content_type: Option<&str>) {
-        self.kept.clear();
-    }
-
-    fn data(&mut self, data: &[u8]) {
-        match self.payloads {
-            Payloads::Raw => {
-                let mut stdout = std::io::stdout().lock();
-                // A reader that went away is not the function's failure.
-                let _ = stdout.write_all(data).and_then(|()| stdout.flush());
-            }
-            Payloads::Json => self.kept.extend_from_slice(data),
-        }
-    }
-
-    fn end(&mut self, _complete: bool) {
-        if self.payloads == Payloads::Raw {
-            let _ = std::io::stdout().lock().write_all(b"\n");
-        }
-    }
-}
-
-#[cfg(unix)]
-fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
-    let total = summary.records.len();
-    let failed = summary.failures().count();
-    let peak_mb = summary
-        .records
-        .iter()
-        .filter_map(|r| r.max_memory_kib)
-        .max()
-        .map(mb_of_kib);
-    let init = summary
-        .records
-        .iter()
-        .find_map(|r| r.init_duration)
-        .map(|d| format!("init {}, ", millis(d)))
-        .unwrap_or_default();
-    let peak = peak_mb
-        .map(|mb| format!("peak memory {mb} MB of {} MB", summary.memory_mb))
-        .unwrap_or_else(|| "peak memory unknown".to_owned());
-    reporter.status(
-        "Finished",
-        format!(
-            "{total} invocation{}, {failed} failed: {init}{peak}",
-            if total == 1 { "" } else { "s" }
-        ),
-    );
-    if let Some(peak_mb) = peak_mb.filter(|mb| *mb > u64::from(summary.memory_mb)) {
-        reporter.warn(format!(
-            "the function used up to {peak_mb} MB, more than its {} MB: on Lambda it would be \
-             stopped with Runtime.OutOfMemory; raise `--memory`{}",
-            summary.memory_mb,
-            if emulated {
-                " (under qemu the peak includes the emulator's own memory)"
-            } else {
-                ""
-            }
-        ));
-    }
-}
-
-/// Lambda reports memory in whole MB (MiB), rounded up.
-fn mb_of_kib(kib: u64) -> u64 {
-    kib.div_ceil(1024)
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
-}
-
-/// The REPORT line, tab-separated as in CloudWatch: `Status` only when the invocation timed
-/// out or the runtime failed, `Init Duration` only on a cold start.
-pub fn report_line(record: &Record, memory_mb: u32) -> String {
-    let mut fields = vec![
-        format!("REPORT RequestId: {}", record.request_id),
-        format!("Duration: {}", millis(record.duration)),
-        format!("Memory Size: {memory_mb} MB"),
-    ];
-    if let Some(kib) = record.max_memory_kib {
-        fields.push(format!("Max Memory Used: {} MB", mb_of_kib(kib)));
-    }
-    if let Some(init) = record.init_duration {
-        fields.push(format!("Init Duration: {}", millis(init)));
-    }
-    match &record.status {
-        None => {}
-        Some(Status::Timeout) => fields.push("Status: timeout".to_owned()),
-        Some(Status::Error(error_type)) => {
-            fields.push("Status: error".to_owned());
-            fields.push(format!("Error Type: {error_type}"));
-        }
-    }
-    fields.join("\t")
-}
-
-/// stderr, as CloudWatch would show the function's log stream.
-#[cfg(unix)]
-struct Console<'a> {
-    reporter: &'a Reporter,
-    /// START / END / REPORT, left out with `-q`.
-    lambda_lines: bool,
-}
-
-#[cfg(unix)]
-impl Console<'_> {
-    fn line(&self, line: &[u8]) {
-        let mut stderr = std::io::stderr().lock();
-        let _ = stderr.write_all(line);
-        let _ = stderr.write_all(b"\n");
-    }
-
-    fn end(&self, record: &Record, memory_mb: u32) {
-        if !self.lambda_lines {
-            return;
-        }
-        if !record.started {
-            self.start(&record.request_id);
-        }
-        self.line(format!("END RequestId: {}", record.request_id).as_bytes());
-        self.line(report_line(record, memory_mb).as_bytes());
-    }
-}
-
-#[cfg(unix)]
-impl Log for Console<'_> {
-    fn start(&self, request_id: &str) {
-        if self.lambda_lines {
-            self.line(
-                format!("START RequestId: {request_id} Version: {}", lambda::VERSION).as_bytes(),
-            );
-        }
-    }
-
-    fn output(&self, line: &[u8]) {
-        self.line(line);
-    }
-
-    fn warn(&self, message: &str) {
-        self.reporter.warn(message);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
-    use clap::Parser;
+    use std::time::Duration;
 
     fn resolve(
         args: &[&str],
@@ -898,30 +433,5 @@ mod tests {
             err.help().unwrap().contains("invoke dist/alpha/lambda.zip"),
             "{err:?}"
         );
-    }
-
-    #[test]
-    fn report_lines_read_like_cloudwatch() {
-        let mut record = Record {
-            request_id: "id".into(),
-            outcome: Outcome::Response(b"{}".to_vec()),
-            duration: Duration::from_micros(1_234),
-            init_duration: Some(Duration::from_micros(25_500)),
-            max_memory_kib: Some(9 * 1024 + 1),
-            status: None,
-            started: true,
-        };
-        assert_eq!(
-            report_line(&record, 128),
-            "REPORT RequestId: id\tDuration: 1.23 ms\tMemory Size: 128 MB\t\
-             Max Memory Used: 10 MB\tInit Duration: 25.50 ms"
-        );
-        record.init_duration = None;
-        record.status = Some(Status::Error("Runtime.ExitError".into()));
-        assert!(
-            report_line(&record, 128).ends_with("\tStatus: error\tError Type: Runtime.ExitError")
-        );
-        record.status = Some(Status::Timeout);
-        assert!(report_line(&record, 128).ends_with("MB\tStatus: timeout"));
     }
 }

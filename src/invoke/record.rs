@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::lambda::Failure;
+use super::failure::Failure;
 
 /// How an invocation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,9 +37,77 @@ pub enum Status {
     Error(String),
 }
 
+impl Record {
+    /// The REPORT line, tab-separated as in CloudWatch: `Status` only when the invocation timed
+    /// out or the runtime failed, `Init Duration` only on a cold start.
+    pub fn report_line(&self, memory_mb: u32) -> String {
+        let mut fields = vec![
+            format!("REPORT RequestId: {}", self.request_id),
+            format!("Duration: {}", millis(self.duration)),
+            format!("Memory Size: {memory_mb} MB"),
+        ];
+        if let Some(kib) = self.max_memory_kib {
+            fields.push(format!("Max Memory Used: {} MB", mb_of_kib(kib)));
+        }
+        if let Some(init) = self.init_duration {
+            fields.push(format!("Init Duration: {}", millis(init)));
+        }
+        match &self.status {
+            None => {}
+            Some(Status::Timeout) => fields.push("Status: timeout".to_owned()),
+            Some(Status::Error(error_type)) => {
+                fields.push("Status: error".to_owned());
+                fields.push(format!("Error Type: {error_type}"));
+            }
+        }
+        fields.join("\t")
+    }
+}
+
+/// Lambda reports memory in whole MB (MiB), rounded up.
+pub fn mb_of_kib(kib: u64) -> u64 {
+    kib.div_ceil(1024)
+}
+
+pub fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1000.0)
+}
+
 /// Where the lines go: the function's output, and START when an invocation begins.
 pub trait Log {
     fn start(&self, request_id: &str);
     fn output(&self, line: &[u8]);
     fn warn(&self, message: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_read_like_cloudwatch() {
+        let mut record = Record {
+            request_id: "id".into(),
+            outcome: Outcome::Response(b"{}".to_vec()),
+            duration: Duration::from_micros(1_234),
+            init_duration: Some(Duration::from_micros(25_500)),
+            max_memory_kib: Some(9 * 1024 + 1),
+            status: None,
+            started: true,
+        };
+        assert_eq!(
+            record.report_line(128),
+            "REPORT RequestId: id\tDuration: 1.23 ms\tMemory Size: 128 MB\t\
+             Max Memory Used: 10 MB\tInit Duration: 25.50 ms"
+        );
+        record.init_duration = None;
+        record.status = Some(Status::Error("Runtime.ExitError".into()));
+        assert!(
+            record
+                .report_line(128)
+                .ends_with("\tStatus: error\tError Type: Runtime.ExitError")
+        );
+        record.status = Some(Status::Timeout);
+        assert!(record.report_line(128).ends_with("MB\tStatus: timeout"));
+    }
 }

@@ -161,8 +161,11 @@ fn ordered(entries: &[ZipEntry]) -> Result<Vec<&ZipEntry>, PackageError> {
         {
             return Err(invalid(
                 entry,
-                "names must be relative paths with `/` separators and no `.` or `..` parts, \
-                 as Lambda extracts the zip into /var/task",
+                concat!(
+                    "names must be relative paths with `/` separators and no `.` or `..` parts, \
+                     as Lambda extracts the zip into ",
+                    crate::lambda::literal!(task_root)
+                ),
             ));
         }
         if entry.name == BOOTSTRAP && entry.mode & 0o111 == 0 {

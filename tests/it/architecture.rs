@@ -1,5 +1,7 @@
 //! The crate's shape, checked: modules import downward only (no cycle between the modules of
-//! one directory), and no module but `env.rs` (and `main.rs`) reads the process environment.
+//! one directory), no module but `env.rs` (and `main.rs`) reads the process environment, and
+//! Lambda's facts (its paths, the Runtime API's version, the zip's name) are written in
+//! `lambda.rs` only.
 //!
 //! Read from the source text: each `crate::`, `super::` and `self::` path outside `#[cfg(test)]`
 //! modules is an edge from the module it is written in to the module it names. Edges between
@@ -50,7 +52,8 @@ fn without_tests(text: &str) -> String {
     let mut out = String::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]"
+        let line_trimmed = line.trim();
+        if (line_trimmed == "#[cfg(test)]" || line_trimmed.starts_with("#[cfg(all(test,"))
             && lines
                 .peek()
                 .is_some_and(|next| next.trim_start().starts_with("mod "))
@@ -292,6 +295,161 @@ fn only_env_rs_reads_the_environment() {
     );
 }
 
+/// The text with its comments (line, doc and block comments) blanked, string and character
+/// literals kept as they are, each line where it was.
+fn without_comments(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    let at = |i: usize, s: &str| {
+        s.chars()
+            .enumerate()
+            .all(|(k, c)| chars.get(i + k) == Some(&c))
+    };
+    while i < chars.len() {
+        let c = chars[i];
+        let after_ident = i > 0 && is_ident(chars[i - 1]);
+        if at(i, "//") {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if at(i, "/*") {
+            let mut depth = 0;
+            while i < chars.len() {
+                if at(i, "/*") {
+                    depth += 1;
+                    i += 2;
+                } else if at(i, "*/") {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    if chars[i] == '\n' {
+                        out.push('\n');
+                    }
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && (!after_ident || (i >= 1 && matches!(chars[i - 1], 'b' | 'c')))
+            && chars[i + 1..]
+                .iter()
+                .position(|c| *c != '#')
+                .is_some_and(|n| chars[i + 1 + n] == '"')
+        {
+            // A raw string: `r"..."`, `r#"..."#`, up to the same number of `#`.
+            let hashes = chars[i + 1..].iter().take_while(|c| **c == '#').count();
+            let end: String = std::iter::once('"')
+                .chain("#".repeat(hashes).chars())
+                .collect();
+            let start = i;
+            i += 2 + hashes;
+            while i < chars.len() && !at(i, &end) {
+                i += 1;
+            }
+            i = (i + end.len()).min(chars.len());
+            out.extend(&chars[start..i]);
+        } else if c == '"' {
+            let start = i;
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i = (i + 1).min(chars.len());
+            out.extend(&chars[start..i]);
+        } else if c == '\'' {
+            // A character literal (`'"'`, `b'\''`), or a lifetime, which has no closing quote.
+            let len = if chars.get(i + 1) == Some(&'\\') {
+                chars
+                    .get(i + 3..)
+                    .and_then(|rest| rest.iter().position(|c| *c == '\''))
+                    .map(|n| n + 4)
+            } else {
+                (chars.get(i + 2) == Some(&'\'')).then_some(3)
+            };
+            let len = len.unwrap_or(1);
+            out.extend(&chars[i..(i + len).min(chars.len())]);
+            i += len;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The facts that `lambda.rs` declares, with their sources, so that a change of Lambda's (a new
+/// API version) or of the tool's output name is made in one place.
+const LAMBDA_FACTS: &[&str] = &["/var/task", "/opt", "2018-06-01", "lambda.zip"];
+
+/// Whether `line` names `fact` as a whole (`lambda.zip`, not `cargo_lambda.zip()`).
+fn names(line: &str, fact: &str) -> bool {
+    line.match_indices(fact).any(|(at, _)| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + fact.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
+}
+
+/// Lambda's paths, the Runtime API's version and the zip's name written outside `lambda.rs`
+/// (comments and tests aside): a fact declared twice, which can change in one place only.
+#[test]
+fn lambdas_facts_live_in_lambda_rs() {
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let mut offenders = Vec::new();
+    for file in files {
+        let rel = file.strip_prefix(src_dir()).unwrap().to_path_buf();
+        if rel == Path::new("lambda.rs") {
+            continue;
+        }
+        let text = without_comments(&without_tests(&std::fs::read_to_string(&file).unwrap()));
+        for (n, line) in text.lines().enumerate() {
+            for fact in LAMBDA_FACTS.iter().filter(|fact| names(line, fact)) {
+                offenders.push(format!(
+                    "src/{}:{}: `{fact}` in {}",
+                    rel.display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "use the constant of `crate::lambda` (or `lambda::literal!` in a `concat!`) instead:\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_checker_sees_facts_in_code_only() {
+    let text = "let a = \"/opt/x\"; // in /opt\n/* /var/task /* nested */ lambda.zip */ let b = ('\"', b'\\'', '\\u{22}');\n\
+                let c = r#\"2018-06-01 \"quoted\"\"#; let d: &'static str = \"x\"; // lambda.zip\n";
+    let code = without_comments(text);
+    assert_eq!(code.lines().count(), 3, "{code}");
+    assert!(code.contains("\"/opt/x\";"), "{code}");
+    assert!(!code.contains("in /opt"), "{code}");
+    assert!(
+        !code.contains("/var/task") && !code.contains("nested"),
+        "{code}"
+    );
+    assert!(
+        code.contains("let b = ('\"', b'\\'', '\\u{22}');"),
+        "{code}"
+    );
+    assert!(code.contains("r#\"2018-06-01 \"quoted\"\"#"), "{code}");
+    assert!(code.contains("&'static str = \"x\";"), "{code}");
+    assert!(!code.contains("lambda.zip"), "{code}");
+    assert!(names("fileb://lambda.zip ...", "lambda.zip"));
+    assert!(names("\"/opt/lib\"", "/opt") && names("\"/opt\"", "/opt"));
+    assert!(!names("args.cargo_lambda.zip()", "lambda.zip") && !names("/options", "/opt"));
+    let tests = without_tests("fn f() {}\n#[cfg(all(test, unix))]\nmod tests {\n    \"/opt\"\n}\n");
+    assert!(!tests.contains("/opt"), "{tests}");
+}
+
 /// The text with comments, string and character literals blanked to spaces (line breaks kept),
 /// so braces and names inside them do not count.
 fn code_only(text: &str) -> String {
@@ -529,5 +687,44 @@ fn only_the_command_line_modules_use_clap() {
         offenders.is_empty(),
         "define the type in its domain module and map the flag to it in cli.rs:\n{}",
         offenders.join("\n")
+    );
+}
+
+/// docs/development.md's source layout names every file of `src/` (by its path below `src/`),
+/// and no file that is gone: a reader finds each module's purpose there.
+#[test]
+fn the_development_guide_lists_every_source_file() {
+    let guide =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/development.md"))
+            .unwrap();
+    let layout: BTreeSet<&str> = guide
+        .split("<!-- source-layout -->")
+        .nth(1)
+        .expect("docs/development.md has a <!-- source-layout --> block")
+        .lines()
+        .skip_while(|line| line.trim().is_empty())
+        .take_while(|line| line.starts_with("    "))
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| word.ends_with(".rs"))
+        .collect();
+    let mut files = Vec::new();
+    source_files(&src_dir(), &mut files);
+    let files: BTreeSet<String> = files
+        .iter()
+        .map(|f| {
+            f.strip_prefix(src_dir())
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/")
+        })
+        .collect();
+    let missing: Vec<&String> = files
+        .iter()
+        .filter(|f| !layout.contains(f.as_str()))
+        .collect();
+    let gone: Vec<&&str> = layout.iter().filter(|f| !files.contains(**f)).collect();
+    assert!(
+        missing.is_empty() && gone.is_empty(),
+        "docs/development.md's source layout: add {missing:?}, remove {gone:?}"
     );
 }

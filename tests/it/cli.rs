@@ -104,12 +104,49 @@ fn help_lists_the_flags_users_need() {
         ("invoke", "Run a packaged"),
         ("dockerfile", "Print the bundled lambda.Dockerfile"),
         ("docker", "List or remove what --docker keeps"),
+        ("doctor", "Check what a build and a local run need"),
     ] {
         assert!(
             help.lines().any(|line| line
                 .strip_prefix(&format!("  {command} "))
                 .is_some_and(|rest| rest.trim_start().starts_with(about))),
             "the {command} subcommand is listed:\n{help}"
+        );
+    }
+}
+
+/// cargo-lambda's `watch`, `build` and `deploy` are usage errors (exit 2) that say what to run
+/// instead, and build nothing.
+#[test]
+fn cargo_lambdas_other_subcommands_say_what_to_run_instead() {
+    let project = crate_with("other", &[("src/main.rs", MAIN)], "");
+    for (args, instead) in [
+        (&["watch"][..], "run `cargo lambda-build serve --watch`"),
+        (&["build", "--release"], "run `cargo lambda-build`"),
+        (&["--zip", "deploy"], "aws lambda update-function-code"),
+    ] {
+        let output = support::tool()
+            .args(args)
+            .current_dir(project.path())
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert_eq!(support::stdout(&output), "");
+        assert_stderr_has(&output, "is not a command of cargo lambda-build");
+        assert_stderr_has(&output, instead);
+        assert!(!project.path().join("bootstrap").exists());
+        assert!(!project.path().join("target").exists(), "{args:?} built");
+    }
+    let help = support::stdout(&support::tool().arg("--help").output().unwrap());
+    for word in ["watch ", "build ", "deploy "] {
+        assert!(
+            !help.lines().any(|l| l.starts_with(&format!("  {word}"))),
+            "{word}listed:\n{help}"
         );
     }
 }

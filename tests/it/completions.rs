@@ -353,7 +353,7 @@ fn the_man_pages_render_with_man() {
             }
         }
     }
-    for needed in ["new", "invoke", "docker-ls", "completions", "man"] {
+    for needed in ["new", "invoke", "docker-ls", "doctor", "completions", "man"] {
         assert!(
             names.contains(&format!("cargo-lambda-build-{needed}.1")),
             "{names:?}"

@@ -190,3 +190,33 @@ fn no_cross_linker_fails_before_compiling() {
     );
     assert!(!project.path().join("lambda.zip").exists());
 }
+
+/// A package with a local server (its `default-run`) and the Lambda entry named `bootstrap`, as
+/// axum templates lay it out: the entry is what gets packaged, never the server.
+#[test]
+fn a_binary_named_bootstrap_is_the_function_whatever_default_run_says() {
+    let project = support::crate_with(
+        "axumish",
+        &[
+            (
+                "src/bin/server.rs",
+                "fn main() { println!(\"a local server\"); }\n",
+            ),
+            ("src/bin/bootstrap.rs", support::MAIN),
+        ],
+        "default-run = \"server\"\n",
+    );
+    let output = support::lambda_build(project.path(), &["--zip", "--message-format", "json"]);
+    support::assert_success(&output);
+    let report: serde_json::Value =
+        serde_json::from_slice(&output.stdout).expect("one JSON object");
+    assert_eq!(report["function"], "bootstrap", "{report}");
+    let zip = project.path().join("lambda.zip");
+    let scratch = tempfile::tempdir().unwrap();
+    let bootstrap = bootstrap_of(&zip, scratch.path());
+    let ran = std::process::Command::new(&bootstrap).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&ran.stdout),
+        "hello from bootstrap\n"
+    );
+}

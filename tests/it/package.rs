@@ -165,3 +165,59 @@ fn a_library_shipped_under_lib_is_not_missing() {
     let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
     assert_eq!(names, ["bootstrap", "lib/", "lib/libfoo.so.1"]);
 }
+
+/// provided.al2023 runs a `#!/bin/sh` bootstrap (AWS's custom-runtime tutorial ships one):
+/// `package` takes it, says that no ELF check applies, and zips it executable, with the
+/// function's architecture. A script for an interpreter provided.al2023 lacks stays refused.
+#[test]
+fn a_shell_script_bootstrap_is_packaged_and_a_python_one_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = "#!/bin/sh\nset -euo pipefail\necho started\n";
+    fs::write(dir.path().join("bootstrap"), script).unwrap();
+    let output = tool()
+        .args([
+            "package",
+            "bootstrap",
+            "--zip",
+            "--arch",
+            "arm64",
+            "--message-format",
+            "json",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let err = stderr(&output);
+    assert!(err.contains("is a `#!/bin/sh` script"), "{err}");
+    let report = json(&output);
+    assert_eq!(report["arch"], "arm64", "{report}");
+    let mut zip = support::read_zip(&dir.path().join("lambda.zip"));
+    let mut entry = zip.by_index(0).unwrap();
+    assert_eq!(entry.name().unwrap(), "bootstrap");
+    assert_eq!(entry.unix_mode(), Some(0o100_755));
+    let mut content = String::new();
+    std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+    assert_eq!(content, script);
+    drop(entry);
+
+    let before = fs::read(dir.path().join("lambda.zip")).unwrap();
+    fs::write(
+        dir.path().join("handler.py"),
+        "#!/usr/bin/env python3\nprint('x')\n",
+    )
+    .unwrap();
+    let output = tool()
+        .args(["package", "handler.py", "--zip"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.contains("script (`#!/usr/bin/env python3`)")
+            && err.contains("provided.al2023 has no other interpreter"),
+        "{err}"
+    );
+    assert_eq!(fs::read(dir.path().join("lambda.zip")).unwrap(), before);
+}

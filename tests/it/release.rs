@@ -140,7 +140,11 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         .unwrap();
     assert_success(&output);
     support::report_time("cargo publish --dry-run (a musl build)", started.elapsed());
-    let name = format!("cargo-lambda-build-{}.crate", env!("CARGO_PKG_VERSION"));
+    let name = format!(
+        "{}-{}.crate",
+        env!("CARGO_PKG_NAME"),
+        env!("CARGO_PKG_VERSION")
+    );
     // `publish` packs into `package/tmp-crate/`, `package` into `package/`.
     let crate_file = target_dir().join("package/tmp-crate").join(&name);
     let size = std::fs::metadata(&crate_file).unwrap().len();
@@ -150,7 +154,48 @@ fn the_crate_packages_without_tests_publishes_dry_run_and_runs_the_try_command_s
         size / 1024
     ));
 
-    let tool = target_dir().join(MUSL).join("debug/cargo-lambda-build");
+    // What a user of `cargo install lambda-builder` gets: the .crate unpacked and installed
+    // into a fresh root, offline (its dependencies are the ones the dry run just compiled for
+    // musl, in that target dir, so only the crate itself compiles again).
+    let unpacked = tempfile::tempdir().unwrap();
+    let output = Command::new("tar")
+        .arg("-xzf")
+        .arg(&crate_file)
+        .current_dir(unpacked.path())
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let root = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let output = cargo()
+        .args([
+            "install",
+            "--offline",
+            "--locked",
+            "--debug",
+            "--target",
+            MUSL,
+            "--path",
+        ])
+        .arg(unpacked.path().join(name.trim_end_matches(".crate")))
+        .arg("--root")
+        .arg(root.path())
+        .arg("--target-dir")
+        .arg(target_dir())
+        .output()
+        .unwrap();
+    assert_success(&output);
+    support::report_time("cargo install of the packaged crate", started.elapsed());
+    let installed: Vec<String> = std::fs::read_dir(root.path().join("bin"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        installed,
+        ["cargo-lambda-build"],
+        "the binary keeps the command's name"
+    );
+    let tool = root.path().join("bin/cargo-lambda-build");
     assert!(!has_interpreter(&tool), "{} is not static", tool.display());
     runs_the_try_command(&tool);
 }
@@ -257,7 +302,7 @@ fn binstall_finds_exactly_the_archives_the_release_workflow_writes() {
         let values = [
             ("repo", repo),
             ("version", version),
-            ("name", "cargo-lambda-build"),
+            ("name", env!("CARGO_PKG_NAME")),
             ("bin", "cargo-lambda-build"),
             ("target", target),
             ("archive-suffix", suffix),

@@ -60,13 +60,14 @@ fn refused(manifest_extra: &str, args: &[&str]) -> String {
 /// The help of every command, long and short.
 #[test]
 fn help_of_every_command() {
-    let helps: [(&str, &[&str]); 6] = [
+    let helps: [(&str, &[&str]); 7] = [
         ("help", &["--help"]),
         ("help_short", &["-h"]),
         ("new_help", &["new", "--help"]),
         ("invoke_help", &["invoke", "--help"]),
         ("serve_help", &["serve", "--help"]),
         ("package_help", &["package", "--help"]),
+        ("doctor_help", &["doctor", "--help"]),
     ];
     for (name, args) in helps {
         insta::assert_snapshot!(name, help(args));

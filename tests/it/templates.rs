@@ -136,7 +136,7 @@ fn assert_ci_file(text: &str, steps: &str, needed: &[&str]) {
         "--print-image-tag",
         "docker save",
         "docker load",
-        "cargo binstall --no-confirm cargo-lambda-build || cargo install --locked cargo-lambda-build",
+        "cargo binstall --no-confirm lambda-builder || cargo install --locked lambda-builder",
     ];
     all.extend_from_slice(needed);
     support::assert_contains_all(steps, &all);

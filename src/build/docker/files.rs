@@ -16,7 +16,7 @@ use bollard::query_parameters::CreateContainerOptions;
 use sha2::{Digest, Sha256};
 
 use crate::build::BuildError;
-use crate::cli::DockerFiles;
+use crate::config::DockerFiles;
 
 use super::DockerError;
 

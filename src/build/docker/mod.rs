@@ -518,7 +518,6 @@ mod tests {
     fn plan(args: &[&str]) -> BuildPlan {
         use crate::cli::Cli;
         use crate::config::BuildConfig;
-        use clap::Parser;
         let project = Project {
             workspace_root: "/ws".into(),
             target_dir: "/ws/target".into(),

@@ -303,7 +303,8 @@ fn walk_sources(
 /// (another `--outdir`, another architecture): no build reads one.
 fn is_skipped(path: &Path, skip: &[PathBuf]) -> bool {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    if name == "lambda.zip" || name.starts_with(".lambda.zip.") {
+    let zip_name = crate::lambda::ZIP_NAME;
+    if name == zip_name || name.starts_with(&format!(".{zip_name}.")) {
         return true;
     }
     skip.iter().any(|s| {

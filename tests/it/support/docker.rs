@@ -40,6 +40,12 @@ pub struct Setup {
     _engine: std::sync::MutexGuard<'static, ()>,
 }
 
+/// The engine to this test alone, for a test that may reach an engine without needing one
+/// (`doctor` probes whichever engine `DOCKER_HOST` names).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    ENGINE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn skip_without_engine(reason: &str) -> Option<Setup> {
     super::skip_or_fail(&format!(
         "{reason}; `. .ci/docker.sh` starts an engine, builds the base image and creates the \
@@ -50,7 +56,7 @@ fn skip_without_engine(reason: &str) -> Option<Setup> {
 
 /// The engine, for this test alone (it waits for the other Docker tests), or a skip.
 pub fn setup() -> Option<Setup> {
-    let engine = ENGINE.lock().unwrap_or_else(|e| e.into_inner());
+    let engine = exclusive();
     if !super::require_tool("docker") {
         return None;
     }

@@ -42,7 +42,7 @@ pub use scratch::{
 };
 pub use tool::{assert_contains_all, assert_stderr_has, stderr, stdout, tool, tool_as};
 pub use tools::{
-    QEMU, arm64_linker, find_tool, path_with_only, require_tool, require_tools, skip_or_fail,
-    zig_installed,
+    QEMU, arm64_linker, find_tool, path_with_only, path_without, require_tool, require_tools,
+    skip_or_fail, zig_installed,
 };
 pub use user::{Unprivileged, is_root};

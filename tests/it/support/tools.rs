@@ -29,20 +29,20 @@ fn install_hint(tool: &str) -> &'static str {
 
 /// The path of an executable `name` found on PATH (or `name` itself when it is a path).
 pub fn find_tool(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let is_exe = |p: &std::path::Path| {
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
     if name.contains('/') {
         let p = PathBuf::from(name);
-        return is_exe(&p).then_some(p);
+        return is_executable(&p).then_some(p);
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|p| is_exe(p))
+        .find(|p| is_executable(p))
+}
+
+fn is_executable(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// True when `name` is on PATH. When it is not: panics if `LAMBDA_BUILD_TEST_REQUIRE_ALL=1`
@@ -97,6 +97,30 @@ pub fn path_with_only(scratch: &std::path::Path, tools: &[&str]) -> std::ffi::Os
     for tool in tools {
         let found = find_tool(tool).unwrap_or_else(|| panic!("`{tool}` on PATH"));
         std::os::unix::fs::symlink(found, bin.join(tool)).unwrap();
+    }
+    bin.into_os_string()
+}
+
+/// A PATH of one directory, under `scratch`, holding links to every program on this PATH but
+/// `hidden`: a run on this machine as if those were not installed (each name links to the
+/// program PATH finds first, so nothing else changes).
+pub fn path_without(scratch: &std::path::Path, hidden: &[&str]) -> std::ffi::OsString {
+    let bin = scratch.join("path-without");
+    std::fs::create_dir_all(&bin).unwrap();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let link = bin.join(&name);
+            let program = entry.path();
+            if hidden.iter().any(|h| name == *h) || link.exists() || !is_executable(&program) {
+                continue;
+            }
+            std::os::unix::fs::symlink(&program, &link).unwrap();
+        }
     }
     bin.into_os_string()
 }

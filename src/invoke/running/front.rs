@@ -16,8 +16,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::sync::{mpsc as tokio_mpsc, oneshot};
 
-use super::error::InvokeError;
-use super::http::{HttpRequest, HttpResponse, too_large_response};
+use crate::invoke::error::InvokeError;
+use crate::invoke::http::{HttpRequest, HttpResponse, too_large_response};
 use crate::lambda::MAX_EVENT_BYTES;
 
 /// What the front hands to the serving loop.

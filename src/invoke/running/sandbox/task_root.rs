@@ -1,23 +1,13 @@
-//! The execution environment, decided before anything runs: a fresh task root with the zip
-//! extracted as Lambda extracts it (modes kept), the architecture and whether qemu-user is
-//! needed, Lambda's environment variables, and the command that starts `bootstrap`.
+//! The task root and `/opt`: the function's zip extracted as Lambda extracts it (modes kept,
+//! nothing written outside), and the layers merged in order, within Lambda's unzipped limit.
 
-use std::ffi::OsString;
-use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-use super::error::InvokeError;
-use super::lambda::{self, VERSION};
-use crate::arch::Arch;
-use crate::inspect::ElfReport;
-use crate::lambda::UNZIPPED_LIMIT;
+use crate::invoke::error::InvokeError;
+use crate::lambda::{BOOTSTRAP, EXTENSIONS_DIR, UNZIPPED_LIMIT};
 use crate::verify::{self, VerifyError};
-
-pub use crate::lambda::BOOTSTRAP;
 
 /// The function's code, extracted into a temporary directory that is removed on drop.
 #[derive(Debug)]
@@ -101,7 +91,7 @@ impl OptDir {
 
     /// The external extensions Lambda starts: the files in `/opt/extensions/`, by name.
     pub fn extensions(&self) -> Vec<PathBuf> {
-        let Ok(entries) = fs::read_dir(self.path().join(crate::lambda::EXTENSIONS_DIR)) else {
+        let Ok(entries) = fs::read_dir(self.path().join(EXTENSIONS_DIR)) else {
             return Vec::new();
         };
         let mut found: Vec<PathBuf> = entries
@@ -156,16 +146,10 @@ fn extension_layer(root: &Path) -> Option<Vec<String>> {
     if root.join(BOOTSTRAP).exists() {
         return None;
     }
-    let mut names: Vec<String> = fs::read_dir(root.join(crate::lambda::EXTENSIONS_DIR))
+    let mut names: Vec<String> = fs::read_dir(root.join(EXTENSIONS_DIR))
         .ok()?
         .filter_map(|entry| entry.ok())
-        .map(|entry| {
-            format!(
-                "{}{}",
-                crate::lambda::EXTENSIONS_DIR,
-                entry.file_name().to_string_lossy()
-            )
-        })
+        .map(|entry| format!("{EXTENSIONS_DIR}{}", entry.file_name().to_string_lossy()))
         .collect();
     names.sort();
     (!names.is_empty()).then_some(names)
@@ -243,7 +227,6 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             // Private until its mode is set from the zip's.
-            #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut out = options.open(&dest).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
@@ -309,495 +292,16 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), InvokeError> {
     crate::host::set_path_mode(path, mode).map_err(InvokeError::TaskRoot)
 }
 
-#[cfg(unix)]
 fn symlink(target: &str, dest: &Path) -> Result<(), InvokeError> {
     std::os::unix::fs::symlink(target, dest).map_err(InvokeError::TaskRoot)
 }
 
-/// Only Linux hosts run a task root (see [`super::check_host`]).
-#[cfg(not(unix))]
-fn symlink(_: &str, dest: &Path) -> Result<(), InvokeError> {
-    Err(InvokeError::TaskRoot(io::Error::new(
-        io::ErrorKind::Unsupported,
-        format!("cannot create the symbolic link `{}` here", dest.display()),
-    )))
-}
-
-/// How a foreign-architecture `bootstrap` runs here: under qemu-user, called directly (binfmt
-/// need not be set up), with the cross C library as its sysroot when it is dynamically linked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Emulator {
-    pub arch: Arch,
-    pub program: PathBuf,
-    pub sysroot: Option<PathBuf>,
-}
-
-/// The qemu-user programs for `arch` (the static build first: it works without binfmt and in
-/// any sysroot), the Debian package that has them, and the cross C library's sysroot and
-/// package.
-fn qemu_for(arch: Arch) -> ([&'static str; 2], &'static str, &'static str, &'static str) {
-    match arch {
-        Arch::Arm64 => (
-            ["qemu-aarch64-static", "qemu-aarch64"],
-            "qemu-user-static",
-            "/usr/aarch64-linux-gnu",
-            "libc6-arm64-cross",
-        ),
-        Arch::X86_64 => (
-            ["qemu-x86_64-static", "qemu-x86_64"],
-            "qemu-user-static",
-            "/usr/x86_64-linux-gnu",
-            "libc6-amd64-cross",
-        ),
-    }
-}
-
-/// Decides whether `bootstrap` needs qemu: only when it is an ELF for Lambda's other
-/// architecture than this machine's. Anything else (a script, a broken file) is started as it
-/// is, so that it fails as it would on Lambda.
-pub fn emulation(
-    elf: Option<&ElfReport>,
-    host: Option<Arch>,
-    find_program: impl Fn(&str) -> Option<PathBuf>,
-    dir_exists: impl Fn(&Path) -> bool,
-) -> Result<Option<Emulator>, InvokeError> {
-    let Some(elf) = elf else { return Ok(None) };
-    if host.is_none_or(|host| host == elf.arch) {
-        return Ok(None);
-    }
-    let (programs, package, sysroot, libc_package) = qemu_for(elf.arch);
-    let program =
-        programs
-            .iter()
-            .find_map(|name| find_program(name))
-            .ok_or(InvokeError::NoEmulator {
-                arch: elf.arch,
-                program: programs[0],
-                package,
-            })?;
-    let sysroot = if elf.static_linked {
-        None
-    } else if dir_exists(Path::new(sysroot)) {
-        Some(PathBuf::from(sysroot))
-    } else {
-        return Err(InvokeError::NoSysroot {
-            arch: elf.arch,
-            sysroot: sysroot.into(),
-            package: libc_package,
-        });
-    };
-    Ok(Some(Emulator {
-        arch: elf.arch,
-        program,
-        sysroot,
-    }))
-}
-
-/// The function's configuration, as Lambda holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FunctionSettings {
-    pub name: String,
-    pub memory_mb: u32,
-    pub timeout_secs: u32,
-    /// `_HANDLER`: `bootstrap` unless the function's configuration names another.
-    pub handler: String,
-    pub region: String,
-    /// The function's own variables (`--env`), checked against Lambda's reserved keys.
-    pub variables: Vec<(String, String)>,
-    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` from this machine: on
-    /// Lambda the function gets its role's credentials in these.
-    pub credentials: Vec<(String, String)>,
-    /// The layers' zips (`--layer`), extracted into `/opt` in this order.
-    pub layers: Vec<PathBuf>,
-    /// Run in a container rather than as a process of this machine (`--docker`, the default
-    /// where this machine cannot run a Linux executable).
-    pub container: Option<super::container::ContainerPlan>,
-}
-
-/// Variables Lambda sets itself and refuses in a function's configuration.
-pub const RESERVED: &[&str] = &[
-    "_HANDLER",
-    "_X_AMZN_TRACE_ID",
-    "AWS_DEFAULT_REGION",
-    "AWS_REGION",
-    "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME",
-    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-    "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE",
-    "AWS_LAMBDA_LOG_GROUP_NAME",
-    "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API",
-    "LAMBDA_TASK_ROOT",
-    "LAMBDA_RUNTIME_DIR",
-];
-
-/// Lambda's constraint on a function's `Handler`: 1 to 128 characters, no whitespace.
-pub fn check_handler(handler: &str) -> Result<(), InvokeError> {
-    if handler.is_empty() || handler.chars().count() > 128 || handler.contains(char::is_whitespace)
-    {
-        return Err(InvokeError::InvalidHandler(handler.to_owned()));
-    }
-    Ok(())
-}
-
-/// Parses `--env KEY=VALUE` values, refusing what Lambda refuses.
-pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, InvokeError> {
-    let mut variables = Vec::new();
-    for value in values {
-        let (key, val) = value
-            .split_once('=')
-            .filter(|(key, _)| !key.is_empty())
-            .ok_or_else(|| InvokeError::InvalidEnv(value.clone()))?;
-        variables.push((key.to_owned(), val.to_owned()));
-    }
-    let reserved: Vec<String> = variables
-        .iter()
-        .map(|(key, _)| key.clone())
-        .filter(|key| RESERVED.contains(&key.as_str()))
-        .collect();
-    if !reserved.is_empty() {
-        return Err(InvokeError::ReservedEnv(reserved));
-    }
-    Ok(variables)
-}
-
-/// Lambda's environment for `provided.al2023`, with the task root, `/opt` and Runtime API of
-/// this run. The function's variables come last and may override the non-reserved defaults
-/// (`TZ`, `PATH`, `LD_LIBRARY_PATH`, `LANG`), as on Lambda.
-pub fn environment(
-    config: &FunctionSettings,
-    task_root: &Path,
-    opt: &Path,
-    api: SocketAddr,
-    log_stream: &str,
-) -> Vec<(String, String)> {
-    let root = task_root.display().to_string();
-    let opt = opt.display().to_string();
-    let mut env: Vec<(String, String)> = [
-        ("AWS_LAMBDA_FUNCTION_NAME", config.name.clone()),
-        (
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-            config.memory_mb.to_string(),
-        ),
-        ("AWS_LAMBDA_FUNCTION_VERSION", VERSION.to_owned()),
-        (
-            "AWS_LAMBDA_LOG_GROUP_NAME",
-            format!("/aws/lambda/{}", config.name),
-        ),
-        ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
-        ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
-        ("AWS_REGION", config.region.clone()),
-        ("AWS_DEFAULT_REGION", config.region.clone()),
-        ("LAMBDA_TASK_ROOT", root.clone()),
-        ("_HANDLER", config.handler.clone()),
-        ("TZ", ":UTC".to_owned()),
-        ("LANG", "en_US.UTF-8".to_owned()),
-        // Lambda's, `/var/task` and `/opt` being where they are here.
-        ("PATH", format!("/usr/local/bin:/usr/bin/:/bin:{opt}/bin")),
-        (
-            "LD_LIBRARY_PATH",
-            format!(
-                "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:{root}:{root}/lib:\
-                 {opt}/lib"
-            ),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    env.extend(config.credentials.iter().cloned());
-    for (key, value) in &config.variables {
-        env.retain(|(k, _)| k != key);
-        env.push((key.clone(), value.clone()));
-    }
-    env
-}
-
-/// The command that starts `bootstrap`, as data: printed at `-v`, checked by tests.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
-    /// `bootstrap` in the task root, or an extension in `/opt/extensions`.
-    pub bootstrap: PathBuf,
-    pub program: PathBuf,
-    pub args: Vec<OsString>,
-    /// The whole environment: nothing is inherited, as nothing is on Lambda.
-    pub env: Vec<(String, String)>,
-    pub cwd: PathBuf,
-    pub emulator: Option<Emulator>,
-}
-
-pub fn launch(task_root: &Path, emulator: Option<Emulator>, env: Vec<(String, String)>) -> Launch {
-    launch_executable(task_root.join(BOOTSTRAP), task_root, emulator, env)
-}
-
-/// The command that starts `executable` (`bootstrap`, or an extension) in `cwd`.
-pub fn launch_executable(
-    bootstrap: PathBuf,
-    cwd: &Path,
-    emulator: Option<Emulator>,
-    env: Vec<(String, String)>,
-) -> Launch {
-    let (program, args) = match &emulator {
-        None => (bootstrap.clone(), Vec::new()),
-        Some(emulator) => {
-            let mut args: Vec<OsString> = Vec::new();
-            if let Some(sysroot) = &emulator.sysroot {
-                args.push("-L".into());
-                args.push(sysroot.into());
-            }
-            args.push(bootstrap.clone().into());
-            (emulator.program.clone(), args)
-        }
-    };
-    Launch {
-        bootstrap,
-        program,
-        args,
-        env,
-        cwd: cwd.to_path_buf(),
-        emulator,
-    }
-}
-
-impl Launch {
-    /// Whether another program (qemu-user, the container's relay) starts `bootstrap`: then
-    /// Lambda's own checks of the file are made here.
-    pub fn wraps(&self) -> bool {
-        self.program != self.bootstrap
-    }
-
-    /// In its own process group, so that killing it takes whatever it started along, as
-    /// Lambda's sandbox reset does.
-    pub fn command(&self) -> Command {
-        let mut command = Command::new(&self.program);
-        command
-            .args(&self.args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&self.cwd)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        command
-    }
-}
-
-/// As shell words, secrets masked: what `-v` prints.
-impl fmt::Display for Launch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&crate::redact::command_line(
-            self.env
-                .iter()
-                .map(|(k, v)| (k.as_str().into(), v.as_str().into())),
-            self.program.as_os_str(),
-            self.args.iter().map(OsString::as_os_str),
-        ))
-    }
-}
-
-/// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
-pub fn arn(config: &FunctionSettings) -> String {
-    lambda::function_arn(&config.region, &config.name)
-}
-
-// The task root runs on Linux hosts only (see `invoke::check_host`).
-#[cfg(all(test, unix))]
+// The task root's parts are Unix files (modes, links): tested where `invoke` runs.
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-
-    fn config() -> FunctionSettings {
-        FunctionSettings {
-            name: "orders".into(),
-            memory_mb: 256,
-            timeout_secs: 3,
-            handler: "orders.list".into(),
-            region: "eu-west-1".into(),
-            variables: vec![
-                ("TABLE".into(), "t".into()),
-                ("TZ".into(), "Europe/Paris".into()),
-            ],
-            credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
-            layers: Vec::new(),
-            container: None,
-        }
-    }
-
-    fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
-        env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn environment_is_lambdas_with_this_task_root_and_api() {
-        let api: SocketAddr = "127.0.0.1:9001".parse().unwrap();
-        let env = environment(
-            &config(),
-            Path::new("/tmp/root"),
-            Path::new("/tmp/opt"),
-            api,
-            "2024/01/01/[$LATEST]ab",
-        );
-        for (key, expected) in [
-            ("AWS_LAMBDA_FUNCTION_NAME", "orders"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
-            ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/orders"),
-            ("AWS_REGION", "eu-west-1"),
-            ("LAMBDA_TASK_ROOT", "/tmp/root"),
-            ("_HANDLER", "orders.list"),
-            (
-                "LD_LIBRARY_PATH",
-                "/var/lang/lib:/lib64:/usr/lib64:/var/runtime:/var/runtime/lib:/tmp/root:\
-                 /tmp/root/lib:/tmp/opt/lib",
-            ),
-            ("PATH", "/usr/local/bin:/usr/bin/:/bin:/tmp/opt/bin"),
-            ("TABLE", "t"),
-            ("AWS_ACCESS_KEY_ID", "AKIA"),
-        ] {
-            assert_eq!(value(&env, key), Some(expected), "{key}");
-        }
-        // A function may set TZ; it replaces Lambda's `:UTC` instead of adding a second one.
-        assert_eq!(value(&env, "TZ"), Some("Europe/Paris"));
-        assert_eq!(env.iter().filter(|(k, _)| k == "TZ").count(), 1);
-    }
-
-    #[test]
-    fn reserved_variables_are_refused_like_lambda_does() {
-        let values = [
-            "A=1".to_owned(),
-            "AWS_REGION=x".to_owned(),
-            "_HANDLER=y".to_owned(),
-        ];
-        let err = parse_variables(&values).unwrap_err();
-        assert!(
-            err.to_string()
-                .ends_with("Reserved keys used in this request: AWS_REGION, _HANDLER"),
-            "{err}"
-        );
-        assert!(matches!(
-            parse_variables(&["NOEQUALS".to_owned()]),
-            Err(InvokeError::InvalidEnv(_))
-        ));
-        assert_eq!(
-            parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
-            [("K".into(), "a=b".into()), ("E".into(), String::new())]
-        );
-    }
-
-    #[test]
-    fn handlers_are_checked_as_lambda_checks_them() {
-        for good in ["bootstrap", "orders.list", "a", &"h".repeat(128)] {
-            assert!(check_handler(good).is_ok(), "{good}");
-        }
-        for bad in ["", "two words", "tab\there", &"h".repeat(129)] {
-            assert!(
-                matches!(check_handler(bad), Err(InvokeError::InvalidHandler(_))),
-                "{bad}"
-            );
-        }
-    }
-
-    fn elf(arch: Arch, static_linked: bool) -> ElfReport {
-        ElfReport {
-            arch,
-            static_linked,
-            interpreter: None,
-            glibc: None,
-            needed: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn qemu_only_for_the_other_architecture() {
-        let found = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));
-        let yes = |_: &Path| true;
-        assert_eq!(
-            emulation(
-                Some(&elf(Arch::X86_64, false)),
-                Some(Arch::X86_64),
-                found,
-                yes
-            )
-            .unwrap(),
-            None
-        );
-        assert_eq!(
-            emulation(None, Some(Arch::X86_64), found, yes).unwrap(),
-            None
-        );
-        let arm = emulation(
-            Some(&elf(Arch::Arm64, false)),
-            Some(Arch::X86_64),
-            found,
-            yes,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(arm.program, Path::new("/usr/bin/qemu-aarch64-static"));
-        assert_eq!(
-            arm.sysroot.as_deref(),
-            Some(Path::new("/usr/aarch64-linux-gnu"))
-        );
-        let static_arm = emulation(
-            Some(&elf(Arch::Arm64, true)),
-            Some(Arch::X86_64),
-            found,
-            |_| false,
-        )
-        .unwrap()
-        .unwrap();
-        assert_eq!(static_arm.sysroot, None);
-
-        let env = vec![
-            ("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t".to_owned()),
-            ("A".to_owned(), "x y".to_owned()),
-        ];
-        let launch = launch(Path::new("/t"), Some(arm), env);
-        assert_eq!(
-            launch.to_string(),
-            "AWS_SECRET_ACCESS_KEY='***' A='x y' /usr/bin/qemu-aarch64-static \
-             -L /usr/aarch64-linux-gnu /t/bootstrap"
-        );
-    }
-
-    #[test]
-    fn missing_qemu_or_sysroot_names_the_package() {
-        // An arm64 function on an x86_64 host, with or without qemu, with or without the sysroot:
-        // the help line of the refusal.
-        let help = |qemu_installed: bool, sysroot: bool| {
-            let err = emulation(
-                Some(&elf(Arch::Arm64, false)),
-                Some(Arch::X86_64),
-                |name: &str| qemu_installed.then(|| PathBuf::from(name)),
-                |_| sysroot,
-            )
-            .unwrap_err();
-            if !qemu_installed {
-                assert!(err.to_string().contains("`qemu-aarch64-static`"), "{err}");
-            }
-            err.help().unwrap()
-        };
-        let no_qemu = help(false, true);
-        assert!(
-            no_qemu.contains("apt-get install qemu-user-static"),
-            "{no_qemu}"
-        );
-        let no_sysroot = help(true, false);
-        assert!(
-            no_sysroot.contains("apt-get install libc6-arm64-cross"),
-            "{no_sysroot}"
-        );
-    }
 
     fn zip_with(entries: &[(&str, u32, &[u8])]) -> tempfile::NamedTempFile {
         zip_of(entries, None)

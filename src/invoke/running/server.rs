@@ -24,11 +24,10 @@ use hyper::header::HeaderMap;
 use hyper::{Request, Response};
 use tokio::sync::oneshot;
 
-use super::lambda::MAX_RESPONSE_BYTES;
-
-const PREFIX: &str = "/2018-06-01/runtime/";
-const EXTENSION_PREFIX: &str = "/2020-01-01/extension/";
-const TELEMETRY_PATH: &str = "/2022-07-01/telemetry";
+use crate::lambda::header::RESPONSE_MODE;
+use crate::lambda::{
+    EXTENSIONS_API_PREFIX, MAX_RESPONSE_BYTES, RUNTIME_API_PREFIX, TELEMETRY_API_PATH,
+};
 
 /// What a request asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,13 +70,13 @@ impl Route {
 
 pub fn route(method: &str, url: &str) -> Route {
     let path = url.split('?').next().unwrap_or(url);
-    if path == TELEMETRY_PATH {
+    if path == TELEMETRY_API_PATH {
         return match method {
             "PUT" => Route::TelemetrySubscribe,
             _ => Route::Unknown,
         };
     }
-    if let Some(rest) = path.strip_prefix(EXTENSION_PREFIX) {
+    if let Some(rest) = path.strip_prefix(EXTENSIONS_API_PREFIX) {
         return match (method, rest) {
             ("POST", "register") => Route::ExtensionRegister,
             ("GET", "event/next") => Route::ExtensionNext,
@@ -86,7 +85,7 @@ pub fn route(method: &str, url: &str) -> Route {
             _ => Route::Unknown,
         };
     }
-    let Some(rest) = path.strip_prefix(PREFIX) else {
+    let Some(rest) = path.strip_prefix(RUNTIME_API_PREFIX) else {
         return Route::Unknown;
     };
     let segments: Vec<&str> = rest.split('/').collect();
@@ -132,9 +131,6 @@ pub enum Piece {
     Broken(String),
     End,
 }
-
-/// The header that asks for a streamed response.
-pub const RESPONSE_MODE: &str = "Lambda-Runtime-Function-Response-Mode";
 
 /// A request from the runtime, to be answered exactly once (dropping it answers 500).
 pub struct ApiRequest {

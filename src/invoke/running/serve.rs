@@ -8,15 +8,18 @@ use std::time::{Duration, Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::console::{self, Console};
 use super::front::{Arrival, Front, Reply};
-use super::http::{self, EventFormat, HttpRequest};
-use super::instance::{Instance, Outcome, ResponseStream};
-use super::{
-    Console, FunctionSettings, InvokeError, Result, Sandbox, function_settings, lambda,
-    last_artifact, report_summary,
-};
+use super::instance::{Instance, ResponseStream};
+use super::sandbox::Sandbox;
 use crate::cli::ServeArgs;
 use crate::env::{Env, Ui, Verbosity};
+use crate::invoke::http::{self, EventFormat, HttpRequest};
+use crate::invoke::record::{Outcome, Record};
+use crate::invoke::{
+    FunctionSettings, InvokeError, Outcomes, Result, check_host, function_settings, ids,
+    last_artifact,
+};
 use crate::lambda::MAX_EVENT_BYTES;
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -39,7 +42,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
-            format: args.event_format,
+            format: args.event_format.into(),
             function: function_settings(args.function, env)?,
         })
     }
@@ -47,7 +50,7 @@ impl ServeConfig {
 
 /// `cargo lambda-build serve`: listens, then serves until Ctrl-C.
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
-    super::check_host("serve")?;
+    check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = ServeConfig::resolve(args, env)?;
@@ -106,11 +109,8 @@ pub fn serve_function(
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console {
-        reporter,
-        lambda_lines: verbosity != Verbosity::Quiet,
-    };
-    let mut instance = sandbox.instance(&config.function, interrupt, &console);
+    let console = Console::new(reporter, verbosity);
+    let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
     let mut records = Vec::new();
     let result = loop {
         if let Err(stop) = interrupt.check() {
@@ -158,11 +158,11 @@ pub fn serve_function(
     };
     instance.stop();
     drop(instance);
-    let outcomes = super::Outcomes {
+    let outcomes = Outcomes {
         records,
         memory_mb: config.function.memory_mb,
     };
-    report_summary(&outcomes, reporter, sandbox.launch.emulator.is_some());
+    console::report_summary(&outcomes, reporter, sandbox.emulated());
     result
 }
 
@@ -174,12 +174,12 @@ fn answer(
     request: &HttpRequest,
     reply: Reply,
     reporter: &Reporter,
-) -> Result<(u16, Option<super::instance::Record>)> {
+) -> Result<(u16, Option<Record>)> {
     let event = http::event(
         config.format,
         request,
         &config.function.region,
-        &lambda::request_id(),
+        &ids::request_id(),
         SystemTime::now(),
     );
     if event.len() > MAX_EVENT_BYTES {
