@@ -480,9 +480,9 @@ impl Environment {
                 Some(upload),
                 bollard::body_full(files.into()),
             ))
-            .map_err(failed(
-                "copy /var/task and /opt into the function's container",
-            ))?;
+            .map_err(failed(&format!(
+                "copy {TASK_ROOT} and {OPT} into the function's container"
+            )))?;
         interrupt.check()?;
         let attach = AttachContainerOptions {
             stdin: true,
@@ -767,7 +767,7 @@ pub fn start(
     };
     reporter.command(&spec.as_docker_run());
     let files = files_tar(task_root, opt)
-        .map_err(|e| anyhow::anyhow!("cannot pack /var/task and /opt for the container: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("cannot pack {TASK_ROOT} and {OPT} for the container: {e}"))?;
     let mut environment = Environment::create(runtime, docker, &spec)?;
     environment.start(&spec, files, interrupt)?;
     Ok(Started {

@@ -170,13 +170,8 @@ impl InvokeError {
             InvokeError::Container(e) => return e.help(),
             InvokeError::HostCannotRun { command, .. } => format!(
                 "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
-                 run `cargo lambda-build {command}` on Linux or macOS: a CI job, a VM, or WSL on \
-                 Windows",
-                if *command == "serve" {
-                    "start-api"
-                } else {
-                    "invoke"
-                }
+                 run `cargo lambda-build {command}` on Linux or macOS: a CI job, a VM, WSL",
+                sam_command(command)
             ),
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
@@ -265,6 +260,15 @@ impl InvokeError {
             InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
             _ => return None,
         })
+    }
+}
+
+/// AWS SAM's command that does what `command` does, in a container of Lambda's image.
+fn sam_command(command: &str) -> &'static str {
+    if command == "serve" {
+        "start-api"
+    } else {
+        "invoke"
     }
 }
 

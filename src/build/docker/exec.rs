@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use std::io::Write;
 use std::time::Duration;
 
+use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -135,17 +136,19 @@ async fn run(
     vars: &[(String, String)],
     interrupt: &Interrupt,
 ) -> Result<RelayEnd, String> {
-    let what = || {
-        format!(
-            "`{}` in the container `{}`",
-            spec.command.join(" "),
-            spec.container
-        )
-    };
+    let what = format!(
+        "`{}` in the container `{}`",
+        spec.command.join(" "),
+        spec.container
+    );
     let endpoint = engine::resolve(&spec.engine, &engine::Disk).map_err(|e| e.to_string())?;
     let docker = engine::connect(&endpoint)
         .await
         .map_err(|e| e.to_string())?;
+    let failed = |doing: &str| {
+        let doing = format!("{doing} {what}");
+        move |e: bollard::errors::Error| format!("{doing}: {}", engine::engine_message(&e))
+    };
     let options = CreateExecOptions {
         attach_stdin: Some(true),
         attach_stdout: Some(true),
@@ -159,23 +162,52 @@ async fn run(
     let exec = docker
         .create_exec(&spec.container, options)
         .await
-        .map_err(|e| format!("cannot start {}: {}", what(), engine::engine_message(&e)))?;
+        .map_err(failed("cannot start"))?;
     let start = StartExecOptions {
         detach: false,
         tty: false,
         output_capacity: None,
     };
-    let started = docker
+    let StartExecResults::Attached { output, input } = docker
         .start_exec(&exec.id, Some(start))
         .await
-        .map_err(|e| format!("cannot start {}: {}", what(), engine::engine_message(&e)))?;
-    let StartExecResults::Attached {
-        mut output,
-        mut input,
-    } = started
+        .map_err(failed("cannot start"))?
     else {
-        return Err(format!("the engine started {} detached", what()));
+        return Err(format!("the engine started {what} detached"));
     };
+    if !relay_output(output, input, interrupt)
+        .await
+        .map_err(failed("lost the output of"))?
+    {
+        // Whoever read us is gone: the input dropped, the guard ends the command.
+        return Ok(RelayEnd::Code(1));
+    }
+    // The output ends as the command does; the engine may need a moment to say how.
+    for _ in 0..100 {
+        let inspect = docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(failed("cannot learn how ended"))?;
+        if inspect.running != Some(true)
+            && let Some(code) = inspect.exit_code
+        {
+            return Ok(RelayEnd::from_status(code));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Err(format!("the engine did not say how {what} ended"))
+}
+
+/// Copies the exec's output to this process's stdout and stderr until it ends, passing a
+/// SIGTERM or SIGINT received meanwhile on to the guard as a line; `false` when this process's
+/// output can no longer be written (its reader is gone).
+async fn relay_output(
+    mut output: std::pin::Pin<
+        Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+    >,
+    mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
+    interrupt: &Interrupt,
+) -> Result<bool, bollard::errors::Error> {
     let mut forwarded = false;
     loop {
         if !forwarded && let Some(signal) = interrupt.signal() {
@@ -191,17 +223,9 @@ async fn run(
         }
         let chunk = match tokio::time::timeout(Duration::from_millis(50), output.next()).await {
             Err(_elapsed) => continue,
-            Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(format!(
-                    "lost the output of {}: {}",
-                    what(),
-                    engine::engine_message(&e)
-                ));
-            }
-            Ok(Some(Ok(chunk))) => chunk,
+            Ok(None) => return Ok(true),
+            Ok(Some(chunk)) => chunk?,
         };
-        use bollard::container::LogOutput;
         let written = match chunk {
             LogOutput::StdOut { message } => write_all(&mut std::io::stdout(), &message),
             LogOutput::StdErr { message } | LogOutput::Console { message } => {
@@ -210,27 +234,9 @@ async fn run(
             LogOutput::StdIn { .. } => Ok(()),
         };
         if written.is_err() {
-            // Whoever read us is gone: dropping the input ends the command.
-            return Ok(RelayEnd::Code(1));
+            return Ok(false);
         }
     }
-    // The output ends as the command does; the engine may need a moment to say how.
-    for _ in 0..100 {
-        let inspect = docker.inspect_exec(&exec.id).await.map_err(|e| {
-            format!(
-                "cannot learn how {} ended: {}",
-                what(),
-                engine::engine_message(&e)
-            )
-        })?;
-        if inspect.running != Some(true)
-            && let Some(code) = inspect.exit_code
-        {
-            return Ok(RelayEnd::from_status(code));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Err(format!("the engine did not say how {} ended", what()))
 }
 
 fn write_all(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
