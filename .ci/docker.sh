@@ -85,7 +85,7 @@ lambda_build_docker_setup() (
 
   local image
   # Named by the toolchain and a hash of the recipe, so a changed recipe makes a new image.
-  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
+  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/docker/rootfs.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
   if ! DOCKER_HOST=$host docker image inspect "$image" >/dev/null 2>&1; then
     DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
     # Older base images, and the images the tests built from them, are not used any more.
@@ -103,7 +103,7 @@ lambda_build_docker_setup() (
     cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
   fi
   local arm64_image
-  arm64_image="lambda-build-test-arm64:bookworm-$(sha256sum "$repo/docker/test-arm64-image.sh" | cut -c1-8)"
+  arm64_image="lambda-build-test-arm64:bookworm-$(cat "$repo/docker/test-arm64-image.sh" "$repo/docker/rootfs.sh" | sha256sum | cut -c1-8)"
   DOCKER_HOST=$host bash "$repo/docker/test-arm64-image.sh" "$arm64_image" "$cache"
 
   # Containers an aborted earlier run left (a cancelled CI job, a killed test) would fail the

@@ -26,20 +26,10 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
 fi
 
 mkdir -p "$cache"
-if [ ! -s "$rootfs_tar" ]; then
-  work=$(mktemp -d /var/tmp/lambda-build-arm64.XXXXXX)
-  trap 'rm -rf "$work"' EXIT
-  echo "debootstrap bookworm for arm64 into $work/rootfs"
-  debootstrap --arch=arm64 --variant=minbase bookworm "$work/rootfs" \
-    http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 || {
-    tail -30 "$work/debootstrap.log" >&2
-    exit 1
-  }
-  rm -rf "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/lib/apt/lists/*
-  tar -C "$work/rootfs" -cf "$rootfs_tar.tmp" . && mv "$rootfs_tar.tmp" "$rootfs_tar"
-else
-  echo "reusing $rootfs_tar"
-fi
+work=$(mktemp -d /var/tmp/lambda-build-arm64.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+. "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/rootfs.sh"
+bookworm_rootfs_tar arm64 "" "$rootfs_tar" "$work"
 # `docker import --platform` records the engine's own architecture on dockerd 20.10: the image is
 # loaded instead, as the one-layer image `docker save` would write, its config saying arm64.
 python3 - "$rootfs_tar" "$image" <<'PY' | docker load >/dev/null

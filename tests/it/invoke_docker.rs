@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::invoke::{
-    assert_exit, echo_zip, misbehave_zip, payloads, reports, zip_arg, zip_with_bootstrap,
+    assert_exit, echo_zip, invoke_with_pid, misbehave_zip, payloads, reports, zip_arg,
+    zip_with_bootstrap,
 };
 use crate::layers::{logwatch, logwatch_layer};
 use crate::serve::{
@@ -25,22 +26,9 @@ use crate::support::{self, stderr};
 
 /// `cargo lambda-build invoke ZIP --docker-image BASE ARGS` with `stdin`; its output and pid.
 fn invoke_in_container(setup: &Setup, zip: &Path, args: &[&str], stdin: &[u8]) -> (Output, u32) {
-    let mut child = support::tool()
-        .arg("invoke")
-        .arg(zip)
-        .args(["--docker-image", &setup.base_image])
-        .args(args)
-        .current_dir(env!("CARGO_TARGET_TMPDIR"))
-        // Must not reach the function: nothing of this environment is inherited.
-        .env("INVOKE_TEST_SENTINEL", "leaked")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run cargo-lambda-build invoke");
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let pid = child.id();
-    (child.wait_with_output().unwrap(), pid)
+    let mut all = vec![zip_arg(zip), "--docker-image", &setup.base_image];
+    all.extend_from_slice(args);
+    invoke_with_pid(&all, stdin)
 }
 
 /// No container of the tool's run `pid` is left on the engine.
@@ -417,16 +405,8 @@ fn an_arm64_function_runs_in_an_arm64_container_where_the_engine_emulates_it() {
         );
         return;
     };
-    let child = support::tool()
-        .arg("invoke")
-        .arg(arm64_echo_zip())
-        .args(["--docker-image", &image, "-d", r#"{"name": "Graviton"}"#])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let output = child.wait_with_output().unwrap();
+    let args = [zip_arg(arm64_echo_zip()), "--docker-image", &image];
+    let (output, pid) = invoke_with_pid(&args, br#"{"name": "Graviton"}"#);
     assert_exit(&output, 0);
     assert_eq!(
         payloads(&output),
