@@ -417,6 +417,9 @@ pub struct Environment {
     pub name: String,
     /// The main process's stdin: when it closes (this tool ends, however), the container ends.
     lifeline: Option<AttachContainerResults>,
+    /// The container's memory high-water mark as a file of this machine's cgroup tree, when the
+    /// engine runs here (read in microseconds; else each reading is an `exec`).
+    peak_file: Option<PathBuf>,
 }
 
 impl Environment {
@@ -455,6 +458,7 @@ impl Environment {
             docker,
             name: spec.name.clone(),
             lifeline: None,
+            peak_file: None,
         })
     }
 
@@ -560,8 +564,30 @@ impl Environment {
     /// The container's peak memory (its cgroup's high-water mark: the runtime, the extensions
     /// and their processes together, as Lambda's "Max Memory Used"), in KiB.
     pub fn peak_memory_kib(&self) -> Option<u64> {
-        let bytes = self.runtime.block_on(self.read_peak()).ok()??;
+        let bytes = match &self.peak_file {
+            Some(file) => std::fs::read_to_string(file).ok()?.trim().parse().ok()?,
+            None => self.runtime.block_on(self.read_peak()).ok()??,
+        };
         Some(bytes.div_ceil(1024))
+    }
+
+    /// Finds the container's memory cgroup in this machine's `/sys/fs/cgroup`, through its main
+    /// process's `/proc/PID/cgroup`: only for an engine of this Linux machine (a VM's pids are
+    /// not this machine's), and only a path that names the container's id.
+    fn find_peak_file(&mut self) {
+        let Ok(inspect) = self
+            .runtime
+            .block_on(self.docker.inspect_container(&self.name, None))
+        else {
+            return;
+        };
+        let (Some(id), Some(pid)) = (inspect.id, inspect.state.and_then(|s| s.pid)) else {
+            return;
+        };
+        let Ok(cgroups) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+            return;
+        };
+        self.peak_file = peak_file_in(&cgroups, &id).filter(|file| file.is_file());
     }
 
     async fn read_peak(&self) -> Result<Option<u64>, bollard::errors::Error> {
@@ -610,6 +636,38 @@ impl Drop for Environment {
             );
         }
     }
+}
+
+/// The file of a process's memory high-water mark, from its `/proc/PID/cgroup`: cgroup v1's
+/// `memory` controller (`memory.max_usage_in_bytes`), else v2's one hierarchy (`memory.peak`);
+/// `None` unless the path names the container `id`.
+pub fn peak_file_in(cgroups: &str, id: &str) -> Option<PathBuf> {
+    // `ID:CONTROLLERS:PATH`, one line per hierarchy; v2's has no controllers.
+    let entries: Vec<(&str, &str)> = cgroups
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':').skip(1);
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect();
+    let v1 = entries
+        .iter()
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == "memory"));
+    let (hierarchy, path, file) = match v1 {
+        Some((_, path)) => ("memory", *path, "memory.max_usage_in_bytes"),
+        None => {
+            let (_, path) = entries
+                .iter()
+                .find(|(controllers, _)| controllers.is_empty())?;
+            ("", *path, "memory.peak")
+        }
+    };
+    path.contains(id).then(|| {
+        Path::new("/sys/fs/cgroup")
+            .join(hierarchy)
+            .join(path.trim_start_matches('/'))
+            .join(file)
+    })
 }
 
 /// `/var/task` and `/opt` as the tar the engine extracts at `/`: the extracted zip and layers
@@ -770,6 +828,9 @@ pub fn start(
         .map_err(|e| anyhow::anyhow!("cannot pack {TASK_ROOT} and {OPT} for the container: {e}"))?;
     let mut environment = Environment::create(runtime, docker, &spec)?;
     environment.start(&spec, files, interrupt)?;
+    if reach == Reach::HostNetwork {
+        environment.find_peak_file();
+    }
     Ok(Started {
         environment,
         reach,
@@ -875,6 +936,50 @@ mod tests {
             project_roots(Path::new("/elsewhere"), is_file, read),
             (PathBuf::from("/elsewhere"), PathBuf::from("/elsewhere"))
         );
+    }
+
+    #[test]
+    fn without_an_engine_a_mac_is_told_how_to_get_one() {
+        let unreachable = DockerError::Lost {
+            action: "connect".into(),
+            reason: "no socket".into(),
+        };
+        let error = ContainerError::NoEngine {
+            os: "macos",
+            source: Box::new(unreachable),
+        };
+        assert!(
+            error.to_string().starts_with(
+                "container mode needs a Docker engine, the default on macos (a macos host cannot \
+                 run a Linux `bootstrap` itself)"
+            ),
+            "{error}"
+        );
+        let help = error.help().unwrap();
+        assert!(
+            help.contains("podman machine init && podman machine start"),
+            "{help}"
+        );
+        assert!(help.contains("colima start"), "{help}");
+        assert!(!help.contains("leave out `--docker`"), "{help}");
+    }
+
+    #[test]
+    fn the_peak_is_read_from_the_containers_cgroup_on_this_machine() {
+        let id = "4f2a9c";
+        let v1 = "12:pids:/docker/4f2a9c\n4:memory:/docker/4f2a9c\n0::/docker/4f2a9c\n";
+        assert_eq!(
+            peak_file_in(v1, id).unwrap(),
+            Path::new("/sys/fs/cgroup/memory/docker/4f2a9c/memory.max_usage_in_bytes")
+        );
+        let v2 = "0::/system.slice/docker-4f2a9c.scope\n";
+        assert_eq!(
+            peak_file_in(v2, id).unwrap(),
+            Path::new("/sys/fs/cgroup/system.slice/docker-4f2a9c.scope/memory.peak")
+        );
+        // Another process's cgroup (a pid of a VM's engine, here a process of this machine).
+        assert_eq!(peak_file_in("0::/user.slice/session-1.scope\n", id), None);
+        assert_eq!(peak_file_in("", id), None);
     }
 
     #[test]
