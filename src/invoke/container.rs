@@ -278,17 +278,22 @@ pub enum ContainerError {
 impl ContainerError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
-            ContainerError::NoEngine { source, .. } => format!(
-                "{}\nor get an engine: Docker Desktop, Podman (`podman machine init && podman \
-                 machine start`) or colima (`colima start`)",
-                source
+            ContainerError::NoEngine { source, .. } => {
+                // The engine's own help, but for building without Docker, which runs nothing.
+                let mut lines: Vec<String> = source
                     .help()
                     .unwrap_or_default()
                     .lines()
-                    .filter(|l| !l.contains("leave out `--docker`"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            ),
+                    .filter(|l| !l.is_empty() && !l.contains("leave out `--docker`"))
+                    .map(str::to_owned)
+                    .collect();
+                lines.push(
+                    "or get an engine: Docker Desktop, Podman (`podman machine init && podman \
+                     machine start`) or colima (`colima start`)"
+                        .into(),
+                );
+                lines.join("\n")
+            }
             ContainerError::Interrupted(_) | ContainerError::Other(_) => return None,
             ContainerError::Docker(e) => return e.help(),
             ContainerError::Build(e) => return e.help(),
@@ -956,6 +961,10 @@ mod tests {
             "{error}"
         );
         let help = error.help().unwrap();
+        assert!(
+            help.starts_with("or get an engine: Docker Desktop"),
+            "{help}"
+        );
         assert!(
             help.contains("podman machine init && podman machine start"),
             "{help}"
