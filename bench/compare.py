@@ -6,6 +6,7 @@
     python3 bench/compare.py --tiny --exe target/debug/cargo-lambda-build \\
         --work target/bench-tiny --json /tmp/r.json --markdown /tmp/B.md   # the CI check
     python3 bench/compare.py --render-only   # BENCHMARKS.md again from bench/results.json
+    python3 bench/compare.py --watch         # only the watch loop rows (kept with the others)
 
 Both tools build the same source (tests/fixtures/echo, a `lambda_runtime` echo function) with
 their own defaults, each in its own copy and its own target dir:
@@ -32,6 +33,13 @@ their dependencies: cold, no-op and edit-one-function times and peak memory, as 
 (bench/scale.svg, with matplotlib). `--docker` adds `--docker` cold, no-op and edit rows on the
 local engine (DOCKER_HOST) and on an engine that shares no file system with this machine
 (LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST), each skipped with a reason when it does not answer.
+
+`--watch` measures the local loop instead: from an edit saved to the new answer over HTTP, on
+the echo fixture and on the function `new --http` makes, for `serve --watch` (zip mode),
+`serve --watch --native` and `cargo lambda watch`, the three servers running side by side and
+edited in turn (the order alternating), each sample one edit. Its rows replace the watch table
+of bench/results.json and leave the rest as the last full run wrote it (and a full run keeps the
+last watch table).
 
 The results go to bench/results.json and into BENCHMARKS.md between its `<!-- bench:... -->`
 markers: the numbers there are only ever written by this script. Needs cargo-lambda
@@ -71,6 +79,8 @@ GOALS = {
     "startup": ("ratio", 1.1),
     "overhead": ("abs", 0.1),
     "docker-noop": ("abs", 1.0),
+    # Issue 23: both of our loops no slower than cargo-lambda's watch.
+    "watch": ("ratio", 1.0),
 }
 
 
@@ -558,6 +568,157 @@ def remove_volumes(host, roots):
                    env=dict(os.environ, DOCKER_HOST=host))
 
 
+# --- the watch loop ---------------------------------------------------------------------------
+
+# A greeting literal of either project: echo's `"hello, {}"`, the http template's
+# `"hello, {name}"`; an edit keeps the placeholder.
+WATCH_GREETING = re.compile(r'"hello[^",{}]*, \{(name)?\}"')
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def http(method, url, timeout):
+    """The body of the answer, or None (refused, timed out, an error status)."""
+    import urllib.error
+    import urllib.request
+    data = b"{}" if method == "POST" else None
+    request = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+class Loop:
+    """One watch server on one copy of a project: started, edited, stopped."""
+
+    def __init__(self, name, label, project, command, env, method, path):
+        self.name, self.label, self.project = name, label, project
+        self.port = free_port()
+        self.command = [str(c) for c in command(self.port)]
+        self.env, self.method, self.path = env, method, path
+        self.log = open(project.parent / f"{project.name}-{name}.log", "wb")
+        self.proc = None
+
+    def url(self):
+        return f"http://127.0.0.1:{self.port}{self.path}"
+
+    def start(self):
+        self.proc = subprocess.Popen(self.command, cwd=self.project, env=self.env,
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def wait_for(self, text, limit):
+        """Seconds until an answer contains `text`; polls every 20 ms."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < limit:
+            if self.proc.poll() is not None:
+                raise BenchError(f"{self.label} exited ({self.proc.returncode}); its output: "
+                                 f"{self.log.name}")
+            answer = http(self.method, self.url(), timeout=max(1.0, limit / 4))
+            if answer is not None and text in answer:
+                return time.perf_counter() - start
+            time.sleep(0.02)
+        raise BenchError(f"{self.label}: no answer with `{text}` within {limit} s; its output: "
+                         f"{self.log.name}")
+
+    def edit(self, marker):
+        main_rs = self.project / "src" / "main.rs"
+        text = main_rs.read_text()
+        if not WATCH_GREETING.search(text):
+            raise BenchError(f"no greeting literal to edit in {main_rs}")
+        edited = WATCH_GREETING.sub(lambda m: f'"{marker}, {{{m.group(1) or ""}}}"', text,
+                                    count=1)
+        main_rs.write_text(edited)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            for sig, grace in ((2, 20), (9, 5)):  # SIGINT, then SIGKILL
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(grace)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        self.log.close()
+
+
+def new_http_function(work, name):
+    """A function made by `new --http`, with its lock file (nothing to resolve)."""
+    dest = work / name
+    if not (dest / "Cargo.toml").is_file():
+        run([Ours.exe, "lambda-build", "new", "--http", dest], work)
+    return dest
+
+
+def watch_loops(work, project_name, source, opts, target):
+    """The three loops on their own copies of `source`."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(target))
+    env.pop("SOURCE_DATE_EPOCH", None)
+    loops = []
+    for name, label in (("zip", "`serve --watch`"), ("native", "`serve --watch --native`"),
+                        ("theirs", "`cargo lambda watch`")):
+        project = work / f"watch-{project_name}-{name}"
+        sync_tree(source, project)
+        bin_ = "echo" if project_name == "echo" else source.name
+        if name == "theirs":
+            # Their invoke API for a plain function, their Function URL path for an HTTP one.
+            method, path = (("POST", f"/2015-03-31/functions/{bin_}/invocations")
+                            if project_name == "echo" else ("GET", f"/lambda-url/{bin_}/"))
+            command = lambda port: ["cargo-lambda", "lambda", "watch", "-A", "127.0.0.1",
+                                    "-P", str(port)]
+        else:
+            method, path = "GET", "/"
+            extra = ["--native"] if name == "native" else []
+            command = lambda port, extra=extra: [Ours.exe, "lambda-build", "serve", "--watch",
+                                                 "--port", str(port)] + extra
+        loops.append(Loop(name, label, project, command, env, method, path))
+    return loops
+
+
+def watch_rows(work, opts, target):
+    """Edit saved -> new answer, per project and loop; the ratio of each of ours to theirs."""
+    projects = []
+    if "echo" in opts.watch_projects:
+        projects.append(("echo", FIXTURE))
+    if "http" in opts.watch_projects and not opts.tiny:
+        projects.append(("http", new_http_function(work, "http-source")))
+    rows, editor = [], 0
+    for project_name, source in projects:
+        loops = watch_loops(work, project_name, source, opts, target)
+        samples = {lp.name: [] for lp in loops}
+        try:
+            for lp in loops:
+                say(f"watch: {project_name}: {lp.label}: starting (untimed first build)")
+                lp.start()
+                lp.wait_for("hello", limit=opts.watch_start_limit)
+            for i in range(opts.watch_edits):
+                for lp in loops if i % 2 == 0 else loops[::-1]:
+                    editor += 1
+                    marker = f"hello{os.getpid()}w{editor}"
+                    time.sleep(0.5)  # the loop at rest: a tail of the last rebuild settles
+                    lp.edit(marker)
+                    samples[lp.name].append(lp.wait_for(marker, limit=300))
+                    say(f"watch: {project_name}: {lp.label}: edit {i + 1}: "
+                        f"{samples[lp.name][-1]:.2f} s")
+        finally:
+            for lp in loops:
+                lp.stop()
+        what = {"echo": "echo fixture", "http": "`new --http` function"}[project_name]
+        for name, label in (("zip", "`serve --watch`"), ("native", "`serve --watch --native`")):
+            rows.append(row(f"watch-{name}", f"edit to new answer, {label}, {what}", "s",
+                            samples[name], samples["theirs"], "watch"))
+    return rows
+
+
 # --- many functions --------------------------------------------------------------------------
 
 def write_workspace(root, n):
@@ -725,11 +886,45 @@ def scale_markdown(results):
     return "\n".join(lines)
 
 
+def watch_markdown(results):
+    watch = results.get("watch")
+    if not watch:
+        return "Not measured yet: `python3 bench/compare.py --watch`."
+    load = watch["load_average"]
+    lines = [
+        f"Last run {watch['date']} ({watch['duration_s']} s): {results['machine']['cpus']} "
+        f"CPUs, {watch['cargo_lambda']}, {watch['edits']} edits per loop and project, the loops "
+        f"edited in turn. Load average (1, 5, 15 min) before: {load['before']['1m']}, "
+        f"{load['before']['5m']}, {load['before']['15m']}; after: {load['after']['1m']}, "
+        f"{load['after']['5m']}, {load['after']['15m']}. Each row says when it was measured "
+        "and the 1-minute load before and after its run.",
+        "",
+        "Each cell: seconds from the edit saved to the first HTTP answer of the new code, "
+        "median (min to max, n = edits). The cargo-lambda column is `cargo lambda watch` on "
+        "its own copy of the same project, edited in the same rounds.",
+        "",
+        "| metric | ours | cargo-lambda | ours / theirs | goal | |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in watch["rows"]:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+        if r["met"]:
+            ratio = f"**{ratio}**"
+        verdict = {True: "met", False: "missed", None: ""}[r["met"]]
+        if r.get("note"):
+            verdict = f"{verdict}; {r['note']}" if verdict else r["note"]
+        goal = (r["goal"] or "").replace("<=", "≤")
+        lines.append(f"| {r['metric']} | {cell(r['ours'], 's')} | {cell(r['theirs'], 's')} | "
+                     f"{ratio} | {goal} | {verdict} |")
+    return "\n".join(lines)
+
+
 def render(markdown_path, results):
     """Replaces what lies between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
     text = Path(markdown_path).read_text()
     for name, body in (("results", results_markdown(results)),
-                       ("scale", scale_markdown(results))):
+                       ("scale", scale_markdown(results)),
+                       ("watch", watch_markdown(results))):
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):
             raise BenchError(f"{markdown_path} has no <!-- bench:{name} --> ... "
@@ -789,13 +984,26 @@ def parse_args(argv):
                         help="a check that the script runs: x86_64, one pair, one sample, one "
                              "function, no cold rows, kept target dirs; needs --work")
     parser.add_argument("--ours-target-dir",
-                        help="--tiny: the target dir our builds share (default: one under --work)")
+                        help="--tiny: the target dir our builds share (default: one under "
+                             "--work); --watch: the one the three loops share")
     parser.add_argument("--json", default=str(REPO / "bench" / "results.json"))
     parser.add_argument("--markdown", default=str(REPO / "BENCHMARKS.md"),
                         help="the file whose bench markers receive the tables")
     parser.add_argument("--plot", default=str(REPO / "bench" / "scale.svg"))
     parser.add_argument("--render-only", action="store_true",
                         help="only render --json's results into --markdown")
+    parser.add_argument("--watch", action="store_true",
+                        help="only the watch loop rows: edit saved -> new HTTP answer for "
+                             "`serve --watch`, `serve --watch --native` and `cargo lambda "
+                             "watch`, on the echo fixture and the `new --http` function")
+    parser.add_argument("--watch-projects", default="echo,http",
+                        help="for --watch: which projects (echo: the fixture; http: the `new "
+                             "--http` function)")
+    parser.add_argument("--watch-edits", type=int, default=3,
+                        help="edits per loop and project (default 3)")
+    parser.add_argument("--watch-start-limit", type=float, default=1800,
+                        help="seconds a loop may take to serve its first build (cold "
+                             "dependencies included)")
     args = parser.parse_args(argv)
     if args.tiny:
         if not args.work:
@@ -806,6 +1014,7 @@ def parse_args(argv):
     if args.scale is None:
         args.scale = "1" if args.tiny else "1,5,20,50"
     args.engines = [e for e in args.engines.split(",") if e]
+    args.watch_projects = [p for p in args.watch_projects.split(",") if p]
     args.archs = [a for a in args.archs.split(",") if a]
     args.scale = [int(n) for n in args.scale.split(",") if n]
     return args
@@ -827,19 +1036,22 @@ def main(argv=None):
         Ours.exe = REPO / "target" / "release" / "cargo-lambda-build"
     their_version = subprocess.run(["cargo-lambda", "lambda", "--version"], capture_output=True,
                                    text=True).stdout.strip()
+    previous = {}
+    if Path(opts.json).is_file():
+        previous = json.loads(Path(opts.json).read_text())
+    if opts.watch:
+        return watch_main(opts, previous, their_version)
 
-    load_before = load_average()
-    say(f"load average before: {load_before}")
     started = time.time()
-    work = Path(opts.work).resolve() if opts.work else Path(tempfile.mkdtemp(prefix="lambda-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
-    if opts.tiny:
-        Tool.tiny_targets = {"ours": Path(opts.ours_target_dir or work / "target-ours").resolve(),
-                             "theirs": work / "target-theirs"}
-    editor = Editor()
-    rows, scale = [], []
-    try:
+
+    def measure(work):
+        if opts.tiny:
+            Tool.tiny_targets = {
+                "ours": Path(opts.ours_target_dir or work / "target-ours").resolve(),
+                "theirs": work / "target-theirs"}
+        editor = Editor()
         warm_up(work, opts.archs, True, opts.tiny)
+        rows = []
         for arch in opts.archs:
             rows += echo_rows(work, arch, opts, editor)
         if opts.docker:
@@ -847,12 +1059,9 @@ def main(argv=None):
         else:
             rows.append(skipped("docker-noop", "`--docker` no-op, local engine, x86_64",
                                 "run with --docker"))
-        scale = scale_rows(work, opts, editor)
-    finally:
-        if not opts.work:
-            shutil.rmtree(work, ignore_errors=True)
-    load_after = load_average()
-    say(f"load average after: {load_after}")
+        return rows, scale_rows(work, opts, editor)
+
+    (rows, scale), load_before, load_after = in_work_dir(opts, measure)
 
     results = {
         "schema": SCHEMA,
@@ -868,6 +1077,8 @@ def main(argv=None):
         "rows": rows,
         "scale": scale,
     }
+    if previous.get("watch"):
+        results["watch"] = previous["watch"]
     if scale:
         why = plot(scale, opts.plot)
         if why:
@@ -879,6 +1090,70 @@ def main(argv=None):
     render(opts.markdown, results)
     print_table(results)
     say(f"\nwrote {opts.json} and the tables of {opts.markdown} in {results['duration_s']} s")
+
+
+def in_work_dir(opts, measure):
+    """measure(work) in --work (else a temporary directory, removed after), with the load
+    average before and after."""
+    load_before = load_average()
+    say(f"load average before: {load_before}")
+    work = Path(opts.work).resolve() if opts.work else Path(tempfile.mkdtemp(prefix="lambda-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        measured = measure(work)
+    finally:
+        if not opts.work:
+            shutil.rmtree(work, ignore_errors=True)
+    load_after = load_average()
+    say(f"load average after: {load_after}")
+    return measured, load_before, load_after
+
+
+def watch_main(opts, previous, their_version):
+    """`--watch`: the watch rows, into the last results (or alone, the first time)."""
+    started = time.time()
+
+    def measure(work):
+        # One target dir for the three loops: their dependencies compile once (ours in
+        # release for Lambda's target, the native loop's and cargo-lambda's in dev for this
+        # machine).
+        target = (Path(opts.ours_target_dir).resolve() if opts.ours_target_dir
+                  else work / "target-watch")
+        return watch_rows(work, opts, target)
+
+    rows, load_before, load_after = in_work_dir(opts, measure)
+    results = previous if previous.get("schema") == SCHEMA else {
+        "schema": SCHEMA, "date": "", "machine": {}, "settings": {}, "rows": [], "scale": [],
+        "load_average": {"before": load_before, "after": load_after}, "cargo_lambda": their_version}
+    results["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(),
+                          "python": platform.python_version()}
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+    for r in rows:
+        r["note"] = f"{date}, load {load_before['1m']} to {load_after['1m']}"
+    # Rows of projects not measured this time stay as their last run left them.
+    kept = [r for r in (results.get("watch") or {}).get("rows", [])
+            if r["metric"] not in {n["metric"] for n in rows}]
+    rows = kept + rows
+    results["watch"] = {
+        "date": date,
+        "duration_s": round(time.time() - started, 1),
+        "cargo_lambda": their_version,
+        "edits": opts.watch_edits,
+        "load_average": {"before": load_before, "after": load_after},
+        "rows": rows,
+    }
+    Path(opts.json).write_text(json.dumps(results, indent=2) + "\n")
+    if results.get("rows"):
+        render(opts.markdown, results)
+    else:
+        say("no full run in the results yet: the markdown is left as it is")
+    print(f"\nwatch loop, {their_version}\n")
+    for r in rows:
+        o = fmt(r["ours"]["median"], "s") if r["ours"] else "-"
+        t = fmt(r["theirs"]["median"], "s") if r["theirs"] else "-"
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else "-"
+        print(f"{r['metric']:<64} {o:>10} {t:>10} {ratio:>6}")
+    say(f"\nwrote {opts.json} and the watch table of {opts.markdown}")
 
 
 if __name__ == "__main__":

@@ -137,12 +137,18 @@ pub struct BuildArgs {
     #[arg(short = 'o', long, value_name = "DIR", alias = "lambda-dir")]
     pub outdir: Option<PathBuf>,
 
-    /// Lambda architecture to build for [default: x86_64, Lambda's default]
-    #[arg(short = 'a', long, value_enum, value_name = "ARCH")]
-    pub arch: Option<Arch>,
-
     #[command(flatten)]
-    pub cargo_lambda: CargoLambdaArgs,
+    pub selection: SelectionArgs,
+
+    /// `zip` is `--zip`, `binary` writes `bootstrap` (cargo-lambda's `--output-format`)
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        conflicts_with = "zip",
+        hide_short_help = true
+    )]
+    pub output_format: Option<OutputFormat>,
 
     /// A file or directory (glob patterns too), relative to the package root, to put in the zip
     /// under the same relative path; repeatable
@@ -220,15 +226,6 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub output: OutputArgs,
 
-    /// Package with a function's binary; repeatable
-    #[arg(
-        short = 'p',
-        long,
-        value_name = "SPEC",
-        help_heading = "Package Selection"
-    )]
-    pub package: Vec<String>,
-
     /// Every binary of every workspace member, each as its own function
     #[arg(long, conflicts_with = "package", help_heading = "Package Selection")]
     pub workspace: bool,
@@ -242,6 +239,50 @@ pub struct BuildArgs {
         help_heading = "Package Selection"
     )]
     pub exclude: Vec<String>,
+}
+
+impl BuildArgs {
+    /// `cargo lambda-build [--zip --outdir DIR]` with `selection`, as the build's own parser
+    /// reads it: what `serve --watch` and `--native` build, with every default of a build.
+    pub fn of_selection(
+        selection: &SelectionArgs,
+        zip_into: Option<&std::path::Path>,
+    ) -> Result<BuildArgs, clap::Error> {
+        let mut argv: Vec<&std::ffi::OsStr> = vec!["cargo".as_ref(), "lambda-build".as_ref()];
+        if let Some(outdir) = zip_into {
+            argv.extend(["--zip".as_ref(), "--outdir".as_ref(), outdir.as_os_str()]);
+        }
+        let Cli::LambdaBuild(mut args) = Cli::try_parse_from(argv)?;
+        args.selection = selection.clone();
+        Ok(args)
+    }
+
+    /// Whether `--output-format` asks for a zip (`Some(false)`: the binary, explicitly).
+    pub fn output_format_zip(&self) -> Option<bool> {
+        self.output_format.map(|f| f == OutputFormat::Zip)
+    }
+}
+
+/// What to build: the architecture, the package and binary, features, profile and manifest.
+/// Declared once for the build and flattened into `serve` and `invoke`, whose `--watch` and
+/// `--native` build too; clap lists each flag under its cargo heading wherever it is flattened.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SelectionArgs {
+    /// Lambda architecture to build for [default: x86_64, Lambda's default]
+    #[arg(short = 'a', long, value_enum, value_name = "ARCH")]
+    pub arch: Option<Arch>,
+
+    #[command(flatten)]
+    pub cargo_lambda: CargoLambdaArgs,
+
+    /// Package with a function's binary; repeatable
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "SPEC",
+        help_heading = "Package Selection"
+    )]
+    pub package: Vec<String>,
 
     /// A binary to deploy, when the package has several; repeatable
     #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
@@ -282,6 +323,45 @@ pub struct BuildArgs {
     /// Equivalent to specifying both --locked and --offline
     #[arg(long, help_heading = MANIFEST)]
     pub frozen: bool,
+
+    /// clap's derive keeps the heading of a flattened struct (`Feature Selection`, above) for
+    /// the flags declared after it: this empty one, last, gives them back the default heading
+    /// wherever `SelectionArgs` is flattened.
+    #[command(flatten, next_help_heading = None::<&'static str>)]
+    pub default_heading: DefaultHeading,
+}
+
+/// No flag: see [`SelectionArgs::default_heading`].
+#[derive(Debug, Clone, Default, Args)]
+pub struct DefaultHeading {}
+
+impl SelectionArgs {
+    /// The first flag given that says what to build (`--target-dir` and the lock flags say only
+    /// how), for the refusal of a command that builds nothing.
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            (
+                self.arch.is_some() || self.cargo_lambda.arch().is_some(),
+                "--arch",
+            ),
+            (!self.package.is_empty(), "--package"),
+            (!self.bin.is_empty(), "--bin"),
+            (!self.example.is_empty(), "--example"),
+            (
+                !self.features.features.is_empty()
+                    || self.features.all_features
+                    || self.features.no_default_features,
+                "--features",
+            ),
+            (
+                self.profile.is_some() || self.cargo_lambda.release,
+                "--profile",
+            ),
+            (self.manifest_path.is_some(), "--manifest-path"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
 }
 
 /// cargo-lambda's spelling of settings this tool has, so the command lines of AWS's READMEs
@@ -307,16 +387,6 @@ pub struct CargoLambdaArgs {
         conflicts_with_all = ["arch", "arm64", "x86_64"], hide_short_help = true,
         help_heading = COMPILATION)]
     pub target: Option<Arch>,
-
-    /// `zip` is `--zip`, `binary` writes `bootstrap` (cargo-lambda's `--output-format`)
-    #[arg(
-        long,
-        value_enum,
-        value_name = "FORMAT",
-        conflicts_with = "zip",
-        hide_short_help = true
-    )]
-    pub output_format: Option<OutputFormat>,
 }
 
 impl CargoLambdaArgs {
@@ -329,11 +399,6 @@ impl CargoLambdaArgs {
         } else {
             self.target
         }
-    }
-
-    /// Whether these flags ask for a zip (`Some(false)`: the binary, explicitly).
-    pub fn zip(&self) -> Option<bool> {
-        self.output_format.map(|f| f == OutputFormat::Zip)
     }
 }
 
@@ -359,19 +424,21 @@ impl From<BuildArgs> for CommandLine {
         fn some<T>(list: Vec<T>) -> Option<Vec<T>> {
             (!list.is_empty()).then_some(list)
         }
+        let zip = args.zip.then_some(true).or(args.output_format_zip());
+        let selection = args.selection;
         let layer = Layer {
             source: Source::CommandLine,
             build: BuildSettings {
-                arch: args.arch.or(args.cargo_lambda.arch()),
-                profile: (args.profile)
-                    .or_else(|| args.cargo_lambda.release.then(|| "release".into())),
+                arch: selection.arch.or(selection.cargo_lambda.arch()),
+                profile: (selection.profile)
+                    .or_else(|| selection.cargo_lambda.release.then(|| "release".into())),
                 small: args.small.then_some(true),
-                features: some(args.features.features),
+                features: some(selection.features.features),
                 per_package: args.per_package.then_some(true),
                 docker_files: args.docker_files,
             },
             function: FunctionSettings {
-                zip: args.zip.then_some(true).or(args.cargo_lambda.zip()),
+                zip,
                 outdir: args.outdir,
                 include: some(args.include),
                 layers: some(args.layer),
@@ -380,14 +447,14 @@ impl From<BuildArgs> for CommandLine {
         };
         CommandLine {
             layer,
-            all_features: args.features.all_features,
-            no_default_features: args.features.no_default_features,
+            all_features: selection.features.all_features,
+            no_default_features: selection.features.no_default_features,
             message_format: args.message_format,
             verify: !args.no_verify,
-            target_dir: args.target_dir,
-            locked: args.locked,
-            offline: args.offline,
-            frozen: args.frozen,
+            target_dir: selection.target_dir,
+            locked: selection.locked,
+            offline: selection.offline,
+            frozen: selection.frozen,
             docker: docker.then(|| DockerConfig {
                 dockerfile: args.dockerfile,
                 image: args.docker_image,
@@ -548,6 +615,9 @@ arrive. The function's own output, and \
 START / END / REPORT lines with the init duration, each invocation's duration and the peak \
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.
 
+`--native` builds the function for this machine and invokes that: quick, and not the zip that \
+ships.
+
 With `--docker` (the default on macOS), the function runs in a Linux container of the build \
 image on the Docker engine instead, with the zip at ",
     crate::lambda::literal!(task_root),
@@ -557,7 +627,14 @@ image on the Docker engine instead, with the zip at ",
 );
 
 /// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
+/// `--native` builds for this machine, so the Lambda architecture's flags are hidden here.
 #[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("arch", |a| a.hide(true)),
+    mut_arg("arm64", |a| a.hide(true)),
+    mut_arg("x86_64", |a| a.hide(true)),
+    mut_arg("target", |a| a.hide(true))
+)]
 #[command(
     about = concat!("Run a packaged ", crate::lambda::literal!(zip_name), " (or bootstrap) locally as Lambda would"),
     long_about = INVOKE_LONG_ABOUT,
@@ -584,9 +661,31 @@ pub struct InvokeArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 
+    /// Build the function for this machine (plain `cargo build`: cargo's dev profile unless
+    /// `--release` or `--profile`, no Lambda target, no zip) and invoke that: quick, and not the
+    /// zip that ships (Linux and macOS)
+    #[arg(long, conflicts_with_all = NATIVE_CONFLICTS)]
+    pub native: bool,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
+
     #[command(flatten)]
     pub function: FunctionArgs,
 }
+
+/// `--native` builds for this machine, from the project, and runs it here: no artifact, outdir,
+/// architecture or container.
+const NATIVE_CONFLICTS: [&str; 8] = [
+    "artifact",
+    "outdir",
+    "arch",
+    "arm64",
+    "x86_64",
+    "target",
+    "docker",
+    "docker_image",
+];
 
 /// The function's configuration, as Lambda holds it: shared by `invoke` and `serve`.
 #[derive(Debug, Clone, Args)]
@@ -642,7 +741,10 @@ bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
 serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
-request too. Ctrl-C stops it.";
+request too. Ctrl-C stops it.
+
+`--watch` builds the function itself and serves each new build as sources change; `--native` \
+builds it for this machine instead of Lambda (the quickest loop, not the zip that ships).";
 
 /// `cargo lambda-build serve`: the artifact, where to listen, and the service to play.
 #[derive(Debug, Clone, Args)]
@@ -677,11 +779,22 @@ pub struct ServeArgs {
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormatArg::FunctionUrl)]
     pub event_format: EventFormatArg,
 
-    /// Build the package in the current directory (`--zip`, into the outdir), serve it, and
-    /// build and serve it again when a source file of it or of a path dependency changes; a
-    /// build that fails leaves the last good one serving
-    #[arg(long, conflicts_with = "artifact")]
+    /// Build the function of the current directory (or `-p`, `--bin`), serve it, and build and
+    /// serve it again when a source file of its package or of a path dependency changes; a
+    /// build that fails leaves the last good one serving. The zip is the shipped one's target,
+    /// profile and checks, compiled incrementally: its bytes differ, so it is written under
+    /// `<target-dir>/lambda-build/watch/`, never over the zip that ships
+    #[arg(long, conflicts_with_all = ["artifact", "outdir"])]
     pub watch: bool,
+
+    /// Build the function for this machine (plain `cargo build`: cargo's dev profile unless
+    /// `--release` or `--profile`, no Lambda target, no zip) and serve that: the fastest loop
+    /// with `--watch`, and not the zip that ships (Linux and macOS)
+    #[arg(long, conflicts_with_all = NATIVE_CONFLICTS)]
+    pub native: bool,
+
+    #[command(flatten)]
+    pub selection: SelectionArgs,
 
     #[command(flatten)]
     pub function: FunctionArgs,
@@ -968,10 +1081,10 @@ mod tests {
     fn defaults_match_the_design() {
         let args = parse(&["cargo", "lambda-build"]);
         // Unset here: the defaults (release, x86_64) come last among the config layers.
-        assert_eq!(args.profile, None);
+        assert_eq!(args.selection.profile, None);
         assert!(!args.zip && !args.no_verify && !args.extension);
         assert_eq!(args.outdir, None);
-        assert_eq!(args.arch, None);
+        assert_eq!(args.selection.arch, None);
         assert_eq!(args.message_format, MessageFormat::Human);
         assert!(args.command.is_none());
         assert!(!args.docker && args.dockerfile.is_none() && args.docker_image.is_none());
@@ -1000,11 +1113,15 @@ mod tests {
     #[test]
     fn arch_accepts_aliases_and_lists_choices_otherwise() {
         assert_eq!(
-            parse(&["cargo", "lambda-build", "-a", "aarch64"]).arch,
+            parse(&["cargo", "lambda-build", "-a", "aarch64"])
+                .selection
+                .arch,
             Some(Arch::Arm64)
         );
         assert_eq!(
-            parse(&["cargo", "lambda-build", "--arch", "amd64"]).arch,
+            parse(&["cargo", "lambda-build", "--arch", "amd64"])
+                .selection
+                .arch,
             Some(Arch::X86_64)
         );
         let err = Cli::try_parse_from(["cargo", "lambda-build", "--arch", "mips"]).unwrap_err();
@@ -1035,10 +1152,10 @@ mod tests {
             "--manifest-path",
             "x/Cargo.toml",
         ]);
-        assert_eq!(args.package, ["api"]);
-        assert_eq!(args.bin, ["handler"]);
-        assert_eq!(args.features.features, ["a", "b"]);
-        assert!(args.features.no_default_features);
+        assert_eq!(args.selection.package, ["api"]);
+        assert_eq!(args.selection.bin, ["handler"]);
+        assert_eq!(args.selection.features.features, ["a", "b"]);
+        assert!(args.selection.features.no_default_features);
         assert_eq!(args.output.verbose, 2);
         assert_eq!(args.output.color, Some(ColorChoice::Never));
     }
@@ -1064,8 +1181,8 @@ mod tests {
             "--message-format",
             "json",
         ]);
-        assert_eq!(args.package, ["a", "b"]);
-        assert_eq!(args.bin, ["x", "y"]);
+        assert_eq!(args.selection.package, ["a", "b"]);
+        assert_eq!(args.selection.bin, ["x", "y"]);
         assert_eq!(args.include, ["config", "certs/*.pem"]);
         assert!(args.extension);
         assert_eq!(args.message_format, MessageFormat::Json);

@@ -49,8 +49,10 @@ pub enum Error {
 
     /// cargo failed on a build that settings (not the command line) gave features or a profile:
     /// the help names where each was set, as the user may never have typed them.
+    /// Boxed: a build error and a list, larger than every other variant (over clippy's
+    /// `result_large_err` limit where paths are larger, on Windows).
     #[error(transparent)]
-    CargoGivenSettings(CargoGivenSettings),
+    CargoGivenSettings(Box<CargoGivenSettings>),
 
     #[error(transparent)]
     Check(#[from] CheckError),
@@ -103,10 +105,10 @@ impl Error {
     pub fn with_settings_given_to_cargo(self, settings: &[String]) -> Error {
         match self {
             Error::Build(source @ BuildError::Cargo { .. }) if !settings.is_empty() => {
-                Error::CargoGivenSettings(CargoGivenSettings {
+                Error::CargoGivenSettings(Box::new(CargoGivenSettings {
                     source,
                     settings: settings.to_vec(),
-                })
+                }))
             }
             error => error,
         }
@@ -148,11 +150,11 @@ impl Error {
         use crate::build::docker::DockerError;
         match self {
             // cargo's own exit code, 101 for a compile error.
-            Error::Build(BuildError::Cargo { code, .. })
-            | Error::CargoGivenSettings(CargoGivenSettings {
-                source: BuildError::Cargo { code, .. },
-                ..
-            }) => code.unwrap_or(exit::COMPILE),
+            Error::Build(BuildError::Cargo { code, .. }) => code.unwrap_or(exit::COMPILE),
+            Error::CargoGivenSettings(given) => match &given.source {
+                BuildError::Cargo { code, .. } => code.unwrap_or(exit::COMPILE),
+                _ => exit::FAILURE,
+            },
             Error::Build(BuildError::Docker(DockerError::Fetch { code })) => {
                 code.unwrap_or(exit::COMPILE)
             }
@@ -183,9 +185,9 @@ impl Error {
             Error::New(e) => e.help(),
             Error::NativeCpu(e) => e.help(),
             Error::Build(e) => e.help(),
-            Error::CargoGivenSettings(CargoGivenSettings { source, settings }) => {
-                let mut help: Vec<String> = source.help().into_iter().collect();
-                help.extend(settings.iter().map(|setting| {
+            Error::CargoGivenSettings(given) => {
+                let mut help: Vec<String> = given.source.help().into_iter().collect();
+                help.extend(given.settings.iter().map(|setting| {
                     format!("cargo was given {setting}, not on the command line: change it there if cargo refused it")
                 }));
                 Some(help.join("\n"))

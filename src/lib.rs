@@ -29,7 +29,10 @@ pub mod redact;
 pub mod report;
 pub mod signal;
 pub mod verify;
-// notify's watcher and serve's Runtime API: `serve --watch` runs on Linux only, like `serve`.
+// serve's Runtime API: native mode runs on Linux and macOS, `serve --watch` on Linux (and on
+// macOS with `--native`).
+#[cfg(unix)]
+pub mod native;
 #[cfg(unix)]
 pub mod watch;
 
@@ -72,11 +75,26 @@ pub fn run(args: BuildArgs, env: &Env, ui: Ui) -> Result<()> {
     build_with(args, env, ui, &interrupt)
 }
 
-/// [`run`] with the caller's Ctrl-C flag: `serve --watch` builds again and again under one.
+/// [`run`] with the caller's Ctrl-C flag.
 pub fn build_with(args: BuildArgs, env: &Env, ui: Ui, interrupt: &Interrupt) -> Result<()> {
-    let Some(prepared) = prepare(args, env, ui)? else {
+    build_in(args, None, env, ui, interrupt, &|_| {})
+}
+
+/// [`build_with`] for `serve --watch`, which builds again and again under one Ctrl-C flag: on
+/// the workspace it read already (`None`: read here), with `adjust` applied to the plan (the
+/// watch's own build settings) before anything runs.
+pub fn build_in(
+    args: BuildArgs,
+    workspace: Option<&project::Workspace>,
+    env: &Env,
+    ui: Ui,
+    interrupt: &Interrupt,
+    adjust: &dyn Fn(&mut BuildPlan),
+) -> Result<()> {
+    let Some(mut prepared) = prepare(args, workspace, env, ui)? else {
         return Ok(());
     };
+    adjust(&mut prepared.plan);
     let reporter = &Reporter::new(prepared.config.ui);
     for warning in &prepared.config.warnings {
         reporter.warn(warning);
@@ -220,24 +238,13 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
 /// this machine's CPU, unwritable outdirs, a directory where the artifact goes, a bad
 /// `SOURCE_DATE_EPOCH`, includes that match nothing or escape, an unreadable `--invoke-with`
 /// file. `None` when the run ends with the plan (`--print-image-tag`).
-fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
-    let manifest = project::locate_manifest(args.manifest_path.as_deref(), &env.cwd)?;
-    let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
-    let project = project::select(
-        &metadata,
-        &manifest,
-        Selection {
-            packages: &args.package,
-            workspace: args.workspace,
-            exclude: &args.exclude,
-            bins: &args.bin,
-            examples: &args.example,
-        },
-    )?;
-    let mut config = BuildConfig::resolve(args, env, ui, &project)?;
-    let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
-    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
-    let mut plan = plan::plan(&config, &project, env, profile_env);
+fn prepare(
+    args: BuildArgs,
+    workspace: Option<&project::Workspace>,
+    env: &Env,
+    ui: Ui,
+) -> Result<Option<Prepared>> {
+    let (mut config, mut plan) = plan_build(args, workspace, env, ui)?;
     if let Some(docker) = config.docker.as_ref().filter(|d| d.print_image_tag) {
         let image = build::docker::image_plan(&plan, docker, env).map_err(Error::from)?;
         writeln!(std::io::stdout().lock(), "{}", image.name())
@@ -265,6 +272,43 @@ fn prepare(args: BuildArgs, env: &Env, ui: Ui) -> Result<Option<Prepared>> {
         timestamp,
         smoke_events,
     }))
+}
+
+/// project -> config -> plan, decided and not run: on the workspace already read (`None`: read
+/// here). `--native` builds from this plan too.
+pub fn plan_build(
+    args: BuildArgs,
+    workspace: Option<&project::Workspace>,
+    env: &Env,
+    ui: Ui,
+) -> Result<(BuildConfig, BuildPlan)> {
+    let read;
+    let (manifest, metadata) = match workspace {
+        Some(workspace) => (&workspace.manifest, &workspace.metadata),
+        None => {
+            let manifest =
+                project::locate_manifest(args.selection.manifest_path.as_deref(), &env.cwd)?;
+            let metadata = project::metadata(&env.cargo, &manifest, &env.cwd)?;
+            read = (manifest, metadata);
+            (&read.0, &read.1)
+        }
+    };
+    let project = project::select(
+        metadata,
+        manifest,
+        Selection {
+            packages: &args.selection.package,
+            workspace: args.workspace,
+            exclude: &args.exclude,
+            bins: &args.selection.bin,
+            examples: &args.selection.example,
+        },
+    )?;
+    let config = BuildConfig::resolve(args, env, ui, &project)?;
+    let profile_sets_strip = project::profile_sets_strip(&project.workspace_root, &config.profile);
+    let profile_env = plan::profile_env(&config, profile_sets_strip, |name| env.is_set(name));
+    let plan = plan::plan(&config, &project, env, profile_env);
+    Ok((config, plan))
 }
 
 /// What a function brings besides its executable: the files its includes match (never the

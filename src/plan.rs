@@ -84,20 +84,33 @@ impl CargoArgs {
         self.cmd(self.build_args())
     }
 
+    /// `cargo build` for this machine (`--native`): no `--target`, so the executable is the
+    /// one plain `cargo build` makes, in cargo's own directory of the profile.
+    pub fn native_build(&self) -> Cmd {
+        self.cmd(self.build_args_for(None))
+    }
+
     /// `cargo build`'s arguments (after the program): the host's, or a container's once
     /// [`CargoArgs::in_container`] has set its paths.
     pub fn build_args(&self) -> Vec<OsString> {
+        self.build_args_for(Some(self.target))
+    }
+
+    fn build_args_for(&self, target: Option<Arch>) -> Vec<OsString> {
         let mut args: Vec<OsString> = vec![
             "build".into(),
             "--message-format".into(),
             "json-render-diagnostics".into(),
-            "--target".into(),
-            self.target.triple().into(),
+        ];
+        if let Some(target) = target {
+            args.extend(["--target".into(), target.triple().into()]);
+        }
+        args.extend([
             "--profile".into(),
             self.profile.clone().into(),
             "--manifest-path".into(),
             self.manifest_path.clone().into(),
-        ];
+        ]);
         for package in &self.packages {
             args.extend(["-p".into(), package.into()]);
         }

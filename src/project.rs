@@ -326,16 +326,39 @@ pub fn locate_manifest(manifest_path: Option<&Path>, cwd: &Path) -> Result<PathB
         .ok_or_else(|| ProjectError::NoManifest(cwd.to_path_buf()))
 }
 
-/// Runs `cargo metadata` for `manifest`.
+/// Runs `cargo metadata --no-deps` for `manifest`: the workspace's packages, no resolution.
 pub fn metadata(cargo: &OsStr, manifest: &Path, cwd: &Path) -> Result<Metadata> {
+    run_metadata(cargo, manifest, cwd, &["--no-deps"])
+}
+
+/// The workspace as `cargo metadata` described it, read once, and the manifest it was asked
+/// about: `serve --watch` reads it once and builds from it until a manifest changes.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    pub manifest: PathBuf,
+    pub metadata: Metadata,
+}
+
+impl Workspace {
+    /// `cargo metadata` with the dependency graph resolved (`lock_flags`: the user's
+    /// `--locked`, `--offline`, `--frozen`, as the build would pass them): the path
+    /// dependencies outside the workspace are only in the resolved graph.
+    pub fn resolved(
+        cargo: &OsStr,
+        manifest: PathBuf,
+        cwd: &Path,
+        lock_flags: &[&str],
+    ) -> Result<Workspace> {
+        let metadata = run_metadata(cargo, &manifest, cwd, lock_flags)?;
+        Ok(Workspace { manifest, metadata })
+    }
+}
+
+fn run_metadata(cargo: &OsStr, manifest: &Path, cwd: &Path, flags: &[&str]) -> Result<Metadata> {
     let output = Command::new(cargo)
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
+        .args(["metadata", "--format-version", "1"])
+        .args(flags)
+        .arg("--manifest-path")
         .arg(manifest)
         .current_dir(cwd)
         .output()

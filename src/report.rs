@@ -27,6 +27,8 @@ pub struct Reporter {
     progress_enabled: bool,
     /// While cargo compiles, lines go above the bar so it is not torn.
     bar: Mutex<Option<ProgressBar>>,
+    /// Said at the end of every status line (see [`Reporter::noting`]).
+    note: Option<&'static str>,
 }
 
 impl Reporter {
@@ -36,6 +38,16 @@ impl Reporter {
             color: ui.color,
             progress_enabled: ui.progress,
             bar: Mutex::new(None),
+            note: None,
+        }
+    }
+
+    /// Every status line ends with `(note)`: native mode says on each that what runs is not
+    /// the zip that ships.
+    pub fn noting(self, note: &'static str) -> Reporter {
+        Reporter {
+            note: Some(note),
+            ..self
         }
     }
 
@@ -68,8 +80,11 @@ impl Reporter {
     pub fn status(&self, verb: &str, message: impl Display) {
         if self.verbosity != Verbosity::Quiet {
             self.line(&format!(
-                "{} {message}",
-                self.paint(GREEN_BOLD, &format!("{verb:>12}"))
+                "{} {message}{}",
+                self.paint(GREEN_BOLD, &format!("{verb:>12}")),
+                self.note
+                    .map(|note| format!(" ({note})"))
+                    .unwrap_or_default()
             ));
         }
     }
@@ -352,6 +367,7 @@ mod tests {
             color: false,
             progress_enabled: false,
             bar: Mutex::new(None),
+            note: None,
         };
         reporter.start_spinner("Building", "image");
         // Returns: the lock is not held while the line is written.

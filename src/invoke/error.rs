@@ -130,6 +130,30 @@ pub enum InvokeError {
         package: &'static str,
     },
 
+    /// `-p`, `--bin`, `--arch`... given to a command that builds nothing.
+    #[error("`{flag}` says what to build, and `{command}` builds nothing without {}", build_flags(.command))]
+    NothingToBuild {
+        flag: &'static str,
+        command: &'static str,
+    },
+
+    #[error(
+        "`--native` runs the function as a process of this machine: Linux and macOS can, a {os} host cannot"
+    )]
+    NativeHost {
+        command: &'static str,
+        os: &'static str,
+    },
+
+    #[error("`{command}` runs one function, and {} are selected: {}", .functions.len(), .functions.join(", "))]
+    SeveralFunctions {
+        command: &'static str,
+        functions: Vec<String>,
+    },
+
+    #[error("`{0}` is built as an extension, which Lambda runs beside a function, never by itself")]
+    NotAFunction(String),
+
     #[error("cannot listen on {addr}: {}", crate::package::describe(.source))]
     Listen {
         addr: std::net::SocketAddr,
@@ -258,6 +282,22 @@ impl InvokeError {
                 _ => return None,
             },
             InvokeError::Failed { kind, .. } => return Some(failure_help(*kind).into()),
+            InvokeError::NothingToBuild { command, .. } => format!(
+                "add {} to build it, or build first (`cargo lambda-build --zip ...`) and pass \
+                 the artifact",
+                build_flags(command)
+            ),
+            InvokeError::NativeHost { command, .. } => {
+                format!("run `cargo lambda-build {command} --native` in WSL, or on Linux or macOS")
+            }
+            InvokeError::SeveralFunctions { .. } => {
+                "choose one with `-p` (and `--bin` when its package has several)".into()
+            }
+            InvokeError::NotAFunction(_) => {
+                "choose a function's binary with `-p` or `--bin`; an extension runs through \
+                 `--layer`"
+                    .into()
+            }
             _ => return None,
         })
     }
@@ -269,6 +309,15 @@ fn sam_command(command: &str) -> &'static str {
         "start-api"
     } else {
         "invoke"
+    }
+}
+
+/// The flags that make `command` build.
+fn build_flags(command: &str) -> &'static str {
+    if command == "serve" {
+        "`--watch` or `--native`"
+    } else {
+        "`--native`"
     }
 }
 
@@ -288,6 +337,12 @@ fn failure_help(kind: FailureKind) -> &'static str {
         FailureKind::Timeout => {
             "the function needs longer than `--timeout`: raise it (and the function's timeout \
              on Lambda, at most 900 s), or find what blocks"
+        }
+        FailureKind::NeverAsked => {
+            "is it a Lambda function? A program that never calls the Runtime API (an axum or \
+             actix-web server, a command-line tool) waits until Lambda stops it: serve it \
+             through `lambda_http::run` or `lambda_runtime::run` (`cargo lambda-build new --http` \
+             shows how)"
         }
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \

@@ -18,6 +18,8 @@ pub enum FailureKind {
     Exit,
     /// `Sandbox.Timedout`.
     Timeout,
+    /// `Sandbox.Timedout` too, but the process never called the Runtime API: not a runtime.
+    NeverAsked,
     /// `Function.ResponseSizeTooLarge`.
     ResponseTooLarge,
     /// `Runtime.InvalidEntrypoint`: no `bootstrap`, or not one that can be executed.
@@ -95,6 +97,21 @@ impl Failure {
                 timeout.as_secs_f64()
             ),
         )
+    }
+
+    /// A process that never called the Runtime API in the init phase: Lambda answers as for
+    /// any timeout (the payload), but what to say is that it is not a Lambda runtime at all (an
+    /// HTTP server packaged by mistake), not that it needs longer.
+    pub fn never_asked(request_id: &str, timeout: Duration) -> Failure {
+        Failure {
+            kind: FailureKind::NeverAsked,
+            message: format!(
+                "the function never asked for an event: it made no request to the Runtime API \
+                 (`AWS_LAMBDA_RUNTIME_API`) within Lambda's {} s init phase",
+                crate::lambda::INIT_TIMEOUT.as_secs()
+            ),
+            ..Failure::timeout(request_id, timeout)
+        }
     }
 
     pub fn exit(request_id: &str, status: ExitStatus) -> Failure {

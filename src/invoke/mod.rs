@@ -26,7 +26,7 @@ use failure::Failure;
 pub use function::{FunctionSettings, default_function};
 use record::{Outcome, Record};
 
-use crate::cli::{FunctionArgs, InvokeArgs};
+use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
 use crate::env::{Env, Ui};
 use crate::lambda::{BOOTSTRAP, ZIP_NAME};
 use crate::report::Reporter;
@@ -70,6 +70,19 @@ pub fn check_host(command: &'static str) -> Result<()> {
     }
 }
 
+/// `--native` runs what cargo built for this machine, which Linux and macOS can serve the
+/// Runtime API to as to the zip; on Windows the way is a Linux container.
+pub fn check_native_host(command: &'static str) -> Result<()> {
+    if cfg!(any(target_os = "linux", target_os = "macos")) {
+        Ok(())
+    } else {
+        Err(InvokeError::NativeHost {
+            command,
+            os: std::env::consts::OS,
+        })
+    }
+}
+
 /// Where the events come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EventSource {
@@ -87,21 +100,33 @@ pub struct InvokeConfig {
     pub ui: Ui,
 }
 
-/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to the
-/// current directory; in a container with `--docker` or where this host cannot run the function.
-pub fn function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
-    let lookup = |key: &str| env.var(key).map(str::to_owned);
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`,
+/// run as a process of this machine (`--native`'s build).
+pub fn function_settings(
+    args: FunctionArgs,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    cwd: &Path,
+) -> Result<FunctionSettings> {
     function::check_handler(&args.handler)?;
-    let mut function = default_function(&args.function_name, &lookup);
+    let mut function = default_function(&args.function_name, lookup);
     function.memory_mb = args.memory;
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
     function.variables = function::parse_variables(&args.env)?;
-    function.layers = args.layer.iter().map(|l| env.cwd.join(l)).collect();
+    function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    Ok(function)
+}
+
+/// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
+/// this host cannot run a Linux executable itself (see [`container::container_mode`]).
+pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
     let asked = args.docker || args.docker_image.is_some();
+    let image = args.docker_image.clone();
+    let lookup = |key: &str| env.var(key).map(str::to_owned);
+    let mut function = function_settings(args, &lookup, &env.cwd)?;
     if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
         let docker = crate::config::DockerConfig {
-            image: args.docker_image,
+            image,
             ..Default::default()
         };
         function.container = Some(container::ContainerPlan::new(chosen, docker, env)?);
@@ -111,23 +136,38 @@ pub fn function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettin
 
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
+        refuse_build_flags(&args.selection, "invoke")?;
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
-        let events = match (args.data, args.data_file) {
-            (Some(data), _) => EventSource::Data(data),
-            (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
-            (None, Some(file)) => EventSource::File(env.cwd.join(file)),
-            (None, None) => EventSource::Stdin,
-        };
-        let function = function_settings(args.function, env)?;
+        let events = event_source(args.data, args.data_file, &env.cwd);
+        let function = packaged_function_settings(args.function, env)?;
         Ok(InvokeConfig {
             artifact,
             events,
             function,
             ui,
         })
+    }
+}
+
+/// `--data`, else `--data-file` (`-` and none: stdin), relative to `cwd`.
+pub fn event_source(data: Option<String>, data_file: Option<PathBuf>, cwd: &Path) -> EventSource {
+    match (data, data_file) {
+        (Some(data), _) => EventSource::Data(data),
+        (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
+        (None, Some(file)) => EventSource::File(cwd.join(file)),
+        (None, None) => EventSource::Stdin,
+    }
+}
+
+/// The build's selection flags mean something only to a command that builds (`--native`,
+/// `serve --watch`): elsewhere they are refused rather than ignored.
+pub fn refuse_build_flags(selection: &SelectionArgs, command: &'static str) -> Result<()> {
+    match selection.first_given() {
+        Some(flag) => Err(InvokeError::NothingToBuild { flag, command }),
+        None => Ok(()),
     }
 }
 

@@ -39,15 +39,25 @@ pub enum Status {
 
 impl Record {
     /// The REPORT line, tab-separated as in CloudWatch: `Status` only when the invocation timed
-    /// out or the runtime failed, `Init Duration` only on a cold start.
-    pub fn report_line(&self, memory_mb: u32) -> String {
+    /// out or the runtime failed, `Init Duration` only on a cold start. Under qemu-user
+    /// (`emulated`) the peak is the emulator's process, qemu's own memory included (about 15
+    /// MB): the line says so.
+    pub fn report_line(&self, memory_mb: u32, emulated: bool) -> String {
         let mut fields = vec![
             format!("REPORT RequestId: {}", self.request_id),
             format!("Duration: {}", millis(self.duration)),
             format!("Memory Size: {memory_mb} MB"),
         ];
         if let Some(kib) = self.max_memory_kib {
-            fields.push(format!("Max Memory Used: {} MB", mb_of_kib(kib)));
+            fields.push(format!(
+                "Max Memory Used: {} MB{}",
+                mb_of_kib(kib),
+                if emulated {
+                    " (qemu's own included)"
+                } else {
+                    ""
+                }
+            ));
         }
         if let Some(init) = self.init_duration {
             fields.push(format!("Init Duration: {}", millis(init)));
@@ -96,18 +106,27 @@ mod tests {
             started: true,
         };
         assert_eq!(
-            record.report_line(128),
+            record.report_line(128, false),
             "REPORT RequestId: id\tDuration: 1.23 ms\tMemory Size: 128 MB\t\
              Max Memory Used: 10 MB\tInit Duration: 25.50 ms"
+        );
+        assert!(
+            record
+                .report_line(128, true)
+                .contains("\tMax Memory Used: 10 MB (qemu's own included)\t")
         );
         record.init_duration = None;
         record.status = Some(Status::Error("Runtime.ExitError".into()));
         assert!(
             record
-                .report_line(128)
+                .report_line(128, false)
                 .ends_with("\tStatus: error\tError Type: Runtime.ExitError")
         );
         record.status = Some(Status::Timeout);
-        assert!(record.report_line(128).ends_with("MB\tStatus: timeout"));
+        assert!(
+            record
+                .report_line(128, false)
+                .ends_with("MB\tStatus: timeout")
+        );
     }
 }

@@ -322,6 +322,37 @@ fn a_timeout_kills_the_process_and_the_next_event_starts_cold() {
     assert!(reports[2].iter().any(|f| f.starts_with("Init Duration: ")));
 }
 
+/// A program that never calls the Runtime API (an HTTP server packaged by mistake) is said to
+/// be that, not a slow function: no advice to raise `--timeout`. Lambda's payload is still its
+/// timeout's.
+#[test]
+fn a_process_that_never_asks_for_an_event_is_said_to_be_no_lambda_function() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let bootstrap = dir.path().join("bootstrap");
+    fs::write(
+        &bootstrap,
+        "#!/bin/sh\necho 'listening on http://0.0.0.0:3000'\nexec sleep 60\n",
+    )
+    .unwrap();
+    fs::set_permissions(&bootstrap, fs::Permissions::from_mode(0o755)).unwrap();
+    let started = Instant::now();
+    let output = invoke(&[bootstrap.to_str().unwrap(), "--data", "{}"]);
+    assert_exit(&output, 1);
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = stderr(&output);
+    assert_stderr_has(&output, "the function never asked for an event");
+    assert_stderr_has(&output, "is it a Lambda function?");
+    assert!(!text.contains("--timeout"), "{text}");
+    assert!(text.contains("listening on http://0.0.0.0:3000"), "{text}");
+    assert_lambda_error(&payloads(&output)[0], "Sandbox.Timedout", "Task timed out");
+    assert_eq!(reports(&output)[0].last().unwrap(), "Status: timeout");
+}
+
 #[test]
 fn a_response_over_6_mb_is_function_response_size_too_large() {
     // {"data":"..."} is 11 bytes more than its data: 6291545 is just at Lambda's limit.

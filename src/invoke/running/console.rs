@@ -13,13 +13,16 @@ pub struct Console<'a> {
     reporter: &'a Reporter,
     /// START / END / REPORT, left out with `-q`.
     lambda_lines: bool,
+    /// The function runs under qemu-user, whose memory its peak includes.
+    emulated: bool,
 }
 
 impl Console<'_> {
-    pub fn new(reporter: &Reporter, verbosity: Verbosity) -> Console<'_> {
+    pub fn new(reporter: &Reporter, verbosity: Verbosity, emulated: bool) -> Console<'_> {
         Console {
             reporter,
             lambda_lines: verbosity != Verbosity::Quiet,
+            emulated,
         }
     }
 
@@ -38,7 +41,7 @@ impl Console<'_> {
             self.start(&record.request_id);
         }
         self.line(format!("END RequestId: {}", record.request_id).as_bytes());
-        self.line(record.report_line(memory_mb).as_bytes());
+        self.line(record.report_line(memory_mb, self.emulated).as_bytes());
     }
 }
 

@@ -54,7 +54,7 @@ pub fn invoke(
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
 
-    let console = Console::new(reporter, verbosity);
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
     let mut instance = Instance::new(&sandbox, function, interrupt, &console);
     let mut records = Vec::new();
     let mut stream = StdoutStream {

@@ -17,8 +17,8 @@ use crate::env::{Env, Ui, Verbosity};
 use crate::invoke::http::{self, EventFormat, HttpRequest};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
-    FunctionSettings, InvokeError, Outcomes, Result, check_host, function_settings, ids,
-    last_artifact,
+    FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
+    packaged_function_settings,
 };
 use crate::lambda::MAX_EVENT_BYTES;
 use crate::report::Reporter;
@@ -35,6 +35,7 @@ pub struct ServeConfig {
 
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
+        crate::invoke::refuse_build_flags(&args.selection, "serve")?;
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
@@ -43,7 +44,7 @@ impl ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
             format: args.event_format.into(),
-            function: function_settings(args.function, env)?,
+            function: packaged_function_settings(args.function, env)?,
         })
     }
 }
@@ -57,14 +58,30 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     // Listening first: a port in use is refused before anything is extracted or started.
     let front = Front::bind(config.addr)?;
     announce(&front)?;
-    let reporter = Reporter::plain(ui);
-    serve_function(
+    serve_until_stopped(
         &front,
-        &config.artifact,
         &config,
-        &reporter,
+        &Reporter::plain(ui),
         ui.verbosity,
         &interrupt,
+    )
+}
+
+/// `config`'s artifact behind `front` until Ctrl-C: `serve`, and `serve --native` once built.
+pub fn serve_until_stopped(
+    front: &Front,
+    config: &ServeConfig,
+    reporter: &Reporter,
+    verbosity: Verbosity,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    serve_function(
+        front,
+        &config.artifact,
+        config,
+        reporter,
+        verbosity,
+        interrupt,
         &|| false,
     )
 }
@@ -109,7 +126,7 @@ pub fn serve_function(
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console::new(reporter, verbosity);
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
     let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
     let mut records = Vec::new();
     let result = loop {

@@ -46,9 +46,12 @@ impl Instance<'_> {
                 self.init_failure(request_id, failure, started),
             ));
         }
+        // Whether the process called the Runtime API at all: one that never does is no runtime.
+        let mut asked = false;
         loop {
             let happening = self.wait(until)?;
-            if let Some(init) = self.init_step(request_id, started, happening)? {
+            asked |= matches!(happening, Happening::Request(_));
+            if let Some(init) = self.init_step(request_id, started, happening, asked)? {
                 return Ok(init);
             }
         }
@@ -86,12 +89,14 @@ impl Instance<'_> {
         Ok(None)
     }
 
-    /// What happened during the runtime's init: `Some` once the init is over.
+    /// What happened during the runtime's init: `Some` once the init is over. `asked`: the
+    /// runtime made a request of the Runtime API so far.
     fn init_step(
         &mut self,
         request_id: &str,
         started: Instant,
         happening: Happening,
+        asked: bool,
     ) -> Result<Option<Init>> {
         let failure = match happening {
             Happening::Extension => match self.extension_failure(request_id) {
@@ -120,11 +125,15 @@ impl Instance<'_> {
             }
             Happening::Deadline => {
                 self.kill();
-                let failure = Failure::timeout(request_id, self.timeout);
-                self.log.warn(&format!(
-                    "the function did not ask for an event within Lambda's {} s init phase",
-                    INIT_TIMEOUT.as_secs()
-                ));
+                let failure = if asked {
+                    self.log.warn(&format!(
+                        "the function did not ask for an event within Lambda's {} s init phase",
+                        INIT_TIMEOUT.as_secs()
+                    ));
+                    Failure::timeout(request_id, self.timeout)
+                } else {
+                    Failure::never_asked(request_id, self.timeout)
+                };
                 let mut record = self.init_failure(request_id, failure, started);
                 record.status = Some(Status::Timeout);
                 return Ok(Some(Init::Failed(record)));

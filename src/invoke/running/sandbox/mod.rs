@@ -203,6 +203,8 @@ fn describe_arch(elf: Option<&ElfReport>, emulator: Option<&Emulator>) -> String
                 .unwrap_or_default()
                 .to_string_lossy()
         ),
+        // A macOS executable (`--native`) is this machine's own.
+        (None, None) if cfg!(target_os = "macos") => std::env::consts::ARCH.to_owned(),
         (None, None) => "not an ELF executable".to_owned(),
     }
 }
