@@ -274,6 +274,9 @@ fn a_layers_extension_registers_gets_the_logs_and_shutdown_in_the_container() {
         events[1].contains(r#""shutdownReason":"spindown""#),
         "{err}"
     );
+    // The output comes through the engine and the relay, yet before END, as it was written.
+    let said = err.find("misbehave says hello on stderr").unwrap();
+    assert!(said < err.find("END RequestId").unwrap(), "{err}");
     // The Telemetry API reached the extension's listener in the container.
     let telemetry = logwatch(&err, "telemetry").join("\n");
     assert!(

@@ -31,21 +31,32 @@ pub const RELAY_MODE: &str = "__container-exec";
 
 /// The `sh` script that starts the command (`"$@"`) in its own session when `setsid` is there,
 /// with stdin from /dev/null as on Lambda, and a guard that reads the exec's stdin: each line a
-/// signal name for the command's process group, the end a SIGKILL. A non-interactive shell gives
-/// `&` commands /dev/null as stdin, hence fd 3; once both run, the shell's own stderr goes to
-/// /dev/null, so that its job messages ("Terminated") are not taken for the function's output.
-/// POSIX `sh`: dash, bash and BusyBox run it.
-pub const GUARD: &str = r#"exec 3<&0
-if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null 3<&- & else "$@" </dev/null 3<&- & fi
+/// signal name for the command's process group, or `SYNC`, which the guard answers with
+/// [`SYNC_MARK`] on stdout and stderr, after whatever the command wrote there before; its end
+/// a SIGKILL. A non-interactive shell gives `&` commands /dev/null as stdin, hence fd 3 (and 4
+/// for stderr); once both run, the shell's own stderr goes to /dev/null, so that its job
+/// messages ("Terminated") are not taken for the function's output. POSIX `sh`: dash, bash and
+/// BusyBox run it.
+pub const GUARD: &str = r#"exec 3<&0 4>&2
+if command -v setsid >/dev/null 2>&1; then setsid "$@" </dev/null 3<&- 4>&- & else "$@" </dev/null 3<&- 4>&- & fi
 pid=$!
-{ while read -r sig; do kill -s "$sig" -- "-$pid" 2>/dev/null || kill -s "$sig" "$pid"; done; kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid"; } <&3 >/dev/null 2>&1 &
+{ while read -r line; do case $line in SYNC) printf '\001cargo-lambda-build sync\n'; printf '\001cargo-lambda-build sync\n' >&4;; *) kill -s "$line" -- "-$pid" 2>/dev/null || kill -s "$line" "$pid";; esac; done; kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid"; } <&3 2>/dev/null &
 guard=$!
-exec 3<&- 2>/dev/null
+exec 3<&- 4>&- 2>/dev/null
 wait "$pid"
 status=$?
 kill -s KILL "$guard" 2>/dev/null
 exit "$status"
 "#;
+
+/// The line [`GUARD`] writes on the command's stdout and stderr when the relay gets SIGUSR1:
+/// once read, everything the command wrote before it has been read too (a pipe keeps its
+/// order), however long the way through the engine. Not the function's output.
+pub const SYNC_MARK: &[u8] = b"\x01cargo-lambda-build sync";
+
+/// The signal that asks a relay for [`SYNC_MARK`]s.
+#[cfg(unix)]
+pub const SYNC_SIGNAL: libc::c_int = libc::SIGUSR1;
 
 /// What the relay runs: in which container, as whom, where, and reaching the engine as the
 /// tool did (the relay's own environment is the function's, so the docker CLI's variables come
@@ -175,7 +186,8 @@ async fn run(
     else {
         return Err(format!("the engine started {what} detached"));
     };
-    if !relay_output(output, input, interrupt)
+    let syncs = Syncs::listen().map_err(|e| format!("cannot handle signals: {e}"))?;
+    if !relay_output(output, input, interrupt, syncs)
         .await
         .map_err(failed("lost the output of"))?
     {
@@ -198,16 +210,42 @@ async fn run(
     Err(format!("the engine did not say how {what} ended"))
 }
 
+/// The syncs asked for by [`SYNC_SIGNAL`], as they come (none where there are no signals).
+struct Syncs {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl Syncs {
+    fn listen() -> std::io::Result<Syncs> {
+        Ok(Syncs {
+            #[cfg(unix)]
+            signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+                SYNC_SIGNAL,
+            ))?,
+        })
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        futures_util::future::pending::<()>().await;
+    }
+}
+
 /// Copies the exec's output to this process's stdout and stderr until it ends, passing a
-/// SIGTERM or SIGINT received meanwhile on to the guard as a line; `false` when this process's
-/// output can no longer be written (its reader is gone).
+/// SIGTERM or SIGINT received meanwhile on to the guard as a line, and each sync asked for at
+/// once; `false` when this process's output can no longer be written (its reader is gone).
 async fn relay_output(
     mut output: std::pin::Pin<
         Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
     >,
     mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     interrupt: &Interrupt,
+    mut syncs: Syncs,
 ) -> Result<bool, bollard::errors::Error> {
+    use futures_util::future::{Either, select};
     let mut forwarded = false;
     loop {
         if !forwarded && let Some(signal) = interrupt.signal() {
@@ -221,10 +259,17 @@ async fn relay_output(
             let _ = input.write_all(name).await;
             let _ = input.flush().await;
         }
-        let chunk = match tokio::time::timeout(Duration::from_millis(50), output.next()).await {
+        let sync = std::pin::pin!(syncs.next());
+        let next = select(output.next(), sync);
+        let chunk = match tokio::time::timeout(Duration::from_millis(50), next).await {
             Err(_elapsed) => continue,
-            Ok(None) => return Ok(true),
-            Ok(Some(chunk)) => chunk?,
+            Ok(Either::Right(_)) => {
+                let _ = input.write_all(b"SYNC\n").await;
+                let _ = input.flush().await;
+                continue;
+            }
+            Ok(Either::Left((None, _))) => return Ok(true),
+            Ok(Either::Left((Some(chunk), _))) => chunk?,
         };
         let written = match chunk {
             LogOutput::StdOut { message } => write_all(&mut std::io::stdout(), &message),
@@ -296,6 +341,38 @@ mod tests {
         assert_eq!(RelayEnd::from_status(137), RelayEnd::Signal(9));
         assert_eq!(RelayEnd::from_status(143), RelayEnd::Signal(15));
         assert_eq!(RelayEnd::from_status(-1), RelayEnd::Code(1));
+    }
+
+    /// A sync asked of the guard comes back on both streams, after what the command wrote.
+    #[cfg(unix)]
+    #[test]
+    fn the_guard_answers_a_sync_after_the_commands_output() {
+        use std::io::Write as _;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .args([
+                "-c",
+                GUARD,
+                "sh",
+                "sh",
+                "-c",
+                "echo out; echo err >&2; sleep 30",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"SYNC\n").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let mark = [SYNC_MARK, b"\n"].concat();
+        assert_eq!(output.stdout, [b"out\n".as_slice(), &mark].concat());
+        assert_eq!(output.stderr, [b"err\n".as_slice(), &mark].concat());
+        assert_eq!(output.status.code(), Some(137));
     }
 
     /// The guard under the host's `sh`: the status comes back, and the end of its stdin kills
