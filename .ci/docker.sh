@@ -7,6 +7,7 @@
 #   DOCKER_HOST                    the engine the tests use
 #   LAMBDA_BUILD_TEST_BASE_IMAGE   the image the tests' lambda.Dockerfile starts FROM
 #   LAMBDA_BUILD_TEST_USER         a non-root user with access to the engine
+#   LAMBDA_BUILD_TEST_ARM64_IMAGE  an arm64 image that container mode's arm64 test runs in
 # Runs as root (CI does). It sets no shell options, so it does not change those of .ci/run.
 
 lambda_build_docker_setup() (
@@ -84,7 +85,7 @@ lambda_build_docker_setup() (
 
   local image
   # Named by the toolchain and a hash of the recipe, so a changed recipe makes a new image.
-  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
+  image="lambda-build-test-base:$(rustc -V | cut -d' ' -f2)-$(cat "$repo/docker/test-base-image.sh" "$repo/docker/rootfs.sh" "$repo/lambda.Dockerfile" | sha256sum | cut -c1-8)"
   if ! DOCKER_HOST=$host docker image inspect "$image" >/dev/null 2>&1; then
     DOCKER_HOST=$host bash "$repo/docker/test-base-image.sh" "$image" "$cache"
     # Older base images, and the images the tests built from them, are not used any more.
@@ -94,6 +95,17 @@ lambda_build_docker_setup() (
   else
     echo "docker.sh: test base image $image exists"
   fi
+  # Container mode's arm64 test (tests/it/invoke_docker.rs) runs an arm64 image on this amd64
+  # engine: qemu-user-static's qemu-aarch64 registered with binfmt_misc, with its flag F (the
+  # kernel opens qemu at registration, so it runs arm64 programs inside containers that lack it).
+  if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
+    mountpoint -q /proc/sys/fs/binfmt_misc || mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    cat /usr/lib/binfmt.d/qemu-aarch64.conf >/proc/sys/fs/binfmt_misc/register
+  fi
+  local arm64_image
+  arm64_image="lambda-build-test-arm64:bookworm-$(cat "$repo/docker/test-arm64-image.sh" "$repo/docker/rootfs.sh" | sha256sum | cut -c1-8)"
+  DOCKER_HOST=$host bash "$repo/docker/test-arm64-image.sh" "$arm64_image" "$cache"
+
   # Containers an aborted earlier run left (a cancelled CI job, a killed test) would fail the
   # tests that check that none is left: the tool's build containers (its label) and the image
   # builds' step containers (from the test base image) on this engine.
@@ -105,10 +117,11 @@ lambda_build_docker_setup() (
     echo "export DOCKER_HOST=$host"
     echo "export LAMBDA_BUILD_TEST_BASE_IMAGE=$image"
     echo "export LAMBDA_BUILD_TEST_USER=$user"
+    echo "export LAMBDA_BUILD_TEST_ARM64_IMAGE=$arm64_image"
   } >"$cache/env.sh"
 )
 
 # Called as a plain statement: inside `if` or `&&`, bash would ignore the function's `set -e`.
 lambda_build_docker_setup
 . /var/cache/cargo-lambda-build/env.sh
-echo "docker.sh: DOCKER_HOST=$DOCKER_HOST LAMBDA_BUILD_TEST_BASE_IMAGE=$LAMBDA_BUILD_TEST_BASE_IMAGE LAMBDA_BUILD_TEST_USER=$LAMBDA_BUILD_TEST_USER"
+echo "docker.sh: DOCKER_HOST=$DOCKER_HOST LAMBDA_BUILD_TEST_BASE_IMAGE=$LAMBDA_BUILD_TEST_BASE_IMAGE LAMBDA_BUILD_TEST_USER=$LAMBDA_BUILD_TEST_USER LAMBDA_BUILD_TEST_ARM64_IMAGE=$LAMBDA_BUILD_TEST_ARM64_IMAGE"

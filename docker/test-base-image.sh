@@ -51,19 +51,10 @@ work=$(mktemp -d /var/tmp/lambda-build-base.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$cache" "$work/rootfs"
 
-if [ ! -s "$rootfs_tar" ]; then
-  echo "debootstrap bookworm ($packages) into $work/rootfs"
-  debootstrap --variant=minbase --include="$packages" bookworm "$work/rootfs" \
-    http://deb.debian.org/debian >"$work/debootstrap.log" 2>&1 || {
-    tail -30 "$work/debootstrap.log" >&2
-    exit 1
-  }
-  rm -rf "$work"/rootfs/var/cache/apt/archives/*.deb "$work"/rootfs/var/lib/apt/lists/*
-  tar -C "$work/rootfs" -cf "$rootfs_tar.tmp" . && mv "$rootfs_tar.tmp" "$rootfs_tar"
-else
-  echo "reusing $rootfs_tar"
-  tar -C "$work/rootfs" -xf "$rootfs_tar"
-fi
+. "$repo/docker/rootfs.sh"
+bookworm_rootfs_tar "" "$packages" "$rootfs_tar" "$work"
+# A fresh debootstrap left its tree in place; a cached one is unpacked.
+[ -d "$work/rootfs/usr" ] || tar -C "$work/rootfs" -xf "$rootfs_tar"
 
 # The toolchain without its documentation (share/ is mostly HTML).
 mkdir -p "$work/rootfs/usr/local/rust"

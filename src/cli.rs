@@ -616,7 +616,14 @@ START / END / REPORT lines with the init duration, each invocation's duration an
 memory, go to stderr. An arm64 bootstrap on an x86_64 host runs under qemu-user.
 
 `--native` builds the function for this machine and invokes that: quick, and not the zip that \
-ships."
+ships.
+
+With `--docker` (the default on macOS), the function runs in a Linux container of the build \
+image on the Docker engine instead, with the zip at ",
+    crate::lambda::literal!(task_root),
+    " and the layers at ",
+    crate::lambda::literal!(opt),
+    ", as Lambda's user, its memory limited to `--memory`; the Runtime API stays on this machine."
 );
 
 /// `cargo lambda-build invoke`: the artifact, the events, and Lambda's function settings.
@@ -629,7 +636,7 @@ ships."
     mut_arg("target", |a| a.hide(true))
 )]
 #[command(
-    about = concat!("Run a packaged ", crate::lambda::literal!(zip_name), " (or bootstrap) locally as Lambda would, without Docker"),
+    about = concat!("Run a packaged ", crate::lambda::literal!(zip_name), " (or bootstrap) locally as Lambda would"),
     long_about = INVOKE_LONG_ABOUT,
     after_help = concat!("Examples:\n  cargo lambda-build --zip && cargo lambda-build invoke --data '{\"name\":\"x\"}'\n  \
 cargo lambda-build invoke dist/", crate::lambda::literal!(zip_name), " --data-file events.json --timeout 10")
@@ -667,8 +674,18 @@ pub struct InvokeArgs {
     pub function: FunctionArgs,
 }
 
-/// `--native` builds for this machine, from the project: no artifact, outdir or architecture.
-const NATIVE_CONFLICTS: [&str; 6] = ["artifact", "outdir", "arch", "arm64", "x86_64", "target"];
+/// `--native` builds for this machine, from the project, and runs it here: no artifact, outdir,
+/// architecture or container.
+const NATIVE_CONFLICTS: [&str; 8] = [
+    "artifact",
+    "outdir",
+    "arch",
+    "arm64",
+    "x86_64",
+    "target",
+    "docker",
+    "docker_image",
+];
 
 /// The function's configuration, as Lambda holds it: shared by `invoke` and `serve`.
 #[derive(Debug, Clone, Args)]
@@ -702,14 +719,25 @@ pub struct FunctionArgs {
     /// files replacing an earlier one's); its extensions/ are started beside the function
     #[arg(long, value_name = "ZIP")]
     pub layer: Vec<PathBuf>,
+
+    /// Run the function in a Linux container of the build image (the bundled Amazon Linux 2023
+    /// one, or the project's lambda.Dockerfile) on the engine --docker builds use; the default
+    /// on macOS
+    #[arg(long)]
+    pub docker: bool,
+
+    /// Run the function in a container of this existing image instead (implies --docker)
+    #[arg(long, value_name = "NAME")]
+    pub docker_image: Option<String>,
 }
 
 const SERVE_LONG_ABOUT: &str = "\
 Serve a packaged HTTP function (`lambda_http`, axum behind `lambda_http`...) on a local port, \
 the way a Lambda Function URL or API Gateway serves it: each HTTP request becomes the event that \
 service sends, the function runs in the same sandbox as `invoke` (Lambda's environment, timeout, \
-memory report, qemu-user for the other architecture), and its answer becomes the HTTP response: \
-status, headers, cookies, base64 bodies decoded.
+memory report, qemu-user for the other architecture; a Linux container with `--docker`, the \
+default on macOS), and its answer becomes the HTTP response: status, headers, cookies, base64 \
+bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
 serves them. START / END / REPORT lines and the function's output go to stderr, one line per \

@@ -101,6 +101,19 @@ pub fn process_is_running(pid: u32) -> bool {
     }
 }
 
+/// Ends this process by `signal` with its default action, as the process it stands for ended
+/// (the container relay); where there are no signals, or the signal does not end it, returns
+/// the shell's status for it, 128 + the signal, to exit with.
+pub fn die_of(signal: i32) -> i32 {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal to its default action and raising it in this process.
+    unsafe {
+        libc::signal(signal, libc::SIG_DFL);
+        libc::raise(signal);
+    }
+    128 + signal
+}
+
 /// This user's uid and gid, for a container that must write files the user owns; `None` where
 /// the engine runs in a VM that maps ownership itself (Docker Desktop on Windows).
 pub fn user_ids() -> Option<(u32, u32)> {

@@ -59,6 +59,10 @@ pub const OPT: &str = literal!(opt);
 /// examples name a function's code (`--zip-file fileb://lambda.zip`).
 pub const ZIP_NAME: &str = literal!(zip_name);
 
+/// The user a function runs as on Lambda (`sbx_user1051`): uid 993, gid 990, not root, so
+/// `/var/task` and `/opt` are read-only to it and only `/tmp` is writable.
+pub const SANDBOX_USER: (u32, u32) = (993, 990);
+
 /// Lambda starts external extensions from `/opt/extensions/` of a layer: a zip's
 /// `extensions/<name>` entry.
 pub const EXTENSIONS_DIR: &str = "extensions/";

@@ -126,7 +126,15 @@ pub fn build_in(
     interrupt.check()?;
 
     if let Some(events) = &prepared.smoke_events {
-        smoke_test(&functions, events, config, env, reporter, interrupt)?;
+        let workspace_root = &plan.project.workspace_root;
+        smoke_test(
+            &functions,
+            events,
+            config,
+            (env, workspace_root),
+            reporter,
+            interrupt,
+        )?;
     }
     Ok(())
 }
@@ -460,14 +468,17 @@ fn print_results(functions: &[Packaged], arch: Arch, format: MessageFormat) -> R
 
 /// `--invoke-with`: each function just written runs the events, as `invoke` runs them: the
 /// bytes that will be deployed are the bytes that were tested. Extensions are not invocable.
+/// After a `--docker` build (and on macOS), in a container of the build's image.
 fn smoke_test(
     functions: &[Packaged],
     events: &[Vec<u8>],
     config: &BuildConfig,
-    env: &Env,
+    (env, workspace_root): (&Env, &Path),
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<()> {
+    let container =
+        invoke::container::container_mode(std::env::consts::OS, config.docker.is_some());
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut failed = Vec::new();
     for function in functions.iter().map(|f| &f.built.plan) {
@@ -476,6 +487,13 @@ fn smoke_test(
         }
         let mut settings = invoke::default_function(&function.bin, &lookup);
         settings.layers = function.layers.clone();
+        if let Some(chosen) = container {
+            let docker = config.docker.clone().unwrap_or_default();
+            let mut plan = invoke::container::ContainerPlan::new(chosen, docker, env)
+                .map_err(invoke::InvokeError::from)?;
+            plan.roots = Some((function.package_root.clone(), workspace_root.to_path_buf()));
+            settings.container = Some(plan);
+        }
         let outcome = invoke::invoke(
             function.output.path(),
             events,

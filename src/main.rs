@@ -1,3 +1,4 @@
+use cargo_lambda_build::build::docker::exec;
 use cargo_lambda_build::build::zig;
 use cargo_lambda_build::cli::{self, Cli, Command, DockerCommand};
 use cargo_lambda_build::env::{Env, Ui};
@@ -10,6 +11,18 @@ fn main() {
     let args: Vec<_> = std::env::args_os().collect();
     if args.get(1).is_some_and(|mode| mode == zig::COMPILER_MODE) {
         std::process::exit(zig::run_compiler(&args[2..]));
+    }
+    // `invoke --docker` runs each process of the function in its container through this binary
+    // (see build::docker::exec): it ends as the process in the container ended.
+    if args.get(1).is_some_and(|mode| mode == exec::RELAY_MODE) {
+        let end = match Env::from_process() {
+            Ok(env) => exec::relay(&args[2..], &env),
+            Err(_) => exec::RelayEnd::Code(1),
+        };
+        std::process::exit(match end {
+            exec::RelayEnd::Code(code) => code,
+            exec::RelayEnd::Signal(signal) => cargo_lambda_build::host::die_of(signal),
+        });
     }
     // A usage error exits with 2, as clap's do.
     let Cli::LambdaBuild(mut args) = cli::parse_from(&args).unwrap_or_else(|e| e.exit());

@@ -63,8 +63,14 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     } else {
         Reporter::new(ui)
     };
-    let lookup = |key: &str| env.var(key).map(str::to_owned);
-    let function = crate::invoke::function_settings(args.function, &lookup, &env.cwd)?;
+    // The zip runs as the packaged function (in a container with --docker, and on macOS); a
+    // native build runs here.
+    let function = if args.native {
+        let lookup = |key: &str| env.var(key).map(str::to_owned);
+        crate::invoke::function_settings(args.function, &lookup, &env.cwd)?
+    } else {
+        crate::invoke::packaged_function_settings(args.function, env)?
+    };
     // Listening first: a port in use is refused before anything is built.
     let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
     serve::announce(&front)?;

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use super::container::ContainerError;
 use super::failure::FailureKind;
 use crate::arch::Arch;
 use crate::lambda::{BOOTSTRAP, OPT, ZIP_NAME};
@@ -12,6 +13,10 @@ pub enum InvokeError {
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
 
+    /// Container mode could not start (see `container`).
+    #[error(transparent)]
+    Container(ContainerError),
+
     /// A failure of the machinery around the function (a pipe, stdout), not of the function.
     #[error(transparent)]
     Other(#[from] anyhow::Error),
@@ -20,7 +25,7 @@ pub enum InvokeError {
     NoArtifact(PathBuf),
 
     #[error(
-        "`{command}` runs the Linux `bootstrap` as a process of this machine, which a {os} host cannot do"
+        "`{command}` drives the function's runtime and extensions as Unix processes (on Linux, or relayed into a container on macOS), which a {os} host cannot do yet"
     )]
     HostCannotRun {
         command: &'static str,
@@ -174,17 +179,23 @@ pub enum InvokeError {
     },
 }
 
+impl From<ContainerError> for InvokeError {
+    fn from(error: ContainerError) -> InvokeError {
+        match error {
+            ContainerError::Interrupted(stop) => InvokeError::Interrupted(stop),
+            error => InvokeError::Container(error),
+        }
+    }
+}
+
 impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
+            InvokeError::Container(e) => return e.help(),
             InvokeError::HostCannotRun { command, .. } => format!(
                 "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
-                 run `cargo lambda-build {command}` on Linux: a CI job, a VM, or WSL on Windows",
-                if *command == "serve" {
-                    "start-api"
-                } else {
-                    "invoke"
-                }
+                 run `cargo lambda-build {command}` on Linux or macOS: a CI job, a VM, WSL",
+                sam_command(command)
             ),
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
@@ -276,9 +287,9 @@ impl InvokeError {
                  the artifact",
                 build_flags(command)
             ),
-            InvokeError::NativeHost { command, .. } => format!(
-                "run the zip in a Linux container instead: `cargo lambda-build {command} --docker`"
-            ),
+            InvokeError::NativeHost { command, .. } => {
+                format!("run `cargo lambda-build {command} --native` in WSL, or on Linux or macOS")
+            }
             InvokeError::SeveralFunctions { .. } => {
                 "choose one with `-p` (and `--bin` when its package has several)".into()
             }
@@ -289,6 +300,15 @@ impl InvokeError {
             }
             _ => return None,
         })
+    }
+}
+
+/// AWS SAM's command that does what `command` does, in a container of Lambda's image.
+fn sam_command(command: &str) -> &'static str {
+    if command == "serve" {
+        "start-api"
+    } else {
+        "invoke"
     }
 }
 

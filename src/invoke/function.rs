@@ -27,6 +27,9 @@ pub struct FunctionSettings {
     pub credentials: Vec<(String, String)>,
     /// The layers' zips (`--layer`), extracted into `/opt` in this order.
     pub layers: Vec<PathBuf>,
+    /// Run in a container rather than as a process of this machine (`--docker`, the default
+    /// where this machine cannot run a Linux executable).
+    pub container: Option<super::container::ContainerPlan>,
 }
 
 impl FunctionSettings {
@@ -57,6 +60,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .filter_map(|key| lookup(key).map(|value| (key.to_owned(), value)))
         .collect(),
         layers: Vec::new(),
+        container: None,
     }
 }
 

@@ -7,6 +7,7 @@
 //! What is decided here, on every host: the settings, the events, the artifact to run, and how
 //! an invocation failed. Running the function is [`running`]'s.
 
+pub mod container;
 pub mod emulation;
 pub mod error;
 pub mod events;
@@ -34,13 +35,13 @@ use crate::signal::Interrupt;
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
 
 // The one place invoke/ splits by host. Running the function takes `poll`, `waitpid`, process
-// groups and raw fds, which Unix has (and a Linux host to run a Linux `bootstrap`: macOS is
-// refused by `check_host`); on other hosts, `invoke` is that refusal.
+// groups and raw fds, which Unix has (a Linux host runs a Linux `bootstrap` itself, macOS in a
+// container: see `container`); on other hosts, `invoke` is `check_host`'s refusal.
 #[cfg(unix)]
 pub mod running;
 #[cfg(unix)]
 pub use running::{front, invoke, serve};
-/// Only a Linux host runs the function; elsewhere [`check_host`] refuses it.
+/// Only a Unix host runs the function; elsewhere [`check_host`] refuses it.
 #[cfg(not(unix))]
 pub fn invoke(
     _: &Path,
@@ -51,14 +52,15 @@ pub fn invoke(
     _: crate::env::Verbosity,
     _: &Interrupt,
 ) -> Result<Outcomes> {
-    check_host("invoke").map(|()| unreachable!("only Linux hosts pass check_host"))
+    check_host("invoke").map(|()| unreachable!("only Unix hosts pass check_host"))
 }
 
-/// `invoke`, `serve` and `--invoke-with` start the Linux `bootstrap` as a process of this
-/// machine (under qemu-user for the other architecture): a macOS or Windows host cannot, and is
-/// told what can, before anything is built.
+/// `invoke`, `serve` and `--invoke-with` drive the function's processes (the runtime, its
+/// extensions) as Unix processes: as processes of a Linux machine (under qemu-user for the other
+/// architecture), or relayed into a container (`--docker`, macOS's default). A Windows host
+/// cannot yet, and is told what can, before anything is built.
 pub fn check_host(command: &'static str) -> Result<()> {
-    if cfg!(target_os = "linux") {
+    if cfg!(unix) {
         Ok(())
     } else {
         Err(InvokeError::HostCannotRun {
@@ -98,7 +100,8 @@ pub struct InvokeConfig {
     pub ui: Ui,
 }
 
-/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`.
+/// The function's settings from `invoke`'s and `serve`'s shared flags, layers relative to `cwd`,
+/// run as a process of this machine (`--native`'s build).
 pub fn function_settings(
     args: FunctionArgs,
     lookup: &dyn Fn(&str) -> Option<String>,
@@ -114,16 +117,32 @@ pub fn function_settings(
     Ok(function)
 }
 
+/// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
+/// this host cannot run a Linux executable itself (see [`container::container_mode`]).
+pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
+    let asked = args.docker || args.docker_image.is_some();
+    let image = args.docker_image.clone();
+    let lookup = |key: &str| env.var(key).map(str::to_owned);
+    let mut function = function_settings(args, &lookup, &env.cwd)?;
+    if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
+        let docker = crate::config::DockerConfig {
+            image,
+            ..Default::default()
+        };
+        function.container = Some(container::ContainerPlan::new(chosen, docker, env)?);
+    }
+    Ok(function)
+}
+
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
         refuse_build_flags(&args.selection, "invoke")?;
-        let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
         let events = event_source(args.data, args.data_file, &env.cwd);
-        let function = function_settings(args.function, &lookup, &env.cwd)?;
+        let function = packaged_function_settings(args.function, env)?;
         Ok(InvokeConfig {
             artifact,
             events,

@@ -68,6 +68,11 @@ fn misbehave_with(events: &[u8]) -> Output {
 
 /// `cargo lambda-build invoke ARGS` with `stdin` as its standard input, in a scratch directory.
 pub fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    invoke_with_pid(args, stdin).0
+}
+
+/// [`invoke_with_stdin`], and the run's pid (its containers are named after it).
+pub fn invoke_with_pid(args: &[&str], stdin: &[u8]) -> (Output, u32) {
     let mut child = support::tool()
         .arg("invoke")
         .args(args)
@@ -80,7 +85,8 @@ pub fn invoke_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
         .spawn()
         .expect("run cargo-lambda-build invoke");
     child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
 }
 
 pub fn invoke(args: &[&str]) -> Output {
@@ -376,7 +382,7 @@ fn an_exit_in_the_middle_of_an_invocation_is_runtime_exit_error() {
 }
 
 /// A zip with `bootstrap` (the given bytes and mode) and nothing else.
-fn zip_with_bootstrap(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
+pub(crate) fn zip_with_bootstrap(dir: &Path, name: &str, bytes: &[u8], mode: u32) -> PathBuf {
     let path = dir.join(name);
     let mut zip = zip::ZipWriter::new(fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default().unix_permissions(mode);

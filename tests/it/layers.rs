@@ -17,13 +17,13 @@ use crate::invoke::{
 };
 use crate::support::stderr;
 
-fn logwatch_layer() -> &'static Path {
+pub(crate) fn logwatch_layer() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip_with("extension", "x86_64", &["--extension"]))
 }
 
 /// What `logwatch` printed after `logwatch: <what> `, in order.
-fn logwatch(stderr: &str, what: &str) -> Vec<String> {
+pub(crate) fn logwatch(stderr: &str, what: &str) -> Vec<String> {
     let prefix = format!("logwatch: {what} ");
     stderr
         .lines()

@@ -29,6 +29,7 @@ mod hostile;
 mod hosts;
 mod interrupt;
 mod invoke;
+mod invoke_docker;
 mod layers;
 mod new;
 mod package;

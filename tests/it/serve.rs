@@ -32,22 +32,28 @@ fn http_zip(arch: &str) -> PathBuf {
     dir.join("lambda.zip")
 }
 
-fn http_x86_64_zip() -> &'static Path {
+pub(crate) fn http_x86_64_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| http_zip("x86_64"))
 }
 
 /// `serve` running in the background; killed (and its output kept) on drop.
-struct Served {
+pub(crate) struct Served {
     child: Child,
-    addr: SocketAddr,
+    pub(crate) addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
 }
 
 impl Served {
     /// Starts `serve ZIP --port 0 ARGS` and waits for the address it prints.
-    fn start(zip: &Path, args: &[&str]) -> Served {
+    pub(crate) fn start(zip: &Path, args: &[&str]) -> Served {
+        Served::start_in(Path::new(env!("CARGO_MANIFEST_DIR")), zip, args)
+    }
+
+    /// [`Served::start`] in `dir`.
+    pub(crate) fn start_in(dir: &Path, zip: &Path, args: &[&str]) -> Served {
         let mut child = support::tool()
+            .current_dir(dir)
             .arg("serve")
             .arg(zip)
             .args(["--port", "0"])
@@ -93,13 +99,13 @@ impl Served {
         }
     }
 
-    fn stderr(&self) -> String {
+    pub(crate) fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
 
     /// stderr once it holds `text` (a streamed answer reaches the client before the line that
     /// logs it is written), or after 10 s.
-    fn stderr_with(&self, text: &str) -> String {
+    pub(crate) fn stderr_with(&self, text: &str) -> String {
         let until = Instant::now() + Duration::from_secs(10);
         loop {
             let err = self.stderr();
@@ -111,7 +117,13 @@ impl Served {
     }
 
     /// Sends one request (`Connection: close`) and reads the whole response.
-    fn request(&self, method: &str, target: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    pub(crate) fn request(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
         let mut stream = TcpStream::connect(self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -139,7 +151,7 @@ impl Served {
         })
     }
 
-    fn get(&self, target: &str) -> Answer {
+    pub(crate) fn get(&self, target: &str) -> Answer {
         self.request("GET", target, &[], b"")
     }
 }
@@ -153,14 +165,14 @@ impl Drop for Served {
 
 /// A parsed HTTP/1.1 response (Content-Length or chunked).
 #[derive(Debug)]
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn parse(raw: &[u8]) -> Option<Answer> {
+    pub(crate) fn parse(raw: &[u8]) -> Option<Answer> {
         let end = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
         let head = std::str::from_utf8(&raw[..end]).ok()?;
         let mut lines = head.split("\r\n");
@@ -185,14 +197,14 @@ impl Answer {
         })
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
@@ -215,7 +227,7 @@ fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 
 /// The same requests and answers whatever the service in front: lambda_http reads each event
 /// into one `http::Request`.
-fn assert_the_http_function_answers(served: &Served) {
+pub(crate) fn assert_the_http_function_answers(served: &Served) {
     // A query string, and the cookie it sets.
     let hello = served.get("/?name=Ferris&x=1");
     assert_eq!(hello.status, 200, "{hello:?}\n{}", served.stderr());
@@ -360,7 +372,7 @@ fn an_arm64_function_is_served_under_qemu() {
     assert!(err.contains("(arm64 under qemu-aarch64"), "{err}");
 }
 
-fn arm64_echo_zip() -> &'static Path {
+pub(crate) fn arm64_echo_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("echo", "arm64"))
 }
@@ -400,13 +412,13 @@ fn print_latencies(what: &str, mut times: Vec<Duration>) {
     );
 }
 
-fn stream_zip() -> &'static Path {
+pub(crate) fn stream_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| build_zip("stream", "x86_64"))
 }
 
 /// Reads a streamed response from `addr`, noting when the first body chunk and the end came.
-fn read_streamed(addr: SocketAddr, target: &str) -> (Vec<u8>, Duration, Duration, bool) {
+pub(crate) fn read_streamed(addr: SocketAddr, target: &str) -> (Vec<u8>, Duration, Duration, bool) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))

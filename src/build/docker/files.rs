@@ -136,9 +136,19 @@ async fn probe(docker: &Docker, image: &str, target_dir: &Path, name: &str) -> R
     let file = dir.join(format!("marker-{}", std::process::id()));
     std::fs::write(&file, &marker)
         .map_err(|e| anyhow::anyhow!("cannot write `{}`: {e}", file.display()))?;
-    let result = probe_with(docker, image, &dir, &file, name, &marker).await;
+    let result = probe_with(docker, image, &dir, &file, name, marker.as_bytes()).await;
     let _ = std::fs::remove_file(&file);
     result
+}
+
+/// Whether the engine sees `file` of this machine at its path: its directory is mounted into a
+/// created container of `image` and the file read back through the Engine API, nothing written
+/// (`invoke --docker` asks so about the artifact: an engine that does not see it is elsewhere).
+pub async fn sees(docker: &Docker, image: &str, file: &Path, name: &str) -> Result<bool> {
+    let expected = std::fs::read(file)
+        .map_err(|e| anyhow::anyhow!("cannot read `{}`: {e}", file.display()))?;
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    Ok(probe_with(docker, image, dir, file, name, &expected).await? == Files::Bind)
 }
 
 async fn probe_with(
@@ -147,7 +157,7 @@ async fn probe_with(
     dir: &Path,
     file: &Path,
     name: &str,
-    marker: &str,
+    expected: &[u8],
 ) -> Result<Files> {
     const INSIDE: &str = "/lambda-build/probe";
     let body = ContainerCreateBody {
@@ -207,7 +217,7 @@ async fn probe_with(
         Err(e) => return Err(failure("read a file through a probe container", e).into()),
     };
     removed?;
-    Ok(if seen.as_deref() == Some(marker.as_bytes()) {
+    Ok(if seen.as_deref() == Some(expected) {
         Files::Bind
     } else {
         Files::Copy

@@ -86,6 +86,9 @@ pub struct ImageRecipe {
     /// Sorted by name, so the tag does not depend on an order.
     pub build_args: Vec<(String, String)>,
     pub tag: String,
+    /// `linux/arm64`: built for that platform rather than the engine's own (to run a function
+    /// of the other architecture under the engine's emulation).
+    pub platform: Option<String>,
 }
 
 impl ImageRecipe {
@@ -101,6 +104,18 @@ impl ImageRecipe {
             dockerfile,
             build_args,
             tag,
+            platform: None,
+        }
+    }
+
+    /// The same image built for `platform` (`linux/arm64`), tagged apart (`-arm64`) so that it
+    /// never replaces the image of the engine's own architecture that builds use.
+    pub fn for_platform(self, platform: &str) -> ImageRecipe {
+        let arch = platform.rsplit('/').next().unwrap_or(platform);
+        ImageRecipe {
+            tag: format!("{}-{arch}", self.tag),
+            platform: Some(platform.to_owned()),
+            ..self
         }
     }
 
@@ -276,6 +291,7 @@ pub async fn ensure(
         rm: true,
         forcerm: true,
         buildargs: Some(recipe.build_args.iter().cloned().collect()),
+        platform: recipe.platform.clone().unwrap_or_default(),
         labels: Some(HashMap::from([
             (LABEL.to_string(), "image".to_string()),
             (format!("{LABEL}.dockerfile"), recipe.source.to_string()),

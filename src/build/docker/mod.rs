@@ -24,6 +24,7 @@ pub mod container;
 pub mod copy;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod files;
 pub mod image;
 pub mod inventory;
@@ -32,7 +33,7 @@ pub mod sync;
 
 pub use error::DockerError;
 
-use std::ffi::OsString;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -73,7 +74,7 @@ pub struct DockerBuild {
 
 /// The image a build runs in: an existing one (`--docker-image`), or one built from a Dockerfile
 /// with its build arguments, named by their hash.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImagePlan {
     pub choice: ImageChoice,
     /// `Some` when the image is built.
@@ -106,18 +107,30 @@ pub fn image_plan(plan: &BuildPlan, config: &DockerConfig, env: &Env) -> Result<
         [only] => *only,
         _ => plan.project.workspace_root.as_path(),
     };
+    let roots = (package_root, plan.project.workspace_root.as_path());
+    image_plan_in(config, roots, (&env.cargo, &env.cwd))
+}
+
+/// [`image_plan`] for a package root and a workspace root (where a `lambda.Dockerfile` is looked
+/// for), with the cargo whose version the bundled image installs (run in `cwd`): also the image
+/// `invoke --docker` runs a function in.
+pub fn image_plan_in(
+    config: &DockerConfig,
+    (package_root, workspace_root): (&Path, &Path),
+    (cargo, cwd): (&OsStr, &Path),
+) -> Result<ImagePlan> {
     let choice = image::choose(
         config.image.as_deref(),
         config.dockerfile.as_deref(),
         package_root,
-        &plan.project.workspace_root,
+        workspace_root,
         Path::is_file,
     );
     let recipe = match &choice {
         ImageChoice::Existing(_) => None,
         ImageChoice::Build(source) => {
             let loaded = ImageRecipe::load(source.clone(), Vec::new())?;
-            let rust = host_rust_version(&env.cargo, &env.cwd)?;
+            let rust = host_rust_version(cargo, cwd)?;
             let args = image::build_args(
                 source,
                 &loaded.dockerfile,
@@ -460,7 +473,8 @@ fn container_cargo(plan: &BuildPlan, facts: &ContainerFacts) -> crate::plan::Car
 }
 
 /// A unique name: the process id and the time, so concurrent builds never collide.
-fn container_name() -> String {
+/// `cargo-lambda-build-<pid>-<nanoseconds>`: whose it is, and unique.
+pub fn container_name() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -469,7 +483,7 @@ fn container_name() -> String {
 }
 
 /// The `RUST_VERSION` build argument: the version of the cargo that runs the build.
-fn host_rust_version(cargo: &OsString, cwd: &Path) -> Result<String> {
+fn host_rust_version(cargo: &OsStr, cwd: &Path) -> Result<String> {
     let output = Command::new(cargo)
         .arg("-V")
         .current_dir(cwd)

@@ -36,7 +36,7 @@ pub fn invoke(
     verbosity: Verbosity,
     interrupt: &Interrupt,
 ) -> Result<Outcomes, InvokeError> {
-    let sandbox = Sandbox::prepare(artifact, function)?;
+    let sandbox = Sandbox::prepare_for(artifact, function, reporter, interrupt)?;
     reporter.status(
         "Invoking",
         format!(

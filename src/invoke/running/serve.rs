@@ -17,8 +17,8 @@ use crate::env::{Env, Ui, Verbosity};
 use crate::invoke::http::{self, EventFormat, HttpRequest};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
-    FunctionSettings, InvokeError, Outcomes, Result, check_host, function_settings, ids,
-    last_artifact,
+    FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
+    packaged_function_settings,
 };
 use crate::lambda::MAX_EVENT_BYTES;
 use crate::report::Reporter;
@@ -36,7 +36,6 @@ pub struct ServeConfig {
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
         crate::invoke::refuse_build_flags(&args.selection, "serve")?;
-        let lookup = |key: &str| env.var(key).map(str::to_owned);
         let artifact = match args.artifact {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
@@ -45,7 +44,7 @@ impl ServeConfig {
             artifact,
             addr: SocketAddr::new(args.bind, args.port),
             format: args.event_format.into(),
-            function: function_settings(args.function, &lookup, &env.cwd)?,
+            function: packaged_function_settings(args.function, env)?,
         })
     }
 }
@@ -110,7 +109,7 @@ pub fn serve_function(
     interrupt: &Interrupt,
     restart: &dyn Fn() -> bool,
 ) -> Result<()> {
-    let sandbox = Sandbox::prepare(artifact, &config.function)?;
+    let sandbox = Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)?;
     reporter.status(
         "Serving",
         format!(

@@ -31,8 +31,9 @@ use tls::{classify_tls, tls_cause, tls_config, tls_help, tls_reason};
 
 type Result<T, E = DockerError> = std::result::Result<T, E>;
 
-/// The Docker CLI's variables and the directories they default to, read once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The Docker CLI's variables and the directories they default to, read once. Plain data, so
+/// the container relay (`exec`) reaches the engine the tool reached.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EngineEnv {
     pub docker_host: Option<String>,
     pub docker_context: Option<String>,

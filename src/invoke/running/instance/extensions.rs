@@ -49,7 +49,7 @@ impl Instance<'_> {
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            if launch.emulator.is_some() && !is_executable(&launch.bootstrap) {
+            if launch.wraps() && !is_executable(&launch.bootstrap) {
                 return Ok(Some(Failure::extension_launch(
                     request_id,
                     &name,

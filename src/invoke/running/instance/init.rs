@@ -60,8 +60,13 @@ impl Instance<'_> {
     /// Starts `bootstrap`; `Some` when Lambda could not have started it either, worded as
     /// Lambda words it.
     fn start_runtime(&mut self, request_id: &str) -> Result<Option<Failure>> {
-        if self.launch.emulator.is_some() && !is_executable(&self.launch.bootstrap) {
-            // qemu would run it anyway; Lambda's exec would not.
+        if self.launch.wraps() && self.launch.emulator.is_none() && !self.launch.bootstrap.exists()
+        {
+            // The container's relay would start and report the shell's "not found".
+            return Ok(Some(Failure::no_bootstrap(request_id)));
+        }
+        if self.launch.wraps() && !is_executable(&self.launch.bootstrap) {
+            // qemu, or the container's relay, would run it anyway; Lambda's exec would not.
             return Ok(Some(Failure::exec_failed(request_id, libc::EACCES)));
         }
         let child = match self.launch.command().spawn() {

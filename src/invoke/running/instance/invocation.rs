@@ -357,6 +357,7 @@ impl Instance<'_> {
     ) -> Record {
         invocation.tell(stream);
         let duration = invocation.started.elapsed();
+        self.settle_output();
         let max_memory_kib = self.peak_memory();
         let exited = self.process.as_ref().is_some_and(|p| p.exit().is_some());
         if invocation.extension_crashed || exited {

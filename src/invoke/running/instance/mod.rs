@@ -40,6 +40,11 @@ use crate::signal::Interrupt;
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
 
+/// In a container, the output travels through the engine and the relay, and may trail the API
+/// requests the function made after writing it: before an invocation ends and before SHUTDOWN,
+/// it is read up to the relays' sync marks, waiting this long at most.
+const OUTPUT_SETTLE_LIMIT: Duration = Duration::from_secs(1);
+
 /// Where a streamed response goes as it arrives.
 pub trait ResponseStream {
     /// A streamed response begins, with the runtime's `Content-Type`.
@@ -76,6 +81,8 @@ pub struct Instance<'a> {
     extension_init_error: Option<(Vec<u8>, Option<String>)>,
     /// The response being streamed, between its POST and its end.
     streaming: Option<Streaming>,
+    /// In container mode: whose peak memory is reported (the processes here are relays).
+    container: Option<&'a crate::invoke::container::Environment>,
 }
 
 /// What [`Instance::wait`] saw.
@@ -146,6 +153,7 @@ impl<'a> Instance<'a> {
             initializing: false,
             extension_init_error: None,
             streaming: None,
+            container: sandbox.container.as_ref(),
         }
     }
 
@@ -183,6 +191,7 @@ impl<'a> Instance<'a> {
     /// gives it no shutdown phase then.
     fn shutdown(&mut self, reason: &str) {
         if !self.extensions.is_empty() {
+            self.settle_output();
             self.forward(false);
             self.telemetry.flush();
             let deadline_at = SystemTime::now() + SHUTDOWN_BUDGET;
@@ -257,6 +266,9 @@ impl<'a> Instance<'a> {
     }
 
     fn peak_memory(&mut self) -> Option<u64> {
+        if let Some(container) = self.container {
+            return container.peak_memory_kib();
+        }
         self.process.as_mut().and_then(Process::peak_memory_kib)
     }
 
@@ -332,13 +344,47 @@ impl<'a> Instance<'a> {
     }
 
     /// Sleeps until output or a request arrives, `wait` at most.
+    /// In container mode, reads the output up to the relays' sync marks (see
+    /// `build::docker::exec`), so that lines written before an answer land before END and in
+    /// the telemetry before SHUTDOWN.
+    fn settle_output(&mut self) {
+        if self.container.is_none() {
+            return;
+        }
+        self.processes_mut().for_each(Process::request_sync);
+        let until = Instant::now() + OUTPUT_SETTLE_LIMIT;
+        loop {
+            self.forward(false);
+            if self.processes_mut().all(|p| p.synced()) || Instant::now() >= until {
+                return;
+            }
+            // The API's requests wait for `wait`: only the output wakes this one.
+            self.poll_on(false, Duration::from_millis(10));
+        }
+    }
+
+    /// The runtime's process and the extensions'.
+    fn processes_mut(&mut self) -> impl Iterator<Item = &mut Process> {
+        self.process.iter_mut().chain(
+            self.extensions
+                .iter_mut()
+                .filter_map(|e| e.process.as_mut()),
+        )
+    }
+
     fn poll(&self, wait: Duration) {
+        self.poll_on(true, wait);
+    }
+
+    /// Waits up to `wait` for the processes' output, and with `api` for the APIs' requests.
+    fn poll_on(&self, api: bool, wait: Duration) {
+        let wake = api.then(|| self.api.wake_fd());
         let mut fds: Vec<libc::pollfd> = self
             .process
             .iter()
             .chain(self.extensions.iter().filter_map(|e| e.process.as_ref()))
             .flat_map(Process::output_fds)
-            .chain(std::iter::once(self.api.wake_fd()))
+            .chain(wake)
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,

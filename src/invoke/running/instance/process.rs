@@ -7,6 +7,7 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::{Child, ChildStderr, ChildStdout};
 
+use crate::build::docker::exec::{SYNC_MARK, SYNC_SIGNAL};
 use crate::invoke::error::InvokeError;
 use crate::invoke::failure::ExitStatus;
 use crate::invoke::record::Log;
@@ -22,6 +23,8 @@ pub fn is_executable(path: &Path) -> bool {
 struct OutputPipe<R> {
     pipe: Option<R>,
     partial: Vec<u8>,
+    /// A container's relay sent its [`SYNC_MARK`] (not the function's output) since asked.
+    synced: bool,
 }
 
 impl<R: Read + AsRawFd> OutputPipe<R> {
@@ -32,6 +35,7 @@ impl<R: Read + AsRawFd> OutputPipe<R> {
         Ok(OutputPipe {
             pipe,
             partial: Vec::new(),
+            synced: false,
         })
     }
 
@@ -47,7 +51,10 @@ impl<R: Read + AsRawFd> OutputPipe<R> {
                     self.partial.extend_from_slice(&buffer[..n]);
                     while let Some(at) = self.partial.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = self.partial.drain(..=at).collect();
-                        log.output(&line[..line.len() - 1]);
+                        match &line[..line.len() - 1] {
+                            SYNC_MARK => self.synced = true,
+                            line => log.output(line),
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -100,6 +107,27 @@ impl Process {
     /// How it ended, once reaped.
     pub fn exit(&self) -> Option<ExitStatus> {
         self.exit
+    }
+
+    /// Asks a container's relay to mark where its output is (see [`SYNC_MARK`]).
+    pub fn request_sync(&mut self) {
+        if self.exit.is_none() {
+            self.stdout.synced = false;
+            self.stderr.synced = false;
+            // SAFETY: our own unreaped child: its pid cannot have been reused.
+            unsafe {
+                libc::kill(self.pid, SYNC_SIGNAL);
+            }
+        }
+    }
+
+    /// Whether all it wrote before [`Process::request_sync`] has been read: its marks came, or
+    /// its output ended.
+    pub fn synced(&self) -> bool {
+        let done = |synced: bool, open: bool| synced || !open;
+        self.exit.is_some()
+            || (done(self.stdout.synced, self.stdout.pipe.is_some())
+                && done(self.stderr.synced, self.stderr.pipe.is_some()))
     }
 
     /// SIGTERM, as Lambda's shutdown phase sends the runtime, to a process still running.

@@ -112,6 +112,12 @@ pub fn launch_executable(
 }
 
 impl Launch {
+    /// Whether another program (qemu-user, the container's relay) starts `bootstrap`: then
+    /// Lambda's own checks of the file are made here.
+    pub fn wraps(&self) -> bool {
+        self.program != self.bootstrap
+    }
+
     /// In its own process group, so that killing it takes whatever it started along, as
     /// Lambda's sandbox reset does.
     pub fn command(&self) -> Command {
@@ -161,6 +167,7 @@ mod tests {
             ],
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
+            container: None,
         }
     }
 

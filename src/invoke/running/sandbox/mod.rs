@@ -6,7 +6,7 @@
 pub mod launch;
 pub mod task_root;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use launch::{Emulator, Launch};
@@ -15,11 +15,13 @@ use task_root::{OptDir, TaskRoot};
 use super::server::RuntimeApi;
 use crate::arch::Arch;
 use crate::inspect::{self, ElfReport};
+use crate::invoke::container;
 use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
-use crate::lambda::EXTENSIONS_PATH;
+use crate::lambda::{BOOTSTRAP, EXTENSIONS_PATH, OPT, TASK_ROOT};
 use crate::report::Reporter;
+use crate::signal::Interrupt;
 
 /// A function ready to start. Dropping it removes the task root and `/opt`.
 pub struct Sandbox {
@@ -30,6 +32,8 @@ pub struct Sandbox {
     /// `/opt/extensions/*` of the layers, started beside the function.
     pub(super) extensions: Vec<Launch>,
     pub(super) api: RuntimeApi,
+    /// The container the function runs in, in container mode; removed on drop.
+    pub(super) container: Option<container::Environment>,
     _task_root: TaskRoot,
     _opt: OptDir,
 }
@@ -69,6 +73,79 @@ impl Sandbox {
             arch,
             extensions,
             api,
+            container: None,
+            _task_root: task_root,
+            _opt: opt,
+        })
+    }
+
+    /// [`Sandbox::prepare`], or its container-mode twin when the function runs in a container:
+    /// the same task root and `/opt`, copied into a container of the build image, the runtime
+    /// and the extensions started in it through this tool's relay, the Runtime API reached back.
+    pub fn prepare_for(
+        artifact: &Path,
+        function: &FunctionSettings,
+        reporter: &Reporter,
+        interrupt: &Interrupt,
+    ) -> Result<Sandbox, InvokeError> {
+        let Some(plan) = &function.container else {
+            return Sandbox::prepare(artifact, function);
+        };
+        let task_root = task_root::prepare(artifact)?;
+        let opt = task_root::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        let arch = inspect::inspect(&task_root.bootstrap())
+            .ok()
+            .map(|elf| elf.arch);
+        let started = container::start(
+            plan,
+            artifact,
+            arch,
+            function.memory_mb,
+            (task_root.path(), opt.path()),
+            reporter,
+            interrupt,
+        )?;
+        let api = RuntimeApi::start().map_err(InvokeError::Server)?;
+        let mut env = launch::environment(
+            function,
+            Path::new(TASK_ROOT),
+            Path::new(OPT),
+            api.addr,
+            &ids::log_stream_name(SystemTime::now()),
+        );
+        for (key, value) in &mut env {
+            if key == "AWS_LAMBDA_RUNTIME_API" {
+                *value = started.reach.runtime_api(api.addr);
+            }
+        }
+        // `bootstrap` is the extracted file here, for the checks Lambda's exec makes.
+        let relayed = |bootstrap: PathBuf, inside: String| {
+            let (program, args) = started.relay(plan, inside);
+            Launch {
+                bootstrap,
+                program,
+                args,
+                env: env.clone(),
+                cwd: task_root.path().to_path_buf(),
+                emulator: None,
+            }
+        };
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let inside = format!("{EXTENSIONS_PATH}/{name}");
+                relayed(path.clone(), inside)
+            })
+            .collect();
+        let launch = relayed(task_root.bootstrap(), format!("{TASK_ROOT}/{BOOTSTRAP}"));
+        Ok(Sandbox {
+            launch,
+            arch: started.describe(arch),
+            extensions,
+            api,
+            container: Some(started.environment),
             _task_root: task_root,
             _opt: opt,
         })
