@@ -608,6 +608,17 @@ fn docs_configuration_lists_every_key() {
         rows_sorted, keys_sorted,
         "docs/configuration.md: its table of keys must have one row per key config.rs reads"
     );
+    // Each key's variable is named where the page lists them.
+    for key in &keys {
+        let var = format!(
+            "CARGO_LAMBDA_BUILD_{}",
+            key.to_uppercase().replace('-', "_")
+        );
+        assert!(
+            text.contains(&format!("`{var}`")) || text.contains(&format!("`{var}=")),
+            "docs/configuration.md: `{var}` is not named"
+        );
+    }
     // The paragraph that says which keys a per-binary table takes names exactly those.
     let start = text
         .find("A per-binary table")
