@@ -104,11 +104,12 @@ fn docs() -> Vec<(String, String)> {
 }
 
 /// The inline code spans of a Markdown text (a span may wrap across lines), each with its first
-/// line, and the lines of its fenced blocks that run `cargo lambda-build`.
+/// line, and the lines of its code blocks (fenced, or indented) that run `cargo lambda-build`
+/// or show a volume.
 fn spans(file: &str, text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut fenced = false;
-    // The prose between fences, with the number of its first line.
+    // Each line outside the fences, with its number.
     let mut prose: Vec<(usize, &str)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim_start().starts_with("```") {
@@ -126,6 +127,16 @@ fn spans(file: &str, text: &str) -> Vec<Span> {
                     fenced: true,
                 });
             }
+            continue;
+        }
+        if line.starts_with("    ") && line.trim_start().starts_with("cargo lambda-build") {
+            // An indented code block's command line.
+            spans.push(Span {
+                file: file.into(),
+                line: n + 1,
+                text: line.trim_start().to_string(),
+                fenced: true,
+            });
             continue;
         }
         prose.push((n + 1, line));
