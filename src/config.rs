@@ -384,15 +384,9 @@ impl Layer {
         let (bins, not_bins) = read_keys::<Bins>(value, origin)?;
         for key in not_bins {
             let known = if key.starts_with("bin.") {
-                keys_of::<FunctionSettings>().join(", ")
+                per_binary_keys().join(", ")
             } else if not_build.contains(&key) && not_function.contains(&key) {
-                [
-                    keys_of::<BuildSettings>(),
-                    keys_of::<FunctionSettings>(),
-                    &["bin.NAME"],
-                ]
-                .concat()
-                .join(", ")
+                [settings_keys(), vec!["bin.NAME"]].concat().join(", ")
             } else {
                 continue;
             };
@@ -431,6 +425,18 @@ fn read_keys<T: DeserializeOwned>(value: &Value, origin: &str) -> Result<(T, Vec
         },
     })?;
     Ok((keys, unknown))
+}
+
+/// Every key a `lambda-build` table and the environment take, as Cargo.toml writes them: the
+/// build-wide ones, then the per-function ones. The warning about an unknown key lists them,
+/// and the docs are checked against them (tests/it/docs_truth.rs).
+pub fn settings_keys() -> Vec<&'static str> {
+    [keys_of::<BuildSettings>(), keys_of::<FunctionSettings>()].concat()
+}
+
+/// The keys a `[package.metadata.lambda-build.bin.NAME]` table takes.
+pub fn per_binary_keys() -> &'static [&'static str] {
+    keys_of::<FunctionSettings>()
 }
 
 /// The keys a settings struct reads, in its order: serde's own list, for the warning about an
@@ -561,8 +567,20 @@ fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>
     })
 }
 
-/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`).
-const CARGO_LAMBDA_KEYS: &str = "include, arm64, x86_64, target, output_format, lambda_dir, extension, features, profile, release";
+/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`), as
+/// [`cargo_lambda_layer`] reads them: the warning about another key and the docs name them.
+pub const CARGO_LAMBDA_KEYS: [&str; 10] = [
+    "include",
+    "arm64",
+    "x86_64",
+    "target",
+    "output_format",
+    "lambda_dir",
+    "extension",
+    "features",
+    "profile",
+    "release",
+];
 
 /// A cargo-lambda build table (`[package.metadata.lambda.build]`, `[workspace.metadata.lambda.build]`,
 /// `CargoLambda.toml`'s `[build]`) as a layer: the keys that mean the same here are read with
@@ -625,7 +643,10 @@ pub fn cargo_lambda_layer(
                     "compiler" => "cross builds use zig or a GNU cross gcc on the host, or \
                         `--docker` for a container"
                         .to_string(),
-                    _ => format!("the cargo-lambda keys read are: {CARGO_LAMBDA_KEYS}"),
+                    _ => format!(
+                        "the cargo-lambda keys read are: {}",
+                        CARGO_LAMBDA_KEYS.join(", ")
+                    ),
                 }
             )),
         }
@@ -922,6 +943,34 @@ mod tests {
 
     fn env_with(vars: &[(&str, &str)]) -> Env {
         Env::new(PathBuf::from("/home/me/fn"), false, vars.iter().copied())
+    }
+
+    /// Every key [`CARGO_LAMBDA_KEYS`] names (the warning and the docs list) is read without a
+    /// warning, and a key it does not name is warned about: the list is the reader's.
+    #[test]
+    fn the_cargo_lambda_keys_named_are_the_keys_read() {
+        let value_of = |key: &str| match key {
+            "include" | "features" => json!(["a"]),
+            "target" => json!("aarch64-unknown-linux-gnu"),
+            "output_format" => json!("zip"),
+            "lambda_dir" | "profile" => json!("x"),
+            _ => json!(true),
+        };
+        let read = |key: &str| {
+            let mut warnings = Vec::new();
+            let table = json!({ key: value_of(key) });
+            let source = Source::Workspace("`CargoLambda.toml`".into());
+            cargo_lambda_layer(&table, source, Path::new("/ws"), &mut warnings).unwrap();
+            warnings
+        };
+        for key in CARGO_LAMBDA_KEYS {
+            assert_eq!(read(key), Vec::<String>::new(), "{key}");
+        }
+        let warnings = read("deploy_region");
+        assert!(
+            warnings[0].contains(&CARGO_LAMBDA_KEYS.join(", ")),
+            "{warnings:?}"
+        );
     }
 
     /// A workspace at /ws with one function per (package, bin, `[package.metadata.lambda-build]`).

@@ -22,6 +22,7 @@ mod docker_ci;
 mod docker_engines;
 mod docker_reliability;
 mod docker_remote;
+mod docs_truth;
 mod doctor;
 mod e2e;
 mod habits;
