@@ -127,7 +127,31 @@ pub enum InvokeError {
     NoSysroot {
         arch: Arch,
         sysroot: PathBuf,
-        package: &'static str,
+        package: String,
+    },
+
+    /// A library the build refuses (`inspect::Problem::MissingLibraries`), in an artifact built
+    /// without the check (`--no-verify`, or elsewhere): said in the build's words.
+    #[error("`{executable}` would not run on provided.al2023: {}", .problem.message())]
+    NotOnLambda {
+        executable: String,
+        problem: crate::inspect::Problem,
+    },
+
+    /// Libraries provided.al2023 has that this run cannot find (see `libraries`).
+    #[error(
+        "`{executable}` needs {}, which provided.al2023 has but {} lacks",
+        .libraries.join(", "),
+        searched(*.arch, .sysroot.as_deref())
+    )]
+    NotHere {
+        executable: String,
+        arch: Arch,
+        libraries: Vec<String>,
+        sysroot: Option<PathBuf>,
+        /// The Debian and Ubuntu packages that have them, and the libraries none has.
+        packages: Vec<String>,
+        without_package: Vec<String>,
     },
 
     /// `-p`, `--bin`, `--arch`... given to a command that builds nothing.
@@ -265,6 +289,13 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::NotOnLambda { problem, .. } => problem.help(),
+            InvokeError::NotHere {
+                libraries,
+                packages,
+                without_package,
+                ..
+            } => not_here_help(libraries, packages, without_package),
             InvokeError::Listen { addr, source } => match source.kind() {
                 std::io::ErrorKind::AddrInUse => format!(
                     "another program listens on port {port} (another `serve`, or `cargo lambda \
@@ -301,6 +332,40 @@ impl InvokeError {
             _ => return None,
         })
     }
+}
+
+/// Where [`InvokeError::NotHere`]'s libraries were looked for besides the function's own.
+fn searched(arch: Arch, sysroot: Option<&std::path::Path>) -> String {
+    match sysroot {
+        Some(sysroot) => format!(
+            "the {arch} sysroot qemu runs it with (`{}`)",
+            sysroot.display()
+        ),
+        None => "this machine".to_owned(),
+    }
+}
+
+/// Install what has a package here; the build image has them all.
+fn not_here_help(libraries: &[String], packages: &[String], without_package: &[String]) -> String {
+    let them = if libraries.len() == 1 { "it" } else { "them" };
+    let mut ways = Vec::new();
+    if !packages.is_empty() {
+        ways.push(format!(
+            "install {} (Debian and Ubuntu: `apt-get install {}`)",
+            if without_package.is_empty() { them } else { "the others" },
+            packages.join(" ")
+        ));
+    }
+    if !without_package.is_empty() {
+        ways.push(format!(
+            "Debian and Ubuntu have no package that puts {} there",
+            without_package.join(", ")
+        ));
+    }
+    ways.push(format!(
+        "add `--docker` to run the function in a container of the build image, which has {them}"
+    ));
+    ways.join("; ")
 }
 
 /// AWS SAM's command that does what `command` does, in a container of Lambda's image.
