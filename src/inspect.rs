@@ -1064,7 +1064,9 @@ mod tests {
             assert_eq!(library_arch(Path::new(not_one)), None, "{not_one}");
         }
         // The loader skips a 32-bit or big-endian build of the same name.
-        let mut header: [u8; 20] = read_fixture(fixture!("libfoo.so.1"))[..20].try_into().unwrap();
+        let mut header: [u8; 20] = read_fixture(fixture!("libfoo.so.1"))[..20]
+            .try_into()
+            .unwrap();
         header[4] = elf::ELFCLASS32.0;
         assert_eq!(header_arch(&header), None);
         header[4] = elf::ELFCLASS64.0;

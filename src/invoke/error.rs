@@ -348,24 +348,30 @@ fn searched(arch: Arch, sysroot: Option<&std::path::Path>) -> String {
 /// Install what has a package here; the build image has them all.
 fn not_here_help(libraries: &[String], packages: &[String], without_package: &[String]) -> String {
     let them = if libraries.len() == 1 { "it" } else { "them" };
-    let mut ways = Vec::new();
-    if !packages.is_empty() {
-        ways.push(format!(
-            "install {} (Debian and Ubuntu: `apt-get install {}`)",
-            if without_package.is_empty() { them } else { "the others" },
-            packages.join(" ")
-        ));
-    }
-    if !without_package.is_empty() {
-        ways.push(format!(
-            "Debian and Ubuntu have no package that puts {} there",
-            without_package.join(", ")
-        ));
-    }
-    ways.push(format!(
+    let docker = format!(
         "add `--docker` to run the function in a container of the build image, which has {them}"
-    ));
-    ways.join("; ")
+    );
+    let ways = if packages.is_empty() {
+        docker
+    } else {
+        format!(
+            "install {} (Debian and Ubuntu: `apt-get install {}`), or {docker}",
+            if without_package.is_empty() {
+                them
+            } else {
+                "the others"
+            },
+            packages.join(" ")
+        )
+    };
+    if without_package.is_empty() {
+        ways
+    } else {
+        format!(
+            "Debian and Ubuntu have no package that puts {} there: {ways}",
+            without_package.join(", ")
+        )
+    }
 }
 
 /// AWS SAM's command that does what `command` does, in a container of Lambda's image.

@@ -215,7 +215,10 @@ mod tests {
     const CROSS_LIBC: &[(&str, Arch)] = &[
         ("/usr/aarch64-linux-gnu/lib/libc.so.6", Arch::Arm64),
         ("/usr/aarch64-linux-gnu/lib/libm.so.6", Arch::Arm64),
-        ("/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1", Arch::Arm64),
+        (
+            "/usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1",
+            Arch::Arm64,
+        ),
     ];
 
     #[test]
@@ -250,7 +253,10 @@ mod tests {
         // This machine's own: the same directories, unprefixed.
         let host = SearchPath::new(Path::new("/t"), Path::new("/o"), Arch::X86_64, None);
         assert_eq!(host.system.len(), 6);
-        assert!(host.system.contains(&PathBuf::from("/usr/lib/x86_64-linux-gnu")));
+        assert!(
+            host.system
+                .contains(&PathBuf::from("/usr/lib/x86_64-linux-gnu"))
+        );
     }
 
     #[test]
@@ -331,7 +337,10 @@ mod tests {
 
     #[test]
     fn this_machines_missing_libraries_name_its_own_packages() {
-        let needed = elf(Arch::X86_64, &["libssl.so.3", "libcrypto.so.3", "libc.so.6"]);
+        let needed = elf(
+            Arch::X86_64,
+            &["libssl.so.3", "libcrypto.so.3", "libc.so.6"],
+        );
         let search = SearchPath::new(Path::new("/t"), Path::new("/o"), Arch::X86_64, None);
         let host = files(&[("/usr/lib64/libc.so.6", Arch::X86_64)]);
         let err = check("/opt/extensions/x", &needed, &search, host).unwrap_err();
@@ -354,7 +363,10 @@ mod tests {
             help.contains("`apt-get install libgcc-s1-arm64-cross`"),
             "{help}"
         );
-        assert!(help.contains("no package that puts libssl.so.3 there"), "{help}");
+        assert!(
+            help.contains("no package that puts libssl.so.3 there"),
+            "{help}"
+        );
         assert!(help.contains("`--docker`"), "{help}");
     }
 
