@@ -141,17 +141,15 @@ pub enum InvokeError {
     /// Libraries provided.al2023 has that this run cannot find (see `libraries`).
     #[error(
         "`{executable}` needs {}, which provided.al2023 has but {} lacks",
-        .libraries.join(", "),
+        .libraries.iter().map(|(library, _)| library.as_str()).collect::<Vec<_>>().join(", "),
         searched(*.arch, .sysroot.as_deref())
     )]
     NotHere {
         executable: String,
         arch: Arch,
-        libraries: Vec<String>,
+        /// Each library, with the Debian and Ubuntu package that has it here, if one does.
+        libraries: Vec<(String, Option<String>)>,
         sysroot: Option<PathBuf>,
-        /// The Debian and Ubuntu packages that have them, and the libraries none has.
-        packages: Vec<String>,
-        without_package: Vec<String>,
     },
 
     /// `-p`, `--bin`, `--arch`... given to a command that builds nothing.
@@ -290,12 +288,7 @@ impl InvokeError {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
             InvokeError::NotOnLambda { problem, .. } => problem.help(),
-            InvokeError::NotHere {
-                libraries,
-                packages,
-                without_package,
-                ..
-            } => not_here_help(libraries, packages, without_package),
+            InvokeError::NotHere { libraries, .. } => not_here_help(libraries),
             InvokeError::Listen { addr, source } => match source.kind() {
                 std::io::ErrorKind::AddrInUse => format!(
                     "another program listens on port {port} (another `serve`, or `cargo lambda \
@@ -346,8 +339,22 @@ fn searched(arch: Arch, sysroot: Option<&std::path::Path>) -> String {
 }
 
 /// Install what has a package here; the build image has them all.
-fn not_here_help(libraries: &[String], packages: &[String], without_package: &[String]) -> String {
+fn not_here_help(libraries: &[(String, Option<String>)]) -> String {
     let them = if libraries.len() == 1 { "it" } else { "them" };
+    let mut packages: Vec<&str> = Vec::new();
+    for package in libraries
+        .iter()
+        .filter_map(|(_, package)| package.as_deref())
+    {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    let without_package: Vec<&str> = libraries
+        .iter()
+        .filter(|(_, package)| package.is_none())
+        .map(|(library, _)| library.as_str())
+        .collect();
     let docker = format!(
         "add `--docker` to run the function in a container of the build image, which has {them}"
     );

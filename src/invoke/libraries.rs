@@ -4,7 +4,7 @@
 //! for provided.al2023's own libraries, in what stands for its directories here (qemu's sysroot
 //! for the other architecture, this machine's directories for its own). Without this check, a
 //! library missing here ends the process at its start with exit 127, reported as a crash of the
-//! function. A decision over facts passed in, as [`super::emulation`] is, so that it is tested
+//! function. A decision over facts passed in, as the choice of qemu is, so that it is tested
 //! on every host; the running function asks it (container mode does not: the image has
 //! provided.al2023's libraries).
 
@@ -133,26 +133,17 @@ pub fn check(
         return Ok(());
     }
     let cross = search.sysroot.is_some();
-    let mut packages: Vec<String> = Vec::new();
-    for package in not_here
-        .iter()
-        .filter_map(|library| debian_package(library, search.arch, cross))
-    {
-        if !packages.contains(&package) {
-            packages.push(package);
-        }
-    }
     Err(InvokeError::NotHere {
         executable: name.to_owned(),
         arch: search.arch,
-        sysroot: search.sysroot.clone(),
-        without_package: not_here
-            .iter()
-            .filter(|library| debian_package(library, search.arch, cross).is_none())
-            .cloned()
+        libraries: not_here
+            .into_iter()
+            .map(|library| {
+                let package = debian_package(&library, search.arch, cross);
+                (library, package)
+            })
             .collect(),
-        libraries: not_here,
-        packages,
+        sysroot: search.sysroot.clone(),
     })
 }
 
