@@ -223,24 +223,25 @@ mod tests {
                 Path::new("/opt/lib/")
             ]
         );
-        let system: Vec<&str> = search.system.iter().filter_map(|p| p.to_str()).collect();
-        assert_eq!(
-            system,
-            [
-                "/usr/aarch64-linux-gnu/lib64",
-                "/usr/aarch64-linux-gnu/usr/lib64",
-                "/usr/aarch64-linux-gnu/lib/aarch64-linux-gnu",
-                "/usr/aarch64-linux-gnu/usr/lib/aarch64-linux-gnu",
-                "/usr/aarch64-linux-gnu/lib",
-                "/usr/aarch64-linux-gnu/usr/lib",
-                "/lib64",
-                "/usr/lib64",
-                "/lib/aarch64-linux-gnu",
-                "/usr/lib/aarch64-linux-gnu",
-                "/lib",
-                "/usr/lib",
-            ]
-        );
+        // As paths, not strings: Windows joins with `\`.
+        let system: Vec<PathBuf> = [
+            "/usr/aarch64-linux-gnu/lib64",
+            "/usr/aarch64-linux-gnu/usr/lib64",
+            "/usr/aarch64-linux-gnu/lib/aarch64-linux-gnu",
+            "/usr/aarch64-linux-gnu/usr/lib/aarch64-linux-gnu",
+            "/usr/aarch64-linux-gnu/lib",
+            "/usr/aarch64-linux-gnu/usr/lib",
+            "/lib64",
+            "/usr/lib64",
+            "/lib/aarch64-linux-gnu",
+            "/usr/lib/aarch64-linux-gnu",
+            "/lib",
+            "/usr/lib",
+        ]
+        .into_iter()
+        .map(PathBuf::from)
+        .collect();
+        assert_eq!(search.system, system);
         // This machine's own: the same directories, unprefixed.
         let host = SearchPath::new(Path::new("/t"), Path::new("/o"), Arch::X86_64, None);
         assert_eq!(host.system.len(), 6);
