@@ -127,7 +127,29 @@ pub enum InvokeError {
     NoSysroot {
         arch: Arch,
         sysroot: PathBuf,
-        package: &'static str,
+        package: String,
+    },
+
+    /// A library the build refuses (`inspect::Problem::MissingLibraries`), in an artifact built
+    /// without the check (`--no-verify`, or elsewhere): said in the build's words.
+    #[error("`{executable}` would not run on provided.al2023: {}", .problem.message())]
+    NotOnLambda {
+        executable: String,
+        problem: crate::inspect::Problem,
+    },
+
+    /// Libraries provided.al2023 has that this run cannot find (see `libraries`).
+    #[error(
+        "`{executable}` needs {}, which provided.al2023 has but {} lacks",
+        .libraries.iter().map(|(library, _)| library.as_str()).collect::<Vec<_>>().join(", "),
+        searched(*.arch, .sysroot.as_deref())
+    )]
+    NotHere {
+        executable: String,
+        arch: Arch,
+        /// Each library, with the Debian and Ubuntu package that has it here, if one does.
+        libraries: Vec<(String, Option<String>)>,
+        sysroot: Option<PathBuf>,
     },
 
     /// `-p`, `--bin`, `--arch`... given to a command that builds nothing.
@@ -265,6 +287,8 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::NotOnLambda { problem, .. } => problem.help(),
+            InvokeError::NotHere { libraries, .. } => not_here_help(libraries),
             InvokeError::Listen { addr, source } => match source.kind() {
                 std::io::ErrorKind::AddrInUse => format!(
                     "another program listens on port {port} (another `serve`, or `cargo lambda \
@@ -300,6 +324,60 @@ impl InvokeError {
             }
             _ => return None,
         })
+    }
+}
+
+/// Where [`InvokeError::NotHere`]'s libraries were looked for besides the function's own.
+fn searched(arch: Arch, sysroot: Option<&std::path::Path>) -> String {
+    match sysroot {
+        Some(sysroot) => format!(
+            "the {arch} sysroot qemu runs it with (`{}`)",
+            sysroot.display()
+        ),
+        None => "this machine".to_owned(),
+    }
+}
+
+/// Install what has a package here; the build image has them all.
+fn not_here_help(libraries: &[(String, Option<String>)]) -> String {
+    let them = if libraries.len() == 1 { "it" } else { "them" };
+    let mut packages: Vec<&str> = Vec::new();
+    for package in libraries
+        .iter()
+        .filter_map(|(_, package)| package.as_deref())
+    {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    let without_package: Vec<&str> = libraries
+        .iter()
+        .filter(|(_, package)| package.is_none())
+        .map(|(library, _)| library.as_str())
+        .collect();
+    let docker = format!(
+        "add `--docker` to run the function in a container of the build image, which has {them}"
+    );
+    let ways = if packages.is_empty() {
+        docker
+    } else {
+        format!(
+            "install {} (Debian and Ubuntu: `apt-get install {}`), or {docker}",
+            if without_package.is_empty() {
+                them
+            } else {
+                "the others"
+            },
+            packages.join(" ")
+        )
+    };
+    if without_package.is_empty() {
+        ways
+    } else {
+        format!(
+            "Debian and Ubuntu have no package that puts {} there: {ways}",
+            without_package.join(", ")
+        )
     }
 }
 

@@ -30,6 +30,12 @@ pub struct FunctionSettings {
     /// Run in a container rather than as a process of this machine (`--docker`, the default
     /// where this machine cannot run a Linux executable).
     pub container: Option<super::container::ContainerPlan>,
+    /// The packaged `bootstrap` as a process of this machine: every library it and the layers'
+    /// extensions need is looked for before it starts (see `libraries`). Not for `--native`'s
+    /// build, made for this machine's libraries.
+    pub check_libraries: bool,
+    /// The sysroot qemu runs the other architecture with, when `QEMU_LD_PREFIX` chooses one.
+    pub qemu_sysroot: Option<PathBuf>,
 }
 
 impl FunctionSettings {
@@ -61,6 +67,8 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .collect(),
         layers: Vec::new(),
         container: None,
+        check_libraries: false,
+        qemu_sysroot: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod failure;
 pub mod function;
 pub mod http;
 pub mod ids;
+pub mod libraries;
 pub mod record;
 
 use std::io::{IsTerminal, Read};
@@ -124,6 +125,8 @@ pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<Funct
     let image = args.docker_image.clone();
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut function = function_settings(args, &lookup, &env.cwd)?;
+    function.check_libraries = true;
+    function.qemu_sysroot = env.qemu_ld_prefix();
     if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
         let docker = crate::config::DockerConfig {
             image,

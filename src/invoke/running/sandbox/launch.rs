@@ -168,6 +168,8 @@ mod tests {
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
             container: None,
+            check_libraries: true,
+            qemu_sysroot: None,
         }
     }
 
@@ -228,6 +230,7 @@ mod tests {
             emulation(
                 Some(&elf(Arch::X86_64, false)),
                 Some(Arch::X86_64),
+                None,
                 found,
                 yes
             )
@@ -235,12 +238,13 @@ mod tests {
             None
         );
         assert_eq!(
-            emulation(None, Some(Arch::X86_64), found, yes).unwrap(),
+            emulation(None, Some(Arch::X86_64), None, found, yes).unwrap(),
             None
         );
         let arm = emulation(
             Some(&elf(Arch::Arm64, false)),
             Some(Arch::X86_64),
+            None,
             found,
             yes,
         )
@@ -254,12 +258,26 @@ mod tests {
         let static_arm = emulation(
             Some(&elf(Arch::Arm64, true)),
             Some(Arch::X86_64),
+            None,
             found,
             |_| false,
         )
         .unwrap()
         .unwrap();
         assert_eq!(static_arm.sysroot, None);
+        // `QEMU_LD_PREFIX` chooses the sysroot in place of the cross packages'.
+        let chosen = Path::new("/srv/arm64-root");
+        let exists = |dir: &Path| dir == chosen;
+        let in_chosen = emulation(
+            Some(&elf(Arch::Arm64, false)),
+            Some(Arch::X86_64),
+            Some(chosen),
+            found,
+            exists,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(in_chosen.sysroot.as_deref(), Some(chosen));
 
         let env = vec![
             ("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t".to_owned()),
@@ -281,6 +299,7 @@ mod tests {
             let err = emulation(
                 Some(&elf(Arch::Arm64, false)),
                 Some(Arch::X86_64),
+                None,
                 |name: &str| qemu_installed.then(|| PathBuf::from(name)),
                 |_| sysroot,
             )
