@@ -667,6 +667,11 @@ pub struct InvokeArgs {
     #[arg(long, conflicts_with_all = NATIVE_CONFLICTS)]
     pub native: bool,
 
+    /// Invoke as this tenant of a function in tenant-isolation mode: the runtime gets it with
+    /// each event (lambda_runtime's `Context::tenant_id`)
+    #[arg(long, value_name = "ID")]
+    pub tenant_id: Option<String>,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
 
@@ -705,6 +710,12 @@ pub struct FunctionArgs {
     /// An environment variable of the function (repeatable), as in the function's configuration
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+
+    /// Run as Lambda Managed Instances do: one process takes up to N invocations at once
+    /// (AWS_LAMBDA_MAX_CONCURRENCY=N; `serve` dispatches concurrent requests, `invoke` sends its
+    /// events concurrently) [default: one at a time, Lambda's default]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: Option<u32>,
 
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]

@@ -30,12 +30,22 @@ pub struct FunctionSettings {
     /// Run in a container rather than as a process of this machine (`--docker`, the default
     /// where this machine cannot run a Linux executable).
     pub container: Option<super::container::ContainerPlan>,
+    /// `--concurrency`: Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`; `None` runs one
+    /// invocation at a time, as Lambda's default model does.
+    pub concurrency: Option<u32>,
+    /// `invoke --tenant-id`: the tenant every event runs for.
+    pub tenant_id: Option<String>,
 }
 
 impl FunctionSettings {
     /// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
     pub fn arn(&self) -> String {
         super::ids::function_arn(&self.region, &self.name)
+    }
+
+    /// How many invocations one environment takes at once.
+    pub fn max_concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(1).max(1)
     }
 }
 
@@ -61,6 +71,8 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .collect(),
         layers: Vec::new(),
         container: None,
+        concurrency: None,
+        tenant_id: None,
     }
 }
 

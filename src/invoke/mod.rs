@@ -28,7 +28,7 @@ use record::{Outcome, Record};
 
 use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
 use crate::env::{Env, Ui};
-use crate::lambda::{BOOTSTRAP, ZIP_NAME};
+use crate::lambda::{BOOTSTRAP, MAX_CONCURRENCY_VARIABLE, ZIP_NAME};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -114,7 +114,26 @@ pub fn function_settings(
     function.handler = args.handler;
     function.variables = function::parse_variables(&args.env)?;
     function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    function.concurrency = concurrency(args.concurrency, &function.variables)?;
     Ok(function)
+}
+
+/// `--concurrency`, else a number the user gave the variable itself with `--env` (Lambda
+/// Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`), which then drives the Runtime API too.
+fn concurrency(flag: Option<u32>, variables: &[(String, String)]) -> Result<Option<u32>> {
+    let given = variables
+        .iter()
+        .find(|(key, _)| key == MAX_CONCURRENCY_VARIABLE);
+    match (flag, given) {
+        (Some(n), _) => Ok(Some(n)),
+        (None, None) => Ok(None),
+        (None, Some((_, value))) => match value.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(InvokeError::InvalidConcurrency(format!(
+                "{MAX_CONCURRENCY_VARIABLE}={value}"
+            ))),
+        },
+    }
 }
 
 /// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
@@ -142,7 +161,8 @@ impl InvokeConfig {
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
         let events = event_source(args.data, args.data_file, &env.cwd);
-        let function = packaged_function_settings(args.function, env)?;
+        let mut function = packaged_function_settings(args.function, env)?;
+        function.tenant_id = args.tenant_id;
         Ok(InvokeConfig {
             artifact,
             events,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::invoke::function::FunctionSettings;
-use crate::lambda::{BOOTSTRAP, LATEST_VERSION};
+use crate::lambda::{BOOTSTRAP, LATEST_VERSION, MAX_CONCURRENCY_VARIABLE};
 
 pub use crate::invoke::emulation::{Emulator, emulation};
 
@@ -57,6 +57,9 @@ pub fn environment(
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    if let Some(n) = config.concurrency {
+        env.push((MAX_CONCURRENCY_VARIABLE.to_owned(), n.to_string()));
+    }
     env.extend(config.credentials.iter().cloned());
     for (key, value) in &config.variables {
         env.retain(|(k, _)| k != key);
@@ -168,6 +171,8 @@ mod tests {
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
             container: None,
+            concurrency: None,
+            tenant_id: None,
         }
     }
 
