@@ -751,8 +751,10 @@ default on macOS), and its answer becomes the HTTP response: status, headers, co
 bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
-serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
-request too. Ctrl-C stops it.
+serves them; with `--concurrency N`, up to N at once, as Lambda Managed Instances serve them. A \
+request's `X-Amz-Tenant-Id` header picks the tenant: each tenant gets a process of its own. \
+START / END / REPORT lines and the function's output go to stderr, one line per request too. \
+Ctrl-C stops it.
 
 `--watch` builds the function itself and serves each new build as sources change; `--native` \
 builds it for this machine instead of Lambda (the quickest loop, not the zip that ships).";
