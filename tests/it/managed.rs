@@ -50,6 +50,8 @@ fn at_once(served: &Served, count: usize, headers: &[(&str, &str)]) -> (Vec<Answ
 /// one after the other.
 fn eight_requests_at_once(zip: &Path) {
     let served = Served::start(zip, &["--concurrency", "8", "--event-format", "http-api"]);
+    // The cold start first: under qemu on a loaded machine it alone can take a second.
+    assert_eq!(served.get("/").status, 200, "{}", served.stderr());
     let (answers, took) = at_once(&served, 8, &[]);
     let err = served.stderr();
     let mut ids = HashSet::new();
@@ -64,8 +66,8 @@ fn eight_requests_at_once(zip: &Path) {
     assert_eq!(ids.len(), 8, "each answer its own request id: {ids:?}");
     assert_eq!(pids.len(), 1, "one process takes them all: {pids:?}");
     assert!(took < Duration::from_secs(3), "took {took:?}\n{err}");
-    let err = served.stderr_with("REPORT RequestId");
-    assert_eq!(err.matches("START RequestId").count(), 8, "{err}");
+    let err = served.stderr_with("-> 200");
+    assert_eq!(err.matches("START RequestId").count(), 9, "{err}");
     assert!(!err.contains("takes one invocation at a time"), "{err}");
     drop(served);
 
