@@ -428,6 +428,34 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_comes_from_the_flag_else_the_variable() {
+        let w = Path::new("/w");
+        let concurrency = |args: &[&str]| resolve(args, w, &[]).map(|c| c.function.concurrency);
+        assert_eq!(concurrency(&["x.zip"]).unwrap(), None);
+        assert_eq!(
+            concurrency(&["x.zip", "--concurrency", "8"]).unwrap(),
+            Some(8)
+        );
+        let env = ["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=4"];
+        assert_eq!(concurrency(&env).unwrap(), Some(4));
+        let both = [
+            "x.zip",
+            "--concurrency",
+            "2",
+            "-e",
+            "AWS_LAMBDA_MAX_CONCURRENCY=4",
+        ];
+        assert_eq!(concurrency(&both).unwrap(), Some(2));
+        let err = concurrency(&["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=many"]).unwrap_err();
+        assert!(matches!(err, InvokeError::InvalidConcurrency(_)), "{err}");
+        assert!(err.help().unwrap().contains("--concurrency N"), "{err:?}");
+        let args = ["cargo", "lambda-build", "invoke", "--concurrency", "0"];
+        assert!(Cli::try_parse_from(args).is_err());
+        let config = resolve(&["x.zip", "--tenant-id", "t1"], w, &[]).unwrap();
+        assert_eq!(config.function.tenant_id.as_deref(), Some("t1"));
+    }
+
+    #[test]
     fn limits_are_lambdas() {
         for bad in [
             &["--timeout", "0"][..],

@@ -40,13 +40,21 @@ pub fn invoke(
     reporter.status(
         "Invoking",
         format!(
-            "{} ({}): {} event{}, timeout {} s, memory {} MB",
+            "{} ({}): {} event{}, timeout {} s, memory {} MB{}{}",
             artifact.display(),
             sandbox.arch,
             events.len(),
             if events.len() == 1 { "" } else { "s" },
             function.timeout_secs,
-            function.memory_mb
+            function.memory_mb,
+            match function.concurrency {
+                Some(n) => format!(", up to {n} at once"),
+                None => String::new(),
+            },
+            match &function.tenant_id {
+                Some(tenant) => format!(", tenant `{tenant}`"),
+                None => String::new(),
+            }
         ),
     );
     sandbox.report_extensions(reporter);
