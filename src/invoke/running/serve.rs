@@ -117,22 +117,7 @@ pub fn serve_function(
     restart: &dyn Fn() -> bool,
 ) -> Result<()> {
     let sandbox = Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)?;
-    let concurrency = match config.function.concurrency {
-        Some(n) => format!(", up to {n} invocations at once"),
-        None => String::new(),
-    };
-    reporter.status(
-        "Serving",
-        format!(
-            "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
-            artifact.display(),
-            sandbox.arch,
-            config.format.describe(),
-            front.addr,
-            config.function.timeout_secs,
-            config.function.memory_mb
-        ),
-    );
+    reporter.status("Serving", serving(artifact, &sandbox, config, front));
     sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
@@ -199,20 +184,10 @@ pub fn serve_function(
                 break Ok(());
             }
         };
-        // Closing the channels ends each environment once its invocations are over.
-        let mut records = Vec::new();
-        let mut result = result;
-        for (_, (sender, thread)) in environments {
-            drop(sender);
-            let (ended, kept) = thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            records.extend(kept);
-            if result.is_ok() {
-                result = ended;
-            }
-        }
-        (result, records)
+        join(
+            environments.into_iter().map(|(_, environment)| environment),
+            result,
+        )
     });
     let outcomes = Outcomes {
         records,
@@ -220,6 +195,48 @@ pub fn serve_function(
     };
     console::report_summary(&outcomes, reporter, emulated);
     result
+}
+
+/// `ARTIFACT (ARCH) as FORMAT at http://ADDR/ : timeout..., memory...; Ctrl-C stops`.
+fn serving(artifact: &Path, sandbox: &Sandbox, config: &ServeConfig, front: &Front) -> String {
+    let concurrency = match config.function.concurrency {
+        Some(n) => format!(", up to {n} invocations at once"),
+        None => String::new(),
+    };
+    format!(
+        "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
+        artifact.display(),
+        sandbox.arch,
+        config.format.describe(),
+        front.addr,
+        config.function.timeout_secs,
+        config.function.memory_mb
+    )
+}
+
+/// Ends the environments (closing its channel ends one once its invocations are over): their
+/// records, and the first error, the serving loop's before theirs.
+fn join<'s>(
+    environments: impl Iterator<
+        Item = (
+            mpsc::Sender<Arrival>,
+            std::thread::ScopedJoinHandle<'s, (Result<()>, Vec<Record>)>,
+        ),
+    >,
+    mut result: Result<()>,
+) -> (Result<()>, Vec<Record>) {
+    let mut records = Vec::new();
+    for (sender, thread) in environments {
+        drop(sender);
+        let (ended, kept) = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        records.extend(kept);
+        if result.is_ok() {
+            result = ended;
+        }
+    }
+    (result, records)
 }
 
 /// The request's tenant (`X-Amz-Tenant-Id`), when it names one.
