@@ -4,7 +4,7 @@
 //! take about a second together; one at a time, a second each.
 
 use crate::invoke::{build_zip, invoke, payloads};
-use crate::serve::{Answer, Served};
+use crate::serve::{Answer, Served, read_streamed, stream_zip};
 use crate::support;
 use crate::support::stderr;
 
@@ -203,4 +203,33 @@ fn serve_keeps_a_process_per_tenant() {
         scope.spawn(|| ask(Some("b")));
     });
     assert!(started.elapsed() < Duration::from_millis(1900));
+}
+
+/// A streamed response through the concurrent Runtime API: it arrives whole, as it is
+/// streamed, and a stream failing in its trailers cuts only its own response short.
+#[test]
+fn serve_concurrency_streams_responses() {
+    let served = Served::start(
+        stream_zip(),
+        &["--concurrency", "2", "-e", "STREAM_PAUSE_MS=500"],
+    );
+    let (raw, first, end, clean) = read_streamed(served.addr, "/");
+    let text = String::from_utf8_lossy(&raw);
+    assert!(clean, "{text}\n{}", served.stderr());
+    let answer = Answer::parse(&raw).unwrap();
+    assert_eq!(answer.status, 201, "{text}");
+    assert_eq!(answer.body, b"first\nlast\n");
+    assert!(
+        end - first >= Duration::from_millis(300),
+        "{first:?} {end:?}"
+    );
+    let (raw, _, _, clean) = read_streamed(served.addr, "/fail");
+    assert!(!clean, "{}", String::from_utf8_lossy(&raw));
+    let (raw, _, _, clean) = read_streamed(served.addr, "/");
+    assert!(
+        clean,
+        "{}\n{}",
+        String::from_utf8_lossy(&raw),
+        served.stderr()
+    );
 }
