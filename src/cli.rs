@@ -667,6 +667,11 @@ pub struct InvokeArgs {
     #[arg(long, conflicts_with_all = NATIVE_CONFLICTS)]
     pub native: bool,
 
+    /// Invoke as this tenant of a function in tenant-isolation mode: the runtime gets it with
+    /// each event (lambda_runtime's `Context::tenant_id`)
+    #[arg(long, value_name = "ID")]
+    pub tenant_id: Option<String>,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
 
@@ -706,6 +711,12 @@ pub struct FunctionArgs {
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
 
+    /// Run as Lambda Managed Instances do: one process takes up to N invocations at once
+    /// (AWS_LAMBDA_MAX_CONCURRENCY=N; `serve` dispatches concurrent requests, `invoke` sends its
+    /// events concurrently) [default: one at a time, Lambda's default]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: Option<u32>,
+
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
     pub function_name: String,
@@ -740,8 +751,10 @@ default on macOS), and its answer becomes the HTTP response: status, headers, co
 bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
-serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
-request too. Ctrl-C stops it.
+serves them; with `--concurrency N`, up to N at once, as Lambda Managed Instances serve them. A \
+request's `X-Amz-Tenant-Id` header picks the tenant: each tenant gets a process of its own. \
+START / END / REPORT lines and the function's output go to stderr, one line per request too. \
+Ctrl-C stops it.
 
 `--watch` builds the function itself and serves each new build as sources change; `--native` \
 builds it for this machine instead of Lambda (the quickest loop, not the zip that ships).";

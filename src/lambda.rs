@@ -161,7 +161,17 @@ pub mod header {
     pub const EXTENSION_ID: &str = "Lambda-Extension-Identifier";
     pub const EXTENSION_ERROR_TYPE: &str = "Lambda-Extension-Function-Error-Type";
     pub const EXTENSION_EVENT_ID: &str = "Lambda-Extension-Event-Identifier";
+    /// With each event of a function in tenant-isolation mode: the invoke's tenant id
+    /// (lambda_runtime reads it into `Context::tenant_id`).
+    pub const TENANT_ID: &str = "Lambda-Runtime-Aws-Tenant-Id";
+    /// On an invoke (and so on a request to `serve`): the tenant it runs for ("Tenant isolation").
+    pub const INVOKE_TENANT_ID: &str = "X-Amz-Tenant-Id";
 }
+
+/// Lambda Managed Instances: how many invocations one execution environment takes at once; the
+/// Runtime API accepts that many concurrent `next` and `response` calls ("Using the Lambda
+/// runtime API": Managed Instances support concurrent requests).
+pub const MAX_CONCURRENCY_VARIABLE: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 
 /// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has
 /// to go through S3.

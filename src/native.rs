@@ -172,7 +172,8 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 
 /// `invoke --native`: builds, then runs the events as `invoke` runs a zip's.
 pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
-    let (interrupt, reporter, function) = start("invoke", args.function, env, ui)?;
+    let (interrupt, reporter, mut function) = start("invoke", args.function, env, ui)?;
+    function.tenant_id = args.tenant_id;
     // A bad event file fails before the build.
     let events = invoke::read_events(&invoke::event_source(args.data, args.data_file, &env.cwd))?;
     let plan = plan(&args.selection, None, env, ui, "invoke")?;

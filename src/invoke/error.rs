@@ -102,6 +102,9 @@ pub enum InvokeError {
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
+    #[error("`--env {0}` is not a number of concurrent invocations (1 or more)")]
+    InvalidConcurrency(String),
+
     /// Lambda's wording when a function's configuration sets a reserved variable.
     #[error(
         "Lambda was unable to configure your environment variables because the environment \
@@ -269,6 +272,10 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidConcurrency(_) => {
+                "use `--concurrency N`, which sets the variable and serves N invocations at once"
+                    .into()
+            }
             InvokeError::InvalidHandler(_) => {
                 "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
             }

@@ -36,12 +36,22 @@ pub struct FunctionSettings {
     pub check_libraries: bool,
     /// The sysroot qemu runs the other architecture with, when `QEMU_LD_PREFIX` chooses one.
     pub qemu_sysroot: Option<PathBuf>,
+    /// `--concurrency`: Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`; `None` runs one
+    /// invocation at a time, as Lambda's default model does.
+    pub concurrency: Option<u32>,
+    /// `invoke --tenant-id`: the tenant every event runs for.
+    pub tenant_id: Option<String>,
 }
 
 impl FunctionSettings {
     /// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
     pub fn arn(&self) -> String {
         super::ids::function_arn(&self.region, &self.name)
+    }
+
+    /// How many invocations one environment takes at once.
+    pub fn max_concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(1).max(1)
     }
 }
 
@@ -69,6 +79,8 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         container: None,
         check_libraries: false,
         qemu_sysroot: None,
+        concurrency: None,
+        tenant_id: None,
     }
 }
 

@@ -29,7 +29,7 @@ use record::{Outcome, Record};
 
 use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
 use crate::env::{Env, Ui};
-use crate::lambda::{BOOTSTRAP, ZIP_NAME};
+use crate::lambda::{BOOTSTRAP, MAX_CONCURRENCY_VARIABLE, ZIP_NAME};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -115,7 +115,26 @@ pub fn function_settings(
     function.handler = args.handler;
     function.variables = function::parse_variables(&args.env)?;
     function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    function.concurrency = concurrency(args.concurrency, &function.variables)?;
     Ok(function)
+}
+
+/// `--concurrency`, else a number the user gave the variable itself with `--env` (Lambda
+/// Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`), which then drives the Runtime API too.
+fn concurrency(flag: Option<u32>, variables: &[(String, String)]) -> Result<Option<u32>> {
+    let given = variables
+        .iter()
+        .find(|(key, _)| key == MAX_CONCURRENCY_VARIABLE);
+    match (flag, given) {
+        (Some(n), _) => Ok(Some(n)),
+        (None, None) => Ok(None),
+        (None, Some((_, value))) => match value.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(InvokeError::InvalidConcurrency(format!(
+                "{MAX_CONCURRENCY_VARIABLE}={value}"
+            ))),
+        },
+    }
 }
 
 /// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
@@ -145,7 +164,8 @@ impl InvokeConfig {
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
         let events = event_source(args.data, args.data_file, &env.cwd);
-        let function = packaged_function_settings(args.function, env)?;
+        let mut function = packaged_function_settings(args.function, env)?;
+        function.tenant_id = args.tenant_id;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -408,6 +428,34 @@ mod tests {
         assert_eq!(config.events, EventSource::File("/w/ev.json".into()));
         let config = resolve(&["x.zip", "-f", "-"], Path::new("/w"), &[]).unwrap();
         assert_eq!(config.events, EventSource::Stdin);
+    }
+
+    #[test]
+    fn concurrency_comes_from_the_flag_else_the_variable() {
+        let w = Path::new("/w");
+        let concurrency = |args: &[&str]| resolve(args, w, &[]).map(|c| c.function.concurrency);
+        assert_eq!(concurrency(&["x.zip"]).unwrap(), None);
+        assert_eq!(
+            concurrency(&["x.zip", "--concurrency", "8"]).unwrap(),
+            Some(8)
+        );
+        let env = ["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=4"];
+        assert_eq!(concurrency(&env).unwrap(), Some(4));
+        let both = [
+            "x.zip",
+            "--concurrency",
+            "2",
+            "-e",
+            "AWS_LAMBDA_MAX_CONCURRENCY=4",
+        ];
+        assert_eq!(concurrency(&both).unwrap(), Some(2));
+        let err = concurrency(&["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=many"]).unwrap_err();
+        assert!(matches!(err, InvokeError::InvalidConcurrency(_)), "{err}");
+        assert!(err.help().unwrap().contains("--concurrency N"), "{err:?}");
+        let args = ["cargo", "lambda-build", "invoke", "--concurrency", "0"];
+        assert!(Cli::try_parse_from(args).is_err());
+        let config = resolve(&["x.zip", "--tenant-id", "t1"], w, &[]).unwrap();
+        assert_eq!(config.function.tenant_id.as_deref(), Some("t1"));
     }
 
     #[test]

@@ -32,6 +32,7 @@ mod interrupt;
 mod invoke;
 mod invoke_docker;
 mod layers;
+mod managed;
 mod new;
 mod package;
 mod readers;

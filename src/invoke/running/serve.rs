@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -10,7 +11,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::console::{self, Console};
 use super::front::{Arrival, Front, Reply};
-use super::instance::{Instance, ResponseStream};
+use super::instance::{Instance, Job, Jobs, ResponseStream};
 use super::sandbox::Sandbox;
 use crate::cli::ServeArgs;
 use crate::env::{Env, Ui, Verbosity};
@@ -21,6 +22,7 @@ use crate::invoke::{
     packaged_function_settings,
 };
 use crate::lambda::MAX_EVENT_BYTES;
+use crate::lambda::header::INVOKE_TENANT_ID;
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -96,10 +98,15 @@ pub fn announce(front: &Front) -> Result<()> {
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
 }
 
-/// Starts the function of `artifact` in a fresh sandbox and answers `front`'s requests with it,
-/// one at a time, until Ctrl-C (`Err(Interrupted)`) or until `restart()` says to stop (`Ok`);
-/// the function's process and task root are gone when it returns. `serve --watch` calls it once
-/// per build, on the same front, so clients keep their address.
+/// Starts the function of `artifact` in a fresh sandbox and answers `front`'s requests with it
+/// until Ctrl-C (`Err(Interrupted)`) or until `restart()` says to stop (`Ok`); the function's
+/// processes and task roots are gone when it returns. `serve --watch` calls it once per build,
+/// on the same front, so clients keep their address.
+///
+/// Each tenant (a request's `X-Amz-Tenant-Id`) gets an execution environment of its own, as
+/// tenant isolation keeps them apart on Lambda: its own sandbox and process, in a thread of its
+/// own, so that one tenant's invocation never waits for another's. Requests without the header
+/// share the first environment.
 pub fn serve_function(
     front: &Front,
     artifact: &Path,
@@ -110,88 +117,346 @@ pub fn serve_function(
     restart: &dyn Fn() -> bool,
 ) -> Result<()> {
     let sandbox = Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)?;
-    reporter.status(
-        "Serving",
-        format!(
-            "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB; Ctrl-C stops",
-            artifact.display(),
-            sandbox.arch,
-            config.format.describe(),
-            front.addr,
-            config.function.timeout_secs,
-            config.function.memory_mb
-        ),
-    );
+    reporter.status("Serving", serving(artifact, &sandbox, config, front));
     sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
-    let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
-    let mut records = Vec::new();
-    let result = loop {
-        if let Err(stop) = interrupt.check() {
-            break Err(stop.into());
-        }
-        if restart() {
-            break Ok(());
-        }
-        match front.next(Duration::from_millis(50)) {
-            None => {}
-            Some(Arrival::Refused {
-                method,
-                path,
-                reason,
-            }) => reporter.warn(format!("refused {method} {path}: {reason}")),
-            Some(Arrival::Request { request, reply }) => {
-                let started = Instant::now();
-                let (status, record) =
-                    match answer(&mut instance, config, &request, reply, reporter) {
-                        Ok(answered) => answered,
-                        Err(error) => break Err(error),
-                    };
-                if let Some(record) = record {
-                    console.end(&record, config.function.memory_mb);
-                    records.push(record);
-                }
-                if verbosity != Verbosity::Quiet {
-                    console.line(
-                        format!(
-                            "{} {}{} -> {status} ({:.1} ms)",
-                            request.method,
-                            request.path,
-                            if request.query.is_empty() {
-                                String::new()
-                            } else {
-                                format!("?{}", request.query)
-                            },
-                            started.elapsed().as_secs_f64() * 1000.0
-                        )
-                        .as_bytes(),
-                    );
-                }
+    let emulated = sandbox.emulated();
+    let (result, records) = std::thread::scope(|scope| {
+        let start = |sandbox: Sandbox, tenant: Option<String>| {
+            let (sender, arrivals) = mpsc::channel();
+            let thread = scope.spawn(move || {
+                let run = (config, reporter, verbosity, interrupt);
+                serve_environment(&sandbox, tenant, &arrivals, run)
+            });
+            (sender, thread)
+        };
+        let mut environments = vec![(None, start(sandbox, None))];
+        let result = loop {
+            if let Err(stop) = interrupt.check() {
+                break Err(stop.into());
             }
-        }
-    };
-    instance.stop();
-    drop(instance);
+            if restart() {
+                break Ok(());
+            }
+            let (request, reply) = match front.next(Duration::from_millis(50)) {
+                None => continue,
+                Some(Arrival::Refused {
+                    method,
+                    path,
+                    reason,
+                }) => {
+                    reporter.warn(format!("refused {method} {path}: {reason}"));
+                    continue;
+                }
+                Some(Arrival::Request { request, reply }) => (request, reply),
+            };
+            let tenant = tenant_of(&request);
+            let at = match environments.iter().position(|(t, _)| *t == tenant) {
+                Some(at) => at,
+                None => match Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)
+                {
+                    Ok(sandbox) => {
+                        reporter.status(
+                            "Starting",
+                            format!(
+                                "an execution environment of its own for tenant `{}`",
+                                tenant.as_deref().unwrap_or_default()
+                            ),
+                        );
+                        environments.push((tenant.clone(), start(sandbox, tenant)));
+                        environments.len() - 1
+                    }
+                    Err(error) => {
+                        reporter.warn(format!(
+                            "refused {} {}: no execution environment for its tenant: {error}",
+                            request.method, request.path
+                        ));
+                        reply.send(http::failure_response(config.format));
+                        continue;
+                    }
+                },
+            };
+            let (sender, _) = &environments[at].1;
+            if sender.send(Arrival::Request { request, reply }).is_err() {
+                // The environment stopped on an error of its own, told below.
+                break Ok(());
+            }
+        };
+        join(
+            environments.into_iter().map(|(_, environment)| environment),
+            result,
+        )
+    });
     let outcomes = Outcomes {
         records,
         memory_mb: config.function.memory_mb,
     };
-    console::report_summary(&outcomes, reporter, sandbox.emulated());
+    console::report_summary(&outcomes, reporter, emulated);
     result
 }
 
-/// Runs one request through the function and answers it; returns the status sent and the
-/// invocation's record (`None` when the request never became an invocation: too large an event).
-fn answer(
+/// `ARTIFACT (ARCH) as FORMAT at http://ADDR/ : timeout..., memory...; Ctrl-C stops`.
+fn serving(artifact: &Path, sandbox: &Sandbox, config: &ServeConfig, front: &Front) -> String {
+    let concurrency = match config.function.concurrency {
+        Some(n) => format!(", up to {n} invocations at once"),
+        None => String::new(),
+    };
+    format!(
+        "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
+        artifact.display(),
+        sandbox.arch,
+        config.format.describe(),
+        front.addr,
+        config.function.timeout_secs,
+        config.function.memory_mb
+    )
+}
+
+/// Ends the environments (closing its channel ends one once its invocations are over): their
+/// records, and the first error, the serving loop's before theirs.
+fn join<'s>(
+    environments: impl Iterator<
+        Item = (
+            mpsc::Sender<Arrival>,
+            std::thread::ScopedJoinHandle<'s, (Result<()>, Vec<Record>)>,
+        ),
+    >,
+    mut result: Result<()>,
+) -> (Result<()>, Vec<Record>) {
+    let mut records = Vec::new();
+    for (sender, thread) in environments {
+        drop(sender);
+        let (ended, kept) = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        records.extend(kept);
+        if result.is_ok() {
+            result = ended;
+        }
+    }
+    (result, records)
+}
+
+/// The request's tenant (`X-Amz-Tenant-Id`), when it names one.
+fn tenant_of(request: &HttpRequest) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(INVOKE_TENANT_ID))
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// What every environment of a `serve` shares.
+type Run<'r> = (&'r ServeConfig, &'r Reporter, Verbosity, &'r Interrupt);
+
+/// One execution environment: `sandbox`'s function, for `tenant`, answering the requests that
+/// arrive until the channel closes; its records, and why it stopped early.
+fn serve_environment(
+    sandbox: &Sandbox,
+    tenant: Option<String>,
+    arrivals: &Receiver<Arrival>,
+    (config, reporter, verbosity, interrupt): Run<'_>,
+) -> (Result<()>, Vec<Record>) {
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
+    let mut instance =
+        Instance::new(sandbox, &config.function, interrupt, &console).for_tenant(tenant);
+    let mut records = Vec::new();
+    let result = if instance.concurrent() {
+        let mut jobs = Requests {
+            arrivals,
+            closed: false,
+            config,
+            reporter,
+            console: &console,
+            verbosity,
+            records: Vec::new(),
+        };
+        let result = instance.run_jobs(&mut jobs);
+        records = jobs.records;
+        result
+    } else {
+        serve_one_at_a_time(
+            arrivals,
+            config,
+            &mut instance,
+            (reporter, &console, verbosity),
+            &mut records,
+            interrupt,
+        )
+    };
+    instance.stop();
+    (result, records)
+}
+
+/// Requests one after the other, each answered before the next is taken: Lambda's default
+/// model, one invocation at a time per execution environment.
+fn serve_one_at_a_time(
+    arrivals: &Receiver<Arrival>,
+    config: &ServeConfig,
     instance: &mut Instance<'_>,
+    (reporter, console, verbosity): (&Reporter, &Console<'_>, Verbosity),
+    records: &mut Vec<Record>,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    loop {
+        interrupt.check()?;
+        match arrivals.recv_timeout(Duration::from_millis(50)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Arrival::Refused {
+                method,
+                path,
+                reason,
+            }) => reporter.warn(format!("refused {method} {path}: {reason}")),
+            Ok(Arrival::Request { request, reply }) => {
+                let started = Instant::now();
+                let (status, record) = answer(instance, config, &request, reply, reporter)?;
+                if let Some(record) = record {
+                    console.end(&record, config.function.memory_mb);
+                    records.push(record);
+                }
+                log_request(console, verbosity, &request, status, started);
+            }
+        }
+    }
+}
+
+/// `GET /path?query -> 200 (1.2 ms)`, unless `-q`.
+fn log_request(
+    console: &Console<'_>,
+    verbosity: Verbosity,
+    request: &HttpRequest,
+    status: u16,
+    started: Instant,
+) {
+    if verbosity == Verbosity::Quiet {
+        return;
+    }
+    console.line(
+        format!(
+            "{} {}{} -> {status} ({:.1} ms)",
+            request.method,
+            request.path,
+            if request.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", request.query)
+            },
+            started.elapsed().as_secs_f64() * 1000.0
+        )
+        .as_bytes(),
+    );
+}
+
+/// `serve`'s requests with `--concurrency`: each handed to the function as it arrives, up to
+/// the limit at once.
+struct Requests<'r, 'c> {
+    arrivals: &'r Receiver<Arrival>,
+    /// The serving loop closed the channel: no request will come any more.
+    closed: bool,
+    config: &'r ServeConfig,
+    reporter: &'r Reporter,
+    console: &'r Console<'c>,
+    verbosity: Verbosity,
+    records: Vec<Record>,
+}
+
+/// A request's answer under way, with what its log line needs.
+struct Pending<'a> {
+    http: HttpStream<'a>,
+    request: HttpRequest,
+    started: Instant,
+}
+
+impl ResponseStream for Pending<'_> {
+    fn begin(&mut self, content_type: Option<&str>) {
+        self.http.begin(content_type);
+    }
+    fn data(&mut self, data: &[u8]) {
+        self.http.data(data);
+    }
+    fn end(&mut self, complete: bool) {
+        self.http.end(complete);
+    }
+    fn answered(&mut self, outcome: &Outcome) {
+        self.http.answered(outcome);
+    }
+}
+
+impl<'r> Jobs for Requests<'r, '_> {
+    type Stream = Pending<'r>;
+
+    fn take(&mut self) -> Option<Job<Pending<'r>>> {
+        loop {
+            let arrival = match self.arrivals.try_recv() {
+                Ok(arrival) => arrival,
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return None;
+                }
+            };
+            match arrival {
+                Arrival::Refused {
+                    method,
+                    path,
+                    reason,
+                } => self
+                    .reporter
+                    .warn(format!("refused {method} {path}: {reason}")),
+                Arrival::Request { request, reply } => {
+                    let started = Instant::now();
+                    let Some((event, reply)) =
+                        event_of(self.config, &request, reply, self.reporter)
+                    else {
+                        log_request(self.console, self.verbosity, &request, 413, started);
+                        continue;
+                    };
+                    let http = HttpStream::new(reply, self.config.format, self.reporter);
+                    return Some(Job {
+                        event,
+                        stream: Pending {
+                            http,
+                            request,
+                            started,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        self.closed
+    }
+
+    fn ended(&mut self, record: Record, mut pending: Pending<'r>) {
+        if pending.http.reply.is_some() {
+            // A failed init ends the invocation before the instance tells.
+            pending.http.answered(&record.outcome);
+        }
+        self.console.end(&record, self.config.function.memory_mb);
+        self.records.push(record);
+        log_request(
+            self.console,
+            self.verbosity,
+            &pending.request,
+            pending.http.status,
+            pending.started,
+        );
+    }
+}
+
+/// The event of `request`; `None` when it is over Lambda's limit, which is answered 413 here.
+fn event_of(
     config: &ServeConfig,
     request: &HttpRequest,
     reply: Reply,
     reporter: &Reporter,
-) -> Result<(u16, Option<Record>)> {
+) -> Option<(Vec<u8>, Reply)> {
     let event = http::event(
         config.format,
         request,
@@ -207,8 +472,23 @@ fn answer(
             event.len()
         ));
         reply.send(http::too_large_response(MAX_EVENT_BYTES));
-        return Ok((413, None));
+        return None;
     }
+    Some((event, reply))
+}
+
+/// Runs one request through the function and answers it; returns the status sent and the
+/// invocation's record (`None` when the request never became an invocation: too large an event).
+fn answer(
+    instance: &mut Instance<'_>,
+    config: &ServeConfig,
+    request: &HttpRequest,
+    reply: Reply,
+    reporter: &Reporter,
+) -> Result<(u16, Option<Record>)> {
+    let Some((event, reply)) = event_of(config, request, reply, reporter) else {
+        return Ok((413, None));
+    };
     let mut stream = HttpStream::new(reply, config.format, reporter);
     let record = instance.invoke(&event, &mut stream)?;
     if stream.reply.is_some() {

@@ -19,11 +19,11 @@ use crate::lambda::{MAX_STREAMED_BYTES, header};
 
 /// One invocation in flight: what the runtime and the extensions did with it so far.
 pub(super) struct Invocation {
-    request_id: String,
+    pub(super) request_id: String,
     /// When the event was handed over, and when Lambda stops waiting.
     started: Instant,
     pub(super) deadline: Instant,
-    outcome: Option<Outcome>,
+    pub(super) outcome: Option<Outcome>,
     status: Option<Status>,
     /// The runtime asked for its next event after answering: the invocation ends once the
     /// extensions are back in `next` too.
@@ -67,6 +67,16 @@ impl Instance<'_> {
         let Some(next) = self.next.take() else {
             unreachable!("init leaves a process waiting in `next`");
         };
+        self.deliver_to(next, request_id, event)
+    }
+
+    /// [`Instance::deliver`] to this `next` (one of several with concurrency).
+    pub(super) fn deliver_to(
+        &mut self,
+        next: ApiRequest,
+        request_id: String,
+        event: &[u8],
+    ) -> Invocation {
         self.log.start(&request_id);
         let deadline_at = SystemTime::now() + self.timeout;
         let trace_id = ids::trace_id(SystemTime::now());
@@ -80,6 +90,11 @@ impl Instance<'_> {
             (header::TRACE_ID, trace_id.clone()),
             ("Content-Type", "application/json".to_owned()),
         ];
+        let tenant = self
+            .tenant_id
+            .clone()
+            .map(|tenant| (header::TENANT_ID, tenant));
+        let headers: Vec<(&str, String)> = headers.into_iter().chain(tenant).collect();
         let started = Instant::now();
         let invoke_event = serde_json::json!({
             "eventType": "INVOKE",
@@ -117,6 +132,7 @@ impl Instance<'_> {
             Happening::Request(request) => return self.request(invocation, *request, stream),
             Happening::Extension => return self.extensions_changed(invocation),
             Happening::Piece(piece) => self.piece(invocation, piece, stream),
+            Happening::StreamPiece(..) => {}
             Happening::Exited => {
                 self.runtime_exited(invocation, stream);
                 return ControlFlow::Break(());
@@ -169,7 +185,7 @@ impl Instance<'_> {
     /// `POST /runtime/invocation/{id}/response`: the response, whole, too large, or the
     /// beginning of a stream. For another invocation, for one that has its answer already
     /// (rapid's ErrResponseSent), or while a response still streams: 400.
-    fn response(
+    pub(super) fn response(
         &mut self,
         invocation: &mut Invocation,
         current: bool,
@@ -202,7 +218,12 @@ impl Instance<'_> {
 
     /// `POST /runtime/invocation/{id}/error`: the handler's error, its payload passed through
     /// as Lambda passes it. For another invocation, or one that has its answer already: 400.
-    fn error(&mut self, invocation: &mut Invocation, current: bool, request: ApiRequest) {
+    pub(super) fn error(
+        &mut self,
+        invocation: &mut Invocation,
+        current: bool,
+        request: ApiRequest,
+    ) {
         if !current || invocation.outcome.is_some() {
             return request.invalid_request_id();
         }
@@ -233,7 +254,7 @@ impl Instance<'_> {
 
     /// A piece of the streamed response: passed on up to Lambda's limit; at its end (or its
     /// break), the outcome, and the runtime's POST answered.
-    fn piece(
+    pub(super) fn piece(
         &mut self,
         invocation: &mut Invocation,
         piece: Piece,
@@ -298,7 +319,11 @@ impl Instance<'_> {
 
     /// The runtime's process ended: `Runtime.ExitError`, also after an answer, which Lambda
     /// reports so since the runtime never asked for the next event.
-    fn runtime_exited(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+    pub(super) fn runtime_exited(
+        &mut self,
+        invocation: &mut Invocation,
+        stream: &mut dyn ResponseStream,
+    ) {
         if self.streaming.take().is_some() {
             stream.end(false);
         }
@@ -319,7 +344,11 @@ impl Instance<'_> {
 
     /// The invocation's timeout: `Sandbox.Timedout` unless the runtime had answered, and the
     /// environment reset either way.
-    fn timed_out(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+    pub(super) fn timed_out(
+        &mut self,
+        invocation: &mut Invocation,
+        stream: &mut dyn ResponseStream,
+    ) {
         if self.streaming.take().is_some() {
             stream.end(false);
         }

@@ -15,6 +15,7 @@
 //! after a crash or a timeout) flushes the telemetry, sends SHUTDOWN, signals the runtime, and
 //! kills what still runs after 2 seconds.
 
+mod concurrent;
 mod extensions;
 mod init;
 mod invocation;
@@ -22,6 +23,7 @@ mod process;
 
 use std::time::{Duration, Instant, SystemTime};
 
+pub use concurrent::{Job, Jobs};
 use extensions::{Extension, send_extension_event};
 use init::Init;
 use invocation::Streaming;
@@ -83,6 +85,14 @@ pub struct Instance<'a> {
     streaming: Option<Streaming>,
     /// In container mode: whose peak memory is reported (the processes here are relays).
     container: Option<&'a crate::invoke::container::Environment>,
+    /// Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY` (1: Lambda's default model).
+    concurrency: u32,
+    /// The tenant this environment serves, sent with each event.
+    tenant_id: Option<String>,
+    /// With concurrency: the responses being streamed, each with its invocation's request id.
+    streams: Vec<(String, Streaming)>,
+    /// With concurrency: the runtime's other `GET next`s, held until there is work for them.
+    held: Vec<ApiRequest>,
 }
 
 /// What [`Instance::wait`] saw.
@@ -90,6 +100,8 @@ enum Happening {
     /// A request of the Runtime API (the Extensions and Telemetry APIs' are answered in `wait`).
     Request(Box<ApiRequest>),
     Piece(Piece),
+    /// A piece of one of the concurrent streams, with its invocation's request id.
+    StreamPiece(String, Piece),
     /// The runtime's process ended.
     Exited,
     /// An extension registered, asked for its next event, reported an error or ended.
@@ -154,7 +166,23 @@ impl<'a> Instance<'a> {
             extension_init_error: None,
             streaming: None,
             container: sandbox.container.as_ref(),
+            concurrency: function.max_concurrency(),
+            tenant_id: function.tenant_id.clone(),
+            streams: Vec::new(),
+            held: Vec::new(),
         }
+    }
+
+    /// The environment of one tenant (tenant isolation: Lambda never shares one between
+    /// tenants).
+    pub fn for_tenant(mut self, tenant_id: Option<String>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
+
+    /// Whether it takes several invocations at once (`--concurrency` above 1).
+    pub fn concurrent(&self) -> bool {
+        self.concurrency > 1
     }
 
     /// Runs one event: starts the process first when there is none (a cold start, or after a
@@ -224,7 +252,12 @@ impl<'a> Instance<'a> {
                         drop(self.process.take());
                         self.next = None;
                     }
-                    Ok(Happening::Request(_) | Happening::Extension | Happening::Piece(_)) => {}
+                    Ok(
+                        Happening::Request(_)
+                        | Happening::Extension
+                        | Happening::Piece(_)
+                        | Happening::StreamPiece(..),
+                    ) => {}
                 }
             }
         }
@@ -255,14 +288,36 @@ impl<'a> Instance<'a> {
             process.forward_output(&tee, true);
         }
         self.next = None;
+        self.held.clear();
+        self.streams.clear();
     }
 
     /// Holds the runtime's `GET next` until there is an event for it.
     fn hold_next(&mut self, request: ApiRequest) {
-        if self.process.is_some() {
+        if self.process.is_none() {
+            return;
+        }
+        if self.concurrency > 1 && self.next.is_some() {
+            // Managed Instances: up to `concurrency` wait at once (see `concurrent`).
+            self.held.push(request);
+        } else {
             // A second pending `next` replaces the first, which is answered 500 as it drops.
             self.next = Some(request);
         }
+    }
+
+    /// A piece of one of the concurrent streams, if one arrived.
+    fn stream_piece(&self) -> Option<Happening> {
+        self.streams.iter().find_map(|(id, streaming)| {
+            let piece = match streaming.pieces.try_recv() {
+                Ok(piece) => piece,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Piece::Broken("the stream's reader stopped".to_owned())
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            };
+            Some(Happening::StreamPiece(id.clone(), piece))
+        })
     }
 
     fn peak_memory(&mut self) -> Option<u64> {
@@ -308,6 +363,9 @@ impl<'a> Instance<'a> {
                     }
                     Err(std::sync::mpsc::TryRecvError::Empty) => {}
                 }
+            }
+            if let Some(piece) = self.stream_piece() {
+                return Ok(piece);
             }
             if let Some(request) = self.api.try_recv() {
                 if request.route.is_extensions_api() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::invoke::function::FunctionSettings;
-use crate::lambda::{BOOTSTRAP, LATEST_VERSION};
+use crate::lambda::{BOOTSTRAP, LATEST_VERSION, MAX_CONCURRENCY_VARIABLE};
 
 pub use crate::invoke::emulation::{Emulator, emulation};
 
@@ -61,6 +61,11 @@ pub fn environment(
     for (key, value) in &config.variables {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
+    }
+    // What the Runtime API serves: `--concurrency` over an `--env` of the same variable.
+    if let Some(n) = config.concurrency {
+        env.retain(|(k, _)| k != MAX_CONCURRENCY_VARIABLE);
+        env.push((MAX_CONCURRENCY_VARIABLE.to_owned(), n.to_string()));
     }
     env
 }
@@ -170,11 +175,44 @@ mod tests {
             container: None,
             check_libraries: true,
             qemu_sysroot: None,
+            concurrency: None,
+            tenant_id: None,
         }
     }
 
     fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
         env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn managed_instances_get_their_concurrency() {
+        let env = |config: &FunctionSettings| {
+            environment(
+                config,
+                Path::new("/t"),
+                Path::new("/o"),
+                ([127, 0, 0, 1], 9001).into(),
+                "s",
+            )
+        };
+        let plain = env(&config());
+        assert!(!plain.iter().any(|(k, _)| k == MAX_CONCURRENCY_VARIABLE));
+        let managed = env(&FunctionSettings {
+            concurrency: Some(8),
+            ..config()
+        });
+        assert!(managed.contains(&(MAX_CONCURRENCY_VARIABLE.to_owned(), "8".to_owned())));
+        let overridden = env(&FunctionSettings {
+            concurrency: Some(2),
+            variables: vec![(MAX_CONCURRENCY_VARIABLE.to_owned(), "4".to_owned())],
+            ..config()
+        });
+        let values: Vec<&str> = overridden
+            .iter()
+            .filter(|(k, _)| k == MAX_CONCURRENCY_VARIABLE)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(values, ["2"]);
     }
 
     #[test]
