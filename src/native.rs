@@ -174,7 +174,12 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
     let (interrupt, reporter, function) = start("invoke", args.function, env, ui)?;
     // A bad event file fails before the build.
-    let events = invoke::read_events(&invoke::event_source(args.data, args.data_file, &env.cwd))?;
+    let events = invoke::read_events(&invoke::event_source(
+        args.data,
+        args.data_file,
+        args.data_example,
+        &env.cwd,
+    )?)?;
     let plan = plan(&args.selection, None, env, ui, "invoke")?;
     let executable = build(&plan, &reporter, &interrupt)?;
     let outcomes = invoke::invoke(

@@ -3,10 +3,15 @@
 
 use std::io::Write;
 
+use std::time::SystemTime;
+
+use serde_json::json;
+
+use super::telemetry::rfc3339_millis;
 use crate::env::Verbosity;
 use crate::invoke::Outcomes;
-use crate::invoke::record::{self, Log, Record};
-use crate::lambda::LATEST_VERSION;
+use crate::invoke::record::{self, Log, Record, Status};
+use crate::lambda::{LATEST_VERSION, PLATFORM_REPORT, PLATFORM_START};
 use crate::report::Reporter;
 
 pub struct Console<'a> {
@@ -15,6 +20,8 @@ pub struct Console<'a> {
     lambda_lines: bool,
     /// The function runs under qemu-user, whose memory its peak includes.
     emulated: bool,
+    /// The JSON log format: Lambda's lines are `platform.*` objects (see `lambda::PLATFORM_START`).
+    json: bool,
 }
 
 impl Console<'_> {
@@ -23,7 +30,23 @@ impl Console<'_> {
             reporter,
             lambda_lines: verbosity != Verbosity::Quiet,
             emulated,
+            json: false,
         }
+    }
+
+    /// Lambda's lines as the JSON log format writes them.
+    pub fn json(self, json: bool) -> Self {
+        Console { json, ..self }
+    }
+
+    /// One of Lambda's own lines in the JSON log format.
+    fn platform(&self, kind: &str, record: serde_json::Value) {
+        let line = json!({
+            "time": rfc3339_millis(SystemTime::now()),
+            "type": kind,
+            "record": record,
+        });
+        self.line(line.to_string().as_bytes());
     }
 
     pub fn line(&self, line: &[u8]) {
@@ -40,14 +63,52 @@ impl Console<'_> {
         if !record.started {
             self.start(&record.request_id);
         }
+        if self.json {
+            self.platform(PLATFORM_REPORT, report_record(record, memory_mb));
+            return;
+        }
         self.line(format!("END RequestId: {}", record.request_id).as_bytes());
         self.line(record.report_line(memory_mb, self.emulated).as_bytes());
     }
 }
 
+/// REPORT's fields as `platform.report`'s record.
+fn report_record(record: &Record, memory_mb: u32) -> serde_json::Value {
+    let millis = |d: std::time::Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
+    let mut metrics = json!({
+        "durationMs": millis(record.duration),
+        "memorySizeMB": memory_mb,
+    });
+    if let Some(kib) = record.max_memory_kib {
+        metrics["maxMemoryUsedMB"] = json!(record::mb_of_kib(kib));
+    }
+    if let Some(init) = record.init_duration {
+        metrics["initDurationMs"] = json!(millis(init));
+    }
+    let mut fields = json!({
+        "requestId": record.request_id,
+        "metrics": metrics,
+        "status": "success",
+    });
+    match &record.status {
+        None => {}
+        Some(Status::Timeout) => fields["status"] = json!("timeout"),
+        Some(Status::Error(error_type)) => {
+            fields["status"] = json!("error");
+            fields["errorType"] = json!(error_type);
+        }
+    }
+    fields
+}
+
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
-        if self.lambda_lines {
+        if self.lambda_lines && self.json {
+            self.platform(
+                PLATFORM_START,
+                json!({"requestId": request_id, "version": LATEST_VERSION}),
+            );
+        } else if self.lambda_lines {
             self.line(
                 format!("START RequestId: {request_id} Version: {LATEST_VERSION}").as_bytes(),
             );

@@ -126,7 +126,8 @@ pub fn serve_function(
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some())
+        .json(config.function.json_logs());
     let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
     let mut records = Vec::new();
     let result = loop {
