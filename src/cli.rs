@@ -443,6 +443,8 @@ impl From<BuildArgs> for CommandLine {
                 include: some(args.include),
                 layers: some(args.layer),
                 extension: args.extension.then_some(true),
+                // No build flag: `invoke`'s and `serve`'s `--env` win over the table instead.
+                env: None,
             },
         };
         CommandLine {

@@ -45,7 +45,10 @@ pub const EXAMPLES: &[Example] = &[
         "cloudwatch-logs",
         "CloudWatch Logs subscription filter (gzipped, base64 data)"
     ),
-    example!("cognito-pre-signup", "Cognito user pool pre sign-up trigger"),
+    example!(
+        "cognito-pre-signup",
+        "Cognito user pool pre sign-up trigger"
+    ),
 ];
 
 /// The sample called `name`.

@@ -61,7 +61,9 @@ impl FunctionSettings {
 pub enum LogFormat {
     Text,
     /// With the application log level, one of `lambda::LOG_LEVELS`.
-    Json { level: &'static str },
+    Json {
+        level: &'static str,
+    },
 }
 
 impl LogFormat {
@@ -170,7 +172,9 @@ pub fn parse_env_file(
             return Err(bad(format!("`{line}` has no variable name before `=`")));
         }
         if key.contains(char::is_whitespace) {
-            return Err(bad(format!("the variable name `{key}` contains whitespace")));
+            return Err(bad(format!(
+                "the variable name `{key}` contains whitespace"
+            )));
         }
         match value {
             Some(value) => variables.push((key.to_owned(), value.to_owned())),
@@ -218,6 +222,73 @@ mod tests {
             parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
             [("K".into(), "a=b".into()), ("E".into(), String::new())]
         );
+    }
+
+    #[test]
+    fn env_files_are_read_as_docker_reads_them() {
+        let path = Path::new("f.env");
+        let here = |key: &str| (key == "HERE").then(|| "from here".to_owned());
+        let text = "\u{feff}# comment\n\n  A=1\r\nQ=\"quoted\" # kept\nE=\nHERE\nGONE\nK=a=b\n";
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            parse_env_file(path, text, &here).unwrap(),
+            pairs(&[
+                ("A", "1"),
+                ("Q", "\"quoted\" # kept"),
+                ("E", ""),
+                ("HERE", "from here"),
+                ("K", "a=b"),
+            ])
+        );
+        for (text, line, reason) in [
+            ("A=1\n=x\n", 2, "`=x` has no variable name before `=`"),
+            (
+                "MY KEY=x",
+                1,
+                "the variable name `MY KEY` contains whitespace",
+            ),
+            (
+                "\n\nTAB\tKEY",
+                3,
+                "the variable name `TAB\tKEY` contains whitespace",
+            ),
+        ] {
+            let err = parse_env_file(path, text, &here).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("f.env:{line}: {reason}"),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_settings_table_is_under_the_file_and_the_flags() {
+        let mut function = default_function("f", &|_| None);
+        function.variables =
+            parse_variables(&["A=flag".into(), "B=flag".into(), "A=last".into()]).unwrap();
+        assert_eq!(function.variables.len(), 2);
+        let table = [
+            ("C".to_owned(), "table".to_owned()),
+            ("A".into(), "table".into()),
+        ];
+        function.add_settings_env(&table).unwrap();
+        let get = |key: &str| {
+            let found = function.variables.iter().find(|(k, _)| k == key);
+            found.map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("A"), Some("last"));
+        assert_eq!(get("C"), Some("table"));
+        assert_eq!(function.variables.len(), 3);
+        let reserved = [("_HANDLER".to_owned(), "x".to_owned())];
+        assert!(matches!(
+            function.add_settings_env(&reserved),
+            Err(InvokeError::ReservedEnv(_))
+        ));
     }
 
     #[test]

@@ -140,7 +140,9 @@ fn log_format(
 ) -> Result<Option<function::LogFormat>> {
     // The flag's values are Lambda's levels, in the same order.
     let level = level.map(|level| {
-        let index = LogLevelArg::value_variants().iter().position(|l| *l == level);
+        let index = LogLevelArg::value_variants()
+            .iter()
+            .position(|l| *l == level);
         crate::lambda::LOG_LEVELS[index.unwrap_or_default()]
     });
     Ok(match (format, level) {
@@ -460,6 +462,45 @@ mod tests {
     }
 
     #[test]
+    fn log_flags_are_lambdas_logging_configuration() {
+        use function::LogFormat;
+        let format = |args: &[&str]| resolve(&[&["x.zip"], args].concat(), Path::new("/w"), &[]);
+        assert_eq!(format(&[]).unwrap().function.log_format, None);
+        assert_eq!(
+            format(&["--log-format", "text"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Text)
+        );
+        assert_eq!(
+            format(&["--log-format", "json"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "INFO" })
+        );
+        // A level implies JSON, as Lambda takes one only with JSON.
+        assert_eq!(
+            format(&["--log-level", "WARN"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "WARN" })
+        );
+        assert!(matches!(
+            format(&["--log-format", "text", "--log-level", "fatal"]),
+            Err(InvokeError::LogLevelNeedsJson("FATAL"))
+        ));
+        let config = format(&["--data-example", "sqs"]).unwrap();
+        assert!(matches!(config.events, EventSource::Example(e) if e.name == "sqs"));
+        assert!(matches!(
+            format(&["--data-example", "nope"]),
+            Err(InvokeError::UnknownExample(_))
+        ));
+    }
+
+    #[test]
     fn limits_are_lambdas() {
         for bad in [
             &["--timeout", "0"][..],
@@ -467,6 +508,8 @@ mod tests {
             &["--memory", "127"],
             &["--memory", "10241"],
             &["-d", "{}", "-f", "x"],
+            &["-d", "{}", "--data-example", "sqs"],
+            &["-f", "x", "--data-example", "sqs"],
         ] {
             let args = ["cargo", "lambda-build", "invoke"].iter().chain(bad);
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");

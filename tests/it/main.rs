@@ -24,6 +24,8 @@ mod docker_reliability;
 mod docker_remote;
 mod doctor;
 mod e2e;
+mod examples;
+mod function_env;
 mod habits;
 mod hostile;
 mod hosts;

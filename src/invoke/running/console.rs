@@ -164,3 +164,44 @@ pub fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invoke::record::Outcome;
+    use std::time::Duration;
+
+    #[test]
+    fn report_records_are_lambdas_platform_report() {
+        let mut record = Record {
+            request_id: "id".into(),
+            outcome: Outcome::Response(Vec::new()),
+            duration: Duration::from_micros(1_234),
+            init_duration: Some(Duration::from_micros(25_500)),
+            max_memory_kib: Some(9 * 1024 + 1),
+            status: None,
+            started: true,
+        };
+        assert_eq!(
+            report_record(&record, 128),
+            json!({
+                "requestId": "id",
+                "metrics": {
+                    "durationMs": 1.23,
+                    "memorySizeMB": 128,
+                    "maxMemoryUsedMB": 10,
+                    "initDurationMs": 25.5,
+                },
+                "status": "success",
+            })
+        );
+        record.status = Some(Status::Error("Runtime.ExitError".into()));
+        let failed = report_record(&record, 128);
+        assert_eq!(
+            (&failed["status"], &failed["errorType"]),
+            (&json!("error"), &json!("Runtime.ExitError"))
+        );
+        record.status = Some(Status::Timeout);
+        assert_eq!(report_record(&record, 128)["status"], "timeout");
+    }
+}

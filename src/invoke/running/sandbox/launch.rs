@@ -58,7 +58,12 @@ pub fn environment(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     env.extend(config.credentials.iter().cloned());
-    env.extend(config.log_format.iter().flat_map(|format| format.variables()));
+    env.extend(
+        config
+            .log_format
+            .iter()
+            .flat_map(|format| format.variables()),
+    );
     for (key, value) in &config.variables {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
