@@ -834,7 +834,7 @@ pub enum LogFormatArg {
     Json,
 }
 
-/// `--log-level`: Lambda's `ApplicationLogLevel`.
+/// `--log-level`: Lambda's `ApplicationLogLevel`, in `lambda::LOG_LEVELS`' order (its index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogLevelArg {
     Trace,

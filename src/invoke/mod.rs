@@ -19,8 +19,6 @@ pub mod ids;
 pub mod record;
 
 use std::io::{IsTerminal, Read};
-
-use clap::ValueEnum;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -139,12 +137,7 @@ fn log_format(
     level: Option<LogLevelArg>,
 ) -> Result<Option<function::LogFormat>> {
     // The flag's values are Lambda's levels, in the same order.
-    let level = level.map(|level| {
-        let index = LogLevelArg::value_variants()
-            .iter()
-            .position(|l| *l == level);
-        crate::lambda::LOG_LEVELS[index.unwrap_or_default()]
-    });
+    let level = level.map(|level| crate::lambda::LOG_LEVELS[level as usize]);
     Ok(match (format, level) {
         (Some(LogFormatArg::Text), Some(level)) => {
             return Err(InvokeError::LogLevelNeedsJson(level));
