@@ -487,9 +487,7 @@ fn smoke_test(
         }
         let mut settings = invoke::default_function(&function.bin, &lookup);
         settings.layers = function.layers.clone();
-        settings
-            .add_settings_env(&function.env)
-            .map_err(invoke::InvokeError::from)?;
+        settings.add_settings_env(&function.env)?;
         if let Some(chosen) = container {
             let docker = config.docker.clone().unwrap_or_default();
             let mut plan = invoke::container::ContainerPlan::new(chosen, docker, env)
