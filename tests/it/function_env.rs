@@ -61,15 +61,14 @@ fn an_env_file_is_read_as_docker_reads_it_under_the_env_flags() {
     assert_eq!(var("NOT_HERE"), None);
 
     // A line docker refuses is refused with its file and line, before anything runs.
-    fs::write(&file, "GREETING=hi\n# fine\nTABLE NAME=orders\n").unwrap();
-    let output = invoke_here(&[
-        zip_arg(misbehave_zip()),
-        "-d",
-        "{}",
-        "--env-file",
-        file.to_str().unwrap(),
-    ]);
-    assert_exit(&output, 1);
+    let refused = |text: &str| {
+        fs::write(&file, text).unwrap();
+        let args = ["-d", "{}", "--env-file", file.to_str().unwrap()];
+        let output = invoke_here(&[&[zip_arg(misbehave_zip())][..], &args].concat());
+        assert_exit(&output, 1);
+        output
+    };
+    let output = refused("GREETING=hi\n# fine\nTABLE NAME=orders\n");
     let err = stderr(&output);
     assert!(
         err.contains(&format!(
@@ -81,15 +80,7 @@ fn an_env_file_is_read_as_docker_reads_it_under_the_env_flags() {
     assert!(!err.contains("Invoking"), "{err}");
 
     // Lambda's reserved keys are refused from a file as from `--env`.
-    fs::write(&file, "AWS_REGION=eu-west-1\n").unwrap();
-    let output = invoke_here(&[
-        zip_arg(misbehave_zip()),
-        "-d",
-        "{}",
-        "--env-file",
-        file.to_str().unwrap(),
-    ]);
-    assert_exit(&output, 1);
+    let output = refused("AWS_REGION=eu-west-1\n");
     assert!(
         stderr(&output).contains("Reserved keys used in this request: AWS_REGION"),
         "{}",

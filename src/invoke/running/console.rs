@@ -168,20 +168,10 @@ pub fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invoke::record::Outcome;
-    use std::time::Duration;
 
     #[test]
     fn report_records_are_lambdas_platform_report() {
-        let mut record = Record {
-            request_id: "id".into(),
-            outcome: Outcome::Response(Vec::new()),
-            duration: Duration::from_micros(1_234),
-            init_duration: Some(Duration::from_micros(25_500)),
-            max_memory_kib: Some(9 * 1024 + 1),
-            status: None,
-            started: true,
-        };
+        let mut record = crate::invoke::record::tests::cold_record();
         assert_eq!(
             report_record(&record, 128),
             json!({
