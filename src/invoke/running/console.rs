@@ -5,7 +5,7 @@ use std::io::Write;
 
 use std::time::SystemTime;
 
-use serde_json::json;
+use serde::Serialize;
 
 use super::telemetry::rfc3339_millis;
 use crate::env::Verbosity;
@@ -40,13 +40,15 @@ impl Console<'_> {
     }
 
     /// One of Lambda's own lines in the JSON log format.
-    fn platform(&self, kind: &str, record: serde_json::Value) {
-        let line = json!({
-            "time": rfc3339_millis(SystemTime::now()),
-            "type": kind,
-            "record": record,
-        });
-        self.line(line.to_string().as_bytes());
+    fn platform(&self, kind: &str, record: impl Serialize) {
+        let line = Platform {
+            time: rfc3339_millis(SystemTime::now()),
+            kind,
+            record,
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
+            self.line(line.as_bytes());
+        }
     }
 
     pub fn line(&self, line: &[u8]) {
@@ -72,42 +74,75 @@ impl Console<'_> {
     }
 }
 
-/// REPORT's fields as `platform.report`'s record.
-fn report_record(record: &Record, memory_mb: u32) -> serde_json::Value {
+/// A line of Lambda's in the JSON log format, its fields in Lambda's order.
+#[derive(Serialize)]
+struct Platform<'a, R> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    record: R,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StartRecord<'a> {
+    request_id: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportRecord<'a> {
+    request_id: &'a str,
+    metrics: Metrics,
+    /// `success`, `error` or `timeout`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    #[serde(rename = "durationMs")]
+    duration_ms: f64,
+    #[serde(rename = "memorySizeMB")]
+    memory_size_mb: u32,
+    #[serde(rename = "maxMemoryUsedMB", skip_serializing_if = "Option::is_none")]
+    max_memory_used_mb: Option<u64>,
+    #[serde(rename = "initDurationMs", skip_serializing_if = "Option::is_none")]
+    init_duration_ms: Option<f64>,
+}
+
+/// REPORT's fields as `platform.report`'s record, in milliseconds to two places as REPORT has
+/// them.
+fn report_record(record: &Record, memory_mb: u32) -> ReportRecord<'_> {
     let millis = |d: std::time::Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
-    let mut metrics = json!({
-        "durationMs": millis(record.duration),
-        "memorySizeMB": memory_mb,
-    });
-    if let Some(kib) = record.max_memory_kib {
-        metrics["maxMemoryUsedMB"] = json!(record::mb_of_kib(kib));
+    let (status, error_type) = match &record.status {
+        None => ("success", None),
+        Some(Status::Timeout) => ("timeout", None),
+        Some(Status::Error(error_type)) => ("error", Some(error_type.as_str())),
+    };
+    ReportRecord {
+        request_id: &record.request_id,
+        metrics: Metrics {
+            duration_ms: millis(record.duration),
+            memory_size_mb: memory_mb,
+            max_memory_used_mb: record.max_memory_kib.map(record::mb_of_kib),
+            init_duration_ms: record.init_duration.map(millis),
+        },
+        status,
+        error_type,
     }
-    if let Some(init) = record.init_duration {
-        metrics["initDurationMs"] = json!(millis(init));
-    }
-    let mut fields = json!({
-        "requestId": record.request_id,
-        "metrics": metrics,
-        "status": "success",
-    });
-    match &record.status {
-        None => {}
-        Some(Status::Timeout) => fields["status"] = json!("timeout"),
-        Some(Status::Error(error_type)) => {
-            fields["status"] = json!("error");
-            fields["errorType"] = json!(error_type);
-        }
-    }
-    fields
 }
 
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
         if self.lambda_lines && self.json {
-            self.platform(
-                PLATFORM_START,
-                json!({"requestId": request_id, "version": LATEST_VERSION}),
-            );
+            let record = StartRecord {
+                request_id,
+                version: LATEST_VERSION,
+            };
+            self.platform(PLATFORM_START, record);
         } else if self.lambda_lines {
             self.line(
                 format!("START RequestId: {request_id} Version: {LATEST_VERSION}").as_bytes(),
@@ -172,9 +207,16 @@ mod tests {
     #[test]
     fn report_records_are_lambdas_platform_report() {
         let mut record = crate::invoke::record::tests::cold_record();
+        let report = |record: &Record| serde_json::to_value(report_record(record, 128)).unwrap();
         assert_eq!(
-            report_record(&record, 128),
-            json!({
+            serde_json::to_string(&report_record(&record, 128)).unwrap(),
+            "{\"requestId\":\"id\",\"metrics\":{\"durationMs\":1.23,\"memorySizeMB\":128,\
+             \"maxMemoryUsedMB\":10,\"initDurationMs\":25.5},\"status\":\"success\"}",
+            "Lambda's order"
+        );
+        assert_eq!(
+            report(&record),
+            serde_json::json!({
                 "requestId": "id",
                 "metrics": {
                     "durationMs": 1.23,
@@ -186,12 +228,15 @@ mod tests {
             })
         );
         record.status = Some(Status::Error("Runtime.ExitError".into()));
-        let failed = report_record(&record, 128);
+        let failed = report(&record);
         assert_eq!(
             (&failed["status"], &failed["errorType"]),
-            (&json!("error"), &json!("Runtime.ExitError"))
+            (
+                &serde_json::json!("error"),
+                &serde_json::json!("Runtime.ExitError")
+            )
         );
         record.status = Some(Status::Timeout);
-        assert_eq!(report_record(&record, 128)["status"], "timeout");
+        assert_eq!(report(&record)["status"], "timeout");
     }
 }
