@@ -186,6 +186,9 @@ pub struct FunctionConfig {
     pub extension: bool,
     /// The zips of the layers the function is deployed with. Absolute.
     pub layers: Vec<PathBuf>,
+    /// Its environment variables, by name: the `env` tables of its layers merged, a higher
+    /// layer's value winning.
+    pub env: Vec<(String, String)>,
 }
 
 /// The keys one cargo invocation has once, so the packages of a build must agree on them
@@ -224,6 +227,9 @@ pub struct FunctionSettings {
     pub include: Option<Vec<String>>,
     pub layers: Option<Vec<PathBuf>>,
     pub extension: Option<bool>,
+    /// The function's environment variables when `invoke` and `serve` run what the tool
+    /// builds (`--invoke-with`, `--native`, `--watch`): a table of strings.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// Where a layer comes from, to say where one of its keys was set.
@@ -544,9 +550,23 @@ impl<'de> Deserializer<'de> for Var<'_> {
         )))
     }
 
+    /// The one table, `env`: `KEY=VALUE` pairs separated by commas.
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        let mut pairs = Vec::new();
+        for item in (self.text.split(',').map(str::trim)).filter(|item| !item.is_empty()) {
+            let pair = item.split_once('=').filter(|(key, _)| !key.is_empty());
+            pairs.push(pair.ok_or_else(|| {
+                ValueError::custom(format!(
+                    "`{item}` is not KEY=VALUE: write the variables as `KEY=VALUE,OTHER=VALUE`"
+                ))
+            })?);
+        }
+        visitor.visit_map(MapDeserializer::new(pairs.into_iter()))
+    }
+
     serde::forward_to_deserialize_any! {
         i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct newtype_struct tuple tuple_struct map struct identifier ignored_any
+        unit_struct newtype_struct tuple tuple_struct struct identifier ignored_any
     }
 }
 
@@ -779,7 +799,23 @@ impl<'a> Stack<'a> {
             include: self.get(|l| &l.function.include).unwrap_or_default(),
             extension: self.get(|l| &l.function.extension).unwrap_or(false),
             layers: self.get(|l| &l.function.layers).unwrap_or_default(),
+            env: self.env(),
         }
+    }
+
+    /// Unlike a list, the `env` tables add up, variable by variable, as cargo-lambda's do:
+    /// the workspace's `RUST_LOG` stays when a package sets its own `TABLE_NAME`.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = BTreeMap::new();
+        for table in self
+            .layers
+            .iter()
+            .rev()
+            .filter_map(|l| l.function.env.as_ref())
+        {
+            env.extend(table.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env.into_iter().collect()
     }
 }
 
@@ -1324,6 +1360,46 @@ mod tests {
     }
 
     #[test]
+    fn env_tables_add_up_variable_by_variable_the_higher_winning() {
+        let package = json!({
+            "env": { "TABLE": "orders", "LEVEL": "package" },
+            "bin": { "worker": { "env": { "LEVEL": "worker" } } },
+        });
+        let workspace = json!({ "env": { "RUST_LOG": "info", "TABLE": "workspace" } });
+        let p = project(
+            &[("app", "api", package.clone()), ("app", "worker", package)],
+            workspace,
+        );
+        let vars = [("CARGO_LAMBDA_BUILD_ENV", "FROM_ENV=1, TABLE=env")];
+        let c = resolve(&[], &env_with(&vars), &p).unwrap();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            c.functions[0].env,
+            pairs(&[
+                ("FROM_ENV", "1"),
+                ("LEVEL", "package"),
+                ("RUST_LOG", "info"),
+                ("TABLE", "env")
+            ])
+        );
+        assert_eq!(c.functions[1].env[1], ("LEVEL".into(), "worker".into()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let bad = [("CARGO_LAMBDA_BUILD_ENV", "A=1,oops")];
+        let err = resolve(&[], &env_with(&bad), &p).unwrap_err().to_string();
+        assert!(err.contains("`oops` is not KEY=VALUE"), "{err}");
+        let p = project(&[("app", "api", json!({ "env": { "N": 1 } }))], Value::Null);
+        let err = resolve(&[], &env(false, false), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`env.N`"), "{err}");
+    }
+
+    #[test]
     fn a_bin_table_applies_to_its_binary_only() {
         let package = json!({ "include": ["shared"], "bin": { "worker": { "extension": true } } });
         let p = project(
@@ -1358,7 +1434,7 @@ mod tests {
         for expected in [
             "`[workspace.metadata.lambda-build]` in `/ws/Cargo.toml`: unknown key `docker-image`",
             "of package `api` (`/ws/api/Cargo.toml`): unknown key `zipp` (ignored)",
-            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension",
+            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension, env",
         ] {
             assert!(
                 warnings.contains(expected),
@@ -1370,7 +1446,7 @@ mod tests {
         assert!(
             warnings.contains(
                 "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
-                 per-package, docker-files, zip, outdir, include, layers, extension, bin.NAME"
+                 per-package, docker-files, zip, outdir, include, layers, extension, env, bin.NAME"
             ),
             "{warnings}"
         );

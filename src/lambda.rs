@@ -105,6 +105,28 @@ pub const DEFAULT_TIMEOUT_SECS: u32 = 3;
 /// `AWS_LAMBDA_FUNCTION_VERSION`, and `START ... Version:`, of an unpublished function.
 pub const LATEST_VERSION: &str = "$LATEST";
 
+/// A function's logging configuration ("Configuring advanced logging controls for Lambda
+/// functions" in the developer guide): its log format, `Text` (the default) or `JSON`, reaches
+/// the runtime as `AWS_LAMBDA_LOG_FORMAT`; with JSON, its application log level (`INFO` unless
+/// configured; a level is accepted only with JSON) as `AWS_LAMBDA_LOG_LEVEL`. `lambda_runtime`'s
+/// `tracing::init_default_subscriber` reads both.
+pub const LOG_FORMAT_VARIABLE: &str = "AWS_LAMBDA_LOG_FORMAT";
+pub const LOG_LEVEL_VARIABLE: &str = "AWS_LAMBDA_LOG_LEVEL";
+pub const LOG_FORMAT_TEXT: &str = "Text";
+pub const LOG_FORMAT_JSON: &str = "JSON";
+/// The application log levels, most detailed first.
+pub const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+pub const DEFAULT_LOG_LEVEL: &str = "INFO";
+
+/// With the JSON log format, Lambda writes its own lines as JSON objects too, `{"time",
+/// "type", "record"}` as in the Telemetry API's schema: START is `platform.start` (record:
+/// `requestId`, `version`), REPORT is `platform.report` (record: `requestId`, `metrics` with
+/// `durationMs`, `memorySizeMB`, `maxMemoryUsedMB`, `initDurationMs` on a cold start, and
+/// `status`: `success`, `error` or `timeout`, with `errorType` on an error). END has no JSON
+/// form at the default system log level (INFO): `platform.runtimeDone` is a DEBUG event.
+pub const PLATFORM_START: &str = "platform.start";
+pub const PLATFORM_REPORT: &str = "platform.report";
+
 /// The variables Lambda sets itself and refuses in a function's configuration ("Defined runtime
 /// environment variables": reserved keys).
 pub const RESERVED_VARIABLES: &[&str] = &[

@@ -104,6 +104,26 @@ pub enum InvokeError {
 
     #[error("`--env {0}` is not a number of concurrent invocations (1 or more)")]
     InvalidConcurrency(String),
+    #[error("cannot read the env file `{}`: {}", .path.display(), crate::package::describe(.source))]
+    ReadEnvFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A line of an `--env-file` that `docker run --env-file` would refuse too.
+    #[error("{}:{line}: {reason}", .path.display())]
+    InvalidEnvFile {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// Lambda accepts an application log level only with the JSON log format.
+    #[error("`--log-level {0}` needs the JSON log format, and `--log-format text` was given")]
+    LogLevelNeedsJson(&'static str),
+
+    #[error("`--data-example {0}` is not a sample event of this tool")]
+    UnknownExample(String),
 
     /// Lambda's wording when a function's configuration sets a reserved variable.
     #[error(
@@ -276,6 +296,27 @@ impl InvokeError {
                 "use `--concurrency N`, which sets the variable and serves N invocations at once"
                     .into()
             }
+            InvokeError::ReadEnvFile { .. } => {
+                "pass a readable file of KEY=VALUE lines to `--env-file`".into()
+            }
+            InvokeError::InvalidEnvFile { .. } => {
+                "write one variable per line, `KEY=VALUE` (or `KEY` alone to pass this \
+                 machine's value); a line starting with `#` is a comment"
+                    .into()
+            }
+            InvokeError::LogLevelNeedsJson(_) => {
+                "drop `--log-format text` (`--log-level` implies `--log-format json`), or drop \
+                 `--log-level`"
+                    .into()
+            }
+            InvokeError::UnknownExample(_) => format!(
+                "the samples are: {} (`--data-example list` describes them)",
+                super::examples::EXAMPLES
+                    .iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             InvokeError::InvalidHandler(_) => {
                 "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
             }

@@ -11,6 +11,7 @@ pub mod container;
 pub mod emulation;
 pub mod error;
 pub mod events;
+pub mod examples;
 pub mod failure;
 pub mod function;
 pub mod http;
@@ -27,7 +28,7 @@ use failure::Failure;
 pub use function::{FunctionSettings, default_function};
 use record::{Outcome, Record};
 
-use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
+use crate::cli::{FunctionArgs, InvokeArgs, LogFormatArg, LogLevelArg, SelectionArgs};
 use crate::env::{Env, Ui};
 use crate::lambda::{BOOTSTRAP, MAX_CONCURRENCY_VARIABLE, ZIP_NAME};
 use crate::report::Reporter;
@@ -90,6 +91,8 @@ pub enum EventSource {
     Data(String),
     File(PathBuf),
     Stdin,
+    /// `--data-example NAME`.
+    Example(&'static examples::Example),
 }
 
 /// `invoke`'s settings, resolved from the command line and the environment.
@@ -113,7 +116,17 @@ pub fn function_settings(
     function.memory_mb = args.memory;
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
-    function.variables = function::parse_variables(&args.env)?;
+    let mut variables = Vec::new();
+    for file in args.env_file.iter().map(|file| cwd.join(file)) {
+        let text = std::fs::read_to_string(&file).map_err(|source| InvokeError::ReadEnvFile {
+            path: file.clone(),
+            source,
+        })?;
+        variables.extend(function::parse_env_file(&file, &text, lookup)?);
+    }
+    variables.extend(function::parse_variables(&args.env)?);
+    function.add_settings_env(&variables)?;
+    function.log_format = log_format(args.log_format, args.log_level)?;
     function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
     function.concurrency = concurrency(args.concurrency, &function.variables)?;
     Ok(function)
@@ -135,6 +148,28 @@ fn concurrency(flag: Option<u32>, variables: &[(String, String)]) -> Result<Opti
             ))),
         },
     }
+}
+
+/// `--log-format` and `--log-level` as Lambda's logging configuration: a level needs the JSON
+/// format, which it implies; JSON without one gets Lambda's default level.
+fn log_format(
+    format: Option<LogFormatArg>,
+    level: Option<LogLevelArg>,
+) -> Result<Option<function::LogFormat>> {
+    // The flag's values are Lambda's levels, in the same order.
+    let level = level.map(|level| crate::lambda::LOG_LEVELS[level as usize]);
+    Ok(match (format, level) {
+        (Some(LogFormatArg::Text), Some(level)) => {
+            return Err(InvokeError::LogLevelNeedsJson(level));
+        }
+        (Some(LogFormatArg::Text), None) => Some(function::LogFormat::Text),
+        (Some(LogFormatArg::Json), level) | (None, level @ Some(_)) => {
+            Some(function::LogFormat::Json {
+                level: level.unwrap_or(crate::lambda::DEFAULT_LOG_LEVEL),
+            })
+        }
+        (None, None) => None,
+    })
 }
 
 /// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
@@ -163,7 +198,7 @@ impl InvokeConfig {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
-        let events = event_source(args.data, args.data_file, &env.cwd);
+        let events = event_source(args.data, args.data_file, args.data_example, &env.cwd)?;
         let mut function = packaged_function_settings(args.function, env)?;
         function.tenant_id = args.tenant_id;
         Ok(InvokeConfig {
@@ -175,14 +210,25 @@ impl InvokeConfig {
     }
 }
 
-/// `--data`, else `--data-file` (`-` and none: stdin), relative to `cwd`.
-pub fn event_source(data: Option<String>, data_file: Option<PathBuf>, cwd: &Path) -> EventSource {
-    match (data, data_file) {
+/// `--data`, else `--data-example`, else `--data-file` (`-` and none: stdin), relative to
+/// `cwd`.
+pub fn event_source(
+    data: Option<String>,
+    data_file: Option<PathBuf>,
+    data_example: Option<String>,
+    cwd: &Path,
+) -> Result<EventSource> {
+    if let Some(name) = data_example.filter(|_| data.is_none()) {
+        return examples::find(&name)
+            .map(EventSource::Example)
+            .ok_or(InvokeError::UnknownExample(name));
+    }
+    Ok(match (data, data_file) {
         (Some(data), _) => EventSource::Data(data),
         (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
         (None, Some(file)) => EventSource::File(cwd.join(file)),
         (None, None) => EventSource::Stdin,
-    }
+    })
 }
 
 /// The build's selection flags mean something only to a command that builds (`--native`,
@@ -263,6 +309,7 @@ fn newest_artifact(outdir: &Path) -> Option<PathBuf> {
 pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     match source {
         EventSource::Data(data) => events::parse(data.as_bytes(), "--data"),
+        EventSource::Example(example) => events::parse(example.json.as_bytes(), example.name),
         EventSource::File(path) => {
             let text = std::fs::read(path).map_err(|source| InvokeError::ReadEvents {
                 path: path.clone(),
@@ -459,6 +506,45 @@ mod tests {
     }
 
     #[test]
+    fn log_flags_are_lambdas_logging_configuration() {
+        use function::LogFormat;
+        let format = |args: &[&str]| resolve(&[&["x.zip"], args].concat(), Path::new("/w"), &[]);
+        assert_eq!(format(&[]).unwrap().function.log_format, None);
+        assert_eq!(
+            format(&["--log-format", "text"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Text)
+        );
+        assert_eq!(
+            format(&["--log-format", "json"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "INFO" })
+        );
+        // A level implies JSON, as Lambda takes one only with JSON.
+        assert_eq!(
+            format(&["--log-level", "WARN"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "WARN" })
+        );
+        assert!(matches!(
+            format(&["--log-format", "text", "--log-level", "fatal"]),
+            Err(InvokeError::LogLevelNeedsJson("FATAL"))
+        ));
+        let config = format(&["--data-example", "sqs"]).unwrap();
+        assert!(matches!(config.events, EventSource::Example(e) if e.name == "sqs"));
+        assert!(matches!(
+            format(&["--data-example", "nope"]),
+            Err(InvokeError::UnknownExample(_))
+        ));
+    }
+
+    #[test]
     fn limits_are_lambdas() {
         for bad in [
             &["--timeout", "0"][..],
@@ -466,6 +552,8 @@ mod tests {
             &["--memory", "127"],
             &["--memory", "10241"],
             &["-d", "{}", "-f", "x"],
+            &["-d", "{}", "--data-example", "sqs"],
+            &["-f", "x", "--data-example", "sqs"],
         ] {
             let args = ["cargo", "lambda-build", "invoke"].iter().chain(bad);
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");

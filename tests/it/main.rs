@@ -25,6 +25,8 @@ mod docker_remote;
 mod docs_truth;
 mod doctor;
 mod e2e;
+mod examples;
+mod function_env;
 mod habits;
 mod hostile;
 mod hosts;

@@ -3,10 +3,15 @@
 
 use std::io::Write;
 
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::telemetry::rfc3339_millis;
 use crate::env::Verbosity;
 use crate::invoke::Outcomes;
-use crate::invoke::record::{self, Log, Record};
-use crate::lambda::LATEST_VERSION;
+use crate::invoke::record::{self, Log, Record, Status};
+use crate::lambda::{LATEST_VERSION, PLATFORM_REPORT, PLATFORM_START};
 use crate::report::Reporter;
 
 pub struct Console<'a> {
@@ -15,6 +20,8 @@ pub struct Console<'a> {
     lambda_lines: bool,
     /// The function runs under qemu-user, whose memory its peak includes.
     emulated: bool,
+    /// The JSON log format: Lambda's lines are `platform.*` objects (see `lambda::PLATFORM_START`).
+    json: bool,
 }
 
 impl Console<'_> {
@@ -23,6 +30,24 @@ impl Console<'_> {
             reporter,
             lambda_lines: verbosity != Verbosity::Quiet,
             emulated,
+            json: false,
+        }
+    }
+
+    /// Lambda's lines as the JSON log format writes them.
+    pub fn json(self, json: bool) -> Self {
+        Console { json, ..self }
+    }
+
+    /// One of Lambda's own lines in the JSON log format.
+    fn platform(&self, kind: &str, record: impl Serialize) {
+        let line = Platform {
+            time: rfc3339_millis(SystemTime::now()),
+            kind,
+            record,
+        };
+        if let Ok(line) = serde_json::to_string(&line) {
+            self.line(line.as_bytes());
         }
     }
 
@@ -40,14 +65,85 @@ impl Console<'_> {
         if !record.started {
             self.start(&record.request_id);
         }
+        if self.json {
+            self.platform(PLATFORM_REPORT, report_record(record, memory_mb));
+            return;
+        }
         self.line(format!("END RequestId: {}", record.request_id).as_bytes());
         self.line(record.report_line(memory_mb, self.emulated).as_bytes());
     }
 }
 
+/// A line of Lambda's in the JSON log format, its fields in Lambda's order.
+#[derive(Serialize)]
+struct Platform<'a, R> {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    record: R,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StartRecord<'a> {
+    request_id: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReportRecord<'a> {
+    request_id: &'a str,
+    metrics: Metrics,
+    /// `success`, `error` or `timeout`.
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error_type: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Metrics {
+    #[serde(rename = "durationMs")]
+    duration_ms: f64,
+    #[serde(rename = "memorySizeMB")]
+    memory_size_mb: u32,
+    #[serde(rename = "maxMemoryUsedMB", skip_serializing_if = "Option::is_none")]
+    max_memory_used_mb: Option<u64>,
+    #[serde(rename = "initDurationMs", skip_serializing_if = "Option::is_none")]
+    init_duration_ms: Option<f64>,
+}
+
+/// REPORT's fields as `platform.report`'s record, in milliseconds to two places as REPORT has
+/// them.
+fn report_record(record: &Record, memory_mb: u32) -> ReportRecord<'_> {
+    let millis = |d: std::time::Duration| (d.as_secs_f64() * 100_000.0).round() / 100.0;
+    let (status, error_type) = match &record.status {
+        None => ("success", None),
+        Some(Status::Timeout) => ("timeout", None),
+        Some(Status::Error(error_type)) => ("error", Some(error_type.as_str())),
+    };
+    ReportRecord {
+        request_id: &record.request_id,
+        metrics: Metrics {
+            duration_ms: millis(record.duration),
+            memory_size_mb: memory_mb,
+            max_memory_used_mb: record.max_memory_kib.map(record::mb_of_kib),
+            init_duration_ms: record.init_duration.map(millis),
+        },
+        status,
+        error_type,
+    }
+}
+
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
-        if self.lambda_lines {
+        if self.lambda_lines && self.json {
+            let record = StartRecord {
+                request_id,
+                version: LATEST_VERSION,
+            };
+            self.platform(PLATFORM_START, record);
+        } else if self.lambda_lines {
             self.line(
                 format!("START RequestId: {request_id} Version: {LATEST_VERSION}").as_bytes(),
             );
@@ -101,5 +197,46 @@ pub fn report_summary(summary: &Outcomes, reporter: &Reporter, emulated: bool) {
                 ""
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_records_are_lambdas_platform_report() {
+        let mut record = crate::invoke::record::tests::cold_record();
+        let report = |record: &Record| serde_json::to_value(report_record(record, 128)).unwrap();
+        assert_eq!(
+            serde_json::to_string(&report_record(&record, 128)).unwrap(),
+            "{\"requestId\":\"id\",\"metrics\":{\"durationMs\":1.23,\"memorySizeMB\":128,\
+             \"maxMemoryUsedMB\":10,\"initDurationMs\":25.5},\"status\":\"success\"}",
+            "Lambda's order"
+        );
+        assert_eq!(
+            report(&record),
+            serde_json::json!({
+                "requestId": "id",
+                "metrics": {
+                    "durationMs": 1.23,
+                    "memorySizeMB": 128,
+                    "maxMemoryUsedMB": 10,
+                    "initDurationMs": 25.5,
+                },
+                "status": "success",
+            })
+        );
+        record.status = Some(Status::Error("Runtime.ExitError".into()));
+        let failed = report(&record);
+        assert_eq!(
+            (&failed["status"], &failed["errorType"]),
+            (
+                &serde_json::json!("error"),
+                &serde_json::json!("Runtime.ExitError")
+            )
+        );
+        record.status = Some(Status::Timeout);
+        assert_eq!(report(&record)["status"], "timeout");
     }
 }

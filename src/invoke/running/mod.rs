@@ -62,7 +62,8 @@ pub fn invoke(
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
 
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some())
+        .json(function.json_logs());
     let mut instance = Instance::new(&sandbox, function, interrupt, &console);
     let mut printer = Printer {
         payloads,

@@ -260,7 +260,8 @@ fn serve_environment(
     arrivals: &Receiver<Arrival>,
     (config, reporter, verbosity, interrupt): Run<'_>,
 ) -> (Result<()>, Vec<Record>) {
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some())
+        .json(config.function.json_logs());
     let mut instance =
         Instance::new(sandbox, &config.function, interrupt, &console).for_tenant(tenant);
     let mut records = Vec::new();

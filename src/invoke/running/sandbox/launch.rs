@@ -58,6 +58,12 @@ pub fn environment(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     env.extend(config.credentials.iter().cloned());
+    env.extend(
+        config
+            .log_format
+            .iter()
+            .flat_map(|format| format.variables()),
+    );
     for (key, value) in &config.variables {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
@@ -170,6 +176,7 @@ mod tests {
                 ("TABLE".into(), "t".into()),
                 ("TZ".into(), "Europe/Paris".into()),
             ],
+            log_format: Some(crate::invoke::function::LogFormat::Json { level: "DEBUG" }),
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
             container: None,
@@ -242,6 +249,8 @@ mod tests {
             ("PATH", "/usr/local/bin:/usr/bin/:/bin:/tmp/opt/bin"),
             ("TABLE", "t"),
             ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
         ] {
             assert_eq!(value(&env, key), Some(expected), "{key}");
         }
