@@ -15,6 +15,7 @@ pub mod failure;
 pub mod function;
 pub mod http;
 pub mod ids;
+pub mod invoke_api;
 pub mod record;
 
 use std::io::{IsTerminal, Read};

@@ -1,6 +1,7 @@
 //! stderr, as CloudWatch would show the function's log stream: its output between START, END
 //! and REPORT lines, and the summary of a run.
 
+use std::cell::RefCell;
 use std::io::Write;
 
 use crate::env::Verbosity;
@@ -15,6 +16,9 @@ pub struct Console<'a> {
     lambda_lines: bool,
     /// The function runs under qemu-user, whose memory its peak includes.
     emulated: bool,
+    /// The log lines of the invocation being captured (the Invoke API's `X-Amz-Log-Type:
+    /// Tail`), START to REPORT, whatever `-q` leaves out.
+    captured: RefCell<Option<Vec<u8>>>,
 }
 
 impl Console<'_> {
@@ -23,7 +27,38 @@ impl Console<'_> {
             reporter,
             lambda_lines: verbosity != Verbosity::Quiet,
             emulated,
+            captured: RefCell::new(None),
         }
+    }
+
+    /// Keeps the log lines from now on, until [`Console::captured`].
+    pub fn capture(&self) {
+        *self.captured.borrow_mut() = Some(Vec::new());
+    }
+
+    /// The lines kept since [`Console::capture`], with `record`'s END and REPORT, which
+    /// [`Console::end`] prints after.
+    pub fn captured(&self, record: &Record, memory_mb: u32) -> Vec<u8> {
+        let mut log = self.captured.borrow_mut().take().unwrap_or_default();
+        for line in self.closing_lines(record, memory_mb) {
+            log.extend_from_slice(line.as_bytes());
+            log.push(b'\n');
+        }
+        log
+    }
+
+    fn keep(&self, line: &[u8]) {
+        if let Some(log) = self.captured.borrow_mut().as_mut() {
+            log.extend_from_slice(line);
+            log.push(b'\n');
+        }
+    }
+
+    fn closing_lines(&self, record: &Record, memory_mb: u32) -> [String; 2] {
+        [
+            format!("END RequestId: {}", record.request_id),
+            record.report_line(memory_mb, self.emulated),
+        ]
     }
 
     pub fn line(&self, line: &[u8]) {
@@ -40,21 +75,23 @@ impl Console<'_> {
         if !record.started {
             self.start(&record.request_id);
         }
-        self.line(format!("END RequestId: {}", record.request_id).as_bytes());
-        self.line(record.report_line(memory_mb, self.emulated).as_bytes());
+        for line in self.closing_lines(record, memory_mb) {
+            self.line(line.as_bytes());
+        }
     }
 }
 
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
+        let start = format!("START RequestId: {request_id} Version: {LATEST_VERSION}");
+        self.keep(start.as_bytes());
         if self.lambda_lines {
-            self.line(
-                format!("START RequestId: {request_id} Version: {LATEST_VERSION}").as_bytes(),
-            );
+            self.line(start.as_bytes());
         }
     }
 
     fn output(&self, line: &[u8]) {
+        self.keep(line);
         self.line(line);
     }
 
