@@ -66,7 +66,10 @@ pub fn read(
         return Err(refusal(
             404,
             "UnknownOperationException",
-            "Unknown operation: the Invoke API is POST /2015-03-31/functions/NAME/invocations",
+            &format!(
+                "Unknown operation: the Invoke API is POST \
+                 {INVOKE_API_PREFIX}NAME{INVOKE_API_SUFFIX}"
+            ),
         ));
     };
     let qualifier = qualifier.or_else(|| query_value(&request.query, "Qualifier"));
