@@ -807,10 +807,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PORT", default_value_t = 9000)]
     pub port: u16,
 
-    /// The address to listen on; 0.0.0.0 reaches other machines, which Lambda's sandbox does
-    /// not guard against: keep it local unless you mean it
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
-    pub bind: std::net::IpAddr,
+    /// The address to listen on [default: localhost, both 127.0.0.1 and ::1]; 0.0.0.0 reaches
+    /// other machines, which Lambda's sandbox does not guard against: keep it local unless you
+    /// mean it
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<std::net::IpAddr>,
 
     /// The event each request becomes: the service in front of the function
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormatArg::FunctionUrl)]

@@ -156,7 +156,7 @@ fn start(
 pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let (interrupt, reporter, mut function) = start("serve", args.function, env, ui)?;
     // Listening first: a port in use is refused before anything is built.
-    let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
+    let front = Front::bind(args.bind, args.port)?;
     serve::announce(&front)?;
     let plan = plan(&args.selection, None, env, ui, "serve")?;
     function.add_settings_env(&plan.function.env)?;

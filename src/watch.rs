@@ -72,7 +72,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
         crate::invoke::packaged_function_settings(args.function, env)?
     };
     // Listening first: a port in use is refused before anything is built.
-    let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
+    let front = Front::bind(args.bind, args.port)?;
     serve::announce(&front)?;
 
     let manifest = project::locate_manifest(args.selection.manifest_path.as_deref(), &env.cwd)?;

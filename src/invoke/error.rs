@@ -474,6 +474,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"
         }
+        FailureKind::StreamTooLarge => {
+            "Lambda cuts a streamed response at its limit for streams (the message above): put \
+             larger results in S3 and return a reference"
+        }
         FailureKind::Extension => {
             "an extension from a layer failed: its output above says why; run without that \
              `--layer` to tell the function's failures from the extension's"

@@ -16,6 +16,7 @@ pub mod failure;
 pub mod function;
 pub mod http;
 pub mod ids;
+pub mod invoke_api;
 pub mod libraries;
 pub mod record;
 

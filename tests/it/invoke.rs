@@ -1009,3 +1009,28 @@ fn invoke_with_runs_each_function_of_a_several_function_build() {
         );
     }
 }
+
+/// The `graceful` fixture: lambda_runtime 1.5's `spawn_graceful_shutdown_handler`.
+pub(crate) fn graceful_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| build_zip("graceful", "x86_64"))
+}
+
+/// Lambda sends SIGTERM to a runtime that registered an internal extension and gives it 500 ms
+/// before SIGKILL: the hook runs at every shutdown, not only when a layer's extension lengthens
+/// the phase.
+#[test]
+fn a_graceful_shutdown_hook_runs_at_every_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hook-lines");
+    let env = format!("GRACEFUL_HOOK_FILE={}", file.display());
+    for run in 1..=3 {
+        let output = invoke(&[zip_arg(graceful_zip()), "-d", r#"{"n":1}"#, "-e", &env]);
+        assert_exit(&output, 0);
+        assert_eq!(payloads(&output), [serde_json::json!({"n": 1})]);
+        let err = stderr(&output);
+        assert!(err.contains("graceful: shutdown hook ran"), "{err}");
+        let lines = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(lines.lines().count(), run, "run {run}:\n{err}");
+    }
+}

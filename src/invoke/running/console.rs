@@ -1,8 +1,8 @@
 //! stderr, as CloudWatch would show the function's log stream: its output between START, END
 //! and REPORT lines, and the summary of a run.
 
+use std::cell::RefCell;
 use std::io::Write;
-
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -22,6 +22,9 @@ pub struct Console<'a> {
     emulated: bool,
     /// The JSON log format: Lambda's lines are `platform.*` objects (see `lambda::PLATFORM_START`).
     json: bool,
+    /// The log lines of the invocation being captured (the Invoke API's `X-Amz-Log-Type:
+    /// Tail`), START to REPORT, whatever `-q` leaves out.
+    captured: RefCell<Option<Vec<u8>>>,
 }
 
 impl Console<'_> {
@@ -31,6 +34,7 @@ impl Console<'_> {
             lambda_lines: verbosity != Verbosity::Quiet,
             emulated,
             json: false,
+            captured: RefCell::new(None),
         }
     }
 
@@ -40,15 +44,50 @@ impl Console<'_> {
     }
 
     /// One of Lambda's own lines in the JSON log format.
-    fn platform(&self, kind: &str, record: impl Serialize) {
+    fn platform(kind: &str, record: impl Serialize) -> String {
         let line = Platform {
             time: rfc3339_millis(SystemTime::now()),
             kind,
             record,
         };
-        if let Ok(line) = serde_json::to_string(&line) {
-            self.line(line.as_bytes());
+        serde_json::to_string(&line).unwrap_or_default()
+    }
+
+    /// Keeps the log lines from now on, until [`Console::captured`].
+    pub fn capture(&self) {
+        *self.captured.borrow_mut() = Some(Vec::new());
+    }
+
+    /// The lines kept since [`Console::capture`], with `record`'s END and REPORT, which
+    /// [`Console::end`] prints after.
+    pub fn captured(&self, record: &Record, memory_mb: u32) -> Vec<u8> {
+        let mut log = self.captured.borrow_mut().take().unwrap_or_default();
+        for line in self.closing_lines(record, memory_mb) {
+            log.extend_from_slice(line.as_bytes());
+            log.push(b'\n');
         }
+        log
+    }
+
+    fn keep(&self, line: &[u8]) {
+        if let Some(log) = self.captured.borrow_mut().as_mut() {
+            log.extend_from_slice(line);
+            log.push(b'\n');
+        }
+    }
+
+    /// END and REPORT, or `platform.report` in the JSON log format.
+    fn closing_lines(&self, record: &Record, memory_mb: u32) -> Vec<String> {
+        if self.json {
+            return vec![Self::platform(
+                PLATFORM_REPORT,
+                report_record(record, memory_mb),
+            )];
+        }
+        vec![
+            format!("END RequestId: {}", record.request_id),
+            record.report_line(memory_mb, self.emulated),
+        ]
     }
 
     pub fn line(&self, line: &[u8]) {
@@ -65,12 +104,9 @@ impl Console<'_> {
         if !record.started {
             self.start(&record.request_id);
         }
-        if self.json {
-            self.platform(PLATFORM_REPORT, report_record(record, memory_mb));
-            return;
+        for line in self.closing_lines(record, memory_mb) {
+            self.line(line.as_bytes());
         }
-        self.line(format!("END RequestId: {}", record.request_id).as_bytes());
-        self.line(record.report_line(memory_mb, self.emulated).as_bytes());
     }
 }
 
@@ -137,20 +173,23 @@ fn report_record(record: &Record, memory_mb: u32) -> ReportRecord<'_> {
 
 impl Log for Console<'_> {
     fn start(&self, request_id: &str) {
-        if self.lambda_lines && self.json {
+        let start = if self.json {
             let record = StartRecord {
                 request_id,
                 version: LATEST_VERSION,
             };
-            self.platform(PLATFORM_START, record);
-        } else if self.lambda_lines {
-            self.line(
-                format!("START RequestId: {request_id} Version: {LATEST_VERSION}").as_bytes(),
-            );
+            Self::platform(PLATFORM_START, record)
+        } else {
+            format!("START RequestId: {request_id} Version: {LATEST_VERSION}")
+        };
+        self.keep(start.as_bytes());
+        if self.lambda_lines {
+            self.line(start.as_bytes());
         }
     }
 
     fn output(&self, line: &[u8]) {
+        self.keep(line);
         self.line(line);
     }
 

@@ -1,5 +1,6 @@
 //! `cargo lambda-build serve`: the packaged function behind a local HTTP port, as a Function URL
-//! or API Gateway would put it: request -> event (http) -> the `invoke` sandbox -> response.
+//! or API Gateway would put it: request -> event (http) -> the `invoke` sandbox -> response;
+//! and Lambda's Invoke API beside it (invoke_api), whose requests carry the event itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,14 +16,16 @@ use super::instance::{Instance, Job, Jobs, ResponseStream};
 use super::sandbox::Sandbox;
 use crate::cli::ServeArgs;
 use crate::env::{Env, Ui, Verbosity};
-use crate::invoke::http::{self, EventFormat, HttpRequest};
+use crate::invoke::failure::Failure;
+use crate::invoke::http::{self, EventFormat, HttpRequest, METADATA_END};
+use crate::invoke::invoke_api::{self, InvocationType};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
     FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
     packaged_function_settings,
 };
-use crate::lambda::MAX_EVENT_BYTES;
 use crate::lambda::header::INVOKE_TENANT_ID;
+use crate::lambda::{MAX_EVENT_BYTES, MAX_RESPONSE_BYTES};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -44,7 +47,10 @@ impl ServeConfig {
         };
         Ok(ServeConfig {
             artifact,
-            addr: SocketAddr::new(args.bind, args.port),
+            addr: SocketAddr::new(
+                args.bind.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                args.port,
+            ),
             format: args.event_format.into(),
             function: packaged_function_settings(args.function, env)?,
         })
@@ -56,9 +62,10 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
+    let bind = args.bind;
     let config = ServeConfig::resolve(args, env)?;
     // Listening first: a port in use is refused before anything is extracted or started.
-    let front = Front::bind(config.addr)?;
+    let front = Front::bind(bind, config.addr.port())?;
     announce(&front)?;
     serve_until_stopped(
         &front,
@@ -140,7 +147,7 @@ pub fn serve_function(
             if restart() {
                 break Ok(());
             }
-            let (request, reply) = match front.next(Duration::from_millis(50)) {
+            let (request, reply, arrived) = match front.next(Duration::from_millis(50)) {
                 None => continue,
                 Some(Arrival::Refused {
                     method,
@@ -150,7 +157,11 @@ pub fn serve_function(
                     reporter.warn(format!("refused {method} {path}: {reason}"));
                     continue;
                 }
-                Some(Arrival::Request { request, reply }) => (request, reply),
+                Some(Arrival::Request {
+                    request,
+                    reply,
+                    arrived,
+                }) => (request, reply, arrived),
             };
             let tenant = tenant_of(&request);
             let at = match environments.iter().position(|(t, _)| *t == tenant) {
@@ -179,7 +190,12 @@ pub fn serve_function(
                 },
             };
             let (sender, _) = &environments[at].1;
-            if sender.send(Arrival::Request { request, reply }).is_err() {
+            let arrival = Arrival::Request {
+                request,
+                reply,
+                arrived,
+            };
+            if sender.send(arrival).is_err() {
                 // The environment stopped on an error of its own, told below.
                 break Ok(());
             }
@@ -204,11 +220,15 @@ fn serving(artifact: &Path, sandbox: &Sandbox, config: &ServeConfig, front: &Fro
         None => String::new(),
     };
     format!(
-        "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
+        "{} ({}) as {} at http://{}/{} : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
         artifact.display(),
         sandbox.arch,
         config.format.describe(),
         front.addr,
+        front
+            .also
+            .map(|also| format!(" and http://{also}/"))
+            .unwrap_or_default(),
         config.function.timeout_secs,
         config.function.memory_mb
     )
@@ -312,44 +332,40 @@ fn serve_one_at_a_time(
                 path,
                 reason,
             }) => reporter.warn(format!("refused {method} {path}: {reason}")),
-            Ok(Arrival::Request { request, reply }) => {
+            Ok(Arrival::Request {
+                request,
+                reply,
+                arrived,
+            }) => {
                 let started = Instant::now();
-                let (status, record) = answer(instance, config, &request, reply, reporter)?;
+                let (status, record) = if invoke_api::is_invoke_api(&request) {
+                    answer_invoke(instance, config, console, &request, reply, reporter)?
+                } else {
+                    answer(instance, config, &request, reply, reporter)?
+                };
                 if let Some(record) = record {
                     console.end(&record, config.function.memory_mb);
                     records.push(record);
                 }
-                log_request(console, verbosity, &request, status, started);
+                log_request(console, verbosity, &request, status, (arrived, started));
             }
         }
     }
 }
 
-/// `GET /path?query -> 200 (1.2 ms)`, unless `-q`.
+/// The request's line (see [`request_line`]), unless `-q`; `(arrived, started)`: when it
+/// reached the front and when its turn came.
 fn log_request(
     console: &Console<'_>,
     verbosity: Verbosity,
     request: &HttpRequest,
     status: u16,
-    started: Instant,
+    (arrived, started): (Instant, Instant),
 ) {
-    if verbosity == Verbosity::Quiet {
-        return;
+    if verbosity != Verbosity::Quiet {
+        let line = request_line(request, status, started - arrived, started.elapsed());
+        console.line(line.as_bytes());
     }
-    console.line(
-        format!(
-            "{} {}{} -> {status} ({:.1} ms)",
-            request.method,
-            request.path,
-            if request.query.is_empty() {
-                String::new()
-            } else {
-                format!("?{}", request.query)
-            },
-            started.elapsed().as_secs_f64() * 1000.0
-        )
-        .as_bytes(),
-    );
 }
 
 /// `serve`'s requests with `--concurrency`: each handed to the function as it arrives, up to
@@ -365,25 +381,112 @@ struct Requests<'r, 'c> {
     records: Vec<Record>,
 }
 
+/// Where a request's answer goes: the HTTP client of the front's event format, streamed as it
+/// comes; or an Invoke API caller, answered with the whole payload at the invocation's end
+/// (`reply` none for an `Event` invocation, answered 202 when it arrived).
+enum Answer<'a> {
+    Http(HttpStream<'a>),
+    Invoke {
+        reply: Option<Reply>,
+        buffered: Buffered,
+    },
+}
+
 /// A request's answer under way, with what its log line needs.
 struct Pending<'a> {
-    http: HttpStream<'a>,
+    answer: Answer<'a>,
     request: HttpRequest,
-    started: Instant,
+    /// When it reached the front and when its turn came.
+    times: (Instant, Instant),
 }
 
 impl ResponseStream for Pending<'_> {
     fn begin(&mut self, content_type: Option<&str>) {
-        self.http.begin(content_type);
+        match &mut self.answer {
+            Answer::Http(http) => http.begin(content_type),
+            Answer::Invoke { buffered, .. } => buffered.begin(content_type),
+        }
     }
     fn data(&mut self, data: &[u8]) {
-        self.http.data(data);
+        match &mut self.answer {
+            Answer::Http(http) => http.data(data),
+            Answer::Invoke { buffered, .. } => buffered.data(data),
+        }
     }
     fn end(&mut self, complete: bool) {
-        self.http.end(complete);
+        match &mut self.answer {
+            Answer::Http(http) => http.end(complete),
+            Answer::Invoke { buffered, .. } => buffered.end(complete),
+        }
     }
     fn answered(&mut self, outcome: &Outcome) {
-        self.http.answered(outcome);
+        if let Answer::Http(http) = &mut self.answer {
+            http.answered(outcome);
+        }
+    }
+}
+
+impl<'r> Requests<'r, '_> {
+    /// The job of an arrived request, or `None` when it was answered without one (too large an
+    /// event, a refused or `DryRun` Invoke API call), its line logged.
+    fn job(
+        &self,
+        request: HttpRequest,
+        reply: Reply,
+        arrived: Instant,
+    ) -> Option<Job<Pending<'r>>> {
+        let times = (arrived, Instant::now());
+        let (event, answer) = if invoke_api::is_invoke_api(&request) {
+            let function = &self.config.function;
+            let call = match invoke_api::read(&request, &function.name, &function.region) {
+                Ok(call) if !matches!(call.invocation_type, InvocationType::DryRun) => Ok(call),
+                Ok(_) => Err(invoke_api::dry_run()),
+                Err(refusal) => {
+                    self.reporter.warn(format!(
+                        "refused {} {}: {}",
+                        request.method,
+                        request.path,
+                        String::from_utf8_lossy(&refusal.body)
+                    ));
+                    Err(refusal)
+                }
+            };
+            let call = match call {
+                Ok(call) => call,
+                Err(response) => {
+                    let status = response.status;
+                    reply.send(response);
+                    log_request(self.console, self.verbosity, &request, status, times);
+                    return None;
+                }
+            };
+            // With invocations running side by side, the log's tail would mix theirs: none is
+            // returned (`X-Amz-Log-Type: Tail` is answered without `X-Amz-Log-Result`).
+            let reply = match call.invocation_type {
+                InvocationType::Event => {
+                    reply.send(invoke_api::accepted());
+                    None
+                }
+                _ => Some(reply),
+            };
+            let buffered = Buffered::default();
+            (call.payload, Answer::Invoke { reply, buffered })
+        } else {
+            let Some((event, reply)) = event_of(self.config, &request, reply, self.reporter) else {
+                log_request(self.console, self.verbosity, &request, 413, times);
+                return None;
+            };
+            let http = HttpStream::new(reply, self.config.format, self.reporter);
+            (event, Answer::Http(http))
+        };
+        Some(Job {
+            event,
+            stream: Pending {
+                answer,
+                request,
+                times,
+            },
+        })
     }
 }
 
@@ -408,23 +511,14 @@ impl<'r> Jobs for Requests<'r, '_> {
                 } => self
                     .reporter
                     .warn(format!("refused {method} {path}: {reason}")),
-                Arrival::Request { request, reply } => {
-                    let started = Instant::now();
-                    let Some((event, reply)) =
-                        event_of(self.config, &request, reply, self.reporter)
-                    else {
-                        log_request(self.console, self.verbosity, &request, 413, started);
-                        continue;
-                    };
-                    let http = HttpStream::new(reply, self.config.format, self.reporter);
-                    return Some(Job {
-                        event,
-                        stream: Pending {
-                            http,
-                            request,
-                            started,
-                        },
-                    });
+                Arrival::Request {
+                    request,
+                    reply,
+                    arrived,
+                } => {
+                    if let Some(job) = self.job(request, reply, arrived) {
+                        return Some(job);
+                    }
                 }
             }
         }
@@ -434,19 +528,34 @@ impl<'r> Jobs for Requests<'r, '_> {
         self.closed
     }
 
-    fn ended(&mut self, record: Record, mut pending: Pending<'r>) {
-        if pending.http.reply.is_some() {
-            // A failed init ends the invocation before the instance tells.
-            pending.http.answered(&record.outcome);
-        }
+    fn ended(&mut self, record: Record, pending: Pending<'r>) {
+        let status = match pending.answer {
+            Answer::Http(mut http) => {
+                if http.reply.is_some() {
+                    // A failed init ends the invocation before the instance tells.
+                    http.answered(&record.outcome);
+                }
+                http.status
+            }
+            Answer::Invoke {
+                reply: Some(reply),
+                buffered,
+            } => {
+                let response = invoke_response(&record, &buffered, None, self.reporter);
+                let status = response.status;
+                reply.send(response);
+                status
+            }
+            Answer::Invoke { reply: None, .. } => 202,
+        };
         self.console.end(&record, self.config.function.memory_mb);
         self.records.push(record);
         log_request(
             self.console,
             self.verbosity,
             &pending.request,
-            pending.http.status,
-            pending.started,
+            status,
+            pending.times,
         );
     }
 }
@@ -476,6 +585,120 @@ fn event_of(
         return None;
     }
     Some((event, reply))
+}
+
+/// `GET /path?query -> 200 (1.9 ms, queued 0.1 ms)`: the request, its answer, how long it took
+/// from its turn on, and how long it waited for its turn (behind the requests before it).
+fn request_line(request: &HttpRequest, status: u16, queued: Duration, took: Duration) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{} {}{} -> {status} ({:.1} ms, queued {:.1} ms)",
+        request.method,
+        request.path,
+        if request.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", request.query)
+        },
+        ms(took),
+        ms(queued)
+    )
+}
+
+/// Runs an Invoke API request (`POST /2015-03-31/functions/NAME/invocations`) as Lambda's
+/// Invoke does: the event is the request's body, the answer the payload, buffered (Invoke does
+/// not stream) and the end of the log with `X-Amz-Log-Type: Tail`; `Event` is answered 202
+/// before it runs, `DryRun` 204 without running.
+fn answer_invoke(
+    instance: &mut Instance<'_>,
+    config: &ServeConfig,
+    console: &Console<'_>,
+    request: &HttpRequest,
+    reply: Reply,
+    reporter: &Reporter,
+) -> Result<(u16, Option<Record>)> {
+    let function = &config.function;
+    let call = match invoke_api::read(request, &function.name, &function.region) {
+        Ok(call) => call,
+        Err(refusal) => {
+            reporter.warn(format!(
+                "refused {} {}: {}",
+                request.method,
+                request.path,
+                String::from_utf8_lossy(&refusal.body)
+            ));
+            let status = refusal.status;
+            reply.send(refusal);
+            return Ok((status, None));
+        }
+    };
+    let mut buffered = Buffered::default();
+    match call.invocation_type {
+        InvocationType::DryRun => {
+            reply.send(invoke_api::dry_run());
+            return Ok((204, None));
+        }
+        InvocationType::Event => {
+            reply.send(invoke_api::accepted());
+            let record = instance.invoke(&call.payload, &mut buffered)?;
+            return Ok((202, Some(record)));
+        }
+        InvocationType::RequestResponse => {}
+    }
+    if call.tail {
+        console.capture();
+    }
+    let record = instance.invoke(&call.payload, &mut buffered)?;
+    let log = call
+        .tail
+        .then(|| console.captured(&record, function.memory_mb));
+    let response = invoke_response(&record, &buffered, log.as_deref(), reporter);
+    let status = response.status;
+    reply.send(response);
+    Ok((status, Some(record)))
+}
+
+/// The Invoke API's answer to an invocation: its payload (a streamed one over what Invoke
+/// returns is its failure), or its error, warned of here; the log's tail with `Tail`.
+fn invoke_response(
+    record: &Record,
+    buffered: &Buffered,
+    log: Option<&[u8]>,
+    reporter: &Reporter,
+) -> http::HttpResponse {
+    let outcome = match &record.outcome {
+        Outcome::Streamed(size) if *size > MAX_RESPONSE_BYTES as u64 => {
+            Outcome::Failed(Failure::response_too_large(*size))
+        }
+        outcome => outcome.clone(),
+    };
+    if let Outcome::Failed(failure) = &outcome {
+        reporter.warn(format!(
+            "the invocation failed with {}: {}",
+            failure.error_type,
+            failure.message.trim_end()
+        ));
+    }
+    invoke_api::answer(&record.request_id, &outcome, &buffered.data, log)
+}
+
+/// A streamed response kept for the Invoke API's answer, up to what Invoke returns.
+#[derive(Default)]
+struct Buffered {
+    data: Vec<u8>,
+}
+
+impl ResponseStream for Buffered {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.data.clear();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        let room = (MAX_RESPONSE_BYTES + 1).saturating_sub(self.data.len());
+        self.data.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    fn end(&mut self, _complete: bool) {}
 }
 
 /// Runs one request through the function and answers it; returns the status sent and the
@@ -528,14 +751,6 @@ fn buffered_response(
     }
 }
 
-/// The `Content-Type` of a streamed response that starts with a prelude: JSON with the status,
-/// headers and cookies, then 8 NUL bytes, then the body (lambda_runtime's `StreamResponse`,
-/// which lambda_http streams with). A Function URL reads it so.
-const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
-const PRELUDE_END: &[u8] = &[0; 8];
-/// A prelude longer than this never ends: the body is sent as it is.
-const MAX_PRELUDE: usize = 64 * 1024;
-
 /// The answer to the HTTP client: a streamed response passed on as it arrives, or the buffered
 /// one sent as soon as the function posts it.
 struct HttpStream<'a> {
@@ -576,37 +791,29 @@ impl<'a> HttpStream<'a> {
     }
 }
 
-/// The prelude's status and headers; cookies become `set-cookie` headers.
-fn read_prelude(prelude: &[u8]) -> (u16, Vec<(String, String)>) {
-    let value: serde_json::Value = serde_json::from_slice(prelude).unwrap_or_default();
-    let status = value["statusCode"]
-        .as_u64()
-        .filter(|s| (100..=599).contains(s))
-        .unwrap_or(200) as u16;
-    let mut headers = Vec::new();
-    if let Some(map) = value["headers"].as_object() {
-        for (name, values) in map {
-            let values = match values {
-                serde_json::Value::Array(values) => values.clone(),
-                one => vec![one.clone()],
-            };
-            headers.extend(
-                values
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .map(|v| (name.to_ascii_lowercase(), v.to_owned())),
-            );
+impl HttpStream<'_> {
+    /// A stream whose metadata did not end in time: a Function URL sends it as the body; a
+    /// REST API, which requires the metadata, answers with its error.
+    fn without_metadata(&mut self, buffered: Vec<u8>) {
+        if self.format != EventFormat::RestApi {
+            self.start(200, &[]);
+            self.send(&buffered);
+            return;
+        }
+        self.reporter.warn(format!(
+            "{} answers {} here: a streamed response must start with its metadata (JSON with \
+             `statusCode` and `headers`) and 8 NUL bytes within its first {} bytes \
+             (lambda_http's `run_with_streaming_response` writes them)",
+            self.format.describe(),
+            http::failure_response(self.format).status,
+            http::metadata_limit(self.format)
+        ));
+        if let Some(reply) = self.reply.take() {
+            let response = http::failure_response(self.format);
+            self.status = response.status;
+            reply.send(response);
         }
     }
-    if let Some(cookies) = value["cookies"].as_array() {
-        headers.extend(
-            cookies
-                .iter()
-                .filter_map(|c| c.as_str())
-                .map(|c| ("set-cookie".to_owned(), c.to_owned())),
-        );
-    }
-    (status, headers)
 }
 
 impl ResponseStream for HttpStream<'_> {
@@ -630,12 +837,7 @@ impl ResponseStream for HttpStream<'_> {
     }
 
     fn begin(&mut self, content_type: Option<&str>) {
-        let integration = content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(HTTP_INTEGRATION))
-        });
-        if integration {
+        if http::stream_has_metadata(self.format, content_type) {
             self.prelude = Some(Vec::new());
         } else {
             let content_type = content_type.unwrap_or("application/octet-stream");
@@ -649,32 +851,29 @@ impl ResponseStream for HttpStream<'_> {
             return;
         };
         prelude.extend_from_slice(data);
-        let found = prelude
-            .windows(PRELUDE_END.len())
-            .position(|w| w == PRELUDE_END);
-        if found.is_none() && prelude.len() <= MAX_PRELUDE {
+        let limit = http::metadata_limit(self.format);
+        let found = prelude[..prelude.len().min(limit + METADATA_END.len())]
+            .windows(METADATA_END.len())
+            .position(|w| w == METADATA_END);
+        if found.is_none() && prelude.len() <= limit {
             return;
         }
         let buffered = self.prelude.take().unwrap_or_default();
         match found {
             Some(at) => {
-                let (status, headers) = read_prelude(&buffered[..at]);
+                let (status, headers) = http::stream_metadata(self.format, &buffered[..at]);
                 self.start(status, &headers);
-                self.send(&buffered[at + PRELUDE_END.len()..]);
+                self.send(&buffered[at + METADATA_END.len()..]);
             }
-            None => {
-                self.start(200, &[]);
-                self.send(&buffered);
-            }
+            None => self.without_metadata(buffered),
         }
     }
 
     fn end(&mut self, complete: bool) {
         if let Some(buffered) = self.prelude.take() {
-            // The stream ended inside its prelude.
+            // The stream ended inside its metadata.
             if complete {
-                self.start(200, &[]);
-                self.send(&buffered);
+                self.without_metadata(buffered);
             }
         }
         if let Some(chunks) = self.chunks.take()

@@ -252,8 +252,8 @@ impl Instance<'_> {
         invocation.outcome = Some(Outcome::Failed(failure));
     }
 
-    /// A piece of the streamed response: passed on up to Lambda's limit; at its end (or its
-    /// break), the outcome, and the runtime's POST answered.
+    /// A piece of the streamed response: passed on up to Lambda's limit, where the stream is
+    /// cut; at its end (or its break), the outcome, and the runtime's POST answered.
     pub(super) fn piece(
         &mut self,
         invocation: &mut Invocation,
@@ -265,9 +265,13 @@ impl Instance<'_> {
         };
         let broken = match piece {
             Piece::Data(data) => {
+                let room = MAX_STREAMED_BYTES - streaming.bytes;
                 streaming.bytes += data.len() as u64;
-                if streaming.bytes <= MAX_STREAMED_BYTES {
+                if data.len() as u64 <= room {
                     stream.data(&data);
+                } else {
+                    stream.data(&data[..room as usize]);
+                    self.cut_stream(invocation, stream);
                 }
                 return;
             }
@@ -288,6 +292,21 @@ impl Instance<'_> {
         stream.end(!matches!(ended, Outcome::Failed(_)));
         streaming.request.accepted();
         invocation.outcome = Some(ended);
+    }
+
+    /// The stream went past Lambda's limit: the client gets what fit and then a broken
+    /// stream, the invocation fails, and the runtime's POST is refused at once, so that it
+    /// stops sending.
+    fn cut_stream(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+        let Some(streaming) = self.streaming.take() else {
+            return;
+        };
+        stream.end(false);
+        let failure = Failure::response_too_large_streamed();
+        streaming
+            .request
+            .reject(413, &failure.error_type, &failure.message);
+        invocation.fail(failure);
     }
 
     /// An extension registered, asked for its next event, or ended. An end fails the
@@ -430,11 +449,6 @@ fn finish_stream(streaming: &Streaming, broken: Option<String>) -> (Outcome, Opt
             .unwrap_or_else(|_| body.as_bytes().to_vec());
         let failure = Failure::posted(FailureKind::Handler, payload, Some(error_type));
         return (Outcome::Failed(failure), None);
-    }
-    if streaming.bytes > MAX_STREAMED_BYTES {
-        let failure = Failure::response_too_large_streamed(streaming.bytes);
-        let error_type = failure.error_type.clone();
-        return (Outcome::Failed(failure), Some(error_type));
     }
     if let Some(reason) = broken {
         let failure = Failure::lambda(

@@ -13,7 +13,7 @@
 //! invocation sends INVOKE to the extensions that asked for it with the event to the runtime,
 //! and ends when all of them are back in `next`. Shutdown (after the last event, or a reset
 //! after a crash or a timeout) flushes the telemetry, sends SHUTDOWN, signals the runtime, and
-//! kills what still runs after 2 seconds.
+//! kills what still runs after Lambda's 500 ms (internal extensions only) or 2 s (external ones).
 
 mod concurrent;
 mod extensions;
@@ -37,7 +37,7 @@ use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
 use crate::invoke::record::{Log, Outcome, Record};
-use crate::lambda::SHUTDOWN_BUDGET;
+use crate::lambda::shutdown_budget;
 use crate::signal::Interrupt;
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
@@ -83,6 +83,8 @@ pub struct Instance<'a> {
     extension_init_error: Option<(Vec<u8>, Option<String>)>,
     /// The response being streamed, between its POST and its end.
     streaming: Option<Streaming>,
+    /// In the shutdown phase, which Ctrl-C does not cut short.
+    draining: bool,
     /// In container mode: whose peak memory is reported (the processes here are relays).
     container: Option<&'a crate::invoke::container::Environment>,
     /// Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY` (1: Lambda's default model).
@@ -165,6 +167,7 @@ impl<'a> Instance<'a> {
             initializing: false,
             extension_init_error: None,
             streaming: None,
+            draining: false,
             container: sandbox.container.as_ref(),
             concurrency: function.max_concurrency(),
             tenant_id: function.tenant_id.clone(),
@@ -213,53 +216,24 @@ impl<'a> Instance<'a> {
         self.shutdown("spindown");
     }
 
-    /// The shutdown phase: the extensions that asked for SHUTDOWN get it (after the telemetry
-    /// they subscribed to is delivered) and the runtime SIGTERM; whatever still runs after
-    /// Lambda's 2 s is killed. Without extensions, the runtime is killed at once, as Lambda
-    /// gives it no shutdown phase then.
+    /// The shutdown phase, as long as Lambda's for the extensions registered
+    /// ([`shutdown_budget`]): the external extensions that asked for SHUTDOWN get it (after the
+    /// telemetry they subscribed to is delivered) and the runtime SIGTERM; whatever still runs
+    /// when the runtime and those extensions have ended, or when the phase is over, is killed.
+    /// Without extensions the runtime is killed at once, as Lambda gives it no shutdown phase
+    /// then. Ctrl-C does not cut the phase short: it is the environment's end too.
     fn shutdown(&mut self, reason: &str) {
-        if !self.extensions.is_empty() {
+        let external = self.extensions.iter().any(|e| e.process.is_some());
+        let internal = self
+            .extensions
+            .iter()
+            .any(|e| e.process.is_none() && e.id.is_some());
+        let budget = shutdown_budget(internal, external);
+        if !budget.is_zero() {
             self.settle_output();
             self.forward(false);
             self.telemetry.flush();
-            let deadline_at = SystemTime::now() + SHUTDOWN_BUDGET;
-            let until = Instant::now() + SHUTDOWN_BUDGET;
-            let event = serde_json::json!({
-                "eventType": "SHUTDOWN",
-                "shutdownReason": reason,
-                "deadlineMs": ids::epoch_millis(deadline_at) as u64,
-            });
-            let mut told = false;
-            for extension in self.extensions.iter_mut().filter(|e| e.shutdown) {
-                if let Some(next) = extension.next.take() {
-                    send_extension_event(next, &event);
-                    told = true;
-                }
-            }
-            if let Some(process) = &self.process {
-                process.terminate();
-            }
-            while told
-                && self
-                    .extensions
-                    .iter()
-                    .any(|e| e.shutdown && e.process.as_ref().is_some_and(|p| p.exit().is_none()))
-            {
-                match self.wait(until) {
-                    Ok(Happening::Deadline) | Err(_) => break,
-                    // The runtime's end, and whatever it asks now, change nothing.
-                    Ok(Happening::Exited) => {
-                        drop(self.process.take());
-                        self.next = None;
-                    }
-                    Ok(
-                        Happening::Request(_)
-                        | Happening::Extension
-                        | Happening::Piece(_)
-                        | Happening::StreamPiece(..),
-                    ) => {}
-                }
-            }
+            self.shutdown_phase(reason, budget);
         }
         self.kill();
         self.process = None;
@@ -271,6 +245,50 @@ impl<'a> Instance<'a> {
             }
         }
         self.telemetry.flush();
+    }
+
+    /// SHUTDOWN and SIGTERM, then waits until the runtime and the extensions told have ended,
+    /// `budget` at most.
+    fn shutdown_phase(&mut self, reason: &str, budget: Duration) {
+        let deadline_at = SystemTime::now() + budget;
+        let until = Instant::now() + budget;
+        let event = serde_json::json!({
+            "eventType": "SHUTDOWN",
+            "shutdownReason": reason,
+            "deadlineMs": ids::epoch_millis(deadline_at) as u64,
+        });
+        for extension in self.extensions.iter_mut().filter(|e| e.shutdown) {
+            if let Some(next) = extension.next.take() {
+                send_extension_event(next, &event);
+            }
+        }
+        if let Some(process) = &self.process {
+            process.terminate();
+        }
+        self.draining = true;
+        while self.process.as_ref().is_some_and(|p| p.exit().is_none())
+            || self.extensions.iter().any(|e| {
+                e.shutdown
+                    && e.next.is_none()
+                    && e.process.as_ref().is_some_and(|p| p.exit().is_none())
+            })
+        {
+            match self.wait(until) {
+                Ok(Happening::Deadline) | Err(_) => break,
+                // The runtime's end, and whatever it asks now, change nothing.
+                Ok(Happening::Exited) => {
+                    drop(self.process.take());
+                    self.next = None;
+                }
+                Ok(
+                    Happening::Request(_)
+                    | Happening::Extension
+                    | Happening::Piece(_)
+                    | Happening::StreamPiece(..),
+                ) => {}
+            }
+        }
+        self.draining = false;
     }
 
     /// Whether every registered extension waits in `next`.
@@ -390,7 +408,9 @@ impl<'a> Instance<'a> {
                 self.forward(true);
                 return Ok(Happening::Extension);
             }
-            self.interrupt.check()?;
+            if !self.draining {
+                self.interrupt.check()?;
+            }
             let now = Instant::now();
             if now >= until {
                 return Ok(Happening::Deadline);
