@@ -443,8 +443,10 @@ impl From<BuildArgs> for CommandLine {
                 include: some(args.include),
                 layers: some(args.layer),
                 extension: args.extension.then_some(true),
-                // No build flag: `invoke`'s and `serve`'s `--env` win over the table instead.
+                // No build flags: `invoke`'s and `serve`'s `--env` and `--concurrency` win over
+                // the settings instead.
                 env: None,
+                concurrency: None,
             },
         };
         CommandLine {

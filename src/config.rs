@@ -186,9 +186,19 @@ pub struct FunctionConfig {
     pub extension: bool,
     /// The zips of the layers the function is deployed with. Absolute.
     pub layers: Vec<PathBuf>,
+    /// What `invoke` and `serve` take from the settings when they run what the tool builds.
+    pub run: RunSettings,
+}
+
+/// The settings of a function that `invoke` and `serve` read when they run what the tool builds
+/// (`--invoke-with`, `--native`, `serve --watch`); their flags win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunSettings {
     /// Its environment variables, by name: the `env` tables of its layers merged, a higher
     /// layer's value winning.
     pub env: Vec<(String, String)>,
+    /// `concurrency`: Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`.
+    pub concurrency: Option<u32>,
 }
 
 /// The keys one cargo invocation has once, so the packages of a build must agree on them
@@ -230,6 +240,9 @@ pub struct FunctionSettings {
     /// The function's environment variables when `invoke` and `serve` run what the tool
     /// builds (`--invoke-with`, `--native`, `--watch`): a table of strings.
     pub env: Option<BTreeMap<String, String>>,
+    /// How many invocations one execution environment takes at once when the tool runs the
+    /// function, as Lambda Managed Instances do (`--concurrency`).
+    pub concurrency: Option<u32>,
 }
 
 /// Where a layer comes from, to say where one of its keys was set.
@@ -523,6 +536,17 @@ impl<'de> Deserializer<'de> for Var<'_> {
         }
     }
 
+    /// The one number, `concurrency`.
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        match self.text.trim().parse() {
+            Ok(value) => visitor.visit_u32(value),
+            Err(_) => Err(ValueError::custom(format!(
+                "`{}` is not a number: write a whole number such as `4`",
+                self.text
+            ))),
+        }
+    }
+
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
         let items = (self.text.split(self.separators))
             .map(str::trim)
@@ -565,7 +589,7 @@ impl<'de> Deserializer<'de> for Var<'_> {
     }
 
     serde::forward_to_deserialize_any! {
-        i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
+        i8 i16 i32 i64 i128 u8 u16 u64 u128 f32 f64 char str string bytes byte_buf unit
         unit_struct newtype_struct tuple tuple_struct struct identifier ignored_any
     }
 }
@@ -799,7 +823,10 @@ impl<'a> Stack<'a> {
             include: self.get(|l| &l.function.include).unwrap_or_default(),
             extension: self.get(|l| &l.function.extension).unwrap_or(false),
             layers: self.get(|l| &l.function.layers).unwrap_or_default(),
-            env: self.env(),
+            run: RunSettings {
+                env: self.env(),
+                concurrency: self.get(|l| &l.function.concurrency),
+            },
         }
     }
 
@@ -1360,6 +1387,22 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_is_a_function_setting_a_binary_may_change() {
+        let package = json!({ "concurrency": 8, "bin": { "worker": { "concurrency": 2 } } });
+        let p = project(
+            &[("app", "api", package.clone()), ("app", "worker", package)],
+            json!({}),
+        );
+        let c = resolve(&[], &env_with(&[]), &p).unwrap();
+        assert_eq!(c.functions[0].run.concurrency, Some(8));
+        assert_eq!(c.functions[1].run.concurrency, Some(2));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let vars = [("CARGO_LAMBDA_BUILD_CONCURRENCY", "4")];
+        let c = resolve(&[], &env_with(&vars), &one()).unwrap();
+        assert_eq!(c.functions[0].run.concurrency, Some(4));
+    }
+
+    #[test]
     fn env_tables_add_up_variable_by_variable_the_higher_winning() {
         let package = json!({
             "env": { "TABLE": "orders", "LEVEL": "package" },
@@ -1378,7 +1421,7 @@ mod tests {
                 .collect()
         };
         assert_eq!(
-            c.functions[0].env,
+            c.functions[0].run.env,
             pairs(&[
                 ("FROM_ENV", "1"),
                 ("LEVEL", "package"),
@@ -1386,7 +1429,7 @@ mod tests {
                 ("TABLE", "env")
             ])
         );
-        assert_eq!(c.functions[1].env[1], ("LEVEL".into(), "worker".into()));
+        assert_eq!(c.functions[1].run.env[1], ("LEVEL".into(), "worker".into()));
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 
         let bad = [("CARGO_LAMBDA_BUILD_ENV", "A=1,oops")];
@@ -1434,7 +1477,7 @@ mod tests {
         for expected in [
             "`[workspace.metadata.lambda-build]` in `/ws/Cargo.toml`: unknown key `docker-image`",
             "of package `api` (`/ws/api/Cargo.toml`): unknown key `zipp` (ignored)",
-            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension, env",
+            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension, env, concurrency",
         ] {
             assert!(
                 warnings.contains(expected),
@@ -1446,7 +1489,8 @@ mod tests {
         assert!(
             warnings.contains(
                 "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
-                 per-package, docker-files, zip, outdir, include, layers, extension, env, bin.NAME"
+                 per-package, docker-files, zip, outdir, include, layers, extension, env, \
+                 concurrency, bin.NAME"
             ),
             "{warnings}"
         );

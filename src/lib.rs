@@ -489,7 +489,7 @@ fn smoke_test(
         settings.layers = function.layers.clone();
         settings.check_libraries = true;
         settings.qemu_sysroot = env.qemu_ld_prefix();
-        settings.add_settings_env(&function.env)?;
+        settings.add_settings(&function.run)?;
         if let Some(chosen) = container {
             let docker = config.docker.clone().unwrap_or_default();
             let mut plan = invoke::container::ContainerPlan::new(chosen, docker, env)

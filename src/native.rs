@@ -159,7 +159,7 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     let front = Front::bind(args.bind, args.port)?;
     serve::announce(&front)?;
     let plan = plan(&args.selection, None, env, ui, "serve")?;
-    function.add_settings_env(&plan.function.env)?;
+    function.add_settings(&plan.function.run)?;
     let executable = build(&plan, &reporter, &interrupt)?;
     let config = ServeConfig {
         artifact: executable,
@@ -183,7 +183,7 @@ pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
         &env.cwd,
     )?)?;
     let plan = plan(&args.selection, None, env, ui, "invoke")?;
-    function.add_settings_env(&plan.function.env)?;
+    function.add_settings(&plan.function.run)?;
     let executable = build(&plan, &reporter, &interrupt)?;
     let outcomes = invoke::invoke(
         &executable,

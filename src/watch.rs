@@ -90,7 +90,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     // Decided before the first build: a selection that names no single function is refused
     // here, rather than leaving a server with nothing to serve.
     let builder = Builder::decide(args.selection, args.native, &workspace, env, ui)?;
-    function.add_settings_env(&builder.env)?;
+    function.add_settings(&builder.run)?;
     let config = ServeConfig {
         // Each build's artifact is passed to `serve_function` as it comes.
         artifact: PathBuf::new(),
@@ -165,8 +165,8 @@ struct Builder {
     /// The artifact served last and its stamp: a build that leaves it as it was is not served
     /// again, so the function stays warm.
     served: Option<(PathBuf, Option<Stamp>)>,
-    /// The function's `env` table in the settings.
-    env: Vec<(String, String)>,
+    /// What the settings say of running the function (`env`, `concurrency`).
+    run: crate::config::RunSettings,
 }
 
 /// When a file was written, and its size.
@@ -187,9 +187,9 @@ impl Builder {
         env: &Env,
         ui: Ui,
     ) -> Result<Builder> {
-        let (manifest, mode, variables) = if native {
+        let (manifest, mode, run) = if native {
             let plan = native::plan(&selection, Some(workspace), env, ui, "serve")?;
-            (plan.function.manifest_path, Mode::Native, plan.function.env)
+            (plan.function.manifest_path, Mode::Native, plan.function.run)
         } else {
             let args = native::build_args(&selection, None)?;
             let (config, plan) = crate::plan_build(args, Some(workspace), env, ui)?;
@@ -205,7 +205,7 @@ impl Builder {
                     args: Box::new(args),
                     zip,
                 },
-                function.env.clone(),
+                function.run.clone(),
             )
         };
         Ok(Builder {
@@ -213,7 +213,7 @@ impl Builder {
             mode,
             manifest,
             served: None,
-            env: variables,
+            run,
         })
     }
 

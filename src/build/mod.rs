@@ -382,7 +382,7 @@ mod tests {
             package_root: PathBuf::new(),
             outdir: "/out".into(),
             layers: Vec::new(),
-            env: Vec::new(),
+            run: Default::default(),
             brought: Default::default(),
         }
     }

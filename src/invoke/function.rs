@@ -58,6 +58,16 @@ impl FunctionSettings {
         self.concurrency.unwrap_or(1).max(1)
     }
 
+    /// Takes what the settings say of running the function, under the command line: the `env`
+    /// table's variables under those already there (`--env-file`, `--env`), which win (Lambda's
+    /// reserved keys are refused wherever they come from), and `concurrency` unless
+    /// `--concurrency` (or the variable) gave one.
+    pub fn add_settings(&mut self, run: &crate::config::RunSettings) -> Result<(), InvokeError> {
+        self.add_settings_env(&run.env)?;
+        self.concurrency = self.concurrency.or(run.concurrency.filter(|n| *n >= 1));
+        Ok(())
+    }
+
     /// Puts the variables of the settings' `env` table under those already there (`--env-file`,
     /// `--env`), which win; Lambda's reserved keys are refused wherever they come from.
     pub fn add_settings_env(&mut self, env: &[(String, String)]) -> Result<(), InvokeError> {
@@ -220,6 +230,20 @@ fn checked(variables: Vec<(String, String)>) -> Result<Vec<(String, String)>, In
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settings_concurrency_yields_to_the_command_lines() {
+        let run = crate::config::RunSettings {
+            env: Vec::new(),
+            concurrency: Some(8),
+        };
+        let mut function = default_function("f", &|_: &str| None);
+        function.add_settings(&run).unwrap();
+        assert_eq!(function.concurrency, Some(8));
+        function.concurrency = Some(2);
+        function.add_settings(&run).unwrap();
+        assert_eq!(function.concurrency, Some(2));
+    }
 
     #[test]
     fn reserved_variables_are_refused_like_lambda_does() {
