@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::arch::Arch;
 use crate::env::{Ui, Verbosity};
+use crate::image::Published;
 use crate::inspect::ElfReport;
 use crate::lambda;
 use crate::package::Artifact;
@@ -237,6 +238,8 @@ pub struct FunctionReport<'a> {
     pub elf: &'a ElfReport,
     /// The image a `--docker` build ran in.
     pub docker_image: Option<&'a str>,
+    /// The container image `--image` made of the function.
+    pub image: Option<&'a Published>,
 }
 
 pub fn glibc_text(elf: &ElfReport) -> String {
@@ -287,6 +290,21 @@ pub fn print_summary(out: &mut impl Write, summary: &FunctionReport) -> std::io:
     writeln!(out, "  glibc         {}", glibc_text(summary.elf))?;
     writeln!(out, "  sha256        {}", artifact.sha256_hex())?;
     writeln!(out, "  CodeSha256    {}", artifact.code_sha256())?;
+    if let Some(image) = summary.image {
+        let went = match (image.pushed, &image.layout) {
+            (true, Some(dir)) => format!("pushed, OCI layout {}", dir.display()),
+            (true, None) => "pushed".to_owned(),
+            (false, Some(dir)) => format!("OCI layout {}", dir.display()),
+            (false, None) => "not written".to_owned(),
+        };
+        writeln!(
+            out,
+            "  image         {}, {} ({went})",
+            image.platform,
+            human_size(image.size)
+        )?;
+        writeln!(out, "  ImageUri      {}", image.image_uri())?;
+    }
     Ok(())
 }
 
@@ -318,6 +336,13 @@ pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Re
         // The image of a `--docker` build (null otherwise): the name to `docker save` it under
         // for a CI cache.
         "docker_image": summary.docker_image,
+        // `--image`: what Lambda's `ImageUri` takes (by digest), and the image's facts; null
+        // without `--image`.
+        "image_uri": summary.image.map(Published::image_uri),
+        "image_digest": summary.image.map(|image| &image.digest),
+        "image_platform": summary.image.map(|image| &image.platform),
+        "image_pushed": summary.image.map(|image| image.pushed),
+        "image_layout": summary.image.and_then(|image| image.layout.as_ref()),
     });
     writeln!(out, "{line}")
 }
