@@ -27,6 +27,7 @@ mod e2e;
 mod habits;
 mod hostile;
 mod hosts;
+mod image;
 mod interrupt;
 mod invoke;
 mod invoke_docker;
