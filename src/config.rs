@@ -1351,7 +1351,8 @@ mod tests {
         assert!(
             warnings.contains(
                 "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
-                 per-package, docker-files, zip, outdir, include, layers, extension, bin.NAME"
+                 per-package, docker-files, image-base, zip, outdir, include, layers, extension, \
+                 bin.NAME"
             ),
             "{warnings}"
         );

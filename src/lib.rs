@@ -289,7 +289,8 @@ fn prepare(
         image::check(image, &functions)?;
     }
     for function in &mut plan.functions {
-        function.brought = brought(function, &plan.target_dir, &mut config.warnings)?;
+        let image = config.image.is_some();
+        function.brought = brought(function, &plan.target_dir, image, &mut config.warnings)?;
     }
     Ok(Some(Prepared {
         config,
@@ -338,13 +339,16 @@ pub fn plan_build(
 }
 
 /// What a function brings besides its executable: the files its includes match (never the
-/// build's own outputs) and the shared libraries those and its layers hold.
+/// build's own outputs) and the shared libraries those and its layers hold. They go into the
+/// zip, and into the image's `/var/task` with `--image`.
 fn brought(
     function: &FunctionPlan,
     target_dir: &Path,
+    image: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Brought> {
-    if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
+    let packed = image || matches!(function.output, Output::Zip(_));
+    if !function.include.is_empty() && !packed {
         warnings.push(format!(
             "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
             function.bin

@@ -382,7 +382,13 @@ fn without_comments(text: &str) -> String {
 
 /// The facts that `lambda.rs` declares, with their sources, so that a change of Lambda's (a new
 /// API version) or of the tool's output name is made in one place.
-const LAMBDA_FACTS: &[&str] = &["/var/task", "/opt", "2018-06-01", "lambda.zip"];
+const LAMBDA_FACTS: &[&str] = &[
+    "/var/task",
+    "/opt",
+    "public.ecr.aws/lambda/provided",
+    "2018-06-01",
+    "lambda.zip",
+];
 
 /// Whether `line` names `fact` as a whole (`lambda.zip`, not `cargo_lambda.zip()`).
 fn names(line: &str, fact: &str) -> bool {
