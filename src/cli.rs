@@ -13,8 +13,7 @@ use clap::{Args, CommandFactory, Parser, ValueEnum};
 use crate::arch::Arch;
 use crate::config::{
     BuildSettings, CommandLine, DockerConfig, DockerFiles, FunctionSettings, ImageConfig, Layer,
-    MessageFormat,
-    Source,
+    MessageFormat, Source,
 };
 pub use crate::env::ColorChoice;
 use crate::new::{Ci, Kind, NewCrate};

@@ -97,7 +97,11 @@ fn entries(bootstrap: &Path, includes: &[ZipEntry]) -> BTreeMap<String, Entry> {
         let path = format!("{task}/{}", include.name);
         add_parents(&mut entries, &path);
         let source = (!include.is_dir()).then(|| include.source.clone());
-        let mode = if include.is_dir() { 0o755 } else { include.mode };
+        let mode = if include.is_dir() {
+            0o755
+        } else {
+            include.mode
+        };
         entries.insert(path, Entry { source, mode });
     }
     entries
@@ -176,7 +180,10 @@ mod tests {
             ]
         );
         let again = function_layer(&bootstrap, &includes, 1_700_000_000).unwrap();
-        assert_eq!((&again.digest, &again.diff_id), (&layer.digest, &layer.diff_id));
+        assert_eq!(
+            (&again.digest, &again.diff_id),
+            (&layer.digest, &layer.diff_id)
+        );
         let other_time = function_layer(&bootstrap, &includes, 0).unwrap();
         assert_ne!(other_time.digest, layer.digest);
     }

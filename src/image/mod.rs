@@ -65,7 +65,10 @@ pub enum ImageError {
     Layer(std::io::Error),
 
     #[error("cannot write `{}`: {error}", .path.display())]
-    Write { path: PathBuf, error: std::io::Error },
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 impl ImageError {
@@ -201,8 +204,8 @@ async fn publish_async(
         .map_err(&base_error)?;
     status("Pulling", format!("base image `{}`", image.base));
     let assembled = assemble(request, &client, base, &base_auth).await?;
-    let size = assembled.layer.unpacked_size
-        + assembled.base.layers.iter().map(|l| l.size).sum::<u64>();
+    let size =
+        assembled.layer.unpacked_size + assembled.base.layers.iter().map(|l| l.size).sum::<u64>();
     if size > IMAGE_LIMIT {
         return Err(ImageError::TooLarge { size });
     }
@@ -338,7 +341,11 @@ async fn push(
     status("Pushing", format!("`{name}`"));
     let same_registry = image.base_reference.resolve_registry() == registry;
     for layer in &image.base.layers {
-        if client.blob_exists(target, &layer.digest).await.map_err(push_error)? {
+        if client
+            .blob_exists(target, &layer.digest)
+            .await
+            .map_err(push_error)?
+        {
             continue;
         }
         if same_registry
@@ -346,7 +353,10 @@ async fn push(
                 .mount_blob(target, &image.base_reference, &layer.digest)
                 .await
                 .is_ok()
-            && client.blob_exists(target, &layer.digest).await.unwrap_or(false)
+            && client
+                .blob_exists(target, &layer.digest)
+                .await
+                .unwrap_or(false)
         {
             continue;
         }
@@ -354,7 +364,12 @@ async fn push(
         client
             .pull_blob(&image.base_reference, layer, &mut blob)
             .await
-            .map_err(|e| failed(format!("cannot copy the base's layer: {}", registry::describe(&e))))?;
+            .map_err(|e| {
+                failed(format!(
+                    "cannot copy the base's layer: {}",
+                    registry::describe(&e)
+                ))
+            })?;
         client
             .push_blob(target, blob, &layer.digest)
             .await
@@ -364,7 +379,11 @@ async fn push(
         (&image.layer.blob, &image.layer.digest),
         (&image.config, &layer::digest_of(&image.config)),
     ] {
-        if !client.blob_exists(target, digest).await.map_err(push_error)? {
+        if !client
+            .blob_exists(target, digest)
+            .await
+            .map_err(push_error)?
+        {
             client
                 .push_blob(target, blob.clone(), digest)
                 .await
@@ -433,7 +452,10 @@ async fn write_layout(
     put(&layer::digest_of(&image.config), &image.config)?;
     put(&layer::digest_of(&image.manifest), &image.manifest)?;
     put("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    put("index.json", &oci::layout_index(&image.manifest, image.media_type, tag))?;
+    put(
+        "index.json",
+        &oci::layout_index(&image.manifest, image.media_type, tag),
+    )?;
     if dir.exists() {
         std::fs::remove_dir_all(dir).map_err(|e| write_error(dir, e))?;
     }

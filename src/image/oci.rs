@@ -112,9 +112,10 @@ pub fn choose(entries: &[Descriptor], arch: Arch) -> Result<&Descriptor, Vec<Str
     entries
         .iter()
         .find(|entry| {
-            entry.platform.as_ref().is_some_and(|p| {
-                p.os == wanted.os && p.architecture == wanted.architecture
-            })
+            entry
+                .platform
+                .as_ref()
+                .is_some_and(|p| p.os == wanted.os && p.architecture == wanted.architecture)
         })
         .ok_or_else(|| {
             (entries.iter())
@@ -166,7 +167,12 @@ impl Family {
 /// entry for it, `Cmd` set to the handler and the entrypoint kept; `created` is the layer's
 /// time, so the config depends on nothing but the base and the layer. Refuses a base whose
 /// config is not `linux` on `arch`.
-pub fn image_config(base: &[u8], layer: &Layer, arch: Arch, created: &str) -> Result<Vec<u8>, String> {
+pub fn image_config(
+    base: &[u8],
+    layer: &Layer,
+    arch: Arch,
+    created: &str,
+) -> Result<Vec<u8>, String> {
     let mut config: Value =
         serde_json::from_slice(base).map_err(|e| format!("its config is not JSON: {e}"))?;
     let wanted = platform(arch);
@@ -189,7 +195,9 @@ pub fn image_config(base: &[u8], layer: &Layer, arch: Arch, created: &str) -> Re
         Some(ids) => ids.push(layer.diff_id.clone().into()),
         None => return Err("its config has no `rootfs.diff_ids`".into()),
     }
-    let history = object.entry("history").or_insert_with(|| Value::Array(Vec::new()));
+    let history = object
+        .entry("history")
+        .or_insert_with(|| Value::Array(Vec::new()));
     if let Some(history) = history.as_array_mut() {
         history.push(serde_json::json!({
             "created": created,

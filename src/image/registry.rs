@@ -12,8 +12,8 @@ use oci_client::{Client, Reference};
 /// is never where a Lambda image goes (Lambda pulls from ECR), so the registry is spelled out.
 pub fn parse(text: &str) -> Result<Reference, String> {
     let first = text.split('/').next().unwrap_or_default();
-    let names_registry = text.contains('/')
-        && (first.contains('.') || first.contains(':') || first == "localhost");
+    let names_registry =
+        text.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
     if !names_registry {
         return Err("it names no registry".into());
     }

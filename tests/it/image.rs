@@ -20,8 +20,14 @@ const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 struct Registry {
     child: Child,
     host: String,
+    /// The `Authorization` header of the user `HTPASSWD` knows, when it asks for one.
+    login: Option<String>,
     _root: tempfile::TempDir,
 }
+
+/// The user `user` with the password `pass`, as htpasswd writes it (bcrypt, which is all the
+/// registry takes), computed once so the test needs no htpasswd tool.
+const HTPASSWD: &str = "user:$2b$12$Y6SspdlaJsquiMj34hMywuOfq77ri7RH.WUD436J9uNCBv.1eNfBa\n";
 
 impl Drop for Registry {
     fn drop(&mut self) {
@@ -31,7 +37,13 @@ impl Drop for Registry {
 }
 
 impl Registry {
+    /// A registry anyone may push to.
     fn start() -> Registry {
+        Registry::start_with(false)
+    }
+
+    /// With `login`, only `user` / `pass` may pull or push (htpasswd, HTTP basic auth).
+    fn start_with(login: bool) -> Registry {
         let root = tempfile::tempdir().unwrap();
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -43,8 +55,18 @@ impl Registry {
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n",
-                root.path().join("data").display()
+                 http:\n  addr: 127.0.0.1:{port}\n{}",
+                root.path().join("data").display(),
+                if login {
+                    let file = root.path().join("htpasswd");
+                    std::fs::write(&file, HTPASSWD).unwrap();
+                    format!(
+                        "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                        file.display()
+                    )
+                } else {
+                    String::new()
+                }
             ),
         )
         .unwrap();
@@ -58,10 +80,11 @@ impl Registry {
         let registry = Registry {
             child,
             host: format!("127.0.0.1:{port}"),
+            login: login.then(|| format!("Basic {}", base64_of("user:pass"))),
             _root: root,
         };
         let start = Instant::now();
-        while ureq::get(&registry.url("/v2/")).call().is_err() {
+        while registry.get("/v2/").is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(30),
                 "docker-registry did not answer on {}",
@@ -74,6 +97,14 @@ impl Registry {
 
     fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.host)
+    }
+
+    fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let mut request = ureq::get(&self.url(path));
+        if let Some(login) = &self.login {
+            request = request.header("Authorization", login);
+        }
+        request.call()
     }
 
     /// Pushes a blob as a registry client does: POST an upload, PUT its bytes with the digest.
@@ -144,7 +175,7 @@ impl Registry {
 
     /// The repository's tags; none when nothing was ever pushed to it.
     fn tags(&self, repository: &str) -> Vec<String> {
-        match ureq::get(&self.url(&format!("/v2/{repository}/tags/list"))).call() {
+        match self.get(&format!("/v2/{repository}/tags/list")) {
             Ok(mut response) => {
                 let list: serde_json::Value =
                     serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
@@ -156,6 +187,11 @@ impl Registry {
             Err(_) => Vec::new(),
         }
     }
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 fn digest_of(bytes: &[u8]) -> String {
@@ -199,7 +235,10 @@ fn skopeo(location: &str, config: bool) -> Vec<u8> {
 /// The one JSON line of the build's stdout.
 fn artifact(stdout: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(stdout);
-    let line = text.lines().find(|l| l.contains("lambda-artifact")).expect("a JSON line");
+    let line = text
+        .lines()
+        .find(|l| l.contains("lambda-artifact"))
+        .expect("a JSON line");
     serde_json::from_str(line).unwrap()
 }
 
@@ -209,7 +248,13 @@ fn setup() -> Option<(Registry, tempfile::TempDir)> {
     }
     let registry = Registry::start();
     registry.push_base("base", "al2023", &["amd64", "arm64"]);
-    Some((registry, crate_with("imagefn", &[("src/main.rs", MAIN)], "")))
+    // The includes of Cargo.toml go under /var/task, as in a zip.
+    let project = crate_with(
+        "imagefn",
+        &[("src/main.rs", MAIN), ("config.json", "{}")],
+        "[package.metadata.lambda-build]\ninclude = [\"config.json\"]\n",
+    );
+    Some((registry, project))
 }
 
 /// Pushes `--image NAME` on the registry's base and checks the manifest skopeo reads back: one
@@ -220,26 +265,46 @@ fn push_and_check(registry: &Registry, project: &Path, name: &str, arch: &str) -
     let base = format!("{}/base:al2023", registry.host);
     let output = lambda_build(
         project,
-        &["--arch", arch, "--image", &image, "--image-base", &base, "--push"]
-            .into_iter()
-            .chain(["--message-format", "json"])
-            .collect::<Vec<_>>(),
+        &[
+            "--arch",
+            arch,
+            "--image",
+            &image,
+            "--image-base",
+            &base,
+            "--push",
+        ]
+        .into_iter()
+        .chain(["--message-format", "json"])
+        .collect::<Vec<_>>(),
     );
     support::assert_success(&output);
     let json = artifact(&output.stdout);
     let digest = json["image_digest"].as_str().unwrap().to_owned();
     // Every name here has a tag.
     let (repository, _tag) = image.rsplit_once(':').unwrap();
-    assert_eq!(json["image_uri"], format!("{repository}@{digest}"), "{json}");
+    assert_eq!(
+        json["image_uri"],
+        format!("{repository}@{digest}"),
+        "{json}"
+    );
     let oci_arch = if arch == "arm64" { "arm64" } else { "amd64" };
     assert_eq!(json["image_platform"], format!("linux/{oci_arch}"));
 
     let raw = skopeo(&format!("docker://{image}"), false);
-    assert_eq!(digest_of(&raw), digest, "the digest printed is the manifest's");
+    assert_eq!(
+        digest_of(&raw),
+        digest,
+        "the digest printed is the manifest's"
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     assert_eq!(manifest["mediaType"], OCI_MANIFEST, "{manifest}");
     assert!(manifest.get("manifests").is_none(), "an index: {manifest}");
-    assert_eq!(manifest["layers"].as_array().unwrap().len(), 2, "{manifest}");
+    assert_eq!(
+        manifest["layers"].as_array().unwrap().len(),
+        2,
+        "{manifest}"
+    );
     let config: serde_json::Value =
         serde_json::from_slice(&skopeo(&format!("docker://{image}"), true)).unwrap();
     assert_eq!(config["architecture"], oci_arch, "{config}");
@@ -276,28 +341,45 @@ fn image_is_one_manifest_of_the_platform_pushed_without_an_engine_and_reproducib
     );
     support::assert_success(&output);
     let stdout = support::stdout(&output);
-    eprintln!("{stdout}{}", support::stderr(&output));
     let uri = format!("ImageUri      {}/func@{first}", registry.host);
     assert!(stdout.contains(&uri), "{stdout}");
     assert!(stdout.contains("image         linux/amd64"), "{stdout}");
     let raw = skopeo(&format!("oci:{}:v3", out.display()), false);
-    assert_eq!(digest_of(&raw), first, "the layout holds the image that was pushed");
+    assert_eq!(
+        digest_of(&raw),
+        first,
+        "the layout holds the image that was pushed"
+    );
     let manifest: serde_json::Value = serde_json::from_slice(&raw).unwrap();
     let layer = manifest["layers"][1]["digest"].as_str().unwrap();
-    let blob = std::fs::read(out.join("blobs/sha256").join(layer.trim_start_matches("sha256:")))
-        .unwrap();
+    let blob = std::fs::read(
+        out.join("blobs/sha256")
+            .join(layer.trim_start_matches("sha256:")),
+    )
+    .unwrap();
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(blob.as_slice()));
     let entries: Vec<(String, u32)> = (archive.entries().unwrap())
         .map(|e| {
             let e = e.unwrap();
-            (e.path().unwrap().display().to_string(), e.header().mode().unwrap())
+            (
+                e.path().unwrap().display().to_string(),
+                e.header().mode().unwrap(),
+            )
         })
         .collect();
+    for entry in [
+        ("var/runtime/bootstrap", 0o755),
+        ("var/task/config.json", 0o644),
+    ] {
+        assert!(
+            entries.contains(&(entry.0.to_owned(), entry.1)),
+            "{entry:?} missing from {entries:?}"
+        );
+    }
     assert!(
-        entries.contains(&("var/runtime/bootstrap".to_owned(), 0o755)),
-        "{entries:?}"
+        registry.tags("func").len() == 2,
+        "--image-out alone pushes nothing"
     );
-    assert!(registry.tags("func").len() == 2, "--image-out alone pushes nothing");
 }
 
 #[test]
@@ -346,7 +428,12 @@ fn image_refusals_are_clear_and_push_nothing() {
             "--push",
         ],
     );
-    assert_refused(&output, 1, "cannot push `127.0.0.1:9/func:v1`", "docker login");
+    assert_refused(
+        &output,
+        1,
+        "cannot push `127.0.0.1:9/func:v1`",
+        "docker login",
+    );
     // A name without a registry: refused before anything is built.
     let output = lambda_build(project.path(), &["--image", "func:latest", "--push"]);
     assert_refused(&output, 1, "it names no registry", "amazonaws.com");
@@ -354,4 +441,47 @@ fn image_refusals_are_clear_and_push_nothing() {
     let output = lambda_build(project.path(), &["--image", &format!("{host}/func")]);
     assert_refused(&output, 1, "needs a destination", "--push");
     assert!(registry.tags("func").is_empty(), "something was pushed");
+}
+
+#[test]
+fn image_is_pushed_with_the_docker_clis_login_and_a_refused_one_pushes_nothing() {
+    let Some((base, project)) = setup() else {
+        return;
+    };
+    let registry = Registry::start_with(true);
+    let image = format!("{}/func:v1", registry.host);
+    let base_ref = format!("{}/base:al2023", base.host);
+    let docker_config = tempfile::tempdir().unwrap();
+    let login = |password: &str| {
+        let auths = serde_json::json!({"auths": {
+            &registry.host: {"auth": base64_of(&format!("user:{password}"))},
+        }});
+        std::fs::write(docker_config.path().join("config.json"), auths.to_string()).unwrap();
+    };
+    let push = || {
+        support::lambda_build_command(
+            project.path(),
+            &["--image", &image, "--image-base", &base_ref, "--push"],
+        )
+        .env("DOCKER_CONFIG", docker_config.path())
+        .output()
+        .unwrap()
+    };
+    login("wrong");
+    let err = assert_refused(
+        &push(),
+        1,
+        &format!("cannot push `{image}`"),
+        "docker login",
+    );
+    assert!(err.contains("401 Unauthorized"), "{err}");
+    assert!(
+        registry.tags("func").is_empty(),
+        "pushed with a refused login"
+    );
+    login("pass");
+    let output = push();
+    support::assert_success(&output);
+    assert_eq!(registry.tags("func"), ["v1"]);
+    assert!(support::stdout(&output).contains("ImageUri"));
 }
