@@ -225,7 +225,8 @@ pub struct BuildArgs {
 
     /// Also assemble the function as a container image for Lambda, named NAME
     /// (`REGISTRY/REPOSITORY[:TAG]`): the base image plus one layer with `bootstrap` and the
-    /// includes, reproducible; written with --push or --image-out (docs/image.md)
+    /// includes, reproducible; pushed with --push, written with --image-out, else loaded into
+    /// the engine --docker uses (docs/image.md)
     #[arg(long, value_name = "NAME")]
     pub image: Option<String>,
 

@@ -488,7 +488,7 @@ fn print_results(functions: &[Packaged], arch: Arch, format: MessageFormat) -> R
             arch,
             elf: &built.checked.elf,
             docker_image: built.docker_image.as_deref(),
-            image: image.as_ref(),
+            image: image.as_ref().map(image::Published::report),
         };
         match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),
@@ -566,10 +566,11 @@ fn publish_image(
         includes: &function.built.plan.brought.includes,
         mtime,
         docker_config: docker_config.as_deref(),
+        engine: &build::docker::engine::EngineEnv::from_env(env),
     };
     let published = image::publish(&request, &|verb, message| reporter.status(verb, message))?;
     if published.pushed {
-        reporter.status("Pushed", published.image_uri());
+        reporter.status("Pushed", published.report().image_uri());
     }
     Ok(published)
 }

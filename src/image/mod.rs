@@ -10,6 +10,7 @@
 //! registries.
 
 pub mod layer;
+pub mod load;
 pub mod oci;
 pub mod registry;
 
@@ -36,9 +37,6 @@ pub enum ImageError {
     #[error("`--image` builds a function's image, and `{bin}` is an extension")]
     Extension { bin: String },
 
-    #[error("`--image {name}` needs a destination: `--push` or `--image-out DIR`")]
-    NoDestination { name: String },
-
     #[error("cannot read the base image `{base}`: {reason}")]
     Base { base: String, reason: String },
 
@@ -64,6 +62,10 @@ pub enum ImageError {
     #[error("cannot write the image's layer: {0}")]
     Layer(std::io::Error),
 
+    /// Loading into the engine (neither `--push` nor `--image-out`).
+    #[error("cannot load the image into the Docker engine: {0}")]
+    Engine(Box<crate::build::docker::DockerError>),
+
     #[error("cannot write `{}`: {error}", .path.display())]
     Write {
         path: PathBuf,
@@ -81,9 +83,6 @@ impl ImageError {
                 "select one with `--package NAME` or `--bin NAME`".into()
             }
             Self::Extension { .. } => "deploy an extension as a layer: `--extension --zip`".into(),
-            Self::NoDestination { .. } => {
-                "add `--push` to push it to its registry, or `--image-out DIR` to write it".into()
-            }
             Self::Base { .. } => "check the name and the network, or choose another base with \
                 `--image-base REF` (or `image-base` in Cargo.toml)"
                 .into(),
@@ -97,6 +96,10 @@ impl ImageError {
                 (`docker login REGISTRY`; for ECR, `aws ecr get-login-password | docker login \
                 --username AWS --password-stdin REGISTRY`), and check that the repository exists"
                 .into(),
+            Self::Engine(e) => format!(
+                "{}; or push it with `--push`, or write it with `--image-out DIR`",
+                e.help().unwrap_or_else(|| "start the engine".into())
+            ),
             Self::Layer(_) | Self::Write { .. } => return None,
         })
     }
@@ -115,17 +118,26 @@ pub struct Published {
     pub size: u64,
     pub pushed: bool,
     pub layout: Option<PathBuf>,
+    /// Loaded into the engine `--docker` uses, tagged NAME.
+    pub loaded: bool,
 }
 
 impl Published {
-    /// What Lambda's `ImageUri` takes: the image by digest, so a later push to the tag cannot
-    /// change what is deployed.
-    pub fn image_uri(&self) -> String {
-        format!("{}@{}", self.repository, self.digest)
+    /// As the report shows it.
+    pub fn report(&self) -> crate::report::ImageReport<'_> {
+        crate::report::ImageReport {
+            repository: &self.repository,
+            digest: &self.digest,
+            platform: &self.platform,
+            size: self.size,
+            pushed: self.pushed,
+            layout: self.layout.as_deref(),
+            loaded: self.loaded,
+        }
     }
 }
 
-/// Refusals that need no build: a name without a registry, several functions, no destination.
+/// Refusals that need no build: a name without a registry, several functions, an extension.
 pub fn check(image: &ImageConfig, functions: &[(&str, bool)]) -> Result<(), ImageError> {
     registry::parse(&image.name).map_err(|reason| ImageError::BadName {
         name: image.name.clone(),
@@ -145,11 +157,6 @@ pub fn check(image: &ImageConfig, functions: &[(&str, bool)]) -> Result<(), Imag
             bin: (*bin).to_owned(),
         });
     }
-    if !image.push && image.out.is_none() {
-        return Err(ImageError::NoDestination {
-            name: image.name.clone(),
-        });
-    }
     Ok(())
 }
 
@@ -163,6 +170,8 @@ pub struct Request<'a> {
     pub mtime: u64,
     /// The docker CLI's config directory, for the credentials.
     pub docker_config: Option<&'a Path>,
+    /// How the docker CLI reaches its engine, to load the image when it goes nowhere else.
+    pub engine: &'a crate::build::docker::engine::EngineEnv,
 }
 
 /// The base and the function's layer as one image; pushed and/or written as an OCI layout.
@@ -218,6 +227,7 @@ async fn publish_async(
         size,
         pushed: false,
         layout: None,
+        loaded: false,
     };
     if let Some(dir) = &image.out {
         write_layout(&client, &assembled, dir, tag_of(&target)).await?;
@@ -227,6 +237,17 @@ async fn publish_async(
     if image.push {
         push(request, &client, &target, &assembled, status).await?;
         published.pushed = true;
+    }
+    if !image.push && image.out.is_none() {
+        let mut layers = base_layers(&client, &assembled).await?;
+        layers.push((assembled.layer.digest.clone(), assembled.layer.blob.clone()));
+        let tag = format!("{}:{}", published.repository, tag_of(&target));
+        let archive = load::archive(&assembled.config, &layers, &tag).map_err(ImageError::Layer)?;
+        load::import(archive, request.engine)
+            .await
+            .map_err(|e| ImageError::Engine(Box::new(e)))?;
+        status("Loaded", format!("`{tag}` into the Docker engine"));
+        published.loaded = true;
     }
     Ok(published)
 }
@@ -407,6 +428,26 @@ async fn push(
     Ok(())
 }
 
+/// The base's layers, downloaded: what a layout or the engine needs besides the new blobs.
+async fn base_layers(
+    client: &Client,
+    image: &Assembled,
+) -> Result<Vec<(String, Vec<u8>)>, ImageError> {
+    let mut layers = Vec::with_capacity(image.base.layers.len());
+    for layer in &image.base.layers {
+        let mut blob = Vec::new();
+        client
+            .pull_blob(&image.base_reference, layer, &mut blob)
+            .await
+            .map_err(|e| ImageError::Base {
+                base: image.base_reference.whole(),
+                reason: registry::describe(&e),
+            })?;
+        layers.push((layer.digest.clone(), blob));
+    }
+    Ok(layers)
+}
+
 /// An OCI image layout (`oci-layout`, `index.json`, `blobs/sha256/`), written beside `dir` and
 /// renamed into place: a failed run leaves the previous directory as it was.
 async fn write_layout(
@@ -437,16 +478,8 @@ async fn write_layout(
         };
         std::fs::write(&path, bytes).map_err(|e| write_error(&path, e))
     };
-    for layer in &image.base.layers {
-        let mut blob = Vec::new();
-        client
-            .pull_blob(&image.base_reference, layer, &mut blob)
-            .await
-            .map_err(|e| ImageError::Base {
-                base: image.base_reference.whole(),
-                reason: registry::describe(&e),
-            })?;
-        put(&layer.digest, &blob)?;
+    for (digest, blob) in base_layers(client, image).await? {
+        put(&digest, &blob)?;
     }
     put(&image.layer.digest, &image.layer.blob)?;
     put(&layer::digest_of(&image.config), &image.config)?;

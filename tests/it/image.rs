@@ -437,9 +437,6 @@ fn image_refusals_are_clear_and_push_nothing() {
     // A name without a registry: refused before anything is built.
     let output = lambda_build(project.path(), &["--image", "func:latest", "--push"]);
     assert_refused(&output, 1, "it names no registry", "amazonaws.com");
-    // No destination.
-    let output = lambda_build(project.path(), &["--image", &format!("{host}/func")]);
-    assert_refused(&output, 1, "needs a destination", "--push");
     assert!(registry.tags("func").is_empty(), "something was pushed");
 }
 
@@ -484,4 +481,48 @@ fn image_is_pushed_with_the_docker_clis_login_and_a_refused_one_pushes_nothing()
     support::assert_success(&output);
     assert_eq!(registry.tags("func"), ["v1"]);
     assert!(support::stdout(&output).contains("ImageUri"));
+}
+
+/// Removes an image from the engine when the test ends, passed or not.
+struct Loaded<'a>(&'a str);
+
+impl Drop for Loaded<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["image", "rm", "--force", self.0])
+            .output();
+    }
+}
+
+#[test]
+fn image_without_push_or_out_is_loaded_into_the_engine() {
+    let Some(_engine) = support::docker::setup() else {
+        return;
+    };
+    let Some((registry, project)) = setup() else {
+        return;
+    };
+    let name = format!("{}/func:loaded", registry.host);
+    let _loaded = Loaded(&name);
+    let base = format!("{}/base:al2023", registry.host);
+    let output = lambda_build(project.path(), &["--image", &name, "--image-base", &base]);
+    support::assert_success(&output);
+    assert!(
+        support::stdout(&output).contains("loaded into the Docker engine"),
+        "{}",
+        support::stdout(&output)
+    );
+    let inspect = Command::new("docker")
+        .args(["image", "inspect", "--format"])
+        .arg("{{.Architecture}} {{json .Config.Cmd}} {{json .Config.Entrypoint}}")
+        .arg(&name)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&inspect.stdout).trim(),
+        r#"amd64 ["bootstrap"] ["/lambda-entrypoint.sh"]"#,
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+    assert!(registry.tags("func").is_empty(), "loading pushed it");
 }
