@@ -602,6 +602,11 @@ pub struct NewArgs {
     #[arg(long, conflicts_with = "extension")]
     pub http: bool,
 
+    /// Write a SAM template that deploys the function as a container image (`PackageType:
+    /// Image`), built and pushed with `cargo lambda-build --image NAME --push`, instead of a zip
+    #[arg(long, conflicts_with_all = ["extension", "http"])]
+    pub image: bool,
+
     /// Also write a CI file that builds both architectures with `--docker`, caching the builder
     /// image and cargo's files: `.github/workflows/lambda.yml` (github, the default) or
     /// `.gitlab-ci.yml` (gitlab)
@@ -622,6 +627,7 @@ impl From<NewArgs> for NewCrate {
             path: args.path,
             kind,
             ci: args.ci,
+            image: args.image,
         }
     }
 }
