@@ -7,6 +7,7 @@
         --work target/bench-tiny --json /tmp/r.json --markdown /tmp/B.md   # the CI check
     python3 bench/compare.py --render-only   # BENCHMARKS.md again from bench/results.json
     python3 bench/compare.py --watch         # only the watch loop rows (kept with the others)
+    python3 bench/compare.py --latency       # only serve's request latency, host and container
 
 Both tools build the same source (tests/fixtures/echo, a `lambda_runtime` echo function) with
 their own defaults, each in its own copy and its own target dir:
@@ -40,6 +41,11 @@ the echo fixture and on the function `new --http` makes, for `serve --watch` (zi
 edited in turn (the order alternating), each sample one edit. Its rows replace the watch table
 of bench/results.json and leave the rest as the last full run wrote it (and a full run keeps the
 last watch table).
+
+`--latency` measures what a request costs through `serve` on this machine and through `serve
+--docker` (the function in a container on DOCKER_HOST's engine, `--docker-image` the tests' base
+image when LAMBDA_BUILD_TEST_BASE_IMAGE is set): from the server's start to its first answer, and
+then warm requests one after another. Its table is kept like the watch table.
 
 The results go to bench/results.json and into BENCHMARKS.md between its `<!-- bench:... -->`
 markers: the numbers there are only ever written by this script. Needs cargo-lambda
@@ -719,6 +725,71 @@ def watch_rows(work, opts, target):
     return rows
 
 
+def latency_rows(work, opts):
+    """The echo zip served by `serve` and by `serve --docker`, one after the other: seconds from
+    the start to the first answer (`--latency-starts` starts) and warm requests (the first start's
+    server, `--latency-requests` of them, one at a time)."""
+    project = work / "latency-echo"
+    sync_tree(FIXTURE, project)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(Path(opts.ours_target_dir).resolve()
+                                                if opts.ours_target_dir
+                                                else work / "target-latency"))
+    env.pop("SOURCE_DATE_EPOCH", None)
+    say("latency: building the echo zip (untimed)")
+    run([Ours.exe, "lambda-build", "--zip", "-q"], project, env)
+    image = ["--docker-image", opts.base_image] if opts.base_image else []
+    modes = (("host", "`serve`", []), ("docker", "`serve --docker`", ["--docker"] + image))
+    first, warm = {}, {}
+    for name, label, extra in modes:
+        first[name], warm[name] = [], []
+        for i in range(opts.latency_starts):
+            lp = Loop(f"latency-{name}", label, project,
+                      lambda port, extra=extra: [Ours.exe, "lambda-build", "serve", "lambda.zip",
+                                                 "--port", str(port)] + extra,
+                      env, "GET", "/")
+            lp.start()
+            try:
+                first[name].append(lp.wait_for("hello", limit=300))
+                if i == 0:
+                    for _ in range(opts.latency_requests):
+                        start = time.perf_counter()
+                        if http("GET", lp.url(), timeout=30) is None:
+                            raise BenchError(f"{label}: a warm request failed; its output: "
+                                             f"{lp.log.name}")
+                        warm[name].append(time.perf_counter() - start)
+            finally:
+                lp.stop()
+            say(f"latency: {label}: start {i + 1}: first answer {first[name][-1]:.2f} s")
+        say(f"latency: {label}: warm median {statistics.median(warm[name]) * 1000:.1f} ms")
+    # "ours" is the container, "theirs" this machine: the ratio is what the container costs.
+    return [row("latency-first", "start to first answer, echo zip", "s", first["docker"],
+                first["host"]),
+            row("latency-warm", "warm request, echo zip", "s", warm["docker"], warm["host"])]
+
+
+def latency_main(opts, previous):
+    """`--latency`: the latency rows, into the last results."""
+    started = time.time()
+    rows, load_before, load_after = in_work_dir(opts, lambda work: latency_rows(work, opts))
+    if previous.get("schema") != SCHEMA or not previous.get("rows"):
+        raise BenchError(f"{opts.json} holds no full run: run `python3 bench/compare.py` first")
+    date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
+    previous["latency"] = {
+        "date": date,
+        "duration_s": round(time.time() - started, 1),
+        "engine": os.environ.get("DOCKER_HOST") or "the default engine",
+        "image": opts.base_image or "the bundled build image",
+        "load_average": {"before": load_before, "after": load_after},
+        "rows": rows,
+    }
+    Path(opts.json).write_text(json.dumps(previous, indent=2) + "\n")
+    render(opts.markdown, previous)
+    for r in rows:
+        print(f"{r['metric']:<40} serve {fmt(r['theirs']['median'], 's'):>10}  "
+              f"serve --docker {fmt(r['ours']['median'], 's'):>10}")
+    say(f"\nwrote {opts.json} and the latency table of {opts.markdown}")
+
+
 # --- many functions --------------------------------------------------------------------------
 
 def write_workspace(root, n):
@@ -919,12 +990,33 @@ def watch_markdown(results):
     return "\n".join(lines)
 
 
+def latency_markdown(results):
+    latency = results.get("latency")
+    if not latency:
+        return "Not measured yet: `python3 bench/compare.py --latency`."
+    load = latency["load_average"]
+    lines = [
+        f"Last run {latency['date']} ({latency['duration_s']} s), engine {latency['engine']}, "
+        f"image {latency['image']}. Load average (1 min) before {load['before']['1m']}, "
+        f"after {load['after']['1m']}.",
+        "",
+        "| metric | `serve` | `serve --docker` | container / host |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for r in latency["rows"]:
+        ratio = f"{r['ratio']:.2f}" if r["ratio"] is not None else ""
+        lines.append(f"| {r['metric']} | {cell(r['theirs'], 's')} | {cell(r['ours'], 's')} | "
+                     f"{ratio} |")
+    return "\n".join(lines)
+
+
 def render(markdown_path, results):
     """Replaces what lies between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->`."""
     text = Path(markdown_path).read_text()
     for name, body in (("results", results_markdown(results)),
                        ("scale", scale_markdown(results)),
-                       ("watch", watch_markdown(results))):
+                       ("watch", watch_markdown(results)),
+                       ("latency", latency_markdown(results))):
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
         if not pattern.search(text):
             raise BenchError(f"{markdown_path} has no <!-- bench:{name} --> ... "
@@ -1004,6 +1096,13 @@ def parse_args(argv):
     parser.add_argument("--watch-start-limit", type=float, default=1800,
                         help="seconds a loop may take to serve its first build (cold "
                              "dependencies included)")
+    parser.add_argument("--latency", action="store_true",
+                        help="only serve's request latency: `serve` against `serve --docker` on "
+                             "the echo zip (a Docker engine needed)")
+    parser.add_argument("--latency-starts", type=int, default=3,
+                        help="for --latency: server starts per mode (default 3)")
+    parser.add_argument("--latency-requests", type=int, default=50,
+                        help="for --latency: warm requests per mode (default 50)")
     args = parser.parse_args(argv)
     if args.tiny:
         if not args.work:
@@ -1041,6 +1140,8 @@ def main(argv=None):
         previous = json.loads(Path(opts.json).read_text())
     if opts.watch:
         return watch_main(opts, previous, their_version)
+    if opts.latency:
+        return latency_main(opts, previous)
 
     started = time.time()
 
@@ -1077,8 +1178,9 @@ def main(argv=None):
         "rows": rows,
         "scale": scale,
     }
-    if previous.get("watch"):
-        results["watch"] = previous["watch"]
+    for kept in ("watch", "latency"):
+        if previous.get(kept):
+            results[kept] = previous[kept]
     if scale:
         why = plot(scale, opts.plot)
         if why:

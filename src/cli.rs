@@ -464,6 +464,8 @@ impl From<BuildArgs> for CommandLine {
                 include: some(args.include),
                 layers: some(args.layer),
                 extension: args.extension.then_some(true),
+                // No build flag: `invoke`'s and `serve`'s `--env` win over the table instead.
+                env: None,
             },
         };
         CommandLine {
@@ -694,11 +696,22 @@ pub struct InvokeArgs {
     #[arg(short = 'f', long, value_name = "FILE")]
     pub data_file: Option<PathBuf>,
 
+    /// A sample event of a common source, built in: API Gateway, function URL, ALB, SQS, SNS,
+    /// S3, EventBridge, DynamoDB and Kinesis streams, CloudWatch Logs, Cognito (`list` names
+    /// and describes them)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["data", "data_file"])]
+    pub data_example: Option<String>,
+
     /// Build the function for this machine (plain `cargo build`: cargo's dev profile unless
     /// `--release` or `--profile`, no Lambda target, no zip) and invoke that: quick, and not the
     /// zip that ships (Linux and macOS)
     #[arg(long, conflicts_with_all = NATIVE_CONFLICTS)]
     pub native: bool,
+
+    /// Invoke as this tenant of a function in tenant-isolation mode: the runtime gets it with
+    /// each event (lambda_runtime's `Context::tenant_id`)
+    #[arg(long, value_name = "ID")]
+    pub tenant_id: Option<String>,
 
     #[command(flatten)]
     pub selection: SelectionArgs,
@@ -735,9 +748,31 @@ pub struct FunctionArgs {
         value_parser = clap::value_parser!(u32).range(128..=10240))]
     pub memory: u32,
 
-    /// An environment variable of the function (repeatable), as in the function's configuration
+    /// An environment variable of the function (repeatable), as in the function's configuration;
+    /// it wins over --env-file and the settings' `env` table
     #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+
+    /// Run as Lambda Managed Instances do: one process takes up to N invocations at once
+    /// (AWS_LAMBDA_MAX_CONCURRENCY=N; `serve` dispatches concurrent requests, `invoke` sends its
+    /// events concurrently) [default: one at a time, Lambda's default]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub concurrency: Option<u32>,
+    /// A file of the function's variables, `KEY=VALUE` lines as `docker run --env-file` reads
+    /// them (`#` comments, `KEY` alone passes this machine's value); repeatable, a later file
+    /// winning; wins over the settings' `env` table
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<PathBuf>,
+
+    /// The function's log format, as Lambda's logging configuration sets it
+    /// (AWS_LAMBDA_LOG_FORMAT); with `json`, START and REPORT are JSON objects too
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormatArg>,
+
+    /// The function's application log level (AWS_LAMBDA_LOG_LEVEL); as on Lambda it needs the
+    /// JSON format, which it implies
+    #[arg(long, value_enum, value_name = "LEVEL", ignore_case = true)]
+    pub log_level: Option<LogLevelArg>,
 
     /// The function's name (AWS_LAMBDA_FUNCTION_NAME, and in its ARN)
     #[arg(long, value_name = "NAME", default_value = "function")]
@@ -773,8 +808,10 @@ default on macOS), and its answer becomes the HTTP response: status, headers, co
 bodies decoded.
 
 Requests are served one at a time by one warm process, as one Lambda execution environment \
-serves them. START / END / REPORT lines and the function's output go to stderr, one line per \
-request too. Ctrl-C stops it.
+serves them; with `--concurrency N`, up to N at once, as Lambda Managed Instances serve them. A \
+request's `X-Amz-Tenant-Id` header picks the tenant: each tenant gets a process of its own. \
+START / END / REPORT lines and the function's output go to stderr, one line per request too. \
+Ctrl-C stops it.
 
 `--watch` builds the function itself and serves each new build as sources change; `--native` \
 builds it for this machine instead of Lambda (the quickest loop, not the zip that ships).";
@@ -803,10 +840,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PORT", default_value_t = 9000)]
     pub port: u16,
 
-    /// The address to listen on; 0.0.0.0 reaches other machines, which Lambda's sandbox does
-    /// not guard against: keep it local unless you mean it
-    #[arg(long, value_name = "ADDRESS", default_value = "127.0.0.1")]
-    pub bind: std::net::IpAddr,
+    /// The address to listen on [default: localhost, both 127.0.0.1 and ::1]; 0.0.0.0 reaches
+    /// other machines, which Lambda's sandbox does not guard against: keep it local unless you
+    /// mean it
+    #[arg(long, value_name = "ADDRESS")]
+    pub bind: Option<std::net::IpAddr>,
 
     /// The event each request becomes: the service in front of the function
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = EventFormatArg::FunctionUrl)]
@@ -831,6 +869,26 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub function: FunctionArgs,
+}
+
+/// `--log-format`: Lambda's `LogFormat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormatArg {
+    /// Plain text lines (Lambda's default)
+    Text,
+    /// JSON objects
+    Json,
+}
+
+/// `--log-level`: Lambda's `ApplicationLogLevel`, in `lambda::LOG_LEVELS`' order (its index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevelArg {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
 }
 
 /// `--event-format`: the service in front of a served function. The `serve` stage reads it as its

@@ -201,6 +201,9 @@ pub struct FunctionConfig {
     pub extension: bool,
     /// The zips of the layers the function is deployed with. Absolute.
     pub layers: Vec<PathBuf>,
+    /// Its environment variables, by name: the `env` tables of its layers merged, a higher
+    /// layer's value winning.
+    pub env: Vec<(String, String)>,
 }
 
 /// The keys one cargo invocation has once, so the packages of a build must agree on them
@@ -241,6 +244,9 @@ pub struct FunctionSettings {
     pub include: Option<Vec<String>>,
     pub layers: Option<Vec<PathBuf>>,
     pub extension: Option<bool>,
+    /// The function's environment variables when `invoke` and `serve` run what the tool
+    /// builds (`--invoke-with`, `--native`, `--watch`): a table of strings.
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 /// Where a layer comes from, to say where one of its keys was set.
@@ -401,15 +407,9 @@ impl Layer {
         let (bins, not_bins) = read_keys::<Bins>(value, origin)?;
         for key in not_bins {
             let known = if key.starts_with("bin.") {
-                keys_of::<FunctionSettings>().join(", ")
+                per_binary_keys().join(", ")
             } else if not_build.contains(&key) && not_function.contains(&key) {
-                [
-                    keys_of::<BuildSettings>(),
-                    keys_of::<FunctionSettings>(),
-                    &["bin.NAME"],
-                ]
-                .concat()
-                .join(", ")
+                [settings_keys(), vec!["bin.NAME"]].concat().join(", ")
             } else {
                 continue;
             };
@@ -448,6 +448,18 @@ fn read_keys<T: DeserializeOwned>(value: &Value, origin: &str) -> Result<(T, Vec
         },
     })?;
     Ok((keys, unknown))
+}
+
+/// Every key a `lambda-build` table and the environment take, as Cargo.toml writes them: the
+/// build-wide ones, then the per-function ones. The warning about an unknown key lists them,
+/// and the docs are checked against them (tests/it/docs_truth.rs).
+pub fn settings_keys() -> Vec<&'static str> {
+    [keys_of::<BuildSettings>(), keys_of::<FunctionSettings>()].concat()
+}
+
+/// The keys a `[package.metadata.lambda-build.bin.NAME]` table takes.
+pub fn per_binary_keys() -> &'static [&'static str] {
+    keys_of::<FunctionSettings>()
 }
 
 /// The keys a settings struct reads, in its order: serde's own list, for the warning about an
@@ -555,9 +567,23 @@ impl<'de> Deserializer<'de> for Var<'_> {
         )))
     }
 
+    /// The one table, `env`: `KEY=VALUE` pairs separated by commas.
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ValueError> {
+        let mut pairs = Vec::new();
+        for item in (self.text.split(',').map(str::trim)).filter(|item| !item.is_empty()) {
+            let pair = item.split_once('=').filter(|(key, _)| !key.is_empty());
+            pairs.push(pair.ok_or_else(|| {
+                ValueError::custom(format!(
+                    "`{item}` is not KEY=VALUE: write the variables as `KEY=VALUE,OTHER=VALUE`"
+                ))
+            })?);
+        }
+        visitor.visit_map(MapDeserializer::new(pairs.into_iter()))
+    }
+
     serde::forward_to_deserialize_any! {
         i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf unit
-        unit_struct newtype_struct tuple tuple_struct map struct identifier ignored_any
+        unit_struct newtype_struct tuple tuple_struct struct identifier ignored_any
     }
 }
 
@@ -578,8 +604,20 @@ fn arch_value<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Arch>
     })
 }
 
-/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`).
-const CARGO_LAMBDA_KEYS: &str = "include, arm64, x86_64, target, output_format, lambda_dir, extension, features, profile, release";
+/// cargo-lambda's keys that mean what this tool's do (`output-format` is `output_format`), as
+/// [`cargo_lambda_layer`] reads them: the warning about another key and the docs name them.
+pub const CARGO_LAMBDA_KEYS: [&str; 10] = [
+    "include",
+    "arm64",
+    "x86_64",
+    "target",
+    "output_format",
+    "lambda_dir",
+    "extension",
+    "features",
+    "profile",
+    "release",
+];
 
 /// A cargo-lambda build table (`[package.metadata.lambda.build]`, `[workspace.metadata.lambda.build]`,
 /// `CargoLambda.toml`'s `[build]`) as a layer: the keys that mean the same here are read with
@@ -642,7 +680,10 @@ pub fn cargo_lambda_layer(
                     "compiler" => "cross builds use zig or a GNU cross gcc on the host, or \
                         `--docker` for a container"
                         .to_string(),
-                    _ => format!("the cargo-lambda keys read are: {CARGO_LAMBDA_KEYS}"),
+                    _ => format!(
+                        "the cargo-lambda keys read are: {}",
+                        CARGO_LAMBDA_KEYS.join(", ")
+                    ),
                 }
             )),
         }
@@ -777,7 +818,23 @@ impl<'a> Stack<'a> {
             include: self.get(|l| &l.function.include).unwrap_or_default(),
             extension: self.get(|l| &l.function.extension).unwrap_or(false),
             layers: self.get(|l| &l.function.layers).unwrap_or_default(),
+            env: self.env(),
         }
+    }
+
+    /// Unlike a list, the `env` tables add up, variable by variable, as cargo-lambda's do:
+    /// the workspace's `RUST_LOG` stays when a package sets its own `TABLE_NAME`.
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = BTreeMap::new();
+        for table in self
+            .layers
+            .iter()
+            .rev()
+            .filter_map(|l| l.function.env.as_ref())
+        {
+            env.extend(table.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        env.into_iter().collect()
     }
 }
 
@@ -952,6 +1009,34 @@ mod tests {
 
     fn env_with(vars: &[(&str, &str)]) -> Env {
         Env::new(PathBuf::from("/home/me/fn"), false, vars.iter().copied())
+    }
+
+    /// Every key [`CARGO_LAMBDA_KEYS`] names (the warning and the docs list) is read without a
+    /// warning, and a key it does not name is warned about: the list is the reader's.
+    #[test]
+    fn the_cargo_lambda_keys_named_are_the_keys_read() {
+        let value_of = |key: &str| match key {
+            "include" | "features" => json!(["a"]),
+            "target" => json!("aarch64-unknown-linux-gnu"),
+            "output_format" => json!("zip"),
+            "lambda_dir" | "profile" => json!("x"),
+            _ => json!(true),
+        };
+        let read = |key: &str| {
+            let mut warnings = Vec::new();
+            let table = json!({ key: value_of(key) });
+            let source = Source::Workspace("`CargoLambda.toml`".into());
+            cargo_lambda_layer(&table, source, Path::new("/ws"), &mut warnings).unwrap();
+            warnings
+        };
+        for key in CARGO_LAMBDA_KEYS {
+            assert_eq!(read(key), Vec::<String>::new(), "{key}");
+        }
+        let warnings = read("deploy_region");
+        assert!(
+            warnings[0].contains(&CARGO_LAMBDA_KEYS.join(", ")),
+            "{warnings:?}"
+        );
     }
 
     /// A workspace at /ws with one function per (package, bin, `[package.metadata.lambda-build]`).
@@ -1305,6 +1390,46 @@ mod tests {
     }
 
     #[test]
+    fn env_tables_add_up_variable_by_variable_the_higher_winning() {
+        let package = json!({
+            "env": { "TABLE": "orders", "LEVEL": "package" },
+            "bin": { "worker": { "env": { "LEVEL": "worker" } } },
+        });
+        let workspace = json!({ "env": { "RUST_LOG": "info", "TABLE": "workspace" } });
+        let p = project(
+            &[("app", "api", package.clone()), ("app", "worker", package)],
+            workspace,
+        );
+        let vars = [("CARGO_LAMBDA_BUILD_ENV", "FROM_ENV=1, TABLE=env")];
+        let c = resolve(&[], &env_with(&vars), &p).unwrap();
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            c.functions[0].env,
+            pairs(&[
+                ("FROM_ENV", "1"),
+                ("LEVEL", "package"),
+                ("RUST_LOG", "info"),
+                ("TABLE", "env")
+            ])
+        );
+        assert_eq!(c.functions[1].env[1], ("LEVEL".into(), "worker".into()));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+        let bad = [("CARGO_LAMBDA_BUILD_ENV", "A=1,oops")];
+        let err = resolve(&[], &env_with(&bad), &p).unwrap_err().to_string();
+        assert!(err.contains("`oops` is not KEY=VALUE"), "{err}");
+        let p = project(&[("app", "api", json!({ "env": { "N": 1 } }))], Value::Null);
+        let err = resolve(&[], &env(false, false), &p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`env.N`"), "{err}");
+    }
+
+    #[test]
     fn a_bin_table_applies_to_its_binary_only() {
         let package = json!({ "include": ["shared"], "bin": { "worker": { "extension": true } } });
         let p = project(
@@ -1339,7 +1464,7 @@ mod tests {
         for expected in [
             "`[workspace.metadata.lambda-build]` in `/ws/Cargo.toml`: unknown key `docker-image`",
             "of package `api` (`/ws/api/Cargo.toml`): unknown key `zipp` (ignored)",
-            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension",
+            "unknown key `bin.api.arch` (ignored); the keys are: zip, outdir, include, layers, extension, env",
         ] {
             assert!(
                 warnings.contains(expected),
@@ -1352,7 +1477,7 @@ mod tests {
             warnings.contains(
                 "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
                  per-package, docker-files, image-base, zip, outdir, include, layers, extension, \
-                 bin.NAME"
+                 env, bin.NAME"
             ),
             "{warnings}"
         );

@@ -231,6 +231,8 @@ pub struct Tool {
 pub struct Lookups {
     pub programs: BTreeMap<String, PathBuf>,
     pub dirs: BTreeSet<PathBuf>,
+    /// The sysroot `QEMU_LD_PREFIX` chose for qemu, as `invoke` takes it.
+    pub qemu_sysroot: Option<PathBuf>,
 }
 
 impl Lookups {
@@ -462,6 +464,7 @@ fn local_run(facts: &Facts, arch: Arch) -> Check {
     let emulation = emulation::emulation(
         Some(&dynamic_elf(arch)),
         facts.host,
+        lookups.qemu_sysroot.as_deref(),
         |name| lookups.program(name),
         |dir| lookups.dir(dir),
     );
@@ -735,7 +738,7 @@ impl Facts {
             host_glibc: first_line(OsStr::new("getconf"), &["GNU_LIBC_VERSION"], &env.cwd)
                 .ok()
                 .and_then(|text| GlibcVersion::parse(text.strip_prefix("glibc ")?)),
-            lookups: gather_lookups(host),
+            lookups: gather_lookups(host, env.qemu_ld_prefix()),
             engine: gather_engine(env, probe_dir.as_deref()),
             project,
             variables: env
@@ -796,12 +799,16 @@ fn gather_rust(env: &Env) -> RustFacts {
 
 /// What a local run of each architecture looks for, recorded as `invoke` looks: the same
 /// decision replayed over the record in [`local_run`] gives the same answer.
-fn gather_lookups(host: Option<Arch>) -> Lookups {
-    let lookups = std::cell::RefCell::new(Lookups::default());
+fn gather_lookups(host: Option<Arch>, qemu_sysroot: Option<PathBuf>) -> Lookups {
+    let lookups = std::cell::RefCell::new(Lookups {
+        qemu_sysroot: qemu_sysroot.clone(),
+        ..Lookups::default()
+    });
     for arch in Arch::ALL {
         let _ = emulation::emulation(
             Some(&dynamic_elf(arch)),
             host,
+            qemu_sysroot.as_deref(),
             |name| {
                 let found = which::which(name).ok()?;
                 lookups
@@ -1070,6 +1077,7 @@ mod tests {
                 )]
                 .into(),
                 dirs: [PathBuf::from("/usr/aarch64-linux-gnu")].into(),
+                qemu_sysroot: None,
             },
             engine: EngineFacts::Reached(Box::new(Engine {
                 endpoint: Endpoint {

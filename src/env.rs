@@ -119,6 +119,12 @@ impl Env {
         }
     }
 
+    /// `QEMU_LD_PREFIX`, qemu-user's own variable for the sysroot it runs an executable of the
+    /// other architecture with (its `-L`), relative to the current directory.
+    pub fn qemu_ld_prefix(&self) -> Option<PathBuf> {
+        self.var_os("QEMU_LD_PREFIX").map(|dir| self.cwd.join(dir))
+    }
+
     /// The rustc cargo runs: `$RUSTC`, else `rustc` on PATH.
     pub fn rustc(&self) -> OsString {
         self.var_os("RUSTC")
@@ -215,6 +221,9 @@ mod tests {
         let e = env(false, &[("CARGO_HOME", "ch"), (home, "/home/u")]);
         assert_eq!(e.cargo, "cargo");
         assert_eq!(e.cargo_home(), Some(Path::new("/w").join("ch")));
+        assert_eq!(e.qemu_ld_prefix(), None);
+        let e = env(false, &[("QEMU_LD_PREFIX", "sysroot")]);
+        assert_eq!(e.qemu_ld_prefix(), Some(Path::new("/w").join("sysroot")));
     }
 
     #[test]

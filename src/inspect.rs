@@ -437,6 +437,27 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, InspectError> {
     Ok(data)
 }
 
+/// The architecture of a shared library as the dynamic loader tells whether it can take it: from
+/// the ELF header alone, a 64-bit little-endian ELF for x86_64 or arm64. `None` for anything
+/// else (a missing or unreadable file, a 32-bit build, a linker script): the loader skips such a
+/// file and searches on.
+pub fn library_arch(path: &Path) -> Option<Arch> {
+    let mut header = [0u8; 20];
+    File::open(path).ok()?.read_exact(&mut header).ok()?;
+    header_arch(&header)
+}
+
+/// [`library_arch`] of the first 20 bytes: `e_ident`, `e_type`, `e_machine`.
+fn header_arch(header: &[u8; 20]) -> Option<Arch> {
+    let elf64_le = header.starts_with(&elf::ELFMAG)
+        && header[4] == elf::ELFCLASS64.0
+        && header[5] == elf::ELFDATA2LSB.0;
+    let machine = u16::from_le_bytes([header[18], header[19]]);
+    elf64_le
+        .then(|| Arch::from_elf_machine(Wrap::from_inner(machine)))
+        .flatten()
+}
+
 /// [`inspect`] on bytes already in memory. Never panics, whatever the bytes.
 pub fn inspect_bytes(data: &[u8]) -> Result<ElfReport, InspectError> {
     if data.is_empty() {
@@ -1027,6 +1048,30 @@ mod tests {
              (no program interpreter, and not a static-pie)"
         );
         assert!(error.help().is_some_and(|help| help.contains("[[bin]]")));
+    }
+
+    #[test]
+    fn a_librarys_architecture_is_read_from_its_header_alone() {
+        assert_eq!(
+            library_arch(Path::new(fixture!("libfoo.so.1"))),
+            Some(Arch::X86_64)
+        );
+        assert_eq!(
+            library_arch(Path::new(fixture!("hello-aarch64"))),
+            Some(Arch::Arm64)
+        );
+        for not_one in [fixture!("script.sh"), fixture!("no-such-file")] {
+            assert_eq!(library_arch(Path::new(not_one)), None, "{not_one}");
+        }
+        // The loader skips a 32-bit or big-endian build of the same name.
+        let mut header: [u8; 20] = read_fixture(fixture!("libfoo.so.1"))[..20]
+            .try_into()
+            .unwrap();
+        header[4] = elf::ELFCLASS32.0;
+        assert_eq!(header_arch(&header), None);
+        header[4] = elf::ELFCLASS64.0;
+        header[5] = elf::ELFDATA2MSB.0;
+        assert_eq!(header_arch(&header), None);
     }
 
     #[test]

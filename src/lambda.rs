@@ -105,6 +105,28 @@ pub const DEFAULT_TIMEOUT_SECS: u32 = 3;
 /// `AWS_LAMBDA_FUNCTION_VERSION`, and `START ... Version:`, of an unpublished function.
 pub const LATEST_VERSION: &str = "$LATEST";
 
+/// A function's logging configuration ("Configuring advanced logging controls for Lambda
+/// functions" in the developer guide): its log format, `Text` (the default) or `JSON`, reaches
+/// the runtime as `AWS_LAMBDA_LOG_FORMAT`; with JSON, its application log level (`INFO` unless
+/// configured; a level is accepted only with JSON) as `AWS_LAMBDA_LOG_LEVEL`. `lambda_runtime`'s
+/// `tracing::init_default_subscriber` reads both.
+pub const LOG_FORMAT_VARIABLE: &str = "AWS_LAMBDA_LOG_FORMAT";
+pub const LOG_LEVEL_VARIABLE: &str = "AWS_LAMBDA_LOG_LEVEL";
+pub const LOG_FORMAT_TEXT: &str = "Text";
+pub const LOG_FORMAT_JSON: &str = "JSON";
+/// The application log levels, most detailed first.
+pub const LOG_LEVELS: &[&str] = &["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+pub const DEFAULT_LOG_LEVEL: &str = "INFO";
+
+/// With the JSON log format, Lambda writes its own lines as JSON objects too, `{"time",
+/// "type", "record"}` as in the Telemetry API's schema: START is `platform.start` (record:
+/// `requestId`, `version`), REPORT is `platform.report` (record: `requestId`, `metrics` with
+/// `durationMs`, `memorySizeMB`, `maxMemoryUsedMB`, `initDurationMs` on a cold start, and
+/// `status`: `success`, `error` or `timeout`, with `errorType` on an error). END has no JSON
+/// form at the default system log level (INFO): `platform.runtimeDone` is a DEBUG event.
+pub const PLATFORM_START: &str = "platform.start";
+pub const PLATFORM_REPORT: &str = "platform.report";
+
 /// The variables Lambda sets itself and refuses in a function's configuration ("Defined runtime
 /// environment variables": reserved keys).
 pub const RESERVED_VARIABLES: &[&str] = &[
@@ -131,9 +153,20 @@ pub const RESERVED_VARIABLES: &[&str] = &[
 /// Lambda gives the init phase (start to the first `next`) 10 seconds.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// With external extensions, the shutdown phase gets 2 seconds (0 without, 500 ms with internal
-/// ones only) before whatever still runs is killed.
-pub const SHUTDOWN_BUDGET: Duration = Duration::from_secs(2);
+/// How long the shutdown phase lasts before whatever still runs gets SIGKILL: 0 ms for a
+/// function without registered extensions, 500 ms with a registered internal extension (one
+/// the runtime's own process registers, as lambda_runtime's `spawn_graceful_shutdown_handler`
+/// does), 2,000 ms with one or more external extensions. The runtime gets SIGTERM at its start
+/// when any extension is registered, the external extensions that asked for it the SHUTDOWN
+/// event ("Understanding the Lambda execution environment lifecycle": shutdown phase; of the
+/// 2,000 ms the runtime is given up to 300 ms, 500 ms with an internal extension).
+pub fn shutdown_budget(internal: bool, external: bool) -> Duration {
+    match (internal, external) {
+        (_, true) => Duration::from_millis(2000),
+        (true, false) => Duration::from_millis(500),
+        (false, false) => Duration::ZERO,
+    }
+}
 
 /// The Runtime API (2018-06-01), the Extensions API (2020-01-01) and the Telemetry API
 /// (2022-07-01), which Lambda serves at one address, `AWS_LAMBDA_RUNTIME_API`.
@@ -161,7 +194,47 @@ pub mod header {
     pub const EXTENSION_ID: &str = "Lambda-Extension-Identifier";
     pub const EXTENSION_ERROR_TYPE: &str = "Lambda-Extension-Function-Error-Type";
     pub const EXTENSION_EVENT_ID: &str = "Lambda-Extension-Event-Identifier";
+    /// With each event of a function in tenant-isolation mode: the invoke's tenant id
+    /// (lambda_runtime reads it into `Context::tenant_id`).
+    pub const TENANT_ID: &str = "Lambda-Runtime-Aws-Tenant-Id";
+    /// On an invoke (and so on a request to `serve`): the tenant it runs for ("Tenant isolation").
+    pub const INVOKE_TENANT_ID: &str = "X-Amz-Tenant-Id";
 }
+
+/// Lambda Managed Instances: how many invocations one execution environment takes at once; the
+/// Runtime API accepts that many concurrent `next` and `response` calls ("Using the Lambda
+/// runtime API": Managed Instances support concurrent requests).
+pub const MAX_CONCURRENCY_VARIABLE: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
+
+/// The Invoke API (2015-03-31), Lambda's own front: `POST
+/// /2015-03-31/functions/{FunctionName}/invocations` with the event as the body, what `aws
+/// lambda invoke`, the SDKs and `cargo lambda invoke` send ("Invoke", Lambda API reference).
+/// `FunctionName` is a name, an ARN or a partial ARN (`123456789012:function:NAME`), with an
+/// optional `:QUALIFIER`, which the query's `Qualifier` may give instead.
+pub const INVOKE_API_PREFIX: &str = "/2015-03-31/functions/";
+pub const INVOKE_API_SUFFIX: &str = "/invocations";
+
+/// The Invoke API's headers.
+pub mod invoke_header {
+    /// `RequestResponse` (the default: the answer is the payload), `Event` (202 at once, the
+    /// invocation runs on) or `DryRun` (204, nothing runs).
+    pub const INVOCATION_TYPE: &str = "X-Amz-Invocation-Type";
+    /// `Tail`: the answer carries the end of the invocation's log in [`LOG_RESULT`].
+    pub const LOG_TYPE: &str = "X-Amz-Log-Type";
+    /// The last [`super::LOG_RESULT_BYTES`] of the log, base64.
+    pub const LOG_RESULT: &str = "X-Amz-Log-Result";
+    /// `Unhandled` when the invocation failed: the payload is the error's.
+    pub const FUNCTION_ERROR: &str = "X-Amz-Function-Error";
+    /// The version that ran (`$LATEST`).
+    pub const EXECUTED_VERSION: &str = "X-Amz-Executed-Version";
+    pub const REQUEST_ID: &str = "X-Amzn-RequestId";
+    /// On a refused request, the error's type (`ResourceNotFoundException`...), with the body
+    /// `{"Type":"User","message":...}`.
+    pub const ERROR_TYPE: &str = "X-Amzn-ErrorType";
+}
+
+/// How much of the log `X-Amz-Log-Type: Tail` returns: its last 4 KB.
+pub const LOG_RESULT_BYTES: usize = 4 * 1024;
 
 /// Lambda accepts at most 50 MB (52,428,800 bytes) of zip in a direct upload; a larger one has
 /// to go through S3.
@@ -194,9 +267,14 @@ pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 /// `interop.MaxPayloadSize`, 6,291,556 bytes).
 pub const MAX_RESPONSE_BYTES: usize = 6 * 1024 * 1024 + 100;
 
-/// A streamed response may reach 20 MB (20,971,520 bytes), a soft limit ("Lambda quotas":
-/// "Invocation payload (request and response): ... 20 MB for streamed responses").
-pub const MAX_STREAMED_BYTES: u64 = 20 * 1024 * 1024;
+/// A streamed response may reach 200 MB (209,715,200 bytes) since July 2025; it was 20 MB
+/// before ("Response streaming for Lambda functions": "response streaming functions can return
+/// payloads up to 200 MB, compared to the 6 MB maximum for buffered responses"). The first
+/// 6 MB go at full speed, the rest at up to 2 MB/s, which the local run does not imitate.
+/// Function URLs in `RESPONSE_STREAM` mode, `InvokeWithResponseStream` and, since November
+/// 2025, API Gateway REST APIs whose Lambda proxy integration has `responseTransferMode:
+/// STREAM` stream; `Invoke` buffers up to [`MAX_RESPONSE_BYTES`].
+pub const MAX_STREAMED_BYTES: u64 = 200 * 1024 * 1024;
 
 /// glibc of `provided.al2023`. AL2023 keeps glibc 2.34 for its whole life, patching it in place
 /// (`glibc-2.34-231.amzn2023` in the 2026 container updates, docker-library/official-images

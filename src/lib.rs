@@ -520,6 +520,9 @@ fn smoke_test(
         }
         let mut settings = invoke::default_function(&function.bin, &lookup);
         settings.layers = function.layers.clone();
+        settings.check_libraries = true;
+        settings.qemu_sysroot = env.qemu_ld_prefix();
+        settings.add_settings_env(&function.env)?;
         if let Some(chosen) = container {
             let docker = config.docker.clone().unwrap_or_default();
             let mut plan = invoke::container::ContainerPlan::new(chosen, docker, env)

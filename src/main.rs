@@ -33,6 +33,13 @@ fn main() {
                 Some(Command::New(new)) => {
                     new::run(&new.into(), &env, ui.color).map_err(Error::from)
                 }
+                // The samples are listed without a function to run, on any host.
+                Some(Command::Invoke(invoke_args))
+                    if invoke_args.data_example.as_deref() == Some(invoke::examples::LIST) =>
+                {
+                    print!("{}", invoke::examples::listing());
+                    Ok(())
+                }
                 #[cfg(unix)]
                 Some(Command::Invoke(invoke_args)) if invoke_args.native => {
                     cargo_lambda_build::native::invoke(invoke_args, &env, ui)

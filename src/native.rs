@@ -154,11 +154,12 @@ fn start(
 
 /// `serve --native`: builds once, then serves that build until Ctrl-C.
 pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
-    let (interrupt, reporter, function) = start("serve", args.function, env, ui)?;
+    let (interrupt, reporter, mut function) = start("serve", args.function, env, ui)?;
     // Listening first: a port in use is refused before anything is built.
-    let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
+    let front = Front::bind(args.bind, args.port)?;
     serve::announce(&front)?;
     let plan = plan(&args.selection, None, env, ui, "serve")?;
+    function.add_settings_env(&plan.function.env)?;
     let executable = build(&plan, &reporter, &interrupt)?;
     let config = ServeConfig {
         artifact: executable,
@@ -172,10 +173,17 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 
 /// `invoke --native`: builds, then runs the events as `invoke` runs a zip's.
 pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
-    let (interrupt, reporter, function) = start("invoke", args.function, env, ui)?;
+    let (interrupt, reporter, mut function) = start("invoke", args.function, env, ui)?;
+    function.tenant_id = args.tenant_id;
     // A bad event file fails before the build.
-    let events = invoke::read_events(&invoke::event_source(args.data, args.data_file, &env.cwd))?;
+    let events = invoke::read_events(&invoke::event_source(
+        args.data,
+        args.data_file,
+        args.data_example,
+        &env.cwd,
+    )?)?;
     let plan = plan(&args.selection, None, env, ui, "invoke")?;
+    function.add_settings_env(&plan.function.env)?;
     let executable = build(&plan, &reporter, &interrupt)?;
     let outcomes = invoke::invoke(
         &executable,

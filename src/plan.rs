@@ -287,6 +287,8 @@ pub struct FunctionPlan {
     pub outdir: PathBuf,
     /// The zips of the layers the function is deployed with. Absolute.
     pub layers: Vec<PathBuf>,
+    /// The settings' `env` table: its variables when `invoke` or `serve` runs it.
+    pub env: Vec<(String, String)>,
     /// What `include` and `layers` bring, read from disk once the plan is made (by
     /// `lib::prepare`, before compiling, so a bad include is refused first): empty until then.
     pub brought: Brought,
@@ -527,6 +529,7 @@ pub fn plan(
                 package_root: function.package_root().to_path_buf(),
                 outdir: settings.outdir.clone(),
                 layers: settings.layers.clone(),
+                env: settings.env.clone(),
                 brought: Brought::default(),
             }
         })
@@ -599,6 +602,7 @@ pub fn package_plan(request: &PackageRequest, staging_dir: &Path) -> FunctionPla
         package_root: request.root.clone(),
         outdir: request.outdir.clone(),
         layers: Vec::new(),
+        env: Vec::new(),
         brought: Brought::default(),
     }
 }

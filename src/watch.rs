@@ -65,14 +65,14 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     };
     // The zip runs as the packaged function (in a container with --docker, and on macOS); a
     // native build runs here.
-    let function = if args.native {
+    let mut function = if args.native {
         let lookup = |key: &str| env.var(key).map(str::to_owned);
         crate::invoke::function_settings(args.function, &lookup, &env.cwd)?
     } else {
         crate::invoke::packaged_function_settings(args.function, env)?
     };
     // Listening first: a port in use is refused before anything is built.
-    let front = Front::bind(std::net::SocketAddr::new(args.bind, args.port))?;
+    let front = Front::bind(args.bind, args.port)?;
     serve::announce(&front)?;
 
     let manifest = project::locate_manifest(args.selection.manifest_path.as_deref(), &env.cwd)?;
@@ -90,6 +90,7 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     // Decided before the first build: a selection that names no single function is refused
     // here, rather than leaving a server with nothing to serve.
     let builder = Builder::decide(args.selection, args.native, &workspace, env, ui)?;
+    function.add_settings_env(&builder.env)?;
     let config = ServeConfig {
         // Each build's artifact is passed to `serve_function` as it comes.
         artifact: PathBuf::new(),
@@ -164,6 +165,8 @@ struct Builder {
     /// The artifact served last and its stamp: a build that leaves it as it was is not served
     /// again, so the function stays warm.
     served: Option<(PathBuf, Option<Stamp>)>,
+    /// The function's `env` table in the settings.
+    env: Vec<(String, String)>,
 }
 
 /// When a file was written, and its size.
@@ -184,9 +187,9 @@ impl Builder {
         env: &Env,
         ui: Ui,
     ) -> Result<Builder> {
-        let (manifest, mode) = if native {
+        let (manifest, mode, variables) = if native {
             let plan = native::plan(&selection, Some(workspace), env, ui, "serve")?;
-            (plan.function.manifest_path, Mode::Native)
+            (plan.function.manifest_path, Mode::Native, plan.function.env)
         } else {
             let args = native::build_args(&selection, None)?;
             let (config, plan) = crate::plan_build(args, Some(workspace), env, ui)?;
@@ -202,6 +205,7 @@ impl Builder {
                     args: Box::new(args),
                     zip,
                 },
+                function.env.clone(),
             )
         };
         Ok(Builder {
@@ -209,6 +213,7 @@ impl Builder {
             mode,
             manifest,
             served: None,
+            env: variables,
         })
     }
 

@@ -382,6 +382,7 @@ mod tests {
             package_root: PathBuf::new(),
             outdir: "/out".into(),
             layers: Vec::new(),
+            env: Vec::new(),
             brought: Default::default(),
         }
     }

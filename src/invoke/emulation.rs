@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::arch::Arch;
 use crate::inspect::ElfReport;
 use crate::invoke::error::InvokeError;
+use crate::invoke::libraries::debian_package;
 
 /// How a foreign-architecture `bootstrap` runs here: under qemu-user, called directly (binfmt
 /// need not be set up), with the cross C library as its sysroot when it is dynamically linked.
@@ -18,31 +19,31 @@ pub struct Emulator {
 }
 
 /// The qemu-user programs for `arch` (the static build first: it works without binfmt and in
-/// any sysroot), the Debian package that has them, and the cross C library's sysroot and
-/// package.
-fn qemu_for(arch: Arch) -> ([&'static str; 2], &'static str, &'static str, &'static str) {
+/// any sysroot), the Debian package that has them, and the sysroot where Debian's cross
+/// packages install the C library.
+fn qemu_for(arch: Arch) -> ([&'static str; 2], &'static str, &'static str) {
     match arch {
         Arch::Arm64 => (
             ["qemu-aarch64-static", "qemu-aarch64"],
             "qemu-user-static",
             "/usr/aarch64-linux-gnu",
-            "libc6-arm64-cross",
         ),
         Arch::X86_64 => (
             ["qemu-x86_64-static", "qemu-x86_64"],
             "qemu-user-static",
             "/usr/x86_64-linux-gnu",
-            "libc6-amd64-cross",
         ),
     }
 }
 
 /// Decides whether `bootstrap` needs qemu: only when it is an ELF for Lambda's other
 /// architecture than this machine's. Anything else (a script, a broken file) is started as it
-/// is, so that it fails as it would on Lambda.
+/// is, so that it fails as it would on Lambda. `chosen_sysroot` is the user's (qemu's own
+/// `QEMU_LD_PREFIX`), in place of the cross packages'.
 pub fn emulation(
     elf: Option<&ElfReport>,
     host: Option<Arch>,
+    chosen_sysroot: Option<&Path>,
     find_program: impl Fn(&str) -> Option<PathBuf>,
     dir_exists: impl Fn(&Path) -> bool,
 ) -> Result<Option<Emulator>, InvokeError> {
@@ -50,7 +51,8 @@ pub fn emulation(
     if host.is_none_or(|host| host == elf.arch) {
         return Ok(None);
     }
-    let (programs, package, sysroot, libc_package) = qemu_for(elf.arch);
+    let (programs, package, sysroot) = qemu_for(elf.arch);
+    let sysroot = chosen_sysroot.unwrap_or(Path::new(sysroot));
     let program =
         programs
             .iter()
@@ -62,13 +64,13 @@ pub fn emulation(
             })?;
     let sysroot = if elf.static_linked {
         None
-    } else if dir_exists(Path::new(sysroot)) {
-        Some(PathBuf::from(sysroot))
+    } else if dir_exists(sysroot) {
+        Some(sysroot.to_path_buf())
     } else {
         return Err(InvokeError::NoSysroot {
             arch: elf.arch,
             sysroot: sysroot.into(),
-            package: libc_package,
+            package: debian_package("libc.so.6", elf.arch, true).unwrap_or_default(),
         });
     };
     Ok(Some(Emulator {

@@ -102,6 +102,29 @@ pub enum InvokeError {
     #[error("`--env {0}` is not KEY=VALUE")]
     InvalidEnv(String),
 
+    #[error("`--env {0}` is not a number of concurrent invocations (1 or more)")]
+    InvalidConcurrency(String),
+    #[error("cannot read the env file `{}`: {}", .path.display(), crate::package::describe(.source))]
+    ReadEnvFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// A line of an `--env-file` that `docker run --env-file` would refuse too.
+    #[error("{}:{line}: {reason}", .path.display())]
+    InvalidEnvFile {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
+
+    /// Lambda accepts an application log level only with the JSON log format.
+    #[error("`--log-level {0}` needs the JSON log format, and `--log-format text` was given")]
+    LogLevelNeedsJson(&'static str),
+
+    #[error("`--data-example {0}` is not a sample event of this tool")]
+    UnknownExample(String),
+
     /// Lambda's wording when a function's configuration sets a reserved variable.
     #[error(
         "Lambda was unable to configure your environment variables because the environment \
@@ -127,7 +150,29 @@ pub enum InvokeError {
     NoSysroot {
         arch: Arch,
         sysroot: PathBuf,
-        package: &'static str,
+        package: String,
+    },
+
+    /// A library the build refuses (`inspect::Problem::MissingLibraries`), in an artifact built
+    /// without the check (`--no-verify`, or elsewhere): said in the build's words.
+    #[error("`{executable}` would not run on provided.al2023: {}", .problem.message())]
+    NotOnLambda {
+        executable: String,
+        problem: crate::inspect::Problem,
+    },
+
+    /// Libraries provided.al2023 has that this run cannot find (see `libraries`).
+    #[error(
+        "`{executable}` needs {}, which provided.al2023 has but {} lacks",
+        .libraries.iter().map(|(library, _)| library.as_str()).collect::<Vec<_>>().join(", "),
+        searched(*.arch, .sysroot.as_deref())
+    )]
+    NotHere {
+        executable: String,
+        arch: Arch,
+        /// Each library, with the Debian and Ubuntu package that has it here, if one does.
+        libraries: Vec<(String, Option<String>)>,
+        sysroot: Option<PathBuf>,
     },
 
     /// `-p`, `--bin`, `--arch`... given to a command that builds nothing.
@@ -247,6 +292,31 @@ impl InvokeError {
                     .into()
             }
             InvokeError::InvalidEnv(_) => "for example `--env TABLE_NAME=orders`".into(),
+            InvokeError::InvalidConcurrency(_) => {
+                "use `--concurrency N`, which sets the variable and serves N invocations at once"
+                    .into()
+            }
+            InvokeError::ReadEnvFile { .. } => {
+                "pass a readable file of KEY=VALUE lines to `--env-file`".into()
+            }
+            InvokeError::InvalidEnvFile { .. } => {
+                "write one variable per line, `KEY=VALUE` (or `KEY` alone to pass this \
+                 machine's value); a line starting with `#` is a comment"
+                    .into()
+            }
+            InvokeError::LogLevelNeedsJson(_) => {
+                "drop `--log-format text` (`--log-level` implies `--log-format json`), or drop \
+                 `--log-level`"
+                    .into()
+            }
+            InvokeError::UnknownExample(_) => format!(
+                "the samples are: {} (`--data-example list` describes them)",
+                super::examples::EXAMPLES
+                    .iter()
+                    .map(|e| e.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             InvokeError::InvalidHandler(_) => {
                 "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
             }
@@ -265,6 +335,8 @@ impl InvokeError {
             InvokeError::NoSysroot { package, .. } => {
                 format!("install it (Debian and Ubuntu: `apt-get install {package}`)")
             }
+            InvokeError::NotOnLambda { problem, .. } => problem.help(),
+            InvokeError::NotHere { libraries, .. } => not_here_help(libraries),
             InvokeError::Listen { addr, source } => match source.kind() {
                 std::io::ErrorKind::AddrInUse => format!(
                     "another program listens on port {port} (another `serve`, or `cargo lambda \
@@ -300,6 +372,60 @@ impl InvokeError {
             }
             _ => return None,
         })
+    }
+}
+
+/// Where [`InvokeError::NotHere`]'s libraries were looked for besides the function's own.
+fn searched(arch: Arch, sysroot: Option<&std::path::Path>) -> String {
+    match sysroot {
+        Some(sysroot) => format!(
+            "the {arch} sysroot qemu runs it with (`{}`)",
+            sysroot.display()
+        ),
+        None => "this machine".to_owned(),
+    }
+}
+
+/// Install what has a package here; the build image has them all.
+fn not_here_help(libraries: &[(String, Option<String>)]) -> String {
+    let them = if libraries.len() == 1 { "it" } else { "them" };
+    let mut packages: Vec<&str> = Vec::new();
+    for package in libraries
+        .iter()
+        .filter_map(|(_, package)| package.as_deref())
+    {
+        if !packages.contains(&package) {
+            packages.push(package);
+        }
+    }
+    let without_package: Vec<&str> = libraries
+        .iter()
+        .filter(|(_, package)| package.is_none())
+        .map(|(library, _)| library.as_str())
+        .collect();
+    let docker = format!(
+        "add `--docker` to run the function in a container of the build image, which has {them}"
+    );
+    let ways = if packages.is_empty() {
+        docker
+    } else {
+        format!(
+            "install {} (Debian and Ubuntu: `apt-get install {}`), or {docker}",
+            if without_package.is_empty() {
+                them
+            } else {
+                "the others"
+            },
+            packages.join(" ")
+        )
+    };
+    if without_package.is_empty() {
+        ways
+    } else {
+        format!(
+            "Debian and Ubuntu have no package that puts {} there: {ways}",
+            without_package.join(", ")
+        )
     }
 }
 
@@ -347,6 +473,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
         FailureKind::ResponseTooLarge => {
             "Lambda returns at most 6 MB from a synchronous invocation: put large results in S3 \
              and return a reference"
+        }
+        FailureKind::StreamTooLarge => {
+            "Lambda cuts a streamed response at its limit for streams (the message above): put \
+             larger results in S3 and return a reference"
         }
         FailureKind::Extension => {
             "an extension from a layer failed: its output above says why; run without that \

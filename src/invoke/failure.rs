@@ -22,6 +22,8 @@ pub enum FailureKind {
     NeverAsked,
     /// `Function.ResponseSizeTooLarge`.
     ResponseTooLarge,
+    /// `Function.ResponseSizeTooLarge` for a streamed response: cut at Lambda's streaming limit.
+    StreamTooLarge,
     /// `Runtime.InvalidEntrypoint`: no `bootstrap`, or not one that can be executed.
     InvalidEntrypoint,
     /// An extension could not start, crashed, or reported an init error (`Extension.*`).
@@ -137,13 +139,14 @@ impl Failure {
         )
     }
 
-    /// A streamed response over Lambda's 20 MB soft limit: what went past it is not sent.
-    pub fn response_too_large_streamed(size: u64) -> Failure {
+    /// A streamed response that went past Lambda's limit for streams: it was cut there, so
+    /// its whole size is not known.
+    pub fn response_too_large_streamed() -> Failure {
         Failure::lambda(
-            FailureKind::ResponseTooLarge,
+            FailureKind::StreamTooLarge,
             "Function.ResponseSizeTooLarge",
             format!(
-                "Response payload size ({size} bytes) exceeded maximum allowed payload size \
+                "Response payload size exceeded maximum allowed payload size \
                  ({MAX_STREAMED_BYTES} bytes) for a streamed response."
             ),
         )
@@ -283,6 +286,14 @@ mod tests {
             big.message,
             "Response payload size (7000000 bytes) exceeded maximum allowed payload size \
              (6291556 bytes)."
+        );
+        let streamed = Failure::response_too_large_streamed();
+        assert_eq!(streamed.error_type, "Function.ResponseSizeTooLarge");
+        assert_eq!(streamed.kind, FailureKind::StreamTooLarge);
+        assert_eq!(
+            streamed.message,
+            "Response payload size exceeded maximum allowed payload size (209715200 bytes) \
+             for a streamed response."
         );
     }
 

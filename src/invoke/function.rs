@@ -1,11 +1,12 @@
 //! The function's configuration, as Lambda holds it: name, memory, timeout, handler, region,
 //! variables and layers, with Lambda's defaults and the values Lambda refuses.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::error::InvokeError;
 use crate::lambda::{
-    DEFAULT_HANDLER, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECS, MAX_HANDLER_CHARS, RESERVED_VARIABLES,
+    DEFAULT_HANDLER, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_SECS, LOG_FORMAT_JSON, LOG_FORMAT_TEXT,
+    LOG_FORMAT_VARIABLE, LOG_LEVEL_VARIABLE, MAX_HANDLER_CHARS, RESERVED_VARIABLES,
 };
 
 /// Lambda's region when none is configured here.
@@ -20,8 +21,11 @@ pub struct FunctionSettings {
     /// `_HANDLER`: `bootstrap` unless the function's configuration names another.
     pub handler: String,
     pub region: String,
-    /// The function's own variables (`--env`), checked against Lambda's reserved keys.
+    /// The function's own variables, each key once: the settings' `env` table, then
+    /// `--env-file`, then `--env`, a later one winning; checked against Lambda's reserved keys.
     pub variables: Vec<(String, String)>,
+    /// Lambda's logging configuration, when one is given (`--log-format`, `--log-level`).
+    pub log_format: Option<LogFormat>,
     /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` from this machine: on
     /// Lambda the function gets its role's credentials in these.
     pub credentials: Vec<(String, String)>,
@@ -30,12 +34,65 @@ pub struct FunctionSettings {
     /// Run in a container rather than as a process of this machine (`--docker`, the default
     /// where this machine cannot run a Linux executable).
     pub container: Option<super::container::ContainerPlan>,
+    /// The packaged `bootstrap` as a process of this machine: every library it and the layers'
+    /// extensions need is looked for before it starts (see `libraries`). Not for `--native`'s
+    /// build, made for this machine's libraries.
+    pub check_libraries: bool,
+    /// The sysroot qemu runs the other architecture with, when `QEMU_LD_PREFIX` chooses one.
+    pub qemu_sysroot: Option<PathBuf>,
+    /// `--concurrency`: Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`; `None` runs one
+    /// invocation at a time, as Lambda's default model does.
+    pub concurrency: Option<u32>,
+    /// `invoke --tenant-id`: the tenant every event runs for.
+    pub tenant_id: Option<String>,
 }
 
 impl FunctionSettings {
     /// The function's ARN, for the `Lambda-Runtime-Invoked-Function-Arn` header.
     pub fn arn(&self) -> String {
         super::ids::function_arn(&self.region, &self.name)
+    }
+
+    /// How many invocations one environment takes at once.
+    pub fn max_concurrency(&self) -> u32 {
+        self.concurrency.unwrap_or(1).max(1)
+    }
+
+    /// Puts the variables of the settings' `env` table under those already there (`--env-file`,
+    /// `--env`), which win; Lambda's reserved keys are refused wherever they come from.
+    pub fn add_settings_env(&mut self, env: &[(String, String)]) -> Result<(), InvokeError> {
+        let given = std::mem::take(&mut self.variables);
+        self.variables = checked(merged(env.iter().cloned().chain(given)))?;
+        Ok(())
+    }
+
+    /// Whether Lambda's own lines (START, REPORT) are JSON objects.
+    pub fn json_logs(&self) -> bool {
+        matches!(self.log_format, Some(LogFormat::Json { .. }))
+    }
+}
+
+/// Lambda's `LoggingConfig` as the function sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    /// With the application log level, one of `lambda::LOG_LEVELS`.
+    Json {
+        level: &'static str,
+    },
+}
+
+impl LogFormat {
+    /// The variables Lambda sets for it.
+    pub fn variables(self) -> Vec<(String, String)> {
+        let var = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+        match self {
+            LogFormat::Text => vec![var(LOG_FORMAT_VARIABLE, LOG_FORMAT_TEXT)],
+            LogFormat::Json { level } => vec![
+                var(LOG_FORMAT_VARIABLE, LOG_FORMAT_JSON),
+                var(LOG_LEVEL_VARIABLE, level),
+            ],
+        }
     }
 }
 
@@ -51,6 +108,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
             .or_else(|| lookup("AWS_DEFAULT_REGION"))
             .unwrap_or_else(|| DEFAULT_REGION.to_owned()),
         variables: Vec::new(),
+        log_format: None,
         credentials: [
             "AWS_ACCESS_KEY_ID",
             "AWS_SECRET_ACCESS_KEY",
@@ -61,6 +119,10 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         .collect(),
         layers: Vec::new(),
         container: None,
+        check_libraries: false,
+        qemu_sysroot: None,
+        concurrency: None,
+        tenant_id: None,
     }
 }
 
@@ -85,6 +147,65 @@ pub fn parse_variables(values: &[String]) -> Result<Vec<(String, String)>, Invok
             .ok_or_else(|| InvokeError::InvalidEnv(value.clone()))?;
         variables.push((key.to_owned(), val.to_owned()));
     }
+    checked(merged(variables))
+}
+
+/// Each key once, at its first place, with the last value given for it.
+fn merged(variables: impl IntoIterator<Item = (String, String)>) -> Vec<(String, String)> {
+    let mut merged: Vec<(String, String)> = Vec::new();
+    for (key, value) in variables {
+        match merged.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => merged.push((key, value)),
+        }
+    }
+    merged
+}
+
+/// Reads an `--env-file` as `docker run --env-file` does: a line is `KEY=VALUE`, the value
+/// taken as written (quotes included) up to the end of the line; `KEY` alone passes `lookup`'s
+/// value, and nothing when it has none; leading whitespace is dropped, and a line that is then
+/// empty or starts with `#` is skipped. A key with whitespace in it, or none, is refused with
+/// its line number, as docker refuses it.
+pub fn parse_env_file(
+    path: &Path,
+    text: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, InvokeError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut variables = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match line.split_once('=') {
+            Some((key, value)) => (key, Some(value)),
+            None => (line, None),
+        };
+        let bad = |reason: String| InvokeError::InvalidEnvFile {
+            path: path.to_path_buf(),
+            line: index + 1,
+            reason,
+        };
+        if key.is_empty() {
+            return Err(bad(format!("`{line}` has no variable name before `=`")));
+        }
+        if key.contains(char::is_whitespace) {
+            return Err(bad(format!(
+                "the variable name `{key}` contains whitespace"
+            )));
+        }
+        match value {
+            Some(value) => variables.push((key.to_owned(), value.to_owned())),
+            None => variables.extend(lookup(key).map(|value| (key.to_owned(), value))),
+        }
+    }
+    Ok(variables)
+}
+
+/// Refuses the keys Lambda reserves, naming them as Lambda does.
+fn checked(variables: Vec<(String, String)>) -> Result<Vec<(String, String)>, InvokeError> {
     let reserved: Vec<String> = variables
         .iter()
         .map(|(key, _)| key.clone())
@@ -121,6 +242,73 @@ mod tests {
             parse_variables(&["K=a=b".to_owned(), "E=".to_owned()]).unwrap(),
             [("K".into(), "a=b".into()), ("E".into(), String::new())]
         );
+    }
+
+    #[test]
+    fn env_files_are_read_as_docker_reads_them() {
+        let path = Path::new("f.env");
+        let here = |key: &str| (key == "HERE").then(|| "from here".to_owned());
+        let text = "\u{feff}# comment\n\n  A=1\r\nQ=\"quoted\" # kept\nE=\nHERE\nGONE\nK=a=b\n";
+        let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            parse_env_file(path, text, &here).unwrap(),
+            pairs(&[
+                ("A", "1"),
+                ("Q", "\"quoted\" # kept"),
+                ("E", ""),
+                ("HERE", "from here"),
+                ("K", "a=b"),
+            ])
+        );
+        for (text, line, reason) in [
+            ("A=1\n=x\n", 2, "`=x` has no variable name before `=`"),
+            (
+                "MY KEY=x",
+                1,
+                "the variable name `MY KEY` contains whitespace",
+            ),
+            (
+                "\n\nTAB\tKEY",
+                3,
+                "the variable name `TAB\tKEY` contains whitespace",
+            ),
+        ] {
+            let err = parse_env_file(path, text, &here).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("f.env:{line}: {reason}"),
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_settings_table_is_under_the_file_and_the_flags() {
+        let mut function = default_function("f", &|_| None);
+        function.variables =
+            parse_variables(&["A=flag".into(), "B=flag".into(), "A=last".into()]).unwrap();
+        assert_eq!(function.variables.len(), 2);
+        let table = [
+            ("C".to_owned(), "table".to_owned()),
+            ("A".into(), "table".into()),
+        ];
+        function.add_settings_env(&table).unwrap();
+        let get = |key: &str| {
+            let found = function.variables.iter().find(|(k, _)| k == key);
+            found.map(|(_, v)| v.as_str())
+        };
+        assert_eq!(get("A"), Some("last"));
+        assert_eq!(get("C"), Some("table"));
+        assert_eq!(function.variables.len(), 3);
+        let reserved = [("_HANDLER".to_owned(), "x".to_owned())];
+        assert!(matches!(
+            function.add_settings_env(&reserved),
+            Err(InvokeError::ReservedEnv(_))
+        ));
     }
 
     #[test]

@@ -102,7 +102,8 @@ fn is_text(content_type: Option<&str>) -> bool {
             .any(|kind| essence.contains(kind))
 }
 
-fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
+/// A request header's value, names compared case-insensitively.
+pub fn header<'a>(request: &'a HttpRequest, name: &str) -> Option<&'a str> {
     request
         .headers
         .iter()
@@ -137,7 +138,7 @@ fn query_values(query: &str) -> BTreeMap<String, Vec<String>> {
     values
 }
 
-fn percent_decode(text: &str) -> String {
+pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -397,39 +398,13 @@ pub fn response(format: EventFormat, payload: &[u8]) -> Result<HttpResponse, Str
                 object["statusCode"]
             )
         })? as u16;
-    let mut headers: Vec<(String, String)> = Vec::new();
-    let scalar = |value: &Value| match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+    let rest = format == EventFormat::RestApi;
+    let fields = HeaderFields {
+        multi: rest,
+        cookies: !rest,
+        lists: false,
     };
-    if let Some(Value::Object(map)) = object.get("headers") {
-        for (name, value) in map {
-            if let Some(value) = scalar(value) {
-                headers.push((name.to_ascii_lowercase(), value));
-            }
-        }
-    }
-    if format == EventFormat::RestApi {
-        // multiValueHeaders and headers are merged; a name in both takes the multi values.
-        if let Some(Value::Object(map)) = object.get("multiValueHeaders") {
-            for (name, values) in map {
-                let name = name.to_ascii_lowercase();
-                if let Value::Array(values) = values {
-                    headers.retain(|(n, _)| *n != name);
-                    headers.extend(values.iter().filter_map(scalar).map(|v| (name.clone(), v)));
-                }
-            }
-        }
-    } else if let Some(Value::Array(cookies)) = object.get("cookies") {
-        headers.extend(
-            cookies
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|c| ("set-cookie".to_owned(), c.to_owned())),
-        );
-    }
+    let headers = headers_of(&object, fields);
     let text = match object.get("body") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),
@@ -447,6 +422,110 @@ pub fn response(format: EventFormat, payload: &[u8]) -> Result<HttpResponse, Str
         headers,
         body,
     })
+}
+
+/// Which fields of a response give its headers.
+#[derive(Clone, Copy)]
+struct HeaderFields {
+    /// `multiValueHeaders`, merged with `headers` (a name in both takes the multi values, as
+    /// API Gateway merges them).
+    multi: bool,
+    /// `cookies`, each a `set-cookie`.
+    cookies: bool,
+    /// A list in `headers` is that header repeated (a stream's metadata).
+    lists: bool,
+}
+
+/// A response's headers, names lower-case.
+fn headers_of(object: &serde_json::Map<String, Value>, fields: HeaderFields) -> Headers {
+    let mut headers: Headers = Vec::new();
+    let scalar = |value: &Value| match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    };
+    if let Some(Value::Object(map)) = object.get("headers") {
+        for (name, value) in map {
+            let values = match value {
+                Value::Array(values) if fields.lists => values.iter().filter_map(scalar).collect(),
+                one => scalar(one).into_iter().collect::<Vec<_>>(),
+            };
+            headers.extend(values.into_iter().map(|v| (name.to_ascii_lowercase(), v)));
+        }
+    }
+    let (multi, cookies) = (fields.multi, fields.cookies);
+    if multi && let Some(Value::Object(map)) = object.get("multiValueHeaders") {
+        for (name, values) in map {
+            let name = name.to_ascii_lowercase();
+            if let Value::Array(values) = values {
+                headers.retain(|(n, _)| *n != name);
+                headers.extend(values.iter().filter_map(scalar).map(|v| (name.clone(), v)));
+            }
+        }
+    }
+    if cookies && let Some(Value::Array(cookies)) = object.get("cookies") {
+        headers.extend(
+            cookies
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|c| ("set-cookie".to_owned(), c.to_owned())),
+        );
+    }
+    headers
+}
+
+type Headers = Vec<(String, String)>;
+
+/// The `Content-Type` of a streamed response that starts with metadata: JSON with the status,
+/// headers and cookies, then 8 NUL bytes, then the body (lambda_runtime's `StreamResponse`,
+/// which lambda_http streams with). A Function URL reads the metadata when the stream has this
+/// type, and passes any other stream on as its body.
+pub const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
+pub const METADATA_END: &[u8] = &[0; 8];
+
+/// Where the metadata of a streamed response must end, for `format`'s service. A REST API
+/// (response transfer mode `STREAM`) requires it within the first 16 KB of every stream,
+/// whatever its type ("Set up a Lambda proxy integration with payload response streaming in API
+/// Gateway"); a Function URL reads it only when the stream is [`HTTP_INTEGRATION`], and
+/// here, past 64 KB, sends what it has as the body.
+pub fn metadata_limit(format: EventFormat) -> usize {
+    match format {
+        EventFormat::RestApi => 16 * 1024,
+        EventFormat::FunctionUrl | EventFormat::HttpApi => 64 * 1024,
+    }
+}
+
+/// Whether `format`'s service reads a stream of `content_type` as metadata, then the body.
+pub fn stream_has_metadata(format: EventFormat, content_type: Option<&str>) -> bool {
+    format == EventFormat::RestApi
+        || content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(HTTP_INTEGRATION))
+        })
+}
+
+/// A streamed response's metadata: its status (200 when it has none or a bad one) and
+/// headers; a REST API also merges `multiValueHeaders`.
+pub fn stream_metadata(format: EventFormat, metadata: &[u8]) -> (u16, Headers) {
+    let value: Value = serde_json::from_slice(metadata).unwrap_or_default();
+    let status = value["statusCode"]
+        .as_u64()
+        .filter(|s| (100..=599).contains(s))
+        .unwrap_or(200) as u16;
+    let headers = value
+        .as_object()
+        .map(|object| {
+            let fields = HeaderFields {
+                multi: format == EventFormat::RestApi,
+                cookies: true,
+                lists: true,
+            };
+            headers_of(object, fields)
+        })
+        .unwrap_or_default();
+    (status, headers)
 }
 
 #[cfg(test)]
@@ -561,6 +640,44 @@ mod tests {
             ]
         );
         assert_eq!(r.body, b"hi");
+    }
+
+    #[test]
+    fn a_rest_api_reads_every_streams_metadata_a_function_url_only_its_own_type() {
+        use EventFormat::*;
+        assert!(stream_has_metadata(RestApi, Some("text/plain")));
+        assert!(stream_has_metadata(RestApi, None));
+        assert!(stream_has_metadata(
+            FunctionUrl,
+            Some("application/vnd.awslambda.http-integration-response; charset=utf-8")
+        ));
+        assert!(!stream_has_metadata(FunctionUrl, Some("text/plain")));
+        assert_eq!(metadata_limit(RestApi), 16 * 1024);
+        let metadata = br#"{"statusCode":201,"headers":{"A":"1","B":["2","3"]},
+            "multiValueHeaders":{"a":["x","y"]},"cookies":["c=1"]}"#;
+        let (status, headers) = stream_metadata(RestApi, metadata);
+        assert_eq!(status, 201);
+        let pairs = |list: &[(&str, &str)]| -> Headers {
+            list.iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            headers,
+            pairs(&[
+                ("b", "2"),
+                ("b", "3"),
+                ("a", "x"),
+                ("a", "y"),
+                ("set-cookie", "c=1")
+            ])
+        );
+        let (_, headers) = stream_metadata(FunctionUrl, metadata);
+        assert_eq!(
+            headers,
+            pairs(&[("a", "1"), ("b", "2"), ("b", "3"), ("set-cookie", "c=1")])
+        );
+        assert_eq!(stream_metadata(RestApi, b"not json"), (200, Vec::new()));
     }
 
     #[test]

@@ -11,10 +11,13 @@ pub mod container;
 pub mod emulation;
 pub mod error;
 pub mod events;
+pub mod examples;
 pub mod failure;
 pub mod function;
 pub mod http;
 pub mod ids;
+pub mod invoke_api;
+pub mod libraries;
 pub mod record;
 
 use std::io::{IsTerminal, Read};
@@ -26,9 +29,9 @@ use failure::Failure;
 pub use function::{FunctionSettings, default_function};
 use record::{Outcome, Record};
 
-use crate::cli::{FunctionArgs, InvokeArgs, SelectionArgs};
+use crate::cli::{FunctionArgs, InvokeArgs, LogFormatArg, LogLevelArg, SelectionArgs};
 use crate::env::{Env, Ui};
-use crate::lambda::{BOOTSTRAP, ZIP_NAME};
+use crate::lambda::{BOOTSTRAP, MAX_CONCURRENCY_VARIABLE, ZIP_NAME};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -89,6 +92,8 @@ pub enum EventSource {
     Data(String),
     File(PathBuf),
     Stdin,
+    /// `--data-example NAME`.
+    Example(&'static examples::Example),
 }
 
 /// `invoke`'s settings, resolved from the command line and the environment.
@@ -112,9 +117,60 @@ pub fn function_settings(
     function.memory_mb = args.memory;
     function.timeout_secs = args.timeout;
     function.handler = args.handler;
-    function.variables = function::parse_variables(&args.env)?;
+    let mut variables = Vec::new();
+    for file in args.env_file.iter().map(|file| cwd.join(file)) {
+        let text = std::fs::read_to_string(&file).map_err(|source| InvokeError::ReadEnvFile {
+            path: file.clone(),
+            source,
+        })?;
+        variables.extend(function::parse_env_file(&file, &text, lookup)?);
+    }
+    variables.extend(function::parse_variables(&args.env)?);
+    function.add_settings_env(&variables)?;
+    function.log_format = log_format(args.log_format, args.log_level)?;
     function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
+    function.concurrency = concurrency(args.concurrency, &function.variables)?;
     Ok(function)
+}
+
+/// `--concurrency`, else a number the user gave the variable itself with `--env` (Lambda
+/// Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY`), which then drives the Runtime API too.
+fn concurrency(flag: Option<u32>, variables: &[(String, String)]) -> Result<Option<u32>> {
+    let given = variables
+        .iter()
+        .find(|(key, _)| key == MAX_CONCURRENCY_VARIABLE);
+    match (flag, given) {
+        (Some(n), _) => Ok(Some(n)),
+        (None, None) => Ok(None),
+        (None, Some((_, value))) => match value.trim().parse::<u32>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(InvokeError::InvalidConcurrency(format!(
+                "{MAX_CONCURRENCY_VARIABLE}={value}"
+            ))),
+        },
+    }
+}
+
+/// `--log-format` and `--log-level` as Lambda's logging configuration: a level needs the JSON
+/// format, which it implies; JSON without one gets Lambda's default level.
+fn log_format(
+    format: Option<LogFormatArg>,
+    level: Option<LogLevelArg>,
+) -> Result<Option<function::LogFormat>> {
+    // The flag's values are Lambda's levels, in the same order.
+    let level = level.map(|level| crate::lambda::LOG_LEVELS[level as usize]);
+    Ok(match (format, level) {
+        (Some(LogFormatArg::Text), Some(level)) => {
+            return Err(InvokeError::LogLevelNeedsJson(level));
+        }
+        (Some(LogFormatArg::Text), None) => Some(function::LogFormat::Text),
+        (Some(LogFormatArg::Json), level) | (None, level @ Some(_)) => {
+            Some(function::LogFormat::Json {
+                level: level.unwrap_or(crate::lambda::DEFAULT_LOG_LEVEL),
+            })
+        }
+        (None, None) => None,
+    })
 }
 
 /// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
@@ -124,6 +180,8 @@ pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<Funct
     let image = args.docker_image.clone();
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut function = function_settings(args, &lookup, &env.cwd)?;
+    function.check_libraries = true;
+    function.qemu_sysroot = env.qemu_ld_prefix();
     if let Some(chosen) = container::container_mode(std::env::consts::OS, asked) {
         let docker = crate::config::DockerConfig {
             image,
@@ -141,8 +199,9 @@ impl InvokeConfig {
             Some(path) => env.cwd.join(path),
             None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
         };
-        let events = event_source(args.data, args.data_file, &env.cwd);
-        let function = packaged_function_settings(args.function, env)?;
+        let events = event_source(args.data, args.data_file, args.data_example, &env.cwd)?;
+        let mut function = packaged_function_settings(args.function, env)?;
+        function.tenant_id = args.tenant_id;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -152,14 +211,25 @@ impl InvokeConfig {
     }
 }
 
-/// `--data`, else `--data-file` (`-` and none: stdin), relative to `cwd`.
-pub fn event_source(data: Option<String>, data_file: Option<PathBuf>, cwd: &Path) -> EventSource {
-    match (data, data_file) {
+/// `--data`, else `--data-example`, else `--data-file` (`-` and none: stdin), relative to
+/// `cwd`.
+pub fn event_source(
+    data: Option<String>,
+    data_file: Option<PathBuf>,
+    data_example: Option<String>,
+    cwd: &Path,
+) -> Result<EventSource> {
+    if let Some(name) = data_example.filter(|_| data.is_none()) {
+        return examples::find(&name)
+            .map(EventSource::Example)
+            .ok_or(InvokeError::UnknownExample(name));
+    }
+    Ok(match (data, data_file) {
         (Some(data), _) => EventSource::Data(data),
         (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
         (None, Some(file)) => EventSource::File(cwd.join(file)),
         (None, None) => EventSource::Stdin,
-    }
+    })
 }
 
 /// The build's selection flags mean something only to a command that builds (`--native`,
@@ -240,6 +310,7 @@ fn newest_artifact(outdir: &Path) -> Option<PathBuf> {
 pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
     match source {
         EventSource::Data(data) => events::parse(data.as_bytes(), "--data"),
+        EventSource::Example(example) => events::parse(example.json.as_bytes(), example.name),
         EventSource::File(path) => {
             let text = std::fs::read(path).map_err(|source| InvokeError::ReadEvents {
                 path: path.clone(),
@@ -408,6 +479,73 @@ mod tests {
     }
 
     #[test]
+    fn concurrency_comes_from_the_flag_else_the_variable() {
+        let w = Path::new("/w");
+        let concurrency = |args: &[&str]| resolve(args, w, &[]).map(|c| c.function.concurrency);
+        assert_eq!(concurrency(&["x.zip"]).unwrap(), None);
+        assert_eq!(
+            concurrency(&["x.zip", "--concurrency", "8"]).unwrap(),
+            Some(8)
+        );
+        let env = ["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=4"];
+        assert_eq!(concurrency(&env).unwrap(), Some(4));
+        let both = [
+            "x.zip",
+            "--concurrency",
+            "2",
+            "-e",
+            "AWS_LAMBDA_MAX_CONCURRENCY=4",
+        ];
+        assert_eq!(concurrency(&both).unwrap(), Some(2));
+        let err = concurrency(&["x.zip", "-e", "AWS_LAMBDA_MAX_CONCURRENCY=many"]).unwrap_err();
+        assert!(matches!(err, InvokeError::InvalidConcurrency(_)), "{err}");
+        assert!(err.help().unwrap().contains("--concurrency N"), "{err:?}");
+        let args = ["cargo", "lambda-build", "invoke", "--concurrency", "0"];
+        assert!(Cli::try_parse_from(args).is_err());
+        let config = resolve(&["x.zip", "--tenant-id", "t1"], w, &[]).unwrap();
+        assert_eq!(config.function.tenant_id.as_deref(), Some("t1"));
+    }
+
+    #[test]
+    fn log_flags_are_lambdas_logging_configuration() {
+        use function::LogFormat;
+        let format = |args: &[&str]| resolve(&[&["x.zip"], args].concat(), Path::new("/w"), &[]);
+        assert_eq!(format(&[]).unwrap().function.log_format, None);
+        assert_eq!(
+            format(&["--log-format", "text"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Text)
+        );
+        assert_eq!(
+            format(&["--log-format", "json"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "INFO" })
+        );
+        // A level implies JSON, as Lambda takes one only with JSON.
+        assert_eq!(
+            format(&["--log-level", "WARN"])
+                .unwrap()
+                .function
+                .log_format,
+            Some(LogFormat::Json { level: "WARN" })
+        );
+        assert!(matches!(
+            format(&["--log-format", "text", "--log-level", "fatal"]),
+            Err(InvokeError::LogLevelNeedsJson("FATAL"))
+        ));
+        let config = format(&["--data-example", "sqs"]).unwrap();
+        assert!(matches!(config.events, EventSource::Example(e) if e.name == "sqs"));
+        assert!(matches!(
+            format(&["--data-example", "nope"]),
+            Err(InvokeError::UnknownExample(_))
+        ));
+    }
+
+    #[test]
     fn limits_are_lambdas() {
         for bad in [
             &["--timeout", "0"][..],
@@ -415,6 +553,8 @@ mod tests {
             &["--memory", "127"],
             &["--memory", "10241"],
             &["-d", "{}", "-f", "x"],
+            &["-d", "{}", "--data-example", "sqs"],
+            &["-f", "x", "--data-example", "sqs"],
         ] {
             let args = ["cargo", "lambda-build", "invoke"].iter().chain(bad);
             assert!(Cli::try_parse_from(args).is_err(), "{bad:?} accepted");

@@ -91,12 +91,12 @@ pub trait Log {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    #[test]
-    fn report_lines_read_like_cloudwatch() {
-        let mut record = Record {
+    /// A cold start's record: 1.234 ms, init 25.5 ms, a peak just over 9 MB.
+    pub(crate) fn cold_record() -> Record {
+        Record {
             request_id: "id".into(),
             outcome: Outcome::Response(b"{}".to_vec()),
             duration: Duration::from_micros(1_234),
@@ -104,7 +104,12 @@ mod tests {
             max_memory_kib: Some(9 * 1024 + 1),
             status: None,
             started: true,
-        };
+        }
+    }
+
+    #[test]
+    fn report_lines_read_like_cloudwatch() {
+        let mut record = cold_record();
         assert_eq!(
             record.report_line(128, false),
             "REPORT RequestId: id\tDuration: 1.23 ms\tMemory Size: 128 MB\t\

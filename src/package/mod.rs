@@ -429,6 +429,7 @@ mod tests {
             package_root: dir.path().to_path_buf(),
             outdir: dir.path().join("out"),
             layers: Vec::new(),
+            env: Vec::new(),
             brought: crate::plan::Brought::default(),
         };
         let package = |epoch| {

@@ -1,6 +1,6 @@
 //! The crate's shape, checked: modules import downward only (no cycle between the modules of
 //! one directory), no module but `env.rs` (and `main.rs`) reads the process environment, and
-//! Lambda's facts (its paths, the Runtime API's version, the zip's name) are written in
+//! Lambda's facts (its paths, the Runtime and Invoke APIs' versions, the zip's name) are written in
 //! `lambda.rs` only.
 //!
 //! Read from the source text: each `crate::`, `super::` and `self::` path outside `#[cfg(test)]`
@@ -387,6 +387,7 @@ const LAMBDA_FACTS: &[&str] = &[
     "/opt",
     "public.ecr.aws/lambda/provided",
     "2018-06-01",
+    "2015-03-31",
     "lambda.zip",
 ];
 
@@ -399,8 +400,9 @@ fn names(line: &str, fact: &str) -> bool {
     })
 }
 
-/// Lambda's paths, the Runtime API's version and the zip's name written outside `lambda.rs`
-/// (comments and tests aside): a fact declared twice, which can change in one place only.
+/// Lambda's paths, the Runtime and Invoke APIs' versions and the zip's name written outside
+/// `lambda.rs` (comments and tests aside): a fact declared twice, which can change in one place
+/// only.
 #[test]
 fn lambdas_facts_live_in_lambda_rs() {
     let mut files = Vec::new();

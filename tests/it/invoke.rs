@@ -702,6 +702,110 @@ fn arm64_zips_run_under_qemu_user() {
     assert!(err.contains("(arm64 under qemu-aarch64-static)"), "{err}");
 }
 
+/// The stream fixture for arm64, linked by the GNU cross gcc (the linker the user gives cargo
+/// wins over the tool's zig), which links Rust's unwinder as `libgcc_s.so.1`, as a `--docker`
+/// build does. std-only, so it builds in seconds, in a target dir of its own: cargo would not
+/// relink the shared one's zig-linked build for another linker.
+fn gcc_linked_arm64_zip() -> PathBuf {
+    let source = support::copy_fixture("stream");
+    let outdir = zips_dir().join("stream-arm64-gcc");
+    let output = support::tool()
+        .args(["--zip", "--locked", "--arch", "arm64", "-o"])
+        .arg(&outdir)
+        .current_dir(source.path())
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("gcc-linked-target"),
+        )
+        .env(
+            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER",
+            "aarch64-linux-gnu-gcc",
+        )
+        .output()
+        .expect("run cargo-lambda-build");
+    support::assert_ran("building stream for arm64 with gcc", &output);
+    outdir.join("lambda.zip")
+}
+
+/// A copy of the cross C library's sysroot (links to its files) without `libgcc_s`, or with it.
+fn sysroot_copy(cross: &Path, with_libgcc_s: bool) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    fs::create_dir(copy.path().join("lib")).unwrap();
+    for entry in fs::read_dir(cross.join("lib")).unwrap() {
+        let name = entry.unwrap().file_name();
+        if !with_libgcc_s && name.to_string_lossy().starts_with("libgcc_s") {
+            continue;
+        }
+        std::os::unix::fs::symlink(
+            cross.join("lib").join(&name),
+            copy.path().join("lib").join(&name),
+        )
+        .unwrap();
+    }
+    copy
+}
+
+/// `invoke` of `zip` under qemu with `QEMU_LD_PREFIX` (qemu's own variable for its sysroot, which
+/// the tool takes in place of `/usr/aarch64-linux-gnu`).
+fn invoke_with_sysroot(zip: &Path, sysroot: &Path) -> Output {
+    support::tool()
+        .arg("invoke")
+        .arg(zip)
+        .args(["-d", r#"{"rawPath":"/"}"#, "-e", "STREAM_PAUSE_MS=0"])
+        .env("QEMU_LD_PREFIX", sysroot)
+        .current_dir(env!("CARGO_TARGET_TMPDIR"))
+        .output()
+        .expect("run cargo-lambda-build invoke")
+}
+
+/// provided.al2023 has `libgcc_s.so.1`; a sysroot without it made the loader end the process
+/// with exit 127, reported as a crash with a help about panics. `invoke` looks before it starts
+/// the function, and names the package that has it here and `--docker`.
+#[test]
+fn an_arm64_bootstrap_needing_libgcc_s_names_its_package_when_the_sysroot_lacks_it() {
+    let cross = Path::new(support::QEMU[2]);
+    if !support::require_tools(&[support::QEMU[0], "aarch64-linux-gnu-gcc", "unzip"]) {
+        return;
+    }
+    if !cross.join("lib/libgcc_s.so.1").is_file() {
+        support::skip_or_fail("libgcc-s1-arm64-cross is not installed");
+        return;
+    }
+    let zip = gcc_linked_arm64_zip();
+    let unzipped = tempfile::tempdir().unwrap();
+    let bootstrap = fs::read(support::extract_bootstrap(&zip, unzipped.path())).unwrap();
+    assert!(
+        bootstrap.windows(14).any(|w| w == b"libgcc_s.so.1\0"),
+        "the gcc-linked bootstrap should need libgcc_s.so.1"
+    );
+
+    let without = sysroot_copy(cross, false);
+    let refused = invoke_with_sysroot(&zip, without.path());
+    assert_exit(&refused, 1);
+    let err = stderr(&refused);
+    assert!(
+        err.contains(&format!(
+            "`bootstrap` needs libgcc_s.so.1, which provided.al2023 has but the arm64 sysroot \
+             qemu runs it with (`{}`) lacks",
+            without.path().display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("`apt-get install libgcc-s1-arm64-cross`") && err.contains("`--docker`"),
+        "{err}"
+    );
+    assert!(!err.contains("START RequestId"), "nothing started: {err}");
+    assert!(!err.contains("panic"), "{err}");
+
+    let with = sysroot_copy(cross, true);
+    let ran = invoke_with_sysroot(&zip, with.path());
+    assert_exit(&ran, 0);
+    let out = stdout(&ran);
+    assert!(out.contains("first\nlast\n"), "{out}\n{}", stderr(&ran));
+    assert!(stderr(&ran).contains("(arm64 under qemu-aarch64-static)"));
+}
+
 /// The function's answers are the function's: the same zip and events give the same payloads
 /// here and under cargo-lambda's emulator (an implementation of the Runtime API that shares no
 /// code with this one).
@@ -903,5 +1007,30 @@ fn invoke_with_runs_each_function_of_a_several_function_build() {
             err.contains(&format!("Invoking {}", zip.display())),
             "{bin} was not invoked:\n{err}"
         );
+    }
+}
+
+/// The `graceful` fixture: lambda_runtime 1.5's `spawn_graceful_shutdown_handler`.
+pub(crate) fn graceful_zip() -> &'static Path {
+    static ZIP: OnceLock<PathBuf> = OnceLock::new();
+    ZIP.get_or_init(|| build_zip("graceful", "x86_64"))
+}
+
+/// Lambda sends SIGTERM to a runtime that registered an internal extension and gives it 500 ms
+/// before SIGKILL: the hook runs at every shutdown, not only when a layer's extension lengthens
+/// the phase.
+#[test]
+fn a_graceful_shutdown_hook_runs_at_every_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hook-lines");
+    let env = format!("GRACEFUL_HOOK_FILE={}", file.display());
+    for run in 1..=3 {
+        let output = invoke(&[zip_arg(graceful_zip()), "-d", r#"{"n":1}"#, "-e", &env]);
+        assert_exit(&output, 0);
+        assert_eq!(payloads(&output), [serde_json::json!({"n": 1})]);
+        let err = stderr(&output);
+        assert!(err.contains("graceful: shutdown hook ran"), "{err}");
+        let lines = std::fs::read_to_string(&file).unwrap_or_default();
+        assert_eq!(lines.lines().count(), run, "run {run}:\n{err}");
     }
 }

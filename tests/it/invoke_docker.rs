@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::invoke::{
-    assert_exit, echo_zip, invoke_with_pid, misbehave_zip, payloads, reports, zip_arg,
-    zip_with_bootstrap,
+    assert_exit, echo_zip, graceful_zip, invoke_with_pid, misbehave_zip, payloads, reports,
+    zip_arg, zip_with_bootstrap,
 };
 use crate::layers::{logwatch, logwatch_layer};
 use crate::serve::{
@@ -289,6 +289,19 @@ fn a_layers_extension_registers_gets_the_logs_and_shutdown_in_the_container() {
         "{err}"
     );
     assert_no_container_of(pid, "a run with an extension");
+}
+
+/// lambda_runtime's graceful-shutdown hook runs in a container too: the relay passes SIGTERM
+/// on, and Lambda's 500 ms follow.
+#[test]
+fn a_graceful_shutdown_hook_runs_in_the_container() {
+    let Some(setup) = docker::setup() else { return };
+    let (output, pid) = invoke_in_container(&setup, graceful_zip(), &["-d", "[1]"], b"");
+    assert_exit(&output, 0);
+    assert_eq!(payloads(&output), [serde_json::json!([1])]);
+    let err = stderr(&output);
+    assert!(err.contains("graceful: shutdown hook ran"), "{err}");
+    assert_no_container_of(pid, "a graceful shutdown");
 }
 
 #[test]

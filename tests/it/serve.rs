@@ -124,13 +124,24 @@ impl Served {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> Answer {
-        let mut stream = TcpStream::connect(self.addr).unwrap();
+        self.request_at(self.addr, method, target, headers, body)
+    }
+
+    /// [`Served::request`] to `addr` (the same port on another address).
+    pub(crate) fn request_at(
+        &self,
+        addr: SocketAddr,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Answer {
+        let mut stream = TcpStream::connect(addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
         let mut head = format!(
-            "{method} {target} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            self.addr,
+            "{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
             body.len()
         );
         for (name, value) in headers {
@@ -447,24 +458,30 @@ pub(crate) fn read_streamed(addr: SocketAddr, target: &str) -> (Vec<u8>, Duratio
     (raw, first.unwrap_or_default(), started.elapsed(), clean)
 }
 
-#[test]
-fn a_streamed_response_reaches_the_client_while_the_function_still_runs() {
-    let served = Served::start(stream_zip(), &["-e", "STREAM_PAUSE_MS=1500"]);
+/// The stream fixture's answer to `GET /` (served with `STREAM_PAUSE_MS=1500`), read as it
+/// arrives: the prelude's status, headers and cookie, the body without it, `first` before the
+/// function's pause was over and `last` after it. The raw response, as text.
+fn assert_the_stream_arrives_as_it_is_sent(served: &Served) -> String {
     let (raw, first, end, clean) = read_streamed(served.addr, "/");
-    let text = String::from_utf8_lossy(&raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
     assert!(clean, "{text}");
     let answer = Answer::parse(&raw).unwrap();
-    // The prelude's status, headers and cookie; the body without it.
     assert_eq!(answer.status, 201, "{text}");
     assert_eq!(answer.header("x-stream"), Some("yes"));
     assert_eq!(answer.header("set-cookie"), Some("streamed=1"));
     assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
     assert_eq!(answer.body, b"first\nlast\n");
-    // `first` came before the function's pause was over, `last` after it.
     assert!(
         end - first >= Duration::from_millis(1000),
         "first chunk at {first:?}, end at {end:?}"
     );
+    text
+}
+
+#[test]
+fn a_streamed_response_reaches_the_client_while_the_function_still_runs() {
+    let served = Served::start(stream_zip(), &["-e", "STREAM_PAUSE_MS=1500"]);
+    assert_the_stream_arrives_as_it_is_sent(&served);
     let err = served.stderr_with("GET / -> 201");
     assert!(err.contains("GET / -> 201"), "{err}");
 }
@@ -546,5 +563,255 @@ fn invoke_prints_a_stream_as_it_arrives_and_fails_on_an_error_in_its_trailers() 
             .contains("error: 1 of 1 invocations failed; the first with StreamFailed"),
         "{}",
         support::stderr(&output)
+    );
+}
+
+/// Lambda's limit for a streamed response: 200 MiB since July 2025.
+const STREAM_LIMIT: usize = 200 * 1024 * 1024;
+
+/// Reads a whole response from `addr` into memory: its bytes and whether the chunked body ended
+/// cleanly.
+fn read_all(addr: SocketAddr, target: &str) -> (Vec<u8>, bool) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let clean = raw.ends_with(b"0\r\n\r\n");
+    (raw, clean)
+}
+
+/// The body bytes of a chunked response that arrived, whether or not it ended.
+fn chunked_bytes(raw: &[u8]) -> usize {
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let mut rest = &raw[end + 4..];
+    let mut total = 0;
+    while let Some(line_end) = rest.windows(2).position(|w| w == b"\r\n") {
+        let Ok(size) = usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap(), 16)
+        else {
+            break;
+        };
+        rest = &rest[line_end + 2..];
+        total += size.min(rest.len());
+        if size == 0 || rest.len() < size + 2 {
+            break;
+        }
+        rest = &rest[size + 2..];
+    }
+    total
+}
+
+#[test]
+fn a_30_mb_stream_arrives_whole_and_one_past_200_mb_is_cut_at_lambdas_limit() {
+    // 200 MB take seconds here (Lambda's own pace would be 100 s), over the 3 s default.
+    let served = Served::start(stream_zip(), &["--timeout", "60"]);
+    let size = 30 * 1024 * 1024;
+    let (raw, clean) = read_all(served.addr, &format!("/big?bytes={size}"));
+    assert!(clean, "{}", served.stderr());
+    let answer = Answer::parse(&raw).unwrap();
+    assert_eq!(answer.status, 201);
+    assert_eq!(answer.body.len(), size);
+    assert!(answer.body.iter().all(|b| *b == b'x'));
+
+    // One byte too many: the client gets what fit (the limit less the metadata) and a broken
+    // body, the runtime's POST a 413, and the function keeps serving.
+    let started = Instant::now();
+    let (raw, clean) = read_all(served.addr, &format!("/big?bytes={}", STREAM_LIMIT + 1));
+    let took = started.elapsed();
+    assert!(!clean, "the body ended cleanly");
+    assert!(raw.starts_with(b"HTTP/1.1 201"));
+    let body = chunked_bytes(&raw);
+    assert!(
+        (STREAM_LIMIT - 1024..STREAM_LIMIT).contains(&body),
+        "{body} bytes"
+    );
+    let failed = "the invocation failed with Function.ResponseSizeTooLarge: Response payload size \
+                  exceeded maximum allowed payload size (209715200 bytes) for a streamed response.";
+    let err = served.stderr_with(failed);
+    assert!(err.contains(failed), "{err}");
+    let (_, clean) = read_all(served.addr, "/big?bytes=10");
+    assert!(clean);
+    let err = served.stderr_with("GET /big?bytes=10 -> 201");
+    assert_eq!(err.matches("Init Duration").count(), 1, "{err}");
+    eprintln!("streaming just over 200 MB through serve took {took:?}");
+}
+
+#[test]
+fn invoke_prints_30_mb_whole_and_cuts_a_stream_at_200_mb() {
+    let size = 30 * 1024 * 1024;
+    let event = format!(r#"{{"rawPath":"/big","rawQueryString":"bytes={size}"}}"#);
+    let output = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", &event])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    let body = output
+        .stdout
+        .windows(8)
+        .position(|w| w == [0; 8])
+        .map(|at| &output.stdout[at + 8..])
+        .unwrap();
+    assert_eq!(body.len(), size + 1, "the bytes and a newline");
+
+    let started = Instant::now();
+    let event = format!(
+        r#"{{"rawPath":"/big","rawQueryString":"bytes={}"}}"#,
+        STREAM_LIMIT + 1
+    );
+    let output = support::tool()
+        .arg("invoke")
+        .arg(stream_zip())
+        .args(["-d", &event, "--timeout", "60"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{}",
+        support::stderr(&output)
+    );
+    // Exactly the limit (the metadata included: invoke prints the stream as it is), then the
+    // error payload on its own line.
+    let error = br#"{"errorType":"Function.ResponseSizeTooLarge","errorMessage":"Response payload size exceeded maximum allowed payload size (209715200 bytes) for a streamed response."}"#;
+    let out = &output.stdout;
+    assert!(
+        out.ends_with(&[&b"\n"[..], error, b"\n"].concat()),
+        "{:?}",
+        &out[out.len().saturating_sub(300)..]
+    );
+    assert_eq!(out.len(), STREAM_LIMIT + 1 + error.len() + 1);
+    let err = support::stderr(&output);
+    assert!(
+        err.contains("help: Lambda cuts a streamed response at its limit"),
+        "{err}"
+    );
+    eprintln!("streaming just over 200 MB through invoke took {took:?}");
+}
+
+#[test]
+fn a_rest_api_streams_with_its_metadatas_headers_and_multi_value_headers() {
+    let served = Served::start(
+        stream_zip(),
+        &["--event-format", "rest-api", "-e", "STREAM_PAUSE_MS=1500"],
+    );
+    let text = assert_the_stream_arrives_as_it_is_sent(&served);
+    assert!(text.contains("x-multi: a\r\nx-multi: b\r\n"), "{text}");
+}
+
+/// Whether this machine has an IPv6 loopback (`::1`), which `serve` then listens on too.
+fn has_ipv6_loopback() -> bool {
+    TcpListener::bind("[::1]:0").is_ok()
+}
+
+/// Lambda's Invoke API, as `aws lambda invoke --endpoint-url`, the SDKs and `cargo lambda invoke`
+/// send it, on both of localhost's addresses.
+#[test]
+fn serve_answers_lambdas_invoke_api_on_127_0_0_1_and_ipv6_localhost() {
+    let served = Served::start(echo_zip(), &["--function-name", "orders"]);
+    let invocations = "/2015-03-31/functions/orders/invocations";
+    let ok = served.request(
+        "POST",
+        invocations,
+        &[("X-Amz-Log-Type", "Tail")],
+        br#"{"name":"Ferris"}"#,
+    );
+    assert_eq!(ok.status, 200, "{ok:?}\n{}", served.stderr());
+    assert_eq!(ok.json()["message"], "hello, Ferris");
+    assert_eq!(ok.header("x-amz-executed-version"), Some("$LATEST"));
+    assert_eq!(ok.header("x-amz-function-error"), None);
+    use base64::Engine as _;
+    let log = base64::engine::general_purpose::STANDARD
+        .decode(ok.header("x-amz-log-result").expect("the log's tail"))
+        .unwrap();
+    let log = String::from_utf8(log).unwrap();
+    assert!(log.starts_with("START RequestId: "), "{log}");
+    assert!(log.contains("\nREPORT RequestId: "), "{log}");
+
+    let failed = served.request("POST", invocations, &[], br#"{"fail":true}"#);
+    assert_eq!(failed.status, 200);
+    assert_eq!(failed.header("x-amz-function-error"), Some("Unhandled"));
+    assert_eq!(failed.json()["errorType"], "EchoError");
+
+    let missing = served.request(
+        "POST",
+        "/2015-03-31/functions/other/invocations",
+        &[],
+        b"{}",
+    );
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("x-amzn-errortype"),
+        Some("ResourceNotFoundException")
+    );
+    let dry = served.request(
+        "POST",
+        invocations,
+        &[("X-Amz-Invocation-Type", "DryRun")],
+        b"{}",
+    );
+    assert_eq!(dry.status, 204);
+    let event = served.request(
+        "POST",
+        invocations,
+        &[("X-Amz-Invocation-Type", "Event")],
+        b"{}",
+    );
+    assert_eq!(event.status, 202);
+
+    // `cargo lambda invoke` dials [::1] and names the function `_` unless told.
+    if has_ipv6_loopback() {
+        let v6 = SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), served.addr.port());
+        let answer = served.request_at(
+            v6,
+            "POST",
+            "/2015-03-31/functions/_/invocations",
+            &[],
+            br#"{"name":"v6"}"#,
+        );
+        assert_eq!(answer.status, 200, "{answer:?}");
+        assert_eq!(answer.json()["message"], "hello, v6");
+        // The HTTP front too.
+        assert_eq!(
+            served.request_at(v6, "GET", "/?name=x", &[], b"").status,
+            200
+        );
+    } else {
+        eprintln!("skipped the ::1 requests: this machine has no IPv6 loopback");
+    }
+    let err = served.stderr_with("GET /?name=x -> ");
+    assert!(
+        err.contains(&format!("POST {invocations} -> 200 (")) && err.contains(" ms, queued "),
+        "{err}"
+    );
+    // One environment for all: the Event invocation ran too.
+    assert_eq!(
+        err.matches("START RequestId").count(),
+        if has_ipv6_loopback() { 5 } else { 3 },
+        "{err}"
+    );
+}
+
+/// Ctrl-C ends `serve`'s execution environment as Lambda ends one: a graceful-shutdown hook runs.
+#[test]
+fn stopping_serve_runs_the_graceful_shutdown_hook() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hook-lines");
+    let env = format!("GRACEFUL_HOOK_FILE={}", file.display());
+    let served = Served::start(crate::invoke::graceful_zip(), &["-e", &env]);
+    let answer = served.request("POST", "/2015-03-31/functions/_/invocations", &[], b"[1]");
+    assert_eq!(answer.body, b"[1]", "{}", served.stderr());
+    drop(served);
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap_or_default(),
+        "shutdown hook ran\n"
     );
 }

@@ -3,12 +3,12 @@
 //! serving loop, which runs the function and answers through the request's [`Reply`].
 
 use std::convert::Infallible;
-use std::net::{SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::pin::Pin;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::task::{Context, Poll};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
@@ -22,8 +22,13 @@ use crate::lambda::MAX_EVENT_BYTES;
 
 /// What the front hands to the serving loop.
 pub enum Arrival {
-    /// A request for the function, to be answered through `reply`.
-    Request { request: HttpRequest, reply: Reply },
+    /// A request for the function, to be answered through `reply`; `arrived` is when its
+    /// body had been read, so that the time it waited for its turn can be told.
+    Request {
+        request: HttpRequest,
+        reply: Reply,
+        arrived: Instant,
+    },
     /// A request the front refused itself, for the log.
     Refused {
         method: String,
@@ -136,23 +141,35 @@ impl Reply {
 
 /// The listening front. Dropping it stops the server thread and closes its connections.
 pub struct Front {
+    /// Where it listens (on localhost, the IPv4 address).
     pub addr: SocketAddr,
+    /// On localhost, the same port on `::1` too, when the machine has IPv6.
+    pub also: Option<SocketAddr>,
     arrivals: Receiver<Arrival>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// How often a free port (`--port 0`) taken on 127.0.0.1 is tried again when another program
+/// holds the same one on `::1`.
+const FREE_PORT_TRIES: usize = 8;
+
 impl Front {
-    /// Listens on `addr` at once, so that a port in use is an error before anything starts.
-    pub fn bind(addr: SocketAddr) -> Result<Front, InvokeError> {
-        let listener =
-            TcpListener::bind(addr).map_err(|source| InvokeError::Listen { addr, source })?;
-        let local = listener
+    /// Listens at once, so that a port in use is an error before anything starts: on `bind`,
+    /// or without it on localhost, both 127.0.0.1 and `::1` (what `localhost` resolves to;
+    /// `cargo lambda invoke` dials `[::1]`), never on every interface.
+    pub fn bind(bind: Option<IpAddr>, port: u16) -> Result<Front, InvokeError> {
+        let listeners = match bind {
+            Some(ip) => vec![listen(SocketAddr::new(ip, port))?],
+            None => listen_on_localhost(port)?,
+        };
+        let addr = listeners[0]
             .local_addr()
-            .map_err(|source| InvokeError::Listen { addr, source })?;
-        listener
-            .set_nonblocking(true)
-            .map_err(|source| InvokeError::Listen { addr, source })?;
+            .map_err(|source| InvokeError::Listen {
+                addr: SocketAddr::new(bind.unwrap_or(Ipv4Addr::LOCALHOST.into()), port),
+                source,
+            })?;
+        let also = listeners.get(1).and_then(|l| l.local_addr().ok());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
@@ -162,13 +179,16 @@ impl Front {
         let thread = std::thread::Builder::new()
             .name("http-front".into())
             .spawn(move || {
-                runtime.spawn(accept(listener, sender));
+                for listener in listeners {
+                    runtime.spawn(accept(listener, sender.clone()));
+                }
                 let _ = runtime.block_on(stopped);
                 // Dropping the runtime here ends every connection's task.
             })
             .map_err(|source| InvokeError::Listen { addr, source })?;
         Ok(Front {
-            addr: local,
+            addr,
+            also,
             arrivals,
             shutdown: Some(shutdown),
             thread: Some(thread),
@@ -190,6 +210,51 @@ impl Drop for Front {
             let _ = thread.join();
         }
     }
+}
+
+/// A non-blocking listener on `addr`.
+fn listen(addr: SocketAddr) -> Result<TcpListener, InvokeError> {
+    let listener =
+        TcpListener::bind(addr).map_err(|source| InvokeError::Listen { addr, source })?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|source| InvokeError::Listen { addr, source })?;
+    Ok(listener)
+}
+
+/// Listeners on 127.0.0.1 and `::1` at one port; 127.0.0.1 alone on a machine without IPv6.
+fn listen_on_localhost(port: u16) -> Result<Vec<TcpListener>, InvokeError> {
+    for _ in 0..FREE_PORT_TRIES {
+        let v4 = listen(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port))?;
+        let taken = v4
+            .local_addr()
+            .map(|a| a.port())
+            .map_err(|source| InvokeError::Listen {
+                addr: SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port),
+                source,
+            })?;
+        match listen(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), taken)) {
+            Ok(v6) => return Ok(vec![v4, v6]),
+            Err(InvokeError::Listen { source, .. }) if !has_ipv6(&source) => return Ok(vec![v4]),
+            // The free port on 127.0.0.1 is another program's on `::1`: take another.
+            Err(InvokeError::Listen { source, .. })
+                if port == 0 && source.kind() == std::io::ErrorKind::AddrInUse => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Err(InvokeError::Listen {
+        addr: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), port),
+        source: std::io::ErrorKind::AddrInUse.into(),
+    })
+}
+
+/// Whether a failure to listen on `::1` still means the machine has IPv6: without it (no IPv6
+/// loopback, or no IPv6 at all) the kernel answers EADDRNOTAVAIL or EAFNOSUPPORT.
+fn has_ipv6(error: &std::io::Error) -> bool {
+    !matches!(
+        error.raw_os_error(),
+        Some(libc::EADDRNOTAVAIL | libc::EAFNOSUPPORT)
+    )
 }
 
 async fn accept(listener: TcpListener, sender: Sender<Arrival>) {
@@ -274,6 +339,7 @@ async fn handle(
         .send(Arrival::Request {
             request,
             reply: Reply(reply),
+            arrived: Instant::now(),
         })
         .is_err()
     {

@@ -15,11 +15,11 @@ use std::io::Write;
 use std::path::Path;
 
 use console::Console;
-use instance::{Instance, ResponseStream};
+use instance::{Instance, Job, Jobs, ResponseStream};
 use sandbox::Sandbox;
 
 use super::function::FunctionSettings;
-use super::record::Outcome;
+use super::record::{Outcome, Record};
 use super::{InvokeError, Outcomes, Payloads};
 use crate::env::Verbosity;
 use crate::report::Reporter;
@@ -40,13 +40,21 @@ pub fn invoke(
     reporter.status(
         "Invoking",
         format!(
-            "{} ({}): {} event{}, timeout {} s, memory {} MB",
+            "{} ({}): {} event{}, timeout {} s, memory {} MB{}{}",
             artifact.display(),
             sandbox.arch,
             events.len(),
             if events.len() == 1 { "" } else { "s" },
             function.timeout_secs,
-            function.memory_mb
+            function.memory_mb,
+            match function.concurrency {
+                Some(n) => format!(", up to {n} at once"),
+                None => String::new(),
+            },
+            match &function.tenant_id {
+                Some(tenant) => format!(", tenant `{tenant}`"),
+                None => String::new(),
+            }
         ),
     );
     sandbox.report_extensions(reporter);
@@ -54,29 +62,37 @@ pub fn invoke(
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
 
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some())
+        .json(function.json_logs());
     let mut instance = Instance::new(&sandbox, function, interrupt, &console);
-    let mut records = Vec::new();
-    let mut stream = StdoutStream {
+    let mut printer = Printer {
         payloads,
-        kept: Vec::new(),
+        function,
+        console: &console,
+        records: Vec::new(),
+        failed_to_print: None,
     };
-    for event in events {
-        let record = instance.invoke(event, &mut stream)?;
-        let (payload, failed) = match &record.outcome {
-            Outcome::Response(body) => (body, false),
-            Outcome::Streamed(_) if payloads == Payloads::Raw => {
-                console.end(&record, function.memory_mb);
-                records.push(record);
-                continue;
-            }
-            Outcome::Streamed(_) => (&stream.kept, false),
-            Outcome::Failed(failure) => (&failure.payload, true),
+    if instance.concurrent() {
+        let mut jobs = EventList {
+            events: events.iter(),
+            printer,
         };
-        print_payload(payloads, &function.name, failed, payload)?;
-        console.end(&record, function.memory_mb);
-        records.push(record);
+        instance.run_jobs(&mut jobs)?;
+        printer = jobs.printer;
+    } else {
+        for event in events {
+            let mut stream = StdoutStream::new(payloads);
+            let record = instance.invoke(event, &mut stream)?;
+            printer.print(record, &stream);
+            if printer.failed_to_print.is_some() {
+                break;
+            }
+        }
     }
+    if let Some(error) = printer.failed_to_print.take() {
+        return Err(error);
+    }
+    let records = printer.records;
     instance.stop();
     drop(instance);
 
@@ -87,6 +103,65 @@ pub fn invoke(
     console::report_summary(&outcomes, reporter, sandbox.emulated());
     interrupt.check()?;
     Ok(outcomes)
+}
+
+/// Prints each invocation's payload on stdout and its END / REPORT on stderr, keeping its
+/// record.
+struct Printer<'p> {
+    payloads: Payloads,
+    function: &'p FunctionSettings,
+    console: &'p Console<'p>,
+    records: Vec<Record>,
+    /// stdout could not be written: the run stops.
+    failed_to_print: Option<InvokeError>,
+}
+
+impl Printer<'_> {
+    fn print(&mut self, record: Record, stream: &StdoutStream) {
+        let payload = match &record.outcome {
+            Outcome::Response(body) => Some((body, false)),
+            // Written as it came.
+            Outcome::Streamed(_) if self.payloads == Payloads::Raw => None,
+            Outcome::Streamed(_) => Some((&stream.kept, false)),
+            Outcome::Failed(failure) => Some((&failure.payload, true)),
+        };
+        if let Some((payload, failed)) = payload
+            && let Err(error) = print_payload(self.payloads, &self.function.name, failed, payload)
+        {
+            self.failed_to_print.get_or_insert(error);
+        }
+        self.console.end(&record, self.function.memory_mb);
+        self.records.push(record);
+    }
+}
+
+/// `invoke`'s events with `--concurrency`: all of them at once, up to the limit.
+struct EventList<'e, 'p> {
+    events: std::slice::Iter<'e, Vec<u8>>,
+    printer: Printer<'p>,
+}
+
+impl Jobs for EventList<'_, '_> {
+    type Stream = StdoutStream;
+
+    fn take(&mut self) -> Option<Job<StdoutStream>> {
+        if self.printer.failed_to_print.is_some() {
+            return None;
+        }
+        let event = self.events.next()?;
+        Some(Job {
+            event: event.clone(),
+            stream: StdoutStream::new(self.printer.payloads),
+        })
+    }
+
+    fn finished(&mut self) -> bool {
+        self.events.len() == 0 || self.printer.failed_to_print.is_some()
+    }
+
+    fn ended(&mut self, record: Record, stream: StdoutStream) {
+        self.printer.print(record, &stream);
+    }
 }
 
 /// One payload on stdout: as it is on a line, or as a JSON object among a build's messages.
@@ -113,6 +188,15 @@ fn print_payload(
 struct StdoutStream {
     payloads: Payloads,
     kept: Vec<u8>,
+}
+
+impl StdoutStream {
+    fn new(payloads: Payloads) -> StdoutStream {
+        StdoutStream {
+            payloads,
+            kept: Vec::new(),
+        }
+    }
 }
 
 impl ResponseStream for StdoutStream {

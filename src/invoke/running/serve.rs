@@ -1,8 +1,10 @@
 //! `cargo lambda-build serve`: the packaged function behind a local HTTP port, as a Function URL
-//! or API Gateway would put it: request -> event (http) -> the `invoke` sandbox -> response.
+//! or API Gateway would put it: request -> event (http) -> the `invoke` sandbox -> response;
+//! and Lambda's Invoke API beside it (invoke_api), whose requests carry the event itself.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -10,17 +12,20 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::console::{self, Console};
 use super::front::{Arrival, Front, Reply};
-use super::instance::{Instance, ResponseStream};
+use super::instance::{Instance, Job, Jobs, ResponseStream};
 use super::sandbox::Sandbox;
 use crate::cli::ServeArgs;
 use crate::env::{Env, Ui, Verbosity};
-use crate::invoke::http::{self, EventFormat, HttpRequest};
+use crate::invoke::failure::Failure;
+use crate::invoke::http::{self, EventFormat, HttpRequest, METADATA_END};
+use crate::invoke::invoke_api::{self, InvocationType};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
     FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
     packaged_function_settings,
 };
-use crate::lambda::MAX_EVENT_BYTES;
+use crate::lambda::header::INVOKE_TENANT_ID;
+use crate::lambda::{MAX_EVENT_BYTES, MAX_RESPONSE_BYTES};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -42,7 +47,10 @@ impl ServeConfig {
         };
         Ok(ServeConfig {
             artifact,
-            addr: SocketAddr::new(args.bind, args.port),
+            addr: SocketAddr::new(
+                args.bind.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into()),
+                args.port,
+            ),
             format: args.event_format.into(),
             function: packaged_function_settings(args.function, env)?,
         })
@@ -54,9 +62,10 @@ pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
+    let bind = args.bind;
     let config = ServeConfig::resolve(args, env)?;
     // Listening first: a port in use is refused before anything is extracted or started.
-    let front = Front::bind(config.addr)?;
+    let front = Front::bind(bind, config.addr.port())?;
     announce(&front)?;
     serve_until_stopped(
         &front,
@@ -96,10 +105,15 @@ pub fn announce(front: &Front) -> Result<()> {
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot write to stdout: {e}")))
 }
 
-/// Starts the function of `artifact` in a fresh sandbox and answers `front`'s requests with it,
-/// one at a time, until Ctrl-C (`Err(Interrupted)`) or until `restart()` says to stop (`Ok`);
-/// the function's process and task root are gone when it returns. `serve --watch` calls it once
-/// per build, on the same front, so clients keep their address.
+/// Starts the function of `artifact` in a fresh sandbox and answers `front`'s requests with it
+/// until Ctrl-C (`Err(Interrupted)`) or until `restart()` says to stop (`Ok`); the function's
+/// processes and task roots are gone when it returns. `serve --watch` calls it once per build,
+/// on the same front, so clients keep their address.
+///
+/// Each tenant (a request's `X-Amz-Tenant-Id`) gets an execution environment of its own, as
+/// tenant isolation keeps them apart on Lambda: its own sandbox and process, in a thread of its
+/// own, so that one tenant's invocation never waits for another's. Requests without the header
+/// share the first environment.
 pub fn serve_function(
     front: &Front,
     artifact: &Path,
@@ -110,88 +124,449 @@ pub fn serve_function(
     restart: &dyn Fn() -> bool,
 ) -> Result<()> {
     let sandbox = Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)?;
-    reporter.status(
-        "Serving",
-        format!(
-            "{} ({}) as {} at http://{}/ : timeout {} s, memory {} MB; Ctrl-C stops",
-            artifact.display(),
-            sandbox.arch,
-            config.format.describe(),
-            front.addr,
-            config.function.timeout_secs,
-            config.function.memory_mb
-        ),
-    );
+    reporter.status("Serving", serving(artifact, &sandbox, config, front));
     sandbox.report_extensions(reporter);
     if verbosity.verbose() {
         reporter.status("Running", format!("`{}`", sandbox.launch));
     }
-    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some());
-    let mut instance = Instance::new(&sandbox, &config.function, interrupt, &console);
-    let mut records = Vec::new();
-    let result = loop {
-        if let Err(stop) = interrupt.check() {
-            break Err(stop.into());
-        }
-        if restart() {
-            break Ok(());
-        }
-        match front.next(Duration::from_millis(50)) {
-            None => {}
-            Some(Arrival::Refused {
-                method,
-                path,
-                reason,
-            }) => reporter.warn(format!("refused {method} {path}: {reason}")),
-            Some(Arrival::Request { request, reply }) => {
-                let started = Instant::now();
-                let (status, record) =
-                    match answer(&mut instance, config, &request, reply, reporter) {
-                        Ok(answered) => answered,
-                        Err(error) => break Err(error),
-                    };
-                if let Some(record) = record {
-                    console.end(&record, config.function.memory_mb);
-                    records.push(record);
-                }
-                if verbosity != Verbosity::Quiet {
-                    console.line(
-                        format!(
-                            "{} {}{} -> {status} ({:.1} ms)",
-                            request.method,
-                            request.path,
-                            if request.query.is_empty() {
-                                String::new()
-                            } else {
-                                format!("?{}", request.query)
-                            },
-                            started.elapsed().as_secs_f64() * 1000.0
-                        )
-                        .as_bytes(),
-                    );
-                }
+    let emulated = sandbox.emulated();
+    let (result, records) = std::thread::scope(|scope| {
+        let start = |sandbox: Sandbox, tenant: Option<String>| {
+            let (sender, arrivals) = mpsc::channel();
+            let thread = scope.spawn(move || {
+                let run = (config, reporter, verbosity, interrupt);
+                serve_environment(&sandbox, tenant, &arrivals, run)
+            });
+            (sender, thread)
+        };
+        let mut environments = vec![(None, start(sandbox, None))];
+        let result = loop {
+            if let Err(stop) = interrupt.check() {
+                break Err(stop.into());
             }
-        }
-    };
-    instance.stop();
-    drop(instance);
+            if restart() {
+                break Ok(());
+            }
+            let (request, reply, arrived) = match front.next(Duration::from_millis(50)) {
+                None => continue,
+                Some(Arrival::Refused {
+                    method,
+                    path,
+                    reason,
+                }) => {
+                    reporter.warn(format!("refused {method} {path}: {reason}"));
+                    continue;
+                }
+                Some(Arrival::Request {
+                    request,
+                    reply,
+                    arrived,
+                }) => (request, reply, arrived),
+            };
+            let tenant = tenant_of(&request);
+            let at = match environments.iter().position(|(t, _)| *t == tenant) {
+                Some(at) => at,
+                None => match Sandbox::prepare_for(artifact, &config.function, reporter, interrupt)
+                {
+                    Ok(sandbox) => {
+                        reporter.status(
+                            "Starting",
+                            format!(
+                                "an execution environment of its own for tenant `{}`",
+                                tenant.as_deref().unwrap_or_default()
+                            ),
+                        );
+                        environments.push((tenant.clone(), start(sandbox, tenant)));
+                        environments.len() - 1
+                    }
+                    Err(error) => {
+                        reporter.warn(format!(
+                            "refused {} {}: no execution environment for its tenant: {error}",
+                            request.method, request.path
+                        ));
+                        reply.send(http::failure_response(config.format));
+                        continue;
+                    }
+                },
+            };
+            let (sender, _) = &environments[at].1;
+            let arrival = Arrival::Request {
+                request,
+                reply,
+                arrived,
+            };
+            if sender.send(arrival).is_err() {
+                // The environment stopped on an error of its own, told below.
+                break Ok(());
+            }
+        };
+        join(
+            environments.into_iter().map(|(_, environment)| environment),
+            result,
+        )
+    });
     let outcomes = Outcomes {
         records,
         memory_mb: config.function.memory_mb,
     };
-    console::report_summary(&outcomes, reporter, sandbox.emulated());
+    console::report_summary(&outcomes, reporter, emulated);
     result
 }
 
-/// Runs one request through the function and answers it; returns the status sent and the
-/// invocation's record (`None` when the request never became an invocation: too large an event).
-fn answer(
+/// `ARTIFACT (ARCH) as FORMAT at http://ADDR/ : timeout..., memory...; Ctrl-C stops`.
+fn serving(artifact: &Path, sandbox: &Sandbox, config: &ServeConfig, front: &Front) -> String {
+    let concurrency = match config.function.concurrency {
+        Some(n) => format!(", up to {n} invocations at once"),
+        None => String::new(),
+    };
+    format!(
+        "{} ({}) as {} at http://{}/{} : timeout {} s, memory {} MB{concurrency}; Ctrl-C stops",
+        artifact.display(),
+        sandbox.arch,
+        config.format.describe(),
+        front.addr,
+        front
+            .also
+            .map(|also| format!(" and http://{also}/"))
+            .unwrap_or_default(),
+        config.function.timeout_secs,
+        config.function.memory_mb
+    )
+}
+
+/// Ends the environments (closing its channel ends one once its invocations are over): their
+/// records, and the first error, the serving loop's before theirs.
+fn join<'s>(
+    environments: impl Iterator<
+        Item = (
+            mpsc::Sender<Arrival>,
+            std::thread::ScopedJoinHandle<'s, (Result<()>, Vec<Record>)>,
+        ),
+    >,
+    mut result: Result<()>,
+) -> (Result<()>, Vec<Record>) {
+    let mut records = Vec::new();
+    for (sender, thread) in environments {
+        drop(sender);
+        let (ended, kept) = thread
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        records.extend(kept);
+        if result.is_ok() {
+            result = ended;
+        }
+    }
+    (result, records)
+}
+
+/// The request's tenant (`X-Amz-Tenant-Id`), when it names one.
+fn tenant_of(request: &HttpRequest) -> Option<String> {
+    request
+        .headers
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(INVOKE_TENANT_ID))
+        .map(|(_, value)| value.trim().to_owned())
+        .filter(|value| !value.is_empty())
+}
+
+/// What every environment of a `serve` shares.
+type Run<'r> = (&'r ServeConfig, &'r Reporter, Verbosity, &'r Interrupt);
+
+/// One execution environment: `sandbox`'s function, for `tenant`, answering the requests that
+/// arrive until the channel closes; its records, and why it stopped early.
+fn serve_environment(
+    sandbox: &Sandbox,
+    tenant: Option<String>,
+    arrivals: &Receiver<Arrival>,
+    (config, reporter, verbosity, interrupt): Run<'_>,
+) -> (Result<()>, Vec<Record>) {
+    let console = Console::new(reporter, verbosity, sandbox.launch.emulator.is_some())
+        .json(config.function.json_logs());
+    let mut instance =
+        Instance::new(sandbox, &config.function, interrupt, &console).for_tenant(tenant);
+    let mut records = Vec::new();
+    let result = if instance.concurrent() {
+        let mut jobs = Requests {
+            arrivals,
+            closed: false,
+            config,
+            reporter,
+            console: &console,
+            verbosity,
+            records: Vec::new(),
+        };
+        let result = instance.run_jobs(&mut jobs);
+        records = jobs.records;
+        result
+    } else {
+        serve_one_at_a_time(
+            arrivals,
+            config,
+            &mut instance,
+            (reporter, &console, verbosity),
+            &mut records,
+            interrupt,
+        )
+    };
+    instance.stop();
+    (result, records)
+}
+
+/// Requests one after the other, each answered before the next is taken: Lambda's default
+/// model, one invocation at a time per execution environment.
+fn serve_one_at_a_time(
+    arrivals: &Receiver<Arrival>,
+    config: &ServeConfig,
     instance: &mut Instance<'_>,
+    (reporter, console, verbosity): (&Reporter, &Console<'_>, Verbosity),
+    records: &mut Vec<Record>,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    loop {
+        interrupt.check()?;
+        match arrivals.recv_timeout(Duration::from_millis(50)) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Arrival::Refused {
+                method,
+                path,
+                reason,
+            }) => reporter.warn(format!("refused {method} {path}: {reason}")),
+            Ok(Arrival::Request {
+                request,
+                reply,
+                arrived,
+            }) => {
+                let started = Instant::now();
+                let (status, record) = if invoke_api::is_invoke_api(&request) {
+                    answer_invoke(instance, config, console, &request, reply, reporter)?
+                } else {
+                    answer(instance, config, &request, reply, reporter)?
+                };
+                if let Some(record) = record {
+                    console.end(&record, config.function.memory_mb);
+                    records.push(record);
+                }
+                log_request(console, verbosity, &request, status, (arrived, started));
+            }
+        }
+    }
+}
+
+/// The request's line (see [`request_line`]), unless `-q`; `(arrived, started)`: when it
+/// reached the front and when its turn came.
+fn log_request(
+    console: &Console<'_>,
+    verbosity: Verbosity,
+    request: &HttpRequest,
+    status: u16,
+    (arrived, started): (Instant, Instant),
+) {
+    if verbosity != Verbosity::Quiet {
+        let line = request_line(request, status, started - arrived, started.elapsed());
+        console.line(line.as_bytes());
+    }
+}
+
+/// `serve`'s requests with `--concurrency`: each handed to the function as it arrives, up to
+/// the limit at once.
+struct Requests<'r, 'c> {
+    arrivals: &'r Receiver<Arrival>,
+    /// The serving loop closed the channel: no request will come any more.
+    closed: bool,
+    config: &'r ServeConfig,
+    reporter: &'r Reporter,
+    console: &'r Console<'c>,
+    verbosity: Verbosity,
+    records: Vec<Record>,
+}
+
+/// Where a request's answer goes: the HTTP client of the front's event format, streamed as it
+/// comes; or an Invoke API caller, answered with the whole payload at the invocation's end
+/// (`reply` none for an `Event` invocation, answered 202 when it arrived).
+enum Answer<'a> {
+    Http(HttpStream<'a>),
+    Invoke {
+        reply: Option<Reply>,
+        buffered: Buffered,
+    },
+}
+
+/// A request's answer under way, with what its log line needs.
+struct Pending<'a> {
+    answer: Answer<'a>,
+    request: HttpRequest,
+    /// When it reached the front and when its turn came.
+    times: (Instant, Instant),
+}
+
+impl ResponseStream for Pending<'_> {
+    fn begin(&mut self, content_type: Option<&str>) {
+        match &mut self.answer {
+            Answer::Http(http) => http.begin(content_type),
+            Answer::Invoke { buffered, .. } => buffered.begin(content_type),
+        }
+    }
+    fn data(&mut self, data: &[u8]) {
+        match &mut self.answer {
+            Answer::Http(http) => http.data(data),
+            Answer::Invoke { buffered, .. } => buffered.data(data),
+        }
+    }
+    fn end(&mut self, complete: bool) {
+        match &mut self.answer {
+            Answer::Http(http) => http.end(complete),
+            Answer::Invoke { buffered, .. } => buffered.end(complete),
+        }
+    }
+    fn answered(&mut self, outcome: &Outcome) {
+        if let Answer::Http(http) = &mut self.answer {
+            http.answered(outcome);
+        }
+    }
+}
+
+impl<'r> Requests<'r, '_> {
+    /// The job of an arrived request, or `None` when it was answered without one (too large an
+    /// event, a refused or `DryRun` Invoke API call), its line logged.
+    fn job(
+        &self,
+        request: HttpRequest,
+        reply: Reply,
+        arrived: Instant,
+    ) -> Option<Job<Pending<'r>>> {
+        let times = (arrived, Instant::now());
+        let (event, answer) = if invoke_api::is_invoke_api(&request) {
+            let function = &self.config.function;
+            let call = match invoke_api::read(&request, &function.name, &function.region) {
+                Ok(call) if !matches!(call.invocation_type, InvocationType::DryRun) => Ok(call),
+                Ok(_) => Err(invoke_api::dry_run()),
+                Err(refusal) => {
+                    self.reporter.warn(format!(
+                        "refused {} {}: {}",
+                        request.method,
+                        request.path,
+                        String::from_utf8_lossy(&refusal.body)
+                    ));
+                    Err(refusal)
+                }
+            };
+            let call = match call {
+                Ok(call) => call,
+                Err(response) => {
+                    let status = response.status;
+                    reply.send(response);
+                    log_request(self.console, self.verbosity, &request, status, times);
+                    return None;
+                }
+            };
+            // With invocations running side by side, the log's tail would mix theirs: none is
+            // returned (`X-Amz-Log-Type: Tail` is answered without `X-Amz-Log-Result`).
+            let reply = match call.invocation_type {
+                InvocationType::Event => {
+                    reply.send(invoke_api::accepted());
+                    None
+                }
+                _ => Some(reply),
+            };
+            let buffered = Buffered::default();
+            (call.payload, Answer::Invoke { reply, buffered })
+        } else {
+            let Some((event, reply)) = event_of(self.config, &request, reply, self.reporter) else {
+                log_request(self.console, self.verbosity, &request, 413, times);
+                return None;
+            };
+            let http = HttpStream::new(reply, self.config.format, self.reporter);
+            (event, Answer::Http(http))
+        };
+        Some(Job {
+            event,
+            stream: Pending {
+                answer,
+                request,
+                times,
+            },
+        })
+    }
+}
+
+impl<'r> Jobs for Requests<'r, '_> {
+    type Stream = Pending<'r>;
+
+    fn take(&mut self) -> Option<Job<Pending<'r>>> {
+        loop {
+            let arrival = match self.arrivals.try_recv() {
+                Ok(arrival) => arrival,
+                Err(TryRecvError::Empty) => return None,
+                Err(TryRecvError::Disconnected) => {
+                    self.closed = true;
+                    return None;
+                }
+            };
+            match arrival {
+                Arrival::Refused {
+                    method,
+                    path,
+                    reason,
+                } => self
+                    .reporter
+                    .warn(format!("refused {method} {path}: {reason}")),
+                Arrival::Request {
+                    request,
+                    reply,
+                    arrived,
+                } => {
+                    if let Some(job) = self.job(request, reply, arrived) {
+                        return Some(job);
+                    }
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self) -> bool {
+        self.closed
+    }
+
+    fn ended(&mut self, record: Record, pending: Pending<'r>) {
+        let status = match pending.answer {
+            Answer::Http(mut http) => {
+                if http.reply.is_some() {
+                    // A failed init ends the invocation before the instance tells.
+                    http.answered(&record.outcome);
+                }
+                http.status
+            }
+            Answer::Invoke {
+                reply: Some(reply),
+                buffered,
+            } => {
+                let response = invoke_response(&record, &buffered, None, self.reporter);
+                let status = response.status;
+                reply.send(response);
+                status
+            }
+            Answer::Invoke { reply: None, .. } => 202,
+        };
+        self.console.end(&record, self.config.function.memory_mb);
+        self.records.push(record);
+        log_request(
+            self.console,
+            self.verbosity,
+            &pending.request,
+            status,
+            pending.times,
+        );
+    }
+}
+
+/// The event of `request`; `None` when it is over Lambda's limit, which is answered 413 here.
+fn event_of(
     config: &ServeConfig,
     request: &HttpRequest,
     reply: Reply,
     reporter: &Reporter,
-) -> Result<(u16, Option<Record>)> {
+) -> Option<(Vec<u8>, Reply)> {
     let event = http::event(
         config.format,
         request,
@@ -207,8 +582,137 @@ fn answer(
             event.len()
         ));
         reply.send(http::too_large_response(MAX_EVENT_BYTES));
-        return Ok((413, None));
+        return None;
     }
+    Some((event, reply))
+}
+
+/// `GET /path?query -> 200 (1.9 ms, queued 0.1 ms)`: the request, its answer, how long it took
+/// from its turn on, and how long it waited for its turn (behind the requests before it).
+fn request_line(request: &HttpRequest, status: u16, queued: Duration, took: Duration) -> String {
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    format!(
+        "{} {}{} -> {status} ({:.1} ms, queued {:.1} ms)",
+        request.method,
+        request.path,
+        if request.query.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", request.query)
+        },
+        ms(took),
+        ms(queued)
+    )
+}
+
+/// Runs an Invoke API request (`POST /2015-03-31/functions/NAME/invocations`) as Lambda's
+/// Invoke does: the event is the request's body, the answer the payload, buffered (Invoke does
+/// not stream) and the end of the log with `X-Amz-Log-Type: Tail`; `Event` is answered 202
+/// before it runs, `DryRun` 204 without running.
+fn answer_invoke(
+    instance: &mut Instance<'_>,
+    config: &ServeConfig,
+    console: &Console<'_>,
+    request: &HttpRequest,
+    reply: Reply,
+    reporter: &Reporter,
+) -> Result<(u16, Option<Record>)> {
+    let function = &config.function;
+    let call = match invoke_api::read(request, &function.name, &function.region) {
+        Ok(call) => call,
+        Err(refusal) => {
+            reporter.warn(format!(
+                "refused {} {}: {}",
+                request.method,
+                request.path,
+                String::from_utf8_lossy(&refusal.body)
+            ));
+            let status = refusal.status;
+            reply.send(refusal);
+            return Ok((status, None));
+        }
+    };
+    let mut buffered = Buffered::default();
+    match call.invocation_type {
+        InvocationType::DryRun => {
+            reply.send(invoke_api::dry_run());
+            return Ok((204, None));
+        }
+        InvocationType::Event => {
+            reply.send(invoke_api::accepted());
+            let record = instance.invoke(&call.payload, &mut buffered)?;
+            return Ok((202, Some(record)));
+        }
+        InvocationType::RequestResponse => {}
+    }
+    if call.tail {
+        console.capture();
+    }
+    let record = instance.invoke(&call.payload, &mut buffered)?;
+    let log = call
+        .tail
+        .then(|| console.captured(&record, function.memory_mb));
+    let response = invoke_response(&record, &buffered, log.as_deref(), reporter);
+    let status = response.status;
+    reply.send(response);
+    Ok((status, Some(record)))
+}
+
+/// The Invoke API's answer to an invocation: its payload (a streamed one over what Invoke
+/// returns is its failure), or its error, warned of here; the log's tail with `Tail`.
+fn invoke_response(
+    record: &Record,
+    buffered: &Buffered,
+    log: Option<&[u8]>,
+    reporter: &Reporter,
+) -> http::HttpResponse {
+    let outcome = match &record.outcome {
+        Outcome::Streamed(size) if *size > MAX_RESPONSE_BYTES as u64 => {
+            Outcome::Failed(Failure::response_too_large(*size))
+        }
+        outcome => outcome.clone(),
+    };
+    if let Outcome::Failed(failure) = &outcome {
+        reporter.warn(format!(
+            "the invocation failed with {}: {}",
+            failure.error_type,
+            failure.message.trim_end()
+        ));
+    }
+    invoke_api::answer(&record.request_id, &outcome, &buffered.data, log)
+}
+
+/// A streamed response kept for the Invoke API's answer, up to what Invoke returns.
+#[derive(Default)]
+struct Buffered {
+    data: Vec<u8>,
+}
+
+impl ResponseStream for Buffered {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.data.clear();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        let room = (MAX_RESPONSE_BYTES + 1).saturating_sub(self.data.len());
+        self.data.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    fn end(&mut self, _complete: bool) {}
+}
+
+/// Runs one request through the function and answers it; returns the status sent and the
+/// invocation's record (`None` when the request never became an invocation: too large an event).
+fn answer(
+    instance: &mut Instance<'_>,
+    config: &ServeConfig,
+    request: &HttpRequest,
+    reply: Reply,
+    reporter: &Reporter,
+) -> Result<(u16, Option<Record>)> {
+    let Some((event, reply)) = event_of(config, request, reply, reporter) else {
+        return Ok((413, None));
+    };
     let mut stream = HttpStream::new(reply, config.format, reporter);
     let record = instance.invoke(&event, &mut stream)?;
     if stream.reply.is_some() {
@@ -246,14 +750,6 @@ fn buffered_response(
         Outcome::Streamed(_) => (http::failure_response(format), None),
     }
 }
-
-/// The `Content-Type` of a streamed response that starts with a prelude: JSON with the status,
-/// headers and cookies, then 8 NUL bytes, then the body (lambda_runtime's `StreamResponse`,
-/// which lambda_http streams with). A Function URL reads it so.
-const HTTP_INTEGRATION: &str = "application/vnd.awslambda.http-integration-response";
-const PRELUDE_END: &[u8] = &[0; 8];
-/// A prelude longer than this never ends: the body is sent as it is.
-const MAX_PRELUDE: usize = 64 * 1024;
 
 /// The answer to the HTTP client: a streamed response passed on as it arrives, or the buffered
 /// one sent as soon as the function posts it.
@@ -295,37 +791,29 @@ impl<'a> HttpStream<'a> {
     }
 }
 
-/// The prelude's status and headers; cookies become `set-cookie` headers.
-fn read_prelude(prelude: &[u8]) -> (u16, Vec<(String, String)>) {
-    let value: serde_json::Value = serde_json::from_slice(prelude).unwrap_or_default();
-    let status = value["statusCode"]
-        .as_u64()
-        .filter(|s| (100..=599).contains(s))
-        .unwrap_or(200) as u16;
-    let mut headers = Vec::new();
-    if let Some(map) = value["headers"].as_object() {
-        for (name, values) in map {
-            let values = match values {
-                serde_json::Value::Array(values) => values.clone(),
-                one => vec![one.clone()],
-            };
-            headers.extend(
-                values
-                    .iter()
-                    .filter_map(|v| v.as_str())
-                    .map(|v| (name.to_ascii_lowercase(), v.to_owned())),
-            );
+impl HttpStream<'_> {
+    /// A stream whose metadata did not end in time: a Function URL sends it as the body; a
+    /// REST API, which requires the metadata, answers with its error.
+    fn without_metadata(&mut self, buffered: Vec<u8>) {
+        if self.format != EventFormat::RestApi {
+            self.start(200, &[]);
+            self.send(&buffered);
+            return;
+        }
+        self.reporter.warn(format!(
+            "{} answers {} here: a streamed response must start with its metadata (JSON with \
+             `statusCode` and `headers`) and 8 NUL bytes within its first {} bytes \
+             (lambda_http's `run_with_streaming_response` writes them)",
+            self.format.describe(),
+            http::failure_response(self.format).status,
+            http::metadata_limit(self.format)
+        ));
+        if let Some(reply) = self.reply.take() {
+            let response = http::failure_response(self.format);
+            self.status = response.status;
+            reply.send(response);
         }
     }
-    if let Some(cookies) = value["cookies"].as_array() {
-        headers.extend(
-            cookies
-                .iter()
-                .filter_map(|c| c.as_str())
-                .map(|c| ("set-cookie".to_owned(), c.to_owned())),
-        );
-    }
-    (status, headers)
 }
 
 impl ResponseStream for HttpStream<'_> {
@@ -349,12 +837,7 @@ impl ResponseStream for HttpStream<'_> {
     }
 
     fn begin(&mut self, content_type: Option<&str>) {
-        let integration = content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|ct| ct.trim().eq_ignore_ascii_case(HTTP_INTEGRATION))
-        });
-        if integration {
+        if http::stream_has_metadata(self.format, content_type) {
             self.prelude = Some(Vec::new());
         } else {
             let content_type = content_type.unwrap_or("application/octet-stream");
@@ -368,32 +851,29 @@ impl ResponseStream for HttpStream<'_> {
             return;
         };
         prelude.extend_from_slice(data);
-        let found = prelude
-            .windows(PRELUDE_END.len())
-            .position(|w| w == PRELUDE_END);
-        if found.is_none() && prelude.len() <= MAX_PRELUDE {
+        let limit = http::metadata_limit(self.format);
+        let found = prelude[..prelude.len().min(limit + METADATA_END.len())]
+            .windows(METADATA_END.len())
+            .position(|w| w == METADATA_END);
+        if found.is_none() && prelude.len() <= limit {
             return;
         }
         let buffered = self.prelude.take().unwrap_or_default();
         match found {
             Some(at) => {
-                let (status, headers) = read_prelude(&buffered[..at]);
+                let (status, headers) = http::stream_metadata(self.format, &buffered[..at]);
                 self.start(status, &headers);
-                self.send(&buffered[at + PRELUDE_END.len()..]);
+                self.send(&buffered[at + METADATA_END.len()..]);
             }
-            None => {
-                self.start(200, &[]);
-                self.send(&buffered);
-            }
+            None => self.without_metadata(buffered),
         }
     }
 
     fn end(&mut self, complete: bool) {
         if let Some(buffered) = self.prelude.take() {
-            // The stream ended inside its prelude.
+            // The stream ended inside its metadata.
             if complete {
-                self.start(200, &[]);
-                self.send(&buffered);
+                self.without_metadata(buffered);
             }
         }
         if let Some(chunks) = self.chunks.take()

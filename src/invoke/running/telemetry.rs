@@ -281,7 +281,7 @@ fn deliver(records: Receiver<String>, subscription: &Subscription) {
 }
 
 /// `2022-10-12T00:00:00.123Z`, the records' `time`.
-fn rfc3339_millis(time: SystemTime) -> String {
+pub fn rfc3339_millis(time: SystemTime) -> String {
     let t = time::OffsetDateTime::from(time);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",

@@ -84,7 +84,10 @@ impl Instance<'_> {
             }
             match self.wait(until)? {
                 Happening::Request(request) => request.not_found(),
-                Happening::Exited | Happening::Extension | Happening::Piece(_) => {}
+                Happening::Exited
+                | Happening::Extension
+                | Happening::Piece(_)
+                | Happening::StreamPiece(..) => {}
                 Happening::Deadline => {
                     let waiting: Vec<String> = self
                         .extensions

@@ -118,7 +118,7 @@ impl Instance<'_> {
                     return Ok(None);
                 }
             },
-            Happening::Piece(_) => return Ok(None),
+            Happening::Piece(_) | Happening::StreamPiece(..) => return Ok(None),
             Happening::Exited => {
                 let exit = self.process.as_ref().and_then(Process::exit);
                 Failure::exit(request_id, exit.unwrap_or(ExitStatus::Code(0)))
@@ -179,7 +179,7 @@ impl Instance<'_> {
                     _ => request.invalid_state("InitError", "InitError"),
                 },
                 Happening::Extension => {}
-                Happening::Piece(_) => {}
+                Happening::Piece(_) | Happening::StreamPiece(..) => {}
                 Happening::Exited | Happening::Deadline => return Ok(()),
             }
         }

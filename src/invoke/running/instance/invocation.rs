@@ -19,11 +19,11 @@ use crate::lambda::{MAX_STREAMED_BYTES, header};
 
 /// One invocation in flight: what the runtime and the extensions did with it so far.
 pub(super) struct Invocation {
-    request_id: String,
+    pub(super) request_id: String,
     /// When the event was handed over, and when Lambda stops waiting.
     started: Instant,
     pub(super) deadline: Instant,
-    outcome: Option<Outcome>,
+    pub(super) outcome: Option<Outcome>,
     status: Option<Status>,
     /// The runtime asked for its next event after answering: the invocation ends once the
     /// extensions are back in `next` too.
@@ -67,6 +67,16 @@ impl Instance<'_> {
         let Some(next) = self.next.take() else {
             unreachable!("init leaves a process waiting in `next`");
         };
+        self.deliver_to(next, request_id, event)
+    }
+
+    /// [`Instance::deliver`] to this `next` (one of several with concurrency).
+    pub(super) fn deliver_to(
+        &mut self,
+        next: ApiRequest,
+        request_id: String,
+        event: &[u8],
+    ) -> Invocation {
         self.log.start(&request_id);
         let deadline_at = SystemTime::now() + self.timeout;
         let trace_id = ids::trace_id(SystemTime::now());
@@ -80,6 +90,11 @@ impl Instance<'_> {
             (header::TRACE_ID, trace_id.clone()),
             ("Content-Type", "application/json".to_owned()),
         ];
+        let tenant = self
+            .tenant_id
+            .clone()
+            .map(|tenant| (header::TENANT_ID, tenant));
+        let headers: Vec<(&str, String)> = headers.into_iter().chain(tenant).collect();
         let started = Instant::now();
         let invoke_event = serde_json::json!({
             "eventType": "INVOKE",
@@ -117,6 +132,7 @@ impl Instance<'_> {
             Happening::Request(request) => return self.request(invocation, *request, stream),
             Happening::Extension => return self.extensions_changed(invocation),
             Happening::Piece(piece) => self.piece(invocation, piece, stream),
+            Happening::StreamPiece(..) => {}
             Happening::Exited => {
                 self.runtime_exited(invocation, stream);
                 return ControlFlow::Break(());
@@ -169,7 +185,7 @@ impl Instance<'_> {
     /// `POST /runtime/invocation/{id}/response`: the response, whole, too large, or the
     /// beginning of a stream. For another invocation, for one that has its answer already
     /// (rapid's ErrResponseSent), or while a response still streams: 400.
-    fn response(
+    pub(super) fn response(
         &mut self,
         invocation: &mut Invocation,
         current: bool,
@@ -202,7 +218,12 @@ impl Instance<'_> {
 
     /// `POST /runtime/invocation/{id}/error`: the handler's error, its payload passed through
     /// as Lambda passes it. For another invocation, or one that has its answer already: 400.
-    fn error(&mut self, invocation: &mut Invocation, current: bool, request: ApiRequest) {
+    pub(super) fn error(
+        &mut self,
+        invocation: &mut Invocation,
+        current: bool,
+        request: ApiRequest,
+    ) {
         if !current || invocation.outcome.is_some() {
             return request.invalid_request_id();
         }
@@ -231,9 +252,9 @@ impl Instance<'_> {
         invocation.outcome = Some(Outcome::Failed(failure));
     }
 
-    /// A piece of the streamed response: passed on up to Lambda's limit; at its end (or its
-    /// break), the outcome, and the runtime's POST answered.
-    fn piece(
+    /// A piece of the streamed response: passed on up to Lambda's limit, where the stream is
+    /// cut; at its end (or its break), the outcome, and the runtime's POST answered.
+    pub(super) fn piece(
         &mut self,
         invocation: &mut Invocation,
         piece: Piece,
@@ -244,9 +265,13 @@ impl Instance<'_> {
         };
         let broken = match piece {
             Piece::Data(data) => {
+                let room = MAX_STREAMED_BYTES - streaming.bytes;
                 streaming.bytes += data.len() as u64;
-                if streaming.bytes <= MAX_STREAMED_BYTES {
+                if data.len() as u64 <= room {
                     stream.data(&data);
+                } else {
+                    stream.data(&data[..room as usize]);
+                    self.cut_stream(invocation, stream);
                 }
                 return;
             }
@@ -267,6 +292,21 @@ impl Instance<'_> {
         stream.end(!matches!(ended, Outcome::Failed(_)));
         streaming.request.accepted();
         invocation.outcome = Some(ended);
+    }
+
+    /// The stream went past Lambda's limit: the client gets what fit and then a broken
+    /// stream, the invocation fails, and the runtime's POST is refused at once, so that it
+    /// stops sending.
+    fn cut_stream(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+        let Some(streaming) = self.streaming.take() else {
+            return;
+        };
+        stream.end(false);
+        let failure = Failure::response_too_large_streamed();
+        streaming
+            .request
+            .reject(413, &failure.error_type, &failure.message);
+        invocation.fail(failure);
     }
 
     /// An extension registered, asked for its next event, or ended. An end fails the
@@ -298,7 +338,11 @@ impl Instance<'_> {
 
     /// The runtime's process ended: `Runtime.ExitError`, also after an answer, which Lambda
     /// reports so since the runtime never asked for the next event.
-    fn runtime_exited(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+    pub(super) fn runtime_exited(
+        &mut self,
+        invocation: &mut Invocation,
+        stream: &mut dyn ResponseStream,
+    ) {
         if self.streaming.take().is_some() {
             stream.end(false);
         }
@@ -319,7 +363,11 @@ impl Instance<'_> {
 
     /// The invocation's timeout: `Sandbox.Timedout` unless the runtime had answered, and the
     /// environment reset either way.
-    fn timed_out(&mut self, invocation: &mut Invocation, stream: &mut dyn ResponseStream) {
+    pub(super) fn timed_out(
+        &mut self,
+        invocation: &mut Invocation,
+        stream: &mut dyn ResponseStream,
+    ) {
         if self.streaming.take().is_some() {
             stream.end(false);
         }
@@ -401,11 +449,6 @@ fn finish_stream(streaming: &Streaming, broken: Option<String>) -> (Outcome, Opt
             .unwrap_or_else(|_| body.as_bytes().to_vec());
         let failure = Failure::posted(FailureKind::Handler, payload, Some(error_type));
         return (Outcome::Failed(failure), None);
-    }
-    if streaming.bytes > MAX_STREAMED_BYTES {
-        let failure = Failure::response_too_large_streamed(streaming.bytes);
-        let error_type = failure.error_type.clone();
-        return (Outcome::Failed(failure), Some(error_type));
     }
     if let Some(reason) = broken {
         let failure = Failure::lambda(

@@ -13,8 +13,9 @@
 //! invocation sends INVOKE to the extensions that asked for it with the event to the runtime,
 //! and ends when all of them are back in `next`. Shutdown (after the last event, or a reset
 //! after a crash or a timeout) flushes the telemetry, sends SHUTDOWN, signals the runtime, and
-//! kills what still runs after 2 seconds.
+//! kills what still runs after Lambda's 500 ms (internal extensions only) or 2 s (external ones).
 
+mod concurrent;
 mod extensions;
 mod init;
 mod invocation;
@@ -22,6 +23,7 @@ mod process;
 
 use std::time::{Duration, Instant, SystemTime};
 
+pub use concurrent::{Job, Jobs};
 use extensions::{Extension, send_extension_event};
 use init::Init;
 use invocation::Streaming;
@@ -35,7 +37,7 @@ use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
 use crate::invoke::record::{Log, Outcome, Record};
-use crate::lambda::SHUTDOWN_BUDGET;
+use crate::lambda::shutdown_budget;
 use crate::signal::Interrupt;
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
@@ -81,8 +83,18 @@ pub struct Instance<'a> {
     extension_init_error: Option<(Vec<u8>, Option<String>)>,
     /// The response being streamed, between its POST and its end.
     streaming: Option<Streaming>,
+    /// In the shutdown phase, which Ctrl-C does not cut short.
+    draining: bool,
     /// In container mode: whose peak memory is reported (the processes here are relays).
     container: Option<&'a crate::invoke::container::Environment>,
+    /// Lambda Managed Instances' `AWS_LAMBDA_MAX_CONCURRENCY` (1: Lambda's default model).
+    concurrency: u32,
+    /// The tenant this environment serves, sent with each event.
+    tenant_id: Option<String>,
+    /// With concurrency: the responses being streamed, each with its invocation's request id.
+    streams: Vec<(String, Streaming)>,
+    /// With concurrency: the runtime's other `GET next`s, held until there is work for them.
+    held: Vec<ApiRequest>,
 }
 
 /// What [`Instance::wait`] saw.
@@ -90,6 +102,8 @@ enum Happening {
     /// A request of the Runtime API (the Extensions and Telemetry APIs' are answered in `wait`).
     Request(Box<ApiRequest>),
     Piece(Piece),
+    /// A piece of one of the concurrent streams, with its invocation's request id.
+    StreamPiece(String, Piece),
     /// The runtime's process ended.
     Exited,
     /// An extension registered, asked for its next event, reported an error or ended.
@@ -153,8 +167,25 @@ impl<'a> Instance<'a> {
             initializing: false,
             extension_init_error: None,
             streaming: None,
+            draining: false,
             container: sandbox.container.as_ref(),
+            concurrency: function.max_concurrency(),
+            tenant_id: function.tenant_id.clone(),
+            streams: Vec::new(),
+            held: Vec::new(),
         }
+    }
+
+    /// The environment of one tenant (tenant isolation: Lambda never shares one between
+    /// tenants).
+    pub fn for_tenant(mut self, tenant_id: Option<String>) -> Self {
+        self.tenant_id = tenant_id;
+        self
+    }
+
+    /// Whether it takes several invocations at once (`--concurrency` above 1).
+    pub fn concurrent(&self) -> bool {
+        self.concurrency > 1
     }
 
     /// Runs one event: starts the process first when there is none (a cold start, or after a
@@ -185,48 +216,24 @@ impl<'a> Instance<'a> {
         self.shutdown("spindown");
     }
 
-    /// The shutdown phase: the extensions that asked for SHUTDOWN get it (after the telemetry
-    /// they subscribed to is delivered) and the runtime SIGTERM; whatever still runs after
-    /// Lambda's 2 s is killed. Without extensions, the runtime is killed at once, as Lambda
-    /// gives it no shutdown phase then.
+    /// The shutdown phase, as long as Lambda's for the extensions registered
+    /// ([`shutdown_budget`]): the external extensions that asked for SHUTDOWN get it (after the
+    /// telemetry they subscribed to is delivered) and the runtime SIGTERM; whatever still runs
+    /// when the runtime and those extensions have ended, or when the phase is over, is killed.
+    /// Without extensions the runtime is killed at once, as Lambda gives it no shutdown phase
+    /// then. Ctrl-C does not cut the phase short: it is the environment's end too.
     fn shutdown(&mut self, reason: &str) {
-        if !self.extensions.is_empty() {
+        let external = self.extensions.iter().any(|e| e.process.is_some());
+        let internal = self
+            .extensions
+            .iter()
+            .any(|e| e.process.is_none() && e.id.is_some());
+        let budget = shutdown_budget(internal, external);
+        if !budget.is_zero() {
             self.settle_output();
             self.forward(false);
             self.telemetry.flush();
-            let deadline_at = SystemTime::now() + SHUTDOWN_BUDGET;
-            let until = Instant::now() + SHUTDOWN_BUDGET;
-            let event = serde_json::json!({
-                "eventType": "SHUTDOWN",
-                "shutdownReason": reason,
-                "deadlineMs": ids::epoch_millis(deadline_at) as u64,
-            });
-            let mut told = false;
-            for extension in self.extensions.iter_mut().filter(|e| e.shutdown) {
-                if let Some(next) = extension.next.take() {
-                    send_extension_event(next, &event);
-                    told = true;
-                }
-            }
-            if let Some(process) = &self.process {
-                process.terminate();
-            }
-            while told
-                && self
-                    .extensions
-                    .iter()
-                    .any(|e| e.shutdown && e.process.as_ref().is_some_and(|p| p.exit().is_none()))
-            {
-                match self.wait(until) {
-                    Ok(Happening::Deadline) | Err(_) => break,
-                    // The runtime's end, and whatever it asks now, change nothing.
-                    Ok(Happening::Exited) => {
-                        drop(self.process.take());
-                        self.next = None;
-                    }
-                    Ok(Happening::Request(_) | Happening::Extension | Happening::Piece(_)) => {}
-                }
-            }
+            self.shutdown_phase(reason, budget);
         }
         self.kill();
         self.process = None;
@@ -238,6 +245,50 @@ impl<'a> Instance<'a> {
             }
         }
         self.telemetry.flush();
+    }
+
+    /// SHUTDOWN and SIGTERM, then waits until the runtime and the extensions told have ended,
+    /// `budget` at most.
+    fn shutdown_phase(&mut self, reason: &str, budget: Duration) {
+        let deadline_at = SystemTime::now() + budget;
+        let until = Instant::now() + budget;
+        let event = serde_json::json!({
+            "eventType": "SHUTDOWN",
+            "shutdownReason": reason,
+            "deadlineMs": ids::epoch_millis(deadline_at) as u64,
+        });
+        for extension in self.extensions.iter_mut().filter(|e| e.shutdown) {
+            if let Some(next) = extension.next.take() {
+                send_extension_event(next, &event);
+            }
+        }
+        if let Some(process) = &self.process {
+            process.terminate();
+        }
+        self.draining = true;
+        while self.process.as_ref().is_some_and(|p| p.exit().is_none())
+            || self.extensions.iter().any(|e| {
+                e.shutdown
+                    && e.next.is_none()
+                    && e.process.as_ref().is_some_and(|p| p.exit().is_none())
+            })
+        {
+            match self.wait(until) {
+                Ok(Happening::Deadline) | Err(_) => break,
+                // The runtime's end, and whatever it asks now, change nothing.
+                Ok(Happening::Exited) => {
+                    drop(self.process.take());
+                    self.next = None;
+                }
+                Ok(
+                    Happening::Request(_)
+                    | Happening::Extension
+                    | Happening::Piece(_)
+                    | Happening::StreamPiece(..),
+                ) => {}
+            }
+        }
+        self.draining = false;
     }
 
     /// Whether every registered extension waits in `next`.
@@ -255,14 +306,36 @@ impl<'a> Instance<'a> {
             process.forward_output(&tee, true);
         }
         self.next = None;
+        self.held.clear();
+        self.streams.clear();
     }
 
     /// Holds the runtime's `GET next` until there is an event for it.
     fn hold_next(&mut self, request: ApiRequest) {
-        if self.process.is_some() {
+        if self.process.is_none() {
+            return;
+        }
+        if self.concurrency > 1 && self.next.is_some() {
+            // Managed Instances: up to `concurrency` wait at once (see `concurrent`).
+            self.held.push(request);
+        } else {
             // A second pending `next` replaces the first, which is answered 500 as it drops.
             self.next = Some(request);
         }
+    }
+
+    /// A piece of one of the concurrent streams, if one arrived.
+    fn stream_piece(&self) -> Option<Happening> {
+        self.streams.iter().find_map(|(id, streaming)| {
+            let piece = match streaming.pieces.try_recv() {
+                Ok(piece) => piece,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    Piece::Broken("the stream's reader stopped".to_owned())
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => return None,
+            };
+            Some(Happening::StreamPiece(id.clone(), piece))
+        })
     }
 
     fn peak_memory(&mut self) -> Option<u64> {
@@ -309,6 +382,9 @@ impl<'a> Instance<'a> {
                     Err(std::sync::mpsc::TryRecvError::Empty) => {}
                 }
             }
+            if let Some(piece) = self.stream_piece() {
+                return Ok(piece);
+            }
             if let Some(request) = self.api.try_recv() {
                 if request.route.is_extensions_api() {
                     self.extensions_api(request);
@@ -332,7 +408,9 @@ impl<'a> Instance<'a> {
                 self.forward(true);
                 return Ok(Happening::Extension);
             }
-            self.interrupt.check()?;
+            if !self.draining {
+                self.interrupt.check()?;
+            }
             let now = Instant::now();
             if now >= until {
                 return Ok(Happening::Deadline);

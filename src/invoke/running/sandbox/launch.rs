@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::invoke::function::FunctionSettings;
-use crate::lambda::{BOOTSTRAP, LATEST_VERSION};
+use crate::lambda::{BOOTSTRAP, LATEST_VERSION, MAX_CONCURRENCY_VARIABLE};
 
 pub use crate::invoke::emulation::{Emulator, emulation};
 
@@ -58,9 +58,20 @@ pub fn environment(
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
     env.extend(config.credentials.iter().cloned());
+    env.extend(
+        config
+            .log_format
+            .iter()
+            .flat_map(|format| format.variables()),
+    );
     for (key, value) in &config.variables {
         env.retain(|(k, _)| k != key);
         env.push((key.clone(), value.clone()));
+    }
+    // What the Runtime API serves: `--concurrency` over an `--env` of the same variable.
+    if let Some(n) = config.concurrency {
+        env.retain(|(k, _)| k != MAX_CONCURRENCY_VARIABLE);
+        env.push((MAX_CONCURRENCY_VARIABLE.to_owned(), n.to_string()));
     }
     env
 }
@@ -165,14 +176,50 @@ mod tests {
                 ("TABLE".into(), "t".into()),
                 ("TZ".into(), "Europe/Paris".into()),
             ],
+            log_format: Some(crate::invoke::function::LogFormat::Json { level: "DEBUG" }),
             credentials: vec![("AWS_ACCESS_KEY_ID".into(), "AKIA".into())],
             layers: Vec::new(),
             container: None,
+            check_libraries: true,
+            qemu_sysroot: None,
+            concurrency: None,
+            tenant_id: None,
         }
     }
 
     fn value<'a>(env: &'a [(String, String)], key: &str) -> Option<&'a str> {
         env.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn managed_instances_get_their_concurrency() {
+        let env = |config: &FunctionSettings| {
+            environment(
+                config,
+                Path::new("/t"),
+                Path::new("/o"),
+                ([127, 0, 0, 1], 9001).into(),
+                "s",
+            )
+        };
+        let plain = env(&config());
+        assert!(!plain.iter().any(|(k, _)| k == MAX_CONCURRENCY_VARIABLE));
+        let managed = env(&FunctionSettings {
+            concurrency: Some(8),
+            ..config()
+        });
+        assert!(managed.contains(&(MAX_CONCURRENCY_VARIABLE.to_owned(), "8".to_owned())));
+        let overridden = env(&FunctionSettings {
+            concurrency: Some(2),
+            variables: vec![(MAX_CONCURRENCY_VARIABLE.to_owned(), "4".to_owned())],
+            ..config()
+        });
+        let values: Vec<&str> = overridden
+            .iter()
+            .filter(|(k, _)| k == MAX_CONCURRENCY_VARIABLE)
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(values, ["2"]);
     }
 
     #[test]
@@ -202,6 +249,8 @@ mod tests {
             ("PATH", "/usr/local/bin:/usr/bin/:/bin:/tmp/opt/bin"),
             ("TABLE", "t"),
             ("AWS_ACCESS_KEY_ID", "AKIA"),
+            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+            ("AWS_LAMBDA_LOG_LEVEL", "DEBUG"),
         ] {
             assert_eq!(value(&env, key), Some(expected), "{key}");
         }
@@ -228,6 +277,7 @@ mod tests {
             emulation(
                 Some(&elf(Arch::X86_64, false)),
                 Some(Arch::X86_64),
+                None,
                 found,
                 yes
             )
@@ -235,12 +285,13 @@ mod tests {
             None
         );
         assert_eq!(
-            emulation(None, Some(Arch::X86_64), found, yes).unwrap(),
+            emulation(None, Some(Arch::X86_64), None, found, yes).unwrap(),
             None
         );
         let arm = emulation(
             Some(&elf(Arch::Arm64, false)),
             Some(Arch::X86_64),
+            None,
             found,
             yes,
         )
@@ -254,12 +305,26 @@ mod tests {
         let static_arm = emulation(
             Some(&elf(Arch::Arm64, true)),
             Some(Arch::X86_64),
+            None,
             found,
             |_| false,
         )
         .unwrap()
         .unwrap();
         assert_eq!(static_arm.sysroot, None);
+        // `QEMU_LD_PREFIX` chooses the sysroot in place of the cross packages'.
+        let chosen = Path::new("/srv/arm64-root");
+        let exists = |dir: &Path| dir == chosen;
+        let in_chosen = emulation(
+            Some(&elf(Arch::Arm64, false)),
+            Some(Arch::X86_64),
+            Some(chosen),
+            found,
+            exists,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(in_chosen.sysroot.as_deref(), Some(chosen));
 
         let env = vec![
             ("AWS_SECRET_ACCESS_KEY".to_owned(), "s3cr3t".to_owned()),
@@ -281,6 +346,7 @@ mod tests {
             let err = emulation(
                 Some(&elf(Arch::Arm64, false)),
                 Some(Arch::X86_64),
+                None,
                 |name: &str| qemu_installed.then(|| PathBuf::from(name)),
                 |_| sysroot,
             )

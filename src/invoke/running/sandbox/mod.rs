@@ -19,6 +19,7 @@ use crate::invoke::container;
 use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
+use crate::invoke::libraries;
 use crate::lambda::{BOOTSTRAP, EXTENSIONS_PATH, OPT, TASK_ROOT};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
@@ -44,6 +45,27 @@ impl Sandbox {
     pub fn prepare(artifact: &Path, function: &FunctionSettings) -> Result<Sandbox, InvokeError> {
         let task_root = task_root::prepare(artifact)?;
         let opt = task_root::prepare_opt(&function.layers, task_root.unzipped_size)?;
+        // How each executable starts, and whether what it needs is here, before anything runs.
+        let start = |path: &Path, name: &str| {
+            let elf = inspect::inspect(path).ok();
+            let emulator = emulator(elf.as_ref(), function.qemu_sysroot.as_deref())?;
+            if function.check_libraries
+                && let Some(elf) = &elf
+            {
+                check_libraries(name, elf, emulator.as_ref(), (task_root.path(), opt.path()))?;
+            }
+            Ok::<_, InvokeError>((elf, emulator))
+        };
+        let (elf, bootstrap_emulator) = start(&task_root.bootstrap(), BOOTSTRAP)?;
+        let extensions = opt
+            .extensions()
+            .into_iter()
+            .map(|path| {
+                let name = path.file_name().unwrap_or_default().to_string_lossy();
+                let (_, emulator) = start(&path, &format!("{EXTENSIONS_PATH}/{name}"))?;
+                Ok((path, emulator))
+            })
+            .collect::<Result<Vec<_>, InvokeError>>()?;
         let api = RuntimeApi::start().map_err(InvokeError::Server)?;
         let env = launch::environment(
             function,
@@ -52,21 +74,13 @@ impl Sandbox {
             api.addr,
             &ids::log_stream_name(SystemTime::now()),
         );
-        let extensions = opt
-            .extensions()
+        let extensions = extensions
             .into_iter()
-            .map(|path| {
-                let elf = inspect::inspect(&path).ok();
-                Ok(launch::launch_executable(
-                    path,
-                    task_root.path(),
-                    emulator(elf.as_ref())?,
-                    env.clone(),
-                ))
+            .map(|(path, emulator)| {
+                launch::launch_executable(path, task_root.path(), emulator, env.clone())
             })
-            .collect::<Result<Vec<_>, InvokeError>>()?;
-        let elf = inspect::inspect(&task_root.bootstrap()).ok();
-        let launch = launch::launch(task_root.path(), emulator(elf.as_ref())?, env);
+            .collect();
+        let launch = launch::launch(task_root.path(), bootstrap_emulator, env);
         let arch = describe_arch(elf.as_ref(), launch.emulator.as_ref());
         Ok(Sandbox {
             launch,
@@ -180,14 +194,36 @@ impl Sandbox {
     }
 }
 
-/// How an executable of this ELF runs on this machine: directly, or under qemu-user.
-fn emulator(elf: Option<&ElfReport>) -> Result<Option<Emulator>, InvokeError> {
+/// How an executable of this ELF runs on this machine: directly, or under qemu-user (with the
+/// sysroot `QEMU_LD_PREFIX` chose, if any).
+fn emulator(
+    elf: Option<&ElfReport>,
+    sysroot: Option<&Path>,
+) -> Result<Option<Emulator>, InvokeError> {
     launch::emulation(
         elf,
         Arch::host(),
+        sysroot,
         |name| which::which(name).ok(),
         Path::is_dir,
     )
+}
+
+/// Refuses an executable that needs a library its run does not provide: looked for in the task
+/// root and `/opt` (`roots`), and in qemu's sysroot or this machine's directories. An ELF this
+/// machine cannot run at all is left to fail as it would.
+fn check_libraries(
+    name: &str,
+    elf: &ElfReport,
+    emulator: Option<&Emulator>,
+    (task_root, opt): (&Path, &Path),
+) -> Result<(), InvokeError> {
+    if emulator.is_none() && Arch::host() != Some(elf.arch) {
+        return Ok(());
+    }
+    let sysroot = emulator.and_then(|emulator| emulator.sysroot.as_deref());
+    let search = libraries::SearchPath::new(task_root, opt, elf.arch, sysroot);
+    libraries::check(name, elf, &search, inspect::library_arch)
 }
 
 /// `x86_64`, `arm64 under qemu-aarch64-static`, or what `bootstrap` is when not an ELF.

@@ -1,0 +1,397 @@
+//! Lambda's Invoke API as `serve` answers it beside the HTTP front: `POST
+//! /2015-03-31/functions/NAME/invocations`, what `aws lambda invoke --endpoint-url`, the SDKs and
+//! `cargo lambda invoke` send. Reading a request (or refusing it as Lambda does) and writing the
+//! answer are pure functions here; `serve` runs the invocation between them.
+
+use base64::Engine as _;
+use serde_json::json;
+
+use super::http::{HttpRequest, HttpResponse, header};
+use super::record::Outcome;
+use crate::lambda::{
+    INVOKE_API_PREFIX, INVOKE_API_SUFFIX, LATEST_VERSION, LOG_RESULT_BYTES, invoke_header,
+};
+
+/// `X-Amz-Invocation-Type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvocationType {
+    RequestResponse,
+    Event,
+    DryRun,
+}
+
+/// An Invoke API request that Lambda would run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvokeCall {
+    pub invocation_type: InvocationType,
+    /// `X-Amz-Log-Type: Tail`.
+    pub tail: bool,
+    pub payload: Vec<u8>,
+}
+
+/// What `cargo lambda invoke` names the function when it is given none: the package's one
+/// function, which `serve` is.
+const CARGO_LAMBDA_DEFAULT: &str = "_";
+
+/// Whether the request is for the Invoke API rather than the function's HTTP front.
+pub fn is_invoke_api(request: &HttpRequest) -> bool {
+    request.path.starts_with(INVOKE_API_PREFIX)
+}
+
+/// The function the request names, and its qualifier; `None` when the path is not an Invoke.
+fn named(path: &str) -> Option<(String, Option<String>)> {
+    let name = path
+        .strip_prefix(INVOKE_API_PREFIX)?
+        .strip_suffix(INVOKE_API_SUFFIX)?;
+    let name = super::http::percent_decode(name);
+    // `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]`, `ACCOUNT:function:NAME[:Q]`, `NAME[:Q]`.
+    let rest = match name.split_once(":function:") {
+        Some((_, rest)) => rest.to_owned(),
+        None => name,
+    };
+    Some(match rest.split_once(':') {
+        Some((name, qualifier)) => (name.to_owned(), Some(qualifier.to_owned())),
+        None => (rest, None),
+    })
+}
+
+/// Reads an Invoke API request for the function `function` of `region`: the call, or the
+/// answer Lambda refuses it with.
+pub fn read(
+    request: &HttpRequest,
+    function: &str,
+    region: &str,
+) -> Result<InvokeCall, HttpResponse> {
+    let Some((name, qualifier)) = named(&request.path).filter(|_| request.method == "POST") else {
+        return Err(refusal(
+            404,
+            "UnknownOperationException",
+            &format!(
+                "Unknown operation: the Invoke API is POST \
+                 {INVOKE_API_PREFIX}NAME{INVOKE_API_SUFFIX}"
+            ),
+        ));
+    };
+    let qualifier = qualifier.or_else(|| query_value(&request.query, "Qualifier"));
+    let known = name == function || name == CARGO_LAMBDA_DEFAULT;
+    if !known || qualifier.as_deref().is_some_and(|q| q != LATEST_VERSION) {
+        let arn = super::ids::function_arn(region, &name);
+        let arn = match qualifier {
+            Some(qualifier) => format!("{arn}:{qualifier}"),
+            None => arn,
+        };
+        return Err(refusal(
+            404,
+            "ResourceNotFoundException",
+            &format!("Function not found: {arn}"),
+        ));
+    }
+    let invocation_type = match header(request, invoke_header::INVOCATION_TYPE) {
+        None | Some("RequestResponse") => InvocationType::RequestResponse,
+        Some("Event") => InvocationType::Event,
+        Some("DryRun") => InvocationType::DryRun,
+        Some(other) => {
+            return Err(not_one_of(
+                other,
+                "invocationType",
+                "Event, RequestResponse, DryRun",
+            ));
+        }
+    };
+    let tail = match header(request, invoke_header::LOG_TYPE) {
+        None | Some("None") => false,
+        Some("Tail") => true,
+        Some(other) => return Err(not_one_of(other, "logType", "None, Tail")),
+    };
+    // No payload is an empty JSON object, as the service passes it on.
+    let payload = if request.body.is_empty() {
+        b"{}".to_vec()
+    } else {
+        request.body.clone()
+    };
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&payload) {
+        return Err(refusal(
+            400,
+            "InvalidRequestContentException",
+            &format!("Could not parse request body into json: {error}"),
+        ));
+    }
+    Ok(InvokeCall {
+        invocation_type,
+        tail,
+        payload,
+    })
+}
+
+fn query_value(query: &str, key: &str) -> Option<String> {
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| super::http::percent_decode(v))
+}
+
+/// Lambda's validation error for a header outside its set.
+fn not_one_of(value: &str, field: &str, set: &str) -> HttpResponse {
+    refusal(
+        400,
+        "ValidationException",
+        &format!(
+            "1 validation error detected: Value '{value}' at '{field}' failed to satisfy \
+             constraint: Member must satisfy enum value set: [{set}]"
+        ),
+    )
+}
+
+/// A refused request: the error's type in `X-Amzn-ErrorType`, and Lambda's JSON body.
+pub fn refusal(status: u16, error_type: &str, message: &str) -> HttpResponse {
+    HttpResponse {
+        status,
+        headers: vec![
+            (invoke_header::ERROR_TYPE.to_owned(), error_type.to_owned()),
+            ("content-type".to_owned(), "application/json".to_owned()),
+        ],
+        body: json!({ "Type": "User", "message": message })
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// `Event`'s answer, before the invocation runs (and so before it has a request id here).
+pub fn accepted() -> HttpResponse {
+    HttpResponse {
+        status: 202,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+/// `DryRun`'s answer: the request would be allowed.
+pub fn dry_run() -> HttpResponse {
+    HttpResponse {
+        status: 204,
+        ..accepted()
+    }
+}
+
+/// A `RequestResponse` invocation's answer: 200 and the payload, the error's payload with
+/// `X-Amz-Function-Error: Unhandled` when it failed; with `log`, its last 4 KB in
+/// `X-Amz-Log-Result`. A streamed response was buffered into `streamed` (the Invoke API does
+/// not stream).
+pub fn answer(
+    request_id: &str,
+    outcome: &Outcome,
+    streamed: &[u8],
+    log: Option<&[u8]>,
+) -> HttpResponse {
+    let mut headers = vec![
+        ("content-type".to_owned(), "application/json".to_owned()),
+        (
+            invoke_header::EXECUTED_VERSION.to_owned(),
+            LATEST_VERSION.to_owned(),
+        ),
+        (invoke_header::REQUEST_ID.to_owned(), request_id.to_owned()),
+    ];
+    let body = match outcome {
+        Outcome::Response(payload) => payload.clone(),
+        Outcome::Streamed(_) => streamed.to_vec(),
+        Outcome::Failed(failure) => {
+            headers.push((
+                invoke_header::FUNCTION_ERROR.to_owned(),
+                "Unhandled".to_owned(),
+            ));
+            failure.payload.clone()
+        }
+    };
+    if let Some(log) = log {
+        let tail = &log[log.len().saturating_sub(LOG_RESULT_BYTES)..];
+        headers.push((
+            invoke_header::LOG_RESULT.to_owned(),
+            base64::engine::general_purpose::STANDARD.encode(tail),
+        ));
+    }
+    HttpResponse {
+        status: 200,
+        headers,
+        body,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::invoke::failure::Failure;
+
+    fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpRequest {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_ascii_lowercase(), (*v).to_owned()))
+                .collect(),
+            body: body.to_vec(),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        }
+    }
+
+    fn read_one(
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<InvokeCall, HttpResponse> {
+        read(&request("POST", path, headers, body), "orders", "eu-west-1")
+    }
+
+    fn refused(result: Result<InvokeCall, HttpResponse>) -> (u16, String, String) {
+        let response = result.unwrap_err();
+        let error_type = response.headers[0].1.clone();
+        let body: serde_json::Value = serde_json::from_slice(&response.body).unwrap();
+        (
+            response.status,
+            error_type,
+            body["message"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    #[test]
+    fn names_arns_and_cargo_lambdas_placeholder_reach_the_function() {
+        for path in [
+            "/2015-03-31/functions/orders/invocations",
+            "/2015-03-31/functions/_/invocations",
+            "/2015-03-31/functions/orders:$LATEST/invocations",
+            "/2015-03-31/functions/orders/invocations?Qualifier=%24LATEST",
+            "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Aorders/invocations",
+            "/2015-03-31/functions/123456789012:function:orders/invocations",
+        ] {
+            let call =
+                read_one(path, &[], br#"{"a":1}"#).unwrap_or_else(|e| panic!("{path}: {e:?}"));
+            assert_eq!(call.invocation_type, InvocationType::RequestResponse);
+            assert!(!call.tail);
+            assert_eq!(call.payload, br#"{"a":1}"#);
+        }
+    }
+
+    #[test]
+    fn other_functions_and_bad_input_are_refused_as_lambda_refuses_them() {
+        assert_eq!(
+            refused(read_one(
+                "/2015-03-31/functions/other/invocations",
+                &[],
+                b"{}"
+            )),
+            (
+                404,
+                "ResourceNotFoundException".to_owned(),
+                "Function not found: arn:aws:lambda:eu-west-1:123456789012:function:other"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            refused(read_one(
+                "/2015-03-31/functions/orders/invocations?Qualifier=live",
+                &[],
+                b"{}"
+            ))
+            .2,
+            "Function not found: arn:aws:lambda:eu-west-1:123456789012:function:orders:live"
+        );
+        let (status, error_type, message) = refused(read_one(
+            "/2015-03-31/functions/orders/invocations",
+            &[],
+            b"{nope",
+        ));
+        assert_eq!(
+            (status, error_type.as_str()),
+            (400, "InvalidRequestContentException")
+        );
+        assert!(
+            message.starts_with("Could not parse request body into json"),
+            "{message}"
+        );
+        let (status, error_type, message) = refused(read_one(
+            "/2015-03-31/functions/orders/invocations",
+            &[("X-Amz-Invocation-Type", "Later")],
+            b"{}",
+        ));
+        assert_eq!((status, error_type.as_str()), (400, "ValidationException"));
+        assert!(
+            message.contains("Value 'Later' at 'invocationType'"),
+            "{message}"
+        );
+        let get = read(
+            &request("GET", "/2015-03-31/functions/orders/invocations", &[], b""),
+            "orders",
+            "eu-west-1",
+        );
+        assert_eq!(refused(get).0, 404);
+    }
+
+    #[test]
+    fn headers_choose_the_type_and_the_log_and_no_payload_is_an_empty_object() {
+        let call = read_one(
+            "/2015-03-31/functions/orders/invocations",
+            &[
+                ("x-amz-invocation-type", "Event"),
+                ("X-Amz-Log-Type", "Tail"),
+            ],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(call.invocation_type, InvocationType::Event);
+        assert!(call.tail);
+        assert_eq!(call.payload, b"{}");
+        assert_eq!(
+            read_one(
+                "/2015-03-31/functions/orders/invocations",
+                &[("X-Amz-Invocation-Type", "DryRun")],
+                b"{}"
+            )
+            .unwrap()
+            .invocation_type,
+            InvocationType::DryRun
+        );
+    }
+
+    #[test]
+    fn answers_carry_the_payload_the_error_header_and_the_logs_tail() {
+        let header = |response: &HttpResponse, name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let ok = answer("id", &Outcome::Response(b"[1]".to_vec()), b"", None);
+        assert_eq!((ok.status, ok.body.as_slice()), (200, &b"[1]"[..]));
+        assert_eq!(
+            header(&ok, "X-Amz-Executed-Version").as_deref(),
+            Some("$LATEST")
+        );
+        assert_eq!(header(&ok, "X-Amz-Function-Error"), None);
+        let failure = Failure::lambda(
+            crate::invoke::failure::FailureKind::Exit,
+            "Runtime.ExitError",
+            "gone".into(),
+        );
+        let log = vec![b'x'; 5000];
+        let failed = answer("id", &Outcome::Failed(failure.clone()), b"", Some(&log));
+        assert_eq!(failed.status, 200);
+        assert_eq!(failed.body, failure.payload);
+        assert_eq!(
+            header(&failed, "X-Amz-Function-Error").as_deref(),
+            Some("Unhandled")
+        );
+        let tail = header(&failed, "X-Amz-Log-Result").unwrap();
+        let tail = base64::engine::general_purpose::STANDARD
+            .decode(tail)
+            .unwrap();
+        assert_eq!(tail.len(), 4096);
+        let streamed = answer("id", &Outcome::Streamed(3), b"abc", None);
+        assert_eq!(streamed.body, b"abc");
+        assert_eq!(accepted().status, 202);
+        assert_eq!(dry_run().status, 204);
+    }
+}
