@@ -63,6 +63,15 @@ impl Arch {
         }
     }
 
+    /// The architecture of a container image's platform (`linux/amd64`, `linux/arm64`), as
+    /// the OCI image spec names it after Go's `GOARCH`.
+    pub fn oci_name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "amd64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
     /// The prefix of Debian's (and most distributions') GNU cross toolchain for this target.
     pub fn gnu_prefix(self) -> &'static str {
         match self {

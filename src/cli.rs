@@ -12,8 +12,8 @@ use clap::{Args, CommandFactory, Parser, ValueEnum};
 
 use crate::arch::Arch;
 use crate::config::{
-    BuildSettings, CommandLine, DockerConfig, DockerFiles, FunctionSettings, Layer, MessageFormat,
-    Source,
+    BuildSettings, CommandLine, DockerConfig, DockerFiles, FunctionSettings, ImageConfig, Layer,
+    MessageFormat, Source,
 };
 pub use crate::env::ColorChoice;
 use crate::new::{Ci, Kind, NewCrate};
@@ -222,6 +222,26 @@ pub struct BuildArgs {
     /// `invoke --data-file FILE`); fails when an invocation fails
     #[arg(long, value_name = "FILE")]
     pub invoke_with: Option<PathBuf>,
+
+    /// Also assemble the function as a container image for Lambda, named NAME
+    /// (`REGISTRY/REPOSITORY[:TAG]`): the base image plus one layer with `bootstrap` and the
+    /// includes, reproducible; pushed with --push, written with --image-out, else loaded into
+    /// the engine --docker uses (docs/image.md)
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+
+    /// The image --image builds on [default: public.ecr.aws/lambda/provided:al2023]
+    #[arg(long, value_name = "REF", requires = "image")]
+    pub image_base: Option<String>,
+
+    /// Push the --image to the registry its NAME names, with the docker CLI's credentials
+    /// (no engine needed); prints the `ImageUri` to deploy
+    #[arg(long, requires = "image")]
+    pub push: bool,
+
+    /// Write the --image as an OCI layout directory
+    #[arg(long, value_name = "DIR", requires = "image")]
+    pub image_out: Option<PathBuf>,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -436,6 +456,7 @@ impl From<BuildArgs> for CommandLine {
                 features: some(selection.features.features),
                 per_package: args.per_package.then_some(true),
                 docker_files: args.docker_files,
+                image_base: args.image_base,
             },
             function: FunctionSettings {
                 zip,
@@ -468,6 +489,12 @@ impl From<BuildArgs> for CommandLine {
                 ..DockerConfig::default()
             }),
             invoke_with: args.invoke_with,
+            image: args.image.map(|name| ImageConfig {
+                name,
+                push: args.push,
+                out: args.image_out,
+                ..ImageConfig::default()
+            }),
         }
     }
 }
@@ -579,6 +606,11 @@ pub struct NewArgs {
     #[arg(long, conflicts_with = "extension")]
     pub http: bool,
 
+    /// Write a SAM template that deploys the function as a container image (`PackageType:
+    /// Image`), built and pushed with `cargo lambda-build --image NAME --push`, instead of a zip
+    #[arg(long, conflicts_with_all = ["extension", "http"])]
+    pub image: bool,
+
     /// Also write a CI file that builds both architectures with `--docker`, caching the builder
     /// image and cargo's files: `.github/workflows/lambda.yml` (github, the default) or
     /// `.gitlab-ci.yml` (gitlab)
@@ -599,6 +631,7 @@ impl From<NewArgs> for NewCrate {
             path: args.path,
             kind,
             ci: args.ci,
+            image: args.image,
         }
     }
 }

@@ -126,6 +126,19 @@ pub struct DockerConfig {
     pub print_image_tag: bool,
 }
 
+/// `--image` and its companions: the container image of the function.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageConfig {
+    /// `REGISTRY/REPOSITORY[:TAG]`.
+    pub name: String,
+    /// `image-base`, else AWS's provided.al2023 image.
+    pub base: String,
+    /// `--push`: to the registry in `name`.
+    pub push: bool,
+    /// `--image-out DIR`: an OCI layout directory. Absolute once resolved.
+    pub out: Option<PathBuf>,
+}
+
 /// Cargo's feature flags for the one invocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Features {
@@ -165,6 +178,8 @@ pub struct BuildConfig {
     pub docker: Option<DockerConfig>,
     /// `--invoke-with`: events to run each function on after packaging. Absolute.
     pub invoke_with: Option<PathBuf>,
+    /// `--image`: the function as a container image too.
+    pub image: Option<ImageConfig>,
     /// Unknown keys and the like: printed as warnings, never fatal.
     pub warnings: Vec<String>,
     /// What the settings files and variables (not the command line) hand to cargo, each with
@@ -214,6 +229,8 @@ pub struct BuildSettings {
     pub per_package: Option<bool>,
     #[serde(serialize_with = "as_text")]
     pub docker_files: Option<DockerFiles>,
+    /// The image `--image` builds on (a mirror of AWS's, a pinned digest).
+    pub image_base: Option<String>,
 }
 
 /// A value as its text (`arm64`, `copy`), as Cargo.toml writes it.
@@ -715,6 +732,8 @@ pub struct CommandLine {
     /// Set when a flag asks for a container build; its `files` come from the layers.
     pub docker: Option<DockerConfig>,
     pub invoke_with: Option<PathBuf>,
+    /// `--image`; its `base` comes from the layers.
+    pub image: Option<ImageConfig>,
 }
 
 /// The layers below the environment, each table read once, however many functions it serves.
@@ -954,6 +973,12 @@ impl BuildConfig {
         let files = agree("docker-files", &stacks, DockerFiles::Auto, |l| {
             &l.build.docker_files
         })?;
+        let image_base = agree(
+            "image-base",
+            &stacks,
+            crate::lambda::IMAGE_BASE.to_owned(),
+            |l| &l.build.image_base,
+        )?;
         let files_origin = (stacks.first())
             .and_then(|stack| stack.setter(|l| &l.build.docker_files))
             .map(|layer| layer.source.naming("docker-files"));
@@ -987,6 +1012,11 @@ impl BuildConfig {
                 ..docker
             }),
             invoke_with: flags.invoke_with.map(|file| env.cwd.join(file)),
+            image: flags.image.map(|image| ImageConfig {
+                base: image_base,
+                out: image.out.map(|dir| env.cwd.join(dir)),
+                ..image
+            }),
             warnings,
             passed_to_cargo: passed_to_cargo(&stacks),
         })
@@ -1489,8 +1519,8 @@ mod tests {
         assert!(
             warnings.contains(
                 "unknown key `zipp` (ignored); the keys are: arch, profile, small, features, \
-                 per-package, docker-files, zip, outdir, include, layers, extension, env, \
-                 concurrency, bin.NAME"
+                 per-package, docker-files, image-base, zip, outdir, include, layers, extension, \
+                 env, concurrency, bin.NAME"
             ),
             "{warnings}"
         );

@@ -64,6 +64,9 @@ pub enum Error {
     Invoke(InvokeError),
 
     #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+
+    #[error(transparent)]
     Interrupted(#[from] Interrupted),
 
     #[error("`{}` does not exist", .0.display())]
@@ -195,6 +198,7 @@ impl Error {
             Error::Check(e) => e.help(),
             Error::Package(e) => e.help(),
             Error::Invoke(e) => e.help(),
+            Error::Image(e) => e.help(),
             Error::BinaryNotFound(_) => Some(
                 "pass the path of the Linux executable to package, for example \
                  `target/x86_64-unknown-linux-gnu/release/my-function`"

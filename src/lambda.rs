@@ -244,6 +244,22 @@ pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1024 * 1024;
 /// unzipped.
 pub const UNZIPPED_LIMIT: u64 = 250 * 1024 * 1024;
 
+/// A container image may be at most 10 GB (10,737,418,240 bytes) uncompressed, its layers
+/// together ("Lambda quotas": "Container image code package size: 10 GB (maximum uncompressed
+/// image size, including all layers)").
+pub const IMAGE_LIMIT: u64 = 10 * 1024 * 1024 * 1024;
+
+/// The base of a function's container image: AWS's OS-only image for provided.al2023
+/// (gallery.ecr.aws/lambda/provided), a multi-platform index of linux/amd64 and linux/arm64.
+pub const IMAGE_BASE: &str = "public.ecr.aws/lambda/provided:al2023";
+
+/// Where an OS-only base image looks for the runtime: `LAMBDA_RUNTIME_DIR`, `/var/runtime`.
+/// AWS's Dockerfile for a custom runtime on `provided:al2023` copies `bootstrap` to
+/// `${LAMBDA_RUNTIME_DIR}`, keeps the image's entrypoint (`/lambda-entrypoint.sh`) and sets
+/// `CMD` to the handler, which reaches the runtime as `_HANDLER` ("Create a Lambda function
+/// using a container image", OS-only base images).
+pub const IMAGE_RUNTIME_DIR: &str = "/var/runtime";
+
 /// A synchronous invocation's request payload: at most 6 MB (6,291,456 bytes).
 pub const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 

@@ -17,6 +17,7 @@ pub mod env;
 pub mod error;
 pub mod generate;
 pub mod host;
+pub mod image;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
@@ -67,6 +68,8 @@ struct Prepared {
 struct Packaged {
     built: Built,
     artifact: Artifact,
+    /// `--image`: the container image made of it.
+    image: Option<image::Published>,
 }
 
 /// Runs one build of every selected function. Errors are returned, never printed or exited on,
@@ -118,8 +121,18 @@ pub fn build_in(
             &|| interrupt.received(),
         )?;
         report_packaged(reporter, &built.plan, &artifact, fresh);
-        functions.push(Packaged { built, artifact });
+        functions.push(Packaged {
+            built,
+            artifact,
+            image: None,
+        });
         interrupt.check()?;
+    }
+    if let Some(image) = &config.image {
+        for function in &mut functions {
+            function.image = Some(publish_image(image, function, config, env, reporter)?);
+            interrupt.check()?;
+        }
     }
 
     print_results(&functions, plan.arch, config.message_format)?;
@@ -230,7 +243,12 @@ pub fn package_binary(args: PackageArgs, env: &Env, ui: env::Ui) -> Result<()> {
             interrupt.received()
         })?;
     report_packaged(reporter, &built.plan, &artifact, fresh);
-    print_results(&[Packaged { built, artifact }], arch, args.message_format)?;
+    let packaged = Packaged {
+        built,
+        artifact,
+        image: None,
+    };
+    print_results(&[packaged], arch, args.message_format)?;
     interrupt.check()?;
     Ok(())
 }
@@ -264,8 +282,15 @@ fn prepare(
         .as_ref()
         .map(|file| invoke::read_events(&invoke::EventSource::File(file.clone())))
         .transpose()?;
+    if let Some(image) = &config.image {
+        let functions: Vec<(&str, bool)> = (plan.functions.iter())
+            .map(|f| (f.bin.as_str(), f.extension))
+            .collect();
+        image::check(image, &functions)?;
+    }
     for function in &mut plan.functions {
-        function.brought = brought(function, &plan.target_dir, &mut config.warnings)?;
+        let image = config.image.is_some();
+        function.brought = brought(function, &plan.target_dir, image, &mut config.warnings)?;
     }
     Ok(Some(Prepared {
         config,
@@ -314,13 +339,16 @@ pub fn plan_build(
 }
 
 /// What a function brings besides its executable: the files its includes match (never the
-/// build's own outputs) and the shared libraries those and its layers hold.
+/// build's own outputs) and the shared libraries those and its layers hold. They go into the
+/// zip, and into the image's `/var/task` with `--image`.
 fn brought(
     function: &FunctionPlan,
     target_dir: &Path,
+    image: bool,
     warnings: &mut Vec<String>,
 ) -> Result<Brought> {
-    if !function.include.is_empty() && matches!(function.output, Output::Executable(_)) {
+    let packed = image || matches!(function.output, Output::Zip(_));
+    if !function.include.is_empty() && !packed {
         warnings.push(format!(
             "`{}`: includes are packaged only into a zip; pass `--zip` to package them",
             function.bin
@@ -449,13 +477,18 @@ fn print_results(functions: &[Packaged], arch: Arch, format: MessageFormat) -> R
         if i > 0 && format == MessageFormat::Human {
             writeln!(stdout).map_err(failed)?;
         }
-        let Packaged { built, artifact } = function;
+        let Packaged {
+            built,
+            artifact,
+            image,
+        } = function;
         let summary = FunctionReport {
             function: &built.plan,
             artifact,
             arch,
             elf: &built.checked.elf,
             docker_image: built.docker_image.as_deref(),
+            image: image.as_ref().map(image::Published::report),
         };
         match format {
             MessageFormat::Human => report::print_summary(stdout, &summary),
@@ -515,6 +548,34 @@ fn smoke_test(
     }
     // The first failure stands for all: each was reported as it happened.
     failed.into_iter().next().map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// `--image`: the function's checked executable and includes on the base image, pushed or
+/// written as the flags say.
+fn publish_image(
+    image: &config::ImageConfig,
+    function: &Packaged,
+    config: &BuildConfig,
+    env: &Env,
+    reporter: &Reporter,
+) -> Result<image::Published> {
+    let mtime = package::source_date_epoch_seconds(config.source_date_epoch.as_deref())?;
+    let docker_config = (env.var_os("DOCKER_CONFIG").map(std::path::PathBuf::from))
+        .or_else(|| env.home().map(|home| home.join(".docker")));
+    let request = image::Request {
+        image,
+        arch: config.arch,
+        bootstrap: &function.built.checked.executable,
+        includes: &function.built.plan.brought.includes,
+        mtime,
+        docker_config: docker_config.as_deref(),
+        engine: &build::docker::engine::EngineEnv::from_env(env),
+    };
+    let published = image::publish(&request, &|verb, message| reporter.status(verb, message))?;
+    if published.pushed {
+        reporter.status("Pushed", published.report().image_uri());
+    }
+    Ok(published)
 }
 
 fn signal_handler_error(e: std::io::Error) -> Error {

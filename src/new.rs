@@ -100,6 +100,8 @@ pub struct NewCrate {
     pub path: PathBuf,
     pub kind: Kind,
     pub ci: Option<Ci>,
+    /// `--image`: a function whose SAM template deploys a container image.
+    pub image: bool,
 }
 
 /// The CI systems `new --ci` writes a file for.
@@ -136,6 +138,9 @@ const GITHUB_WORKFLOW: &str = include_str!("../templates/ci/github-workflow.yml"
 /// GitLab CI: the same on a `docker:dind` service over TLS.
 const GITLAB_CI: &str = include_str!("../templates/ci/gitlab-ci.yml");
 
+/// The SAM template of a function deployed as a container image (`new --image`).
+const IMAGE_SAM: &str = include_str!("../templates/deploy/image.yaml");
+
 /// The placeholder every template uses for the crate's name.
 const NAME: &str = "{{name}}";
 
@@ -143,6 +148,20 @@ const NAME: &str = "{{name}}";
 /// crate, content).
 pub fn files(name: &str, kind: Kind, ci: Option<Ci>) -> Vec<(&'static str, String)> {
     files_for(name, kind, ci, true)
+}
+
+/// The files of `args`' crate named `name`: [`files`], with the image's SAM template for
+/// `--image`.
+fn files_of(args: &NewCrate, name: &str, lock: bool) -> Vec<(&'static str, String)> {
+    let mut files = files_for(name, args.kind, args.ci, lock);
+    if args.image {
+        for (path, content) in &mut files {
+            if *path == "template.yaml" {
+                *content = IMAGE_SAM.replace(NAME, name);
+            }
+        }
+    }
+    files
 }
 
 /// [`files`], with the crate's own Cargo.lock or without it (a workspace member shares the
@@ -199,12 +218,15 @@ pub fn run(args: &NewCrate, env: &Env, color: bool) -> Result<()> {
             color,
         );
     }
-    let _ = report::print_status(
-        stderr,
-        "Next",
-        format!("cd {shown} && cargo lambda-build --zip   (then see its README.md to deploy)"),
-        color,
-    );
+    let next = if args.image {
+        format!(
+            "cd {shown} && cargo lambda-build --image REGISTRY/{name}:latest --push   (then \
+             deploy the ImageUri it prints with template.yaml)"
+        )
+    } else {
+        format!("cd {shown} && cargo lambda-build --zip   (then see its README.md to deploy)")
+    };
+    let _ = report::print_status(stderr, "Next", next, color);
     use std::io::Write as _;
     writeln!(std::io::stdout().lock(), "{}", dir.display()).map_err(|source| NewError::Write {
         path: "stdout".into(),
@@ -243,7 +265,7 @@ fn create_in_workspace(args: &NewCrate, cwd: &Path) -> Result<(PathBuf, Option<P
         .tempdir_in(parent)
         .map_err(|e| failed(parent, e))?;
     let own_lock = workspace.is_none();
-    for (path, content) in files_for(&name, args.kind, args.ci, own_lock) {
+    for (path, content) in files_of(args, &name, own_lock) {
         let path = staging.path().join(path);
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| failed(dir, e))?;
@@ -429,6 +451,7 @@ mod tests {
             path: path.into(),
             kind: Kind::Function,
             ci,
+            image: false,
         }
     }
 

@@ -237,6 +237,31 @@ pub struct FunctionReport<'a> {
     pub elf: &'a ElfReport,
     /// The image a `--docker` build ran in.
     pub docker_image: Option<&'a str>,
+    /// The container image `--image` made of the function.
+    pub image: Option<ImageReport<'a>>,
+}
+
+/// What `--image` made, as the summary and the JSON name it.
+#[derive(Debug, Clone, Copy)]
+pub struct ImageReport<'a> {
+    /// `REGISTRY/REPOSITORY`.
+    pub repository: &'a str,
+    /// `sha256:...` of the manifest.
+    pub digest: &'a str,
+    /// `linux/amd64` or `linux/arm64`.
+    pub platform: &'a str,
+    pub size: u64,
+    pub pushed: bool,
+    pub layout: Option<&'a std::path::Path>,
+    pub loaded: bool,
+}
+
+impl ImageReport<'_> {
+    /// What Lambda's `ImageUri` takes: the image by digest, so that a later push to the tag
+    /// cannot change what is deployed.
+    pub fn image_uri(&self) -> String {
+        format!("{}@{}", self.repository, self.digest)
+    }
 }
 
 pub fn glibc_text(elf: &ElfReport) -> String {
@@ -287,6 +312,22 @@ pub fn print_summary(out: &mut impl Write, summary: &FunctionReport) -> std::io:
     writeln!(out, "  glibc         {}", glibc_text(summary.elf))?;
     writeln!(out, "  sha256        {}", artifact.sha256_hex())?;
     writeln!(out, "  CodeSha256    {}", artifact.code_sha256())?;
+    if let Some(image) = summary.image {
+        let went = match (image.pushed, image.layout) {
+            (true, Some(dir)) => format!("pushed, OCI layout {}", dir.display()),
+            (true, None) => "pushed".to_owned(),
+            (false, Some(dir)) => format!("OCI layout {}", dir.display()),
+            (false, None) if image.loaded => "loaded into the Docker engine".to_owned(),
+            (false, None) => "not written".to_owned(),
+        };
+        writeln!(
+            out,
+            "  image         {}, {} ({went})",
+            image.platform,
+            human_size(image.size)
+        )?;
+        writeln!(out, "  ImageUri      {}", image.image_uri())?;
+    }
     Ok(())
 }
 
@@ -318,6 +359,14 @@ pub fn print_json(out: &mut impl Write, summary: &FunctionReport) -> std::io::Re
         // The image of a `--docker` build (null otherwise): the name to `docker save` it under
         // for a CI cache.
         "docker_image": summary.docker_image,
+        // `--image`: what Lambda's `ImageUri` takes (by digest), and the image's facts; null
+        // without `--image`.
+        "image_uri": summary.image.map(|image| image.image_uri()),
+        "image_digest": summary.image.map(|image| image.digest),
+        "image_platform": summary.image.map(|image| image.platform),
+        "image_pushed": summary.image.map(|image| image.pushed),
+        "image_layout": summary.image.and_then(|image| image.layout),
+        "image_loaded": summary.image.map(|image| image.loaded),
     });
     writeln!(out, "{line}")
 }

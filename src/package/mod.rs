@@ -22,7 +22,10 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 pub use atomic::{check_writable, nearest_existing, write_file, write_file_cancellable};
-pub use zip::{ZipEntry, write_zip, write_zip_cancellable, zip_timestamp, zip_timestamp_from};
+pub use zip::{
+    ZipEntry, source_date_epoch_seconds, write_zip, write_zip_cancellable, zip_timestamp,
+    zip_timestamp_from,
+};
 
 use crate::lambda::{self, BOOTSTRAP, DIRECT_UPLOAD_LIMIT};
 use crate::plan::{FunctionPlan, Output};

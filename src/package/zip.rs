@@ -24,17 +24,25 @@ pub use crate::plan::ZipEntry;
 /// The timestamp for a `SOURCE_DATE_EPOCH` value read by the caller; empty counts as unset, as CI
 /// systems often export the variable empty, and a negative value is clamped to 1980.
 pub fn zip_timestamp_from(value: Option<&str>) -> Result<DateTime, PackageError> {
-    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+    if value.map(str::trim).is_none_or(str::is_empty) {
         return Ok(DateTime::DEFAULT);
+    }
+    Ok(zip_timestamp(source_date_epoch_seconds(value)?))
+}
+
+/// The seconds of a `SOURCE_DATE_EPOCH` value: 0 when unset or empty, as CI systems often
+/// export the variable empty; a negative value is clamped to 0. The zip's timestamp and a
+/// container image's times both come from it.
+pub fn source_date_epoch_seconds(value: Option<&str>) -> Result<u64, PackageError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(0);
     };
     let seconds: i128 = value
         .parse()
         .map_err(|_| PackageError::InvalidSourceDateEpoch {
             value: value.to_owned(),
         })?;
-    Ok(zip_timestamp(
-        u64::try_from(seconds.max(0)).unwrap_or(u64::MAX),
-    ))
+    Ok(u64::try_from(seconds.max(0)).unwrap_or(u64::MAX))
 }
 
 /// A zip (DOS) timestamp holds 1980-01-01 to 2107-12-31 in two-second steps, with no time zone:

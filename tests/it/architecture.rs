@@ -385,6 +385,7 @@ fn without_comments(text: &str) -> String {
 const LAMBDA_FACTS: &[&str] = &[
     "/var/task",
     "/opt",
+    "public.ecr.aws/lambda/provided",
     "2018-06-01",
     "2015-03-31",
     "lambda.zip",

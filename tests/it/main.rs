@@ -30,6 +30,7 @@ mod function_env;
 mod habits;
 mod hostile;
 mod hosts;
+mod image;
 mod interrupt;
 mod invoke;
 mod invoke_docker;

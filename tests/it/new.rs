@@ -279,3 +279,27 @@ fn new_inside_a_workspace_joins_its_members() {
     assert_eq!(std::fs::read_to_string(&manifest).unwrap(), before);
     assert!(root.join("vendored/h/Cargo.lock").is_file());
 }
+
+#[test]
+fn new_image_writes_a_sam_template_that_deploys_the_pushed_image() {
+    let scratch = tempfile::tempdir().unwrap();
+    let output = run(scratch.path(), &["new", "hello-img", "--image"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("cargo lambda-build --image REGISTRY/hello-img:latest --push"),
+        "{stderr}"
+    );
+    let template = yaml(&scratch.path().join("hello-img/template.yaml"));
+    let properties = &template["Resources"]["Function"]["Properties"];
+    assert_eq!(properties["PackageType"].as_str(), Some("Image"));
+    assert_eq!(properties["ImageUri"]["Ref"].as_str(), Some("ImageUri"));
+    assert_eq!(
+        template["Parameters"]["ImageUri"]["Type"].as_str(),
+        Some("String")
+    );
+    // An image function has neither a runtime nor a zip.
+    for key in ["Runtime", "Handler", "CodeUri"] {
+        assert!(properties[key].is_badvalue(), "{key} in {properties:?}");
+    }
+    assert_eq!(properties["Architectures"][0].as_str(), Some("x86_64"));
+}

@@ -23,6 +23,8 @@ fn install_hint(tool: &str) -> &'static str {
         "aarch64-linux-gnu-gcc" => "`apt-get install -y gcc-aarch64-linux-gnu`",
         "python3" => "nothing: python3 is expected on the CI machine",
         "docker" => "nothing: the Docker client is expected on the CI machine",
+        "docker-registry" => "`apt-get install -y docker-registry`",
+        "skopeo" => "`apt-get install -y skopeo`",
         _ => "nothing: add it to .ci/run",
     }
 }
