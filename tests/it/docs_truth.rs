@@ -34,6 +34,8 @@ const FOREIGN_FLAGS: &[&str] = &[
     "--config",
     // The AWS CLI's `create-function --architectures`, which the deploy steps pass.
     "--architectures",
+    // qemu-user's sysroot flag, which `QEMU_LD_PREFIX` stands for.
+    "-L",
 ];
 
 /// Keys of other files' TOML tables, written as `key = value`.
@@ -57,6 +59,9 @@ const FOREIGN_TOML_KEYS: &[&str] = &[
 const FOREIGN_TABLES: &[&str] = &[
     // cargo-binstall's, in this package's Cargo.toml.
     "[package.metadata.binstall]",
+    // cargo-lambda's `env` tables, named to say they are not read and what replaces them.
+    "[package.metadata.lambda.env]",
+    "[package.metadata.lambda.bin.NAME.env]",
 ];
 
 /// Files that are not the tool's: cargo-lambda's output, elvish's rc file, Podman's configs,
@@ -508,7 +513,12 @@ fn check_settings(span: &Span, errors: &mut Vec<String>) {
             "package.metadata.lambda.build",
             "workspace.metadata.lambda.build",
         ];
+        // A table-valued setting (`env`) is a table below one of ours.
+        let setting_table = table
+            .rsplit_once('.')
+            .is_some_and(|(parent, key)| ours.contains(&parent) && settings_keys().contains(&key));
         let named = ours.contains(&table)
+            || setting_table
             || FOREIGN_TABLES.contains(&text)
             || table.starts_with("target.")
             || !table.contains('.');
