@@ -17,8 +17,7 @@ use crate::env::{Env, Ui, Verbosity};
 use crate::invoke::http::{self, EventFormat, HttpRequest};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
-    FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
-    packaged_function_settings,
+    FunctionSettings, InvokeError, Outcomes, Result, ids, last_artifact, packaged_function_settings,
 };
 use crate::lambda::MAX_EVENT_BYTES;
 use crate::report::Reporter;
@@ -51,7 +50,6 @@ impl ServeConfig {
 
 /// `cargo lambda-build serve`: listens, then serves until Ctrl-C.
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
-    check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = ServeConfig::resolve(args, env)?;
