@@ -320,4 +320,30 @@ fn the_windows_build_runs_under_wine() {
         .output()
         .unwrap();
     support::assert_refused(&output, 1, "a windows host cannot", "WSL");
+
+    // (d) An engine over TCP (the Docker tests' remote one, `.ci/remote-docker.sh`): the Windows
+    // build reaches it, finds the image, and is refused as an engine that cannot see this
+    // machine's files, as a Linux engine cannot mount a `Z:` path. What cannot be tried here is
+    // the run itself: only Docker Desktop (or Podman machine) maps a Windows path into its VM.
+    let (Ok(remote), Ok(image)) = (
+        std::env::var("LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST"),
+        std::env::var("LAMBDA_BUILD_TEST_BASE_IMAGE"),
+    ) else {
+        skip_or_fail("no remote engine (`. .ci/docker.sh; . .ci/remote-docker.sh`)");
+        return;
+    };
+    let output = wine
+        .command(&exe)
+        .args(["lambda-build", "invoke", "bin/bootstrap", "-d", "{}"])
+        .args(["--docker-image", &image])
+        .current_dir(dir)
+        .env("DOCKER_HOST", &remote)
+        .output()
+        .unwrap();
+    support::assert_refused(
+        &output,
+        1,
+        "cannot see this machine's files",
+        "use an engine on this machine",
+    );
 }
