@@ -190,7 +190,8 @@ impl Problem {
 pub struct Facts {
     /// This machine's architecture, when it is one of Lambda's.
     pub host: Option<Arch>,
-    /// Why `invoke` and `serve` cannot run on this host, when they cannot (not Linux).
+    /// Why `invoke` and `serve` do not run `bootstrap` as a process of this host (not Linux):
+    /// they run it in a container.
     pub local_run_refused: Option<Problem>,
     pub rust: RustFacts,
     /// zig as a build finds it, and what `zig version` says.
@@ -453,6 +454,22 @@ fn linker(facts: &Facts, arch: Arch) -> Check {
         ),
         Err(error) => check(missing(arch), error.to_string()).help(error.help()),
     }
+}
+
+/// On a host of `os` that runs the Linux `bootstrap` in a container by default (macOS,
+/// Windows), what `invoke` and `serve` need instead of qemu and a sysroot.
+fn local_run_elsewhere(os: &'static str) -> Option<Problem> {
+    invoke::container::container_mode(os, false).map(|_| Problem {
+        message: format!(
+            "`invoke` and `serve` run the Linux `bootstrap` in a container on a {os} host, not as \
+             a process of it"
+        ),
+        help: Some(
+            "they need the Docker engine `--docker` reaches (Docker Desktop, Podman, colima): \
+             see the docker check"
+                .into(),
+        ),
+    })
 }
 
 fn local_run(facts: &Facts, arch: Arch) -> Check {
@@ -721,9 +738,7 @@ impl Facts {
         let probe_dir = target_dir.or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf()));
         Facts {
             host,
-            local_run_refused: invoke::check_host("invoke")
-                .err()
-                .map(|e| Problem::new(&e, e.help())),
+            local_run_refused: local_run_elsewhere(std::env::consts::OS),
             rust,
             zig_broken: zig.as_ref().and_then(|zig| {
                 zig::check_ar(&zig.path)
@@ -1417,6 +1432,16 @@ mod tests {
             );
         }
         assert!(errors(&facts).is_empty());
+    }
+
+    #[test]
+    fn macos_and_windows_are_told_that_local_runs_go_into_a_container() {
+        assert_eq!(local_run_elsewhere("linux"), None);
+        for os in ["macos", "windows"] {
+            let problem = local_run_elsewhere(os).unwrap();
+            assert!(problem.message.contains("in a container"), "{problem:?}");
+            assert!(problem.help.unwrap().contains("Docker Desktop"));
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod image;
 pub mod inspect;
 pub mod invoke;
 pub mod lambda;
+pub mod native;
 pub mod native_cpu;
 pub mod new;
 pub mod package;
@@ -31,11 +32,6 @@ pub mod report;
 pub mod rustflags;
 pub mod signal;
 pub mod verify;
-// serve's Runtime API: native mode runs on Linux and macOS, `serve --watch` on Linux (and on
-// macOS with `--native`).
-#[cfg(unix)]
-pub mod native;
-#[cfg(unix)]
 pub mod watch;
 
 use std::io::Write as _;
@@ -274,9 +270,6 @@ fn prepare(
     native_cpu::refuse(&plan, env)?;
     refuse_unwritable(&plan.functions)?;
     let timestamp = package::zip_timestamp_from(config.source_date_epoch.as_deref())?;
-    if config.invoke_with.is_some() {
-        invoke::check_host("--invoke-with")?;
-    }
     let smoke_events = config
         .invoke_with
         .as_ref()

@@ -40,36 +40,21 @@ fn main() {
                     print!("{}", invoke::examples::listing());
                     Ok(())
                 }
-                #[cfg(unix)]
                 Some(Command::Invoke(invoke_args)) if invoke_args.native => {
                     cargo_lambda_build::native::invoke(invoke_args, &env, ui)
-                }
-                #[cfg(not(unix))]
-                Some(Command::Invoke(invoke_args)) if invoke_args.native => {
-                    invoke::check_native_host("invoke").map_err(Error::from)
                 }
                 Some(Command::Invoke(invoke_args)) => {
                     invoke::run(invoke_args, &env, ui).map_err(Error::from)
                 }
-                #[cfg(unix)]
                 Some(Command::Serve(serve_args)) if serve_args.watch => {
                     cargo_lambda_build::watch::run(serve_args, &env, ui)
                 }
-                #[cfg(unix)]
                 Some(Command::Serve(serve_args)) if serve_args.native => {
                     cargo_lambda_build::native::serve(serve_args, &env, ui)
                 }
-                #[cfg(unix)]
                 Some(Command::Serve(serve_args)) => {
                     invoke::serve::run(serve_args, &env, ui).map_err(Error::from)
                 }
-                // serve's server is built for Unix hosts only, and runs on Linux only.
-                #[cfg(not(unix))]
-                Some(Command::Serve(serve_args)) if serve_args.native => {
-                    invoke::check_native_host("serve").map_err(Error::from)
-                }
-                #[cfg(not(unix))]
-                Some(Command::Serve(_)) => invoke::check_host("serve").map_err(Error::from),
                 Some(Command::Package(package)) => {
                     cargo_lambda_build::package_binary(package, &env, ui)
                 }

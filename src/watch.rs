@@ -53,8 +53,6 @@ const TICK: Duration = Duration::from_millis(50);
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
     if args.native {
         crate::invoke::check_native_host("serve")?;
-    } else {
-        crate::invoke::check_host("serve")?;
     }
     let interrupt = Interrupt::register()
         .map_err(|e| anyhow::anyhow!("cannot install a signal handler: {e}"))?;

@@ -13,6 +13,7 @@
 //! tool itself even when it is killed: its main process ends when the tool's attach connection
 //! does, and the engine removes it.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io;
 use std::net::SocketAddr;
@@ -79,7 +80,14 @@ pub struct ContainerPlan {
     pub cwd: PathBuf,
     pub engine: EngineEnv,
     pub relay: PathBuf,
+    /// What the relay needs of this machine's environment to run here (see
+    /// [`RELAY_ONLY`]), beside the function's variables.
+    pub relay_env: Vec<(String, String)>,
 }
+
+/// The variables a relay process needs on its host and the function does not get: Windows
+/// opens no socket without `SystemRoot`, and every launch starts from an empty environment.
+pub const RELAY_ONLY: [&str; 1] = ["SystemRoot"];
 
 impl ContainerPlan {
     pub fn new(chosen: Chosen, docker: DockerConfig, env: &Env) -> Result<ContainerPlan> {
@@ -93,6 +101,10 @@ impl ContainerPlan {
             cwd: env.cwd.clone(),
             engine: EngineEnv::from_env(env),
             relay,
+            relay_env: RELAY_ONLY
+                .iter()
+                .filter_map(|key| Some((key.to_string(), env.var(key)?.to_owned())))
+                .collect(),
         })
     }
 
@@ -675,40 +687,90 @@ pub fn peak_file_in(cgroups: &str, id: &str) -> Option<PathBuf> {
     })
 }
 
+/// What a file system without Unix modes and links (Windows) does not keep of the extracted
+/// zips, by path below the task root or `/opt` (`/`-separated): each entry's mode, and the
+/// symlinks, which are not created there. The container gets them from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixEntries {
+    pub modes: BTreeMap<String, u32>,
+    /// Link to target.
+    pub links: BTreeMap<String, String>,
+}
+
 /// `/var/task` and `/opt` as the tar the engine extracts at `/`: the extracted zip and layers
-/// with their modes and links, owned by root as on Lambda.
-pub fn files_tar(task_root: &Path, opt: &Path) -> io::Result<Vec<u8>> {
+/// with their modes and links (from the file system where it has them, else from what the
+/// extraction recorded), owned by root as on Lambda.
+pub fn files_tar(
+    task_root: (&Path, &UnixEntries),
+    opt: (&Path, &UnixEntries),
+) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
-    for (dir, inside) in [(task_root, TASK_ROOT), (opt, OPT)] {
-        append_tree(&mut tar, dir, inside.trim_start_matches('/'))?;
+    for ((dir, entries), inside) in [(task_root, TASK_ROOT), (opt, OPT)] {
+        let inside = inside.trim_start_matches('/');
+        append_tree(&mut tar, dir, (inside, ""), entries)?;
+        for (link, target) in &entries.links {
+            // Created on this machine's file system, it is in the tree already.
+            if std::fs::symlink_metadata(dir.join(link)).is_err() {
+                let mut header = root_header();
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                tar.append_link(&mut header, format!("{inside}/{link}"), target)?;
+            }
+        }
     }
     tar.into_inner()
 }
 
-fn append_tree(tar: &mut tar::Builder<Vec<u8>>, dir: &Path, name: &str) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(dir)?;
+fn root_header() -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_mtime(0);
+    header
+}
+
+/// `path` in the tar as `name`, `relative` being its key in `entries`.
+fn append_tree(
+    tar: &mut tar::Builder<Vec<u8>>,
+    path: &Path,
+    (name, relative): (&str, &str),
+    entries: &UnixEntries,
+) -> io::Result<()> {
+    let meta = std::fs::symlink_metadata(path)?;
     let mut header = tar::Header::new_gnu();
     header.set_metadata(&meta);
     header.set_uid(0);
     header.set_gid(0);
     header.set_mtime(0);
+    if crate::host::mode_bits(&meta).is_none()
+        && let Some(mode) = entries.modes.get(relative)
+    {
+        header.set_mode(*mode);
+    }
     if meta.is_dir() {
         header.set_size(0);
         header.set_cksum();
         tar.append_data(&mut header, format!("{name}/"), io::empty())?;
-        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries {
-            let child = format!("{name}/{}", entry.file_name().to_string_lossy());
-            append_tree(tar, &entry.path(), &child)?;
+        let mut children: Vec<_> = std::fs::read_dir(path)?.collect::<io::Result<_>>()?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            let file_name = child.file_name();
+            let file_name = file_name.to_string_lossy();
+            let child_relative = match relative {
+                "" => file_name.to_string(),
+                _ => format!("{relative}/{file_name}"),
+            };
+            let child_name = format!("{name}/{file_name}");
+            append_tree(tar, &child.path(), (&child_name, &child_relative), entries)?;
         }
     } else if meta.file_type().is_symlink() {
         header.set_size(0);
-        tar.append_link(&mut header, name, std::fs::read_link(dir)?)?;
+        tar.append_link(&mut header, name, std::fs::read_link(path)?)?;
     } else {
         header.set_cksum();
-        tar.append_data(&mut header, name, std::fs::File::open(dir)?)?;
+        tar.append_data(&mut header, name, std::fs::File::open(path)?)?;
     }
     Ok(())
 }
@@ -732,6 +794,7 @@ impl Started {
             user: format!("{}:{}", SANDBOX_USER.0, SANDBOX_USER.1),
             workdir: TASK_ROOT.into(),
             command: vec![inside],
+            relay_only: plan.relay_env.iter().map(|(k, _)| k.clone()).collect(),
         };
         (plan.relay.clone(), spec.relay_args())
     }
@@ -758,7 +821,7 @@ pub fn start(
     artifact: &Path,
     arch: Option<Arch>,
     memory_mb: u32,
-    (task_root, opt): (&Path, &Path),
+    (task_root, opt): ((&Path, &UnixEntries), (&Path, &UnixEntries)),
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<Started> {
@@ -1042,7 +1105,8 @@ mod tests {
         std::fs::create_dir(opt.path().join("extensions")).unwrap();
         std::fs::write(opt.path().join("extensions/logwatch"), b"e").unwrap();
 
-        let tar = files_tar(task.path(), opt.path()).unwrap();
+        let none = UnixEntries::default();
+        let tar = files_tar((task.path(), &none), (opt.path(), &none)).unwrap();
         let mut archive = tar::Archive::new(tar.as_slice());
         let entries: Vec<(String, u32, u64, Option<PathBuf>)> = archive
             .entries()
@@ -1076,5 +1140,50 @@ mod tests {
         assert_eq!(entries[1].1, 0o755);
         assert_eq!(entries[1].2, 10);
         assert_eq!(entries[3].3.as_deref(), Some(Path::new("libx.so.1")));
+    }
+
+    /// Where the file system keeps no modes and no links (Windows), the extraction's record
+    /// gives them; where it does, it wins, and a link it holds is not added twice.
+    #[test]
+    fn recorded_modes_and_links_reach_the_container() {
+        let task = tempfile::tempdir().unwrap();
+        let opt = tempfile::tempdir().unwrap();
+        std::fs::write(task.path().join("bootstrap"), b"#!/bin/sh\n").unwrap();
+        crate::host::set_path_mode(&task.path().join("bootstrap"), 0o755).unwrap();
+        std::fs::create_dir(task.path().join("lib")).unwrap();
+        std::fs::write(task.path().join("lib/libx.so.1"), b"x").unwrap();
+        crate::host::set_path_mode(&task.path().join("lib/libx.so.1"), 0o644).unwrap();
+        let recorded = UnixEntries {
+            modes: [("bootstrap".into(), 0o755), ("lib/libx.so.1".into(), 0o644)].into(),
+            links: [("lib/libx.so".into(), "libx.so.1".into())].into(),
+        };
+        let tar = files_tar(
+            (task.path(), &recorded),
+            (opt.path(), &UnixEntries::default()),
+        )
+        .unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entries: Vec<(String, u32, Option<String>)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().to_string_lossy().into_owned(),
+                    e.header().mode().unwrap() & 0o777,
+                    e.link_name()
+                        .unwrap()
+                        .map(|l| l.to_string_lossy().into_owned()),
+                )
+            })
+            .collect();
+        let find = |name: &str| entries.iter().find(|e| e.0 == name).unwrap().clone();
+        assert_eq!(find("var/task/bootstrap").1, 0o755);
+        assert_eq!(find("var/task/lib/libx.so.1").1, 0o644);
+        assert_eq!(find("var/task/lib/libx.so").2.as_deref(), Some("libx.so.1"));
+        assert_eq!(
+            entries.iter().filter(|e| e.0.ends_with("libx.so")).count(),
+            1
+        );
     }
 }

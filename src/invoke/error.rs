@@ -24,14 +24,6 @@ pub enum InvokeError {
     #[error("no `{ZIP_NAME}` or `{BOOTSTRAP}` in `{}`", .0.display())]
     NoArtifact(PathBuf),
 
-    #[error(
-        "`{command}` drives the function's runtime and extensions as Unix processes (on Linux, or relayed into a container on macOS), which a {os} host cannot do yet"
-    )]
-    HostCannotRun {
-        command: &'static str,
-        os: &'static str,
-    },
-
     #[error("no `{ZIP_NAME}` or `{BOOTSTRAP}` in `{}`, but {} below it, one per function", .dir.display(), .found.len())]
     ArtifactsBelow { dir: PathBuf, found: Vec<PathBuf> },
 
@@ -237,11 +229,6 @@ impl InvokeError {
     pub fn help(&self) -> Option<String> {
         Some(match self {
             InvokeError::Container(e) => return e.help(),
-            InvokeError::HostCannotRun { command, .. } => format!(
-                "run the zip in Lambda's own image with Docker: `sam local {}` (AWS SAM); or \
-                 run `cargo lambda-build {command}` on Linux or macOS: a CI job, a VM, WSL",
-                sam_command(command)
-            ),
             InvokeError::NoArtifact(_) => {
                 "build one with `cargo lambda-build --zip`, or pass the artifact's path".into()
             }
@@ -426,15 +413,6 @@ fn not_here_help(libraries: &[(String, Option<String>)]) -> String {
             "Debian and Ubuntu have no package that puts {} there: {ways}",
             without_package.join(", ")
         )
-    }
-}
-
-/// AWS SAM's command that does what `command` does, in a container of Lambda's image.
-fn sam_command(command: &str) -> &'static str {
-    if command == "serve" {
-        "start-api"
-    } else {
-        "invoke"
     }
 }
 

@@ -37,41 +37,10 @@ use crate::signal::Interrupt;
 
 type Result<T, E = InvokeError> = std::result::Result<T, E>;
 
-// The one place invoke/ splits by host. Running the function takes `poll`, `waitpid`, process
-// groups and raw fds, which Unix has (a Linux host runs a Linux `bootstrap` itself, macOS in a
-// container: see `container`); on other hosts, `invoke` is `check_host`'s refusal.
-#[cfg(unix)]
+// A Linux host runs a Linux `bootstrap` itself; macOS and Windows run it in a container (see
+// `container`), which is the only way on Windows.
 pub mod running;
-#[cfg(unix)]
 pub use running::{front, invoke, serve};
-/// Only a Unix host runs the function; elsewhere [`check_host`] refuses it.
-#[cfg(not(unix))]
-pub fn invoke(
-    _: &Path,
-    _: &[Vec<u8>],
-    _: &FunctionSettings,
-    _: Payloads,
-    _: &Reporter,
-    _: crate::env::Verbosity,
-    _: &Interrupt,
-) -> Result<Outcomes> {
-    check_host("invoke").map(|()| unreachable!("only Unix hosts pass check_host"))
-}
-
-/// `invoke`, `serve` and `--invoke-with` drive the function's processes (the runtime, its
-/// extensions) as Unix processes: as processes of a Linux machine (under qemu-user for the other
-/// architecture), or relayed into a container (`--docker`, macOS's default). A Windows host
-/// cannot yet, and is told what can, before anything is built.
-pub fn check_host(command: &'static str) -> Result<()> {
-    if cfg!(unix) {
-        Ok(())
-    } else {
-        Err(InvokeError::HostCannotRun {
-            command,
-            os: std::env::consts::OS,
-        })
-    }
-}
 
 /// `--native` runs what cargo built for this machine, which Linux and macOS can serve the
 /// Runtime API to as to the zip; on Windows the way is a Linux container.
@@ -337,7 +306,6 @@ pub fn read_events(source: &EventSource) -> Result<Vec<Vec<u8>>, InvokeError> {
 
 /// `cargo lambda-build invoke`.
 pub fn run(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
-    check_host("invoke")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let config = InvokeConfig::resolve(args, env, ui)?;
@@ -476,6 +444,21 @@ mod tests {
         assert_eq!(config.events, EventSource::File("/w/ev.json".into()));
         let config = resolve(&["x.zip", "-f", "-"], Path::new("/w"), &[]).unwrap();
         assert_eq!(config.events, EventSource::Stdin);
+    }
+
+    /// Linux runs the zip as a process of its own; macOS and Windows in a container, unless
+    /// asked (the Windows build's unit tests run under wine: tests/it/hosts.rs).
+    #[test]
+    fn this_host_chooses_its_way_to_run_the_zip() {
+        use container::Chosen;
+        let os = std::env::consts::OS;
+        let chosen = |args: &[&str]| {
+            let config = resolve(args, Path::new("/w"), &[]).unwrap();
+            config.function.container.map(|plan| plan.chosen)
+        };
+        let default = (os != "linux").then_some(Chosen::HostDefault(os));
+        assert_eq!(chosen(&["x.zip"]), default);
+        assert_eq!(chosen(&["x.zip", "--docker"]), Some(Chosen::Asked));
     }
 
     #[test]

@@ -1,5 +1,4 @@
-//! What an invocation gave, as the REPORT line describes it: data that every host compiles,
-//! though only a Linux host produces it (see [`super::check_host`]).
+//! What an invocation gave, as the REPORT line describes it.
 
 use std::time::Duration;
 

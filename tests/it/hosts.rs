@@ -1,7 +1,8 @@
 //! Other hosts than Linux, checked from here: the macOS and Windows builds of the tool pass
 //! `cargo clippy --all-targets -D warnings` (which is `cargo check` and more), and the Windows
-//! build runs under wine: its unit tests, and `package` of a Linux `bootstrap` built here, whose
-//! zip must be byte for byte the one the Linux build writes.
+//! build runs under wine: its unit tests, `package` of a Linux `bootstrap` built here, whose
+//! zip must be byte for byte the one the Linux build writes, and `invoke` and `serve` choosing
+//! container mode.
 //!
 //! These builds use their own target dir, `target/hosts`, beside the one every other test
 //! shares, so they never invalidate it; after the first run they are incremental. What cannot be
@@ -285,22 +286,64 @@ fn the_windows_build_runs_under_wine() {
     assert_eq!(names, ["bootstrap", "config/", "config/app.json"]);
     report_time("Windows package under wine", start.elapsed());
 
-    // (c) What starts the Linux bootstrap refuses, naming what to use instead.
-    for (args, fix) in [
-        (
-            &["invoke", "bin/bootstrap", "-d", "{}"][..],
-            "`sam local invoke`",
-        ),
-        (&["serve", "bin/bootstrap"], "`sam local start-api`"),
-        (&["serve", "--watch"], "`sam local start-api`"),
+    // (c) `invoke` and `serve` run the Linux bootstrap in a container, Windows' way: with no
+    // engine answering (DOCKER_HOST at a closed port), the error says how to get one. Native
+    // mode, a build for this machine, is Linux's and macOS's only.
+    for args in [
+        &["invoke", "bin/bootstrap", "-d", "{}"][..],
+        &["serve", "bin/bootstrap", "--port", "0"],
+        &["invoke", "bin/bootstrap", "--docker", "-d", "{}"],
     ] {
         let output = wine
             .command(&exe)
             .arg("lambda-build")
             .args(args)
             .current_dir(dir)
+            .env("DOCKER_HOST", "tcp://127.0.0.1:1")
             .output()
             .unwrap();
-        support::assert_refused(&output, 1, "which a windows host cannot do", fix);
+        let (problem, fix) = if args.contains(&"--docker") {
+            ("127.0.0.1:1", "DOCKER_HOST")
+        } else {
+            (
+                "container mode needs a Docker engine, the default on windows",
+                "Docker Desktop",
+            )
+        };
+        let err = support::assert_refused(&output, 1, problem, fix);
+        assert!(!err.contains("cannot do yet"), "{err}");
     }
+    let output = wine
+        .command(&exe)
+        .args(["lambda-build", "invoke", "--native", "-d", "{}"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    support::assert_refused(&output, 1, "a windows host cannot", "WSL");
+
+    // (d) An engine over TCP (the Docker tests' remote one, `.ci/remote-docker.sh`): the Windows
+    // build reaches it, finds the image, and is refused as an engine that cannot see this
+    // machine's files, as a Linux engine cannot mount a `Z:` path. What cannot be tried here is
+    // the run itself: only Docker Desktop (or Podman machine) maps a Windows path into its VM.
+    let (Ok(remote), Ok(image)) = (
+        std::env::var("LAMBDA_BUILD_TEST_REMOTE_DOCKER_HOST"),
+        std::env::var("LAMBDA_BUILD_TEST_BASE_IMAGE"),
+    ) else {
+        skip_or_fail("no remote engine (`. .ci/docker.sh; . .ci/remote-docker.sh`)");
+        return;
+    };
+    let output = wine
+        .command(&exe)
+        .args(["lambda-build", "invoke", "bin/bootstrap", "-d", "{}"])
+        .args(["--docker-image", &image])
+        .current_dir(dir)
+        .env("DOCKER_HOST", &remote)
+        .output()
+        .unwrap();
+    support::assert_refused(
+        &output,
+        1,
+        "cannot see this machine's files",
+        "use an engine on this machine",
+    );
 }

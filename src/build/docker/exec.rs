@@ -4,7 +4,8 @@
 //! (pipes, `poll`, `waitpid`, a kill of the process group). Each of them is started as this
 //! tool's own binary in [`RELAY_MODE`]: it runs the command in the container through the Engine
 //! API (`exec`), copies the command's stdout and stderr to its own, passes SIGTERM and SIGINT on
-//! and ends with the command's exit status, a signal as a signal.
+//! (on Windows, told by lines on its stdin: [`relay_line`]) and ends with the command's exit
+//! status, a signal as a signal.
 //!
 //! The engine has no call that kills one exec'd process. The command is therefore started by a
 //! small `sh` guard ([`GUARD`]) that holds the exec's stdin: a line on it is a signal to pass
@@ -58,6 +59,15 @@ pub const SYNC_MARK: &[u8] = b"\x01cargo-lambda-build sync";
 #[cfg(unix)]
 pub const SYNC_SIGNAL: libc::c_int = libc::SIGUSR1;
 
+/// Where there are no signals to send a process (Windows), the relay is told by lines on its
+/// stdin, which it passes on to [`GUARD`] as they are.
+pub mod relay_line {
+    /// SIGTERM for the command, as Lambda's shutdown sends the runtime.
+    pub const TERMINATE: &[u8] = b"TERM\n";
+    /// [`super::SYNC_MARK`]s asked for.
+    pub const SYNC: &[u8] = b"SYNC\n";
+}
+
 /// What the relay runs: in which container, as whom, where, and reaching the engine as the
 /// tool did (the relay's own environment is the function's, so the docker CLI's variables come
 /// here). The command's environment is the relay's whole environment, and nothing else: the
@@ -71,6 +81,10 @@ pub struct ExecSpec {
     pub workdir: String,
     /// The program inside the container and its arguments.
     pub command: Vec<String>,
+    /// Variables of the relay's environment that the relay itself needs on this host and the
+    /// command does not get (Windows' `SystemRoot`, without which no socket opens).
+    #[serde(default)]
+    pub relay_only: Vec<String>,
 }
 
 impl ExecSpec {
@@ -133,6 +147,7 @@ fn try_relay(args: &[OsString], env: &Env) -> Result<RelayEnd, String> {
     let vars: Vec<(String, String)> = env
         .vars()
         .filter_map(|(k, v)| Some((k.to_str()?.to_owned(), v.to_str()?.to_owned())))
+        .filter(|(k, _)| !spec.relay_only.iter().any(|o| o.eq_ignore_ascii_case(k)))
         .collect();
     let interrupt = Interrupt::register().map_err(|e| format!("cannot handle signals: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -186,8 +201,8 @@ async fn run(
     else {
         return Err(format!("the engine started {what} detached"));
     };
-    let syncs = Syncs::listen().map_err(|e| format!("cannot handle signals: {e}"))?;
-    if !relay_output(output, input, interrupt, syncs)
+    let asks = Asks::listen().map_err(|e| format!("cannot handle signals: {e}"))?;
+    if !relay_output(output, input, interrupt, asks)
         .await
         .map_err(failed("lost the output of"))?
     {
@@ -210,27 +225,58 @@ async fn run(
     Err(format!("the engine did not say how {what} ended"))
 }
 
-/// The syncs asked for by [`SYNC_SIGNAL`], as they come (none where there are no signals).
-struct Syncs {
+/// What the tool asks of the relay besides Ctrl-C, as it comes, each as the line for
+/// [`GUARD`]: a sync at [`SYNC_SIGNAL`] on Unix; elsewhere the [`relay_line`]s of its stdin.
+struct Asks {
     #[cfg(unix)]
     signal: tokio::signal::unix::Signal,
+    #[cfg(not(unix))]
+    lines: tokio::sync::mpsc::UnboundedReceiver<&'static [u8]>,
 }
 
-impl Syncs {
-    fn listen() -> std::io::Result<Syncs> {
-        Ok(Syncs {
-            #[cfg(unix)]
+impl Asks {
+    #[cfg(unix)]
+    fn listen() -> std::io::Result<Asks> {
+        Ok(Asks {
             signal: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
                 SYNC_SIGNAL,
             ))?,
         })
     }
 
-    async fn next(&mut self) {
+    /// A thread reads the lines, as a console's stdin cannot be read asynchronously.
+    #[cfg(not(unix))]
+    fn listen() -> std::io::Result<Asks> {
+        let (sender, lines) = tokio::sync::mpsc::unbounded_channel();
+        std::thread::Builder::new()
+            .name("relay-stdin".into())
+            .spawn(move || {
+                for line in std::io::stdin().lines() {
+                    let Ok(line) = line else { break };
+                    let known = [relay_line::TERMINATE, relay_line::SYNC]
+                        .into_iter()
+                        .find(|known| known.trim_ascii() == line.trim().as_bytes());
+                    if let Some(known) = known
+                        && sender.send(known).is_err()
+                    {
+                        break;
+                    }
+                }
+            })?;
+        Ok(Asks { lines })
+    }
+
+    async fn next(&mut self) -> &'static [u8] {
         #[cfg(unix)]
-        self.signal.recv().await;
+        {
+            self.signal.recv().await;
+            relay_line::SYNC
+        }
         #[cfg(not(unix))]
-        futures_util::future::pending::<()>().await;
+        match self.lines.recv().await {
+            Some(line) => line,
+            None => futures_util::future::pending().await,
+        }
     }
 }
 
@@ -243,7 +289,7 @@ async fn relay_output(
     >,
     mut input: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     interrupt: &Interrupt,
-    mut syncs: Syncs,
+    mut asks: Asks,
 ) -> Result<bool, bollard::errors::Error> {
     use futures_util::future::{Either, select};
     let mut forwarded = false;
@@ -259,12 +305,12 @@ async fn relay_output(
             let _ = input.write_all(name).await;
             let _ = input.flush().await;
         }
-        let sync = std::pin::pin!(syncs.next());
-        let next = select(output.next(), sync);
+        let asked = std::pin::pin!(asks.next());
+        let next = select(output.next(), asked);
         let chunk = match tokio::time::timeout(Duration::from_millis(50), next).await {
             Err(_elapsed) => continue,
-            Ok(Either::Right(_)) => {
-                let _ = input.write_all(b"SYNC\n").await;
+            Ok(Either::Right((line, _))) => {
+                let _ = input.write_all(line).await;
                 let _ = input.flush().await;
                 continue;
             }
@@ -303,6 +349,7 @@ mod tests {
             user: "993:990".into(),
             workdir: "/var/task".into(),
             command: vec!["/var/task/bootstrap".into()],
+            relay_only: Vec::new(),
         }
     }
 

@@ -189,11 +189,16 @@ async fn probe_with(
     };
     match docker.create_container(Some(options), body).await {
         Ok(_) => {}
-        // The engine checks a bind mount's source when the container is created.
+        // The engine checks a bind mount's source when the container is created; a Linux engine
+        // on another machine than a Windows host cannot even take its path (`C:/...`).
         Err(bollard::errors::Error::DockerResponseServerError {
             status_code: 400,
             message,
-        }) if message.contains("bind source path does not exist") => return Ok(Files::Copy),
+        }) if message.contains("bind source path does not exist")
+            || message.contains("mount path must be absolute") =>
+        {
+            return Ok(Files::Copy);
+        }
         Err(e) => {
             return Err(BuildError::from(failure(
                 format!(

@@ -1,7 +1,8 @@
 //! The running function: the Runtime API (server), the execution environment that drives
 //! `bootstrap` through it (instance), in a sandbox; `invoke`'s events in order, and `serve`'s
-//! HTTP requests. Unix only (`poll`, `waitpid`, process groups, raw fds), and run on Linux only:
-//! `invoke::check_host` refuses the others.
+//! HTTP requests. On every host; what differs is how a process is driven
+//! (`instance/process.rs`) and what wakes the loop (`wake.rs`): on Windows, the only processes
+//! are a container's relays (`invoke::container`).
 
 pub mod console;
 pub mod front;
@@ -10,6 +11,7 @@ pub mod sandbox;
 pub mod serve;
 pub mod server;
 pub mod telemetry;
+pub mod wake;
 
 use std::io::Write;
 use std::path::Path;

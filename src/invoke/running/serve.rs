@@ -21,8 +21,7 @@ use crate::invoke::http::{self, EventFormat, HttpRequest, METADATA_END};
 use crate::invoke::invoke_api::{self, InvocationType};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
-    FunctionSettings, InvokeError, Outcomes, Result, check_host, ids, last_artifact,
-    packaged_function_settings,
+    FunctionSettings, InvokeError, Outcomes, Result, ids, last_artifact, packaged_function_settings,
 };
 use crate::lambda::header::INVOKE_TENANT_ID;
 use crate::lambda::{MAX_EVENT_BYTES, MAX_RESPONSE_BYTES};
@@ -59,7 +58,6 @@ impl ServeConfig {
 
 /// `cargo lambda-build serve`: listens, then serves until Ctrl-C.
 pub fn run(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
-    check_host("serve")?;
     let interrupt = Interrupt::register()
         .map_err(|e| InvokeError::Other(anyhow::anyhow!("cannot install a signal handler: {e}")))?;
     let bind = args.bind;

@@ -6,14 +6,11 @@
 //! body (bounded by Lambda's payload limit) and hands the request over a channel to the
 //! invocation loop, which answers it: `next` is held until there is an event, as Lambda holds
 //! it. A streamed response (`Lambda-Runtime-Function-Response-Mode: streaming`) is handed over
-//! at once, its chunks and trailers following on a channel of their own. A byte on a pipe wakes
-//! the loop, so it can `poll` the function's output and the API together.
+//! at once, its chunks and trailers following on a channel of their own. Each wakes the loop
+//! (see `wake`), so it can wait on the function's output and the API together.
 
 use std::convert::Infallible;
-use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::{AsRawFd, RawFd};
-use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::JoinHandle;
 
@@ -24,6 +21,7 @@ use hyper::header::HeaderMap;
 use hyper::{Request, Response};
 use tokio::sync::oneshot;
 
+use super::wake::{self, Wake, Waker};
 use crate::lambda::header::RESPONSE_MODE;
 use crate::lambda::{
     EXTENSIONS_API_PREFIX, MAX_RESPONSE_BYTES, RUNTIME_API_PREFIX, TELEMETRY_API_PATH,
@@ -229,11 +227,6 @@ impl ApiRequest {
     }
 }
 
-/// Wakes the invocation loop: a full pipe already wakes it, so nothing is lost by not writing.
-fn wake(pipe: &io::PipeWriter) {
-    let _ = io::Write::write(&mut &*pipe, &[1]);
-}
-
 /// Reads a body up to the limit; past it, counts the rest without keeping it.
 async fn read_body(mut body: Incoming) -> Body {
     let mut kept = Vec::new();
@@ -255,7 +248,7 @@ async fn read_body(mut body: Incoming) -> Body {
 }
 
 /// Forwards a streamed body piece by piece, waking the loop for each.
-async fn stream_body(mut body: Incoming, pieces: Sender<Piece>, pipe: Arc<io::PipeWriter>) {
+async fn stream_body(mut body: Incoming, pieces: Sender<Piece>, waker: Waker) {
     let end = loop {
         match body.frame().await {
             None => break Piece::End,
@@ -281,18 +274,18 @@ async fn stream_body(mut body: Incoming, pieces: Sender<Piece>, pipe: Arc<io::Pi
                 if pieces.send(piece).is_err() {
                     return;
                 }
-                wake(&pipe);
+                waker.wake();
             }
         }
     };
     let _ = pieces.send(end);
-    wake(&pipe);
+    waker.wake();
 }
 
 async fn handle(
     request: Request<Incoming>,
     requests: Sender<ApiRequest>,
-    pipe: Arc<io::PipeWriter>,
+    waker: Waker,
 ) -> Response<Full<Bytes>> {
     let (parts, incoming) = request.into_parts();
     let route = route(parts.method.as_str(), parts.uri.path());
@@ -303,7 +296,7 @@ async fn handle(
             .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"streaming"));
     let body = if streaming {
         let (pieces, receiver) = channel();
-        tokio::spawn(stream_body(incoming, pieces, Arc::clone(&pipe)));
+        tokio::spawn(stream_body(incoming, pieces, waker.clone()));
         Body::Streaming(receiver)
     } else if matches!(parts.method, hyper::Method::POST | hyper::Method::PUT) {
         read_body(incoming).await
@@ -320,13 +313,13 @@ async fn handle(
     if requests.send(request).is_err() {
         return respond(500, &[], Vec::new());
     }
-    wake(&pipe);
+    waker.wake();
     answer
         .await
         .unwrap_or_else(|_| respond(500, &[], Vec::new()))
 }
 
-async fn accept(listener: TcpListener, requests: Sender<ApiRequest>, pipe: Arc<io::PipeWriter>) {
+async fn accept(listener: TcpListener, requests: Sender<ApiRequest>, waker: Waker) {
     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
         return;
     };
@@ -338,11 +331,11 @@ async fn accept(listener: TcpListener, requests: Sender<ApiRequest>, pipe: Arc<i
         // delayed ACK costs 40 ms a request).
         let _ = stream.set_nodelay(true);
         let requests = requests.clone();
-        let pipe = Arc::clone(&pipe);
+        let waker = waker.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let (requests, pipe) = (requests.clone(), Arc::clone(&pipe));
-                async move { Ok::<_, Infallible>(handle(request, requests, pipe).await) }
+                let (requests, waker) = (requests.clone(), waker.clone());
+                async move { Ok::<_, Infallible>(handle(request, requests, waker).await) }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
@@ -356,7 +349,7 @@ pub struct RuntimeApi {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
     requests: Receiver<ApiRequest>,
-    wake: io::PipeReader,
+    wake: Wake,
     pub addr: SocketAddr,
 }
 
@@ -367,20 +360,17 @@ impl RuntimeApi {
         let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let (wake, wake_writer) = io::pipe().map_err(|e| e.to_string())?;
-        set_nonblocking(wake.as_raw_fd()).map_err(|e| e.to_string())?;
-        set_nonblocking(wake_writer.as_raw_fd()).map_err(|e| e.to_string())?;
+        let (wake, waker) = wake::wake().map_err(|e| e.to_string())?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
             .map_err(|e| e.to_string())?;
         let (sender, requests) = channel();
         let (shutdown, stopped) = oneshot::channel::<()>();
-        let pipe = Arc::new(wake_writer);
         let thread = std::thread::Builder::new()
             .name("runtime-api".into())
             .spawn(move || {
-                runtime.spawn(accept(listener, sender, pipe));
+                runtime.spawn(accept(listener, sender, waker));
                 let _ = runtime.block_on(stopped);
             })
             .map_err(|e| e.to_string())?;
@@ -393,15 +383,14 @@ impl RuntimeApi {
         })
     }
 
-    /// The fd that becomes readable when a request or a piece of a stream arrives, for `poll`.
-    pub fn wake_fd(&self) -> RawFd {
-        self.wake.as_raw_fd()
+    /// What a request or a piece of a stream wakes when it arrives.
+    pub fn wake(&self) -> &Wake {
+        &self.wake
     }
 
     /// The next request that arrived, if any.
     pub fn try_recv(&self) -> Option<ApiRequest> {
-        let mut sink = [0u8; 64];
-        while matches!((&self.wake).read(&mut sink), Ok(n) if n > 0) {}
+        self.wake.drain();
         self.requests.try_recv().ok()
     }
 }
@@ -419,21 +408,10 @@ impl Drop for RuntimeApi {
     }
 }
 
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on an fd this process owns; F_GETFL/F_SETFL do not touch memory.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::io::{Read, Write};
     use std::net::TcpStream;
     use std::time::{Duration, Instant};
 

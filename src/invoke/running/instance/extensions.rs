@@ -68,7 +68,7 @@ impl Instance<'_> {
             };
             self.extensions.push(Extension {
                 name,
-                process: Some(Process::new(child)?),
+                process: Some(Process::new(child, self.api.wake())?),
                 id: None,
                 invoke: false,
                 shutdown: false,

@@ -85,7 +85,7 @@ impl Instance<'_> {
                 };
             }
         };
-        self.process = Some(Process::new(child)?);
+        self.process = Some(Process::new(child, self.api.wake())?);
         Ok(None)
     }
 

@@ -262,7 +262,7 @@ impl<'a> Instance<'a> {
                 send_extension_event(next, &event);
             }
         }
-        if let Some(process) = &self.process {
+        if let Some(process) = self.process.as_mut() {
             process.terminate();
         }
         self.draining = true;
@@ -455,8 +455,9 @@ impl<'a> Instance<'a> {
     }
 
     /// Waits up to `wait` for the processes' output, and with `api` for the APIs' requests.
+    #[cfg(unix)]
     fn poll_on(&self, api: bool, wait: Duration) {
-        let wake = api.then(|| self.api.wake_fd());
+        let wake = api.then(|| self.api.wake().fd());
         let mut fds: Vec<libc::pollfd> = self
             .process
             .iter()
@@ -477,6 +478,14 @@ impl<'a> Instance<'a> {
                 wait.as_millis().max(1) as libc::c_int,
             );
         }
+    }
+
+    /// Waits up to `wait` for the processes' output or the APIs' requests: their reader
+    /// threads and the server wake the same flag, so an API request wakes this even without
+    /// `api` (the loop then looks again, and the request waits for `wait`).
+    #[cfg(not(unix))]
+    fn poll_on(&self, _api: bool, wait: Duration) {
+        self.api.wake().wait(wait);
     }
 }
 

@@ -130,7 +130,9 @@ impl Launch {
     }
 
     /// In its own process group, so that killing it takes whatever it started along, as
-    /// Lambda's sandbox reset does.
+    /// Lambda's sandbox reset does. On Windows (a container's relay, the only launch there)
+    /// its stdin is the pipe that tells it what Unix says with signals, and it is kept from
+    /// the console's Ctrl-C, which this tool handles.
     pub fn command(&self) -> Command {
         let mut command = Command::new(&self.program);
         command
@@ -141,7 +143,17 @@ impl Launch {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        #[cfg(windows)]
+        {
+            use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
+            std::os::windows::process::CommandExt::creation_flags(
+                &mut command,
+                CREATE_NEW_PROCESS_GROUP,
+            );
+            command.stdin(Stdio::piped());
+        }
         command
     }
 }
@@ -269,6 +281,8 @@ mod tests {
         }
     }
 
+    // qemu-user and its Unix paths are Linux's way to run the other architecture.
+    #[cfg(unix)]
     #[test]
     fn qemu_only_for_the_other_architecture() {
         let found = |name: &str| Some(PathBuf::from(format!("/usr/bin/{name}")));

@@ -115,7 +115,7 @@ impl Sandbox {
             artifact,
             arch,
             function.memory_mb,
-            (task_root.path(), opt.path()),
+            ((task_root.path(), &task_root.unix), (opt.path(), &opt.unix)),
             reporter,
             interrupt,
         )?;
@@ -139,7 +139,7 @@ impl Sandbox {
                 bootstrap,
                 program,
                 args,
-                env: env.clone(),
+                env: env.iter().chain(&plan.relay_env).cloned().collect(),
                 cwd: task_root.path().to_path_buf(),
                 emulator: None,
             }

@@ -5,6 +5,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+use crate::invoke::container::UnixEntries;
 use crate::invoke::error::InvokeError;
 use crate::lambda::{BOOTSTRAP, EXTENSIONS_DIR, UNZIPPED_LIMIT};
 use crate::verify::{self, VerifyError};
@@ -14,6 +15,8 @@ use crate::verify::{self, VerifyError};
 pub struct TaskRoot {
     dir: tempfile::TempDir,
     pub unzipped_size: u64,
+    /// The modes and links, for a container, where the file system does not keep them.
+    pub unix: UnixEntries,
 }
 
 impl TaskRoot {
@@ -40,8 +43,9 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     }
     let is_zip = starts_like_a_zip(&mut file).map_err(read_error)?;
     let dir = fresh_dir("lambda-task-")?;
+    let mut unix = UnixEntries::default();
     let unzipped_size = if is_zip {
-        let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT, false)?;
+        let size = extract_zip(artifact, dir.path(), UNZIPPED_LIMIT, false, &mut unix)?;
         if let Some(extensions) = extension_layer(dir.path()) {
             return Err(InvokeError::ExtensionLayer {
                 path: artifact.to_path_buf(),
@@ -52,10 +56,16 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     } else {
         let dest = dir.path().join(BOOTSTRAP);
         fs::copy(artifact, &dest).map_err(InvokeError::TaskRoot)?;
-        set_mode(&dest, crate::host::mode_bits(&metadata).unwrap_or(0o755))?;
+        let mode = crate::host::mode_bits(&metadata).unwrap_or(0o755);
+        set_mode(&dest, mode)?;
+        unix.modes.insert(BOOTSTRAP.to_owned(), mode);
         metadata.len()
     };
-    Ok(TaskRoot { dir, unzipped_size })
+    Ok(TaskRoot {
+        dir,
+        unzipped_size,
+        unix,
+    })
 }
 
 /// A temporary directory standing for one of Lambda's (`/var/task`, `/opt`): 755 whatever the
@@ -82,6 +92,8 @@ fn starts_like_a_zip(file: &mut File) -> io::Result<bool> {
 pub struct OptDir {
     dir: tempfile::TempDir,
     pub unzipped_size: u64,
+    /// The modes and links, for a container, where the file system does not keep them.
+    pub unix: UnixEntries,
 }
 
 impl OptDir {
@@ -109,6 +121,7 @@ impl OptDir {
 /// Lambda's 250 MB, which counts the layers too. Every entry must stay inside `/opt`.
 pub fn prepare_opt(layers: &[PathBuf], used: u64) -> Result<OptDir, InvokeError> {
     let dir = fresh_dir("lambda-opt-")?;
+    let mut unix = UnixEntries::default();
     let mut total = used;
     for layer in layers {
         let read_error = |source| InvokeError::ReadLayer {
@@ -125,19 +138,21 @@ pub fn prepare_opt(layers: &[PathBuf], used: u64) -> Result<OptDir, InvokeError>
             });
         }
         let budget = UNZIPPED_LIMIT.saturating_sub(total);
-        let size = extract_zip(layer, dir.path(), budget, true).map_err(|e| match e {
-            InvokeError::UnsafeEntry(name) => InvokeError::UnsafeLayerEntry {
-                layer: layer.clone(),
-                name,
-            },
-            InvokeError::TooLargeUnzipped(size) => InvokeError::TooLargeUnzipped(total + size),
-            other => other,
-        })?;
+        let size =
+            extract_zip(layer, dir.path(), budget, true, &mut unix).map_err(|e| match e {
+                InvokeError::UnsafeEntry(name) => InvokeError::UnsafeLayerEntry {
+                    layer: layer.clone(),
+                    name,
+                },
+                InvokeError::TooLargeUnzipped(size) => InvokeError::TooLargeUnzipped(total + size),
+                other => other,
+            })?;
         total += size;
     }
     Ok(OptDir {
         dir,
         unzipped_size: total - used,
+        unix,
     })
 }
 
@@ -158,8 +173,16 @@ fn extension_layer(root: &Path) -> Option<Vec<String>> {
 /// Extracts every entry with its Unix mode (0644 when the zip records none, as for zips made
 /// on Windows: such a `bootstrap` is not executable on Lambda either). Symlinks are created
 /// last, so that no file is ever written through one. With `replace` (a layer over earlier
-/// ones), a file or link already there is removed first, never written through.
-fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u64, InvokeError> {
+/// ones), a file or link already there is removed first, never written through. Each entry's
+/// mode and each link is also recorded in `unix`; a host without symlinks (Windows) creates
+/// none, and its container gets them from there.
+fn extract_zip(
+    path: &Path,
+    root: &Path,
+    limit: u64,
+    replace: bool,
+    unix: &mut UnixEntries,
+) -> Result<u64, InvokeError> {
     let bad_zip = |e: zip::result::ZipError| InvokeError::BadZip {
         path: path.to_path_buf(),
         reason: e.to_string(),
@@ -208,9 +231,11 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             return Err(InvokeError::TooLargeUnzipped(total));
         }
         let mode = entry.unix_mode().map(|m| m & 0o777);
+        let key = unix_key(&relative);
         if entry.is_dir() {
             create_dirs(root, &dest)?;
             set_mode(&dest, mode.unwrap_or(0o755))?;
+            unix.modes.insert(key, mode.unwrap_or(0o755));
         } else if entry.is_symlink() {
             let mut target = String::new();
             entry
@@ -218,6 +243,8 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
                 .map_err(|e| bad_zip(e.into()))?;
             symlinks.push((dest, target));
         } else {
+            unix.links.remove(&key);
+            unix.modes.insert(key, mode.unwrap_or(0o644));
             if let Some(parent) = dest.parent() {
                 create_dirs(root, parent)?;
             }
@@ -227,6 +254,7 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             let mut options = OpenOptions::new();
             options.write(true).create_new(true);
             // Private until its mode is set from the zip's.
+            #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
             let mut out = options.open(&dest).map_err(|e| {
                 if e.kind() == io::ErrorKind::AlreadyExists {
@@ -242,17 +270,31 @@ fn extract_zip(path: &Path, root: &Path, limit: u64, replace: bool) -> Result<u6
             set_mode(&dest, mode.unwrap_or(0o644))?;
         }
     }
+    make_links(root, symlinks, replace, unix)?;
+    Ok(total)
+}
+
+/// The zip's links, once its files are written: none is ever written through.
+fn make_links(
+    root: &Path,
+    symlinks: Vec<(PathBuf, String)>,
+    replace: bool,
+    unix: &mut UnixEntries,
+) -> Result<(), InvokeError> {
     for (dest, target) in symlinks {
         if let Some(parent) = dest.parent() {
             create_dirs(root, parent)?;
         }
+        let relative = dest.strip_prefix(root).unwrap_or(&dest);
         if replace {
-            let name = dest.strip_prefix(root).unwrap_or(&dest).to_string_lossy();
-            remove_non_dir(&dest, &name)?;
+            remove_non_dir(&dest, &relative.to_string_lossy())?;
         }
         symlink(&target, &dest)?;
+        let key = unix_key(relative);
+        unix.modes.remove(&key);
+        unix.links.insert(key, target);
     }
-    Ok(total)
+    Ok(())
 }
 
 /// Removes the file or link an earlier layer left at `dest`; a directory there is refused, as
@@ -292,12 +334,30 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), InvokeError> {
     crate::host::set_path_mode(path, mode).map_err(InvokeError::TaskRoot)
 }
 
+/// A link as Lambda's extraction makes it; Windows makes none (its links need a privilege and
+/// know files from directories): the container gets it from [`UnixEntries`].
 fn symlink(target: &str, dest: &Path) -> Result<(), InvokeError> {
-    std::os::unix::fs::symlink(target, dest).map_err(InvokeError::TaskRoot)
+    #[cfg(unix)]
+    return std::os::unix::fs::symlink(target, dest).map_err(InvokeError::TaskRoot);
+    #[cfg(not(unix))]
+    {
+        let _ = (target, dest);
+        Ok(())
+    }
 }
 
-// The task root's parts are Unix files (modes, links): tested where `invoke` runs.
-#[cfg(test)]
+/// A path below the task root or `/opt` as [`UnixEntries`] keys it: `/`-separated.
+fn unix_key(relative: &Path) -> String {
+    relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+// The task root's parts are Unix files (modes, links), which Windows keeps in `UnixEntries`
+// instead (tested with `container::files_tar`).
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::io::Write;
@@ -377,7 +437,14 @@ mod tests {
     fn more_than_lambdas_unzipped_limit_is_refused() {
         let zip = zip_with(&[("bootstrap", 0o755, b"12345"), ("data", 0o644, b"123456")]);
         let root = tempfile::tempdir().unwrap();
-        let err = extract_zip(zip.path(), root.path(), 10, false).unwrap_err();
+        let err = extract_zip(
+            zip.path(),
+            root.path(),
+            10,
+            false,
+            &mut UnixEntries::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, InvokeError::TooLargeUnzipped(11)), "{err}");
         assert!(
             err.to_string()
