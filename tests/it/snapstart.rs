@@ -120,21 +120,15 @@ fn a_runtime_that_never_calls_restore_next_is_warned_about() {
     let bootstrap = dir.path().join("bootstrap");
     std::fs::write(
         &bootstrap,
-        r#"#!/bin/bash
-host=${AWS_LAMBDA_RUNTIME_API%:*}
-port=${AWS_LAMBDA_RUNTIME_API#*:}
-req() { # METHOD PATH [BODY]: the whole answer, headers included
-    exec 3<>"/dev/tcp/$host/$port"
-    printf '%s %s HTTP/1.1\r\nHost: rt\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-        "$1" "$2" "${#3}" "$3" >&3
-    cat <&3
-    exec 3<&-
-}
-event=$(req GET /2018-06-01/runtime/invocation/next)
+        [
+            crate::invoke::BASH_RUNTIME,
+            r#"event=$(req GET /2018-06-01/runtime/invocation/next)
 id=$(printf '%s\n' "$event" | grep -i '^lambda-runtime-aws-request-id:' | cut -d' ' -f2 | tr -d '\r')
 req POST /2018-06-01/runtime/invocation/$id/response '{"from":"bash"}' >/dev/null
 req GET /2018-06-01/runtime/invocation/next >/dev/null
 "#,
+        ]
+        .concat(),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;

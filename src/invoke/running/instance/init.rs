@@ -191,14 +191,7 @@ impl Instance<'_> {
     /// SnapStart's `POST /runtime/restore/error`: an after-restore hook failed. The runtime
     /// exits; the invoke fails as Lambda's does, the runtime's own error in a warning.
     fn restore_error(&mut self, request: ApiRequest) -> Result<Failure> {
-        let posted = match request.body {
-            Body::Complete(ref body) => Failure::posted(
-                FailureKind::RestoreError,
-                body.clone(),
-                request.header(header::FUNCTION_ERROR_TYPE),
-            ),
-            _ => Failure::posted(FailureKind::RestoreError, Vec::new(), None),
-        };
+        let posted = posted_failure(FailureKind::RestoreError, &request);
         self.log.warn(&format!(
             "the runtime reported a restore error ({}): {}",
             posted.error_type, posted.message
@@ -217,15 +210,7 @@ impl Instance<'_> {
     /// reporting it; a moment to do so keeps their last words, then Lambda resets the
     /// environment.
     fn init_error(&mut self, request: ApiRequest) -> Result<Failure> {
-        let failure = match request.body {
-            Body::Complete(ref body) => Failure::posted(
-                FailureKind::InitError,
-                body.clone(),
-                request.header(header::FUNCTION_ERROR_TYPE),
-            ),
-            Body::TooLarge(size) => Failure::response_too_large(size),
-            Body::Streaming(_) => Failure::posted(FailureKind::InitError, Vec::new(), None),
-        };
+        let failure = posted_failure(FailureKind::InitError, &request);
         request.accepted();
         self.wait_for_exit(Instant::now() + EXIT_GRACE)?;
         self.kill();
@@ -264,5 +249,18 @@ impl Instance<'_> {
             max_memory_kib,
             started: false,
         }
+    }
+}
+
+/// The error a runtime posted (`init/error`, `restore/error`), read as Lambda reads it.
+fn posted_failure(kind: FailureKind, request: &ApiRequest) -> Failure {
+    match request.body {
+        Body::Complete(ref body) => Failure::posted(
+            kind,
+            body.clone(),
+            request.header(header::FUNCTION_ERROR_TYPE),
+        ),
+        Body::TooLarge(size) => Failure::response_too_large(size),
+        Body::Streaming(_) => Failure::posted(kind, Vec::new(), None),
     }
 }
