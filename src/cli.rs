@@ -760,6 +760,15 @@ pub struct FunctionArgs {
     /// events concurrently) [default: one at a time, Lambda's default]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub concurrency: Option<u32>,
+
+    /// Emulate SnapStart's lifecycle as Lambda runs it for container-image functions
+    /// (AWS_LAMBDA_INITIALIZATION_TYPE=snap-start; the runtime's before-snapshot hooks,
+    /// `restore/next`, a pause, its after-restore hooks); no memory snapshot is taken: the same
+    /// process continues after the pause, so state that restored environments would share is not
+    /// duplicated here
+    #[arg(long)]
+    pub snap_start: bool,
+
     /// A file of the function's variables, `KEY=VALUE` lines as `docker run --env-file` reads
     /// them (`#` comments, `KEY` alone passes this machine's value); repeatable, a later file
     /// winning; wins over the settings' `env` table

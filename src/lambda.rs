@@ -201,6 +201,36 @@ pub mod header {
     pub const INVOKE_TENANT_ID: &str = "X-Amz-Tenant-Id";
 }
 
+/// SnapStart ("Improving startup performance with Lambda SnapStart", "Implementing SnapStart
+/// hooks for container images"): Lambda offers it to zip functions on managed runtimes only, but
+/// to container-image functions on any base, `provided.al2023` included, when the runtime runs
+/// its lifecycle. The variable Lambda sets, and its value in an init whose snapshot is taken
+/// (`on-demand` otherwise).
+pub const INITIALIZATION_TYPE_VARIABLE: &str = "AWS_LAMBDA_INITIALIZATION_TYPE";
+pub const ON_DEMAND: &str = "on-demand";
+pub const SNAP_START: &str = "snap-start";
+
+/// With SnapStart, the runtime ends its init with `GET /runtime/restore/next` (after its
+/// before-snapshot hooks); the call returns once the environment is restored from the snapshot,
+/// then the runtime runs its after-restore hooks and asks for events. An error in those it
+/// reports with `POST /runtime/restore/error`.
+pub const RESTORE_NEXT_PATH: &str = "restore/next";
+pub const RESTORE_ERROR_PATH: &str = "restore/error";
+
+/// What the invoke answers when the after-restore hooks failed (the Invoke API's
+/// `SnapStartException`, "Troubleshooting SnapStart errors").
+pub const RESTORE_ERROR_TYPE: &str = "SnapStartException";
+pub const RESTORE_ERROR_MESSAGE: &str = "The afterRestore() runtime hook encountered an error. For more information, check the \
+     Amazon CloudWatch logs.";
+
+/// The label that lets an image without hooks (a runtime that never calls `restore/next`) be
+/// published with SnapStart.
+pub const SNAP_START_LABEL: &str = "com.amazonaws.lambda.feature.snapstart=\"Allow\"";
+
+/// How long the emulated snapshot-and-restore pause lasts: the runtime waits in `restore/next`
+/// meanwhile, as it waits on Lambda between the snapshot and a restore.
+pub const RESTORE_PAUSE: Duration = Duration::from_millis(200);
+
 /// Lambda Managed Instances: how many invocations one execution environment takes at once; the
 /// Runtime API accepts that many concurrent `next` and `response` calls ("Using the Lambda
 /// runtime API": Managed Instances support concurrent requests).

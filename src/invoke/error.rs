@@ -434,6 +434,10 @@ fn failure_help(kind: FailureKind) -> &'static str {
             "the function reported that it could not start: its payload is on stdout, the \
              function's output above"
         }
+        FailureKind::RestoreError => {
+            "an after-restore hook failed (SnapStart): the function's output above says why; on \
+             Lambda the invoke fails the same way"
+        }
         FailureKind::Exit => {
             "the process ended before answering: the function's output above says why (a \
              panic with `panic = \"abort\"`, a missing setting, `std::process::exit`)"

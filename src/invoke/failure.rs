@@ -14,6 +14,8 @@ pub enum FailureKind {
     Handler,
     /// The runtime reported an init error (`POST /runtime/init/error`).
     InitError,
+    /// SnapStart: an after-restore hook failed (`POST /runtime/restore/error`).
+    RestoreError,
     /// The process ended before answering (`Runtime.ExitError`).
     Exit,
     /// `Sandbox.Timedout`.

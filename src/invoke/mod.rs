@@ -99,6 +99,7 @@ pub fn function_settings(
     function.log_format = log_format(args.log_format, args.log_level)?;
     function.layers = args.layer.iter().map(|l| cwd.join(l)).collect();
     function.concurrency = concurrency(args.concurrency, &function.variables)?;
+    function.snap_start = args.snap_start;
     Ok(function)
 }
 

@@ -22,6 +22,9 @@ pub struct Record {
     pub duration: Duration,
     /// Set on a cold start: from the process's start to its first `next`.
     pub init_duration: Option<Duration>,
+    /// SnapStart, in its stead: from the restore (`restore/next` answered) to the first `next`,
+    /// the after-restore hooks' time.
+    pub restore_duration: Option<Duration>,
     /// The process's peak resident memory so far, in KiB.
     pub max_memory_kib: Option<u64>,
     /// `Status: timeout` or `Status: error` with an error type, on the REPORT line.
@@ -38,7 +41,8 @@ pub enum Status {
 
 impl Record {
     /// The REPORT line, tab-separated as in CloudWatch: `Status` only when the invocation timed
-    /// out or the runtime failed, `Init Duration` only on a cold start. Under qemu-user
+    /// out or the runtime failed, `Init Duration` only on a cold start (`Restore Duration`
+    /// instead after a SnapStart restore: the init ran when the version was published). Under qemu-user
     /// (`emulated`) the peak is the emulator's process, qemu's own memory included (about 15
     /// MB): the line says so.
     pub fn report_line(&self, memory_mb: u32, emulated: bool) -> String {
@@ -60,6 +64,9 @@ impl Record {
         }
         if let Some(init) = self.init_duration {
             fields.push(format!("Init Duration: {}", millis(init)));
+        }
+        if let Some(restore) = self.restore_duration {
+            fields.push(format!("Restore Duration: {}", millis(restore)));
         }
         match &self.status {
             None => {}
@@ -100,6 +107,7 @@ pub(crate) mod tests {
             outcome: Outcome::Response(b"{}".to_vec()),
             duration: Duration::from_micros(1_234),
             init_duration: Some(Duration::from_micros(25_500)),
+            restore_duration: None,
             max_memory_kib: Some(9 * 1024 + 1),
             status: None,
             started: true,
@@ -120,6 +128,13 @@ pub(crate) mod tests {
                 .contains("\tMax Memory Used: 10 MB (qemu's own included)\t")
         );
         record.init_duration = None;
+        record.restore_duration = Some(Duration::from_micros(3_000));
+        assert!(
+            record
+                .report_line(128, false)
+                .ends_with("\tMax Memory Used: 10 MB\tRestore Duration: 3.00 ms")
+        );
+        record.restore_duration = None;
         record.status = Some(Status::Error("Runtime.ExitError".into()));
         assert!(
             record

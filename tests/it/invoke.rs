@@ -918,6 +918,20 @@ fn help_shows_the_subcommand_and_its_flags() {
     );
 }
 
+/// The start of a runtime written in bash: `req METHOD PATH [BODY]` asks the Runtime API over
+/// /dev/tcp and prints the whole answer, headers included.
+pub(crate) const BASH_RUNTIME: &str = r#"#!/bin/bash
+host=${AWS_LAMBDA_RUNTIME_API%:*}
+port=${AWS_LAMBDA_RUNTIME_API#*:}
+req() { # METHOD PATH [BODY]: the whole answer, headers included
+    exec 3<>"/dev/tcp/$host/$port"
+    printf '%s %s HTTP/1.1\r\nHost: rt\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+        "$1" "$2" "${#3}" "$3" >&3
+    cat <&3
+    exec 3<&-
+}
+"#;
+
 /// A runtime written in bash (over /dev/tcp) probes what a Rust runtime never does: a wrong
 /// request id, an init error after init, an unknown path, a second response.
 #[test]
@@ -929,17 +943,9 @@ fn the_runtime_api_answers_misuse_as_lambda_does() {
     let bootstrap = dir.path().join("bootstrap");
     fs::write(
         &bootstrap,
-        r#"#!/bin/bash
-host=${AWS_LAMBDA_RUNTIME_API%:*}
-port=${AWS_LAMBDA_RUNTIME_API#*:}
-base=/2018-06-01/runtime
-req() { # METHOD PATH [BODY]: the whole answer, headers included
-    exec 3<>"/dev/tcp/$host/$port"
-    printf '%s %s HTTP/1.1\r\nHost: rt\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
-        "$1" "$2" "${#3}" "$3" >&3
-    cat <&3
-    exec 3<&-
-}
+        [
+            BASH_RUNTIME,
+            r#"base=/2018-06-01/runtime
 status() { req "$@" | head -n 1 | tr -d '\r'; }
 event=$(req GET $base/invocation/next)
 id=$(printf '%s\n' "$event" | grep -i '^lambda-runtime-aws-request-id:' | cut -d' ' -f2 | tr -d '\r')
@@ -950,6 +956,8 @@ echo "response: $(req POST $base/invocation/$id/response '{"from":"bash"}' | tai
 echo "again: $(status POST $base/invocation/$id/error '{}')"
 req GET $base/invocation/next >/dev/null
 "#,
+        ]
+        .concat(),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;

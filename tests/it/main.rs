@@ -42,6 +42,7 @@ mod readers;
 mod release;
 mod serve;
 mod snapshots;
+mod snapstart;
 mod templates;
 mod watch;
 mod workspace;

@@ -147,6 +147,8 @@ struct Metrics {
     max_memory_used_mb: Option<u64>,
     #[serde(rename = "initDurationMs", skip_serializing_if = "Option::is_none")]
     init_duration_ms: Option<f64>,
+    #[serde(rename = "restoreDurationMs", skip_serializing_if = "Option::is_none")]
+    restore_duration_ms: Option<f64>,
 }
 
 /// REPORT's fields as `platform.report`'s record, in milliseconds to two places as REPORT has
@@ -165,6 +167,7 @@ fn report_record(record: &Record, memory_mb: u32) -> ReportRecord<'_> {
             memory_size_mb: memory_mb,
             max_memory_used_mb: record.max_memory_kib.map(record::mb_of_kib),
             init_duration_ms: record.init_duration.map(millis),
+            restore_duration_ms: record.restore_duration.map(millis),
         },
         status,
         error_type,

@@ -24,7 +24,8 @@ use tokio::sync::oneshot;
 use super::wake::{self, Wake, Waker};
 use crate::lambda::header::RESPONSE_MODE;
 use crate::lambda::{
-    EXTENSIONS_API_PREFIX, MAX_RESPONSE_BYTES, RUNTIME_API_PREFIX, TELEMETRY_API_PATH,
+    EXTENSIONS_API_PREFIX, MAX_RESPONSE_BYTES, RESTORE_ERROR_PATH, RESTORE_NEXT_PATH,
+    RUNTIME_API_PREFIX, TELEMETRY_API_PATH,
 };
 
 /// What a request asks for.
@@ -38,6 +39,10 @@ pub enum Route {
     Error(String),
     /// `POST /runtime/init/error`
     InitError,
+    /// `GET /runtime/restore/next` (SnapStart: the init is over, wait for the restore)
+    RestoreNext,
+    /// `POST /runtime/restore/error` (SnapStart: an after-restore hook failed)
+    RestoreError,
     /// `POST /2020-01-01/extension/register`
     ExtensionRegister,
     /// `GET /2020-01-01/extension/event/next`
@@ -86,6 +91,11 @@ pub fn route(method: &str, url: &str) -> Route {
     let Some(rest) = path.strip_prefix(RUNTIME_API_PREFIX) else {
         return Route::Unknown;
     };
+    match (method, rest) {
+        ("GET", RESTORE_NEXT_PATH) => return Route::RestoreNext,
+        ("POST", RESTORE_ERROR_PATH) => return Route::RestoreError,
+        _ => {}
+    }
     let segments: Vec<&str> = rest.split('/').collect();
     match (method, segments.as_slice()) {
         ("GET", ["invocation", "next"]) => Route::Next,
@@ -430,6 +440,17 @@ mod tests {
                 Route::Error("abc-1".into()),
             ),
             ("POST", "/2018-06-01/runtime/init/error", Route::InitError),
+            (
+                "GET",
+                "/2018-06-01/runtime/restore/next",
+                Route::RestoreNext,
+            ),
+            (
+                "POST",
+                "/2018-06-01/runtime/restore/error",
+                Route::RestoreError,
+            ),
+            ("POST", "/2018-06-01/runtime/restore/next", Route::Unknown),
             (
                 "POST",
                 "/2018-06-01/runtime/invocation/next",

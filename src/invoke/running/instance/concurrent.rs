@@ -53,6 +53,7 @@ struct Flight<S> {
     invocation: Invocation,
     stream: S,
     init_duration: Option<Duration>,
+    restore_duration: Option<Duration>,
 }
 
 impl Instance<'_> {
@@ -92,15 +93,16 @@ impl Instance<'_> {
                 let Some((job, _)) = queue.pop_front() else {
                     break;
                 };
-                let (request_id, init_duration) = match cold.take() {
-                    Some((id, duration)) => (id, Some(duration)),
-                    None => (ids::request_id(), None),
+                let (request_id, (init_duration, restore_duration)) = match cold.take() {
+                    Some((id, duration)) => (id, self.cold_durations(Some(duration))),
+                    None => (ids::request_id(), (None, None)),
                 };
                 let invocation = self.deliver_to(next, request_id, &job.event);
                 flights.push(Flight {
                     invocation,
                     stream: job.stream,
                     init_duration,
+                    restore_duration,
                 });
             }
             if !warned && self.runs_sequentially(&queue, flights.len()) {
@@ -281,7 +283,9 @@ impl Instance<'_> {
                 continue;
             }
             let mut flight = flights.remove(at);
-            let record = self.finish(flight.invocation, flight.init_duration, &mut flight.stream);
+            let mut record =
+                self.finish(flight.invocation, flight.init_duration, &mut flight.stream);
+            record.restore_duration = flight.restore_duration;
             jobs.ended(record, flight.stream);
         }
     }

@@ -9,7 +9,10 @@ use crate::invoke::error::InvokeError;
 use crate::invoke::failure::{ExitStatus, Failure, FailureKind};
 use crate::invoke::record::{Outcome, Record, Status};
 use crate::invoke::running::server::{ApiRequest, Body, Route};
-use crate::lambda::{INIT_TIMEOUT, header};
+use crate::lambda::{
+    INIT_TIMEOUT, RESTORE_ERROR_MESSAGE, RESTORE_ERROR_TYPE, RESTORE_PAUSE, SNAP_START_LABEL,
+    header,
+};
 
 /// How long a runtime that reported an init error gets to exit by itself.
 const EXIT_GRACE: Duration = Duration::from_millis(500);
@@ -27,6 +30,7 @@ impl Instance<'_> {
         let started = Instant::now();
         let until = started + INIT_TIMEOUT;
         self.initializing = true;
+        self.restored = None;
         let extensions = self.start_extensions(request_id, until);
         self.initializing = !matches!(extensions, Ok(Some(_)));
         if let Some(failure) = extensions? {
@@ -105,10 +109,23 @@ impl Instance<'_> {
             },
             Happening::Request(request) => match request.route {
                 Route::Next => {
+                    if self.snap_start && self.restored.is_none() {
+                        self.log.warn(&format!(
+                            "--snap-start: the runtime asked for an event without calling \
+                             `restore/next`, so it runs no SnapStart hooks; Lambda publishes \
+                             such an image with SnapStart only if it carries the label \
+                             {SNAP_START_LABEL}"
+                        ));
+                    }
                     self.hold_next(*request);
                     return Ok(self.ready(started));
                 }
                 Route::InitError => self.init_error(*request)?,
+                Route::RestoreNext if self.snap_start && self.restored.is_none() => {
+                    self.restore(*request);
+                    return Ok(None);
+                }
+                Route::RestoreError if self.restored.is_some() => self.restore_error(*request)?,
                 Route::Response(_) | Route::Error(_) => {
                     request.invalid_state("Started", "InvocationResponse");
                     return Ok(None);
@@ -149,19 +166,51 @@ impl Instance<'_> {
         (self.next.is_some() && self.extensions_ready()).then(|| Init::Ready(started.elapsed()))
     }
 
+    /// SnapStart's `GET /runtime/restore/next`: the init is over (Lambda would take the
+    /// snapshot now); after a pause the environment is "restored" and the call answered. No
+    /// snapshot is taken: the same process goes on.
+    fn restore(&mut self, request: ApiRequest) {
+        std::thread::sleep(RESTORE_PAUSE);
+        request.respond(200, &[], b"");
+        self.restored = Some(Instant::now());
+    }
+
+    /// The durations of a cold start's REPORT line, `(init, restore)`: after a SnapStart
+    /// restore Lambda reports the restore's (to the first `next`, the after-restore hooks
+    /// included) and no init, which ran when the version was published.
+    pub(super) fn cold_durations(
+        &mut self,
+        init: Option<Duration>,
+    ) -> (Option<Duration>, Option<Duration>) {
+        match (init, self.restored.take()) {
+            (Some(_), Some(at)) => (None, Some(at.elapsed())),
+            (init, _) => (init, None),
+        }
+    }
+
+    /// SnapStart's `POST /runtime/restore/error`: an after-restore hook failed. The runtime
+    /// exits; the invoke fails as Lambda's does, the runtime's own error in a warning.
+    fn restore_error(&mut self, request: ApiRequest) -> Result<Failure> {
+        let posted = posted_failure(FailureKind::RestoreError, &request);
+        self.log.warn(&format!(
+            "the runtime reported a restore error ({}): {}",
+            posted.error_type, posted.message
+        ));
+        request.accepted();
+        self.wait_for_exit(Instant::now() + EXIT_GRACE)?;
+        self.kill();
+        Ok(Failure::lambda(
+            FailureKind::RestoreError,
+            RESTORE_ERROR_TYPE,
+            RESTORE_ERROR_MESSAGE.to_owned(),
+        ))
+    }
+
     /// `POST /runtime/init/error`: the runtime says it cannot start. Runtimes exit after
     /// reporting it; a moment to do so keeps their last words, then Lambda resets the
     /// environment.
     fn init_error(&mut self, request: ApiRequest) -> Result<Failure> {
-        let failure = match request.body {
-            Body::Complete(ref body) => Failure::posted(
-                FailureKind::InitError,
-                body.clone(),
-                request.header(header::FUNCTION_ERROR_TYPE),
-            ),
-            Body::TooLarge(size) => Failure::response_too_large(size),
-            Body::Streaming(_) => Failure::posted(FailureKind::InitError, Vec::new(), None),
-        };
+        let failure = posted_failure(FailureKind::InitError, &request);
         request.accepted();
         self.wait_for_exit(Instant::now() + EXIT_GRACE)?;
         self.kill();
@@ -196,8 +245,22 @@ impl Instance<'_> {
             outcome: Outcome::Failed(failure),
             duration: started.elapsed(),
             init_duration: None,
+            restore_duration: None,
             max_memory_kib,
             started: false,
         }
+    }
+}
+
+/// The error a runtime posted (`init/error`, `restore/error`), read as Lambda reads it.
+fn posted_failure(kind: FailureKind, request: &ApiRequest) -> Failure {
+    match request.body {
+        Body::Complete(ref body) => Failure::posted(
+            kind,
+            body.clone(),
+            request.header(header::FUNCTION_ERROR_TYPE),
+        ),
+        Body::TooLarge(size) => Failure::response_too_large(size),
+        Body::Streaming(_) => Failure::posted(kind, Vec::new(), None),
     }
 }

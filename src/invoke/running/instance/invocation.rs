@@ -423,6 +423,7 @@ impl Instance<'_> {
                 .unwrap_or_else(|| unreachable!("every way out of the loop sets it")),
             duration,
             init_duration,
+            restore_duration: None,
             max_memory_kib,
             status: invocation.status,
             started: true,

@@ -95,6 +95,10 @@ pub struct Instance<'a> {
     streams: Vec<(String, Streaming)>,
     /// With concurrency: the runtime's other `GET next`s, held until there is work for them.
     held: Vec<ApiRequest>,
+    /// `--snap-start`: the init ends in `restore/next`, answered after a pause.
+    snap_start: bool,
+    /// SnapStart: when the current init's `restore/next` was answered (the restore began).
+    restored: Option<Instant>,
 }
 
 /// What [`Instance::wait`] saw.
@@ -173,6 +177,8 @@ impl<'a> Instance<'a> {
             tenant_id: function.tenant_id.clone(),
             streams: Vec::new(),
             held: Vec::new(),
+            snap_start: function.snap_start,
+            restored: None,
         }
     }
 
@@ -200,6 +206,7 @@ impl<'a> Instance<'a> {
                 Init::Failed(record) => return Ok(record),
             },
         };
+        let (init_duration, restore_duration) = self.cold_durations(init_duration);
         let mut invocation = self.deliver(request_id, event);
         loop {
             invocation.tell(stream);
@@ -208,7 +215,9 @@ impl<'a> Instance<'a> {
                 break;
             }
         }
-        Ok(self.finish(invocation, init_duration, stream))
+        let mut record = self.finish(invocation, init_duration, stream);
+        record.restore_duration = restore_duration;
+        Ok(record)
     }
 
     /// Ends the process, as Lambda ends the environment after the last event.

@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::invoke::function::FunctionSettings;
-use crate::lambda::{BOOTSTRAP, LATEST_VERSION, MAX_CONCURRENCY_VARIABLE};
+use crate::lambda::{
+    BOOTSTRAP, INITIALIZATION_TYPE_VARIABLE, LATEST_VERSION, MAX_CONCURRENCY_VARIABLE, ON_DEMAND,
+    SNAP_START,
+};
 
 pub use crate::invoke::emulation::{Emulator, emulation};
 
@@ -36,7 +39,15 @@ pub fn environment(
             format!("/aws/lambda/{}", config.name),
         ),
         ("AWS_LAMBDA_LOG_STREAM_NAME", log_stream.to_owned()),
-        ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand".to_owned()),
+        (
+            INITIALIZATION_TYPE_VARIABLE,
+            if config.snap_start {
+                SNAP_START
+            } else {
+                ON_DEMAND
+            }
+            .to_owned(),
+        ),
         ("AWS_LAMBDA_RUNTIME_API", api.to_string()),
         ("AWS_REGION", config.region.clone()),
         ("AWS_DEFAULT_REGION", config.region.clone()),
@@ -195,6 +206,7 @@ mod tests {
             check_libraries: true,
             qemu_sysroot: None,
             concurrency: None,
+            snap_start: false,
             tenant_id: None,
         }
     }
