@@ -887,19 +887,13 @@ pub fn start(
 
     let (image_plan, platform) = plan.image(arch, engine_arch)?;
     let image = image_plan.name().to_owned();
-    match &image_plan.recipe {
-        None if plan.shipped => {
-            if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(ContainerError::NoImage(image));
-            }
-        }
-        None => {
-            if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(DockerError::ImageMissing(image).into());
-            }
-        }
-        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
-    }
+    runtime.block_on(ensure_image(
+        &docker,
+        plan,
+        &image_plan,
+        reporter,
+        interrupt,
+    ))?;
     interrupt.check()?;
 
     let name = docker_backend::container_name();
@@ -954,6 +948,24 @@ pub fn start(
         image,
         platform,
     })
+}
+
+/// The image to run: an image of the user's must be in the engine; the build image is built
+/// when missing.
+async fn ensure_image(
+    docker: &Docker,
+    plan: &ContainerPlan,
+    image_plan: &ImagePlan,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let name = image_plan.name();
+    match &image_plan.recipe {
+        Some(recipe) => Ok(image::ensure(docker, recipe, reporter, interrupt).await?),
+        None if image::exists(docker, name).await? => Ok(()),
+        None if plan.shipped => Err(ContainerError::NoImage(name.to_owned())),
+        None => Err(DockerError::ImageMissing(name.to_owned()).into()),
+    }
 }
 
 #[cfg(test)]

@@ -141,28 +141,9 @@ impl Registry {
         let mut manifests = Vec::new();
         for arch in archs {
             let (layer, diff_id) = gzip_tar(&[("etc/base-release", arch.as_bytes())]);
-            let layer_digest = self.push_blob(repository, &layer);
-            let config = serde_json::to_vec(&serde_json::json!({
-                "architecture": arch,
-                "os": "linux",
-                "config": {"Entrypoint": ["/lambda-entrypoint.sh"], "WorkingDir": "/var/task"},
-                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            }))
-            .unwrap();
-            let config_digest = self.push_blob(repository, &config);
-            let manifest = serde_json::to_vec(&serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest, "size": config.len()},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": layer_digest, "size": layer.len()}],
-            }))
-            .unwrap();
-            let digest = digest_of(&manifest);
-            self.push_manifest(repository, &digest, OCI_MANIFEST, &manifest);
+            let (digest, manifest) = self.push_image(repository, None, arch, &layer, &diff_id);
             manifests.push(serde_json::json!({
-                "mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(),
+                "mediaType": OCI_MANIFEST, "digest": digest, "size": manifest,
                 "platform": {"architecture": arch, "os": "linux"},
             }));
         }
@@ -564,12 +545,25 @@ impl Registry {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         gz.write_all(&tar).unwrap();
         let layer = gz.finish().unwrap();
-        let layer_digest = self.push_blob(repository, &layer);
+        self.push_image(repository, Some(tag), "amd64", &layer, &digest_of(&tar));
+    }
+
+    /// One image of `arch` with the entrypoint `/lambda-entrypoint.sh` and this one layer,
+    /// tagged `tag` (else pushed by digest); its manifest's digest and size.
+    fn push_image(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        arch: &str,
+        layer: &[u8],
+        diff_id: &str,
+    ) -> (String, usize) {
+        let layer_digest = self.push_blob(repository, layer);
         let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": "amd64",
+            "architecture": arch,
             "os": "linux",
             "config": {"Entrypoint": ["/lambda-entrypoint.sh"], "WorkingDir": "/var/task"},
-            "rootfs": {"type": "layers", "diff_ids": [digest_of(&tar)]},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
         }))
         .unwrap();
         let config_digest = self.push_blob(repository, &config);
@@ -582,7 +576,9 @@ impl Registry {
                 "digest": layer_digest, "size": layer.len()}],
         }))
         .unwrap();
-        self.push_manifest(repository, tag, OCI_MANIFEST, &manifest);
+        let digest = digest_of(&manifest);
+        self.push_manifest(repository, tag.unwrap_or(&digest), OCI_MANIFEST, &manifest);
+        (digest, manifest.len())
     }
 }
 
