@@ -724,7 +724,7 @@ pub struct InvokeArgs {
 
 /// `--native` builds for this machine, from the project, and runs it here: no artifact, outdir,
 /// architecture or container.
-const NATIVE_CONFLICTS: [&str; 8] = [
+const NATIVE_CONFLICTS: [&str; 9] = [
     "artifact",
     "outdir",
     "arch",
@@ -733,6 +733,7 @@ const NATIVE_CONFLICTS: [&str; 8] = [
     "target",
     "docker",
     "docker_image",
+    "image",
 ];
 
 /// The function's configuration, as Lambda holds it: shared by `invoke` and `serve`.
@@ -808,6 +809,12 @@ pub struct FunctionArgs {
     /// Run the function in a container of this existing image instead (implies --docker)
     #[arg(long, value_name = "NAME")]
     pub docker_image: Option<String>,
+
+    /// Run this Lambda container image as it ships (what `cargo lambda-build --image` built,
+    /// already in the engine): its own /var/runtime/bootstrap and /var/task, in a container
+    /// (implies --docker); no ARTIFACT
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["artifact", "outdir", "docker_image"])]
+    pub image: Option<String>,
 }
 
 const SERVE_LONG_ABOUT: &str = "\
@@ -866,7 +873,7 @@ pub struct ServeArgs {
     /// build that fails leaves the last good one serving. The zip is the shipped one's target,
     /// profile and checks, compiled incrementally: its bytes differ, so it is written under
     /// `<target-dir>/lambda-build/watch/`, never over the zip that ships
-    #[arg(long, conflicts_with_all = ["artifact", "outdir"])]
+    #[arg(long, conflicts_with_all = ["artifact", "outdir", "image"])]
     pub watch: bool,
 
     /// Build the function for this machine (plain `cargo build`: cargo's dev profile unless
@@ -1210,6 +1217,38 @@ mod tests {
             "img",
         ];
         assert!(Cli::try_parse_from(both).is_err());
+    }
+
+    #[test]
+    fn invoke_and_serve_image_takes_no_artifact_nor_another_image() {
+        for command in ["invoke", "serve"] {
+            let ok = [
+                "cargo",
+                "lambda-build",
+                command,
+                "--docker",
+                "--image",
+                "f:v1",
+            ];
+            assert!(Cli::try_parse_from(ok).is_ok(), "{command}");
+            for other in [
+                &["lambda.zip"][..],
+                &["--outdir", "dist"],
+                &["--docker-image", "img"],
+                &["--native"],
+            ] {
+                let mut args = vec!["cargo", "lambda-build", command, "--image", "f:v1"];
+                args.extend(other);
+                let error = Cli::try_parse_from(&args).unwrap_err();
+                assert_eq!(
+                    error.kind(),
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "{args:?}"
+                );
+            }
+        }
+        let watch = ["cargo", "lambda-build", "serve", "--watch", "--image", "f"];
+        assert!(Cli::try_parse_from(watch).is_err());
     }
 
     #[test]

@@ -34,7 +34,7 @@ use crate::build::docker::image::LABEL;
 use crate::build::docker::{self as docker_backend, DockerError, ImagePlan, files, image};
 use crate::config::DockerConfig;
 use crate::env::Env;
-use crate::lambda::{OPT, SANDBOX_USER, TASK_ROOT};
+use crate::lambda::{BOOTSTRAP, IMAGE_RUNTIME_DIR, OPT, SANDBOX_USER, TASK_ROOT};
 use crate::plan::Cmd;
 use crate::report::Reporter;
 use crate::signal::{Interrupt, Interrupted};
@@ -73,6 +73,10 @@ pub struct ContainerPlan {
     pub chosen: Chosen,
     /// `--docker-image`, or the build's `--dockerfile` and `--docker-build-arg`s.
     pub docker: DockerConfig,
+    /// `--image`: `docker.image` is a Lambda image run as it ships, its own `/var/task` and
+    /// `/var/runtime/bootstrap`; only `/opt` (the layers) is copied in, and the engine runs it
+    /// for the image's own platform.
+    pub shipped: bool,
     /// The package and workspace roots, where a `lambda.Dockerfile` is found as a build finds it;
     /// `None`: the project around `cwd`.
     pub roots: Option<(PathBuf, PathBuf)>,
@@ -96,6 +100,7 @@ impl ContainerPlan {
         Ok(ContainerPlan {
             chosen,
             docker,
+            shipped: false,
             roots: None,
             cargo: env.cargo.clone(),
             cwd: env.cwd.clone(),
@@ -128,6 +133,7 @@ impl ContainerPlan {
         )
         .map_err(ContainerError::from)?;
         let platform = match (arch, engine_arch) {
+            _ if self.shipped => None,
             (Some(arch), Some(engine)) if arch != engine => Some(platform(arch)),
             _ => None,
         };
@@ -279,6 +285,9 @@ pub enum ContainerError {
     #[error("the image `{image}` cannot run the function's processes: {message}")]
     NoShell { image: String, message: String },
 
+    #[error("the image `{0}` is not in the Docker engine")]
+    NoImage(String),
+
     #[error("the engine cannot start a {platform} container of `{image}`: {message}")]
     Platform {
         platform: String,
@@ -327,6 +336,10 @@ impl ContainerError {
                  `--docker-image` or in `lambda.Dockerfile`"
                     .into()
             }
+            ContainerError::NoImage(name) => format!(
+                "build it into the engine with `cargo lambda-build --image {name}` (without \
+                 `--push` it is loaded there), or pull it (`docker pull {name}`)"
+            ),
             ContainerError::Platform { platform, .. } => format!(
                 "the engine runs another architecture's containers under emulation once qemu is \
                  registered with binfmt_misc (Docker Desktop and Podman machine do it; on Linux: \
@@ -544,6 +557,23 @@ impl Environment {
         }
     }
 
+    /// Copies the image's `/var/runtime/bootstrap` out into `dir`; an image without one leaves
+    /// none there, which the init phase reports as Lambda does.
+    fn copy_out_bootstrap(&self, dir: &Path) -> Result<()> {
+        let path = format!("{IMAGE_RUNTIME_DIR}/{BOOTSTRAP}");
+        let Ok(tar) = self.runtime.block_on(crate::build::docker::sync::download(
+            &self.docker,
+            &self.name,
+            &path,
+        )) else {
+            return Ok(());
+        };
+        tar::Archive::new(tar.as_slice())
+            .unpack(dir)
+            .map_err(|e| anyhow::anyhow!("cannot copy `{path}` out of the image: {e}"))?;
+        Ok(())
+    }
+
     /// Runs `/bin/sh -c :` in the container, which every process of the function needs: an
     /// error when the container is not running or `sh` cannot run.
     async fn run_shell(&self) -> Result<(), bollard::errors::Error> {
@@ -704,9 +734,15 @@ pub fn files_tar(
     task_root: (&Path, &UnixEntries),
     opt: (&Path, &UnixEntries),
 ) -> io::Result<Vec<u8>> {
+    trees_tar(&[(task_root, TASK_ROOT), (opt, OPT)])
+}
+
+/// Each `(tree, inside)` of `trees` as the tar the engine extracts at `/`: [`files_tar`], or
+/// `/opt` alone for an image that brings its own `/var/task`.
+fn trees_tar(trees: &[((&Path, &UnixEntries), &str)]) -> io::Result<Vec<u8>> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
-    for ((dir, entries), inside) in [(task_root, TASK_ROOT), (opt, OPT)] {
+    for &((dir, entries), inside) in trees {
         let inside = inside.trim_start_matches('/');
         append_tree(&mut tar, dir, (inside, ""), entries)?;
         for (link, target) in &entries.links {
@@ -814,11 +850,13 @@ impl Started {
 }
 
 /// Makes sure of the image (the build image, built when missing, for the platform of `arch`),
-/// checks that the engine can reach back to this machine, and starts the container with
-/// `/var/task` and `/opt` (the extracted zip and layers at `files`) in it.
+/// checks that the engine can reach back to this machine (by a bind mount of `probe`'s
+/// directory), and starts the container with `/var/task` and `/opt` (the extracted zip and
+/// layers at `files`) in it. An image run as it ships (`--image`) gets `/opt` only, and its
+/// `bootstrap` is copied out into the task root here, for the checks Lambda's exec makes.
 pub fn start(
     plan: &ContainerPlan,
-    artifact: &Path,
+    probe: &Path,
     arch: Option<Arch>,
     memory_mb: u32,
     (task_root, opt): ((&Path, &UnixEntries), (&Path, &UnixEntries)),
@@ -849,21 +887,20 @@ pub fn start(
 
     let (image_plan, platform) = plan.image(arch, engine_arch)?;
     let image = image_plan.name().to_owned();
-    match &image_plan.recipe {
-        None => {
-            if !runtime.block_on(image::exists(&docker, &image))? {
-                return Err(DockerError::ImageMissing(image).into());
-            }
-        }
-        Some(recipe) => runtime.block_on(image::ensure(&docker, recipe, reporter, interrupt))?,
-    }
+    runtime.block_on(ensure_image(
+        &docker,
+        plan,
+        &image_plan,
+        reporter,
+        interrupt,
+    ))?;
     interrupt.check()?;
 
     let name = docker_backend::container_name();
     let sees_files = runtime.block_on(files::sees(
         &docker,
         &image,
-        artifact,
+        probe,
         &format!("{name}-probe"),
     ))?;
     let facts = EngineFacts {
@@ -892,10 +929,16 @@ pub fn start(
         reach,
     };
     reporter.command(&spec.as_docker_run());
-    let files = files_tar(task_root, opt)
-        .map_err(|e| anyhow::anyhow!("cannot pack {TASK_ROOT} and {OPT} for the container: {e}"))?;
+    let files = match plan.shipped {
+        true => trees_tar(&[(opt, OPT)]),
+        false => files_tar(task_root, opt),
+    }
+    .map_err(|e| anyhow::anyhow!("cannot pack {TASK_ROOT} and {OPT} for the container: {e}"))?;
     let mut environment = Environment::create(runtime, docker, &spec)?;
     environment.start(&spec, files, interrupt)?;
+    if plan.shipped {
+        environment.copy_out_bootstrap(task_root.0)?;
+    }
     if reach == Reach::HostNetwork {
         environment.find_peak_file();
     }
@@ -905,6 +948,24 @@ pub fn start(
         image,
         platform,
     })
+}
+
+/// The image to run: an image of the user's must be in the engine; the build image is built
+/// when missing.
+async fn ensure_image(
+    docker: &Docker,
+    plan: &ContainerPlan,
+    image_plan: &ImagePlan,
+    reporter: &Reporter,
+    interrupt: &Interrupt,
+) -> Result<()> {
+    let name = image_plan.name();
+    match &image_plan.recipe {
+        Some(recipe) => Ok(image::ensure(docker, recipe, reporter, interrupt).await?),
+        None if image::exists(docker, name).await? => Ok(()),
+        None if plan.shipped => Err(ContainerError::NoImage(name.to_owned())),
+        None => Err(DockerError::ImageMissing(name.to_owned()).into()),
+    }
 }
 
 #[cfg(test)]

@@ -146,8 +146,9 @@ fn log_format(
 /// [`function_settings`] for the packaged `bootstrap`: in a container with `--docker`, or where
 /// this host cannot run a Linux executable itself (see [`container::container_mode`]).
 pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<FunctionSettings> {
-    let asked = args.docker || args.docker_image.is_some();
-    let image = args.docker_image.clone();
+    let asked = args.docker || args.docker_image.is_some() || args.image.is_some();
+    let shipped = args.image.is_some();
+    let image = args.image.clone().or_else(|| args.docker_image.clone());
     let lookup = |key: &str| env.var(key).map(str::to_owned);
     let mut function = function_settings(args, &lookup, &env.cwd)?;
     function.check_libraries = true;
@@ -157,7 +158,9 @@ pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<Funct
             image,
             ..Default::default()
         };
-        function.container = Some(container::ContainerPlan::new(chosen, docker, env)?);
+        let mut plan = container::ContainerPlan::new(chosen, docker, env)?;
+        plan.shipped = shipped;
+        function.container = Some(plan);
     }
     Ok(function)
 }
@@ -165,10 +168,7 @@ pub fn packaged_function_settings(args: FunctionArgs, env: &Env) -> Result<Funct
 impl InvokeConfig {
     pub fn resolve(args: InvokeArgs, env: &Env, ui: Ui) -> Result<InvokeConfig> {
         refuse_build_flags(&args.selection, "invoke")?;
-        let artifact = match args.artifact {
-            Some(path) => env.cwd.join(path),
-            None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
-        };
+        let artifact = artifact_or_image(args.artifact, args.outdir, &args.function, env)?;
         let events = event_source(args.data, args.data_file, args.data_example, &env.cwd)?;
         let mut function = packaged_function_settings(args.function, env)?;
         function.tenant_id = args.tenant_id;
@@ -179,6 +179,21 @@ impl InvokeConfig {
             ui,
         })
     }
+}
+
+/// ARTIFACT, else the last build's in `outdir`; with `--image NAME`, `image NAME`, which names
+/// the function in the output only (the sandbox takes everything from the image).
+pub fn artifact_or_image(
+    artifact: Option<PathBuf>,
+    outdir: Option<PathBuf>,
+    function: &FunctionArgs,
+    env: &Env,
+) -> Result<PathBuf> {
+    Ok(match (artifact, &function.image) {
+        (_, Some(image)) => PathBuf::from(format!("image {image}")),
+        (Some(path), None) => env.cwd.join(path),
+        (None, None) => last_artifact(&env.cwd.join(outdir.unwrap_or_default()), &env.cwd)?,
+    })
 }
 
 /// `--data`, else `--data-example`, else `--data-file` (`-` and none: stdin), relative to

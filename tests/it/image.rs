@@ -141,28 +141,9 @@ impl Registry {
         let mut manifests = Vec::new();
         for arch in archs {
             let (layer, diff_id) = gzip_tar(&[("etc/base-release", arch.as_bytes())]);
-            let layer_digest = self.push_blob(repository, &layer);
-            let config = serde_json::to_vec(&serde_json::json!({
-                "architecture": arch,
-                "os": "linux",
-                "config": {"Entrypoint": ["/lambda-entrypoint.sh"], "WorkingDir": "/var/task"},
-                "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-            }))
-            .unwrap();
-            let config_digest = self.push_blob(repository, &config);
-            let manifest = serde_json::to_vec(&serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                    "digest": config_digest, "size": config.len()},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": layer_digest, "size": layer.len()}],
-            }))
-            .unwrap();
-            let digest = digest_of(&manifest);
-            self.push_manifest(repository, &digest, OCI_MANIFEST, &manifest);
+            let (digest, manifest) = self.push_image(repository, None, arch, &layer, &diff_id);
             manifests.push(serde_json::json!({
-                "mediaType": OCI_MANIFEST, "digest": digest, "size": manifest.len(),
+                "mediaType": OCI_MANIFEST, "digest": digest, "size": manifest,
                 "platform": {"architecture": arch, "os": "linux"},
             }));
         }
@@ -525,4 +506,150 @@ fn image_without_push_or_out_is_loaded_into_the_engine() {
         String::from_utf8_lossy(&inspect.stderr)
     );
     assert!(registry.tags("func").is_empty(), "loading pushed it");
+}
+
+/// What a base needs to run a Rust function in container mode (the relay's `/bin/sh` and
+/// `/usr/bin/env`, glibc), taken from this machine at its own paths: a base small enough to
+/// push here, unlike the Docker tests' build image.
+const RUNNABLE_BASE_FILES: [&str; 6] = [
+    "/bin/sh",
+    "/usr/bin/env",
+    "/lib64/ld-linux-x86-64.so.2",
+    "/lib/x86_64-linux-gnu/libc.so.6",
+    "/lib/x86_64-linux-gnu/libgcc_s.so.1",
+    "/lib/x86_64-linux-gnu/libm.so.6",
+];
+
+impl Registry {
+    /// A one-manifest amd64 base of [`RUNNABLE_BASE_FILES`], with `/tmp` and `/var/task`,
+    /// tagged `tag`.
+    fn push_runnable_base(&self, repository: &str, tag: &str) {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (dir, mode) in [("tmp/", 0o1777), ("var/task/", 0o755)] {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Directory);
+            header.set_mode(mode);
+            header.set_size(0);
+            tar.append_data(&mut header, dir, std::io::empty()).unwrap();
+        }
+        for path in RUNNABLE_BASE_FILES {
+            let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let mut header = tar::Header::new_gnu();
+            header.set_mode(0o755);
+            header.set_size(bytes.len() as u64);
+            let name = path.trim_start_matches('/');
+            tar.append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
+        }
+        let tar = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&tar).unwrap();
+        let layer = gz.finish().unwrap();
+        self.push_image(repository, Some(tag), "amd64", &layer, &digest_of(&tar));
+    }
+
+    /// One image of `arch` with the entrypoint `/lambda-entrypoint.sh` and this one layer,
+    /// tagged `tag` (else pushed by digest); its manifest's digest and size.
+    fn push_image(
+        &self,
+        repository: &str,
+        tag: Option<&str>,
+        arch: &str,
+        layer: &[u8],
+        diff_id: &str,
+    ) -> (String, usize) {
+        let layer_digest = self.push_blob(repository, layer);
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": arch,
+            "os": "linux",
+            "config": {"Entrypoint": ["/lambda-entrypoint.sh"], "WorkingDir": "/var/task"},
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }))
+        .unwrap();
+        let config_digest = self.push_blob(repository, &config);
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest, "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": layer_digest, "size": layer.len()}],
+        }))
+        .unwrap();
+        let digest = digest_of(&manifest);
+        self.push_manifest(repository, tag.unwrap_or(&digest), OCI_MANIFEST, &manifest);
+        (digest, manifest.len())
+    }
+}
+
+/// `invoke --docker --image NAME` and `serve --docker --image NAME` run the image `--image`
+/// loaded into the engine as it ships: its `/var/runtime/bootstrap`, no zip.
+#[test]
+fn invoke_and_serve_run_the_image_as_it_ships() {
+    let Some(_engine) = support::docker::setup() else {
+        return;
+    };
+    if !require_tools(&["docker-registry"]) {
+        return;
+    }
+    let registry = Registry::start();
+    registry.push_runnable_base("base", "runnable");
+    // `--image` wants a registry in the name; loaded into the engine, it is not pushed there.
+    let name = &format!("{}/echo:test", registry.host);
+    let _loaded = Loaded(name);
+    let source = support::copy_fixture("echo");
+    let base = format!("{}/base:runnable", registry.host);
+    let output = support::tool()
+        .args(["--image", name, "--image-base", &base])
+        .args(["--locked", "--arch", "x86_64"])
+        .current_dir(source.path())
+        .env("CARGO_TARGET_DIR", support::fixture_target_dir())
+        .output()
+        .expect("run cargo-lambda-build");
+    support::assert_success(&output);
+
+    let (output, _) = crate::invoke::invoke_with_pid(
+        &["--docker", "--image", name, "-d", r#"{"name":"x"}"#],
+        b"",
+    );
+    crate::invoke::assert_exit(&output, 0);
+    assert_eq!(
+        crate::invoke::payloads(&output),
+        [serde_json::json!({"message": "hello, x"})]
+    );
+    let err = support::stderr(&output);
+    assert!(
+        err.contains(&format!("image {name} (x86_64 in a container of {name})")),
+        "{err}"
+    );
+
+    let args = ["--docker", "--image", name].map(std::ffi::OsStr::new);
+    let served = crate::serve::Served::start_with(Path::new(env!("CARGO_TARGET_TMPDIR")), &args);
+    let answer = served.get("/?name=x");
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
+    // echo is no HTTP function: its plain JSON answer is read as payload 2.0 infers it.
+    assert_eq!(answer.json()["message"], "hello, ");
+}
+
+#[test]
+fn invoke_image_that_is_not_in_the_engine_is_a_clear_error() {
+    let Some(_engine) = support::docker::setup() else {
+        return;
+    };
+    let (output, _) = crate::invoke::invoke_with_pid(
+        &[
+            "--docker",
+            "--image",
+            "local/no-such-image:test",
+            "-d",
+            "{}",
+        ],
+        b"",
+    );
+    assert_refused(
+        &output,
+        1,
+        "the image `local/no-such-image:test` is not in the Docker engine",
+        "cargo lambda-build --image local/no-such-image:test",
+    );
 }

@@ -52,12 +52,18 @@ impl Served {
 
     /// [`Served::start`] in `dir`.
     pub(crate) fn start_in(dir: &Path, zip: &Path, args: &[&str]) -> Served {
+        let mut all = vec![zip.as_os_str()];
+        all.extend(args.iter().map(std::ffi::OsStr::new));
+        Served::start_with(dir, &all)
+    }
+
+    /// `serve ARGS --port 0` in `dir`, ARGS naming the function (an artifact, or `--image`).
+    pub(crate) fn start_with(dir: &Path, args: &[&std::ffi::OsStr]) -> Served {
         let mut child = support::tool()
             .current_dir(dir)
             .arg("serve")
-            .arg(zip)
-            .args(["--port", "0"])
             .args(args)
+            .args(["--port", "0"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -21,7 +21,7 @@ use crate::invoke::http::{self, EventFormat, HttpRequest, METADATA_END};
 use crate::invoke::invoke_api::{self, InvocationType};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
-    FunctionSettings, InvokeError, Outcomes, Result, ids, last_artifact, packaged_function_settings,
+    FunctionSettings, InvokeError, Outcomes, Result, ids, packaged_function_settings,
 };
 use crate::lambda::header::INVOKE_TENANT_ID;
 use crate::lambda::{MAX_EVENT_BYTES, MAX_RESPONSE_BYTES};
@@ -40,10 +40,8 @@ pub struct ServeConfig {
 impl ServeConfig {
     pub fn resolve(args: ServeArgs, env: &Env) -> Result<ServeConfig> {
         crate::invoke::refuse_build_flags(&args.selection, "serve")?;
-        let artifact = match args.artifact {
-            Some(path) => env.cwd.join(path),
-            None => last_artifact(&env.cwd.join(args.outdir.unwrap_or_default()), &env.cwd)?,
-        };
+        let artifact =
+            crate::invoke::artifact_or_image(args.artifact, args.outdir, &args.function, env)?;
         Ok(ServeConfig {
             artifact,
             addr: SocketAddr::new(

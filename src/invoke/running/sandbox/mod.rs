@@ -20,7 +20,7 @@ use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
 use crate::invoke::libraries;
-use crate::lambda::{BOOTSTRAP, EXTENSIONS_PATH, OPT, TASK_ROOT};
+use crate::lambda::{BOOTSTRAP, EXTENSIONS_PATH, IMAGE_RUNTIME_DIR, OPT, TASK_ROOT};
 use crate::report::Reporter;
 use crate::signal::Interrupt;
 
@@ -105,14 +105,25 @@ impl Sandbox {
         let Some(plan) = &function.container else {
             return Sandbox::prepare(artifact, function);
         };
-        let task_root = task_root::prepare(artifact)?;
+        // An image run as it ships (`--image`) has no artifact: its `bootstrap` is copied out
+        // into an empty task root once the container runs, and a file of its own probes the
+        // engine.
+        let (task_root, probe) = match plan.shipped {
+            true => {
+                let task_root = task_root::empty()?;
+                let probe = task_root.path().join("probe");
+                std::fs::write(&probe, ids::request_id()).map_err(InvokeError::TaskRoot)?;
+                (task_root, probe)
+            }
+            false => (task_root::prepare(artifact)?, artifact.to_path_buf()),
+        };
         let opt = task_root::prepare_opt(&function.layers, task_root.unzipped_size)?;
         let arch = inspect::inspect(&task_root.bootstrap())
             .ok()
             .map(|elf| elf.arch);
         let started = container::start(
             plan,
-            artifact,
+            &probe,
             arch,
             function.memory_mb,
             ((task_root.path(), &task_root.unix), (opt.path(), &opt.unix)),
@@ -153,7 +164,16 @@ impl Sandbox {
                 relayed(path.clone(), inside)
             })
             .collect();
-        let launch = relayed(task_root.bootstrap(), format!("{TASK_ROOT}/{BOOTSTRAP}"));
+        let (inside, arch) = match plan.shipped {
+            true => (
+                format!("{IMAGE_RUNTIME_DIR}/{BOOTSTRAP}"),
+                inspect::inspect(&task_root.bootstrap())
+                    .ok()
+                    .map(|elf| elf.arch),
+            ),
+            false => (format!("{TASK_ROOT}/{BOOTSTRAP}"), arch),
+        };
+        let launch = relayed(task_root.bootstrap(), inside);
         Ok(Sandbox {
             launch,
             arch: started.describe(arch),

@@ -68,6 +68,15 @@ pub fn prepare(artifact: &Path) -> Result<TaskRoot, InvokeError> {
     })
 }
 
+/// An empty task root, for an image that brings its own `/var/task` (`--image`).
+pub fn empty() -> Result<TaskRoot, InvokeError> {
+    Ok(TaskRoot {
+        dir: fresh_dir("lambda-task-")?,
+        unzipped_size: 0,
+        unix: UnixEntries::default(),
+    })
+}
+
 /// A temporary directory standing for one of Lambda's (`/var/task`, `/opt`): 755 whatever the
 /// umask, as there.
 fn fresh_dir(prefix: &str) -> Result<tempfile::TempDir, InvokeError> {
