@@ -582,8 +582,9 @@ impl Registry {
     }
 }
 
-/// `invoke --docker --image NAME` and `serve --docker --image NAME` run the image `--image`
-/// loaded into the engine as it ships: its `/var/runtime/bootstrap`, no zip.
+/// The image `--image --push` sends to the registry, pulled by the engine from there, answers
+/// through `invoke --docker --image NAME` and `serve --docker --image NAME` as it ships: its
+/// `/var/runtime/bootstrap`, no zip.
 #[test]
 fn invoke_and_serve_run_the_image_as_it_ships() {
     let Some(_engine) = support::docker::setup() else {
@@ -594,19 +595,29 @@ fn invoke_and_serve_run_the_image_as_it_ships() {
     }
     let registry = Registry::start();
     registry.push_runnable_base("base", "runnable");
-    // `--image` wants a registry in the name; loaded into the engine, it is not pushed there.
     let name = &format!("{}/echo:test", registry.host);
     let _loaded = Loaded(name);
     let source = support::copy_fixture("echo");
     let base = format!("{}/base:runnable", registry.host);
     let output = support::tool()
-        .args(["--image", name, "--image-base", &base])
+        .args(["--image", name, "--image-base", &base, "--push"])
         .args(["--locked", "--arch", "x86_64"])
         .current_dir(source.path())
         .env("CARGO_TARGET_DIR", support::fixture_target_dir())
         .output()
         .expect("run cargo-lambda-build");
     support::assert_success(&output);
+    assert_eq!(registry.tags("echo"), ["test"]);
+    // The engine takes it from the registry (plain HTTP on loopback, as Docker allows there).
+    let pull = Command::new("docker")
+        .args(["pull", name])
+        .output()
+        .unwrap();
+    assert!(
+        pull.status.success(),
+        "docker pull {name}: {}",
+        String::from_utf8_lossy(&pull.stderr)
+    );
 
     let (output, _) = crate::invoke::invoke_with_pid(
         &["--docker", "--image", name, "-d", r#"{"name":"x"}"#],
