@@ -433,38 +433,15 @@ impl<'r> Requests<'r, '_> {
     ) -> Option<Job<Pending<'r>>> {
         let times = (arrived, Instant::now());
         let (event, answer) = if invoke_api::is_invoke_api(&request) {
-            let function = &self.config.function;
-            let call = match invoke_api::read(&request, &function.name, &function.region) {
-                Ok(call) if !matches!(call.invocation_type, InvocationType::DryRun) => Ok(call),
-                Ok(_) => Err(invoke_api::dry_run()),
-                Err(refusal) => {
-                    self.reporter.warn(format!(
-                        "refused {} {}: {}",
-                        request.method,
-                        request.path,
-                        String::from_utf8_lossy(&refusal.body)
-                    ));
-                    Err(refusal)
-                }
-            };
-            let call = match call {
-                Ok(call) => call,
-                Err(response) => {
-                    let status = response.status;
-                    reply.send(response);
+            let (call, reply) = match invoke_call(self.config, &request, reply, self.reporter) {
+                Ok(taken) => taken,
+                Err(status) => {
                     log_request(self.console, self.verbosity, &request, status, times);
                     return None;
                 }
             };
             // With invocations running side by side, the log's tail would mix theirs: none is
             // returned (`X-Amz-Log-Type: Tail` is answered without `X-Amz-Log-Result`).
-            let reply = match call.invocation_type {
-                InvocationType::Event => {
-                    reply.send(invoke_api::accepted());
-                    None
-                }
-                _ => Some(reply),
-            };
             let buffered = Buffered::default();
             (call.payload, Answer::Invoke { reply, buffered })
         } else {
@@ -614,33 +591,16 @@ fn answer_invoke(
     reporter: &Reporter,
 ) -> Result<(u16, Option<Record>)> {
     let function = &config.function;
-    let call = match invoke_api::read(request, &function.name, &function.region) {
-        Ok(call) => call,
-        Err(refusal) => {
-            reporter.warn(format!(
-                "refused {} {}: {}",
-                request.method,
-                request.path,
-                String::from_utf8_lossy(&refusal.body)
-            ));
-            let status = refusal.status;
-            reply.send(refusal);
-            return Ok((status, None));
-        }
+    let (call, reply) = match invoke_call(config, request, reply, reporter) {
+        Ok(taken) => taken,
+        Err(status) => return Ok((status, None)),
     };
     let mut buffered = Buffered::default();
-    match call.invocation_type {
-        InvocationType::DryRun => {
-            reply.send(invoke_api::dry_run());
-            return Ok((204, None));
-        }
-        InvocationType::Event => {
-            reply.send(invoke_api::accepted());
-            let record = instance.invoke(&call.payload, &mut buffered)?;
-            return Ok((202, Some(record)));
-        }
-        InvocationType::RequestResponse => {}
-    }
+    let Some(reply) = reply else {
+        // An `Event` invocation, answered 202 already.
+        let record = instance.invoke(&call.payload, &mut buffered)?;
+        return Ok((202, Some(record)));
+    };
     if call.tail {
         console.capture();
     }
@@ -652,6 +612,40 @@ fn answer_invoke(
     let status = response.status;
     reply.send(response);
     Ok((status, Some(record)))
+}
+
+/// An Invoke API request read: the call to run, with the reply that waits for its payload
+/// (`None` for an `Event` invocation, answered 202 here); or the status of the answer already
+/// sent (a refused request, warned of; `DryRun`'s 204).
+fn invoke_call(
+    config: &ServeConfig,
+    request: &HttpRequest,
+    reply: Reply,
+    reporter: &Reporter,
+) -> std::result::Result<(invoke_api::InvokeCall, Option<Reply>), u16> {
+    let function = &config.function;
+    let answer = match invoke_api::read(request, &function.name, &function.region) {
+        Ok(call) => match call.invocation_type {
+            InvocationType::DryRun => invoke_api::dry_run(),
+            InvocationType::Event => {
+                reply.send(invoke_api::accepted());
+                return Ok((call, None));
+            }
+            InvocationType::RequestResponse => return Ok((call, Some(reply))),
+        },
+        Err(refusal) => {
+            reporter.warn(format!(
+                "refused {} {}: {}",
+                request.method,
+                request.path,
+                String::from_utf8_lossy(&refusal.body)
+            ));
+            refusal
+        }
+    };
+    let status = answer.status;
+    reply.send(answer);
+    Err(status)
 }
 
 /// The Invoke API's answer to an invocation: its payload (a streamed one over what Invoke
