@@ -578,6 +578,13 @@ const STREAM_LIMIT: usize = 200 * 1024 * 1024;
 /// Reads a whole response from `addr` into memory: its bytes and whether the chunked body ended
 /// cleanly.
 fn read_all(addr: SocketAddr, target: &str) -> (Vec<u8>, bool) {
+    read_paced(addr, target, None)
+}
+
+/// The whole answer to a GET, read as it comes or, with `slow_after`, a slow client's way past
+/// that many bytes: 64 KiB at a time with a pause between reads, so that the server's buffers
+/// are full when it cuts.
+fn read_paced(addr: SocketAddr, target: &str, slow_after: Option<usize>) -> (Vec<u8>, bool) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -588,7 +595,25 @@ fn read_all(addr: SocketAddr, target: &str) -> (Vec<u8>, bool) {
     )
     .unwrap();
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    match slow_after {
+        None => {
+            let _ = stream.read_to_end(&mut raw);
+        }
+        Some(slow_after) => {
+            let mut piece = vec![0; 256 * 1024];
+            loop {
+                let slow = raw.len() > slow_after;
+                let want = if slow { 64 * 1024 } else { piece.len() };
+                let Ok(read @ 1..) = stream.read(&mut piece[..want]) else {
+                    break;
+                };
+                raw.extend_from_slice(&piece[..read]);
+                if slow {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
     let clean = raw.ends_with(b"0\r\n\r\n");
     (raw, clean)
 }
@@ -626,9 +651,14 @@ fn a_30_mb_stream_arrives_whole_and_one_past_200_mb_is_cut_at_lambdas_limit() {
     assert!(answer.body.iter().all(|b| *b == b'x'));
 
     // One byte too many: the client gets what fit (the limit less the metadata) and a broken
-    // body, the runtime's POST a 413, and the function keeps serving.
+    // body, the runtime's POST a 413, and the function keeps serving. A slow client gets every
+    // byte that fit too (the cut came while serve's buffers were full).
     let started = Instant::now();
-    let (raw, clean) = read_all(served.addr, &format!("/big?bytes={}", STREAM_LIMIT + 1));
+    let (raw, clean) = read_paced(
+        served.addr,
+        &format!("/big?bytes={}", STREAM_LIMIT + 1),
+        Some(STREAM_LIMIT - 32 * 1024 * 1024),
+    );
     let took = started.elapsed();
     assert!(!clean, "the body ended cleanly");
     assert!(raw.starts_with(b"HTTP/1.1 201"));
