@@ -163,6 +163,42 @@ fn a_function_that_runs_sequentially_is_pointed_at() {
     assert!(err.contains("`lambda_runtime::run_concurrent`"), "{err}");
 }
 
+/// A runtime that polls with more `next` calls than AWS_LAMBDA_MAX_CONCURRENCY allows: the one
+/// past it is refused with 400 TooManyConcurrentRequests (the held ones keep waiting for work),
+/// and the tool's log says which call it refused and why.
+#[test]
+fn a_next_past_the_concurrency_is_refused() {
+    let zip = managed_zip().to_str().unwrap();
+    let output = invoke(&[
+        zip,
+        "--concurrency",
+        "2",
+        "-e",
+        "OVERPOLL=1",
+        "--timeout",
+        "30",
+        "-d",
+        "{}",
+    ]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let refused = err
+        .lines()
+        .find(|l| l.contains("overpoll refused:"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(refused.contains("HTTP/1.1 400"), "{refused}");
+    assert!(
+        refused.contains(r#""errorType":"TooManyConcurrentRequests""#),
+        "{refused}"
+    );
+    assert!(
+        err.contains("refused a `next` of the runtime: 2 `next` calls wait already"),
+        "{err}"
+    );
+    // The process exited in the middle of the invocation it was given.
+    assert!(err.contains("Runtime.ExitError"), "{err}");
+}
+
 #[test]
 fn invoke_tenant_id_reaches_the_context() {
     let zip = managed_zip().to_str().unwrap();
