@@ -715,6 +715,15 @@ pub struct InvokeArgs {
     #[arg(long, value_name = "ID")]
     pub tenant_id: Option<String>,
 
+    /// The client context each event is invoked with, a JSON object (the SDKs'
+    /// `ClientContext`; lambda_runtime's `Context::client_context`)
+    #[arg(long, value_name = "JSON", alias = "client-context-ascii")]
+    pub client_context: Option<String>,
+
+    /// The client context each event is invoked with, from a file holding a JSON object
+    #[arg(long, value_name = "FILE", conflicts_with = "client_context")]
+    pub client_context_file: Option<PathBuf>,
+
     #[command(flatten)]
     pub selection: SelectionArgs,
 

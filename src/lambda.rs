@@ -199,6 +199,11 @@ pub mod header {
     pub const TENANT_ID: &str = "Lambda-Runtime-Aws-Tenant-Id";
     /// On an invoke (and so on a request to `serve`): the tenant it runs for ("Tenant isolation").
     pub const INVOKE_TENANT_ID: &str = "X-Amz-Tenant-Id";
+    /// With an event whose invoke carried them: the client's context and the caller's Cognito
+    /// identity, JSON, which lambda_runtime reads into `Context::client_context` and
+    /// `Context::identity`. `cargo lambda invoke` sends these two names to its emulator too.
+    pub const CLIENT_CONTEXT: &str = "Lambda-Runtime-Client-Context";
+    pub const COGNITO_IDENTITY: &str = "Lambda-Runtime-Cognito-Identity";
 }
 
 /// SnapStart ("Improving startup performance with Lambda SnapStart", "Implementing SnapStart
@@ -261,7 +266,14 @@ pub mod invoke_header {
     /// On a refused request, the error's type (`ResourceNotFoundException`...), with the body
     /// `{"Type":"User","message":...}`.
     pub const ERROR_TYPE: &str = "X-Amzn-ErrorType";
+    /// The client's context: a JSON object, base64, at most [`super::MAX_CLIENT_CONTEXT_BYTES`]
+    /// (what the SDKs' `ClientContext` and `aws lambda invoke --client-context` send).
+    pub const CLIENT_CONTEXT: &str = "X-Amz-Client-Context";
 }
+
+/// The Invoke API takes a client context of at most 3,583 bytes, base64 ("Invoke":
+/// `ClientContext`).
+pub const MAX_CLIENT_CONTEXT_BYTES: usize = 3583;
 
 /// How much of the log `X-Amz-Log-Type: Tail` returns: its last 4 KB.
 pub const LOG_RESULT_BYTES: usize = 4 * 1024;

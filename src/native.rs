@@ -175,6 +175,7 @@ pub fn serve(args: ServeArgs, env: &Env, ui: Ui) -> Result<()> {
 pub fn invoke(args: InvokeArgs, env: &Env, ui: Ui) -> Result<()> {
     let (interrupt, reporter, mut function) = start("invoke", args.function, env, ui)?;
     function.tenant_id = args.tenant_id;
+    function.caller = invoke::caller(args.client_context, args.client_context_file, &env.cwd)?;
     // A bad event file fails before the build.
     let events = invoke::read_events(&invoke::event_source(
         args.data,

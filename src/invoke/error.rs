@@ -117,6 +117,15 @@ pub enum InvokeError {
     #[error("`--data-example {0}` is not a sample event of this tool")]
     UnknownExample(String),
 
+    #[error("the client context {source_name} is not one Lambda takes: {reason}")]
+    InvalidClientContext { source_name: String, reason: String },
+
+    #[error("cannot read the client context `{}`: {}", .path.display(), crate::package::describe(.source))]
+    ReadClientContext {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
     /// Lambda's wording when a function's configuration sets a reserved variable.
     #[error(
         "Lambda was unable to configure your environment variables because the environment \
@@ -304,6 +313,12 @@ impl InvokeError {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            InvokeError::InvalidClientContext { .. } | InvokeError::ReadClientContext { .. } => {
+                "give a JSON object, as the SDKs' `ClientContext` carries, for example \
+                 `{\"custom\":{\"tier\":\"gold\"}}` (lambda_runtime reads `client`, `custom` and \
+                 `environment`)"
+                    .into()
+            }
             InvokeError::InvalidHandler(_) => {
                 "for example `--handler orders.list`; without it, `_HANDLER` is `bootstrap`".into()
             }

@@ -45,6 +45,8 @@ pub struct FunctionSettings {
     pub concurrency: Option<u32>,
     /// `invoke --tenant-id`: the tenant every event runs for.
     pub tenant_id: Option<String>,
+    /// `invoke --client-context`: the client context every event is invoked with.
+    pub caller: super::invoke_api::Caller,
     /// `--snap-start`: SnapStart's lifecycle (`restore/next`, a pause, the after-restore hooks).
     pub snap_start: bool,
 }
@@ -135,6 +137,7 @@ pub fn default_function(name: &str, lookup: &dyn Fn(&str) -> Option<String>) -> 
         qemu_sysroot: None,
         concurrency: None,
         tenant_id: None,
+        caller: Default::default(),
         snap_start: false,
     }
 }

@@ -9,7 +9,8 @@ use serde_json::json;
 use super::http::{HttpRequest, HttpResponse, header};
 use super::record::Outcome;
 use crate::lambda::{
-    INVOKE_API_PREFIX, INVOKE_API_SUFFIX, LATEST_VERSION, LOG_RESULT_BYTES, invoke_header,
+    INVOKE_API_PREFIX, INVOKE_API_SUFFIX, LATEST_VERSION, LOG_RESULT_BYTES,
+    MAX_CLIENT_CONTEXT_BYTES, header as runtime_header, invoke_header,
 };
 
 /// `X-Amz-Invocation-Type`.
@@ -27,6 +28,100 @@ pub struct InvokeCall {
     /// `X-Amz-Log-Type: Tail`.
     pub tail: bool,
     pub payload: Vec<u8>,
+    pub caller: Caller,
+}
+
+/// What an invoke tells of its caller, which the runtime gets with the event: the client's
+/// context and the caller's Cognito identity, each compact JSON (a header's value).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub client_context: Option<String>,
+    pub cognito_identity: Option<String>,
+}
+
+impl Caller {
+    /// The client context given as JSON text (`invoke --client-context`), checked as the
+    /// Invoke API checks it: a JSON object, at most its limit once base64.
+    pub fn with_client_context(json: &str) -> Result<Caller, String> {
+        let context = compact_object(json.as_bytes())?;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode(&context)
+            .len();
+        if encoded > MAX_CLIENT_CONTEXT_BYTES {
+            return Err(format!(
+                "it is {encoded} bytes in base64, and Lambda takes at most \
+                 {MAX_CLIENT_CONTEXT_BYTES}"
+            ));
+        }
+        Ok(Caller {
+            client_context: Some(context),
+            cognito_identity: None,
+        })
+    }
+
+    /// The headers of the runtime's `next` that carry it.
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let context = self
+            .client_context
+            .iter()
+            .map(|c| (runtime_header::CLIENT_CONTEXT, c));
+        let identity =
+            (self.cognito_identity.iter()).map(|i| (runtime_header::COGNITO_IDENTITY, i));
+        context
+            .chain(identity)
+            .map(|(h, v)| (h, v.clone()))
+            .collect()
+    }
+}
+
+/// `json` as one line, when it is a JSON object.
+fn compact_object(json: &[u8]) -> Result<String, String> {
+    match serde_json::from_slice::<serde_json::Value>(json) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value.to_string()),
+        Ok(_) => Err("it is JSON but not an object".to_owned()),
+        Err(error) => Err(format!("it is not JSON: {error}")),
+    }
+}
+
+/// The caller an Invoke API request tells of: `X-Amz-Client-Context` (base64, as the SDKs send
+/// it), or the JSON headers `cargo lambda invoke` sends its emulator.
+fn caller_of(request: &HttpRequest) -> Result<Caller, HttpResponse> {
+    let invalid = |what: &str, why: String| {
+        refusal(
+            400,
+            "InvalidRequestContentException",
+            &format!("Could not read the {what}: {why}"),
+        )
+    };
+    let client_context = match header(request, invoke_header::CLIENT_CONTEXT) {
+        Some(encoded) => {
+            if encoded.len() > MAX_CLIENT_CONTEXT_BYTES {
+                return Err(invalid(
+                    "client context",
+                    format!(
+                        "it is {} bytes, and Lambda takes at most {MAX_CLIENT_CONTEXT_BYTES}",
+                        encoded.len()
+                    ),
+                ));
+            }
+            let json = base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|e| invalid("client context", format!("it is not base64: {e}")))?;
+            Some(compact_object(&json).map_err(|why| invalid("client context", why))?)
+        }
+        None => header(request, runtime_header::CLIENT_CONTEXT)
+            .map(|json| compact_object(json.as_bytes()))
+            .transpose()
+            .map_err(|why| invalid("client context", why))?,
+    };
+    let cognito_identity = header(request, runtime_header::COGNITO_IDENTITY)
+        .map(|json| compact_object(json.as_bytes()))
+        .transpose()
+        .map_err(|why| invalid("Cognito identity", why))?;
+    Ok(Caller {
+        client_context,
+        cognito_identity,
+    })
 }
 
 /// What `cargo lambda invoke` names the function when it is given none: the package's one
@@ -116,10 +211,12 @@ pub fn read(
             &format!("Could not parse request body into json: {error}"),
         ));
     }
+    let caller = caller_of(request)?;
     Ok(InvokeCall {
         invocation_type,
         tail,
         payload,
+        caller,
     })
 }
 
@@ -393,5 +490,81 @@ mod tests {
         assert_eq!(streamed.body, b"abc");
         assert_eq!(accepted().status, 202);
         assert_eq!(dry_run().status, 204);
+    }
+
+    #[test]
+    fn the_client_context_and_identity_reach_the_runtime_as_compact_json() {
+        use base64::Engine as _;
+        let encoded = base64::engine::general_purpose::STANDARD
+            .encode("{\n  \"custom\": {\"tier\": \"gold\"}\n}");
+        let call = read_one(
+            "/2015-03-31/functions/orders/invocations",
+            &[
+                ("X-Amz-Client-Context", &encoded),
+                (
+                    "lambda-runtime-cognito-identity",
+                    r#"{"identityId":"id-1","identityPoolId":"pool-1"}"#,
+                ),
+            ],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(
+            call.caller.headers(),
+            [
+                (
+                    "Lambda-Runtime-Client-Context",
+                    r#"{"custom":{"tier":"gold"}}"#.to_owned()
+                ),
+                (
+                    "Lambda-Runtime-Cognito-Identity",
+                    r#"{"identityId":"id-1","identityPoolId":"pool-1"}"#.to_owned()
+                ),
+            ]
+        );
+        // What `cargo lambda invoke --client-context-file` sends its emulator: JSON, not base64.
+        let call = read_one(
+            "/2015-03-31/functions/_/invocations",
+            &[("lambda-runtime-client-context", r#"{"custom":{"a":"b"}}"#)],
+            b"{}",
+        )
+        .unwrap();
+        assert_eq!(
+            call.caller.client_context.as_deref(),
+            Some(r#"{"custom":{"a":"b"}}"#)
+        );
+        assert_eq!(call.caller.cognito_identity, None);
+        let plain = read_one("/2015-03-31/functions/_/invocations", &[], b"{}").unwrap();
+        assert!(plain.caller.headers().is_empty());
+    }
+
+    #[test]
+    fn a_client_context_lambda_would_not_take_is_refused() {
+        use base64::Engine as _;
+        let path = "/2015-03-31/functions/orders/invocations";
+        let not_base64 = refused(read_one(path, &[("X-Amz-Client-Context", "{}")], b"{}"));
+        assert_eq!(not_base64.0, 400);
+        assert_eq!(not_base64.1, "InvalidRequestContentException");
+        assert!(not_base64.2.contains("not base64"), "{}", not_base64.2);
+        let array = base64::engine::general_purpose::STANDARD.encode("[1]");
+        let not_object = refused(read_one(path, &[("X-Amz-Client-Context", &array)], b"{}"));
+        assert!(not_object.2.contains("not an object"), "{}", not_object.2);
+        let long = base64::engine::general_purpose::STANDARD
+            .encode(format!(r#"{{"custom":{{"k":"{}"}}}}"#, "x".repeat(3000)));
+        let too_long = refused(read_one(path, &[("X-Amz-Client-Context", &long)], b"{}"));
+        assert!(too_long.2.contains("at most 3583"), "{}", too_long.2);
+        let identity = refused(read_one(
+            path,
+            &[("lambda-runtime-cognito-identity", "id-1")],
+            b"{}",
+        ));
+        assert!(identity.2.contains("Cognito identity"), "{}", identity.2);
+
+        assert!(Caller::with_client_context(r#"{"custom":{}}"#).is_ok());
+        let err = Caller::with_client_context("tier=gold").unwrap_err();
+        assert!(err.contains("not JSON"), "{err}");
+        let err =
+            Caller::with_client_context(&format!(r#"{{"k":"{}"}}"#, "x".repeat(3000))).unwrap_err();
+        assert!(err.contains("at most 3583"), "{err}");
     }
 }

@@ -172,6 +172,7 @@ impl InvokeConfig {
         let events = event_source(args.data, args.data_file, args.data_example, &env.cwd)?;
         let mut function = packaged_function_settings(args.function, env)?;
         function.tenant_id = args.tenant_id;
+        function.caller = caller(args.client_context, args.client_context_file, &env.cwd)?;
         Ok(InvokeConfig {
             artifact,
             events,
@@ -214,6 +215,31 @@ pub fn event_source(
         (None, Some(file)) if file.as_os_str() == "-" => EventSource::Stdin,
         (None, Some(file)) => EventSource::File(cwd.join(file)),
         (None, None) => EventSource::Stdin,
+    })
+}
+
+/// `--client-context` or `--client-context-file`: the caller every event is invoked by, its
+/// context checked as the Invoke API checks it.
+pub fn caller(
+    json: Option<String>,
+    file: Option<PathBuf>,
+    cwd: &Path,
+) -> Result<invoke_api::Caller> {
+    let (json, source_name) = match (json, file) {
+        (Some(json), _) => (json, "of `--client-context`".to_owned()),
+        (None, Some(file)) => {
+            let path = cwd.join(&file);
+            let json = std::fs::read_to_string(&path)
+                .map_err(|source| InvokeError::ReadClientContext { path, source })?;
+            (json, format!("in `{}`", file.display()))
+        }
+        (None, None) => return Ok(invoke_api::Caller::default()),
+    };
+    invoke_api::Caller::with_client_context(&json).map_err(|reason| {
+        InvokeError::InvalidClientContext {
+            source_name,
+            reason,
+        }
     })
 }
 

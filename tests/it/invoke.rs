@@ -432,6 +432,59 @@ fn a_zip_without_bootstrap_is_invalid_entrypoint() {
     );
 }
 
+/// `--client-context` (cargo lambda invoke's `--client-context-ascii` too) and
+/// `--client-context-file` reach lambda_runtime's `Context::client_context`; one that is not a
+/// JSON object is refused before anything runs.
+#[test]
+fn the_client_context_reaches_the_functions_context() {
+    let context = r#"{"client":{"installationId":"i-1","appTitle":"shop","appVersionName":"1.2","appVersionCode":"12","appPackageName":"com.example.shop"},"custom":{"tier":"gold"},"environment":{"platform":"android"}}"#;
+    let run = |flags: &[&str]| {
+        let mut args = vec![zip_arg(misbehave_zip()), "-e", "GREETING=hi"];
+        args.extend_from_slice(flags);
+        args.extend_from_slice(&["-d", r#"{"action":"context"}"#]);
+        let output = invoke(&args);
+        assert_exit(&output, 0);
+        payloads(&output).remove(0)
+    };
+    let expected: Value = serde_json::from_str(context).unwrap();
+    assert_eq!(
+        run(&["--client-context", context])["client_context"],
+        expected
+    );
+    assert_eq!(
+        run(&["--client-context-ascii", r#"{"custom":{"a":"b"}}"#])["client_context"]["custom"],
+        serde_json::json!({"a": "b"})
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("context.json");
+    fs::write(&file, format!("{context}\n")).unwrap();
+    assert_eq!(
+        run(&["--client-context-file", file.to_str().unwrap()])["client_context"],
+        expected
+    );
+    let plain = run(&[]);
+    assert_eq!(plain["client_context"], Value::Null);
+    assert_eq!(plain["identity"], Value::Null);
+
+    let output = invoke(&[
+        zip_arg(misbehave_zip()),
+        "--client-context",
+        "tier=gold",
+        "-d",
+        "{}",
+    ]);
+    assert_exit(&output, 1);
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            "the client context of `--client-context` is not one Lambda takes: it is not JSON"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("give a JSON object"), "{err}");
+    assert!(!err.contains("START RequestId"), "{err}");
+}
+
 #[test]
 fn the_function_sees_lambdas_environment_and_headers_and_nothing_else() {
     // misbehave's `context` action answers with what the function sees.

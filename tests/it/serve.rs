@@ -836,6 +836,56 @@ fn serve_answers_lambdas_invoke_api_on_127_0_0_1_and_ipv6_localhost() {
     );
 }
 
+/// The Invoke API's client context (`X-Amz-Client-Context`, base64, as the SDKs and `aws
+/// lambda invoke --client-context` send it) and the Cognito identity `cargo lambda invoke`
+/// sends reach lambda_runtime's context; a context that is not base64 JSON is refused as Lambda
+/// refuses it, and the function keeps serving.
+#[test]
+fn the_invoke_apis_client_context_and_identity_reach_the_function() {
+    use base64::Engine as _;
+    let served = Served::start(
+        crate::invoke::misbehave_zip(),
+        &["-e", "GREETING=hi", "--function-name", "orders"],
+    );
+    let invocations = "/2015-03-31/functions/orders/invocations";
+    let context = base64::engine::general_purpose::STANDARD.encode(r#"{"custom":{"tier":"gold"}}"#);
+    let answer = served.request(
+        "POST",
+        invocations,
+        &[
+            ("X-Amz-Client-Context", &context),
+            (
+                "lambda-runtime-cognito-identity",
+                r#"{"identityId":"eu-west-1:abc","identityPoolId":"eu-west-1:pool"}"#,
+            ),
+        ],
+        br#"{"action":"context"}"#,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}\n{}", served.stderr());
+    let seen = answer.json();
+    assert_eq!(seen["client_context"]["custom"]["tier"], "gold", "{seen}");
+    assert_eq!(seen["identity"]["identityId"], "eu-west-1:abc", "{seen}");
+    assert_eq!(
+        seen["identity"]["identityPoolId"], "eu-west-1:pool",
+        "{seen}"
+    );
+
+    let refused = served.request(
+        "POST",
+        invocations,
+        &[("X-Amz-Client-Context", "not base64!")],
+        br#"{"action":"context"}"#,
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        refused.header("x-amzn-errortype"),
+        Some("InvalidRequestContentException")
+    );
+    // The next invocation, without a context, has none: it was the invoke's, not the process's.
+    let plain = served.request("POST", invocations, &[], br#"{"action":"context"}"#);
+    assert_eq!(plain.json()["client_context"], serde_json::Value::Null);
+}
+
 /// Ctrl-C ends `serve`'s execution environment as Lambda ends one: a graceful-shutdown hook runs.
 #[test]
 fn stopping_serve_runs_the_graceful_shutdown_hook() {

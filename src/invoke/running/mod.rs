@@ -84,7 +84,7 @@ pub fn invoke(
     } else {
         for event in events {
             let mut stream = StdoutStream::new(payloads);
-            let record = instance.invoke(event, &mut stream)?;
+            let record = instance.invoke(event, &function.caller, &mut stream)?;
             printer.print(record, &stream);
             if printer.failed_to_print.is_some() {
                 break;
@@ -153,6 +153,7 @@ impl Jobs for EventList<'_, '_> {
         let event = self.events.next()?;
         Some(Job {
             event: event.clone(),
+            caller: self.printer.function.caller.clone(),
             stream: StdoutStream::new(self.printer.payloads),
         })
     }

@@ -18,7 +18,7 @@ use crate::cli::ServeArgs;
 use crate::env::{Env, Ui, Verbosity};
 use crate::invoke::failure::Failure;
 use crate::invoke::http::{self, EventFormat, HttpRequest, METADATA_END};
-use crate::invoke::invoke_api::{self, InvocationType};
+use crate::invoke::invoke_api::{self, Caller, InvocationType};
 use crate::invoke::record::{Outcome, Record};
 use crate::invoke::{
     FunctionSettings, InvokeError, Outcomes, Result, ids, packaged_function_settings,
@@ -432,7 +432,7 @@ impl<'r> Requests<'r, '_> {
         arrived: Instant,
     ) -> Option<Job<Pending<'r>>> {
         let times = (arrived, Instant::now());
-        let (event, answer) = if invoke_api::is_invoke_api(&request) {
+        let (event, caller, answer) = if invoke_api::is_invoke_api(&request) {
             let (call, reply) = match invoke_call(self.config, &request, reply, self.reporter) {
                 Ok(taken) => taken,
                 Err(status) => {
@@ -443,17 +443,22 @@ impl<'r> Requests<'r, '_> {
             // With invocations running side by side, the log's tail would mix theirs: none is
             // returned (`X-Amz-Log-Type: Tail` is answered without `X-Amz-Log-Result`).
             let buffered = Buffered::default();
-            (call.payload, Answer::Invoke { reply, buffered })
+            (
+                call.payload,
+                call.caller,
+                Answer::Invoke { reply, buffered },
+            )
         } else {
             let Some((event, reply)) = event_of(self.config, &request, reply, self.reporter) else {
                 log_request(self.console, self.verbosity, &request, 413, times);
                 return None;
             };
             let http = HttpStream::new(reply, self.config.format, self.reporter);
-            (event, Answer::Http(http))
+            (event, Caller::default(), Answer::Http(http))
         };
         Some(Job {
             event,
+            caller,
             stream: Pending {
                 answer,
                 request,
@@ -598,13 +603,13 @@ fn answer_invoke(
     let mut buffered = Buffered::default();
     let Some(reply) = reply else {
         // An `Event` invocation, answered 202 already.
-        let record = instance.invoke(&call.payload, &mut buffered)?;
+        let record = instance.invoke(&call.payload, &call.caller, &mut buffered)?;
         return Ok((202, Some(record)));
     };
     if call.tail {
         console.capture();
     }
-    let record = instance.invoke(&call.payload, &mut buffered)?;
+    let record = instance.invoke(&call.payload, &call.caller, &mut buffered)?;
     let log = call
         .tail
         .then(|| console.captured(&record, function.memory_mb));
@@ -704,7 +709,7 @@ fn answer(
         return Ok((413, None));
     };
     let mut stream = HttpStream::new(reply, config.format, reporter);
-    let record = instance.invoke(&event, &mut stream)?;
+    let record = instance.invoke(&event, &Caller::default(), &mut stream)?;
     if stream.reply.is_some() {
         // A failed init ends the invocation before the instance tells.
         stream.answered(&record.outcome);

@@ -20,6 +20,7 @@ use super::init::Init;
 use super::invocation::Invocation;
 use super::{Happening, Instance, ResponseStream, Result};
 use crate::invoke::ids;
+use crate::invoke::invoke_api::Caller;
 use crate::invoke::record::Record;
 use crate::invoke::running::server::{ApiRequest, Body, Piece, Route};
 use crate::lambda::MAX_CONCURRENCY_VARIABLE;
@@ -34,6 +35,7 @@ const SEQUENTIAL_AFTER: Duration = Duration::from_millis(300);
 /// An event to run, and where its response goes.
 pub struct Job<S> {
     pub event: Vec<u8>,
+    pub caller: Caller,
     pub stream: S,
 }
 
@@ -97,7 +99,7 @@ impl Instance<'_> {
                     Some((id, duration)) => (id, self.cold_durations(Some(duration))),
                     None => (ids::request_id(), (None, None)),
                 };
-                let invocation = self.deliver_to(next, request_id, &job.event);
+                let invocation = self.deliver_to(next, request_id, &job.event, &job.caller);
                 flights.push(Flight {
                     invocation,
                     stream: job.stream,

@@ -13,6 +13,7 @@ use super::process::Process;
 use super::{Happening, Instance, ResponseStream};
 use crate::invoke::failure::{ExitStatus, Failure, FailureKind};
 use crate::invoke::ids;
+use crate::invoke::invoke_api::Caller;
 use crate::invoke::record::{Outcome, Record, Status};
 use crate::invoke::running::server::{ApiRequest, Body, Piece, Route};
 use crate::lambda::{MAX_STREAMED_BYTES, header};
@@ -63,11 +64,16 @@ pub(super) struct Streaming {
 impl Instance<'_> {
     /// Hands the event to the runtime waiting in `next`, and INVOKE to the extensions that
     /// registered for it.
-    pub(super) fn deliver(&mut self, request_id: String, event: &[u8]) -> Invocation {
+    pub(super) fn deliver(
+        &mut self,
+        request_id: String,
+        event: &[u8],
+        caller: &Caller,
+    ) -> Invocation {
         let Some(next) = self.next.take() else {
             unreachable!("init leaves a process waiting in `next`");
         };
-        self.deliver_to(next, request_id, event)
+        self.deliver_to(next, request_id, event, caller)
     }
 
     /// [`Instance::deliver`] to this `next` (one of several with concurrency).
@@ -76,6 +82,7 @@ impl Instance<'_> {
         next: ApiRequest,
         request_id: String,
         event: &[u8],
+        caller: &Caller,
     ) -> Invocation {
         self.log.start(&request_id);
         let deadline_at = SystemTime::now() + self.timeout;
@@ -94,7 +101,9 @@ impl Instance<'_> {
             .tenant_id
             .clone()
             .map(|tenant| (header::TENANT_ID, tenant));
-        let headers: Vec<(&str, String)> = headers.into_iter().chain(tenant).collect();
+        let headers: Vec<(&str, String)> = (headers.into_iter().chain(tenant))
+            .chain(caller.headers())
+            .collect();
         let started = Instant::now();
         let invoke_event = serde_json::json!({
             "eventType": "INVOKE",

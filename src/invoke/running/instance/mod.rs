@@ -36,6 +36,7 @@ use super::telemetry::{Stream, Telemetry};
 use crate::invoke::error::InvokeError;
 use crate::invoke::function::FunctionSettings;
 use crate::invoke::ids;
+use crate::invoke::invoke_api::Caller;
 use crate::invoke::record::{Log, Outcome, Record};
 use crate::lambda::shutdown_budget;
 use crate::signal::Interrupt;
@@ -197,7 +198,12 @@ impl<'a> Instance<'a> {
     /// Runs one event: starts the process first when there is none (a cold start, or after a
     /// crash or a timeout reset the environment, as on Lambda). `Err` only for the tool's own
     /// failures and Ctrl-C; whatever the function does is in the [`Record`].
-    pub fn invoke(&mut self, event: &[u8], stream: &mut dyn ResponseStream) -> Result<Record> {
+    pub fn invoke(
+        &mut self,
+        event: &[u8],
+        caller: &Caller,
+        stream: &mut dyn ResponseStream,
+    ) -> Result<Record> {
         let request_id = ids::request_id();
         let init_duration = match self.process {
             Some(_) => None,
@@ -207,7 +213,7 @@ impl<'a> Instance<'a> {
             },
         };
         let (init_duration, restore_duration) = self.cold_durations(init_duration);
-        let mut invocation = self.deliver(request_id, event);
+        let mut invocation = self.deliver(request_id, event, caller);
         loop {
             invocation.tell(stream);
             let happening = self.wait(invocation.deadline)?;

@@ -208,6 +208,7 @@ mod tests {
             concurrency: None,
             snap_start: false,
             tenant_id: None,
+            caller: Default::default(),
         }
     }
 
