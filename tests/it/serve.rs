@@ -886,6 +886,85 @@ fn the_invoke_apis_client_context_and_identity_reach_the_function() {
     assert_eq!(plain.json()["client_context"], serde_json::Value::Null);
 }
 
+/// The AWS SDK (boto3, a client this project did not write) invokes `serve` as it invokes
+/// Lambda: its parser reads our answers, payloads, `FunctionError`, `LogResult` and refusals
+/// (`X-Amzn-ErrorType`), and its `ClientContext` reaches the function.
+#[test]
+fn the_aws_sdk_invokes_serve_as_it_invokes_lambda() {
+    let has_boto3 = std::process::Command::new("python3")
+        .args(["-c", "import boto3"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_boto3 {
+        return support::skip_or_fail("boto3 is not installed (`python3 -m pip install boto3`)");
+    }
+    let served = Served::start(
+        crate::invoke::misbehave_zip(),
+        &["-e", "GREETING=hi", "--function-name", "orders"],
+    );
+    let script = r#"
+import base64, json, sys
+import boto3
+from botocore.config import Config
+client = boto3.client("lambda", endpoint_url=sys.argv[1], region_name="eu-west-1",
+    aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret",
+    config=Config(retries={"max_attempts": 0}))
+context = base64.b64encode(json.dumps({"custom": {"tier": "gold"}}).encode()).decode()
+ok = client.invoke(FunctionName="orders", Payload=b'{"action":"context"}', LogType="Tail",
+    ClientContext=context)
+failed = client.invoke(FunctionName="arn:aws:lambda:eu-west-1:123456789012:function:orders",
+    Payload=b'{"action":"fail"}')
+try:
+    client.invoke(FunctionName="other", Payload=b"{}")
+    missing = None
+except client.exceptions.ResourceNotFoundException as e:
+    missing = e.response["Error"]["Message"]
+event = client.invoke(FunctionName="orders", InvocationType="Event", Payload=b"{}")
+print(json.dumps({
+    "status": ok["StatusCode"], "version": ok["ExecutedVersion"],
+    "error": ok.get("FunctionError"), "payload": json.loads(ok["Payload"].read()),
+    "log": base64.b64decode(ok["LogResult"]).decode(),
+    "failed_error": failed.get("FunctionError"),
+    "failed_payload": json.loads(failed["Payload"].read()),
+    "missing": missing, "event_status": event["StatusCode"],
+}))
+"#;
+    let output = std::process::Command::new("python3")
+        .args(["-c", script, &format!("http://{}", served.addr)])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        served.stderr()
+    );
+    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(seen["status"], 200, "{seen}");
+    assert_eq!(seen["version"], "$LATEST");
+    assert_eq!(seen["error"], serde_json::Value::Null);
+    assert_eq!(
+        seen["payload"]["client_context"]["custom"]["tier"], "gold",
+        "{seen}"
+    );
+    let log = seen["log"].as_str().unwrap();
+    assert!(
+        log.starts_with("START RequestId: ") && log.contains("\nREPORT RequestId: "),
+        "{log}"
+    );
+    assert_eq!(seen["failed_error"], "Unhandled");
+    assert_eq!(
+        seen["failed_payload"]["errorType"], "MisbehaveError",
+        "{seen}"
+    );
+    let missing = seen["missing"].as_str().unwrap_or_default();
+    assert!(
+        missing.starts_with("Function not found: arn:aws:lambda:"),
+        "{seen}"
+    );
+    assert_eq!(seen["event_status"], 202);
+}
+
 /// Ctrl-C ends `serve`'s execution environment as Lambda ends one: a graceful-shutdown hook runs.
 #[test]
 fn stopping_serve_runs_the_graceful_shutdown_hook() {
