@@ -249,6 +249,13 @@ pub const MAX_CONCURRENCY_VARIABLE: &str = "AWS_LAMBDA_MAX_CONCURRENCY";
 pub const INVOKE_API_PREFIX: &str = "/2015-03-31/functions/";
 pub const INVOKE_API_SUFFIX: &str = "/invocations";
 
+/// InvokeWithResponseStream (2021-11-15): the same request, answered with an AWS event stream
+/// (`application/vnd.amazon.eventstream`) of `PayloadChunk` events as the function streams,
+/// then one `InvokeComplete` ("InvokeWithResponseStream", Lambda API reference).
+pub const INVOKE_STREAM_API_PREFIX: &str = "/2021-11-15/functions/";
+pub const INVOKE_STREAM_API_SUFFIX: &str = "/response-streaming-invocations";
+pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream";
+
 /// The Invoke API's headers.
 pub mod invoke_header {
     /// `RequestResponse` (the default: the answer is the payload), `Event` (202 at once, the

@@ -9,8 +9,9 @@ use serde_json::json;
 use super::http::{HttpRequest, HttpResponse, header};
 use super::record::Outcome;
 use crate::lambda::{
-    INVOKE_API_PREFIX, INVOKE_API_SUFFIX, LATEST_VERSION, LOG_RESULT_BYTES,
-    MAX_CLIENT_CONTEXT_BYTES, header as runtime_header, invoke_header,
+    EVENT_STREAM_CONTENT_TYPE, INVOKE_API_PREFIX, INVOKE_API_SUFFIX, INVOKE_STREAM_API_PREFIX,
+    INVOKE_STREAM_API_SUFFIX, LATEST_VERSION, LOG_RESULT_BYTES, MAX_CLIENT_CONTEXT_BYTES,
+    header as runtime_header, invoke_header,
 };
 
 /// `X-Amz-Invocation-Type`.
@@ -29,6 +30,8 @@ pub struct InvokeCall {
     pub tail: bool,
     pub payload: Vec<u8>,
     pub caller: Caller,
+    /// InvokeWithResponseStream: answered with an event stream as the function streams.
+    pub streaming: bool,
 }
 
 /// What an invoke tells of its caller, which the runtime gets with the event: the client's
@@ -128,16 +131,24 @@ fn caller_of(request: &HttpRequest) -> Result<Caller, HttpResponse> {
 /// function, which `serve` is.
 const CARGO_LAMBDA_DEFAULT: &str = "_";
 
-/// Whether the request is for the Invoke API rather than the function's HTTP front.
+/// Whether the request is for the Invoke API (or InvokeWithResponseStream) rather than the
+/// function's HTTP front.
 pub fn is_invoke_api(request: &HttpRequest) -> bool {
     request.path.starts_with(INVOKE_API_PREFIX)
+        || request.path.starts_with(INVOKE_STREAM_API_PREFIX)
 }
 
-/// The function the request names, and its qualifier; `None` when the path is not an Invoke.
-fn named(path: &str) -> Option<(String, Option<String>)> {
-    let name = path
-        .strip_prefix(INVOKE_API_PREFIX)?
-        .strip_suffix(INVOKE_API_SUFFIX)?;
+/// The function the request names, its qualifier, and whether it is InvokeWithResponseStream;
+/// `None` when the path is neither.
+fn named(path: &str) -> Option<(String, Option<String>, bool)> {
+    let within = |prefix: &str, suffix: &str| path.strip_prefix(prefix)?.strip_suffix(suffix);
+    let (name, streaming) = match within(INVOKE_API_PREFIX, INVOKE_API_SUFFIX) {
+        Some(name) => (name, false),
+        None => (
+            within(INVOKE_STREAM_API_PREFIX, INVOKE_STREAM_API_SUFFIX)?,
+            true,
+        ),
+    };
     let name = super::http::percent_decode(name);
     // `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:Q]`, `ACCOUNT:function:NAME[:Q]`, `NAME[:Q]`.
     let rest = match name.split_once(":function:") {
@@ -145,8 +156,8 @@ fn named(path: &str) -> Option<(String, Option<String>)> {
         None => name,
     };
     Some(match rest.split_once(':') {
-        Some((name, qualifier)) => (name.to_owned(), Some(qualifier.to_owned())),
-        None => (rest, None),
+        Some((name, qualifier)) => (name.to_owned(), Some(qualifier.to_owned()), streaming),
+        None => (rest, None, streaming),
     })
 }
 
@@ -157,13 +168,16 @@ pub fn read(
     function: &str,
     region: &str,
 ) -> Result<InvokeCall, HttpResponse> {
-    let Some((name, qualifier)) = named(&request.path).filter(|_| request.method == "POST") else {
+    let Some((name, qualifier, streaming)) =
+        named(&request.path).filter(|_| request.method == "POST")
+    else {
         return Err(refusal(
             404,
             "UnknownOperationException",
             &format!(
                 "Unknown operation: the Invoke API is POST \
-                 {INVOKE_API_PREFIX}NAME{INVOKE_API_SUFFIX}"
+                 {INVOKE_API_PREFIX}NAME{INVOKE_API_SUFFIX}, InvokeWithResponseStream POST \
+                 {INVOKE_STREAM_API_PREFIX}NAME{INVOKE_STREAM_API_SUFFIX}"
             ),
         ));
     };
@@ -183,8 +197,15 @@ pub fn read(
     }
     let invocation_type = match header(request, invoke_header::INVOCATION_TYPE) {
         None | Some("RequestResponse") => InvocationType::RequestResponse,
-        Some("Event") => InvocationType::Event,
+        Some("Event") if !streaming => InvocationType::Event,
         Some("DryRun") => InvocationType::DryRun,
+        Some(other) if streaming => {
+            return Err(not_one_of(
+                other,
+                "invocationType",
+                "RequestResponse, DryRun",
+            ));
+        }
         Some(other) => {
             return Err(not_one_of(
                 other,
@@ -217,6 +238,7 @@ pub fn read(
         tail,
         payload,
         caller,
+        streaming,
     })
 }
 
@@ -312,6 +334,73 @@ pub fn answer(
         headers,
         body,
     }
+}
+
+/// InvokeWithResponseStream's answer before its events: 200, the event stream's type and the
+/// version that runs.
+pub fn stream_head() -> Vec<(String, String)> {
+    vec![
+        (
+            "content-type".to_owned(),
+            EVENT_STREAM_CONTENT_TYPE.to_owned(),
+        ),
+        (
+            invoke_header::EXECUTED_VERSION.to_owned(),
+            LATEST_VERSION.to_owned(),
+        ),
+    ]
+}
+
+/// A `PayloadChunk` event: a piece of the function's response, as it streamed it.
+pub fn payload_chunk(data: &[u8]) -> Vec<u8> {
+    event_message("PayloadChunk", "application/octet-stream", data)
+}
+
+/// The `InvokeComplete` event that ends the stream: the error's type and message when the
+/// invocation failed (a timeout, a crash, a stream cut at the limit, the handler's error), and
+/// with `X-Amz-Log-Type: Tail` the end of the log.
+pub fn invoke_complete(failed: Option<(&str, &str)>, log: Option<&[u8]>) -> Vec<u8> {
+    let mut body = serde_json::Map::new();
+    if let Some((code, details)) = failed {
+        body.insert("ErrorCode".into(), code.into());
+        body.insert("ErrorDetails".into(), details.into());
+    }
+    if let Some(log) = log {
+        let tail = &log[log.len().saturating_sub(LOG_RESULT_BYTES)..];
+        let encoded = base64::engine::general_purpose::STANDARD.encode(tail);
+        body.insert("LogResult".into(), encoded.into());
+    }
+    let body = serde_json::Value::Object(body).to_string();
+    event_message("InvokeComplete", "application/json", body.as_bytes())
+}
+
+/// One message of the AWS event stream encoding: the total and headers lengths and their
+/// CRC32, the headers (each a name, type 7 for a string, and the value), the payload, and the
+/// CRC32 of all before it.
+fn event_message(event_type: &str, content_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut headers = Vec::new();
+    for (name, value) in [
+        (":event-type", event_type),
+        (":content-type", content_type),
+        (":message-type", "event"),
+    ] {
+        headers.push(name.len() as u8);
+        headers.extend_from_slice(name.as_bytes());
+        headers.push(7);
+        headers.extend_from_slice(&(value.len() as u16).to_be_bytes());
+        headers.extend_from_slice(value.as_bytes());
+    }
+    let total = 12 + headers.len() + payload.len() + 4;
+    let mut message = Vec::with_capacity(total);
+    message.extend_from_slice(&(total as u32).to_be_bytes());
+    message.extend_from_slice(&(headers.len() as u32).to_be_bytes());
+    let prelude_crc = crc32fast::hash(&message);
+    message.extend_from_slice(&prelude_crc.to_be_bytes());
+    message.extend_from_slice(&headers);
+    message.extend_from_slice(payload);
+    let message_crc = crc32fast::hash(&message);
+    message.extend_from_slice(&message_crc.to_be_bytes());
+    message
 }
 
 #[cfg(test)]
@@ -566,5 +655,51 @@ mod tests {
         let err =
             Caller::with_client_context(&format!(r#"{{"k":"{}"}}"#, "x".repeat(3000))).unwrap_err();
         assert!(err.contains("at most 3583"), "{err}");
+    }
+
+    #[test]
+    fn invoke_with_response_stream_is_read_as_a_streaming_call() {
+        let path = "/2021-11-15/functions/orders/response-streaming-invocations";
+        let call = read_one(path, &[], b"{}").unwrap();
+        assert!(call.streaming);
+        assert_eq!(call.invocation_type, InvocationType::RequestResponse);
+        assert!(
+            !read_one("/2015-03-31/functions/orders/invocations", &[], b"{}")
+                .unwrap()
+                .streaming
+        );
+        let dry = read_one(path, &[("X-Amz-Invocation-Type", "DryRun")], b"{}").unwrap();
+        assert_eq!(dry.invocation_type, InvocationType::DryRun);
+        let (status, error_type, message) =
+            refused(read_one(path, &[("X-Amz-Invocation-Type", "Event")], b"{}"));
+        assert_eq!((status, error_type.as_str()), (400, "ValidationException"));
+        assert!(message.contains("[RequestResponse, DryRun]"), "{message}");
+    }
+
+    #[test]
+    fn event_stream_messages_carry_their_lengths_and_checksums() {
+        let message = payload_chunk(b"abc");
+        let total = u32::from_be_bytes(message[..4].try_into().unwrap()) as usize;
+        let headers = u32::from_be_bytes(message[4..8].try_into().unwrap()) as usize;
+        assert_eq!(total, message.len());
+        let prelude_crc = u32::from_be_bytes(message[8..12].try_into().unwrap());
+        assert_eq!(prelude_crc, crc32fast::hash(&message[..8]));
+        assert_eq!(&message[12 + headers..total - 4], b"abc");
+        let crc = u32::from_be_bytes(message[total - 4..].try_into().unwrap());
+        assert_eq!(crc, crc32fast::hash(&message[..total - 4]));
+        let names = String::from_utf8_lossy(&message[12..12 + headers]).into_owned();
+        assert!(
+            names.contains(":event-type") && names.contains("PayloadChunk"),
+            "{names}"
+        );
+
+        let complete = invoke_complete(Some(("Sandbox.Timedout", "timed out")), Some(b"log"));
+        let headers = u32::from_be_bytes(complete[4..8].try_into().unwrap()) as usize;
+        let body: serde_json::Value =
+            serde_json::from_slice(&complete[12 + headers..complete.len() - 4]).unwrap();
+        assert_eq!(
+            body,
+            json!({"ErrorCode": "Sandbox.Timedout", "ErrorDetails": "timed out", "LogResult": "bG9n"})
+        );
     }
 }

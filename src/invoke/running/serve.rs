@@ -386,6 +386,7 @@ enum Answer<'a> {
         reply: Option<Reply>,
         buffered: Buffered,
     },
+    InvokeStream(InvokeStream),
 }
 
 /// A request's answer under way, with what its log line needs.
@@ -401,18 +402,21 @@ impl ResponseStream for Pending<'_> {
         match &mut self.answer {
             Answer::Http(http) => http.begin(content_type),
             Answer::Invoke { buffered, .. } => buffered.begin(content_type),
+            Answer::InvokeStream(stream) => stream.begin(content_type),
         }
     }
     fn data(&mut self, data: &[u8]) {
         match &mut self.answer {
             Answer::Http(http) => http.data(data),
             Answer::Invoke { buffered, .. } => buffered.data(data),
+            Answer::InvokeStream(stream) => stream.data(data),
         }
     }
     fn end(&mut self, complete: bool) {
         match &mut self.answer {
             Answer::Http(http) => http.end(complete),
             Answer::Invoke { buffered, .. } => buffered.end(complete),
+            Answer::InvokeStream(stream) => stream.end(complete),
         }
     }
     fn answered(&mut self, outcome: &Outcome) {
@@ -442,12 +446,14 @@ impl<'r> Requests<'r, '_> {
             };
             // With invocations running side by side, the log's tail would mix theirs: none is
             // returned (`X-Amz-Log-Type: Tail` is answered without `X-Amz-Log-Result`).
-            let buffered = Buffered::default();
-            (
-                call.payload,
-                call.caller,
-                Answer::Invoke { reply, buffered },
-            )
+            let answer = match reply {
+                Some(reply) if call.streaming => Answer::InvokeStream(InvokeStream::new(reply)),
+                reply => Answer::Invoke {
+                    reply,
+                    buffered: Buffered::default(),
+                },
+            };
+            (call.payload, call.caller, answer)
         } else {
             let Some((event, reply)) = event_of(self.config, &request, reply, self.reporter) else {
                 log_request(self.console, self.verbosity, &request, 413, times);
@@ -525,6 +531,10 @@ impl<'r> Jobs for Requests<'r, '_> {
                 status
             }
             Answer::Invoke { reply: None, .. } => 202,
+            Answer::InvokeStream(mut stream) => {
+                stream.complete(&record.outcome, None, self.reporter);
+                200
+            }
         };
         self.console.end(&record, self.config.function.memory_mb);
         self.records.push(record);
@@ -609,6 +619,15 @@ fn answer_invoke(
     if call.tail {
         console.capture();
     }
+    if call.streaming {
+        let mut stream = InvokeStream::new(reply);
+        let record = instance.invoke(&call.payload, &call.caller, &mut stream)?;
+        let log = call
+            .tail
+            .then(|| console.captured(&record, function.memory_mb));
+        stream.complete(&record.outcome, log.as_deref(), reporter);
+        return Ok((200, Some(record)));
+    }
     let record = instance.invoke(&call.payload, &call.caller, &mut buffered)?;
     let log = call
         .tail
@@ -675,6 +694,75 @@ fn invoke_response(
         ));
     }
     invoke_api::answer(&record.request_id, &outcome, &buffered.data, log)
+}
+
+/// InvokeWithResponseStream's answer: the event stream starts when the function's stream does
+/// (or when a buffered answer is complete), each piece passed on as a `PayloadChunk` event as
+/// it comes; `InvokeComplete` ends it once the invocation is over.
+struct InvokeStream {
+    reply: Option<Reply>,
+    chunks: Option<UnboundedSender<std::result::Result<Bytes, std::io::Error>>>,
+}
+
+impl InvokeStream {
+    fn new(reply: Reply) -> InvokeStream {
+        InvokeStream {
+            reply: Some(reply),
+            chunks: None,
+        }
+    }
+
+    fn start(&mut self) {
+        if let Some(reply) = self.reply.take() {
+            self.chunks = Some(reply.stream(200, &invoke_api::stream_head()));
+        }
+    }
+
+    fn send(&self, message: Vec<u8>) {
+        if let Some(chunks) = &self.chunks {
+            let _ = chunks.send(Ok(Bytes::from(message)));
+        }
+    }
+
+    /// The invocation is over: a buffered response as one `PayloadChunk`, then `InvokeComplete`
+    /// with the failure, if any (warned of here), and the log's tail when asked for.
+    fn complete(&mut self, outcome: &Outcome, log: Option<&[u8]>, reporter: &Reporter) {
+        self.start();
+        let failed = match outcome {
+            Outcome::Response(payload) => {
+                if !payload.is_empty() {
+                    self.send(invoke_api::payload_chunk(payload));
+                }
+                None
+            }
+            Outcome::Streamed(_) => None,
+            Outcome::Failed(failure) => {
+                reporter.warn(format!(
+                    "the invocation failed with {}: {}",
+                    failure.error_type,
+                    failure.message.trim_end()
+                ));
+                Some((failure.error_type.as_str(), failure.message.trim_end()))
+            }
+        };
+        self.send(invoke_api::invoke_complete(failed, log));
+        // Dropping the sender ends the body.
+        self.chunks = None;
+    }
+}
+
+impl ResponseStream for InvokeStream {
+    fn begin(&mut self, _content_type: Option<&str>) {
+        self.start();
+    }
+
+    fn data(&mut self, data: &[u8]) {
+        if !data.is_empty() {
+            self.send(invoke_api::payload_chunk(data));
+        }
+    }
+
+    fn end(&mut self, _complete: bool) {}
 }
 
 /// A streamed response kept for the Invoke API's answer, up to what Invoke returns.
