@@ -288,6 +288,9 @@ pub enum ContainerError {
     #[error("the image `{0}` is not in the Docker engine")]
     NoImage(String),
 
+    #[error("the image `{image}` is not in the Docker engine, and pulling it failed: {reason}")]
+    Pull { image: String, reason: String },
+
     #[error("the engine cannot start a {platform} container of `{image}`: {message}")]
     Platform {
         platform: String,
@@ -336,6 +339,12 @@ impl ContainerError {
                  `--docker-image` or in `lambda.Dockerfile`"
                     .into()
             }
+            ContainerError::Pull { image, .. } => format!(
+                "check the name and that the registry has it (`docker pull {image}` says the \
+                 same); log in to a private registry first (`docker login`, or for ECR `aws ecr \
+                 get-login-password | docker login --username AWS --password-stdin REGISTRY`); \
+                 an image for another architecture needs `--arch`"
+            ),
             ContainerError::NoImage(name) => format!(
                 "build it into the engine with `cargo lambda-build --image {name}` (without \
                  `--push` it is loaded there), or pull it (`docker pull {name}`)"
@@ -890,7 +899,7 @@ pub fn start(
     runtime.block_on(ensure_image(
         &docker,
         plan,
-        &image_plan,
+        (&image_plan, arch.map(self::platform)),
         reporter,
         interrupt,
     ))?;
@@ -950,12 +959,13 @@ pub fn start(
     })
 }
 
-/// The image to run: an image of the user's must be in the engine; the build image is built
-/// when missing.
+/// The image to run: the build image is built when missing; a Lambda image (`--image`) is
+/// pulled from its registry when the engine lacks it, as `docker run` pulls (for `--arch`'s
+/// platform when given); a `--docker-image` must be in the engine.
 async fn ensure_image(
     docker: &Docker,
     plan: &ContainerPlan,
-    image_plan: &ImagePlan,
+    (image_plan, platform): (&ImagePlan, Option<String>),
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<()> {
@@ -963,9 +973,71 @@ async fn ensure_image(
     match &image_plan.recipe {
         Some(recipe) => Ok(image::ensure(docker, recipe, reporter, interrupt).await?),
         None if image::exists(docker, name).await? => Ok(()),
-        None if plan.shipped => Err(ContainerError::NoImage(name.to_owned())),
+        None if plan.shipped => {
+            let config_dir = plan.engine.config_dir();
+            let pulled = pull(docker, name, platform, config_dir.as_deref(), reporter);
+            pulled.await
+        }
         None => Err(DockerError::ImageMissing(name.to_owned()).into()),
     }
+}
+
+/// Pulls `name` into the engine with the docker CLI's credentials for its registry. A name
+/// without a registry is not pulled (Docker Hub's images are no Lambda images).
+async fn pull(
+    docker: &Docker,
+    name: &str,
+    platform: Option<String>,
+    config_dir: Option<&Path>,
+    reporter: &Reporter,
+) -> Result<()> {
+    let Ok(reference) = crate::image::registry::parse(name) else {
+        return Err(ContainerError::NoImage(name.to_owned()));
+    };
+    let failed = |reason: String| ContainerError::Pull {
+        image: name.to_owned(),
+        reason,
+    };
+    let registry = reference.resolve_registry().to_owned();
+    let credentials =
+        match crate::image::registry::credentials(&registry, config_dir).map_err(failed)? {
+            oci_client::secrets::RegistryAuth::Basic(username, password) => {
+                Some(bollard::auth::DockerCredentials {
+                    username: Some(username),
+                    password: Some(password),
+                    serveraddress: Some(registry),
+                    ..Default::default()
+                })
+            }
+            oci_client::secrets::RegistryAuth::Bearer(token) => {
+                Some(bollard::auth::DockerCredentials {
+                    identitytoken: Some(token),
+                    serveraddress: Some(registry),
+                    ..Default::default()
+                })
+            }
+            _ => None,
+        };
+    reporter.status(
+        "Pulling",
+        match &platform {
+            Some(platform) => format!("{name} ({platform}), not in the engine"),
+            None => format!("{name}, not in the engine"),
+        },
+    );
+    // Without a tag or digest the engine would pull every tag.
+    let mut options = bollard::query_parameters::CreateImageOptionsBuilder::new().from_image(name);
+    if reference.tag().is_none() && reference.digest().is_none() {
+        options = options.tag("latest");
+    }
+    if let Some(platform) = &platform {
+        options = options.platform(platform);
+    }
+    let mut progress = docker.create_image(Some(options.build()), None, credentials);
+    while let Some(step) = futures_util::StreamExt::next(&mut progress).await {
+        step.map_err(|e| failed(crate::image::registry::describe(&e)))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -608,16 +608,12 @@ fn invoke_and_serve_run_the_image_as_it_ships() {
         .expect("run cargo-lambda-build");
     support::assert_success(&output);
     assert_eq!(registry.tags("echo"), ["test"]);
-    // The engine takes it from the registry (plain HTTP on loopback, as Docker allows there).
-    let pull = Command::new("docker")
-        .args(["pull", name])
-        .output()
-        .unwrap();
-    assert!(
-        pull.status.success(),
-        "docker pull {name}: {}",
-        String::from_utf8_lossy(&pull.stderr)
-    );
+    // Not in the engine (`--push` does not load it; an earlier run's copy is removed): invoke
+    // pulls it from the registry (plain HTTP on loopback, as Docker allows there), as `docker
+    // run` would.
+    let _ = Command::new("docker")
+        .args(["image", "rm", "--force", name])
+        .output();
 
     let (output, _) = crate::invoke::invoke_with_pid(
         &["--docker", "--image", name, "-d", r#"{"name":"x"}"#],
@@ -630,8 +626,22 @@ fn invoke_and_serve_run_the_image_as_it_ships() {
     );
     let err = support::stderr(&output);
     assert!(
+        err.contains(&format!("Pulling {name}, not in the engine")),
+        "{err}"
+    );
+    assert!(
         err.contains(&format!("image {name} (x86_64 in a container of {name})")),
         "{err}"
+    );
+    // A name the registry does not have: the engine's reason, and what to check.
+    let missing = format!("{}/echo:missing", registry.host);
+    let (output, _) =
+        crate::invoke::invoke_with_pid(&["--docker", "--image", &missing, "-d", "{}"], b"");
+    assert_refused(
+        &output,
+        1,
+        &format!("the image `{missing}` is not in the Docker engine, and pulling it failed"),
+        "check the name and that the registry has it",
     );
 
     let args = ["--docker", "--image", name].map(std::ffi::OsStr::new);

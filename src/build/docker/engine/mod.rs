@@ -65,7 +65,7 @@ impl EngineEnv {
     }
 
     /// `DOCKER_CONFIG`, else `~/.docker`.
-    fn config_dir(&self) -> Option<PathBuf> {
+    pub fn config_dir(&self) -> Option<PathBuf> {
         self.docker_config
             .clone()
             .or_else(|| self.home.as_ref().map(|home| home.join(".docker")))
