@@ -687,11 +687,7 @@ fn invoke_response(
         outcome => outcome.clone(),
     };
     if let Outcome::Failed(failure) = &outcome {
-        reporter.warn(format!(
-            "the invocation failed with {}: {}",
-            failure.error_type,
-            failure.message.trim_end()
-        ));
+        reporter.warn(failed_line(failure));
     }
     invoke_api::answer(&record.request_id, &outcome, &buffered.data, log)
 }
@@ -737,11 +733,7 @@ impl InvokeStream {
             }
             Outcome::Streamed(_) => None,
             Outcome::Failed(failure) => {
-                reporter.warn(format!(
-                    "the invocation failed with {}: {}",
-                    failure.error_type,
-                    failure.message.trim_end()
-                ));
+                reporter.warn(failed_line(failure));
                 Some((failure.error_type.as_str(), failure.message.trim_end()))
             }
         };
@@ -805,6 +797,15 @@ fn answer(
     Ok((stream.status, Some(record)))
 }
 
+/// The warning of a failed invocation.
+fn failed_line(failure: &Failure) -> String {
+    format!(
+        "the invocation failed with {}: {}",
+        failure.error_type,
+        failure.message.trim_end()
+    )
+}
+
 /// The HTTP response for a buffered outcome, and why it is a failure response, if it is.
 fn buffered_response(
     format: EventFormat,
@@ -822,14 +823,7 @@ fn buffered_response(
                 )),
             ),
         },
-        Outcome::Failed(failure) => (
-            http::failure_response(format),
-            Some(format!(
-                "the invocation failed with {}: {}",
-                failure.error_type,
-                failure.message.trim_end()
-            )),
-        ),
+        Outcome::Failed(failure) => (http::failure_response(format), Some(failed_line(failure))),
         Outcome::Streamed(_) => (http::failure_response(format), None),
     }
 }
