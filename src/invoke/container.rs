@@ -899,7 +899,8 @@ pub fn start(
     runtime.block_on(ensure_image(
         &docker,
         plan,
-        (&image_plan, arch.map(self::platform)),
+        &image_plan,
+        arch.map(self::platform),
         reporter,
         interrupt,
     ))?;
@@ -965,7 +966,8 @@ pub fn start(
 async fn ensure_image(
     docker: &Docker,
     plan: &ContainerPlan,
-    (image_plan, platform): (&ImagePlan, Option<String>),
+    image_plan: &ImagePlan,
+    platform: Option<String>,
     reporter: &Reporter,
     interrupt: &Interrupt,
 ) -> Result<()> {
@@ -975,8 +977,7 @@ async fn ensure_image(
         None if image::exists(docker, name).await? => Ok(()),
         None if plan.shipped => {
             let config_dir = plan.engine.config_dir();
-            let pulled = pull(docker, name, platform, config_dir.as_deref(), reporter);
-            pulled.await
+            pull(docker, name, platform, config_dir.as_deref(), reporter).await
         }
         None => Err(DockerError::ImageMissing(name.to_owned()).into()),
     }

@@ -47,9 +47,7 @@ impl Caller {
     /// Invoke API checks it: a JSON object, at most its limit once base64.
     pub fn with_client_context(json: &str) -> Result<Caller, String> {
         let context = compact_object(json.as_bytes())?;
-        let encoded = base64::engine::general_purpose::STANDARD
-            .encode(&context)
-            .len();
+        let encoded = base64::encoded_len(context.len(), true).unwrap_or(usize::MAX);
         if encoded > MAX_CLIENT_CONTEXT_BYTES {
             return Err(format!(
                 "it is {encoded} bytes in base64, and Lambda takes at most \
